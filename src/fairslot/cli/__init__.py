@@ -1,0 +1,1 @@
+"""The ``fairslot`` command line: one module per command group."""
