@@ -49,6 +49,35 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     """CIDRs of reverse proxies whose X-Forwarded-For is believed."""
 
+    # Request guard (see docs/guard.md). Limits are "N/period" strings of the `limits`
+    # library; `guard_limits` overrides the built-in table per route group and key, e.g.
+    # FAIRSLOT_GUARD_LIMITS='{"booking": {"ip": "30/minute"}}'.
+    guard_limits: dict[str, dict[str, str]] = Field(default_factory=dict)
+    guard_default_level: Literal["normal", "elevated", "under_attack"] = "normal"
+    guard_redis_prefix: str = "fairslot:guard:"
+    guard_redis_retry_seconds: float = Field(2.0, gt=0)
+    """First back-off before Redis is tried again after a failure; doubles up to 60 s."""
+    guard_token_min_age_seconds: float = Field(1.5, ge=0)
+    guard_token_ttl_seconds: int = Field(600, ge=10)
+    guard_challenge_ttl_seconds: int = Field(120, ge=10)
+    guard_pow_base_maxnumber: int = Field(50_000, ge=1_000)
+    guard_pow_max_maxnumber: int = Field(2_000_000, ge=1_000)
+    guard_device_cookie_secure: bool = True
+    guard_device_header: str = "X-Device-Id"
+    guard_device_accounts_risky: int = Field(3, ge=1)
+    """A device that has signed in to more distinct accounts than this counts as risky."""
+    guard_shed_browsing_at: int = Field(200, ge=1)
+    guard_shed_other_at: int = Field(400, ge=1)
+    guard_shed_critical_at: int = Field(800, ge=1)
+    """In-flight requests per worker at which browsing, then search/login/registration,
+    then booking/entering/payment are refused with 503."""
+    guard_exclusive_seconds: float = Field(15.0, gt=0)
+    """Longest time one account's in-flight booking holds its slot if never released."""
+    guard_allow_event_every: int = Field(100, ge=1)
+    """Allow decisions are aggregated: one event stands for this many allows."""
+    guard_deny_cache_seconds: float = Field(1.0, ge=0)
+    """A worker refuses a key it saw over its limit for this long without asking Redis."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     scheduler: bool = True
     """Run the in-process scheduler (payment expiry, no-shows, draws) inside ``serve``."""
