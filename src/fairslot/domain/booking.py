@@ -1,0 +1,145 @@
+"""The booking state machine.
+
+held (awaiting payment until a deadline) → paid → checked in | no-show; a held booking can be
+cancelled or expire, a paid one cancelled with a refund. A booking's patient never changes:
+there is no transition that hands a booking to someone else, and the attribute refuses it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from typing import Any
+
+from fairslot.domain.errors import Conflict, InvalidInput
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "Booking",
+    "BookingStatus",
+    "Channel",
+    "IllegalTransition",
+    "PatientImmutable",
+]
+
+
+class BookingStatus(enum.StrEnum):
+    HELD = "held"
+    PAID = "paid"
+    CHECKED_IN = "checked_in"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+
+
+# Statuses that occupy the slot. A no-show still used up the slot: it was not free to others.
+ACTIVE_STATUSES = frozenset(
+    {BookingStatus.HELD, BookingStatus.PAID, BookingStatus.CHECKED_IN, BookingStatus.NO_SHOW}
+)
+
+
+class Channel(enum.StrEnum):
+    WEB = "web"
+    APP = "app"
+    WINDOW = "window"
+    DRAW = "draw"
+    WAITLIST = "waitlist"
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+
+class PatientImmutable(Conflict):
+    code = "patient_immutable"
+
+
+@dataclasses.dataclass(eq=False)
+class Booking:
+    session_id: int
+    slot_id: int
+    patient_id: int
+    account_id: int
+    fee_cents: int
+    created_at: dt.datetime
+    pay_by: dt.datetime
+    channel: Channel = Channel.WEB
+    status: BookingStatus = BookingStatus.HELD
+    paid_at: dt.datetime | None = None
+    payer_account: str | None = None
+    cancelled_at: dt.datetime | None = None
+    checked_in_at: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
+    late_cancel: bool = False
+    id: int | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "patient_id" and self.__dict__.get("patient_id", value) != value:
+            raise PatientImmutable("a booking's patient can never change")
+        object.__setattr__(self, name, value)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    def _require(self, *allowed: BookingStatus, action: str) -> None:
+        if self.status not in allowed:
+            raise IllegalTransition(f"a {self.status.value} booking cannot be {action}")
+
+    def pay(self, now: dt.datetime, payer_account: str) -> None:
+        self._require(BookingStatus.HELD, action="paid")
+        if now > self.pay_by:
+            raise IllegalTransition("the payment deadline has passed",
+                                    code="payment_deadline_passed")
+        if not payer_account:
+            raise InvalidInput("a payer account is needed", code="invalid_payer")
+        self.status = BookingStatus.PAID
+        self.paid_at = now
+        self.payer_account = payer_account
+
+    def expire(self, now: dt.datetime) -> None:
+        self._require(BookingStatus.HELD, action="expired")
+        if now <= self.pay_by:
+            raise IllegalTransition("the payment deadline has not passed yet")
+        self.status = BookingStatus.EXPIRED
+        self.closed_at = now
+
+    def cancel(self, now: dt.datetime, session_starts_at: dt.datetime,
+               cutoff: dt.timedelta, *, by_staff: bool = False) -> None:
+        """Cancel by the patient (until ``cutoff`` before the session) or by staff (any time
+        before the session). A paid booking is refunded."""
+        self._require(BookingStatus.HELD, BookingStatus.PAID, action="cancelled")
+        if now >= session_starts_at:
+            raise IllegalTransition("the session has started", code="session_started")
+        late = now > session_starts_at - cutoff
+        if late and not by_staff:
+            raise IllegalTransition(
+                "too late to cancel online; please ask at the registration desk",
+                code="cancel_cutoff_passed",
+            )
+        self.late_cancel = late
+        self.cancelled_at = now
+        self.closed_at = now
+        self.status = (
+            BookingStatus.REFUNDED if self.status is BookingStatus.PAID else BookingStatus.CANCELLED
+        )
+
+    def check_in(self, now: dt.datetime, session_starts_at: dt.datetime,
+                 session_ends_at: dt.datetime) -> None:
+        self._require(BookingStatus.PAID, action="checked in")
+        if now < session_starts_at - dt.timedelta(hours=2):
+            raise IllegalTransition("check-in opens two hours before the session",
+                                    code="check_in_not_open")
+        if now > session_ends_at:
+            raise IllegalTransition("the session is over", code="session_over")
+        self.status = BookingStatus.CHECKED_IN
+        self.checked_in_at = now
+
+    def mark_no_show(self, now: dt.datetime, session_ends_at: dt.datetime,
+                     grace: dt.timedelta) -> None:
+        self._require(BookingStatus.PAID, action="marked as a no-show")
+        if now < session_ends_at + grace:
+            raise IllegalTransition("the session is not over yet")
+        self.status = BookingStatus.NO_SHOW
+        self.closed_at = now

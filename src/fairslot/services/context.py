@@ -1,0 +1,22 @@
+"""What the server knows about the request behind an action (never what the client claims)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fairslot.domain.booking import Channel
+
+__all__ = ["RequestContext"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequestContext:
+    ip: str | None = None
+    device_id: str | None = None
+    channel: Channel = Channel.WEB
+
+    def event_fields(self) -> dict[str, str | None]:
+        return {"ip": self.ip, "device_id": self.device_id}
+
+
+SYSTEM = RequestContext(channel=Channel.WEB)

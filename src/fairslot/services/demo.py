@@ -1,0 +1,170 @@
+"""The demo hospital: 8 departments, 30 doctors (some hot), a month of sessions around today,
+known residents, patient accounts with families, staff of every role, and a fortnight of
+history (bookings, payments, cancellations, check-ins, no-shows) made through the real
+services on a moving clock. Seeding twice changes nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import random
+
+from fairslot.bootstrap import Platform
+from fairslot.clock import FixedClock
+from fairslot.domain.accounts import Account, Role
+from fairslot.domain.errors import FairslotError
+from fairslot.domain.residents import make_name, make_phone, make_residents
+from fairslot.domain.schedule import Period, ReleasePolicy
+from fairslot.services import accounts, booking, catalog
+from fairslot.services.context import RequestContext
+
+__all__ = ["DEMO_HOSPITAL", "DEMO_USERS", "SeedReport", "seed_demo"]
+
+DEMO_HOSPITAL = "DEMO"
+DEMO_USERS = {
+    "demo-patient": Role.PATIENT,
+    "demo-desk": Role.REGISTRATION,
+    "demo-operator": Role.OPERATOR,
+    "demo-investigator": Role.INVESTIGATOR,
+    "demo-admin": Role.ADMIN,
+}
+DEPARTMENTS = [
+    ("CARD", "心血管内科 Cardiology"), ("ONC", "肿瘤科 Oncology"),
+    ("NEUR", "神经内科 Neurology"), ("PED", "儿科 Paediatrics"),
+    ("ORTH", "骨科 Orthopaedics"), ("DERM", "皮肤科 Dermatology"),
+    ("OPH", "眼科 Ophthalmology"), ("ENDO", "内分泌科 Endocrinology"),
+]
+TITLES = ["主任医师 Chief physician", "副主任医师 Associate chief physician",
+          "主治医师 Attending physician"]
+
+
+@dataclasses.dataclass
+class SeedReport:
+    created: bool
+    hospital_id: int
+    sessions: int = 0
+    bookings: int = 0
+
+
+def seed_demo(platform: Platform, passwords: dict[str, str], *, seed: int = 2026) -> SeedReport:
+    with platform.uow() as uow:
+        existing = uow.schedule.hospital_by_code(DEMO_HOSPITAL)
+    if existing is not None:
+        return SeedReport(created=False, hospital_id=existing.id or 0)
+    rng = random.Random(seed)
+    now = platform.clock.now()
+    today = now.astimezone(platform.settings.zone).date()
+    start = today - dt.timedelta(days=14)
+    # History is made on a clock that starts a fortnight and a half back and moves forward.
+    clock = FixedClock(dt.datetime.combine(start - dt.timedelta(days=15), dt.time(7, 0),
+                                           platform.settings.zone))
+    past = dataclasses.replace(platform, clock=clock)
+
+    hospital = catalog.create_hospital(past, DEMO_HOSPITAL, "示范医院 fairslot Demo Hospital")
+    report = SeedReport(created=True, hospital_id=hospital.id or 0)
+    doctors = []
+    for code, name in DEPARTMENTS:
+        department = catalog.create_department(past, hospital.id or 0, code, name)
+        for i in range(4 if code in ("CARD", "ONC", "NEUR", "PED", "ORTH", "DERM") else 3):
+            hot = i == 0
+            doctor = catalog.create_doctor(
+                past, department.id or 0, make_name(rng), TITLES[min(i, 2)],
+                f"{name.split()[-1]} clinic", hot=hot,
+                release_policy=ReleasePolicy.FCFS)
+            doctors.append(doctor)
+    dates = [start + dt.timedelta(days=d) for d in range(29)]
+    for doctor in doctors:
+        capacity = 10 if doctor.hot else rng.choice((15, 20, 25, 30))
+        fee = 10000 if doctor.title.startswith("主任") else rng.choice((2500, 5000))
+        report.sessions += len(catalog.schedule_sessions(
+            past, doctor.id or 0, dates, [Period.MORNING, Period.AFTERNOON], capacity, fee))
+
+    residents = make_residents(rng, 240)
+    with past.uow() as uow:
+        for identity in residents:
+            past.verifier.register(uow, identity)
+        uow.commit()
+
+    staff: dict[str, Account] = {}
+    for username, role in DEMO_USERS.items():
+        staff[username] = accounts.create_user(past, username, passwords[username], role,
+                                               make_phone(rng))
+    families: list[tuple[Account, list[int]]] = []
+    demo_patient = staff["demo-patient"]
+    people = iter(residents)
+    for n in range(60):
+        account = demo_patient if n == 0 else accounts.create_user(
+            past, f"patient{n:03d}", passwords["demo-patient"], Role.PATIENT, make_phone(rng))
+        members = []
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            identity = next(people)
+            patient = accounts.add_patient(past, account, identity.id_number, identity.name,
+                                           make_phone(rng), RequestContext(ip=_ip(rng)))
+            members.append(patient.id or 0)
+        families.append((account, members))
+
+    report.bookings = _history(past, clock, families, staff["demo-desk"], rng, start, today)
+    return report
+
+
+def _ip(rng: random.Random) -> str:
+    return f"{rng.choice((36, 58, 106, 113, 180, 223))}.{rng.randint(0, 255)}." \
+           f"{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+
+
+def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account, list[int]]],
+             desk: Account, rng: random.Random, start: dt.date, today: dt.date) -> int:
+    """A day at a time: patients book sessions released that morning, most pay, some cancel;
+    on the session's day most check in at the desk and the rest become no-shows."""
+    zone = platform.settings.zone
+    made = 0
+    booked: list[tuple[int, str, str]] = []  # booking id, id number, name
+    day = start - dt.timedelta(days=14)
+    while day <= today:
+        clock.set(dt.datetime.combine(day, dt.time(8, 5), zone))
+        with platform.uow() as uow:
+            released = uow.schedule.released_between(clock.now() - dt.timedelta(hours=1),
+                                                     clock.now())
+        for account, members in families:
+            if not released or rng.random() < 0.55:
+                continue
+            session_id = rng.choice(released)
+            patient_id = rng.choice(members)
+            ctx = RequestContext(ip=_ip(rng), device_id=f"dev-{account.id}")
+            try:
+                view = booking.book(platform, account, patient_id, session_id, ctx)
+            except FairslotError:
+                continue
+            made += 1
+            clock.advance(rng.randint(30, 400))
+            roll = rng.random()
+            if roll < 0.08:
+                continue  # left unpaid: expires at the deadline
+            booking.pay(platform, account, view.booking.id or 0,
+                        rng.choice(("alipay:", "wechat:")) + f"u{account.id:04d}", ctx)
+            if roll < 0.16:
+                booking.cancel(platform, account, view.booking.id or 0, ctx)
+            else:
+                booked.append((view.booking.id or 0, view.patient.id_number, view.patient.name))
+        booking.expire_overdue(platform)
+        # The day's sessions: patients arrive at the desk.
+        clock.set(dt.datetime.combine(day, dt.time(9, 0), zone))
+        for booking_id, id_number, name in list(booked):
+            with platform.uow() as uow:
+                b = uow.bookings.get(booking_id)
+                s = uow.schedule.session(b.session_id) if b else None
+            if b is None or s is None or s.date != day:
+                continue
+            booked.remove((booking_id, id_number, name))
+            if rng.random() < 0.85 and day < today:
+                clock.set(max(clock.now(), s.starts_at - dt.timedelta(minutes=20)))
+                with contextlib.suppress(FairslotError):
+                    booking.check_in(platform, desk, booking_id, id_number, name,
+                                     RequestContext(ip="10.0.0.10"))
+        clock.set(dt.datetime.combine(day, dt.time(23, 0), zone))
+        if day < today:
+            booking.record_no_shows(platform)
+        day += dt.timedelta(days=1)
+    return made
+

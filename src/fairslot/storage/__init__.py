@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables and mapping, repositories, the unit of work, migrations."""

@@ -1,0 +1,185 @@
+"""Table definitions. The database itself enforces the invariants that matter most:
+
+- a slot is held by at most one active booking (a partial unique index);
+- a patient has at most one active booking per session (another partial unique index);
+- a booking's patient never changes and events are never edited (triggers);
+- each identity is registered once (a unique blind index)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from fairslot.domain.accounts import Role
+from fairslot.domain.booking import ACTIVE_STATUSES, BookingStatus, Channel
+from fairslot.domain.schedule import Period, ReleasePolicy, SessionStatus
+from fairslot.storage.types import EncryptedText, StrEnum, UTCDateTime
+
+__all__ = ["metadata"]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_ACTIVE = "status IN (" + ", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATUSES)) + ")"
+
+hospitals = sa.Table(
+    "hospitals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+)
+
+departments = sa.Table(
+    "departments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("hospital_id", sa.ForeignKey("hospitals.id"), nullable=False),
+    sa.Column("code", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.UniqueConstraint("hospital_id", "code"),
+)
+
+doctors = sa.Table(
+    "doctors", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("department_id", sa.ForeignKey("departments.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("title", sa.String(100), nullable=False),
+    sa.Column("specialty", sa.String(200), nullable=False),
+    sa.Column("release_policy", StrEnum(ReleasePolicy), nullable=False),
+    sa.Column("hot", sa.Boolean, nullable=False, default=False),
+)
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("doctor_id", sa.ForeignKey("doctors.id"), nullable=False),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("period", StrEnum(Period), nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime, nullable=False),
+    sa.Column("capacity", sa.Integer, nullable=False),
+    sa.Column("fee_cents", sa.Integer, nullable=False),
+    sa.Column("release_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("release_policy", StrEnum(ReleasePolicy), nullable=False),
+    sa.Column("status", StrEnum(SessionStatus), nullable=False),
+    sa.UniqueConstraint("doctor_id", "date", "period"),
+    sa.CheckConstraint("capacity > 0", name="capacity_positive"),
+)
+
+slots = sa.Table(
+    "slots", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("session_id", sa.ForeignKey("sessions.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    # Whether an active booking (or a waitlist offer) holds it; kept by the booking service and
+    # locked with SELECT ... FOR UPDATE SKIP LOCKED, backed by the unique index on bookings.
+    sa.Column("taken", sa.Boolean, nullable=False, default=False),
+    # A freed slot under the draw policy re-opens to everyone only from this moment.
+    sa.Column("open_from", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("session_id", "number"),
+)
+
+accounts = sa.Table(
+    "accounts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", StrEnum(Role), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("phone", EncryptedText("accounts.phone"), nullable=True),
+    sa.Column("phone_index", sa.String(40), nullable=True, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+)
+
+patients = sa.Table(
+    "patients", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id_number", EncryptedText("patients.id_number"), nullable=False),
+    sa.Column("id_number_index", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", EncryptedText("patients.name"), nullable=False),
+    sa.Column("phone", EncryptedText("patients.phone"), nullable=True),
+    sa.Column("phone_index", sa.String(40), nullable=True, index=True),
+    sa.Column("verified_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+account_patients = sa.Table(
+    "account_patients", metadata,
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("patient_id", sa.ForeignKey("patients.id"), primary_key=True, index=True),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+)
+
+# The registry of known residents behind the real-name check: only keyed hashes, no clear PII.
+residents = sa.Table(
+    "residents", metadata,
+    sa.Column("id_number_index", sa.String(40), primary_key=True),
+    sa.Column("name_check", sa.String(40), nullable=False),
+)
+
+bookings = sa.Table(
+    "bookings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("session_id", sa.ForeignKey("sessions.id"), nullable=False, index=True),
+    sa.Column("slot_id", sa.ForeignKey("slots.id"), nullable=False),
+    sa.Column("patient_id", sa.ForeignKey("patients.id"), nullable=False, index=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("fee_cents", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("pay_by", UTCDateTime, nullable=False),
+    sa.Column("channel", StrEnum(Channel), nullable=False),
+    sa.Column("status", StrEnum(BookingStatus), nullable=False, index=True),
+    sa.Column("paid_at", UTCDateTime, nullable=True),
+    sa.Column("payer_account", EncryptedText("bookings.payer_account"), nullable=True),
+    sa.Column("cancelled_at", UTCDateTime, nullable=True),
+    sa.Column("checked_in_at", UTCDateTime, nullable=True),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Column("late_cancel", sa.Boolean, nullable=False, default=False),
+    sa.Index("uq_bookings_active_slot", "slot_id", unique=True,
+             sqlite_where=sa.text(_ACTIVE), postgresql_where=sa.text(_ACTIVE)),
+    sa.Index("uq_bookings_active_patient_session", "patient_id", "session_id", unique=True,
+             sqlite_where=sa.text(_ACTIVE), postgresql_where=sa.text(_ACTIVE)),
+)
+
+payments = sa.Table(
+    "payments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("booking_id", sa.ForeignKey("bookings.id"), nullable=False, index=True),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("provider_ref", sa.String(64), nullable=False, unique=True),
+    sa.Column("payer_account", EncryptedText("payments.payer_account"), nullable=False),
+    sa.Column("payer_index", sa.String(40), nullable=False, index=True),
+    sa.Column("amount_cents", sa.Integer, nullable=False),
+    sa.Column("paid_at", UTCDateTime, nullable=False),
+    sa.Column("refunded_at", UTCDateTime, nullable=True),
+)
+
+# Append-only log of what happened; monitoring, investigation and exports read it.
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("kind", sa.String(40), nullable=False, index=True),
+    sa.Column("account_id", sa.Integer, nullable=True, index=True),
+    sa.Column("patient_id", sa.Integer, nullable=True),
+    sa.Column("session_id", sa.Integer, nullable=True),
+    sa.Column("booking_id", sa.Integer, nullable=True),
+    sa.Column("ip", sa.String(45), nullable=True),
+    sa.Column("device_id", sa.String(64), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
+
+auth_tokens = sa.Table(
+    "auth_tokens", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)

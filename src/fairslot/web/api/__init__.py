@@ -1,0 +1,1 @@
+"""The versioned JSON API, mounted under /api/v1."""

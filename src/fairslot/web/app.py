@@ -1,0 +1,80 @@
+"""The FastAPI application: API under /api/v1, pages, health checks, problem+json errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import limits
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from fairslot import __version__
+from fairslot.bootstrap import Platform, bootstrap
+from fairslot.guard.client_ip import parse_networks
+from fairslot.web.api import me, public, staff
+from fairslot.web.problems import Problem, install_problem_handlers
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("fairslot.web")
+
+
+def _login_limiter(platform: Platform) -> limits.strategies.RateLimiter:
+    uri = platform.settings.redis_url or "memory://"
+    return MovingWindowRateLimiter(storage_from_string(uri))
+
+
+def create_app(platform: Platform | None = None) -> FastAPI:
+    platform = platform or bootstrap()
+    app = FastAPI(
+        title="fairslot",
+        version=__version__,
+        description="Fair release of scarce hospital appointments. Errors are "
+        "application/problem+json with a stable `code`.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.platform = platform
+    app.state.trusted_networks = parse_networks(platform.settings.trusted_proxies)
+    app.state.login_limiter = _login_limiter(platform)
+    install_problem_handlers(app)
+    for router in (public.router, me.router, staff.router):
+        app.include_router(router, prefix="/api/v1")
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": Problem}})
+    def readyz() -> Any:
+        """The process can serve: the database answers (and Redis, when configured)."""
+        checks: dict[str, str] = {}
+        ok = True
+        try:
+            with platform.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except sa.exc.SQLAlchemyError:
+            checks["database"] = "down"
+            ok = False
+        body = {"status": "ok" if ok else "unavailable", "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    # Problem is referenced by every error response; make sure the schema is registered.
+    app.openapi_schema = None
+    _original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = _original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault("Problem", Problem.model_json_schema())
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,211 @@
+"""Request and response bodies of the JSON API. PII leaves only masked."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fairslot.domain.accounts import Account, Patient, Role
+from fairslot.domain.booking import BookingStatus, Channel
+from fairslot.domain.identity import mask_id_number, mask_name, mask_phone
+from fairslot.domain.schedule import Department, Doctor, Hospital, Period, ReleasePolicy
+from fairslot.services.booking import BookingView
+from fairslot.services.catalog import SessionView
+
+__all__ = [
+    "AccountOut", "BookingIn", "BookingOut", "CheckInIn", "Credentials", "DepartmentIn",
+    "DepartmentOut", "DoctorIn", "DoctorOut", "HospitalOut", "OnSiteBookingIn", "PatientIn",
+    "PatientOut", "PaymentIn", "RegisterIn", "ScheduleIn", "SessionOut", "TokenOut", "UserIn",
+]
+
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def yuan(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+class Credentials(Strict):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class RegisterIn(Credentials):
+    phone: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class UserIn(RegisterIn):
+    role: Role
+
+
+class TokenOut(BaseModel):
+    token: str
+    token_type: str = "bearer"  # noqa: S105 (the OAuth token type, not a secret)
+    role: Role
+
+
+class AccountOut(BaseModel):
+    id: int
+    username: str
+    role: Role
+    phone: str | None
+
+    @classmethod
+    def of(cls, account: Account) -> AccountOut:
+        return cls(id=account.id or 0, username=account.username, role=account.role,
+                   phone=mask_phone(account.phone) if account.phone else None)
+
+
+class PatientIn(Strict):
+    id_number: Annotated[str, Field(min_length=1, max_length=32)]
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    phone: Annotated[str | None, Field(max_length=32)] = None
+
+
+class PatientOut(BaseModel):
+    id: int
+    id_number: str
+    name: str
+    phone: str | None
+
+    @classmethod
+    def of(cls, patient: Patient) -> PatientOut:
+        return cls(id=patient.id or 0, id_number=mask_id_number(patient.id_number),
+                   name=mask_name(patient.name),
+                   phone=mask_phone(patient.phone) if patient.phone else None)
+
+
+class HospitalOut(BaseModel):
+    id: int
+    code: str
+    name: str
+
+    @classmethod
+    def of(cls, h: Hospital) -> HospitalOut:
+        return cls(id=h.id or 0, code=h.code, name=h.name)
+
+
+class DepartmentIn(Strict):
+    hospital_id: Id
+    code: Annotated[str, Field(min_length=1, max_length=32)]
+    name: Text
+
+
+class DepartmentOut(BaseModel):
+    id: int
+    hospital_id: int
+    code: str
+    name: str
+
+    @classmethod
+    def of(cls, d: Department) -> DepartmentOut:
+        return cls(id=d.id or 0, hospital_id=d.hospital_id, code=d.code, name=d.name)
+
+
+class DoctorIn(Strict):
+    department_id: Id
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    title: Annotated[str, Field(min_length=1, max_length=100)]
+    specialty: Annotated[str, Field(max_length=200)] = ""
+    release_policy: ReleasePolicy = ReleasePolicy.FCFS
+    hot: bool = False
+
+
+class DoctorOut(BaseModel):
+    id: int
+    department_id: int
+    name: str
+    title: str
+    specialty: str
+    release_policy: ReleasePolicy
+    hot: bool
+
+    @classmethod
+    def of(cls, d: Doctor) -> DoctorOut:
+        return cls(id=d.id or 0, department_id=d.department_id, name=d.name, title=d.title,
+                   specialty=d.specialty, release_policy=d.release_policy, hot=d.hot)
+
+
+class ScheduleIn(Strict):
+    doctor_id: Id
+    dates: Annotated[list[dt.date], Field(min_length=1, max_length=62)]
+    periods: Annotated[list[Period], Field(min_length=1, max_length=2)]
+    capacity: Annotated[int, Field(ge=1, le=200)]
+    fee_cents: Annotated[int, Field(ge=0, le=1_000_000)]
+    release_days_before: Annotated[int, Field(ge=0, le=90)] = 14
+    release_policy: ReleasePolicy | None = None
+
+
+class SessionOut(BaseModel):
+    id: int
+    doctor_id: int
+    doctor_name: str
+    date: dt.date
+    period: Period
+    starts_at: dt.datetime
+    capacity: int
+    fee: str
+    release_at: dt.datetime
+    release_policy: ReleasePolicy
+    released: bool
+    free: int
+
+    @classmethod
+    def of(cls, v: SessionView) -> SessionOut:
+        s = v.session
+        return cls(id=s.id or 0, doctor_id=s.doctor_id, doctor_name=v.doctor.name, date=s.date,
+                   period=s.period, starts_at=s.starts_at, capacity=s.capacity,
+                   fee=yuan(s.fee_cents), release_at=s.release_at,
+                   release_policy=s.release_policy, released=v.released, free=v.free)
+
+
+class BookingIn(Strict):
+    session_id: Id
+    patient_id: Id
+
+
+class PaymentIn(Strict):
+    payer_account: Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class CheckInIn(Strict):
+    booking_id: Id
+    id_number: Annotated[str, Field(min_length=1, max_length=32)]
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+
+
+class OnSiteBookingIn(Strict):
+    session_id: Id
+    id_number: Annotated[str, Field(min_length=1, max_length=32)]
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    payer_account: Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class BookingOut(BaseModel):
+    id: int
+    session_id: int
+    slot_number: int
+    slot_starts_at: dt.datetime | None = None
+    patient: PatientOut
+    status: BookingStatus
+    channel: Channel
+    fee: str
+    created_at: dt.datetime
+    pay_by: dt.datetime
+    paid_at: dt.datetime | None
+    session_starts_at: dt.datetime
+
+    @classmethod
+    def of(cls, v: BookingView) -> BookingOut:
+        b = v.booking
+        return cls(id=b.id or 0, session_id=b.session_id, slot_number=v.slot_number,
+                   patient=PatientOut.of(v.patient), status=b.status, channel=b.channel,
+                   fee=yuan(b.fee_cents), created_at=b.created_at, pay_by=b.pay_by,
+                   paid_at=b.paid_at, session_starts_at=v.session.starts_at)
