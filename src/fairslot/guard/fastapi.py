@@ -1,0 +1,209 @@
+"""FastAPI/Starlette integration: the middleware, the ``guarded`` dependency, problem+json.
+
+``install(app, guard)`` puts the guard on ``app.state.guard`` and adds ``GuardMiddleware``,
+which for every HTTP request resolves the client address (``request.state.client_ip``),
+reads or issues the device cookie (``request.state.device_id``), and counts the request
+in flight for the load shedder. Routes then take ``Depends(guarded(group, ...))`` and call
+``await gate.check(account_id=..., patient_id=..., payer=..., target=...)`` once they know
+who is asking; see docs/guard.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from starlette.requests import Request, cookie_parser
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fairslot.domain.errors import FairslotError
+from fairslot.guard.device import COOKIE_NAME
+from fairslot.guard.policy import RouteGroup
+from fairslot.guard.service import Guard, GuardPass
+
+__all__ = [
+    "GuardGate",
+    "GuardMiddleware",
+    "guarded",
+    "install",
+    "problem_handler",
+    "problem_response",
+]
+
+_log = logging.getLogger("fairslot.guard")
+
+
+class GuardMiddleware:
+    """Pure ASGI middleware (no per-request task or body wrapping, so it costs little)."""
+
+    def __init__(self, app: ASGIApp, guard: Guard) -> None:
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        guard = self.guard
+        forwarded: list[str] = []
+        cookie_header = ""
+        device_header: str | None = None
+        wanted = guard.device_header.encode("latin-1")
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+            elif name == b"cookie":
+                cookie_header = f"{cookie_header}; {value.decode('latin-1')}"
+            elif name == wanted:
+                device_header = value.decode("latin-1")
+        client = scope.get("client")
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["client_ip"] = guard.client_ip(client[0] if client else None, forwarded)
+
+        device_id = guard.devices.from_cookie(
+            cookie_parser(cookie_header).get(COOKIE_NAME) if cookie_header else None
+        )
+        set_cookie: str | None = None
+        claimed = False
+        if device_id is None:
+            device_id = guard.devices.from_header(device_header)
+            claimed = device_id is not None
+        new = device_id is None
+        if device_id is None:
+            device_id, set_cookie = guard.devices.new()
+        state["device_id"] = device_id
+        state["device_new"] = new
+        state["device_claimed"] = claimed
+
+        send_wrapped = send
+        if set_cookie is not None:
+            cookie_bytes = set_cookie.encode("latin-1")
+
+            async def send_with_cookie(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = list(message.get("headers", []))
+                    headers.append((b"set-cookie", cookie_bytes))
+                    message["headers"] = headers
+                await send(message)
+
+            send_wrapped = send_with_cookie
+
+        shedder = guard.shedder
+        shedder.enter()
+        try:
+            await self.app(scope, receive, send_wrapped)
+        finally:
+            shedder.leave()
+
+
+class GuardGate:
+    """What a guarded route receives: call ``check`` once with the keys it knows."""
+
+    def __init__(self, guard: Guard, request: Request, group: RouteGroup,
+                 need_token: str | None, exclusive: bool, stack: AsyncExitStack) -> None:
+        self.guard = guard
+        self.request = request
+        self.group = group
+        self.need_token = need_token
+        self.exclusive = exclusive
+        self._stack = stack
+        self.passed: GuardPass | None = None
+
+    async def check(
+        self,
+        *,
+        account_id: str | None = None,
+        patient_id: str | None = None,
+        payer: str | None = None,
+        target: str | None = None,
+        token: str | None = None,
+        pow_payload: str | None = None,
+        risk: int = 0,
+    ) -> GuardPass:
+        """Run the guard for this request; raises a ``FairslotError`` subclass to refuse.
+        With ``exclusive`` the account's one-at-a-time slot is held until the response."""
+        passed = await self.guard.check(
+            self.request,
+            self.group,
+            account_id=account_id,
+            patient_id=patient_id,
+            payer=payer,
+            need_token=self.need_token,
+            target=target,
+            token=token,
+            pow_payload=pow_payload,
+            risk=risk,
+        )
+        if self.exclusive and account_id:
+            await self._stack.enter_async_context(
+                self.guard.exclusive(
+                    account_id, self.group, client_ip=passed.client_ip,
+                    device_id=getattr(self.request.state, "device_id", None),
+                )
+            )
+        self.passed = passed
+        return passed
+
+
+def guarded(
+    group: RouteGroup | str,
+    *,
+    need_token: str | None = None,
+    exclusive: bool = False,
+    auto: bool = False,
+) -> Callable[[Request], AsyncIterator[GuardGate]]:
+    """A dependency for a route in ``group``.
+
+    ``need_token``: the action name whose single-use token the request must carry.
+    ``exclusive``: one request of this group in flight per account (booking).
+    ``auto``: check at once with the request's IP and device only (pages and searches that
+    have no account); otherwise the route calls ``await gate.check(...)`` itself.
+    """
+    group = RouteGroup(group)
+
+    async def dependency(request: Request) -> AsyncIterator[GuardGate]:
+        guard: Guard = request.app.state.guard
+        async with AsyncExitStack() as stack:
+            gate = GuardGate(guard, request, group, need_token, exclusive, stack)
+            if auto:
+                await gate.check()
+            yield gate
+            if gate.passed is None:
+                # A programming error, not a client's: the route skipped its guard.
+                _log.error("guarded route %s returned without gate.check()", request.url.path)
+
+    return dependency
+
+
+def problem_response(exc: FairslotError) -> JSONResponse:
+    """RFC 9457 problem+json for a platform error, with the guard's headers if any."""
+    body: dict[str, Any] = {
+        "type": f"/problems/{exc.code}",
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+        "code": exc.code,
+        **exc.extra,
+    }
+    headers: dict[str, str] = dict(getattr(exc, "headers", None) or {})
+    return JSONResponse(body, status_code=exc.status, headers=headers,
+                        media_type="application/problem+json")
+
+
+async def problem_handler(request: Request, exc: Exception) -> Response:
+    """Exception handler for apps without their own; the core app has one that must copy
+    ``exc.headers`` the same way."""
+    assert isinstance(exc, FairslotError)
+    return problem_response(exc)
+
+
+def install(app: Any, guard: Guard, *, handle_errors: bool = False) -> None:
+    """Attach ``guard`` to a FastAPI/Starlette app. ``handle_errors`` also registers
+    ``problem_handler`` for ``FairslotError`` (test and bench apps)."""
+    app.state.guard = guard
+    app.add_middleware(GuardMiddleware, guard=guard)
+    if handle_errors:
+        app.add_exception_handler(FairslotError, problem_handler)

@@ -1,0 +1,324 @@
+"""Where the guard keeps its counters and short-lived state: Redis, or this process.
+
+Two implementations of the same small set of operations (rate-limit hits, spend-once sets,
+per-device account sets, one-at-a-time slots, guard levels): one on Redis, shared by all
+workers; one in process memory, for the embedded deployment and as the fallback when Redis
+is unreachable. ``SharedState`` chooses between them per call. On a Redis error it logs one
+warning, answers from memory, and tries Redis again after a back-off (doubling from
+``guard_redis_retry_seconds`` up to a minute); on the first success it logs the recovery.
+Memory state is not copied back to Redis: while Redis is down each worker counts alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import limits
+import limits.aio.storage
+import limits.aio.strategies
+import limits.storage
+import limits.strategies
+import redis.asyncio
+import redis.exceptions
+
+__all__ = ["MemoryState", "SharedState", "WindowHit"]
+
+_log = logging.getLogger("fairslot.guard")
+
+T = TypeVar("T")
+
+_MAX_BACKOFF = 60.0
+
+# Compare-and-delete: a slot is released only by the request that holds it, so a request
+# that outlived its slot's expiry cannot free a later request's slot.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class WindowHit:
+    """The answer to one rate-limit hit: allowed or not, and the window for headers."""
+
+    __slots__ = ("allowed", "remaining", "reset_at")
+
+    def __init__(self, allowed: bool, remaining: int = 0, reset_at: float = 0.0) -> None:
+        self.allowed = allowed
+        self.remaining = remaining
+        self.reset_at = reset_at
+
+
+class MemoryState:
+    """Per-process state. Expired entries are dropped lazily and by a periodic sweep."""
+
+    def __init__(self) -> None:
+        self._limits_storage = limits.storage.MemoryStorage()
+        self._limiter = limits.strategies.MovingWindowRateLimiter(self._limits_storage)
+        self._spent: dict[str, float] = {}
+        self._sets: dict[str, tuple[set[str], float]] = {}
+        self._slots: dict[str, tuple[str, float]] = {}
+        self.levels: dict[str, str] = {}
+        self._next_sweep = 0.0
+
+    def _sweep(self, now: float) -> None:
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 10.0
+        self._spent = {k: exp for k, exp in self._spent.items() if exp > now}
+        self._sets = {k: v for k, v in self._sets.items() if v[1] > now}
+        self._slots = {k: v for k, v in self._slots.items() if v[1] > now}
+
+    def hit(self, item: limits.RateLimitItem, key: str, cost: int) -> bool:
+        return bool(self._limiter.hit(item, key, cost=cost))
+
+    def window(self, item: limits.RateLimitItem, key: str) -> WindowHit:
+        stats = self._limiter.get_window_stats(item, key)
+        return WindowHit(False, int(stats.remaining), float(stats.reset_time))
+
+    def spend(self, key: str, ttl: float) -> bool:
+        now = time.time()
+        self._sweep(now)
+        expires = self._spent.get(key)
+        if expires is not None and expires > now:
+            return False
+        self._spent[key] = now + ttl
+        return True
+
+    def add_member(self, key: str, member: str, ttl: float) -> int:
+        now = time.time()
+        self._sweep(now)
+        members, expires = self._sets.get(key, (set(), 0.0))
+        if expires <= now:
+            members = set()
+        members.add(member)
+        self._sets[key] = (members, now + ttl)
+        return len(members)
+
+    def acquire(self, key: str, owner: str, ttl: float) -> bool:
+        now = time.time()
+        held = self._slots.get(key)
+        if held is not None and held[1] > now:
+            return False
+        self._slots[key] = (owner, now + ttl)
+        return True
+
+    def release(self, key: str, owner: str) -> None:
+        held = self._slots.get(key)
+        if held is not None and held[0] == owner:
+            del self._slots[key]
+
+
+class SharedState:
+    """Redis when configured and reachable, this process's memory otherwise."""
+
+    def __init__(self, redis_url: str | None, prefix: str, retry_seconds: float) -> None:
+        self.prefix = prefix
+        self.memory = MemoryState()
+        self._retry_base = retry_seconds
+        self._backoff = retry_seconds
+        self._down_until = 0.0
+        self._down = False
+        self.client: redis.asyncio.Redis[bytes] | None = None
+        self._limiter: limits.aio.strategies.MovingWindowRateLimiter | None = None
+        self._release: Any = None
+        if redis_url:
+            # Short timeouts: a hung Redis must cost a request milliseconds, not seconds,
+            # before the guard falls back to memory.
+            pool: redis.asyncio.ConnectionPool[Any] = redis.asyncio.ConnectionPool.from_url(
+                redis_url,
+                socket_connect_timeout=0.25,
+                socket_timeout=0.5,
+                max_connections=256,
+            )
+            self.client = redis.asyncio.Redis(connection_pool=pool)
+            pool_option: dict[str, Any] = {"connection_pool": pool}
+            storage = limits.aio.storage.RedisStorage(
+                "async+" + redis_url,
+                implementation="redispy",
+                key_prefix=prefix + "limits",
+                # One pool for the limiter and our own commands: fewer sockets, and
+                # one place where the short timeouts above apply.
+                **pool_option,
+            )
+            self._limiter = limits.aio.strategies.MovingWindowRateLimiter(storage)
+            self._release = self.client.register_script(_RELEASE)
+
+    # -- health ---------------------------------------------------------------------------
+
+    @property
+    def configured(self) -> bool:
+        return self.client is not None
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is configured but answering from memory."""
+        return self.client is not None and self._down
+
+    def _use_redis(self) -> bool:
+        return self.client is not None and (not self._down or time.monotonic() >= self._down_until)
+
+    def _failed(self, exc: BaseException) -> None:
+        if not self._down:
+            # Exception class only: messages can carry the URL and so the password.
+            _log.warning(
+                "Redis unreachable (%s); guard falls back to per-process limits",
+                type(exc).__name__,
+            )
+            self._backoff = self._retry_base
+        else:
+            self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
+        self._down = True
+        self._down_until = time.monotonic() + self._backoff
+
+    def _succeeded(self) -> None:
+        if self._down:
+            self._down = False
+            _log.warning("Redis reachable again; guard limits are shared across workers")
+
+    async def _run(self, on_redis: Callable[[], Awaitable[T]], in_memory: Callable[[], T]) -> T:
+        if self._use_redis():
+            try:
+                result = await on_redis()
+            except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                return result
+        return in_memory()
+
+    async def ping(self) -> bool:
+        """Try Redis now (ignoring the back-off); used by health checks and the CLI."""
+        if self.client is None:
+            return False
+        try:
+            await self.client.ping()
+        except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
+            self._failed(exc)
+            return False
+        self._succeeded()
+        return True
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()  # type: ignore[attr-defined]
+
+    # -- operations -----------------------------------------------------------------------
+
+    async def hit_all(
+        self, hits: list[tuple[limits.RateLimitItem, str, int]]
+    ) -> list[bool]:
+        """Hit several limits at once (concurrently on Redis, so one round trip of
+        latency). Every limit is consumed even if another refuses: attempts count."""
+        limiter = self._limiter
+
+        async def on_redis() -> list[bool]:
+            assert limiter is not None
+            results = await asyncio.gather(
+                *(limiter.hit(item, key, cost=cost) for item, key, cost in hits)
+            )
+            return [bool(r) for r in results]
+
+        def in_memory() -> list[bool]:
+            return [self.memory.hit(item, key, cost) for item, key, cost in hits]
+
+        return await self._run(on_redis, in_memory)
+
+    async def window(self, item: limits.RateLimitItem, key: str) -> WindowHit:
+        limiter = self._limiter
+
+        async def on_redis() -> WindowHit:
+            assert limiter is not None
+            stats = await limiter.get_window_stats(item, key)
+            return WindowHit(False, int(stats.remaining), float(stats.reset_time))
+
+        return await self._run(on_redis, lambda: self.memory.window(item, key))
+
+    async def spend(self, name: str, ttl: float) -> bool:
+        """Mark ``name`` used; False if it already was (within ``ttl``)."""
+        key = self.prefix + "spent:" + name
+        client = self.client
+
+        async def on_redis() -> bool:
+            assert client is not None
+            return bool(await client.set(key, b"1", nx=True, px=max(1, int(ttl * 1000))))
+
+        return await self._run(on_redis, lambda: self.memory.spend(key, ttl))
+
+    async def add_member(self, name: str, member: str, ttl: float) -> int:
+        """Add to a set that expires ``ttl`` after its last addition; its size after."""
+        key = self.prefix + "set:" + name
+        client = self.client
+
+        async def on_redis() -> int:
+            assert client is not None
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.sadd(key, member)
+                pipe.scard(key)
+                pipe.expire(key, max(1, int(ttl)))
+                _, size, _ = await pipe.execute()
+            return int(size)
+
+        return await self._run(on_redis, lambda: self.memory.add_member(key, member, ttl))
+
+    async def acquire(self, name: str, owner: str, ttl: float) -> tuple[bool, bool]:
+        """Take the slot ``name`` for ``owner``. Returns (taken, on_redis)."""
+        key = self.prefix + "slot:" + name
+        client = self.client
+
+        async def on_redis() -> tuple[bool, bool]:
+            assert client is not None
+            taken = await client.set(key, owner, nx=True, px=max(1, int(ttl * 1000)))
+            return bool(taken), True
+
+        return await self._run(on_redis, lambda: (self.memory.acquire(key, owner, ttl), False))
+
+    async def release(self, name: str, owner: str, on_redis: bool) -> None:
+        key = self.prefix + "slot:" + name
+        if not on_redis or self.client is None:
+            self.memory.release(key, owner)
+            return
+        try:
+            await self._release(keys=[key], args=[owner])
+        except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
+            # The slot expires on its own; nothing else to do.
+            self._failed(exc)
+
+    async def get_levels(self) -> dict[str, str]:
+        key = self.prefix + "levels"
+        client = self.client
+
+        async def on_redis() -> dict[str, str]:
+            assert client is not None
+            raw = await client.hgetall(key)
+            levels = {k.decode(): v.decode() for k, v in raw.items()}
+            self.memory.levels = dict(levels)
+            return levels
+
+        return await self._run(on_redis, lambda: dict(self.memory.levels))
+
+    async def set_level(self, group: str, level: str) -> bool:
+        """Store a level; returns True if it reached Redis (all workers), False if only
+        this process holds it."""
+        key = self.prefix + "levels"
+        client = self.client
+        self.memory.levels[group] = level
+
+        async def on_redis() -> bool:
+            assert client is not None
+            await client.hset(key, group, level)
+            return True
+
+        return await self._run(on_redis, lambda: False)
+
+    async def delete_prefix(self) -> int:
+        """Remove every key under this state's prefix (tests and ``guard reset``)."""
+        if self.client is None:
+            return 0
+        removed = 0
+        async for key in self.client.scan_iter(match=self.prefix + "*", count=500):
+            removed += int(await self.client.delete(key))
+        return removed

@@ -1,0 +1,222 @@
+"""Fixtures for the guard's tests: the real Redis under a throw-away key prefix, a guard
+built from settings, and a small FastAPI app that uses the guard as the platform will.
+
+Without Redis the Redis-backed tests skip on a developer machine and fail under CI=true:
+a CI run that silently skipped them would prove nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from fastapi import Depends, FastAPI, Request
+
+from fairslot.clock import FixedClock
+from fairslot.config import Settings
+from fairslot.guard import Guard, GuardEvent
+from fairslot.guard.fastapi import GuardGate, guarded, install
+
+MAIN_REDIS = os.environ.get("FAIRSLOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(MAIN_REDIS, socket_connect_timeout=1).ping()
+    except redis.exceptions.RedisError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            raise RuntimeError(f"Redis is required under CI and unreachable: {exc}") from exc
+        pytest.skip("Redis is not reachable")
+    return MAIN_REDIS
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own, removed afterwards (never FLUSHALL)."""
+    name = f"fairslot-test:{uuid.uuid4().hex}:"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=name + "*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC))
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "secret_key": SECRET,
+        "guard_device_cookie_secure": False,
+        "trusted_proxies": ["10.0.0.0/8", "fd00::/8"],
+        "guard_pow_base_maxnumber": 1000,
+        "guard_allow_event_every": 1,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+class Events(list[GuardEvent]):
+    """A sink that keeps every event, for assertions."""
+
+    def __call__(self, event: GuardEvent) -> None:
+        self.append(event)
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+def build_app(guard: Guard) -> FastAPI:
+    """The shape of the platform's routes, with a header standing in for authentication."""
+    app = FastAPI()
+    install(app, guard, handle_errors=True)
+    release = asyncio.Event()
+    app.state.release = release
+
+    @app.get("/whoami")
+    async def whoami(request: Request) -> dict[str, Any]:
+        return {
+            "client_ip": request.state.client_ip,
+            "device_id": request.state.device_id,
+            "device_claimed": request.state.device_claimed,
+        }
+
+    @app.get("/slots/{slot_id}")
+    async def slot_page(
+        slot_id: str, request: Request,
+        gate: GuardGate = Depends(guarded("browsing", auto=True)),
+    ) -> dict[str, str]:
+        account = request.headers.get("x-account", "")
+        return {"token": guard.issue_token(account, "book", slot_id)}
+
+    @app.post("/book/{slot_id}")
+    async def book(
+        slot_id: str, request: Request,
+        gate: GuardGate = Depends(guarded("booking", exclusive=True)),
+    ) -> dict[str, str]:
+        await gate.check(account_id=request.headers.get("x-account"),
+                         patient_id=request.headers.get("x-patient"), target=slot_id)
+        return {"booked": slot_id}
+
+    @app.post("/confirm/{slot_id}")
+    async def confirm(
+        slot_id: str, request: Request,
+        gate: GuardGate = Depends(guarded("booking", need_token="book")),
+    ) -> dict[str, str]:
+        await gate.check(account_id=request.headers.get("x-account"),
+                         patient_id=request.headers.get("x-patient"), target=slot_id)
+        return {"booked": slot_id}
+
+    @app.post("/enter")
+    async def enter(
+        request: Request, gate: GuardGate = Depends(guarded("entering")),
+    ) -> dict[str, str]:
+        await gate.check(account_id=request.headers.get("x-account"))
+        return {"entered": "yes"}
+
+    @app.post("/slow-book")
+    async def slow_book(
+        request: Request, gate: GuardGate = Depends(guarded("booking", exclusive=True)),
+    ) -> dict[str, str]:
+        await gate.check(account_id=request.headers.get("x-account"))
+        await release.wait()
+        return {"booked": "slow"}
+
+    @app.get("/slow-page")
+    async def slow_page(gate: GuardGate = Depends(guarded("browsing", auto=True))) -> str:
+        await release.wait()
+        return "page"
+
+    return app
+
+
+GuardFactory = Callable[..., Guard]
+
+
+@pytest.fixture
+async def make_guard(
+    redis_url: str, prefix: str, clock: FixedClock, events: Events
+) -> AsyncIterator[GuardFactory]:
+    made: list[Guard] = []
+
+    def factory(**overrides: Any) -> Guard:
+        settings = make_settings(
+            redis_url=overrides.pop("redis_url", redis_url),
+            guard_redis_prefix=prefix,
+            **overrides,
+        )
+        guard = Guard(settings, clock=clock, sink=events)
+        made.append(guard)
+        return guard
+
+    yield factory
+    for guard in made:
+        await guard.close()
+
+
+def client_for(app: FastAPI, ip: str, port: int = 40000) -> httpx.AsyncClient:
+    """An HTTP client whose TCP peer address is ``ip``."""
+    transport = httpx.ASGITransport(app=app, client=(ip, port))
+    return httpx.AsyncClient(transport=transport, base_url="http://fairslot.test")
+
+
+async def asgi_call(
+    app: FastAPI, method: str, path: str, *, ip: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One request straight into the ASGI app, without an HTTP client's cookie jar and
+    request building: a bot's flood is thousands of these, and they must be cheap to send."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "client": (ip, 40000),
+        "server": ("fairslot.test", 80),
+    }
+    status = 0
+    response_headers: dict[str, str] = {}
+    body = bytearray()
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            for key, value in message.get("headers", []):
+                response_headers[key.decode().lower()] = value.decode()
+        elif message["type"] == "http.response.body":
+            body.extend(message.get("body", b""))
+
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    return status, response_headers, bytes(body)
