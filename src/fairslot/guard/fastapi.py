@@ -181,7 +181,7 @@ def guarded(
 def problem_response(exc: FairslotError) -> JSONResponse:
     """RFC 9457 problem+json for a platform error, with the guard's headers if any."""
     body: dict[str, Any] = {
-        "type": f"/problems/{exc.code}",
+        "type": f"https://fairslot.org/problems/{exc.code}",
         "title": exc.title,
         "status": exc.status,
         "detail": exc.detail,

@@ -1,0 +1,116 @@
+"""When Redis goes away the guard keeps refusing floods with per-process limits, says so
+in ``health()`` and the log (once), and goes back to Redis when it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from .conftest import GuardFactory, asgi_call, build_app
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, on a free loopback port, without persistence."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not on PATH")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        for _ in range(100):
+            try:
+                client.ping()
+                client.close()
+                return
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.02)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+            self.process = None
+
+    def keys(self) -> int:
+        client = redis.Redis(port=self.port)
+        try:
+            return int(client.dbsize())
+        finally:
+            client.close()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.stop()
+
+
+async def _flood(app: object, ip: str, n: int = 100) -> int:
+    served = 0
+    for i in range(n):
+        status, _, _ = await asgi_call(app, "POST", "/book/s1", ip=ip,  # type: ignore[arg-type]
+                                       headers={"x-account": f"{ip}-{i}"})
+        assert status in (200, 429)
+        served += status == 200
+    return served
+
+
+async def test_the_guard_survives_redis_going_down_and_recovers(
+    make_guard: GuardFactory, private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    guard = make_guard(redis_url=private_redis.url, guard_redis_retry_seconds=0.1)
+    app = build_app(guard)
+    caplog.set_level(logging.WARNING, logger="fairslot.guard")
+
+    assert await _flood(app, "198.51.100.1") == 20
+    assert guard.health() == {"redis": "up", "guard": "ok"}
+    assert private_redis.keys() > 0
+
+    private_redis.stop()
+    # Each worker now counts alone, but it still counts: the flood is refused.
+    assert await _flood(app, "198.51.100.2") == 20
+    assert guard.health() == {"redis": "down", "guard": "degraded: per-process limits"}
+    warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1
+    assert private_redis.url not in caplog.text and "127.0.0.1" not in caplog.text
+
+    private_redis.start()  # same port, empty
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        await _flood(app, "198.51.100.3", n=1)
+        if guard.health()["redis"] == "up":
+            break
+    assert guard.health() == {"redis": "up", "guard": "ok"}
+    assert await _flood(app, "198.51.100.4") == 20
+    assert private_redis.keys() > 0  # counting in Redis again
+    assert any("reachable again" in r.getMessage() for r in caplog.records)
