@@ -31,6 +31,8 @@ __all__ = [
     "add_patient",
     "authenticate",
     "create_user",
+    "hash_password",
+    "issue_token",
     "list_patients",
     "log_in",
     "log_out",
@@ -81,16 +83,22 @@ def register(platform: Platform, username: str, password: str, phone: str,
         return account
 
 
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
 def create_user(platform: Platform, username: str, password: str, role: Role,
-                phone: str | None = None) -> Account:
-    """Any role, for the CLI and the admin API."""
+                phone: str | None = None, *, password_hash: str | None = None) -> Account:
+    """Any role, for the CLI and the admin API. ``password_hash`` lets a bulk creator (the
+    demo seed, the simulator) hash one shared password once instead of once per account."""
     name = _check_credentials_format(username, password, platform.settings.password_min_length)
     phone_e164 = normalize_phone(phone) if phone else None
     now = platform.clock.now()
     with platform.uow() as uow:
         if uow.accounts.by_username(name) is not None:
             raise Conflict("that username is taken", code="username_taken")
-        account = Account(username=name, role=role, password_hash=_hasher.hash(password),
+        account = Account(username=name, role=role,
+                          password_hash=password_hash or _hasher.hash(password),
                           phone=phone_e164, created_at=now)
         uow.accounts.add(account)
         uow.flush()

@@ -18,7 +18,6 @@ from fairslot.domain.schedule import (
     Period,
     ReleasePolicy,
     Session,
-    Slot,
     plan_session,
 )
 
@@ -152,9 +151,7 @@ def schedule_sessions(platform: Platform, doctor_id: int, dates: Sequence[dt.dat
                     release_time=release_time, release_policy=policy)
                 uow.schedule.add(session)
                 uow.flush()
-                for number, starts_at in enumerate(slot_times, start=1):
-                    uow.schedule.add(Slot(session_id=session.id or 0, number=number,
-                                          starts_at=starts_at))
+                uow.schedule.add_slots(session.id or 0, slot_times)
                 created.append(session)
         try:
             uow.commit()

@@ -93,9 +93,12 @@ def seed_demo(platform: Platform, passwords: dict[str, str], *, seed: int = 2026
     families: list[tuple[Account, list[int]]] = []
     demo_patient = staff["demo-patient"]
     people = iter(residents)
+    # The other demo families share demo-patient's password, hashed once.
+    shared_hash = accounts.hash_password(passwords["demo-patient"])
     for n in range(60):
         account = demo_patient if n == 0 else accounts.create_user(
-            past, f"patient{n:03d}", passwords["demo-patient"], Role.PATIENT, make_phone(rng))
+            past, f"patient{n:03d}", passwords["demo-patient"], Role.PATIENT, make_phone(rng),
+            password_hash=shared_hash)
         members = []
         for _ in range(rng.choice((1, 1, 2, 3))):
             identity = next(people)
@@ -119,7 +122,7 @@ def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account
     on the session's day most check in at the desk and the rest become no-shows."""
     zone = platform.settings.zone
     made = 0
-    booked: list[tuple[int, str, str]] = []  # booking id, id number, name
+    booked: list[tuple[int, dt.datetime, str, str]] = []  # booking, session start, id, name
     day = start - dt.timedelta(days=14)
     while day <= today:
         clock.set(dt.datetime.combine(day, dt.time(8, 5), zone))
@@ -137,7 +140,7 @@ def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account
             except FairslotError:
                 continue
             made += 1
-            clock.advance(rng.randint(30, 400))
+            clock.advance(rng.randint(5, 60))
             roll = rng.random()
             if roll < 0.08:
                 continue  # left unpaid: expires at the deadline
@@ -146,19 +149,16 @@ def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account
             if roll < 0.16:
                 booking.cancel(platform, account, view.booking.id or 0, ctx)
             else:
-                booked.append((view.booking.id or 0, view.patient.id_number, view.patient.name))
+                booked.append((view.booking.id or 0, view.session.starts_at, view.patient.id_number,
+                               view.patient.name))
         booking.expire_overdue(platform)
-        # The day's sessions: patients arrive at the desk.
-        clock.set(dt.datetime.combine(day, dt.time(9, 0), zone))
-        for booking_id, id_number, name in list(booked):
-            with platform.uow() as uow:
-                b = uow.bookings.get(booking_id)
-                s = uow.schedule.session(b.session_id) if b else None
-            if b is None or s is None or s.date != day:
-                continue
-            booked.remove((booking_id, id_number, name))
+        # The day's sessions: patients arrive at the desk a little before their session.
+        arriving = sorted((e for e in booked if e[1].astimezone(zone).date() == day),
+                          key=lambda e: e[1])
+        booked = [e for e in booked if e[1].astimezone(zone).date() != day]
+        for booking_id, starts_at, id_number, name in arriving:
+            clock.set(max(clock.now(), starts_at - dt.timedelta(minutes=20)))
             if rng.random() < 0.85 and day < today:
-                clock.set(max(clock.now(), s.starts_at - dt.timedelta(minutes=20)))
                 with contextlib.suppress(FairslotError):
                     booking.check_in(platform, desk, booking_id, id_number, name,
                                      RequestContext(ip="10.0.0.10"))

@@ -122,6 +122,12 @@ class ScheduleRepository:
         ).scalar()
         return None if slot_id is None else int(slot_id)
 
+    def add_slots(self, session_id: int, starts: Sequence[dt.datetime]) -> None:
+        """Numbered slots 1..n, in one round trip."""
+        self.db.execute(sa.insert(t.slots), [
+            {"session_id": session_id, "number": n, "starts_at": at, "taken": False}
+            for n, at in enumerate(starts, start=1)])
+
     def release_slot(self, slot_id: int, *, open_from: dt.datetime | None = None) -> None:
         self.db.execute(sa.update(t.slots).where(t.slots.c.id == slot_id)
                         .values(taken=False, open_from=open_from))

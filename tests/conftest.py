@@ -1,0 +1,203 @@
+"""Fixtures shared by the whole suite: settings, the two database backends (SQLite and the
+machine's PostgreSQL), Redis, a platform on a controllable clock, and a populated hospital.
+
+PostgreSQL and Redis are used for real. When either is unreachable the tests that need them
+fail with a clear message: nothing here skips a missing service."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import pathlib
+import shutil
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from pydantic import SecretStr
+
+from fairslot.bootstrap import Platform, bootstrap
+from fairslot.clock import FixedClock
+from fairslot.config import Settings
+from fairslot.domain.accounts import Account, Role
+from fairslot.domain.identity import Identity
+from fairslot.domain.residents import make_phone, make_residents
+from fairslot.domain.schedule import Period
+from fairslot.services import accounts, catalog
+from fairslot.storage.database import make_engine
+from fairslot.storage.migrate import upgrade
+
+TEST_SECRET = "test-secret-" + "x" * 40
+PG_ADMIN_URL = os.environ.get("FAIRSLOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("FAIRSLOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # 17:00 in Shanghai, a Monday
+PASSWORD = "correct horse battery"
+PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
+
+
+def make_settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = {"secret_key": SecretStr(TEST_SECRET),
+                            "database_url": "sqlite://", "scheduler": False}
+    base.update(overrides)
+    return Settings(**base)
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test worker's own, migrated once."""
+    name = f"fairslot_test_{_worker()}"
+    admin = sa.create_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"),
+                             isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_URL}: {exc.orig}", pytrace=False)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+_TABLES = ("auth_tokens", "payments", "bookings", "account_patients", "patients", "residents",
+           "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events")
+
+
+def _pg_engine(url: str) -> sa.Engine:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        # TRUNCATE skips row triggers, so the append-only event log can be emptied between
+        # tests; no code path in fairslot truncates.
+        conn.execute(sa.text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE"))
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engine(backend: str, request: pytest.FixtureRequest, tmp_path: pathlib.Path,
+           sqlite_template: pathlib.Path) -> Iterator[sa.Engine]:
+    if backend == "postgres":
+        url = request.getfixturevalue("pg_url")
+        eng = _pg_engine(url)
+    else:
+        path = tmp_path / "fairslot.db"
+        shutil.copyfile(sqlite_template, path)
+        eng = make_engine(f"sqlite:///{path}")
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def platform(engine: sa.Engine, clock: FixedClock) -> Platform:
+    return bootstrap(make_settings(database_url=str(engine.url)), clock=clock, engine=engine)
+
+
+@dataclasses.dataclass
+class World:
+    """A small hospital: one department, a doctor with released sessions, residents."""
+
+    platform: Platform
+    hospital_id: int
+    department_id: int
+    doctor_id: int
+    session_ids: list[int]
+    residents: list[Identity]
+    staff: dict[Role, Account]
+
+    def patient_account(self, username: str, *, patients: int = 1,
+                        phone: str | None = None) -> tuple[Account, list[int], str]:
+        """A patient account with ``patients`` verified family members, and a token."""
+        import random
+
+        rng = random.Random(username)
+        account = accounts.create_user(self.platform, username, PASSWORD, Role.PATIENT,
+                                       phone or make_phone(rng), password_hash=PASSWORD_HASH)
+        ids = []
+        for _ in range(patients):
+            identity = self.residents.pop()
+            ids.append(accounts.add_patient(self.platform, account, identity.id_number,
+                                            identity.name, None, _ctx()).id or 0)
+        return account, ids, accounts.issue_token(self.platform, account.id or 0)
+
+    def token(self, role: Role) -> str:
+        return accounts.issue_token(self.platform, self.staff[role].id or 0)
+
+
+def _ctx() -> Any:
+    from fairslot.services.context import RequestContext
+
+    return RequestContext(ip="203.0.113.9")
+
+
+def build_world(platform: Platform, *, capacity: int = 10, residents: int = 40) -> World:
+    import random
+
+    hospital = catalog.create_hospital(platform, "TEST", "测试医院")
+    department = catalog.create_department(platform, hospital.id or 0, "CARD", "心内科")
+    doctor = catalog.create_doctor(platform, department.id or 0, "李明", "主任医师", "心衰")
+    today = platform.clock.now().astimezone(platform.settings.zone).date()
+    sessions = catalog.schedule_sessions(
+        platform, doctor.id or 0, [today + dt.timedelta(days=d) for d in (1, 2)],
+        [Period.MORNING], capacity, 5000, release_days_before=1)
+    people = make_residents(random.Random(7), residents)
+    with platform.uow() as uow:
+        for identity in people:
+            platform.verifier.register(uow, identity)
+        uow.commit()
+    staff = {role: accounts.create_user(platform, f"staff-{role.value}", PASSWORD, role,
+                                        password_hash=PASSWORD_HASH)
+             for role in Role if role is not Role.PATIENT}
+    return World(platform, hospital.id or 0, department.id or 0, doctor.id or 0,
+                 [s.id or 0 for s in sessions], people, staff)
+
+
+@pytest.fixture
+def world(platform: Platform) -> World:
+    return build_world(platform)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(f"Redis is unreachable at {REDIS_URL}: {exc}", pytrace=False)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

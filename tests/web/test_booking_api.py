@@ -1,0 +1,182 @@
+"""A patient's whole journey through the JSON API, and the errors they can meet on the way."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fairslot.domain.accounts import Role
+from fairslot.domain.residents import make_residents
+from fairslot.web.app import create_app
+from tests.conftest import PASSWORD, World
+
+
+@pytest.fixture
+def client(world: World) -> TestClient:
+    return TestClient(create_app(world.platform))
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_patient_registers_adds_family_books_pays_and_cancels(client: TestClient,
+                                                                world: World) -> None:
+    r = client.post("/api/v1/auth/register",
+                    json={"username": "wang.fang", "password": PASSWORD, "phone": "13812345678"})
+    assert r.status_code == 201, r.text
+    assert r.json()["phone"] == "138****5678"
+    r = client.post("/api/v1/auth/login", json={"username": "wang.fang", "password": PASSWORD})
+    assert r.status_code == 200
+    headers = auth(r.json()["token"])
+
+    person = world.residents.pop()
+    r = client.post("/api/v1/me/patients", headers=headers,
+                    json={"id_number": person.id_number, "name": person.name})
+    assert r.status_code == 201, r.text
+    patient = r.json()
+    assert patient["id_number"] == person.id_number[:4] + "*" * 10 + person.id_number[-4:]
+    assert patient["name"].startswith(person.name[0]) and "*" in patient["name"]
+
+    session_id = world.session_ids[0]
+    before = client.get(f"/api/v1/sessions/{session_id}").json()["free"]
+    r = client.post("/api/v1/bookings", headers=headers,
+                    json={"session_id": session_id, "patient_id": patient["id"]})
+    assert r.status_code == 201, r.text
+    booking = r.json()
+    assert booking["status"] == "held" and booking["slot_number"] == 1
+    assert client.get(f"/api/v1/sessions/{session_id}").json()["free"] == before - 1
+
+    r = client.post(f"/api/v1/bookings/{booking['id']}/pay", headers=headers,
+                    json={"payer_account": "alipay:wang.fang@example.com"})
+    assert r.status_code == 200 and r.json()["status"] == "paid"
+
+    mine = client.get("/api/v1/me/bookings", headers=headers).json()
+    assert [b["id"] for b in mine] == [booking["id"]]
+
+    r = client.post(f"/api/v1/bookings/{booking['id']}/cancel", headers=headers)
+    assert r.status_code == 200 and r.json()["status"] == "refunded"
+    assert client.get(f"/api/v1/sessions/{session_id}").json()["free"] == before
+
+
+def test_a_made_up_identity_with_a_valid_checksum_is_refused(client: TestClient,
+                                                              world: World) -> None:
+    import random
+
+    _, _, token = world.patient_account("li.na", patients=0)
+    stranger = make_residents(random.Random(99), 1)[0]  # well-formed, not in the registry
+    r = client.post("/api/v1/me/patients", headers=auth(token),
+                    json={"id_number": stranger.id_number, "name": stranger.name})
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "identity_not_verified"
+
+
+def test_an_invalid_id_number_is_refused_with_its_reason(client: TestClient,
+                                                          world: World) -> None:
+    _, _, token = world.patient_account("zhao.lei", patients=0)
+    r = client.post("/api/v1/me/patients", headers=auth(token),
+                    json={"id_number": "110105194912310021", "name": "赵磊"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "invalid_id_number"
+    assert "check digit" in r.json()["detail"]
+
+
+def test_an_account_manages_at_most_five_patients(client: TestClient, world: World) -> None:
+    _, _, token = world.patient_account("big.family", patients=5)
+    person = world.residents.pop()
+    r = client.post("/api/v1/me/patients", headers=auth(token),
+                    json={"id_number": person.id_number, "name": person.name})
+    assert r.status_code == 409
+    assert r.json()["code"] == "quota_patients_per_account"
+
+
+def test_a_phone_number_backs_at_most_two_accounts(client: TestClient) -> None:
+    for n, expected in ((1, 201), (2, 201), (3, 409)):
+        r = client.post("/api/v1/auth/register", json={
+            "username": f"shared{n}", "password": PASSWORD, "phone": "+86 139 0000 1111"})
+        assert r.status_code == expected, r.text
+    assert r.json()["code"] == "quota_accounts_per_phone"
+
+
+def test_one_patient_cannot_hold_two_bookings_in_one_session(client: TestClient,
+                                                              world: World) -> None:
+    _, (patient_id,), token = world.patient_account("chen.jie")
+    body = {"session_id": world.session_ids[0], "patient_id": patient_id}
+    assert client.post("/api/v1/bookings", headers=auth(token), json=body).status_code == 201
+    r = client.post("/api/v1/bookings", headers=auth(token), json=body)
+    assert r.status_code == 409 and r.json()["code"] == "already_booked"
+
+
+def test_a_full_session_answers_slot_unavailable(world: World) -> None:
+    client = TestClient(create_app(world.platform))
+    _, patients, token = world.patient_account("many", patients=5)
+    # Fill the session from other accounts, then try once more.
+    for n in range(2):
+        _, ids, other = world.patient_account(f"filler{n}", patients=5)
+        for pid in ids:
+            client.post("/api/v1/bookings", headers=auth(other),
+                        json={"session_id": world.session_ids[0], "patient_id": pid})
+    r = client.post("/api/v1/bookings", headers=auth(token),
+                    json={"session_id": world.session_ids[0], "patient_id": patients[0]})
+    assert r.status_code == 409 and r.json()["code"] == "slot_unavailable"
+
+
+def test_an_unpaid_hold_expires_at_the_deadline_and_frees_its_slot(client: TestClient,
+                                                                    world: World) -> None:
+    from fairslot.services.booking import expire_overdue
+
+    _, (pid,), token = world.patient_account("slow.payer")
+    sid = world.session_ids[0]
+    booking = client.post("/api/v1/bookings", headers=auth(token),
+                          json={"session_id": sid, "patient_id": pid}).json()
+    clock = world.platform.clock
+    assert hasattr(clock, "advance")
+    clock.advance(16 * 60)
+    assert expire_overdue(world.platform) == 1
+    r = client.post(f"/api/v1/bookings/{booking['id']}/pay", headers=auth(token),
+                    json={"payer_account": "wechat:wxid_slow"})
+    assert r.status_code == 409 and r.json()["code"] == "illegal_transition"
+    assert client.get(f"/api/v1/sessions/{sid}").json()["free"] == 10
+
+
+def test_the_desk_checks_in_only_the_booked_patient(client: TestClient, world: World) -> None:
+    _, (pid,), token = world.patient_account("sun.li")
+    booking = client.post("/api/v1/bookings", headers=auth(token),
+                          json={"session_id": world.session_ids[0], "patient_id": pid}).json()
+    client.post(f"/api/v1/bookings/{booking['id']}/pay", headers=auth(token),
+                json={"payer_account": "card:6222020000001234"})
+    with world.platform.uow() as uow:
+        patient = uow.patients.get(pid)
+    assert patient is not None
+    world.platform.clock.set(  # type: ignore[attr-defined]
+        dt.datetime.fromisoformat(booking["session_starts_at"]) - dt.timedelta(minutes=30))
+    desk = auth(world.token(Role.REGISTRATION))
+    impostor = world.residents.pop()
+    r = client.post("/api/v1/staff/check-in", headers=desk, json={
+        "booking_id": booking["id"], "id_number": impostor.id_number, "name": impostor.name})
+    assert r.status_code == 403 and r.json()["code"] == "identity_mismatch"
+    r = client.post("/api/v1/staff/check-in", headers=desk, json={
+        "booking_id": booking["id"], "id_number": patient.id_number, "name": patient.name})
+    assert r.status_code == 200 and r.json()["status"] == "checked_in"
+
+
+def test_validation_errors_are_problem_json_with_a_code(client: TestClient) -> None:
+    r = client.post("/api/v1/auth/login", json={"username": 5})
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["code"] == "validation_error" and body["errors"]
+    r = client.get("/api/v1/no/such/route")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+def test_log_in_is_throttled_after_five_failures(client: TestClient, world: World) -> None:
+    world.patient_account("target")
+    codes = [client.post("/api/v1/auth/login",
+                         json={"username": "target", "password": "wrong-password"}).json()["code"]
+             for _ in range(6)]
+    assert codes[:5] == ["bad_credentials"] * 5
+    assert codes[5] == "login_throttled"
