@@ -167,7 +167,7 @@ def build_world(platform: Platform, *, capacity: int = 10, residents: int = 40) 
     today = platform.clock.now().astimezone(platform.settings.zone).date()
     sessions = catalog.schedule_sessions(
         platform, doctor.id or 0, [today + dt.timedelta(days=d) for d in (1, 2)],
-        [Period.MORNING], capacity, 5000, release_days_before=1)
+        [Period.MORNING], capacity, 5000, release_days_before=2)
     people = make_residents(random.Random(7), residents)
     with platform.uow() as uow:
         for identity in people:
