@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from fairslot.domain.accounts import Account, Patient, Role
 from fairslot.domain.booking import BookingStatus, Channel
@@ -15,12 +18,23 @@ from fairslot.services.booking import BookingView
 from fairslot.services.catalog import SessionView
 
 __all__ = [
-    "AccountOut", "BookingIn", "BookingOut", "CheckInIn", "Credentials", "DepartmentIn",
+    "AccountOut", "BookingIn", "IsoDate", "BookingOut", "CheckInIn", "Credentials", "DepartmentIn",
     "DepartmentOut", "DoctorIn", "DoctorOut", "HospitalOut", "OnSiteBookingIn", "PatientIn",
     "PatientOut", "PaymentIn", "RegisterIn", "ScheduleIn", "SessionOut", "TokenOut", "UserIn",
 ]
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _iso_date(value: Any) -> Any:
+    # Pydantic's lax mode would read 0 as 1970-01-01; a date here is only ever YYYY-MM-DD.
+    if isinstance(value, dt.date) or (isinstance(value, str)
+                                      and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
+        return value
+    raise ValueError("a date is written YYYY-MM-DD")
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
@@ -135,7 +149,7 @@ class DoctorOut(BaseModel):
 
 class ScheduleIn(Strict):
     doctor_id: Id
-    dates: Annotated[list[dt.date], Field(min_length=1, max_length=62)]
+    dates: Annotated[list[IsoDate], Field(min_length=1, max_length=62)]
     periods: Annotated[list[Period], Field(min_length=1, max_length=2)]
     capacity: Annotated[int, Field(ge=1, le=200)]
     fee_cents: Annotated[int, Field(ge=0, le=1_000_000)]

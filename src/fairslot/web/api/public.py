@@ -11,7 +11,7 @@ from fairslot.domain.errors import NotFound
 from fairslot.services import catalog
 from fairslot.web.deps import PlatformDep
 from fairslot.web.problems import PROBLEM_RESPONSES
-from fairslot.web.schemas import DepartmentOut, DoctorOut, HospitalOut, SessionOut
+from fairslot.web.schemas import DepartmentOut, DoctorOut, HospitalOut, IsoDate, SessionOut
 
 __all__ = ["router"]
 
@@ -48,8 +48,8 @@ def get_doctor(doctor_id: IdPath, platform: PlatformDep) -> DoctorOut:
 def list_sessions(
     doctor_id: IdPath,
     platform: PlatformDep,
-    start: Annotated[dt.date | None, Query(description="first date (default today)")] = None,
-    end: Annotated[dt.date | None, Query(description="last date (default start + 14 days)")]
+    start: Annotated[IsoDate | None, Query(description="first date (default today)")] = None,
+    end: Annotated[IsoDate | None, Query(description="last date (default start + 14 days)")]
     = None,
 ) -> list[SessionOut]:
     today = platform.clock.now().astimezone(platform.settings.zone).date()

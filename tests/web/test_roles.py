@@ -1,0 +1,80 @@
+"""Every route, walked by every role (and by nobody): each answer is what the role allows."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from fairslot.domain.accounts import Role
+from fairslot.web.app import create_app
+from tests.conftest import World
+
+PUBLIC = {"/healthz", "/readyz", "/api/v1/hospitals", "/api/v1/hospitals/{hospital_id}/departments",
+          "/api/v1/departments/{department_id}/doctors", "/api/v1/doctors/{doctor_id}",
+          "/api/v1/doctors/{doctor_id}/sessions", "/api/v1/sessions/{session_id}",
+          "/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/openapi.json",
+          "/api/v1/docs", "/api/v1/rounds/{round_id}"}
+# Who may use each non-public route besides admin (who may use every route).
+ALLOWED: dict[tuple[str, str], set[Role]] = {
+    ("POST", "/api/v1/auth/logout"): set(Role),
+    ("GET", "/api/v1/me"): set(Role),
+    ("GET", "/api/v1/me/bookings"): set(Role),
+    ("GET", "/api/v1/bookings/{booking_id}"): set(Role),
+    ("GET", "/api/v1/me/patients"): {Role.PATIENT},
+    ("POST", "/api/v1/me/patients"): {Role.PATIENT},
+    ("DELETE", "/api/v1/me/patients/{patient_id}"): {Role.PATIENT},
+    ("POST", "/api/v1/bookings"): {Role.PATIENT},
+    ("POST", "/api/v1/bookings/{booking_id}/pay"): {Role.PATIENT},
+    ("POST", "/api/v1/bookings/{booking_id}/cancel"): {Role.PATIENT, Role.REGISTRATION},
+    ("POST", "/api/v1/staff/check-in"): {Role.REGISTRATION},
+    ("POST", "/api/v1/staff/bookings"): {Role.REGISTRATION},
+    ("GET", "/api/v1/staff/sessions/{session_id}/bookings"): {Role.REGISTRATION, Role.OPERATOR},
+    ("POST", "/api/v1/admin/departments"): {Role.OPERATOR},
+    ("POST", "/api/v1/admin/doctors"): {Role.OPERATOR},
+    ("POST", "/api/v1/admin/sessions"): {Role.OPERATOR},
+    ("GET", "/api/v1/investigation/events"): {Role.INVESTIGATOR},
+    ("POST", "/api/v1/admin/users"): set(),
+}
+
+
+def _routes(app: object) -> list[tuple[str, str]]:
+    found = []
+    for route in app.routes:  # type: ignore[attr-defined]
+        if isinstance(route, APIRoute) and route.path.startswith("/api/v1"):
+            found += [(m, route.path) for m in sorted(route.methods)]
+    return found
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_route_checks_the_role_of_every_caller(world: World) -> None:
+    app = create_app(world.platform)
+    client = TestClient(app)
+    routes = [r for r in _routes(app) if r[1] not in PUBLIC]
+    unknown = [r for r in routes if r not in ALLOWED]
+    assert not unknown, f"routes without a role rule in this test: {unknown}"
+    callers: dict[str, str | None] = {"nobody": None}
+    _, _, callers[Role.PATIENT.value] = world.patient_account("walker")
+    for role in Role:
+        if role is not Role.PATIENT:
+            callers[role.value] = world.token(role)
+    for method, path in routes:
+        url = re.sub(r"\{[a-z_]+\}", "1", path)
+        for caller, token in callers.items():
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            # An empty body: roles are checked before the body is, so a 422 means "allowed".
+            r = client.request(method, url, headers=headers, json={})
+            assert r.headers["content-type"].startswith("application/"), (method, path)
+            if token is None:
+                assert r.status_code == 401, (method, path, caller, r.text)
+                continue
+            role = Role(caller)
+            allowed = role is Role.ADMIN or role in ALLOWED[(method, path)]
+            if allowed:
+                assert r.status_code not in (401, 403) or r.json()["code"] not in (
+                    "forbidden_role", "unauthenticated"), (method, path, caller, r.text)
+            else:
+                assert r.status_code == 403, (method, path, caller, r.text)
+                assert r.json()["code"] == "forbidden_role"
