@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import limits
@@ -15,6 +17,8 @@ from limits.strategies import MovingWindowRateLimiter
 from fairslot import __version__
 from fairslot.bootstrap import Platform, bootstrap
 from fairslot.guard.client_ip import parse_networks
+from fairslot.services.scheduler import Scheduler
+from fairslot.web.access_log import AccessLog, AccessLogMiddleware
 from fairslot.web.api import me, public, staff
 from fairslot.web.problems import Problem, install_problem_handlers
 
@@ -30,7 +34,23 @@ def _login_limiter(platform: Platform) -> limits.strategies.RateLimiter:
 
 def create_app(platform: Platform | None = None) -> FastAPI:
     platform = platform or bootstrap()
+    access_log = AccessLog(platform)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        access_log.start()
+        scheduler = Scheduler(platform) if platform.settings.scheduler else None
+        if scheduler:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler:
+                scheduler.stop()
+            access_log.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="fairslot",
         version=__version__,
         description="Fair release of scarce hospital appointments. Errors are "
@@ -40,6 +60,8 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.platform = platform
+    app.state.access_log = access_log
+    app.add_middleware(AccessLogMiddleware, access_log=access_log)
     app.state.trusted_networks = parse_networks(platform.settings.trusted_proxies)
     app.state.login_limiter = _login_limiter(platform)
     install_problem_handlers(app)
