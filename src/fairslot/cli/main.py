@@ -33,12 +33,16 @@ def _register() -> None:
         module.register(app)
 
 
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
 def run() -> None:
     _register()
     try:
         app()
     except (FairslotError, CliError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_one_line(str(exc))}", err=True)
         sys.exit(2)
     except OSError as exc:
         typer.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
