@@ -1,0 +1,691 @@
+"""The verifiable draw of a release round: seed and commitment, the frozen entry list and its
+digest, the draw order, random serial dictatorship, and the round document anyone can check.
+
+Everything here is a pure function of its arguments. The byte-level definition lives in
+``docs/draw.md``; this module is its reference implementation, so the two change together.
+
+A round goes through three public moments:
+
+1. window opens: ``seed = new_seed()`` is kept secret and ``commitment(seed)`` is published
+   together with the capacities;
+2. window closes: the entries are frozen and ``entries_digest(entries)`` is published;
+3. draw: ``run_draw(seed, entries, capacities, beacon)`` allocates the slots, and the round
+   document (``export_round``) reveals the seed so that ``verify_round`` can recompute it all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any, NamedTuple
+
+from fairslot.domain.errors import InvalidInput
+
+__all__ = [
+    "FORMAT",
+    "MAX_CHOICES",
+    "SEED_BYTES",
+    "Award",
+    "DrawResult",
+    "Entry",
+    "MalformedRound",
+    "Round",
+    "Verification",
+    "canonical_entries",
+    "commitment",
+    "draw_keys",
+    "draw_order",
+    "entries_digest",
+    "export_round",
+    "load_round",
+    "new_seed",
+    "round_key",
+    "run_draw",
+    "validate_entries",
+    "verify_round",
+]
+
+FORMAT = "fairslot-round/1"
+SEED_BYTES = 32
+MAX_CHOICES = 3
+TOKEN_MAX = 64
+
+# Refs and session ids are restricted to a small ASCII alphabet so that a verifier in any
+# language hashes exactly the same bytes: no Unicode normalisation, no escaping, and the
+# separators of the canonical form (space, newline) can never occur inside a value.
+_TOKEN = re.compile(rf"[A-Za-z0-9_.\-]{{1,{TOKEN_MAX}}}")
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_.\-\n]*")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+_sha256 = hashlib.sha256
+
+
+class MalformedRound(InvalidInput):
+    """A round document (or entry list) that does not follow the format."""
+
+    code = "malformed_round"
+
+
+class Entry(NamedTuple):
+    """One patient's entry in a round.
+
+    ``ref`` is an opaque pseudonym the server assigns at random (it must not be chosen by the
+    patient or derived from their identity); ``choices`` are 1 to 3 distinct session ids,
+    best first."""
+
+    ref: str
+    choices: tuple[str, ...]
+
+
+class Award(NamedTuple):
+    """A winning entry: the session it got and the rank (1 = first choice) of that session."""
+
+    ref: str
+    session: str
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrawResult:
+    """The outcome of a draw.
+
+    ``winners`` maps each winning ref to its award and iterates in draw order; ``waitlist``
+    holds every losing ref in draw order (its head is offered the first freed slot)."""
+
+    winners: Mapping[str, Award]
+    waitlist: tuple[str, ...]
+
+    @property
+    def awards(self) -> tuple[Award, ...]:
+        """The awards in draw order."""
+        return tuple(self.winners.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """Everything a round publishes. ``seed`` and ``result`` stay ``None`` until the draw.
+
+    ``parameters`` is free-form public metadata (window times, doctor, policy); it is
+    published but does not enter any hash."""
+
+    round_id: str
+    capacities: Mapping[str, int]
+    entries: tuple[Entry, ...]
+    commitment: str
+    entries_digest: str
+    beacon: str = ""
+    seed: bytes | None = None
+    result: DrawResult | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What ``verify_round`` found. ``ok`` is true only when every check passed; ``reasons``
+    says what failed, most fundamental first. ``malformed`` means the document could not be
+    read as a round at all (the counts are then zero)."""
+
+    ok: bool
+    reasons: tuple[str, ...] = ()
+    malformed: bool = False
+    round_id: str = ""
+    entries: int = 0
+    sessions: int = 0
+    winners: int = 0
+    waitlisted: int = 0
+
+    def summary(self) -> str:
+        if self.ok:
+            return (
+                f"round {self.round_id}: {self.entries} entries, {self.sessions} sessions, "
+                f"{self.winners} winners, {self.waitlisted} on the waitlist; seed, entries "
+                "and results all check out"
+            )
+        return "; ".join(self.reasons)
+
+
+# --- seed and commitment -----------------------------------------------------------------
+
+
+def new_seed() -> bytes:
+    """A fresh 32-byte seed from the operating system's CSPRNG."""
+    return secrets.token_bytes(SEED_BYTES)
+
+
+def commitment(seed: bytes) -> str:
+    """The published commitment to a seed: lowercase hex SHA-256 of its 32 bytes.
+
+    A 256-bit random seed cannot be guessed from its hash, so publishing the commitment when
+    the window opens binds the operator to the seed without revealing it."""
+    if len(seed) != SEED_BYTES:
+        raise InvalidInput(f"a seed is {SEED_BYTES} bytes, got {len(seed)}", code="bad_seed")
+    return _sha256(seed).hexdigest()
+
+
+# --- entries -----------------------------------------------------------------------------
+
+
+def _first_bad_token(values: Iterable[object]) -> object | None:
+    for value in values:
+        if not isinstance(value, str) or _TOKEN.fullmatch(value) is None:
+            return value
+    return None
+
+
+def _tokens_ok(values: list[str]) -> bool:
+    # One C-level pass over the joined text instead of a regex call per value: it matters at
+    # a million entries. Length bounds catch empty and over-long values; counting newlines
+    # catches a value that smuggles in the separator.
+    if not values:
+        return True
+    try:
+        joined = "\n".join(values)
+    except TypeError:
+        return False
+    return (
+        _TOKEN_CHARS.fullmatch(joined) is not None
+        and joined.count("\n") == len(values) - 1
+        and min(map(len, values)) >= 1
+        and max(map(len, values)) <= TOKEN_MAX
+    )
+
+
+def _check_columns(
+    refs: list[str],
+    choices: list[tuple[str, ...]],
+    capacities: Mapping[str, int] | None,
+    max_choices: int,
+) -> None:
+    """Raise ``MalformedRound`` naming the first problem in an entry list given as columns."""
+    if not _tokens_ok(refs):
+        bad = _first_bad_token(refs)
+        raise MalformedRound(
+            f"entry ref {bad!r} is not 1-{TOKEN_MAX} characters of A-Z a-z 0-9 _ . -"
+        )
+    if len(set(refs)) != len(refs):
+        seen: set[str] = set()
+        for ref in refs:
+            if ref in seen:
+                raise MalformedRound(f"entry ref {ref!r} appears more than once")
+            seen.add(ref)
+    lengths = list(map(len, choices))
+    lengths_ok = not lengths or (min(lengths) >= 1 and max(lengths) <= max_choices)
+    if not lengths_ok or not _tokens_ok(list(chain.from_iterable(choices))):
+        for ref, chosen in zip(refs, choices, strict=True):
+            if not 0 < len(chosen) <= max_choices:
+                raise MalformedRound(
+                    f"entry {ref!r} has {len(chosen)} choices; 1 to {max_choices} are allowed"
+                )
+            bad = _first_bad_token(chosen)
+            if bad is not None:
+                raise MalformedRound(
+                    f"entry {ref!r} chooses {bad!r}, which is not a valid session id"
+                )
+    if list(map(len, map(set, choices))) != lengths:
+        for ref, chosen in zip(refs, choices, strict=True):
+            if len(set(chosen)) != len(chosen):
+                raise MalformedRound(f"entry {ref!r} names the same session twice")
+    if capacities is not None:
+        unknown = set(chain.from_iterable(choices)).difference(capacities)
+        if unknown:
+            first = min(unknown)
+            for ref, chosen in zip(refs, choices, strict=True):
+                if first in chosen:
+                    raise MalformedRound(
+                        f"entry {ref!r} chooses session {first!r}, which is not in the round"
+                    )
+
+
+def _check_capacities(capacities: Mapping[str, int]) -> None:
+    bad = _first_bad_token(capacities)
+    if bad is not None:
+        raise MalformedRound(f"session id {bad!r} is not 1-{TOKEN_MAX} characters of "
+                             "A-Z a-z 0-9 _ . -")
+    for session, capacity in capacities.items():
+        if type(capacity) is not int or capacity < 0:
+            raise MalformedRound(
+                f"capacity of session {session!r} must be a whole number >= 0, got {capacity!r}"
+            )
+
+
+def validate_entries(
+    entries: Sequence[Entry],
+    capacities: Mapping[str, int] | None = None,
+    *,
+    max_choices: int = MAX_CHOICES,
+) -> None:
+    """Raise ``MalformedRound`` (an ``InvalidInput``) unless the entries can be drawn.
+
+    Refs must be unique; each entry has 1..``max_choices`` distinct session ids; with
+    ``capacities`` every chosen session must belong to the round."""
+    if capacities is not None:
+        _check_capacities(capacities)
+    for entry in entries:
+        if not isinstance(entry.choices, tuple):
+            raise MalformedRound(f"entry {entry.ref!r}: choices must be a tuple of session ids")
+    _check_columns([e.ref for e in entries], [e.choices for e in entries], capacities,
+                   max_choices)
+
+
+def _canonical_columns(refs: Sequence[str], choices: Sequence[tuple[str, ...]]) -> bytes:
+    by_ref = sorted(range(len(refs)), key=refs.__getitem__)
+    return "".join(
+        [f"{refs[i]} {' '.join(choices[i])}\n" for i in by_ref]
+    ).encode("ascii")
+
+
+def canonical_entries(entries: Iterable[Entry]) -> bytes:
+    """The canonical serialisation of a frozen entry list.
+
+    One line per entry, sorted by ref (byte order): the ref, then each choice in rank order,
+    separated by single spaces, ending in a newline; ASCII. The values cannot contain spaces
+    or newlines, so the text parses back unambiguously."""
+    listed = list(entries)
+    return _canonical_columns([e.ref for e in listed], [e.choices for e in listed])
+
+
+def entries_digest(entries: Iterable[Entry]) -> str:
+    """Lowercase hex SHA-256 of ``canonical_entries(entries)``; independent of entry order."""
+    return _sha256(canonical_entries(entries)).hexdigest()
+
+
+# --- draw order --------------------------------------------------------------------------
+
+
+def round_key(seed: bytes, beacon: str = "") -> bytes:
+    """The 32-byte key that every entry's draw key is derived from: SHA-256(seed ‖ beacon).
+
+    The seed has a fixed length, so the concatenation with the UTF-8 beacon is unambiguous."""
+    if len(seed) != SEED_BYTES:
+        raise InvalidInput(f"a seed is {SEED_BYTES} bytes, got {len(seed)}", code="bad_seed")
+    return _sha256(seed + beacon.encode("utf-8")).digest()
+
+
+def _keys(key: bytes, refs: Sequence[str]) -> list[bytes]:
+    # Encoding the joined refs once and splitting is several times cheaper than a million
+    # str.encode calls; refs are ASCII without newlines, so the split is exact.
+    if not refs:
+        return []
+    encoded = "\n".join(refs).encode("ascii").split(b"\n")
+    sha = _sha256
+    return [sha(key + ref).digest() for ref in encoded]
+
+
+def draw_keys(seed: bytes, refs: Sequence[str], beacon: str = "") -> list[bytes]:
+    """Each ref's draw key, SHA-256(round_key(seed, beacon) ‖ ASCII(ref)), in input order."""
+    return _keys(round_key(seed, beacon), refs)
+
+
+def _order(key: bytes, refs: Sequence[str]) -> list[int]:
+    keys = _keys(key, refs)
+    order = sorted(range(len(refs)), key=keys.__getitem__)
+    # Equal keys would take a SHA-256 collision between distinct refs; the specification
+    # still breaks such a tie by ref, so check rather than assume.
+    ranked = [keys[i] for i in order]
+    if any(map(operator.eq, ranked, ranked[1:])):
+        order.sort(key=lambda i: (keys[i], refs[i]))
+    return order
+
+
+def draw_order(seed: bytes, entries: Sequence[Entry], beacon: str = "") -> list[str]:
+    """The refs in draw order: ascending by draw key (bytes compared as unsigned), ties by ref.
+
+    Each entry's place depends only on the seed, the beacon and its own ref, so neither the
+    order in which entries were submitted nor any other entry moves it relative to the rest,
+    and once the seed is committed the operator has nothing left to steer."""
+    refs = [e.ref for e in entries]
+    return [refs[i] for i in _order(round_key(seed, beacon), refs)]
+
+
+# --- allocation --------------------------------------------------------------------------
+
+
+def _allocate(
+    order: Sequence[int],
+    refs: Sequence[str],
+    choices: Sequence[tuple[str, ...]],
+    capacities: Mapping[str, int],
+) -> DrawResult:
+    room = dict(capacities)
+    left = sum(room.values())
+    won: list[int] = []
+    got: list[str] = []
+    lost: list[int] = []
+    # The hot loop of a million-entry draw: plain lists, no per-entry objects; the awards
+    # are built once at the end.
+    position = 0
+    for position, i in enumerate(order):  # noqa: B007 - position is used after the loop
+        if not left:
+            break
+        for session in choices[i]:
+            if room[session]:
+                room[session] -= 1
+                left -= 1
+                won.append(i)
+                got.append(session)
+                break
+        else:
+            lost.append(i)
+    else:
+        position = len(order)
+    # Every slot is gone: the rest of the draw order is the rest of the waitlist.
+    lost.extend(order[position:])
+    won_refs = [refs[i] for i in won]
+    ranks = [choices[i].index(session) + 1 for i, session in zip(won, got, strict=True)]
+    return DrawResult(
+        winners=dict(zip(won_refs, map(Award, won_refs, got, ranks), strict=True)),
+        waitlist=tuple([refs[i] for i in lost]),
+    )
+
+
+def _run_columns(
+    seed: bytes,
+    beacon: str,
+    refs: Sequence[str],
+    choices: Sequence[tuple[str, ...]],
+    capacities: Mapping[str, int],
+) -> DrawResult:
+    return _allocate(_order(round_key(seed, beacon), refs), refs, choices, capacities)
+
+
+def run_draw(
+    seed: bytes,
+    entries: Sequence[Entry],
+    capacities: Mapping[str, int],
+    beacon: str = "",
+    *,
+    max_choices: int = MAX_CHOICES,
+) -> DrawResult:
+    """Draw a round: random serial dictatorship over ``draw_order``.
+
+    In draw order, each entry gets its highest-ranked session that still has room; an entry
+    none of whose sessions has room joins the waitlist. Raises ``MalformedRound`` for an
+    invalid entry list and ``InvalidInput`` for a seed that is not 32 bytes."""
+    validate_entries(entries, capacities, max_choices=max_choices)
+    refs = [e.ref for e in entries]
+    choices = [e.choices for e in entries]
+    return _run_columns(seed, beacon, refs, choices, capacities)
+
+
+# --- the round document ------------------------------------------------------------------
+
+
+def export_round(round_: Round) -> dict[str, Any]:
+    """The round as a JSON-able dict (see ``docs/draw.md`` for the schema).
+
+    Entries are listed by ref so that a patient can find their own. Refuses to put a seed in
+    the document of a round that has not been drawn: that would reveal it too early."""
+    if round_.result is None and round_.seed is not None:
+        raise ValueError("refusing to export the seed of a round that has not been drawn")
+    entries = sorted(round_.entries)
+    result = round_.result
+    return {
+        "format": FORMAT,
+        "round_id": round_.round_id,
+        "parameters": dict(round_.parameters),
+        "commitment": round_.commitment,
+        "entries_digest": round_.entries_digest,
+        "seed": None if round_.seed is None else round_.seed.hex(),
+        "beacon": round_.beacon,
+        "capacities": dict(round_.capacities),
+        "entries": [{"ref": e.ref, "choices": list(e.choices)} for e in entries],
+        "results": None if result is None else {
+            "winners": [
+                {"ref": a.ref, "session": a.session, "rank": a.rank}
+                for a in result.winners.values()
+            ],
+            "waitlist": list(result.waitlist),
+        },
+    }
+
+
+def _need(doc: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
+    if key not in doc:
+        raise MalformedRound(f"{what} has no {key!r}")
+    value = doc[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MalformedRound(f"{what}: {key!r} must be a {_KIND_NAMES[kind]}, got "
+                             f"{type(value).__name__}")
+    return value
+
+
+_KIND_NAMES: dict[type, str] = {
+    str: "string", int: "whole number", list: "list", dict: "JSON object",
+}
+
+
+def _read_columns(raw: list[Any]) -> tuple[list[str], list[tuple[str, ...]]]:
+    # Fast path first: a handful of C-level passes over a million entries. Values are
+    # checked afterwards by ``_check_columns``; only the container shapes matter here.
+    if set(map(type, raw)) <= {dict} and set(map(len, raw)) <= {2}:
+        try:
+            refs = [item["ref"] for item in raw]
+            lists = [item["choices"] for item in raw]
+        except KeyError:
+            pass
+        else:
+            if set(map(type, lists)) <= {list}:
+                return refs, list(map(tuple, lists))
+    # Something is off: find the first offending entry and say precisely what.
+    for n, item in enumerate(raw):
+        what = f"entries[{n}]"
+        if not isinstance(item, dict):
+            raise MalformedRound(f"{what} must be a JSON object")
+        extra = set(item).difference({"ref", "choices"})
+        if extra:
+            raise MalformedRound(f"{what} has unknown fields {sorted(extra)}")
+        _need(item, "ref", str, what)
+        _need(item, "choices", list, what)
+    raise AssertionError("unreachable: the fast path accepts every well-formed list")
+
+
+def _read_results(raw: Any) -> tuple[list[Award], list[str]]:
+    if not isinstance(raw, dict):
+        raise MalformedRound("'results' must be a JSON object or null")
+    winners_raw = _need(raw, "winners", list, "results")
+    waitlist = _need(raw, "waitlist", list, "results")
+    if not set(map(type, waitlist)) <= {str}:
+        raise MalformedRound("results.waitlist must be a list of entry refs")
+    if set(map(type, winners_raw)) <= {dict} and set(map(len, winners_raw)) <= {3}:
+        try:
+            refs = [item["ref"] for item in winners_raw]
+            sessions = [item["session"] for item in winners_raw]
+            ranks = [item["rank"] for item in winners_raw]
+        except KeyError:
+            pass
+        else:
+            if (set(map(type, refs)) <= {str} and set(map(type, sessions)) <= {str}
+                    and set(map(type, ranks)) <= {int}):
+                return list(map(Award, refs, sessions, ranks)), waitlist
+    winners: list[Award] = []
+    for n, item in enumerate(winners_raw):
+        what = f"results.winners[{n}]"
+        if not isinstance(item, dict):
+            raise MalformedRound(f"{what} must be a JSON object")
+        winners.append(Award(_need(item, "ref", str, what), _need(item, "session", str, what),
+                             _need(item, "rank", int, what)))
+    return winners, waitlist
+
+
+class _Loaded(NamedTuple):
+    round_id: str
+    parameters: dict[str, Any]
+    commitment: str
+    entries_digest: str
+    seed: bytes | None
+    beacon: str
+    capacities: dict[str, int]
+    refs: list[str]
+    choices: list[tuple[str, ...]]
+    winners: list[Award] | None
+    waitlist: list[str] | None
+
+
+def _read(doc: Mapping[str, Any]) -> _Loaded:
+    """Parse a round document into columns, raising ``MalformedRound`` with a clear message."""
+    if not isinstance(doc, Mapping):
+        raise MalformedRound("a round document must be a JSON object")
+    fmt = doc.get("format")
+    if fmt != FORMAT:
+        raise MalformedRound(f"unknown format {fmt!r}; this verifier reads {FORMAT!r}")
+    round_id = _need(doc, "round_id", str, "the round")
+    parameters = _need(doc, "parameters", dict, "the round")
+    promised = _need(doc, "commitment", str, "the round")
+    digest = _need(doc, "entries_digest", str, "the round")
+    for name, value in (("commitment", promised), ("entries_digest", digest)):
+        if _HEX64.fullmatch(value) is None:
+            raise MalformedRound(f"{name!r} must be 64 lowercase hex digits")
+    seed_hex = doc.get("seed")
+    seed: bytes | None = None
+    if seed_hex is not None:
+        if not isinstance(seed_hex, str) or _HEX64.fullmatch(seed_hex) is None:
+            raise MalformedRound("'seed' must be 64 lowercase hex digits (32 bytes) or null")
+        seed = bytes.fromhex(seed_hex)
+    beacon = doc.get("beacon", "")
+    if not isinstance(beacon, str):
+        raise MalformedRound("'beacon' must be a string")
+    capacities = _need(doc, "capacities", dict, "the round")
+    _check_capacities(capacities)
+    max_choices = parameters.get("max_choices", MAX_CHOICES)
+    if type(max_choices) is not int or max_choices < 1:
+        raise MalformedRound("parameters.max_choices must be a whole number >= 1")
+    refs, choices = _read_columns(_need(doc, "entries", list, "the round"))
+    _check_columns(refs, choices, capacities, max_choices)
+    results = doc.get("results")
+    winners, waitlist = (None, None) if results is None else _read_results(results)
+    return _Loaded(round_id, parameters, promised, digest, seed, beacon, capacities, refs,
+                   choices, winners, waitlist)
+
+
+def load_round(doc: Mapping[str, Any]) -> Round:
+    """Read a round document (as produced by ``export_round``) back into a ``Round``.
+
+    Checks the shape only, not the hashes or results (that is ``verify_round``'s job).
+    Raises ``MalformedRound`` with a message naming the offending field."""
+    loaded = _read(doc)
+    result = None
+    if loaded.winners is not None and loaded.waitlist is not None:
+        result = DrawResult(winners={a.ref: a for a in loaded.winners},
+                            waitlist=tuple(loaded.waitlist))
+    return Round(
+        round_id=loaded.round_id,
+        capacities=loaded.capacities,
+        entries=tuple(map(Entry, loaded.refs, loaded.choices)),
+        commitment=loaded.commitment,
+        entries_digest=loaded.entries_digest,
+        beacon=loaded.beacon,
+        seed=loaded.seed,
+        result=result,
+        parameters=loaded.parameters,
+    )
+
+
+def _check_stated(loaded: _Loaded, winners: list[Award], waitlist: list[str]) -> list[str]:
+    """Checks on the published results that need no seed: they name the problem plainly."""
+    reasons: list[str] = []
+    chosen = dict(zip(loaded.refs, loaded.choices, strict=True))
+    used: dict[str, int] = {}
+    seen: set[str] = set()
+    for award in winners:
+        if award.ref not in chosen:
+            reasons.append(f"winner {award.ref!r} is not among the entries")
+            break
+        if award.ref in seen:
+            reasons.append(f"entry {award.ref!r} wins more than once")
+            break
+        seen.add(award.ref)
+        picks = chosen[award.ref]
+        if not 1 <= award.rank <= len(picks) or picks[award.rank - 1] != award.session:
+            reasons.append(f"winner {award.ref!r} is given {award.session!r} as choice "
+                           f"{award.rank}, but its choices are {list(picks)}")
+            break
+        used[award.session] = used.get(award.session, 0) + 1
+    for session, count in sorted(used.items()):
+        if count > loaded.capacities[session]:
+            reasons.append(f"session {session!r} has {count} winners but capacity "
+                           f"{loaded.capacities[session]}")
+            break
+    listed = seen.union(waitlist)
+    if len(waitlist) != len(set(waitlist)) or seen.intersection(waitlist):
+        reasons.append("an entry appears twice among winners and waitlist")
+    elif len(listed) != len(chosen) or not listed.issubset(chosen):
+        missing = sorted(set(chosen).difference(listed))
+        stray = sorted(listed.difference(chosen))
+        if missing:
+            reasons.append(f"entry {missing[0]!r} is neither a winner nor on the waitlist")
+        if stray:
+            reasons.append(f"waitlist names {stray[0]!r}, which is not an entry")
+    return reasons
+
+
+def _first_difference(kind: str, stated: Sequence[Any], computed: Sequence[Any]) -> str | None:
+    # A length mismatch is reported after the common prefix, hence no strict zip.
+    for n, (a, b) in enumerate(zip(stated, computed, strict=False)):
+        if a != b:
+            return f"{kind} #{n + 1} is {_show(a)} but the draw gives {_show(b)}"
+    if len(stated) != len(computed):
+        return (f"the document lists {len(stated)} {kind} entries but the draw gives "
+                f"{len(computed)}")
+    return None
+
+
+def _show(item: Any) -> str:
+    if isinstance(item, Award):
+        return f"{item.ref} -> {item.session} (choice {item.rank})"
+    return repr(item)
+
+
+def verify_round(doc: Mapping[str, Any] | Round) -> Verification:
+    """Recompute a round from its document and compare with what it publishes.
+
+    Checks, in order: the document's shape; SHA-256(seed) equals the commitment; the digest
+    of the entries equals ``entries_digest``; the published results are self-consistent (each
+    winner chose its session at that rank, wins once, capacities hold, every entry is a
+    winner or waitlisted); and the recomputed winners and waitlist equal the published ones,
+    naming the first difference. Never raises for a bad document: ``malformed`` says so."""
+    try:
+        loaded = _read(export_round(doc) if isinstance(doc, Round) else doc)
+    except InvalidInput as exc:
+        return Verification(ok=False, malformed=True, reasons=(f"malformed document: {exc}",))
+    reasons: list[str] = []
+    if loaded.seed is None:
+        reasons.append("the round has not been drawn: no seed is revealed")
+    elif commitment(loaded.seed) != loaded.commitment:
+        reasons.append(f"the seed does not match the commitment: SHA-256(seed) is "
+                       f"{commitment(loaded.seed)}, the commitment is {loaded.commitment}")
+    digest = _sha256(_canonical_columns(loaded.refs, loaded.choices)).hexdigest()
+    if digest != loaded.entries_digest:
+        reasons.append(f"the entries do not match the published digest: they hash to "
+                       f"{digest}, the document says {loaded.entries_digest}")
+    if loaded.winners is None or loaded.waitlist is None:
+        reasons.append("the document has no results")
+    else:
+        differences: list[str] = []
+        if loaded.seed is not None:
+            computed = _run_columns(loaded.seed, loaded.beacon, loaded.refs, loaded.choices,
+                                    loaded.capacities)
+            for problem in (
+                _first_difference("winner", loaded.winners, list(computed.winners.values())),
+                _first_difference("waitlist", loaded.waitlist, computed.waitlist),
+            ):
+                if problem is not None:
+                    differences.append(problem)
+        # Results equal to a recomputed draw are consistent by construction; the plain
+        # checks only run to explain a mismatch (or results that cannot be recomputed).
+        if differences or loaded.seed is None:
+            reasons.extend(_check_stated(loaded, loaded.winners, loaded.waitlist))
+        reasons.extend(differences)
+    return Verification(
+        ok=not reasons,
+        reasons=tuple(reasons),
+        round_id=loaded.round_id,
+        entries=len(loaded.refs),
+        sessions=len(loaded.capacities),
+        winners=len(loaded.winners or ()),
+        waitlisted=len(loaded.waitlist or ()),
+    )
