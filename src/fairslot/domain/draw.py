@@ -16,7 +16,6 @@ A round goes through three public moments:
 from __future__ import annotations
 
 import hashlib
-import operator
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -214,31 +213,36 @@ def _check_columns(
                 raise MalformedRound(f"entry ref {ref!r} appears more than once")
             seen.add(ref)
     lengths = list(map(len, choices))
-    lengths_ok = not lengths or (min(lengths) >= 1 and max(lengths) <= max_choices)
-    if not lengths_ok or not _tokens_ok(list(chain.from_iterable(choices))):
+    if lengths and (min(lengths) < 1 or max(lengths) > max_choices):
         for ref, chosen in zip(refs, choices, strict=True):
             if not 0 < len(chosen) <= max_choices:
                 raise MalformedRound(
                     f"entry {ref!r} has {len(chosen)} choices; 1 to {max_choices} are allowed"
                 )
-            bad = _first_bad_token(chosen)
-            if bad is not None:
-                raise MalformedRound(
-                    f"entry {ref!r} chooses {bad!r}, which is not a valid session id"
-                )
+    # Only the distinct session ids need checking: a few thousand, not millions. When the
+    # round's sessions are given, membership implies a valid id (capacities are checked).
+    named: set[object]
+    try:
+        named = set(chain.from_iterable(choices))
+    except TypeError:  # an unhashable value, such as a list inside the choices
+        named = {object()}
+    wrong = (named.difference(capacities) if capacities is not None
+             else {v for v in named if not isinstance(v, str) or not _TOKEN.fullmatch(v)})
+    if wrong:
+        for ref, chosen in zip(refs, choices, strict=True):
+            for value in chosen:
+                if not isinstance(value, str) or _TOKEN.fullmatch(value) is None:
+                    raise MalformedRound(
+                        f"entry {ref!r} chooses {value!r}, which is not a valid session id"
+                    )
+                if capacities is not None and value not in capacities:
+                    raise MalformedRound(
+                        f"entry {ref!r} chooses session {value!r}, which is not in the round"
+                    )
     if list(map(len, map(set, choices))) != lengths:
         for ref, chosen in zip(refs, choices, strict=True):
             if len(set(chosen)) != len(chosen):
                 raise MalformedRound(f"entry {ref!r} names the same session twice")
-    if capacities is not None:
-        unknown = set(chain.from_iterable(choices)).difference(capacities)
-        if unknown:
-            first = min(unknown)
-            for ref, chosen in zip(refs, choices, strict=True):
-                if first in chosen:
-                    raise MalformedRound(
-                        f"entry {ref!r} chooses session {first!r}, which is not in the round"
-                    )
 
 
 def _check_capacities(capacities: Mapping[str, int]) -> None:
@@ -265,11 +269,16 @@ def validate_entries(
     ``capacities`` every chosen session must belong to the round."""
     if capacities is not None:
         _check_capacities(capacities)
-    for entry in entries:
-        if not isinstance(entry.choices, tuple):
-            raise MalformedRound(f"entry {entry.ref!r}: choices must be a tuple of session ids")
-    _check_columns([e.ref for e in entries], [e.choices for e in entries], capacities,
-                   max_choices)
+    _check_columns(*_columns(entries), capacities, max_choices)
+
+
+def _columns(entries: Sequence[Entry]) -> tuple[list[str], list[tuple[str, ...]]]:
+    refs = [e.ref for e in entries]
+    choices = [e.choices for e in entries]
+    if not set(map(type, choices)) <= {tuple}:
+        bad = next(e for e in entries if not isinstance(e.choices, tuple))
+        raise MalformedRound(f"entry {bad.ref!r}: choices must be a tuple of session ids")
+    return refs, choices
 
 
 def _canonical_columns(refs: Sequence[str], choices: Sequence[tuple[str, ...]]) -> bytes:
@@ -326,8 +335,7 @@ def _order(key: bytes, refs: Sequence[str]) -> list[int]:
     order = sorted(range(len(refs)), key=keys.__getitem__)
     # Equal keys would take a SHA-256 collision between distinct refs; the specification
     # still breaks such a tie by ref, so check rather than assume.
-    ranked = [keys[i] for i in order]
-    if any(map(operator.eq, ranked, ranked[1:])):
+    if len(set(keys)) != len(keys):
         order.sort(key=lambda i: (keys[i], refs[i]))
     return order
 
@@ -406,9 +414,9 @@ def run_draw(
     In draw order, each entry gets its highest-ranked session that still has room; an entry
     none of whose sessions has room joins the waitlist. Raises ``MalformedRound`` for an
     invalid entry list and ``InvalidInput`` for a seed that is not 32 bytes."""
-    validate_entries(entries, capacities, max_choices=max_choices)
-    refs = [e.ref for e in entries]
-    choices = [e.choices for e in entries]
+    _check_capacities(capacities)
+    refs, choices = _columns(entries)
+    _check_columns(refs, choices, capacities, max_choices)
     return _run_columns(seed, beacon, refs, choices, capacities)
 
 
