@@ -24,6 +24,7 @@ from fairslot.domain.draw import (
     export_round,
     load_round,
     new_seed,
+    next_in_line,
     round_key,
     run_draw,
     verify_round,
@@ -140,6 +141,14 @@ def test_the_worked_example_of_the_docs_still_holds() -> None:
     assert result.waitlist == ("bob", "carol")
     assert entries_digest(entries) == (
         "28f06e5749bd43c6cdc3ecd3261e5e53a4e0acab5883367326559f8a76420918")
+
+
+def test_a_freed_slot_goes_to_the_first_waitlisted_entry_that_chose_it() -> None:
+    choices = {"a": ("s1",), "b": ("s2", "s1"), "c": ("s2",)}
+    waitlist = ["a", "b", "c"]
+    assert next_in_line(waitlist, choices, "s2") == "b"
+    assert next_in_line(waitlist, choices, "s2", skip={"b"}) == "c"
+    assert next_in_line(waitlist, choices, "s2", skip={"b", "c"}) is None
 
 
 def test_a_new_seed_is_32_random_bytes() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, NamedTuple
@@ -43,6 +43,7 @@ __all__ = [
     "export_round",
     "load_round",
     "new_seed",
+    "next_in_line",
     "round_key",
     "run_draw",
     "validate_entries",
@@ -418,6 +419,22 @@ def run_draw(
     refs, choices = _columns(entries)
     _check_columns(refs, choices, capacities, max_choices)
     return _run_columns(seed, beacon, refs, choices, capacities)
+
+
+def next_in_line(
+    waitlist: Sequence[str],
+    choices: Mapping[str, Sequence[str]],
+    session: str,
+    skip: Container[str] = frozenset(),
+) -> str | None:
+    """Who is offered a freed slot of ``session``: the first ref on the waitlist, in draw
+    order, that chose ``session`` and is not in ``skip`` (already offered, declined, booked
+    elsewhere or suspended). ``None`` once nobody is left: only then may the slot become a
+    first-come-first-served leftover. ``choices`` maps each ref to its ranked sessions."""
+    for ref in waitlist:
+        if ref not in skip and session in choices[ref]:
+            return ref
+    return None
 
 
 # --- the round document ------------------------------------------------------------------
