@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = Field(5, ge=1)
     auth_token_hours: int = Field(12, ge=1)
     password_min_length: int = Field(8, ge=6)
+    session_cookie_secure: bool | None = None
+    """Mark the pages' session cookie Secure; unset means Secure when the request came over
+    HTTPS (behind a TLS proxy, set it to true)."""
 
     # Network
     trusted_proxies: list[str] = Field(default_factory=list)
