@@ -1,0 +1,481 @@
+"""The investigators' rules, each an explained finding with the figures behind it.
+
+Every rule returns findings: (entity_type, entity_id, code, strength, detail). ``strength`` in
+[0, 1] is how much the finding alone says about the entity; ``scoring`` combines strengths so
+that no single weak clue (one mistyped ID number, a fast click, a shared clinic terminal)
+flags anybody, while clues that only a ring produces do. Thresholds live in ``Thresholds``
+and are documented, with the reasoning behind each, in docs/investigation.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+
+import polars as pl
+from stdnum import exceptions as stdnum_errors
+from stdnum.cn import ric
+
+from fairslot.config import get_settings
+
+__all__ = [
+    "FINDING_SCHEMA",
+    "Thresholds",
+    "account_many_patients",
+    "click_rate",
+    "fast_after_release",
+    "identity_spread",
+    "invalid_id_numbers",
+    "ip_fanout",
+    "launder_pairs",
+    "nonsense_names",
+    "payer_fanout",
+    "repeated_no_shows",
+    "run_rules",
+    "shared_device",
+    "shared_phone",
+    "valid_id_number",
+]
+
+FINDING_SCHEMA = {
+    "entity_type": pl.String,
+    "entity_id": pl.String,
+    "code": pl.String,
+    "strength": pl.Float64,
+    "detail": pl.String,
+}
+
+# Chinese names (with the middle dot of many minority names) or Latin-script names; what is
+# left (digits such as "561", single characters, symbols) is not a person's name.
+_NAME = re.compile(r"^[\u3400-\u9fff\u00b7\u30fb]{2,20}$|^[A-Za-z][A-Za-z .'\-]{1,59}$")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The figures each rule uses; docs/investigation.md explains each choice."""
+
+    fast_seconds: float = 2.0
+    """A booking this soon after its slot's release is beyond a person using the app."""
+    spread_days: int = 7
+    spread_departments: int = 3
+    spread_doctors: int = 4
+    family_size: int = dataclasses.field(
+        default_factory=lambda: get_settings().max_patients_per_account)
+    """The platform's per-account patient limit: the size of a household it allows."""
+    payer_volume_per_year: int = 100
+    """The seed cases' abnormal payment accounts had 100+ payments a year."""
+    ip_patients_per_hour: int = 10
+    device_accounts: int = 5
+    launder_seconds: float = 60.0
+    no_shows: int = 3
+    no_show_rate: float = 0.5
+    clicks_per_minute: int = 120
+    """Half the auto-clicker's 200-300 clicks a minute in the seed cases; a person reading
+    pages does not sustain two requests a second for a minute."""
+
+    @property
+    def payer_patients(self) -> int:
+        """A payer paying for more than twice a household is paying for strangers."""
+        return 2 * self.family_size
+
+
+def _findings(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select(
+        pl.col(name).cast(dtype) for name, dtype in FINDING_SCHEMA.items()
+    )
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema=FINDING_SCHEMA)
+
+
+def valid_id_number(value: str) -> bool:
+    """A resident ID number python-stdnum accepts; a pseudonymised value (``h:``) counts as
+    valid because it is opaque, not wrong."""
+    if value.startswith("h:"):
+        return True
+    try:
+        ric.validate(value)
+    except stdnum_errors.ValidationError:
+        return False
+    return True
+
+
+def _is_name(value: str) -> bool:
+    if value.startswith("h:"):
+        return True
+    return bool(_NAME.match(unicodedata.normalize("NFKC", value).strip()))
+
+
+def _graded(count: pl.Expr, steps: tuple[tuple[float, float], ...]) -> pl.Expr:
+    """Strength by count: the strength of the highest step whose count is reached."""
+    expr: pl.Expr = pl.lit(0.0)
+    for at_least, strength in steps:
+        expr = pl.when(count >= at_least).then(pl.lit(strength)).otherwise(expr)
+    return expr
+
+
+def invalid_id_numbers(bookings: pl.DataFrame) -> pl.DataFrame:
+    """Patients whose ID number fails the checksum, birth date or region check, and the
+    accounts that booked them. One invalid number on an account is a typo more often than
+    not; two or more distinct ones are not."""
+    distinct = bookings.select("patient").unique()
+    # Each distinct number is checked once, not each row.
+    checked = distinct.with_columns(
+        pl.col("patient").map_elements(valid_id_number, return_dtype=pl.Boolean).alias("valid")
+    )
+    invalid = checked.filter(~pl.col("valid")).select("patient")
+    if invalid.is_empty():
+        return _empty()
+    patients = invalid.with_columns(
+        pl.lit("patient").alias("entity_type"), pl.col("patient").alias("entity_id"),
+        pl.lit("invalid_id_number").alias("code"), pl.lit(0.6).alias("strength"),
+        pl.lit("ID number fails the checksum, birth date or region check").alias("detail"),
+    )
+    per_account = (
+        bookings.join(invalid, on="patient")
+        .group_by("account_id")
+        .agg(pl.col("patient").n_unique().alias("n"), pl.len().alias("rows"))
+    )
+    accounts = per_account.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("invalid_id_number").alias("code"),
+        _graded(pl.col("n"), ((1, 0.25), (2, 0.7), (3, 0.9))).alias("strength"),
+        pl.format("booked for {} invalid ID number(s) in {} booking(s)",
+                  pl.col("n"), pl.col("rows")).alias("detail"),
+    )
+    return pl.concat([_findings(patients), _findings(accounts)])
+
+
+def nonsense_names(bookings: pl.DataFrame) -> pl.DataFrame:
+    """Patient names that are no person's name (digits such as "561", one character,
+    symbols); pseudonymised names are skipped."""
+    names = bookings.filter(pl.col("patient_name").is_not_null()).select(
+        "patient", "patient_name").unique()
+    distinct = names.select("patient_name").unique().with_columns(
+        pl.col("patient_name").map_elements(_is_name, return_dtype=pl.Boolean).alias("ok"))
+    bad = names.join(distinct.filter(~pl.col("ok")), on="patient_name")
+    if bad.is_empty():
+        return _empty()
+    patients = bad.group_by("patient").agg(pl.col("patient_name").first()).with_columns(
+        pl.lit("patient").alias("entity_type"), pl.col("patient").alias("entity_id"),
+        pl.lit("nonsense_name").alias("code"), pl.lit(0.5).alias("strength"),
+        pl.format("booked under the name \"{}\", which is no person's name",
+                  pl.col("patient_name")).alias("detail"),
+    )
+    per_account = (
+        bookings.join(bad.select("patient", "patient_name"), on=["patient", "patient_name"])
+        .group_by("account_id").agg(pl.col("patient").n_unique().alias("n"))
+    )
+    accounts = per_account.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("nonsense_name").alias("code"),
+        _graded(pl.col("n"), ((1, 0.3), (2, 0.7), (3, 0.85))).alias("strength"),
+        pl.format("booked for {} patient(s) with nonsense names", pl.col("n")).alias("detail"),
+    )
+    return pl.concat([_findings(patients), _findings(accounts)])
+
+
+def identity_spread(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """One identity booked with many departments or doctors within a week: "nobody has a
+    headache and a foot ache at once". Windows are fixed 7-day buckets and the same buckets
+    shifted by half a week, so any burst inside one week is seen whole in one of them."""
+    period = f"{t.spread_days}d"
+    frames = []
+    for offset in ("0d", f"{t.spread_days * 12}h"):
+        frames.append(
+            bookings.with_columns(
+                pl.col("created_at").dt.offset_by(offset).dt.truncate(period).alias("window"))
+            .group_by("patient", "window")
+            .agg(pl.col("department").n_unique().alias("departments"),
+                 pl.col("doctor_id").n_unique().alias("doctors"))
+        )
+    spread = (
+        pl.concat(frames).group_by("patient")
+        .agg(pl.col("departments").max(), pl.col("doctors").max())
+        .filter((pl.col("departments") >= t.spread_departments)
+                | (pl.col("doctors") >= t.spread_doctors))
+    )
+    if spread.is_empty():
+        return _empty()
+    patients = spread.with_columns(
+        pl.lit("patient").alias("entity_type"), pl.col("patient").alias("entity_id"),
+        pl.lit("identity_spread").alias("code"),
+        _graded(pl.col("departments"), ((0, 0.4), (t.spread_departments + 1, 0.6),
+                                         (t.spread_departments + 3, 0.8))).alias("strength"),
+        pl.format("booked with {} departments and {} doctors within {} days",
+                  pl.col("departments"), pl.col("doctors"), pl.lit(t.spread_days)).alias("detail"),
+    )
+    per_account = (
+        bookings.join(spread.select("patient"), on="patient")
+        .group_by("account_id").agg(pl.col("patient").n_unique().alias("n"))
+    )
+    accounts = per_account.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("identity_spread").alias("code"),
+        _graded(pl.col("n"), ((1, 0.35), (2, 0.6), (3, 0.75))).alias("strength"),
+        pl.format("booked {} identity(ies) seen across {}+ departments or {}+ doctors in a week",
+                  pl.col("n"), pl.lit(t.spread_departments), pl.lit(t.spread_doctors)
+                  ).alias("detail"),
+    )
+    return pl.concat([_findings(patients), _findings(accounts)])
+
+
+def payer_fanout(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
+                 days: float) -> pl.DataFrame:
+    """Payment accounts paying for more patients than a household, or making more payments
+    than the seed cases' abnormal accounts (100+ a year, scaled to the period read)."""
+    paid = payments.join(bookings.select("booking_id", "patient", "account_id"),
+                         on="booking_id", how="left")
+    per_payer = paid.group_by("payer_account").agg(
+        pl.col("patient").drop_nulls().n_unique().alias("patients"),
+        pl.col("account_id").drop_nulls().n_unique().alias("accounts"),
+        pl.len().alias("payments"),
+    )
+    volume_limit = max(10.0, t.payer_volume_per_year * days / 365.0)
+    flagged = per_payer.filter((pl.col("patients") > t.payer_patients)
+                               | (pl.col("payments") >= volume_limit))
+    if flagged.is_empty():
+        return _empty()
+    payers = flagged.with_columns(
+        pl.lit("payer").alias("entity_type"), pl.col("payer_account").alias("entity_id"),
+        pl.lit("payer_fanout").alias("code"),
+        pl.max_horizontal(
+            _graded(pl.col("patients"), ((t.payer_patients + 1, 0.6),
+                                         (2 * t.payer_patients, 0.8),
+                                         (4 * t.payer_patients, 0.9))),
+            _graded(pl.col("payments"), ((volume_limit, 0.6), (3 * volume_limit, 0.8))),
+        ).alias("strength"),
+        pl.format("paid {} time(s) for {} distinct patients booked by {} account(s) in {} days",
+                  pl.col("payments"), pl.col("patients"), pl.col("accounts"),
+                  pl.lit(round(days))).alias("detail"),
+    )
+    per_account = (
+        paid.join(flagged.select("payer_account"), on="payer_account")
+        .filter(pl.col("account_id").is_not_null())
+        .group_by("account_id").agg(pl.len().alias("n"),
+                                    pl.col("payer_account").n_unique().alias("hubs"))
+    )
+    accounts = per_account.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("paid_by_hub").alias("code"),
+        _graded(pl.col("n"), ((1, 0.15), (3, 0.4), (6, 0.55))).alias("strength"),
+        pl.format("{} of its bookings paid by {} fan-out payer(s)", pl.col("n"),
+                  pl.col("hubs")).alias("detail"),
+    )
+    return pl.concat([_findings(payers), _findings(accounts)])
+
+
+def ip_fanout(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """One IP booking many ID numbers within an hour, for few accounts. A campus or carrier
+    NAT also shows many patients an hour, but each from its own account, so the rule asks
+    for at least two patients per account in that hour."""
+    hourly = (
+        bookings.filter(pl.col("ip").is_not_null())
+        .with_columns(pl.col("created_at").dt.truncate("1h").alias("hour"))
+        .group_by("ip", "hour")
+        .agg(pl.col("patient").n_unique().alias("patients"),
+             pl.col("account_id").n_unique().alias("accounts"))
+        .filter((pl.col("patients") >= t.ip_patients_per_hour)
+                & (pl.col("patients") >= 2 * pl.col("accounts")))
+        .group_by("ip").agg(pl.col("patients").max(), pl.len().alias("hours"),
+                            pl.col("accounts").max())
+    )
+    if hourly.is_empty():
+        return _empty()
+    return _findings(hourly.with_columns(
+        pl.lit("ip").alias("entity_type"), pl.col("ip").alias("entity_id"),
+        pl.lit("ip_fanout").alias("code"),
+        _graded(pl.col("hours"), ((1, 0.5), (3, 0.7))).alias("strength"),
+        pl.format("booked up to {} ID numbers from {} account(s) in one hour, in {} hour(s)",
+                  pl.col("patients"), pl.col("accounts"), pl.col("hours")).alias("detail"),
+    ))
+
+
+def shared_device(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """A device used by many accounts. Clinics' shared terminals do this honestly, so the
+    finding is weak on its own and marks the device only; it matters when the accounts on
+    it are suspicious for other reasons."""
+    per_device = (
+        bookings.filter(pl.col("device_id").is_not_null())
+        .group_by("device_id")
+        .agg(pl.col("account_id").n_unique().alias("accounts"),
+             pl.col("patient").n_unique().alias("patients"))
+        .filter(pl.col("accounts") >= t.device_accounts)
+    )
+    return _findings(per_device.with_columns(
+        pl.lit("device").alias("entity_type"), pl.col("device_id").alias("entity_id"),
+        pl.lit("shared_device").alias("code"), pl.lit(0.3).alias("strength"),
+        pl.format("used by {} accounts for {} patients", pl.col("accounts"),
+                  pl.col("patients")).alias("detail"),
+    ))
+
+
+def shared_phone(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """One phone number given for more patients than a household."""
+    per_phone = (
+        bookings.filter(pl.col("patient_phone").is_not_null())
+        .group_by("patient_phone")
+        .agg(pl.col("patient").n_unique().alias("patients"),
+             pl.col("account_id").n_unique().alias("accounts"))
+        .filter(pl.col("patients") > t.family_size)
+    )
+    return _findings(per_phone.with_columns(
+        pl.lit("phone").alias("entity_type"), pl.col("patient_phone").alias("entity_id"),
+        pl.lit("shared_phone").alias("code"), pl.lit(0.5).alias("strength"),
+        pl.format("given as the phone of {} patients by {} account(s)", pl.col("patients"),
+                  pl.col("accounts")).alias("detail"),
+    ))
+
+
+def fast_after_release(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """Bookings made within ``fast_seconds`` of their slot's release. A person needs a
+    minute from login to payment; software needs 0.02 s. One fast booking can be luck, a
+    habit of them is a tool."""
+    fast = (
+        bookings.filter(pl.col("released_at").is_not_null())
+        .with_columns(((pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds()
+                       / 1000.0).alias("after"))
+        .filter((pl.col("after") >= 0) & (pl.col("after") <= t.fast_seconds))
+        .group_by("account_id")
+        .agg(pl.len().alias("n"), pl.col("after").median().alias("median"))
+    )
+    return _findings(fast.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("fast_after_release").alias("code"),
+        _graded(pl.col("n"), ((1, 0.15), (2, 0.35), (3, 0.6), (5, 0.75))).alias("strength"),
+        pl.format("{} booking(s) within {} s of release (median {} s)", pl.col("n"),
+                  pl.lit(t.fast_seconds), pl.col("median").round(2)).alias("detail"),
+    ))
+
+
+def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cancel-then-rebook (占坑洗号): a booking for a session is cancelled and, within
+    ``launder_seconds``, the same session is booked for a different patient. The cancelled
+    side is the holder, the rebooked patient the buyer. A freed slot can go to a stranger by
+    luck, so an account needs two such pairs, or one whose two sides share an account,
+    device or IP.
+
+    Returns (findings, pairs); ``pairs`` has holder_account, rebook_account, buyer, linked."""
+    cancelled = bookings.filter(pl.col("cancelled_at").is_not_null()).select(
+        "doctor_id", "session_start", pl.col("cancelled_at"),
+        pl.col("account_id").alias("holder_account"), pl.col("patient").alias("held"),
+        pl.col("device_id").alias("d1"), pl.col("ip").alias("ip1"),
+        pl.col("booking_id").alias("held_booking"))
+    booked = bookings.select(
+        "doctor_id", "session_start", "created_at",
+        pl.col("account_id").alias("rebook_account"), pl.col("patient").alias("buyer"),
+        pl.col("device_id").alias("d2"), pl.col("ip").alias("ip2"),
+        pl.col("booking_id").alias("rebooking"))
+    pairs = (
+        cancelled.join(booked, on=["doctor_id", "session_start"])
+        .with_columns(((pl.col("created_at") - pl.col("cancelled_at")).dt.total_milliseconds()
+                       / 1000.0).alias("gap"))
+        .filter((pl.col("gap") >= 0) & (pl.col("gap") <= t.launder_seconds)
+                & (pl.col("held") != pl.col("buyer")))
+        .with_columns(
+            ((pl.col("holder_account") == pl.col("rebook_account"))
+             | (pl.col("d1") == pl.col("d2")).fill_null(False)
+             | (pl.col("ip1") == pl.col("ip2")).fill_null(False)).alias("linked"))
+        # One rebooking answers at most one cancellation: the closest.
+        .sort("gap").unique(subset=["rebooking"], keep="first")
+        .unique(subset=["held_booking"], keep="first")
+    )
+    if pairs.is_empty():
+        return _empty(), pairs
+    sides = pl.concat([
+        pairs.select(pl.col("holder_account").alias("account_id"), "linked"),
+        pairs.select(pl.col("rebook_account").alias("account_id"), "linked"),
+    ])
+    per_account = sides.group_by("account_id").agg(
+        pl.len().alias("n"), pl.col("linked").sum().alias("linked"))
+    per_account = per_account.with_columns(
+        (pl.col("n") + pl.col("linked")).alias("weight"))
+    accounts = per_account.filter(pl.col("weight") >= 2).with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("launder_pair").alias("code"),
+        _graded(pl.col("weight"), ((2, 0.6), (4, 0.8), (8, 0.9))).alias("strength"),
+        pl.format("in {} cancel-then-rebook pair(s) within {} s ({} with a shared account, "
+                  "device or IP)", pl.col("n"), pl.lit(t.launder_seconds),
+                  pl.col("linked")).alias("detail"),
+    )
+    return _findings(accounts), pairs
+
+
+def repeated_no_shows(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """Accounts whose bookings mostly end in no-shows: unsold holds and wasted capacity."""
+    per_account = bookings.group_by("account_id").agg(
+        (pl.col("status") == "no_show").sum().alias("no_shows"), pl.len().alias("n"))
+    flagged = per_account.filter((pl.col("no_shows") >= t.no_shows)
+                                 & (pl.col("no_shows") >= t.no_show_rate * pl.col("n")))
+    return _findings(flagged.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("repeated_no_show").alias("code"), pl.lit(0.4).alias("strength"),
+        pl.format("{} no-shows in {} bookings", pl.col("no_shows"), pl.col("n")).alias("detail"),
+    ))
+
+
+def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """Accounts booking for more distinct patients than a household (the platform's
+    per-account limit); the strength grows with how far beyond it."""
+    per_account = bookings.group_by("account_id").agg(
+        pl.col("patient").n_unique().alias("patients"))
+    flagged = per_account.filter(pl.col("patients") > t.family_size)
+    return _findings(flagged.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("many_patients").alias("code"),
+        _graded(pl.col("patients"), ((t.family_size + 1, 0.1), (t.family_size + 3, 0.3),
+                                     (2 * t.family_size, 0.5), (3 * t.family_size, 0.7))
+                ).alias("strength"),
+        pl.format("booked for {} distinct patients (a household is at most {})",
+                  pl.col("patients"), pl.lit(t.family_size)).alias("detail"),
+    ))
+
+
+def click_rate(access: pl.DataFrame | None, t: Thresholds) -> pl.DataFrame:
+    """Accounts whose requests in one minute exceed what a person reading pages makes."""
+    if access is None or access.is_empty():
+        return _empty()
+    per_minute = (
+        access.filter(pl.col("account_id").is_not_null())
+        .group_by("account_id", pl.col("ts").dt.truncate("1m").alias("minute"))
+        .agg(pl.len().alias("n"))
+        .filter(pl.col("n") >= t.clicks_per_minute)
+        .group_by("account_id").agg(pl.col("n").max(), pl.len().alias("minutes"))
+    )
+    return _findings(per_minute.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("click_rate").alias("code"),
+        _graded(pl.col("minutes"), ((1, 0.35), (3, 0.6))).alias("strength"),
+        pl.format("up to {} requests in one minute, in {} minute(s)", pl.col("n"),
+                  pl.col("minutes")).alias("detail"),
+    ))
+
+
+def run_rules(
+    bookings: pl.DataFrame, payments: pl.DataFrame, access: pl.DataFrame | None,
+    t: Thresholds,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """All rules; returns (findings, launder pairs)."""
+    if bookings.is_empty():
+        return _empty(), pl.DataFrame()
+    span = bookings.select(pl.col("created_at").min().alias("a"), pl.col("created_at").max()
+                           .alias("b")).row(0)
+    days = max(1.0, (span[1] - span[0]).total_seconds() / 86400.0)
+    laundering, pairs = launder_pairs(bookings, t)
+    findings = pl.concat([
+        invalid_id_numbers(bookings),
+        nonsense_names(bookings),
+        identity_spread(bookings, t),
+        payer_fanout(bookings, payments, t, days),
+        ip_fanout(bookings, t),
+        shared_device(bookings, t),
+        shared_phone(bookings, t),
+        fast_after_release(bookings, t),
+        laundering,
+        repeated_no_shows(bookings, t),
+        account_many_patients(bookings, t),
+        click_rate(access, t),
+    ])
+    return findings, pairs

@@ -1,0 +1,301 @@
+"""Scores, rings and roles: the signals combined into one 0-1 score per entity, the rings
+found in the link graph, and each member's part in its ring.
+
+An account's score is the noisy-OR of its findings, ``1 - prod(1 - strength)``, taking each
+reason code once at its strongest. Strengths are set so that one weak clue stays well under
+the flag line (``flag_at``, 0.5) and only clues a household does not produce, or several
+weaker ones together, cross it.
+
+Rings are Leiden communities of the link graph holding at least two flagged accounts. An
+account the rules did not flag joins its community's ring when it is tied to two or more of
+the ring's flagged accounts with total link weight of at least 1.0 (say, a payer or device
+used only by them); tied to one member only, it may be that member's family, so it does not.
+
+Other entities (patients, payers, phones, devices, IPs) are scored by the share of their
+bookings made by flagged accounts, combined with their own findings at half weight: a
+payer that pays for strangers is suspicious, one that pays for a ring is caught.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import polars as pl
+
+from fairslot.investigation.anomaly import account_features, anomaly_findings
+from fairslot.investigation.density import DenseBlock, dense_blocks
+from fairslot.investigation.graph import account_identifiers, account_links, communities
+from fairslot.investigation.lockstep import LockstepGroup, lockstep_groups, lockstep_pairs
+from fairslot.investigation.records import Records
+from fairslot.investigation.rules import FINDING_SCHEMA, Thresholds, run_rules
+
+__all__ = ["Investigation", "investigate", "noisy_or"]
+
+ENTITY_TYPES = ("account", "patient", "payer", "phone", "device", "ip")
+_ROLE = {"ip": "ring_ip", "device": "ring_device", "phone": "ring_phone"}
+
+
+@dataclasses.dataclass(slots=True)
+class Investigation:
+    """Everything a run found; ``scores`` holds every entity seen, flagged or not."""
+
+    scores: pl.DataFrame
+    """entity_type, entity_id, score, flagged, ring_id, role, reasons"""
+    rings: pl.DataFrame
+    findings: pl.DataFrame
+    identifiers: pl.DataFrame
+    links: pl.DataFrame
+    blocks: list[DenseBlock]
+    lockstep: list[LockstepGroup]
+    launder_pairs: int
+    thresholds: Thresholds
+    flag_at: float
+
+    @property
+    def suspects(self) -> pl.DataFrame:
+        """Flagged entities, highest score first, in the contract's columns."""
+        return (
+            self.scores.filter(pl.col("flagged"))
+            .sort(["score", "entity_type", "entity_id"], descending=[True, False, False])
+            .select("entity_type", "entity_id", pl.col("score").round(4), "ring_id", "role",
+                    "reasons")
+        )
+
+
+def noisy_or(findings: pl.DataFrame) -> pl.DataFrame:
+    """Per entity, ``1 - prod(1 - s)`` over its reason codes, each at its strongest."""
+    strongest = findings.group_by("entity_type", "entity_id", "code").agg(
+        pl.col("strength").max(), pl.col("detail").first())
+    return strongest.group_by("entity_type", "entity_id").agg(
+        (1.0 - (1.0 - pl.col("strength").clip(0.0, 0.999)).log().sum().exp()).alias("score"),
+        pl.concat_str(pl.col("code"), pl.col("detail"), separator=": ")
+        .sort_by(pl.col("strength"), descending=True).str.join("; ").alias("reasons"),
+    )
+
+
+def _group_findings(accounts: list[list[str]], code: str, strength: float,
+                    detail: list[str]) -> pl.DataFrame:
+    rows = [("account", account, code, strength, text)
+            for members, text in zip(accounts, detail, strict=True) for account in members]
+    return pl.DataFrame(rows, schema=FINDING_SCHEMA, orient="row")
+
+
+def investigate(
+    records: Records, thresholds: Thresholds | None = None, *, flag_at: float = 0.5,
+    seed: int = 0,
+) -> Investigation:
+    """Run every detector on the records and assemble scores, rings and roles."""
+    t = thresholds or Thresholds()
+    bookings, payments = records.bookings, records.payments
+    findings, pairs = run_rules(bookings, payments, records.access, t)
+
+    ls_pairs = lockstep_pairs(bookings)
+    groups = lockstep_groups(ls_pairs)
+    blocks = dense_blocks(bookings)
+    findings = pl.concat([
+        findings,
+        _group_findings([g.accounts for g in groups], "lockstep", 0.5,
+                        [f"booked the same sessions within seconds of {len(g.accounts) - 1} "
+                         f"other account(s), on up to {g.sessions} releases "
+                         f"(similarity up to {g.similarity:.2f})" for g in groups]),
+        _group_findings([b.accounts for b in blocks], "dense_block", 0.4,
+                        [f"in a dense block of {len(b.accounts)} accounts x {b.columns} "
+                         f"release moments, density {b.density:.2f} "
+                         f"({b.density / b.background:.1f}x the whole graph's)"
+                         for b in blocks]),
+        anomaly_findings(account_features(bookings, payments, t.fast_seconds)),
+    ])
+
+    identifiers = account_identifiers(bookings, payments)
+    extra = []
+    if not pairs.is_empty():
+        extra.append(pairs.select(pl.col("holder_account").alias("a"),
+                                  pl.col("rebook_account").alias("b"),
+                                  pl.lit(1.0).alias("weight"), pl.lit("launder").alias("via")))
+    if not ls_pairs.is_empty():
+        extra.append(ls_pairs.select("a", "b", pl.col("similarity").alias("weight"),
+                                     pl.lit("lockstep").alias("via")))
+    links = account_links(identifiers, pl.concat(extra) if extra else None)
+
+    account_scores = noisy_or(findings.filter(pl.col("entity_type") == "account"))
+    flagged = set(account_scores.filter(pl.col("score") >= flag_at)
+                  .get_column("entity_id").to_list())
+
+    # Rings: communities around the flagged accounts.
+    near = links.filter(
+        (pl.col("a").is_in(flagged) | pl.col("b").is_in(flagged)) & (pl.col("weight") >= 0.25))
+    candidates = sorted(flagged | set(near.get_column("a").to_list())
+                        | set(near.get_column("b").to_list()))
+    community = communities(links, candidates, seed=seed)
+    by_community: dict[int, list[str]] = {}
+    for account, number in community.items():
+        by_community.setdefault(number, []).append(account)
+    ring_of: dict[str, int] = {}
+    joined: list[tuple[str, str, str, float, str]] = []
+    for number, members in by_community.items():
+        core = [m for m in members if m in flagged]
+        if len(core) < 2:
+            continue
+        for member in core:
+            ring_of[member] = number
+        core_set = set(core)
+        ties = (
+            links.filter(
+                (pl.col("a").is_in(members) & pl.col("b").is_in(core_set))
+                | (pl.col("b").is_in(members) & pl.col("a").is_in(core_set)))
+            .with_columns(pl.when(pl.col("a").is_in(core_set)).then(pl.col("b"))
+                          .otherwise(pl.col("a")).alias("outsider"))
+            .filter(~pl.col("outsider").is_in(core_set))
+            .group_by("outsider").agg(pl.col("weight").sum(), pl.len().alias("members"))
+            .filter((pl.col("weight") >= 1.0) & (pl.col("members") >= 2))
+        )
+        for outsider, weight, count in ties.iter_rows():
+            ring_of[outsider] = number
+            joined.append(("account", outsider, "ring_link", 0.55,
+                           f"tied to {count} flagged ring members (link weight {weight:.2f})"))
+    if joined:
+        findings = pl.concat([findings, pl.DataFrame(joined, schema=FINDING_SCHEMA,
+                                                     orient="row")])
+        account_scores = noisy_or(findings.filter(pl.col("entity_type") == "account"))
+        flagged = set(account_scores.filter(pl.col("score") >= flag_at)
+                      .get_column("entity_id").to_list())
+
+    # Number rings by strength: ring-01 is the strongest.
+    score_of = dict(account_scores.select("entity_id", "score").iter_rows())
+    ring_members: dict[int, list[str]] = {}
+    for account, number in ring_of.items():
+        if account in flagged:
+            ring_members.setdefault(number, []).append(account)
+    ordered = sorted(
+        (n for n, m in ring_members.items() if len(m) >= 2),
+        key=lambda n: (-sum(score_of[a] for a in ring_members[n]) / len(ring_members[n]),
+                       min(ring_members[n])))
+    ring_name = {n: f"ring-{i + 1:02d}" for i, n in enumerate(ordered)}
+    account_ring = pl.DataFrame(
+        [(a, ring_name[n]) for n in ordered for a in ring_members[n]],
+        schema={"account_id": pl.String, "ring_id": pl.String}, orient="row")
+
+    scores = _all_scores(bookings, payments, identifiers, findings, account_scores,
+                         account_ring, pairs, flagged, flag_at)
+    rings = _ring_table(scores, bookings, account_ring, ordered, ring_name, ring_members,
+                        score_of)
+    return Investigation(scores, rings, findings, identifiers, links, blocks, groups,
+                         pairs.height, t, flag_at)
+
+
+def _all_scores(
+    bookings: pl.DataFrame, payments: pl.DataFrame, identifiers: pl.DataFrame,
+    findings: pl.DataFrame, account_scores: pl.DataFrame, account_ring: pl.DataFrame,
+    pairs: pl.DataFrame, flagged: set[str], flag_at: float,
+) -> pl.DataFrame:
+    accounts_all = bookings.select(pl.col("account_id").alias("entity_id")).unique()
+    accounts = (
+        accounts_all.join(account_scores.drop("entity_type"), on="entity_id", how="left")
+        .join(account_ring.rename({"account_id": "entity_id"}), on="entity_id", how="left")
+        .with_columns(pl.lit("account").alias("entity_type"), pl.col("score").fill_null(0.0),
+                      pl.col("reasons").fill_null(""))
+    )
+    holders = set(pairs.get_column("holder_account").to_list()) if not pairs.is_empty() \
+        else set()
+    held_codes = {"invalid_id_number", "nonsense_name", "identity_spread"}
+    holder_by_identity = set(
+        findings.filter((pl.col("entity_type") == "account") & pl.col("code").is_in(held_codes)
+                        & (pl.col("strength") >= 0.6)).get_column("entity_id").to_list())
+    accounts = accounts.with_columns(
+        (pl.col("score") >= flag_at).alias("flagged"),
+        pl.when(pl.col("entity_id").is_in(holders | holder_by_identity)).then(pl.lit("holder"))
+        .otherwise(pl.lit("booker")).alias("role"),
+    )
+
+    # Every other entity: its own findings at half weight, and how much of its use was by
+    # flagged accounts.
+    usage = identifiers.join(account_ring, on="account_id", how="left").with_columns(
+        pl.col("account_id").is_in(flagged).alias("by_flagged"))
+    per_entity = usage.group_by("entity_type", "entity_id").agg(
+        pl.col("bookings").sum().alias("uses"),
+        pl.col("bookings").filter(pl.col("by_flagged")).sum().alias("flagged_uses"),
+        pl.col("ring_id").filter(pl.col("by_flagged")).drop_nulls().mode().sort().first()
+        .alias("ring_id"),
+        pl.col("account_id").filter(pl.col("by_flagged")).n_unique().alias("flagged_accounts"),
+    )
+    own = noisy_or(findings.filter(pl.col("entity_type") != "account"))
+    others = (
+        per_entity.join(own, on=["entity_type", "entity_id"], how="left")
+        .with_columns(pl.col("score").fill_null(0.0).alias("own"),
+                      (pl.col("flagged_uses") / pl.col("uses")).alias("share"))
+        .with_columns(
+            (1.0 - (1.0 - 0.9 * pl.col("share")) * (1.0 - 0.5 * pl.col("own"))).alias("score"),
+            pl.concat_str(
+                pl.when(pl.col("flagged_uses") > 0).then(pl.format(
+                    "linked: {} of {} uses by {} flagged account(s)", pl.col("flagged_uses"),
+                    pl.col("uses"), pl.col("flagged_accounts"))),
+                pl.col("reasons"), separator="; ", ignore_nulls=True).fill_null("")
+            .alias("reasons"),
+        )
+    )
+    buyers = set(pairs.filter(pl.col("holder_account").is_in(flagged)).get_column("buyer")
+                 .to_list()) if not pairs.is_empty() else set()
+    held = set(findings.filter((pl.col("entity_type") == "patient")
+                               & pl.col("code").is_in(held_codes)).get_column("entity_id")
+               .to_list())
+    hubs = set(findings.filter(pl.col("code") == "payer_fanout").get_column("entity_id")
+               .to_list())
+    others = others.with_columns(
+        (pl.col("score") >= flag_at).alias("flagged"),
+        pl.when(pl.col("entity_type") == "patient").then(
+            pl.when(pl.col("entity_id").is_in(held)).then(pl.lit("held_identity"))
+            .when(pl.col("entity_id").is_in(buyers)).then(pl.lit("buyer"))
+            .otherwise(pl.lit("booked_identity")))
+        .when(pl.col("entity_type") == "payer").then(
+            pl.when(pl.col("entity_id").is_in(hubs) | (pl.col("flagged_accounts") >= 2))
+            .then(pl.lit("payment_hub")).otherwise(pl.lit("payer")))
+        .otherwise(pl.col("entity_type").replace_strict(_ROLE, default="member"))
+        .alias("role"),
+    )
+    columns = ["entity_type", "entity_id", "score", "flagged", "ring_id", "role", "reasons"]
+    result = pl.concat([accounts.select(columns), others.select(columns)])
+    return result.with_columns(
+        pl.when(pl.col("flagged")).then(pl.col("ring_id")).otherwise(None).alias("ring_id"),
+        pl.col("score").clip(0.0, 1.0))
+
+
+def _ring_table(
+    scores: pl.DataFrame, bookings: pl.DataFrame, account_ring: pl.DataFrame,
+    ordered: list[int], ring_name: dict[int, str], ring_members: dict[int, list[str]],
+    score_of: dict[str, float],
+) -> pl.DataFrame:
+    rows = []
+    flagged = scores.filter(pl.col("flagged") & pl.col("ring_id").is_not_null())
+    counts = bookings.join(account_ring, on="account_id").group_by("ring_id").agg(
+        pl.len().alias("bookings"))
+    booking_count = dict(counts.iter_rows())
+    for number in ordered:
+        name = ring_name[number]
+        members = flagged.filter(pl.col("ring_id") == name)
+
+        def of(kind: str, role: str | None = None, frame: pl.DataFrame = members) -> list[str]:
+            chosen = frame.filter(pl.col("entity_type") == kind)
+            if role is not None:
+                chosen = chosen.filter(pl.col("role") == role)
+            return sorted(chosen.get_column("entity_id").to_list())
+
+        account_scores = sorted((score_of[a] for a in ring_members[number]), reverse=True)
+        # The ring's score: its members' mean, pulled down for a pair (two accounts can be
+        # a couple) and up to the mean for larger groups.
+        size_factor = 1.0 - math.exp(-len(account_scores) / 2.0)
+        score = sum(account_scores) / len(account_scores) * (0.5 + 0.5 * size_factor)
+        rows.append({
+            "ring_id": name, "score": round(score, 4),
+            **{f"{kind}s": len(of(kind)) for kind in ENTITY_TYPES},
+            "bookings": booking_count.get(name, 0),
+            "hubs": ";".join(of("payer", "payment_hub")),
+            "holders": ";".join(of("account", "holder")),
+            "buyers": len(of("patient", "buyer")),
+            "accounts_list": ";".join(of("account")),
+        })
+    schema = {"ring_id": pl.String, "score": pl.Float64,
+              **{f"{kind}s": pl.Int64 for kind in ENTITY_TYPES}, "bookings": pl.Int64,
+              "hubs": pl.String, "holders": pl.String, "buyers": pl.Int64,
+              "accounts_list": pl.String}
+    return pl.DataFrame(rows, schema=schema)
