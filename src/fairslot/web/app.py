@@ -20,6 +20,7 @@ from fairslot.guard.client_ip import parse_networks
 from fairslot.services.scheduler import Scheduler
 from fairslot.web.access_log import AccessLog, AccessLogMiddleware
 from fairslot.web.api import me, public, staff
+from fairslot.web.pages import install_pages
 from fairslot.web.problems import Problem, install_problem_handlers
 
 __all__ = ["create_app"]
@@ -67,6 +68,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     install_problem_handlers(app)
     for router in (public.router, me.router, staff.router):
         app.include_router(router, prefix="/api/v1")
+    install_pages(app)  # HTML pages and /static, after the problem handlers
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
