@@ -201,3 +201,27 @@ def redis_url() -> str:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def api_book(client: Any, token: str, session_id: int, patient_id: int,
+             clock: FixedClock) -> Any:
+    """Book the way a patient's app does: open the booking screen (which issues the action
+    token), take a few seconds to confirm, then post."""
+    headers = {"Authorization": f"Bearer {token}"}
+    screen = client.get(f"/api/v1/sessions/{session_id}/booking-screen", headers=headers)
+    assert screen.status_code == 200, screen.text
+    clock.advance(3)
+    return client.post("/api/v1/bookings", json={"session_id": session_id,
+                                                 "patient_id": patient_id},
+                       headers={**headers, screen.json()["token_header"]:
+                                screen.json()["action_token"]})
+
+
+def api_pay(client: Any, token: str, booking_id: int, payer: str, clock: FixedClock) -> Any:
+    headers = {"Authorization": f"Bearer {token}"}
+    screen = client.get(f"/api/v1/bookings/{booking_id}/payment-screen", headers=headers)
+    assert screen.status_code == 200, screen.text
+    clock.advance(3)
+    return client.post(f"/api/v1/bookings/{booking_id}/pay", json={"payer_account": payer},
+                       headers={**headers, screen.json()["token_header"]:
+                                screen.json()["action_token"]})

@@ -7,10 +7,12 @@ import datetime as dt
 import pytest
 from fastapi.testclient import TestClient
 
+from fairslot.clock import FixedClock
+
 from fairslot.domain.accounts import Role
 from fairslot.domain.residents import make_residents
 from fairslot.web.app import create_app
-from tests.conftest import PASSWORD, World
+from tests.conftest import PASSWORD, World, api_book, api_pay
 
 
 @pytest.fixture
@@ -42,15 +44,16 @@ def test_a_patient_registers_adds_family_books_pays_and_cancels(client: TestClie
 
     session_id = world.session_ids[0]
     before = client.get(f"/api/v1/sessions/{session_id}").json()["free"]
-    r = client.post("/api/v1/bookings", headers=headers,
-                    json={"session_id": session_id, "patient_id": patient["id"]})
+    clock = world.platform.clock
+    assert isinstance(clock, FixedClock)
+    r = api_book(client, headers["Authorization"][7:], session_id, patient["id"], clock)
     assert r.status_code == 201, r.text
     booking = r.json()
     assert booking["status"] == "held" and booking["slot_number"] == 1
     assert client.get(f"/api/v1/sessions/{session_id}").json()["free"] == before - 1
 
-    r = client.post(f"/api/v1/bookings/{booking['id']}/pay", headers=headers,
-                    json={"payer_account": "alipay:wang.fang@example.com"})
+    r = api_pay(client, headers["Authorization"][7:], booking["id"],
+                "alipay:wang.fang@example.com", clock)
     assert r.status_code == 200 and r.json()["status"] == "paid"
 
     mine = client.get("/api/v1/me/bookings", headers=headers).json()
@@ -104,9 +107,11 @@ def test_a_phone_number_backs_at_most_two_accounts(client: TestClient) -> None:
 def test_one_patient_cannot_hold_two_bookings_in_one_session(client: TestClient,
                                                               world: World) -> None:
     _, (patient_id,), token = world.patient_account("chen.jie")
-    body = {"session_id": world.session_ids[0], "patient_id": patient_id}
-    assert client.post("/api/v1/bookings", headers=auth(token), json=body).status_code == 201
-    r = client.post("/api/v1/bookings", headers=auth(token), json=body)
+    clock = world.platform.clock
+    assert isinstance(clock, FixedClock)
+    sid = world.session_ids[0]
+    assert api_book(client, token, sid, patient_id, clock).status_code == 201
+    r = api_book(client, token, sid, patient_id, clock)
     assert r.status_code == 409 and r.json()["code"] == "already_booked"
 
 
@@ -114,13 +119,13 @@ def test_a_full_session_answers_slot_unavailable(world: World) -> None:
     client = TestClient(create_app(world.platform))
     _, patients, token = world.patient_account("many", patients=5)
     # Fill the session from other accounts, then try once more.
+    clock = world.platform.clock
+    assert isinstance(clock, FixedClock)
     for n in range(2):
         _, ids, other = world.patient_account(f"filler{n}", patients=5)
         for pid in ids:
-            client.post("/api/v1/bookings", headers=auth(other),
-                        json={"session_id": world.session_ids[0], "patient_id": pid})
-    r = client.post("/api/v1/bookings", headers=auth(token),
-                    json={"session_id": world.session_ids[0], "patient_id": patients[0]})
+            assert api_book(client, other, world.session_ids[0], pid, clock).status_code == 201
+    r = api_book(client, token, world.session_ids[0], patients[0], clock)
     assert r.status_code == 409 and r.json()["code"] == "slot_unavailable"
 
 
@@ -130,24 +135,22 @@ def test_an_unpaid_hold_expires_at_the_deadline_and_frees_its_slot(client: TestC
 
     _, (pid,), token = world.patient_account("slow.payer")
     sid = world.session_ids[0]
-    booking = client.post("/api/v1/bookings", headers=auth(token),
-                          json={"session_id": sid, "patient_id": pid}).json()
     clock = world.platform.clock
-    assert hasattr(clock, "advance")
+    assert isinstance(clock, FixedClock)
+    booking = api_book(client, token, sid, pid, clock).json()
     clock.advance(16 * 60)
     assert expire_overdue(world.platform) == 1
-    r = client.post(f"/api/v1/bookings/{booking['id']}/pay", headers=auth(token),
-                    json={"payer_account": "wechat:wxid_slow"})
+    r = api_pay(client, token, booking["id"], "wechat:wxid_slow", clock)
     assert r.status_code == 409 and r.json()["code"] == "illegal_transition"
     assert client.get(f"/api/v1/sessions/{sid}").json()["free"] == 10
 
 
 def test_the_desk_checks_in_only_the_booked_patient(client: TestClient, world: World) -> None:
     _, (pid,), token = world.patient_account("sun.li")
-    booking = client.post("/api/v1/bookings", headers=auth(token),
-                          json={"session_id": world.session_ids[0], "patient_id": pid}).json()
-    client.post(f"/api/v1/bookings/{booking['id']}/pay", headers=auth(token),
-                json={"payer_account": "card:6222020000001234"})
+    clock = world.platform.clock
+    assert isinstance(clock, FixedClock)
+    booking = api_book(client, token, world.session_ids[0], pid, clock).json()
+    api_pay(client, token, booking["id"], "card:6222020000001234", clock)
     with world.platform.uow() as uow:
         patient = uow.patients.get(pid)
     assert patient is not None
@@ -180,3 +183,16 @@ def test_log_in_is_throttled_after_five_failures(client: TestClient, world: Worl
              for _ in range(6)]
     assert codes[:5] == ["bad_credentials"] * 5
     assert codes[5] == "login_throttled"
+
+
+def test_a_booking_without_the_screens_token_is_refused(client: TestClient,
+                                                         world: World) -> None:
+    _, (pid,), token = world.patient_account("api.bot")
+    body = {"session_id": world.session_ids[0], "patient_id": pid}
+    r = client.post("/api/v1/bookings", headers=auth(token), json=body)
+    assert r.status_code == 403 and r.json()["code"] == "token_missing"
+    screen = client.get(f"/api/v1/sessions/{world.session_ids[0]}/booking-screen",
+                        headers=auth(token)).json()
+    fast = {**auth(token), screen["token_header"]: screen["action_token"]}
+    r = client.post("/api/v1/bookings", headers=fast, json=body)  # 0 s after the screen
+    assert r.status_code == 403 and r.json()["code"] == "token_too_early"

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fairslot.bootstrap import Platform
+from fairslot.guard.events import GuardEvent
 from fairslot.storage import tables as t
 
-__all__ = ["AccessLog", "AccessLogMiddleware"]
+__all__ = ["AccessLog", "AccessLogMiddleware", "GuardEventLog"]
 
 log = logging.getLogger("fairslot.access")
 _SKIP = ("/healthz", "/readyz", "/static/", "/favicon.ico")
@@ -76,6 +77,26 @@ class AccessLog:
         while not self._stop.wait(self._interval):
             while self.flush() == self._batch:
                 pass
+
+
+class GuardEventLog:
+    """The guard's event sink: each decision (allows aggregated by the guard) becomes an
+    event in the log, through the same batched writer as the access log."""
+
+    def __init__(self, access_log: AccessLog) -> None:
+        self._log = access_log
+
+    def __call__(self, event: GuardEvent) -> None:
+        account = int(event.account_id) if event.account_id and event.account_id.isdigit() \
+            else None
+        self._log.record({
+            "at": event.at, "kind": f"guard.{event.decision}", "account_id": account,
+            "ip": event.client_ip, "device_id": event.device_id, "patient_id": None,
+            "session_id": None, "booking_id": None,
+            "detail": {"reason": event.reason, "group": event.group, "level": event.level,
+                       "key": event.key, "key_hash": event.key_hash, "limit": event.limit,
+                       "risk": event.risk, "degraded": event.degraded, "count": event.count},
+        })
 
 
 class AccessLogMiddleware:

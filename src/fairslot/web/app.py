@@ -10,15 +10,17 @@ from typing import Any
 import limits
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from fairslot import __version__
 from fairslot.bootstrap import Platform, bootstrap
-from fairslot.guard.client_ip import parse_networks
+from fairslot.guard.fastapi import install as install_guard
+from fairslot.guard.service import Guard
 from fairslot.services.scheduler import Scheduler
-from fairslot.web.access_log import AccessLog, AccessLogMiddleware
+from fairslot.web.access_log import AccessLog, AccessLogMiddleware, GuardEventLog
 from fairslot.web.api import me, public, staff
 from fairslot.web.pages import install_pages
 from fairslot.web.problems import Problem, install_problem_handlers
@@ -33,9 +35,15 @@ def _login_limiter(platform: Platform) -> limits.strategies.RateLimiter:
     return MovingWindowRateLimiter(storage_from_string(uri))
 
 
+def _ping_database(platform: Platform) -> None:
+    with platform.engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
 def create_app(platform: Platform | None = None) -> FastAPI:
     platform = platform or bootstrap()
     access_log = AccessLog(platform)
+    guard = Guard(platform.settings, clock=platform.clock, sink=GuardEventLog(access_log))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +56,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         finally:
             if scheduler:
                 scheduler.stop()
+            await guard.close()
             access_log.stop()
 
     app = FastAPI(
@@ -62,8 +71,10 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     )
     app.state.platform = platform
     app.state.access_log = access_log
+    # Starlette runs the last added middleware first: the guard resolves client IP and device
+    # before the access log reads them on the way out.
     app.add_middleware(AccessLogMiddleware, access_log=access_log)
-    app.state.trusted_networks = parse_networks(platform.settings.trusted_proxies)
+    install_guard(app, guard)
     app.state.login_limiter = _login_limiter(platform)
     install_problem_handlers(app)
     for router in (public.router, me.router, staff.router):
@@ -76,13 +87,13 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], responses={503: {"model": Problem}})
-    def readyz() -> Any:
-        """The process can serve: the database answers (and Redis, when configured)."""
-        checks: dict[str, str] = {}
+    async def readyz() -> Any:
+        """The process can serve: the database answers; the guard says whether its shared
+        state (Redis) is reachable or it is protecting with per-process limits."""
+        checks: dict[str, str] = dict(await guard.probe())
         ok = True
         try:
-            with platform.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+            await run_in_threadpool(_ping_database, platform)
             checks["database"] = "ok"
         except sa.exc.SQLAlchemyError:
             checks["database"] = "down"

@@ -10,7 +10,6 @@ from fastapi import Depends, Request
 from fairslot.bootstrap import Platform
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import Forbidden, Unauthenticated
-from fairslot.guard.client_ip import resolve_client_ip
 from fairslot.services import accounts
 from fairslot.services.context import RequestContext
 
@@ -28,14 +27,9 @@ PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
 def client_ip(request: Request) -> str:
-    cached = getattr(request.state, "client_ip", None)
-    if isinstance(cached, str):
-        return cached
-    ip = resolve_client_ip(request.client.host if request.client else None,
-                           request.headers.getlist("x-forwarded-for"),
-                           request.app.state.trusted_networks)
-    request.state.client_ip = ip
-    return ip
+    """Resolved once per request by the guard's middleware (trusted proxies only)."""
+    ip = getattr(request.state, "client_ip", None)
+    return ip if isinstance(ip, str) else "unknown"
 
 
 def context(request: Request) -> RequestContext:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
-
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -18,9 +16,28 @@ from fairslot.services.booking import BookingView
 from fairslot.services.catalog import SessionView
 
 __all__ = [
-    "AccountOut", "BookingIn", "IsoDate", "BookingOut", "CheckInIn", "Credentials", "DepartmentIn",
-    "DepartmentOut", "DoctorIn", "DoctorOut", "HospitalOut", "OnSiteBookingIn", "PatientIn",
-    "PatientOut", "PaymentIn", "RegisterIn", "ScheduleIn", "SessionOut", "TokenOut", "UserIn",
+    "AccountOut",
+    "BookingIn",
+    "BookingOut",
+    "BookingScreen",
+    "CheckInIn",
+    "Credentials",
+    "DepartmentIn",
+    "DepartmentOut",
+    "DoctorIn",
+    "DoctorOut",
+    "HospitalOut",
+    "IsoDate",
+    "OnSiteBookingIn",
+    "PatientIn",
+    "PatientOut",
+    "PaymentIn",
+    "PaymentScreen",
+    "RegisterIn",
+    "ScheduleIn",
+    "SessionOut",
+    "TokenOut",
+    "UserIn",
 ]
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -223,3 +240,16 @@ class BookingOut(BaseModel):
                    patient=PatientOut.of(v.patient), status=b.status, channel=b.channel,
                    fee=yuan(b.fee_cents), created_at=b.created_at, pay_by=b.pay_by,
                    paid_at=b.paid_at, session_starts_at=v.session.starts_at)
+
+
+class BookingScreen(BaseModel):
+    session: SessionOut
+    patients: list[PatientOut]
+    action_token: str
+    token_header: str
+
+
+class PaymentScreen(BaseModel):
+    booking: BookingOut
+    action_token: str
+    token_header: str

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from fairslot.domain.accounts import Role
 from fairslot.domain.errors import Forbidden
-from fairslot.services import accounts, booking
+from fairslot.guard.fastapi import GuardGate, guarded
+from fairslot.guard.policy import RouteGroup
+from fairslot.guard.service import TOKEN_HEADER, Guard
+from fairslot.services import accounts, booking, catalog
+from fairslot.services.payments import normalize_payer
 from fairslot.web.deps import CurrentAccount, PlatformDep, bearer_token, context, require
 from fairslot.web.problems import PROBLEM_RESPONSES
 from fairslot.web.schemas import (
     AccountOut,
     BookingIn,
     BookingOut,
+    BookingScreen,
     Credentials,
     PatientIn,
     PatientOut,
     PaymentIn,
+    PaymentScreen,
     RegisterIn,
+    SessionOut,
     TokenOut,
 )
 
@@ -28,16 +36,20 @@ __all__ = ["router"]
 router = APIRouter(responses=PROBLEM_RESPONSES)
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 PatientOnly = require(Role.PATIENT)
+BOOK_ACTION = "book"
+PAY_ACTION = "pay"
 
 
-@router.post("/auth/register", status_code=201, tags=["account"])
+@router.post("/auth/register", status_code=201, tags=["account"],
+             dependencies=[Depends(guarded(RouteGroup.REGISTRATION, auto=True))])
 def register(body: RegisterIn, request: Request, platform: PlatformDep) -> AccountOut:
     account = accounts.register(platform, body.username, body.password, body.phone,
                                 context(request))
     return AccountOut.of(account)
 
 
-@router.post("/auth/login", tags=["account"])
+@router.post("/auth/login", tags=["account"],
+             dependencies=[Depends(guarded(RouteGroup.LOGIN, auto=True))])
 def log_in(body: Credentials, request: Request, platform: PlatformDep) -> TokenOut:
     token, account = accounts.log_in(platform, request.app.state.login_limiter, body.username,
                                      body.password, context(request))
@@ -83,13 +95,34 @@ def my_bookings(account: CurrentAccount, platform: PlatformDep) -> list[BookingO
     return [BookingOut.of(v) for v in booking.my_bookings(platform, account)]
 
 
+@router.get("/sessions/{session_id}/booking-screen", tags=["bookings"],
+            dependencies=[PatientOnly])
+def booking_screen(session_id: IdPath, account: CurrentAccount, request: Request,
+                   platform: PlatformDep) -> BookingScreen:
+    """The confirmation screen before booking: the session, the patients who may be booked,
+    and the single-use action token that ``POST /bookings`` needs (usable once, not sooner
+    than the guard's minimum age, for this account and this session only)."""
+    view = catalog.session_view(platform, session_id)
+    guard: Guard = request.app.state.guard
+    return BookingScreen(
+        session=SessionOut.of(view),
+        patients=[PatientOut.of(p) for p in accounts.list_patients(platform, account)],
+        action_token=guard.issue_token(str(account.id), BOOK_ACTION, str(session_id)),
+        token_header=TOKEN_HEADER)
+
+
 @router.post("/bookings", status_code=201, tags=["bookings"], dependencies=[PatientOnly])
-def book(body: BookingIn, request: Request, account: CurrentAccount,
-         platform: PlatformDep) -> BookingOut:
-    if account.role is not Role.PATIENT:
-        raise Forbidden("staff book at the desk: POST /api/v1/staff/bookings",
-                        code="forbidden_role")
-    view = booking.book(platform, account, body.patient_id, body.session_id, context(request))
+async def book(body: BookingIn, request: Request, account: CurrentAccount,
+               platform: PlatformDep,
+               gate: Annotated[GuardGate, Depends(guarded(
+                   RouteGroup.BOOKING, need_token=BOOK_ACTION, exclusive=True))]) -> BookingOut:
+    """Book a slot. Send the booking screen's action token in ``X-Fairslot-Action-Token``;
+    when the guard asks for proof of work (``challenge_required``), solve the challenge in
+    the problem body and send it in ``X-Fairslot-Pow``."""
+    await gate.check(account_id=str(account.id), patient_id=str(body.patient_id),
+                     target=str(body.session_id))
+    view = await run_in_threadpool(booking.book, platform, account, body.patient_id,
+                                   body.session_id, context(request))
     return BookingOut.of(view)
 
 
@@ -99,16 +132,40 @@ def get_booking(booking_id: IdPath, account: CurrentAccount,
     return BookingOut.of(booking.get_booking(platform, account, booking_id))
 
 
+@router.get("/bookings/{booking_id}/payment-screen", tags=["bookings"],
+            dependencies=[PatientOnly])
+def payment_screen(booking_id: IdPath, account: CurrentAccount, request: Request,
+                   platform: PlatformDep) -> PaymentScreen:
+    """The payment screen: what is owed, until when, and the action token for paying."""
+    view = booking.get_booking(platform, account, booking_id)
+    guard: Guard = request.app.state.guard
+    return PaymentScreen(booking=BookingOut.of(view),
+                         action_token=guard.issue_token(str(account.id), PAY_ACTION,
+                                                        str(booking_id)),
+                         token_header=TOKEN_HEADER)
+
+
 @router.post("/bookings/{booking_id}/pay", tags=["bookings"], dependencies=[PatientOnly])
-def pay(booking_id: IdPath, body: PaymentIn, request: Request, account: CurrentAccount,
-        platform: PlatformDep) -> BookingOut:
-    view = booking.pay(platform, account, booking_id, body.payer_account, context(request))
+async def pay(booking_id: IdPath, body: PaymentIn, request: Request, account: CurrentAccount,
+              platform: PlatformDep,
+              gate: Annotated[GuardGate, Depends(guarded(
+                  RouteGroup.PAYMENT, need_token=PAY_ACTION, exclusive=True))]) -> BookingOut:
+    """Pay a held booking with the payment screen's action token."""
+    payer = normalize_payer(body.payer_account)
+    await gate.check(account_id=str(account.id), payer=payer, target=str(booking_id))
+    view = await run_in_threadpool(booking.pay, platform, account, booking_id, payer,
+                                   context(request))
     return BookingOut.of(view)
 
 
 @router.post("/bookings/{booking_id}/cancel", tags=["bookings"])
-def cancel(booking_id: IdPath, request: Request, account: CurrentAccount,
-           platform: PlatformDep) -> BookingOut:
+async def cancel(booking_id: IdPath, request: Request, account: CurrentAccount,
+                 platform: PlatformDep,
+                 gate: Annotated[GuardGate, Depends(guarded(RouteGroup.BOOKING))]
+                 ) -> BookingOut:
     if account.role not in (Role.PATIENT, Role.REGISTRATION, Role.ADMIN):
         raise Forbidden("your role may not cancel bookings", code="forbidden_role")
-    return BookingOut.of(booking.cancel(platform, account, booking_id, context(request)))
+    await gate.check(account_id=str(account.id), target=str(booking_id))
+    view = await run_in_threadpool(booking.cancel, platform, account, booking_id,
+                                   context(request))
+    return BookingOut.of(view)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from fairslot.domain.errors import NotFound
+from fairslot.guard.fastapi import guarded
+from fairslot.guard.policy import RouteGroup
 from fairslot.services import catalog
 from fairslot.web.deps import PlatformDep
 from fairslot.web.problems import PROBLEM_RESPONSES
@@ -15,7 +17,8 @@ from fairslot.web.schemas import DepartmentOut, DoctorOut, HospitalOut, IsoDate,
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["browse"], responses=PROBLEM_RESPONSES)
+router = APIRouter(tags=["browse"], responses=PROBLEM_RESPONSES,
+                   dependencies=[Depends(guarded(RouteGroup.BROWSING, auto=True))])
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
