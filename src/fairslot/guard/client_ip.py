@@ -9,6 +9,7 @@ left-most entry is whatever the client chose to send, which is why it is never u
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -93,6 +94,7 @@ def resolve_client_ip(
     return str(nearest)
 
 
+@functools.lru_cache(maxsize=65536)
 def address_key(ip: str) -> str:
     """The per-address bucket: the IPv4 address, or the IPv6 /64 (one subscriber's LAN)."""
     address = parse_ip(ip)
@@ -103,6 +105,7 @@ def address_key(ip: str) -> str:
     return str(address)
 
 
+@functools.lru_cache(maxsize=65536)
 def prefix_key(ip: str) -> str:
     """The per-network bucket for fan-out over neighbouring addresses: IPv4 /24, IPv6 /48."""
     address = parse_ip(ip)

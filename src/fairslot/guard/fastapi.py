@@ -11,7 +11,7 @@ who is asking; see docs/guard.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -63,9 +63,7 @@ class GuardMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         state["client_ip"] = guard.client_ip(client[0] if client else None, forwarded)
 
-        device_id = guard.devices.from_cookie(
-            cookie_parser(cookie_header).get(COOKIE_NAME) if cookie_header else None
-        )
+        device_id = guard.devices.from_cookie(_cookie(cookie_header) if cookie_header else None)
         set_cookie: str | None = None
         claimed = False
         if device_id is None:
@@ -97,6 +95,22 @@ class GuardMiddleware:
             await self.app(scope, receive, send_wrapped)
         finally:
             shedder.leave()
+
+
+_COOKIE_PREFIX = COOKIE_NAME + "="
+
+
+def _cookie(header: str) -> str | None:
+    """Our one cookie from a Cookie header; cheaper than parsing every cookie."""
+    if _COOKIE_PREFIX not in header:
+        return None
+    if header.count(_COOKIE_PREFIX) > 1:
+        return cookie_parser(header).get(COOKIE_NAME)
+    for part in header.split(";"):
+        part = part.strip()
+        if part.startswith(_COOKIE_PREFIX):
+            return part[len(_COOKIE_PREFIX):].strip('"')
+    return None
 
 
 class GuardGate:
@@ -136,16 +150,15 @@ class GuardGate:
             token=token,
             pow_payload=pow_payload,
             risk=risk,
+            exclusive=self.exclusive,
         )
-        if self.exclusive and account_id:
-            await self._stack.enter_async_context(
-                self.guard.exclusive(
-                    account_id, self.group, client_ip=passed.client_ip,
-                    device_id=getattr(self.request.state, "device_id", None),
-                )
-            )
+        if passed.hold is not None:
+            self._stack.push_async_callback(self.guard.release, passed)
         self.passed = passed
         return passed
+
+
+_NO_STACK = AsyncExitStack()  # never entered: only used by gates that hold nothing
 
 
 def guarded(
@@ -154,7 +167,7 @@ def guarded(
     need_token: str | None = None,
     exclusive: bool = False,
     auto: bool = False,
-) -> Callable[[Request], AsyncIterator[GuardGate]]:
+) -> Callable[[Request], AsyncIterator[GuardGate] | Awaitable[GuardGate]]:
     """A dependency for a route in ``group``.
 
     ``need_token``: the action name whose single-use token the request must carry.
@@ -175,6 +188,16 @@ def guarded(
                 # A programming error, not a client's: the route skipped its guard.
                 _log.error("guarded route %s returned without gate.check()", request.url.path)
 
+    async def auto_dependency(request: Request) -> GuardGate:
+        # Nothing to release afterwards: a plain dependency, which FastAPI runs for less
+        # than a generator (no exit stack around the response).
+        guard: Guard = request.app.state.guard
+        gate = GuardGate(guard, request, group, need_token, exclusive, _NO_STACK)
+        await gate.check()
+        return gate
+
+    if auto and not exclusive:
+        return auto_dependency
     return dependency
 
 

@@ -82,6 +82,9 @@ class GuardPass:
     risk: int
     client_ip: str
     device_accounts: int | None
+    hold: tuple[str, str, bool] | None = None
+    """The account's one-at-a-time slot (name, owner, on Redis) while ``exclusive``; give
+    it back with ``Guard.release``."""
 
 
 class _RequestLike(Protocol):
@@ -160,7 +163,10 @@ class Guard:
         self._default_level = GuardLevel(settings.guard_default_level)
         self._levels: dict[str, str] = {}
         self._levels_read = -math.inf
-        self._deny_cache: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
+        self._parsed_levels: dict[RouteGroup, GuardLevel] | None = None
+        # (key, id of the policy's limit item) -> (refuse until, reset at, remaining). Items
+        # live as long as the guard's policies, so their ids are stable.
+        self._deny_cache: OrderedDict[tuple[str, int], tuple[float, float, int]] = OrderedDict()
         self._device_seen: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()
         self._allows: dict[RouteGroup, int] = {}
         self._sink_state: dict[str, bool] = {}
@@ -178,13 +184,16 @@ class Guard:
         if now - self._levels_read > _LEVEL_CACHE_SECONDS:
             self._levels = await self.state.get_levels()
             self._levels_read = now
-        result: dict[RouteGroup, GuardLevel] = {}
-        for group in RouteGroup:
-            try:
-                result[group] = GuardLevel(self._levels.get(group.value, self._default_level))
-            except ValueError:
-                result[group] = self._default_level
-        return result
+            self._parsed_levels = None
+        if self._parsed_levels is None:
+            parsed: dict[RouteGroup, GuardLevel] = {}
+            for group in RouteGroup:
+                try:
+                    parsed[group] = GuardLevel(self._levels.get(group.value, self._default_level))
+                except ValueError:
+                    parsed[group] = self._default_level
+            self._parsed_levels = parsed
+        return self._parsed_levels
 
     async def level(self, group: RouteGroup | str) -> GuardLevel:
         return (await self.levels())[RouteGroup(group)]
@@ -196,6 +205,7 @@ class Guard:
         shared = await self.state.set_level(group.value, level.value)
         self._levels[group.value] = level.value
         self._levels_read = time.monotonic()
+        self._parsed_levels = None
         return shared
 
     # -- health ---------------------------------------------------------------------------
@@ -281,6 +291,7 @@ class Guard:
         token: str | None = None,
         pow_payload: str | None = None,
         risk: int = 0,
+        exclusive: bool = False,
     ) -> GuardPass:
         """Check a request that went through ``GuardMiddleware``. The action token and the
         proof-of-work solution are read from the ``X-Fairslot-Action-Token`` and
@@ -297,6 +308,7 @@ class Guard:
             token=token if token is not None else headers.get(TOKEN_HEADER),
             pow_payload=pow_payload if pow_payload is not None else headers.get(POW_HEADER),
             risk=risk,
+            exclusive=exclusive,
         )
 
     async def decide(
@@ -312,7 +324,11 @@ class Guard:
         token: str | None = None,
         pow_payload: str | None = None,
         risk: int = 0,
+        exclusive: bool = False,
     ) -> GuardPass:
+        """The decision for a requester. With ``exclusive`` (and an account) the account's
+        one-at-a-time slot for the group is taken in the same round trip as the limits and
+        must be released with ``release`` when the request is done."""
         group = RouteGroup(group)
         policy = self.policies[group]
         level = await self.level(group)
@@ -343,20 +359,43 @@ class Guard:
                 "The service is busy; please try again in a few seconds.", retry_after=2
             )
 
-        await self._check_limits(group, policy, rule.cost, who, account_id, patient_id, payer,
-                                 report)
+        device_accounts, hold = await self._check_limits(
+            group, policy, rule.cost, who, account_id, patient_id, payer, report,
+            exclusive=exclusive,
+        )
+        try:
+            risk = self._risk(who, device_accounts, risk)
+            await self._verify(group, policy, rule.pow, level, account_id, need_token, target,
+                               token, pow_payload, risk, report)
+        except BaseException:
+            if hold is not None:
+                await self.state.release(*hold)
+            raise
+        self._count_allow(group, level, report, risk)
+        return GuardPass(group, level, risk, who.client_ip, device_accounts, hold)
 
-        device_accounts: int | None = None
+    async def release(self, passed: GuardPass) -> None:
+        """Give back the one-at-a-time slot an ``exclusive`` check took."""
+        if passed.hold is not None:
+            await self.state.release(*passed.hold)
+
+    def _risk(self, who: Requester, device_accounts: int | None, risk: int) -> int:
         if who.device_new:
             risk += 1
-        if account_id and who.device_id:
-            device_accounts = await self._device_accounts(who.device_id, account_id)
+        if device_accounts is not None:
             threshold = self.settings.guard_device_accounts_risky
             if device_accounts > threshold:
                 risk += 1 if device_accounts <= 2 * threshold else 2
+        return risk
 
+    async def _verify(
+        self, group: RouteGroup, policy: GroupPolicy, pow_mode: PowMode, level: GuardLevel,
+        account_id: str | None, need_token: str | None, target: str | None,
+        token: str | None, pow_payload: str | None, risk: int, report: Any,
+    ) -> None:
+        """Proof of work (when the level or the risk asks for it), then the action token."""
         needs_pow = policy.challengeable and (
-            rule.pow is PowMode.ALWAYS or (rule.pow is PowMode.RISKY and risk >= 1)
+            pow_mode is PowMode.ALWAYS or (pow_mode is PowMode.RISKY and risk >= 1)
         )
         if needs_pow:
             subject = self._subject(account_id)
@@ -378,9 +417,6 @@ class Guard:
                 report("deny", checked.reason, risk=risk)
                 raise ActionTokenRefused(_TOKEN_DETAIL[checked.reason], code=checked.reason)
 
-        self._count_allow(group, level, report, risk)
-        return GuardPass(group, level, risk, who.client_ip, device_accounts)
-
     async def _check_limits(
         self,
         group: RouteGroup,
@@ -391,7 +427,12 @@ class Guard:
         patient_id: str | None,
         payer: str | None,
         report: Any,
-    ) -> None:
+        *,
+        exclusive: bool = False,
+    ) -> tuple[int | None, tuple[str, str, bool] | None]:
+        """Admit the request against every limit that applies, or raise ``RateLimited``
+        for the first one used up (consuming none). In the same round trip: count the
+        device's accounts and, with ``exclusive``, take the account's slot."""
         values: dict[KeyKind, str | None] = {
             KeyKind.IP: address_key(who.client_ip),
             KeyKind.PREFIX: prefix_key(who.client_ip),
@@ -408,29 +449,49 @@ class Guard:
             if not value:
                 continue
             key = f"{group.value}/{kind.value}/{value}"
-            cached = self._deny_cache.get(f"{key}/{item.key_for()}")
+            cached = self._deny_cache.get((key, id(item)))
             if cached is not None and cached[0] > now:
                 # Seen over this limit a moment ago: refuse without another round trip, so
                 # a flood costs Redis nothing beyond its first refusals.
                 self._refuse(kind, item, value, cached[1], cached[2], cost, report)
             hits.append((item, key, min(cost, item.amount)))
             kinds.append(kind)
-        if not hits:
-            return
-        results = await self.state.hit_all(hits)
-        for (item, key, _), kind, allowed in zip(hits, kinds, results, strict=True):
-            if allowed:
-                continue
+        member, device_accounts = self._device_member(who.device_id, account_id)
+        slot: tuple[str, str, float] | None = None
+        if exclusive and account_id:
+            slot = (self._slot_name(group, account_id), secrets.token_hex(8),
+                    self.settings.guard_exclusive_seconds)
+        if not hits and member is None and slot is None:
+            return device_accounts, None
+        admission = await self.state.admit(hits, member, slot)
+        if admission.refused is not None:
+            item, key, _ = hits[admission.refused]
+            kind = kinds[admission.refused]
             window = await self.state.window(item, key)
             reset_at = max(window.reset_at, now + 1)
             cache_for = self.settings.guard_deny_cache_seconds
             if cache_for > 0:
-                self._remember_denial(f"{key}/{item.key_for()}", min(now + cache_for, reset_at),
+                self._remember_denial((key, id(item)), min(now + cache_for, reset_at),
                                       reset_at, window.remaining)
             self._refuse(kind, item, values[kind] or "", reset_at, window.remaining, cost,
                          report)
+        if admission.device_accounts is not None and who.device_id and account_id:
+            device_accounts = self._remember_device(who.device_id, account_id,
+                                                    admission.device_accounts)
+        if admission.busy:
+            report("deny", "busy")
+            raise BookingInProgress(
+                "Your previous request is still being processed; please wait for it."
+            )
+        hold = (slot[0], slot[1], admission.on_redis) if slot is not None else None
+        return device_accounts, hold
 
-    def _remember_denial(self, key: str, until: float, reset_at: float, remaining: int) -> None:
+    def _slot_name(self, group: RouteGroup, account_id: str) -> str:
+        return f"{group.value}:{self.keys.pseudonym('account', account_id)}"
+
+    def _remember_denial(
+        self, key: tuple[str, int], until: float, reset_at: float, remaining: int
+    ) -> None:
         self._deny_cache[key] = (until, reset_at, remaining)
         self._deny_cache.move_to_end(key)
         while len(self._deny_cache) > _DENY_CACHE_MAX:
@@ -454,16 +515,22 @@ class Guard:
             key=kind.value,
         )
 
-    async def _device_accounts(self, device_id: str, account_id: str) -> int:
-        now = time.monotonic()
+    def _device_member(
+        self, device_id: str | None, account_id: str | None
+    ) -> tuple[tuple[str, str, float] | None, int | None]:
+        """What to add to the device's account set, unless this pair was counted within the
+        last minute (then the remembered count, and no Redis work)."""
+        if not device_id or not account_id:
+            return None, None
+        seen = self._device_seen.get((device_id, account_id))
+        if seen is not None and seen[0] > time.monotonic():
+            return None, seen[1]
+        member = self.keys.pseudonym("account", account_id)
+        return ("dev:" + device_id, member, _DEVICE_SET_TTL), None
+
+    def _remember_device(self, device_id: str, account_id: str, count: int) -> int:
         pair = (device_id, account_id)
-        seen = self._device_seen.get(pair)
-        if seen is not None and seen[0] > now:
-            return seen[1]
-        count = await self.state.add_member(
-            "dev:" + device_id, self.keys.pseudonym("account", account_id), _DEVICE_SET_TTL
-        )
-        self._device_seen[pair] = (now + _DEVICE_SEEN_SECONDS, count)
+        self._device_seen[pair] = (time.monotonic() + _DEVICE_SEEN_SECONDS, count)
         self._device_seen.move_to_end(pair)
         while len(self._device_seen) > _DEVICE_SEEN_MAX:
             self._device_seen.popitem(last=False)
@@ -504,7 +571,7 @@ class Guard:
         concurrent request of the same account is refused with ``BookingInProgress``."""
         group = RouteGroup(group)
         owner = secrets.token_hex(8)
-        name = f"{group.value}:{self.keys.pseudonym('account', account_id)}"
+        name = self._slot_name(group, account_id)
         taken, on_redis = await self.state.acquire(
             name, owner, self.settings.guard_exclusive_seconds
         )

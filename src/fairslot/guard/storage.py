@@ -25,7 +25,7 @@ import limits.strategies
 import redis.asyncio
 import redis.exceptions
 
-__all__ = ["MemoryState", "SharedState", "WindowHit"]
+__all__ = ["Admission", "MemoryState", "SharedState", "WindowHit"]
 
 _log = logging.getLogger("fairslot.guard")
 
@@ -39,6 +39,65 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+
+# One request's admission in one call: every moving-window limit is tested and, only if all
+# have room, consumed -- the algorithm and list layout of `limits`' own moving-window script
+# (acquire_moving_window.lua), applied to several keys at once, so that `limits` reads the
+# same keys (window stats for the headers) and a booking check costs one call instead of
+# eight. Then the device's account set and, if asked, the account's one-at-a-time slot.
+#
+# KEYS: n limit lists, the device set (or a dummy), the slot key (or a dummy).
+# ARGV: now, "limit,expiry,amount;" per list (one string: every argument costs the client
+# time to encode), set member or "", set ttl, slot owner or "", slot ttl in ms.
+# Returns {refused list index or 0, set size or -1, 1 if the slot is busy else 0}.
+_ADMIT = """
+local now = tonumber(ARGV[1])
+local specs = {}
+for limit, expiry, amount in string.gmatch(ARGV[2], "(%d+),(%d+),(%d+);") do
+    specs[#specs + 1] = {tonumber(limit), tonumber(expiry), tonumber(amount)}
+end
+local n = #specs
+for i = 1, n do
+    local limit, expiry, amount = specs[i][1], specs[i][2], specs[i][3]
+    if amount > limit then return {i, -1, 0} end
+    local entry = redis.call('lindex', KEYS[i], limit - amount)
+    if entry and tonumber(entry) >= now - expiry then return {i, -1, 0} end
+end
+for i = 1, n do
+    local limit, expiry, amount = specs[i][1], specs[i][2], specs[i][3]
+    for _ = 1, amount do redis.call('lpush', KEYS[i], ARGV[1]) end
+    redis.call('ltrim', KEYS[i], 0, limit - 1)
+    redis.call('expire', KEYS[i], expiry)
+end
+local size = -1
+if ARGV[3] ~= '' then
+    redis.call('sadd', KEYS[n + 1], ARGV[3])
+    size = redis.call('scard', KEYS[n + 1])
+    redis.call('expire', KEYS[n + 1], tonumber(ARGV[4]))
+end
+if ARGV[5] ~= '' then
+    if not redis.call('set', KEYS[n + 2], ARGV[5], 'NX', 'PX', tonumber(ARGV[6])) then
+        return {0, size, 1}
+    end
+end
+return {0, size, 0}
+"""
+
+
+class Admission:
+    """The outcome of ``SharedState.admit``."""
+
+    __slots__ = ("busy", "device_accounts", "on_redis", "refused")
+
+    def __init__(self, refused: int | None, device_accounts: int | None, busy: bool,
+                 on_redis: bool) -> None:
+        self.refused = refused
+        """Index of the first limit without room (nothing was consumed), or None."""
+        self.device_accounts = device_accounts
+        self.busy = busy
+        """The one-at-a-time slot was asked for and is held by another request."""
+        self.on_redis = on_redis
 
 
 class WindowHit:
@@ -74,6 +133,21 @@ class MemoryState:
 
     def hit(self, item: limits.RateLimitItem, key: str, cost: int) -> bool:
         return bool(self._limiter.hit(item, key, cost=cost))
+
+    def admit(
+        self,
+        hits: list[tuple[limits.RateLimitItem, str, int]],
+        member: tuple[str, str, float] | None,
+        slot: tuple[str, str, float] | None,
+    ) -> Admission:
+        for index, (item, key, cost) in enumerate(hits):
+            if not self._limiter.test(item, key, cost=cost):
+                return Admission(index, None, False, False)
+        for item, key, cost in hits:
+            self._limiter.hit(item, key, cost=cost)
+        size = self.add_member(*member) if member is not None else None
+        busy = slot is not None and not self.acquire(*slot)
+        return Admission(None, size, busy, False)
 
     def window(self, item: limits.RateLimitItem, key: str) -> WindowHit:
         stats = self._limiter.get_window_stats(item, key)
@@ -125,14 +199,22 @@ class SharedState:
         self.client: redis.asyncio.Redis[bytes] | None = None
         self._limiter: limits.aio.strategies.MovingWindowRateLimiter | None = None
         self._release: Any = None
+        self._admit: Any = None
+        self._suffixes: dict[int, tuple[str, str]] = {}
+        self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._flushes: set[asyncio.Future[None]] = set()
         if redis_url:
             # Short timeouts: a hung Redis must cost a request milliseconds, not seconds,
             # before the guard falls back to memory.
-            pool: redis.asyncio.ConnectionPool[Any] = redis.asyncio.ConnectionPool.from_url(
-                redis_url,
-                socket_connect_timeout=0.25,
-                socket_timeout=0.5,
-                max_connections=256,
+            # A blocking pool waits for a free connection instead of failing a burst.
+            pool: redis.asyncio.ConnectionPool[Any] = (
+                redis.asyncio.BlockingConnectionPool.from_url(
+                    redis_url,
+                    socket_connect_timeout=0.25,
+                    socket_timeout=0.5,
+                    max_connections=64,
+                    timeout=0.5,
+                )
             )
             self.client = redis.asyncio.Redis(connection_pool=pool)
             pool_option: dict[str, Any] = {"connection_pool": pool}
@@ -145,6 +227,7 @@ class SharedState:
                 **pool_option,
             )
             self._limiter = limits.aio.strategies.MovingWindowRateLimiter(storage)
+            self._admit = self.client.register_script(_ADMIT)
             self._release = self.client.register_script(_RELEASE)
 
     # -- health ---------------------------------------------------------------------------
@@ -208,24 +291,94 @@ class SharedState:
 
     # -- operations -----------------------------------------------------------------------
 
-    async def hit_all(
-        self, hits: list[tuple[limits.RateLimitItem, str, int]]
-    ) -> list[bool]:
-        """Hit several limits at once (concurrently on Redis, so one round trip of
-        latency). Every limit is consumed even if another refuses: attempts count."""
-        limiter = self._limiter
-
-        async def on_redis() -> list[bool]:
-            assert limiter is not None
-            results = await asyncio.gather(
-                *(limiter.hit(item, key, cost=cost) for item, key, cost in hits)
+    async def admit(
+        self,
+        hits: list[tuple[limits.RateLimitItem, str, int]],
+        member: tuple[str, str, float] | None = None,
+        slot: tuple[str, str, float] | None = None,
+    ) -> Admission:
+        """Admit one request: test all ``hits`` (item, key, cost) and consume them only if
+        every one has room; then add ``member`` = (set, member, ttl) to a set and count
+        it; then take ``slot`` = (name, owner, ttl). One round trip on Redis."""
+        async def on_redis() -> Admission:
+            keys = [self.limit_key(item, key) for item, key, _ in hits]
+            specs = "".join(
+                f"{item.amount},{item.get_expiry()},{cost};" for item, _, cost in hits
             )
-            return [bool(r) for r in results]
+            keys.append(self.prefix + "set:" + member[0] if member else self.prefix + "-")
+            keys.append(self.prefix + "slot:" + slot[0] if slot else self.prefix + "-")
+            args: list[Any] = [repr(time.time()), specs]
+            args += [member[1], max(1, int(member[2]))] if member else ["", 0]
+            args += [slot[1], max(1, int(slot[2] * 1000))] if slot else ["", 0]
+            refused, size, busy = await self._batched_admit(keys, args)
+            return Admission(int(refused) - 1 if int(refused) > 0 else None,
+                             int(size) if int(size) >= 0 else None, bool(busy), True)
 
-        def in_memory() -> list[bool]:
-            return [self.memory.hit(item, key, cost) for item, key, cost in hits]
+        def in_memory() -> Admission:
+            kept = (self.prefix + "set:" + member[0], member[1], member[2]) if member else None
+            held = (self.prefix + "slot:" + slot[0], slot[1], slot[2]) if slot else None
+            return self.memory.admit(hits, kept, held)
 
         return await self._run(on_redis, in_memory)
+
+    def limit_key(self, item: limits.RateLimitItem, key: str) -> str:
+        """The Redis key `limits` uses for ``item`` and ``key`` (its prefix + ':' + key)."""
+        suffix = self._suffixes.get(id(item))
+        if suffix is None:
+            # key_for() is "namespace/<key>/amount/multiples/granularity"; its constant parts
+            # are cached per item, as this runs for every limit of every request.
+            namespace, _, rest = item.key_for("\x00").partition("/\x00")
+            suffix = self._suffixes[id(item)] = (f"{self.prefix}limits:{namespace}/", rest)
+        return f"{suffix[0]}{key}{suffix[1]}"
+
+    async def _batched_admit(self, keys: list[str], args: list[Any]) -> list[Any]:
+        """Run the admission script, sharing one pipeline with every other request that
+        asks in the same turn of the event loop. A round trip costs the worker far more
+        than the script's arguments do, so under load this is the guard's main saving."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._pending.append((keys, args, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._start_flush)
+        return await future
+
+    def _start_flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._flush(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
+        client = self.client
+        assert client is not None and self._admit is not None
+        sha = self._admit.sha
+        try:
+            for attempt in (1, 2):
+                async with client.pipeline(transaction=False) as pipe:
+                    for keys, args, _ in batch:
+                        pipe.evalsha(sha, len(keys), *keys, *args)
+                    replies = await pipe.execute(raise_on_error=False)
+                if attempt == 1 and any(
+                    isinstance(r, redis.exceptions.NoScriptError) for r in replies
+                ):
+                    # A restarted Redis has forgotten the script: load it, send again.
+                    await client.script_load(_ADMIT)  # type: ignore[no-untyped-call]
+                    continue
+                break
+        except BaseException as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, _, future), reply in zip(batch, replies, strict=True):
+            if future.done():
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
 
     async def window(self, item: limits.RateLimitItem, key: str) -> WindowHit:
         limiter = self._limiter

@@ -1,0 +1,305 @@
+"""What the request guard costs: requests per second of the same endpoint with and without
+the guard, from one run against one uvicorn server, with Redis as the guard's storage.
+
+    python bench/guard.py [--requests 8000] [--concurrency 32] [--redis-url URL]
+
+The server runs in a child process on the loopback interface. Two endpoint pairs:
+
+* ``search``: the platform's real ``GET /api/v1/hospitals`` (SQLite, demo data) against the
+  same handler behind ``guarded("search")`` and ``GuardMiddleware``;
+* ``booking``: a handler that does nothing, behind the full booking check (IP, /24, device,
+  account and patient limits plus the one-in-flight slot) against the same handler bare.
+  This is the guard's worst case: all of the time it adds is overhead.
+
+Every request comes from a different simulated person (own address via a trusted proxy's
+X-Forwarded-For, own device cookie, own account), so the guard does its full work and
+serves them all; a refused request would be reported. Rounds alternate between the two
+variants so that drift in the machine's speed affects both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from fastapi import Depends, FastAPI, Request
+
+from fairslot.config import Settings
+from fairslot.guard import Guard
+from fairslot.guard.device import DeviceIds
+from fairslot.guard.fastapi import GuardGate, GuardMiddleware, guarded
+from fairslot.guard.keys import GuardKeys
+
+__all__ = ["main"]
+
+SECRET = "bench-" + secrets.token_hex(24)
+
+
+def _settings(redis_url: str, prefix: str, database_url: str) -> Settings:
+    return Settings(
+        secret_key=SECRET,
+        redis_url=redis_url,
+        guard_redis_prefix=prefix,
+        database_url=database_url,
+        trusted_proxies=["127.0.0.1/32"],
+        guard_device_cookie_secure=False,
+        # The bench offers more concurrent requests than the shedder's default thresholds
+        # are meant for; it measures the guard's cost, not the shedder's refusals.
+        guard_shed_browsing_at=10_000,
+        guard_shed_other_at=10_000,
+        guard_shed_critical_at=10_000,
+    )
+
+
+# -- the server (child process) ----------------------------------------------------------
+
+
+def _core_app(settings: Settings) -> FastAPI:
+    """The platform's app with demo data, plus guarded twins of one of its real routes."""
+    from fairslot.bootstrap import bootstrap
+    from fairslot.services.demo import DEMO_USERS, seed_demo
+    from fairslot.storage.database import make_engine
+    from fairslot.storage.migrate import upgrade
+    from fairslot.web.api import public
+    from fairslot.web.app import create_app
+    from fairslot.web.schemas import HospitalOut
+
+    upgrade(make_engine(settings.database_url))
+    platform = bootstrap(settings)
+    seed_demo(platform, {user: secrets.token_urlsafe(9) for user in DEMO_USERS})
+    app = create_app(platform)
+
+    @app.get("/bench/guarded/hospitals", response_model=list[HospitalOut])
+    def guarded_hospitals(gate: GuardGate = Depends(guarded("search", auto=True))) -> Any:
+        # The very handler of the real route, behind the guard.
+        return public.list_hospitals(platform)
+
+    return app
+
+
+def _add_booking_pair(app: FastAPI) -> None:
+    @app.post("/bench/plain/book/{slot}")
+    async def plain_book(slot: str, request: Request) -> dict[str, str]:
+        return {"slot": slot}
+
+    @app.post("/bench/guarded/book/{slot}")
+    async def guarded_book(
+        slot: str, request: Request,
+        gate: GuardGate = Depends(guarded("booking", exclusive=True)),
+    ) -> dict[str, str]:
+        await gate.check(account_id=request.headers.get("x-account"),
+                         patient_id=request.headers.get("x-patient"), target=slot)
+        return {"slot": slot}
+
+
+def serve(port: int, redis_url: str, prefix: str, workdir: str) -> None:
+    import uvicorn
+
+    from fairslot.web.problems import install_problem_handlers
+
+    settings = _settings(redis_url, prefix, f"sqlite:///{workdir}/bench.db")
+    app = _core_app(settings)
+    install_problem_handlers(app)
+    _add_booking_pair(app)
+    guard = Guard(settings)
+    app.state.guard = guard
+    guarded_app = GuardMiddleware(app, guard)
+
+    async def dispatch(scope: Any, receive: Any, send: Any) -> None:
+        # Only the guarded twins pass through the middleware: the plain routes are served
+        # exactly as they would be without the guard installed.
+        if scope["type"] == "http" and scope["path"].startswith("/bench/guarded/"):
+            await guarded_app(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    uvicorn.run(dispatch, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                lifespan="off")
+
+
+# -- the load (parent process) -----------------------------------------------------------
+
+
+@dataclass
+class Round:
+    requests: int = 0
+    ok: int = 0
+    refused: int = 0
+    seconds: float = 0.0
+
+
+def _requests(method: str, path_of: Any, n: int, cookies: list[str], start: int) -> list[bytes]:
+    out = []
+    for i in range(start, start + n):
+        person = i % len(cookies)
+        path = path_of(i)
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            # Each person has an address in a /24 of their own (the default limits allow
+            # one booking address 20 requests a minute and one /24 a hundred).
+            f"X-Forwarded-For: 100.{64 + person // 256 % 64}.{person % 256}.7\r\n"
+            f"Cookie: fs_device={cookies[person]}\r\n"
+            f"X-Account: acct{person}\r\nX-Patient: pat{person}\r\n"
+            f"Content-Length: 0\r\n\r\n"
+        )
+        out.append(head.encode())
+    return out
+
+
+async def _worker(port: int, batch: list[bytes], result: Round) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for request in batch:
+            writer.write(request)
+            status_line = await reader.readline()
+            status = int(status_line.split()[1])
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            result.requests += 1
+            if status < 300:
+                result.ok += 1
+            else:
+                result.refused += 1
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def _round(port: int, requests: list[bytes], concurrency: int) -> Round:
+    result = Round()
+    batches = [requests[i::concurrency] for i in range(concurrency)]
+    started = time.perf_counter()
+    await asyncio.gather(*(_worker(port, batch, result) for batch in batches))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+async def _measure(port: int, pairs: dict[str, tuple[str, Any, Any]], n: int,
+                   concurrency: int, cookies: list[str]) -> dict[str, dict[str, Round]]:
+    totals = {name: {"plain": Round(), "guarded": Round()} for name in pairs}
+    rounds = 4
+    offset = 0
+    for name, (method, plain_path, guarded_path) in pairs.items():
+        # Warm up both variants (connections, caches, JIT-free but import-heavy paths).
+        for path_of in (plain_path, guarded_path):
+            await _round(port, _requests(method, path_of, 200, cookies, offset), concurrency)
+            offset += 200
+        for _ in range(rounds):
+            for variant, path_of in (("plain", plain_path), ("guarded", guarded_path)):
+                batch = _requests(method, path_of, n // rounds, cookies, offset)
+                offset += n // rounds
+                got = await _round(port, batch, concurrency)
+                total = totals[name][variant]
+                total.requests += got.requests
+                total.ok += got.ok
+                total.refused += got.refused
+                total.seconds += got.seconds
+    return totals
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the bench server exited during start-up")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the bench server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=8000,
+                        help="requests per variant and endpoint (bounded; default 8000)")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--redis-url", default=os.environ.get("FAIRSLOT_REDIS_URL")
+                        or "redis://127.0.0.1:6379/0")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.redis_url, args.prefix, args.workdir)
+        return
+    if not 100 <= args.requests <= 200_000:
+        raise SystemExit("--requests must be between 100 and 200000")
+
+    client = redis.Redis.from_url(args.redis_url, socket_connect_timeout=1)
+    client.ping()  # no Redis, no bench: the point is to measure with Redis as storage
+    prefix = f"fairslot-bench:{uuid.uuid4().hex}:"
+    port = _free_port()
+
+    # Browsers that already hold their device cookie, as a returning patient's does.
+    devices = DeviceIds(GuardKeys(SECRET.encode()).device, secure=False)
+    people = args.requests * 2
+    cookies = [devices.new()[1].split(";", 1)[0].split("=", 1)[1] for _ in range(people)]
+
+    pairs = {
+        "search (GET /api/v1/hospitals, SQLite)": (
+            "GET", lambda i: "/api/v1/hospitals", lambda i: "/bench/guarded/hospitals",
+        ),
+        "booking check (no-op handler)": (
+            "POST", lambda i: f"/bench/plain/book/s{i % 50}",
+            lambda i: f"/bench/guarded/book/s{i % 50}",
+        ),
+    }
+    with tempfile.TemporaryDirectory() as workdir:
+        env = {**os.environ, "FAIRSLOT_SECRET_KEY": SECRET}
+        server = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve", str(port),
+             "--redis-url", args.redis_url, "--prefix", prefix, "--workdir", workdir],
+            env=env,
+        )
+        try:
+            _wait_ready(port, server)
+            totals = asyncio.run(_measure(port, pairs, args.requests, args.concurrency,
+                                          cookies))
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            for key in client.scan_iter(match=prefix + "*", count=1000):
+                client.delete(key)
+            client.close()
+
+    print(f"guard bench: {args.requests} requests per variant, concurrency "
+          f"{args.concurrency}, one uvicorn worker, Redis storage")
+    print(f"{'endpoint':42} {'plain rps':>10} {'guarded rps':>12} {'ratio':>6} {'refused':>8}")
+    for name, variants in totals.items():
+        plain, guarded = variants["plain"], variants["guarded"]
+        plain_rps = plain.requests / plain.seconds
+        guarded_rps = guarded.requests / guarded.seconds
+        print(f"{name:42} {plain_rps:10.0f} {guarded_rps:12.0f} "
+              f"{guarded_rps / plain_rps:6.2f} {plain.refused + guarded.refused:8d}")
+
+
+if __name__ == "__main__":
+    main()
