@@ -1,0 +1,75 @@
+"""The report: self-contained, and every text from the records escaped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from fairslot.investigation.records import read_records
+from fairslot.investigation.report import RunInfo, write_outputs
+from fairslot.investigation.scoring import investigate
+
+from .conftest import VALID_IDS, WriteRecords, booking
+
+
+def _ring_rows() -> list[dict[str, object]]:
+    # Two bot accounts booking nonsense identities within a second of release, laundering.
+    rows: list[dict[str, object]] = []
+    for i in range(6):
+        account = f"<script>alert({i % 2})</script>"
+        day = f"2025-03-{i + 1:02d}"
+        rows.append(booking(f"b{i}", account_id=account, patient_name="<b>561</b>",
+                            patient_id_number=f"1101011980{i:02d}", device_id="<img src=x>",
+                            created_at=f"{day}T07:30:00.500+08:00",
+                            released_at=f"{day}T07:30:00+08:00",
+                            session_start=f"2025-04-{i + 1:02d}T08:00:00+08:00",
+                            status="cancelled", cancelled_at=f"{day}T09:00:00+08:00"))
+        rows.append(booking(f"r{i}", account_id=f"<script>alert({(i + 1) % 2})</script>",
+                            patient_id_number=VALID_IDS[i], device_id="<img src=x>",
+                            created_at=f"{day}T09:00:05+08:00",
+                            released_at=f"{day}T07:30:00+08:00",
+                            session_start=f"2025-04-{i + 1:02d}T08:00:00+08:00"))
+    return rows
+
+
+def test_names_like_script_tags_appear_escaped_in_the_report(
+        write_records: WriteRecords) -> None:
+    folder = write_records(_ring_rows())
+    records = read_records(folder)
+    result = investigate(records)
+    assert result.rings.height == 1
+    run = RunInfo(str(folder), dt.datetime(2025, 5, 1, tzinfo=dt.UTC), 1.0, "Asia/Shanghai")
+    paths = write_outputs(folder / "out", result, records, run)
+    html = paths["report.html"].read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(0)&lt;/script&gt;" in html
+    assert "<script" not in html
+    assert "<img" not in html and "<b>561" not in html
+    assert "<svg" in html
+
+
+def test_the_report_fetches_nothing_from_outside(write_records: WriteRecords) -> None:
+    folder = write_records(_ring_rows())
+    records = read_records(folder)
+    run = RunInfo(str(folder), dt.datetime(2025, 5, 1, tzinfo=dt.UTC), 1.0, "Asia/Shanghai")
+    html = write_outputs(folder / "out", investigate(records), records, run)[
+        "report.html"].read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "@import" not in html
+
+
+def test_suspects_csv_has_the_contract_columns_highest_risk_first(
+        write_records: WriteRecords) -> None:
+    import polars as pl
+
+    folder = write_records(_ring_rows())
+    records = read_records(folder)
+    run = RunInfo(str(folder), dt.datetime(2025, 5, 1, tzinfo=dt.UTC), 1.0, "Asia/Shanghai")
+    paths = write_outputs(folder / "out", investigate(records), records, run)
+    suspects = pl.read_csv(paths["suspects.csv"], infer_schema=False)
+    assert suspects.columns[:5] == ["entity_type", "entity_id", "score", "ring_id", "reasons"]
+    scores = suspects.get_column("score").cast(pl.Float64).to_list()
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    rings = pl.read_csv(paths["rings.csv"], infer_schema=False)
+    assert {"ring_id", "score", "accounts", "bookings", "hubs", "holders", "buyers"} <= set(
+        rings.columns)

@@ -1,0 +1,160 @@
+"""Each rule on a tiny hand-made record set: it fires on the pattern and not on its honest
+look-alike."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from fairslot.investigation.records import read_records
+from fairslot.investigation.rules import Thresholds, run_rules, valid_id_number
+
+from .conftest import VALID_IDS, WriteRecords, booking
+
+
+def _findings(folder: object, payments: bool = True) -> pl.DataFrame:
+    records = read_records(folder)  # type: ignore[arg-type]
+    findings, _pairs = run_rules(records.bookings, records.payments, None, Thresholds())
+    return findings
+
+
+def _codes(findings: pl.DataFrame, entity: str) -> dict[str, float]:
+    rows = findings.filter(pl.col("entity_id") == entity)
+    return dict(rows.select("code", "strength").iter_rows())
+
+
+def test_invalid_id_numbers_are_kept_and_flagged(write_records: WriteRecords) -> None:
+    folder = write_records([
+        booking("b1", account_id="bad", patient_id_number="110101198001010030"),
+        booking("b2", account_id="bad", patient_id_number="1101011980"),
+        booking("b3", account_id="good", patient_id_number=VALID_IDS[0]),
+    ])
+    findings = _findings(folder)
+    assert _codes(findings, "bad")["invalid_id_number"] >= 0.7
+    assert "invalid_id_number" in _codes(findings, "1101011980")
+    assert _codes(findings, "good") == {}
+
+
+def test_one_mistyped_id_number_is_a_weak_clue_only(write_records: WriteRecords) -> None:
+    folder = write_records([booking("b1", account_id="typo",
+                                    patient_id_number="110101198001010030")])
+    assert _codes(_findings(folder), "typo")["invalid_id_number"] < 0.5
+
+
+def test_pseudonymised_id_numbers_and_names_are_not_called_invalid(
+        write_records: WriteRecords) -> None:
+    folder = write_records([booking("b1", patient_id_number="h:9a8b7c",
+                                    patient_name="h:00ff11")])
+    assert _findings(folder).is_empty()
+    assert valid_id_number("h:9a8b7c")
+
+
+def test_nonsense_names_are_flagged_and_minority_and_latin_names_are_not(
+        write_records: WriteRecords) -> None:
+    folder = write_records([
+        booking("b1", account_id="farm", patient_name="561", patient_id_number=VALID_IDS[1]),
+        booking("b2", account_id="farm", patient_name="789", patient_id_number=VALID_IDS[2]),
+        booking("b3", account_id="ok", patient_name="阿卜杜拉·买买提",
+                patient_id_number=VALID_IDS[3]),
+        booking("b4", account_id="ok", patient_name="John Smith", patient_id_number=VALID_IDS[4]),
+    ])
+    findings = _findings(folder)
+    assert _codes(findings, "farm")["nonsense_name"] >= 0.7
+    assert _codes(findings, "ok") == {}
+
+
+def test_one_identity_across_many_departments_in_a_week_is_flagged(
+        write_records: WriteRecords) -> None:
+    spread = [booking(f"s{i}", account_id="spread", department=dept, doctor_id=f"d{i}",
+                      created_at=f"2025-03-0{i + 2}T10:00:00+08:00")
+              for i, dept in enumerate(("心内科", "骨科", "眼科"))]
+    # The same three departments spread over three months is a patient's ordinary year.
+    slow = [booking(f"t{i}", account_id="slow", patient_id_number=VALID_IDS[5],
+                    department=dept, doctor_id=f"d{i}", created_at=f"2025-0{i + 3}-01T10:00:00")
+            for i, dept in enumerate(("心内科", "骨科", "眼科"))]
+    findings = _findings(write_records(spread + slow))
+    assert "identity_spread" in _codes(findings, VALID_IDS[0])
+    assert "identity_spread" in _codes(findings, "spread")
+    assert "identity_spread" not in _codes(findings, VALID_IDS[5])
+
+
+def test_a_payer_paying_for_more_patients_than_a_household_is_a_hub(
+        write_records: WriteRecords) -> None:
+    bookings = [booking(f"b{i}", account_id=f"a{i % 3}", patient_id_number=VALID_IDS[i])
+                for i in range(12)]
+    bookings += [booking("f1", account_id="fam", patient_id_number=VALID_IDS[0])]
+    payments = [{"payment_id": f"p{i}", "booking_id": f"b{i}",
+                 "paid_at": "2025-03-01T10:05:00+08:00", "payer_account": "alipay:hub",
+                 "amount": "50"} for i in range(12)]
+    payments += [{"payment_id": "pf", "booking_id": "f1", "paid_at": "2025-03-01T10:05:00",
+                  "payer_account": "wechat:family", "amount": "50"}]
+    findings = _findings(write_records(bookings, payments))
+    assert _codes(findings, "alipay:hub")["payer_fanout"] >= 0.6
+    assert _codes(findings, "wechat:family") == {}
+
+
+def test_one_ip_booking_many_ids_in_an_hour_for_few_accounts_is_flagged(
+        write_records: WriteRecords) -> None:
+    fanout = [booking(f"b{i}", account_id=f"a{i % 2}", patient_id_number=VALID_IDS[i],
+                      ip="9.9.9.9", created_at=f"2025-03-01T10:{i:02d}:00+08:00")
+              for i in range(10)]
+    # A campus NAT: as many patients in the hour, but each from its own account.
+    nat = [booking(f"n{i}", account_id=f"student{i}", patient_id_number=VALID_IDS[i],
+                   ip="8.8.8.8", created_at=f"2025-03-01T10:{i:02d}:00+08:00")
+           for i in range(10)]
+    findings = _findings(write_records(fanout + nat))
+    assert "ip_fanout" in _codes(findings, "9.9.9.9")
+    assert _codes(findings, "8.8.8.8") == {}
+
+
+def test_devices_and_phones_shared_beyond_a_household_are_noted(
+        write_records: WriteRecords) -> None:
+    rows = [booking(f"b{i}", account_id=f"a{i}", patient_id_number=VALID_IDS[i],
+                    device_id="kiosk", patient_phone="17000000000") for i in range(6)]
+    findings = _findings(write_records(rows))
+    assert _codes(findings, "kiosk")["shared_device"] < 0.5  # a clinic terminal does this too
+    assert "shared_phone" in _codes(findings, "17000000000")
+
+
+def test_bookings_within_two_seconds_of_release_are_flagged_when_habitual(
+        write_records: WriteRecords) -> None:
+    bot = [booking(f"b{i}", account_id="bot", created_at=f"2025-03-0{i + 1}T07:30:00.800+08:00",
+                   released_at=f"2025-03-0{i + 1}T07:30:00+08:00") for i in range(5)]
+    person = [booking(f"p{i}", account_id="person",
+                      created_at=f"2025-03-0{i + 1}T07:30:25+08:00",
+                      released_at=f"2025-03-0{i + 1}T07:30:00+08:00") for i in range(5)]
+    findings = _findings(write_records(bot + person))
+    assert _codes(findings, "bot")["fast_after_release"] >= 0.6
+    assert "fast_after_release" not in _codes(findings, "person")
+
+
+def test_cancel_then_rebook_for_another_patient_is_laundering(
+        write_records: WriteRecords) -> None:
+    rows = []
+    for i in range(2):
+        session = f"2025-03-1{i}T08:00:00+08:00"
+        rows.append(booking(f"h{i}", account_id="holder", patient_id_number=VALID_IDS[0],
+                            session_start=session, status="cancelled",
+                            cancelled_at=f"2025-03-02T12:00:0{i}+08:00"))
+        rows.append(booking(f"r{i}", account_id="holder", patient_id_number=VALID_IDS[i + 1],
+                            session_start=session, created_at=f"2025-03-02T12:00:1{i}+08:00"))
+    # An honest cancellation whose slot a stranger takes an hour later.
+    rows.append(booking("c", account_id="honest", patient_id_number=VALID_IDS[5],
+                        session_start="2025-03-20T08:00:00+08:00", status="cancelled",
+                        cancelled_at="2025-03-02T12:00:00+08:00"))
+    rows.append(booking("s", account_id="stranger", patient_id_number=VALID_IDS[6],
+                        session_start="2025-03-20T08:00:00+08:00",
+                        created_at="2025-03-02T13:00:00+08:00"))
+    records = read_records(write_records(rows))
+    findings, pairs = run_rules(records.bookings, records.payments, None, Thresholds())
+    assert _codes(findings, "holder")["launder_pair"] >= 0.6
+    assert "launder_pair" not in _codes(findings, "honest")
+    assert set(pairs.get_column("buyer").to_list()) == {VALID_IDS[1], VALID_IDS[2]}
+
+
+def test_repeated_no_shows_are_flagged_and_one_is_not(write_records: WriteRecords) -> None:
+    rows = [booking(f"n{i}", account_id="hoarder", status="no_show") for i in range(3)]
+    rows += [booking("o1", account_id="forgetful", status="no_show"),
+             booking("o2", account_id="forgetful")]
+    findings = _findings(write_records(rows))
+    assert "repeated_no_show" in _codes(findings, "hoarder")
+    assert _codes(findings, "forgetful") == {}
