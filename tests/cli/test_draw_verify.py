@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -94,3 +96,16 @@ def test_commitment_prints_the_sha256_of_a_seed(app: typer.Typer) -> None:
     assert result.output.strip() == hashlib.sha256(seed).hexdigest()
     short = CliRunner().invoke(app, ["draw", "commitment", "abcd"])
     assert isinstance(short.exception, CliError)
+
+
+def test_the_installed_command_exits_two_with_one_line_for_a_malformed_file(
+        tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "round.json"
+    path.write_text(json.dumps({"format": "fairslot-round/1", "round_id": 3}), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", "from fairslot.cli.main import run; run()",
+                           "draw", "verify", str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert "'round_id' must be a string" in done.stderr

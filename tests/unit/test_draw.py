@@ -47,8 +47,11 @@ def rounds(draw: st.DrawFn) -> tuple[list[Entry], dict[str, int]]:
 
 
 seeds = st.binary(min_size=32, max_size=32)
+# No deadline: the machine is shared, and a slow example is not a wrong one.
+relaxed = settings(deadline=None, max_examples=60)
 
 
+@relaxed
 @given(rounds(), seeds)
 def test_winners_never_exceed_capacity(case: tuple[list[Entry], dict[str, int]],
                                        seed: bytes) -> None:
@@ -58,6 +61,7 @@ def test_winners_never_exceed_capacity(case: tuple[list[Entry], dict[str, int]],
         assert sum(1 for a in result.winners.values() if a.session == session) <= capacity
 
 
+@relaxed
 @given(rounds(), seeds)
 def test_every_entry_either_wins_once_or_waits(case: tuple[list[Entry], dict[str, int]],
                                                seed: bytes) -> None:
@@ -71,6 +75,7 @@ def test_every_entry_either_wins_once_or_waits(case: tuple[list[Entry], dict[str
     assert list(result.waitlist) == [r for r in order if r not in result.winners]
 
 
+@relaxed
 @given(rounds(), seeds)
 def test_no_winner_could_have_had_a_better_choice(case: tuple[list[Entry], dict[str, int]],
                                                   seed: bytes) -> None:
@@ -90,6 +95,7 @@ def test_no_winner_could_have_had_a_better_choice(case: tuple[list[Entry], dict[
             room[award.session] -= 1
 
 
+@relaxed
 @given(rounds(), seeds, st.randoms(use_true_random=False))
 def test_submission_order_does_not_change_the_result(
         case: tuple[list[Entry], dict[str, int]], seed: bytes, rnd: random.Random) -> None:
@@ -102,6 +108,7 @@ def test_submission_order_does_not_change_the_result(
     assert entries_digest(entries) == entries_digest(shuffled)
 
 
+@relaxed
 @given(rounds(), seeds)
 def test_same_seed_and_entries_give_the_same_result(
         case: tuple[list[Entry], dict[str, int]], seed: bytes) -> None:
@@ -149,6 +156,13 @@ def test_a_freed_slot_goes_to_the_first_waitlisted_entry_that_chose_it() -> None
     assert next_in_line(waitlist, choices, "s2") == "b"
     assert next_in_line(waitlist, choices, "s2", skip={"b"}) == "c"
     assert next_in_line(waitlist, choices, "s2", skip={"b", "c"}) is None
+
+
+def test_the_garbage_collector_is_restored_after_a_draw() -> None:
+    import gc
+
+    run_draw(bytes(32), [Entry("a", ("s1",))], {"s1": 1})
+    assert gc.isenabled()
 
 
 def test_a_new_seed_is_32_random_bytes() -> None:
@@ -310,7 +324,7 @@ def test_an_undrawn_round_does_not_verify_and_its_seed_is_never_exported() -> No
                            seed=seed))
 
 
-@settings(max_examples=30)
+@settings(deadline=None, max_examples=30)
 @given(rounds(), seeds)
 def test_every_honest_round_verifies(case: tuple[list[Entry], dict[str, int]],
                                      seed: bytes) -> None:
