@@ -1,0 +1,145 @@
+"""A real browser books through the pages: Debian's Chromium, driven by Playwright, against
+a real uvicorn server on a loopback port with a small SQLite hospital.
+
+A missing Chromium is a failure with the fix in its message, never a skip: a run that
+silently left the browser out would prove nothing about the pages."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, TEST_SECRET
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# Runs in the server's own process before uvicorn starts: migrate, seed a hospital whose
+# sessions are already released, one patient account with one family member.
+SEED = textwrap.dedent("""
+    import datetime as dt, random
+    from fairslot.bootstrap import bootstrap
+    from fairslot.domain.accounts import Role
+    from fairslot.domain.residents import make_residents
+    from fairslot.domain.schedule import Period
+    from fairslot.services import accounts, catalog
+    from fairslot.services.context import RequestContext
+    from fairslot.storage.migrate import upgrade
+
+    platform = bootstrap()
+    upgrade(platform.engine)
+    hospital = catalog.create_hospital(platform, "BRW", "浏览器测试医院")
+    department = catalog.create_department(platform, hospital.id, "CARD", "心内科")
+    doctor = catalog.create_doctor(platform, department.id, "陈静", "主任医师", "冠心病",
+                                   hot=True)
+    today = platform.clock.now().astimezone(platform.settings.zone).date()
+    catalog.schedule_sessions(platform, doctor.id, [today + dt.timedelta(days=3)],
+                              [Period.MORNING], 12, 5000, release_days_before=5)
+    people = make_residents(random.Random(11), 2)
+    with platform.uow() as uow:
+        for person in people:
+            platform.verifier.register(uow, person)
+        uow.commit()
+    account = accounts.create_user(platform, "browser.patient", {password!r}, Role.PATIENT,
+                                   "13912345678")
+    accounts.add_patient(platform, account, people[0].id_number, people[0].name, None,
+                         RequestContext(ip="127.0.0.1"))
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(tmp_path: pathlib.Path) -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "FAIRSLOT_SECRET_KEY": TEST_SECRET,
+           "FAIRSLOT_DATABASE_URL": f"sqlite:///{tmp_path / 'fairslot.db'}",
+           "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_GUARD_DEVICE_COOKIE_SECURE": "false",
+           "FAIRSLOT_SESSION_COOKIE_SECURE": "false", "PYTHONPATH": str(ROOT / "src")}
+    env.pop("FAIRSLOT_REDIS_URL", None)
+    seed = subprocess.run([sys.executable, "-c", SEED.format(password=PASSWORD)], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert seed.returncode == 0, seed.stderr
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "fairslot.web.app:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the server did not start:\n"
+                            + (tmp_path / "server.log").read_text())
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def test_a_patient_books_a_slot_in_a_real_browser(server: str, tmp_path: pathlib.Path) -> None:
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: install it with "
+                    "`apt-get update && apt-get install -y chromium` (make test does)",
+                    pytrace=False)
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
+            page.goto(server + "/")
+            page.get_by_role("link", name="心内科").click()
+            page.get_by_role("link", name="陈静").click()
+            expect(page.get_by_text("12 / 12")).to_be_visible()
+            page.get_by_role("link", name="预约挂号 Book").click()
+
+            # Booking needs a log-in: the page sends us there and back.
+            expect(page).to_have_url(f"{server}/login?next=%2Fsessions%2F1%2Fbook")
+            page.get_by_label("用户名 Username").fill("browser.patient")
+            page.get_by_label("密码 Password").fill(PASSWORD)
+            page.get_by_role("button", name="登录 Log in").click()
+
+            page.get_by_role("button", name="下一步 Next").click()
+            expect(page.get_by_role("heading", name="确认预约 Confirm the booking")).to_be_visible()
+            page.wait_for_timeout(1600)  # a person reads the page; tokens have a minimum age
+            page.get_by_role("button", name="确认预约 Confirm booking").click()
+
+            expect(page.get_by_role("status")).to_contain_text("预约成功")
+            booking = page.locator("article.booking").first
+            expect(booking).to_contain_text("陈静")
+            expect(booking).to_contain_text("待支付 Awaiting payment")
+            page.screenshot(path=str(tmp_path / "my-bookings.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "my-bookings.png").stat().st_size > 0
+    mine = httpx.get(server + "/me", headers={"accept": "text/html"}, follow_redirects=False)
+    assert mine.status_code == 303  # without the browser's cookie, nobody sees the bookings
