@@ -27,6 +27,7 @@ run: $(MAIN)
 
 ## test: install, lint, then the whole suite on SQLite, PostgreSQL and Redis
 test: $(DEV)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python scripts/check_services.py
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -n 2 --dist loadgroup -p no:cacheprovider $(PYTEST_ARGS)
