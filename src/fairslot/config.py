@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     guard_token_min_age_seconds: float = Field(1.5, ge=0)
     guard_token_ttl_seconds: int = Field(600, ge=10)
     guard_challenge_ttl_seconds: int = Field(120, ge=10)
-    guard_pow_base_maxnumber: int = Field(50_000, ge=1_000)
-    guard_pow_max_maxnumber: int = Field(2_000_000, ge=1_000)
+    guard_pow_base_maxnumber: int = Field(10_000, ge=1_000)
+    guard_pow_max_maxnumber: int = Field(400_000, ge=1_000)
     guard_device_cookie_secure: bool = True
     guard_device_header: str = "X-Device-Id"
     guard_device_accounts_risky: int = Field(3, ge=1)
