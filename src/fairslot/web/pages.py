@@ -391,8 +391,10 @@ def doctor_page(doctor_id: int, request: Request, who: Viewer) -> Response:
     now = platform.clock.now()
     rows = [{"session": v.session, "free": v.free, "released": v.released,
              "opens": _local(platform, v.session.release_at),
+             "started": v.session.has_started(now),
              "bookable": v.released and v.free > 0 and not v.session.has_started(now)
-             and v.session.status.value == "scheduled"} for v in views]
+             and v.session.status.value == "scheduled"}
+            for v in sorted(views, key=lambda v: v.session.starts_at)]
     return render(request, "doctor.html", doctor=doctor, department=department, rows=rows,
                   zone=platform.settings.timezone)
 
