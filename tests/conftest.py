@@ -79,7 +79,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return path
 
 
-_TABLES = ("auth_tokens", "payments", "bookings", "account_patients", "patients", "residents",
+_TABLES = ("notifications", "entries", "round_sessions", "release_rounds", "auth_tokens",
+           "payments", "bookings", "account_patients", "patients", "residents",
            "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events")
 
 

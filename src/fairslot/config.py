@@ -81,6 +81,30 @@ class Settings(BaseSettings):
     guard_deny_cache_seconds: float = Field(1.0, ge=0)
     """A worker refuses a key it saw over its limit for this long without asking Redis."""
 
+    # Fair release (see docs/draw.md)
+    draw_window_hours: int = Field(24, ge=1, le=24 * 14)
+    """A draw session's request window opens this long before its release time."""
+    draw_payment_minutes: int = Field(240, ge=5)
+    """A draw winner has this long to pay before the slot moves to the waitlist."""
+    waitlist_offer_minutes: int = Field(60, ge=5)
+    """A waitlisted patient offered a freed slot has this long to pay for it."""
+    leftover_delay_min_seconds: int = Field(60, ge=0)
+    leftover_delay_max_seconds: int = Field(1800, ge=0)
+    """A slot nobody on the waitlist wants re-opens first-come-first-served at a moment
+    drawn uniformly (CSPRNG) in this interval, so a bot cannot sit waiting for it."""
+    waitlist_enabled: bool = True
+    """Freed draw slots go to the waitlist. Off only for ablation in the simulator."""
+    quotas_enabled: bool = True
+    credit_enabled: bool = True
+    quota_active_bookings: int = Field(4, ge=1)
+    quota_departments_per_week: int = Field(3, ge=1)
+    quota_entries_per_round: int = Field(1, ge=1)
+    quota_patients_per_account: int = Field(5, ge=1)
+    quota_patients_per_phone: int = Field(5, ge=1)
+    quota_patients_per_payer: int = Field(5, ge=1)
+    credit_suspension_days: list[int] = Field(default_factory=lambda: [30, 60, 90])
+    """Suspension for the 1st, 2nd, 3rd (and later) offence within a rolling year."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     scheduler: bool = True
     """Run the in-process scheduler (payment expiry, no-shows, draws) inside ``serve``."""

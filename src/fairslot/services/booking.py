@@ -14,6 +14,7 @@ from fairslot.domain.booking import Booking, BookingStatus, Channel
 from fairslot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import ReleasePolicy, Session, SessionStatus
+from fairslot.services import release, rules
 from fairslot.services.context import RequestContext
 from fairslot.services.payments import normalize_payer
 from fairslot.storage.uow import UnitOfWork
@@ -60,22 +61,31 @@ def _bookable_session(uow: UnitOfWork, session_id: int, now: dt.datetime) -> Ses
         raise Conflict("this session was cancelled", code="session_cancelled")
     if session.has_started(now):
         raise Conflict("this session has started", code="session_started")
-    if session.release_policy is ReleasePolicy.FCFS and not session.is_released(now):
+    if not session.is_released(now):
+        if session.release_policy is ReleasePolicy.DRAW:
+            raise Conflict("this session's slots are given by a draw: enter its round",
+                           code="draw_session")
         raise Conflict("this session's slots are not released yet", code="not_released")
     return session
 
 
 def _create(platform: Platform, uow: UnitOfWork, *, account: Account, patient_id: int,
-            session: Session, ctx: RequestContext, pay_by: dt.datetime | None = None) -> Booking:
+            session: Session, ctx: RequestContext, at_desk: bool = False) -> Booking:
     now = platform.clock.now()
     sid = session.id or 0
     if uow.bookings.active_for(patient_id, sid) is not None:
         raise Conflict("this patient already has a booking in this session",
                        code="already_booked")
-    slot_id = uow.schedule.claim_free_slot(sid, now)
+    doctor = uow.schedule.doctor(session.doctor_id)
+    assert doctor is not None
+    rules.check_may_book(platform, uow, None if at_desk else account, patient_id,
+                         doctor.department_id, session.starts_at)
+    # Draw sessions give out only slots nobody on the waitlist wanted, once re-opened.
+    slot_id = uow.schedule.claim_free_slot(
+        sid, now, leftovers_only=session.release_policy is ReleasePolicy.DRAW)
     if slot_id is None:
         raise SlotUnavailable("no free slot left in this session")
-    deadline = pay_by or now + dt.timedelta(minutes=platform.settings.payment_deadline_minutes)
+    deadline = now + dt.timedelta(minutes=platform.settings.payment_deadline_minutes)
     booking = Booking(session_id=sid, slot_id=slot_id, patient_id=patient_id,
                       account_id=account.id or 0, fee_cents=session.fee_cents, created_at=now,
                       pay_by=deadline, channel=ctx.channel)
@@ -136,6 +146,7 @@ def pay(platform: Platform, account: Account, booking_id: int, payer_account: st
     with platform.uow() as uow:
         booking = _own_booking(uow, account, booking_id)
         booking.pay(now, payer)
+        rules.check_payer(platform, uow, payer, booking.patient_id)
         ref = platform.payments.charge(payer, booking.fee_cents, f"booking-{booking.id}")
         uow.bookings.add_payment(booking_id=booking.id, provider=platform.payments.name,
                                  provider_ref=ref, payer_account=payer,
@@ -149,8 +160,9 @@ def pay(platform: Platform, account: Account, booking_id: int, payer_account: st
 
 
 def _free_slot(platform: Platform, uow: UnitOfWork, booking: Booking) -> None:
-    """A slot whose booking ended early goes back to whoever may have it next."""
-    uow.schedule.release_slot(booking.slot_id)
+    """A slot whose booking ended early goes to whoever may have it next (the waitlist
+    under the draw policy; see ``release.on_slot_freed``)."""
+    release.on_slot_freed(platform, uow, booking)
 
 
 def cancel(platform: Platform, account: Account, booking_id: int,
@@ -224,7 +236,7 @@ def book_on_site(platform: Platform, staff: Account, session_id: int, id_number:
             uow.flush()
         session = _bookable_session(uow, session_id, now)
         booking = _create(platform, uow, account=staff, patient_id=patient.id or 0,
-                          session=session, ctx=window)
+                          session=session, ctx=window, at_desk=True)
         booking.pay(now, payer)
         ref = platform.payments.charge(payer, booking.fee_cents, f"booking-{booking.id}")
         uow.bookings.add_payment(booking_id=booking.id, provider=platform.payments.name,

@@ -11,13 +11,15 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from fairslot.bootstrap import Platform
-from fairslot.services import booking
+from fairslot.services import booking, release
 
 __all__ = ["JOBS", "Scheduler", "run_due_jobs"]
 
 log = logging.getLogger("fairslot.scheduler")
 _LOCK_KEY = 0x66A1_5107  # "fairslot" scheduler's advisory lock id
 JOBS: list[tuple[str, Callable[[Platform], int]]] = [
+    ("open_due_rounds", release.open_due_rounds),
+    ("draw_due_rounds", release.draw_due_rounds),
     ("expire_overdue", booking.expire_overdue),
     ("record_no_shows", booking.record_no_shows),
 ]

@@ -17,6 +17,7 @@ from fairslot.storage import tables as t
 
 __all__ = [
     "AccountRepository",
+    "RoundRepository",
     "BookingRepository",
     "EventRepository",
     "PatientRepository",
@@ -89,28 +90,36 @@ class ScheduleRepository:
         return [int(r) for r in rows]
 
     def free_counts(self, session_ids: Sequence[int], now: dt.datetime) -> dict[int, int]:
-        """Slots each session can still give to a booking made now."""
+        """Slots each session can still give to a booking made now (for draw sessions: only
+        leftovers already re-opened)."""
         if not session_ids:
             return {}
+        s = t.sessions
+        opened = sa.or_(
+            t.slots.c.open_from <= now,
+            sa.and_(t.slots.c.open_from.is_(None), s.c.release_policy == "fcfs"))
         rows = self.db.execute(
             sa.select(t.slots.c.session_id, sa.func.count())
-            .where(t.slots.c.session_id.in_(session_ids), t.slots.c.taken.is_(False),
-                   sa.or_(t.slots.c.open_from.is_(None), t.slots.c.open_from <= now))
+            .join(s, s.c.id == t.slots.c.session_id)
+            .where(t.slots.c.session_id.in_(session_ids), t.slots.c.taken.is_(False), opened)
             .group_by(t.slots.c.session_id)
         ).all()
         counts = {sid: 0 for sid in session_ids}
         counts.update({int(sid): int(n) for sid, n in rows})
         return counts
 
-    def claim_free_slot(self, session_id: int, now: dt.datetime) -> int | None:
+    def claim_free_slot(self, session_id: int, now: dt.datetime, *,
+                        leftovers_only: bool = False) -> int | None:
         """Mark the lowest-numbered free slot taken and return its id, or None.
 
         On PostgreSQL concurrent claimers skip each other's locked rows instead of queueing,
         and the re-check of ``taken`` under the lock keeps two of them off one slot."""
+        # Under the draw policy only leftovers (re-opened at their open_from) are bookable.
+        opened = (t.slots.c.open_from <= now if leftovers_only else
+                  sa.or_(t.slots.c.open_from.is_(None), t.slots.c.open_from <= now))
         candidate = (
             sa.select(t.slots.c.id)
-            .where(t.slots.c.session_id == session_id, t.slots.c.taken.is_(False),
-                   sa.or_(t.slots.c.open_from.is_(None), t.slots.c.open_from <= now))
+            .where(t.slots.c.session_id == session_id, t.slots.c.taken.is_(False), opened)
             .order_by(t.slots.c.number)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -269,6 +278,72 @@ class BookingRepository:
                    t.sessions.c.ends_at < ended_before).limit(limit)
         ).all()
 
+    # --- what quotas and credit rules need to know about a patient, account, phone, payer
+
+    def active_count(self, patient_id: int, now: dt.datetime) -> int:
+        return int(self.db.scalar(
+            sa.select(sa.func.count()).select_from(t.bookings)
+            .join(t.sessions, t.sessions.c.id == t.bookings.c.session_id)
+            .where(t.bookings.c.patient_id == patient_id,
+                   t.bookings.c.status.in_(["held", "paid"]), t.sessions.c.ends_at > now)
+        ) or 0)
+
+    def visits(self, patient_id: int, now: dt.datetime) -> list[tuple[str, dt.datetime]]:
+        """(department id, session start) of the patient's live bookings."""
+        rows = self.db.execute(
+            sa.select(t.doctors.c.department_id, t.sessions.c.starts_at)
+            .select_from(t.bookings)
+            .join(t.sessions, t.sessions.c.id == t.bookings.c.session_id)
+            .join(t.doctors, t.doctors.c.id == t.sessions.c.doctor_id)
+            .where(t.bookings.c.patient_id == patient_id,
+                   t.bookings.c.status.in_(["held", "paid", "checked_in"]))
+        ).all()
+        return [(str(d), at) for d, at in rows]
+
+    def offences(self, patient_id: int, since: dt.datetime
+                 ) -> tuple[list[dt.datetime], list[dt.datetime]]:
+        """Times of the patient's no-shows and late cancellations since ``since``."""
+        rows = self.db.execute(
+            sa.select(t.bookings.c.status, t.bookings.c.closed_at, t.bookings.c.cancelled_at,
+                      t.bookings.c.late_cancel)
+            .where(t.bookings.c.patient_id == patient_id,
+                   sa.or_(t.bookings.c.status == "no_show", t.bookings.c.late_cancel.is_(True)),
+                   t.bookings.c.closed_at >= since)
+        ).all()
+        no_shows = [r.closed_at for r in rows if r.status.value == "no_show"]
+        late = [r.cancelled_at for r in rows if r.late_cancel and r.cancelled_at is not None]
+        return no_shows, late
+
+    def served_by_account(self, account_id: int, since: dt.datetime
+                          ) -> list[tuple[str, dt.datetime]]:
+        rows = self.db.execute(
+            sa.select(t.bookings.c.patient_id, t.bookings.c.created_at)
+            .where(t.bookings.c.account_id == account_id, t.bookings.c.created_at >= since)
+            .union_all(
+                sa.select(t.entries.c.patient_id, t.entries.c.created_at)
+                .where(t.entries.c.account_id == account_id, t.entries.c.created_at >= since,
+                       t.entries.c.withdrawn.is_(False)))
+        ).all()
+        return [(str(p), at) for p, at in rows]
+
+    def served_by_phone(self, phone_index: str, since: dt.datetime
+                        ) -> list[tuple[str, dt.datetime]]:
+        accounts = sa.select(t.accounts.c.id).where(t.accounts.c.phone_index == phone_index)
+        rows = self.db.execute(
+            sa.select(t.bookings.c.patient_id, t.bookings.c.created_at)
+            .where(t.bookings.c.account_id.in_(accounts), t.bookings.c.created_at >= since)
+        ).all()
+        return [(str(p), at) for p, at in rows]
+
+    def served_by_payer(self, payer_index: str, since: dt.datetime
+                        ) -> list[tuple[str, dt.datetime]]:
+        rows = self.db.execute(
+            sa.select(t.bookings.c.patient_id, t.payments.c.paid_at)
+            .join(t.bookings, t.bookings.c.id == t.payments.c.booking_id)
+            .where(t.payments.c.payer_index == payer_index, t.payments.c.paid_at >= since)
+        ).all()
+        return [(str(p), at) for p, at in rows]
+
     def add_payment(self, **values: Any) -> None:
         values["payer_index"] = current_keyring().blind_index("payer", values["payer_account"])
         self.db.execute(sa.insert(t.payments).values(**values))
@@ -294,3 +369,148 @@ class EventRepository:
         if kind:
             query = query.where(t.events.c.kind == kind)
         return self.db.execute(query).all()
+
+
+class RoundRepository:
+    """Release rounds, their sessions and entries."""
+
+    def __init__(self, db: DbSession) -> None:
+        self.db = db
+
+    def get(self, round_id: int, *, for_update: bool = False) -> Any:
+        query = sa.select(t.release_rounds).where(t.release_rounds.c.id == round_id)
+        if for_update:
+            query = query.with_for_update()
+        return self.db.execute(query).first()
+
+    def find(self, department_id: int, closes_at: dt.datetime) -> Any:
+        return self.db.execute(sa.select(t.release_rounds).where(
+            t.release_rounds.c.department_id == department_id,
+            t.release_rounds.c.closes_at == closes_at)).first()
+
+    def create(self, **values: Any) -> int:
+        return int(self.db.execute(
+            sa.insert(t.release_rounds).values(**values).returning(t.release_rounds.c.id)
+        ).scalar_one())
+
+    def update(self, round_id: int, **values: Any) -> None:
+        self.db.execute(sa.update(t.release_rounds)
+                        .where(t.release_rounds.c.id == round_id).values(**values))
+
+    def add_session(self, round_id: int, session_id: int) -> None:
+        self.db.execute(sa.insert(t.round_sessions).values(round_id=round_id,
+                                                           session_id=session_id))
+
+    def sessions(self, round_id: int) -> list[int]:
+        return [int(x) for x in self.db.scalars(
+            sa.select(t.round_sessions.c.session_id)
+            .where(t.round_sessions.c.round_id == round_id)
+            .order_by(t.round_sessions.c.session_id)).all()]
+
+    def round_of_session(self, session_id: int) -> int | None:
+        found = self.db.scalar(sa.select(t.round_sessions.c.round_id)
+                               .where(t.round_sessions.c.session_id == session_id))
+        return None if found is None else int(found)
+
+    def unrounded_draw_sessions(self, opening_before: dt.datetime, now: dt.datetime,
+                                window: dt.timedelta) -> list[Any]:
+        """Draw sessions whose window has opened, not yet released, and not in a round."""
+        s, d = t.sessions, t.doctors
+        return list(self.db.execute(
+            sa.select(s.c.id, s.c.release_at, d.c.department_id)
+            .join(d, d.c.id == s.c.doctor_id)
+            .outerjoin(t.round_sessions, t.round_sessions.c.session_id == s.c.id)
+            .where(s.c.release_policy == "draw", s.c.status == "scheduled",
+                   t.round_sessions.c.round_id.is_(None),
+                   s.c.release_at <= opening_before, s.c.release_at > now)
+            .order_by(s.c.release_at, s.c.id)
+        ).all())
+
+    def due(self, now: dt.datetime) -> list[int]:
+        return [int(x) for x in self.db.scalars(
+            sa.select(t.release_rounds.c.id).where(t.release_rounds.c.status == "open",
+                                                   t.release_rounds.c.closes_at <= now)
+            .order_by(t.release_rounds.c.closes_at)).all()]
+
+    def open_rounds(self, now: dt.datetime) -> list[Any]:
+        return list(self.db.execute(
+            sa.select(t.release_rounds).where(t.release_rounds.c.status == "open",
+                                              t.release_rounds.c.opens_at <= now)
+            .order_by(t.release_rounds.c.closes_at)).all())
+
+    # --- entries
+
+    def entry_of(self, round_id: int, patient_id: int) -> Any:
+        return self.db.execute(sa.select(t.entries).where(
+            t.entries.c.round_id == round_id, t.entries.c.patient_id == patient_id)).first()
+
+    def entry_by_key(self, account_id: int, key: str) -> Any:
+        return self.db.execute(sa.select(t.entries).where(
+            t.entries.c.account_id == account_id, t.entries.c.idempotency_key == key)).first()
+
+    def entry(self, entry_id: int) -> Any:
+        return self.db.execute(sa.select(t.entries).where(t.entries.c.id == entry_id)).first()
+
+    def add_entry(self, **values: Any) -> int:
+        return int(self.db.execute(
+            sa.insert(t.entries).values(**values).returning(t.entries.c.id)).scalar_one())
+
+    def update_entry(self, entry_id: int, **values: Any) -> None:
+        self.db.execute(sa.update(t.entries).where(t.entries.c.id == entry_id).values(**values))
+
+    def live_entries(self, round_id: int) -> list[Any]:
+        return list(self.db.execute(
+            sa.select(t.entries.c.id, t.entries.c.ref, t.entries.c.choices,
+                      t.entries.c.patient_id, t.entries.c.account_id)
+            .where(t.entries.c.round_id == round_id, t.entries.c.withdrawn.is_(False))
+        ).all())
+
+    def entries_of_account(self, account_id: int) -> list[Any]:
+        return list(self.db.execute(
+            sa.select(t.entries).where(t.entries.c.account_id == account_id)
+            .order_by(t.entries.c.created_at.desc())).all())
+
+    def open_entries_of_patient(self, patient_id: int) -> list[Any]:
+        return list(self.db.execute(
+            sa.select(t.entries.c.round_id, t.release_rounds.c.department_id,
+                      t.release_rounds.c.closes_at)
+            .join(t.release_rounds, t.release_rounds.c.id == t.entries.c.round_id)
+            .where(t.entries.c.patient_id == patient_id, t.entries.c.withdrawn.is_(False),
+                   t.release_rounds.c.status == "open")).all())
+
+    def choice_counts(self, round_id: int) -> dict[int, int]:
+        """First-choice counts per session, for the patient's odds while the window is open."""
+        counts: dict[int, int] = {}
+        for (choices,) in self.db.execute(
+                sa.select(t.entries.c.choices).where(t.entries.c.round_id == round_id,
+                                                     t.entries.c.withdrawn.is_(False))):
+            if choices:
+                counts[int(choices[0])] = counts.get(int(choices[0]), 0) + 1
+        return counts
+
+    def next_waiting(self, round_id: int, session_id: int) -> Any:
+        """The first waitlisted entry, in draw order, that chose ``session_id``."""
+        for row in self.db.execute(
+                sa.select(t.entries).where(t.entries.c.round_id == round_id,
+                                           t.entries.c.outcome == "waitlist")
+                .order_by(t.entries.c.position)):
+            if str(session_id) in [str(c) for c in row.choices]:
+                return row
+        return None
+
+    def entry_for_booking(self, booking_id: int) -> Any:
+        return self.db.execute(sa.select(t.entries)
+                               .where(t.entries.c.booking_id == booking_id)).first()
+
+    def all_entries(self, round_id: int) -> list[Any]:
+        return list(self.db.execute(sa.select(t.entries).where(t.entries.c.round_id == round_id)
+                                    .order_by(t.entries.c.ref)).all())
+
+    def notify(self, account_id: int, at: dt.datetime, kind: str, text: str) -> None:
+        self.db.execute(sa.insert(t.notifications).values(account_id=account_id, at=at,
+                                                          kind=kind, text=text, read=False))
+
+    def inbox(self, account_id: int, limit: int = 50) -> list[Any]:
+        return list(self.db.execute(
+            sa.select(t.notifications).where(t.notifications.c.account_id == account_id)
+            .order_by(t.notifications.c.id.desc()).limit(limit)).all())

@@ -176,6 +176,65 @@ events = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False),
 )
 
+# Fair release: a round groups the draw sessions of one department released at one moment.
+release_rounds = sa.Table(
+    "release_rounds", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("department_id", sa.ForeignKey("departments.id"), nullable=False),
+    sa.Column("opens_at", UTCDateTime, nullable=False),
+    sa.Column("closes_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    # The seed stays secret (encrypted) until the draw; its SHA-256 is public from the start.
+    sa.Column("seed", EncryptedText("release_rounds.seed"), nullable=False),
+    sa.Column("commitment", sa.String(64), nullable=False),
+    sa.Column("entries_digest", sa.String(64), nullable=True),
+    sa.Column("beacon", sa.String(200), nullable=False, default=""),
+    sa.Column("revealed_seed", sa.String(64), nullable=True),
+    sa.Column("drawn_at", UTCDateTime, nullable=True),
+    sa.Column("entries_count", sa.Integer, nullable=False, default=0),
+    sa.UniqueConstraint("department_id", "closes_at"),
+)
+
+round_sessions = sa.Table(
+    "round_sessions", metadata,
+    sa.Column("round_id", sa.ForeignKey("release_rounds.id"), primary_key=True),
+    sa.Column("session_id", sa.ForeignKey("sessions.id"), primary_key=True, unique=True),
+)
+
+entries = sa.Table(
+    "entries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("round_id", sa.ForeignKey("release_rounds.id"), nullable=False),
+    sa.Column("ref", sa.String(32), nullable=False, unique=True),
+    sa.Column("patient_id", sa.ForeignKey("patients.id"), nullable=False),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("choices", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("withdrawn", sa.Boolean, nullable=False, default=False),
+    sa.Column("idempotency_key", sa.String(80), nullable=True),
+    # After the draw: won | waitlist | offered | passed; position in the draw order.
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("position", sa.Integer, nullable=True),
+    # What the draw gave, written once at the draw and never changed: the published result.
+    sa.Column("won_session_id", sa.Integer, nullable=True),
+    sa.Column("won_rank", sa.Integer, nullable=True),
+    sa.Column("booking_id", sa.ForeignKey("bookings.id"), nullable=True),
+    sa.UniqueConstraint("round_id", "patient_id"),
+    sa.UniqueConstraint("account_id", "idempotency_key"),
+    sa.Index("ix_entries_round_outcome_position", "round_id", "outcome", "position"),
+)
+
+notifications = sa.Table(
+    "notifications", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("text", sa.String(500), nullable=False),
+    sa.Column("read", sa.Boolean, nullable=False, default=False),
+)
+
 auth_tokens = sa.Table(
     "auth_tokens", metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),

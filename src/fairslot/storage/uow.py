@@ -13,6 +13,7 @@ from fairslot.storage.repositories import (
     BookingRepository,
     EventRepository,
     PatientRepository,
+    RoundRepository,
     ScheduleRepository,
 )
 
@@ -35,6 +36,7 @@ class UnitOfWork:
         self.patients = PatientRepository(self.db)
         self.bookings = BookingRepository(self.db)
         self.events = EventRepository(self.db)
+        self.rounds = RoundRepository(self.db)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

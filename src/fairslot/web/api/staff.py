@@ -7,9 +7,13 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from fairslot.domain.accounts import Role
+from fairslot.bootstrap import Platform
+from fairslot.domain.accounts import Account, Role
+from fairslot.guard.policy import GuardLevel, RouteGroup
+from fairslot.guard.service import Guard
 from fairslot.services import accounts, booking, catalog
 from fairslot.web.deps import CurrentAccount, PlatformDep, context, require
 from fairslot.web.problems import PROBLEM_RESPONSES
@@ -106,6 +110,36 @@ def events(platform: PlatformDep,
     return [EventOut(id=r.id, at=r.at, kind=r.kind, account_id=r.account_id,
                      patient_id=r.patient_id, session_id=r.session_id, booking_id=r.booking_id,
                      ip=r.ip, device_id=r.device_id, detail=r.detail) for r in rows]
+
+
+class GuardLevelIn(BaseModel):
+    level: GuardLevel
+
+
+@router.get("/admin/guard", tags=["operator"], dependencies=[require(Role.OPERATOR)])
+async def guard_status(request: Request) -> dict[str, Any]:
+    """The guard's levels per route group, in-flight requests and Redis state."""
+    guard: Guard = request.app.state.guard
+    return await guard.status()
+
+
+@router.put("/admin/guard/levels/{group}", tags=["operator"],
+            dependencies=[require(Role.OPERATOR)])
+async def set_guard_level(group: RouteGroup, body: GuardLevelIn, request: Request,
+                          account: CurrentAccount, platform: PlatformDep) -> dict[str, Any]:
+    """Switch one route group's guard level at run time (shared by all workers via Redis)."""
+    guard: Guard = request.app.state.guard
+    await guard.set_level(group, body.level)
+    await run_in_threadpool(_log_level_change, platform, account, group, body.level)
+    return await guard.status()
+
+
+def _log_level_change(platform: Platform, account: Account, group: RouteGroup,
+                      level: GuardLevel) -> None:
+    with platform.uow() as uow:
+        uow.events.append("guard.level", platform.clock.now(), account_id=account.id,
+                          detail={"group": group.value, "level": level.value})
+        uow.commit()
 
 
 @router.post("/admin/users", status_code=201, tags=["admin"], dependencies=[require(Role.ADMIN)])
