@@ -151,7 +151,7 @@ def test_a_cancelled_slot_always_goes_to_the_waitlist_head_never_to_a_polling_bo
         stop = threading.Event()
         caught: list[str] = []
 
-        def bot() -> None:
+        def bot(stop: threading.Event, session_id: int, caught: list[str]) -> None:
             while not stop.is_set():
                 try:
                     booking.book(dw.platform, buyer_account, buyer, session_id, CTX)
@@ -159,7 +159,7 @@ def test_a_cancelled_slot_always_goes_to_the_waitlist_head_never_to_a_polling_bo
                 except FairslotError as exc:
                     caught.append(exc.code)
 
-        thread = threading.Thread(target=bot)
+        thread = threading.Thread(target=bot, args=(stop, session_id, caught))
         thread.start()
         dw.clock.advance(60)
         booking.cancel(dw.platform, account, holder.id or 0, CTX)

@@ -17,10 +17,10 @@ from fairslot.storage import tables as t
 
 __all__ = [
     "AccountRepository",
-    "RoundRepository",
     "BookingRepository",
     "EventRepository",
     "PatientRepository",
+    "RoundRepository",
     "ScheduleRepository",
 ]
 
