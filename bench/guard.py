@@ -5,8 +5,9 @@ the guard, from one run against one uvicorn server, with Redis as the guard's st
 
 The server runs in a child process on the loopback interface. Two endpoint pairs:
 
-* ``search``: the platform's real ``GET /api/v1/hospitals`` (SQLite, demo data) against the
-  same handler behind ``guarded("search")`` and ``GuardMiddleware``;
+* ``browse``: the platform's real ``GET /api/v1/hospitals`` (SQLite, demo data), wired as
+  the platform wires it (``GuardMiddleware`` and the router's ``guarded("browsing")``),
+  against the same handler with the guard taken off;
 * ``booking``: a handler that does nothing, behind the full booking check (IP, /24, device,
   account and patient limits plus the one-in-flight slot) against the same handler bare.
   This is the guard's worst case: all of the time it adds is overhead.
@@ -35,11 +36,12 @@ from typing import Any
 
 import redis
 from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
 
 from fairslot.config import Settings
 from fairslot.guard import Guard
 from fairslot.guard.device import DeviceIds
-from fairslot.guard.fastapi import GuardGate, GuardMiddleware, guarded
+from fairslot.guard.fastapi import GuardGate, guarded, install
 from fairslot.guard.keys import GuardKeys
 
 __all__ = ["main"]
@@ -66,35 +68,57 @@ def _settings(redis_url: str, prefix: str, database_url: str) -> Settings:
 # -- the server (child process) ----------------------------------------------------------
 
 
-def _core_app(settings: Settings) -> FastAPI:
-    """The platform's app with demo data, plus guarded twins of one of its real routes."""
+def _platform_routes(settings: Settings) -> tuple[Any, Any]:
+    """The platform (SQLite, demo data) and its public browsing router."""
     from fairslot.bootstrap import bootstrap
     from fairslot.services.demo import DEMO_USERS, seed_demo
     from fairslot.storage.database import make_engine
     from fairslot.storage.migrate import upgrade
     from fairslot.web.api import public
-    from fairslot.web.app import create_app
-    from fairslot.web.schemas import HospitalOut
 
     upgrade(make_engine(settings.database_url))
     platform = bootstrap(settings)
     seed_demo(platform, {user: secrets.token_urlsafe(9) for user in DEMO_USERS})
-    app = create_app(platform)
-
-    @app.get("/bench/guarded/hospitals", response_model=list[HospitalOut])
-    def guarded_hospitals(gate: GuardGate = Depends(guarded("search", auto=True))) -> Any:
-        # The very handler of the real route, behind the guard.
-        return public.list_hospitals(platform)
-
-    return app
+    return platform, public.router
 
 
-def _add_booking_pair(app: FastAPI) -> None:
-    @app.post("/bench/plain/book/{slot}")
-    async def plain_book(slot: str, request: Request) -> dict[str, str]:
-        return {"slot": slot}
+def _twin_apps(settings: Settings) -> tuple[FastAPI, FastAPI]:
+    """Two apps serving the platform's real public routes from one platform: one exactly as
+    the platform wires them (GuardMiddleware, the router's ``guarded`` dependency), one with
+    the guard's dependency taken off and no middleware. Neither has the access log or the
+    pages, which are not the guard's cost."""
+    from fairslot.web.problems import install_problem_handlers
 
-    @app.post("/bench/guarded/book/{slot}")
+    platform, router = _platform_routes(settings)
+    guard = Guard(settings)
+    apps = []
+    for protected in (False, True):
+        app = FastAPI()
+        app.state.platform = platform
+        install_problem_handlers(app)
+        if protected:
+            install(app, guard)
+            app.include_router(router, prefix="/api/v1")
+        else:
+            for route in router.routes:
+                assert isinstance(route, APIRoute)
+                app.add_api_route(
+                    "/api/v1" + route.path, route.endpoint, methods=list(route.methods),
+                    response_model=route.response_model,
+                )
+        _add_booking_route(app, protected)
+        apps.append(app)
+    return apps[0], apps[1]
+
+
+def _add_booking_route(app: FastAPI, protected: bool) -> None:
+    if not protected:
+        @app.post("/book/{slot}")
+        async def plain_book(slot: str, request: Request) -> dict[str, str]:
+            return {"slot": slot}
+        return
+
+    @app.post("/book/{slot}")
     async def guarded_book(
         slot: str, request: Request,
         gate: GuardGate = Depends(guarded("booking", exclusive=True)),
@@ -107,23 +131,16 @@ def _add_booking_pair(app: FastAPI) -> None:
 def serve(port: int, redis_url: str, prefix: str, workdir: str) -> None:
     import uvicorn
 
-    from fairslot.web.problems import install_problem_handlers
-
     settings = _settings(redis_url, prefix, f"sqlite:///{workdir}/bench.db")
-    app = _core_app(settings)
-    install_problem_handlers(app)
-    _add_booking_pair(app)
-    guard = Guard(settings)
-    app.state.guard = guard
-    guarded_app = GuardMiddleware(app, guard)
+    plain, protected = _twin_apps(settings)
 
     async def dispatch(scope: Any, receive: Any, send: Any) -> None:
-        # Only the guarded twins pass through the middleware: the plain routes are served
-        # exactly as they would be without the guard installed.
-        if scope["type"] == "http" and scope["path"].startswith("/bench/guarded/"):
-            await guarded_app(scope, receive, send)
+        # One server: /plain/... goes to the unguarded twin, everything else to the guarded.
+        if scope["type"] == "http" and scope["path"].startswith("/plain/"):
+            scope = {**scope, "path": scope["path"][len("/plain"):]}
+            await plain(scope, receive, send)
         else:
-            await app(scope, receive, send)
+            await protected(scope, receive, send)
 
     uvicorn.run(dispatch, host="127.0.0.1", port=port, log_level="warning", access_log=False,
                 lifespan="off")
@@ -264,12 +281,11 @@ def main() -> None:
     cookies = [devices.new()[1].split(";", 1)[0].split("=", 1)[1] for _ in range(people)]
 
     pairs = {
-        "search (GET /api/v1/hospitals, SQLite)": (
-            "GET", lambda i: "/api/v1/hospitals", lambda i: "/bench/guarded/hospitals",
+        "browse (GET /api/v1/hospitals, SQLite)": (
+            "GET", lambda i: "/plain/api/v1/hospitals", lambda i: "/api/v1/hospitals",
         ),
         "booking check (no-op handler)": (
-            "POST", lambda i: f"/bench/plain/book/s{i % 50}",
-            lambda i: f"/bench/guarded/book/s{i % 50}",
+            "POST", lambda i: f"/plain/book/s{i % 50}", lambda i: f"/book/s{i % 50}",
         ),
     }
     with tempfile.TemporaryDirectory() as workdir:
