@@ -8,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fairslot.clock import FixedClock
-
 from fairslot.domain.accounts import Role
 from fairslot.domain.residents import make_residents
 from fairslot.web.app import create_app

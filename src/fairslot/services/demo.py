@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import random
+from typing import Any
 
 from fairslot.bootstrap import Platform
 from fairslot.clock import FixedClock
@@ -16,7 +17,7 @@ from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import FairslotError
 from fairslot.domain.residents import make_name, make_phone, make_residents
 from fairslot.domain.schedule import Period, ReleasePolicy
-from fairslot.services import accounts, booking, catalog
+from fairslot.services import accounts, booking, catalog, release
 from fairslot.services.context import RequestContext
 
 __all__ = ["DEMO_HOSPITAL", "DEMO_USERS", "SeedReport", "seed_demo"]
@@ -71,7 +72,8 @@ def seed_demo(platform: Platform, passwords: dict[str, str], *, seed: int = 2026
             doctor = catalog.create_doctor(
                 past, department.id or 0, make_name(rng), TITLES[min(i, 2)],
                 f"{name.split()[-1]} clinic", hot=hot,
-                release_policy=ReleasePolicy.FCFS)
+                # Hot doctors release by draw; the rest first come first served.
+                release_policy=ReleasePolicy.DRAW if hot else ReleasePolicy.FCFS)
             doctors.append(doctor)
     dates = [start + dt.timedelta(days=d) for d in range(29)]
     for doctor in doctors:
@@ -125,6 +127,7 @@ def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account
     booked: list[tuple[int, dt.datetime, str, str]] = []  # booking, session start, id, name
     day = start - dt.timedelta(days=14)
     while day <= today:
+        booked += _draw_day(platform, clock, families, rng, day)
         clock.set(dt.datetime.combine(day, dt.time(8, 5), zone))
         with platform.uow() as uow:
             released = uow.schedule.released_between(clock.now() - dt.timedelta(hours=1),
@@ -168,3 +171,48 @@ def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account
         day += dt.timedelta(days=1)
     return made
 
+
+
+def _draw_day(platform: Platform, clock: FixedClock, families: list[tuple[Account, list[int]]],
+              rng: random.Random, day: dt.date) -> list[tuple[int, dt.datetime, str, str]]:
+    """Before 08:00 families enter the open rounds; at 08:00 the rounds are drawn and most
+    winners pay within the afternoon."""
+    zone = platform.settings.zone
+    clock.set(dt.datetime.combine(day, dt.time(7, 0), zone))
+    release.open_due_rounds(platform)
+    with platform.uow() as uow:
+        open_rounds = [(r.id, uow.rounds.sessions(r.id)) for r in uow.rounds.open_rounds(
+            clock.now())]
+    for round_id, sessions in open_rounds:
+        for account, members in families:
+            if rng.random() < 0.6:
+                continue
+            choices = rng.sample(sessions, k=min(len(sessions), rng.choice((1, 2, 3))))
+            with contextlib.suppress(FairslotError):
+                release.enter(platform, account, round_id, rng.choice(members), choices,
+                              RequestContext(ip=_ip(rng), device_id=f"dev-{account.id}"))
+            clock.advance(rng.randint(5, 90))
+    clock.set(dt.datetime.combine(day, dt.time(8, 0), zone))
+    release.draw_due_rounds(platform)
+    by_id = {account.id: account for account, _ in families}
+    paid = []
+    for entry in _won_today(platform):
+        if rng.random() < 0.85:
+            clock.advance(rng.randint(10, 200))
+            try:
+                view = booking.pay(platform, by_id[entry.account_id], entry.booking_id,
+                                   rng.choice(("alipay:", "wechat:")) + f"u{entry.account_id:04d}",
+                                   RequestContext(ip=_ip(rng)))
+            except FairslotError:
+                continue
+            paid.append((view.booking.id or 0, view.session.starts_at, view.patient.id_number,
+                         view.patient.name))
+    return paid
+
+
+def _won_today(platform: Platform) -> list[Any]:
+    """Winning entries of the rounds drawn at this moment."""
+    now = platform.clock.now()
+    with platform.uow() as uow:
+        return [e for rid in uow.rounds.drawn_at(now) for e in uow.rounds.all_entries(rid)
+                if e.outcome == "won" and e.booking_id is not None]

@@ -432,6 +432,10 @@ class RoundRepository:
                                                    t.release_rounds.c.closes_at <= now)
             .order_by(t.release_rounds.c.closes_at)).all()]
 
+    def drawn_at(self, when: dt.datetime) -> list[int]:
+        return [int(x) for x in self.db.scalars(
+            sa.select(t.release_rounds.c.id).where(t.release_rounds.c.drawn_at == when)).all()]
+
     def open_rounds(self, now: dt.datetime) -> list[Any]:
         return list(self.db.execute(
             sa.select(t.release_rounds).where(t.release_rounds.c.status == "open",
