@@ -241,7 +241,7 @@ def test_the_desk_checks_in_with_the_presented_identity_and_books_on_site(
     day = held.session.date.isoformat()
     ops = client.get("/operator", params={"date": day})
     assert ops.status_code == 200 and "李明" in ops.text
-    assert "checked_in 1" in ops.text and "paid 1" in ops.text
+    assert "已取号 Checked in 1" in ops.text and "已支付 Paid 1" in ops.text
 
 
 @SQLITE_ONLY

@@ -480,8 +480,11 @@ def _me_page(request: Request, account: Account, *, status: int = 200,
              error: str | None = None, notice: str | None = None,
              retry: Retry | None = None, form: Mapping[str, str] | None = None) -> Response:
     platform = get_platform(request)
-    patients = accounts.list_patients(platform, account) if account.role is Role.PATIENT else []
-    views = booking.my_bookings(platform, account)
+    # Staff accounts book at the desk for others; those bookings belong on the desk pages,
+    # not in a personal list with pay and cancel buttons.
+    is_patient = account.role is Role.PATIENT
+    patients = accounts.list_patients(platform, account) if is_patient else []
+    views = booking.my_bookings(platform, account) if is_patient else []
     items = []
     for v in views:
         b = v.booking
