@@ -10,6 +10,8 @@ and never flags an account alone.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import polars as pl
 from pyod.models.ecod import ECOD
@@ -55,8 +57,18 @@ def anomaly_findings(features: pl.DataFrame, *, top_share: float = 0.01,
     if features.height < 50:
         return pl.DataFrame(schema=schema)
     matrix = features.select(FEATURES).to_numpy().astype(np.float64)
+    # A feature every account shares (no cancellations anywhere, say) has no tail to be
+    # rare in; it is left out rather than fed to ECOD's skewness estimate.
+    varied = [j for j in range(matrix.shape[1]) if np.ptp(matrix[:, j]) > 0]
+    if not varied:
+        return pl.DataFrame(schema=schema)
     detector = ECOD()
-    detector.fit(matrix)
+    with warnings.catch_warnings():
+        # scipy warns of precision loss in the skewness of near-constant columns; ECOD only
+        # uses the skewness's sign to pick a tail, so the warning does not matter here.
+        warnings.filterwarnings("ignore", message="Precision loss occurred",
+                                category=RuntimeWarning)
+        detector.fit(matrix[:, varied])
     scores = np.asarray(detector.decision_scores_, dtype=np.float64)
     cutoff = float(np.quantile(scores, 1.0 - top_share))
     chosen = np.flatnonzero(scores > cutoff)

@@ -173,14 +173,9 @@ def _read_csv_slowly(path: Path, names: list[str]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=[*names, _EXTRA], orient="row", schema_overrides=None)
 
 
-def _parse_time(column: str, zone: zoneinfo.ZoneInfo) -> pl.Expr:
+def _parse_time_text(text: pl.Expr, zone: zoneinfo.ZoneInfo) -> pl.Expr:
     """ISO 8601 text to UTC: with an offset as written, without one in the hospital's zone."""
-    text = (
-        pl.col(column)
-        .str.strip_chars()
-        .str.replace(" ", "T", literal=True)
-        .str.replace(r"Z$", "+00:00")
-    )
+    text = text.str.replace(" ", "T", literal=True).str.replace(r"Z$", "+00:00")
     with_offset = text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us")
     local = (
         text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us")
@@ -195,22 +190,40 @@ def _parse_time(column: str, zone: zoneinfo.ZoneInfo) -> pl.Expr:
     return pl.coalesce(with_offset, local, day_only)
 
 
-def _typed_time(series: pl.Series, zone: zoneinfo.ZoneInfo) -> pl.Series | None:
+def _typed_time(name: str, dtype: pl.DataType, zone: zoneinfo.ZoneInfo) -> pl.Expr | None:
     """A Parquet column that already holds timestamps: naive ones are local time."""
-    dtype = series.dtype
+    column = pl.col(name)
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
-            return series.dt.replace_time_zone(
-                zone.key, non_existent="null", ambiguous="earliest"
-            ).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-        return series.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+            column = column.dt.replace_time_zone(zone.key, non_existent="null",
+                                                 ambiguous="earliest")
+        return column.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     if dtype == pl.Date:
         return (
-            series.cast(pl.Datetime("us"))
+            column.cast(pl.Datetime("us"))
             .dt.replace_time_zone(zone.key, non_existent="null", ambiguous="earliest")
             .dt.convert_time_zone("UTC")
         )
     return None
+
+
+def _text(name: str) -> pl.Expr:
+    """Trimmed text, with an empty string read as missing."""
+    text = pl.col(name).cast(pl.String).str.strip_chars()
+    return pl.when(text.str.len_bytes() == 0).then(None).otherwise(text)
+
+
+def _drop_exact_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Exact duplicate rows removed (first kept). Rows are hashed first and only rows whose
+    hash repeats are compared in full, which keeps ten million rows cheap."""
+    if frame.is_empty():
+        return frame, 0
+    repeated = frame.hash_rows().is_duplicated()
+    if not repeated.any():
+        return frame, 0
+    suspects = frame.filter(repeated)
+    distinct = suspects.unique(maintain_order=True)
+    return pl.concat([frame.filter(~repeated), distinct]), suspects.height - distinct.height
 
 
 def read_table(
@@ -224,11 +237,14 @@ def read_table(
     Returns the cleaned frame, the number of data rows in the file, and the skip counts."""
     zone = zone or get_settings().zone
     spec = _TABLES[table]
+    wanted = {name for name, _req, _kind in spec}
     skipped: list[SkipCount] = []
     long_rows = 0
     if path.suffix in (".parquet", ".pq"):
         try:
-            raw = pl.read_parquet(path)
+            names = pl.read_parquet_schema(path)
+            # Only the contract's columns are read; unknown columns are ignored anyway.
+            raw = pl.read_parquet(path, columns=[n for n in names if n.strip() in wanted])
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise RecordsError(f"cannot read {path.name}: {exc}") from exc
         raw = raw.rename({name: name.strip() for name in raw.columns})
@@ -242,77 +258,68 @@ def read_table(
     if missing:
         raise RecordsError(f"{path.name} lacks required column(s): {', '.join(missing)}")
 
-    columns: list[pl.Series] = []
+    # One pass builds every clean column and, for typed columns, whether the file had text.
+    expressions: list[pl.Expr] = []
     for name, _required, kind in spec:
         if name not in raw.columns:
             dtype: pl.DataType = (
                 pl.Datetime("us", "UTC") if kind == "time"
                 else pl.Float64() if kind == "num" else pl.String()
             )
-            columns.append(pl.Series(name, [None] * raw.height, dtype=dtype))
+            expressions.append(pl.lit(None, dtype=dtype).alias(name))
             continue
-        series = raw.get_column(name)
+        source = raw.schema[name]
         if kind == "time":
-            typed = _typed_time(series, zone)
+            typed = _typed_time(name, source, zone)
             if typed is None:
-                parse_from = raw.select(pl.col(name).cast(pl.String))
-                typed = parse_from.select(_parse_time(name, zone).alias(name)).to_series()
-            columns.append(typed.alias(name))
+                typed = _parse_time_text(_text(name), zone)
+            expressions.append(typed.alias(name))
         elif kind == "num":
-            if series.dtype.is_numeric():
-                columns.append(series.cast(pl.Float64))
-            else:
-                columns.append(
-                    series.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
-                )
+            expressions.append(
+                pl.col(name).cast(pl.Float64) if source.is_numeric()
+                else _text(name).cast(pl.Float64, strict=False).alias(name))
         else:
-            text = series.cast(pl.String).str.strip_chars()
-            columns.append(text.replace("", None))
-    frame = pl.DataFrame(columns)
-    # Whether the file had any text in each typed column, to tell "empty" from "unreadable".
-    raw_present = {
-        name: raw.get_column(name).cast(pl.String).str.strip_chars().replace("", None)
-        .is_not_null()
-        for name, _req, kind in spec
-        if name in raw.columns and kind != "str"
-    }
+            expressions.append(_text(name).alias(name))
+        if kind != "str":
+            # Typed Parquet values need no text check (formatting them would be costly).
+            had = _text(name) if source == pl.String else pl.col(name)
+            expressions.append(had.is_not_null().alias(f"__had_{name}"))
+    frame = raw.lazy().select(expressions).collect()
+    del raw
 
-    drop_mask = pl.Series([False] * frame.height)
+    drop = pl.lit(False)
+    masks: list[tuple[pl.Expr, str, bool]] = []
     for name, required, kind in spec:
-        if name not in raw.columns:
+        if f"__had_{name}" not in frame.columns and kind != "str":
             continue
-        present_raw = raw_present.get(name)
-        value_missing = frame.get_column(name).is_null()
         if kind == "str":
             if required:
-                bad = value_missing & ~drop_mask
-                count = int(bad.sum())
-                if count:
-                    skipped.append(SkipCount(table, f"required field {name} is empty", count))
-                drop_mask = drop_mask | value_missing
+                masks.append((pl.col(name).is_null(), f"required field {name} is empty", False))
             continue
-        assert present_raw is not None
-        unreadable = value_missing & present_raw
-        empty = value_missing & ~present_raw
+        missing_value = pl.col(name).is_null()
+        had = pl.col(f"__had_{name}")
         what = "time" if kind == "time" else "number"
         if required:
-            for mask, reason in ((empty, f"required field {name} is empty"),
-                                 (unreadable, f"required {what} {name} is unreadable")):
-                count = int((mask & ~drop_mask).sum())
-                if count:
-                    skipped.append(SkipCount(table, reason, count))
-                drop_mask = drop_mask | mask
+            masks.append((missing_value & ~had, f"required field {name} is empty", False))
+            masks.append((missing_value & had, f"required {what} {name} is unreadable", False))
         else:
-            count = int((unreadable & ~drop_mask).sum())
+            masks.append((missing_value & had, f"{name} unreadable, read as unknown", True))
+    if masks:
+        counts = frame.select(
+            (mask & ~drop_before).sum().alias(str(i))
+            for i, (mask, drop_before) in enumerate(_cumulative(masks))
+        ).row(0)
+        for (_mask, reason, kept), count in zip(masks, counts, strict=True):
             if count:
-                skipped.append(SkipCount(table, f"{name} unreadable, read as unknown", count,
-                                         kept=True))
-    frame = frame.filter(~drop_mask)
+                skipped.append(SkipCount(table, reason, int(count), kept=kept))
+        for mask, _reason, kept in masks:
+            if not kept:
+                drop = drop | mask
+    frame = frame.filter(~drop).select(name for name, _req, _kind in spec)
 
-    before = frame.height
-    frame = frame.unique(maintain_order=True)
-    if before - frame.height:
-        skipped.append(SkipCount(table, "exact duplicate of an earlier row", before - frame.height))
+    frame, duplicates = _drop_exact_duplicates(frame)
+    if duplicates:
+        skipped.append(SkipCount(table, "exact duplicate of an earlier row", duplicates))
 
     if table == "bookings":
         frame = frame.with_columns(
@@ -336,6 +343,20 @@ def read_table(
                 table, f"{key} repeated with different content (first row kept)",
                 before - frame.height))
     return frame, total, skipped
+
+
+def _cumulative(
+    masks: list[tuple[pl.Expr, str, bool]],
+) -> list[tuple[pl.Expr, pl.Expr]]:
+    """Each mask with the union of the dropping masks before it, so that a row skipped for
+    one reason is not counted again for the next."""
+    result: list[tuple[pl.Expr, pl.Expr]] = []
+    before: pl.Expr = pl.lit(False)
+    for mask, _reason, kept in masks:
+        result.append((mask, before))
+        if not kept:
+            before = before | mask
+    return result
 
 
 def read_records(

@@ -1,0 +1,183 @@
+"""Benchmark of ``fairslot investigate`` at hospital scale.
+
+Generates 1,000,000 bookings, 1,000,000 payments and 10,000,000 access rows with vectorised
+numpy/polars (a genuine population plus a few dozen bot rings), writes them as Parquet to a
+temporary folder, then runs the whole investigation (read, rules, graph, dense blocks,
+lockstep, anomaly scores, rings, report) in a child process. Prints the generation time, the
+investigation time and the peak resident memory of this process (generation) and of the
+child (investigation), from ``resource.getrusage``.
+
+    python bench/investigate.py [--bookings N] [--access N] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+__all__ = ["generate", "main"]
+
+_YEAR_START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC).timestamp()
+_DAY = 86400.0
+_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
+
+
+def _id_numbers(rng: np.random.Generator, n: int, invalid_share: float) -> pl.Series:
+    """Resident ID numbers with correct check digits (ISO 7064 MOD 11-2), some spoiled."""
+    regions = np.array([110101, 110102, 110105, 110106, 110108, 310101, 310104])
+    region = regions[rng.integers(0, len(regions), n)]
+    birth = (np.datetime64("1940-01-01") + rng.integers(0, 30000, n).astype("timedelta64[D]"))
+    ymd = birth.astype("datetime64[D]").astype(str)
+    body = pl.Series(region.astype(str)) + pl.Series(ymd).str.replace_all("-", "") + pl.Series(
+        rng.integers(0, 1000, n)).cast(pl.String).str.zfill(3)
+    digits = np.frombuffer("".join(body.to_list()).encode(), dtype=np.uint8).reshape(n, 17) - 48
+    check = (12 - (digits.astype(np.int64) @ _WEIGHTS) % 11) % 11
+    spoil = rng.random(n) < invalid_share
+    check = np.where(spoil, (check + 1) % 11, check)
+    letters = np.where(check == 10, "X", check.astype(str))
+    return body + pl.Series(letters)
+
+
+def generate(folder: Path, *, bookings: int, access: int, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    n_accounts = bookings // 3
+    n_doctors = 600
+    ring_accounts = 400  # 40 rings of 10
+    account = rng.zipf(1.8, bookings) % n_accounts
+    ring_rows = bookings // 100
+    account[:ring_rows] = n_accounts + rng.integers(0, ring_accounts, ring_rows)
+    patient_slot = account * 3 + rng.integers(0, 2, bookings)
+    # Ring accounts book for many patients.
+    patient_slot[:ring_rows] = (n_accounts + ring_accounts) * 3 + rng.integers(0, 20000,
+                                                                             ring_rows)
+    n_patients = int(patient_slot.max()) + 1
+    ids = _id_numbers(rng, n_patients, 0.002)
+    names = pl.Series(["王伟", "李娜", "张敏", "刘洋", "陈静", "杨磊", "黄丽", "赵强", "561"])
+    name_index = rng.integers(0, len(names) - 1, n_patients)
+    session_day = rng.integers(15, 380, bookings)
+    doctor = rng.integers(0, n_doctors, bookings)
+    session_start = _YEAR_START + session_day * _DAY
+    released = session_start - 15 * _DAY
+    hot = rng.random(bookings) < 0.3
+    delay = np.where(hot, 3 + rng.lognormal(np.log(20), 0.9, bookings),
+                     rng.uniform(600, 14 * _DAY, bookings))
+    delay[:ring_rows] = rng.uniform(0.02, 1.5, ring_rows)
+    created = released + delay
+    status = np.array(["checked_in", "cancelled", "no_show", "paid", "booked"])[
+        rng.choice(5, bookings, p=[0.8, 0.08, 0.04, 0.05, 0.03])]
+    cancelled = np.where(status == "cancelled", created + rng.uniform(60, 5 * _DAY, bookings),
+                         np.nan)
+    raw_ips = pl.Series(rng.integers(0, 2**32, 200_000))
+    ip_pool = ((raw_ips // 2**24).cast(pl.String) + "." + (raw_ips // 2**16 % 256).cast(pl.String)
+               + "." + (raw_ips // 256 % 256).cast(pl.String) + "."
+               + (raw_ips % 256).cast(pl.String))
+    ips = ip_pool.gather(np.where(rng.random(bookings) < 0.3,
+                                  rng.integers(0, 20, bookings),  # carrier NATs
+                                  (account * 7) % len(ip_pool)))
+
+    def times(values: np.ndarray) -> pl.Series:
+        micros = pl.Series((values * 1e6).round(), nan_to_null=True)
+        return micros.cast(pl.Int64).cast(pl.Datetime("us", "UTC"))
+
+    booking_ids = pl.Series(np.arange(bookings)).cast(pl.String)
+    frame = pl.DataFrame({
+        "booking_id": "b" + booking_ids,
+        "created_at": times(created),
+        "account_id": "a" + pl.Series(account).cast(pl.String),
+        "patient_id_number": ids.gather(patient_slot),
+        "patient_name": names.gather(name_index[patient_slot]),
+        "patient_phone": "138" + pl.Series(patient_slot % 10**8).cast(pl.String).str.zfill(8),
+        "department": "dept" + pl.Series(doctor // 30).cast(pl.String),
+        "doctor_id": "d" + pl.Series(doctor).cast(pl.String),
+        "session_start": times(session_start),
+        "released_at": times(released),
+        "channel": pl.Series(np.array(["app", "web", "wechat"])[rng.integers(0, 3, bookings)]),
+        "ip": ips,
+        "device_id": "dev" + pl.Series(account).cast(pl.String),
+        "status": pl.Series(status),
+        "cancelled_at": times(cancelled),
+        "fee": pl.Series(np.full(bookings, 50.0)),
+    })
+    frame.write_parquet(folder / "bookings.parquet")
+    payer = np.where(account >= n_accounts, (account - n_accounts) // 10 * 3
+                     + rng.integers(0, 3, bookings) + 10**8, account // 2)
+    pl.DataFrame({
+        "payment_id": "p" + booking_ids,
+        "booking_id": "b" + booking_ids,
+        "paid_at": times(created + rng.uniform(20, 600, bookings)),
+        "payer_account": "alipay:" + pl.Series(payer).cast(pl.String),
+        "amount": pl.Series(np.full(bookings, 50.0)),
+        "refunded_at": times(cancelled),
+    }).write_parquet(folder / "payments.parquet")
+    del frame
+    who = rng.integers(0, n_accounts + ring_accounts, access)
+    pl.DataFrame({
+        "ts": times(_YEAR_START + rng.uniform(0, 365 * _DAY, access)),
+        "ip": ip_pool.gather((who * 7) % len(ip_pool)),
+        "account_id": "a" + pl.Series(who).cast(pl.String),
+        "device_id": "dev" + pl.Series(who).cast(pl.String),
+        "method": pl.Series(np.array(["GET", "POST"])[(rng.random(access) < 0.2).astype(int)]),
+        "path": pl.Series(np.array(["/doctors", "/login", "/api/bookings"])[
+            rng.integers(0, 3, access)]),
+        "status": pl.Series(np.full(access, 200)),
+        "user_agent": pl.Series(["Mozilla/5.0"]).gather(np.zeros(access, dtype=np.int64)),
+    }).write_parquet(folder / "access.parquet")
+
+
+def _child(folder: Path, out: Path) -> None:
+    from fairslot.config import get_settings
+    from fairslot.investigation.records import read_records
+    from fairslot.investigation.report import RunInfo, write_outputs
+    from fairslot.investigation.scoring import investigate
+
+    zone = get_settings().zone
+    began, start = dt.datetime.now(zone), time.perf_counter()
+    records = read_records(folder, zone=zone)
+    read = time.perf_counter() - start
+    result = investigate(records)
+    detect = time.perf_counter() - start - read
+    write_outputs(out, result, records, RunInfo(str(folder), began,
+                                                time.perf_counter() - start, zone.key))
+    print(f"  read {read:.1f} s, detect {detect:.1f} s, total {time.perf_counter() - start:.1f}"
+          f" s; {result.suspects.height} suspects, {result.rings.height} rings")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bookings", type=int, default=1_000_000)
+    parser.add_argument("--access", type=int, default=10_000_000)
+    parser.add_argument("--keep", type=Path, default=None, help="write the data here")
+    parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = args.keep or Path(temporary) / "records"
+        folder.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        generate(folder, bookings=args.bookings, access=args.access)
+        generation = time.perf_counter() - start
+        print(f"generated {args.bookings:,} bookings, {args.bookings:,} payments, "
+              f"{args.access:,} access rows in {generation:.1f} s")
+        start = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--child", str(folder),
+                        str(Path(temporary) / "out")], check=True)
+        investigation = time.perf_counter() - start
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+        print(f"investigation (child process, with interpreter start) {investigation:.1f} s")
+        print(f"peak memory: generation {own:.2f} GB, investigation {children:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
