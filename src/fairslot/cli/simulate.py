@@ -1,9 +1,70 @@
-"""Placeholder registration; the command group is being written."""
+"""``fairslot simulate``: play a release under the fcfs baseline and/or fairslot's fair
+release, with the attack catalogue as agents, and report who ended up with the hot slots
+(docs/simulation.md)."""
 
 from __future__ import annotations
 
+import json
+import pathlib
+import time
+from typing import Annotated
+
 import typer
+
+from fairslot.domain.errors import FairslotError
+
+__all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the main app."""
+    """Add the ``simulate`` command to the main app."""
+
+    @app.command("simulate")
+    def simulate(
+        scenario: Annotated[str, typer.Option(help="seeds, tiny, or a scenario .toml file")]
+        = "seeds",
+        policy: Annotated[str, typer.Option(help="fcfs, fairslot or both")] = "both",
+        seed: Annotated[int, typer.Option(help="random seed: same seed, same result")] = 1,
+        json_out: Annotated[pathlib.Path | None, typer.Option(
+            "--json", help="write the metrics and timelines as JSON")] = None,
+        plot: Annotated[pathlib.Path | None, typer.Option(
+            help="write a PNG of who held the hot slots over time")] = None,
+        set_: Annotated[list[str] | None, typer.Option(
+            "--set", help="key=value: a defence off (draw=off, waitlist=off, quotas=off, "
+            "credit=off, guard=off, realname=off), a scenario field (t1.bots=4) or a "
+            "setting")] = None,
+        target: Annotated[str | None, typer.Option(
+            help="drive a running fairslot over HTTP (loopback only)")] = None,
+    ) -> None:
+        """Simulate a release with genuine patients and scalper rings against the real
+        allocation, quota, credit and guard code; print the metrics per policy."""
+        from fairslot.cli.main import CliError
+        from fairslot.simulation.report import render_table, write_plot
+        from fairslot.simulation.scenario import apply_overrides, load_scenario, parse_overrides
+
+        if policy not in ("fcfs", "fairslot", "both"):
+            raise CliError(f"--policy must be fcfs, fairslot or both, not {policy!r}")
+        if target is not None:
+            from fairslot.simulation.live import run_live
+
+            typer.echo(run_live(target, seed=seed))
+            return
+        try:
+            sc = apply_overrides(load_scenario(scenario), parse_overrides(set_ or []))
+        except FairslotError as exc:
+            raise CliError(exc.detail) from exc
+        from fairslot.simulation.engine import Simulation
+
+        policies = ["fcfs", "fairslot"] if policy == "both" else [policy]
+        started = time.perf_counter()
+        results = {p: Simulation(sc, p, seed).run() for p in policies}
+        elapsed = time.perf_counter() - started
+        typer.echo(render_table(sc.name, seed, results, elapsed))
+        if json_out is not None:
+            doc = {"scenario": sc.name, "seed": seed, "defences": sc.defences,
+                   "settings": sc.settings, "wall_s": round(elapsed, 2),
+                   "policies": {p: r.as_dict() for p, r in results.items()}}
+            json_out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
+                                encoding="utf-8")
+        if plot is not None:
+            write_plot(results, plot)

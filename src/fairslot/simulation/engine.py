@@ -1,0 +1,932 @@
+"""The discrete-event simulation: one hospital release, one policy, in virtual time, over the
+real services on a throw-away database.
+
+Agents are generator functions that yield how long they wait before their next step; the
+event loop keeps them in a heap ordered by virtual time and moves the injected clock to each
+event before resuming its agent. Every step an agent takes goes through ``Front``, which asks
+the real request guard (``fairslot.guard.Guard.decide``) first and then calls the real
+service (accounts, booking, release). The rules — the draw, the waitlist, quotas, credit,
+identity checks, rate limits, tokens, proof of work — are never re-implemented here; the
+simulator only decides what each agent tries and when, and reads the outcome back from the
+database.
+
+The one shortcut: accounts are inserted directly with one precomputed password hash, because
+Argon2 costs about 0.2 s per account; adding patients (the real-name check), entering,
+booking, paying, cancelling and checking in all run through the services.
+
+The guard reads wall-clock time (its deny cache and the ``limits`` library's in-memory
+windows); ``virtual_wall_clock`` maps those reads to the simulation clock for the run, so
+a limit of 20 a minute means 20 per virtual minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import heapq
+import json
+import pathlib
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from fairslot.bootstrap import Platform, bootstrap
+from fairslot.clock import UTC, FixedClock
+from fairslot.config import Settings
+from fairslot.domain.accounts import Account, Role
+from fairslot.domain.booking import Channel
+from fairslot.domain.errors import FairslotError
+from fairslot.domain.identity import Identity
+from fairslot.domain.residents import make_id_number, make_name, make_phone, make_residents
+from fairslot.domain.schedule import Period, ReleasePolicy
+from fairslot.guard import ChallengeRequired, Guard, GuardError, Requester, RouteGroup
+from fairslot.guard.errors import ActionTokenRefused
+from fairslot.services import accounts, booking, catalog, release
+from fairslot.services.context import RequestContext
+from fairslot.services.scheduler import run_due_jobs
+from fairslot.simulation.metrics import (
+    BUYER,
+    CLIENT,
+    GENUINE,
+    SCALPER,
+    Costs,
+    Metrics,
+    SlotOutcome,
+    compute_metrics,
+)
+from fairslot.simulation.scenario import Scenario
+from fairslot.storage import tables as t
+from fairslot.storage.migrate import upgrade
+from fairslot.storage.uow import UnitOfWork
+
+__all__ = ["RunResult", "Simulation", "seeded_release", "virtual_wall_clock"]
+
+T = TypeVar("T")
+Process = Generator[float, None, None]
+
+_PASSWORD_HASH = accounts.hash_password("simulated-account-password")
+_BOOK, _PAY = "book", "pay"
+_ACTIVE = ("held", "paid", "checked_in", "no_show")
+
+
+class _VirtualTime:
+    """Stands in for the ``time`` module inside the guard and ``limits`` during a run."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        self._clock = clock
+
+    def time(self) -> float:
+        return self._clock.now().timestamp()
+
+    def monotonic(self) -> float:
+        return self._clock.now().timestamp()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@contextlib.contextmanager
+def virtual_wall_clock(clock: FixedClock) -> Iterator[None]:
+    """Point the guard's and the ``limits`` library's reads of ``time`` at ``clock``."""
+    names = ("fairslot.guard.service", "fairslot.guard.storage", "limits.storage.memory",
+             "limits.strategies")
+    shim = _VirtualTime(clock)
+    saved = {name: sys.modules[name].time for name in names}
+    try:
+        for name in names:
+            sys.modules[name].time = shim  # type: ignore[attr-defined]
+        yield
+    finally:
+        for name, module in saved.items():
+            sys.modules[name].time = module  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def seeded_release(rng: random.Random) -> Iterator[None]:
+    """Same seed, same result: the release service draws its round seeds, entry refs and
+    leftover delays from a CSPRNG, as it must in production; for the run they come from the
+    simulation's seeded generator instead. The draw itself is the real one."""
+    from fairslot.domain import draw as draw_module
+    from fairslot.services import release as release_module
+
+    saved = (draw_module.new_seed, release_module._new_ref, release_module._csprng)
+    draw_module.new_seed = lambda: rng.randbytes(32)
+    release_module._new_ref = lambda: rng.randbytes(8).hex()
+    release_module._csprng = rng  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        (draw_module.new_seed, release_module._new_ref, release_module._csprng) = saved
+
+
+class PermissiveVerifier:
+    """``realname=off``: any well-formed identity is taken as real (ablation only)."""
+
+    def verify(self, uow: UnitOfWork, identity: Identity) -> bool:
+        return True
+
+    def register(self, uow: UnitOfWork, identity: Identity) -> bool:
+        return True
+
+
+@dataclasses.dataclass
+class Agent:
+    """Who sends a request: the account, the addresses it comes from, and its tally."""
+
+    kind: str
+    account: Account
+    ips: list[str]
+    device: str | None
+    rng: random.Random
+    rotate: bool = False
+    requests: int = 0
+    refused: int = 0
+    effort_s: float = 0.0
+    started: bool = False
+
+    def ip(self) -> str:
+        return self.rng.choice(self.ips) if self.rotate else self.ips[0]
+
+    @property
+    def genuine(self) -> bool:
+        return self.kind in (GENUINE, "elderly")
+
+
+@dataclasses.dataclass
+class Person:
+    patient_id: int
+    identity: Identity
+    category: str
+    agent: Agent
+    wants: list[int]
+    """Hot session ids this person asks for, best first."""
+    booking_id: int | None = None
+    attends: bool = True
+
+
+@dataclasses.dataclass
+class RunResult:
+    policy: str
+    metrics: Metrics
+    timeline: list[tuple[float, dict[str, int]]]
+    wall_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy, "metrics": self.metrics.as_dict(),
+                "timeline": [{"hours": round(h, 4), **c} for h, c in self.timeline],
+                "wall_s": round(self.wall_s, 2)}
+
+
+class Simulation:
+    """One policy over one scenario. ``run()`` builds the world and plays it out."""
+
+    def __init__(self, scenario: Scenario, policy: str, seed: int,
+                 workdir: pathlib.Path | None = None) -> None:
+        if policy not in ("fcfs", "fairslot"):
+            raise ValueError(f"unknown policy {policy}")
+        self.sc = scenario
+        self.policy = policy
+        self.rng = random.Random(f"{seed}:{scenario.name}")
+        self.seed = seed
+        self.workdir = workdir
+        zone_release = dt.datetime.fromisoformat(
+            str(scenario.knob("hospital", "release_at", "2026-12-01T08:00:00+08:00")))
+        self.release_at = zone_release.astimezone(UTC)
+        self.clock = FixedClock(self.release_at - dt.timedelta(days=3))
+        self.draw = policy == "fairslot" and scenario.defences["draw"]
+        self._heap: list[tuple[float, int, Process]] = []
+        self._seq = 0
+        self.people: dict[int, Person] = {}
+        self.costs = Costs()
+        self.timeline: list[tuple[float, dict[str, int]]] = []
+        self._seen_booking = 0
+        self._held_by_ring: list[Person] = []
+        self.hot_sessions: list[int] = []
+        self.sessions_of: dict[int, list[int]] = {}
+        self.dept_of_session: dict[int, int] = {}
+        self.round_of: dict[int, int] = {}
+        self.laundered_attempts = 0
+
+    # -- virtual time -------------------------------------------------------------------
+
+    @property
+    def now_s(self) -> float:
+        return (self.clock.now() - self.release_at).total_seconds()
+
+    def spawn(self, at_s: float, process: Process) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at_s, self._seq, process))
+
+    def _loop(self, until_s: float) -> None:
+        while self._heap and self._heap[0][0] <= until_s:
+            at_s, _, process = heapq.heappop(self._heap)
+            if at_s > self.now_s:
+                self.clock.set(self.release_at + dt.timedelta(seconds=at_s))
+            try:
+                delay = next(process)
+            except StopIteration:
+                continue
+            self._seq += 1
+            heapq.heappush(self._heap, (self.now_s + max(delay, 0.0), self._seq, process))
+
+    # -- the front door: guard, then service --------------------------------------------
+
+    def call(self, agent: Agent, group: RouteGroup, action: Callable[[], T], *,
+             patient_id: int | None = None, payer: str | None = None,
+             need_token: str | None = None, target: str | None = None,
+             token: str | None = None, pow_payload: str | None = None,
+             exclusive: bool = False) -> T:
+        agent.requests += 1
+        if not agent.genuine:
+            self.costs.requests += 1
+        passed = None
+        if self.guard is not None:
+            who = Requester(client_ip=agent.ip(), device_id=agent.device,
+                            device_new=not agent.started)
+            agent.started = True
+            try:
+                passed = self.runner.run(self.guard.decide(
+                    who, group, account_id=str(agent.account.id),
+                    patient_id=None if patient_id is None else str(patient_id), payer=payer,
+                    need_token=need_token, target=target, token=token,
+                    pow_payload=pow_payload, exclusive=exclusive))
+            except GuardError:
+                if agent.genuine:
+                    agent.refused += 1
+                raise
+        try:
+            return action()
+        finally:
+            if passed is not None and self.guard is not None:
+                self.runner.run(self.guard.release(passed))
+
+    def screen_token(self, agent: Agent, action: str, target: str) -> str:
+        """Open the screen that leads to ``action`` (a page view) and keep its token."""
+        def view() -> str:
+            return self.guard.issue_token(str(agent.account.id), action, target) \
+                if self.guard is not None else ""
+        return self.call(agent, RouteGroup.BROWSING, view)
+
+    def solve(self, agent: Agent, exc: ChallengeRequired, rate: float) -> str:
+        """Solve a proof-of-work challenge for real (the search ALTCHA asks for) and charge
+        its hashes, at the solver's native ``rate``, to the attackers' cost."""
+        ch = exc.extra["challenge"]
+        target, top = ch["challenge"], int(ch["maxNumber"])
+        base = hashlib.sha256(ch["salt"].encode())
+        number = top
+        for n in range(top + 1):
+            h = base.copy()
+            h.update(str(n).encode())
+            if h.hexdigest() == target:
+                number = n
+                break
+        if not agent.genuine:
+            self.costs.pow_hashes += number + 1
+            self.costs.pow_cpu_s += (number + 1) / rate
+        return base64.b64encode(json.dumps({
+            "algorithm": ch["algorithm"], "challenge": target, "number": number,
+            "salt": ch["salt"], "signature": ch["signature"]}).encode()).decode()
+
+    # -- building the world --------------------------------------------------------------
+
+    def _settings(self, url: str) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": url, "secret_key": "simulation-" + "k" * 40, "scheduler": False,
+            "waitlist_enabled": self.sc.defences["waitlist"],
+            "quotas_enabled": self.sc.defences["quotas"],
+            "credit_enabled": self.sc.defences["credit"],
+        }
+        values.update(self.sc.settings)
+        return Settings(**values)
+
+    def _catalog(self, platform: Platform) -> None:
+        hospital = catalog.create_hospital(platform, "SIM", "Simulated hospital")
+        visit_days = int(self.sc.knob("hospital", "visit_days_after_release", 7))
+        local_release = self.release_at.astimezone(platform.settings.zone)
+        visit = local_release.date() + dt.timedelta(days=visit_days)
+        departments: dict[str, int] = {}
+        policy = ReleasePolicy.DRAW if self.draw else ReleasePolicy.FCFS
+        self.doctor_sessions: list[list[int]] = []
+        for doc in self.sc.doctors:
+            if doc.department not in departments:
+                dep = catalog.create_department(platform, hospital.id or 0, doc.department,
+                                                doc.department.title())
+                departments[doc.department] = dep.id or 0
+            doctor = catalog.create_doctor(platform, departments[doc.department], doc.name,
+                                           "Chief physician", doc.department,
+                                           release_policy=policy, hot=True)
+            periods = [Period.MORNING, Period.AFTERNOON]
+            sessions: list[int] = []
+            for day in range((doc.sessions + 1) // 2):
+                n = min(2, doc.sessions - 2 * day)
+                made = catalog.schedule_sessions(
+                    platform, doctor.id or 0, [visit + dt.timedelta(days=day)], periods[:n],
+                    doc.capacity, doc.fee_cents, release_days_before=visit_days + day,
+                    release_time=local_release.time().replace(tzinfo=None),
+                    release_policy=policy)
+                sessions += [s.id or 0 for s in made]
+            self.doctor_sessions.append(sessions)
+            for sid in sessions:
+                self.dept_of_session[sid] = departments[doc.department]
+            self.hot_sessions += sessions
+        with platform.uow() as uow:
+            self.session_times = {sid: (s.starts_at, s.ends_at) for sid in self.hot_sessions
+                                  if (s := uow.schedule.session(sid)) is not None}
+
+    def _accounts(self, platform: Platform, prefix: str, count: int,
+                  phones: Callable[[int], str]) -> list[Account]:
+        now = platform.clock.now()
+        made = [Account(username=f"{prefix}{i:05d}", role=Role.PATIENT,
+                        password_hash=_PASSWORD_HASH, phone=phones(i), created_at=now)
+                for i in range(count)]
+        with platform.uow() as uow:
+            for account in made:
+                uow.accounts.add(account)
+            uow.commit()
+        return made
+
+    def _add(self, agent: Agent, identity: Identity | tuple[str, str], category: str,
+             wants: list[int], *, attends: bool = True) -> Person | None:
+        """Add a patient to the agent's account through the real-name check."""
+        id_number, name = (identity.id_number, identity.name) if isinstance(
+            identity, Identity) else identity
+        try:
+            patient = accounts.add_patient(self.platform, agent.account, id_number, name,
+                                           None, RequestContext(ip=agent.ips[0]))
+        except FairslotError:
+            if not agent.genuine:
+                self.costs.identities_burned += 1
+            return None
+        person = Person(patient.id or 0, Identity(patient.id_number, patient.name), category,
+                        agent, wants, attends=attends)
+        self.people[person.patient_id] = person
+        return person
+
+    def _wants(self, rng: random.Random) -> list[int]:
+        weights = [d.popularity for d in self.sc.doctors]
+        index = rng.choices(range(len(weights)), weights)[0]
+        own = list(self.doctor_sessions[index])
+        rng.shuffle(own)
+        dept = self.dept_of_session[own[0]]
+        others = [s for s in self.hot_sessions if self.dept_of_session[s] == dept
+                  and s not in own]
+        rng.shuffle(others)
+        return (own + others)[:3]
+
+    def _populate(self) -> None:
+        sc, rng, platform = self.sc, self.rng, self.platform
+        n_gen = int(sc.knob("genuine", "patients", 100))
+        n_client = int(sc.knob("t9", "clients", 0))
+        n_ring = int(sc.knob("ring", "identities", 0))
+        n_crowd = int(sc.knob("t8", "crowds", 0)) * int(sc.knob("t8", "size", 20))
+        n_buyers = int(sc.knob("t4", "buyers", 0))
+        residents = make_residents(rng, n_gen + n_client + n_ring + n_crowd + n_buyers)
+        with platform.uow() as uow:
+            for identity in residents:
+                platform.verifier.register(uow, identity)
+            uow.commit()
+        it = iter(residents)
+        staff = self._accounts(platform, "desk", 1, lambda i: make_phone(rng))[0]
+        with platform.uow() as uow:
+            staff.role = Role.REGISTRATION
+            uow.db.merge(staff)
+            uow.commit()
+        self.staff = staff
+        # Genuine patients: one account, one home address and one device each.
+        elderly_share = float(sc.knob("genuine", "elderly_share", 0.1))
+        no_show = float(sc.knob("genuine", "no_show", 0.03))
+        gen_accounts = self._accounts(platform, "pt", n_gen, lambda i: make_phone(rng))
+        self.genuine: list[Person] = []
+        self.elderly: list[tuple[Identity, list[int]]] = []
+        for i, account in enumerate(gen_accounts):
+            identity = next(it)
+            wants = self._wants(rng)
+            if rng.random() < elderly_share:
+                self.elderly.append((identity, wants))
+                continue
+            agent = Agent(GENUINE, account, [f"10.{i // 65536 % 256}.{i // 256 % 256}."
+                                             f"{i % 256}"], f"dev-pt-{i}", random.Random(
+                                                 rng.random()))
+            person = self._add(agent, identity, GENUINE, wants,
+                               attends=rng.random() >= no_show)
+            if person is not None:
+                self.genuine.append(person)
+        # Scalpers' people: T9 clients (real patients who paid a broker), ring identities
+        # (members, accomplices: T4/T5 holders), T8 crowds, and T3 farm identities.
+        proxies = [f"100.{64 + i // 256 % 64}.{i % 256}.{(i * 7) % 250 + 1}"
+                   for i in range(int(sc.knob("t7", "proxy_pool", 1)))]
+        self.proxies = proxies
+        per_account = platform.settings.max_patients_per_account
+        self.clients = self._scalper_people(
+            "brk", [next(it) for _ in range(n_client)], CLIENT, per_account, proxies)
+        self.ring = self._scalper_people(
+            "ring", [next(it) for _ in range(n_ring)], SCALPER, per_account, proxies,
+            all_departments=True)
+        self.crowd = self._scalper_people(
+            "crowd", [next(it) for _ in range(n_crowd)], SCALPER, 1,
+            [f"172.16.{i}.9" for i in range(max(1, n_crowd))])
+        self.buyers = [next(it) for _ in range(n_buyers)]
+        farm = int(sc.knob("t3", "accounts", 0))
+        fake: list[tuple[str, str]] = []
+        for i in range(farm):
+            kind = i % 3
+            good = make_id_number(rng)
+            if kind == 0:   # invalid check digit
+                fake.append((good[:-1] + ("0" if good[-1] != "0" else "1"), make_name(rng)))
+            elif kind == 1:  # nonsense name ("561", "789")
+                fake.append((good, str(rng.randint(100, 999))))
+            else:            # well-formed but nobody's
+                fake.append((good, make_name(rng)))
+        self.farm = self._scalper_people("farm", fake, SCALPER, 1, proxies)
+        self.hubs = [f"alipay:hub{i}@pay.example" for i in range(
+            max(1, int(sc.knob("t6", "payer_hubs", 1))))]
+
+    def _scalper_people(self, prefix: str, identities: list[Any], category: str,
+                        per_account: int, ips: list[str], *,
+                        all_departments: bool = False) -> list[Person]:
+        if not identities:
+            return []
+        n_accounts = (len(identities) + per_account - 1) // per_account
+        made = self._accounts(self.platform, prefix, n_accounts,
+                              lambda i: make_phone(self.rng))
+        out: list[Person] = []
+        for i, identity in enumerate(identities):
+            account = made[i // per_account]
+            agent = Agent(category, account, ips, f"dev-{prefix}-{i // per_account}",
+                          random.Random(self.rng.random()), rotate=len(ips) > 1)
+            if all_departments:
+                # T5: one identity asks for the hot doctors of every department.
+                firsts = {self.dept_of_session[s]: s for s in reversed(self.hot_sessions)}
+                wants = list(firsts.values())
+                self.rng.shuffle(wants)
+                wants = wants[:3]
+            else:
+                wants = self._wants(self.rng)
+            person = self._add(agent, identity, category, wants, attends=category == CLIENT)
+            if person is not None:
+                out.append(person)
+        return out
+
+    def _history(self) -> None:
+        """Past no-shows of ring identities, made through the real services on an earlier
+        session, so that the credit rule has something to act on."""
+        share = float(self.sc.knob("ring", "prior_no_show_share", 0.0))
+        chosen = [p for p in self.ring + self.crowd if self.rng.random() < share]
+        if not chosen:
+            return
+        platform = self.platform
+        with platform.uow() as uow:
+            hospital = uow.schedule.hospital_by_code("SIM")
+            assert hospital is not None
+            dep = uow.schedule.departments(hospital.id or 0)[0]
+        doctor = catalog.create_doctor(platform, dep.id or 0, "Past clinic", "Attending",
+                                       "history")
+        past = self.release_at - dt.timedelta(days=60)
+        self.clock.set(past - dt.timedelta(days=7))
+        local = past.astimezone(platform.settings.zone)
+        made = catalog.schedule_sessions(platform, doctor.id or 0, [local.date()],
+                                         [Period.MORNING], len(chosen), 1000,
+                                         release_days_before=2)
+        self.clock.set(past - dt.timedelta(days=1))
+        ctx = RequestContext(ip="192.0.2.1")
+        for person in chosen:
+            view = booking.book(platform, person.agent.account, person.patient_id,
+                                made[0].id or 0, ctx)
+            booking.pay(platform, person.agent.account, view.booking.id or 0,
+                        f"alipay:past{person.patient_id}@pay.example", ctx)
+        self.clock.set(past + dt.timedelta(days=1))
+        booking.record_no_shows(platform)
+
+    # -- agents --------------------------------------------------------------------------
+
+    def _book(self, person: Person, session_id: int, *, skip_screens: bool, think: float,
+              rate: float) -> Generator[float, None, str]:
+        """One booking attempt with retries on the guard's answers; returns the outcome
+        code (``ok`` or the refusal's code)."""
+        agent = person.agent
+        token = None if skip_screens else self.screen_token(agent, _BOOK, str(session_id))
+        yield think
+        agent.effort_s += think
+        pow_payload: str | None = None
+        for _ in range(6):
+            try:
+                view = self.call(
+                    agent, RouteGroup.BOOKING,
+                    lambda: booking.book(self.platform, agent.account, person.patient_id,
+                                         session_id, RequestContext(ip=agent.ips[0])),
+                    patient_id=person.patient_id, need_token=_BOOK, target=str(session_id),
+                    token=token, pow_payload=pow_payload, exclusive=True)
+            except ChallengeRequired as exc:
+                pow_payload = self.solve(agent, exc, rate)
+                continue
+            except ActionTokenRefused as exc:
+                if exc.code == "token_too_early":
+                    yield 1.6
+                    continue
+                if exc.code == "token_missing" and skip_screens:
+                    return exc.code
+                token = self.screen_token(agent, _BOOK, str(session_id))
+                yield 1.6
+                continue
+            except GuardError as exc:
+                return exc.code
+            except FairslotError as exc:
+                return exc.code
+            person.booking_id = view.booking.id
+            return "ok"
+        return "gave_up"
+
+    def _pay(self, person: Person, payer: str, delay: float) -> Process:
+        agent = person.agent
+        booking_id = person.booking_id
+        if booking_id is None:
+            return
+        try:
+            token = self.screen_token(agent, _PAY, str(booking_id))
+        except FairslotError:
+            return
+        yield delay
+        if agent.genuine:
+            agent.effort_s += delay
+        for _ in range(3):
+            try:
+                self.call(agent, RouteGroup.PAYMENT,
+                          lambda: booking.pay(self.platform, agent.account, booking_id, payer,
+                                              RequestContext(ip=agent.ips[0])),
+                          payer=payer, need_token=_PAY, target=str(booking_id), token=token,
+                          exclusive=True)
+                if person.category == SCALPER:
+                    self._held_by_ring.append(person)
+                return
+            except ActionTokenRefused:
+                yield 2.0
+                token = self.screen_token(agent, _PAY, str(booking_id))
+                yield 2.0
+            except FairslotError:
+                return
+
+    def _payer(self, person: Person) -> str:
+        if person.category in (GENUINE, BUYER):
+            return f"wechat:wx{person.patient_id}"
+        if person.category == CLIENT and self.rng.random() < 0.5:
+            return f"wechat:wx{person.patient_id}"
+        return self.rng.choice(self.hubs)  # T6: the ring's payment hubs
+
+    def genuine_fcfs(self, person: Person) -> Process:
+        rng = person.agent.rng
+        yield 0.0
+        person.agent.effort_s += 20.0  # log in and find the doctor
+        yield 20.0
+        for _ in range(int(self.sc.knob("genuine", "retries", 3)) + 1):
+            for sid in person.wants:
+                outcome = yield from self._book(person, sid, skip_screens=False,
+                                                think=rng.uniform(8, 25), rate=1e6)
+                if outcome == "ok":
+                    yield from self._pay(person, self._payer(person), rng.uniform(40, 120))
+                    return
+            wait = rng.uniform(30, 180)
+            person.agent.effort_s += wait
+            yield wait
+
+    def genuine_draw(self, person: Person) -> Process:
+        rng = person.agent.rng
+        yield 0.0
+        think = rng.uniform(60, 180)
+        person.agent.effort_s += 20.0 + think
+        yield 20.0 + think
+        yield from self._enter(person, rate=1e6)
+
+    def _enter(self, person: Person, rate: float) -> Process:
+        agent = person.agent
+        round_id = self.round_of.get(person.wants[0])
+        if round_id is None:
+            return
+        choices = [s for s in person.wants if self.round_of.get(s) == round_id]
+        pow_payload: str | None = None
+        for _ in range(4):
+            try:
+                self.call(agent, RouteGroup.ENTERING,
+                          lambda: release.enter(self.platform, agent.account, round_id,
+                                                person.patient_id, choices,
+                                                RequestContext(ip=agent.ips[0]),
+                                                idempotency_key=f"e{person.patient_id}"),
+                          patient_id=person.patient_id, pow_payload=pow_payload)
+                return
+            except ChallengeRequired as exc:
+                pow_payload = self.solve(agent, exc, rate)
+            except GuardError as exc:
+                yield float(exc.extra.get("retry_after", 30) or 30)
+            except FairslotError:
+                return
+
+    def bot_fcfs(self, people: list[Person], *, skip_screens: bool, step: float,
+                 rate: float) -> Process:
+        """T1/T2/T9 software: fires at the release instant for every identity it holds."""
+        yield 0.0
+        pending = list(people)
+        for _ in range(4):
+            left: list[Person] = []
+            for person in pending:
+                done = False
+                for sid in person.wants:
+                    outcome = yield from self._book(person, sid, skip_screens=skip_screens,
+                                                    think=step, rate=rate)
+                    if outcome == "ok":
+                        self.spawn(self.now_s, self._pay(person, self._payer(person), 5.0))
+                        done = True
+                        break
+                    if outcome == "token_missing":
+                        skip_screens = False  # the bot's operator learns to fetch screens
+                if not done:
+                    left.append(person)
+            pending = left
+            if not pending:
+                return
+            yield step
+
+    def bot_draw(self, people: list[Person], rate: float) -> Process:
+        yield 0.0
+        for person in people:
+            yield from self._enter(person, rate)
+            yield 0.3
+
+    def launderer(self) -> Process:
+        """T4: when a customer pays, cancel a held slot and catch it under the customer."""
+        sc, rng = self.sc, self.rng
+        gap = float(sc.knob("t4", "buyer_every_s", 1800.0))
+        yield 3600.0
+        for identity in self.buyers:
+            yield rng.expovariate(1 / gap)
+            if not self._held_by_ring:
+                continue
+            holder = self._held_by_ring.pop(0)
+            agent = holder.agent
+            session_id = self._session_of(holder.booking_id)
+            buyer = self._add(agent, identity, BUYER, [session_id])
+            if buyer is None or holder.booking_id is None:
+                continue
+            self.laundered_attempts += 1
+            try:
+                token = self.screen_token(agent, _BOOK, str(session_id))
+            except FairslotError:
+                continue
+            yield 1.6
+            old = holder.booking_id
+            try:
+                self._cancel(agent, old)
+            except FairslotError:
+                continue
+            holder.booking_id = None
+            self._dispatch_offers()
+            outcome = yield from self._book(buyer, session_id, skip_screens=False, think=0.02,
+                                            rate=5e6)
+            if outcome != "ok":
+                # The customer's money goes back; a bot polls a little longer, in vain.
+                for _ in range(20):
+                    yield 0.5
+                    outcome = yield from self._book(buyer, session_id, skip_screens=False,
+                                                    think=0.02, rate=5e6)
+                    if outcome == "ok":
+                        break
+            if outcome == "ok":
+                self.spawn(self.now_s, self._pay(buyer, self._payer(buyer), 30.0))
+                token = token  # the screen token was used by the first attempt
+
+    def _cancel(self, agent: Agent, booking_id: int) -> None:
+        self.call(agent, RouteGroup.BOOKING,
+                  lambda: booking.cancel(self.platform, agent.account, booking_id,
+                                         RequestContext(ip=agent.ips[0])))
+
+    def _session_of(self, booking_id: int | None) -> int:
+        with self.platform.uow() as uow:
+            found = uow.bookings.get(booking_id or 0)
+            return found.session_id if found is not None else 0
+
+    def unsold(self) -> Process:
+        """Unsold holds are cancelled before the cut-off (refunded) or left as no-shows."""
+        keep = float(self.sc.knob("ring", "cancel_unsold", 0.7))
+        for person in list(self._held_by_ring):
+            if person.booking_id is None or self.rng.random() >= keep:
+                continue
+            agent = person.agent
+            old = person.booking_id
+            try:
+                self._cancel(agent, old)
+                person.booking_id = None
+            except FairslotError:
+                pass
+            yield 20.0
+            self._dispatch_offers()
+
+    def desk(self) -> Process:
+        """Elderly patients queue at the window on the release day for what is left."""
+        yield 0.0
+        ctx = RequestContext(ip="192.0.2.10", channel=Channel.WINDOW)
+        for identity, wants in self.elderly:
+            yield 120.0
+            for sid in wants:
+                try:
+                    view = booking.book_on_site(self.platform, self.staff, sid,
+                                                identity.id_number, identity.name,
+                                                "card:6222000000000000", ctx)
+                except FairslotError:
+                    continue
+                agent = Agent("elderly", self.staff, ["192.0.2.10"], None, self.rng)
+                person = Person(view.patient.id or 0, identity, GENUINE, agent, wants,
+                                view.booking.id)
+                self.people[person.patient_id] = person
+                break
+
+    def _dispatch_offers(self) -> None:
+        """The in-app inbox: owners of new held bookings (draw wins, waitlist offers) see
+        them and react, each at their own pace."""
+        with self.platform.uow() as uow:
+            rows = uow.db.execute(
+                sa.select(t.bookings.c.id, t.bookings.c.patient_id, t.bookings.c.channel)
+                .where(t.bookings.c.id > self._seen_booking,
+                       t.bookings.c.channel.in_(["draw", "waitlist"]),
+                       t.bookings.c.status == "held").order_by(t.bookings.c.id)).all()
+        for booking_id, patient_id, channel in rows:
+            self._seen_booking = max(self._seen_booking, booking_id)
+            person = self.people.get(patient_id)
+            if person is None:
+                continue
+            person.booking_id = booking_id
+            rng = person.agent.rng
+            if person.category in (GENUINE, BUYER, CLIENT):
+                if rng.random() > float(self.sc.knob("genuine", "accept_offer", 0.95)):
+                    continue
+                limit = 50 * 60 if str(channel).endswith("waitlist") else 200 * 60
+                delay = rng.uniform(120, limit)
+            else:
+                delay = rng.uniform(30, 600)
+            self.spawn(self.now_s + delay, self._pay(person, self._payer(person), 60.0))
+
+    def scheduler(self, ticks: list[float]) -> Process:
+        for at in ticks:
+            yield max(0.0, at - self.now_s)
+            run_due_jobs(self.platform)
+            if self.draw and not self.round_of:
+                with self.platform.uow() as uow:
+                    for sid in self.hot_sessions:
+                        rid = uow.rounds.round_of_session(sid)
+                        if rid is not None:
+                            self.round_of[sid] = rid
+            self._dispatch_offers()
+
+    def sampler(self, times: list[float]) -> Process:
+        for at in times:
+            yield max(0.0, at - self.now_s)
+            self.timeline.append((self.now_s / 3600, self._holders()))
+
+    def check_ins(self, session_id: int) -> Process:
+        """On the day: the patients who come are checked in at the desk."""
+        with self.platform.uow() as uow:
+            paid = uow.db.execute(
+                sa.select(t.bookings.c.id, t.bookings.c.patient_id)
+                .where(t.bookings.c.session_id == session_id,
+                       t.bookings.c.status == "paid")).all()
+        for booking_id, patient_id in paid:
+            person = self.people.get(patient_id)
+            if person is None or person.category == SCALPER or not person.attends:
+                continue
+            person.booking_id = booking_id
+            try:
+                booking.check_in(self.platform, self.staff, person.booking_id,
+                                 person.identity.id_number, person.identity.name,
+                                 RequestContext(ip="192.0.2.10", channel=Channel.WINDOW))
+            except FairslotError:
+                continue
+        yield 0.0
+
+    # -- reading the outcome -------------------------------------------------------------
+
+    def _bookings(self) -> list[tuple[int, int, str]]:
+        with self.platform.uow() as uow:
+            rows = uow.db.execute(
+                sa.select(t.bookings.c.session_id, t.bookings.c.patient_id,
+                          t.bookings.c.status)
+                .where(t.bookings.c.session_id.in_(self.hot_sessions),
+                       t.bookings.c.status.in_(_ACTIVE))).all()
+        return [(int(s), int(p), str(getattr(st, "value", st))) for s, p, st in rows]
+
+    def _category(self, patient_id: int) -> str:
+        person = self.people.get(patient_id)
+        return person.category if person is not None else SCALPER
+
+    def _holders(self) -> dict[str, int]:
+        counts = {GENUINE: 0, CLIENT: 0, BUYER: 0, SCALPER: 0}
+        for _, patient_id, _ in self._bookings():
+            counts[self._category(patient_id)] += 1
+        return counts
+
+    def _outcome(self) -> Metrics:
+        slots: list[SlotOutcome] = []
+        filled = 0
+        for _, patient_id, status in self._bookings():
+            slots.append(SlotOutcome(self._category(patient_id), patient_id, status))
+            filled += 1
+        slots += [SlotOutcome(None)] * (self.sc.hot_slots - filled)
+        holders = {p for _, p, _ in self._bookings()}
+        genuine = [p for p in self.people.values() if p.category == GENUINE]
+        efforts = [p.agent.effort_s for p in genuine if p.agent.kind == GENUINE]
+        n_genuine = len(self.genuine) + len(self.elderly)
+        served = sum(1 for p in genuine if p.patient_id in holders)
+        clients = [p for p in self.people.values() if p.category == CLIENT]
+        agents = {id(p.agent): p.agent for p in genuine if p.agent.kind == GENUINE}
+        return compute_metrics(
+            slots, genuine_patients=n_genuine, genuine_served=served,
+            clients=len(self.clients), clients_served=sum(
+                1 for p in clients if p.patient_id in holders),
+            genuine_requests=sum(a.requests for a in agents.values()),
+            genuine_refused=sum(a.refused for a in agents.values()),
+            genuine_efforts=efforts, attackers=self.costs)
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        started = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            workdir = self.workdir or pathlib.Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="fairslot-sim-")))
+            url = f"sqlite:///{workdir / f'sim-{self.policy}-{self.seed}.db'}"
+            settings = self._settings(url)
+            self.platform = bootstrap(settings, clock=self.clock)
+            stack.callback(self.platform.engine.dispose)
+            upgrade(self.platform.engine)
+            if not self.sc.defences["realname"]:
+                self.platform.verifier = PermissiveVerifier()
+            self.runner = stack.enter_context(asyncio.Runner())
+            stack.enter_context(virtual_wall_clock(self.clock))
+            stack.enter_context(seeded_release(random.Random(self.rng.random())))
+            self.guard: Guard | None = None
+            if self.sc.defences["guard"]:
+                self.guard = Guard(settings, clock=self.clock)
+                for group, level in self.sc.section("guard").get("levels", {}).items():
+                    self.runner.run(self.guard.set_level(group, level))
+            self._play()
+        return RunResult(self.policy, self._outcome_cache, self.timeline,
+                         time.perf_counter() - started)
+
+    def _play(self) -> None:
+        self._catalog(self.platform)
+        self._populate()
+        self._history()
+        sc, rng = self.sc, self.rng
+        self.clock.set(self.release_at - dt.timedelta(days=2))
+        window = self.platform.settings.draw_window_hours * 3600.0
+        last_start = max(e for _, e in self.session_times.values())
+        end_s = (last_start - self.release_at).total_seconds() + 3 * 3600
+        first_start = min(s for s, _ in self.session_times.values())
+        day_s = (first_start - self.release_at).total_seconds()
+        # Scheduler ticks: dense around the release and the payment deadlines, hourly later.
+        ticks = ([-window + 1.0, -3600.0] + [float(k) for k in range(0, 600, 30)]
+                 + [600.0 * k for k in range(1, 48)]
+                 + [28800.0 + 3600 * k for k in range(int((end_s - 28800) // 3600) + 1)])
+        self.spawn(ticks[0], self.scheduler(sorted(set(ticks))))
+        samples = sorted({-60.0, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200,
+                          4 * 3600, 8 * 3600, 86400, 3 * 86400, day_s - 13.5 * 3600,
+                          day_s - 3600, end_s - 60})
+        self.spawn(-3600.0, self.sampler(samples))
+        arrive_mean = float(sc.knob("genuine", "arrival_mean_s", 300.0))
+        t1_share = float(sc.knob("ring", "t1_share", 0.5))
+        ring_split = int(len(self.ring) * t1_share)
+        t1, t2 = self.ring[:ring_split] + self.farm, self.ring[ring_split:]
+        if self.draw:
+            for person in self.genuine:
+                self.spawn(-window + 5.0 + rng.random() * (window - 3700.0),
+                           self.genuine_draw(person))
+            for group in (t1, t2, self.clients, self.crowd):
+                if group:
+                    self.spawn(-3000.0 + rng.random() * 600, self.bot_draw(group, 5e6))
+        else:
+            for person in self.genuine:
+                self.spawn(rng.expovariate(1 / arrive_mean), self.genuine_fcfs(person))
+            for group, skip, step in ((t1, True, 0.02), (t2, False, 0.3),
+                                      (self.clients, False, 0.02)):
+                for k in range(int(sc.knob("t1", "bots", 2))):
+                    part = group[k::int(sc.knob("t1", "bots", 2))]
+                    if part:
+                        self.spawn(0.0, self.bot_fcfs(part, skip_screens=skip, step=step,
+                                                      rate=5e6))
+            for person in self.crowd:  # T8: by hand, but at the exact release instant
+                self.spawn(rng.uniform(0, 5), self.bot_fcfs([person], skip_screens=False,
+                                                            step=15.0, rate=1e6))
+        self.spawn(0.0, self.launderer())
+        self.spawn(day_s - 13.5 * 3600, self.unsold())
+        self.spawn(day_s - 3 * 3600, self.desk())
+        for sid, (starts, _) in self.session_times.items():
+            self.spawn((starts - self.release_at).total_seconds() - 1800, self.check_ins(sid))
+        self._loop(end_s)
+        self.clock.set(self.release_at + dt.timedelta(seconds=end_s + 86400))
+        booking.record_no_shows(self.platform)
+        self._outcome_cache = self._outcome()
