@@ -303,3 +303,52 @@ def test_unknown_pages_are_friendly_while_the_api_keeps_problem_json(
     home = client.get("/")
     assert home.status_code == 200 and "测试医院" in home.text and "心内科" in home.text
     assert home.headers["x-frame-options"] == "DENY"
+
+
+@SQLITE_ONLY
+def test_a_visitor_registers_through_the_form_and_lands_on_their_account(
+        client: TestClient, world: World) -> None:
+    r = submit(client, "/register", "/register", username="chen.jie", password=PASSWORD,
+               phone="13912345678")
+    assert r.status_code == 303 and r.headers["location"] == "/me?done=registered"
+    page = client.get(r.headers["location"]).text
+    assert "注册成功" in page and "chen.jie" in page
+    r = submit(client, "/register", "/register", username="chen.jie", password=PASSWORD,
+               phone="13912345678")
+    assert r.status_code == 409 and "taken" in alert(r.text)
+
+
+@SQLITE_ONLY
+def test_log_in_returns_only_to_pages_of_this_site(client: TestClient, world: World) -> None:
+    world.patient_account("zhou.yu")
+    r = submit(client, "/login?next=//evil.example/steal", "/login", username="zhou.yu",
+               password=PASSWORD)
+    assert r.status_code == 303 and r.headers["location"] == "/me"
+    client.cookies.clear()
+    r = submit(client, f"/login?next=/doctors/{world.doctor_id}", "/login", username="zhou.yu",
+               password=PASSWORD)
+    assert r.headers["location"] == f"/doctors/{world.doctor_id}"
+
+
+@SQLITE_ONLY
+def test_a_challenged_payment_comes_back_ready_to_resubmit_with_the_same_token(
+        client: TestClient, world: World) -> None:
+    account, ids, _ = world.patient_account("qian.hui")
+    held = booking.book(world.platform, account, ids[0], world.session_ids[0],
+                        RequestContext(ip="203.0.113.8"))
+    log_in(client, "qian.hui")
+    guard = client.app.state.guard  # type: ignore[attr-defined]
+    assert client.portal is not None
+    client.portal.call(functools.partial(guard.set_level, "payment", "under_attack"))
+    pay = f"/bookings/{held.booking.id}/pay"
+    page = client.get("/me").text
+    after_min_age(world)
+    sent = fields(page, pay) | {"payer_account": "wechat:wxid_qian"}
+    r = client.post(pay, data=sent, follow_redirects=False)
+    assert r.status_code == 403
+    form = Forms(r.text).get(pay)
+    assert "data-fairslot-autosubmit" in form["attrs"]
+    assert form["fields"]["action_token"] == sent["action_token"]
+    assert form["fields"]["payer_account"] == "wechat:wxid_qian"
+    assert booking.get_booking(world.platform, account, held.booking.id or 0).booking.paid_at \
+        is None
