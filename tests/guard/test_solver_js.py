@@ -21,8 +21,7 @@ SOLVER = Path(__file__).parents[2] / "src" / "fairslot" / "web" / "static" / "al
 
 async def test_the_javascript_solver_answers_a_challenge_the_guard_accepts() -> None:
     node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
+    assert node is not None, "Node.js is needed to run the solver (apt-get install nodejs)"
     guard = Guard(make_settings(redis_url=None, guard_pow_base_maxnumber=20_000))
     challenge = await guard.new_challenge("booking", account_id="mother", risk=1)
     script = (
