@@ -352,3 +352,18 @@ def test_a_challenged_payment_comes_back_ready_to_resubmit_with_the_same_token(
     assert form["fields"]["payer_account"] == "wechat:wxid_qian"
     assert booking.get_booking(world.platform, account, held.booking.id or 0).booking.paid_at \
         is None
+
+
+@SQLITE_ONLY
+def test_a_session_not_yet_released_shows_when_it_opens_in_the_hospitals_time(
+        client: TestClient, world: World) -> None:
+    from fairslot.domain.schedule import Period
+
+    today = world.platform.clock.now().astimezone(world.platform.settings.zone).date()
+    later = today + dt.timedelta(days=10)
+    catalog.schedule_sessions(world.platform, world.doctor_id, [later], [Period.AFTERNOON],
+                              10, 5000, release_days_before=2)
+    page = client.get(f"/doctors/{world.doctor_id}").text
+    opens = f"{(later - dt.timedelta(days=2)).isoformat()} 08:00"  # 08:00 in Shanghai
+    assert f"{opens} 放号" in page and f"opens at {opens}" in page
+    assert page.count('href="/sessions/') == len(world.session_ids)  # no Book link for it
