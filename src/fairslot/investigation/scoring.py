@@ -150,6 +150,20 @@ def investigate(
             .group_by("outsider").agg(pl.col("weight").sum(), pl.len().alias("members"))
             .filter((pl.col("weight") >= 1.0) & (pl.col("members") >= 2))
         )
+        if not ties.is_empty():
+            # One shared identifier can be a coincidence (two people mistyping an ID number
+            # the same way); joining a ring takes at least two.
+            core_ids = identifiers.filter(pl.col("account_id").is_in(core_set)).select(
+                "entity_type", "entity_id").unique()
+            shared = (
+                identifiers.filter(pl.col("account_id").is_in(ties.get_column("outsider")
+                                                              .to_list()))
+                .join(core_ids, on=["entity_type", "entity_id"])
+                .group_by("account_id").agg(pl.len().alias("shared"))
+                .filter(pl.col("shared") >= 2)
+            )
+            ties = ties.filter(pl.col("outsider").is_in(shared.get_column("account_id")
+                                                        .to_list()))
         for outsider, weight, count in ties.iter_rows():
             ring_of[outsider] = number
             joined.append(("account", outsider, "ring_link", 0.55,
