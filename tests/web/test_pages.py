@@ -367,3 +367,37 @@ def test_a_session_not_yet_released_shows_when_it_opens_in_the_hospitals_time(
     opens = f"{(later - dt.timedelta(days=2)).isoformat()} 08:00"  # 08:00 in Shanghai
     assert f"{opens} 放号" in page and f"opens at {opens}" in page
     assert page.count('href="/sessions/') == len(world.session_ids)  # no Book link for it
+
+
+@SQLITE_ONLY
+def test_a_patient_enters_a_draw_round_from_the_doctors_page(
+        client: TestClient, world: World, clock: FixedClock) -> None:
+    from fairslot.domain.schedule import Period, ReleasePolicy
+    from fairslot.services import release
+
+    doctor = catalog.create_doctor(world.platform, world.department_id, "周正", "主任医师",
+                                   "心律失常", release_policy=ReleasePolicy.DRAW, hot=True)
+    today = clock.now().astimezone(world.platform.settings.zone).date()
+    [session] = catalog.schedule_sessions(world.platform, doctor.id or 0,
+                                          [today + dt.timedelta(days=5)], [Period.MORNING],
+                                          10, 30000, release_days_before=1)
+    clock.set(session.release_at - dt.timedelta(hours=1))
+    release.open_due_rounds(world.platform)
+    world.patient_account("he.ping")
+    log_in(client, "he.ping")
+
+    page = client.get(f"/doctors/{doctor.id}").text
+    link = re.search(r'href="(/rounds/(\d+)/enter\?session_id=\d+)"', page)
+    assert link is not None, "no entry link for an open round"
+    action = f"/rounds/{link.group(2)}/enter"
+    form = client.get(link.group(1).replace("&amp;", "&")).text
+    data = fields(form, action)
+    data["choice1"] = str(session.id)
+    after_min_age(world)
+    r = client.post(action, data=data, follow_redirects=False)
+    assert r.status_code == 303, alert(r.text)
+    me = client.get("/me").text
+    assert "等待抽签 Awaiting the draw" in me
+    # Entering again with the spent token is refused.
+    again = client.post(action, data=data, follow_redirects=False)
+    assert again.status_code == 403

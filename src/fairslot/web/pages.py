@@ -41,7 +41,7 @@ from fairslot.domain.errors import FairslotError, Forbidden, InvalidInput, NotFo
 from fairslot.domain.identity import mask_id_number, mask_name, mask_phone
 from fairslot.domain.schedule import Period, Session
 from fairslot.guard.errors import ActionTokenRefused, ChallengeRequired
-from fairslot.services import accounts, booking, catalog
+from fairslot.services import accounts, booking, catalog, release
 from fairslot.web.deps import SESSION_COOKIE, context, get_platform
 
 __all__ = ["install_pages", "router"]
@@ -93,6 +93,7 @@ DONE_MESSAGES = {
     "cancelled": "已取消预约 Booking cancelled",
     "checked_in": "取号成功 Checked in",
     "desk_booked": "现场挂号成功（已支付） Booked and paid at the desk",
+    "entered": "已登记抽签，结果将在放号时公布 Entered: the draw is at the release time",
 }
 
 
@@ -389,14 +390,32 @@ def doctor_page(doctor_id: int, request: Request, who: Viewer) -> Response:
     views = catalog.sessions_of_doctor(platform, doctor_id, today,
                                        today + dt.timedelta(days=DAYS_AHEAD - 1))
     now = platform.clock.now()
+    rounds = _open_rounds(platform, department.id or 0, [v.session for v in views], now)
     rows = [{"session": v.session, "free": v.free, "released": v.released,
              "opens": _local(platform, v.session.release_at),
+             "round_id": rounds.get(v.session.id or 0),
              "started": v.session.has_started(now),
              "bookable": v.released and v.free > 0 and not v.session.has_started(now)
              and v.session.status.value == "scheduled"}
             for v in sorted(views, key=lambda v: v.session.starts_at)]
     return render(request, "doctor.html", doctor=doctor, department=department, rows=rows,
                   zone=platform.settings.timezone)
+
+
+def _open_rounds(platform: Platform, department_id: int, sessions: list[Session],
+                 now: dt.datetime) -> dict[int, int]:
+    """Session id -> the draw round taking entries for it now (draw sessions only)."""
+    found: dict[int, int] = {}
+    with platform.uow() as uow:
+        for session in sessions:
+            if session.release_policy.value != "draw" or session.is_released(now):
+                continue
+            round_ = uow.rounds.find(department_id, session.release_at)
+            if (round_ is not None and round_.status == "open"
+                    and round_.opens_at <= now < round_.closes_at
+                    and session.id in uow.rounds.sessions(round_.id)):
+                found[session.id or 0] = round_.id
+    return found
 
 
 # -- log in, register, log out ---------------------------------------------------------------
@@ -504,8 +523,10 @@ def _me_page(request: Request, account: Account, *, status: int = 200,
         items.append(item)
     with platform.uow() as uow:
         doctors = {v.session.doctor_id: uow.schedule.doctor(v.session.doctor_id) for v in views}
+    entries = release.my_entries(platform, account) if is_patient else []
     return render(request, "me.html", status=status, account=account, patients=patients,
                   items=items, doctors=doctors, error=error, notice=notice,
+                  entries=entries, names={p.id: p.name for p in patients},
                   form=dict(form or {}),
                   deadline_minutes=platform.settings.payment_deadline_minutes)
 
@@ -645,6 +666,64 @@ def book(session_id: int, request: Request, who: Viewer, csrf: Annotated[str, Fo
     finally:
         _guard_release(request, passed)
     return _redirect(f"/me?done=booked#booking-{view.booking.id}")
+
+
+# -- draw rounds: enter with up to three sessions, best first --------------------------------
+
+
+def _entry_page(request: Request, account: Account, round_id: int, *, status: int = 200,
+                error: str | None = None, retry: Retry | None = None,
+                chosen: list[int] | None = None) -> Response:
+    platform = get_platform(request)
+    view = release.round_view(platform, round_id)
+    options = []
+    with platform.uow() as uow:
+        for item in view.sessions:
+            session = uow.schedule.session(item["session_id"])
+            doctor = uow.schedule.doctor(session.doctor_id) if session else None
+            if session is not None and doctor is not None:
+                options.append({"session": session, "doctor": doctor,
+                                "entries": item["first_choice_entries"]})
+        department = uow.schedule.department(view.department_id)
+    token = retry.token if retry else _action_token(request, account, "enter", str(round_id))
+    return render(request, "enter.html", status=status, view=view, options=options,
+                  department=department, patients=accounts.list_patients(platform, account),
+                  token=token, error=error, challenge=retry.challenge if retry else None,
+                  chosen=chosen or [], closes=_local(platform, view.closes_at),
+                  max_choices=3)
+
+
+@router.get("/rounds/{round_id}/enter")
+def entry_form(round_id: int, request: Request, who: Viewer,
+               session_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+               ) -> Response:
+    account = _logged_in(who, Role.PATIENT)
+    return _entry_page(request, account, round_id, chosen=[session_id] if session_id else [])
+
+
+@router.post("/rounds/{round_id}/enter")
+def enter(round_id: int, request: Request, who: Viewer, csrf: Annotated[str, Form()] = "",
+          patient_id: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
+          choice1: Annotated[str, Form(max_length=12)] = "",
+          choice2: Annotated[str, Form(max_length=12)] = "",
+          choice3: Annotated[str, Form(max_length=12)] = "",
+          action_token: Annotated[str, Form(max_length=300)] = "",
+          altcha: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    account = _logged_in(who, Role.PATIENT)
+    check_csrf(request, csrf)
+    choices = [int(c) for c in (choice1, choice2, choice3) if c.strip().isdigit()]
+    try:
+        _guard_check(request, "entering", account_id=str(account.id),
+                     patient_id=str(patient_id), need_token="enter", target=str(round_id),
+                     token=action_token, pow_payload=altcha or None)
+        release.enter(get_platform(request), account, round_id, patient_id, choices,
+                      context(request))
+    except FairslotError as exc:
+        retry = _retry_after(exc, "enter", round_id, action_token,
+                             lambda: _action_token(request, account, "enter", str(round_id)))
+        return _entry_page(request, account, round_id, status=exc.status, error=exc.detail,
+                           retry=retry, chosen=choices)
+    return _redirect("/me?done=entered#entries")
 
 
 # -- staff: the registration desk and the operator's day -------------------------------------
