@@ -523,6 +523,17 @@ def generate(
     labels = pl.DataFrame(world.labels, orient="row",
                           schema=["entity_type", "entity_id", "ring_id", "role"]).unique(
         subset=["entity_type", "entity_id"], keep="first", maintain_order=True)
+    # Label only what the records show: a proxy IP the ring never drew, or a family member
+    # it never booked, is no entity an investigator could find.
+    present = pl.concat([
+        bookings.select(pl.lit(kind).alias("entity_type"), pl.col(column).alias("entity_id"))
+        for kind, column in (("account", "account_id"), ("patient", "patient_id_number"),
+                             ("phone", "patient_phone"), ("device", "device_id"),
+                             ("ip", "ip"))
+    ] + [payments.select(pl.lit("payer").alias("entity_type"),
+                         pl.col("payer_account").alias("entity_id"))]).drop_nulls().unique()
+    labels = labels.join(present, on=["entity_type", "entity_id"], how="semi",
+                         maintain_order="left")
     return Synthetic(bookings, payments, access, labels)
 
 
