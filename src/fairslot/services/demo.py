@@ -75,7 +75,9 @@ def seed_demo(platform: Platform, passwords: dict[str, str], *, seed: int = 2026
                 # Hot doctors release by draw; the rest first come first served.
                 release_policy=ReleasePolicy.DRAW if hot else ReleasePolicy.FCFS)
             doctors.append(doctor)
-    dates = [start + dt.timedelta(days=d) for d in range(29)]
+    # A fortnight back and a fortnight and a day ahead: tomorrow's release always exists,
+    # so a draw round is taking entries whenever the demo runs.
+    dates = [start + dt.timedelta(days=d) for d in range(30)]
     for doctor in doctors:
         capacity = 10 if doctor.hot else rng.choice((15, 20, 25, 30))
         fee = 10000 if doctor.title.startswith("主任") else rng.choice((2500, 5000))
@@ -109,7 +111,7 @@ def seed_demo(platform: Platform, passwords: dict[str, str], *, seed: int = 2026
             members.append(patient.id or 0)
         families.append((account, members))
 
-    report.bookings = _history(past, clock, families, staff["demo-desk"], rng, start, today)
+    report.bookings = _history(past, clock, families, staff["demo-desk"], rng, start, now)
     return report
 
 
@@ -119,14 +121,18 @@ def _ip(rng: random.Random) -> str:
 
 
 def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account, list[int]]],
-             desk: Account, rng: random.Random, start: dt.date, today: dt.date) -> int:
-    """A day at a time: patients book sessions released that morning, most pay, some cancel;
-    on the session's day most check in at the desk and the rest become no-shows."""
+             desk: Account, rng: random.Random, start: dt.date, real_now: dt.datetime) -> int:
+    """A day at a time up to now: patients enter draws and book sessions released that
+    morning, most pay, some cancel; on the session's day most check in at the desk and the
+    rest become no-shows."""
     zone = platform.settings.zone
+    today = real_now.astimezone(zone).date()
     made = 0
     booked: list[tuple[int, dt.datetime, str, str]] = []  # booking, session start, id, name
     day = start - dt.timedelta(days=14)
     while day <= today:
+        if dt.datetime.combine(day, dt.time(8, 5), zone) > real_now:
+            break  # history stops at the present; the running scheduler takes over
         booked += _draw_day(platform, clock, families, rng, day)
         clock.set(dt.datetime.combine(day, dt.time(8, 5), zone))
         with platform.uow() as uow:

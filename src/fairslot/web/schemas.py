@@ -52,7 +52,8 @@ def _iso_date(value: Any) -> Any:
 
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# Request integers and booleans are strict: JSON 0 is not false, "5" is not 5.
+Id = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
 
 
 class Strict(BaseModel):
@@ -146,7 +147,7 @@ class DoctorIn(Strict):
     title: Annotated[str, Field(min_length=1, max_length=100)]
     specialty: Annotated[str, Field(max_length=200)] = ""
     release_policy: ReleasePolicy = ReleasePolicy.FCFS
-    hot: bool = False
+    hot: Annotated[bool, Field(strict=True)] = False
 
 
 class DoctorOut(BaseModel):
@@ -168,9 +169,9 @@ class ScheduleIn(Strict):
     doctor_id: Id
     dates: Annotated[list[IsoDate], Field(min_length=1, max_length=62)]
     periods: Annotated[list[Period], Field(min_length=1, max_length=2)]
-    capacity: Annotated[int, Field(ge=1, le=200)]
-    fee_cents: Annotated[int, Field(ge=0, le=1_000_000)]
-    release_days_before: Annotated[int, Field(ge=0, le=90)] = 14
+    capacity: Annotated[int, Field(ge=1, le=200, strict=True)]
+    fee_cents: Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+    release_days_before: Annotated[int, Field(ge=0, le=90, strict=True)] = 14
     release_policy: ReleasePolicy | None = None
 
 

@@ -67,8 +67,8 @@ class RoundOut(BaseModel):
 
 
 class EntryIn(Strict):
-    patient_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
-    choices: Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1)]],
+    patient_id: Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
+    choices: Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]],
                        Field(min_length=1, max_length=3)]
 
 
