@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
-__all__ = ["Clock", "FixedClock", "SystemClock", "UTC"]
+__all__ = ["UTC", "Clock", "FixedClock", "SystemClock"]
 
 UTC = dt.UTC
 

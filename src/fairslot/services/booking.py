@@ -142,21 +142,28 @@ def my_bookings(platform: Platform, account: Account) -> list[BookingView]:
 def pay(platform: Platform, account: Account, booking_id: int, payer_account: str,
         ctx: RequestContext) -> BookingView:
     payer = normalize_payer(payer_account)
-    now = platform.clock.now()
     with platform.uow() as uow:
         booking = _own_booking(uow, account, booking_id)
-        booking.pay(now, payer)
-        rules.check_payer(platform, uow, payer, booking.patient_id)
-        ref = platform.payments.charge(payer, booking.fee_cents, f"booking-{booking.id}")
-        uow.bookings.add_payment(booking_id=booking.id, provider=platform.payments.name,
-                                 provider_ref=ref, payer_account=payer,
-                                 amount_cents=booking.fee_cents, paid_at=now)
-        uow.events.append("booking.paid", now, account_id=account.id,
-                          patient_id=booking.patient_id, session_id=booking.session_id,
-                          booking_id=booking.id, **ctx.event_fields())
+        _take_payment(platform, uow, booking, payer, account, ctx)
         view = _view(uow, booking)
         uow.commit()
         return view
+
+
+def _take_payment(platform: Platform, uow: UnitOfWork, booking: Booking, payer: str,
+                  by: Account, ctx: RequestContext) -> None:
+    """Pay the held booking through the payment provider; the payer account is recorded
+    (it is evidence later) and checked against the per-payer quota."""
+    now = platform.clock.now()
+    booking.pay(now, payer)
+    rules.check_payer(platform, uow, payer, booking.patient_id)
+    ref = platform.payments.charge(payer, booking.fee_cents, f"booking-{booking.id}")
+    uow.bookings.add_payment(booking_id=booking.id, provider=platform.payments.name,
+                             provider_ref=ref, payer_account=payer,
+                             amount_cents=booking.fee_cents, paid_at=now)
+    uow.events.append("booking.paid", now, account_id=by.id, patient_id=booking.patient_id,
+                      session_id=booking.session_id, booking_id=booking.id,
+                      **ctx.event_fields())
 
 
 def _free_slot(platform: Platform, uow: UnitOfWork, booking: Booking) -> None:
@@ -237,13 +244,7 @@ def book_on_site(platform: Platform, staff: Account, session_id: int, id_number:
         session = _bookable_session(uow, session_id, now)
         booking = _create(platform, uow, account=staff, patient_id=patient.id or 0,
                           session=session, ctx=window, at_desk=True)
-        booking.pay(now, payer)
-        ref = platform.payments.charge(payer, booking.fee_cents, f"booking-{booking.id}")
-        uow.bookings.add_payment(booking_id=booking.id, provider=platform.payments.name,
-                                 provider_ref=ref, payer_account=payer,
-                                 amount_cents=booking.fee_cents, paid_at=now)
-        uow.events.append("booking.paid", now, account_id=staff.id, patient_id=patient.id,
-                          session_id=session_id, booking_id=booking.id, **window.event_fields())
+        _take_payment(platform, uow, booking, payer, staff, window)
         view = _view(uow, booking)
         uow.commit()
         return view

@@ -145,7 +145,7 @@ def enter(platform: Platform, account: Account, round_id: int, patient_id: int,
         assert first is not None
         existing = uow.rounds.entry_of(round_id, patient_id)
         if existing is None or existing.withdrawn:
-            rules.check_may_enter(platform, uow, account, patient_id, round_.department_id,
+            rules.check_may_book(platform, uow, account, patient_id, round_.department_id,
                                   first.starts_at)
         if existing is None:
             entry_id = uow.rounds.add_entry(

@@ -11,8 +11,7 @@ from fairslot.domain import credit, quotas
 from fairslot.domain.accounts import Account
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["check_may_book", "check_may_enter", "check_payer", "credit_policy",
-           "quota_policy"]
+__all__ = ["check_may_book", "check_payer", "credit_policy", "quota_policy"]
 
 
 def quota_policy(platform: Platform) -> quotas.QuotaPolicy:
@@ -57,23 +56,10 @@ def _check_served(platform: Platform, uow: UnitOfWork, account: Account | None,
 
 def check_may_book(platform: Platform, uow: UnitOfWork, account: Account | None,
                    patient_id: int, department_id: int, visit_at: dt.datetime) -> None:
-    """Credit first (a suspended patient is told why and until when), then the quotas.
-    ``account`` is None for bookings made at the desk."""
-    now = platform.clock.now()
-    _check_credit(platform, uow, patient_id, now)
-    if not platform.settings.quotas_enabled:
-        return
-    policy = quota_policy(platform)
-    quotas.check_active_bookings(uow.bookings.active_count(patient_id, now), policy)
-    quotas.check_departments(uow.bookings.visits(patient_id, now), str(department_id),
-                             visit_at, policy)
-    _check_served(platform, uow, account, patient_id, now)
-
-
-def check_may_enter(platform: Platform, uow: UnitOfWork, account: Account, patient_id: int,
-                    department_id: int, visit_at: dt.datetime) -> None:
-    """Entering a round is booking in waiting: the same credit and quota rules, with the
-    patient's open entries in other departments counted as visits."""
+    """May this patient book (or enter a draw for) a visit with ``department_id`` at
+    ``visit_at``? Credit first (a suspended patient is told why and until when), then the
+    quotas; open draw entries count as visits, since an entry is a booking in waiting.
+    ``account`` is None for bookings made at the desk, which serves everyone."""
     now = platform.clock.now()
     _check_credit(platform, uow, patient_id, now)
     if not platform.settings.quotas_enabled:
@@ -81,8 +67,8 @@ def check_may_enter(platform: Platform, uow: UnitOfWork, account: Account, patie
     policy = quota_policy(platform)
     quotas.check_active_bookings(uow.bookings.active_count(patient_id, now), policy)
     visits = uow.bookings.visits(patient_id, now) + [
-        (str(r.department_id), r.closes_at) for r in uow.rounds.open_entries_of_patient(
-            patient_id)]
+        (str(r.department_id), r.closes_at)
+        for r in uow.rounds.open_entries_of_patient(patient_id)]
     quotas.check_departments(visits, str(department_id), visit_at, policy)
     _check_served(platform, uow, account, patient_id, now)
 

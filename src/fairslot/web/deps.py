@@ -10,10 +10,11 @@ from fastapi import Depends, Request
 from fairslot.bootstrap import Platform
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import Forbidden, Unauthenticated
+from fairslot.guard.service import Guard
 from fairslot.services import accounts
 from fairslot.services.context import RequestContext
 
-__all__ = ["CurrentAccount", "PlatformDep", "client_ip", "context", "require"]
+__all__ = ["CurrentAccount", "PlatformDep", "action_token", "client_ip", "context", "require"]
 
 SESSION_COOKIE = "fs_session"
 
@@ -55,6 +56,12 @@ def current_account(request: Request, platform: PlatformDep) -> Account:
 
 
 CurrentAccount = Annotated[Account, Depends(current_account)]
+
+
+def action_token(request: Request, account: Account, action: str, target: int) -> str:
+    """The single-use token a screen hands out for the one action it leads to."""
+    guard: Guard = request.app.state.guard
+    return guard.issue_token(str(account.id), action, str(target))
 
 
 def require(*roles: Role) -> Any:

@@ -11,10 +11,17 @@ from fairslot.domain.accounts import Role
 from fairslot.domain.errors import Forbidden
 from fairslot.guard.fastapi import GuardGate, guarded
 from fairslot.guard.policy import RouteGroup
-from fairslot.guard.service import TOKEN_HEADER, Guard
+from fairslot.guard.service import TOKEN_HEADER
 from fairslot.services import accounts, booking, catalog
 from fairslot.services.payments import normalize_payer
-from fairslot.web.deps import CurrentAccount, PlatformDep, bearer_token, context, require
+from fairslot.web.deps import (
+    CurrentAccount,
+    PlatformDep,
+    action_token,
+    bearer_token,
+    context,
+    require,
+)
 from fairslot.web.problems import PROBLEM_RESPONSES
 from fairslot.web.schemas import (
     AccountOut,
@@ -103,11 +110,10 @@ def booking_screen(session_id: IdPath, account: CurrentAccount, request: Request
     and the single-use action token that ``POST /bookings`` needs (usable once, not sooner
     than the guard's minimum age, for this account and this session only)."""
     view = catalog.session_view(platform, session_id)
-    guard: Guard = request.app.state.guard
     return BookingScreen(
         session=SessionOut.of(view),
         patients=[PatientOut.of(p) for p in accounts.list_patients(platform, account)],
-        action_token=guard.issue_token(str(account.id), BOOK_ACTION, str(session_id)),
+        action_token=action_token(request, account, BOOK_ACTION, session_id),
         token_header=TOKEN_HEADER)
 
 
@@ -138,10 +144,8 @@ def payment_screen(booking_id: IdPath, account: CurrentAccount, request: Request
                    platform: PlatformDep) -> PaymentScreen:
     """The payment screen: what is owed, until when, and the action token for paying."""
     view = booking.get_booking(platform, account, booking_id)
-    guard: Guard = request.app.state.guard
     return PaymentScreen(booking=BookingOut.of(view),
-                         action_token=guard.issue_token(str(account.id), PAY_ACTION,
-                                                        str(booking_id)),
+                         action_token=action_token(request, account, PAY_ACTION, booking_id),
                          token_header=TOKEN_HEADER)
 
 

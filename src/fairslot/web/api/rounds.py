@@ -14,7 +14,7 @@ from fairslot.domain.errors import Conflict, NotFound
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import TOKEN_HEADER, Guard
 from fairslot.services import release
-from fairslot.web.deps import CurrentAccount, PlatformDep, context, require
+from fairslot.web.deps import CurrentAccount, PlatformDep, action_token, context, require
 from fairslot.web.problems import PROBLEM_RESPONSES
 from fairslot.web.schemas import Strict
 
@@ -128,10 +128,8 @@ def export_round(round_id: IdPath, platform: PlatformDep) -> dict[str, Any]:
 def entry_screen(round_id: IdPath, request: Request, account: CurrentAccount,
                  platform: PlatformDep) -> EntryScreen:
     view = release.round_view(platform, round_id)
-    guard: Guard = request.app.state.guard
     return EntryScreen(round=RoundOut.of(view), token_header=TOKEN_HEADER,
-                       action_token=guard.issue_token(str(account.id), ENTER_ACTION,
-                                                      str(round_id)))
+                       action_token=action_token(request, account, ENTER_ACTION, round_id))
 
 
 @router.post("/rounds/{round_id}/entries", status_code=201, tags=["rounds"],
