@@ -158,3 +158,19 @@ def test_repeated_no_shows_are_flagged_and_one_is_not(write_records: WriteRecord
     findings = _findings(write_records(rows))
     assert "repeated_no_show" in _codes(findings, "hoarder")
     assert _codes(findings, "forgetful") == {}
+
+
+def test_a_device_grabbing_at_release_for_many_accounts_is_a_broker_not_a_clinic(
+        write_records: WriteRecords) -> None:
+    broker = [booking(f"g{i}", account_id=f"customer{i}", patient_id_number=VALID_IDS[i],
+                      device_id="reseller-phone", created_at="2025-03-01T07:30:01+08:00",
+                      released_at="2025-03-01T07:30:00+08:00") for i in range(5)]
+    # A clinic's shared terminal: as many accounts, booking at ordinary times.
+    clinic = [booking(f"c{i}", account_id=f"elder{i}", patient_id_number=VALID_IDS[i + 5],
+                      device_id="clinic-kiosk", created_at=f"2025-03-0{i + 2}T10:00:00+08:00",
+                      released_at="2025-03-01T07:30:00+08:00") for i in range(5)]
+    findings = _findings(write_records(broker + clinic))
+    assert "grab_device" in _codes(findings, "reseller-phone")
+    assert _codes(findings, "customer0")["grab_device"] >= 0.5
+    assert "grab_device" not in _codes(findings, "clinic-kiosk")
+    assert _codes(findings, "elder0") == {}

@@ -26,6 +26,7 @@ __all__ = [
     "account_many_patients",
     "click_rate",
     "fast_after_release",
+    "grab_device",
     "identity_spread",
     "invalid_id_numbers",
     "ip_fanout",
@@ -68,6 +69,8 @@ class Thresholds:
     """The seed cases' abnormal payment accounts had 100+ payments a year."""
     ip_patients_per_hour: int = 10
     device_accounts: int = 5
+    grab_seconds: float = 10.0
+    """A release-time grab: well inside the first minute in which hot slots are gone."""
     launder_seconds: float = 60.0
     no_shows: int = 3
     no_show_rate: float = 0.5
@@ -333,6 +336,42 @@ def shared_device(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     ))
 
 
+def grab_device(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """One device booking for many accounts at release moments (T9: a reseller logs in with
+    customers' own accounts and grabs for each). A device is one pair of hands; a clinic's
+    shared terminal books for many accounts too, but at ordinary times, not within seconds
+    of releases. The accounts grabbed for are flagged with it."""
+    grabs = (
+        bookings.filter(pl.col("device_id").is_not_null() & pl.col("released_at").is_not_null())
+        .with_columns(((pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds()
+                       / 1000.0).alias("after"))
+        .filter((pl.col("after") >= 0) & (pl.col("after") <= t.grab_seconds))
+    )
+    per_device = grabs.group_by("device_id").agg(
+        pl.col("account_id").n_unique().alias("accounts"), pl.len().alias("grabs")
+    ).filter(pl.col("accounts") >= t.device_accounts)
+    if per_device.is_empty():
+        return _empty()
+    devices = per_device.with_columns(
+        pl.lit("device").alias("entity_type"), pl.col("device_id").alias("entity_id"),
+        pl.lit("grab_device").alias("code"), pl.lit(0.6).alias("strength"),
+        pl.format("grabbed {} slot(s) within {} s of release for {} different accounts",
+                  pl.col("grabs"), pl.lit(t.grab_seconds), pl.col("accounts")).alias("detail"),
+    )
+    accounts = (
+        grabs.join(per_device.select("device_id", pl.col("accounts").alias("others")),
+                   on="device_id")
+        .group_by("account_id").agg(pl.len().alias("n"), pl.col("others").max())
+        .with_columns(
+            pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+            pl.lit("grab_device").alias("code"), pl.lit(0.55).alias("strength"),
+            pl.format("{} release-time booking(s) made on a device that grabbed for {} "
+                      "accounts", pl.col("n"), pl.col("others")).alias("detail"),
+        )
+    )
+    return pl.concat([_findings(devices), _findings(accounts)])
+
+
 def shared_phone(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     """One phone number given for more patients than a household."""
     per_phone = (
@@ -492,6 +531,7 @@ def run_rules(
         payer_fanout(bookings, payments, t, days),
         ip_fanout(bookings, t),
         shared_device(bookings, t),
+        grab_device(bookings, t),
         shared_phone(bookings, t),
         fast_after_release(bookings, t),
         laundering,

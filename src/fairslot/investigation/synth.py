@@ -8,7 +8,8 @@ The rings camouflage: their accounts also book normally for their own families, 
 IPs (partly through the same carrier NATs as everybody) and spread payments over several
 payers. Three ring kinds: bot farms that hold slots under fake identities and launder them to
 buyers (cancel, then rebook within seconds), brokers posing as accompanying services who book
-real buyers' identities with an auto-clicker, and family crowds grabbing by hand together.
+real buyers' identities with an auto-clicker, family crowds grabbing by hand together, and
+credential brokers who book each customer with the customer's own account and login.
 
 The labels name every ring entity (account, patient, payer, ip, device, phone) with its ring
 and role, and the hard-case genuine accounts with ring id empty and role ``hard_case:<kind>``.
@@ -462,6 +463,46 @@ def _ring(world: _World, index: int, kind: str, carrier_nat: list[str]) -> None:
         world.label("ip", ip, ring, "ring_ip")
 
 
+def _credential_broker(world: _World, index: int, carrier_nat: list[str]) -> None:
+    """T9: a reseller collects customers' own app logins and books each customer's slot
+    with the customer's own account, from the reseller's few devices, at release time with
+    an auto-clicker. Each account looks like one patient booking for themselves and paying
+    with their own payer; what gives the ring away is the devices and the timing."""
+    rng = world.rng
+    ring = f"R{index + 1}"
+    devices = [world.next_id("dev") for _ in range(int(rng.integers(1, 3)))]
+    proxy_ips = [world.home_ip() for _ in range(int(rng.integers(5, 15)))]
+    for device in devices:
+        world.label("device", device, ring, "ring_device")
+    for ip in proxy_ips:
+        world.label("ip", ip, ring, "ring_ip")
+    hot = world.hot
+    for _ in range(int(rng.integers(12, 25))):
+        customer = world.patient()
+        account = _Account(world.next_id("a"), [customer], [world.payer()],
+                           [world.home_ip()], [world.next_id("dev")], "app", 0, 0,
+                           "credential_broker")
+        world.label("account", account.account_id, ring, "lent_account")
+        world.label("patient", customer.id_number, ring, "buyer")
+        # The customer's own identifiers are the ring's buyers' too, as for other rings.
+        world.label("phone", customer.phone, ring, "buyer_phone")
+        world.label("payer", account.payers[0], ring, "buyer_payer")
+        world.label("device", account.devices[0], ring, "buyer_device")
+        world.label("ip", account.ips[0], ring, "buyer_ip")
+        # The customer's own ordinary bookings, from their own phone.
+        for _ in range(int(rng.integers(0, 3))):
+            world.book(account, customer, int(rng.integers(len(world.doctors))), delay=None,
+                       ip=account.ips[0], device=account.devices[0],
+                       status=_genuine_status(rng), payer=account.payers[0])
+        for _ in range(int(rng.integers(1, 4))):
+            world.book(account, customer, hot[int(rng.integers(len(hot)))],
+                       delay=float(rng.uniform(0.3, 4.0)),
+                       ip=(proxy_ips[int(rng.integers(len(proxy_ips)))] if rng.random() < 0.7
+                           else carrier_nat[int(rng.integers(len(carrier_nat)))]),
+                       device=devices[int(rng.integers(len(devices)))],
+                       status="checked_in", payer=account.payers[0])
+
+
 def _dirty(world: _World, frame: pl.DataFrame) -> pl.DataFrame:
     """Real exports are dirty: duplicated rows and rows with a required field lost."""
     rng = world.rng
@@ -488,7 +529,8 @@ def generate(
     *, seed: int, scale: float = 1.0, scenario: str = "seeds",
     zone: zoneinfo.ZoneInfo | None = None, year: int = 2025,
 ) -> Synthetic:
-    """Generate one year. ``scale`` 1.0 is about 4,000 genuine accounts and eight rings."""
+    """Generate one year. ``scale`` 1.0 is about 4,000 genuine accounts and eight rings
+    (two of each kind); at least one ring of each kind at any scale."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     if scale <= 0:
@@ -498,9 +540,12 @@ def generate(
     accounts = _genuine(world)
     _emit_genuine(world, accounts)
     carrier_nat = sorted({a.ips[0] for a in accounts if a.kind == "carrier_nat"})
-    kinds = ("bot_farm", "broker", "crowd")
-    for index in range(max(3, round(8 * scale))):
-        _ring(world, index, kinds[index % 3], carrier_nat)
+    kinds = ("bot_farm", "broker", "crowd", "credential_broker")
+    for index in range(max(4, round(8 * scale))):
+        if kinds[index % 4] == "credential_broker":
+            _credential_broker(world, index, carrier_nat)
+        else:
+            _ring(world, index, kinds[index % 4], carrier_nat)
     # Background requests: page views that never became bookings.
     for _ in range(len(world.access) // 4):
         account = accounts[int(world.rng.integers(len(accounts)))]
