@@ -41,6 +41,12 @@ def test_switching_the_real_name_check_off_burns_no_farm_identities() -> None:
     assert off.identities_burned < _run("fairslot").metrics.identities_burned
 
 
+def test_switching_credit_off_lets_past_no_showers_in_again() -> None:
+    # tiny gives half the ring a recent no-show; the credit rule suspends them.
+    off = _run("fairslot", ("credit=off",)).metrics
+    assert off.identities_burned < _run("fairslot").metrics.identities_burned
+
+
 def test_unknown_overrides_and_scenarios_are_refused() -> None:
     with pytest.raises(InvalidInput):
         apply_overrides(load_scenario("tiny"), parse_overrides(["nonsense=1"]))

@@ -56,13 +56,14 @@ def register(app: typer.Typer) -> None:
         from fairslot.simulation.engine import Simulation
 
         policies = ["fcfs", "fairslot"] if policy == "both" else [policy]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         results = {p: Simulation(sc, p, seed).run() for p in policies}
-        elapsed = time.perf_counter() - started
-        typer.echo(render_table(sc.name, seed, results, elapsed))
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        typer.echo(render_table(sc.name, seed, results, elapsed, cpu))
         if json_out is not None:
             doc = {"scenario": sc.name, "seed": seed, "defences": sc.defences,
                    "settings": sc.settings, "wall_s": round(elapsed, 2),
+                   "cpu_s": round(cpu, 2),
                    "policies": {p: r.as_dict() for p, r in results.items()}}
             json_out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
                                 encoding="utf-8")

@@ -32,12 +32,12 @@ import json
 import pathlib
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
 
 from fairslot.bootstrap import Platform, bootstrap
 from fairslot.clock import UTC, FixedClock
@@ -66,6 +66,7 @@ from fairslot.simulation.metrics import (
 from fairslot.simulation.scenario import Scenario
 from fairslot.storage import tables as t
 from fairslot.storage.migrate import upgrade
+from fairslot.storage.orm import map_domain
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = ["RunResult", "Simulation", "seeded_release", "virtual_wall_clock"]
@@ -113,19 +114,37 @@ def virtual_wall_clock(clock: FixedClock) -> Iterator[None]:
 @contextlib.contextmanager
 def seeded_release(rng: random.Random) -> Iterator[None]:
     """Same seed, same result: the release service draws its round seeds, entry refs and
-    leftover delays from a CSPRNG, as it must in production; for the run they come from the
-    simulation's seeded generator instead. The draw itself is the real one."""
+    leftover delays, and ALTCHA its challenges' salts and numbers, from a CSPRNG, as they must
+    in production; for the run they come from the simulation's seeded generator instead.
+    The draw and the proof-of-work check themselves are the real ones."""
+    import altcha.v1 as altcha_module
+
     from fairslot.domain import draw as draw_module
     from fairslot.services import release as release_module
 
-    saved = (draw_module.new_seed, release_module._new_ref, release_module._csprng)
+    class _SeededSecrets:
+        """The two calls ALTCHA makes for a challenge's salt and secret number."""
+
+        @staticmethod
+        def token_bytes(n: int) -> bytes:
+            return rng.randbytes(n)
+
+        @staticmethod
+        def randbelow(n: int) -> int:
+            return rng.randrange(n)
+
+    namespace = vars(altcha_module)
+    saved = (draw_module.new_seed, release_module._new_ref, release_module._csprng,
+             namespace["secrets"])
     draw_module.new_seed = lambda: rng.randbytes(32)
     release_module._new_ref = lambda: rng.randbytes(8).hex()
     release_module._csprng = rng  # type: ignore[assignment]
+    namespace["secrets"] = _SeededSecrets
     try:
         yield
     finally:
-        (draw_module.new_seed, release_module._new_ref, release_module._csprng) = saved
+        (draw_module.new_seed, release_module._new_ref, release_module._csprng,
+         namespace["secrets"]) = saved
 
 
 class PermissiveVerifier:
@@ -215,6 +234,7 @@ class Simulation:
         self.dept_of_session: dict[int, int] = {}
         self.round_of: dict[int, int] = {}
         self.laundered_attempts = 0
+        self.blocked: set[int] = set()
 
     # -- virtual time -------------------------------------------------------------------
 
@@ -274,6 +294,16 @@ class Simulation:
         def view() -> str:
             return self.guard.issue_token(str(agent.account.id), action, target) \
                 if self.guard is not None else ""
+        return self.call(agent, RouteGroup.BROWSING, view)
+
+    def booking_screen(self, agent: Agent, session_id: int) -> tuple[int, str]:
+        """The booking screen: the session with its free slots, and the action token. A
+        person (or a clicker driving the page) who sees no free slot does not press book."""
+        def view() -> tuple[int, str]:
+            free = catalog.session_view(self.platform, session_id).free
+            token = self.guard.issue_token(str(agent.account.id), _BOOK, str(session_id)) \
+                if self.guard is not None else ""
+            return free, token
         return self.call(agent, RouteGroup.BROWSING, view)
 
     def solve(self, agent: Agent, exc: ChallengeRequired, rate: float) -> str:
@@ -490,7 +520,8 @@ class Simulation:
             dep = uow.schedule.departments(hospital.id or 0)[0]
         doctor = catalog.create_doctor(platform, dep.id or 0, "Past clinic", "Attending",
                                        "history")
-        past = self.release_at - dt.timedelta(days=60)
+        # Recent enough that the first offence's 30-day suspension still runs at the release.
+        past = self.release_at - dt.timedelta(days=10)
         self.clock.set(past - dt.timedelta(days=7))
         local = past.astimezone(platform.settings.zone)
         made = catalog.schedule_sessions(platform, doctor.id or 0, [local.date()],
@@ -513,7 +544,13 @@ class Simulation:
         """One booking attempt with retries on the guard's answers; returns the outcome
         code (``ok`` or the refusal's code)."""
         agent = person.agent
-        token = None if skip_screens else self.screen_token(agent, _BOOK, str(session_id))
+        token: str | None = None
+        if not skip_screens:
+            free, token = self.booking_screen(agent, session_id)
+            if not free:
+                yield think / 4  # a glance at "no slots left"
+                agent.effort_s += think / 4
+                return "full"
         yield think
         agent.effort_s += think
         pow_payload: str | None = None
@@ -540,6 +577,7 @@ class Simulation:
             except GuardError as exc:
                 return exc.code
             except FairslotError as exc:
+                self._note_refusal(person, exc)
                 return exc.code
             person.booking_id = view.booking.id
             return "ok"
@@ -625,8 +663,15 @@ class Simulation:
                 pow_payload = self.solve(agent, exc, rate)
             except GuardError as exc:
                 yield float(exc.extra.get("retry_after", 30) or 30)
-            except FairslotError:
+            except FairslotError as exc:
+                self._note_refusal(person, exc)
                 return
+
+    def _note_refusal(self, person: Person, exc: FairslotError) -> None:
+        """An attacker identity stopped by the credit rule or a quota is spent too."""
+        if person.category != GENUINE and (exc.code == "credit_suspended"
+                                           or exc.code.startswith("quota_")):
+            self.blocked.add(person.patient_id)
 
     def bot_fcfs(self, people: list[Person], *, skip_screens: bool, step: float,
                  rate: float) -> Process:
@@ -849,18 +894,31 @@ class Simulation:
                 1 for p in clients if p.patient_id in holders),
             genuine_requests=sum(a.requests for a in agents.values()),
             genuine_refused=sum(a.refused for a in agents.values()),
-            genuine_efforts=efforts, attackers=self.costs)
+            genuine_efforts=efforts, attackers=dataclasses.replace(
+                self.costs, identities_burned=self.costs.identities_burned + len(self.blocked)))
 
     # -- the run -------------------------------------------------------------------------
+
+    def _engine(self) -> sa.engine.Engine:
+        """A private in-memory SQLite database on one connection: the run is single-threaded
+        and throw-away, so nothing needs to reach a disk."""
+        map_domain()
+        engine = sa.create_engine("sqlite://", poolclass=StaticPool,
+                                  connect_args={"check_same_thread": False})
+
+        def pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        sa.event.listen(engine, "connect", pragmas)
+        return engine
 
     def run(self) -> RunResult:
         started = time.perf_counter()
         with contextlib.ExitStack() as stack:
-            workdir = self.workdir or pathlib.Path(stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="fairslot-sim-")))
-            url = f"sqlite:///{workdir / f'sim-{self.policy}-{self.seed}.db'}"
-            settings = self._settings(url)
-            self.platform = bootstrap(settings, clock=self.clock)
+            settings = self._settings("sqlite://")
+            self.platform = bootstrap(settings, clock=self.clock, engine=self._engine())
             stack.callback(self.platform.engine.dispose)
             upgrade(self.platform.engine)
             if not self.sc.defences["realname"]:

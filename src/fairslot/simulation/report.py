@@ -13,11 +13,12 @@ __all__ = ["render_table", "write_plot"]
 
 
 def render_table(scenario: str, seed: int, results: Mapping[str, RunResult],
-                 elapsed: float) -> str:
+                 elapsed: float, cpu: float) -> str:
     rows = summary_rows({p: r.metrics for p, r in results.items()})
     width = max(len(name) for name, _ in rows)
     head = f"{'metric':<{width}}  " + "  ".join(f"{p:>12}" for p in results)
-    lines = [f"scenario {scenario}, seed {seed}, {elapsed:.1f} s", head, "-" * len(head)]
+    lines = [f"scenario {scenario}, seed {seed}: {elapsed:.1f} s wall, {cpu:.1f} s CPU", head,
+             "-" * len(head)]
     lines += [f"{name:<{width}}  " + "  ".join(f"{v:>12}" for v in values)
               for name, values in rows]
     for policy, result in results.items():
