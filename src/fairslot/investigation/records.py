@@ -13,9 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-import io
 import zoneinfo
-from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -32,7 +30,6 @@ __all__ = [
     "normalise_identifier",
     "read_records",
     "read_table",
-    "rows_to_csv_text",
 ]
 
 # (column, required, kind) per table; kind is "str", "time" or "num".
@@ -410,10 +407,3 @@ def read_records(
     result.payments = payments
     result.access = frames["access"]
     return result
-
-
-def rows_to_csv_text(rows: Sequence[Sequence[object]]) -> str:
-    """Small helper for tests and the synthetic writer: RFC 4180 text from rows."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue()
