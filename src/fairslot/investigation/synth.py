@@ -6,13 +6,14 @@ booking for several elderly parents, campus and carrier NAT IPs shared by hundre
 shared booking terminals, honest typos in ID numbers, people who are quick at release time.
 The rings camouflage: their accounts also book normally for their own families, they rotate
 IPs (partly through the same carrier NATs as everybody) and spread payments over several
-payers. Three ring kinds: bot farms that hold slots under fake identities and launder them to
+payers. Four ring kinds: bot farms that hold slots under fake identities and launder them to
 buyers (cancel, then rebook within seconds), brokers posing as accompanying services who book
 real buyers' identities with an auto-clicker, family crowds grabbing by hand together, and
 credential brokers who book each customer with the customer's own account and login.
 
-The labels name every ring entity (account, patient, payer, ip, device, phone) with its ring
-and role, and the hard-case genuine accounts with ring id empty and role ``hard_case:<kind>``.
+The labels name every ring entity (account, patient, payer, ip, device, phone) that appears
+in the records, with its ring and role, and the hard-case genuine accounts with ring id empty
+and role ``hard_case:<kind>``.
 """
 
 from __future__ import annotations
