@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 import unicodedata
 
@@ -59,10 +60,21 @@ def normalize_id_number(raw: str) -> str:
     return candidate
 
 
+@functools.lru_cache(maxsize=8192)
 def known_region(code: str) -> bool:
-    """Whether a six-digit administrative division code is (or was) a county."""
+    """Whether a six-digit administrative division code is (or was) a county. (Cached: the
+    look-up walks a code table, and a hospital sees a few thousand codes at most.)"""
     parts = numdb.get("cn/loc").info(code)
     return any("county" in props for _, props in parts)
+
+
+def is_valid_id_number(raw: str) -> bool:
+    """``normalize_id_number`` as a yes/no, for screening records in bulk."""
+    try:
+        normalize_id_number(raw)
+    except InvalidInput:
+        return False
+    return True
 
 
 def birth_date(id_number: str) -> dt.date:
