@@ -228,7 +228,7 @@ class Simulation:
         self.costs = Costs()
         self.timeline: list[tuple[float, dict[str, int]]] = []
         self._seen_booking = 0
-        self._held_by_ring: list[Person] = []
+        self._held_by_ring: list[tuple[Person, int]] = []
         self.hot_sessions: list[int] = []
         self.sessions_of: dict[int, list[int]] = {}
         self.dept_of_session: dict[int, int] = {}
@@ -583,9 +583,10 @@ class Simulation:
             return "ok"
         return "gave_up"
 
-    def _pay(self, person: Person, payer: str, delay: float) -> Process:
+    def _pay(self, person: Person, payer: str, delay: float,
+             booking_id: int | None = None) -> Process:
         agent = person.agent
-        booking_id = person.booking_id
+        booking_id = booking_id or person.booking_id
         if booking_id is None:
             return
         try:
@@ -603,7 +604,7 @@ class Simulation:
                           payer=payer, need_token=_PAY, target=str(booking_id), token=token,
                           exclusive=True)
                 if person.category == SCALPER:
-                    self._held_by_ring.append(person)
+                    self._held_by_ring.append((person, booking_id))
                 return
             except ActionTokenRefused:
                 yield 2.0
@@ -644,10 +645,15 @@ class Simulation:
         yield from self._enter(person, rate=1e6)
 
     def _enter(self, person: Person, rate: float) -> Process:
+        """Enter every round the person's wanted sessions belong to (one for a patient;
+        one per department for a T5 identity)."""
+        rounds = list(dict.fromkeys(self.round_of[s] for s in person.wants
+                                    if s in self.round_of))
+        for round_id in rounds:
+            yield from self._enter_round(person, round_id, rate)
+
+    def _enter_round(self, person: Person, round_id: int, rate: float) -> Process:
         agent = person.agent
-        round_id = self.round_of.get(person.wants[0])
-        if round_id is None:
-            return
         choices = [s for s in person.wants if self.round_of.get(s) == round_id]
         pow_payload: str | None = None
         for _ in range(4):
@@ -656,7 +662,7 @@ class Simulation:
                           lambda: release.enter(self.platform, agent.account, round_id,
                                                 person.patient_id, choices,
                                                 RequestContext(ip=agent.ips[0]),
-                                                idempotency_key=f"e{person.patient_id}"),
+                                                idempotency_key=f"e{person.patient_id}-{round_id}"),
                           patient_id=person.patient_id, pow_payload=pow_payload)
                 return
             except ChallengeRequired as exc:
@@ -674,7 +680,7 @@ class Simulation:
             self.blocked.add(person.patient_id)
 
     def bot_fcfs(self, people: list[Person], *, skip_screens: bool, step: float,
-                 rate: float) -> Process:
+                 rate: float, multi: bool = False) -> Process:
         """T1/T2/T9 software: fires at the release instant for every identity it holds."""
         yield 0.0
         pending = list(people)
@@ -686,9 +692,13 @@ class Simulation:
                     outcome = yield from self._book(person, sid, skip_screens=skip_screens,
                                                     think=step, rate=rate)
                     if outcome == "ok":
-                        self.spawn(self.now_s, self._pay(person, self._payer(person), 5.0))
+                        self.spawn(self.now_s, self._pay(person, self._payer(person), 5.0,
+                                                         person.booking_id))
                         done = True
-                        break
+                        if not multi:
+                            break
+                        # T5: the same identity goes on to hold a slot in the next
+                        # department too.
                     if outcome == "token_missing":
                         skip_screens = False  # the bot's operator learns to fetch screens
                 if not done:
@@ -713,11 +723,11 @@ class Simulation:
             yield rng.expovariate(1 / gap)
             if not self._held_by_ring:
                 continue
-            holder = self._held_by_ring.pop(0)
+            holder, old = self._held_by_ring.pop(0)
             agent = holder.agent
-            session_id = self._session_of(holder.booking_id)
+            session_id = self._session_of(old)
             buyer = self._add(agent, identity, BUYER, [session_id])
-            if buyer is None or holder.booking_id is None:
+            if buyer is None:
                 continue
             self.laundered_attempts += 1
             try:
@@ -725,12 +735,10 @@ class Simulation:
             except FairslotError:
                 continue
             yield 1.6
-            old = holder.booking_id
             try:
                 self._cancel(agent, old)
             except FairslotError:
                 continue
-            holder.booking_id = None
             self._dispatch_offers()
             outcome = yield from self._book(buyer, session_id, skip_screens=False, think=0.02,
                                             rate=5e6)
@@ -759,16 +767,12 @@ class Simulation:
     def unsold(self) -> Process:
         """Unsold holds are cancelled before the cut-off (refunded) or left as no-shows."""
         keep = float(self.sc.knob("ring", "cancel_unsold", 0.7))
-        for person in list(self._held_by_ring):
-            if person.booking_id is None or self.rng.random() >= keep:
+        for person, old in list(self._held_by_ring):
+            if self.rng.random() >= keep:
                 continue
             agent = person.agent
-            old = person.booking_id
-            try:
+            with contextlib.suppress(FairslotError):
                 self._cancel(agent, old)
-                person.booking_id = None
-            except FairslotError:
-                pass
             yield 20.0
             self._dispatch_offers()
 
@@ -975,7 +979,7 @@ class Simulation:
                     part = group[k::int(sc.knob("t1", "bots", 2))]
                     if part:
                         self.spawn(0.0, self.bot_fcfs(part, skip_screens=skip, step=step,
-                                                      rate=5e6))
+                                                      rate=5e6, multi=group is not self.clients))
             for person in self.crowd:  # T8: by hand, but at the exact release instant
                 self.spawn(rng.uniform(0, 5), self.bot_fcfs([person], skip_screens=False,
                                                             step=15.0, rate=1e6))
