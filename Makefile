@@ -13,8 +13,7 @@ $(BIN)/python:
 
 $(MAIN): requirements/main.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/main.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
-	  || $(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 $(DEV): $(MAIN) requirements/dev.lock
@@ -28,6 +27,7 @@ run: $(MAIN)
 ## test: install, lint, then the whole suite on SQLite, PostgreSQL and Redis
 test: $(DEV)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs)
 	$(BIN)/python scripts/check_services.py
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -n 2 --dist loadgroup -p no:cacheprovider $(PYTEST_ARGS)
