@@ -274,3 +274,19 @@ def test_the_active_bookings_quota_names_itself(platform: Platform, clock: Fixed
         booking.book(platform, account, pid, sessions[4], CTX)
     assert quota.value.code == "quota_active_bookings"
     assert "active bookings per patient" in quota.value.detail
+
+
+def test_slots_nobody_entered_for_reopen_after_the_draw(platform: Platform,
+                                                        clock: FixedClock) -> None:
+    dw = _draw_world(platform, clock, people=1, capacity=3)
+    account, pid = dw.patients[0]
+    release.enter(platform, account, dw.round_id, pid, [dw.sessions[0]], CTX)
+    _close_and_draw(dw)
+    with platform.uow() as uow:
+        rows = uow.db.execute(sa.select(t.slots.c.session_id, t.slots.c.taken,
+                                        t.slots.c.open_from)
+                              .where(t.slots.c.session_id.in_(dw.sessions))).all()
+    assert sum(r.taken for r in rows) == 1
+    unclaimed = [r for r in rows if not r.taken]
+    assert len(unclaimed) == 5 and all(r.open_from > clock.now() for r in unclaimed)
+    assert len({r.open_from for r in unclaimed}) == 5  # each at its own random moment

@@ -267,6 +267,10 @@ def draw_round(platform: Platform, round_id: int) -> bool:
                               f"Your entry {ref} is on the waitlist, place "
                               f"{result.waitlist.index(ref) + 1}; freed slots are offered "
                               "in this order.")
+        # Slots nobody drew (fewer entries than slots) become leftovers.
+        for sid in session_ids:
+            for slot_id in uow.schedule.unclaimed_slots(sid):
+                uow.schedule.release_slot(slot_id, open_from=_leftover_time(platform, now))
         uow.rounds.update(round_id, status="drawn", drawn_at=now, revealed_seed=seed.hex(),
                           entries_digest=draw.entries_digest(entries),
                           entries_count=len(entries))
@@ -336,12 +340,20 @@ def on_slot_freed(platform: Platform, uow: UnitOfWork, booking: Booking) -> None
                               f"{deadline.astimezone(platform.settings.zone):%m-%d %H:%M} "
                               "to keep it.")
             return
+    opens = _leftover_time(platform, now)
+    uow.schedule.release_slot(booking.slot_id, open_from=opens)
+    uow.events.append("slot.leftover", now, session_id=session.id,
+                      detail={"round": round_id,
+                              "opens_in_s": round((opens - now).total_seconds())})
+
+
+def _leftover_time(platform: Platform, now: dt.datetime) -> dt.datetime:
+    """When a slot nobody wanted re-opens: uniformly at random (CSPRNG) in the configured
+    interval, so that no bot can sit waiting for the moment."""
     s = platform.settings
     delay = _csprng.uniform(s.leftover_delay_min_seconds,
                             max(s.leftover_delay_min_seconds, s.leftover_delay_max_seconds))
-    uow.schedule.release_slot(booking.slot_id, open_from=now + dt.timedelta(seconds=delay))
-    uow.events.append("slot.leftover", now, session_id=session.id,
-                      detail={"round": round_id, "opens_in_s": round(delay)})
+    return now + dt.timedelta(seconds=delay)
 
 
 # --- what the public and the patient see ---------------------------------------------------

@@ -137,6 +137,12 @@ class ScheduleRepository:
             {"session_id": session_id, "number": n, "starts_at": at, "taken": False}
             for n, at in enumerate(starts, start=1)])
 
+    def unclaimed_slots(self, session_id: int) -> list[int]:
+        """Free slots not yet given an opening time (a draw session's slots nobody won)."""
+        return [int(x) for x in self.db.scalars(sa.select(t.slots.c.id).where(
+            t.slots.c.session_id == session_id, t.slots.c.taken.is_(False),
+            t.slots.c.open_from.is_(None))).all()]
+
     def release_slot(self, slot_id: int, *, open_from: dt.datetime | None = None) -> None:
         self.db.execute(sa.update(t.slots).where(t.slots.c.id == slot_id)
                         .values(taken=False, open_from=open_from))
