@@ -420,7 +420,9 @@ class RoundRepository:
 
     def unrounded_draw_sessions(self, opening_before: dt.datetime, now: dt.datetime,
                                 window: dt.timedelta) -> list[Any]:
-        """Draw sessions whose window has opened, not yet released, and not in a round."""
+        """Draw sessions whose window has opened and that are in no round yet. Sessions whose
+        release passed while no scheduler ran are included: their round is drawn at once
+        (with no entries), so their slots become leftovers instead of staying shut."""
         s, d = t.sessions, t.doctors
         return list(self.db.execute(
             sa.select(s.c.id, s.c.release_at, d.c.department_id)
@@ -428,7 +430,7 @@ class RoundRepository:
             .outerjoin(t.round_sessions, t.round_sessions.c.session_id == s.c.id)
             .where(s.c.release_policy == "draw", s.c.status == "scheduled",
                    t.round_sessions.c.round_id.is_(None),
-                   s.c.release_at <= opening_before, s.c.release_at > now)
+                   s.c.release_at <= opening_before, s.c.starts_at > now)
             .order_by(s.c.release_at, s.c.id)
         ).all())
 
