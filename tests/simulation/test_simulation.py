@@ -47,6 +47,11 @@ def test_switching_credit_off_lets_past_no_showers_in_again() -> None:
     assert off.identities_burned < _run("fairslot").metrics.identities_burned
 
 
+def test_switching_the_guard_off_lets_bots_take_more_fcfs_slots() -> None:
+    off = _run("fcfs", ("guard=off",)).metrics
+    assert off.scalper_share > _run("fcfs").metrics.scalper_share
+
+
 def test_unknown_overrides_and_scenarios_are_refused() -> None:
     with pytest.raises(InvalidInput):
         apply_overrides(load_scenario("tiny"), parse_overrides(["nonsense=1"]))
