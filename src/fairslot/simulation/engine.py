@@ -3,9 +3,9 @@ real services on a throw-away database.
 
 Agents are generator functions that yield how long they wait before their next step; the
 event loop keeps them in a heap ordered by virtual time and moves the injected clock to each
-event before resuming its agent. Every step an agent takes goes through ``Front``, which asks
-the real request guard (``fairslot.guard.Guard.decide``) first and then calls the real
-service (accounts, booking, release). The rules — the draw, the waitlist, quotas, credit,
+event before resuming its agent. Every step an agent takes goes through ``Simulation.call``,
+which asks the real request guard (``fairslot.guard.Guard.decide``) first and then calls the
+real service (accounts, booking, release). The rules — the draw, the waitlist, quotas, credit,
 identity checks, rate limits, tokens, proof of work — are never re-implemented here; the
 simulator only decides what each agent tries and when, and reads the outcome back from the
 database.
