@@ -144,6 +144,9 @@ def _read_csv_strings(path: Path) -> tuple[pl.DataFrame, int]:
             new_columns=[*names, _EXTRA],
             schema={name: pl.String for name in [*names, _EXTRA]},
             truncate_ragged_lines=True,
+            # The extra column exists only when some row is too long; otherwise it is
+            # inserted empty (without this, newer Polars refuses the read outright).
+            missing_columns="insert",
             encoding="utf8-lossy",
             infer_schema=False,
         )
@@ -167,7 +170,9 @@ def _read_csv_slowly(path: Path, names: list[str]) -> pl.DataFrame:
             cells += [None] * (width - len(cells))
             cells.append("1" if len(raw) > width else None)
             rows.append(cells)
-    return pl.DataFrame(rows, schema=[*names, _EXTRA], orient="row", schema_overrides=None)
+    # Every column is text: a column empty in the first rows must not be inferred as null.
+    return pl.DataFrame(rows, schema={name: pl.String for name in [*names, _EXTRA]},
+                        orient="row")
 
 
 def _parse_time_text(text: pl.Expr, zone: zoneinfo.ZoneInfo) -> pl.Expr:
