@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import importlib
 import re
 import secrets
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import chain
-from typing import Any, NamedTuple
+from functools import partial
+from itertools import chain, islice, repeat
+from typing import Any, NamedTuple, NoReturn
+
+import numpy as np
+import numpy.typing as npt
 
 from fairslot.domain.errors import InvalidInput
 
@@ -63,6 +68,7 @@ TOKEN_MAX = 64
 _TOKEN = re.compile(rf"[A-Za-z0-9_.\-]{{1,{TOKEN_MAX}}}")
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9_.\-\n]*")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_TOKEN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 
 _sha256 = hashlib.sha256
 
@@ -215,7 +221,7 @@ def _tokens_ok(values: list[str]) -> bool:
 
 def _check_columns(
     refs: list[str],
-    choices: list[tuple[str, ...]],
+    choices: Sequence[Sequence[str]],
     capacities: Mapping[str, int] | None,
     max_choices: int,
 ) -> None:
@@ -226,11 +232,7 @@ def _check_columns(
             f"entry ref {bad!r} is not 1-{TOKEN_MAX} characters of A-Z a-z 0-9 _ . -"
         )
     if len(set(refs)) != len(refs):
-        seen: set[str] = set()
-        for ref in refs:
-            if ref in seen:
-                raise MalformedRound(f"entry ref {ref!r} appears more than once")
-            seen.add(ref)
+        _refuse_duplicate(refs)
     lengths = list(map(len, choices))
     if lengths and (min(lengths) < 1 or max(lengths) > max_choices):
         for ref, chosen in zip(refs, choices, strict=True):
@@ -264,6 +266,15 @@ def _check_columns(
                 raise MalformedRound(f"entry {ref!r} names the same session twice")
 
 
+def _refuse_duplicate(refs: Iterable[str]) -> NoReturn:
+    seen: set[str] = set()
+    for ref in refs:
+        if ref in seen:
+            raise MalformedRound(f"entry ref {ref!r} appears more than once")
+        seen.add(ref)
+    raise AssertionError("unreachable: called for refs with a duplicate")
+
+
 def _check_capacities(capacities: Mapping[str, int]) -> None:
     bad = _first_bad_token(capacities)
     if bad is not None:
@@ -274,6 +285,86 @@ def _check_capacities(capacities: Mapping[str, int]) -> None:
             raise MalformedRound(
                 f"capacity of session {session!r} must be a whole number >= 0, got {capacity!r}"
             )
+
+
+class _Prepared(NamedTuple):
+    """A checked entry list in the form the draw works on.
+
+    ``sessions`` lists the round's session ids (an id's position is its number), ``room``
+    their capacities followed by a 0 for the padding number ``len(sessions)``; row ``i`` of
+    ``table`` holds entry ``i``'s choices as numbers, best first, padded to at least three
+    columns; ``encoded`` holds the refs as ASCII bytes."""
+
+    sessions: list[str]
+    room: list[int]
+    table: npt.NDArray[np.intp]
+    encoded: list[bytes]
+    ascending: bool  # the refs are listed in ascending order
+
+
+def _prepare(
+    refs: list[str],
+    choices: Sequence[Sequence[str]],
+    capacities: Mapping[str, int],
+    max_choices: int,
+    *,
+    unique_checked_later: bool = False,
+) -> _Prepared:
+    """Check an entry list against the round's sessions in whole-column passes and number
+    its choices. The capacities must already be checked. A draw may pass
+    ``unique_checked_later``: equal refs have equal keys, which its sort finds for free.
+
+    Any problem is explained by ``_check_columns``, which walks the entries one by one and
+    raises ``MalformedRound`` for the first problem; this function only detects that there is
+    one, so the two always agree on what is accepted and on the message."""
+    def explain() -> NoReturn:
+        _check_columns(refs, choices, capacities, max_choices)
+        raise AssertionError("unreachable: the column check found no problem to name")
+
+    n = len(refs)
+    sessions = list(capacities)
+    pad = len(sessions)
+    if not n:
+        return _Prepared(sessions, [*capacities.values(), 0],
+                         np.full((0, 3), pad, dtype=np.intp), [], True)
+    # Refs: ASCII tokens of 1-64 characters, unique. Deleting every allowed byte must leave
+    # exactly the n - 1 separators; exported documents list the refs in ascending order,
+    # which proves them unique without building a set.
+    try:
+        data = "\n".join(refs).encode("ascii")
+    except (TypeError, UnicodeEncodeError):
+        explain()
+    if data.translate(None, _TOKEN_BYTES) != b"\n" * (n - 1):
+        explain()
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    lengths = np.diff(ends, prepend=-1, append=len(data)) - 1
+    if int(lengths.min()) < 1 or int(lengths.max()) > TOKEN_MAX:
+        explain()
+    ascending = all(map(str.__lt__, refs, islice(refs, 1, None)))
+    if not unique_checked_later and not ascending and len(set(refs)) != n:
+        explain()
+    # Choices: 1 to max_choices of the round's sessions, distinct within an entry.
+    try:
+        counts = np.fromiter(map(len, choices), dtype=np.intp, count=n)
+        total = int(counts.sum())
+        index = {session: number for number, session in enumerate(sessions)}
+        flat = np.fromiter(map(index.get, chain.from_iterable(choices), repeat(-1)),
+                           dtype=np.intp, count=total)
+    except (TypeError, ValueError):  # a value that is not a list or not hashable
+        explain()
+    widest = int(counts.max())
+    if int(counts.min()) < 1 or widest > max_choices or (total and int(flat.min()) < 0):
+        explain()
+    table = np.full((n, max(widest, 3)), pad, dtype=np.intp)
+    starts = np.cumsum(counts) - counts
+    for rank in range(widest):
+        rows = np.flatnonzero(counts > rank) if rank else np.arange(n)
+        table[rows, rank] = flat[starts[rows] + rank]
+    for a in range(widest):
+        for b in range(a + 1, widest):
+            if bool(np.any((table[:, a] == table[:, b]) & (table[:, b] != pad))):
+                explain()
+    return _Prepared(sessions, [*capacities.values(), 0], table, data.split(b"\n"), ascending)
 
 
 def validate_entries(
@@ -300,11 +391,30 @@ def _columns(entries: Sequence[Entry]) -> tuple[list[str], list[tuple[str, ...]]
     return refs, choices
 
 
-def _canonical_columns(refs: Sequence[str], choices: Sequence[tuple[str, ...]]) -> bytes:
-    by_ref = sorted(range(len(refs)), key=refs.__getitem__)
-    return "".join(
-        [f"{refs[i]} {' '.join(choices[i])}\n" for i in by_ref]
-    ).encode("ascii")
+def _canonical_columns(refs: Sequence[str], choices: Sequence[Sequence[str]],
+                       ascending: bool | None = None) -> bytes:
+    if ascending is None:
+        ascending = all(map(str.__lt__, refs, islice(refs, 1, None)))
+    if ascending:
+        # Already in ref order, as in an exported document.
+        lines = [f"{ref} {' '.join(chosen)}\n" for ref, chosen in zip(refs, choices,
+                                                                         strict=True)]
+    else:
+        lines = [f"{refs[i]} {' '.join(choices[i])}\n" for i in _by_ref(refs)]
+    return "".join(lines).encode("ascii")
+
+
+def _by_ref(refs: Sequence[str]) -> list[int]:
+    """Positions of the refs in ref order. ASCII refs sort the same as bytes and as code
+    points, and NumPy sorts a million of them about twice as fast as ``sorted``."""
+    try:
+        data = "\n".join(refs).encode("ascii")
+    except UnicodeEncodeError:
+        data = b"\0"
+    if b"\0" in data or data.count(b"\n") != len(refs) - 1:  # not refs that a draw accepts
+        return sorted(range(len(refs)), key=refs.__getitem__)
+    ordered: list[int] = np.argsort(np.array(data.split(b"\n")), kind="stable").tolist()
+    return ordered
 
 
 def canonical_entries(entries: Iterable[Entry]) -> bytes:
@@ -334,14 +444,33 @@ def round_key(seed: bytes, beacon: str = "") -> bytes:
     return _sha256(seed + beacon.encode("utf-8")).digest()
 
 
+def _hash_function() -> Callable[[bytes], Any]:
+    # CPython's own SHA-256 (``_sha2`` from 3.12, ``_sha256`` before) starts a hash much
+    # faster than OpenSSL's, which is what a million 1-block messages cost; the digests are
+    # the same (a unit test checks against ``hashlib``).
+    for name in ("_sha2", "_sha256"):
+        try:
+            function: Callable[[bytes], Any] = importlib.import_module(name).sha256
+        except (ImportError, AttributeError):
+            continue
+        return function
+    return _sha256
+
+
+_short_sha256 = _hash_function()
+_short_digest = type(_short_sha256(b"")).digest
+
+
+def _key_bytes(key: bytes, encoded: Sequence[bytes]) -> bytes:
+    """Every entry's draw key, SHA-256(key ‖ ref), concatenated: 32 bytes per entry."""
+    return b"".join(map(_short_digest, map(_short_sha256, map(key.__add__, encoded))))
+
+
 def _keys(key: bytes, refs: Sequence[str]) -> list[bytes]:
-    # Encoding the joined refs once and splitting is several times cheaper than a million
-    # str.encode calls; refs are ASCII without newlines, so the split is exact.
     if not refs:
         return []
-    encoded = "\n".join(refs).encode("ascii").split(b"\n")
-    sha = _sha256
-    return [sha(key + ref).digest() for ref in encoded]
+    keys = _key_bytes(key, "\n".join(refs).encode("ascii").split(b"\n"))
+    return [keys[n:n + 32] for n in range(0, len(keys), 32)]
 
 
 def draw_keys(seed: bytes, refs: Sequence[str], beacon: str = "") -> list[bytes]:
@@ -349,14 +478,40 @@ def draw_keys(seed: bytes, refs: Sequence[str], beacon: str = "") -> list[bytes]
     return _keys(round_key(seed, beacon), refs)
 
 
-def _order(key: bytes, refs: Sequence[str]) -> list[int]:
-    keys = _keys(key, refs)
-    order = sorted(range(len(refs)), key=keys.__getitem__)
-    # Equal keys would take a SHA-256 collision between distinct refs; the specification
-    # still breaks such a tie by ref, so check rather than assume.
-    if len(set(keys)) != len(keys):
-        order.sort(key=lambda i: (keys[i], refs[i]))
+def _prefixes(keys: bytes) -> npt.NDArray[np.uint64]:
+    """The first 8 bytes of each 32-byte key as an unsigned big-endian number."""
+    return np.frombuffer(keys, dtype=">u8")[::4].astype(np.uint64)
+
+
+def _order_keys(keys: bytes, refs: Sequence[str]) -> npt.NDArray[np.intp]:
+    """Entry numbers in draw order: ascending by key, ties by ref.
+
+    Sorts the 64-bit key prefixes, then puts each run of equal prefixes (at a million
+    entries, one draw in about 37 million has one) in order by the full key and the ref. Equal refs
+    have equal keys, so a duplicate ref always shows up here and is refused."""
+    prefixes = _prefixes(keys)
+    order = np.argsort(prefixes, kind="stable").astype(np.intp)
+    ranked = prefixes[order]
+    tied = np.flatnonzero(ranked[1:] == ranked[:-1]).tolist()
+    start = 0
+    while start < len(tied):
+        end = start
+        while end + 1 < len(tied) and tied[end + 1] == tied[end] + 1:
+            end += 1
+        first, last = tied[start], tied[end] + 1
+        run = order[first:last + 1].tolist()
+        run.sort(key=lambda i: (keys[32 * i:32 * i + 32], refs[i]))
+        if len({refs[i] for i in run}) != len(run):
+            _refuse_duplicate(refs)
+        order[first:last + 1] = run
+        start = end + 1
     return order
+
+
+def _order(key: bytes, refs: Sequence[str]) -> npt.NDArray[np.intp]:
+    if not refs:
+        return np.zeros(0, dtype=np.intp)
+    return _order_keys(_key_bytes(key, "\n".join(refs).encode("ascii").split(b"\n")), refs)
 
 
 def draw_order(seed: bytes, entries: Sequence[Entry], beacon: str = "") -> list[str]:
@@ -366,58 +521,88 @@ def draw_order(seed: bytes, entries: Sequence[Entry], beacon: str = "") -> list[
     order in which entries were submitted nor any other entry moves it relative to the rest,
     and once the seed is committed the operator has nothing left to steer."""
     refs = [e.ref for e in entries]
-    return [refs[i] for i in _order(round_key(seed, beacon), refs)]
+    return list(map(refs.__getitem__, _order(round_key(seed, beacon), refs).tolist()))
 
 
 # --- allocation --------------------------------------------------------------------------
 
 
-def _allocate(
-    order: Sequence[int],
-    refs: Sequence[str],
-    choices: Sequence[tuple[str, ...]],
-    capacities: Mapping[str, int],
-) -> DrawResult:
-    room = dict(capacities)
-    left = sum(room.values())
-    won: list[int] = []
-    got: list[str] = []
-    lost: list[int] = []
-    # The hot loop of a million-entry draw: plain lists, no per-entry objects; the awards
-    # are built once at the end.
-    position = 0
-    for position, i in enumerate(order):  # noqa: B007 - position is used after the loop
-        if not left:
-            break
-        for session in choices[i]:
+def _allocate(ranked: npt.NDArray[np.intp], room: list[int]) -> npt.NDArray[np.intp]:
+    """Random serial dictatorship over entries already in draw order (``ranked`` holds their
+    choices as session numbers, padded with a number whose room is 0). Returns the rank each
+    entry won (1 = first choice), 0 for an entry that joins the waitlist. ``room`` is used up.
+
+    The walk is sequential by nature (each award changes what the next entry finds), so it
+    runs over plain lists of small integers: no strings, hashing or per-entry objects."""
+    n, width = ranked.shape
+    won = np.ones(n, dtype=np.intp)
+    if width == 3:
+        first, second, third = (ranked[:, k].tolist() for k in range(3))
+        seconds: list[int] = []
+        thirds: list[int] = []
+        lost: list[int] = []
+        for position, session in enumerate(first):
             if room[session]:
                 room[session] -= 1
-                left -= 1
-                won.append(i)
-                got.append(session)
+            elif room[other := second[position]]:
+                room[other] -= 1
+                seconds.append(position)
+            elif room[other := third[position]]:
+                room[other] -= 1
+                thirds.append(position)
+            else:
+                lost.append(position)
+        won[seconds] = 2
+        won[thirds] = 3
+        won[lost] = 0
+        return won
+    for position, row in enumerate(ranked.tolist()):
+        for rank, session in enumerate(row, 1):
+            if room[session]:
+                room[session] -= 1
+                won[position] = rank
                 break
         else:
-            lost.append(i)
-    else:
-        position = len(order)
-    # Every slot is gone: the rest of the draw order is the rest of the waitlist.
-    lost.extend(order[position:])
-    won_refs = [refs[i] for i in won]
-    ranks = [choices[i].index(session) + 1 for i, session in zip(won, got, strict=True)]
-    return DrawResult(
-        winners=dict(zip(won_refs, map(Award, won_refs, got, ranks), strict=True)),
-        waitlist=tuple([refs[i] for i in lost]),
+            won[position] = 0
+    return won
+
+
+class _Outcome(NamedTuple):
+    """A draw's results as columns: the winners' refs, sessions and ranks in draw order, and
+    the waitlist."""
+
+    refs: list[str]
+    sessions: list[str]
+    ranks: list[int]
+    waitlist: list[str]
+
+    def awards(self) -> list[Award]:
+        # tuple.__new__ through partial builds the named tuples without a Python-level call.
+        return list(map(partial(tuple.__new__, Award), zip(self.refs, self.sessions,
+                                                           self.ranks, strict=True)))
+
+    def result(self) -> DrawResult:
+        return DrawResult(winners=dict(zip(self.refs, self.awards(), strict=True)),
+                          waitlist=tuple(self.waitlist))
+
+
+def _draw_prepared(key: bytes, refs: list[str], prepared: _Prepared) -> _Outcome:
+    if not refs:
+        return _Outcome([], [], [], [])
+    order = _order_keys(_key_bytes(key, prepared.encoded), refs)
+    ranked = prepared.table[order]
+    won = _allocate(ranked, list(prepared.room))
+    winning = np.flatnonzero(won)
+    ranks = won[winning]
+    # Gathering through object arrays copies references in C, in draw order.
+    by_number = np.array(refs, dtype=object)
+    names = np.array(prepared.sessions, dtype=object)
+    return _Outcome(
+        refs=by_number[order[winning]].tolist(),
+        sessions=names[ranked[winning, ranks - 1]].tolist(),
+        ranks=ranks.tolist(),
+        waitlist=by_number[order[won == 0]].tolist(),
     )
-
-
-def _run_columns(
-    seed: bytes,
-    beacon: str,
-    refs: Sequence[str],
-    choices: Sequence[tuple[str, ...]],
-    capacities: Mapping[str, int],
-) -> DrawResult:
-    return _allocate(_order(round_key(seed, beacon), refs), refs, choices, capacities)
 
 
 def run_draw(
@@ -436,8 +621,8 @@ def run_draw(
     _check_capacities(capacities)
     with _collector_paused():
         refs, choices = _columns(entries)
-        _check_columns(refs, choices, capacities, max_choices)
-        return _run_columns(seed, beacon, refs, choices, capacities)
+        prepared = _prepare(refs, choices, capacities, max_choices, unique_checked_later=True)
+        return _draw_prepared(round_key(seed, beacon), refs, prepared).result()
 
 
 def next_in_line(
@@ -503,18 +688,19 @@ _KIND_NAMES: dict[type, str] = {
 }
 
 
-def _read_columns(raw: list[Any]) -> tuple[list[str], list[tuple[str, ...]]]:
+def _read_columns(raw: list[Any]) -> tuple[list[str], list[list[str]]]:
     # Fast path first: a handful of C-level passes over a million entries. Values are
-    # checked afterwards by ``_check_columns``; only the container shapes matter here.
-    if set(map(type, raw)) <= {dict} and set(map(len, raw)) <= {2}:
-        try:
+    # checked afterwards by ``_prepare``; only the container shapes matter here. Only a JSON
+    # object can be indexed by "ref" (a string or a list raises TypeError), and one with
+    # exactly two keys, both present, has no other field.
+    try:
+        if set(map(len, raw)) <= {2}:
             refs = [item["ref"] for item in raw]
             lists = [item["choices"] for item in raw]
-        except KeyError:
-            pass
-        else:
             if set(map(type, lists)) <= {list}:
-                return refs, list(map(tuple, lists))
+                return refs, lists
+    except (KeyError, TypeError):
+        pass
     # Something is off: find the first offending entry and say precisely what.
     for n, item in enumerate(raw):
         what = f"entries[{n}]"
@@ -528,7 +714,7 @@ def _read_columns(raw: list[Any]) -> tuple[list[str], list[tuple[str, ...]]]:
     raise AssertionError("unreachable: the fast path accepts every well-formed list")
 
 
-def _read_results(raw: Any) -> tuple[list[Award], list[str]]:
+def _read_results(raw: Any) -> _Outcome:
     if not isinstance(raw, dict):
         raise MalformedRound("'results' must be a JSON object or null")
     winners_raw = _need(raw, "winners", list, "results")
@@ -545,7 +731,7 @@ def _read_results(raw: Any) -> tuple[list[Award], list[str]]:
         else:
             if (set(map(type, refs)) <= {str} and set(map(type, sessions)) <= {str}
                     and set(map(type, ranks)) <= {int}):
-                return list(map(Award, refs, sessions, ranks)), waitlist
+                return _Outcome(refs, sessions, ranks, waitlist)
     winners: list[Award] = []
     for n, item in enumerate(winners_raw):
         what = f"results.winners[{n}]"
@@ -553,7 +739,8 @@ def _read_results(raw: Any) -> tuple[list[Award], list[str]]:
             raise MalformedRound(f"{what} must be a JSON object")
         winners.append(Award(_need(item, "ref", str, what), _need(item, "session", str, what),
                              _need(item, "rank", int, what)))
-    return winners, waitlist
+    return _Outcome([a.ref for a in winners], [a.session for a in winners],
+                    [a.rank for a in winners], waitlist)
 
 
 class _Loaded(NamedTuple):
@@ -565,9 +752,9 @@ class _Loaded(NamedTuple):
     beacon: str
     capacities: dict[str, int]
     refs: list[str]
-    choices: list[tuple[str, ...]]
-    winners: list[Award] | None
-    waitlist: list[str] | None
+    choices: list[list[str]]
+    prepared: _Prepared
+    stated: _Outcome | None  # the published results, None before the draw
 
 
 def _read(doc: Mapping[str, Any]) -> _Loaded:
@@ -599,11 +786,10 @@ def _read(doc: Mapping[str, Any]) -> _Loaded:
     if type(max_choices) is not int or max_choices < 1:
         raise MalformedRound("parameters.max_choices must be a whole number >= 1")
     refs, choices = _read_columns(_need(doc, "entries", list, "the round"))
-    _check_columns(refs, choices, capacities, max_choices)
+    prepared = _prepare(refs, choices, capacities, max_choices)
     results = doc.get("results")
-    winners, waitlist = (None, None) if results is None else _read_results(results)
     return _Loaded(round_id, parameters, promised, digest, seed, beacon, capacities, refs,
-                   choices, winners, waitlist)
+                   choices, prepared, None if results is None else _read_results(results))
 
 
 def load_round(doc: Mapping[str, Any]) -> Round:
@@ -613,13 +799,13 @@ def load_round(doc: Mapping[str, Any]) -> Round:
     Raises ``MalformedRound`` with a message naming the offending field."""
     loaded = _read(doc)
     result = None
-    if loaded.winners is not None and loaded.waitlist is not None:
-        result = DrawResult(winners={a.ref: a for a in loaded.winners},
-                            waitlist=tuple(loaded.waitlist))
+    if loaded.stated is not None:
+        result = DrawResult(winners={a.ref: a for a in loaded.stated.awards()},
+                            waitlist=tuple(loaded.stated.waitlist))
     return Round(
         round_id=loaded.round_id,
         capacities=loaded.capacities,
-        entries=tuple(map(Entry, loaded.refs, loaded.choices)),
+        entries=tuple(map(Entry, loaded.refs, map(tuple, loaded.choices))),
         commitment=loaded.commitment,
         entries_digest=loaded.entries_digest,
         beacon=loaded.beacon,
@@ -707,27 +893,32 @@ def _verify(doc: Mapping[str, Any] | Round) -> Verification:
     elif commitment(loaded.seed) != loaded.commitment:
         reasons.append(f"the seed does not match the commitment: SHA-256(seed) is "
                        f"{commitment(loaded.seed)}, the commitment is {loaded.commitment}")
-    digest = _sha256(_canonical_columns(loaded.refs, loaded.choices)).hexdigest()
+    digest = _sha256(_canonical_columns(loaded.refs, loaded.choices,
+                                        loaded.prepared.ascending)).hexdigest()
     if digest != loaded.entries_digest:
         reasons.append(f"the entries do not match the published digest: they hash to "
                        f"{digest}, the document says {loaded.entries_digest}")
-    if loaded.winners is None or loaded.waitlist is None:
+    stated = loaded.stated
+    if stated is None:
         reasons.append("the document has no results")
     else:
         differences: list[str] = []
         if loaded.seed is not None:
-            computed = _run_columns(loaded.seed, loaded.beacon, loaded.refs, loaded.choices,
-                                    loaded.capacities)
-            for problem in (
-                _first_difference("winner", loaded.winners, list(computed.winners.values())),
-                _first_difference("waitlist", loaded.waitlist, computed.waitlist),
-            ):
-                if problem is not None:
-                    differences.append(problem)
+            # The entries were checked while reading the document: draw them as they are,
+            # and compare column by column (awards are only built to name a difference).
+            computed = _draw_prepared(round_key(loaded.seed, loaded.beacon), loaded.refs,
+                                      loaded.prepared)
+            if computed != stated:
+                for problem in (
+                    _first_difference("winner", stated.awards(), computed.awards()),
+                    _first_difference("waitlist", stated.waitlist, computed.waitlist),
+                ):
+                    if problem is not None:
+                        differences.append(problem)
         # Results equal to a recomputed draw are consistent by construction; the plain
         # checks only run to explain a mismatch (or results that cannot be recomputed).
         if differences or loaded.seed is None:
-            reasons.extend(_check_stated(loaded, loaded.winners, loaded.waitlist))
+            reasons.extend(_check_stated(loaded, stated.awards(), stated.waitlist))
         reasons.extend(differences)
     return Verification(
         ok=not reasons,
@@ -735,6 +926,6 @@ def _verify(doc: Mapping[str, Any] | Round) -> Verification:
         round_id=loaded.round_id,
         entries=len(loaded.refs),
         sessions=len(loaded.capacities),
-        winners=len(loaded.winners or ()),
-        waitlisted=len(loaded.waitlist or ()),
+        winners=0 if stated is None else len(stated.refs),
+        waitlisted=0 if stated is None else len(stated.waitlist),
     )
