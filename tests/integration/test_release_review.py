@@ -1,0 +1,73 @@
+"""Review of fair release against the draw's specification (docs/draw.md): cases the
+services get wrong. Each test states the rule it checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fairslot.bootstrap import Platform
+from fairslot.clock import FixedClock
+from fairslot.domain.accounts import Role
+from fairslot.services import booking, release
+from fairslot.web.app import create_app
+from tests.integration.test_release import (
+    CTX,
+    DrawWorld,
+    _close_and_draw,
+    _draw_world,
+    _enter_all,
+    _waitlist,
+)
+
+
+@pytest.fixture
+def dw(platform: Platform, clock: FixedClock) -> DrawWorld:
+    return _draw_world(platform, clock)
+
+
+def test_the_beacon_cannot_be_changed_once_the_entries_are_frozen(dw: DrawWorld) -> None:
+    """The operator knows the seed from the start. Once the entry list is frozen, a beacon
+    that can be entered again and again lets them try values until the draw suits them; the
+    beacon must be fixed once (its source named when the window opens)."""
+    _enter_all(dw)
+    view = release.round_view(dw.platform, dw.round_id)
+    dw.clock.set(view.closes_at)  # entries frozen, the draw not yet run
+    client = TestClient(create_app(dw.platform))
+    headers = {"Authorization": f"Bearer {dw.world.token(Role.OPERATOR)}"}
+    url = f"/api/v1/admin/rounds/{dw.round_id}/beacon"
+    first = client.put(url, headers=headers, json={"beacon": "lottery-1"})
+    assert first.status_code == 200, first.text
+    second = client.put(url, headers=headers, json={"beacon": "lottery-2"})
+    assert second.status_code == 409, (
+        "a second, different beacon was accepted after the entries were frozen: "
+        f"{second.status_code} {second.text}")
+
+
+def test_a_suspended_patient_is_not_offered_a_freed_slot(dw: DrawWorld) -> None:
+    """A no-show suspends booking (docs/draw.md, credit); a waitlist offer is a held booking,
+    so the waitlist must skip a suspended patient (``draw.next_in_line``: 'suspended')."""
+    world = dw.world
+    # Every entrant also books and pays an earlier ordinary session, then does not show up.
+    for account, pid in dw.patients:
+        view = booking.book(dw.platform, account, pid, world.session_ids[0], CTX)
+        booking.pay(dw.platform, account, view.booking.id or 0, f"alipay:p{pid:06d}", CTX)
+    ends = view.session.ends_at
+    _enter_all(dw)
+    _close_and_draw(dw)
+    dw.clock.set(max(dw.clock.now(), ends + dt.timedelta(hours=1)))
+    assert booking.record_no_shows(dw.platform) == len(dw.patients)
+    waiting = [pid for pid, _, _ in _waitlist(dw)]
+    with dw.platform.uow() as uow:
+        held = [b for sid in dw.sessions for b in uow.bookings.of_session(sid)]
+        starts = min(uow.schedule.session(sid).starts_at  # type: ignore[union-attr]
+                     for sid in dw.sessions)
+        holder_account = uow.accounts.get(held[0].account_id)
+    assert dw.clock.now() < starts and holder_account is not None
+    booking.cancel(dw.platform, holder_account, held[0].id or 0, CTX)
+    with dw.platform.uow() as uow:
+        offered = [pid for pid in waiting
+                   if uow.bookings.active_for(pid, held[0].session_id) is not None]
+    assert not offered, f"suspended patients {offered} were offered the freed slot"
