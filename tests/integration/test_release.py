@@ -290,3 +290,32 @@ def test_slots_nobody_entered_for_reopen_after_the_draw(platform: Platform,
     unclaimed = [r for r in rows if not r.taken]
     assert len(unclaimed) == 5 and all(r.open_from > clock.now() for r in unclaimed)
     assert len({r.open_from for r in unclaimed}) == 5  # each at its own random moment
+
+
+def test_the_desk_enters_a_walk_in_patient_who_then_cannot_be_entered_twice(
+        dw: DrawWorld) -> None:
+    from fairslot.domain.accounts import Role
+
+    desk = dw.world.staff[Role.REGISTRATION]
+    elderly = dw.world.residents.pop()
+    entry = release.enter_at_desk(dw.platform, desk, dw.round_id, elderly.id_number,
+                                  elderly.name, [dw.sessions[0]], CTX)
+    assert entry.outcome is None and entry.choices == [dw.sessions[0]]
+    assert release.round_view(dw.platform, dw.round_id).entries_count == 1
+    account, _ = dw.patients[0]
+    from fairslot.services.accounts import add_patient
+
+    relative = add_patient(dw.platform, account, elderly.id_number, elderly.name, None, CTX)
+    with pytest.raises(FairslotError) as twice:
+        release.enter(dw.platform, account, dw.round_id, relative.id or 0, [dw.sessions[1]],
+                      CTX)
+    assert twice.value.code == "already_entered"
+    import random
+
+    from fairslot.domain.residents import make_residents
+
+    stranger = make_residents(random.Random(404), 1)[0]
+    with pytest.raises(FairslotError) as unknown:
+        release.enter_at_desk(dw.platform, desk, dw.round_id, stranger.id_number,
+                              stranger.name, [dw.sessions[0]], CTX)
+    assert unknown.value.code == "identity_not_verified"

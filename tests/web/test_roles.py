@@ -47,6 +47,8 @@ ALLOWED: dict[tuple[str, str], set[Role]] = {
     ("DELETE", "/api/v1/entries/{entry_id}"): {Role.PATIENT},
     ("PUT", "/api/v1/admin/rounds/{round_id}/beacon"): {Role.OPERATOR},
     ("GET", "/api/v1/admin/guard"): {Role.OPERATOR},
+    ("POST", "/api/v1/staff/rounds/{round_id}/entries"): {Role.REGISTRATION},
+    ("POST", "/api/v1/staff/bookings/{booking_id}/pay"): {Role.REGISTRATION},
     ("PUT", "/api/v1/admin/guard/levels/{group}"): {Role.OPERATOR},
 }
 

@@ -24,9 +24,10 @@ from sqlalchemy.exc import IntegrityError
 
 from fairslot.bootstrap import Platform
 from fairslot.domain import draw
-from fairslot.domain.accounts import Account
+from fairslot.domain.accounts import Account, Patient
 from fairslot.domain.booking import Booking, Channel
 from fairslot.domain.errors import Conflict, InvalidInput, NotFound
+from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import ReleasePolicy
 from fairslot.services import rules
 from fairslot.services.context import RequestContext
@@ -38,6 +39,7 @@ __all__ = [
     "draw_due_rounds",
     "draw_round",
     "enter",
+    "enter_at_desk",
     "entry_by_key",
     "export_round_document",
     "my_entries",
@@ -118,59 +120,93 @@ def open_due_rounds(platform: Platform) -> int:
 def enter(platform: Platform, account: Account, round_id: int, patient_id: int,
           choices: Sequence[int], ctx: RequestContext, *,
           idempotency_key: str | None = None) -> EntryView:
-    """Enter (or change) the patient's entry in the round. Idempotent: the same
+    """Enter (or change) a family patient's entry in the round. Idempotent: the same
     ``idempotency_key`` returns the entry it made the first time."""
-    now = platform.clock.now()
-    ranked = list(dict.fromkeys(int(c) for c in choices))
-    if not 1 <= len(ranked) <= draw.MAX_CHOICES or len(ranked) != len(choices):
-        raise InvalidInput(f"choose 1 to {draw.MAX_CHOICES} different sessions, best first",
-                           code="invalid_choices")
+    ranked = _ranked(choices)
     with platform.uow() as uow:
         if idempotency_key:
             again = uow.rounds.entry_by_key(account.id or 0, idempotency_key)
             if again is not None:
                 return _entry_view(again)
-        round_ = uow.rounds.get(round_id, for_update=True)
-        if round_ is None:
-            raise NotFound("no such round", code="round_not_found")
-        if round_.status != "open" or not round_.opens_at <= now < round_.closes_at:
-            raise Conflict("this round's request window is not open", code="window_closed")
-        sessions = set(uow.rounds.sessions(round_id))
-        if not set(ranked) <= sessions:
-            raise InvalidInput("every choice must be a session of this round",
-                               code="invalid_choices")
         if not uow.patients.is_managed_by(patient_id, account.id or 0):
             raise NotFound("no such patient on this account", code="patient_not_found")
-        first = uow.schedule.session(ranked[0])
-        assert first is not None
-        existing = uow.rounds.entry_of(round_id, patient_id)
-        if existing is None or existing.withdrawn:
-            rules.check_may_book(platform, uow, account, patient_id, round_.department_id,
-                                  first.starts_at)
-        if existing is None:
-            entry_id = uow.rounds.add_entry(
-                round_id=round_id, ref=_new_ref(), patient_id=patient_id,
-                account_id=account.id, choices=ranked, created_at=now, updated_at=now,
-                withdrawn=False, idempotency_key=idempotency_key)
-            kind = "entry.created"
-        else:
-            if existing.account_id != account.id:
-                raise Conflict("this patient already entered this round from another account",
-                               code="already_entered")
-            entry_id = existing.id
-            uow.rounds.update_entry(entry_id, choices=ranked, updated_at=now, withdrawn=False,
-                                    idempotency_key=idempotency_key or existing.idempotency_key)
-            kind = "entry.changed"
-        uow.events.append(kind, now, account_id=account.id, patient_id=patient_id,
-                          detail={"round": round_id, "choices": ranked}, **ctx.event_fields())
-        try:
+        return _enter(platform, uow, account, round_id, patient_id, ranked, ctx,
+                      idempotency_key=idempotency_key)
+
+
+def enter_at_desk(platform: Platform, staff: Account, round_id: int, id_number: str,
+                  name: str, choices: Sequence[int], ctx: RequestContext) -> EntryView:
+    """The registration desk enters a walk-in patient (often elderly, without a phone) in a
+    draw after checking their identity card: the same one entry per patient, the same
+    credit and per-patient quotas; the desk's own account is not quota-limited."""
+    identity = Identity.parse(id_number, name)
+    ranked = _ranked(choices)
+    now = platform.clock.now()
+    with platform.uow() as uow:
+        if not platform.verifier.verify(uow, identity):
+            raise InvalidInput("the ID number and name do not match a known resident",
+                               code="identity_not_verified")
+        patient = uow.patients.by_id_number(identity.id_number)
+        if patient is None:
+            patient = Patient(id_number=identity.id_number, name=identity.name, phone=None,
+                              verified_at=now, created_at=now)
+            uow.patients.add(patient)
             uow.flush()
-        except IntegrityError as exc:
-            raise Conflict("this entry was just made by another request; reload",
-                           code="entry_conflict") from exc
-        row = uow.rounds.entry(entry_id)
-        uow.commit()
-        return _entry_view(row)
+        return _enter(platform, uow, staff, round_id, patient.id or 0, ranked,
+                      dataclasses.replace(ctx, channel=Channel.WINDOW), at_desk=True)
+
+
+def _ranked(choices: Sequence[int]) -> list[int]:
+    ranked = list(dict.fromkeys(int(c) for c in choices))
+    if not 1 <= len(ranked) <= draw.MAX_CHOICES or len(ranked) != len(choices):
+        raise InvalidInput(f"choose 1 to {draw.MAX_CHOICES} different sessions, best first",
+                           code="invalid_choices")
+    return ranked
+
+
+def _enter(platform: Platform, uow: UnitOfWork, account: Account, round_id: int,
+           patient_id: int, ranked: list[int], ctx: RequestContext, *,
+           idempotency_key: str | None = None, at_desk: bool = False) -> EntryView:
+    now = platform.clock.now()
+    round_ = uow.rounds.get(round_id, for_update=True)
+    if round_ is None:
+        raise NotFound("no such round", code="round_not_found")
+    if round_.status != "open" or not round_.opens_at <= now < round_.closes_at:
+        raise Conflict("this round's request window is not open", code="window_closed")
+    if not set(ranked) <= set(uow.rounds.sessions(round_id)):
+        raise InvalidInput("every choice must be a session of this round",
+                           code="invalid_choices")
+    first = uow.schedule.session(ranked[0])
+    assert first is not None
+    existing = uow.rounds.entry_of(round_id, patient_id)
+    if existing is None or existing.withdrawn:
+        rules.check_may_book(platform, uow, None if at_desk else account, patient_id,
+                             round_.department_id, first.starts_at)
+    if existing is None:
+        entry_id = uow.rounds.add_entry(
+            round_id=round_id, ref=_new_ref(), patient_id=patient_id,
+            account_id=account.id, choices=ranked, created_at=now, updated_at=now,
+            withdrawn=False, idempotency_key=idempotency_key)
+        kind = "entry.created"
+    else:
+        if existing.account_id != account.id:
+            raise Conflict("this patient already entered this round from another account",
+                           code="already_entered")
+        entry_id = existing.id
+        uow.rounds.update_entry(entry_id, choices=ranked, updated_at=now, withdrawn=False,
+                                idempotency_key=idempotency_key or existing.idempotency_key)
+        kind = "entry.changed"
+    uow.events.append(kind, now, account_id=account.id, patient_id=patient_id,
+                      detail={"round": round_id, "choices": ranked,
+                              "channel": ctx.channel.value}, **ctx.event_fields())
+    try:
+        uow.flush()
+    except IntegrityError as exc:
+        raise Conflict("this entry was just made by another request; reload",
+                       code="entry_conflict") from exc
+    row = uow.rounds.entry(entry_id)
+    uow.commit()
+    return _entry_view(row)
 
 
 def entry_by_key(platform: Platform, account: Account, key: str) -> EntryView | None:

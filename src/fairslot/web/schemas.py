@@ -36,6 +36,7 @@ __all__ = [
     "RegisterIn",
     "ScheduleIn",
     "SessionOut",
+    "Strict",
     "TokenOut",
     "UserIn",
 ]

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fairslot.bootstrap import Platform
 from fairslot.domain.accounts import Account, Role
 from fairslot.guard.policy import GuardLevel, RouteGroup
 from fairslot.guard.service import Guard
-from fairslot.services import accounts, booking, catalog
+from fairslot.services import accounts, booking, catalog, release
+from fairslot.web.api.rounds import EntryOut
 from fairslot.web.deps import CurrentAccount, PlatformDep, context, require
 from fairslot.web.problems import PROBLEM_RESPONSES
 from fairslot.web.schemas import (
@@ -26,8 +27,10 @@ from fairslot.web.schemas import (
     DoctorIn,
     DoctorOut,
     OnSiteBookingIn,
+    PaymentIn,
     ScheduleIn,
     SessionOut,
+    Strict,
     UserIn,
 )
 
@@ -65,6 +68,31 @@ def book_on_site(body: OnSiteBookingIn, request: Request, account: CurrentAccoun
     view = booking.book_on_site(platform, account, body.session_id, body.id_number, body.name,
                                 body.payer_account, context(request))
     return BookingOut.of(view)
+
+
+class DeskEntryIn(Strict):
+    id_number: Annotated[str, Field(min_length=1, max_length=32)]
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    choices: Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]],
+                       Field(min_length=1, max_length=3)]
+
+
+@router.post("/staff/rounds/{round_id}/entries", status_code=201, tags=["desk"],
+             dependencies=[require(Role.REGISTRATION)])
+def enter_at_desk(round_id: IdPath, body: DeskEntryIn, request: Request,
+                  account: CurrentAccount, platform: PlatformDep) -> EntryOut:
+    """Enter a walk-in patient in a draw after checking their identity card."""
+    return EntryOut.of(release.enter_at_desk(platform, account, round_id, body.id_number,
+                                             body.name, body.choices, context(request)))
+
+
+@router.post("/staff/bookings/{booking_id}/pay", tags=["desk"],
+             dependencies=[require(Role.REGISTRATION)])
+def pay_at_desk(booking_id: IdPath, body: PaymentIn, request: Request,
+                account: CurrentAccount, platform: PlatformDep) -> BookingOut:
+    """Take payment at the desk for a held booking (a draw the desk entered, or an offer)."""
+    return BookingOut.of(booking.pay(platform, account, booking_id, body.payer_account,
+                                     context(request)))
 
 
 @router.get("/staff/sessions/{session_id}/bookings", tags=["desk"],
