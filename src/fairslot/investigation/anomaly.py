@@ -5,7 +5,9 @@ ECOD scores an account by how deep in the tails of each feature's empirical dist
 sits. The explanation names the features whose right tail is thinnest for that account
 (e.g. "patients 37, in the top 0.1%"). An anomaly is a prompt to look, not evidence: a
 wealthy family or a chronic patient is rare too, so the anomaly finding is weak by design
-and never flags an account alone.
+and never flags an account alone. Its strength (0.05) only orders accounts for review: a
+busy honest family is rare on exactly the volume features the other rules already count,
+so the anomaly must not be what carries an account over the flag line.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def account_features(bookings: pl.DataFrame, payments: pl.DataFrame,
 
 
 def anomaly_findings(features: pl.DataFrame, *, top_share: float = 0.01,
-                     strength: float = 0.2) -> pl.DataFrame:
+                     strength: float = 0.05) -> pl.DataFrame:
     """Findings for the ``top_share`` most anomalous accounts (at least 50 accounts are
     needed for tails to mean anything), each explained by its three rarest features."""
     schema = {"entity_type": pl.String, "entity_id": pl.String, "code": pl.String,

@@ -30,6 +30,7 @@ __all__ = [
     "ip_fanout",
     "launder_pairs",
     "nonsense_names",
+    "on_site",
     "payer_fanout",
     "repeated_no_shows",
     "run_rules",
@@ -72,6 +73,8 @@ class Thresholds:
     launder_seconds: float = 60.0
     no_shows: int = 3
     no_show_rate: float = 0.5
+    zone: str = dataclasses.field(default_factory=lambda: get_settings().zone.key)
+    """The hospital's time zone: what "the same day" means for on-site sales."""
     clicks_per_minute: int = 120
     """Half the auto-clicker's 200-300 clicks a minute in the seed cases; a person reading
     pages does not sustain two requests a second for a minute."""
@@ -190,11 +193,17 @@ def identity_spread(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
                 pl.col("created_at").dt.offset_by(offset).dt.truncate(period).alias("window"))
             .group_by("patient", "window")
             .agg(pl.col("department").n_unique().alias("departments"),
-                 pl.col("doctor_id").n_unique().alias("doctors"))
+                 pl.col("doctor_id").n_unique().alias("doctors"),
+                 pl.col("status").is_in(["cancelled", "no_show", "refunded"]).mean()
+                 .alias("unattended"))
         )
+    spread_window = (pl.col("departments") >= t.spread_departments) \
+        | (pl.col("doctors") >= t.spread_doctors)
     spread = (
         pl.concat(frames).group_by("patient")
-        .agg(pl.col("departments").max(), pl.col("doctors").max())
+        .agg(pl.col("departments").max(), pl.col("doctors").max(),
+             # Held: in a spread week the identity attended none of those bookings.
+             (spread_window & (pl.col("unattended") >= 1.0)).any().alias("held"))
         .filter((pl.col("departments") >= t.spread_departments)
                 | (pl.col("doctors") >= t.spread_doctors))
     )
@@ -209,17 +218,23 @@ def identity_spread(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
                   pl.col("departments"), pl.col("doctors"), pl.lit(t.spread_days)).alias("detail"),
     )
     per_account = (
-        bookings.join(spread.select("patient"), on="patient")
-        .group_by("account_id").agg(pl.col("patient").n_unique().alias("n"))
+        bookings.join(spread.select("patient", "held"), on="patient")
+        .group_by("account_id").agg(pl.col("patient").n_unique().alias("n"),
+                                    pl.col("patient").filter(pl.col("held")).n_unique()
+                                    .alias("held"))
     )
     accounts = per_account.with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
         pl.lit("identity_spread").alias("code"),
         # A carer's elderly parents may each see three departments in a week, so one or
-        # two such identities stay under the flag line; a holder has many.
-        _graded(pl.col("n"), ((1, 0.25), (2, 0.45), (3, 0.65), (5, 0.8))).alias("strength"),
-        pl.format("booked {} identity(ies) seen across {}+ departments or {}+ doctors in a week",
-                  pl.col("n"), pl.lit(t.spread_departments), pl.lit(t.spread_doctors)
+        # two such identities stay under the flag line; a holder has many. An identity
+        # that attended none of its busy week's bookings (all cancelled or no-show) was
+        # holding slots, not seeing doctors, and counts twice.
+        _graded(pl.col("n") + pl.col("held"),
+                ((1, 0.25), (2, 0.45), (3, 0.65), (5, 0.8))).alias("strength"),
+        pl.format("booked {} identity(ies) seen across {}+ departments or {}+ doctors in a "
+                  "week, {} of them attending none of that week's", pl.col("n"),
+                  pl.lit(t.spread_departments), pl.lit(t.spread_doctors), pl.col("held")
                   ).alias("detail"),
     )
     return pl.concat([_findings(patients), _findings(accounts)])
@@ -397,7 +412,10 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, 
     device or IP.
 
     Returns (findings, pairs); ``pairs`` has holder_account, rebook_account, buyer, linked."""
-    cancelled = bookings.filter(pl.col("cancelled_at").is_not_null()).select(
+    # A walk-in's booking cancelled at the window and the slot sold to the next person in
+    # the queue is the window's ordinary business, so on-site sales are not holds.
+    cancelled = bookings.filter(pl.col("cancelled_at").is_not_null()
+                                & ~on_site(bookings, t.zone)).select(
         "doctor_id", "session_start", pl.col("cancelled_at"),
         pl.col("account_id").alias("holder_account"), pl.col("patient").alias("held"),
         pl.col("device_id").alias("d1"), pl.col("ip").alias("ip1"),
@@ -455,11 +473,27 @@ def repeated_no_shows(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     ))
 
 
+def on_site(bookings: pl.DataFrame, zone: str) -> pl.Expr:
+    """Bookings sold at the hospital rather than booked ahead online: made through the
+    registration window, or made on the session's own day (what is left after release is
+    sold on site the same day, to the person standing at the counter with their ID). Staff
+    book these for whoever comes, so the household limit does not describe them."""
+    same_day = (pl.col("created_at").dt.convert_time_zone(zone).dt.date()
+                == pl.col("session_start").dt.convert_time_zone(zone).dt.date())
+    window = (pl.col("channel").str.to_lowercase() == "window").fill_null(False) \
+        if "channel" in bookings.columns else pl.lit(False)
+    return window | same_day.fill_null(False)
+
+
 def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
-    """Accounts booking for more distinct patients than a household (the platform's
-    per-account limit); the strength grows with how far beyond it."""
-    per_account = bookings.group_by("account_id").agg(
-        pl.col("patient").n_unique().alias("patients"))
+    """Accounts booking ahead for more distinct patients than a household (the platform's
+    per-account limit); the strength grows with how far beyond it. On-site sales (the
+    registration window, same-day walk-ins) are left out: a clerk books for every patient
+    at the counter, and that is the window's job, not a household's."""
+    per_account = (
+        bookings.filter(~on_site(bookings, t.zone))
+        .group_by("account_id").agg(pl.col("patient").n_unique().alias("patients"))
+    )
     flagged = per_account.filter(pl.col("patients") > t.family_size)
     return _findings(flagged.with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),

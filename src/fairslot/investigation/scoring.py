@@ -63,12 +63,28 @@ class Investigation:
         )
 
 
+WEAK = 0.3
+"""Findings below this strength are things an honest household does now and then (one
+mistyped ID number, one lucky fast booking, one identity with a busy week, one payment from
+a busy payer, an unusual but innocent profile)."""
+
+
 def noisy_or(findings: pl.DataFrame) -> pl.DataFrame:
-    """Per entity, ``1 - prod(1 - s)`` over its reason codes, each at its strongest."""
+    """Per entity, ``1 - prod(1 - s)`` over its reason codes, each at its strongest.
+
+    Weak findings (below ``WEAK``) enter together as one: only the strongest of them counts.
+    Each is a chance event whose odds grow with how much an account books, so a busy
+    honest family collects several of them in a year; adding them up as independent
+    evidence would accuse it for being busy. They still rank and are still listed."""
     strongest = findings.group_by("entity_type", "entity_id", "code").agg(
         pl.col("strength").max(), pl.col("detail").first())
+    weak = pl.col("strength") < WEAK
+    # Strongest first; a weak finding counts only if no weak finding came before it.
+    strongest = strongest.sort(["strength", "code"], descending=[True, False]).with_columns(
+        pl.when(weak & (weak.cast(pl.Int32).cum_sum().over("entity_type", "entity_id") > 1))
+        .then(0.0).otherwise(pl.col("strength")).alias("counted"))
     return strongest.group_by("entity_type", "entity_id").agg(
-        (1.0 - (1.0 - pl.col("strength").clip(0.0, 0.999)).log().sum().exp()).alias("score"),
+        (1.0 - (1.0 - pl.col("counted").clip(0.0, 0.999)).log().sum().exp()).alias("score"),
         pl.concat_str(pl.col("code"), pl.col("detail"), separator=": ")
         .sort_by(pl.col("strength"), descending=True).str.join("; ").alias("reasons"),
     )
@@ -110,9 +126,13 @@ def investigate(
     identifiers = account_identifiers(bookings, payments)
     extra = []
     if not pairs.is_empty():
+        # A pair whose sides share an account, device or IP is deliberate; an unlinked one
+        # can be a stranger grabbing a freed slot, so it weighs half (two of them, or one
+        # linked, tie two accounts as strongly as a shared payer does).
         extra.append(pairs.select(pl.col("holder_account").alias("a"),
                                   pl.col("rebook_account").alias("b"),
-                                  pl.lit(1.0).alias("weight"), pl.lit("launder").alias("via")))
+                                  pl.when(pl.col("linked")).then(1.0).otherwise(0.5)
+                                  .alias("weight"), pl.lit("launder").alias("via")))
     if not ls_pairs.is_empty():
         extra.append(ls_pairs.select("a", "b", pl.col("similarity").alias("weight"),
                                      pl.lit("lockstep").alias("via")))
