@@ -92,13 +92,16 @@ class Settings(BaseSettings):
     leftover_delay_max_seconds: int = Field(1800, ge=0)
     """A slot nobody on the waitlist wants re-opens first-come-first-served at a moment
     drawn uniformly (CSPRNG) in this interval, so a bot cannot sit waiting for it."""
+    draw_beacon_source: str = ""
+    """A public random value a round mixes into its draw, named when the window opens
+    (e.g. "drand quicknet, first round after the close"). Empty: no beacon. When set, an
+    operator enters the value after the close and the draw waits for it."""
     waitlist_enabled: bool = True
     """Freed draw slots go to the waitlist. Off only for ablation in the simulator."""
     quotas_enabled: bool = True
     credit_enabled: bool = True
     quota_active_bookings: int = Field(4, ge=1)
     quota_departments_per_week: int = Field(3, ge=1)
-    quota_entries_per_round: int = Field(1, ge=1)
     quota_patients_per_account: int = Field(5, ge=1)
     quota_patients_per_phone: int = Field(5, ge=1)
     quota_patients_per_payer: int = Field(5, ge=1)

@@ -26,7 +26,7 @@ from fairslot.bootstrap import Platform
 from fairslot.domain import draw
 from fairslot.domain.accounts import Account, Patient
 from fairslot.domain.booking import Booking, Channel
-from fairslot.domain.errors import Conflict, InvalidInput, NotFound
+from fairslot.domain.errors import Conflict, FairslotError, InvalidInput, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import ReleasePolicy
 from fairslot.services import rules
@@ -46,6 +46,7 @@ __all__ = [
     "on_slot_freed",
     "open_due_rounds",
     "round_view",
+    "set_beacon",
     "withdraw",
 ]
 
@@ -91,26 +92,31 @@ def _entry_view(row: Any) -> EntryView:
 # --- the window opens ---------------------------------------------------------------------
 
 def open_due_rounds(platform: Platform) -> int:
-    """Create the round (seed, commitment) for every draw session whose window has opened."""
+    """Create the round (seed, commitment, capacities, beacon source) for every draw session
+    whose window has opened. A session joins an open round of its department and release
+    time only while nobody has entered it; otherwise it gets a round of its own, so what a
+    round publishes at open never changes under its entrants."""
     now = platform.clock.now()
     window = dt.timedelta(hours=platform.settings.draw_window_hours)
     created = 0
     with platform.uow() as uow:
         for row in uow.rounds.unrounded_draw_sessions(now + window, now, window):
-            existing = uow.rounds.find(row.department_id, row.release_at)
+            existing = uow.rounds.joinable(row.department_id, row.release_at)
             if existing is None:
                 seed = draw.new_seed()
                 round_id = uow.rounds.create(
                     department_id=row.department_id, opens_at=row.release_at - window,
                     closes_at=row.release_at, status="open", seed=seed.hex(),
-                    commitment=draw.commitment(seed), beacon="", entries_count=0)
+                    commitment=draw.commitment(seed), beacon="",
+                    beacon_source=platform.settings.draw_beacon_source, entries_count=0)
                 uow.events.append("round.opened", now, detail={"round": round_id})
                 created += 1
-            elif existing.status != "open":
-                continue
             else:
                 round_id = existing.id
-            uow.rounds.add_session(round_id, row.id)
+            # The capacity is what is free now: nothing can book a draw session's slots
+            # before its draw, so this is the session's capacity unless staff intervened.
+            uow.rounds.add_session(round_id, row.id,
+                                   len(uow.schedule.unclaimed_slots(row.id)))
         uow.commit()
     return created
 
@@ -243,9 +249,7 @@ def my_entries(platform: Platform, account: Account) -> list[EntryView]:
         for row in uow.rounds.entries_of_account(account.id or 0):
             ahead = None
             if row.outcome == "waitlist" and row.position is not None:
-                ahead = sum(1 for e in uow.rounds.all_entries(row.round_id)
-                            if e.outcome == "waitlist" and e.position is not None
-                            and e.position < row.position)
+                ahead = uow.rounds.waitlist_ahead(row.round_id, row.position)
             views.append(dataclasses.replace(_entry_view(row), waitlist_ahead=ahead))
         return views
 
@@ -270,14 +274,22 @@ def draw_round(platform: Platform, round_id: int) -> bool:
         round_ = uow.rounds.get(round_id, for_update=True)
         if round_ is None or round_.status != "open" or now < round_.closes_at:
             return False
-        rows = uow.rounds.live_entries(round_id)
+        if round_.beacon_source and not round_.beacon:
+            return False  # waiting for the named public value
+        rows = []
+        for r in uow.rounds.live_entries(round_id):
+            # An entrant suspended since entering (a no-show elsewhere) is left out of the
+            # frozen list, as the credit rule says; the draw then runs on who remains.
+            try:
+                rules.check_credit(platform, uow, r.patient_id)
+            except FairslotError:
+                uow.rounds.update_entry(r.id, outcome="excluded")
+                continue
+            rows.append(r)
         entries = [draw.Entry(r.ref, tuple(str(c) for c in r.choices)) for r in rows]
-        session_ids = uow.rounds.sessions(round_id)
-        capacities = {}
-        for sid in session_ids:
-            session = uow.schedule.session(sid)
-            assert session is not None
-            capacities[str(sid)] = session.capacity
+        published = uow.rounds.capacities(round_id)
+        session_ids = list(published)
+        capacities = {str(sid): cap for sid, cap in published.items()}
         seed = bytes.fromhex(round_.seed)
         result = draw.run_draw(seed, entries, capacities, round_.beacon)
         by_ref = {r.ref: r for r in rows}
@@ -296,13 +308,12 @@ def draw_round(platform: Platform, round_id: int) -> bool:
             uow.rounds.notify(row.account_id, now, "draw.won",
                               f"Your entry {award.ref} won a slot (choice {award.rank}); "
                               f"pay by {pay_by.astimezone(platform.settings.zone):%m-%d %H:%M}.")
-        for ref in result.waitlist:
+        for place, ref in enumerate(result.waitlist, start=1):
             row = by_ref[ref]
             uow.rounds.update_entry(row.id, outcome="waitlist", position=order[ref])
             uow.rounds.notify(row.account_id, now, "draw.waitlist",
-                              f"Your entry {ref} is on the waitlist, place "
-                              f"{result.waitlist.index(ref) + 1}; freed slots are offered "
-                              "in this order.")
+                              f"Your entry {ref} is on the waitlist, place {place}; freed "
+                              "slots are offered in this order.")
         # Slots nobody drew (fewer entries than slots) become leftovers.
         for sid in session_ids:
             for slot_id in uow.schedule.unclaimed_slots(sid):
@@ -359,6 +370,12 @@ def on_slot_freed(platform: Platform, uow: UnitOfWork, booking: Booking) -> None
             if uow.bookings.active_for(nxt.patient_id, session.id or 0) is not None:
                 uow.rounds.update_entry(nxt.id, outcome="passed")
                 continue
+            try:  # an offer is a held booking: the same credit and quota rules apply
+                rules.check_may_book(platform, uow, None, nxt.patient_id,
+                                     round_department(uow, round_id), session.starts_at)
+            except FairslotError:
+                uow.rounds.update_entry(nxt.id, outcome="passed")
+                continue
             deadline = min(now + dt.timedelta(minutes=platform.settings.waitlist_offer_minutes),
                            session.starts_at)
             offer = Booking(session_id=session.id or 0, slot_id=booking.slot_id,
@@ -383,6 +400,12 @@ def on_slot_freed(platform: Platform, uow: UnitOfWork, booking: Booking) -> None
                               "opens_in_s": round((opens - now).total_seconds())})
 
 
+def round_department(uow: UnitOfWork, round_id: int) -> int:
+    round_ = uow.rounds.get(round_id)
+    assert round_ is not None
+    return int(round_.department_id)
+
+
 def _leftover_time(platform: Platform, now: dt.datetime) -> dt.datetime:
     """When a slot nobody wanted re-opens: uniformly at random (CSPRNG) in the configured
     interval, so that no bot can sit waiting for the moment."""
@@ -401,18 +424,18 @@ def round_view(platform: Platform, round_id: int) -> RoundView:
             raise NotFound("no such round", code="round_not_found")
         counts = uow.rounds.choice_counts(round_id)
         sessions = []
-        for sid in uow.rounds.sessions(round_id):
+        for sid, capacity in uow.rounds.capacities(round_id).items():
             session = uow.schedule.session(sid)
             assert session is not None
-            sessions.append({"session_id": sid, "capacity": session.capacity,
+            sessions.append({"session_id": sid, "capacity": capacity,
                              "starts_at": session.starts_at,
                              "first_choice_entries": counts.get(sid, 0),
                              "cancellation_rate": _cancellation_rate(uow, session.doctor_id)})
         drawn = round_.status == "drawn"
         entries = [{"ref": e.ref, "choices": [int(c) for c in e.choices],
-                    "outcome": e.outcome if drawn else None,
-                    "position": e.position if drawn else None}
-                   for e in uow.rounds.all_entries(round_id) if not e.withdrawn] if drawn else []
+                    "outcome": e.outcome, "position": e.position}
+                   for e in uow.rounds.all_entries(round_id)
+                   if not e.withdrawn and e.outcome != "excluded"] if drawn else []
         return RoundView(
             id=round_.id, department_id=round_.department_id, opens_at=round_.opens_at,
             closes_at=round_.closes_at, status=round_.status, commitment=round_.commitment,
@@ -449,13 +472,10 @@ def export_round_document(platform: Platform, round_id: int) -> dict[str, Any]:
         if round_.status != "drawn":
             raise Conflict("the round is not drawn yet; its seed stays secret until then",
                            code="round_not_drawn")
-        rows = [e for e in uow.rounds.all_entries(round_id) if not e.withdrawn]
+        rows = [e for e in uow.rounds.all_entries(round_id)
+                if not e.withdrawn and e.outcome != "excluded"]
         entries = tuple(draw.Entry(e.ref, tuple(str(c) for c in e.choices)) for e in rows)
-        capacities = {}
-        for sid in uow.rounds.sessions(round_id):
-            session = uow.schedule.session(sid)
-            assert session is not None
-            capacities[str(sid)] = session.capacity
+        capacities = {str(sid): cap for sid, cap in uow.rounds.capacities(round_id).items()}
         # The result is what was stored at the draw, not a fresh computation: the verifier's
         # job is to compare the two.
         placed = sorted((e for e in rows if e.position is not None), key=lambda e: e.position)
@@ -469,5 +489,30 @@ def export_round_document(platform: Platform, round_id: int) -> dict[str, Any]:
             beacon=round_.beacon, seed=bytes.fromhex(round_.revealed_seed), result=result,
             parameters={"department_id": round_.department_id,
                         "opens_at": round_.opens_at.isoformat(),
-                        "closes_at": round_.closes_at.isoformat()})
+                        "closes_at": round_.closes_at.isoformat(),
+                        "beacon_source": round_.beacon_source,
+                        "max_choices": draw.MAX_CHOICES})
         return draw.export_round(document)
+
+
+def set_beacon(platform: Platform, round_id: int, beacon: str) -> RoundView:
+    """Enter the round's public beacon value: once, after the window has closed (so that it
+    cannot have been known while entries came in), and only for a round that named its
+    source when it opened. The draw waits for it."""
+    now = platform.clock.now()
+    with platform.uow() as uow:
+        round_ = uow.rounds.get(round_id, for_update=True)
+        if round_ is None:
+            raise NotFound("no such round", code="round_not_found")
+        if not round_.beacon_source:
+            raise Conflict("this round named no beacon source when it opened",
+                           code="no_beacon_source")
+        if round_.status != "open" or round_.beacon:
+            raise Conflict("the beacon of this round is already set", code="beacon_set")
+        if now < round_.closes_at:
+            raise Conflict("the beacon is entered after the window closes",
+                           code="window_open")
+        uow.rounds.update(round_id, beacon=beacon)
+        uow.events.append("round.beacon", now, detail={"round": round_id, "beacon": beacon})
+        uow.commit()
+    return round_view(platform, round_id)

@@ -11,14 +11,13 @@ from fairslot.domain import credit, quotas
 from fairslot.domain.accounts import Account
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["check_may_book", "check_payer", "credit_policy", "quota_policy"]
+__all__ = ["check_credit", "check_may_book", "check_payer", "credit_policy", "quota_policy"]
 
 
 def quota_policy(platform: Platform) -> quotas.QuotaPolicy:
     s = platform.settings
     return quotas.QuotaPolicy(
         active_bookings=s.quota_active_bookings, departments_per_week=s.quota_departments_per_week,
-        entries_per_round=s.quota_entries_per_round,
         patients_per_account=s.quota_patients_per_account,
         patients_per_phone=s.quota_patients_per_phone,
         patients_per_payer=s.quota_patients_per_payer)
@@ -28,6 +27,12 @@ def credit_policy(platform: Platform) -> credit.CreditPolicy:
     return credit.CreditPolicy(
         suspensions=tuple(dt.timedelta(days=d) for d in platform.settings.credit_suspension_days),
         cancel_cutoff=dt.timedelta(hours=platform.settings.cancel_cutoff_hours))
+
+
+def check_credit(platform: Platform, uow: UnitOfWork, patient_id: int,
+                 now: dt.datetime | None = None) -> None:
+    """Raise ``Suspended`` if the patient's no-shows suspend them now."""
+    _check_credit(platform, uow, patient_id, now or platform.clock.now())
 
 
 def _check_credit(platform: Platform, uow: UnitOfWork, patient_id: int,

@@ -389,10 +389,15 @@ class RoundRepository:
             query = query.with_for_update()
         return self.db.execute(query).first()
 
-    def find(self, department_id: int, closes_at: dt.datetime) -> Any:
+    def joinable(self, department_id: int, closes_at: dt.datetime) -> Any:
+        """An open round of this department and release time that nobody has entered yet:
+        a session may still join it without changing a draw anyone is already in."""
+        has_entries = sa.select(t.entries.c.id).where(
+            t.entries.c.round_id == t.release_rounds.c.id).exists()
         return self.db.execute(sa.select(t.release_rounds).where(
             t.release_rounds.c.department_id == department_id,
-            t.release_rounds.c.closes_at == closes_at)).first()
+            t.release_rounds.c.closes_at == closes_at, t.release_rounds.c.status == "open",
+            ~has_entries)).first()
 
     def create(self, **values: Any) -> int:
         return int(self.db.execute(
@@ -403,15 +408,19 @@ class RoundRepository:
         self.db.execute(sa.update(t.release_rounds)
                         .where(t.release_rounds.c.id == round_id).values(**values))
 
-    def add_session(self, round_id: int, session_id: int) -> None:
-        self.db.execute(sa.insert(t.round_sessions).values(round_id=round_id,
-                                                           session_id=session_id))
+    def add_session(self, round_id: int, session_id: int, capacity: int) -> None:
+        self.db.execute(sa.insert(t.round_sessions).values(
+            round_id=round_id, session_id=session_id, capacity=capacity))
 
     def sessions(self, round_id: int) -> list[int]:
-        return [int(x) for x in self.db.scalars(
-            sa.select(t.round_sessions.c.session_id)
+        return list(self.capacities(round_id))
+
+    def capacities(self, round_id: int) -> dict[int, int]:
+        """Each session of the round and the slots it gives out, as published at open."""
+        return {int(sid): int(cap) for sid, cap in self.db.execute(
+            sa.select(t.round_sessions.c.session_id, t.round_sessions.c.capacity)
             .where(t.round_sessions.c.round_id == round_id)
-            .order_by(t.round_sessions.c.session_id)).all()]
+            .order_by(t.round_sessions.c.session_id)).all()}
 
     def round_of_session(self, session_id: int) -> int | None:
         found = self.db.scalar(sa.select(t.round_sessions.c.round_id)
@@ -469,6 +478,11 @@ class RoundRepository:
 
     def update_entry(self, entry_id: int, **values: Any) -> None:
         self.db.execute(sa.update(t.entries).where(t.entries.c.id == entry_id).values(**values))
+
+    def waitlist_ahead(self, round_id: int, position: int) -> int:
+        return int(self.db.scalar(sa.select(sa.func.count()).where(
+            t.entries.c.round_id == round_id, t.entries.c.outcome == "waitlist",
+            t.entries.c.position < position)) or 0)
 
     def live_entries(self, round_id: int) -> list[Any]:
         return list(self.db.execute(

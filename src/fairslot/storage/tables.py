@@ -189,16 +189,22 @@ release_rounds = sa.Table(
     sa.Column("commitment", sa.String(64), nullable=False),
     sa.Column("entries_digest", sa.String(64), nullable=True),
     sa.Column("beacon", sa.String(200), nullable=False, default=""),
+    # Named when the window opens (e.g. "drand quicknet, first round after the close");
+    # its value is accepted once, after the close, and the draw waits for it.
+    sa.Column("beacon_source", sa.String(200), nullable=False, default="",
+              server_default=""),
     sa.Column("revealed_seed", sa.String(64), nullable=True),
     sa.Column("drawn_at", UTCDateTime, nullable=True),
     sa.Column("entries_count", sa.Integer, nullable=False, default=0),
-    sa.UniqueConstraint("department_id", "closes_at"),
+    sa.Index("ix_release_rounds_department_id_closes_at", "department_id", "closes_at"),
 )
 
 round_sessions = sa.Table(
     "round_sessions", metadata,
     sa.Column("round_id", sa.ForeignKey("release_rounds.id"), primary_key=True),
     sa.Column("session_id", sa.ForeignKey("sessions.id"), primary_key=True, unique=True),
+    # The slots the draw gives out, fixed and published when the window opens.
+    sa.Column("capacity", sa.Integer, nullable=False, default=0, server_default="0"),
 )
 
 entries = sa.Table(

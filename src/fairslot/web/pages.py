@@ -410,10 +410,10 @@ def _open_rounds(platform: Platform, department_id: int, sessions: list[Session]
         for session in sessions:
             if session.release_policy.value != "draw" or session.is_released(now):
                 continue
-            round_ = uow.rounds.find(department_id, session.release_at)
+            round_id = uow.rounds.round_of_session(session.id or 0)
+            round_ = uow.rounds.get(round_id) if round_id is not None else None
             if (round_ is not None and round_.status == "open"
-                    and round_.opens_at <= now < round_.closes_at
-                    and session.id in uow.rounds.sessions(round_.id)):
+                    and round_.opens_at <= now < round_.closes_at):
                 found[session.id or 0] = round_.id
     return found
 

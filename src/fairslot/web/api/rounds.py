@@ -10,7 +10,6 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from fairslot.domain.accounts import Role
-from fairslot.domain.errors import Conflict, NotFound
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import TOKEN_HEADER, Guard
 from fairslot.services import release
@@ -180,16 +179,6 @@ def inbox(account: CurrentAccount, platform: PlatformDep) -> list[NotificationOu
 @router.put("/admin/rounds/{round_id}/beacon", tags=["operator"],
             dependencies=[require(Role.OPERATOR)])
 def set_beacon(round_id: IdPath, body: BeaconIn, platform: PlatformDep) -> RoundOut:
-    """Mix a public value (e.g. a lottery result published after the window closes) into
-    the draw. Allowed only before the draw."""
-    with platform.uow() as uow:
-        round_ = uow.rounds.get(round_id, for_update=True)
-        if round_ is None:
-            raise NotFound("no such round", code="round_not_found")
-        if round_.status != "open":
-            raise Conflict("the round is already drawn", code="round_drawn")
-        uow.rounds.update(round_id, beacon=body.beacon)
-        uow.events.append("round.beacon", platform.clock.now(),
-                          detail={"round": round_id, "beacon": body.beacon})
-        uow.commit()
-    return RoundOut.of(release.round_view(platform, round_id))
+    """Enter the round's public beacon value (named as its source when the window
+    opened): once, after the window closes; the draw waits for it."""
+    return RoundOut.of(release.set_beacon(platform, round_id, body.beacon))
