@@ -188,6 +188,32 @@ def investigate(
             ring_of[outsider] = number
             joined.append(("account", outsider, "ring_link", 0.55,
                            f"tied to {count} flagged ring members (link weight {weight:.2f})"))
+        # A crowd grabbing by hand: accounts in the same dense block (the same release
+        # moments, release after release) as two or more of the ring's flagged members,
+        # that also share an identifier with them (a payer, a device, a home IP: anything
+        # that the link graph counts, i.e. not a NAT shared by crowds). Two independent
+        # ties, one of behaviour and one of identity, as above.
+        for block in blocks:
+            inside = set(block.accounts)
+            if len(inside & core_set) < 2:
+                continue
+            outsiders = [a for a in inside - core_set if a not in ring_of]
+            if not outsiders:
+                continue
+            tied = (
+                links.filter(pl.col("via").str.contains("patient|payer|phone|device|ip")
+                             & ((pl.col("a").is_in(outsiders) & pl.col("b").is_in(core_set))
+                                | (pl.col("b").is_in(outsiders) & pl.col("a").is_in(core_set))))
+                .with_columns(pl.when(pl.col("a").is_in(core_set)).then(pl.col("b"))
+                              .otherwise(pl.col("a")).alias("outsider"))
+                .group_by("outsider").agg(pl.len().alias("members"))
+            )
+            for outsider, count in tied.sort("outsider").iter_rows():
+                ring_of[outsider] = number
+                joined.append((
+                    "account", outsider, "ring_link", 0.55,
+                    f"in a dense block with {len(inside & core_set)} flagged ring members and "
+                    f"sharing an identifier with {count} of them"))
     if joined:
         findings = pl.concat([findings, pl.DataFrame(joined, schema=FINDING_SCHEMA,
                                                      orient="row")])
