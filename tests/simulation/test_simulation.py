@@ -1,5 +1,6 @@
 """The simulator over the real services: determinism, the policies' contrast and that a
-defence switched off makes its metric worse (on the small ``tiny`` scenario, for time)."""
+defence switched off makes its metric worse (on the small ``tiny`` scenario and a variant of
+it with enough ring identities to win draw slots, for time)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from fairslot.simulation.engine import RunResult, Simulation
 from fairslot.simulation.scenario import apply_overrides, load_scenario, parse_overrides
 
 _cache: dict[tuple[str, str, int], RunResult] = {}
+
+
+# tiny with a ring big enough to win draw slots it can try to launder (T4).
+_RING = ("ring.identities=12", "t4.buyers=4")
 
 
 def _run(policy: str, sets: tuple[str, ...] = (), seed: int = 3) -> RunResult:
@@ -47,9 +52,36 @@ def test_switching_credit_off_lets_past_no_showers_in_again() -> None:
     assert off.identities_burned < _run("fairslot").metrics.identities_burned
 
 
-def test_switching_the_guard_off_lets_bots_take_more_fcfs_slots() -> None:
-    off = _run("fcfs", ("guard=off",)).metrics
-    assert off.scalper_share > _run("fcfs").metrics.scalper_share
+def test_the_policies_switch_their_own_defences() -> None:
+    sc = load_scenario("tiny")
+    assert sc.defences_for("fcfs") == {"draw": False, "waitlist": False, "quotas": False,
+                                       "credit": False, "guard": False, "realname": True}
+    assert all(sc.defences_for("fairslot").values())
+    switched = apply_overrides(sc, parse_overrides(["guard=on", "realname=off"]))
+    assert switched.defences_for("fcfs")["guard"] is True
+    assert switched.defences_for("fairslot")["realname"] is False
+
+
+def test_the_guard_keeps_fcfs_bots_from_taking_as_many_slots() -> None:
+    # fcfs (today's behaviour) runs without the guard; switching it on is the ablation.
+    on = _run("fcfs", ("guard=on",)).metrics
+    assert _run("fcfs").metrics.scalper_share > on.scalper_share
+
+
+def test_switching_the_waitlist_off_lets_the_ring_launder_draw_wins() -> None:
+    on = _run("fairslot", _RING)
+    off = _run("fairslot", (*_RING, "waitlist=off"))
+    assert on.metrics.laundered == 0
+    assert off.metrics.laundered > 0
+    assert off.metrics.genuine_share < on.metrics.genuine_share
+
+
+def test_a_ring_that_cannot_sell_its_wins_leaves_no_paid_unused_holds() -> None:
+    # With the waitlist the ring's transfers fail, it stops paying and cancels what it
+    # paid; nothing of its ends as a no-show (T4: a hold it cannot sell is worth nothing).
+    fair = _run("fairslot", _RING).metrics
+    assert fair.held_by["scalper"] == 0
+    assert fair.held_by["buyer"] == 0
 
 
 def test_unknown_overrides_and_scenarios_are_refused() -> None:

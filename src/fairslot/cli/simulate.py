@@ -30,11 +30,14 @@ def register(app: typer.Typer) -> None:
         plot: Annotated[pathlib.Path | None, typer.Option(
             help="write a PNG of who held the hot slots over time")] = None,
         set_: Annotated[list[str] | None, typer.Option(
-            "--set", help="key=value: a defence off (draw=off, waitlist=off, quotas=off, "
-            "credit=off, guard=off, realname=off), a scenario field (t1.bots=4) or a "
-            "setting")] = None,
+            "--set", help="key=value: a defence on or off (draw, waitlist, quotas, "
+            "credit, guard, realname; fcfs runs with only realname on, fairslot with all), "
+            "a scenario field (t1.bots=4) or a setting")] = None,
         target: Annotated[str | None, typer.Option(
             help="drive a running fairslot over HTTP (loopback only)")] = None,
+        prepare_live: Annotated[bool, typer.Option(
+            "--prepare-live", help="migrate FAIRSLOT_DATABASE_URL and give it an open hot "
+            "session and the live agents' residents, for a later --target run")] = False,
     ) -> None:
         """Simulate a release with genuine patients and scalper rings against the real
         allocation, quota, credit and guard code; print the metrics per policy."""
@@ -44,6 +47,19 @@ def register(app: typer.Typer) -> None:
 
         if policy not in ("fcfs", "fairslot", "both"):
             raise CliError(f"--policy must be fcfs, fairslot or both, not {policy!r}")
+        if prepare_live:
+            from fairslot.cli.common import load_platform
+            from fairslot.cli.db import migrate_url
+            from fairslot.simulation.live import prepare_target
+
+            platform = load_platform()
+            migrate_url(platform.settings.database_url)
+            try:
+                session_id = prepare_target(platform, seed)
+            finally:
+                platform.engine.dispose()
+            typer.echo(f"live target prepared: hot session {session_id} open for booking")
+            return
         if target is not None:
             from fairslot.simulation.live import run_live
 
@@ -61,7 +77,7 @@ def register(app: typer.Typer) -> None:
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         typer.echo(render_table(sc.name, seed, results, elapsed, cpu))
         if json_out is not None:
-            doc = {"scenario": sc.name, "seed": seed, "defences": sc.defences,
+            doc = {"scenario": sc.name, "seed": seed, "switches": sc.defences,
                    "settings": sc.settings, "wall_s": round(elapsed, 2),
                    "cpu_s": round(cpu, 2),
                    "policies": {p: r.as_dict() for p, r in results.items()}}

@@ -198,9 +198,11 @@ class RunResult:
     metrics: Metrics
     timeline: list[tuple[float, dict[str, int]]]
     wall_s: float
+    defences: dict[str, bool] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy, "metrics": self.metrics.as_dict(),
+        return {"policy": self.policy, "defences": self.defences,
+                "metrics": self.metrics.as_dict(),
                 "timeline": [{"hours": round(h, 4), **c} for h, c in self.timeline],
                 "wall_s": round(self.wall_s, 2)}
 
@@ -221,7 +223,8 @@ class Simulation:
             str(scenario.knob("hospital", "release_at", "2026-12-01T08:00:00+08:00")))
         self.release_at = zone_release.astimezone(UTC)
         self.clock = FixedClock(self.release_at - dt.timedelta(days=3))
-        self.draw = policy == "fairslot" and scenario.defences["draw"]
+        self.defences = scenario.defences_for(policy)
+        self.draw = self.defences["draw"]
         self._heap: list[tuple[float, int, Process]] = []
         self._seq = 0
         self.people: dict[int, Person] = {}
@@ -235,6 +238,11 @@ class Simulation:
         self.round_of: dict[int, int] = {}
         self.laundered_attempts = 0
         self.blocked: set[int] = set()
+        self.ring_sells = True
+        """The ring's belief that a hold can be moved to a buyer (T4). It starts true (it
+        is what works on today's platforms) and turns false after ``t4.give_up_after``
+        failed transfers in a row; from then on the ring pays for no hold and cancels the
+        paid ones (refunded), since a hold it cannot sell is worth nothing to it."""
 
     # -- virtual time -------------------------------------------------------------------
 
@@ -331,9 +339,9 @@ class Simulation:
     def _settings(self, url: str) -> Settings:
         values: dict[str, Any] = {
             "database_url": url, "secret_key": "simulation-" + "k" * 40, "scheduler": False,
-            "waitlist_enabled": self.sc.defences["waitlist"],
-            "quotas_enabled": self.sc.defences["quotas"],
-            "credit_enabled": self.sc.defences["credit"],
+            "waitlist_enabled": self.defences["waitlist"],
+            "quotas_enabled": self.defences["quotas"],
+            "credit_enabled": self.defences["credit"],
         }
         values.update(self.sc.settings)
         return Settings(**values)
@@ -465,6 +473,11 @@ class Simulation:
             "crowd", [next(it) for _ in range(n_crowd)], SCALPER, 1,
             [f"172.16.{i}.9" for i in range(max(1, n_crowd))])
         self.buyers = [next(it) for _ in range(n_buyers)]
+        self._per_account = per_account
+        self.laundered_to: list[Person] = []
+        self.launder_accounts = self._accounts(
+            platform, "lnd", max(1, (n_buyers + per_account - 1) // per_account),
+            lambda i: make_phone(rng))
         farm = int(sc.knob("t3", "accounts", 0))
         fake: list[tuple[str, str]] = []
         for i in range(farm):
@@ -587,7 +600,7 @@ class Simulation:
              booking_id: int | None = None) -> Process:
         agent = person.agent
         booking_id = booking_id or person.booking_id
-        if booking_id is None:
+        if booking_id is None or (person.category == SCALPER and not self.ring_sells):
             return
         try:
             token = self.screen_token(agent, _PAY, str(booking_id))
@@ -596,6 +609,8 @@ class Simulation:
         yield delay
         if agent.genuine:
             agent.effort_s += delay
+        if person.category == SCALPER and not self.ring_sells:
+            return  # learnt meanwhile that holds cannot be sold: the hold lapses
         for _ in range(3):
             try:
                 self.call(agent, RouteGroup.PAYMENT,
@@ -715,44 +730,75 @@ class Simulation:
             yield 0.3
 
     def launderer(self) -> Process:
-        """T4: when a customer pays, cancel a held slot and catch it under the customer."""
+        """T4: when a customer pays, cancel a held slot and catch it under the customer.
+
+        The ring's bot books the customer at once and, if the slot is not back in the open
+        pool yet, keeps watching the booking screen (0.5 s, then every 10 s) for up to
+        ``t4.poll_s``: freed fcfs slots return at once, a freed draw slot with the waitlist
+        off re-opens at a random moment up to ``leftover_delay_max_seconds`` later. A
+        transfer that fails is refunded to the customer; after ``t4.give_up_after`` failures
+        in a row the ring concludes its holds cannot be sold here (``ring_sells``)."""
         sc, rng = self.sc, self.rng
         gap = float(sc.knob("t4", "buyer_every_s", 1800.0))
+        poll_s = float(sc.knob("t4", "poll_s", 1800.0))
+        give_up = int(sc.knob("t4", "give_up_after", 2))
+        failures = 0
         yield 3600.0
         for identity in self.buyers:
             yield rng.expovariate(1 / gap)
-            if not self._held_by_ring:
+            if not self.ring_sells or not self._held_by_ring:
                 continue
-            holder, old = self._held_by_ring.pop(0)
+            holder, old = self._held_by_ring[0]
             agent = holder.agent
             session_id = self._session_of(old)
-            buyer = self._add(agent, identity, BUYER, [session_id])
+            # The customer goes on one of the ring's spare accounts (the holders' own are
+            # full: five patients each); the same software drives both.
+            spare = self.launder_accounts[len(self.laundered_to) // self._per_account]
+            buyer = self._add(Agent(SCALPER, spare, agent.ips, agent.device,
+                                    random.Random(rng.random()), rotate=agent.rotate),
+                              identity, BUYER, [session_id])
             if buyer is None:
                 continue
+            self.laundered_to.append(buyer)
+            self._held_by_ring.pop(0)
             self.laundered_attempts += 1
             try:
-                token = self.screen_token(agent, _BOOK, str(session_id))
-            except FairslotError:
-                continue
-            yield 1.6
-            try:
+                self.screen_token(agent, _BOOK, str(session_id))
+                yield 1.6
                 self._cancel(agent, old)
             except FairslotError:
                 continue
             self._dispatch_offers()
-            outcome = yield from self._book(buyer, session_id, skip_screens=False, think=0.02,
-                                            rate=5e6)
-            if outcome != "ok":
-                # The customer's money goes back; a bot polls a little longer, in vain.
-                for _ in range(20):
-                    yield 0.5
+            outcome, waited = "", 0.0
+            while True:
+                try:
                     outcome = yield from self._book(buyer, session_id, skip_screens=False,
                                                     think=0.02, rate=5e6)
-                    if outcome == "ok":
-                        break
+                except FairslotError as exc:  # the guard refused the screen itself
+                    outcome = exc.code
+                if outcome == "ok" or waited >= poll_s:
+                    break
+                step = 0.5 if waited < 10.0 else 10.0
+                waited += step
+                yield step
             if outcome == "ok":
+                failures = 0
                 self.spawn(self.now_s, self._pay(buyer, self._payer(buyer), 30.0))
-                token = token  # the screen token was used by the first attempt
+                continue
+            failures += 1  # the customer's money goes back
+            if failures >= give_up:
+                self.ring_sells = False
+                self.spawn(self.now_s, self._release_holds())
+
+    def _release_holds(self) -> Process:
+        """The ring gives up selling: its paid holds are cancelled (refunded; the slots
+        go wherever the platform sends freed slots), unpaid ones are left to lapse."""
+        while self._held_by_ring:
+            person, old = self._held_by_ring.pop(0)
+            with contextlib.suppress(FairslotError):
+                self._cancel(person.agent, old)
+            self._dispatch_offers()
+            yield 1.0
 
     def _cancel(self, agent: Agent, booking_id: int) -> None:
         self.call(agent, RouteGroup.BOOKING,
@@ -765,8 +811,14 @@ class Simulation:
             return found.session_id if found is not None else 0
 
     def unsold(self) -> Process:
-        """Unsold holds are cancelled before the cut-off (refunded) or left as no-shows."""
-        keep = float(self.sc.knob("ring", "cancel_unsold", 0.7))
+        """Before the cancellation cut-off the ring cancels its unsold holds (refunded).
+        Without a credit rule a forgotten hold costs nothing, and ``1 - ring.cancel_unsold``
+        of them are left to become no-shows (today's platforms: Nanjing's 50,000 slots
+        never checked in, "partly from scalpers' unsold holds"); with the credit rule a
+        no-show suspends the identity, which is the ring's working asset, so it cancels
+        them all."""
+        keep = 1.0 if self.defences["credit"] else float(
+            self.sc.knob("ring", "cancel_unsold", 0.7))
         for person, old in list(self._held_by_ring):
             if self.rng.random() >= keep:
                 continue
@@ -776,12 +828,56 @@ class Simulation:
             yield 20.0
             self._dispatch_offers()
 
+    def desk_entries(self, people: list[tuple[Identity, list[int]]]) -> Process:
+        """Elderly patients come to the registration desk while the window is open; the
+        desk checks their identity card and enters them in the round of the doctor they
+        want (``release.enter_at_desk``: one entry per patient, the patient's credit and
+        quotas, not the desk account's)."""
+        ctx = RequestContext(ip="192.0.2.10", channel=Channel.WINDOW)
+        for identity, wants in people:
+            yield self.rng.uniform(60.0, 600.0)  # the queue at the desk
+            rid = next((self.round_of[s] for s in wants if s in self.round_of), None)
+            if rid is None:
+                continue
+            choices = [s for s in wants if self.round_of.get(s) == rid][:3]
+            try:
+                entry = release.enter_at_desk(self.platform, self.staff, rid,
+                                              identity.id_number, identity.name, choices, ctx)
+            except FairslotError:
+                continue
+            agent = Agent("elderly", self.staff, ["192.0.2.10"], None,
+                          random.Random(self.rng.random()))
+            self.people[entry.patient_id] = Person(entry.patient_id, identity, GENUINE,
+                                                   agent, wants)
+
+    def _desk_pay(self, person: Person, booking_id: int) -> Process:
+        """An elderly patient who won (or was offered a slot) pays at the desk or by phone
+        with their card; desk requests do not pass the online guard."""
+        yield 0.0
+        with contextlib.suppress(FairslotError):
+            booking.pay(self.platform, self.staff, booking_id,
+                        f"card:62220{person.patient_id:011d}",
+                        RequestContext(ip="192.0.2.10", channel=Channel.WINDOW))
+
+    def _holds_hot_slot(self, patient_id: int) -> bool:
+        with self.platform.uow() as uow:
+            return uow.db.execute(
+                sa.select(sa.func.count()).select_from(t.bookings)
+                .where(t.bookings.c.patient_id == patient_id,
+                       t.bookings.c.session_id.in_(self.hot_sessions),
+                       t.bookings.c.status.in_(_ACTIVE))).scalar_one() > 0
+
     def desk(self) -> Process:
-        """Elderly patients queue at the window on the release day for what is left."""
+        """Elderly patients queue at the window on the visit day for what is left (those
+        who already hold a slot from the draw do not)."""
         yield 0.0
         ctx = RequestContext(ip="192.0.2.10", channel=Channel.WINDOW)
+        known = {p.identity.id_number: p for p in self.people.values()}
         for identity, wants in self.elderly:
             yield 120.0
+            entered = known.get(identity.id_number)
+            if entered is not None and self._holds_hot_slot(entered.patient_id):
+                continue
             for sid in wants:
                 try:
                     view = booking.book_on_site(self.platform, self.staff, sid,
@@ -811,6 +907,15 @@ class Simulation:
                 continue
             person.booking_id = booking_id
             rng = person.agent.rng
+            if person.agent.kind == "elderly":
+                if rng.random() > float(self.sc.knob("genuine", "accept_offer", 0.95)):
+                    continue
+                limit = 50 * 60 if str(channel).endswith("waitlist") else 200 * 60
+                self.spawn(self.now_s + rng.uniform(600, limit),
+                           self._desk_pay(person, booking_id))
+                continue
+            if person.category == SCALPER and not self.ring_sells:
+                continue  # a hold the ring cannot sell: it does not pay, the hold lapses
             if person.category in (GENUINE, BUYER, CLIENT):
                 if rng.random() > float(self.sc.knob("genuine", "accept_offer", 0.95)):
                     continue
@@ -925,19 +1030,19 @@ class Simulation:
             self.platform = bootstrap(settings, clock=self.clock, engine=self._engine())
             stack.callback(self.platform.engine.dispose)
             upgrade(self.platform.engine)
-            if not self.sc.defences["realname"]:
+            if not self.defences["realname"]:
                 self.platform.verifier = PermissiveVerifier()
             self.runner = stack.enter_context(asyncio.Runner())
             stack.enter_context(virtual_wall_clock(self.clock))
             stack.enter_context(seeded_release(random.Random(self.rng.random())))
             self.guard: Guard | None = None
-            if self.sc.defences["guard"]:
+            if self.defences["guard"]:
                 self.guard = Guard(settings, clock=self.clock)
                 for group, level in self.sc.section("guard").get("levels", {}).items():
                     self.runner.run(self.guard.set_level(group, level))
             self._play()
         return RunResult(self.policy, self._outcome_cache, self.timeline,
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, dict(self.defences))
 
     def _play(self) -> None:
         self._catalog(self.platform)
@@ -970,6 +1075,13 @@ class Simulation:
             for group in (t1, t2, self.clients, self.crowd):
                 if group:
                     self.spawn(-3000.0 + rng.random() * 600, self.bot_draw(group, 5e6))
+            # The desk is open 08:00-17:00 on the window's first day; each elderly patient
+            # comes once, at a random moment of it.
+            share = float(sc.knob("genuine", "elderly_desk_entry", 1.0))
+            comers = [e for e in self.elderly if rng.random() < share]
+            comers.sort(key=lambda _: rng.random())
+            if comers:
+                self.spawn(-window + 120.0, self.desk_entries(comers))
         else:
             for person in self.genuine:
                 self.spawn(rng.expovariate(1 / arrive_mean), self.genuine_fcfs(person))

@@ -15,6 +15,7 @@ from fairslot.domain.errors import InvalidInput
 
 __all__ = [
     "DEFENCES",
+    "POLICY_DEFENCES",
     "Doctor",
     "Scenario",
     "apply_overrides",
@@ -23,7 +24,17 @@ __all__ = [
 ]
 
 DEFENCES = ("draw", "waitlist", "quotas", "credit", "guard", "realname")
-"""Defences ``--set NAME=off`` switches off one at a time (ablation)."""
+"""Defences ``--set NAME=off|on`` switches one at a time (ablation)."""
+
+POLICY_DEFENCES: dict[str, dict[str, bool]] = {
+    # Today's behaviour (issue 4's baseline): slots open at the release time, first come
+    # first served, with real-name booking as the reports describe it, and none of
+    # fairslot's own defences (request guard, quotas, credit, waitlist).
+    "fcfs": {"draw": False, "waitlist": False, "quotas": False, "credit": False,
+             "guard": False, "realname": True},
+    "fairslot": dict.fromkeys(DEFENCES, True),
+}
+"""Each policy's defences when no ``--set`` names them."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +57,9 @@ class Scenario:
     raw: dict[str, Any]
     doctors: list[Doctor]
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
-    defences: dict[str, bool] = dataclasses.field(
-        default_factory=lambda: dict.fromkeys(DEFENCES, True))
+    defences: dict[str, bool | None] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(DEFENCES, None))
+    """``--set`` switches; ``None``: the policy's own setting (``POLICY_DEFENCES``)."""
 
     def section(self, name: str) -> dict[str, Any]:
         value = self.raw.get(name, {})
@@ -64,6 +76,12 @@ class Scenario:
             raise InvalidInput(f"scenario value {section}.{key} must be a number",
                                code="invalid_scenario")
         return type(default)(value) if isinstance(default, float) else value
+
+    def defences_for(self, policy: str) -> dict[str, bool]:
+        """The defences a run of ``policy`` uses: the policy's own, then the switches."""
+        base = dict(POLICY_DEFENCES[policy])
+        base.update({k: v for k, v in self.defences.items() if v is not None})
+        return base
 
     @property
     def hot_slots(self) -> int:
