@@ -4,12 +4,15 @@ found in the link graph, and each member's part in its ring.
 An account's score is the noisy-OR of its findings, ``1 - prod(1 - strength)``, taking each
 reason code once at its strongest. Strengths are set so that one weak clue stays well under
 the flag line (``flag_at``, 0.5) and only clues a household does not produce, or several
-weaker ones together, cross it.
+moderate ones together, cross it. Weak findings (below ``WEAK``) count once together: only
+the strongest of them enters, since a busy honest family collects several by chance.
 
 Rings are Leiden communities of the link graph holding at least two flagged accounts. An
 account the rules did not flag joins its community's ring when it is tied to two or more of
 the ring's flagged accounts with total link weight of at least 1.0 (say, a payer or device
 used only by them); tied to one member only, it may be that member's family, so it does not.
+It also joins when it sits in the same dense block as two of the ring's flagged accounts and
+shares an identifier with them (a crowd's quieter member).
 
 Other entities (patients, payers, phones, devices, IPs) are scored by the share of their
 bookings made by flagged accounts, combined with their own findings at half weight: a
