@@ -1,4 +1,5 @@
-"""Booking throughput against /healthz on the same server: PostgreSQL, 4 uvicorn workers.
+"""Booking throughput against /healthz on the same server: PostgreSQL, 4 uvicorn workers,
+Redis for the request guard.
 
 Prints requests per second of each, measured in one run, and their ratio. Every booking is
 a real one (a distinct patient, a free slot, a committed row), so the ratio says what the
@@ -9,7 +10,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
+import time
 
 from _server import SECRET, Connection, examples, fresh_database, load, server
 from pydantic import SecretStr
@@ -61,25 +64,48 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--redis-url", default=os.environ.get(
+        "FAIRSLOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args()
     url = fresh_database("fairslot_bench_booking")
     tokens, bodies = prepare(url, args.requests)
+    # Production shape: the guard keeps its state in Redis. Every request comes from the one
+    # loopback address, so the per-IP booking limits are lifted; the per-account, device and
+    # patient limits, the action tokens and the one-in-flight cap all stay on.
     env = {"FAIRSLOT_DATABASE_URL": url, "FAIRSLOT_SECRET_KEY": SECRET,
-           "FAIRSLOT_SCHEDULER": "false"}
+           "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_REDIS_URL": args.redis_url,
+           "FAIRSLOT_GUARD_REDIS_PREFIX": f"fairslot-bench:{os.getpid()}:",
+           "FAIRSLOT_GUARD_LIMITS": '{"booking": {"ip": "none", "prefix": "none"}}'}
     with server(env, workers=args.workers) as base:
         async def health(conn: Connection, n: int) -> tuple[int, bytes]:
             return await conn.request("GET", "/healthz")
 
+        action: list[dict[str, str]] = [{}] * len(tokens)
+
+        async def screen(conn: Connection, n: int) -> tuple[int, bytes]:
+            status, body = await conn.request(
+                "GET", f"/api/v1/sessions/{bodies[n]['session_id']}/booking-screen",
+                headers={"Authorization": f"Bearer {tokens[n]}"})
+            if status == 200:
+                parsed = json.loads(body)
+                action[n] = {parsed["token_header"]: parsed["action_token"]}
+            return status, body
+
         async def booking(conn: Connection, n: int) -> tuple[int, bytes]:
             return await conn.request("POST", "/api/v1/bookings", json.dumps(bodies[n]).encode(),
-                                      {"Authorization": f"Bearer {tokens[n]}"})
+                                      {"Authorization": f"Bearer {tokens[n]}", **action[n]})
 
         load(base, 300, args.concurrency, health)  # warm-up
         health_rps, health_codes = load(base, args.requests, args.concurrency, health)
+        # The booking screens issue the single-use action tokens; a patient spends at least
+        # the tokens' minimum age on the screen before confirming.
+        screen_rps, screen_codes = load(base, args.requests, args.concurrency, screen)
+        time.sleep(2)
         booking_rps, booking_codes = load(base, args.requests, args.concurrency, booking)
     print(f"server: {args.workers} uvicorn workers, PostgreSQL; client: {args.concurrency} "
           f"concurrent connections, {args.requests} requests each")
     print(f"/healthz          {health_rps:8.0f} req/s   statuses {health_codes}")
+    print(f"GET booking-screen {screen_rps:7.0f} req/s   statuses {screen_codes}")
     print(f"POST /bookings    {booking_rps:8.0f} req/s   statuses {booking_codes}")
     for status, body in examples.items():
         print(f"  e.g. {status}: {body}")
