@@ -14,9 +14,9 @@ import os
 import random
 import time
 
-from _server import SECRET, Connection, examples, fresh_database, load, server
 from pydantic import SecretStr
 
+from _server import SECRET, Connection, examples, fresh_database, load, server
 from fairslot.bootstrap import bootstrap
 from fairslot.clock import FixedClock
 from fairslot.config import Settings
