@@ -262,6 +262,12 @@ def _find_session(client: httpx.Client, budget: _Budget) -> int | None:
         if not budget.take():
             raise _OutOfBudget
         answer = client.get(path)
+        if answer.status_code == 429:
+            from fairslot.cli.main import CliError
+
+            raise CliError("the server's guard refused the live agent's browsing (429, "
+                           f"retry after {answer.headers.get('Retry-After', '?')} s): an "
+                           "earlier flood from this address is still counted")
         return answer.json() if answer.status_code == 200 else []
 
     hospitals = [h for h in get("/hospitals") if h["code"] == LIVE_HOSPITAL]
