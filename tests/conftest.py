@@ -47,7 +47,9 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    # One database per test run and worker, so two runs on one machine never share one.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]
+    return f"{run}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +69,8 @@ def pg_url() -> Iterator[str]:
     upgrade(engine)
     engine.dispose()
     yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
