@@ -26,6 +26,7 @@ from fairslot.domain.errors import (
 )
 from fairslot.domain.identity import Identity, normalize_phone
 from fairslot.services.context import RequestContext
+from fairslot.storage.uow import UnitOfWork
 
 __all__ = [
     "add_patient",
@@ -38,6 +39,7 @@ __all__ = [
     "log_out",
     "register",
     "remove_patient",
+    "verified_patient",
 ]
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{2,31}$")
@@ -168,6 +170,23 @@ def log_out(platform: Platform, token: str) -> None:
         uow.commit()
 
 
+def verified_patient(platform: Platform, uow: UnitOfWork, identity: Identity,
+                     phone: str | None = None) -> Patient:
+    """The patient with this identity after the real-name check, made on first sight (an
+    identity exists once in fairslot, whoever brings it: a family account or the desk)."""
+    if not platform.verifier.verify(uow, identity):
+        raise InvalidInput("the ID number and name do not match a known resident",
+                           code="identity_not_verified")
+    patient = uow.patients.by_id_number(identity.id_number)
+    if patient is None:
+        now = platform.clock.now()
+        patient = Patient(id_number=identity.id_number, name=identity.name, phone=phone,
+                          verified_at=now, created_at=now)
+        uow.patients.add(patient)
+        uow.flush()
+    return patient
+
+
 def add_patient(platform: Platform, account: Account, id_number: str, name: str,
                 phone: str | None, ctx: RequestContext) -> Patient:
     """Add a family member to the account after the real-name check. An identity exists once
@@ -177,20 +196,14 @@ def add_patient(platform: Platform, account: Account, id_number: str, name: str,
     now = platform.clock.now()
     limit = platform.settings.max_patients_per_account
     with platform.uow() as uow:
-        if not platform.verifier.verify(uow, identity):
-            raise InvalidInput("the ID number and name do not match a known resident",
-                               code="identity_not_verified")
-        patient = uow.patients.by_id_number(identity.id_number)
-        if patient is not None and uow.patients.is_managed_by(patient.id or 0, account.id or 0):
-            return patient
+        known = platform.verifier.verify(uow, identity) and uow.patients.by_id_number(
+            identity.id_number)
+        if known and uow.patients.is_managed_by(known.id or 0, account.id or 0):
+            return known
         if uow.patients.count_of_account(account.id or 0) >= limit:
             raise QuotaExceeded(f"an account manages at most {limit} patients",
                                 code="quota_patients_per_account")
-        if patient is None:
-            patient = Patient(id_number=identity.id_number, name=identity.name, phone=phone_e164,
-                              verified_at=now, created_at=now)
-            uow.patients.add(patient)
-            uow.flush()
+        patient = verified_patient(platform, uow, identity, phone_e164)
         uow.patients.link(account.id or 0, patient.id or 0, now)
         uow.events.append("patient.linked", now, account_id=account.id, patient_id=patient.id,
                           **ctx.event_fields())

@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from fairslot.bootstrap import Platform
 from fairslot.domain.accounts import Account, Patient, Role
 from fairslot.domain.booking import Booking, BookingStatus, Channel
-from fairslot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from fairslot.domain.errors import Conflict, Forbidden, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import ReleasePolicy, Session, SessionStatus
-from fairslot.services import release, rules
+from fairslot.services import accounts, release, rules
 from fairslot.services.context import RequestContext
 from fairslot.services.payments import normalize_payer
 from fairslot.storage.uow import UnitOfWork
@@ -232,15 +232,7 @@ def book_on_site(platform: Platform, staff: Account, session_id: int, id_number:
     now = platform.clock.now()
     window = dataclasses.replace(ctx, channel=Channel.WINDOW)
     with platform.uow() as uow:
-        if not platform.verifier.verify(uow, identity):
-            raise InvalidInput("the ID number and name do not match a known resident",
-                               code="identity_not_verified")
-        patient = uow.patients.by_id_number(identity.id_number)
-        if patient is None:
-            patient = Patient(id_number=identity.id_number, name=identity.name, phone=None,
-                              verified_at=now, created_at=now)
-            uow.patients.add(patient)
-            uow.flush()
+        patient = accounts.verified_patient(platform, uow, identity)
         session = _bookable_session(uow, session_id, now)
         booking = _create(platform, uow, account=staff, patient_id=patient.id or 0,
                           session=session, ctx=window, at_desk=True)

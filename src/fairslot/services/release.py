@@ -24,12 +24,12 @@ from sqlalchemy.exc import IntegrityError
 
 from fairslot.bootstrap import Platform
 from fairslot.domain import draw
-from fairslot.domain.accounts import Account, Patient
+from fairslot.domain.accounts import Account
 from fairslot.domain.booking import Booking, Channel
 from fairslot.domain.errors import Conflict, FairslotError, InvalidInput, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import ReleasePolicy
-from fairslot.services import rules
+from fairslot.services import accounts, rules
 from fairslot.services.context import RequestContext
 from fairslot.storage.uow import UnitOfWork
 
@@ -147,17 +147,8 @@ def enter_at_desk(platform: Platform, staff: Account, round_id: int, id_number: 
     credit and per-patient quotas; the desk's own account is not quota-limited."""
     identity = Identity.parse(id_number, name)
     ranked = _ranked(choices)
-    now = platform.clock.now()
     with platform.uow() as uow:
-        if not platform.verifier.verify(uow, identity):
-            raise InvalidInput("the ID number and name do not match a known resident",
-                               code="identity_not_verified")
-        patient = uow.patients.by_id_number(identity.id_number)
-        if patient is None:
-            patient = Patient(id_number=identity.id_number, name=identity.name, phone=None,
-                              verified_at=now, created_at=now)
-            uow.patients.add(patient)
-            uow.flush()
+        patient = accounts.verified_patient(platform, uow, identity)
         return _enter(platform, uow, staff, round_id, patient.id or 0, ranked,
                       dataclasses.replace(ctx, channel=Channel.WINDOW), at_desk=True)
 
