@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import socket
 from collections.abc import Iterable, Sequence
 
 __all__ = [
@@ -65,6 +66,34 @@ def _trusted(address: IPAddress, trusted: Sequence[IPNetwork]) -> bool:
     return any(address.version == net.version and address in net for net in trusted)
 
 
+def _dotted_quad(text: str) -> int | None:
+    """``text`` as a 32-bit number if it is an IPv4 address in canonical dotted form (the
+    form every proxy writes), else None. The C parser refuses leading zeros and other
+    spellings, which then take the general path."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _v4_ranges(trusted: tuple[IPNetwork, ...]) -> tuple[tuple[int, int], ...]:
+    return tuple(
+        (int(net.network_address), int(net.netmask)) for net in trusted if net.version == 4
+    )
+
+
+def _classify(text: str, trusted: tuple[IPNetwork, ...]) -> tuple[str, bool] | None:
+    """An address as its normalised string and whether a trusted proxy has it."""
+    number = _dotted_quad(text)
+    if number is not None:
+        return text, any(number & mask == net for net, mask in _v4_ranges(trusted))
+    address = parse_ip(text)
+    if address is None:
+        return None
+    return str(address), _trusted(address, trusted)
+
+
 def resolve_client_ip(
     peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IPNetwork]
 ) -> str:
@@ -73,30 +102,33 @@ def resolve_client_ip(
     ``forwarded_for`` holds the raw ``X-Forwarded-For`` header values in the order they
     arrived (several headers are read as one comma-separated list).
     """
-    peer_address = parse_ip(peer) if peer else None
-    if peer_address is None:
+    trusted = tuple(trusted)
+    peer_seen = _classify(peer, trusted) if peer else None
+    if peer_seen is None:
         return UNKNOWN
-    if not forwarded_for or not _trusted(peer_address, trusted):
+    if not forwarded_for or not peer_seen[1]:
         # An untrusted peer's X-Forwarded-For is the client's own claim: ignored entirely.
-        return str(peer_address)
+        return peer_seen[0]
     hops = [part for value in forwarded_for for part in value.split(",")]
-    nearest = peer_address
+    nearest = peer_seen[0]
     for raw in reversed(hops):
-        address = parse_ip(raw)
-        if address is None:
+        seen = _classify(raw.strip(), trusted)
+        if seen is None:
             # A trusted proxy never writes garbage, so the chain is broken here; stop at the
             # last hop we could vouch for rather than guess further left.
-            return str(nearest)
-        if not _trusted(address, trusted):
-            return str(address)
-        nearest = address
+            return nearest
+        if not seen[1]:
+            return seen[0]
+        nearest = seen[0]
     # Every hop is one of ours: the request came from inside the trusted network.
-    return str(nearest)
+    return nearest
 
 
 @functools.lru_cache(maxsize=65536)
 def address_key(ip: str) -> str:
     """The per-address bucket: the IPv4 address, or the IPv6 /64 (one subscriber's LAN)."""
+    if _dotted_quad(ip) is not None:
+        return ip
     address = parse_ip(ip)
     if address is None:
         return UNKNOWN
@@ -108,6 +140,8 @@ def address_key(ip: str) -> str:
 @functools.lru_cache(maxsize=65536)
 def prefix_key(ip: str) -> str:
     """The per-network bucket for fan-out over neighbouring addresses: IPv4 /24, IPv6 /48."""
+    if _dotted_quad(ip) is not None:
+        return ip[:ip.rindex(".")] + ".0/24"
     address = parse_ip(ip)
     if address is None:
         return UNKNOWN + "/24"

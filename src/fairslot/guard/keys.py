@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 __all__ = ["GuardKeys", "b64url", "unb64url"]
 
+_MEMO_MAX = 65_536
+
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
@@ -40,8 +42,19 @@ class GuardKeys:
         self.device = _derive(master, "fairslot/guard/device-cookie/v1")
         self.altcha = _derive(master, "fairslot/guard/altcha/v1").hex()
         self._pseudonym = _derive(master, "fairslot/guard/pseudonym/v1")
+        # A booking check needs its account's pseudonym three times (limit, device set,
+        # one-at-a-time slot) and a patient's requests repeat: remember recent ones.
+        self._memo: dict[tuple[str, str], str] = {}
 
     def pseudonym(self, kind: str, value: str) -> str:
         """A stable 128-bit keyed hash of ``value`` in namespace ``kind``."""
+        memo_key = (kind, value)
+        known = self._memo.get(memo_key)
+        if known is not None:
+            return known
         mac = hmac.new(self._pseudonym, f"{kind}\x00{value}".encode(), hashlib.sha256)
-        return b64url(mac.digest()[:16])
+        result = b64url(mac.digest()[:16])
+        if len(self._memo) >= _MEMO_MAX:
+            self._memo.clear()
+        self._memo[memo_key] = result
+        return result

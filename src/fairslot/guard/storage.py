@@ -12,6 +12,8 @@ Memory state is not copied back to Redis: while Redis is down each worker counts
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,56 +35,136 @@ T = TypeVar("T")
 
 _MAX_BACKOFF = 60.0
 
-# Compare-and-delete: a slot is released only by the request that holds it, so a request
-# that outlived its slot's expiry cannot free a later request's slot.
+# Compare-and-delete, for a batch of slots (KEYS[j], owner ARGV[1 + j]; ARGV[1] unused): a
+# slot is released only by the request that holds it, so a request that outlived its slot's
+# expiry cannot free a later request's slot.
 _RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
+for j = 1, #KEYS do
+    if redis.call('get', KEYS[j]) == ARGV[j + 1] then redis.call('del', KEYS[j]) end
+end
+return {}
 """
 
 
-# One request's admission in one call: every moving-window limit is tested and, only if all
-# have room, consumed -- the algorithm and list layout of `limits`' own moving-window script
+# The admission of every request that asked in the same turn of the event loop, in one call:
+# for each request, every moving-window limit is tested and, only if all have room,
+# consumed -- the algorithm and list layout of `limits`' own moving-window script
 # (acquire_moving_window.lua), applied to several keys at once, so that `limits` reads the
-# same keys (window stats for the headers) and a booking check costs one call instead of
-# eight. Then the device's account set and, if asked, the account's one-at-a-time slot.
+# same keys (window stats for the headers). Then the device's account set and, if asked,
+# the account's one-at-a-time slot. Requests are handled in order, exactly as if each had
+# been a call of its own; one call per batch saves the client most of its encoding work
+# and Redis most of its per-command overhead.
 #
-# KEYS: n limit lists, the device set (or a dummy), the slot key (or a dummy).
-# ARGV: now, "limit,expiry,amount;" per list (one string: every argument costs the client
-# time to encode), set member or "", set ttl, slot owner or "", slot ttl in ms.
-# Returns {refused list index or 0, set size or -1, 1 if the slot is busy else 0}.
+# KEYS: each request's keys in turn: its n limit lists, then its device set if it adds a
+# member, then its slot key if it takes one.
+# ARGV[1]: now. ARGV[1 + j], request j, one string (every argument costs the client time
+# to encode): "n|limit,expiry,amount;...|member|set ttl|owner|slot ttl in ms", with member
+# and owner empty when not asked for.
+# Returns, per request, {refused list index (1-based) or 0, set size or -1, 1 if the slot
+# is busy else 0}.
 _ADMIT = """
 local now = tonumber(ARGV[1])
-local specs = {}
-for limit, expiry, amount in string.gmatch(ARGV[2], "(%d+),(%d+),(%d+);") do
-    specs[#specs + 1] = {tonumber(limit), tonumber(expiry), tonumber(amount)}
-end
-local n = #specs
-for i = 1, n do
-    local limit, expiry, amount = specs[i][1], specs[i][2], specs[i][3]
-    if amount > limit then return {i, -1, 0} end
-    local entry = redis.call('lindex', KEYS[i], limit - amount)
-    if entry and tonumber(entry) >= now - expiry then return {i, -1, 0} end
-end
-for i = 1, n do
-    local limit, expiry, amount = specs[i][1], specs[i][2], specs[i][3]
-    for _ = 1, amount do redis.call('lpush', KEYS[i], ARGV[1]) end
-    redis.call('ltrim', KEYS[i], 0, limit - 1)
-    redis.call('expire', KEYS[i], expiry)
-end
-local size = -1
-if ARGV[3] ~= '' then
-    redis.call('sadd', KEYS[n + 1], ARGV[3])
-    size = redis.call('scard', KEYS[n + 1])
-    redis.call('expire', KEYS[n + 1], tonumber(ARGV[4]))
-end
-if ARGV[5] ~= '' then
-    if not redis.call('set', KEYS[n + 2], ARGV[5], 'NX', 'PX', tonumber(ARGV[6])) then
-        return {0, size, 1}
+local out = {}
+local k = 0
+for j = 2, #ARGV do
+    local n, spec, member, set_ttl, owner, slot_ttl =
+        string.match(ARGV[j], "^(%d+)|([^|]*)|([^|]*)|(%d*)|([^|]*)|(%d*)$")
+    n = tonumber(n)
+    local specs = {}
+    for limit, expiry, amount in string.gmatch(spec, "(%d+),(%d+),(%d+);") do
+        specs[#specs + 1] = {tonumber(limit), tonumber(expiry), tonumber(amount)}
     end
+    local refused = 0
+    for i = 1, n do
+        local limit, amount = specs[i][1], specs[i][3]
+        if amount > limit then refused = i break end
+        local entry = redis.call('lindex', KEYS[k + i], limit - amount)
+        if entry and tonumber(entry) >= now - specs[i][2] then refused = i break end
+    end
+    local size, busy = -1, 0
+    if refused == 0 then
+        for i = 1, n do
+            local limit, expiry, amount = specs[i][1], specs[i][2], specs[i][3]
+            for _ = 1, amount do redis.call('lpush', KEYS[k + i], ARGV[1]) end
+            redis.call('ltrim', KEYS[k + i], 0, limit - 1)
+            redis.call('expire', KEYS[k + i], expiry)
+        end
+    end
+    k = k + n
+    if member ~= '' then
+        k = k + 1
+        if refused == 0 then
+            redis.call('sadd', KEYS[k], member)
+            size = redis.call('scard', KEYS[k])
+            redis.call('expire', KEYS[k], tonumber(set_ttl))
+        end
+    end
+    if owner ~= '' then
+        k = k + 1
+        if refused == 0 and not redis.call('set', KEYS[k], owner, 'NX', 'PX',
+                                           tonumber(slot_ttl)) then
+            busy = 1
+        end
+    end
+    out[#out + 1] = {refused, size, busy}
 end
-return {0, size, 0}
+return out
 """
+
+@functools.lru_cache(maxsize=16)
+def _digest(script: str) -> str:
+    return hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+
+
+# Callers per script call: bounds how long one call keeps Redis busy.
+_SCRIPT_BATCH = 128
+
+
+class _ScriptBatch:
+    """Calls of one Lua script made in the same turn of the event loop, sent to Redis as one
+    call. A round trip and a command cost the worker far more than a script's arguments
+    do, so under load this is the guard's main saving. The script receives every caller's
+    keys one after the other in KEYS, the time in ARGV[1] and caller j's one argument in
+    ARGV[1 + j], and returns one reply per caller (or none at all)."""
+
+    def __init__(self, run: Callable[[str, list[str], list[str]], Awaitable[Any]],
+                 script: str) -> None:
+        self._run = run
+        self._script = script
+        self._pending: list[tuple[list[str], str, asyncio.Future[Any]]] = []
+        self._flushes: set[asyncio.Future[None]] = set()
+
+    async def call(self, keys: list[str], arg: str) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((keys, arg, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._start_flush)
+        return await future
+
+    def _start_flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), _SCRIPT_BATCH):
+            task = asyncio.ensure_future(self._flush(pending[start:start + _SCRIPT_BATCH]))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, batch: list[tuple[list[str], str, asyncio.Future[Any]]]) -> None:
+        keys = [key for caller_keys, _, _ in batch for key in caller_keys]
+        args = [repr(time.time()), *(arg for _, arg, _ in batch)]
+        try:
+            replies = await self._run(self._script, keys, args)
+        except BaseException as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        replies = replies or [None] * len(batch)
+        for (_, _, future), reply in zip(batch, replies, strict=True):
+            if not future.done():
+                future.set_result(reply)
 
 
 class Admission:
@@ -198,11 +280,9 @@ class SharedState:
         self._down = False
         self.client: redis.asyncio.Redis[bytes] | None = None
         self._limiter: limits.aio.strategies.MovingWindowRateLimiter | None = None
-        self._release: Any = None
-        self._admit: Any = None
+        self._release: _ScriptBatch | None = None
+        self._admit: _ScriptBatch | None = None
         self._suffixes: dict[int, tuple[str, str]] = {}
-        self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
-        self._flushes: set[asyncio.Future[None]] = set()
         if redis_url:
             # Short timeouts: a hung Redis must cost a request milliseconds, not seconds,
             # before the guard falls back to memory.
@@ -227,8 +307,8 @@ class SharedState:
                 **pool_option,
             )
             self._limiter = limits.aio.strategies.MovingWindowRateLimiter(storage)
-            self._admit = self.client.register_script(_ADMIT)
-            self._release = self.client.register_script(_RELEASE)
+            self._admit = _ScriptBatch(self.run_script, _ADMIT)
+            self._release = _ScriptBatch(self.run_script, _RELEASE)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -241,10 +321,10 @@ class SharedState:
         """True while Redis is configured but answering from memory."""
         return self.client is not None and self._down
 
-    def _use_redis(self) -> bool:
+    def use_redis(self) -> bool:
         return self.client is not None and (not self._down or time.monotonic() >= self._down_until)
 
-    def _failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException) -> None:
         if not self._down:
             # Exception class only: messages can carry the URL and so the password.
             _log.warning(
@@ -257,21 +337,32 @@ class SharedState:
         self._down = True
         self._down_until = time.monotonic() + self._backoff
 
-    def _succeeded(self) -> None:
+    def succeeded(self) -> None:
         if self._down:
             self._down = False
             _log.warning("Redis reachable again; guard limits are shared across workers")
 
     async def _run(self, on_redis: Callable[[], Awaitable[T]], in_memory: Callable[[], T]) -> T:
-        if self._use_redis():
+        if self.use_redis():
             try:
                 result = await on_redis()
             except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
-                self._failed(exc)
+                self.failed(exc)
             else:
-                self._succeeded()
+                self.succeeded()
                 return result
         return in_memory()
+
+    async def run_script(self, script: str, keys: list[str], args: list[str]) -> Any:
+        """Run a Lua script by its digest, loading it first if Redis does not know it.
+        Errors are the caller's to handle (``failed``)."""
+        assert self.client is not None
+        sha = _digest(script)
+        try:
+            return await self.client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+        except redis.exceptions.NoScriptError:
+            await self.client.script_load(script)  # type: ignore[no-untyped-call]
+            return await self.client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
 
     async def ping(self) -> bool:
         """Try Redis now (ignoring the back-off); used by health checks and the CLI."""
@@ -280,9 +371,9 @@ class SharedState:
         try:
             await self.client.ping()
         except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
-            self._failed(exc)
+            self.failed(exc)
             return False
-        self._succeeded()
+        self.succeeded()
         return True
 
     async def close(self) -> None:
@@ -301,16 +392,21 @@ class SharedState:
         every one has room; then add ``member`` = (set, member, ttl) to a set and count
         it; then take ``slot`` = (name, owner, ttl). One round trip on Redis."""
         async def on_redis() -> Admission:
+            assert self._admit is not None
             keys = [self.limit_key(item, key) for item, key, _ in hits]
             specs = "".join(
                 f"{item.amount},{item.get_expiry()},{cost};" for item, _, cost in hits
             )
-            keys.append(self.prefix + "set:" + member[0] if member else self.prefix + "-")
-            keys.append(self.prefix + "slot:" + slot[0] if slot else self.prefix + "-")
-            args: list[Any] = [repr(time.time()), specs]
-            args += [member[1], max(1, int(member[2]))] if member else ["", 0]
-            args += [slot[1], max(1, int(slot[2] * 1000))] if slot else ["", 0]
-            refused, size, busy = await self._batched_admit(keys, args)
+            set_part = slot_part = "|"
+            if member is not None:
+                keys.append(self.prefix + "set:" + member[0])
+                set_part = f"{member[1]}|{max(1, int(member[2]))}"
+            if slot is not None:
+                keys.append(self.prefix + "slot:" + slot[0])
+                slot_part = f"{slot[1]}|{max(1, int(slot[2] * 1000))}"
+            refused, size, busy = await self._admit.call(
+                keys, f"{len(hits)}|{specs}|{set_part}|{slot_part}"
+            )
             return Admission(int(refused) - 1 if int(refused) > 0 else None,
                              int(size) if int(size) >= 0 else None, bool(busy), True)
 
@@ -330,55 +426,6 @@ class SharedState:
             namespace, _, rest = item.key_for("\x00").partition("/\x00")
             suffix = self._suffixes[id(item)] = (f"{self.prefix}limits:{namespace}/", rest)
         return f"{suffix[0]}{key}{suffix[1]}"
-
-    async def _batched_admit(self, keys: list[str], args: list[Any]) -> list[Any]:
-        """Run the admission script, sharing one pipeline with every other request that
-        asks in the same turn of the event loop. A round trip costs the worker far more
-        than the script's arguments do, so under load this is the guard's main saving."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Any]] = loop.create_future()
-        self._pending.append((keys, args, future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._start_flush)
-        return await future
-
-    def _start_flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._flush(batch))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
-
-    async def _flush(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
-        client = self.client
-        assert client is not None and self._admit is not None
-        sha = self._admit.sha
-        try:
-            for attempt in (1, 2):
-                async with client.pipeline(transaction=False) as pipe:
-                    for keys, args, _ in batch:
-                        pipe.evalsha(sha, len(keys), *keys, *args)
-                    replies = await pipe.execute(raise_on_error=False)
-                if attempt == 1 and any(
-                    isinstance(r, redis.exceptions.NoScriptError) for r in replies
-                ):
-                    # A restarted Redis has forgotten the script: load it, send again.
-                    await client.script_load(_ADMIT)  # type: ignore[no-untyped-call]
-                    continue
-                break
-        except BaseException as exc:
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_, _, future), reply in zip(batch, replies, strict=True):
-            if future.done():
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
 
     async def window(self, item: limits.RateLimitItem, key: str) -> WindowHit:
         limiter = self._limiter
@@ -435,10 +482,11 @@ class SharedState:
             self.memory.release(key, owner)
             return
         try:
-            await self._release(keys=[key], args=[owner])
+            assert self._release is not None
+            await self._release.call([key], owner)
         except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
             # The slot expires on its own; nothing else to do.
-            self._failed(exc)
+            self.failed(exc)
 
     async def get_levels(self) -> dict[str, str]:
         key = self.prefix + "levels"
