@@ -3,18 +3,21 @@ the guard, from one run against one uvicorn server, with Redis as the guard's st
 
     python bench/guard.py [--requests 8000] [--concurrency 32] [--redis-url URL]
 
-The server runs in a child process on the loopback interface. Two endpoint pairs:
+The server runs in a child process on the loopback interface. Three endpoint pairs:
 
 * ``browse``: the platform's real ``GET /api/v1/hospitals`` (SQLite, demo data), wired as
   the platform wires it (``GuardMiddleware`` and the router's ``guarded("browsing")``),
   against the same handler with the guard taken off;
+* ``browse, regulars``: the same, but each visitor comes back 40 times, so the browsing
+  counters pass their sharing threshold and are reconciled through Redis in the background
+  (``fairslot.guard.local_windows``); in ``browse`` nearly every request is a new visitor;
 * ``booking``: a handler that does nothing, behind the full booking check (IP, /24, device,
   account and patient limits plus the one-in-flight slot) against the same handler bare.
   This is the guard's worst case: all of the time it adds is overhead.
 
-Every request comes from a different simulated person (own address via a trusted proxy's
-X-Forwarded-For, own device cookie, own account), so the guard does its full work and
-serves them all; a refused request would be reported. Rounds alternate between the two
+Apart from the regulars, every request comes from a different simulated person (own
+address via a trusted proxy's X-Forwarded-For, own device cookie, own account), and the
+guard serves them all; a refused request would be reported. Rounds alternate between the two
 variants so that drift in the machine's speed affects both alike.
 """
 
@@ -210,12 +213,13 @@ async def _round(port: int, requests: list[bytes], concurrency: int) -> Round:
     return result
 
 
-async def _measure(port: int, pairs: dict[str, tuple[str, Any, Any]], n: int,
-                   concurrency: int, cookies: list[str]) -> dict[str, dict[str, Round]]:
+async def _measure(port: int, pairs: dict[str, tuple[str, Any, Any, int]], n: int,
+                   concurrency: int, everyone: list[str]) -> dict[str, dict[str, Round]]:
     totals = {name: {"plain": Round(), "guarded": Round()} for name in pairs}
     rounds = 4
     offset = 0
-    for name, (method, plain_path, guarded_path) in pairs.items():
+    for name, (method, plain_path, guarded_path, people) in pairs.items():
+        cookies = everyone[:people]
         # Warm up both variants (connections, caches, JIT-free but import-heavy paths).
         for path_of in (plain_path, guarded_path):
             await _round(port, _requests(method, path_of, 200, cookies, offset), concurrency)
@@ -258,6 +262,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=8000,
                         help="requests per variant and endpoint (bounded; default 8000)")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--only", choices=["browse", "booking"],
+                        help="measure one endpoint pair only")
     parser.add_argument("--redis-url", default=os.environ.get("FAIRSLOT_REDIS_URL")
                         or "redis://127.0.0.1:6379/0")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -280,14 +286,23 @@ def main() -> None:
     people = args.requests * 2
     cookies = [devices.new()[1].split(";", 1)[0].split("=", 1)[1] for _ in range(people)]
 
+    # (method, plain path, guarded path, people): "browse" has a new visitor for nearly
+    # every request; "browse, regulars" has visitors who come back 40 times in the run, so
+    # their keys are shared between workers through Redis (local_windows.py).
+    regulars = max(200, args.requests // 40)
     pairs = {
         "browse (GET /api/v1/hospitals, SQLite)": (
-            "GET", lambda i: "/plain/api/v1/hospitals", lambda i: "/api/v1/hospitals",
+            "GET", lambda i: "/plain/api/v1/hospitals", lambda i: "/api/v1/hospitals", people,
+        ),
+        "browse, regulars (40 visits each)": (
+            "GET", lambda i: "/plain/api/v1/hospitals", lambda i: "/api/v1/hospitals", regulars,
         ),
         "booking check (no-op handler)": (
-            "POST", lambda i: f"/plain/book/s{i % 50}", lambda i: f"/book/s{i % 50}",
+            "POST", lambda i: f"/plain/book/s{i % 50}", lambda i: f"/book/s{i % 50}", people,
         ),
     }
+    if args.only:
+        pairs = {name: pair for name, pair in pairs.items() if name.startswith(args.only)}
     with tempfile.TemporaryDirectory() as workdir:
         env = {**os.environ, "FAIRSLOT_SECRET_KEY": SECRET}
         server = subprocess.Popen(

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     """Allow decisions are aggregated: one event stands for this many allows."""
     guard_deny_cache_seconds: float = Field(1.0, ge=0)
     """A worker refuses a key it saw over its limit for this long without asking Redis."""
+    guard_browsing_sync_seconds: float = Field(0.1, ge=0, le=5)
+    """Browsing limits are counted in each worker and shared through Redis this often, so
+    that a page view never waits for Redis; 0 checks them in Redis on every request."""
 
     # Fair release (see docs/draw.md)
     draw_window_hours: int = Field(24, ge=1, le=24 * 14)

@@ -38,6 +38,7 @@ from fairslot.guard.errors import (
 )
 from fairslot.guard.events import Decision, GuardEvent, GuardEventSink, NullSink, emit_safely
 from fairslot.guard.keys import GuardKeys
+from fairslot.guard.local_windows import LocalWindows
 from fairslot.guard.policy import (
     LEVEL_RULES,
     GroupPolicy,
@@ -61,6 +62,8 @@ _DEVICE_SEEN_SECONDS = 60.0
 _DEVICE_SEEN_MAX = 50_000
 _DENY_CACHE_MAX = 50_000
 _DEVICE_SET_TTL = 30 * 24 * 3600
+# Groups counted in the worker and shared in the background (see local_windows.py).
+_LOCAL_GROUPS = frozenset({RouteGroup.BROWSING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,10 @@ class Guard:
         self.challenges = Challenges(
             self.keys.altcha, self.state, self.clock, ttl=settings.guard_challenge_ttl_seconds
         )
+        sync = settings.guard_browsing_sync_seconds
+        self.local_windows = (
+            LocalWindows(self.state, secrets.token_hex(6), sync) if sync > 0 else None
+        )
         self.devices = DeviceIds(self.keys.device, secure=settings.guard_device_cookie_secure)
         self.device_header = settings.guard_device_header.lower()
         self.shedder = LoadShedder(
@@ -232,6 +239,8 @@ class Guard:
         }
 
     async def close(self) -> None:
+        if self.local_windows is not None:
+            await self.local_windows.close()
         await self.state.close()
 
     # -- tokens and challenges for the pages ----------------------------------------------
@@ -462,6 +471,15 @@ class Guard:
             slot = (self._slot_name(group, account_id), secrets.token_hex(8),
                     self.settings.guard_exclusive_seconds)
         if not hits and member is None and slot is None:
+            return device_accounts, None
+        if self.local_windows is not None and group in _LOCAL_GROUPS and member is None \
+                and slot is None:
+            refused = self.local_windows.admit(hits)
+            if refused is not None:
+                item, key, _ = hits[refused]
+                remaining, reset_at = self.local_windows.remaining(item, key)
+                self._refuse(kinds[refused], item, values[kinds[refused]] or "",
+                             max(reset_at, now + 1), remaining, cost, report)
             return device_accounts, None
         admission = await self.state.admit(hits, member, slot)
         if admission.refused is not None:

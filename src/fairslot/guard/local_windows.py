@@ -1,0 +1,210 @@
+"""Rate limits a request never waits for: moving windows in this worker, shared in the
+background.
+
+Browsing (pages and the public catalogue) is most of a hospital's traffic and its limits
+are set where scraping starts, hundreds of requests a minute. A Redis round trip on every
+page view cost a tenth of the page's throughput (docs/performance.md), so for such groups
+each worker keeps an exact moving window per key in memory, and every ``interval`` seconds
+reports its count of each busy key to Redis (one hash per key, one field per worker) and
+reads back what the other workers counted. A request is allowed when
+
+    this worker's count in the window + the other workers' last reported counts + cost
+        <= the limit.
+
+One worker alone is exact. Several workers see each other's counts at most ``interval``
+late, so a flood spread over ``W`` workers can overshoot a limit by about
+``W x rate x interval`` before every worker refuses it; a worker's report stays visible
+until the next report, and a worker keeps reporting a key until its count of it is back to
+zero; a report older than ten intervals (a stopped worker's) is dropped. Only keys that
+pass 1% of their limit in a worker are shared at all, so a patient's few page views cost
+Redis nothing. Without Redis, or while it is down, each worker counts
+alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import limits
+import redis.exceptions
+
+if TYPE_CHECKING:
+    from fairslot.guard.storage import SharedState
+
+__all__ = ["LocalWindows"]
+
+_log = logging.getLogger("fairslot.guard")
+
+_MAX_KEYS = 200_000
+# A key is shared once this worker has counted 1/_SHARE_FRACTION of its limit: a patient's
+# few page views then cost no Redis work at all, and a key that W workers never share can
+# pass its limit by at most W percent.
+_SHARE_FRACTION = 100
+
+
+# One call per batch of keys: report this worker's count of each key and answer the sum of the
+# other workers' counts. ARGV[1] names the worker, ARGV[2] is the time, ARGV[3] the time
+# before which a report is stale (its worker stopped or lost Redis: dropped, not summed),
+# ARGV[3 + i] is "count,window in ms" for KEYS[i]. Fields hold "count,time".
+_REPORT = """
+local out = {}
+local stale = tonumber(ARGV[3])
+for i = 1, #KEYS do
+    local count, expiry = string.match(ARGV[i + 3], "^(%d+),(%d+)$")
+    redis.call('hset', KEYS[i], ARGV[1], count .. ',' .. ARGV[2])
+    redis.call('pexpire', KEYS[i], tonumber(expiry))
+    local fields = redis.call('hgetall', KEYS[i])
+    local others = 0
+    for j = 1, #fields, 2 do
+        if fields[j] ~= ARGV[1] then
+            local n, at = string.match(fields[j + 1], "^(%d+),([%d.]+)$")
+            if n and tonumber(at) >= stale then
+                others = others + tonumber(n)
+            else
+                redis.call('hdel', KEYS[i], fields[j])
+            end
+        end
+    end
+    out[i] = others
+end
+return out
+"""
+_REPORT_BATCH = 256
+
+
+class _Window:
+    __slots__ = ("events", "expiry", "others", "share_at", "total")
+
+    def __init__(self, expiry: float, share_at: int) -> None:
+        self.events: deque[tuple[float, int]] = deque()
+        self.total = 0
+        self.others = 0
+        self.expiry = expiry
+        self.share_at = share_at
+
+    def count(self, now: float) -> int:
+        events, horizon = self.events, now - self.expiry
+        while events and events[0][0] <= horizon:
+            self.total -= events.popleft()[1]
+        return self.total
+
+
+class LocalWindows:
+    """Moving-window counters of this worker, reconciled with the others through Redis."""
+
+    def __init__(self, state: SharedState, worker: str, interval: float) -> None:
+        self._state = state
+        self._worker = worker
+        self._interval = interval
+        self._windows: dict[str, _Window] = {}
+        self._shared: set[str] = set()
+        """Keys this worker reports every interval: those that passed their threshold,
+        until this worker's count of them is back to zero (and reported as such)."""
+        self._flushing: asyncio.Future[None] | None = None
+        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def _key(self, item: limits.RateLimitItem, key: str) -> str:
+        return f"{self._state.prefix}lw:{key}/{item.amount}/{item.get_expiry()}"
+
+    def admit(self, hits: list[tuple[limits.RateLimitItem, str, int]]) -> int | None:
+        """Count ``hits`` (item, key, cost) if every one has room; else the index of the
+        first without room, counting none."""
+        now = time.monotonic()
+        windows = []
+        for index, (item, key, cost) in enumerate(hits):
+            name = self._key(item, key)
+            window = self._windows.get(name)
+            if window is None:
+                if len(self._windows) >= _MAX_KEYS:
+                    self._forget(now)
+                window = self._windows[name] = _Window(
+                    float(item.get_expiry()), max(1, item.amount // _SHARE_FRACTION)
+                )
+            if window.count(now) + window.others + cost > item.amount:
+                return index
+            windows.append((name, window, cost))
+        for name, window, cost in windows:
+            window.events.append((now, cost))
+            window.total += cost
+            if window.total >= window.share_at:
+                self._shared.add(name)
+        if self._shared and not self._scheduled and self._state.configured:
+            self._schedule()
+        return None
+
+    def remaining(self, item: limits.RateLimitItem, key: str) -> tuple[int, float]:
+        """What is left of a limit and when (``time.time()`` seconds) room frees up."""
+        window = self._windows.get(self._key(item, key))
+        if window is None:
+            return item.amount, time.time()
+        now = time.monotonic()
+        used = window.count(now) + window.others
+        oldest = window.events[0][0] if window.events else now
+        return max(0, item.amount - used), time.time() + (oldest + window.expiry - now)
+
+    def _forget(self, now: float) -> None:
+        """Drop windows with nothing left in them (memory stays bounded under a scan)."""
+        for name in [n for n, w in self._windows.items() if w.count(now) == 0]:
+            if name not in self._shared:
+                del self._windows[name]
+
+    def _schedule(self) -> None:
+        if self._closed:
+            return
+        self._scheduled = True
+        self._timer = asyncio.get_running_loop().call_later(self._interval, self._start_flush)
+
+    async def close(self) -> None:
+        """Stop reporting (the worker is shutting down); its last reports go stale."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._flushing is not None and not self._flushing.done():
+            await self._flushing
+
+    def _start_flush(self) -> None:
+        self._scheduled = False
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self.flush())
+            self._flushing.add_done_callback(self._after_flush)
+        else:
+            self._schedule()
+
+    def _after_flush(self, done: asyncio.Future[None]) -> None:
+        if self._shared and not self._scheduled:
+            self._schedule()
+
+    async def flush(self) -> None:
+        """Report this worker's count of every shared key and read the others' counts.
+        A key reported at zero stops being shared (the others then stop counting it)."""
+        if not self._state.configured or not self._shared or not self._state.use_redis():
+            return
+        now = time.monotonic()
+        sent = [(name, w) for name in self._shared if (w := self._windows.get(name)) is not None]
+        counts = [w.count(now) for _, w in sent]
+        try:
+            replies: list[int] = []
+            for start in range(0, len(sent), _REPORT_BATCH):
+                chunk = sent[start:start + _REPORT_BATCH]
+                args = [f"{count},{int(w.expiry * 1000)}"
+                        for (_, w), count in zip(chunk, counts[start:], strict=False)]
+                wall = time.time()
+                stale = wall - max(2.0, 10 * self._interval)
+                replies += await self._state.run_script(
+                    _REPORT, [name for name, _ in chunk],
+                    [self._worker, repr(wall), repr(stale), *args],
+                )
+        except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
+            self._state.failed(exc)
+            return
+        self._state.succeeded()
+        for (name, window), count, others in zip(sent, counts, replies, strict=True):
+            window.others = int(others)
+            if count == 0 and window.count(time.monotonic()) == 0:
+                self._shared.discard(name)
