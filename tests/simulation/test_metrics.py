@@ -30,6 +30,7 @@ def test_shares_exclude_broker_slots_from_the_genuine_denominator() -> None:
     assert m.laundered == 1
     assert m.genuine_success_rate == pytest.approx(0.1)
     assert m.broker_advantage == pytest.approx(0.5 / 0.1)
+    assert m.broker_advantage_realized == m.broker_advantage
     assert m.genuine_refused == pytest.approx(0.005)
     assert m.median_genuine_effort_s == 20.0
     assert m.no_show_rate == pytest.approx(2 / 6)
@@ -45,3 +46,11 @@ def test_broker_advantage_is_undefined_without_clients_or_genuine_wins() -> None
     assert m.broker_advantage is None
     assert m.genuine_refused == 0.0
     assert m.genuine_share == 0.0
+
+
+def test_under_a_draw_broker_advantage_is_the_ratio_of_the_chances() -> None:
+    m = compute_metrics(_slots(), genuine_patients=30, genuine_served=3, clients=2,
+                        clients_served=1, genuine_requests=200, genuine_refused=1,
+                        genuine_efforts=[], attackers=Costs(), draw_chances=(0.2, 0.25))
+    assert m.broker_advantage == pytest.approx(0.8)
+    assert m.broker_advantage_realized == pytest.approx(0.5 / 0.1)

@@ -41,6 +41,26 @@ def test_fair_release_stops_laundering_and_gives_genuine_patients_more_slots() -
     assert fair.metrics.genuine_refused <= 0.005
 
 
+def test_paying_a_broker_buys_no_better_chance_in_the_draw() -> None:
+    fcfs, fair = _run("fcfs"), _run("fairslot")
+    # The race: the broker's bots book for their clients before any person can.
+    assert fcfs.metrics.broker_advantage == fcfs.metrics.broker_advantage_realized
+    assert fcfs.metrics.broker_advantage is not None and fcfs.metrics.broker_advantage > 3
+    # The draw: a client's entry is one entry like any other (chance from 400 re-draws).
+    assert fair.metrics.broker_advantage is not None
+    assert 0.9 <= fair.metrics.broker_advantage <= 1.1
+
+
+def test_draw_chances_are_the_share_of_redraws_won() -> None:
+    sim = Simulation(load_scenario("tiny"), "fairslot", 5)
+    sim.run()
+    chances = sim.draw_chances
+    assert chances and all(0.0 < c <= 1.0 for c in chances.values())
+    # Every hot slot is given in each re-draw (demand exceeds supply in tiny), so the
+    # chances add up to the number of hot slots the rounds give out.
+    assert sum(chances.values()) == pytest.approx(sim.sc.hot_slots)
+
+
 def test_switching_the_real_name_check_off_burns_no_farm_identities() -> None:
     off = _run("fairslot", ("realname=off",)).metrics
     assert off.identities_burned < _run("fairslot").metrics.identities_burned

@@ -42,6 +42,7 @@ __all__ = [
     "enter_at_desk",
     "entry_by_key",
     "export_round_document",
+    "frozen_entries",
     "my_entries",
     "on_slot_freed",
     "open_due_rounds",
@@ -454,6 +455,18 @@ def _cancellation_rate(uow: UnitOfWork, doctor_id: int) -> float | None:
     return round(freed / total, 3)
 
 
+def frozen_entries(
+    uow: UnitOfWork, round_id: int
+) -> tuple[list[Any], tuple[draw.Entry, ...], dict[str, int]]:
+    """A round's entry list as the draw takes it (not withdrawn, not excluded), with the
+    rows it came from and the sessions' published capacities."""
+    rows = [e for e in uow.rounds.all_entries(round_id)
+            if not e.withdrawn and e.outcome != "excluded"]
+    entries = tuple(draw.Entry(e.ref, tuple(str(c) for c in e.choices)) for e in rows)
+    capacities = {str(sid): cap for sid, cap in uow.rounds.capacities(round_id).items()}
+    return rows, entries, capacities
+
+
 def export_round_document(platform: Platform, round_id: int) -> dict[str, Any]:
     """The published round in the documented format (docs/draw.md), for ``draw verify``."""
     with platform.uow() as uow:
@@ -463,10 +476,7 @@ def export_round_document(platform: Platform, round_id: int) -> dict[str, Any]:
         if round_.status != "drawn":
             raise Conflict("the round is not drawn yet; its seed stays secret until then",
                            code="round_not_drawn")
-        rows = [e for e in uow.rounds.all_entries(round_id)
-                if not e.withdrawn and e.outcome != "excluded"]
-        entries = tuple(draw.Entry(e.ref, tuple(str(c) for c in e.choices)) for e in rows)
-        capacities = {str(sid): cap for sid, cap in uow.rounds.capacities(round_id).items()}
+        rows, entries, capacities = frozen_entries(uow, round_id)
         # The result is what was stored at the draw, not a fresh computation: the verifier's
         # job is to compare the two.
         placed = sorted((e for e in rows if e.position is not None), key=lambda e: e.position)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -31,6 +32,7 @@ import heapq
 import json
 import pathlib
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -42,6 +44,7 @@ from sqlalchemy.pool import StaticPool
 from fairslot.bootstrap import Platform, bootstrap
 from fairslot.clock import UTC, FixedClock
 from fairslot.config import Settings
+from fairslot.domain import draw
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.booking import Channel
 from fairslot.domain.errors import FairslotError
@@ -77,6 +80,8 @@ Process = Generator[float, None, None]
 _PASSWORD_HASH = accounts.hash_password("simulated-account-password")
 _BOOK, _PAY = "book", "pay"
 _ACTIVE = ("held", "paid", "checked_in", "no_show")
+# Draws replayed per round to measure each entrant's chance (broker_advantage).
+_CHANCE_REPLICATES = 400
 
 
 class _VirtualTime:
@@ -236,6 +241,8 @@ class Simulation:
         self.sessions_of: dict[int, list[int]] = {}
         self.dept_of_session: dict[int, int] = {}
         self.round_of: dict[int, int] = {}
+        self.draw_chances: dict[int, float] = {}
+        """Each entrant's chance of a hot slot in the draw (patient id), after the run."""
         self.laundered_attempts = 0
         self.blocked: set[int] = set()
         self.ring_sells = True
@@ -997,6 +1004,16 @@ class Simulation:
         served = sum(1 for p in genuine if p.patient_id in holders)
         clients = [p for p in self.people.values() if p.category == CLIENT]
         agents = {id(p.agent): p.agent for p in genuine if p.agent.kind == GENUINE}
+        chances = None
+        if self.draw and self.round_of:
+            chance = self.draw_chances = self._draw_chances(_CHANCE_REPLICATES)
+            wanting = [p.patient_id for p in genuine] + [None] * (n_genuine - len(genuine))
+            chances = (
+                statistics.fmean(chance.get(p.patient_id, 0.0) for p in clients)
+                if clients else 0.0,
+                statistics.fmean(chance.get(p, 0.0) if p is not None else 0.0
+                                 for p in wanting) if wanting else 0.0,
+            )
         return compute_metrics(
             slots, genuine_patients=n_genuine, genuine_served=served,
             clients=len(self.clients), clients_served=sum(
@@ -1004,7 +1021,30 @@ class Simulation:
             genuine_requests=sum(a.requests for a in agents.values()),
             genuine_refused=sum(a.refused for a in agents.values()),
             genuine_efforts=efforts, attackers=dataclasses.replace(
-                self.costs, identities_burned=self.costs.identities_burned + len(self.blocked)))
+                self.costs, identities_burned=self.costs.identities_burned + len(self.blocked)),
+            draw_chances=chances)
+
+    def _draw_chances(self, replicates: int) -> dict[int, float]:
+        """Each entrant's chance of winning a hot slot in the draw: every round's frozen
+        entry list drawn again by the real draw function with ``replicates`` fresh seeds
+        (from the run's seed), and the share of draws the patient won in. This measures the
+        chance itself rather than one draw's luck, which over a few dozen T9 clients swings
+        the realized ratio between 0.4 and 2 (docs/simulation.md)."""
+        with self.platform.uow() as uow:
+            frozen = []
+            for round_id in sorted(set(self.round_of.values())):
+                rows, entries, capacities = release.frozen_entries(uow, round_id)
+                frozen.append((entries, capacities, {e.ref: int(e.patient_id) for e in rows}))
+        hot = {str(s) for s in self.hot_sessions}
+        seeds = random.Random(self.rng.random())
+        wins: collections.Counter[int] = collections.Counter()
+        for _ in range(replicates):
+            won: set[int] = set()
+            for entries, capacities, patient_of in frozen:
+                result = draw.run_draw(seeds.randbytes(draw.SEED_BYTES), entries, capacities)
+                won.update(patient_of[a.ref] for a in result.awards if a.session in hot)
+            wins.update(won)
+        return {patient: n / replicates for patient, n in wins.items()}
 
     # -- the run -------------------------------------------------------------------------
 

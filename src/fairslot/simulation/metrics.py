@@ -44,6 +44,12 @@ class Metrics:
     scalper_share: float
     laundered: int
     broker_advantage: float | None
+    """Under a draw: the ratio of the two groups' mean chance of winning a hot slot in the
+    draw, from the frozen entry lists re-drawn with many seeds (``draw_chances``); without
+    a draw (fcfs), the realized ratio."""
+    broker_advantage_realized: float | None
+    """The ratio of the realized rates: T9 clients holding a slot at the end over genuine
+    patients holding one. With a few dozen clients this swings widely from seed to seed."""
     genuine_refused: float
     genuine_success_rate: float
     median_genuine_effort_s: float
@@ -66,10 +72,12 @@ def _ratio(num: float, den: float) -> float:
 def compute_metrics(slots: Iterable[SlotOutcome], *, genuine_patients: int,
                     genuine_served: int, clients: int, clients_served: int,
                     genuine_requests: int, genuine_refused: int,
-                    genuine_efforts: Iterable[float], attackers: Costs) -> Metrics:
+                    genuine_efforts: Iterable[float], attackers: Costs,
+                    draw_chances: tuple[float, float] | None = None) -> Metrics:
     """``genuine_served`` / ``clients_served``: how many of the genuine patients (T9 clients)
     who wanted a hot slot hold one at the end; ``genuine_refused``: genuine requests the
-    guard refused, out of ``genuine_requests``."""
+    guard refused, out of ``genuine_requests``; ``draw_chances``: the mean chance of a T9
+    client and of a genuine patient to win in the draw, when slots were drawn."""
     outcomes = list(slots)
     total = len(outcomes)
     held: dict[str, int] = {GENUINE: 0, CLIENT: 0, BUYER: 0, SCALPER: 0, "empty": 0}
@@ -79,7 +87,11 @@ def compute_metrics(slots: Iterable[SlotOutcome], *, genuine_patients: int,
     no_shows = sum(1 for s in outcomes if s.status == "no_show")
     genuine_rate = _ratio(genuine_served, genuine_patients)
     client_rate = _ratio(clients_served, clients)
-    advantage = (client_rate / genuine_rate) if clients and genuine_rate else None
+    realized = (client_rate / genuine_rate) if clients and genuine_rate else None
+    advantage = realized
+    if draw_chances is not None:
+        client_chance, genuine_chance = draw_chances
+        advantage = client_chance / genuine_chance if clients and genuine_chance else None
     efforts = list(genuine_efforts)
     return Metrics(
         hot_slots=total,
@@ -87,6 +99,7 @@ def compute_metrics(slots: Iterable[SlotOutcome], *, genuine_patients: int,
         scalper_share=_ratio(held[CLIENT] + held[BUYER] + held[SCALPER], total),
         laundered=held[BUYER],
         broker_advantage=advantage,
+        broker_advantage_realized=realized,
         genuine_refused=_ratio(genuine_refused, genuine_requests),
         genuine_success_rate=genuine_rate,
         median_genuine_effort_s=statistics.median(efforts) if efforts else 0.0,
