@@ -421,6 +421,17 @@ def _open_rounds(platform: Platform, department_id: int, sessions: list[Session]
 # -- log in, register, log out ---------------------------------------------------------------
 
 
+def _signed_in(request: Request, to: str, token: str) -> Response:
+    """Where a successful log-in or registration goes: the session cookie set, the
+    anonymous CSRF cookie dropped (the signed-in pages bind CSRF to the session)."""
+    response = _redirect(to)
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
+                        secure=_secure(request),
+                        max_age=get_platform(request).settings.auth_token_hours * 3600)
+    response.delete_cookie(CSRF_COOKIE)
+    return response
+
+
 @router.get("/login")
 def login_form(request: Request, who: Viewer, next: str | None = None) -> Response:
     return render(request, "login.html", next=_safe_next(next) or "", username="",
@@ -443,12 +454,7 @@ def login(request: Request, who: Viewer, csrf: Annotated[str, Form()] = "",
         challenge = exc.extra.get("challenge") if isinstance(exc, ChallengeRequired) else None
         return render(request, "login.html", status=exc.status, next=_safe_next(next) or "",
                       username=username, error=exc.detail, challenge=challenge)
-    response = _redirect(_safe_next(next) or _home_of(account))
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
-                        secure=_secure(request),
-                        max_age=platform.settings.auth_token_hours * 3600)
-    response.delete_cookie(CSRF_COOKIE)
-    return response
+    return _signed_in(request, _safe_next(next) or _home_of(account), token)
 
 
 @router.get("/register")
@@ -473,12 +479,7 @@ def register(request: Request, who: Viewer, csrf: Annotated[str, Form()] = "",
         challenge = exc.extra.get("challenge") if isinstance(exc, ChallengeRequired) else None
         return render(request, "register.html", status=exc.status, username=username,
                       phone=phone, error=exc.detail, challenge=challenge)
-    response = _redirect("/me?done=registered")
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
-                        secure=_secure(request),
-                        max_age=platform.settings.auth_token_hours * 3600)
-    response.delete_cookie(CSRF_COOKIE)
-    return response
+    return _signed_in(request, "/me?done=registered", token)
 
 
 @router.post("/logout")
