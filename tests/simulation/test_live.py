@@ -62,15 +62,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_live_agents_book_over_http_and_the_guard_answers_the_bot(server: str) -> None:
     report = run_live_agents(server, seed=7, floods=False)
     assert report.session_id is not None
-    for agent in ("genuine-1", "genuine-2", "genuine-3", "t1-bot"):
+    for agent in ("genuine-1", "genuine-2", "t1-bot", "t2-clicker", "t3-farm"):
         assert report.status(agent, "register") == [(201, "")]
+    for agent in ("genuine-1", "genuine-2", "t1-bot", "t2-clicker"):
         assert report.status(agent, "add_patient") == [(201, "")]
     assert report.status("t1-bot", "book_without_token") == [(403, "token_missing")]
     assert report.status("t1-bot", "book_token_at_once") == [(403, "token_too_early")]
+    # T2 clicks every 0.3 s: its first clicks come before the token's minimum age.
+    clicks = report.status("t2-clicker", "click_book")
+    assert clicks[0] == (403, "token_too_early")
+    assert clicks[-1][0] in (201, 409)
+    # T3's invented patients: one belongs to nobody, one has a wrong check digit.
+    assert report.status("t3-farm", "add_invented") == [(422, "identity_not_verified")]
+    assert report.status("t3-farm", "add_bad_checksum") == [(422, "invalid_id_number")]
     # Three slots, four takers: every booking step ran, and three of them got a slot.
     booked = [s for a in report.steps for s in report.status(a, "book")
-              + report.status(a, "book_after_min_age")]
+              + report.status(a, "book_after_min_age") + report.status(a, "click_book")]
     assert sorted(code for code, _ in booked).count(201) == 3
     paid = [s for a in report.steps for s in report.status(a, "pay")]
     assert paid and all(code == 200 for code, _ in paid)
-    assert report.sent < 100
+    assert report.sent < 120

@@ -5,20 +5,27 @@ requests (``MAX_REQUESTS``) and time (``MAX_SECONDS``).
 
 The agents, run side by side in threads (each step's status code and problem code is kept):
 
-- ``genuine-1..3``: register, log in, add their patient (the real-name check), open the
-  booking screen, read it for a few seconds, book with the screen's action token, open the
-  payment screen and pay;
-- ``t1-bot``: the same account set-up, then books without the screen (no action token),
-  fetches the screen and fires at once (too early for a person), waits out the token's
-  minimum age and books, then pays;
+- ``genuine-1``, ``genuine-2``: register, log in, add their patient (the real-name check),
+  open the booking screen, read it for a few seconds, book with the screen's action token,
+  open the payment screen and pay;
+- ``t1-bot`` (T1): the same account set-up, then books without the screen (no action
+  token), fetches the screen and fires at once (too early for a person), waits out the
+  token's minimum age and books, then pays;
+- ``t2-clicker`` (T2): goes through the real screens but clicks every 0.3 s, so its first
+  clicks come before the token's minimum age and are refused until it is reached;
+- ``t3-farm`` (T3): one of a farm's accounts, adding invented patients: a well-formed ID
+  number that belongs to nobody (refused by the real-name check) and one with a wrong check
+  digit (refused as invalid);
 - at the end, if asked (``floods``): a browsing flood (the public hospital list every
-  0.02 s) and a log-in flood (wrong passwords for one username at bot speed).
+  0.02 s, with an ``X-Forwarded-For`` that rotates over 200 addresses, as a proxy pool
+  would claim: T7) and a log-in flood (wrong passwords for one username at bot speed).
 
 Every request comes from the loopback address; the server believes ``X-Forwarded-For`` only
-from its ``FAIRSLOT_TRUSTED_PROXIES``, so the agents do not send it and instead stay within
-the per-address limits: four registrations a run (the limit is 10 an hour per address) and
-four log-ins (5 a minute per address), each agent with its own device id. A run repeated
-within the hour is refused registration by the guard, which the report shows.
+from its ``FAIRSLOT_TRUSTED_PROXIES``, so the flood's rotating header changes nothing and
+the honest agents do not send it. They stay within the per-address limits instead: five
+registrations a run (the limit is 10 an hour per address) and five log-ins (5 a minute per
+address), each agent with its own device id. A run repeated within the hour is refused
+registration by the guard, which the report shows.
 
 The agents need a hot session that is open for booking and identities the server's registry
 knows: ``prepare_target`` makes both on the server's database before it serves
@@ -50,7 +57,8 @@ MAX_REQUESTS = 1500
 MAX_SECONDS = 60.0
 LIVE_HOSPITAL = "SIMLIVE"
 _STEP = 0.02
-_AGENTS = ("genuine-1", "genuine-2", "genuine-3", "t1-bot")
+_AGENTS = ("genuine-1", "genuine-2", "t1-bot", "t2-clicker", "t3-farm")
+_CLICK = 0.3  # T2: an auto-clicker's interval
 
 
 def check_target(target: str) -> str:
@@ -175,8 +183,9 @@ class _Agent:
             raise _OutOfBudget
         time.sleep(seconds)
 
-    def sign_up(self, identity: Identity) -> int | None:
-        """Register, log in (waiting out a log-in throttle once), add the patient."""
+    def sign_up(self, identity: Identity | None) -> int | None:
+        """Register, log in (waiting out a log-in throttle once), add the patient (with
+        ``None``: no patient, and 0 once logged in)."""
         name = f"sim{self.name.replace('-', '')}{self.rng.randrange(10**8):08d}"
         password = f"pw-{self.rng.randrange(10**12)}"
         made = self.send("register", "POST", "/auth/register", json={
@@ -195,6 +204,8 @@ class _Agent:
             self.pause(float(token.headers.get("Retry-After", "60")))
         else:
             return None
+        if identity is None:
+            return 0
         patient = self.send("add_patient", "POST", "/me/patients",
                             json={"id_number": identity.id_number, "name": identity.name})
         return int(patient.json()["id"]) if patient.status_code == 201 else None
@@ -256,6 +267,39 @@ def _bot(agent: _Agent, identity: Identity, session_id: int) -> None:
         agent.pay(booked, 1.6)  # the payment screen's token has a minimum age too
 
 
+def _clicker(agent: _Agent, identity: Identity, session_id: int) -> None:
+    """T2: the real screens, clicked every 0.3 s until the server takes the click."""
+    patient_id = agent.sign_up(identity)
+    if patient_id is None:
+        return
+    screen = agent.screen(session_id)
+    if screen is None or not screen["session"]["free"]:
+        return
+    for _ in range(12):
+        agent.pause(_CLICK)
+        headers = {screen["token_header"]: screen["action_token"]}
+        answer = agent.send("click_book", "POST", "/bookings", headers=headers,
+                            json={"session_id": session_id, "patient_id": patient_id})
+        if answer.status_code == 201:
+            agent.pay(int(answer.json()["id"]), 1.6)
+            return
+        if answer.status_code != 403:
+            return  # slot_unavailable, a limit: the clicker has lost this one
+
+
+def _farm(agent: _Agent, identity: Identity, session_id: int) -> None:
+    """T3: a farm account adding invented patients (the identity is not used)."""
+    if agent.sign_up(None) is None:
+        return
+    invented = make_residents(random.Random(f"farm:{agent.rng.random()}"), 1)[0]
+    agent.send("add_invented", "POST", "/me/patients",
+               json={"id_number": invented.id_number, "name": invented.name})
+    digits = invented.id_number[:-1]
+    wrong = next(c for c in "0123456789X" if c != invented.id_number[-1])
+    agent.send("add_bad_checksum", "POST", "/me/patients",
+               json={"id_number": digits + wrong, "name": invented.name})
+
+
 def _find_session(client: httpx.Client, budget: _Budget) -> int | None:
     """The live hospital's hot session that is open for booking (fcfs, released, free)."""
     def get(path: str) -> Any:
@@ -283,12 +327,14 @@ def _find_session(client: httpx.Client, budget: _Budget) -> int | None:
 
 
 def _flood(client: httpx.Client, budget: _Budget, count: int, method: str, path: str,
-           **kwargs: Any) -> dict[int, int]:
+           rotate_forwarded: int = 0, **kwargs: Any) -> dict[int, int]:
     seen: dict[int, int] = {}
-    for _ in range(count):
+    for n in range(count):
         if not budget.take():
             break
-        status = client.request(method, path, **kwargs).status_code
+        headers = ({"X-Forwarded-For": f"100.64.{n % rotate_forwarded // 250}."
+                    f"{n % rotate_forwarded % 250 + 1}"} if rotate_forwarded else {})
+        status = client.request(method, path, headers=headers, **kwargs).status_code
         seen[status] = seen.get(status, 0) + 1
         time.sleep(_STEP)
     return seen
@@ -311,7 +357,8 @@ def run_live_agents(target: str, *, seed: int, floods: bool = True) -> LiveRepor
                                "--prepare-live` on its database first")
             agents = [_Agent(name, base, budget, report, random.Random(rng.random()))
                       for name in _AGENTS]
-            plays = [(_bot if a.name == "t1-bot" else _genuine, a, who)
+            kinds = {"t1-bot": _bot, "t2-clicker": _clicker, "t3-farm": _farm}
+            plays = [(kinds.get(a.name, _genuine), a, who)
                      for a, who in zip(agents, identities, strict=True)]
             errors: list[BaseException] = []
 
@@ -333,8 +380,9 @@ def run_live_agents(target: str, *, seed: int, floods: bool = True) -> LiveRepor
             if errors:
                 raise errors[0]
             if floods:
-                report.floods["browsing flood, 0.02 s a request"] = _flood(
-                    public, budget, 650, "GET", "/hospitals")
+                report.floods["browsing flood, 0.02 s a request, X-Forwarded-For "
+                              "rotating over 200 addresses"] = _flood(
+                    public, budget, 650, "GET", "/hospitals", rotate_forwarded=200)
                 report.floods["log-in flood, wrong password"] = _flood(
                     public, budget, 60, "POST", "/auth/login",
                     json={"username": "simfloodtarget", "password": "wrong-password"})
