@@ -319,3 +319,24 @@ def test_the_desk_enters_a_walk_in_patient_who_then_cannot_be_entered_twice(
         release.enter_at_desk(dw.platform, desk, dw.round_id, stranger.id_number,
                               stranger.name, [dw.sessions[0]], CTX)
     assert unknown.value.code == "identity_not_verified"
+
+
+def test_the_desk_sees_its_walk_in_patients_wins_until_they_are_paid(
+        platform: Platform, clock: FixedClock) -> None:
+    from fairslot.domain.accounts import Role
+
+    # Capacity for everyone, so the walk-in patient wins for sure.
+    dw = _draw_world(platform, clock, people=2, capacity=3)
+    desk = dw.world.staff[Role.REGISTRATION]
+    elderly = dw.world.residents.pop()
+    release.enter_at_desk(dw.platform, desk, dw.round_id, elderly.id_number, elderly.name,
+                          [dw.sessions[0]], CTX)
+    _enter_all(dw)
+    assert booking.desk_awaiting_payment(dw.platform) == []  # nothing won yet
+    _close_and_draw(dw)
+    waiting = booking.desk_awaiting_payment(dw.platform)
+    # Only the desk's entrant: the online patients' wins are in their own inboxes.
+    assert [v.patient.name for v in waiting] == [elderly.name]
+    assert waiting[0].booking.session_id == dw.sessions[0]
+    booking.pay(dw.platform, desk, waiting[0].booking.id or 0, "card:6222000011112222", CTX)
+    assert booking.desk_awaiting_payment(dw.platform) == []

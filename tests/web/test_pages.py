@@ -401,3 +401,41 @@ def test_a_patient_enters_a_draw_round_from_the_doctors_page(
     # Entering again with the spent token is refused.
     again = client.post(action, data=data, follow_redirects=False)
     assert again.status_code == 403
+
+
+@SQLITE_ONLY
+def test_the_desk_lists_its_walk_in_draw_wins_and_takes_their_payment(
+        client: TestClient, world: World, clock: FixedClock) -> None:
+    from fairslot.domain.schedule import Period, ReleasePolicy
+    from fairslot.services import release
+
+    platform = world.platform
+    doctor = catalog.create_doctor(platform, world.department_id, "周敏", "主任医师", "心律",
+                                   release_policy=ReleasePolicy.DRAW, hot=True)
+    day = clock.now().astimezone(platform.settings.zone).date() + dt.timedelta(days=2)
+    (session,) = catalog.schedule_sessions(platform, doctor.id or 0, [day], [Period.MORNING],
+                                           2, 30000, release_days_before=1)
+    assert release.open_due_rounds(platform) == 1
+    with platform.uow() as uow:
+        round_id = uow.rounds.round_of_session(session.id or 0) or 0
+    desk = world.staff[Role.REGISTRATION]
+    walk_in = world.residents.pop()
+    release.enter_at_desk(platform, desk, round_id, walk_in.id_number, walk_in.name,
+                          [session.id or 0], RequestContext(ip="203.0.113.9"))
+    clock.set(release.round_view(platform, round_id).closes_at)
+    assert release.draw_due_rounds(platform) == 1
+
+    client.cookies.set("fs_session", world.token(Role.REGISTRATION))
+    page = client.get("/desk").text
+    (won,) = booking.desk_awaiting_payment(platform)
+    assert f">{won.booking.id}<" in page and mask_id_number(walk_in.id_number) in page
+    assert walk_in.id_number not in page and walk_in.name not in page
+    r = submit(client, "/desk", "/desk/pay", booking_id=won.booking.id,
+               payer_account="nonsense")
+    assert r.status_code == 422, alert(r.text)
+    r = submit(client, "/desk", "/desk/pay", booking_id=won.booking.id,
+               payer_account="card:6222000099998888")
+    assert r.status_code == 303, alert(r.text)
+    assert "已收费 Paid at the desk" in client.get(r.headers["location"]).text
+    assert booking.desk_awaiting_payment(platform) == []
+    assert "暂无" in client.get("/desk").text

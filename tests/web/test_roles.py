@@ -33,6 +33,7 @@ ALLOWED: dict[tuple[str, str], set[Role]] = {
     ("POST", "/api/v1/staff/check-in"): {Role.REGISTRATION},
     ("POST", "/api/v1/staff/bookings"): {Role.REGISTRATION},
     ("GET", "/api/v1/staff/sessions/{session_id}/bookings"): {Role.REGISTRATION, Role.OPERATOR},
+    ("GET", "/api/v1/staff/desk-awaiting-payment"): {Role.REGISTRATION},
     ("POST", "/api/v1/admin/departments"): {Role.OPERATOR},
     ("POST", "/api/v1/admin/doctors"): {Role.OPERATOR},
     ("POST", "/api/v1/admin/sessions"): {Role.OPERATOR},

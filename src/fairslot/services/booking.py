@@ -134,6 +134,14 @@ def get_booking(platform: Platform, account: Account, booking_id: int) -> Bookin
         return _view(uow, booking)
 
 
+def desk_awaiting_payment(platform: Platform) -> list[BookingView]:
+    """What the desk's walk-in entrants won or were offered and have not paid yet, soonest
+    deadline first. Their wins reach the desk, not them (they entered without an account),
+    so the desk calls them or takes the payment when they come back."""
+    with platform.uow() as uow:
+        return [_view(uow, b) for b in uow.bookings.desk_awaiting_payment()]
+
+
 def my_bookings(platform: Platform, account: Account) -> list[BookingView]:
     with platform.uow() as uow:
         return [_view(uow, b) for b in uow.bookings.of_account(account.id or 0)]

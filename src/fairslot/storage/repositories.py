@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
 
 from fairslot.crypto import current_keyring
-from fairslot.domain.accounts import Account, Patient
-from fairslot.domain.booking import ACTIVE_STATUSES, Booking, BookingStatus
+from fairslot.domain.accounts import Account, Patient, Role
+from fairslot.domain.booking import ACTIVE_STATUSES, Booking, BookingStatus, Channel
 from fairslot.domain.schedule import Department, Doctor, Hospital, Session, Slot
 from fairslot.storage import tables as t
 
@@ -270,6 +270,18 @@ class BookingRepository:
     def of_session(self, session_id: int) -> Sequence[Booking]:
         return self.db.scalars(sa.select(Booking).where(t.bookings.c.session_id == session_id)
                                .order_by(t.bookings.c.id)).all()
+
+    def desk_awaiting_payment(self, limit: int = 500) -> Sequence[Booking]:
+        """Held draw wins and waitlist offers of patients a registration desk entered,
+        soonest deadline first: the walk-in patients the desk has to reach."""
+        desks = sa.select(t.accounts.c.id).where(t.accounts.c.role == Role.REGISTRATION.value)
+        return self.db.scalars(
+            sa.select(Booking).where(
+                t.bookings.c.status == BookingStatus.HELD.value,
+                t.bookings.c.channel.in_([Channel.DRAW.value, Channel.WAITLIST.value]),
+                t.bookings.c.account_id.in_(desks))
+            .order_by(t.bookings.c.pay_by, t.bookings.c.id).limit(limit)
+        ).all()
 
     def overdue_holds(self, now: dt.datetime, limit: int = 500) -> Sequence[Booking]:
         return self.db.scalars(

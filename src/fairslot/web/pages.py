@@ -93,6 +93,7 @@ DONE_MESSAGES = {
     "cancelled": "已取消预约 Booking cancelled",
     "checked_in": "取号成功 Checked in",
     "desk_booked": "现场挂号成功（已支付） Booked and paid at the desk",
+    "desk_paid": "已收费 Paid at the desk",
     "entered": "已登记抽签，结果将在放号时公布 Entered: the draw is at the release time",
 }
 
@@ -773,9 +774,12 @@ def _desk_page(request: Request, account: Account, *, status: int = 200,
     sessions = [r for r in sessions_on(platform, today) if not r.session.has_started(
         platform.clock.now() - dt.timedelta(minutes=platform.settings.session_minutes))]
     sessions += sessions_on(platform, today + dt.timedelta(days=1))
+    awaiting = [{"view": v, "pay_by": _local(platform, v.booking.pay_by),
+                 "starts": _local(platform, v.session.starts_at)}
+                for v in booking.desk_awaiting_payment(platform)]
     return render(request, "desk.html", status=status, account=account, error=error,
                   notice=notice, sessions=sessions, done_booking=done_booking,
-                  form=dict(form or {}), today=today)
+                  form=dict(form or {}), today=today, awaiting=awaiting)
 
 
 @router.get("/desk")
@@ -824,6 +828,23 @@ def desk_book(request: Request, who: Viewer, csrf: Annotated[str, Form()] = "",
         return _desk_page(request, account, status=exc.status, error=exc.detail,
                           form={"session_id": session_id, "payer_account": payer_account})
     return _redirect(f"/desk?done=desk_booked&booking={view.booking.id}")
+
+
+@router.post("/desk/pay")
+def desk_pay(request: Request, who: Viewer, csrf: Annotated[str, Form()] = "",
+             booking_id: Annotated[str, Form(max_length=12)] = "",
+             payer_account: Annotated[str, Form(max_length=80)] = "") -> Response:
+    """Take the payment for a walk-in patient's draw win or waitlist offer."""
+    account = _logged_in(who, Role.REGISTRATION)
+    check_csrf(request, csrf)
+    try:
+        number = _positive_int(booking_id, "预约号 booking number")
+        view = booking.pay(get_platform(request), account, number, payer_account,
+                           context(request))
+    except FairslotError as exc:
+        return _desk_page(request, account, status=exc.status, error=exc.detail,
+                          form={"payer_account": payer_account})
+    return _redirect(f"/desk?done=desk_paid&booking={view.booking.id}")
 
 
 def _positive_int(raw: str, what: str) -> int:

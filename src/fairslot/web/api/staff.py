@@ -95,6 +95,14 @@ def pay_at_desk(booking_id: IdPath, body: PaymentIn, request: Request,
                                      context(request)))
 
 
+@router.get("/staff/desk-awaiting-payment", tags=["desk"],
+            dependencies=[require(Role.REGISTRATION)])
+def desk_awaiting_payment(platform: PlatformDep) -> list[BookingOut]:
+    """Draw wins and waitlist offers of walk-in patients the desk entered, not paid yet,
+    soonest payment deadline first: whom to reach (the win went to the desk's inbox)."""
+    return [BookingOut.of(v) for v in booking.desk_awaiting_payment(platform)]
+
+
 @router.get("/staff/sessions/{session_id}/bookings", tags=["desk"],
             dependencies=[require(Role.REGISTRATION, Role.OPERATOR)])
 def session_bookings(session_id: IdPath, platform: PlatformDep) -> list[BookingOut]:
