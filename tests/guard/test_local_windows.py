@@ -111,3 +111,25 @@ async def test_a_stopped_workers_counts_are_dropped_once_stale(
     await anyio.sleep(2.2)  # ten intervals, at least two seconds
     await two.local_windows.flush()
     assert await _served(two, "198.51.100.20", 40) == 30
+
+
+async def test_a_worker_refused_by_the_others_counts_serves_again_once_they_stop(
+    make_guard: GuardFactory,
+) -> None:
+    import anyio
+
+    # A two-second window, reports every 0.5 s, so reports go stale after 5 s.
+    short = {"browsing": {"ip": "40/2 second", "prefix": "none", "device": "none"}}
+    one = make_guard(guard_limits=short, guard_browsing_sync_seconds=0.5)
+    two = make_guard(guard_limits=short, guard_browsing_sync_seconds=0.5)
+    assert one.local_windows is not None and two.local_windows is not None
+    assert await _served(one, "198.51.100.30", 40) == 40
+    await one.local_windows.flush()
+    await one.close()  # stops; its report of 40 stays in Redis until it is stale
+    assert await _served(two, "198.51.100.30", 1) == 1
+    await two.local_windows.flush()
+    assert await _served(two, "198.51.100.30", 3) == 0
+    # The second worker's own count empties after two seconds while the first one's report
+    # is still fresh; it must keep asking, not keep the 40 for ever.
+    await anyio.sleep(5.6)
+    assert await _served(two, "198.51.100.30", 3) == 3

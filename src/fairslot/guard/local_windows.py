@@ -14,8 +14,9 @@ reads back what the other workers counted. A request is allowed when
 One worker alone is exact. Several workers see each other's counts at most ``interval``
 late, so a flood spread over ``W`` workers can overshoot a limit by about
 ``W x rate x interval`` before every worker refuses it; a worker's report stays visible
-until the next report, and a worker keeps reporting a key until its count of it is back to
-zero; a report older than ten intervals (a stopped worker's) is dropped. Only keys that
+until the next report, and a worker keeps reporting a key while it or the others count it;
+a report older than ten intervals (at least 2 s: a stopped worker's, or every report while
+Redis is down) is no longer counted, in Redis or in the worker. Only keys that
 pass 1% of their limit in a worker are shared at all, so a patient's few page views cost
 Redis nothing. Without Redis, or while it is down, each worker counts
 alone.
@@ -77,12 +78,14 @@ _REPORT_BATCH = 256
 
 
 class _Window:
-    __slots__ = ("events", "expiry", "others", "share_at", "total")
+    __slots__ = ("events", "expiry", "others", "others_at", "share_at", "total")
 
     def __init__(self, expiry: float, share_at: int) -> None:
         self.events: deque[tuple[float, int]] = deque()
         self.total = 0
         self.others = 0
+        """The other workers' count as last read, at ``others_at`` (monotonic)."""
+        self.others_at = 0.0
         self.expiry = expiry
         self.share_at = share_at
 
@@ -108,6 +111,8 @@ class LocalWindows:
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        # The other workers' counts are trusted for as long as their own reports are.
+        self._stale = max(2.0, 10 * interval)
 
     def _key(self, item: limits.RateLimitItem, key: str) -> str:
         return f"{self._state.prefix}lw:{key}/{item.amount}/{item.get_expiry()}"
@@ -126,7 +131,8 @@ class LocalWindows:
                 window = self._windows[name] = _Window(
                     float(item.get_expiry()), max(1, item.amount // _SHARE_FRACTION)
                 )
-            if window.count(now) + window.others + cost > item.amount:
+            others = self._others(name, window, now)
+            if window.count(now) + others + cost > item.amount:
                 return index
             windows.append((name, window, cost))
         for name, window, cost in windows:
@@ -134,9 +140,24 @@ class LocalWindows:
             window.total += cost
             if window.total >= window.share_at:
                 self._shared.add(name)
+        self._schedule_if_needed()
+        return None
+
+    def _others(self, name: str, window: _Window, now: float) -> int:
+        """The other workers' count of a key, if recent enough to trust. A key the others
+        count is shared again (reported, and their count read back at the next report),
+        so that a worker where the key went quiet does not go on with an old figure."""
+        if not window.others:
+            return 0
+        if now - window.others_at > self._stale:
+            window.others = 0
+        self._shared.add(name)
+        self._schedule_if_needed()
+        return window.others
+
+    def _schedule_if_needed(self) -> None:
         if self._shared and not self._scheduled and self._state.configured:
             self._schedule()
-        return None
 
     def remaining(self, item: limits.RateLimitItem, key: str) -> tuple[int, float]:
         """What is left of a limit and when (``time.time()`` seconds) room frees up."""
@@ -144,7 +165,7 @@ class LocalWindows:
         if window is None:
             return item.amount, time.time()
         now = time.monotonic()
-        used = window.count(now) + window.others
+        used = window.count(now) + self._others(self._key(item, key), window, now)
         oldest = window.events[0][0] if window.events else now
         return max(0, item.amount - used), time.time() + (oldest + window.expiry - now)
 
@@ -204,7 +225,8 @@ class LocalWindows:
             self._state.failed(exc)
             return
         self._state.succeeded()
+        read_at = time.monotonic()
         for (name, window), count, others in zip(sent, counts, replies, strict=True):
-            window.others = int(others)
-            if count == 0 and window.count(time.monotonic()) == 0:
+            window.others, window.others_at = int(others), read_at
+            if count == 0 and window.count(read_at) == 0 and not window.others:
                 self._shared.discard(name)
