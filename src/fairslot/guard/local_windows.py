@@ -15,17 +15,19 @@ One worker alone is exact. Several workers see each other's counts at most ``int
 late, so a flood spread over ``W`` workers can overshoot a limit by about
 ``W x rate x interval`` before every worker refuses it; a worker's report stays visible
 until the next report, and a worker keeps reporting a key while it or the others count it;
-a report older than ten intervals (at least 2 s: a stopped worker's, or every report while
-Redis is down) is no longer counted, in Redis or in the worker. Only keys that
-pass 1% of their limit in a worker are shared at all, so a patient's few page views cost
-Redis nothing. Without Redis, or while it is down, each worker counts
-alone.
+a report older than ten intervals (at least 2 s) or than its window (a stopped worker's, or
+every report while Redis is down) is no longer counted, in Redis or in the worker; report
+times are Redis's. Only keys that pass 1% of their limit in a worker are shared at all, so
+a patient's few page views cost Redis nothing. A worker keeps at most ``_MAX_KEYS`` keys.
+Without Redis, or while it is down, each worker counts alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -48,15 +50,19 @@ _SHARE_FRACTION = 100
 
 
 # One call per batch of keys: report this worker's count of each key and answer the sum of the
-# other workers' counts. ARGV[1] names the worker, ARGV[2] is the time, ARGV[3] the time
-# before which a report is stale (its worker stopped or lost Redis: dropped, not summed),
-# ARGV[3 + i] is "count,window in ms" for KEYS[i]. Fields hold "count,time".
+# other workers' counts. ARGV[1] names the worker, ARGV[2] is the age in seconds past which a
+# report is stale (its worker stopped or lost Redis: dropped, not summed; never older than
+# the key's window either), ARGV[2 + i] is "count,window in ms" for KEYS[i]. Fields hold
+# "count,time", the time read from Redis's own clock, so hosts' clocks need not agree.
 _REPORT = """
 local out = {}
-local stale = tonumber(ARGV[3])
+local clock = redis.call('time')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local max_age = tonumber(ARGV[2])
 for i = 1, #KEYS do
-    local count, expiry = string.match(ARGV[i + 3], "^(%d+),(%d+)$")
-    redis.call('hset', KEYS[i], ARGV[1], count .. ',' .. ARGV[2])
+    local count, expiry = string.match(ARGV[i + 2], "^(%d+),(%d+)$")
+    local stale = now - math.min(max_age, tonumber(expiry) / 1000)
+    redis.call('hset', KEYS[i], ARGV[1], count .. ',' .. string.format('%.6f', now))
     redis.call('pexpire', KEYS[i], tonumber(expiry))
     local fields = redis.call('hgetall', KEYS[i])
     local others = 0
@@ -138,7 +144,7 @@ class LocalWindows:
         for name, window, cost in windows:
             window.events.append((now, cost))
             window.total += cost
-            if window.total >= window.share_at:
+            if window.total >= window.share_at and self._state.configured:
                 self._shared.add(name)
         self._schedule_if_needed()
         return None
@@ -149,8 +155,9 @@ class LocalWindows:
         so that a worker where the key went quiet does not go on with an old figure."""
         if not window.others:
             return 0
-        if now - window.others_at > self._stale:
+        if now - window.others_at > min(self._stale, window.expiry):
             window.others = 0
+            return 0
         self._shared.add(name)
         self._schedule_if_needed()
         return window.others
@@ -170,10 +177,22 @@ class LocalWindows:
         return max(0, item.amount - used), time.time() + (oldest + window.expiry - now)
 
     def _forget(self, now: float) -> None:
-        """Drop windows with nothing left in them (memory stays bounded under a scan)."""
-        for name in [n for n, w in self._windows.items() if w.count(now) == 0]:
-            if name not in self._shared:
+        """Make room when the table is full: drop the windows with nothing left in them
+        (and whose other workers' counts are stale), then, if a scan of more live keys than
+        the table holds is under way, the oldest; down to nine tenths of the cap, so that
+        the next pass is many new keys away."""
+        target = _MAX_KEYS * 9 // 10
+        for name, window in list(self._windows.items()):
+            quiet = not window.others or now - window.others_at > min(self._stale,
+                                                                      window.expiry)
+            if window.count(now) == 0 and quiet:
                 del self._windows[name]
+                self._shared.discard(name)
+        if len(self._windows) > target:
+            # Oldest first (insertion order): an evicted key starts counting again from zero.
+            for name in list(itertools.islice(self._windows, len(self._windows) - target)):
+                del self._windows[name]
+                self._shared.discard(name)
 
     def _schedule(self) -> None:
         if self._closed:
@@ -198,6 +217,8 @@ class LocalWindows:
             self._schedule()
 
     def _after_flush(self, done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            _log.error("browsing counters: report failed", exc_info=done.exception())
         if self._shared and not self._scheduled:
             self._schedule()
 
@@ -208,25 +229,21 @@ class LocalWindows:
             return
         now = time.monotonic()
         sent = [(name, w) for name in self._shared if (w := self._windows.get(name)) is not None]
-        counts = [w.count(now) for _, w in sent]
-        try:
-            replies: list[int] = []
-            for start in range(0, len(sent), _REPORT_BATCH):
-                chunk = sent[start:start + _REPORT_BATCH]
-                args = [f"{count},{int(w.expiry * 1000)}"
-                        for (_, w), count in zip(chunk, counts[start:], strict=False)]
-                wall = time.time()
-                stale = wall - max(2.0, 10 * self._interval)
-                replies += await self._state.run_script(
-                    _REPORT, [name for name, _ in chunk],
-                    [self._worker, repr(wall), repr(stale), *args],
-                )
-        except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
-            self._state.failed(exc)
-            return
-        self._state.succeeded()
-        read_at = time.monotonic()
-        for (name, window), count, others in zip(sent, counts, replies, strict=True):
-            window.others, window.others_at = int(others), read_at
-            if count == 0 and window.count(read_at) == 0 and not window.others:
-                self._shared.discard(name)
+        worker = f"{self._worker}:{os.getpid()}"  # distinct even in workers forked from one
+        for start in range(0, len(sent), _REPORT_BATCH):
+            chunk = sent[start:start + _REPORT_BATCH]
+            counts = [w.count(now) for _, w in chunk]
+            args = [f"{count},{int(w.expiry * 1000)}"
+                    for (_, w), count in zip(chunk, counts, strict=True)]
+            try:
+                replies = await self._state.run_script(
+                    _REPORT, [name for name, _ in chunk], [worker, repr(self._stale), *args])
+            except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
+                self._state.failed(exc)
+                return
+            self._state.succeeded()
+            read_at = time.monotonic()
+            for (name, window), count, others in zip(chunk, counts, replies, strict=True):
+                window.others, window.others_at = int(others), read_at
+                if count == 0 and window.count(read_at) == 0 and not window.others:
+                    self._shared.discard(name)
