@@ -118,9 +118,9 @@ async def test_a_worker_refused_by_the_others_counts_serves_again_once_they_stop
 ) -> None:
     import anyio
 
-    # A two-second window, reports every 0.5 s: a report is stale after the window (2 s),
-    # sooner than ten intervals.
-    short = {"browsing": {"ip": "40/2 second", "prefix": "none", "device": "none"}}
+    # A four-second window, reports every 0.5 s: a report is stale after the window (4 s),
+    # sooner than ten intervals (5 s).
+    short = {"browsing": {"ip": "40/4 second", "prefix": "none", "device": "none"}}
     one = make_guard(guard_limits=short, guard_browsing_sync_seconds=0.5)
     two = make_guard(guard_limits=short, guard_browsing_sync_seconds=0.5)
     assert one.local_windows is not None and two.local_windows is not None
@@ -130,9 +130,9 @@ async def test_a_worker_refused_by_the_others_counts_serves_again_once_they_stop
     assert await _served(two, "198.51.100.30", 1) == 1
     await two.local_windows.flush()
     assert await _served(two, "198.51.100.30", 3) == 0
-    # After the two-second window neither the second worker's own count nor the first
+    # After the four-second window neither the second worker's own count nor the first
     # one's report counts any more: the second worker must not keep the 40 for ever.
-    await anyio.sleep(2.6)
+    await anyio.sleep(4.6)
     assert await _served(two, "198.51.100.30", 3) == 3
 
 
