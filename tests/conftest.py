@@ -11,10 +11,13 @@ import datetime as dt
 import os
 import pathlib
 import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -230,3 +233,20 @@ def api_pay(client: Any, token: str, booking_id: int, payer: str, clock: FixedCl
     return client.post(f"/api/v1/bookings/{booking_id}/pay", json={"payer_account": payer},
                        headers={**headers, screen.json()["token_header"]:
                                 screen.json()["action_token"]})
+
+
+def wait_until_serving(base: str, process: subprocess.Popen[Any], *, seconds: float = 60,
+                       log: pathlib.Path | None = None) -> None:
+    """Wait for a server started by a test to answer ``/healthz``; fail the test, with its
+    log if there is one, when it exits or does not answer in time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            detail = log.read_text() if log is not None and log.exists() else ""
+            pytest.fail(f"the server at {base} did not start in {seconds:.0f} s\n{detail}")
+        time.sleep(0.1)

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -22,7 +21,7 @@ from fairslot.services.booking import book
 from fairslot.services.context import RequestContext
 from fairslot.storage import tables as t
 from fairslot.storage.migrate import drift
-from tests.conftest import TEST_SECRET, World, build_world, make_settings
+from tests.conftest import TEST_SECRET, World, build_world, make_settings, wait_until_serving
 
 
 def test_migrations_and_models_do_not_drift(world: World) -> None:
@@ -128,16 +127,7 @@ def test_200_concurrent_bookings_for_10_slots_make_exactly_10(platform: Platform
          "--workers", "4", "--log-level", "warning"], env=env)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the four-worker server did not answer /healthz in 60 s")
-            time.sleep(0.2)
+        wait_until_serving(base, server)
 
         async def fire() -> list[httpx.Response]:
             limits = httpx.Limits(max_connections=200)

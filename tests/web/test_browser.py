@@ -12,13 +12,12 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, TEST_SECRET
+from tests.conftest import PASSWORD, TEST_SECRET, wait_until_serving
 
 pytestmark = pytest.mark.browser
 
@@ -94,17 +93,7 @@ def server(tmp_path: pathlib.Path, level: str) -> Iterator[str]:
         env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start:\n"
-                            + (tmp_path / "server.log").read_text())
-            time.sleep(0.1)
+        wait_until_serving(url, proc, seconds=30, log=tmp_path / "server.log")
         yield url
     finally:
         proc.terminate()
