@@ -795,21 +795,31 @@ def desk(request: Request, who: Viewer,
                       done_booking=done_booking)
 
 
+def _desk_action(request: Request, who: Account | None, csrf: str, form: dict[str, str],
+                 done: str, action: Callable[[Platform, Account], booking.BookingView]
+                 ) -> Response:
+    """A desk form's post: the clerk's role and the form's CSRF token checked, ``action``
+    run, then back to the desk page with the booking it concerned, or with the error and
+    the fields to fill in again."""
+    account = _logged_in(who, Role.REGISTRATION)
+    check_csrf(request, csrf)
+    try:
+        view = action(get_platform(request), account)
+    except FairslotError as exc:
+        return _desk_page(request, account, status=exc.status, error=exc.detail, form=form)
+    return _redirect(f"/desk?done={done}&booking={view.booking.id}")
+
+
 @router.post("/desk/check-in")
 def desk_check_in(request: Request, who: Viewer, csrf: Annotated[str, Form()] = "",
                   booking_id: Annotated[str, Form(max_length=12)] = "",
                   id_number: Annotated[str, Form(max_length=40)] = "",
                   name: Annotated[str, Form(max_length=80)] = "") -> Response:
-    account = _logged_in(who, Role.REGISTRATION)
-    check_csrf(request, csrf)
-    try:
-        number = _positive_int(booking_id, "预约号 booking number")
-        view = booking.check_in(get_platform(request), account, number, id_number, name,
-                                context(request))
-    except FairslotError as exc:
-        return _desk_page(request, account, status=exc.status, error=exc.detail,
-                          form={"booking_id": booking_id})
-    return _redirect(f"/desk?done=checked_in&booking={view.booking.id}")
+    return _desk_action(
+        request, who, csrf, {"booking_id": booking_id}, "checked_in",
+        lambda platform, account: booking.check_in(
+            platform, account, _positive_int(booking_id, "预约号 booking number"), id_number,
+            name, context(request)))
 
 
 @router.post("/desk/book")
@@ -818,16 +828,12 @@ def desk_book(request: Request, who: Viewer, csrf: Annotated[str, Form()] = "",
               id_number: Annotated[str, Form(max_length=40)] = "",
               name: Annotated[str, Form(max_length=80)] = "",
               payer_account: Annotated[str, Form(max_length=80)] = "") -> Response:
-    account = _logged_in(who, Role.REGISTRATION)
-    check_csrf(request, csrf)
-    try:
-        number = _positive_int(session_id, "出诊 session")
-        view = booking.book_on_site(get_platform(request), account, number, id_number, name,
-                                    payer_account, context(request))
-    except FairslotError as exc:
-        return _desk_page(request, account, status=exc.status, error=exc.detail,
-                          form={"session_id": session_id, "payer_account": payer_account})
-    return _redirect(f"/desk?done=desk_booked&booking={view.booking.id}")
+    return _desk_action(
+        request, who, csrf, {"session_id": session_id, "payer_account": payer_account},
+        "desk_booked",
+        lambda platform, account: booking.book_on_site(
+            platform, account, _positive_int(session_id, "出诊 session"), id_number, name,
+            payer_account, context(request)))
 
 
 @router.post("/desk/pay")
@@ -835,16 +841,11 @@ def desk_pay(request: Request, who: Viewer, csrf: Annotated[str, Form()] = "",
              booking_id: Annotated[str, Form(max_length=12)] = "",
              payer_account: Annotated[str, Form(max_length=80)] = "") -> Response:
     """Take the payment for a walk-in patient's draw win or waitlist offer."""
-    account = _logged_in(who, Role.REGISTRATION)
-    check_csrf(request, csrf)
-    try:
-        number = _positive_int(booking_id, "预约号 booking number")
-        view = booking.pay(get_platform(request), account, number, payer_account,
-                           context(request))
-    except FairslotError as exc:
-        return _desk_page(request, account, status=exc.status, error=exc.detail,
-                          form={"payer_account": payer_account})
-    return _redirect(f"/desk?done=desk_paid&booking={view.booking.id}")
+    return _desk_action(
+        request, who, csrf, {"payer_account": payer_account}, "desk_paid",
+        lambda platform, account: booking.pay(
+            platform, account, _positive_int(booking_id, "预约号 booking number"),
+            payer_account, context(request)))
 
 
 def _positive_int(raw: str, what: str) -> int:
