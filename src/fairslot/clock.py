@@ -1,9 +1,15 @@
 """The one source of "now". Production uses the system clock; tests and the simulator inject
-a clock they control, so no rule in fairslot ever reads the wall clock on its own."""
+a clock they control, so no rule in fairslot ever reads the wall clock on its own.
+
+``now()`` is the civil time (timezone-aware, UTC) that rules and records use;
+``monotonic()`` is seconds on a clock that never goes back, for measuring intervals (rate
+windows, back-offs, time-outs). A ``FixedClock`` moves both together, so code that measures
+intervals runs in the simulator's virtual time exactly as in production."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Protocol
 
 __all__ = ["UTC", "Clock", "FixedClock", "SystemClock"]
@@ -16,14 +22,22 @@ class Clock(Protocol):
         """Current time, timezone-aware, in UTC."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (only differences mean anything)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> dt.datetime:
         return dt.datetime.now(UTC)
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
 
 class FixedClock:
-    """A clock that moves only when told to: for tests and the simulator's virtual time."""
+    """A clock that moves only when told to: for tests and the simulator's virtual time.
+    Its monotonic reading is its civil time as a POSIX timestamp, so the two stay in step."""
 
     def __init__(self, start: dt.datetime) -> None:
         if start.tzinfo is None:
@@ -32,6 +46,9 @@ class FixedClock:
 
     def now(self) -> dt.datetime:
         return self._now
+
+    def monotonic(self) -> float:
+        return self._now.timestamp()
 
     def set(self, when: dt.datetime) -> None:
         if when.tzinfo is None:
