@@ -35,6 +35,7 @@ test: $(DEV)
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(DEV)
 	$(BIN)/python bench/booking.py

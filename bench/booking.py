@@ -30,15 +30,16 @@ def prepare(url: str, patients: int) -> tuple[list[str], list[dict[str, int]]]:
     now = dt.datetime.now(dt.UTC)
     platform = bootstrap(Settings(database_url=url, secret_key=SecretStr(SECRET)),
                          clock=FixedClock(now))
-    hospital = catalog.create_hospital(platform, "BENCH", "Bench Hospital")
-    department = catalog.create_department(platform, hospital.id or 0, "GEN", "General")
-    doctor = catalog.create_doctor(platform, department.id or 0, "王伟", "主任医师", "general")
+    hospital = platform.run(catalog.create_hospital, "BENCH", "Bench Hospital")
+    department = platform.run(catalog.create_department, hospital.id or 0, "GEN", "General")
+    doctor = platform.run(catalog.create_doctor, department.id or 0, "王伟", "主任医师", "general")
     today = now.astimezone(platform.settings.zone).date()
-    sessions = catalog.schedule_sessions(
-        platform, doctor.id or 0, [today + dt.timedelta(days=d) for d in range(1, 16)],
-        [Period.MORNING, Period.AFTERNOON], 200, 5000, release_days_before=16)
+    sessions = platform.run(catalog.schedule_sessions, doctor.id or 0,
+                            [today + dt.timedelta(days=d) for d in range(1, 16)],
+                            [Period.MORNING, Period.AFTERNOON], 200, 5000,
+                            release_days_before=16)
     people = make_residents(random.Random(1), patients)
-    password_hash = accounts.hash_password("bench password")
+    password_hash = platform.deps.hasher.hash("bench password")
     ids: list[tuple[int, int]] = []
     with platform.uow() as uow:
         for n, identity in enumerate(people):
@@ -52,7 +53,7 @@ def prepare(url: str, patients: int) -> tuple[list[str], list[dict[str, int]]]:
             uow.patients.link(account.id or 0, patient.id or 0, now)
             ids.append((account.id or 0, patient.id or 0))
         uow.commit()
-    tokens = [accounts.issue_token(platform, a) for a, _ in ids]
+    tokens = [platform.run(accounts.issue_token, a) for a, _ in ids]
     bodies = [{"session_id": sessions[n % len(sessions)].id or 0, "patient_id": p}
               for n, (_, p) in enumerate(ids)]
     platform.engine.dispose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import os
 import pathlib
 import shutil
@@ -39,12 +40,18 @@ PG_ADMIN_URL = os.environ.get("FAIRSLOT_TEST_PG_URL", "postgresql://postgres@127
 REDIS_URL = os.environ.get("FAIRSLOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # 17:00 in Shanghai, a Monday
 PASSWORD = "correct horse battery"
-PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
+# Argon2 at the cheapest cost the settings allow: tests check behaviour, not hashing cost.
+CHEAP_HASH = {"password_hash_time_cost": 1, "password_hash_memory_kib": 32}
+
+
+@functools.cache
+def password_hash() -> str:
+    return PasswordHasher(time_cost=1, memory_cost=32).hash(PASSWORD)
 
 
 def make_settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {"secret_key": SecretStr(TEST_SECRET),
-                            "database_url": "sqlite://", "scheduler": False}
+                            "database_url": "sqlite://", "scheduler": False, **CHEAP_HASH}
     base.update(overrides)
     return Settings(**base)
 
@@ -86,7 +93,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return path
 
 
-_TABLES = ("notifications", "entries", "round_sessions", "release_rounds", "auth_tokens",
+_TABLES = ("outbox", "notifications", "entries", "round_sessions", "release_rounds", "auth_tokens",
            "payments", "bookings", "account_patients", "patients", "residents",
            "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events")
 
@@ -147,17 +154,18 @@ class World:
         import random
 
         rng = random.Random(username)
-        account = accounts.create_user(self.platform, username, PASSWORD, Role.PATIENT,
-                                       phone or make_phone(rng), password_hash=PASSWORD_HASH)
+        run = self.platform.run
+        account = run(accounts.create_user, username, PASSWORD, Role.PATIENT,
+                      phone or make_phone(rng), password_hash=password_hash())
         ids = []
         for _ in range(patients):
             identity = self.residents.pop()
-            ids.append(accounts.add_patient(self.platform, account, identity.id_number,
-                                            identity.name, None, _ctx()).id or 0)
-        return account, ids, accounts.issue_token(self.platform, account.id or 0)
+            ids.append(run(accounts.add_patient, account, identity.id_number, identity.name,
+                           None, _ctx()).id or 0)
+        return account, ids, run(accounts.issue_token, account.id or 0)
 
     def token(self, role: Role) -> str:
-        return accounts.issue_token(self.platform, self.staff[role].id or 0)
+        return self.platform.run(accounts.issue_token, self.staff[role].id or 0)
 
 
 def _ctx() -> Any:
@@ -169,20 +177,21 @@ def _ctx() -> Any:
 def build_world(platform: Platform, *, capacity: int = 10, residents: int = 40) -> World:
     import random
 
-    hospital = catalog.create_hospital(platform, "TEST", "测试医院")
-    department = catalog.create_department(platform, hospital.id or 0, "CARD", "心内科")
-    doctor = catalog.create_doctor(platform, department.id or 0, "李明", "主任医师", "心衰")
+    run = platform.run
+    hospital = run(catalog.create_hospital, "TEST", "测试医院")
+    department = run(catalog.create_department, hospital.id or 0, "CARD", "心内科")
+    doctor = run(catalog.create_doctor, department.id or 0, "李明", "主任医师", "心衰")
     today = platform.clock.now().astimezone(platform.settings.zone).date()
-    sessions = catalog.schedule_sessions(
-        platform, doctor.id or 0, [today + dt.timedelta(days=d) for d in (1, 2)],
-        [Period.MORNING], capacity, 5000, release_days_before=2)
+    sessions = run(catalog.schedule_sessions, doctor.id or 0,
+                   [today + dt.timedelta(days=d) for d in (1, 2)], [Period.MORNING], capacity,
+                   5000, release_days_before=2)
     people = make_residents(random.Random(7), residents)
     with platform.uow() as uow:
         for identity in people:
             platform.verifier.register(uow, identity)
         uow.commit()
-    staff = {role: accounts.create_user(platform, f"staff-{role.value}", PASSWORD, role,
-                                        password_hash=PASSWORD_HASH)
+    staff = {role: run(accounts.create_user, f"staff-{role.value}", PASSWORD, role,
+                       password_hash=password_hash())
              for role in Role if role is not Role.PATIENT}
     return World(platform, hospital.id or 0, department.id or 0, doctor.id or 0,
                  [s.id or 0 for s in sessions], people, staff)
@@ -233,6 +242,17 @@ def api_pay(client: Any, token: str, booking_id: int, payer: str, clock: FixedCl
     return client.post(f"/api/v1/bookings/{booking_id}/pay", json={"payer_account": payer},
                        headers={**headers, screen.json()["token_header"]:
                                 screen.json()["action_token"]})
+
+
+def api_cancel(client: Any, token: str, booking_id: int, clock: FixedClock) -> Any:
+    """Cancel the way the app does: the payment screen hands out the cancel token."""
+    headers = {"Authorization": f"Bearer {token}"}
+    screen = client.get(f"/api/v1/bookings/{booking_id}/payment-screen", headers=headers)
+    assert screen.status_code == 200, screen.text
+    clock.advance(3)
+    return client.post(f"/api/v1/bookings/{booking_id}/cancel",
+                       headers={**headers, screen.json()["token_header"]:
+                                screen.json()["cancel_token"]})
 
 
 def wait_until_serving(base: str, process: subprocess.Popen[Any], *, seconds: float = 60,

@@ -1,37 +1,83 @@
-"""Wires fairslot together: settings, clock, keys, database and the providers behind each
-external service (identity check, payment), real or dev implementation by configuration."""
+"""Wires fairslot together: settings, clock, randomness, keys, database and the providers
+behind each external service (identity check, payment), real or development implementation
+by configuration. The web app, the CLI, the scheduler and the simulator build a ``Platform``
+here and run use cases through it; the services themselves never see it."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from fairslot.clock import Clock, SystemClock
 from fairslot.config import Settings, get_settings
-from fairslot.crypto import Keyring, install_keyring
+from fairslot.crypto import Keyring
+from fairslot.randomness import Randomness, SystemRandomness
+from fairslot.services.deps import Deps, Units
 from fairslot.services.identity import IdentityVerifier, RegistryVerifier
 from fairslot.services.payments import PaymentProvider, TestPaymentProvider
-from fairslot.storage.database import make_engine, make_session_factory
-from fairslot.storage.uow import UnitOfWork
+from fairslot.storage.database import make_engine, make_session_factory, ping
+from fairslot.storage.keys import bind_keyring
+from fairslot.storage.repositories import EventLogWriter
+from fairslot.storage.uow import CommitHook, UnitOfWork
 
 __all__ = ["Platform", "bootstrap"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
 class Platform:
     settings: Settings
     clock: Clock
+    random: Randomness
     keyring: Keyring
     engine: Engine
     session_factory: sessionmaker[Any]
     verifier: IdentityVerifier
     payments: PaymentProvider
+    on_commit: list[CommitHook] = dataclasses.field(default_factory=list)
+
+    @functools.cached_property
+    def deps(self) -> Deps:
+        return Deps(settings=self.settings, clock=self.clock, random=self.random,
+                    keyring=self.keyring, verifier=self.verifier, payments=self.payments)
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory)
+        return UnitOfWork(self.session_factory, self.keyring, on_commit=self.on_commit)
+
+    @property
+    def units(self) -> Units:
+        return self.uow
+
+    def run(self, use_case: Callable[Concatenate[UnitOfWork, Deps, P], T],
+            *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run one use case in a unit of work of its own (the CLI, the simulator, tests)."""
+        with self.uow() as uow:
+            return use_case(uow, self.deps, *args, **kwargs)
+
+    def run_job(self, job: Callable[[Units, Deps], T]) -> T:
+        """Run a job that works in several transactions (a draw per round)."""
+        return job(self.uow, self.deps)
+
+    def write_events(self, rows: list[dict[str, Any]]) -> None:
+        """Store a batch of event rows outside any use case (the access log, the guard's
+        decisions), in a transaction of its own."""
+        EventLogWriter(self.engine).write(rows)
+
+    def ping(self) -> None:
+        """Raises when the database does not answer (for the readiness check)."""
+        ping(self.engine)
+
+    def with_clock(self, clock: Clock) -> Platform:
+        """The same platform on another clock (the demo writes its history on a clock that
+        moves through the past)."""
+        return dataclasses.replace(self, clock=clock)
 
     @property
     def dialect(self) -> str:
@@ -39,18 +85,18 @@ class Platform:
 
 
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None,
-              engine: Engine | None = None) -> Platform:
+              engine: Engine | None = None, random: Randomness | None = None) -> Platform:
     settings = settings or get_settings()
     keyring = Keyring(settings.secret_bytes())
-    install_keyring(keyring)
     engine = engine or make_engine(settings.database_url)
-    factory = make_session_factory(engine)
+    bind_keyring(engine, keyring)
     return Platform(
         settings=settings,
         clock=clock or SystemClock(),
+        random=random or SystemRandomness(),
         keyring=keyring,
         engine=engine,
-        session_factory=factory,
+        session_factory=make_session_factory(engine),
         verifier=RegistryVerifier(keyring),
         payments=TestPaymentProvider(),
     )

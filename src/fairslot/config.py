@@ -35,7 +35,14 @@ class Settings(BaseSettings):
     # Booking rules
     payment_deadline_minutes: int = Field(15, ge=1)
     cancel_cutoff_hours: int = Field(12, ge=0)
-    """Patients may cancel until this many hours before the session starts."""
+    """Patients may cancel online until this many hours before the session starts; after
+    that only the registration desk can."""
+    credit_late_cancel_hours: int = Field(24, ge=0)
+    """A cancellation less than this many hours before the session is a late one and counts
+    against the patient's credit (never less than the online cut-off)."""
+    credit_lapsed_holds_per_offence: int = Field(2, ge=0)
+    """Held slots left unpaid until they expire: every this-many within a year count as one
+    offence (0: never)."""
     no_show_grace_minutes: int = Field(30, ge=0)
     """A paid booking not checked in this long after its session ends becomes a no-show."""
     session_minutes: int = Field(240, ge=30)
@@ -44,6 +51,9 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = Field(5, ge=1)
     auth_token_hours: int = Field(12, ge=1)
     password_min_length: int = Field(8, ge=6)
+    password_hash_time_cost: int = Field(3, ge=1)
+    password_hash_memory_kib: int = Field(65536, ge=32)
+    """Argon2id cost (the library's defaults); tests lower them, production keeps them."""
     session_cookie_secure: bool | None = None
     """Mark the pages' session cookie Secure; unset means Secure when the request came over
     HTTPS (behind a TLS proxy, set it to true)."""
@@ -108,6 +118,8 @@ class Settings(BaseSettings):
     quota_patients_per_account: int = Field(5, ge=1)
     quota_patients_per_phone: int = Field(5, ge=1)
     quota_patients_per_payer: int = Field(5, ge=1)
+    quota_window_days: int = Field(30, ge=1)
+    """The window in which patients served (by an account, phone or payer) are counted."""
     credit_suspension_days: list[int] = Field(default_factory=lambda: [30, 60, 90])
     """Suspension for the 1st, 2nd, 3rd (and later) offence within a rolling year."""
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["Keyring", "current_keyring", "install_keyring", "new_secret"]
+__all__ = ["Keyring", "new_secret"]
 
 _VERSION = b"\x01"
 
@@ -64,18 +64,3 @@ class Keyring:
         """A stable opaque identifier for exports: ``h:`` and 24 hex characters."""
         key = self.derive("export-pseudonym/v1")
         return "h:" + hmac.new(key, f"{kind}\x00{value}".encode(), hashlib.sha256).hexdigest()[:24]
-
-
-_installed: Keyring | None = None
-
-
-def install_keyring(keyring: Keyring) -> None:
-    """Make ``keyring`` the one the storage layer encrypts and decrypts PII with."""
-    global _installed
-    _installed = keyring
-
-
-def current_keyring() -> Keyring:
-    if _installed is None:
-        raise RuntimeError("no keyring installed: call fairslot.bootstrap first")
-    return _installed

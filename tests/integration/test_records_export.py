@@ -31,12 +31,12 @@ def test_export_has_the_contract_columns_and_pseudonymises_pii(world: World,
                                                                tmp_path: pathlib.Path) -> None:
     account, (pid,), token = world.patient_account("exported")
     ctx = RequestContext(ip="198.51.100.7", device_id="dev-1")
-    view = book(world.platform, account, pid, world.session_ids[0], ctx)
-    pay(world.platform, account, view.booking.id or 0, "card:6222020000004321", ctx)
+    view = world.platform.run(book, account, pid, world.session_ids[0], ctx)
+    world.platform.run(pay, account, view.booking.id or 0, "card:6222020000004321", ctx)
     with TestClient(create_app(world.platform)) as client:
         client.get("/api/v1/me/bookings", headers={"Authorization": f"Bearer {token}"})
 
-    counts = export_records(world.platform, tmp_path, since=None, until=None)
+    counts = world.platform.run(export_records, tmp_path, since=None, until=None)
     assert counts == {"bookings": 1, "payments": 1, "access": 1}
     bookings = _read(tmp_path / "bookings.csv")
     assert list(bookings[0]) == BOOKING_COLUMNS
@@ -58,8 +58,8 @@ def test_export_has_the_contract_columns_and_pseudonymises_pii(world: World,
 def test_clear_export_to_parquet_keeps_the_real_values(world: World,
                                                        tmp_path: pathlib.Path) -> None:
     account, (pid,), _ = world.patient_account("evidence")
-    view = book(world.platform, account, pid, world.session_ids[0], RequestContext())
-    export_records(world.platform, tmp_path, since=None, until=None, fmt="parquet",
+    view = world.platform.run(book, account, pid, world.session_ids[0], RequestContext())
+    world.platform.run(export_records, tmp_path, since=None, until=None, fmt="parquet",
                    pii=PiiMode.CLEAR)
     frame = pl.read_parquet(tmp_path / "bookings.parquet")
     assert frame["patient_id_number"].to_list() == [view.patient.id_number]

@@ -40,13 +40,13 @@ class DrawWorld:
 def _draw_world(platform: Platform, clock: FixedClock, *, people: int = 10,
                 capacity: int = 2) -> DrawWorld:
     world = build_world(platform, residents=people + 20)
-    doctor = catalog.create_doctor(platform, world.department_id, "张华", "主任医师", "心衰",
+    doctor = platform.run(catalog.create_doctor, world.department_id, "张华", "主任医师", "心衰",
                                    release_policy=ReleasePolicy.DRAW, hot=True)
     today = clock.now().astimezone(platform.settings.zone).date()
-    sessions = catalog.schedule_sessions(
-        platform, doctor.id or 0, [today + dt.timedelta(days=2)],
-        [Period.MORNING, Period.AFTERNOON], capacity, 30000, release_days_before=1)
-    assert release.open_due_rounds(platform) == 1
+    sessions = platform.run(catalog.schedule_sessions, doctor.id or 0,
+                            [today + dt.timedelta(days=2)], [Period.MORNING, Period.AFTERNOON],
+                            capacity, 30000, release_days_before=1)
+    assert platform.run_job(release.open_due_rounds) == 1
     with platform.uow() as uow:
         round_id = uow.rounds.round_of_session(sessions[0].id or 0)
     assert round_id is not None
@@ -65,38 +65,38 @@ def dw(platform: Platform, clock: FixedClock) -> DrawWorld:
 def _enter_all(dw: DrawWorld) -> None:
     for n, (account, pid) in enumerate(dw.patients):
         choices = dw.sessions if n % 2 == 0 else list(reversed(dw.sessions))
-        release.enter(dw.platform, account, dw.round_id, pid, choices, CTX)
+        dw.platform.run(release.enter, account, dw.round_id, pid, choices, CTX)
 
 
 def _close_and_draw(dw: DrawWorld) -> None:
-    view = release.round_view(dw.platform, dw.round_id)
-    dw.clock.set(view.closes_at)
-    assert release.draw_due_rounds(dw.platform) == 1
+    view = dw.platform.run(release.round_view, dw.round_id)
+    dw.clock.set(view.round.closes_at)
+    assert dw.platform.run_job(release.draw_due_rounds) == 1
 
 
 def test_the_round_publishes_its_commitment_and_keeps_the_seed_until_the_draw(
         dw: DrawWorld) -> None:
-    view = release.round_view(dw.platform, dw.round_id)
-    assert view.status == "open" and len(view.commitment) == 64
-    assert view.seed is None and view.entries == []
+    view = dw.platform.run(release.round_view, dw.round_id)
+    assert view.round.status == "open" and len(view.round.commitment) == 64
+    assert view.round.revealed_seed is None and view.entries == []
     _enter_all(dw)
-    assert release.round_view(dw.platform, dw.round_id).entries_count == 10
+    assert dw.platform.run(release.round_view, dw.round_id).entries_count == 10
     with pytest.raises(FairslotError) as refused:
-        release.export_round_document(dw.platform, dw.round_id)
+        dw.platform.run(release.export_round_document, dw.round_id)
     assert refused.value.code == "round_not_drawn"
 
 
 def test_the_draw_gives_capacity_winners_held_bookings_and_verifies(dw: DrawWorld) -> None:
     _enter_all(dw)
     _close_and_draw(dw)
-    view = release.round_view(dw.platform, dw.round_id)
-    assert view.status == "drawn" and view.seed is not None
-    outcomes = [e["outcome"] for e in view.entries]
+    view = dw.platform.run(release.round_view, dw.round_id)
+    assert view.round.status == "drawn" and view.round.revealed_seed is not None
+    outcomes = [e.outcome for e in view.entries]
     assert outcomes.count("won") == 4 and outcomes.count("waitlist") == 6
     with dw.platform.uow() as uow:
         held = [b for sid in dw.sessions for b in uow.bookings.of_session(sid)]
     assert len(held) == 4 and {b.status.value for b in held} == {"held"}
-    document = release.export_round_document(dw.platform, dw.round_id)
+    document = dw.platform.run(release.export_round_document, dw.round_id)
     assert draw.verify_round(document).ok
     document["seed"] = "00" * 32
     assert not draw.verify_round(document).ok
@@ -104,26 +104,26 @@ def test_the_draw_gives_capacity_winners_held_bookings_and_verifies(dw: DrawWorl
 
 def test_entering_is_idempotent_changeable_and_one_per_patient(dw: DrawWorld) -> None:
     account, pid = dw.patients[0]
-    first = release.enter(dw.platform, account, dw.round_id, pid, [dw.sessions[0]], CTX,
+    first = dw.platform.run(release.enter, account, dw.round_id, pid, [dw.sessions[0]], CTX,
                           idempotency_key="k-1")
-    again = release.enter(dw.platform, account, dw.round_id, pid, [dw.sessions[1]], CTX,
+    again = dw.platform.run(release.enter, account, dw.round_id, pid, [dw.sessions[1]], CTX,
                           idempotency_key="k-1")
     assert again == first
-    changed = release.enter(dw.platform, account, dw.round_id, pid, dw.sessions, CTX)
-    assert changed.id == first.id and changed.choices == dw.sessions
-    release.withdraw(dw.platform, account, first.id, CTX)
-    assert release.round_view(dw.platform, dw.round_id).entries_count == 0
+    changed = dw.platform.run(release.enter, account, dw.round_id, pid, dw.sessions, CTX)
+    assert changed.id == first.id and changed.entry.choices == tuple(dw.sessions)
+    dw.platform.run(release.withdraw, account, first.id, CTX)
+    assert dw.platform.run(release.round_view, dw.round_id).entries_count == 0
     with pytest.raises(FairslotError) as bad:
-        release.enter(dw.platform, account, dw.round_id, pid, [dw.sessions[0]] * 2, CTX)
+        dw.platform.run(release.enter, account, dw.round_id, pid, [dw.sessions[0]] * 2, CTX)
     assert bad.value.code == "invalid_choices"
 
 
 def test_entering_after_the_window_closes_is_refused(dw: DrawWorld) -> None:
-    view = release.round_view(dw.platform, dw.round_id)
-    dw.clock.set(view.closes_at)
+    view = dw.platform.run(release.round_view, dw.round_id)
+    dw.clock.set(view.round.closes_at)
     account, pid = dw.patients[0]
     with pytest.raises(FairslotError) as late:
-        release.enter(dw.platform, account, dw.round_id, pid, [dw.sessions[0]], CTX)
+        dw.platform.run(release.enter, account, dw.round_id, pid, [dw.sessions[0]], CTX)
     assert late.value.code == "window_closed"
 
 
@@ -154,7 +154,7 @@ def test_a_cancelled_slot_always_goes_to_the_waitlist_head_never_to_a_polling_bo
         def bot(stop: threading.Event, session_id: int, caught: list[str]) -> None:
             while not stop.is_set():
                 try:
-                    booking.book(dw.platform, buyer_account, buyer, session_id, CTX)
+                    dw.platform.run(booking.book, buyer_account, buyer, session_id, CTX)
                     caught.append("booked")
                 except FairslotError as exc:
                     caught.append(exc.code)
@@ -162,7 +162,7 @@ def test_a_cancelled_slot_always_goes_to_the_waitlist_head_never_to_a_polling_bo
         thread = threading.Thread(target=bot, args=(stop, session_id, caught))
         thread.start()
         dw.clock.advance(60)
-        booking.cancel(dw.platform, account, holder.id or 0, CTX)
+        dw.platform.run(booking.cancel, account, holder.id or 0, CTX)
         dw.clock.advance(1)
         stop.set()
         thread.join()
@@ -184,7 +184,7 @@ def test_an_unanswered_offer_moves_on_and_an_exhausted_waitlist_reopens_later(
     # the other has nobody left and re-opens later. Then the offer lapses too.
     for _ in range(2):
         clock.advance(5 * 3600)
-        booking.expire_overdue(platform)
+        platform.run_job(booking.expire_overdue)
     with platform.uow() as uow:
         slots = uow.db.execute(sa.select(t.slots.c.session_id, t.slots.c.taken,
                                          t.slots.c.open_from)
@@ -196,10 +196,10 @@ def test_an_unanswered_offer_moves_on_and_an_exhausted_waitlist_reopens_later(
             <= clock.now() + dt.timedelta(seconds=s.leftover_delay_max_seconds))
     late_account, (late,), _ = dw.world.patient_account("latecomer")
     with pytest.raises(FairslotError) as early:
-        booking.book(platform, late_account, late, last.session_id, CTX)
+        platform.run(booking.book, late_account, late, last.session_id, CTX)
     assert early.value.code == "slot_unavailable"
     clock.set(last.open_from)
-    view = booking.book(platform, late_account, late, last.session_id, CTX)
+    view = platform.run(booking.book, late_account, late, last.session_id, CTX)
     assert view.booking.status.value == "held"
 
 
@@ -209,24 +209,24 @@ def test_a_draw_that_fails_half_way_leaves_no_trace_and_runs_again(dw: DrawWorld
     with dw.platform.engine.begin() as conn:
         conn.execute(sa.update(t.slots).where(t.slots.c.session_id == dw.sessions[1])
                      .values(taken=True))
-    view = release.round_view(dw.platform, dw.round_id)
-    dw.clock.set(view.closes_at)
+    view = dw.platform.run(release.round_view, dw.round_id)
+    dw.clock.set(view.round.closes_at)
     with pytest.raises(RuntimeError):
-        release.draw_round(dw.platform, dw.round_id)
+        dw.platform.run(release.draw_round, dw.round_id)
     with dw.platform.engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(t.bookings)) == 0
         assert conn.scalar(sa.select(t.release_rounds.c.status)) == "open"
     with dw.platform.engine.begin() as conn:
         conn.execute(sa.update(t.slots).values(taken=False))
-    assert release.draw_round(dw.platform, dw.round_id)
-    assert release.export_round_document(dw.platform, dw.round_id)["results"]
+    assert dw.platform.run(release.draw_round, dw.round_id)
+    assert dw.platform.run(release.export_round_document, dw.round_id)["results"]
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_two_schedulers_racing_on_one_round_make_one_draw(dw: DrawWorld) -> None:
     _enter_all(dw)
-    view = release.round_view(dw.platform, dw.round_id)
-    dw.clock.set(view.closes_at)
+    view = dw.platform.run(release.round_view, dw.round_id)
+    dw.clock.set(view.round.closes_at)
     other = bootstrap(make_settings(database_url=str(dw.platform.engine.url.render_as_string(
         hide_password=False))), clock=dw.clock)
     results: list[bool] = []
@@ -234,7 +234,7 @@ def test_two_schedulers_racing_on_one_round_make_one_draw(dw: DrawWorld) -> None
 
     def run(platform: Platform) -> None:
         barrier.wait()
-        results.append(release.draw_round(platform, dw.round_id))
+        results.append(platform.run(release.draw_round, dw.round_id))
 
     threads = [threading.Thread(target=run, args=(p,)) for p in (dw.platform, other)]
     for thread in threads:
@@ -250,12 +250,12 @@ def test_two_schedulers_racing_on_one_round_make_one_draw(dw: DrawWorld) -> None
 def test_a_no_show_suspends_booking_and_entering_for_30_days(dw: DrawWorld) -> None:
     world = dw.world
     account, (pid,), _ = world.patient_account("absent")
-    view = booking.book(dw.platform, account, pid, world.session_ids[0], CTX)
-    booking.pay(dw.platform, account, view.booking.id or 0, "alipay:absent01", CTX)
+    view = dw.platform.run(booking.book, account, pid, world.session_ids[0], CTX)
+    dw.platform.run(booking.pay, account, view.booking.id or 0, "alipay:absent01", CTX)
     dw.clock.set(view.session.ends_at + dt.timedelta(hours=1))
-    assert booking.record_no_shows(dw.platform) == 1
+    assert dw.platform.run_job(booking.record_no_shows) == 1
     with pytest.raises(FairslotError) as suspended:
-        booking.book(dw.platform, account, pid, world.session_ids[1], CTX)
+        dw.platform.run(booking.book, account, pid, world.session_ids[1], CTX)
     assert suspended.value.code == "credit_suspended"
     assert "30 days" in suspended.value.detail and suspended.value.extra["until"]
 
@@ -263,15 +263,15 @@ def test_a_no_show_suspends_booking_and_entering_for_30_days(dw: DrawWorld) -> N
 def test_the_active_bookings_quota_names_itself(platform: Platform, clock: FixedClock) -> None:
     world = build_world(platform)
     today = clock.now().astimezone(platform.settings.zone).date()
-    more = catalog.schedule_sessions(
-        platform, world.doctor_id, [today + dt.timedelta(days=d) for d in (3, 4, 5)],
-        [Period.MORNING], 10, 5000, release_days_before=5)
+    more = platform.run(catalog.schedule_sessions, world.doctor_id,
+                        [today + dt.timedelta(days=d) for d in (3, 4, 5)], [Period.MORNING], 10,
+                        5000, release_days_before=5)
     account, (pid,), _ = world.patient_account("greedy")
     sessions = world.session_ids + [s.id or 0 for s in more]
     for sid in sessions[:4]:
-        booking.book(platform, account, pid, sid, CTX)
+        platform.run(booking.book, account, pid, sid, CTX)
     with pytest.raises(FairslotError) as quota:
-        booking.book(platform, account, pid, sessions[4], CTX)
+        platform.run(booking.book, account, pid, sessions[4], CTX)
     assert quota.value.code == "quota_active_bookings"
     assert "active bookings per patient" in quota.value.detail
 
@@ -280,7 +280,7 @@ def test_slots_nobody_entered_for_reopen_after_the_draw(platform: Platform,
                                                         clock: FixedClock) -> None:
     dw = _draw_world(platform, clock, people=1, capacity=3)
     account, pid = dw.patients[0]
-    release.enter(platform, account, dw.round_id, pid, [dw.sessions[0]], CTX)
+    platform.run(release.enter, account, dw.round_id, pid, [dw.sessions[0]], CTX)
     _close_and_draw(dw)
     with platform.uow() as uow:
         rows = uow.db.execute(sa.select(t.slots.c.session_id, t.slots.c.taken,
@@ -298,16 +298,17 @@ def test_the_desk_enters_a_walk_in_patient_who_then_cannot_be_entered_twice(
 
     desk = dw.world.staff[Role.REGISTRATION]
     elderly = dw.world.residents.pop()
-    entry = release.enter_at_desk(dw.platform, desk, dw.round_id, elderly.id_number,
+    entry = dw.platform.run(release.enter_at_desk, desk, dw.round_id, elderly.id_number,
                                   elderly.name, [dw.sessions[0]], CTX)
-    assert entry.outcome is None and entry.choices == [dw.sessions[0]]
-    assert release.round_view(dw.platform, dw.round_id).entries_count == 1
+    assert entry.entry.outcome is None and entry.entry.choices == (dw.sessions[0],)
+    assert dw.platform.run(release.round_view, dw.round_id).entries_count == 1
     account, _ = dw.patients[0]
     from fairslot.services.accounts import add_patient
 
-    relative = add_patient(dw.platform, account, elderly.id_number, elderly.name, None, CTX)
+    relative = dw.platform.run(add_patient, account, elderly.id_number, elderly.name, None,
+                               CTX)
     with pytest.raises(FairslotError) as twice:
-        release.enter(dw.platform, account, dw.round_id, relative.id or 0, [dw.sessions[1]],
+        dw.platform.run(release.enter, account, dw.round_id, relative.id or 0, [dw.sessions[1]],
                       CTX)
     assert twice.value.code == "already_entered"
     import random
@@ -316,7 +317,7 @@ def test_the_desk_enters_a_walk_in_patient_who_then_cannot_be_entered_twice(
 
     stranger = make_residents(random.Random(404), 1)[0]
     with pytest.raises(FairslotError) as unknown:
-        release.enter_at_desk(dw.platform, desk, dw.round_id, stranger.id_number,
+        dw.platform.run(release.enter_at_desk, desk, dw.round_id, stranger.id_number,
                               stranger.name, [dw.sessions[0]], CTX)
     assert unknown.value.code == "identity_not_verified"
 
@@ -329,14 +330,14 @@ def test_the_desk_sees_its_walk_in_patients_wins_until_they_are_paid(
     dw = _draw_world(platform, clock, people=2, capacity=3)
     desk = dw.world.staff[Role.REGISTRATION]
     elderly = dw.world.residents.pop()
-    release.enter_at_desk(dw.platform, desk, dw.round_id, elderly.id_number, elderly.name,
+    dw.platform.run(release.enter_at_desk, desk, dw.round_id, elderly.id_number, elderly.name,
                           [dw.sessions[0]], CTX)
     _enter_all(dw)
-    assert booking.desk_awaiting_payment(dw.platform) == []  # nothing won yet
+    assert dw.platform.run(booking.desk_awaiting_payment) == []  # nothing won yet
     _close_and_draw(dw)
-    waiting = booking.desk_awaiting_payment(dw.platform)
+    waiting = dw.platform.run(booking.desk_awaiting_payment)
     # Only the desk's entrant: the online patients' wins are in their own inboxes.
     assert [v.patient.name for v in waiting] == [elderly.name]
     assert waiting[0].booking.session_id == dw.sessions[0]
-    booking.pay(dw.platform, desk, waiting[0].booking.id or 0, "card:6222000011112222", CTX)
-    assert booking.desk_awaiting_payment(dw.platform) == []
+    dw.platform.run(booking.pay, desk, waiting[0].booking.id or 0, "card:6222000011112222", CTX)
+    assert dw.platform.run(booking.desk_awaiting_payment) == []

@@ -42,9 +42,9 @@ def test_the_beacon_cannot_be_changed_once_the_entries_are_frozen(
     url = f"/api/v1/admin/rounds/{dw.round_id}/beacon"
     early = client.put(url, headers=headers, json={"beacon": "lottery-0"})
     assert early.status_code == 409 and early.json()["code"] == "window_open"
-    view = release.round_view(dw.platform, dw.round_id)
-    dw.clock.set(view.closes_at)  # entries frozen, the draw not yet run
-    assert release.draw_due_rounds(dw.platform) == 0  # the draw waits for the beacon
+    view = dw.platform.run(release.round_view, dw.round_id)
+    dw.clock.set(view.round.closes_at)  # entries frozen, the draw not yet run
+    assert dw.platform.run_job(release.draw_due_rounds) == 0  # the draw waits for the beacon
     headers = {"Authorization": f"Bearer {dw.world.token(Role.OPERATOR)}"}
     first = client.put(url, headers=headers, json={"beacon": "lottery-1"})
     assert first.status_code == 200, first.text
@@ -52,8 +52,8 @@ def test_the_beacon_cannot_be_changed_once_the_entries_are_frozen(
     assert second.status_code == 409, (
         "a second, different beacon was accepted after the entries were frozen: "
         f"{second.status_code} {second.text}")
-    assert release.draw_due_rounds(dw.platform) == 1
-    document = release.export_round_document(dw.platform, dw.round_id)
+    assert dw.platform.run_job(release.draw_due_rounds) == 1
+    document = dw.platform.run(release.export_round_document, dw.round_id)
     assert document["beacon"] == "lottery-1"
     assert document["parameters"]["beacon_source"].startswith("city lottery")
     from fairslot.domain import draw
@@ -67,13 +67,13 @@ def test_a_suspended_patient_is_not_offered_a_freed_slot(dw: DrawWorld) -> None:
     world = dw.world
     # Every entrant also books and pays an earlier ordinary session, then does not show up.
     for account, pid in dw.patients:
-        view = booking.book(dw.platform, account, pid, world.session_ids[0], CTX)
-        booking.pay(dw.platform, account, view.booking.id or 0, f"alipay:p{pid:06d}", CTX)
+        view = dw.platform.run(booking.book, account, pid, world.session_ids[0], CTX)
+        dw.platform.run(booking.pay, account, view.booking.id or 0, f"alipay:p{pid:06d}", CTX)
     ends = view.session.ends_at
     _enter_all(dw)
     _close_and_draw(dw)
     dw.clock.set(max(dw.clock.now(), ends + dt.timedelta(hours=1)))
-    assert booking.record_no_shows(dw.platform) == len(dw.patients)
+    assert dw.platform.run_job(booking.record_no_shows) == len(dw.patients)
     waiting = [pid for pid, _, _ in _waitlist(dw)]
     with dw.platform.uow() as uow:
         held = [b for sid in dw.sessions for b in uow.bookings.of_session(sid)]
@@ -81,7 +81,7 @@ def test_a_suspended_patient_is_not_offered_a_freed_slot(dw: DrawWorld) -> None:
                      for sid in dw.sessions)
         holder_account = uow.accounts.get(held[0].account_id)
     assert dw.clock.now() < starts and holder_account is not None
-    booking.cancel(dw.platform, holder_account, held[0].id or 0, CTX)
+    dw.platform.run(booking.cancel, holder_account, held[0].id or 0, CTX)
     with dw.platform.uow() as uow:
         offered = [pid for pid in waiting
                    if uow.bookings.active_for(pid, held[0].session_id) is not None]

@@ -14,7 +14,7 @@ _cache: dict[tuple[str, str, int], RunResult] = {}
 
 
 # tiny with a ring big enough to win draw slots it can try to launder (T4).
-_RING = ("ring.identities=12", "t4.buyers=4")
+_RING = ("ring.identities=24", "t4.buyers=4")
 
 
 def _run(policy: str, sets: tuple[str, ...] = (), seed: int = 3) -> RunResult:

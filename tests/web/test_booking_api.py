@@ -11,7 +11,7 @@ from fairslot.clock import FixedClock
 from fairslot.domain.accounts import Role
 from fairslot.domain.residents import make_residents
 from fairslot.web.app import create_app
-from tests.conftest import PASSWORD, World, api_book, api_pay
+from tests.conftest import PASSWORD, World, api_book, api_cancel, api_pay
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_a_patient_registers_adds_family_books_pays_and_cancels(client: TestClie
     mine = client.get("/api/v1/me/bookings", headers=headers).json()
     assert [b["id"] for b in mine] == [booking["id"]]
 
-    r = client.post(f"/api/v1/bookings/{booking['id']}/cancel", headers=headers)
+    r = api_cancel(client, headers["Authorization"][7:], booking["id"], clock)
     assert r.status_code == 200 and r.json()["status"] == "refunded"
     assert client.get(f"/api/v1/sessions/{session_id}").json()["free"] == before
 
@@ -138,7 +138,7 @@ def test_an_unpaid_hold_expires_at_the_deadline_and_frees_its_slot(client: TestC
     assert isinstance(clock, FixedClock)
     booking = api_book(client, token, sid, pid, clock).json()
     clock.advance(16 * 60)
-    assert expire_overdue(world.platform) == 1
+    assert world.platform.run_job(expire_overdue) == 1
     r = api_pay(client, token, booking["id"], "wechat:wxid_slow", clock)
     assert r.status_code == 409 and r.json()["code"] == "illegal_transition"
     assert client.get(f"/api/v1/sessions/{sid}").json()["free"] == 10

@@ -41,21 +41,21 @@ SEED = textwrap.dedent("""
 
     platform = bootstrap()
     upgrade(platform.engine)
-    hospital = catalog.create_hospital(platform, "BRW", "浏览器测试医院")
-    department = catalog.create_department(platform, hospital.id, "CARD", "心内科")
-    doctor = catalog.create_doctor(platform, department.id, "陈静", "主任医师", "冠心病",
+    hospital = platform.run(catalog.create_hospital, "BRW", "浏览器测试医院")
+    department = platform.run(catalog.create_department, hospital.id, "CARD", "心内科")
+    doctor = platform.run(catalog.create_doctor, department.id, "陈静", "主任医师", "冠心病",
                                    hot=True)
     today = platform.clock.now().astimezone(platform.settings.zone).date()
-    catalog.schedule_sessions(platform, doctor.id, [today + dt.timedelta(days=3)],
+    platform.run(catalog.schedule_sessions, doctor.id, [today + dt.timedelta(days=3)],
                               [Period.MORNING], 12, 5000, release_days_before=5)
     people = make_residents(random.Random(11), 2)
     with platform.uow() as uow:
         for person in people:
             platform.verifier.register(uow, person)
         uow.commit()
-    account = accounts.create_user(platform, "browser.patient", {password!r}, Role.PATIENT,
+    account = platform.run(accounts.create_user, "browser.patient", {password!r}, Role.PATIENT,
                                    "13912345678")
-    accounts.add_patient(platform, account, people[0].id_number, people[0].name, None,
+    platform.run(accounts.add_patient, account, people[0].id_number, people[0].name, None,
                          RequestContext(ip="127.0.0.1"))
 """)
 

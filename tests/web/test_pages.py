@@ -128,8 +128,8 @@ def test_a_patient_logs_in_adds_family_books_through_the_confirmation_pays_and_c
     assert r.status_code == 303, alert(r.text)
     me = client.get("/me").text
     assert "待支付 Awaiting payment" in me and "支付期限" in me
-    [mine] = booking.my_bookings(world.platform, accounts.authenticate(
-        world.platform, client.cookies["fs_session"]))
+    viewer = world.platform.run(accounts.authenticate, client.cookies["fs_session"])
+    [mine] = world.platform.run(booking.my_bookings, viewer)
     assert mine.booking.session_id == session_id and mine.patient.id == int(patient_id)
 
     # The same confirmation cannot book twice: its action token is spent.
@@ -149,7 +149,7 @@ def test_a_patient_logs_in_adds_family_books_through_the_confirmation_pays_and_c
     r = client.post(cancel, data=fields(me, cancel), follow_redirects=False)
     assert r.status_code == 303, alert(r.text)
     assert "已退款 Refunded" in client.get("/me").text
-    assert catalog.session_view(world.platform, session_id).free == 10
+    assert world.platform.run(catalog.session_view, session_id).free == 10
 
 
 @SQLITE_ONLY
@@ -164,8 +164,8 @@ def test_a_forged_post_without_the_form_tokens_is_refused(client: TestClient,
     wrong = client.post("/me/patients", data={"id_number": person.id_number,
                                               "name": person.name, "csrf": "0" * 64})
     assert wrong.status_code == 403
-    assert len(accounts.list_patients(world.platform, accounts.authenticate(
-        world.platform, client.cookies["fs_session"]))) == 2
+    me = world.platform.run(accounts.authenticate, client.cookies["fs_session"])
+    assert len(world.platform.run(accounts.list_patients, me)) == 2
 
     # With the session's CSRF token but without the confirmation page's action token, a
     # booking is still refused: the POST must come from the page that leads to it.
@@ -182,7 +182,7 @@ def test_a_forged_post_without_the_form_tokens_is_refused(client: TestClient,
                     data=fields(page, f"/sessions/{session_id}/book") | {"patient_id": other},
                     follow_redirects=False)
     assert r.status_code == 403 and "not for this action" in alert(r.text)
-    assert catalog.session_view(world.platform, session_id).free == 10
+    assert world.platform.run(catalog.session_view, session_id).free == 10
 
     # Logging out is a form post too.
     assert client.post("/logout", data={}, follow_redirects=False).status_code == 403
@@ -205,7 +205,7 @@ def test_staff_pages_refuse_patients_and_anonymous_visitors(client: TestClient,
     csrf = fields(client.get("/me").text, "/me/patients")["csrf"]
     r = client.post("/desk/book", data={"csrf": csrf, "session_id": world.session_ids[0]})
     assert r.status_code == 403
-    assert catalog.session_view(world.platform, world.session_ids[0]).free == 10
+    assert world.platform.run(catalog.session_view, world.session_ids[0]).free == 10
 
 
 @SQLITE_ONLY
@@ -213,8 +213,8 @@ def test_the_desk_checks_in_with_the_presented_identity_and_books_on_site(
         client: TestClient, world: World, clock: FixedClock) -> None:
     account, ids, _ = world.patient_account("zhao.min")
     ctx = RequestContext(ip="203.0.113.7")
-    held = booking.book(world.platform, account, ids[0], world.session_ids[0], ctx)
-    booking.pay(world.platform, account, held.booking.id or 0, "wechat:wxid_zhao", ctx)
+    held = world.platform.run(booking.book, account, ids[0], world.session_ids[0], ctx)
+    world.platform.run(booking.pay, account, held.booking.id or 0, "wechat:wxid_zhao", ctx)
     clock.set(held.session.starts_at - dt.timedelta(minutes=30))
     client.cookies.set("fs_session", world.token(Role.REGISTRATION))
 
@@ -235,7 +235,7 @@ def test_the_desk_checks_in_with_the_presented_identity_and_books_on_site(
                id_number=walk_in.id_number, name=walk_in.name, payer_account="card:622200001")
     assert r.status_code == 303, alert(r.text)
     assert "现场挂号成功" in client.get(r.headers["location"]).text
-    assert catalog.session_view(world.platform, world.session_ids[0]).free == 8
+    assert world.platform.run(catalog.session_view, world.session_ids[0]).free == 8
 
     client.cookies.set("fs_session", world.token(Role.OPERATOR))
     day = held.session.date.isoformat()
@@ -247,7 +247,7 @@ def test_the_desk_checks_in_with_the_presented_identity_and_books_on_site(
 @SQLITE_ONLY
 def test_hostile_values_are_escaped(client: TestClient, world: World) -> None:
     hostile = '<script>alert("x")</script>'
-    doctor = catalog.create_doctor(world.platform, world.department_id, "王五", "主任医师",
+    doctor = world.platform.run(catalog.create_doctor, world.department_id, "王五", "主任医师",
                                    f'"><img src=x onerror=alert(1)>{hostile}', hot=True)
     for path in (f"/departments/{world.department_id}", f"/doctors/{doctor.id}"):
         page = client.get(path).text
@@ -286,7 +286,7 @@ def test_a_challenged_booking_comes_back_with_the_proof_of_work_for_the_solver(
     r = client.post(f"/sessions/{session_id}/book", data=form["fields"] | {"altcha": payload},
                     follow_redirects=False)
     assert r.status_code == 303, alert(r.text)
-    assert catalog.session_view(world.platform, session_id).free == 9
+    assert world.platform.run(catalog.session_view, session_id).free == 9
 
 
 @SQLITE_ONLY
@@ -334,7 +334,7 @@ def test_log_in_returns_only_to_pages_of_this_site(client: TestClient, world: Wo
 def test_a_challenged_payment_comes_back_ready_to_resubmit_with_the_same_token(
         client: TestClient, world: World) -> None:
     account, ids, _ = world.patient_account("qian.hui")
-    held = booking.book(world.platform, account, ids[0], world.session_ids[0],
+    held = world.platform.run(booking.book, account, ids[0], world.session_ids[0],
                         RequestContext(ip="203.0.113.8"))
     log_in(client, "qian.hui")
     guard = client.app.state.guard  # type: ignore[attr-defined]
@@ -350,7 +350,7 @@ def test_a_challenged_payment_comes_back_ready_to_resubmit_with_the_same_token(
     assert "data-fairslot-autosubmit" in form["attrs"]
     assert form["fields"]["action_token"] == sent["action_token"]
     assert form["fields"]["payer_account"] == "wechat:wxid_qian"
-    assert booking.get_booking(world.platform, account, held.booking.id or 0).booking.paid_at \
+    assert world.platform.run(booking.get_booking, account, held.booking.id or 0).booking.paid_at \
         is None
 
 
@@ -361,7 +361,7 @@ def test_a_session_not_yet_released_shows_when_it_opens_in_the_hospitals_time(
 
     today = world.platform.clock.now().astimezone(world.platform.settings.zone).date()
     later = today + dt.timedelta(days=10)
-    catalog.schedule_sessions(world.platform, world.doctor_id, [later], [Period.AFTERNOON],
+    world.platform.run(catalog.schedule_sessions, world.doctor_id, [later], [Period.AFTERNOON],
                               10, 5000, release_days_before=2)
     page = client.get(f"/doctors/{world.doctor_id}").text
     opens = f"{(later - dt.timedelta(days=2)).isoformat()} 08:00"  # 08:00 in Shanghai
@@ -375,14 +375,14 @@ def test_a_patient_enters_a_draw_round_from_the_doctors_page(
     from fairslot.domain.schedule import Period, ReleasePolicy
     from fairslot.services import release
 
-    doctor = catalog.create_doctor(world.platform, world.department_id, "周正", "主任医师",
+    doctor = world.platform.run(catalog.create_doctor, world.department_id, "周正", "主任医师",
                                    "心律失常", release_policy=ReleasePolicy.DRAW, hot=True)
     today = clock.now().astimezone(world.platform.settings.zone).date()
-    [session] = catalog.schedule_sessions(world.platform, doctor.id or 0,
+    [session] = world.platform.run(catalog.schedule_sessions, doctor.id or 0,
                                           [today + dt.timedelta(days=5)], [Period.MORNING],
                                           10, 30000, release_days_before=1)
     clock.set(session.release_at - dt.timedelta(hours=1))
-    release.open_due_rounds(world.platform)
+    world.platform.run_job(release.open_due_rounds)
     world.patient_account("he.ping")
     log_in(client, "he.ping")
 
@@ -410,24 +410,24 @@ def test_the_desk_lists_its_walk_in_draw_wins_and_takes_their_payment(
     from fairslot.services import release
 
     platform = world.platform
-    doctor = catalog.create_doctor(platform, world.department_id, "周敏", "主任医师", "心律",
+    doctor = platform.run(catalog.create_doctor, world.department_id, "周敏", "主任医师", "心律",
                                    release_policy=ReleasePolicy.DRAW, hot=True)
     day = clock.now().astimezone(platform.settings.zone).date() + dt.timedelta(days=2)
-    (session,) = catalog.schedule_sessions(platform, doctor.id or 0, [day], [Period.MORNING],
+    (session,) = platform.run(catalog.schedule_sessions, doctor.id or 0, [day], [Period.MORNING],
                                            2, 30000, release_days_before=1)
-    assert release.open_due_rounds(platform) == 1
+    assert platform.run_job(release.open_due_rounds) == 1
     with platform.uow() as uow:
         round_id = uow.rounds.round_of_session(session.id or 0) or 0
     desk = world.staff[Role.REGISTRATION]
     walk_in = world.residents.pop()
-    release.enter_at_desk(platform, desk, round_id, walk_in.id_number, walk_in.name,
+    platform.run(release.enter_at_desk, desk, round_id, walk_in.id_number, walk_in.name,
                           [session.id or 0], RequestContext(ip="203.0.113.9"))
-    clock.set(release.round_view(platform, round_id).closes_at)
-    assert release.draw_due_rounds(platform) == 1
+    clock.set(platform.run(release.round_view, round_id).round.closes_at)
+    assert platform.run_job(release.draw_due_rounds) == 1
 
     client.cookies.set("fs_session", world.token(Role.REGISTRATION))
     page = client.get("/desk").text
-    (won,) = booking.desk_awaiting_payment(platform)
+    (won,) = platform.run(booking.desk_awaiting_payment)
     assert f">{won.booking.id}<" in page and mask_id_number(walk_in.id_number) in page
     assert walk_in.id_number not in page and walk_in.name not in page
     r = submit(client, "/desk", "/desk/pay", booking_id=won.booking.id,
@@ -437,5 +437,5 @@ def test_the_desk_lists_its_walk_in_draw_wins_and_takes_their_payment(
                payer_account="card:6222000099998888")
     assert r.status_code == 303, alert(r.text)
     assert "已收费 Paid at the desk" in client.get(r.headers["location"]).text
-    assert booking.desk_awaiting_payment(platform) == []
+    assert platform.run(booking.desk_awaiting_payment) == []
     assert "暂无" in client.get("/desk").text

@@ -32,7 +32,7 @@ def demo_logins() -> dict[str, str]:
 def seed() -> SeedReport:
     platform = load_platform(demo=True)
     migrate_url(platform.settings.database_url)
-    report = seed_demo(platform, demo_logins())
+    report = seed_demo(platform.units, platform.deps, demo_logins())
     platform.engine.dispose()
     return report
 

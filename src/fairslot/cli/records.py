@@ -41,7 +41,7 @@ def export(
         raise CliError(f"--format: {fmt!r} is not csv or parquet")
     platform = load_platform()
     zone = platform.settings.zone
-    counts = export_records(platform, out, since=parse_when(since, zone, "--since"),
+    counts = platform.run(export_records, out, since=parse_when(since, zone, "--since"),
                             until=parse_when(until, zone, "--until"), fmt=fmt, pii=pii)
     summary = ", ".join(f"{n} {name}" for name, n in counts.items())
     typer.echo(f"wrote {summary} to {out} ({pii.value} PII)")

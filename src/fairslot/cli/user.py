@@ -25,7 +25,7 @@ def create(
 ) -> None:
     """Create an account with the given role."""
     platform = load_platform()
-    account = accounts.create_user(platform, username, password, role, phone)
+    account = platform.run(accounts.create_user, username, password, role, phone)
     typer.echo(f"created {account.role.value} account {account.username} (id {account.id})")
 
 

@@ -15,6 +15,8 @@ from fairslot.domain.errors import Conflict, InvalidInput
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "SLOT_TAKEN_STATUSES",
+    "VISIT_STATUSES",
     "Booking",
     "BookingStatus",
     "Channel",
@@ -33,10 +35,16 @@ class BookingStatus(enum.StrEnum):
     REFUNDED = "refunded"
 
 
-# Statuses that occupy the slot. A no-show still used up the slot: it was not free to others.
-ACTIVE_STATUSES = frozenset(
-    {BookingStatus.HELD, BookingStatus.PAID, BookingStatus.CHECKED_IN, BookingStatus.NO_SHOW}
-)
+# The words for sets of statuses, one meaning each, used everywhere (quotas, indexes, pages):
+# - ACTIVE: still to be used (awaiting payment or paid, the visit ahead). The active-bookings
+#   quota counts these (with open draw entries).
+# - VISIT: a visit the patient has or had with a department (active, or checked in). The
+#   departments-per-week quota counts these.
+# - SLOT_TAKEN: the booking used up its slot (a no-show too: the slot was not free to others).
+#   The database's unique indexes keep one such booking per slot and per patient and session.
+ACTIVE_STATUSES = frozenset({BookingStatus.HELD, BookingStatus.PAID})
+VISIT_STATUSES = ACTIVE_STATUSES | {BookingStatus.CHECKED_IN}
+SLOT_TAKEN_STATUSES = VISIT_STATUSES | {BookingStatus.NO_SHOW}
 
 
 class Channel(enum.StrEnum):
@@ -81,6 +89,7 @@ class Booking:
 
     @property
     def active(self) -> bool:
+        """Still to be used: awaiting payment or paid."""
         return self.status in ACTIVE_STATUSES
 
     def _require(self, *allowed: BookingStatus, action: str) -> None:
@@ -98,6 +107,13 @@ class Booking:
         self.paid_at = now
         self.payer_account = payer_account
 
+    def undo_payment(self) -> None:
+        """The provider declined the charge: back to awaiting payment, deadline unchanged."""
+        self._require(BookingStatus.PAID, action="returned to awaiting payment")
+        self.status = BookingStatus.HELD
+        self.paid_at = None
+        self.payer_account = None
+
     def expire(self, now: dt.datetime) -> None:
         self._require(BookingStatus.HELD, action="expired")
         if now <= self.pay_by:
@@ -106,24 +122,32 @@ class Booking:
         self.closed_at = now
 
     def cancel(self, now: dt.datetime, session_starts_at: dt.datetime,
-               cutoff: dt.timedelta, *, by_staff: bool = False) -> None:
+               cutoff: dt.timedelta, *, late_window: dt.timedelta | None = None,
+               by_staff: bool = False) -> None:
         """Cancel by the patient (until ``cutoff`` before the session) or by staff (any time
-        before the session). A paid booking is refunded."""
+        before the session). A paid booking is refunded. A cancellation less than
+        ``late_window`` before the session (default: the cut-off) is a late one, which the
+        credit rules count: a slot freed that late is hard for anyone else to use."""
         self._require(BookingStatus.HELD, BookingStatus.PAID, action="cancelled")
         if now >= session_starts_at:
             raise IllegalTransition("the session has started", code="session_started")
-        late = now > session_starts_at - cutoff
-        if late and not by_staff:
+        if now > session_starts_at - cutoff and not by_staff:
             raise IllegalTransition(
                 "too late to cancel online; please ask at the registration desk",
                 code="cancel_cutoff_passed",
             )
-        self.late_cancel = late
+        self.late_cancel = now > session_starts_at - max(late_window or cutoff, cutoff)
         self.cancelled_at = now
         self.closed_at = now
         self.status = (
             BookingStatus.REFUNDED if self.status is BookingStatus.PAID else BookingStatus.CANCELLED
         )
+
+    def can_cancel_online(self, now: dt.datetime, session_starts_at: dt.datetime,
+                          cutoff: dt.timedelta) -> bool:
+        """Whether the patient may still cancel this booking themselves (pages show the
+        button only then)."""
+        return self.active and now <= session_starts_at - cutoff
 
     def check_in(self, now: dt.datetime, session_starts_at: dt.datetime,
                  session_ends_at: dt.datetime) -> None:

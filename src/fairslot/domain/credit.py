@@ -39,6 +39,9 @@ _DAY = dt.timedelta(days=1)
 class OffenceKind(StrEnum):
     NO_SHOW = "no_show"
     LATE_CANCELLATION = "late_cancellation"
+    LAPSED_HOLDS = "lapsed_holds"
+    """Slots held and left unpaid until they expired: holding costs the next patient the
+    slot's best moment, so repeated lapses count like a no-show."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +52,14 @@ class CreditPolicy:
     suspensions: tuple[dt.timedelta, ...] = (30 * _DAY, 60 * _DAY, 90 * _DAY)
     cancel_cutoff: dt.timedelta = dt.timedelta(hours=24)
     late_cancellations_per_offence: int = 1
+    lapsed_holds_per_offence: int = 2
 
     def __post_init__(self) -> None:
         if not self.suspensions or any(s <= dt.timedelta(0) for s in self.suspensions):
             raise ValueError("suspensions must be a non-empty tuple of positive durations")
-        if self.window <= dt.timedelta(0) or self.late_cancellations_per_offence < 0:
-            raise ValueError("window must be positive, late_cancellations_per_offence >= 0")
+        if (self.window <= dt.timedelta(0) or self.late_cancellations_per_offence < 0
+                or self.lapsed_holds_per_offence < 0):
+            raise ValueError("window must be positive, the per-offence counts >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +81,9 @@ class Suspension:
 
     @property
     def reason(self) -> str:
-        what = "no-show" if self.kind is OffenceKind.NO_SHOW else "late cancellation"
+        what = {OffenceKind.NO_SHOW: "no-show",
+                OffenceKind.LATE_CANCELLATION: "late cancellation",
+                OffenceKind.LAPSED_HOLDS: "booked and not paid"}[self.kind]
         days = (self.until - self.since) // _DAY
         return (f"{_ordinal(self.nth)} offence within a year ({what} on "
                 f"{self.since.date().isoformat()}): booking and entering draws are suspended "
@@ -116,25 +123,37 @@ def is_late_cancellation(cancelled_at: dt.datetime, visit_at: dt.datetime,
             < policy.cancel_cutoff)
 
 
+def _every_kth(times: Iterable[dt.datetime], k: int, kind: OffenceKind,
+               policy: CreditPolicy) -> list[Offence]:
+    """The k-th, 2k-th, ... event within the rolling window, each an offence at its time."""
+    found: list[Offence] = []
+    if not k:
+        return found
+    counted: list[dt.datetime] = []  # events not yet turned into an offence
+    for t in sorted(_aware(t, "event time") for t in times):
+        counted = [c for c in counted if c > t - policy.window]
+        counted.append(t)
+        if len(counted) == k:
+            found.append(Offence(t, kind))
+            counted = []
+    return found
+
+
 def offences(no_shows: Iterable[dt.datetime], late_cancellations: Iterable[dt.datetime] = (),
-             policy: CreditPolicy | None = None) -> list[Offence]:
+             policy: CreditPolicy | None = None,
+             lapsed_holds: Iterable[dt.datetime] = ()) -> list[Offence]:
     """Turn a patient's penalised events into offences, in time order.
 
-    Every no-show is an offence. Late cancellations count per the policy: with k =
-    ``late_cancellations_per_offence`` the k-th, 2k-th, ... late cancellation within the
-    rolling window is an offence at its own time; k = 0 ignores them."""
+    Every no-show is an offence. Late cancellations and lapsed (unpaid, expired) holds count
+    per the policy: with k = ``late_cancellations_per_offence`` (or
+    ``lapsed_holds_per_offence``) the k-th, 2k-th, ... within the rolling window is an
+    offence at its own time; k = 0 ignores them."""
     policy = policy or CreditPolicy()
     found = [Offence(_aware(t, "no-show time"), OffenceKind.NO_SHOW) for t in no_shows]
-    k = policy.late_cancellations_per_offence
-    if k:
-        late = sorted(_aware(t, "cancellation time") for t in late_cancellations)
-        counted: list[dt.datetime] = []  # late cancellations not yet turned into an offence
-        for t in late:
-            counted = [c for c in counted if c > t - policy.window]
-            counted.append(t)
-            if len(counted) == k:
-                found.append(Offence(t, OffenceKind.LATE_CANCELLATION))
-                counted = []
+    found += _every_kth(late_cancellations, policy.late_cancellations_per_offence,
+                        OffenceKind.LATE_CANCELLATION, policy)
+    found += _every_kth(lapsed_holds, policy.lapsed_holds_per_offence,
+                        OffenceKind.LAPSED_HOLDS, policy)
     return sorted(found, key=lambda o: o.at)
 
 

@@ -9,18 +9,24 @@ import contextlib
 import dataclasses
 import datetime as dt
 import random
-from typing import Any
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
 
-from fairslot.bootstrap import Platform
 from fairslot.clock import FixedClock
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import FairslotError
 from fairslot.domain.residents import make_name, make_phone, make_residents
+from fairslot.domain.rounds import Entry, EntryOutcome
 from fairslot.domain.schedule import Period, ReleasePolicy
 from fairslot.services import accounts, booking, catalog, release
 from fairslot.services.context import RequestContext
+from fairslot.services.deps import Deps, Units
+from fairslot.storage.uow import UnitOfWork
 
 __all__ = ["DEMO_HOSPITAL", "DEMO_USERS", "SeedReport", "seed_demo"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 DEMO_HOSPITAL = "DEMO"
 DEMO_USERS = {
@@ -48,29 +54,43 @@ class SeedReport:
     bookings: int = 0
 
 
-def seed_demo(platform: Platform, passwords: dict[str, str], *, seed: int = 2026) -> SeedReport:
-    with platform.uow() as uow:
+@dataclasses.dataclass(frozen=True)
+class _Runner:
+    """Runs each use case of the seed in a unit of work of its own, on the seed's clock."""
+
+    units: Units
+    deps: Deps
+
+    def __call__(self, use_case: Callable[Concatenate[UnitOfWork, Deps, P], T],
+                 *args: P.args, **kwargs: P.kwargs) -> T:
+        with self.units() as uow:
+            return use_case(uow, self.deps, *args, **kwargs)
+
+
+def seed_demo(units: Units, deps: Deps, passwords: dict[str, str], *,
+              seed: int = 2026) -> SeedReport:
+    with units() as uow:
         existing = uow.schedule.hospital_by_code(DEMO_HOSPITAL)
     if existing is not None:
         return SeedReport(created=False, hospital_id=existing.id or 0)
     rng = random.Random(seed)
-    now = platform.clock.now()
-    today = now.astimezone(platform.settings.zone).date()
+    now = deps.clock.now()
+    today = now.astimezone(deps.settings.zone).date()
     start = today - dt.timedelta(days=14)
     # History is made on a clock that starts a fortnight and a half back and moves forward.
     clock = FixedClock(dt.datetime.combine(start - dt.timedelta(days=15), dt.time(7, 0),
-                                           platform.settings.zone))
-    past = dataclasses.replace(platform, clock=clock)
+                                           deps.settings.zone))
+    past = _Runner(units, dataclasses.replace(deps, clock=clock))
 
-    hospital = catalog.create_hospital(past, DEMO_HOSPITAL, "示范医院 fairslot Demo Hospital")
+    hospital = past(catalog.create_hospital, DEMO_HOSPITAL, "示范医院 fairslot Demo Hospital")
     report = SeedReport(created=True, hospital_id=hospital.id or 0)
     doctors = []
     for code, name in DEPARTMENTS:
-        department = catalog.create_department(past, hospital.id or 0, code, name)
+        department = past(catalog.create_department, hospital.id or 0, code, name)
         for i in range(4 if code in ("CARD", "ONC", "NEUR", "PED", "ORTH", "DERM") else 3):
             hot = i == 0
-            doctor = catalog.create_doctor(
-                past, department.id or 0, make_name(rng), TITLES[min(i, 2)],
+            doctor = past(
+                catalog.create_doctor, department.id or 0, make_name(rng), TITLES[min(i, 2)],
                 f"{name.split()[-1]} clinic", hot=hot,
                 # Hot doctors release by draw; the rest first come first served.
                 release_policy=ReleasePolicy.DRAW if hot else ReleasePolicy.FCFS)
@@ -81,32 +101,33 @@ def seed_demo(platform: Platform, passwords: dict[str, str], *, seed: int = 2026
     for doctor in doctors:
         capacity = 10 if doctor.hot else rng.choice((15, 20, 25, 30))
         fee = 10000 if doctor.title.startswith("主任") else rng.choice((2500, 5000))
-        report.sessions += len(catalog.schedule_sessions(
-            past, doctor.id or 0, dates, [Period.MORNING, Period.AFTERNOON], capacity, fee))
+        report.sessions += len(past(
+            catalog.schedule_sessions, doctor.id or 0, dates,
+            [Period.MORNING, Period.AFTERNOON], capacity, fee))
 
     residents = make_residents(rng, 240)
-    with past.uow() as uow:
+    with units() as uow:
         for identity in residents:
-            past.verifier.register(uow, identity)
+            deps.verifier.register(uow, identity)
         uow.commit()
 
     staff: dict[str, Account] = {}
     for username, role in DEMO_USERS.items():
-        staff[username] = accounts.create_user(past, username, passwords[username], role,
+        staff[username] = past(accounts.create_user, username, passwords[username], role,
                                                make_phone(rng))
     families: list[tuple[Account, list[int]]] = []
     demo_patient = staff["demo-patient"]
     people = iter(residents)
     # The other demo families share demo-patient's password, hashed once.
-    shared_hash = accounts.hash_password(passwords["demo-patient"])
+    shared_hash = deps.hasher.hash(passwords["demo-patient"])
     for n in range(60):
-        account = demo_patient if n == 0 else accounts.create_user(
-            past, f"patient{n:03d}", passwords["demo-patient"], Role.PATIENT, make_phone(rng),
-            password_hash=shared_hash)
+        account = demo_patient if n == 0 else past(
+            accounts.create_user, f"patient{n:03d}", passwords["demo-patient"],
+            Role.PATIENT, make_phone(rng), password_hash=shared_hash)
         members = []
         for _ in range(rng.choice((1, 1, 2, 3))):
             identity = next(people)
-            patient = accounts.add_patient(past, account, identity.id_number, identity.name,
+            patient = past(accounts.add_patient, account, identity.id_number, identity.name,
                                            make_phone(rng), RequestContext(ip=_ip(rng)))
             members.append(patient.id or 0)
         families.append((account, members))
@@ -120,12 +141,12 @@ def _ip(rng: random.Random) -> str:
            f"{rng.randint(0, 255)}.{rng.randint(1, 254)}"
 
 
-def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account, list[int]]],
+def _history(run: _Runner, clock: FixedClock, families: list[tuple[Account, list[int]]],
              desk: Account, rng: random.Random, start: dt.date, real_now: dt.datetime) -> int:
     """A day at a time up to now: patients enter draws and book sessions released that
     morning, most pay, some cancel; on the session's day most check in at the desk and the
     rest become no-shows."""
-    zone = platform.settings.zone
+    zone = run.deps.settings.zone
     today = real_now.astimezone(zone).date()
     made = 0
     booked: list[tuple[int, dt.datetime, str, str]] = []  # booking, session start, id, name
@@ -133,9 +154,9 @@ def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account
     while day <= today:
         if dt.datetime.combine(day, dt.time(8, 5), zone) > real_now:
             break  # history stops at the present; the running scheduler takes over
-        booked += _draw_day(platform, clock, families, rng, day)
+        booked += _draw_day(run, clock, families, rng, day)
         clock.set(dt.datetime.combine(day, dt.time(8, 5), zone))
-        with platform.uow() as uow:
+        with run.units() as uow:
             released = uow.schedule.released_between(clock.now() - dt.timedelta(hours=1),
                                                      clock.now())
         for account, members in families:
@@ -145,7 +166,7 @@ def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account
             patient_id = rng.choice(members)
             ctx = RequestContext(ip=_ip(rng), device_id=f"dev-{account.id}")
             try:
-                view = booking.book(platform, account, patient_id, session_id, ctx)
+                view = run(booking.book, account, patient_id, session_id, ctx)
             except FairslotError:
                 continue
             made += 1
@@ -153,14 +174,14 @@ def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account
             roll = rng.random()
             if roll < 0.08:
                 continue  # left unpaid: expires at the deadline
-            booking.pay(platform, account, view.booking.id or 0,
+            run(booking.pay, account, view.booking.id or 0,
                         rng.choice(("alipay:", "wechat:")) + f"u{account.id:04d}", ctx)
             if roll < 0.16:
-                booking.cancel(platform, account, view.booking.id or 0, ctx)
+                run(booking.cancel, account, view.booking.id or 0, ctx)
             else:
                 booked.append((view.booking.id or 0, view.session.starts_at, view.patient.id_number,
                                view.patient.name))
-        booking.expire_overdue(platform)
+        booking.expire_overdue(run.units, run.deps)
         # The day's sessions: patients arrive at the desk a little before their session.
         arriving = sorted((e for e in booked if e[1].astimezone(zone).date() == day),
                           key=lambda e: e[1])
@@ -169,24 +190,24 @@ def _history(platform: Platform, clock: FixedClock, families: list[tuple[Account
             clock.set(max(clock.now(), starts_at - dt.timedelta(minutes=20)))
             if rng.random() < 0.85 and day < today:
                 with contextlib.suppress(FairslotError):
-                    booking.check_in(platform, desk, booking_id, id_number, name,
+                    run(booking.check_in, desk, booking_id, id_number, name,
                                      RequestContext(ip="10.0.0.10"))
         clock.set(dt.datetime.combine(day, dt.time(23, 0), zone))
         if day < today:
-            booking.record_no_shows(platform)
+            booking.record_no_shows(run.units, run.deps)
         day += dt.timedelta(days=1)
     return made
 
 
 
-def _draw_day(platform: Platform, clock: FixedClock, families: list[tuple[Account, list[int]]],
+def _draw_day(run: _Runner, clock: FixedClock, families: list[tuple[Account, list[int]]],
               rng: random.Random, day: dt.date) -> list[tuple[int, dt.datetime, str, str]]:
     """Before 08:00 families enter the open rounds; at 08:00 the rounds are drawn and most
     winners pay within the afternoon."""
-    zone = platform.settings.zone
+    zone = run.deps.settings.zone
     clock.set(dt.datetime.combine(day, dt.time(7, 0), zone))
-    release.open_due_rounds(platform)
-    with platform.uow() as uow:
+    release.open_due_rounds(run.units, run.deps)
+    with run.units() as uow:
         open_rounds = [(r.id, uow.rounds.sessions(r.id)) for r in uow.rounds.open_rounds(
             clock.now())]
     for round_id, sessions in open_rounds:
@@ -195,18 +216,18 @@ def _draw_day(platform: Platform, clock: FixedClock, families: list[tuple[Accoun
                 continue
             choices = rng.sample(sessions, k=min(len(sessions), rng.choice((1, 2, 3))))
             with contextlib.suppress(FairslotError):
-                release.enter(platform, account, round_id, rng.choice(members), choices,
+                run(release.enter, account, round_id, rng.choice(members), choices,
                               RequestContext(ip=_ip(rng), device_id=f"dev-{account.id}"))
             clock.advance(rng.randint(5, 90))
     clock.set(dt.datetime.combine(day, dt.time(8, 0), zone))
-    release.draw_due_rounds(platform)
+    release.draw_due_rounds(run.units, run.deps)
     by_id = {account.id: account for account, _ in families}
     paid = []
-    for entry in _won_today(platform):
+    for entry in _won_today(run):
         if rng.random() < 0.85:
             clock.advance(rng.randint(10, 200))
             try:
-                view = booking.pay(platform, by_id[entry.account_id], entry.booking_id,
+                view = run(booking.pay, by_id[entry.account_id], entry.booking_id or 0,
                                    rng.choice(("alipay:", "wechat:")) + f"u{entry.account_id:04d}",
                                    RequestContext(ip=_ip(rng)))
             except FairslotError:
@@ -216,9 +237,9 @@ def _draw_day(platform: Platform, clock: FixedClock, families: list[tuple[Accoun
     return paid
 
 
-def _won_today(platform: Platform) -> list[Any]:
+def _won_today(run: _Runner) -> list[Entry]:
     """Winning entries of the rounds drawn at this moment."""
-    now = platform.clock.now()
-    with platform.uow() as uow:
+    now = run.deps.clock.now()
+    with run.units() as uow:
         return [e for rid in uow.rounds.drawn_at(now) for e in uow.rounds.all_entries(rid)
-                if e.outcome == "won" and e.booking_id is not None]
+                if e.outcome is EntryOutcome.WON and e.booking_id is not None]

@@ -13,8 +13,9 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from fairslot.bootstrap import Platform
+from fairslot.services.deps import Deps
 from fairslot.storage import tables as t
+from fairslot.storage.uow import UnitOfWork
 
 __all__ = ["PiiMode", "export_records"]
 
@@ -32,18 +33,18 @@ def _iso(value: dt.datetime | None, zone: Any) -> str | None:
     return None if value is None else value.astimezone(zone).isoformat(timespec="milliseconds")
 
 
-def _rows(platform: Platform, query: sa.Select[Any], batch: int = 5000) -> Iterator[Any]:
-    with platform.engine.connect() as conn:
-        result = conn.execution_options(stream_results=True).execute(query)
-        while chunk := result.fetchmany(batch):
-            yield from chunk
+def _rows(uow: UnitOfWork, query: sa.Select[Any], batch: int = 5000) -> Iterator[Any]:
+    result = uow.db.connection().execution_options(stream_results=True).execute(query)
+    while chunk := result.fetchmany(batch):
+        yield from chunk
 
 
-def export_records(platform: Platform, out: pathlib.Path, *, since: dt.datetime | None,
+def export_records(uow: UnitOfWork, deps: Deps, out: pathlib.Path, *,
+                   since: dt.datetime | None,
                    until: dt.datetime | None, fmt: str = "csv",
                    pii: PiiMode = PiiMode.PSEUDONYMISED) -> dict[str, int]:
-    zone = platform.settings.zone
-    keys = platform.keyring
+    zone = deps.settings.zone
+    keys = deps.keyring
 
     def protect(kind: str, value: str | None) -> str | None:
         if value is None or pii is PiiMode.CLEAR:
@@ -83,14 +84,14 @@ def export_records(platform: Platform, out: pathlib.Path, *, since: dt.datetime 
         "ip": r.ip, "device_id": r.device_id,
         "status": BOOKING_STATUS.get(r.status.value, r.status.value),
         "cancelled_at": _iso(r.cancelled_at, zone), "fee": f"{r.fee_cents / 100:.2f}",
-    } for r in _rows(platform, bookings_q)]
+    } for r in _rows(uow, bookings_q)]
 
     pay = t.payments
     payments = [{
         "payment_id": str(r.id), "booking_id": str(r.booking_id),
         "paid_at": _iso(r.paid_at, zone), "payer_account": _payer(protect, r.payer_account),
         "amount": f"{r.amount_cents / 100:.2f}", "refunded_at": _iso(r.refunded_at, zone),
-    } for r in _rows(platform, sa.select(pay).where(*window(pay.c.paid_at)).order_by(pay.c.id))]
+    } for r in _rows(uow, sa.select(pay).where(*window(pay.c.paid_at)).order_by(pay.c.id))]
 
     ev = t.events
     access = [{
@@ -98,7 +99,7 @@ def export_records(platform: Platform, out: pathlib.Path, *, since: dt.datetime 
         else str(r.account_id), "device_id": r.device_id, "method": r.detail.get("method"),
         "path": r.detail.get("path"), "status": r.detail.get("status"),
         "user_agent": r.detail.get("user_agent"),
-    } for r in _rows(platform, sa.select(ev).where(ev.c.kind == "access", *window(ev.c.at))
+    } for r in _rows(uow, sa.select(ev).where(ev.c.kind == "access", *window(ev.c.at))
                      .order_by(ev.c.id))]
 
     out.mkdir(parents=True, exist_ok=True)

@@ -1,17 +1,29 @@
 """Payment behind a provider interface. The only provider so far is the test provider, which
-accepts any well-formed payer account and records it: payer data is evidence later."""
+takes no money but behaves like a real one where it matters: a charge or refund is
+idempotent by its reference (a retry never charges twice), it can be told to fail, and it
+remembers what it was asked, so tests can see that a refund really went through it."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
+import threading
 from typing import Protocol
 
-from fairslot.domain.errors import InvalidInput
+from fairslot.domain.errors import FairslotError, InvalidInput
 
-__all__ = ["PaymentProvider", "TestPaymentProvider", "normalize_payer"]
+__all__ = ["PaymentFailed", "PaymentProvider", "TestPaymentProvider", "normalize_payer"]
 
 _PAYER = re.compile(r"^(alipay|wechat|card):[A-Za-z0-9_.@+\-]{3,64}$")
+
+
+class PaymentFailed(FairslotError):
+    """The provider refused or could not be reached; nothing was taken."""
+
+    code = "payment_failed"
+    status = 502
+    title = "Payment failed"
 
 
 def normalize_payer(raw: str) -> str:
@@ -22,26 +34,55 @@ def normalize_payer(raw: str) -> str:
             "wechat:wxid_abc or card:6222...",
             code="invalid_payer",
         )
-    return payer
+    method, ident = payer.split(":", 1)
+    # Account identifiers are case-insensitive at the providers: one payer, one spelling.
+    return f"{method}:{ident.lower()}"
 
 
 class PaymentProvider(Protocol):
     name: str
 
     def charge(self, payer_account: str, amount_cents: int, reference: str) -> str:
-        """Take the payment; return the provider's transaction reference."""
+        """Take the payment; return the provider's transaction reference. The same
+        ``reference`` twice is one charge (returns the first one's transaction)."""
         ...
 
-    def refund(self, provider_ref: str, amount_cents: int) -> None: ...
+    def refund(self, provider_ref: str, amount_cents: int, reference: str) -> str:
+        """Give the money back; idempotent by ``reference``. Raises ``PaymentFailed``."""
+        ...
 
 
+@dataclasses.dataclass
 class TestPaymentProvider:
-    """Always succeeds; keeps no money. For the demo, the tests and the simulator."""
+    """Always succeeds unless told to fail; keeps no money. For the demo, the tests and the
+    simulator."""
 
-    name = "test"
+    __test__ = False  # a provider, not a pytest test class
+    name: str = "test"
+    fail_next_charges: int = 0
+    fail_next_refunds: int = 0
+    charges: dict[str, str] = dataclasses.field(default_factory=dict)
+    refunds: dict[str, str] = dataclasses.field(default_factory=dict)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def charge(self, payer_account: str, amount_cents: int, reference: str) -> str:
-        return f"test-{secrets.token_hex(8)}"
+        with self._lock:
+            if reference in self.charges:
+                return self.charges[reference]
+            if self.fail_next_charges > 0:
+                self.fail_next_charges -= 1
+                raise PaymentFailed("the payment provider declined the charge")
+            ref = f"test-{secrets.token_hex(8)}"
+            self.charges[reference] = ref
+            return ref
 
-    def refund(self, provider_ref: str, amount_cents: int) -> None:
-        return None
+    def refund(self, provider_ref: str, amount_cents: int, reference: str) -> str:
+        with self._lock:
+            if reference in self.refunds:
+                return self.refunds[reference]
+            if self.fail_next_refunds > 0:
+                self.fail_next_refunds -= 1
+                raise PaymentFailed("the payment provider could not be reached")
+            ref = f"refund-{secrets.token_hex(8)}"
+            self.refunds[reference] = ref
+            return ref

@@ -1,88 +1,109 @@
-"""Quota and credit checks against what the database knows, using the pure rules of
-``fairslot.domain.quotas`` and ``fairslot.domain.credit``. Each refusal names its rule."""
+"""Quota and credit checks, atomic: the caller's unit of work holds the locks of the patient,
+account, phone or payer concerned (``UnitOfWork.lock``) before the facts are read, so two
+parallel requests can never both pass a quota only one of them may pass. The rules are the
+pure ones of ``fairslot.domain.quotas`` and ``fairslot.domain.credit``; each refusal names
+its rule."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from fairslot.bootstrap import Platform
-from fairslot.crypto import current_keyring
 from fairslot.domain import credit, quotas
 from fairslot.domain.accounts import Account
+from fairslot.services.deps import Deps
+from fairslot.storage.repositories import QuotaFacts
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["check_credit", "check_may_book", "check_payer", "credit_policy", "quota_policy"]
+__all__ = [
+    "check_credit",
+    "check_may_book",
+    "check_payer",
+    "credit_policy",
+    "facts_for",
+    "lock_names",
+    "quota_policy",
+]
 
 
-def quota_policy(platform: Platform) -> quotas.QuotaPolicy:
-    s = platform.settings
+def quota_policy(deps: Deps) -> quotas.QuotaPolicy:
+    s = deps.settings
     return quotas.QuotaPolicy(
         active_bookings=s.quota_active_bookings, departments_per_week=s.quota_departments_per_week,
         patients_per_account=s.quota_patients_per_account,
         patients_per_phone=s.quota_patients_per_phone,
-        patients_per_payer=s.quota_patients_per_payer)
+        patients_per_payer=s.quota_patients_per_payer,
+        served_window=dt.timedelta(days=s.quota_window_days))
 
 
-def credit_policy(platform: Platform) -> credit.CreditPolicy:
+def credit_policy(deps: Deps) -> credit.CreditPolicy:
+    s = deps.settings
     return credit.CreditPolicy(
-        suspensions=tuple(dt.timedelta(days=d) for d in platform.settings.credit_suspension_days),
-        cancel_cutoff=dt.timedelta(hours=platform.settings.cancel_cutoff_hours))
+        suspensions=tuple(dt.timedelta(days=d) for d in s.credit_suspension_days),
+        cancel_cutoff=dt.timedelta(hours=max(s.credit_late_cancel_hours, s.cancel_cutoff_hours)),
+        lapsed_holds_per_offence=s.credit_lapsed_holds_per_offence)
 
 
-def check_credit(platform: Platform, uow: UnitOfWork, patient_id: int,
-                 now: dt.datetime | None = None) -> None:
-    """Raise ``Suspended`` if the patient's no-shows suspend them now."""
-    _check_credit(platform, uow, patient_id, now or platform.clock.now())
+def lock_names(patient_id: int, account: Account | None) -> list[tuple[str, str | int]]:
+    """The locks a booking or an entry for ``patient_id`` by ``account`` needs: the patient
+    (active bookings, departments, credit), the account and its phone (patients served)."""
+    names: list[tuple[str, str | int]] = [("patient", patient_id)]
+    if account is not None:
+        names.append(("account", account.id or 0))
+        if account.phone:
+            names.append(("phone", account.phone))
+    return names
 
 
-def _check_credit(platform: Platform, uow: UnitOfWork, patient_id: int,
-                  now: dt.datetime) -> None:
-    if not platform.settings.credit_enabled:
+def facts_for(uow: UnitOfWork, deps: Deps, patient_id: int, account: Account | None, *,
+              session_id: int | None = None) -> QuotaFacts:
+    """Everything the quotas and credit need about this patient and account, in one query.
+    ``account`` is None for the desk, which serves everyone."""
+    now = deps.clock.now()
+    policy = credit_policy(deps)
+    phone = account.phone if account is not None else None
+    return uow.quotas.facts(
+        patient_id, now=now, served_since=now - quota_policy(deps).served_window,
+        offences_since=now - policy.window - policy.window, session_id=session_id,
+        account_id=account.id if account is not None else None,
+        phone_index=uow.keyring.blind_index("phone", phone) if phone else None)
+
+
+def check_credit(deps: Deps, facts: QuotaFacts) -> None:
+    """Raise ``Suspended`` if the patient's offences suspend them now."""
+    if not deps.settings.credit_enabled:
         return
-    policy = credit_policy(platform)
-    no_shows, late = uow.bookings.offences(patient_id, now - policy.window - policy.window)
-    credit.check_not_suspended(credit.offences(no_shows, late, policy), now, policy)
+    policy = credit_policy(deps)
+    found = credit.offences(facts.no_shows, facts.late_cancellations, policy,
+                            facts.lapsed_holds)
+    credit.check_not_suspended(found, deps.clock.now(), policy)
 
 
-def _check_served(platform: Platform, uow: UnitOfWork, account: Account | None,
-                  patient_id: int, now: dt.datetime) -> None:
-    policy = quota_policy(platform)
-    since = now - policy.served_window
-    if account is None:
-        return
-    quotas.check_patients_served("account", uow.bookings.served_by_account(account.id or 0,
-                                                                           since),
-                                 str(patient_id), now, policy)
-    if account.phone:
-        index = current_keyring().blind_index("phone", account.phone)
-        quotas.check_patients_served("phone", uow.bookings.served_by_phone(index, since),
-                                     str(patient_id), now, policy)
-
-
-def check_may_book(platform: Platform, uow: UnitOfWork, account: Account | None,
-                   patient_id: int, department_id: int, visit_at: dt.datetime) -> None:
+def check_may_book(deps: Deps, facts: QuotaFacts, patient_id: int, department_id: int,
+                   visit_at: dt.datetime, *, served: bool = True) -> None:
     """May this patient book (or enter a draw for) a visit with ``department_id`` at
     ``visit_at``? Credit first (a suspended patient is told why and until when), then the
-    quotas; open draw entries count as visits, since an entry is a booking in waiting.
-    ``account`` is None for bookings made at the desk, which serves everyone."""
-    now = platform.clock.now()
-    _check_credit(platform, uow, patient_id, now)
-    if not platform.settings.quotas_enabled:
+    quotas; entries in undrawn rounds count as bookings and visits, since an entry is a
+    booking in waiting. ``served`` is False for the desk, which serves everyone."""
+    check_credit(deps, facts)
+    if not deps.settings.quotas_enabled:
         return
-    policy = quota_policy(platform)
-    quotas.check_active_bookings(uow.bookings.active_count(patient_id, now), policy)
-    visits = uow.bookings.visits(patient_id, now) + [
-        (str(r.department_id), r.closes_at)
-        for r in uow.rounds.open_entries_of_patient(patient_id)]
-    quotas.check_departments(visits, str(department_id), visit_at, policy)
-    _check_served(platform, uow, account, patient_id, now)
+    now = deps.clock.now()
+    policy = quota_policy(deps)
+    quotas.check_active_bookings(facts.active, policy)
+    quotas.check_departments(facts.visits, str(department_id), visit_at, policy)
+    if served:
+        quotas.check_patients_served("account", facts.served_by_account, str(patient_id), now,
+                                     policy)
+        quotas.check_patients_served("phone", facts.served_by_phone, str(patient_id), now,
+                                     policy)
 
 
-def check_payer(platform: Platform, uow: UnitOfWork, payer: str, patient_id: int) -> None:
-    if not platform.settings.quotas_enabled:
+def check_payer(uow: UnitOfWork, deps: Deps, payer: str, patient_id: int) -> None:
+    """May this payer account pay for ``patient_id``? The caller holds the payer's lock."""
+    if not deps.settings.quotas_enabled:
         return
-    now = platform.clock.now()
-    policy = quota_policy(platform)
-    index = current_keyring().blind_index("payer", payer)
+    now = deps.clock.now()
+    policy = quota_policy(deps)
+    index = uow.keyring.blind_index("payer", payer)
     quotas.check_patients_served("payer", uow.bookings.served_by_payer(
         index, now - policy.served_window), str(patient_id), now, policy)

@@ -53,9 +53,10 @@ from fairslot.domain.residents import make_id_number, make_name, make_phone, mak
 from fairslot.domain.schedule import Period, ReleasePolicy
 from fairslot.guard import ChallengeRequired, Guard, GuardError, Requester, RouteGroup
 from fairslot.guard.errors import ActionTokenRefused
+from fairslot.randomness import SeededRandomness
+from fairslot.scheduler import run_due_jobs
 from fairslot.services import accounts, booking, catalog, release
 from fairslot.services.context import RequestContext
-from fairslot.services.scheduler import run_due_jobs
 from fairslot.simulation.metrics import (
     BUYER,
     CLIENT,
@@ -72,12 +73,13 @@ from fairslot.storage.migrate import upgrade
 from fairslot.storage.orm import map_domain
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["RunResult", "Simulation", "seeded_release", "virtual_wall_clock"]
+__all__ = ["RunResult", "Simulation", "seeded_altcha", "virtual_wall_clock"]
 
 T = TypeVar("T")
 Process = Generator[float, None, None]
 
-_PASSWORD_HASH = accounts.hash_password("simulated-account-password")
+# Simulated accounts never log in with a password; they all share one placeholder.
+_PASSWORD_HASH = "$argon2id$v=19$m=8,t=1,p=1$c2ltdWxhdGVk$c2ltdWxhdGVkIGFjY291bnQ"  # noqa: S105
 _BOOK, _PAY = "book", "pay"
 _ACTIVE = ("held", "paid", "checked_in", "no_show")
 # Draws replayed per round to measure each entrant's chance (broker_advantage).
@@ -117,15 +119,11 @@ def virtual_wall_clock(clock: FixedClock) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def seeded_release(rng: random.Random) -> Iterator[None]:
-    """Same seed, same result: the release service draws its round seeds, entry refs and
-    leftover delays, and ALTCHA its challenges' salts and numbers, from a CSPRNG, as they must
-    in production; for the run they come from the simulation's seeded generator instead.
-    The draw and the proof-of-work check themselves are the real ones."""
+def seeded_altcha(rng: random.Random) -> Iterator[None]:
+    """Same seed, same challenges: ALTCHA draws its challenges' salts and secret numbers
+    from ``secrets``; for the run they come from the simulation's seeded generator. (The
+    release services' randomness is injected: the platform gets a ``SeededRandomness``.)"""
     import altcha.v1 as altcha_module
-
-    from fairslot.domain import draw as draw_module
-    from fairslot.services import release as release_module
 
     class _SeededSecrets:
         """The two calls ALTCHA makes for a challenge's salt and secret number."""
@@ -139,17 +137,12 @@ def seeded_release(rng: random.Random) -> Iterator[None]:
             return rng.randrange(n)
 
     namespace = vars(altcha_module)
-    saved = (draw_module.new_seed, release_module._new_ref, release_module._csprng,
-             namespace["secrets"])
-    draw_module.new_seed = lambda: rng.randbytes(32)
-    release_module._new_ref = lambda: rng.randbytes(8).hex()
-    release_module._csprng = rng  # type: ignore[assignment]
+    saved = namespace["secrets"]
     namespace["secrets"] = _SeededSecrets
     try:
         yield
     finally:
-        (draw_module.new_seed, release_module._new_ref, release_module._csprng,
-         namespace["secrets"]) = saved
+        namespace["secrets"] = saved
 
 
 class PermissiveVerifier:
@@ -315,7 +308,7 @@ class Simulation:
         """The booking screen: the session with its free slots, and the action token. A
         person (or a clicker driving the page) who sees no free slot does not press book."""
         def view() -> tuple[int, str]:
-            free = catalog.session_view(self.platform, session_id).free
+            free = self.platform.run(catalog.session_view, session_id).free
             token = self.guard.issue_token(str(agent.account.id), _BOOK, str(session_id)) \
                 if self.guard is not None else ""
             return free, token
@@ -354,7 +347,7 @@ class Simulation:
         return Settings(**values)
 
     def _catalog(self, platform: Platform) -> None:
-        hospital = catalog.create_hospital(platform, "SIM", "Simulated hospital")
+        hospital = platform.run(catalog.create_hospital, "SIM", "Simulated hospital")
         visit_days = int(self.sc.knob("hospital", "visit_days_after_release", 7))
         local_release = self.release_at.astimezone(platform.settings.zone)
         visit = local_release.date() + dt.timedelta(days=visit_days)
@@ -363,18 +356,19 @@ class Simulation:
         self.doctor_sessions: list[list[int]] = []
         for doc in self.sc.doctors:
             if doc.department not in departments:
-                dep = catalog.create_department(platform, hospital.id or 0, doc.department,
+                dep = platform.run(catalog.create_department, hospital.id or 0, doc.department,
                                                 doc.department.title())
                 departments[doc.department] = dep.id or 0
-            doctor = catalog.create_doctor(platform, departments[doc.department], doc.name,
+            doctor = platform.run(catalog.create_doctor, departments[doc.department], doc.name,
                                            "Chief physician", doc.department,
                                            release_policy=policy, hot=True)
             periods = [Period.MORNING, Period.AFTERNOON]
             sessions: list[int] = []
             for day in range((doc.sessions + 1) // 2):
                 n = min(2, doc.sessions - 2 * day)
-                made = catalog.schedule_sessions(
-                    platform, doctor.id or 0, [visit + dt.timedelta(days=day)], periods[:n],
+                made = platform.run(
+                    catalog.schedule_sessions, doctor.id or 0,
+                    [visit + dt.timedelta(days=day)], periods[:n],
                     doc.capacity, doc.fee_cents, release_days_before=visit_days + day,
                     release_time=local_release.time().replace(tzinfo=None),
                     release_policy=policy)
@@ -405,7 +399,7 @@ class Simulation:
         id_number, name = (identity.id_number, identity.name) if isinstance(
             identity, Identity) else identity
         try:
-            patient = accounts.add_patient(self.platform, agent.account, id_number, name,
+            patient = self.platform.run(accounts.add_patient, agent.account, id_number, name,
                                            None, RequestContext(ip=agent.ips[0]))
         except FairslotError:
             if not agent.genuine:
@@ -538,24 +532,24 @@ class Simulation:
             hospital = uow.schedule.hospital_by_code("SIM")
             assert hospital is not None
             dep = uow.schedule.departments(hospital.id or 0)[0]
-        doctor = catalog.create_doctor(platform, dep.id or 0, "Past clinic", "Attending",
+        doctor = platform.run(catalog.create_doctor, dep.id or 0, "Past clinic", "Attending",
                                        "history")
         # Recent enough that the first offence's 30-day suspension still runs at the release.
         past = self.release_at - dt.timedelta(days=10)
         self.clock.set(past - dt.timedelta(days=7))
         local = past.astimezone(platform.settings.zone)
-        made = catalog.schedule_sessions(platform, doctor.id or 0, [local.date()],
+        made = platform.run(catalog.schedule_sessions, doctor.id or 0, [local.date()],
                                          [Period.MORNING], len(chosen), 1000,
                                          release_days_before=2)
         self.clock.set(past - dt.timedelta(days=1))
         ctx = RequestContext(ip="192.0.2.1")
         for person in chosen:
-            view = booking.book(platform, person.agent.account, person.patient_id,
+            view = platform.run(booking.book, person.agent.account, person.patient_id,
                                 made[0].id or 0, ctx)
-            booking.pay(platform, person.agent.account, view.booking.id or 0,
+            platform.run(booking.pay, person.agent.account, view.booking.id or 0,
                         f"alipay:past{person.patient_id}@pay.example", ctx)
         self.clock.set(past + dt.timedelta(days=1))
-        booking.record_no_shows(platform)
+        platform.run_job(booking.record_no_shows)
 
     # -- agents --------------------------------------------------------------------------
 
@@ -578,7 +572,7 @@ class Simulation:
             try:
                 view = self.call(
                     agent, RouteGroup.BOOKING,
-                    lambda: booking.book(self.platform, agent.account, person.patient_id,
+                    lambda: self.platform.run(booking.book, agent.account, person.patient_id,
                                          session_id, RequestContext(ip=agent.ips[0])),
                     patient_id=person.patient_id, need_token=_BOOK, target=str(session_id),
                     token=token, pow_payload=pow_payload, exclusive=True)
@@ -621,7 +615,7 @@ class Simulation:
         for _ in range(3):
             try:
                 self.call(agent, RouteGroup.PAYMENT,
-                          lambda: booking.pay(self.platform, agent.account, booking_id, payer,
+                          lambda: self.platform.run(booking.pay, agent.account, booking_id, payer,
                                               RequestContext(ip=agent.ips[0])),
                           payer=payer, need_token=_PAY, target=str(booking_id), token=token,
                           exclusive=True)
@@ -681,7 +675,7 @@ class Simulation:
         for _ in range(4):
             try:
                 self.call(agent, RouteGroup.ENTERING,
-                          lambda: release.enter(self.platform, agent.account, round_id,
+                          lambda: self.platform.run(release.enter, agent.account, round_id,
                                                 person.patient_id, choices,
                                                 RequestContext(ip=agent.ips[0]),
                                                 idempotency_key=f"e{person.patient_id}-{round_id}"),
@@ -809,7 +803,7 @@ class Simulation:
 
     def _cancel(self, agent: Agent, booking_id: int) -> None:
         self.call(agent, RouteGroup.BOOKING,
-                  lambda: booking.cancel(self.platform, agent.account, booking_id,
+                  lambda: self.platform.run(booking.cancel, agent.account, booking_id,
                                          RequestContext(ip=agent.ips[0])))
 
     def _session_of(self, booking_id: int | None) -> int:
@@ -848,21 +842,21 @@ class Simulation:
                 continue
             choices = [s for s in wants if self.round_of.get(s) == rid][:3]
             try:
-                entry = release.enter_at_desk(self.platform, self.staff, rid,
+                entry = self.platform.run(release.enter_at_desk, self.staff, rid,
                                               identity.id_number, identity.name, choices, ctx)
             except FairslotError:
                 continue
             agent = Agent("elderly", self.staff, ["192.0.2.10"], None,
                           random.Random(self.rng.random()))
-            self.people[entry.patient_id] = Person(entry.patient_id, identity, GENUINE,
-                                                   agent, wants)
+            pid = entry.entry.patient_id
+            self.people[pid] = Person(pid, identity, GENUINE, agent, wants)
 
     def _desk_pay(self, person: Person, booking_id: int) -> Process:
         """An elderly patient who won (or was offered a slot) pays at the desk or by phone
         with their card; desk requests do not pass the online guard."""
         yield 0.0
         with contextlib.suppress(FairslotError):
-            booking.pay(self.platform, self.staff, booking_id,
+            self.platform.run(booking.pay, self.staff, booking_id,
                         f"card:62220{person.patient_id:011d}",
                         RequestContext(ip="192.0.2.10", channel=Channel.WINDOW))
 
@@ -887,7 +881,7 @@ class Simulation:
                 continue
             for sid in wants:
                 try:
-                    view = booking.book_on_site(self.platform, self.staff, sid,
+                    view = self.platform.run(booking.book_on_site, self.staff, sid,
                                                 identity.id_number, identity.name,
                                                 "card:6222000000000000", ctx)
                 except FairslotError:
@@ -962,7 +956,7 @@ class Simulation:
                 continue
             person.booking_id = booking_id
             try:
-                booking.check_in(self.platform, self.staff, person.booking_id,
+                self.platform.run(booking.check_in, self.staff, person.booking_id,
                                  person.identity.id_number, person.identity.name,
                                  RequestContext(ip="192.0.2.10", channel=Channel.WINDOW))
             except FairslotError:
@@ -1067,14 +1061,15 @@ class Simulation:
         started = time.perf_counter()
         with contextlib.ExitStack() as stack:
             settings = self._settings("sqlite://")
-            self.platform = bootstrap(settings, clock=self.clock, engine=self._engine())
+            self.platform = bootstrap(settings, clock=self.clock, engine=self._engine(),
+                                      random=SeededRandomness(self.rng.getrandbits(64)))
             stack.callback(self.platform.engine.dispose)
             upgrade(self.platform.engine)
             if not self.defences["realname"]:
                 self.platform.verifier = PermissiveVerifier()
             self.runner = stack.enter_context(asyncio.Runner())
             stack.enter_context(virtual_wall_clock(self.clock))
-            stack.enter_context(seeded_release(random.Random(self.rng.random())))
+            stack.enter_context(seeded_altcha(random.Random(self.rng.random())))
             self.guard: Guard | None = None
             if self.defences["guard"]:
                 self.guard = Guard(settings, clock=self.clock)
@@ -1142,5 +1137,5 @@ class Simulation:
             self.spawn((starts - self.release_at).total_seconds() - 1800, self.check_ins(sid))
         self._loop(end_s)
         self.clock.set(self.release_at + dt.timedelta(seconds=end_s + 86400))
-        booking.record_no_shows(self.platform)
+        self.platform.run_job(booking.record_no_shows)
         self._outcome_cache = self._outcome()

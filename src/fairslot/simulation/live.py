@@ -45,6 +45,7 @@ from typing import Any
 import httpx
 
 from fairslot.bootstrap import Platform
+from fairslot.domain.errors import InvalidInput
 from fairslot.domain.identity import Identity
 from fairslot.domain.residents import make_residents
 from fairslot.domain.schedule import Period, ReleasePolicy
@@ -52,6 +53,15 @@ from fairslot.services import catalog
 
 __all__ = ["LiveReport", "check_target", "live_identities", "prepare_target", "run_live",
            "run_live_agents"]
+
+
+
+class LiveRunRefused(InvalidInput):
+    """The live run cannot go on (a target that is not loopback, the guard refusing the
+    agent's first look): one line for the operator."""
+
+    code = "live_run_refused"
+
 
 MAX_REQUESTS = 1500
 MAX_SECONDS = 60.0
@@ -62,9 +72,7 @@ _CLICK = 0.3  # T2: an auto-clicker's interval
 
 
 def check_target(target: str) -> str:
-    """The target URL without a trailing slash; a ``CliError`` unless it is loopback."""
-    from fairslot.cli.main import CliError
-
+    """The target URL without a trailing slash; ``LiveRunRefused`` unless it is loopback."""
     parsed = urllib.parse.urlsplit(target)
     host = parsed.hostname or ""
     try:
@@ -72,7 +80,7 @@ def check_target(target: str) -> str:
     except ValueError:
         loopback = False
     if parsed.scheme not in ("http", "https") or not loopback:
-        raise CliError(f"--target must be a loopback http(s) URL, not {target!r}")
+        raise LiveRunRefused(f"--target must be a loopback http(s) URL, not {target!r}")
     return target.rstrip("/")
 
 
@@ -90,17 +98,18 @@ def prepare_target(platform: Platform, seed: int, *, capacity: int = 3) -> int:
         for identity in live_identities(seed):
             platform.verifier.register(uow, identity)
         uow.commit()
-    hospital = catalog.create_hospital(platform, LIVE_HOSPITAL, "Simulator live target")
+    hospital = platform.run(catalog.create_hospital, LIVE_HOSPITAL, "Simulator live target")
     with platform.uow() as uow:
         runs = len(uow.schedule.departments(hospital.id or 0))
     # A fresh department per preparation, so every live run finds untouched slots.
-    dep = catalog.create_department(platform, hospital.id or 0, f"LIVE{runs + 1}", "Cardiology")
-    doctor = catalog.create_doctor(platform, dep.id or 0, "Dr Live", "Chief physician",
-                                   "cardiology", release_policy=ReleasePolicy.FCFS, hot=True)
+    dep = platform.run(catalog.create_department, hospital.id or 0, f"LIVE{runs + 1}",
+                       "Cardiology")
+    doctor = platform.run(catalog.create_doctor, dep.id or 0, "Dr Live", "Chief physician",
+                          "cardiology", release_policy=ReleasePolicy.FCFS, hot=True)
     visit = platform.clock.now().astimezone(platform.settings.zone).date() + dt.timedelta(3)
-    made = catalog.schedule_sessions(platform, doctor.id or 0, [visit], [Period.MORNING],
-                                     capacity, 30000, release_days_before=7,
-                                     release_policy=ReleasePolicy.FCFS)
+    made = platform.run(catalog.schedule_sessions, doctor.id or 0, [visit], [Period.MORNING],
+                        capacity, 30000, release_days_before=7,
+                        release_policy=ReleasePolicy.FCFS)
     return made[0].id or 0
 
 
@@ -307,11 +316,10 @@ def _find_session(client: httpx.Client, budget: _Budget) -> int | None:
             raise _OutOfBudget
         answer = client.get(path)
         if answer.status_code == 429:
-            from fairslot.cli.main import CliError
-
-            raise CliError("the server's guard refused the live agent's browsing (429, "
-                           f"retry after {answer.headers.get('Retry-After', '?')} s): an "
-                           "earlier flood from this address is still counted")
+            raise LiveRunRefused(
+                "the server's guard refused the live agent's browsing (429, retry after "
+                f"{answer.headers.get('Retry-After', '?')} s): an earlier flood from this "
+                "address is still counted")
         return answer.json() if answer.status_code == 200 else []
 
     hospitals = [h for h in get("/hospitals") if h["code"] == LIVE_HOSPITAL]
@@ -342,8 +350,6 @@ def _flood(client: httpx.Client, budget: _Budget, count: int, method: str, path:
 
 def run_live_agents(target: str, *, seed: int, floods: bool = True) -> LiveReport:
     """Run the live agents against ``target`` (loopback only) and return what happened."""
-    from fairslot.cli.main import CliError
-
     base = check_target(target)
     rng = random.Random(seed)
     budget = _Budget()
@@ -353,7 +359,7 @@ def run_live_agents(target: str, *, seed: int, floods: bool = True) -> LiveRepor
         with httpx.Client(base_url=f"{base}/api/v1", timeout=10.0) as public:
             report.session_id = _find_session(public, budget)
             if report.session_id is None:
-                raise CliError(f"{base} has no open live session: run `fairslot simulate "
+                raise LiveRunRefused(f"{base} has no open live session: run `fairslot simulate "
                                "--prepare-live` on its database first")
             agents = [_Agent(name, base, budget, report, random.Random(rng.random()))
                       for name in _AGENTS]
@@ -387,7 +393,7 @@ def run_live_agents(target: str, *, seed: int, floods: bool = True) -> LiveRepor
                     public, budget, 60, "POST", "/auth/login",
                     json={"username": "simfloodtarget", "password": "wrong-password"})
     except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach {base}: {type(exc).__name__}") from exc
+        raise LiveRunRefused(f"cannot reach {base}: {type(exc).__name__}") from exc
     report.sent = budget.sent
     report.seconds = time.monotonic() - budget.started
     return report

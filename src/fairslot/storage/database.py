@@ -12,7 +12,7 @@ from sqlalchemy.orm import sessionmaker
 
 from fairslot.storage.orm import map_domain
 
-__all__ = ["make_engine", "make_session_factory"]
+__all__ = ["make_engine", "make_session_factory", "ping"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -47,6 +47,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size,
                             pool_pre_ping=True)
+
+
+def ping(engine: Engine) -> None:
+    """Raises ``sqlalchemy.exc.SQLAlchemyError`` when the database does not answer."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Any]:

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import registry
 
-from fairslot.crypto import current_keyring
 from fairslot.domain.accounts import Account, Patient
 from fairslot.domain.booking import Booking
 from fairslot.domain.schedule import Department, Doctor, Hospital, Session, Slot
 from fairslot.storage import tables
+from fairslot.storage.keys import keyring_of
 
 __all__ = ["map_domain"]
 
@@ -21,7 +21,7 @@ _mapped = False
 
 
 def _index_patient(mapper: Any, connection: Any, target: Patient) -> None:
-    keys = current_keyring()
+    keys = keyring_of(connection.dialect)
     target._id_number_index = keys.blind_index("id_number", target.id_number)  # type: ignore[attr-defined]
     target._phone_index = (  # type: ignore[attr-defined]
         keys.blind_index("phone", target.phone) if target.phone else None
@@ -30,7 +30,8 @@ def _index_patient(mapper: Any, connection: Any, target: Patient) -> None:
 
 def _index_account(mapper: Any, connection: Any, target: Account) -> None:
     target._phone_index = (  # type: ignore[attr-defined]
-        current_keyring().blind_index("phone", target.phone) if target.phone else None
+        keyring_of(connection.dialect).blind_index("phone", target.phone) if target.phone
+        else None
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from fairslot.domain.accounts import Role
-from fairslot.domain.booking import ACTIVE_STATUSES, BookingStatus, Channel
+from fairslot.domain.booking import SLOT_TAKEN_STATUSES, BookingStatus, Channel
 from fairslot.domain.schedule import Period, ReleasePolicy, SessionStatus
 from fairslot.storage.types import EncryptedText, StrEnum, UTCDateTime
 
@@ -26,7 +26,8 @@ metadata = sa.MetaData(
     }
 )
 
-_ACTIVE = "status IN (" + ", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATUSES)) + ")"
+_SLOT_TAKEN = ("status IN ("
+               + ", ".join(f"'{s.value}'" for s in sorted(SLOT_TAKEN_STATUSES)) + ")")
 
 hospitals = sa.Table(
     "hospitals", metadata,
@@ -115,6 +116,9 @@ account_patients = sa.Table(
     sa.Column("account_id", sa.ForeignKey("accounts.id"), primary_key=True),
     sa.Column("patient_id", sa.ForeignKey("patients.id"), primary_key=True, index=True),
     sa.Column("added_at", UTCDateTime, nullable=False),
+    # A removed link is kept (with when it ended): quotas count the patients an account
+    # managed recently, not only those it manages now.
+    sa.Column("removed_at", UTCDateTime, nullable=True),
 )
 
 # The registry of known residents behind the real-name check: only keyed hashes, no clear PII.
@@ -143,9 +147,9 @@ bookings = sa.Table(
     sa.Column("closed_at", UTCDateTime, nullable=True),
     sa.Column("late_cancel", sa.Boolean, nullable=False, default=False),
     sa.Index("uq_bookings_active_slot", "slot_id", unique=True,
-             sqlite_where=sa.text(_ACTIVE), postgresql_where=sa.text(_ACTIVE)),
+             sqlite_where=sa.text(_SLOT_TAKEN), postgresql_where=sa.text(_SLOT_TAKEN)),
     sa.Index("uq_bookings_active_patient_session", "patient_id", "session_id", unique=True,
-             sqlite_where=sa.text(_ACTIVE), postgresql_where=sa.text(_ACTIVE)),
+             sqlite_where=sa.text(_SLOT_TAKEN), postgresql_where=sa.text(_SLOT_TAKEN)),
 )
 
 payments = sa.Table(
@@ -153,7 +157,8 @@ payments = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("booking_id", sa.ForeignKey("bookings.id"), nullable=False, index=True),
     sa.Column("provider", sa.String(32), nullable=False),
-    sa.Column("provider_ref", sa.String(64), nullable=False, unique=True),
+    # Empty until the provider has taken the money (the charge runs after the commit).
+    sa.Column("provider_ref", sa.String(64), nullable=True, unique=True),
     sa.Column("payer_account", EncryptedText("payments.payer_account"), nullable=False),
     sa.Column("payer_index", sa.String(40), nullable=False, index=True),
     sa.Column("amount_cents", sa.Integer, nullable=False),
@@ -247,4 +252,19 @@ auth_tokens = sa.Table(
     sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Calls to the outside world decided by a transaction and made after it commits, retried
+# until done (charges, refunds, messages). The payload names rows, never PII in clear.
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("done_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.String(200), nullable=True),
+    sa.Index("ix_outbox_pending", "done_at", "due_at"),
 )

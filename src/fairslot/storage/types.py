@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from fairslot.crypto import current_keyring
+from fairslot.storage.keys import keyring_of
 
 __all__ = ["EncryptedText", "StrEnum", "UTCDateTime"]
 
@@ -64,12 +64,12 @@ class EncryptedText(sa.types.TypeDecorator[str]):
         self.context = context
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
-        return None if value is None else current_keyring().encrypt(value, context=self.context)
+        return None if value is None else keyring_of(dialect).encrypt(value, context=self.context)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return current_keyring().decrypt(bytes(value), context=self.context)
+        return keyring_of(dialect).decrypt(bytes(value), context=self.context)
 
     def __repr__(self) -> str:
         return "sa.LargeBinary()"

@@ -9,14 +9,13 @@ import datetime as dt
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fairslot.bootstrap import Platform
+from fairslot.clock import Clock
 from fairslot.guard.events import GuardEvent
-from fairslot.storage import tables as t
 
 __all__ = ["AccessLog", "AccessLogMiddleware", "GuardEventLog"]
 
@@ -25,8 +24,12 @@ _SKIP = ("/healthz", "/readyz", "/static/", "/favicon.ico")
 
 
 class AccessLog:
-    def __init__(self, platform: Platform, *, batch: int = 500, interval: float = 0.5) -> None:
-        self._platform = platform
+    """``write`` stores one batch of event rows (``storage``'s ``EventLogWriter.write``)."""
+
+    def __init__(self, write: Callable[[list[dict[str, Any]]], None], clock: Clock, *,
+                 batch: int = 500, interval: float = 0.5) -> None:
+        self._write = write
+        self._clock = clock
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=100_000)
         self._batch = batch
         self._interval = interval
@@ -48,7 +51,7 @@ class AccessLog:
         self.flush()
 
     def now(self) -> dt.datetime:
-        return self._platform.clock.now()
+        return self._clock.now()
 
     def record(self, row: dict[str, Any]) -> None:
         try:
@@ -67,9 +70,8 @@ class AccessLog:
                 break
         if rows:
             try:
-                with self._platform.engine.begin() as conn:
-                    conn.execute(sa.insert(t.events), rows)
-            except sa.exc.SQLAlchemyError:
+                self._write(rows)
+            except Exception:  # the log must never take the server down; say what was lost
                 log.exception("could not write %d access events", len(rows))
         return len(rows)
 

@@ -19,7 +19,7 @@ from fairslot import __version__
 from fairslot.bootstrap import Platform, bootstrap
 from fairslot.guard.fastapi import install as install_guard
 from fairslot.guard.service import Guard
-from fairslot.services.scheduler import Scheduler
+from fairslot.scheduler import Scheduler
 from fairslot.web.access_log import AccessLog, AccessLogMiddleware, GuardEventLog
 from fairslot.web.api import me, public, rounds, staff
 from fairslot.web.pages import install_pages
@@ -35,14 +35,9 @@ def _login_limiter(platform: Platform) -> limits.strategies.RateLimiter:
     return MovingWindowRateLimiter(storage_from_string(uri))
 
 
-def _ping_database(platform: Platform) -> None:
-    with platform.engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))
-
-
 def create_app(platform: Platform | None = None) -> FastAPI:
     platform = platform or bootstrap()
-    access_log = AccessLog(platform)
+    access_log = AccessLog(platform.write_events, platform.clock)
     guard = Guard(platform.settings, clock=platform.clock, sink=GuardEventLog(access_log))
 
     @contextlib.asynccontextmanager
@@ -93,7 +88,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         checks: dict[str, str] = dict(await guard.probe())
         ok = True
         try:
-            await run_in_threadpool(_ping_database, platform)
+            await run_in_threadpool(platform.ping)
             checks["database"] = "ok"
         except sa.exc.SQLAlchemyError:
             checks["database"] = "down"

@@ -1,9 +1,17 @@
-"""Request-scoped dependencies: the platform, the caller's account and role, and what the
-server itself knows about the request (client IP from trusted proxies only, device)."""
+"""Request-scoped dependencies: one unit of work per request, the caller's account and role,
+and what the server itself knows about the request (client IP from trusted proxies only,
+device).
+
+A request that needs the database gets one unit of work (``UowDep``); authentication and
+the use case share it, so a booking checks out one pooled connection. The guard runs before
+the transaction: routes that key the guard on the account read it from the log-in token's
+MAC (``claimed_account``), with no database round trip, and authenticate inside the use
+case's transaction afterwards."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import Depends, Request
 
@@ -13,8 +21,23 @@ from fairslot.domain.errors import Forbidden, Unauthenticated
 from fairslot.guard.service import Guard
 from fairslot.services import accounts
 from fairslot.services.context import RequestContext
+from fairslot.services.deps import Deps
+from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["CurrentAccount", "PlatformDep", "action_token", "client_ip", "context", "require"]
+__all__ = [
+    "Caller",
+    "CallerDep",
+    "ClaimedAccount",
+    "DepsDep",
+    "PlatformDep",
+    "UowDep",
+    "action_token",
+    "authenticated",
+    "bearer_token",
+    "claimed_account",
+    "client_ip",
+    "context",
+]
 
 SESSION_COOKIE = "fs_session"
 
@@ -24,7 +47,24 @@ def get_platform(request: Request) -> Platform:
     return platform
 
 
+def get_deps(request: Request) -> Deps:
+    return get_platform(request).deps
+
+
+async def unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
+    """The request's one unit of work, opened lazily (no connection until first used).
+
+    Closed on the event loop, not in the thread pool: a close that had to wait for a pool
+    thread could wait forever behind requests that hold threads while they wait for the
+    connection this one is about to give back. Closing costs at most a ROLLBACK round trip
+    (nothing when the use case committed, which already returned the connection)."""
+    with get_platform(request).uow() as uow:
+        yield uow
+
+
 PlatformDep = Annotated[Platform, Depends(get_platform)]
+DepsDep = Annotated[Deps, Depends(get_deps)]
+UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]
 
 
 def client_ip(request: Request) -> str:
@@ -40,37 +80,71 @@ def context(request: Request) -> RequestContext:
 
 
 def bearer_token(request: Request) -> str | None:
+    """The API's credential: the ``Authorization: Bearer`` header only. The pages' session
+    cookie is never accepted here: a browser sends cookies to any request another site
+    makes it send, so a cookie-authenticated API would need the pages' CSRF checks."""
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
-    return request.cookies.get(SESSION_COOKIE) or None
+    return None
 
 
-def current_account(request: Request, platform: PlatformDep) -> Account:
+def claimed_account(request: Request) -> int:
+    """The account the request's log-in token was issued to (its MAC checked, no database):
+    what the guard keys its per-account limits on before the transaction. Whether the token
+    is still valid is checked by ``authenticated`` inside the transaction."""
+    token = bearer_token(request)
+    account_id = accounts.token_account_id(get_deps(request).keyring, token) if token else None
+    if account_id is None:
+        raise Unauthenticated("log in first: send 'Authorization: Bearer <token>'")
+    return account_id
+
+
+ClaimedAccount = Annotated[int, Depends(claimed_account)]
+
+
+def authenticated(request: Request, uow: UnitOfWork, *roles: Role) -> Account:
+    """The request's account, checked in ``uow``; with ``roles``, one of them (or admin)."""
     token = bearer_token(request)
     if not token:
         raise Unauthenticated("log in first: send 'Authorization: Bearer <token>'")
-    account = accounts.authenticate(platform, token)
+    account = accounts.authenticate(uow, get_deps(request), token)
     request.state.account_id = account.id
+    if roles:
+        accounts.require_role(account, *roles)
     return account
 
 
-CurrentAccount = Annotated[Account, Depends(current_account)]
+class Caller:
+    """Who is calling, found out when a route asks (``account``), in the thread that runs
+    the route and in the request's unit of work. A dependency that queried the database
+    itself would hold a pooled connection while the route waited for a thread, and under
+    load those waits deadlock (threads waiting for connections held by requests waiting for
+    threads)."""
+
+    def __init__(self, request: Request, uow: UnitOfWork) -> None:
+        self._request = request
+        self.uow = uow
+        self._account: Account | None = None
+
+    def account(self, *roles: Role) -> Account:
+        """The authenticated account; with ``roles``, one of them (or admin) or Forbidden."""
+        if self._account is None:
+            self._account = authenticated(self._request, self.uow)
+        if roles and self._account.role not in roles and self._account.role is not Role.ADMIN:
+            raise Forbidden(f"this needs the role {' or '.join(r.value for r in roles)}",
+                            code="forbidden_role")
+        return self._account
 
 
-def action_token(request: Request, account: Account, action: str, target: int) -> str:
+async def caller(request: Request, uow: UowDep) -> Caller:
+    return Caller(request, uow)
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def action_token(request: Request, account: Account, action: str, target: int | str) -> str:
     """The single-use token a screen hands out for the one action it leads to."""
     guard: Guard = request.app.state.guard
     return guard.issue_token(str(account.id), action, str(target))
-
-
-def require(*roles: Role) -> Any:
-    """A dependency that lets through the given roles (and admin, who may do everything)."""
-
-    def check(account: CurrentAccount) -> Account:
-        if account.role not in roles and account.role is not Role.ADMIN:
-            raise Forbidden(f"this needs the role {' or '.join(r.value for r in roles)}",
-                            code="forbidden_role")
-        return account
-
-    return Depends(check)

@@ -254,4 +254,5 @@ class BookingScreen(BaseModel):
 class PaymentScreen(BaseModel):
     booking: BookingOut
     action_token: str
+    cancel_token: str
     token_header: str

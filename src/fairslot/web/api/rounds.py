@@ -12,17 +12,25 @@ from pydantic import BaseModel, Field
 from fairslot.domain.accounts import Role
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import TOKEN_HEADER, Guard
-from fairslot.services import release
-from fairslot.web.deps import CurrentAccount, PlatformDep, action_token, context, require
+from fairslot.services import notifications, release
+from fairslot.web.deps import (
+    CallerDep,
+    ClaimedAccount,
+    DepsDep,
+    UowDep,
+    action_token,
+    authenticated,
+    context,
+)
 from fairslot.web.problems import PROBLEM_RESPONSES
+from fairslot.web.routing import ReleasingRoute
 from fairslot.web.schemas import Strict
 
 __all__ = ["router"]
 
-router = APIRouter(responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=ReleasingRoute, responses=PROBLEM_RESPONSES)
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 ENTER_ACTION = "enter"
-PatientOnly = require(Role.PATIENT)
 
 
 class RoundSessionOut(BaseModel):
@@ -57,12 +65,20 @@ class RoundOut(BaseModel):
 
     @classmethod
     def of(cls, v: release.RoundView) -> RoundOut:
-        return cls(id=v.id, department_id=v.department_id, opens_at=v.opens_at,
-                   closes_at=v.closes_at, status=v.status, commitment=v.commitment,
-                   entries_digest=v.entries_digest, seed=v.seed, beacon=v.beacon,
+        r = v.round
+        return cls(id=r.id, department_id=r.department_id, opens_at=r.opens_at,
+                   closes_at=r.closes_at, status=r.status.value, commitment=r.commitment,
+                   entries_digest=r.entries_digest, seed=r.revealed_seed, beacon=r.beacon,
                    entries_count=v.entries_count,
-                   sessions=[RoundSessionOut(**s) for s in v.sessions],
-                   entries=[RoundEntryOut(**e) for e in v.entries])
+                   sessions=[RoundSessionOut(session_id=s.session.id or 0,
+                                             capacity=s.capacity,
+                                             starts_at=s.session.starts_at,
+                                             first_choice_entries=s.first_choice_entries,
+                                             cancellation_rate=s.cancellation_rate)
+                             for s in v.sessions],
+                   entries=[RoundEntryOut(ref=e.ref, choices=list(e.choices),
+                                          outcome=e.outcome.value if e.outcome else None,
+                                          position=e.position) for e in v.entries])
 
 
 class EntryIn(Strict):
@@ -85,7 +101,11 @@ class EntryOut(BaseModel):
 
     @classmethod
     def of(cls, v: release.EntryView) -> EntryOut:
-        return cls(**v.__dict__)
+        e = v.entry
+        return cls(id=e.id, round_id=e.round_id, ref=e.ref, patient_id=e.patient_id,
+                   choices=list(e.choices), withdrawn=e.withdrawn,
+                   outcome=e.outcome.value if e.outcome else None, position=e.position,
+                   booking_id=e.booking_id, waitlist_ahead=v.waitlist_ahead)
 
 
 class EntryScreen(BaseModel):
@@ -106,79 +126,82 @@ class BeaconIn(Strict):
 
 
 @router.get("/rounds", tags=["rounds"])
-def open_rounds(platform: PlatformDep) -> list[RoundOut]:
-    with platform.uow() as uow:
-        ids = [r.id for r in uow.rounds.open_rounds(platform.clock.now())]
-    return [RoundOut.of(release.round_view(platform, i)) for i in ids]
+def open_rounds(uow: UowDep, deps: DepsDep) -> list[RoundOut]:
+    return [RoundOut.of(v) for v in release.open_rounds(uow, deps)]
 
 
 @router.get("/rounds/{round_id}", tags=["rounds"])
-def get_round(round_id: IdPath, platform: PlatformDep) -> RoundOut:
-    return RoundOut.of(release.round_view(platform, round_id))
+def get_round(round_id: IdPath, uow: UowDep, deps: DepsDep) -> RoundOut:
+    return RoundOut.of(release.round_view(uow, deps, round_id))
 
 
 @router.get("/rounds/{round_id}/export", tags=["rounds"])
-def export_round(round_id: IdPath, platform: PlatformDep) -> dict[str, Any]:
+def export_round(round_id: IdPath, uow: UowDep, deps: DepsDep) -> dict[str, Any]:
     """The drawn round as a document for ``fairslot draw verify`` (format in docs/draw.md)."""
-    return release.export_round_document(platform, round_id)
+    return release.export_round_document(uow, deps, round_id)
 
 
-@router.get("/rounds/{round_id}/entry-screen", tags=["rounds"], dependencies=[PatientOnly])
-def entry_screen(round_id: IdPath, request: Request, account: CurrentAccount,
-                 platform: PlatformDep) -> EntryScreen:
-    view = release.round_view(platform, round_id)
+@router.get("/rounds/{round_id}/entry-screen", tags=["rounds"])
+def entry_screen(round_id: IdPath, request: Request, caller: CallerDep, uow: UowDep,
+                 deps: DepsDep) -> EntryScreen:
+    account = caller.account(Role.PATIENT)
+    view = release.round_view(uow, deps, round_id)
     return EntryScreen(round=RoundOut.of(view), token_header=TOKEN_HEADER,
                        action_token=action_token(request, account, ENTER_ACTION, round_id))
 
 
-@router.post("/rounds/{round_id}/entries", status_code=201, tags=["rounds"],
-             dependencies=[PatientOnly])
-async def enter(round_id: IdPath, body: EntryIn, request: Request, account: CurrentAccount,
-                platform: PlatformDep,
+@router.post("/rounds/{round_id}/entries", status_code=201, tags=["rounds"])
+async def enter(round_id: IdPath, body: EntryIn, request: Request, claimed: ClaimedAccount,
+                uow: UowDep, deps: DepsDep,
                 idempotency_key: Annotated[str | None, Header(
                     max_length=80, pattern=r"^[A-Za-z0-9_.:\-]+$")] = None) -> EntryOut:
     """Enter the round (or change your entry) with up to three sessions, best first, with
     the entry screen's action token. A retry with the same ``Idempotency-Key`` returns the
     entry the first request made (and needs no new token), so a lost answer is harmless."""
-    guard: Guard = request.app.state.guard
     done = None
     if idempotency_key:
-        done = await run_in_threadpool(release.entry_by_key, platform, account,
+        done = await run_in_threadpool(release.entry_by_key, uow, deps, claimed,
                                        idempotency_key)
-    await guard.check(request, RouteGroup.ENTERING, account_id=str(account.id),
+    guard: Guard = request.app.state.guard
+    await guard.check(request, RouteGroup.ENTERING, account_id=str(claimed),
                       patient_id=str(body.patient_id), target=str(round_id),
                       need_token=None if done else ENTER_ACTION)
     if done is not None:
         return EntryOut.of(done)
-    view = await run_in_threadpool(release.enter, platform, account, round_id, body.patient_id,
-                                   body.choices, context(request),
-                                   idempotency_key=idempotency_key)
-    return EntryOut.of(view)
+
+    def use_case() -> release.EntryView:
+        account = authenticated(request, uow, Role.PATIENT)
+        return release.enter(uow, deps, account, round_id, body.patient_id, body.choices,
+                             context(request), idempotency_key=idempotency_key)
+
+    return EntryOut.of(await run_in_threadpool(use_case))
 
 
-@router.delete("/entries/{entry_id}", status_code=204, tags=["rounds"],
-               dependencies=[PatientOnly])
-def withdraw(entry_id: IdPath, request: Request, account: CurrentAccount,
-             platform: PlatformDep) -> Response:
-    release.withdraw(platform, account, entry_id, context(request))
+@router.delete("/entries/{entry_id}", status_code=204, tags=["rounds"])
+def withdraw(entry_id: IdPath, request: Request, caller: CallerDep, uow: UowDep,
+             deps: DepsDep) -> Response:
+    account = caller.account(Role.PATIENT)
+    release.withdraw(uow, deps, account, entry_id, context(request))
     return Response(status_code=204)
 
 
 @router.get("/me/entries", tags=["rounds"])
-def my_entries(account: CurrentAccount, platform: PlatformDep) -> list[EntryOut]:
-    return [EntryOut.of(v) for v in release.my_entries(platform, account)]
+def my_entries(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[EntryOut]:
+    account = caller.account()
+    return [EntryOut.of(v) for v in release.my_entries(uow, deps, account)]
 
 
 @router.get("/me/inbox", tags=["account"])
-def inbox(account: CurrentAccount, platform: PlatformDep) -> list[NotificationOut]:
-    with platform.uow() as uow:
-        rows = uow.rounds.inbox(account.id or 0)
-    return [NotificationOut(id=r.id, at=r.at, kind=r.kind, text=r.text) for r in rows]
+def inbox(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[NotificationOut]:
+    account = caller.account()
+    return [NotificationOut(id=n.id, at=n.at, kind=n.kind, text=n.text)
+            for n in notifications.inbox(uow, deps, account)]
 
 
-@router.put("/admin/rounds/{round_id}/beacon", tags=["operator"],
-            dependencies=[require(Role.OPERATOR)])
-def set_beacon(round_id: IdPath, body: BeaconIn, platform: PlatformDep) -> RoundOut:
+@router.put("/admin/rounds/{round_id}/beacon", tags=["operator"])
+def set_beacon(caller: CallerDep, round_id: IdPath, body: BeaconIn, uow: UowDep,
+               deps: DepsDep) -> RoundOut:
     """Enter the round's public beacon value (named as its source when the window
     opened): once, after the window closes; the draw waits for it."""
-    return RoundOut.of(release.set_beacon(platform, round_id, body.beacon))
+    caller.account(Role.OPERATOR)
+    return RoundOut.of(release.set_beacon(uow, deps, round_id, body.beacon))

@@ -10,14 +10,14 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from fairslot.bootstrap import Platform
-from fairslot.domain.accounts import Account, Role
+from fairslot.domain.accounts import Role
 from fairslot.guard.policy import GuardLevel, RouteGroup
 from fairslot.guard.service import Guard
-from fairslot.services import accounts, booking, catalog, release
+from fairslot.services import accounts, audit, booking, catalog, release
 from fairslot.web.api.rounds import EntryOut
-from fairslot.web.deps import CurrentAccount, PlatformDep, context, require
+from fairslot.web.deps import CallerDep, DepsDep, UowDep, context
 from fairslot.web.problems import PROBLEM_RESPONSES
+from fairslot.web.routing import ReleasingRoute
 from fairslot.web.schemas import (
     AccountOut,
     BookingOut,
@@ -36,7 +36,7 @@ from fairslot.web.schemas import (
 
 __all__ = ["router"]
 
-router = APIRouter(responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=ReleasingRoute, responses=PROBLEM_RESPONSES)
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -53,20 +53,21 @@ class EventOut(BaseModel):
     detail: dict[str, Any]
 
 
-@router.post("/staff/check-in", tags=["desk"], dependencies=[require(Role.REGISTRATION)])
-def check_in(body: CheckInIn, request: Request, account: CurrentAccount,
-             platform: PlatformDep) -> BookingOut:
-    view = booking.check_in(platform, account, body.booking_id, body.id_number, body.name,
+@router.post("/staff/check-in", tags=["desk"])
+def check_in(body: CheckInIn, request: Request, caller: CallerDep, uow: UowDep,
+             deps: DepsDep) -> BookingOut:
+    account = caller.account(Role.REGISTRATION)
+    view = booking.check_in(uow, deps, account, body.booking_id, body.id_number, body.name,
                             context(request))
     return BookingOut.of(view)
 
 
-@router.post("/staff/bookings", status_code=201, tags=["desk"],
-             dependencies=[require(Role.REGISTRATION)])
-def book_on_site(body: OnSiteBookingIn, request: Request, account: CurrentAccount,
-                 platform: PlatformDep) -> BookingOut:
-    view = booking.book_on_site(platform, account, body.session_id, body.id_number, body.name,
-                                body.payer_account, context(request))
+@router.post("/staff/bookings", status_code=201, tags=["desk"])
+def book_on_site(body: OnSiteBookingIn, request: Request, caller: CallerDep,
+                 uow: UowDep, deps: DepsDep) -> BookingOut:
+    account = caller.account(Role.REGISTRATION)
+    view = booking.book_on_site(uow, deps, account, body.session_id, body.id_number,
+                                body.name, body.payer_account, context(request))
     return BookingOut.of(view)
 
 
@@ -77,108 +78,102 @@ class DeskEntryIn(Strict):
                        Field(min_length=1, max_length=3)]
 
 
-@router.post("/staff/rounds/{round_id}/entries", status_code=201, tags=["desk"],
-             dependencies=[require(Role.REGISTRATION)])
+@router.post("/staff/rounds/{round_id}/entries", status_code=201, tags=["desk"])
 def enter_at_desk(round_id: IdPath, body: DeskEntryIn, request: Request,
-                  account: CurrentAccount, platform: PlatformDep) -> EntryOut:
+                  caller: CallerDep, uow: UowDep, deps: DepsDep) -> EntryOut:
     """Enter a walk-in patient in a draw after checking their identity card."""
-    return EntryOut.of(release.enter_at_desk(platform, account, round_id, body.id_number,
+    account = caller.account(Role.REGISTRATION)
+    return EntryOut.of(release.enter_at_desk(uow, deps, account, round_id, body.id_number,
                                              body.name, body.choices, context(request)))
 
 
-@router.post("/staff/bookings/{booking_id}/pay", tags=["desk"],
-             dependencies=[require(Role.REGISTRATION)])
+@router.post("/staff/bookings/{booking_id}/pay", tags=["desk"])
 def pay_at_desk(booking_id: IdPath, body: PaymentIn, request: Request,
-                account: CurrentAccount, platform: PlatformDep) -> BookingOut:
+                caller: CallerDep, uow: UowDep, deps: DepsDep) -> BookingOut:
     """Take payment at the desk for a held booking (a draw the desk entered, or an offer)."""
-    return BookingOut.of(booking.pay(platform, account, booking_id, body.payer_account,
+    account = caller.account(Role.REGISTRATION)
+    return BookingOut.of(booking.pay(uow, deps, account, booking_id, body.payer_account,
                                      context(request)))
 
 
-@router.get("/staff/desk-awaiting-payment", tags=["desk"],
-            dependencies=[require(Role.REGISTRATION)])
-def desk_awaiting_payment(platform: PlatformDep) -> list[BookingOut]:
+@router.get("/staff/desk-awaiting-payment", tags=["desk"])
+def desk_awaiting_payment(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[BookingOut]:
     """Draw wins and waitlist offers of walk-in patients the desk entered, not paid yet,
     soonest payment deadline first: whom to reach (the win went to the desk's inbox)."""
-    return [BookingOut.of(v) for v in booking.desk_awaiting_payment(platform)]
+    caller.account(Role.REGISTRATION)
+    return [BookingOut.of(v) for v in booking.desk_awaiting_payment(uow, deps)]
 
 
-@router.get("/staff/sessions/{session_id}/bookings", tags=["desk"],
-            dependencies=[require(Role.REGISTRATION, Role.OPERATOR)])
-def session_bookings(session_id: IdPath, platform: PlatformDep) -> list[BookingOut]:
-    catalog.session_view(platform, session_id)  # 404 for an unknown session
-    with platform.uow() as uow:
-        views = [booking._view(uow, b) for b in uow.bookings.of_session(session_id)]
-    return [BookingOut.of(v) for v in views]
+@router.get("/staff/sessions/{session_id}/bookings", tags=["desk"])
+def session_bookings(caller: CallerDep, session_id: IdPath, uow: UowDep,
+                     deps: DepsDep) -> list[BookingOut]:
+    caller.account(Role.REGISTRATION, Role.OPERATOR)
+    return [BookingOut.of(v) for v in booking.session_bookings(uow, deps, session_id)]
 
 
-@router.post("/admin/departments", status_code=201, tags=["operator"],
-             dependencies=[require(Role.OPERATOR)])
-def create_department(body: DepartmentIn, platform: PlatformDep) -> DepartmentOut:
-    return DepartmentOut.of(catalog.create_department(platform, body.hospital_id, body.code,
+@router.post("/admin/departments", status_code=201, tags=["operator"])
+def create_department(caller: CallerDep, body: DepartmentIn, uow: UowDep,
+                      deps: DepsDep) -> DepartmentOut:
+    caller.account(Role.OPERATOR)
+    return DepartmentOut.of(catalog.create_department(uow, deps, body.hospital_id, body.code,
                                                       body.name))
 
 
-@router.post("/admin/doctors", status_code=201, tags=["operator"],
-             dependencies=[require(Role.OPERATOR)])
-def create_doctor(body: DoctorIn, platform: PlatformDep) -> DoctorOut:
+@router.post("/admin/doctors", status_code=201, tags=["operator"])
+def create_doctor(caller: CallerDep, body: DoctorIn, uow: UowDep, deps: DepsDep) -> DoctorOut:
+    caller.account(Role.OPERATOR)
     return DoctorOut.of(catalog.create_doctor(
-        platform, body.department_id, body.name, body.title, body.specialty,
+        uow, deps, body.department_id, body.name, body.title, body.specialty,
         release_policy=body.release_policy, hot=body.hot))
 
 
-@router.post("/admin/sessions", status_code=201, tags=["operator"],
-             dependencies=[require(Role.OPERATOR)])
-def schedule(body: ScheduleIn, platform: PlatformDep) -> list[SessionOut]:
+@router.post("/admin/sessions", status_code=201, tags=["operator"])
+def schedule(caller: CallerDep, body: ScheduleIn, uow: UowDep, deps: DepsDep) -> list[SessionOut]:
+    caller.account(Role.OPERATOR)
     created = catalog.schedule_sessions(
-        platform, body.doctor_id, body.dates, body.periods, body.capacity, body.fee_cents,
+        uow, deps, body.doctor_id, body.dates, body.periods, body.capacity, body.fee_cents,
         release_days_before=body.release_days_before, release_policy=body.release_policy)
-    return [SessionOut.of(catalog.session_view(platform, s.id or 0)) for s in created]
+    return [SessionOut.of(catalog.session_view(uow, deps, s.id or 0)) for s in created]
 
 
-@router.get("/investigation/events", tags=["investigation"],
-            dependencies=[require(Role.INVESTIGATOR)])
-def events(platform: PlatformDep,
+@router.get("/investigation/events", tags=["investigation"])
+def events(caller: CallerDep, uow: UowDep, deps: DepsDep,
            kind: Annotated[str | None, Query(max_length=40)] = None,
            limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[EventOut]:
-    with platform.uow() as uow:
-        rows = uow.events.recent(limit, kind)
+    caller.account(Role.INVESTIGATOR)
     return [EventOut(id=r.id, at=r.at, kind=r.kind, account_id=r.account_id,
                      patient_id=r.patient_id, session_id=r.session_id, booking_id=r.booking_id,
-                     ip=r.ip, device_id=r.device_id, detail=r.detail) for r in rows]
+                     ip=r.ip, device_id=r.device_id, detail=r.detail)
+            for r in audit.recent_events(uow, deps, limit, kind)]
 
 
 class GuardLevelIn(BaseModel):
     level: GuardLevel
 
 
-@router.get("/admin/guard", tags=["operator"], dependencies=[require(Role.OPERATOR)])
-async def guard_status(request: Request) -> dict[str, Any]:
+@router.get("/admin/guard", tags=["operator"])
+async def guard_status(caller: CallerDep, request: Request) -> dict[str, Any]:
     """The guard's levels per route group, in-flight requests and Redis state."""
+    await run_in_threadpool(caller.account, Role.OPERATOR)
     guard: Guard = request.app.state.guard
     return await guard.status()
 
 
-@router.put("/admin/guard/levels/{group}", tags=["operator"],
-            dependencies=[require(Role.OPERATOR)])
+@router.put("/admin/guard/levels/{group}", tags=["operator"])
 async def set_guard_level(group: RouteGroup, body: GuardLevelIn, request: Request,
-                          account: CurrentAccount, platform: PlatformDep) -> dict[str, Any]:
+                          caller: CallerDep, uow: UowDep,
+                          deps: DepsDep) -> dict[str, Any]:
     """Switch one route group's guard level at run time (shared by all workers via Redis)."""
+    account = await run_in_threadpool(caller.account, Role.OPERATOR)
     guard: Guard = request.app.state.guard
     await guard.set_level(group, body.level)
-    await run_in_threadpool(_log_level_change, platform, account, group, body.level)
+    await run_in_threadpool(audit.guard_level_changed, uow, deps, account, group.value,
+                            body.level.value)
     return await guard.status()
 
 
-def _log_level_change(platform: Platform, account: Account, group: RouteGroup,
-                      level: GuardLevel) -> None:
-    with platform.uow() as uow:
-        uow.events.append("guard.level", platform.clock.now(), account_id=account.id,
-                          detail={"group": group.value, "level": level.value})
-        uow.commit()
-
-
-@router.post("/admin/users", status_code=201, tags=["admin"], dependencies=[require(Role.ADMIN)])
-def create_user(body: UserIn, platform: PlatformDep) -> AccountOut:
-    return AccountOut.of(accounts.create_user(platform, body.username, body.password, body.role,
-                                              body.phone))
+@router.post("/admin/users", status_code=201, tags=["admin"])
+def create_user(caller: CallerDep, body: UserIn, uow: UowDep, deps: DepsDep) -> AccountOut:
+    caller.account(Role.ADMIN)
+    return AccountOut.of(accounts.create_user(uow, deps, body.username, body.password,
+                                              body.role, body.phone))

@@ -1,0 +1,47 @@
+"""What a use case needs besides its unit of work: settings, the clock, randomness, the
+keyring and the providers of the outside world. Built once by ``fairslot.bootstrap`` (real
+or development providers, by configuration); tests and the simulator build their own."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+from argon2 import PasswordHasher
+
+from fairslot.clock import Clock
+from fairslot.config import Settings
+from fairslot.crypto import Keyring
+from fairslot.randomness import Randomness
+from fairslot.services.identity import IdentityVerifier
+from fairslot.services.payments import PaymentProvider
+from fairslot.storage.uow import UnitOfWork
+
+__all__ = ["Deps", "Units"]
+
+Units = Callable[[], UnitOfWork]
+"""Makes a fresh unit of work: for jobs that work in several transactions (a draw per
+round, a batch of expiries)."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Deps:
+    settings: Settings
+    clock: Clock
+    random: Randomness
+    keyring: Keyring
+    verifier: IdentityVerifier
+    payments: PaymentProvider
+
+    @functools.cached_property
+    def hasher(self) -> PasswordHasher:
+        """Argon2id at the configured cost."""
+        return PasswordHasher(time_cost=self.settings.password_hash_time_cost,
+                              memory_cost=self.settings.password_hash_memory_kib)
+
+    @functools.cached_property
+    def dummy_hash(self) -> str:
+        """A real hash to verify against when a username is unknown, so a miss costs the
+        same time as a wrong password (made on first use, never at import)."""
+        return self.hasher.hash(self.random.token_hex(16))

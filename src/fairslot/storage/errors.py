@@ -1,0 +1,89 @@
+"""Database errors turned into the platform's own: a unique index that refuses a row is a
+conflict a user can understand, a deadlock is "busy, try again". Services never see
+SQLAlchemy's exceptions."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+
+from fairslot.domain.errors import Conflict, FairslotError
+
+__all__ = ["Busy", "translated"]
+
+log = logging.getLogger("fairslot.storage")
+
+
+class Busy(FairslotError):
+    code = "busy_try_again"
+    status = 503
+    title = "Busy"
+
+
+# The unique constraints a request can run into, by name (PostgreSQL) and by their columns
+# (SQLite names the columns, not the index): code and words for the user.
+_UNIQUE: dict[str, tuple[str, str]] = {
+    "uq_bookings_active_patient_session": (
+        "already_booked", "this patient already has a booking in this session"),
+    "bookings.patient_id, bookings.session_id": (
+        "already_booked", "this patient already has a booking in this session"),
+    "uq_bookings_active_slot": ("slot_unavailable", "no free slot left in this session"),
+    "bookings.slot_id": ("slot_unavailable", "no free slot left in this session"),
+    "uq_accounts_username": ("username_taken", "that username is taken"),
+    "accounts.username": ("username_taken", "that username is taken"),
+    "uq_entries_round_id_patient_id": (
+        "entry_conflict", "this entry was just made by another request; reload"),
+    "entries.round_id, entries.patient_id": (
+        "entry_conflict", "this entry was just made by another request; reload"),
+    "uq_entries_account_id_idempotency_key": (
+        "entry_conflict", "this entry was just made by another request; reload"),
+    "entries.account_id, entries.idempotency_key": (
+        "entry_conflict", "this entry was just made by another request; reload"),
+    "uq_sessions_doctor_id_date_period": (
+        "schedule_conflict", "the schedule changed meanwhile; try again"),
+    "sessions.doctor_id, sessions.date, sessions.period": (
+        "schedule_conflict", "the schedule changed meanwhile; try again"),
+    "uq_departments_hospital_id_code": ("department_exists", "a department with that code exists"),
+    "departments.hospital_id, departments.code": (
+        "department_exists", "a department with that code exists"),
+    "uq_patients_id_number_index": (
+        "identity_conflict", "this identity was just added by another request; try again"),
+    "patients.id_number_index": (
+        "identity_conflict", "this identity was just added by another request; try again"),
+    "pk_account_patients": ("already_linked", "this patient is already on this account"),
+    "account_patients.account_id, account_patients.patient_id": (
+        "already_linked", "this patient is already on this account"),
+}
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)$")
+
+
+def _constraint(exc: sa.exc.IntegrityError) -> str:
+    diag = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name:
+        return str(name)
+    found = _SQLITE_UNIQUE.search(str(exc.orig))
+    return found.group(1).strip() if found else ""
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Run database work; a refused row becomes a ``Conflict`` with a stable code, a lost
+    deadlock or a serialization failure a ``Busy`` (the transaction is to be retried)."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        code, words = _UNIQUE.get(_constraint(exc), ("conflict",
+                                                    "the data changed meanwhile; try again"))
+        if code == "conflict":
+            log.warning("unexpected integrity error on %s", _constraint(exc) or "?")
+        raise Conflict(words, code=code) from None
+    except sa.exc.OperationalError as exc:
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if sqlstate in ("40P01", "40001") or "database is locked" in str(exc.orig):
+            raise Busy("the system is busy; please try again") from None
+        raise

@@ -1,0 +1,38 @@
+"""Repositories: the queries the services need, each in the hospital's words, one module
+per part of the hospital (schedule, accounts and patients, bookings, rounds, events)."""
+
+from fairslot.storage.repositories.accounts import AccountRepository, PatientRepository
+from fairslot.storage.repositories.bookings import BookingRepository, BookingTarget, Payment
+from fairslot.storage.repositories.events import (
+    EventLogWriter,
+    EventRepository,
+    Notification,
+    NotificationRepository,
+    OutboxItem,
+    OutboxRepository,
+    RecordedEvent,
+)
+from fairslot.storage.repositories.quotas import QuotaFacts, QuotaRepository
+from fairslot.storage.repositories.rounds import RoundRepository
+from fairslot.storage.repositories.schedule import ClaimedSlot, ScheduleRepository, SessionCounts
+
+__all__ = [
+    "AccountRepository",
+    "BookingRepository",
+    "BookingTarget",
+    "ClaimedSlot",
+    "EventLogWriter",
+    "EventRepository",
+    "Notification",
+    "NotificationRepository",
+    "OutboxItem",
+    "OutboxRepository",
+    "PatientRepository",
+    "Payment",
+    "QuotaFacts",
+    "QuotaRepository",
+    "RecordedEvent",
+    "RoundRepository",
+    "ScheduleRepository",
+    "SessionCounts",
+]

@@ -1,0 +1,145 @@
+"""Accounts, their log-in tokens, the patients (verified identities) and who manages whom."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session as DbSession
+
+from fairslot.crypto import Keyring
+from fairslot.domain.accounts import Account, Patient, Role
+from fairslot.storage import tables as t
+
+__all__ = ["AccountRepository", "PatientRepository"]
+
+
+class AccountRepository:
+    def __init__(self, db: DbSession, keys: Keyring) -> None:
+        self.db = db
+        self.keys = keys
+
+    def add(self, account: Account) -> None:
+        self.db.add(account)
+
+    def get(self, account_id: int) -> Account | None:
+        return self.db.get(Account, account_id)
+
+    def by_username(self, username: str) -> Account | None:
+        return self.db.scalars(sa.select(Account).where(t.accounts.c.username == username)).first()
+
+    def all(self, *, role: Role | None = None, limit: int = 500) -> Sequence[Account]:
+        query = sa.select(Account).order_by(t.accounts.c.id).limit(limit)
+        if role is not None:
+            query = query.where(t.accounts.c.role == role.value)
+        return self.db.scalars(query).all()
+
+    def count_with_phone(self, phone: str) -> int:
+        index = self.keys.blind_index("phone", phone)
+        return int(self.db.scalar(
+            sa.select(sa.func.count()).where(t.accounts.c.phone_index == index)) or 0)
+
+    def add_token(self, token_hash: str, account_id: int, now: dt.datetime,
+                  expires_at: dt.datetime) -> None:
+        self.db.execute(sa.insert(t.auth_tokens).values(
+            token_hash=token_hash, account_id=account_id, created_at=now, expires_at=expires_at))
+
+    def by_token(self, token_hash: str, now: dt.datetime) -> Account | None:
+        return self.db.scalars(
+            sa.select(Account).join(t.auth_tokens, t.auth_tokens.c.account_id == t.accounts.c.id)
+            .where(t.auth_tokens.c.token_hash == token_hash, t.auth_tokens.c.expires_at > now)
+        ).first()
+
+    def drop_token(self, token_hash: str) -> None:
+        self.db.execute(sa.delete(t.auth_tokens).where(t.auth_tokens.c.token_hash == token_hash))
+
+    def drop_tokens_of(self, account_id: int) -> None:
+        self.db.execute(sa.delete(t.auth_tokens).where(t.auth_tokens.c.account_id == account_id))
+
+
+class PatientRepository:
+    def __init__(self, db: DbSession, keys: Keyring) -> None:
+        self.db = db
+        self.keys = keys
+
+    def add(self, patient: Patient) -> None:
+        self.db.add(patient)
+
+    def get(self, patient_id: int) -> Patient | None:
+        return self.db.get(Patient, patient_id)
+
+    def by_ids(self, patient_ids: Sequence[int]) -> dict[int, Patient]:
+        if not patient_ids:
+            return {}
+        found = self.db.scalars(sa.select(Patient).where(t.patients.c.id.in_(set(patient_ids))))
+        return {p.id or 0: p for p in found}
+
+    def by_id_number(self, id_number: str) -> Patient | None:
+        index = self.keys.blind_index("id_number", id_number)
+        return self.db.scalars(
+            sa.select(Patient).where(t.patients.c.id_number_index == index)).first()
+
+    def of_account(self, account_id: int) -> Sequence[Patient]:
+        """The patients the account manages now (links removed since are history)."""
+        ap = t.account_patients
+        return self.db.scalars(
+            sa.select(Patient).join(ap, ap.c.patient_id == t.patients.c.id)
+            .where(ap.c.account_id == account_id, ap.c.removed_at.is_(None))
+            .order_by(ap.c.added_at)
+        ).all()
+
+    def managed(self, account_id: int, patient_id: int) -> Patient | None:
+        """The patient, when this account manages them now."""
+        ap = t.account_patients
+        return self.db.scalars(
+            sa.select(Patient).join(ap, ap.c.patient_id == t.patients.c.id)
+            .where(ap.c.account_id == account_id, ap.c.patient_id == patient_id,
+                   ap.c.removed_at.is_(None))).first()
+
+    def is_managed_by(self, patient_id: int, account_id: int) -> bool:
+        ap = t.account_patients
+        return self.db.scalar(sa.select(sa.func.count()).where(
+            ap.c.account_id == account_id, ap.c.patient_id == patient_id,
+            ap.c.removed_at.is_(None))) == 1
+
+    def link(self, account_id: int, patient_id: int, now: dt.datetime) -> None:
+        """Link, or link again after a removal (the row keeps the history of the link)."""
+        ap = t.account_patients
+        again = self.db.execute(sa.update(ap).where(
+            ap.c.account_id == account_id, ap.c.patient_id == patient_id)
+            .values(added_at=now, removed_at=None))
+        if not again.rowcount:  # type: ignore[attr-defined]
+            self.db.execute(sa.insert(ap).values(account_id=account_id, patient_id=patient_id,
+                                                 added_at=now))
+
+    def unlink(self, account_id: int, patient_id: int, now: dt.datetime) -> int:
+        ap = t.account_patients
+        result = self.db.execute(sa.update(ap).where(
+            ap.c.account_id == account_id, ap.c.patient_id == patient_id,
+            ap.c.removed_at.is_(None)).values(removed_at=now))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def linked_since(self, account_id: int, since: dt.datetime) -> set[int]:
+        """Every patient the account manages now or managed at any time since ``since``: a
+        removed link still counts against the patients-per-account quota until it ages out,
+        so unlinking one person and linking another does not reset the count."""
+        ap = t.account_patients
+        rows = self.db.scalars(sa.select(ap.c.patient_id).where(
+            ap.c.account_id == account_id,
+            sa.or_(ap.c.removed_at.is_(None), ap.c.removed_at >= since))).all()
+        return {int(p) for p in rows}
+
+    def resident_known(self, id_index: str, name_check: str) -> bool:
+        stored = self.db.scalar(sa.select(t.residents.c.name_check)
+                                .where(t.residents.c.id_number_index == id_index))
+        return stored is not None and stored == name_check
+
+    def add_resident(self, id_index: str, name_check: str) -> bool:
+        exists = self.db.scalar(sa.select(sa.func.count())
+                                .where(t.residents.c.id_number_index == id_index))
+        if exists:
+            return False
+        self.db.execute(sa.insert(t.residents).values(id_number_index=id_index,
+                                                      name_check=name_check))
+        return True

@@ -1,0 +1,209 @@
+"""Bookings and their payments."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session as DbSession
+
+from fairslot.crypto import Keyring
+from fairslot.domain.accounts import Patient, Role
+from fairslot.domain.booking import SLOT_TAKEN_STATUSES, Booking, BookingStatus, Channel
+from fairslot.domain.schedule import Department, Doctor, Session
+from fairslot.storage import tables as t
+from fairslot.storage.locks import lock_columns
+
+__all__ = ["BookingRepository", "BookingTarget", "Payment"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BookingTarget:
+    """What a booking needs to know before it is made: the patient (managed by the booking
+    account), the session and the department of its doctor."""
+
+    patient: Patient
+    session: Session
+    department_id: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Payment:
+    id: int
+    booking_id: int
+    provider: str
+    provider_ref: str | None
+    amount_cents: int
+    paid_at: dt.datetime
+    refunded_at: dt.datetime | None
+    payer_account: str
+
+    @property
+    def method(self) -> str:
+        return self.payer_account.split(":", 1)[0]
+
+
+class BookingRepository:
+    def __init__(self, db: DbSession, keys: Keyring, *, postgres: bool) -> None:
+        self.db = db
+        self.keys = keys
+        self.postgres = postgres
+
+    def add(self, booking: Booking) -> None:
+        self.db.add(booking)
+
+    def get(self, booking_id: int) -> Booking | None:
+        return self.db.get(Booking, booking_id)
+
+    def get_for_update(self, booking_id: int) -> Booking | None:
+        return self.db.scalars(
+            sa.select(Booking).where(t.bookings.c.id == booking_id).with_for_update()
+        ).first()
+
+    def target(self, account_id: int, patient_id: int, session_id: int,
+               lock_keys: list[int]) -> BookingTarget | None:
+        """The patient (if ``account_id`` manages them now), the session and its department,
+        in one statement; on PostgreSQL the same statement takes ``lock_keys`` (see
+        ``storage.locks``). None when the account does not manage the patient or there is
+        no such session; nothing is locked then."""
+        ap = t.account_patients
+        query = (
+            sa.select(Patient, Session, t.doctors.c.department_id,
+                      *(lock_columns(lock_keys) if self.postgres else []))
+            .select_from(t.patients)
+            .join(ap, sa.and_(ap.c.patient_id == t.patients.c.id,
+                              ap.c.account_id == account_id, ap.c.removed_at.is_(None)))
+            .join(t.sessions, t.sessions.c.id == session_id)
+            .join(t.doctors, t.doctors.c.id == t.sessions.c.doctor_id)
+            .where(t.patients.c.id == patient_id)
+        )
+        row = self.db.execute(query).first()
+        if row is None:
+            return None
+        return BookingTarget(row[0], row[1], int(row[2]))
+
+    def active_for(self, patient_id: int, session_id: int) -> Booking | None:
+        """The patient's booking that holds a slot of the session, if any."""
+        return self.db.scalars(sa.select(Booking).where(
+            t.bookings.c.patient_id == patient_id, t.bookings.c.session_id == session_id,
+            t.bookings.c.status.in_([s.value for s in SLOT_TAKEN_STATUSES]))).first()
+
+    def of_account(self, account_id: int, limit: int = 200) -> Sequence[Booking]:
+        return self.db.scalars(
+            sa.select(Booking).where(t.bookings.c.account_id == account_id)
+            .order_by(t.bookings.c.created_at.desc()).limit(limit)
+        ).all()
+
+    def of_patients(self, patient_ids: Sequence[int], limit: int = 200) -> Sequence[Booking]:
+        if not patient_ids:
+            return []
+        return self.db.scalars(
+            sa.select(Booking).where(t.bookings.c.patient_id.in_(set(patient_ids)))
+            .order_by(t.bookings.c.created_at.desc()).limit(limit)
+        ).all()
+
+    def of_session(self, session_id: int) -> Sequence[Booking]:
+        return self.db.scalars(sa.select(Booking).where(t.bookings.c.session_id == session_id)
+                               .order_by(t.bookings.c.slot_id, t.bookings.c.id)).all()
+
+    def desk_awaiting_payment(self, limit: int = 500) -> Sequence[Booking]:
+        """Held draw wins and waitlist offers of patients a registration desk entered,
+        soonest deadline first: the walk-in patients the desk has to reach."""
+        desks = sa.select(t.accounts.c.id).where(t.accounts.c.role == Role.REGISTRATION.value)
+        return self.db.scalars(
+            sa.select(Booking).where(
+                t.bookings.c.status == BookingStatus.HELD.value,
+                t.bookings.c.channel.in_([Channel.DRAW.value, Channel.WAITLIST.value]),
+                t.bookings.c.account_id.in_(desks))
+            .order_by(t.bookings.c.pay_by, t.bookings.c.id).limit(limit)
+        ).all()
+
+    def overdue_holds(self, now: dt.datetime, limit: int = 500) -> Sequence[Booking]:
+        return self.db.scalars(
+            sa.select(Booking).where(t.bookings.c.status == BookingStatus.HELD.value,
+                                     t.bookings.c.pay_by < now)
+            .order_by(t.bookings.c.id).limit(limit).with_for_update(skip_locked=True)
+        ).all()
+
+    def unattended(self, ended_before: dt.datetime, limit: int = 500) -> list[
+            tuple[Booking, Session]]:
+        rows = self.db.execute(
+            sa.select(Booking, Session).join(Session, t.sessions.c.id == t.bookings.c.session_id)
+            .where(t.bookings.c.status == BookingStatus.PAID.value,
+                   t.sessions.c.ends_at < ended_before)
+            .order_by(t.bookings.c.id).limit(limit).with_for_update(of=t.bookings,
+                                                                   skip_locked=True)
+        ).all()
+        return [(b, s) for b, s in rows]
+
+    def context_of(self, bookings: Sequence[Booking]) -> tuple[
+            dict[int, Session], dict[int, Patient], dict[int, int], dict[int, Doctor],
+            dict[int, Department]]:
+        """Sessions, patients, slot numbers, doctors and departments of ``bookings``, in
+        five queries however many bookings there are."""
+        if not bookings:
+            return {}, {}, {}, {}, {}
+        sessions = {s.id or 0: s for s in self.db.scalars(sa.select(Session).where(
+            t.sessions.c.id.in_({b.session_id for b in bookings})))}
+        patients = {p.id or 0: p for p in self.db.scalars(sa.select(Patient).where(
+            t.patients.c.id.in_({b.patient_id for b in bookings})))}
+        numbers = {int(i): int(n) for i, n in self.db.execute(
+            sa.select(t.slots.c.id, t.slots.c.number)
+            .where(t.slots.c.id.in_({b.slot_id for b in bookings}))).all()}
+        doctors = {d.id or 0: d for d in self.db.scalars(sa.select(Doctor).where(
+            t.doctors.c.id.in_({s.doctor_id for s in sessions.values()})))}
+        departments = {d.id or 0: d for d in self.db.scalars(sa.select(Department).where(
+            t.departments.c.id.in_({d.department_id for d in doctors.values()})))}
+        return sessions, patients, numbers, doctors, departments
+
+    # --- payments
+
+    def add_payment(self, *, booking_id: int, provider: str, provider_ref: str | None,
+                    payer_account: str, amount_cents: int, paid_at: dt.datetime) -> int:
+        return int(self.db.execute(sa.insert(t.payments).values(
+            booking_id=booking_id, provider=provider, provider_ref=provider_ref,
+            payer_account=payer_account,
+            payer_index=self.keys.blind_index("payer", payer_account),
+            amount_cents=amount_cents, paid_at=paid_at).returning(t.payments.c.id)).scalar_one())
+
+    def set_payment_ref(self, payment_id: int, provider_ref: str) -> None:
+        self.db.execute(sa.update(t.payments).where(t.payments.c.id == payment_id)
+                        .values(provider_ref=provider_ref))
+
+    def payment(self, payment_id: int) -> Payment | None:
+        row = self.db.execute(sa.select(t.payments).where(t.payments.c.id == payment_id)).first()
+        return None if row is None else _payment(row)
+
+    def payment_of(self, booking_id: int) -> Payment | None:
+        row = self.db.execute(sa.select(t.payments).where(t.payments.c.booking_id == booking_id)
+                              .order_by(t.payments.c.id.desc())).first()
+        return None if row is None else _payment(row)
+
+    def refund_payment(self, booking_id: int, now: dt.datetime) -> Payment | None:
+        """Mark the booking's payment refunded; the refund itself goes through the payment
+        provider from the outbox (see ``services.outbox``)."""
+        payment = self.payment_of(booking_id)
+        if payment is None or payment.refunded_at is not None:
+            return None
+        self.db.execute(sa.update(t.payments).where(t.payments.c.id == payment.id)
+                        .values(refunded_at=now))
+        return dataclasses.replace(payment, refunded_at=now)
+
+    def served_by_payer(self, payer_index: str, since: dt.datetime
+                        ) -> list[tuple[str, dt.datetime]]:
+        rows = self.db.execute(
+            sa.select(t.bookings.c.patient_id, t.payments.c.paid_at)
+            .join(t.bookings, t.bookings.c.id == t.payments.c.booking_id)
+            .where(t.payments.c.payer_index == payer_index, t.payments.c.paid_at >= since)
+        ).all()
+        return [(str(p), at) for p, at in rows]
+
+
+def _payment(row: Any) -> Payment:
+    return Payment(id=row.id, booking_id=row.booking_id, provider=row.provider,
+                   provider_ref=row.provider_ref, amount_cents=row.amount_cents,
+                   paid_at=row.paid_at, refunded_at=row.refunded_at,
+                   payer_account=row.payer_account)

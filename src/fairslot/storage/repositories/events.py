@@ -1,0 +1,141 @@
+"""The append-only event log, the notifications inbox and the outbox of external calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session as DbSession
+
+from fairslot.storage import tables as t
+
+__all__ = ["EventLogWriter", "EventRepository", "Notification", "NotificationRepository",
+           "OutboxItem", "OutboxRepository", "RecordedEvent"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    kind: str
+    at: dt.datetime
+    fields: dict[str, Any]
+
+
+class EventRepository:
+    """There is deliberately no update or delete here. Events appended in a transaction are
+    kept in ``appended`` so that, once it commits, they can be handed on (to monitoring)."""
+
+    def __init__(self, db: DbSession) -> None:
+        self.db = db
+        self.appended: list[RecordedEvent] = []
+
+    def append(self, kind: str, at: dt.datetime, **fields: Any) -> None:
+        detail = fields.pop("detail", None) or {}
+        self.db.execute(sa.insert(t.events).values(kind=kind, at=at, detail=detail, **fields))
+        self.appended.append(RecordedEvent(kind, at, {**fields, "detail": detail}))
+
+    def recent(self, limit: int = 100, kind: str | None = None) -> Sequence[Any]:
+        query = sa.select(t.events).order_by(t.events.c.id.desc()).limit(limit)
+        if kind:
+            query = query.where(t.events.c.kind == kind)
+        return self.db.execute(query).all()
+
+
+class EventLogWriter:
+    """Writes batches of events outside any use case (the access log, the guard's
+    decisions), each batch in a transaction of its own."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            with self._engine.begin() as conn:
+                conn.execute(sa.insert(t.events), rows)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Notification:
+    id: int
+    account_id: int
+    at: dt.datetime
+    kind: str
+    text: str
+    read: bool
+
+
+class NotificationRepository:
+    def __init__(self, db: DbSession) -> None:
+        self.db = db
+
+    def add(self, account_id: int, at: dt.datetime, kind: str, text: str) -> None:
+        self.db.execute(sa.insert(t.notifications).values(account_id=account_id, at=at,
+                                                          kind=kind, text=text, read=False))
+
+    def inbox(self, account_id: int, limit: int = 50) -> list[Notification]:
+        return [Notification(r.id, r.account_id, r.at, r.kind, r.text, bool(r.read))
+                for r in self.db.execute(
+                    sa.select(t.notifications).where(t.notifications.c.account_id == account_id)
+                    .order_by(t.notifications.c.id.desc()).limit(limit)).all()]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    due_at: dt.datetime
+
+
+class OutboxRepository:
+    """Calls to the outside world (a payment provider's charge or refund, a text message)
+    recorded in the transaction that decided them, made after it commits, and retried until
+    done: a failed call is never lost."""
+
+    def __init__(self, db: DbSession) -> None:
+        self.db = db
+        self.added: list[int] = []
+
+    def add(self, kind: str, payload: dict[str, Any], now: dt.datetime) -> int:
+        item_id = int(self.db.execute(sa.insert(t.outbox).values(
+            kind=kind, payload=payload, created_at=now, due_at=now, attempts=0)
+            .returning(t.outbox.c.id)).scalar_one())
+        self.added.append(item_id)
+        return item_id
+
+    def claim(self, item_id: int) -> OutboxItem | None:
+        """Lock a pending item for this transaction (skipped when another worker has it)."""
+        row = self.db.execute(
+            sa.select(t.outbox).where(t.outbox.c.id == item_id, t.outbox.c.done_at.is_(None))
+            .with_for_update(skip_locked=True)).first()
+        return None if row is None else _item(row)
+
+    def due(self, now: dt.datetime, limit: int = 100) -> list[int]:
+        return [int(i) for i in self.db.scalars(
+            sa.select(t.outbox.c.id).where(t.outbox.c.done_at.is_(None),
+                                           t.outbox.c.due_at <= now)
+            .order_by(t.outbox.c.due_at, t.outbox.c.id).limit(limit)).all()]
+
+    def done(self, item_id: int, now: dt.datetime) -> None:
+        self.db.execute(sa.update(t.outbox).where(t.outbox.c.id == item_id)
+                        .values(done_at=now, attempts=t.outbox.c.attempts + 1))
+
+    def failed(self, item_id: int, error: str, retry_at: dt.datetime) -> None:
+        self.db.execute(sa.update(t.outbox).where(t.outbox.c.id == item_id)
+                        .values(attempts=t.outbox.c.attempts + 1, due_at=retry_at,
+                                last_error=error[:200]))
+
+    def pending(self, kind: str | None = None) -> list[OutboxItem]:
+        query = sa.select(t.outbox).where(t.outbox.c.done_at.is_(None)).order_by(t.outbox.c.id)
+        if kind:
+            query = query.where(t.outbox.c.kind == kind)
+        return [_item(r) for r in self.db.execute(query).all()]
+
+
+def _item(row: Any) -> OutboxItem:
+    return OutboxItem(id=row.id, kind=row.kind, payload=dict(row.payload),
+                      attempts=row.attempts, due_at=row.due_at)

@@ -1,0 +1,214 @@
+"""Release rounds, their sessions and entries, as typed records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session as DbSession
+
+from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundStatus
+from fairslot.storage import tables as t
+
+__all__ = ["RoundRepository"]
+
+
+def _round(row: Any) -> Round:
+    return Round(id=row.id, department_id=row.department_id, opens_at=row.opens_at,
+                 closes_at=row.closes_at, status=RoundStatus(row.status), seed=row.seed,
+                 commitment=row.commitment, entries_digest=row.entries_digest,
+                 beacon=row.beacon, beacon_source=row.beacon_source,
+                 revealed_seed=row.revealed_seed, drawn_at=row.drawn_at,
+                 entries_count=row.entries_count)
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(id=row.id, round_id=row.round_id, ref=row.ref, patient_id=row.patient_id,
+                 account_id=row.account_id, choices=tuple(int(c) for c in row.choices),
+                 created_at=row.created_at, updated_at=row.updated_at,
+                 withdrawn=bool(row.withdrawn), idempotency_key=row.idempotency_key,
+                 outcome=EntryOutcome(row.outcome) if row.outcome else None,
+                 position=row.position, won_session_id=row.won_session_id,
+                 won_rank=row.won_rank, booking_id=row.booking_id)
+
+
+class RoundRepository:
+    def __init__(self, db: DbSession) -> None:
+        self.db = db
+
+    def get(self, round_id: int, *, for_update: bool = False) -> Round | None:
+        query = sa.select(t.release_rounds).where(t.release_rounds.c.id == round_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.db.execute(query).first()
+        return None if row is None else _round(row)
+
+    def joinable(self, department_id: int, closes_at: dt.datetime) -> Round | None:
+        """An open round of this department and release time that nobody has entered yet:
+        a session may still join it without changing a draw anyone is already in."""
+        has_entries = sa.select(t.entries.c.id).where(
+            t.entries.c.round_id == t.release_rounds.c.id).exists()
+        row = self.db.execute(sa.select(t.release_rounds).where(
+            t.release_rounds.c.department_id == department_id,
+            t.release_rounds.c.closes_at == closes_at,
+            t.release_rounds.c.status == RoundStatus.OPEN.value, ~has_entries)).first()
+        return None if row is None else _round(row)
+
+    def create(self, **values: Any) -> int:
+        return int(self.db.execute(
+            sa.insert(t.release_rounds).values(**values).returning(t.release_rounds.c.id)
+        ).scalar_one())
+
+    def update(self, round_id: int, **values: Any) -> None:
+        self.db.execute(sa.update(t.release_rounds)
+                        .where(t.release_rounds.c.id == round_id).values(**values))
+
+    def add_session(self, round_id: int, session_id: int, capacity: int) -> None:
+        self.db.execute(sa.insert(t.round_sessions).values(
+            round_id=round_id, session_id=session_id, capacity=capacity))
+
+    def sessions(self, round_id: int) -> list[int]:
+        return list(self.capacities(round_id))
+
+    def capacities(self, round_id: int) -> dict[int, int]:
+        """Each session of the round and the slots it gives out, as published at open."""
+        return {int(sid): int(cap) for sid, cap in self.db.execute(
+            sa.select(t.round_sessions.c.session_id, t.round_sessions.c.capacity)
+            .where(t.round_sessions.c.round_id == round_id)
+            .order_by(t.round_sessions.c.session_id)).all()}
+
+    def round_of_session(self, session_id: int) -> int | None:
+        found = self.db.scalar(sa.select(t.round_sessions.c.round_id)
+                               .where(t.round_sessions.c.session_id == session_id))
+        return None if found is None else int(found)
+
+    def open_rounds_of_sessions(self, session_ids: Sequence[int],
+                                now: dt.datetime) -> dict[int, int]:
+        """Session id -> the round taking entries for it now."""
+        if not session_ids:
+            return {}
+        rs, r = t.round_sessions, t.release_rounds
+        rows = self.db.execute(
+            sa.select(rs.c.session_id, r.c.id).join(r, r.c.id == rs.c.round_id)
+            .where(rs.c.session_id.in_(set(session_ids)),
+                   r.c.status == RoundStatus.OPEN.value,
+                   r.c.opens_at <= now, r.c.closes_at > now)).all()
+        return {int(sid): int(rid) for sid, rid in rows}
+
+    def unrounded_draw_sessions(self, opening_before: dt.datetime, now: dt.datetime
+                                ) -> list[tuple[int, dt.datetime, int]]:
+        """(session, release time, department) of draw sessions whose window has opened and
+        that are in no round yet."""
+        s, d = t.sessions, t.doctors
+        return [(int(sid), at, int(dep)) for sid, at, dep in self.db.execute(
+            sa.select(s.c.id, s.c.release_at, d.c.department_id)
+            .join(d, d.c.id == s.c.doctor_id)
+            .outerjoin(t.round_sessions, t.round_sessions.c.session_id == s.c.id)
+            .where(s.c.release_policy == "draw", s.c.status == "scheduled",
+                   t.round_sessions.c.round_id.is_(None),
+                   s.c.release_at <= opening_before, s.c.starts_at > now)
+            .order_by(s.c.release_at, s.c.id)
+        ).all()]
+
+    def due(self, now: dt.datetime) -> list[int]:
+        return [int(x) for x in self.db.scalars(
+            sa.select(t.release_rounds.c.id).where(
+                t.release_rounds.c.status == RoundStatus.OPEN.value,
+                t.release_rounds.c.closes_at <= now)
+            .order_by(t.release_rounds.c.closes_at)).all()]
+
+    def drawn_at(self, when: dt.datetime) -> list[int]:
+        return [int(x) for x in self.db.scalars(
+            sa.select(t.release_rounds.c.id).where(t.release_rounds.c.drawn_at == when)).all()]
+
+    def open_rounds(self, now: dt.datetime) -> list[Round]:
+        return [_round(r) for r in self.db.execute(
+            sa.select(t.release_rounds).where(
+                t.release_rounds.c.status == RoundStatus.OPEN.value,
+                t.release_rounds.c.opens_at <= now)
+            .order_by(t.release_rounds.c.closes_at)).all()]
+
+    def by_ids(self, round_ids: Sequence[int]) -> dict[int, Round]:
+        if not round_ids:
+            return {}
+        return {int(r.id): _round(r) for r in self.db.execute(
+            sa.select(t.release_rounds).where(t.release_rounds.c.id.in_(set(round_ids))))}
+
+    # --- entries
+
+    def entry_of(self, round_id: int, patient_id: int) -> Entry | None:
+        row = self.db.execute(sa.select(t.entries).where(
+            t.entries.c.round_id == round_id, t.entries.c.patient_id == patient_id)).first()
+        return None if row is None else _entry(row)
+
+    def entry_by_key(self, account_id: int, key: str) -> Entry | None:
+        row = self.db.execute(sa.select(t.entries).where(
+            t.entries.c.account_id == account_id, t.entries.c.idempotency_key == key)).first()
+        return None if row is None else _entry(row)
+
+    def entry(self, entry_id: int) -> Entry | None:
+        row = self.db.execute(sa.select(t.entries).where(t.entries.c.id == entry_id)).first()
+        return None if row is None else _entry(row)
+
+    def add_entry(self, **values: Any) -> int:
+        return int(self.db.execute(
+            sa.insert(t.entries).values(**values).returning(t.entries.c.id)).scalar_one())
+
+    def update_entry(self, entry_id: int, **values: Any) -> None:
+        self.db.execute(sa.update(t.entries).where(t.entries.c.id == entry_id).values(**values))
+
+    def waitlist_ahead(self, round_id: int, position: int) -> int:
+        return int(self.db.scalar(sa.select(sa.func.count()).where(
+            t.entries.c.round_id == round_id,
+            t.entries.c.outcome == EntryOutcome.WAITLIST.value,
+            t.entries.c.position < position)) or 0)
+
+    def live_entries(self, round_id: int) -> list[Entry]:
+        return [_entry(r) for r in self.db.execute(
+            sa.select(t.entries).where(t.entries.c.round_id == round_id,
+                                       t.entries.c.withdrawn.is_(False))
+            .order_by(t.entries.c.ref)).all()]
+
+    def entries_of_account(self, account_id: int, limit: int = 200) -> list[Entry]:
+        return [_entry(r) for r in self.db.execute(
+            sa.select(t.entries).where(t.entries.c.account_id == account_id)
+            .order_by(t.entries.c.created_at.desc()).limit(limit)).all()]
+
+    def choice_counts(self, round_id: int) -> dict[int, int]:
+        """First-choice counts per session, for the patient's odds while the window is open."""
+        counts: dict[int, int] = {}
+        for (choices,) in self.db.execute(
+                sa.select(t.entries.c.choices).where(t.entries.c.round_id == round_id,
+                                                     t.entries.c.withdrawn.is_(False))):
+            if choices:
+                counts[int(choices[0])] = counts.get(int(choices[0]), 0) + 1
+        return counts
+
+    def next_waiting(self, round_id: int, session_id: int) -> Entry | None:
+        """The first waitlisted entry, in draw order, that chose ``session_id``."""
+        for row in self.db.execute(
+                sa.select(t.entries).where(t.entries.c.round_id == round_id,
+                                           t.entries.c.outcome == EntryOutcome.WAITLIST.value)
+                .order_by(t.entries.c.position)):
+            if session_id in [int(c) for c in row.choices]:
+                return _entry(row)
+        return None
+
+    def entry_for_booking(self, booking_id: int) -> Entry | None:
+        row = self.db.execute(sa.select(t.entries)
+                              .where(t.entries.c.booking_id == booking_id)).first()
+        return None if row is None else _entry(row)
+
+    def all_entries(self, round_id: int) -> list[Entry]:
+        return [_entry(r) for r in self.db.execute(
+            sa.select(t.entries).where(t.entries.c.round_id == round_id)
+            .order_by(t.entries.c.ref)).all()]
+
+    def cancellation_counts(self, doctor_id: int) -> dict[str, int]:
+        """This doctor's bookings by status (how often a slot frees up)."""
+        return {str(getattr(status, "value", status)): int(n) for status, n in self.db.execute(
+            sa.select(t.bookings.c.status, sa.func.count()).join(
+                t.sessions, t.sessions.c.id == t.bookings.c.session_id)
+            .where(t.sessions.c.doctor_id == doctor_id).group_by(t.bookings.c.status)).all()}

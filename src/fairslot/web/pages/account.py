@@ -1,0 +1,233 @@
+"""Log-in, registration, log-out, and a patient's own page: their family patients, draw
+entries and bookings, with pay and cancel."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import Form, Query, Request
+from fastapi.responses import Response
+
+from fairslot.domain.accounts import Account, Role
+from fairslot.domain.booking import BookingStatus
+from fairslot.domain.errors import FairslotError
+from fairslot.guard.errors import ChallengeRequired
+from fairslot.services import accounts, booking, release
+from fairslot.services.deps import Deps
+from fairslot.storage.uow import UnitOfWork
+from fairslot.web.deps import SESSION_COOKIE, DepsDep, UowDep, context
+from fairslot.web.login import throttle_log_in
+from fairslot.web.pages.common import (
+    CSRF_COOKIE,
+    DONE_MESSAGES,
+    Retry,
+    Viewer,
+    action_token,
+    check_csrf,
+    guard_check,
+    local,
+    page_router,
+    redirect,
+    refused,
+    render,
+    retry_after,
+    secure_cookies,
+)
+
+__all__ = ["me_page", "router"]
+
+router = page_router()
+
+
+def _safe_next(value: str | None) -> str | None:
+    """Only a path on this site, never ``//elsewhere`` or ``https://elsewhere``."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return None
+
+
+def _home_of(account: Account) -> str:
+    return {Role.PATIENT: "/me", Role.REGISTRATION: "/desk",
+            Role.OPERATOR: "/operator"}.get(account.role, "/")
+
+
+def _signed_in(request: Request, deps: Deps, to: str, token: str) -> Response:
+    """Where a successful log-in or registration goes: the session cookie set, the
+    anonymous CSRF cookie dropped (the signed-in pages bind CSRF to the session)."""
+    response = redirect(to)
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
+                        secure=secure_cookies(request),
+                        max_age=deps.settings.auth_token_hours * 3600)
+    response.delete_cookie(CSRF_COOKIE)
+    return response
+
+
+def _challenge(exc: FairslotError) -> Any:
+    return exc.extra.get("challenge") if isinstance(exc, ChallengeRequired) else None
+
+
+@router.get("/login")
+def login_form(request: Request, who: Viewer, next: str | None = None) -> Response:
+    return render(request, "login.html", next=_safe_next(next) or "", username="",
+                  challenge=None)
+
+
+@router.post("/login")
+def login(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+          csrf: Annotated[str, Form()] = "",
+          username: Annotated[str, Form(max_length=64)] = "",
+          password: Annotated[str, Form(max_length=256)] = "",
+          next: Annotated[str, Form(max_length=500)] = "",
+          altcha: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    check_csrf(request, csrf)
+    try:
+        guard_check(request, "login", pow_payload=altcha or None)
+        throttle_log_in(request, username)
+        token, account = accounts.log_in(uow, deps, username, password, context(request))
+    except FairslotError as exc:
+        refused(uow)
+        return render(request, "login.html", status=exc.status, next=_safe_next(next) or "",
+                      username=username, error=exc.detail, challenge=_challenge(exc))
+    return _signed_in(request, deps, _safe_next(next) or _home_of(account), token)
+
+
+@router.get("/register")
+def register_form(request: Request, who: Viewer) -> Response:
+    return render(request, "register.html", username="", phone="", challenge=None)
+
+
+@router.post("/register")
+def register(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+             csrf: Annotated[str, Form()] = "",
+             username: Annotated[str, Form(max_length=64)] = "",
+             password: Annotated[str, Form(max_length=256)] = "",
+             phone: Annotated[str, Form(max_length=32)] = "",
+             altcha: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    check_csrf(request, csrf)
+    try:
+        guard_check(request, "registration", pow_payload=altcha or None)
+        account = accounts.register(uow, deps, username, password, phone, context(request))
+        token = accounts.issue_token(uow, deps, account.id or 0)
+    except FairslotError as exc:
+        refused(uow)
+        return render(request, "register.html", status=exc.status, username=username,
+                      phone=phone, error=exc.detail, challenge=_challenge(exc))
+    return _signed_in(request, deps, "/me?done=registered", token)
+
+
+@router.post("/logout")
+def logout(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+           csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(request, csrf)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        accounts.log_out(uow, deps, token)
+    response = redirect("/")
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
+            status: int = 200, error: str | None = None, notice: str | None = None,
+            retry: Retry | None = None, form: Mapping[str, str] | None = None) -> Response:
+    # Staff accounts book at the desk for others; those bookings belong on the desk pages,
+    # not in a personal list with pay and cancel buttons.
+    is_patient = account.role is Role.PATIENT
+    patients = accounts.list_patients(uow, deps, account) if is_patient else []
+    views = booking.my_bookings(uow, deps, account) if is_patient else []
+    now = deps.clock.now()
+    cutoff = dt.timedelta(hours=deps.settings.cancel_cutoff_hours)
+    items = []
+    for v in views:
+        b = v.booking
+        target = b.id or 0
+        item: dict[str, Any] = {"view": v, "pay_token": None, "cancel_token": None,
+                                "pay_by": local(deps, b.pay_by),
+                                "starts": local(deps, v.session.starts_at), "retry": None}
+        # Tokens are issued here, on the screen that leads to paying or cancelling; cancel
+        # only where it can still work online.
+        if b.status is BookingStatus.HELD:
+            item["pay_token"] = action_token(request, account, "pay", str(target))
+        if b.can_cancel_online(now, v.session.starts_at, cutoff):
+            item["cancel_token"] = action_token(request, account, "cancel", str(target))
+        if retry is not None and retry.target == target:
+            item["retry"] = retry
+            item[f"{retry.action}_token"] = retry.token
+        items.append(item)
+    entries = release.my_entries(uow, deps, account) if is_patient else []
+    return render(request, "me.html", status=status, account=account, patients=patients,
+                  items=items, error=error, notice=notice, entries=entries,
+                  names={p.id: p.name for p in patients}, form=dict(form or {}),
+                  deadline_minutes=deps.settings.payment_deadline_minutes)
+
+
+@router.get("/me")
+def me(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+       done: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    account = who.logged_in()
+    return me_page(request, uow, deps, account, notice=DONE_MESSAGES.get(done or ""))
+
+
+@router.post("/me/patients")
+def add_patient(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+                csrf: Annotated[str, Form()] = "",
+                id_number: Annotated[str, Form(max_length=40)] = "",
+                name: Annotated[str, Form(max_length=80)] = "",
+                phone: Annotated[str, Form(max_length=32)] = "") -> Response:
+    account = who.logged_in(Role.PATIENT)
+    check_csrf(request, csrf)
+    try:
+        accounts.add_patient(uow, deps, account, id_number, name, phone or None,
+                             context(request))
+    except FairslotError as exc:
+        refused(uow)
+        # What was typed is shown again (on this person's own page, over HTTPS).
+        return me_page(request, uow, deps, account, status=exc.status, error=exc.detail,
+                       form={"name": name, "id_number": id_number, "phone": phone})
+    return redirect("/me?done=patient_added")
+
+
+@router.post("/bookings/{booking_id}/pay")
+def pay(booking_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+        csrf: Annotated[str, Form()] = "",
+        payer_account: Annotated[str, Form(max_length=80)] = "",
+        action_token_: Annotated[str, Form(alias="action_token", max_length=300)] = "",
+        altcha: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    account = who.logged_in(Role.PATIENT)
+    check_csrf(request, csrf)
+    try:
+        guard_check(request, "payment", account_id=str(account.id),
+                    payer=payer_account.strip() or None, need_token="pay",
+                    target=str(booking_id), token=action_token_, pow_payload=altcha or None)
+        booking.pay(uow, deps, account, booking_id, payer_account, context(request))
+    except FairslotError as exc:
+        refused(uow)
+        retry = retry_after(exc, "pay", booking_id, action_token_,
+                            lambda: action_token(request, account, "pay", str(booking_id)),
+                            payer_account)
+        return me_page(request, uow, deps, account, status=exc.status, error=exc.detail,
+                       retry=retry)
+    return redirect(f"/me?done=paid#booking-{booking_id}")
+
+
+@router.post("/bookings/{booking_id}/cancel")
+def cancel(booking_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+           csrf: Annotated[str, Form()] = "",
+           action_token_: Annotated[str, Form(alias="action_token", max_length=300)] = "",
+           altcha: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    account = who.logged_in(Role.PATIENT)
+    check_csrf(request, csrf)
+    try:
+        guard_check(request, "booking", account_id=str(account.id), need_token="cancel",
+                    target=str(booking_id), token=action_token_, pow_payload=altcha or None)
+        booking.cancel(uow, deps, account, booking_id, context(request))
+    except FairslotError as exc:
+        refused(uow)
+        retry = retry_after(exc, "cancel", booking_id, action_token_,
+                            lambda: action_token(request, account, "cancel",
+                                                 str(booking_id)))
+        return me_page(request, uow, deps, account, status=exc.status, error=exc.detail,
+                       retry=retry)
+    return redirect(f"/me?done=cancelled#booking-{booking_id}")

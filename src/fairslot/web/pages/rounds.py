@@ -1,0 +1,86 @@
+"""Draw rounds: enter a family patient with up to three sessions, best first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Form, Query, Request
+from fastapi.responses import Response
+
+from fairslot.domain.accounts import Account, Role
+from fairslot.domain.errors import FairslotError
+from fairslot.services import accounts, catalog, release
+from fairslot.services.deps import Deps
+from fairslot.storage.uow import UnitOfWork
+from fairslot.web.deps import DepsDep, UowDep, context
+from fairslot.web.pages.common import (
+    Retry,
+    Viewer,
+    action_token,
+    check_csrf,
+    guard_check,
+    local,
+    page_router,
+    redirect,
+    refused,
+    render,
+    retry_after,
+)
+
+__all__ = ["router"]
+
+router = page_router()
+
+
+def _entry_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account,
+                round_id: int, *, status: int = 200, error: str | None = None,
+                retry: Retry | None = None, chosen: list[int] | None = None) -> Response:
+    view = release.round_view(uow, deps, round_id)
+    doctors = {s.session.doctor_id: catalog.doctor(uow, deps, s.session.doctor_id)
+               for s in view.sessions}
+    options = [{"session": s.session, "doctor": doctors[s.session.doctor_id],
+                "entries": s.first_choice_entries} for s in view.sessions]
+    department, _ = catalog.department(uow, deps, view.round.department_id)
+    token = retry.token if retry else action_token(request, account, "enter", str(round_id))
+    return render(request, "enter.html", status=status, view=view, options=options,
+                  department=department, patients=accounts.list_patients(uow, deps, account),
+                  token=token, error=error, challenge=retry.challenge if retry else None,
+                  chosen=chosen or [], closes=local(deps, view.round.closes_at),
+                  max_choices=3)
+
+
+@router.get("/rounds/{round_id}/enter")
+def entry_form(round_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+               session_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+               ) -> Response:
+    account = who.logged_in(Role.PATIENT)
+    return _entry_page(request, uow, deps, account, round_id,
+                       chosen=[session_id] if session_id else [])
+
+
+@router.post("/rounds/{round_id}/enter")
+def enter(round_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+          csrf: Annotated[str, Form()] = "",
+          patient_id: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
+          choice1: Annotated[str, Form(max_length=12)] = "",
+          choice2: Annotated[str, Form(max_length=12)] = "",
+          choice3: Annotated[str, Form(max_length=12)] = "",
+          action_token_: Annotated[str, Form(alias="action_token", max_length=300)] = "",
+          altcha: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    account = who.logged_in(Role.PATIENT)
+    check_csrf(request, csrf)
+    # Only plain ASCII digits are a session number ("²" is a digit to str.isdigit).
+    choices = [int(c) for c in (choice1.strip(), choice2.strip(), choice3.strip())
+               if c.isascii() and c.isdigit() and len(c) <= 10]
+    try:
+        guard_check(request, "entering", account_id=str(account.id),
+                    patient_id=str(patient_id), need_token="enter", target=str(round_id),
+                    token=action_token_, pow_payload=altcha or None)
+        release.enter(uow, deps, account, round_id, patient_id, choices, context(request))
+    except FairslotError as exc:
+        refused(uow)
+        retry = retry_after(exc, "enter", round_id, action_token_,
+                            lambda: action_token(request, account, "enter", str(round_id)))
+        return _entry_page(request, uow, deps, account, round_id, status=exc.status,
+                           error=exc.detail, retry=retry, chosen=choices)
+    return redirect("/me?done=entered#entries")

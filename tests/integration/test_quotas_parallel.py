@@ -1,0 +1,148 @@
+"""Every quota holds when its requests arrive at once: N parallel bookings, payments,
+registrations, family links and draw entries against a quota give exactly the quota, never
+more, on SQLite and on PostgreSQL. Each request runs in its own thread and transaction, as
+the server's workers do."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from fairslot.domain.errors import FairslotError
+from fairslot.domain.residents import make_phone
+from fairslot.domain.schedule import Period
+from fairslot.services import accounts, booking, catalog, release
+from fairslot.services.context import RequestContext
+from tests.conftest import PASSWORD, World
+from tests.integration.test_release import _draw_world
+
+CTX = RequestContext(ip="203.0.113.50")
+
+
+def _race(calls: list[Callable[[], Any]]) -> Counter[str]:
+    """Run ``calls`` at the same moment, one thread each; count the outcomes ("ok" or the
+    refusal's code)."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[str] = [""] * len(calls)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        try:
+            calls[n]()
+            outcomes[n] = "ok"
+        except FairslotError as exc:
+            outcomes[n] = exc.code
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return Counter(outcomes)
+
+
+def test_parallel_bookings_of_one_patient_from_several_accounts_stop_at_the_quota(
+        world: World) -> None:
+    platform = world.platform
+    today = platform.clock.now().astimezone(platform.settings.zone).date()
+    more = platform.run(catalog.schedule_sessions, world.doctor_id,
+                        [today + dt.timedelta(days=d) for d in range(3, 9)],
+                        [Period.MORNING], 10, 5000, release_days_before=10)
+    sessions = world.session_ids + [s.id or 0 for s in more]
+    first, (patient_id,), _ = world.patient_account("family-a")
+    identity = next(p for p in platform.run(accounts.list_patients, first))
+    others = []
+    for name in ("family-b", "family-c", "family-d"):
+        account, _, _ = world.patient_account(name, patients=0)
+        platform.run(accounts.add_patient, account, identity.id_number, identity.name, None,
+                     CTX)
+        others.append(account)
+    holders = [first, *others]
+    outcomes = _race([
+        (lambda n=n: platform.run(booking.book, holders[n % 4], patient_id, sessions[n], CTX))
+        for n in range(8)])
+    assert outcomes == Counter({"ok": 4, "quota_active_bookings": 4})
+
+
+def test_parallel_payments_from_one_payer_stop_at_the_payer_quota(world: World) -> None:
+    platform = world.platform
+    held = []
+    for name in ("payer-a", "payer-b"):
+        account, patient_ids, _ = world.patient_account(name, patients=4)
+        held += [(account, platform.run(booking.book, account, pid, world.session_ids[0],
+                                        CTX).booking.id or 0) for pid in patient_ids]
+    outcomes = _race([
+        (lambda a=a, b=b: platform.run(booking.pay, a, b, "alipay:hub@pay.example", CTX))
+        for a, b in held])
+    assert outcomes == Counter({"ok": 5, "quota_payer_patients": 3})
+
+
+def test_parallel_registrations_with_one_phone_stop_at_the_accounts_per_phone_limit(
+        world: World) -> None:
+    phone = "+8613800138000"
+    outcomes = _race([
+        (lambda n=n: world.platform.run(accounts.register, f"farm{n:02d}", PASSWORD, phone,
+                                        CTX)) for n in range(10)])
+    assert outcomes == Counter({"ok": 2, "quota_accounts_per_phone": 8})
+
+
+def test_parallel_family_links_stop_at_the_patients_per_account_limit(world: World) -> None:
+    account, _, _ = world.patient_account("big-family", patients=0)
+    people = [world.residents.pop() for _ in range(8)]
+    outcomes = _race([
+        (lambda p=p: world.platform.run(accounts.add_patient, account, p.id_number, p.name,
+                                        None, CTX)) for p in people])
+    assert outcomes == Counter({"ok": 5, "quota_patients_per_account": 3})
+
+
+def test_unlinking_a_patient_does_not_reset_the_patients_per_account_count(
+        world: World) -> None:
+    account, patient_ids, _ = world.patient_account("churn", patients=5)
+    world.platform.run(accounts.remove_patient, account, patient_ids[0], CTX)
+    newcomer = world.residents.pop()
+    try:
+        world.platform.run(accounts.add_patient, account, newcomer.id_number, newcomer.name,
+                           None, CTX)
+    except FairslotError as exc:
+        assert exc.code == "quota_patients_per_account"
+    else:
+        raise AssertionError("a sixth patient was linked within the quota window")
+
+
+def test_parallel_draw_entries_from_two_accounts_on_one_phone_stop_at_the_phone_quota(
+        platform: Any, clock: Any) -> None:
+    dw = _draw_world(platform, clock, people=0)
+    world = dw.world
+    phone = make_phone(random.Random("shared-phone"))
+    entrants = []
+    for name in ("phone-a", "phone-b"):
+        account, patient_ids, _ = world.patient_account(name, patients=5, phone=phone)
+        entrants += [(account, pid) for pid in patient_ids]
+    outcomes = _race([
+        (lambda a=a, p=p: platform.run(release.enter, a, dw.round_id, p, [dw.sessions[0]],
+                                       CTX)) for a, p in entrants])
+    assert outcomes == Counter({"ok": 5, "quota_phone_patients": 5})
+
+
+def test_entries_count_as_active_bookings_so_a_draw_win_never_exceeds_the_quota(
+        platform: Any, clock: Any) -> None:
+    dw = _draw_world(platform, clock, people=0)
+    world = dw.world
+    account, (patient_id,), _ = world.patient_account("busy")
+    today = clock.now().astimezone(platform.settings.zone).date()
+    more = platform.run(catalog.schedule_sessions, world.doctor_id,
+                        [today + dt.timedelta(days=d) for d in range(3, 6)],
+                        [Period.MORNING], 10, 5000, release_days_before=10)
+    for session in more:
+        platform.run(booking.book, account, patient_id, session.id or 0, CTX)
+    platform.run(release.enter, account, dw.round_id, patient_id, [dw.sessions[0]], CTX)
+    try:
+        platform.run(booking.book, account, patient_id, world.session_ids[0], CTX)
+    except FairslotError as exc:
+        assert exc.code == "quota_active_bookings" and exc.extra["used"] == 4
+    else:
+        raise AssertionError("a fifth active booking was made beside a pending entry")
