@@ -115,8 +115,7 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
                       account_id=account.id or 0, fee_cents=session.fee_cents, created_at=now,
                       pay_by=now + dt.timedelta(minutes=deps.settings.payment_deadline_minutes),
                       channel=ctx.channel)
-    uow.bookings.add(booking)
-    uow.flush()
+    uow.bookings.insert(booking)
     uow.events.append("booking.created", now, account_id=account.id, patient_id=pid,
                       session_id=sid, booking_id=booking.id,
                       detail={"channel": ctx.channel.value, "slot": slot.id},
@@ -156,7 +155,10 @@ def book_on_site(uow: UnitOfWork, deps: Deps, staff: Account, session_id: int, i
     assert doctor is not None
     view = _hold(uow, deps, account=staff, patient=patient, session=session,
                  department_id=doctor.department_id, ctx=window, at_desk=True)
-    item = _record_payment(uow, deps, view.booking, payer, staff, window)
+    held = uow.bookings.get_for_update(view.booking.id or 0)
+    assert held is not None
+    view = dataclasses.replace(view, booking=held)
+    item = _record_payment(uow, deps, held, payer, staff, window)
     uow.commit()
     outbox.run_item(uow, deps, item)
     return view

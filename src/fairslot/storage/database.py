@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from fairslot.storage.errors import USE_CASE, install_translation
 from fairslot.storage.orm import map_domain
 
 __all__ = ["make_engine", "make_session_factory", "ping"]
@@ -56,4 +57,7 @@ def ping(engine: Engine) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Any]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """Sessions for units of work: their statements' errors become the platform's own."""
+    install_translation(engine)
+    return sessionmaker(bind=engine.execution_options(**{USE_CASE: True}),
+                        expire_on_commit=False)

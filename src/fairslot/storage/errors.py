@@ -13,7 +13,10 @@ import sqlalchemy as sa
 
 from fairslot.domain.errors import Conflict, FairslotError
 
-__all__ = ["Busy", "translated"]
+__all__ = ["USE_CASE", "Busy", "install_translation", "translate", "translated"]
+
+USE_CASE = "fairslot_use_case"
+"""Execution option set on a unit of work's connections: their errors are translated."""
 
 log = logging.getLogger("fairslot.storage")
 
@@ -70,20 +73,45 @@ def _constraint(exc: sa.exc.IntegrityError) -> str:
     return found.group(1).strip() if found else ""
 
 
+def translate(exc: BaseException) -> FairslotError | None:
+    """The platform error for a database error a request can cause, or None."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        code, words = _UNIQUE.get(_constraint(exc), ("conflict",
+                                                    "the data changed meanwhile; try again"))
+        if code == "conflict":
+            log.warning("unexpected integrity error on %s", _constraint(exc) or "?")
+        return Conflict(words, code=code)
+    if isinstance(exc, sa.exc.OperationalError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if sqlstate in ("40P01", "40001") or "database is locked" in str(exc.orig):
+            return Busy("the system is busy; please try again")
+    return None
+
+
+def _translate(context: sa.engine.ExceptionContext) -> BaseException | None:
+    connection = context.connection
+    if (connection is None or context.sqlalchemy_exception is None
+            or not connection.get_execution_options().get(USE_CASE)):
+        return None
+    return translate(context.sqlalchemy_exception)
+
+
+def install_translation(engine: sa.Engine) -> None:
+    """Statements run by a unit of work (``USE_CASE`` execution option) raise the
+    platform's errors instead of SQLAlchemy's; other code (migrations, tests poking at the
+    database) keeps SQLAlchemy's."""
+    if not sa.event.contains(engine, "handle_error", _translate):
+        sa.event.listen(engine, "handle_error", _translate)
+
+
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
     """Run database work; a refused row becomes a ``Conflict`` with a stable code, a lost
     deadlock or a serialization failure a ``Busy`` (the transaction is to be retried)."""
     try:
         yield
-    except sa.exc.IntegrityError as exc:
-        code, words = _UNIQUE.get(_constraint(exc), ("conflict",
-                                                    "the data changed meanwhile; try again"))
-        if code == "conflict":
-            log.warning("unexpected integrity error on %s", _constraint(exc) or "?")
-        raise Conflict(words, code=code) from None
-    except sa.exc.OperationalError as exc:
-        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-        if sqlstate in ("40P01", "40001") or "database is locked" in str(exc.orig):
-            raise Busy("the system is busy; please try again") from None
-        raise
+    except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+        found = translate(exc)
+        if found is None:
+            raise
+        raise found from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
@@ -13,6 +14,14 @@ from fairslot.domain.accounts import Account, Patient, Role
 from fairslot.storage import tables as t
 
 __all__ = ["AccountRepository", "PatientRepository"]
+
+
+_BY_TOKEN = (
+    sa.select(*(t.accounts.c[f.name] for f in dataclasses.fields(Account)))
+    .join(t.auth_tokens, t.auth_tokens.c.account_id == t.accounts.c.id)
+    .where(t.auth_tokens.c.token_hash == sa.bindparam("token"),
+           t.auth_tokens.c.expires_at > sa.bindparam("now", type_=t.auth_tokens.c.expires_at.type))
+)
 
 
 class AccountRepository:
@@ -46,10 +55,11 @@ class AccountRepository:
             token_hash=token_hash, account_id=account_id, created_at=now, expires_at=expires_at))
 
     def by_token(self, token_hash: str, now: dt.datetime) -> Account | None:
-        return self.db.scalars(
-            sa.select(Account).join(t.auth_tokens, t.auth_tokens.c.account_id == t.accounts.c.id)
-            .where(t.auth_tokens.c.token_hash == token_hash, t.auth_tokens.c.expires_at > now)
-        ).first()
+        """The account a live log-in token belongs to, as a plain (unattached) object: every
+        request asks this, so it is one prepared Core statement, no ORM loading. To change
+        the account, load it with ``get``."""
+        row = self.db.execute(_BY_TOKEN, {"token": token_hash, "now": now}).first()
+        return None if row is None else Account(**row._mapping)
 
     def drop_token(self, token_hash: str) -> None:
         self.db.execute(sa.delete(t.auth_tokens).where(t.auth_tokens.c.token_hash == token_hash))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,6 @@ from fairslot.domain.accounts import Patient, Role
 from fairslot.domain.booking import SLOT_TAKEN_STATUSES, Booking, BookingStatus, Channel
 from fairslot.domain.schedule import Department, Doctor, Session
 from fairslot.storage import tables as t
-from fairslot.storage.locks import lock_columns
 
 __all__ = ["BookingRepository", "BookingTarget", "Payment"]
 
@@ -55,6 +55,13 @@ class BookingRepository:
     def add(self, booking: Booking) -> None:
         self.db.add(booking)
 
+    def insert(self, booking: Booking) -> None:
+        """Write a new booking in one prepared statement and give it its id. The object is
+        not tracked afterwards: to change it in this transaction, load it with
+        ``get_for_update`` (the hot booking path never does)."""
+        row = {f: getattr(booking, f) for f in _BOOKING_FIELDS}
+        booking.id = int(self.db.execute(_INSERT_BOOKING, row).scalar_one())
+
     def get(self, booking_id: int) -> Booking | None:
         return self.db.get(Booking, booking_id)
 
@@ -69,21 +76,17 @@ class BookingRepository:
         in one statement; on PostgreSQL the same statement takes ``lock_keys`` (see
         ``storage.locks``). None when the account does not manage the patient or there is
         no such session; nothing is locked then."""
-        ap = t.account_patients
-        query = (
-            sa.select(Patient, Session, t.doctors.c.department_id,
-                      *(lock_columns(lock_keys) if self.postgres else []))
-            .select_from(t.patients)
-            .join(ap, sa.and_(ap.c.patient_id == t.patients.c.id,
-                              ap.c.account_id == account_id, ap.c.removed_at.is_(None)))
-            .join(t.sessions, t.sessions.c.id == session_id)
-            .join(t.doctors, t.doctors.c.id == t.sessions.c.doctor_id)
-            .where(t.patients.c.id == patient_id)
-        )
-        row = self.db.execute(query).first()
+        locks = lock_keys if self.postgres else []
+        params: dict[str, Any] = {"account": account_id, "patient": patient_id,
+                                  "session": session_id}
+        params.update({f"lock{i}": key for i, key in enumerate(locks)})
+        row = self.db.execute(_target_statement(len(locks)), params).first()
         if row is None:
             return None
-        return BookingTarget(row[0], row[1], int(row[2]))
+        values = row._mapping
+        patient = Patient(**{f: values[f"p_{f}"] for f in _PATIENT_FIELDS})
+        session = Session(**{f: values[f"s_{f}"] for f in _SESSION_FIELDS})
+        return BookingTarget(patient, session, int(values["department_id"]))
 
     def active_for(self, patient_id: int, session_id: int) -> Booking | None:
         """The patient's booking that holds a slot of the session, if any."""
@@ -200,6 +203,31 @@ class BookingRepository:
             .where(t.payments.c.payer_index == payer_index, t.payments.c.paid_at >= since)
         ).all()
         return [(str(p), at) for p, at in rows]
+
+
+_BOOKING_FIELDS = tuple(f.name for f in dataclasses.fields(Booking) if f.name != "id")
+_INSERT_BOOKING = sa.insert(t.bookings).returning(t.bookings.c.id)
+_PATIENT_FIELDS = tuple(f.name for f in dataclasses.fields(Patient))
+_SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(Session))
+
+
+@functools.cache
+def _target_statement(locks: int) -> sa.Select[Any]:
+    """The booking's look-up, built once per number of locks: on the hot path a booking
+    pays for no query composition and no ORM loading (the rows become plain objects)."""
+    ap = t.account_patients
+    columns = ([t.patients.c[f].label(f"p_{f}") for f in _PATIENT_FIELDS]
+               + [t.sessions.c[f].label(f"s_{f}") for f in _SESSION_FIELDS]
+               + [t.doctors.c.department_id]
+               + [sa.func.pg_advisory_xact_lock(sa.bindparam(f"lock{i}", type_=sa.BigInteger))
+                  .label(f"lock{i}") for i in range(locks)])
+    return (sa.select(*columns).select_from(t.patients)
+            .join(ap, sa.and_(ap.c.patient_id == t.patients.c.id,
+                              ap.c.account_id == sa.bindparam("account"),
+                              ap.c.removed_at.is_(None)))
+            .join(t.sessions, t.sessions.c.id == sa.bindparam("session"))
+            .join(t.doctors, t.doctors.c.id == t.sessions.c.doctor_id)
+            .where(t.patients.c.id == sa.bindparam("patient")))
 
 
 def _payment(row: Any) -> Payment:

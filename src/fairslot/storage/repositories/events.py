@@ -24,6 +24,10 @@ class RecordedEvent:
     fields: dict[str, Any]
 
 
+_INSERT_EVENT = sa.insert(t.events)
+_EMPTY_EVENT: dict[str, Any] = {c.name: None for c in t.events.columns if c.name != "id"}
+
+
 class EventRepository:
     """There is deliberately no update or delete here. Events appended in a transaction are
     kept in ``appended`` so that, once it commits, they can be handed on (to monitoring)."""
@@ -34,7 +38,9 @@ class EventRepository:
 
     def append(self, kind: str, at: dt.datetime, **fields: Any) -> None:
         detail = fields.pop("detail", None) or {}
-        self.db.execute(sa.insert(t.events).values(kind=kind, at=at, detail=detail, **fields))
+        row = {**_EMPTY_EVENT, **fields, "kind": kind, "at": at, "detail": detail}
+        # One statement object with every column as a parameter: compiled once, reused.
+        self.db.execute(_INSERT_EVENT, row)
         self.appended.append(RecordedEvent(kind, at, {**fields, "detail": detail}))
 
     def recent(self, limit: int = 100, kind: str | None = None) -> Sequence[Any]:

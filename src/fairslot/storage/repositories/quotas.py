@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +16,6 @@ from sqlalchemy.orm import Session as DbSession
 
 from fairslot.domain.booking import ACTIVE_STATUSES, SLOT_TAKEN_STATUSES, VISIT_STATUSES
 from fairslot.domain.rounds import RoundStatus
-from fairslot.storage import tables as t
 from fairslot.storage.types import UTCDateTime
 
 __all__ = ["QuotaFacts", "QuotaRepository"]
@@ -36,8 +36,68 @@ class QuotaFacts:
     lapsed_holds: list[dt.datetime] = dataclasses.field(default_factory=list)
 
 
-def _values(statuses: frozenset[object]) -> list[str]:
-    return sorted(str(getattr(s, "value", s)) for s in statuses)
+def _in(statuses: frozenset[object]) -> str:
+    values = sorted(str(getattr(s, "value", s)) for s in statuses)
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+# Written as SQL text, not built with the expression language: the booking path runs it on
+# every booking, and composing and caching nine selects cost several times the query itself.
+# Each part is (kind, key, time); the same text runs on SQLite and PostgreSQL.
+_ALWAYS = f"""
+SELECT 'active' AS kind, NULL AS key, s.ends_at AS at
+  FROM bookings b JOIN sessions s ON s.id = b.session_id
+ WHERE b.patient_id = :patient AND b.status IN {_in(ACTIVE_STATUSES)} AND s.ends_at > :now
+UNION ALL
+SELECT 'visit', CAST(d.department_id AS VARCHAR), s.starts_at
+  FROM bookings b JOIN sessions s ON s.id = b.session_id JOIN doctors d ON d.id = s.doctor_id
+ WHERE b.patient_id = :patient AND b.status IN {_in(VISIT_STATUSES)}
+UNION ALL
+SELECT 'entry', CAST(r.department_id AS VARCHAR),
+       (SELECT min(s.starts_at) FROM sessions s
+          JOIN round_sessions rs ON rs.session_id = s.id WHERE rs.round_id = e.round_id)
+  FROM entries e JOIN release_rounds r ON r.id = e.round_id
+ WHERE e.patient_id = :patient AND e.withdrawn = false AND r.status = '{RoundStatus.OPEN.value}'
+UNION ALL
+SELECT 'no_show', NULL, b.closed_at FROM bookings b
+ WHERE b.patient_id = :patient AND b.status = 'no_show' AND b.closed_at >= :offences_since
+UNION ALL
+SELECT 'late', NULL, b.cancelled_at FROM bookings b
+ WHERE b.patient_id = :patient AND b.late_cancel = true AND b.cancelled_at >= :offences_since
+UNION ALL
+SELECT 'lapsed', NULL, b.closed_at FROM bookings b
+ WHERE b.patient_id = :patient AND b.status = 'expired' AND b.closed_at >= :offences_since"""
+_IN_SESSION = f"""
+UNION ALL
+SELECT 'in_session', NULL, NULL FROM bookings b
+ WHERE b.patient_id = :patient AND b.session_id = :session
+   AND b.status IN {_in(SLOT_TAKEN_STATUSES)}"""
+_ACCOUNT = """
+UNION ALL
+SELECT 'account', CAST(b.patient_id AS VARCHAR), b.created_at FROM bookings b
+ WHERE b.account_id = :account AND b.created_at >= :served_since
+UNION ALL
+SELECT 'account', CAST(e.patient_id AS VARCHAR), e.created_at FROM entries e
+ WHERE e.account_id = :account AND e.created_at >= :served_since"""
+_PHONE = """
+UNION ALL
+SELECT 'phone', CAST(b.patient_id AS VARCHAR), b.created_at FROM bookings b
+ WHERE b.account_id IN (SELECT id FROM accounts WHERE phone_index = :phone)
+   AND b.created_at >= :served_since
+UNION ALL
+SELECT 'phone', CAST(e.patient_id AS VARCHAR), e.created_at FROM entries e
+ WHERE e.account_id IN (SELECT id FROM accounts WHERE phone_index = :phone)
+   AND e.created_at >= :served_since"""
+_TIMES = ("now", "served_since", "offences_since")
+
+
+@functools.cache
+def _statement(session: bool, account: bool, phone: bool) -> sa.TextualSelect:
+    text = _ALWAYS + (_IN_SESSION if session else "") + (_ACCOUNT if account else "") \
+        + (_PHONE if phone else "")
+    used = [name for name in _TIMES if f":{name}" in text]
+    return sa.text(text).bindparams(*(sa.bindparam(n, type_=UTCDateTime) for n in used)) \
+        .columns(kind=sa.String, key=sa.String, at=UTCDateTime)
 
 
 class QuotaRepository:
@@ -47,64 +107,20 @@ class QuotaRepository:
     def facts(self, patient_id: int, *, now: dt.datetime, served_since: dt.datetime,
               offences_since: dt.datetime, session_id: int | None = None,
               account_id: int | None = None, phone_index: str | None = None) -> QuotaFacts:
-        b, s, d, e, r = t.bookings, t.sessions, t.doctors, t.entries, t.release_rounds
-        at = sa.type_coerce  # keep each column's type through the UNION
-
-        def row(kind: str, key: sa.ColumnElement[Any] | None,
-                when: sa.ColumnElement[Any] | None) -> list[sa.ColumnElement[Any]]:
-            return [sa.literal(kind).label("kind"),
-                    sa.cast(key, sa.String).label("key") if key is not None
-                    else sa.cast(sa.null(), sa.String).label("key"),
-                    at(when, UTCDateTime).label("at") if when is not None
-                    else at(sa.null(), UTCDateTime).label("at")]
-
-        undrawn = sa.and_(e.c.patient_id == patient_id, e.c.withdrawn.is_(False),
-                          r.c.status == RoundStatus.OPEN.value)
-        first_visit = (sa.select(sa.func.min(s.c.starts_at))
-                       .join(t.round_sessions, t.round_sessions.c.session_id == s.c.id)
-                       .where(t.round_sessions.c.round_id == e.c.round_id)
-                       .scalar_subquery())
-        parts = [
-            sa.select(*row("active", None, s.c.ends_at)).select_from(b)
-            .join(s, s.c.id == b.c.session_id)
-            .where(b.c.patient_id == patient_id, b.c.status.in_(_values(ACTIVE_STATUSES)),
-                   s.c.ends_at > now),
-            sa.select(*row("visit", d.c.department_id, s.c.starts_at)).select_from(b)
-            .join(s, s.c.id == b.c.session_id).join(d, d.c.id == s.c.doctor_id)
-            .where(b.c.patient_id == patient_id, b.c.status.in_(_values(VISIT_STATUSES))),
-            sa.select(*row("entry", r.c.department_id, first_visit)).select_from(e)
-            .join(r, r.c.id == e.c.round_id).where(undrawn),
-            sa.select(*row("no_show", None, b.c.closed_at)).where(
-                b.c.patient_id == patient_id, b.c.status == "no_show",
-                b.c.closed_at >= offences_since),
-            sa.select(*row("late", None, b.c.cancelled_at)).where(
-                b.c.patient_id == patient_id, b.c.late_cancel.is_(True),
-                b.c.cancelled_at >= offences_since),
-            sa.select(*row("lapsed", None, b.c.closed_at)).where(
-                b.c.patient_id == patient_id, b.c.status == "expired",
-                b.c.closed_at >= offences_since),
-        ]
+        statement = _statement(session_id is not None, account_id is not None,
+                               phone_index is not None)
+        params: dict[str, Any] = {"patient": patient_id, "now": now,
+                                  "offences_since": offences_since}
         if session_id is not None:
-            parts.append(sa.select(*row("in_session", None, None)).where(
-                b.c.patient_id == patient_id, b.c.session_id == session_id,
-                b.c.status.in_(_values(SLOT_TAKEN_STATUSES))))
+            params["session"] = session_id
+        if account_id is not None or phone_index is not None:
+            params["served_since"] = served_since
         if account_id is not None:
-            parts += [
-                sa.select(*row("account", b.c.patient_id, b.c.created_at)).where(
-                    b.c.account_id == account_id, b.c.created_at >= served_since),
-                sa.select(*row("account", e.c.patient_id, e.c.created_at)).where(
-                    e.c.account_id == account_id, e.c.created_at >= served_since),
-            ]
+            params["account"] = account_id
         if phone_index is not None:
-            same_phone = sa.select(t.accounts.c.id).where(t.accounts.c.phone_index == phone_index)
-            parts += [
-                sa.select(*row("phone", b.c.patient_id, b.c.created_at)).where(
-                    b.c.account_id.in_(same_phone), b.c.created_at >= served_since),
-                sa.select(*row("phone", e.c.patient_id, e.c.created_at)).where(
-                    e.c.account_id.in_(same_phone), e.c.created_at >= served_since),
-            ]
+            params["phone"] = phone_index
         facts = QuotaFacts()
-        for kind, key, when in self.db.execute(sa.union_all(*parts)).all():
+        for kind, key, when in self.db.execute(statement, params).all():
             if kind == "active":
                 facts.active += 1
             elif kind == "visit":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -159,21 +160,8 @@ class ScheduleRepository:
 
         On PostgreSQL concurrent claimers skip each other's locked rows instead of queueing,
         and the re-check of ``taken`` under the lock keeps two of them off one slot."""
-        # Under the draw policy only leftovers (re-opened at their open_from) are bookable.
-        opened = (t.slots.c.open_from <= now if leftovers_only else
-                  sa.or_(t.slots.c.open_from.is_(None), t.slots.c.open_from <= now))
-        candidate = (
-            sa.select(t.slots.c.id)
-            .where(t.slots.c.session_id == session_id, t.slots.c.taken.is_(False), opened)
-            .order_by(t.slots.c.number)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        row = self.db.execute(
-            sa.update(t.slots).where(t.slots.c.id == candidate, t.slots.c.taken.is_(False))
-            .values(taken=True, open_from=None).returning(t.slots.c.id, t.slots.c.number)
-        ).first()
+        row = self.db.execute(_claim_statement(leftovers_only),
+                              {"session": session_id, "now": now}).first()
         return None if row is None else ClaimedSlot(int(row[0]), int(row[1]))
 
     def add_slots(self, session_id: int, starts: Sequence[dt.datetime]) -> None:
@@ -201,3 +189,22 @@ class ScheduleRepository:
         return {int(i): int(n) for i, n in self.db.execute(
             sa.select(t.slots.c.id, t.slots.c.number)
             .where(t.slots.c.id.in_(set(slot_ids)))).all()}
+
+
+@functools.cache
+def _claim_statement(leftovers_only: bool) -> sa.Update:
+    now = sa.bindparam("now", type_=t.slots.c.open_from.type)
+    # Under the draw policy only leftovers (re-opened at their open_from) are bookable.
+    opened = (t.slots.c.open_from <= now if leftovers_only else
+              sa.or_(t.slots.c.open_from.is_(None), t.slots.c.open_from <= now))
+    candidate = (
+        sa.select(t.slots.c.id)
+        .where(t.slots.c.session_id == sa.bindparam("session"), t.slots.c.taken.is_(False),
+               opened)
+        .order_by(t.slots.c.number)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (sa.update(t.slots).where(t.slots.c.id == candidate, t.slots.c.taken.is_(False))
+            .values(taken=True, open_from=None).returning(t.slots.c.id, t.slots.c.number))
