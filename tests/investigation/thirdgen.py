@@ -7,8 +7,8 @@ is scored on these files and never tuned on them. The generator was written from
 catalogue, the records contract and the police reports alone, without reading the project's
 own generators or its detector, so that it carries a different picture of the world.
 
-The world (scale 1.0; counts of people and activity scale linearly, ring sizes by sqrt(scale))
-----------------------------------------------------------------------------------------------
+The world (scale 1.0; people, slots and activity scale linearly, ring sizes with sqrt(scale))
+---------------------------------------------------------------------------------------------
 - One city, four hospitals, 2025-01-01 to 2025-12-31 (local time, UTC+8). Bookings made from
   mid-December 2024 on; sessions up to mid-January 2026 (their bookings are still `booked` or
   `paid` at the export's end). The Spring Festival and National Day weeks run few clinics.
@@ -17,19 +17,25 @@ The world (scale 1.0; counts of people and activity scale linearly, ring sizes b
   - H03 cancer hospital: 15:00, 15 days ahead, pay when booking, a slider check before booking;
     its pancreas expert (398 yuan) releases at 20:00 instead.
   - H04 traditional-medicine hospital: 09:00, 10 days ahead, pay online or at the visit.
-  About 80 doctors: 10 hot experts (every online slot gone within seconds of release; some
-  sessions get a few extra slots released at an irregular hour the day before), about 17 warm
-  experts (sold out within hours), the rest ordinary doctors who never run out. Hot and warm
-  sessions keep a few slots for the phone, window and referral channels. Slots are half-hour
-  periods; `session_start` is the period's start. First come, first served; one booking per
-  patient per session; a cancelled slot goes back on sale at once.
-- About 6,500 genuine accounts and 20,000 patients. People are born in years fitting their
-  role; names follow the generation (建国/秀英, 伟/静, 梓涵/子轩); ID numbers carry region,
+  92 doctors: 10 hot experts (every online slot gone within seconds of release; some sessions
+  get one to three extra slots released at an irregular hour the day before), 11 warm experts
+  (sold out within hours), the rest ordinary doctors who never run out. The phone, window,
+  kiosk and referral channels book from their own quota. Slots are half-hour periods;
+  `session_start` is the period's start. First come, first served; one booking per patient
+  per session; at most five patients on an account at a time; a cancelled slot goes back on
+  sale at once, and people who keep refreshing (and some rings' bots) take it.
+- About 6,500 genuine accounts and 18,000 patients. People are born in years fitting their
+  role; names follow the generation and sex (建国/秀英, 伟/静, 子轩/梓涵); ID numbers carry region,
   birth date and a valid checksum; phones carry real carrier prefixes. Households use a home
   broadband address that changes every few weeks, or their carrier's shared mobile exits.
   Genuine no-shows about 6 %, cancellations about 9 %, some forget to pay and are cancelled by
   the platform after 15 minutes, a few sessions are suspended by the hospital (all bookings
-  `refunded`, most patients rebook).
+  `refunded`, most patients rebook). People who lose the race for a hot expert retry at later
+  releases, then give up: some take an ordinary doctor, some buy from a scalper.
+- Access records (about ten per booking): logins with SMS codes, department and schedule views,
+  refreshing before a release, binding a patient to the account, the slider check at H03,
+  booking, paying, cancelling, idle looking around, refused attempts (409) and rate-limited
+  polling (429), and internet scanners probing the site.
 - The look-alikes sit at the centre of the genuine population; `LOOKALIKE_KINDS` lists them,
   and each labelled entity names its kind in `role` (`hard_case:<kind>`):
   call_centre, kiosk, window, referral_desk (institutional accounts booking for hundreds of
@@ -39,7 +45,7 @@ The world (scale 1.0; counts of people and activity scale linearly, ring sizes b
   multi_account_device (one phone logged into a parent's account too), carer (community
   helpers booking and often paying for a dozen elderly neighbours), escort_service (licensed
   accompanying services booking at ordinary hours for their clients), chronic (follow-ups every
-  two to five weeks), comorbid (one elderly identity across four or five related departments),
+  four to eight weeks), comorbid (one elderly identity across three or four related departments),
   fast_typist (practised people booking hot slots one to five seconds after release),
   slot_pickup (people who refresh all day and take returned slots within seconds),
   friends_grab (a patient's relatives and friends all trying for the same slot at release),
@@ -50,12 +56,23 @@ The world (scale 1.0; counts of people and activity scale linearly, ring sizes b
   shared by thousands), hospital_wifi, campus_nat, cloud_desktop (a company's cloud desktops
   leaving from a data-centre address), scalper_customer (real patients who paid a scalper:
   their identities, accounts and payers; never ring members).
-- Rings (`RING_KINDS`, T1-T9 of the attack catalogue; about 25 at scale 1.0, at least one of
-  each kind at any scale). Each ring has a primary tactic, targets a few hot or warm doctors,
-  is active for some months, takes buyers' orders (real patients who failed to book, or
-  out-of-town patients met in corridors and online), and serves them either directly at the
-  next release or by laundering a held slot (cancel the hold, rebook the same slot for the
-  buyer). Unsold holds are cancelled a day or two ahead (fee refunded) or left as no-shows.
+- Rings (`RING_KINDS`, T1-T9 of the attack catalogue; 24 at scale 1.0, 11 at scale 0.2, at
+  least one of each kind at any scale): api_bot (T1, software calling the booking API a few
+  hundredths of a second after release), auto_clicker (T2, emulators driving the app at about
+  0.3 s a step), virtual_number_farm (T3, dozens to a hundred accounts on virtual numbers
+  holding slots under invented patients), hold_launder (T4, holds under members' own
+  identities, cancelled and at once retaken for a buyer), identity_spread (T5, a few identities
+  holding slots across unrelated departments and hospitals), payment_hub (T6, one payment
+  account, or a stack of bank cards, paying for hundreds of patients), ip_fanout (T7, one line
+  or one small block of addresses booking many ID numbers within seconds), family_crowd (T8, a
+  dozen to two dozen relatives grabbing by hand at the release instants they have learned,
+  the irregular extra releases included), broker_tiers (T9, a developer, a first-level scalper
+  and second-level touts posing as 陪诊; one such ring books inside the buyers' own accounts).
+  Each ring targets a few hot or warm doctors, is active for some months, takes buyers' orders
+  (real patients who failed to book, or out-of-town patients met in corridors and online), and
+  serves them either directly at the next release or by laundering a held slot (cancel the
+  hold, rebook the same slot for the buyer). Unsold holds are cancelled a day or two ahead
+  (fee refunded) or left as no-shows.
   Hiding is drawn per ring: sleeper accounts registered months before use and kept alive,
   residential proxies (a different ordinary-looking address for each booking; these addresses
   are not labelled, they belong to strangers), checksum-valid fabricated identities with
@@ -64,10 +81,13 @@ The world (scale 1.0; counts of people and activity scale linearly, ring sizes b
   `rings.csv` lists each ring's kind, tactics and hiding.
 - Labels: ring members are only what the ring controls (its accounts, the identities it
   fabricated or used to hold slots, its payers, its devices, its own fixed addresses, its
-  phones), with a role (developer, hub, holder, reseller, broker, buyer_facing, member,
-  fake_identity, bot_host). Shared infrastructure, strangers' proxy addresses and buyers are
-  never ring members. Entities absent from `labels.csv` are genuine; only entities that occur
-  in a well-formed record are labelled.
+  phones), with a role: developer, hub (first-level scalper and his payment account), holder
+  (accounts and members' own identities that hold slots), reseller (second-level touts posing
+  as 陪诊), broker and buyer_facing (a commander with software and the touts who find buyers),
+  member, fake_identity (fabricated identities), bot_host (the ring's machines and fixed
+  addresses), virtual_number (its virtual phone numbers). Shared infrastructure, strangers'
+  proxy addresses and buyers are never ring members. Entities absent from `labels.csv` are
+  genuine; only entities that occur in a well-formed record are labelled.
 - Records are dirty: duplicated rows, malformed timestamps, empty required fields, a few rows
   with extra columns, one hospital's early-year rows without an offset, some card payments in
   UTC (`Z`), landline and short phone numbers, a name's middle dot typed several ways.
@@ -196,19 +216,26 @@ _SURNAMES = (
     "严覃武戴莫孔向汤"
 )
 _COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "慕容")
+# Given names by generation, (women's, men's).
 _GIVEN_OLD = (
-    "建国", "建华", "国强", "秀英", "桂英", "秀兰", "玉兰", "桂兰", "淑珍", "凤英", "志强", "德明",
-    "文华", "海燕", "红梅", "丽华", "国华", "振华", "玉珍", "淑英", "明华", "永红", "卫东", "爱华",
-    "建军", "春梅", "秀珍", "金凤", "桂芳", "玉梅", "福生", "长林", "宝山", "翠花", "素芬", "兰英",
+    ("秀英", "桂英", "秀兰", "玉兰", "桂兰", "淑珍", "凤英", "海燕", "红梅", "丽华", "玉珍", "淑英",
+     "春梅", "秀珍", "金凤", "桂芳", "玉梅", "翠花", "素芬", "兰英", "爱华"),
+    ("建国", "建华", "国强", "志强", "德明", "文华", "国华", "振华", "明华", "卫东", "建军", "福生",
+     "长林", "宝山", "永红", "爱国", "国平"),
 )
-_GIVEN_MID_ONE = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超霞平刚辉鹏华飞斌燕玲婷宇浩凯晶颖丹倩琳雪慧峰亮"
+_GIVEN_MID_ONE = ("芳娜敏静丽艳娟霞燕玲婷晶颖丹倩琳雪慧",
+                  "伟强磊军洋勇杰涛明超平刚辉鹏华飞斌宇浩凯峰亮")
 _GIVEN_MID_TWO = (
-    "晓东", "海涛", "建平", "志刚", "丽娟", "春燕", "晓燕", "文静", "俊杰", "晓明", "雪梅", "小红",
-    "国庆", "海峰", "伟东", "丽萍", "红霞", "晓丽", "建新", "永刚", "玉洁", "慧敏", "立新", "思远",
+    ("丽娟", "春燕", "晓燕", "文静", "雪梅", "小红", "丽萍", "红霞", "晓丽", "玉洁", "慧敏",
+     "海英"),
+    ("晓东", "海涛", "建平", "志刚", "俊杰", "晓明", "国庆", "海峰", "伟东", "建新", "永刚", "立新",
+     "思远"),
 )
 _GIVEN_YOUNG = (
-    "子轩", "梓涵", "一诺", "欣怡", "浩宇", "雨桐", "子涵", "诗涵", "宇轩", "梓萱", "俊熙", "语桐",
-    "若汐", "沐宸", "依诺", "佳怡", "浩然", "子墨", "可馨", "奕辰", "芷若", "锦程", "梓睿", "安琪",
+    ("梓涵", "一诺", "欣怡", "雨桐", "子涵", "诗涵", "梓萱", "语桐", "若汐", "依诺", "佳怡", "可馨",
+     "芷若", "安琪"),
+    ("子轩", "浩宇", "宇轩", "俊熙", "沐宸", "浩然", "子墨", "奕辰", "锦程", "梓睿", "一诺",
+     "思远"),
 )
 _MINORITY = {
     "uyghur": (("阿依古丽", "古丽娜尔", "热依拉", "帕提古丽", "迪丽努尔", "阿娜尔古丽"),
@@ -663,18 +690,19 @@ class _World:
                               female)
 
     # ------------------------------------------------------------------ people
-    def given_name(self, birth_year: int) -> str:
+    def given_name(self, birth_year: int, female: bool) -> str:
         rng = self.rng
+        k = 0 if female else 1
         if birth_year < 1962:
-            return rng.choice(_GIVEN_OLD)
+            return rng.choice(_GIVEN_OLD[k])
         if birth_year < 2005:
             roll = rng.random()
             if roll < 0.45:
-                return rng.choice(_GIVEN_MID_ONE)
+                return rng.choice(_GIVEN_MID_ONE[k])
             if roll < 0.75:
-                return rng.choice(_GIVEN_MID_TWO)
-            return "".join(rng.sample(_GIVEN_MID_ONE, 2))
-        return rng.choice(_GIVEN_YOUNG)
+                return rng.choice(_GIVEN_MID_TWO[k])
+            return "".join(rng.sample(_GIVEN_MID_ONE[k], 2))
+        return rng.choice(_GIVEN_YOUNG[k])
 
     def person(self, *, birth_year: int | None = None, female: bool | None = None,
                origin: str = "local", phone: bool = True, surname: str | None = None,
@@ -702,7 +730,7 @@ class _World:
         else:
             family = surname or (rng.choice(_COMPOUND_SURNAMES) if rng.random() < 0.004
                                  else rng.choice(_SURNAMES))
-            name = family + self.given_name(year)
+            name = family + self.given_name(year, is_female)
             if origin == "local":
                 region = rng.choice(_LOCAL_REGIONS if rng.random() < 0.7 else _PROVINCE_REGIONS)
             elif origin == "county":
@@ -1231,20 +1259,23 @@ class _World:
     def _make_family(self) -> None:
         rng = self.rng
         owner = self.person(birth_year=rng.randint(1970, 1996))
-        surname = owner.name[0]
+        surname = _surname_of(owner)
         patients = [owner]
+        father = owner
         if rng.random() < 0.7:
-            patients.append(self.person(birth_year=owner.birth_year + rng.randint(-4, 4),
-                                        female=not owner.female))
+            spouse = self.person(birth_year=owner.birth_year + rng.randint(-4, 4),
+                                 female=not owner.female)
+            patients.append(spouse)
+            father = spouse if owner.female else owner
         for _ in range(rng.choice((0, 1, 1, 2))):
             patients.append(self.person(birth_year=rng.randint(max(2008, owner.birth_year + 22),
                                                                2024),
-                                        surname=surname if owner.female is False else None,
+                                        surname=_surname_of(father),
                                         phone=False, traits=False))
         for k in range(rng.choice((1, 1, 2, 2))):
+            mother = k == 1 or rng.random() < 0.5
             patients.append(self.person(birth_year=rng.randint(1935, owner.birth_year - 20),
-                                        female=k == 1 or rng.random() < 0.5,
-                                        surname=surname if k == 0 else None,
+                                        female=mother, surname=None if mother else surname,
                                         phone=rng.random() < 0.5,
                                         cancer=rng.random() < 0.12))
         kind = "family_swap" if rng.random() < 0.12 else "family"
@@ -1256,7 +1287,7 @@ class _World:
         if elders and rng.random() < 0.25:
             # A sibling's household books the same parent too.
             sibling = self.person(birth_year=owner.birth_year + rng.randint(-6, 6),
-                                  surname=elders[0].name[0])
+                                  surname=_surname_of(elders[0]))
             other = self.new_account(sibling, "family", patients=[sibling, elders[0]])
             self.label("account", other.account_id, "", "hard_case:family")
             self.label("patient", elders[0].id_number, "", "hard_case:family")
@@ -1351,7 +1382,7 @@ class _World:
                                        cancer=rng.random() < 0.4, phone=rng.random() < 0.6)]
         if rng.random() < 0.4:
             patients.append(self.person(birth_year=rng.randint(2012, 2023), phone=False,
-                                        surname=owner.name[0]))
+                                        surname=_surname_of(owner)))
         acct = self.new_account(owner, "fast_typist", patients=patients,
                                 channel=rng.choice(("app", "app", "wechat")))
         self.label("account", acct.account_id, "", "hard_case:fast_typist")
@@ -1397,7 +1428,7 @@ class _World:
         group: list[_Account] = []
         for k in range(rng.randint(3, 6)):
             owner = self.person(birth_year=rng.randint(1968, 2000),
-                                surname=target.name[0] if k < 2 else None)
+                                surname=_surname_of(target) if k < 2 else None)
             acct = self.new_account(owner, "friends_grab", patients=[owner, target],
                                     channel=rng.choice(("app", "wechat")))
             self.label("account", acct.account_id, "", "hard_case:friends_grab")
@@ -1756,9 +1787,9 @@ class _World:
                      if r.start <= t <= r.end - 3 * DAY]
             if rings:
                 ring = rng.choice(rings)
+                later = _day_of(t) * DAY + rng.randint(0, 3) * DAY + _habit_hour(rng) * HOUR
                 order = _Order(entry.patient, acct, rng.choice(ring.resellers)
-                               if ring.resellers else None, doctor, t + rng.uniform(2 * HOUR,
-                                                                                     3 * DAY))
+                               if ring.resellers else None, doctor, max(later, t + HOUR))
                 self.at(order.arrived, lambda now, r=ring, o=order: self.order_arrives(r, o, now))
                 return
         if roll < 0.6:
@@ -1868,7 +1899,7 @@ class _World:
             year = rng.randint(1955, 2001)
             female = rng.random() < 0.5
             region = rng.choice(_OUT_REGIONS + _LOCAL_REGIONS)
-            name = rng.choice(_SURNAMES) + self.given_name(year)
+            name = rng.choice(_SURNAMES) + self.given_name(year, female)
             phone, carrier = self.new_phone(virtual=rng.random() < 0.6)
             return _Person(self.id_number(region, year, female), name, phone, year, female,
                            carrier, cancer=True)
@@ -2077,13 +2108,15 @@ class _World:
             t += rng.expovariate(rate)
             if t > ring.end:
                 break
+            # Buyers get in touch during the day and the evening.
+            when = _day_of(t) * DAY + _habit_hour(rng) * HOUR
             doctor = rng.choice(ring.targets)
             buyer, account = self.ring_buyer(ring, doctor)
             if buyer is None:
                 continue
             order = _Order(buyer, account, rng.choice(ring.resellers) if ring.resellers else None,
-                           doctor, t)
-            self.at(t, lambda now, r=ring, o=order: self.order_arrives(r, o, now))
+                           doctor, when)
+            self.at(when, lambda now, r=ring, o=order: self.order_arrives(r, o, now))
 
     def ring_buyer(self, ring: _Ring, doctor: _Doctor) -> tuple[_Person | None, _Account | None]:
         rng = self.rng
@@ -2308,10 +2341,16 @@ class _World:
             self.label("payer", payer, ring.rid, "member")
         lag = {"api": (0.15, 1.2), "clicker": (1.5, 6.0), "slow": (20.0, 120.0)}.get(
             ring.speed, (25.0, 240.0))
+        if policy == "buyer":
+            lag = (40.0, 900.0)     # the buyer is sent a payment link and pays it by hand
         when = booking.created + rng.uniform(*lag)
         self.pay(booking, when, payer)
         if order is not None and order.account is booking.account and policy == "buyer":
-            return       # the buyer pays on their own phone, from wherever they are
+            # The buyer pays on their own phone, from wherever they are.
+            own = order.account.devices[0]
+            self.pay_hit(order.account, own, self.genuine_ip(order.account, when), when,
+                         booking.booking_id)
+            return
         self.pay_hit(acct, dev, ip, when, booking.booking_id)
 
     def fulfil(self, ring: _Ring, order: _Order, acct: _Account, dev: _Device, ip: str, t: float,
@@ -2556,6 +2595,12 @@ class _World:
 
 
 _INSTITUTIONS = ("call_centre", "kiosk", "window", "referral_desk")
+
+
+def _surname_of(who: _Person) -> str | None:
+    if who.minority or who.foreign:
+        return None
+    return who.name[:2] if who.name[:2] in _COMPOUND_SURNAMES else who.name[0]
 
 
 def _habit_hour(rng: random.Random) -> float:
