@@ -34,8 +34,8 @@ The world (scale 1.0; people, slots and activity scale linearly, ring sizes with
   releases, then give up: some take an ordinary doctor, some buy from a scalper.
 - Access records (about ten per booking): logins with SMS codes, department and schedule views,
   refreshing before a release, binding a patient to the account, the slider check at H03,
-  booking, paying, cancelling, idle looking around, refused attempts (409) and rate-limited
-  polling (429), and internet scanners probing the site.
+  booking, paying, cancelling, checking the queue at the clinic, idle looking around, refused
+  attempts (409) and rate-limited polling (429), and internet scanners probing the site.
 - The look-alikes sit at the centre of the genuine population; `LOOKALIKE_KINDS` lists them,
   and each labelled entity names its kind in `role` (`hard_case:<kind>`):
   call_centre, kiosk, window, referral_desk (institutional accounts booking for hundreds of
@@ -52,8 +52,9 @@ The world (scale 1.0; people, slots and activity scale linearly, ring sizes with
   self_rebook (people who cancel and rebook for themselves), id_typo (an honest mistyped ID
   number), foreign_document (passports, home-return permits, foreigners' permanent residence
   numbers), minority_name (long names, names with a middle dot written several ways),
-  virtual_operator_phone (170/171/162/165/167 numbers of ordinary people), cgnat (carrier exits
-  shared by thousands), hospital_wifi, campus_nat, cloud_desktop (a company's cloud desktops
+  virtual_operator_phone (170/171/162/165/167 numbers of ordinary people), cgnat (carrier exits,
+  each shared by hundreds of accounts), hospital_wifi (the hall's Wi-Fi, where people book
+  today's clinic and check their queue), campus_nat, cloud_desktop (a company's cloud desktops
   leaving from a data-centre address), scalper_customer (real patients who paid a scalper:
   their identities, accounts and payers; never ring members).
 - Rings (`RING_KINDS`, T1-T9 of the attack catalogue; 24 at scale 1.0, 11 at scale 0.2, at
@@ -111,6 +112,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 __all__ = ["LOOKALIKE_KINDS", "RING_KINDS", "generate"]
 
@@ -579,7 +581,7 @@ class _World:
         self.pool: dict[str, list[_PoolEntry]] = {}
         self.rings_for: dict[str, list[_Ring]] = {}
         self.cgnat = [[f"{net}.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}"
-                       for net in nets for _ in range(max(8, round(30 * scale)))]
+                       for net in nets for _ in range(max(3, round(6 * scale)))]
                       for nets in _CGNAT_NETS]
         for pool in self.cgnat:
             for ip in pool:
@@ -1045,7 +1047,7 @@ class _World:
         t = booking.created
         if spec.prepay or rng.random() < 0.45:
             if rng.random() < 0.012:
-                self.at(t + 15 * MINUTE, lambda now, b=booking: self.cancel(b, now))
+                self.at(t + 15 * MINUTE, partial(self.cancel, booking))
                 return
             paid = t + rng.lognormvariate(math.log(70), 0.7)
             self.pay(booking, paid, payer)
@@ -1057,7 +1059,7 @@ class _World:
         if room > 4 * HOUR and rng.random() < (0.06 if hot else 0.09):
             when = t + rng.uniform(0.2, 0.9) * (room - 3 * HOUR)
             ip = self.genuine_ip(acct, when)
-            self.at(when, lambda now, b=booking, d=dev, i=ip: self.genuine_cancel(b, d, i, now))
+            self.at(when, partial(self.genuine_cancel, booking, dev, ip))
 
     def genuine_cancel(self, booking: _Booking, dev: _Device, ip: str, t: float) -> None:
         if booking.cancelled is not None:
@@ -1098,6 +1100,8 @@ class _World:
                 return None
         dev = self.pick_device(acct)
         chan = channel or dev.channel
+        if not onsite and _day_of(t) == session.day:
+            onsite = rng.random() < 0.4        # booking today's clinic from the hall
         ip = self.genuine_ip(acct, t, onsite=onsite, doctor=doctor)
         written = who.id_number
         if who.typo_id and rng.random() < 0.35:
@@ -1518,7 +1522,7 @@ class _World:
         hotline = self._institution(
             "call_centre", "CallCenterDesk/3.2 (Windows NT 10.0; HIS-Gateway)", 8,
             self.new_ip(("58.213", "218.2")), "phone")
-        desks = [(hotline, round(1500 * s), None)]
+        desks: list[tuple[_Account, int, str | None]] = [(hotline, round(1500 * s), None)]
         h03 = self._institution("call_centre", "CallCenterDesk/2.7 (Windows NT 6.1)", 4,
                                 self.hospital_fixed["H03"], "phone")
         desks.append((h03, round(500 * s), "H03"))
@@ -1639,12 +1643,12 @@ class _World:
         for doctor in self.doctors:
             for session in doctor.sessions:
                 if session.suspended_at:
-                    self.at(session.suspended_at, lambda t, s=session: self.suspend(s, t))
+                    self.at(session.suspended_at, partial(self.suspend, session))
                 if doctor.tier == "ordinary":
                     continue
-                self.at(session.released_at, lambda t, s=session: self.release(s, t, False))
+                self.at(session.released_at, partial(self.release, session, extra=False))
                 if session.extra_at:
-                    self.at(session.extra_at, lambda t, s=session: self.release(s, t, True))
+                    self.at(session.extra_at, partial(self.release, session, extra=True))
 
     def release(self, session: _Session, t: float, extra: bool) -> None:
         rng = self.rng
@@ -1666,8 +1670,8 @@ class _World:
                 else:
                     when = t + min(rng.expovariate(1 / (5 * HOUR)), session.start - t - 2 * HOUR)
                 entry = _PoolEntry([acct], who, doctor, t, "casual", 1)
-                self.at(when, lambda now, e=entry, a=acct, s=session, p=when - t < 300:
-                        self.genuine_attempt(s, e, a, now, p))
+                self.at(when, partial(self.genuine_attempt, session, entry, acct,
+                                         prepared=when - t < 300))
             return
         for entry in self.pool.get(doctor.doctor_id, ()):
             if entry.done or entry.start > t:
@@ -1679,8 +1683,8 @@ class _World:
                     delay = rng.uniform(30, 1800)
                 else:
                     continue
-                self.at(t + delay, lambda now, e=entry, s=session:
-                        self.genuine_attempt(s, e, e.accounts[0], now, False))
+                self.at(t + delay, partial(self.genuine_attempt, session, entry,
+                                              entry.accounts[0], prepared=False))
                 continue
             chance = {"fast": 0.9, "prepared": 0.75, "casual": 0.5, "picker": 0.6}[entry.speed]
             for acct in entry.accounts:
@@ -1693,8 +1697,8 @@ class _World:
                 else:
                     delay = 60 + rng.expovariate(1 / 2400)
                 keen = entry.speed != "casual"
-                self.at(t + delay, lambda now, e=entry, a=acct, s=session, p=keen:
-                        self.genuine_attempt(s, e, a, now, p))
+                self.at(t + delay, partial(self.genuine_attempt, session, entry, acct,
+                                                  prepared=keen))
 
     def available(self, session: _Session, who_id: str, t: float) -> bool:
         return bool(session.free) and who_id not in session.patients and not (
@@ -1747,7 +1751,7 @@ class _World:
             room = booking.slot - t
             if room > 5 * HOUR:
                 when = t + rng.uniform(0.2, 0.8) * (room - 3 * HOUR)
-                self.at(when, lambda now, b=booking: self.swap_contended(b, now))
+                self.at(when, partial(self.swap_contended, booking))
 
     def swap_contended(self, booking: _Booking, t: float) -> None:
         rng = self.rng
@@ -1790,7 +1794,7 @@ class _World:
                 later = _day_of(t) * DAY + rng.randint(0, 3) * DAY + _habit_hour(rng) * HOUR
                 order = _Order(entry.patient, acct, rng.choice(ring.resellers)
                                if ring.resellers else None, doctor, max(later, t + HOUR))
-                self.at(order.arrived, lambda now, r=ring, o=order: self.order_arrives(r, o, now))
+                self.at(order.arrived, partial(self.order_arrives, ring, order))
                 return
         if roll < 0.6:
             same = [d for d in self.by_dept[(doctor.hospital.hospital_id, doctor.department)]
@@ -1820,12 +1824,11 @@ class _World:
                                    _PoolEntry([acct], who, session.doctor, t, "casual", 1)))
         responders.sort(key=lambda r: r[0])
         for delay, entry in responders[:3]:
-            self.at(t + delay, lambda now, e=entry, s=session:
-                    self.genuine_attempt(s, e, e.accounts[0], now, False))
+            self.at(t + delay, partial(self.genuine_attempt, session, entry,
+                                            entry.accounts[0], prepared=False))
         for ring in self.rings_for.get(session.doctor.doctor_id, ()):
             if ring.polls and ring is not exclude and ring.start <= t <= ring.end:
-                self.at(t + rng.uniform(2, 45), lambda now, r=ring, s=session:
-                        self.ring_poll(r, s, now))
+                self.at(t + rng.uniform(2, 45), partial(self.ring_poll, ring, session))
 
     def suspend(self, session: _Session, t: float) -> None:
         """The doctor cannot come: the hospital cancels the session and refunds everyone."""
@@ -1935,8 +1938,12 @@ class _World:
         elif net == "studio":
             ring.ips = [self.new_ip(_HOME_NETS) for _ in range(plan.n_ips)]
         elif net == "subnet":
-            base = self.new_ip(_HOME_NETS).rsplit(".", 1)[0]
-            ring.ips = [self.unique(lambda b=base: f"{b}.{rng.randint(2, 250)}") for _ in range(3)]
+            block = self.new_ip(_HOME_NETS).rsplit(".", 1)[0]
+
+            def neighbour() -> str:
+                return f"{block}.{rng.randint(2, 250)}"
+
+            ring.ips = [self.unique(neighbour) for _ in range(3)]
         for ip in ring.ips:
             self.label("ip", ip, rid, "bot_host")
         shared = plan.devices
@@ -2093,7 +2100,7 @@ class _World:
                         booking.no_show = True
                         when = booking.created + rng.uniform(0.1, 0.9) * max(
                             60.0, booking.slot - booking.created - 2 * HOUR)
-                        self.at(when, lambda now, b=booking: self.ring_cancel(b, now))
+                        self.at(when, partial(self.ring_cancel, booking))
             else:
                 family = [self.person(birth_year=rng.randint(1940, 2020), traits=False,
                                       phone=False) for _ in range(rng.randint(0, 2))]
@@ -2116,7 +2123,7 @@ class _World:
                 continue
             order = _Order(buyer, account, rng.choice(ring.resellers) if ring.resellers else None,
                            doctor, when)
-            self.at(when, lambda now, r=ring, o=order: self.order_arrives(r, o, now))
+            self.at(when, partial(self.order_arrives, ring, order))
 
     def ring_buyer(self, ring: _Ring, doctor: _Doctor) -> tuple[_Person | None, _Account | None]:
         rng = self.rng
@@ -2179,7 +2186,7 @@ class _World:
         if session.doctor.tier == "warm":
             plan = plan[: max(1, len(plan) // 2)]
         base = t + self.reaction(ring.speed)
-        for k, order in enumerate(plan):
+        for k, wanted in enumerate(plan):
             if ring.speed == "api":
                 when = base + k * rng.uniform(0.015, 0.05)
             elif ring.speed == "clicker":
@@ -2189,8 +2196,7 @@ class _World:
                 when = base + k * rng.uniform(8, 40)
             else:
                 when = t + self.reaction("hand")
-            self.at(when, lambda now, o=order, first=k == 0:
-                    self.ring_attempt(ring, session, o, now, first))
+            self.at(when, partial(self.ring_attempt, ring, session, wanted, first=k == 0))
 
     def reaction(self, speed: str) -> float:
         rng = self.rng
@@ -2299,7 +2305,7 @@ class _World:
             self.ring_pay(ring, booking, acct, dev, ip, None)
         ring.holds.setdefault(doc, []).append(booking)
         check = session.start - rng.uniform(14 * HOUR, 40 * HOUR)
-        self.at(max(check, t + 60), lambda now, b=booking: self.unsold(ring, b, now))
+        self.at(max(check, t + 60), partial(self.unsold, ring, booking))
         waiting = ring.waiting.get(doc)
         while waiting:
             order = waiting.popleft()
@@ -2307,8 +2313,7 @@ class _World:
                 continue
             booking.sold = True
             when = min(t + rng.uniform(20 * MINUTE, 8 * HOUR), session.start - 4 * HOUR)
-            self.at(max(when, t + 30), lambda now, b=booking, o=order: self.launder(ring, b, o,
-                                                                                   now))
+            self.at(max(when, t + 30), partial(self.launder, ring, booking, order))
             break
 
     def ring_pay(self, ring: _Ring, booking: _Booking, acct: _Account, dev: _Device, ip: str,
@@ -2392,8 +2397,7 @@ class _World:
                     continue
                 hold.sold = True
                 when = min(t + rng.uniform(10 * MINUTE, 5 * HOUR), session.start - 4 * HOUR)
-                self.at(max(when, t + 5), lambda now, b=hold, o=order: self.launder(ring, b, o,
-                                                                                   now))
+                self.at(max(when, t + 5), partial(self.launder, ring, hold, order))
                 return
         queue = ring.pending if ring.direct else ring.waiting
         queue.setdefault(doc, deque()).append(order)
@@ -2499,8 +2503,7 @@ class _World:
                                                 doctor=s.doctor, session=s, slot=slot,
                                                 channel="app", ip=a[2], device=a[1], ring=ring)
                     self.label("patient", a[0].owner.id_number, ring.rid, "developer")
-                    self.at(now + rng.uniform(30, 300), lambda later, b=booking:
-                            self.ring_cancel(b, later))
+                    self.at(now + rng.uniform(30, 300), partial(self.ring_cancel, booking))
 
                 self.at(t, attempt)
 
@@ -2536,7 +2539,7 @@ class _World:
         for acct in self.accounts:
             if acct.kind in _INSTITUTIONS or not acct.devices or not acct.account_id:
                 continue
-            for _ in range(self.poisson(2.0)):
+            for _ in range(self.poisson(1.5)):
                 t = rng.uniform(max(acct.registered_at, FIRST_DAY * DAY), END)
                 t = _day_of(t) * DAY + _habit_hour(rng) * HOUR
                 who = rng.choice(acct.patients)
@@ -2563,6 +2566,7 @@ class _World:
                 status = "no_show"
             else:
                 status = "checked_in"
+                self.waiting_room(b)
                 if pay is None and b.visit_payer:
                     pay = _Payment(self.unique(lambda: f"P{rng.randint(10**13, 10**14 - 1)}"),
                                    b.slot - rng.uniform(5, 80) * MINUTE, b.visit_payer,
@@ -2585,6 +2589,24 @@ class _World:
                                  pay.payer, f"{pay.amount:.2f}",
                                  _stamp(refunded, pstyle) if refunded is not None else ""])
         return bookings, payments
+
+    def waiting_room(self, booking: _Booking) -> None:
+        """At the clinic people check their place in the queue, often on the hospital Wi-Fi."""
+        rng = self.rng
+        acct = booking.account
+        if booking.ring is not None or acct.kind in _INSTITUTIONS or acct.ring is not None or \
+                rng.random() > 0.4:
+            return
+        t = booking.slot - rng.uniform(0, 40 * MINUTE)
+        dev = self.pick_device(acct)
+        if rng.random() < 0.55:
+            ip = rng.choice(self.wifi[booking.doctor.hospital.hospital_id])
+        else:
+            ip = self.mobile_ip(acct.owner.carrier)
+        for _ in range(rng.randint(1, 2)):
+            self.hit(t, ip, acct.account_id, dev.device_id, "GET",
+                     f"/api/v1/bookings/{booking.booking_id}/queue", 200, dev.ua)
+            t += rng.uniform(120, 900)
 
     def access_rows(self) -> list[list[str]]:
         rows = []
