@@ -832,10 +832,12 @@ class _World:
                 periods = _AM if half == 0 else _PM
                 start = day * DAY + periods[0]
                 released = (day - spec.horizon) * DAY + doctor.release_clock
+                # Online slots scale with the world; at small scales some sessions have none
+                # left for the app and web (they all go to the phone and window quota).
                 if doctor.tier == "hot":
-                    capacity = max(2, round(rng.randint(10, 20) * self.scale))
+                    capacity = self.scaled(rng.randint(10, 20))
                 elif doctor.tier == "warm":
-                    capacity = max(2, round(rng.randint(8, 14) * self.scale))
+                    capacity = self.scaled(rng.randint(8, 14))
                 else:
                     capacity = 0
                 session = _Session(doctor, day, start, tuple(day * DAY + p for p in periods),
@@ -843,13 +845,19 @@ class _World:
                 if capacity:
                     session.free = [session.periods[i * len(periods) // capacity]
                                     for i in range(capacity)]
-                if doctor.tier == "hot" and rng.random() < 0.2:
+                if doctor.tier == "hot" and capacity and rng.random() < 0.2:
                     session.extra_at = (day - 1) * DAY + rng.uniform(11.5 * HOUR, 17 * HOUR)
-                    session.extra_n = rng.randint(1, 3)
+                    session.extra_n = rng.randint(1, 3) if self.scale >= 0.5 else 1
                 if rng.random() < 0.005:
                     session.suspended_at = start - rng.uniform(1, 3) * DAY
                 doctor.sessions.append(session)
                 doctor.days.append(day)
+
+    def scaled(self, count: float) -> int:
+        """`count` times the scale, rounded up or down at random so totals stay in proportion."""
+        value = count * self.scale
+        whole = math.floor(value)
+        return whole + (self.rng.random() < value - whole)
 
     def next_session(self, doctor: _Doctor, day: int) -> _Session | None:
         k = bisect.bisect_left(doctor.days, day)
@@ -1644,7 +1652,7 @@ class _World:
             for session in doctor.sessions:
                 if session.suspended_at:
                     self.at(session.suspended_at, partial(self.suspend, session))
-                if doctor.tier == "ordinary":
+                if doctor.tier == "ordinary" or not session.capacity:
                     continue
                 self.at(session.released_at, partial(self.release, session, extra=False))
                 if session.extra_at:
@@ -2792,8 +2800,7 @@ def _dirty(rows: list[list[str]], rng: random.Random, *, stamp_cols: tuple[int, 
             if len(out) - 1 in spoilt:
                 spoilt.add(len(out))
             out.append(list(row))
-    for _ in range(extra):
-        k = rng.randrange(len(out))
+    for k in rng.sample(range(len(out)), min(extra, len(out))):
         out[k] = [*out[k], rng.choice(("备注:家属代挂", "x", "", "补录"))]
     return out, spoilt
 
