@@ -2840,8 +2840,7 @@ def generate(out: pathlib.Path, *, seed: int = 1, scale: float = 1.0) -> dict[st
               in sorted(world.labels.items()) if (etype, eid) in seen]
     ring_rows = []
     for ring in world.rings:
-        members = sum(1 for (etype, _), (rid, _) in world.labels.items()
-                      if etype == "account" and rid == ring.rid)
+        members = sum(1 for etype, _, rid, _ in labels if etype == "account" and rid == ring.rid)
         ring_rows.append([ring.rid, ring.kind, ";".join(ring.tactics), ";".join(ring.hiding),
                           str(members), ";".join(d.doctor_id for d in ring.targets),
                           _stamp(ring.start, ms=False)[:10], _stamp(ring.end, ms=False)[:10]])
