@@ -1,6 +1,7 @@
 """The draw itself: one key per entry, the draw order, and random serial dictatorship over
 it (each entry in turn takes its best choice that still has room)."""
 
+from __future__ import annotations
 
 import hashlib
 import importlib

@@ -4,6 +4,7 @@ Kept so that rounds published before ``fairslot-round/2`` can still be read; it 
 frozen list, no chain beacon and no signatures, so it can only show that the arithmetic
 of a draw is right, not that nobody steered it (``docs/draw.md``)."""
 
+from __future__ import annotations
 
 import hashlib
 import re

@@ -2,6 +2,7 @@
 the checks that make an entry list drawable, done in whole-column passes so that a million
 entries are checked in well under a second; plus the v1 flat entries digest."""
 
+from __future__ import annotations
 
 import gc
 import hashlib

@@ -1,6 +1,7 @@
 """The hospital's seed and its commitment: 32 secret bytes drawn when a round opens, and
 the SHA-256 published at once, so the seed is fixed before anyone enters."""
 
+from __future__ import annotations
 
 import hashlib
 import secrets
