@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairslot.domain.draw import allocation
 from fairslot.domain.draw import (
     Award,
     DrawResult,
     Entry,
     Round,
+    allocation,
     commitment,
     draw_order,
     entries_digest,

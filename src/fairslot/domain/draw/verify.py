@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import gc
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -165,10 +166,29 @@ def check_shape(value: Any, schema: str) -> None:
     except (OverflowError, ValueError) as exc:
         raise MalformedRound(f"a value cannot be read: {str(exc)[:120]}") from None
     where = "/".join(str(p) for p in error.instance_path) or "the document"
-    message = str(error.message)
-    if len(message) > 160:
-        message = message[:157] + "..."
+    # Quote long values shortly, so that the rule broken stays in view.
+    message = _LONG_QUOTE.sub(lambda m: m.group(1) + '..."', str(error.message))
+    if len(message) > 200:
+        message = message[:197] + "..."
     raise MalformedRound(f"{where}: {message}")
+
+
+_LONG_QUOTE = re.compile(r'("[^"]{30})[^"]{10,}"')
+
+
+def _lone_surrogates(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` is not Unicode text (a lone surrogate)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(map(_lone_surrogates, value)) or any(map(_lone_surrogates, value.values()))
+    if isinstance(value, list):
+        return any(map(_lone_surrogates, value))
+    return False
 
 
 def _floats(value: Any) -> bool:
@@ -205,6 +225,9 @@ def _verify(doc: Any, trust: Trust, receipt: Any, proof: Any) -> Report:
         check_shape(receipt, "receipt")
     if proof is not None:
         check_shape(proof, "inclusion")
+    if _lone_surrogates(doc["parameters"]):
+        raise MalformedRound("parameters: a string holds a lone surrogate (such as \\ud800), "
+                             "which is not Unicode text")
     for part in ("opening", "freeze", "beacon", "result"):
         if _floats(doc[part]):
             raise MalformedRound(f"{part}: numbers are integers")
