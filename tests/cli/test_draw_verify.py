@@ -70,7 +70,7 @@ def test_a_receipt_is_checked_and_its_outcome_printed(example: Example,
                                 "proof.json"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "receipt: entry 'p03' is in the frozen list as the receipt says" in done.stdout
-    assert "inclusion proof: the proof shows 'p03 1 in s1,s2'" in done.stdout
+    assert "inclusion proof: the proof shows 'p03 1 in s1,s2 -'" in done.stdout
 
 
 def test_a_tampered_result_prints_fail_and_exits_one(example: Example,
@@ -114,8 +114,8 @@ def _broken(example: Example) -> dict[str, Any]:
         "uppercase hex": {**doc, "hospital_key": doc["hospital_key"].upper()},
         "lone surrogate": json.dumps(doc).replace('"department": "example"',
                                                   '"department": "\\ud800"'),
-        "lone surrogate in an entry": json.dumps(doc).replace('"p01 1 in s1,s2"',
-                                                              '"p01\\ud800 1 in s1,s2"'),
+        "lone surrogate in an entry": json.dumps(doc).replace('"p01 1 in s1,s2 -"',
+                                                              '"p01\\ud800 1 in s1,s2 -"'),
         "duplicate key": json.dumps(doc)[:-1] + ', "round_id": "x"}',
         "not json": "{not json",
         "not utf-8": b"\xff\xfe{}",

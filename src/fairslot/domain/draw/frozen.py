@@ -10,7 +10,7 @@ silently: leaving one out changes the root, and its owner holds a signed receipt
 
 A leaf is one line of ASCII, fields separated by one space (0x20)::
 
-    <ref> <seq> <status> <choices> [<reason>]
+    <ref> <seq> <status> <choices> <reason>
 
 - ``ref``: the entry's pseudonym, 1-64 characters of ``A-Z a-z 0-9 _ . -``;
 - ``seq``: how many times the entry was written (1 = entered, then +1 per change or
@@ -19,7 +19,10 @@ A leaf is one line of ASCII, fields separated by one space (0x20)::
 - ``status``: ``in``, ``withdrawn`` or ``excluded``;
 - ``choices``: the session ids (same alphabet) in rank order, joined by ``,``, 1 to
   ``max_choices`` of the round's sessions, distinct; for a withdrawn entry, the last ones;
-- ``reason``: only and always for ``excluded``, a token such as ``credit_suspended``.
+- ``reason``: ``-`` unless the status is ``excluded``; then a token other than ``-``
+  saying why, such as ``credit_suspended``.
+
+Every line has exactly five fields, so a list reads in whole-column passes.
 
 The leaf hash is ``SHA-256(0x00 ‖ line)`` and the root is the RFC 6962 tree head of the
 leaves in ref order (``fairslot.domain.merkle``).
@@ -29,10 +32,12 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import compress, islice, repeat
 from typing import NamedTuple
+
+import numpy as np
 
 from fairslot.domain import merkle
 from fairslot.domain.draw.entries import (
@@ -40,8 +45,8 @@ from fairslot.domain.draw.entries import (
     TOKEN_MAX,
     Entry,
     MalformedRound,
+    _by_ref,
     _collector_paused,
-    _prepare,
     _Prepared,
     _tokens_ok,
 )
@@ -49,6 +54,7 @@ from fairslot.domain.draw.entries import (
 __all__ = [
     "EXCLUDED",
     "IN",
+    "NO_REASON",
     "SEQ_MAX",
     "STATUSES",
     "WITHDRAWN",
@@ -63,7 +69,8 @@ STATUSES = (IN, WITHDRAWN, EXCLUDED)
 SEQ_MAX = 2**31 - 1
 _T = rf"[A-Za-z0-9_.\-]{{1,{TOKEN_MAX}}}"
 _LEAF = re.compile(rf"({_T}) ([1-9][0-9]{{0,9}}) (in|withdrawn|excluded) ({_T}(?:,{_T})*)"
-                   rf"(?: ({_T}))?")
+                   rf" ({_T})")
+NO_REASON = "-"
 _TOKEN = re.compile(_T)
 _SEQ = re.compile(r"[1-9][0-9]{0,9}")
 # Every byte a leaf may contain, for a one-pass check of a whole list.
@@ -81,8 +88,8 @@ class FrozenEntry(NamedTuple):
 
     def leaf(self) -> str:
         """The canonical leaf line (see the module docstring)."""
-        line = f"{self.ref} {self.seq} {self.status} {','.join(self.choices)}"
-        return line if self.reason is None else f"{line} {self.reason}"
+        return (f"{self.ref} {self.seq} {self.status} {','.join(self.choices)} "
+                f"{self.reason or NO_REASON}")
 
 
 def _show(value: object) -> str:
@@ -95,8 +102,9 @@ def parse_leaf(line: object, *, max_choices: int = MAX_CHOICES) -> FrozenEntry:
     match = _LEAF.fullmatch(line) if isinstance(line, str) else None
     if match is None:
         raise MalformedRound(f"entry {_show(line)} is not '<ref> <seq> <status> <choices> "
-                             "[<reason>]' (see docs/draw.md, the frozen list)")
-    ref, seq_text, status, choices_text, reason = match.groups()
+                             "<reason>' (see docs/draw.md, the frozen list)")
+    ref, seq_text, status, choices_text, reason_text = match.groups()
+    reason = None if reason_text == NO_REASON else reason_text
     seq = int(seq_text)
     if seq > SEQ_MAX:
         raise MalformedRound(f"entry {ref!r}: seq {seq} is above {SEQ_MAX}")
@@ -138,11 +146,11 @@ class FrozenList:
     """A frozen entry list with its tree. Build it with ``freeze`` (from the platform's
     entries) or ``from_leaves`` (from a published document)."""
 
-    leaves: tuple[str, ...]
-    refs: tuple[str, ...]
+    leaves: tuple[str, ...] | list[str]
+    refs: list[str]
     tree: merkle.Tree
     drawn_refs: list[str]
-    drawn_choices: list[list[str]]
+    drawn_choice_texts: list[str]
     prepared: _Prepared
 
     @property
@@ -153,10 +161,15 @@ class FrozenList:
     def size(self) -> int:
         return len(self.leaves)
 
+    @property
+    def drawn_choices(self) -> list[list[str]]:
+        return [text.split(",") for text in self.drawn_choice_texts]
+
     def drawn(self) -> list[Entry]:
         """The entries the draw takes (status ``in``), in ref order."""
-        return [Entry(r, tuple(c)) for r, c in zip(self.drawn_refs, self.drawn_choices,
-                                                    strict=True)]
+        return [Entry(r, tuple(t.split(","))) for r, t in zip(self.drawn_refs,
+                                                              self.drawn_choice_texts,
+                                                              strict=True)]
 
     def index_of(self, ref: str) -> int | None:
         at = bisect.bisect_left(self.refs, ref)
@@ -174,11 +187,14 @@ class FrozenList:
                               tuple(self.tree.inclusion_proof(at)), self.root)
 
     @classmethod
-    def freeze(cls, entries: Iterable[FrozenEntry], capacities: Mapping[str, int],
+    def freeze(cls, entries: Sequence[FrozenEntry], capacities: Mapping[str, int],
                max_choices: int = MAX_CHOICES) -> FrozenList:
         """Freeze the platform's entries (any order): sorts them by ref and checks them."""
-        ordered = sorted(entries)
-        return cls.from_leaves([e.leaf() for e in ordered], capacities, max_choices)
+        listed = list(entries)
+        order = _by_ref([e.ref for e in listed])
+        leaves = [f"{e.ref} {e.seq} {e.status} {','.join(e.choices)} {e.reason or NO_REASON}"
+                  for e in map(listed.__getitem__, order)]
+        return cls.from_leaves(leaves, capacities, max_choices)
 
     @classmethod
     def from_leaves(cls, leaves: Sequence[object], capacities: Mapping[str, int],
@@ -186,82 +202,90 @@ class FrozenList:
         """Check a published list (leaf lines in ascending ref order) against the round's
         sessions and build its tree. Raises ``MalformedRound`` naming the first problem."""
         with _collector_paused():
-            return _from_leaves(leaves, capacities, max_choices)
+            return _from_leaves(list(leaves), capacities, max_choices)
 
 
-def _from_leaves(leaves: Sequence[object], capacities: Mapping[str, int],
-                 max_choices: int) -> FrozenList:
-    lines = list(leaves)
-
-    def explain() -> MalformedRound:
-        previous = ""
-        named: dict[str, int] = {}
-        for n, line in enumerate(lines):
+def _explain(lines: list[object], capacities: Mapping[str, int],
+             max_choices: int) -> MalformedRound:
+    """The first problem of a list that failed a whole-list check, found line by line."""
+    previous = ""
+    for n, line in enumerate(lines):
+        try:
             entry = parse_leaf(line, max_choices=max_choices)
-            if n and entry.ref <= previous:
-                return MalformedRound(f"entries are not in strictly ascending ref order at "
-                                      f"entries[{n}] ({entry.ref!r} after {previous!r})")
-            previous = entry.ref
-            for session in entry.choices:
-                if session not in capacities:
-                    return MalformedRound(f"entry {entry.ref!r} chooses session {session!r}, "
-                                          "which is not in the round")
-                named[session] = 1
-        return MalformedRound("the entry list is malformed")
+        except MalformedRound as exc:
+            return MalformedRound(f"entries[{n}]: {exc}")
+        if n and entry.ref <= previous:
+            return MalformedRound(f"entries are not in strictly ascending ref order at "
+                                  f"entries[{n}] ({entry.ref!r} after {previous!r})")
+        previous = entry.ref
+        for session in entry.choices:
+            if session not in capacities:
+                return MalformedRound(f"entry {entry.ref!r} chooses session {session!r}, "
+                                      "which is not in the round")
+    return MalformedRound("the entry list is malformed")
 
-    # Whole-list passes first (a million lines in C); only a list that fails one is walked
-    # line by line, to name the problem.
+
+def _from_leaves(lines: list[object], capacities: Mapping[str, int],
+                 max_choices: int) -> FrozenList:
+    # Whole-list passes (a million lines in a few C calls); only a list that fails one is
+    # walked line by line, to name the problem.
+    n = len(lines)
+    sessions = list(capacities)
+    if not n:
+        return FrozenList([], [], merkle.Tree([]), [], [],
+                          _Prepared(sessions, [*capacities.values(), 0],
+                                    np.full((0, 3), len(sessions), dtype=np.intp), [], True))
     try:
-        data = "\n".join(lines).encode("ascii")  # type: ignore[arg-type]
+        text = "\n".join(lines)  # type: ignore[arg-type]
+        data = text.encode("ascii")
     except (TypeError, UnicodeEncodeError):
-        raise explain() from None
-    if data.translate(None, _LEAF_BYTES) != b"\n" * max(len(lines) - 1, 0):
-        raise explain()
-    parts = [line.split(" ") for line in lines]  # type: ignore[attr-defined]
-    widths = set(map(len, parts))
-    if not widths <= {4, 5}:
-        raise explain()
-    if widths == {4}:
-        refs, seqs, statuses, choice_texts = map(list, zip(*parts, strict=True)) if parts \
-            else ([], [], [], [])
-        reasons_present = False
+        raise _explain(lines, capacities, max_choices) from None
+    if data.translate(None, _LEAF_BYTES) != b"\n" * (n - 1):
+        raise _explain(lines, capacities, max_choices)
+    # Exactly four spaces on every line: five fields each.
+    if set(map(str.count, lines, repeat(" "))) != {4}:  # type: ignore[arg-type]
+        raise _explain(lines, capacities, max_choices)
+    fields = text.replace("\n", " ").split(" ")
+    refs, seqs, statuses, choice_texts, reasons = (fields[k::5] for k in range(5))
+    status = np.array(statuses, dtype=object)
+    excluded = status == EXCLUDED
+    drawn_mask = status == IN
+    if (not _tokens_ok(refs) or not all(map(str.__lt__, refs, islice(refs, 1, None)))
+            or not all(_SEQ.fullmatch(s) and int(s) <= SEQ_MAX for s in set(seqs))
+            or not set(statuses) <= set(STATUSES)
+            or not all(r == NO_REASON or _TOKEN.fullmatch(r) for r in set(reasons))
+            or not np.array_equal(excluded, np.array(reasons, dtype=object) != NO_REASON)):
+        raise _explain(lines, capacities, max_choices)
+    # Choices: 1 to max_choices sessions of the round, distinct within an entry.
+    counts = np.fromiter(map(str.count, choice_texts, repeat(",")), dtype=np.intp, count=n) + 1
+    index = {session: number for number, session in enumerate(sessions)}
+    total = int(counts.sum())
+    flat = np.fromiter(map(index.get, ",".join(choice_texts).split(","), repeat(-1)),
+                       dtype=np.intp, count=total)
+    widest = int(counts.max())
+    if widest > max_choices or int(flat.min()) < 0:
+        raise _explain(lines, capacities, max_choices)
+    pad = len(sessions)
+    table = np.full((n, max(widest, 3)), pad, dtype=np.intp)
+    starts = np.cumsum(counts) - counts
+    for rank in range(widest):
+        rows = np.flatnonzero(counts > rank) if rank else np.arange(n)
+        table[rows, rank] = flat[starts[rows] + rank]
+    for a in range(widest):
+        for b in range(a + 1, widest):
+            if bool(np.any((table[:, a] == table[:, b]) & (table[:, b] != pad))):
+                raise _explain(lines, capacities, max_choices)
+    if bool(drawn_mask.all()):
+        drawn_refs, drawn_texts, drawn_table = refs, choice_texts, table
     else:
-        refs = [p[0] for p in parts]
-        seqs = [p[1] for p in parts]
-        statuses = [p[2] for p in parts]
-        choice_texts = [p[3] for p in parts]
-        reasons_present = True
-    if refs and (not _tokens_ok(refs) or not all(map(str.__lt__, refs, refs[1:]))):
-        raise explain()
-    if not all(_SEQ.fullmatch(s) and int(s) <= SEQ_MAX for s in set(seqs)):
-        raise explain()
-    status_set = set(statuses)
-    if not status_set <= set(STATUSES):
-        raise explain()
-    if reasons_present or EXCLUDED in status_set:
-        for p in parts:
-            if (p[2] == EXCLUDED) != (len(p) == 5) or (len(p) == 5 and not _TOKEN.fullmatch(p[4])):
-                raise explain()
-    choices = [text.split(",") for text in choice_texts]
-    drawn_at = [n for n, s in enumerate(statuses) if s == IN] if len(status_set) > 1 \
-        else (list(range(len(lines))) if status_set == {IN} else [])
-    if len(drawn_at) == len(lines):
-        drawn_refs, drawn_choices = refs, choices
-    else:
-        drawn_refs = [refs[n] for n in drawn_at]
-        drawn_choices = [choices[n] for n in drawn_at]
-    try:
-        prepared = _prepare(drawn_refs, drawn_choices, capacities, max_choices)
-    except MalformedRound:
-        raise explain() from None
-    if len(drawn_at) != len(lines):
-        # Withdrawn and excluded entries are not drawn, but what they name must still be
-        # well formed: sessions of the round, at most max_choices, distinct.
-        others = [choices[n] for n, s in enumerate(statuses) if s != IN]
-        if (not set(chain.from_iterable(others)) <= set(capacities)
-                or any(len(c) > max_choices or len(set(c)) != len(c) for c in others)):
-            raise explain()
-    tree = merkle.Tree.of_leaves(data.split(b"\n") if lines else [])
-    return FrozenList(leaves=tuple(lines), refs=tuple(refs),  # type: ignore[arg-type]
-                      tree=tree, drawn_refs=drawn_refs, drawn_choices=drawn_choices,
+        keep = drawn_mask.tolist()
+        drawn_refs = list(compress(refs, keep))
+        drawn_texts = list(compress(choice_texts, keep))
+        drawn_table = table[drawn_mask]
+    prepared = _Prepared(sessions, [*capacities.values(), 0], drawn_table, [], True)
+    # The leaf hash input is 0x00 ‖ line: put the prefix in front of every line at once.
+    tree = merkle.Tree(merkle.prefixed_leaf_hashes((b"\x00" + data.replace(b"\n", b"\n\x00"))
+                                                   .split(b"\n")))
+    return FrozenList(leaves=lines, refs=refs,  # type: ignore[arg-type]
+                      tree=tree, drawn_refs=drawn_refs, drawn_choice_texts=drawn_texts,
                       prepared=prepared)

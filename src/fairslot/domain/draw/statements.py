@@ -77,7 +77,7 @@ def freeze_statement(key: DrawKey, opening: Mapping[str, Any], entries: Iterable
     rooted and signed. Refused before the close (entries could still come in)."""
     if rfc3339(frozen_at) < opening["closes_at"]:
         raise Conflict("the list is frozen when the window has closed", code="window_open")
-    frozen = FrozenList.freeze(entries, opening["capacities"], opening["max_choices"])
+    frozen = FrozenList.freeze(list(entries), opening["capacities"], opening["max_choices"])
     statement = key.sign({
         "type": FREEZE_TYPE, "round_id": opening["round_id"], "opening": digest(opening),
         "root": frozen.root.hex(), "size": frozen.size, "drawn": len(frozen.drawn_refs),
