@@ -101,7 +101,7 @@ def main() -> None:
 
     frozen, freeze_doc = timed("freeze (sort, check, leaves, Merkle root, sign)",
                                args.repeat, freeze)
-    _, results, result = timed(
+    results, result = timed(
         "draw a frozen list (check beacon, keys, order, allocate)", args.repeat,
         lambda: draw_statement(EXAMPLE_KEY, opening, freeze_doc, frozen, beacon, seed,
                                drawn_at))

@@ -94,7 +94,7 @@ def test_a_late_suspension_does_not_change_the_frozen_list(example: Example) -> 
     for frozen_at, expected in ((beacon_time + dt.timedelta(seconds=1), "could already be known"),
                                 (CLOSE + dt.timedelta(seconds=10), None)):
         frozen, freeze = freeze_statement(EXAMPLE_KEY, example.opening, changed, frozen_at)
-        _, results, result = draw_statement(EXAMPLE_KEY, example.opening, freeze, frozen,
+        results, result = draw_statement(EXAMPLE_KEY, example.opening, freeze, frozen,
                                             example.beacon, example.seed,
                                             beacon_time + dt.timedelta(seconds=30))
         forged = round_document(hospital_key=EXAMPLE_KEY.public_hex, opening=example.opening,

@@ -28,7 +28,14 @@ from fairslot.domain.draw.statements import (
     round_document,
 )
 
-__all__ = ["EXAMPLE_CHAIN_SECRET", "EXAMPLE_KEY", "Example", "build_round", "worked_example"]
+__all__ = [
+    "EXAMPLE_CHAIN_SECRET",
+    "EXAMPLE_KEY",
+    "Example",
+    "build_round",
+    "example_files",
+    "worked_example",
+]
 
 #: Public constants: the example hospital's draw key and the example local chain's secret.
 EXAMPLE_KEY = DrawKey(hashlib.sha256(b"fairslot example hospital key").digest())
@@ -78,7 +85,7 @@ def build_round(entries: Sequence[FrozenEntry], capacities: dict[str, int], *,
     beacon = chain.sign(opening["beacon_round"])
     drawn_at = dt.datetime.fromtimestamp(chain.chain.round_time(beacon.round), dt.UTC) \
         + dt.timedelta(seconds=20)
-    _, results, result = draw_statement(key, opening, freeze, frozen, beacon, seed, drawn_at)
+    results, result = draw_statement(key, opening, freeze, frozen, beacon, seed, drawn_at)
     document = round_document(hospital_key=key.public_hex, opening=opening, frozen=frozen,
                               freeze=freeze, beacon=beacon, results=results, result=result,
                               parameters={"department": "example"})
@@ -118,3 +125,14 @@ def worked_example() -> dict[str, Any]:
         "checkpoint": ex.log.checkpoint(EXAMPLE_KEY, dt.datetime(2026, 11, 24, 0, 5,
                                                                   tzinfo=dt.UTC)),
     }
+
+
+def example_files() -> dict[str, Any]:
+    """The files of docs/examples/: the worked example's round document, receipt, inclusion
+    proof, checkpoint and log, for a verifier written elsewhere to test against."""
+    worked = worked_example()
+    ex: Example = worked["example"]
+    checkpoint = worked["checkpoint"]
+    return {"round.json": ex.document, "receipt.json": worked["receipt"],
+            "inclusion.json": worked["proof"], "checkpoint.json": checkpoint,
+            "log.json": ex.log.document(checkpoint)}

@@ -37,6 +37,7 @@ __all__ = [
     "FREEZE_TYPE",
     "OPENING_TYPE",
     "RESULT_TYPE",
+    "draw_frozen_list",
     "draw_statement",
     "freeze_statement",
     "frozen_entry",
@@ -44,6 +45,7 @@ __all__ = [
     "results_digest",
     "results_json",
     "round_document",
+    "winner_lines",
 ]
 
 FORMAT2 = "fairslot-round/2"
@@ -94,8 +96,9 @@ def results_json(result: DrawResult) -> dict[str, list[str]]:
 
 def draw_statement(key: DrawKey, opening: Mapping[str, Any], freeze: Mapping[str, Any],
                    frozen: FrozenList, beacon: Beacon, seed: bytes, drawn_at: dt.datetime,
-                   ) -> tuple[DrawResult, dict[str, list[str]], dict[str, Any]]:
-    """Draw a frozen round once the beacon of its stated round is in, and sign the result.
+                   ) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Draw a frozen round once the beacon of its stated round is in; returns the results
+    (``results_json``'s form) and the signed result statement.
 
     Refuses a beacon of another round or one that is not the chain's signature, and a seed
     that is not the committed one: nothing else can go into the key."""
@@ -111,19 +114,29 @@ def draw_statement(key: DrawKey, opening: Mapping[str, Any], freeze: Mapping[str
     if freeze["root"] != frozen.root.hex() or freeze["opening"] != digest(opening):
         raise Conflict("the frozen list is not the one the freeze statement signed",
                        code="frozen_list_mismatch")
-    key_bytes = frozen_round_key(seed, frozen.root, beacon.randomness)
-    with _collector_paused():
-        outcome = _draw_with_keys(_stream_keys(key_bytes, len(frozen.drawn_refs)),
-                                  frozen.drawn_refs, frozen.prepared)
-        result = outcome.result()
-        results = results_json(result)
+    results = draw_frozen_list(frozen, seed, beacon)
     statement = key.sign({
         "type": RESULT_TYPE, "round_id": opening["round_id"], "opening": digest(opening),
         "root": frozen.root.hex(), "beacon_round": beacon.round,
         "randomness": beacon.randomness.hex(), "seed": seed.hex(),
-        "results": results_digest(results),
-        "drawn_at": rfc3339(drawn_at)})
-    return result, results, statement
+        "results": results_digest(results), "drawn_at": rfc3339(drawn_at)})
+    return results, statement
+
+
+def draw_frozen_list(frozen: FrozenList, seed: bytes, beacon: Beacon) -> dict[str, list[str]]:
+    """The results of a frozen list under a seed and a beacon (no checks: see
+    ``draw_statement``)."""
+    key_bytes = frozen_round_key(seed, frozen.root, beacon.randomness)
+    with _collector_paused():
+        outcome = _draw_with_keys(_stream_keys(key_bytes, len(frozen.drawn_refs)),
+                                  frozen.drawn_refs, frozen.prepared)
+        return {"winners": winner_lines(outcome.refs, outcome.sessions, outcome.ranks),
+                "waitlist": outcome.waitlist}
+
+
+def winner_lines(refs: list[str], sessions: list[str], ranks: list[int]) -> list[str]:
+    """``"<ref> <session> <rank>"`` per award, in one C-level pass."""
+    return list(map(" ".join, zip(refs, sessions, map(str, ranks), strict=True)))
 
 
 def results_digest(results: Mapping[str, list[str]]) -> str:

@@ -37,7 +37,7 @@ from fairslot.domain.draw.frozen import FrozenList, parse_leaf
 from fairslot.domain.draw.receipts import check_receipt_against_list
 from fairslot.domain.draw.seed import commitment
 from fairslot.domain.draw.signing import digest, verify_signed
-from fairslot.domain.draw.statements import results_digest
+from fairslot.domain.draw.statements import results_digest, winner_lines
 from fairslot.domain.errors import InvalidInput
 
 __all__ = [
@@ -340,8 +340,7 @@ def _verify(doc: Any, trust: Trust, receipt: Any, proof: Any) -> Report:
     computed = _draw_with_keys(stream_keys(key_bytes, len(frozen.drawn_refs)),
                                frozen.drawn_refs, frozen.prepared)
     stated_winners = [w.split(" ") for w in results["winners"]]
-    computed_winners = [f"{r} {s} {k}" for r, s, k in zip(computed.refs, computed.sessions,
-                                                          computed.ranks, strict=True)]
+    computed_winners = winner_lines(computed.refs, computed.sessions, computed.ranks)
     if computed_winners != results["winners"] or computed.waitlist != results["waitlist"]:
         reasons.extend(_differences(results, computed_winners, computed.waitlist,
                                     stated_winners, frozen, opening["capacities"]))
