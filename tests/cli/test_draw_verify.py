@@ -217,3 +217,20 @@ def test_commitment_prints_the_sha256_of_a_seed() -> None:
     assert done.stdout.strip() == hashlib.sha256(seed).hexdigest()
     short = run("commitment", "abcd")
     assert short.returncode == 2 and short.stderr.count("\n") == 1
+
+
+def test_a_format_1_beacon_with_a_lone_surrogate_is_one_line_not_a_traceback(
+        tmp_path: pathlib.Path) -> None:
+    """Issue 14, item 6: this crashed `fairslot draw verify` with a traceback."""
+    seed = hashlib.sha256(b"cli").digest()
+    entries = [Entry(f"p{n}", ("s1",)) for n in range(4)]
+    doc = export_round(Round(round_id="old", capacities={"s1": 1}, entries=tuple(entries),
+                             commitment=commitment(seed), entries_digest=entries_digest(entries),
+                             seed=seed, result=run_draw(seed, entries, {"s1": 1})))
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc).replace('"beacon": ""', '"beacon": "\\ud800"'),
+                    encoding="utf-8")
+    assert '"\\ud800"' in path.read_text(encoding="utf-8")
+    done = run("verify", str(path))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "lone surrogate" in done.stderr and "Traceback" not in done.stderr

@@ -132,8 +132,8 @@ def read_json(raw: bytes, *, max_bytes: int) -> Any:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_no_float,
-                          parse_constant=_no_float)
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_no_float,
+                           parse_constant=_no_float)
     except json.JSONDecodeError as exc:
         raise MalformedRound(f"not valid JSON: {exc.msg} at line {exc.lineno} column "
                              f"{exc.colno}") from None
@@ -142,6 +142,15 @@ def read_json(raw: bytes, *, max_bytes: int) -> Any:
     finally:
         if was_enabled:
             gc.enable()
+    # A lone surrogate can only come from a \\u escape (UTF-8 cannot encode one), so the
+    # strings are only walked when the text holds a surrogate escape at all.
+    if _SURROGATE_ESCAPE.search(text) is not None and _lone_surrogates(value):
+        raise MalformedRound("a string holds a lone surrogate (such as \\ud800), which is "
+                             "not Unicode text")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @functools.cache
