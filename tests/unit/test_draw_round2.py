@@ -355,3 +355,16 @@ def test_a_split_view_is_caught_by_the_audit(example: Example) -> None:
     stranger = DrawKey(bytes(range(1, 33)))
     alien = log.consistency(old["size"], log.checkpoint(stranger, CLOSE + dt.timedelta(days=1)))
     assert "different keys" in audit(old, alien).reasons[0]
+
+
+@pytest.mark.parametrize("kind", ["no entries", "all excluded", "more slots than entries"])
+def test_edge_rounds_verify(kind: str) -> None:
+    entries = {"no entries": [],
+               "all excluded": [frozen_entry(f"x{n}", 1, ["s0"], excluded="credit_suspended")
+                                for n in range(5)],
+               "more slots than entries": entries_of(3)}[kind]
+    ex = build_round(entries, capacities(), closes_at=CLOSE)
+    report = check(ex.document)
+    assert report.ok, report.reasons
+    drawn = len(ex.frozen.drawn_refs)
+    assert len(ex.results["winners"]) == drawn and ex.results["waitlist"] == []

@@ -16,7 +16,6 @@ import numpy.typing as npt
 from fairslot.domain.draw.entries import (
     MAX_CHOICES,
     Entry,
-    MalformedRound,
     _check_capacities,
     _collector_paused,
     _columns,
@@ -30,7 +29,6 @@ from fairslot.domain.errors import InvalidInput
 __all__ = [
     "Award",
     "DrawResult",
-    "draw_frozen",
     "draw_keys",
     "draw_order",
     "frozen_round_key",
@@ -247,25 +245,6 @@ def stream_keys(key: bytes, count: int) -> bytes:
     SHAKE-256(key); the i-th 32 bytes belong to the i-th drawn entry in ref order. One call
     for all entries instead of one hash per entry (a million keys in about 0.1 s)."""
     return hashlib.shake_256(key).digest(32 * count) if count else b""
-
-
-def draw_frozen(
-    key: bytes,
-    entries: Sequence[Entry],
-    capacities: Mapping[str, int],
-    *,
-    max_choices: int = MAX_CHOICES,
-) -> DrawResult:
-    """Draw the entries of a frozen list (those with status ``in``, in ref order) under the
-    round key ``key`` (``frozen_round_key``): random serial dictatorship in the order of
-    ``stream_keys``, ties by ref."""
-    _check_capacities(capacities)
-    with _collector_paused():
-        refs, choices = _columns(entries)
-        prepared = _prepare(refs, choices, capacities, max_choices)
-        if not prepared.ascending:
-            raise MalformedRound("a frozen list is in ascending ref order")
-        return _draw_with_keys(stream_keys(key, len(refs)), refs, prepared).result()
 
 
 def run_draw(
