@@ -66,8 +66,7 @@ def verify(
     PENDING when the round is not drawn yet but everything published so far checks out
     (exit 3). An unreadable or malformed document, receipt or proof is an error (exit 2).
 
-    Beacons are trusted from the League of Entropy's quicknet and default chains; any other
-    chain (such as a demo's local chain) only with --chain-key."""
+    Beacons of the League of Entropy's chains are trusted; others only with --chain-key."""
     for value in chain_key:
         if _KEY.fullmatch(value) is None:
             raise _cli_error(f"--chain-key {value[:20]!r} is not a chain hash (64 hex digits) "
