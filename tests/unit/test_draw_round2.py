@@ -368,3 +368,23 @@ def test_edge_rounds_verify(kind: str) -> None:
     assert report.ok, report.reasons
     drawn = len(ex.frozen.drawn_refs)
     assert len(ex.results["winners"]) == drawn and ex.results["waitlist"] == []
+
+
+def test_a_chain_trusted_by_hash_pins_its_parameters(example: Example) -> None:
+    by_hash = DEFAULT_TRUST.with_keys([example.chain.chain.hash.hex()])
+    assert verify_document(example.document, trust=by_hash).ok
+    doc = copy.deepcopy(example.document)
+    doc["opening"]["chain"]["period"] = 30
+    doc["opening"] = EXAMPLE_KEY.sign(doc["opening"])
+    reasons = verify_document(doc, trust=by_hash).reasons
+    assert "hash to" in reasons[-1]  # the stated hash no longer matches the parameters
+    # Restating the hash makes it another chain, which this verifier was not told to trust.
+    from fairslot.domain.draw.beacon import Chain
+
+    chain = doc["opening"]["chain"]
+    chain["hash"] = Chain(chain["scheme"], bytes.fromhex(chain["public_key"]),
+                          chain["genesis_time"], 30, bytes.fromhex(chain["genesis_seed"]),
+                          chain["beacon_id"]).hash.hex()
+    doc["opening"] = EXAMPLE_KEY.sign(doc["opening"])
+    assert any("not one this verifier trusts" in r
+               for r in verify_document(doc, trust=by_hash).reasons)
