@@ -45,9 +45,9 @@ from fairslot.domain.draw.entries import (
     TOKEN_MAX,
     Entry,
     MalformedRound,
+    _by_ref,
     _collector_paused,
     _Prepared,
-    _tokens_ok,
 )
 
 __all__ = [
@@ -197,9 +197,8 @@ class FrozenList:
             leaves = list(map(" ".join, zip(
                 refs, map(str, seqs), statuses, map(",".join, choices),
                 [NO_REASON if r is None else r for r in reasons], strict=True)))
-            # Sorting the lines sorts by ref: a ref is followed by a space, which sorts
-            # before every character a ref may contain.
-            leaves.sort()
+            # In ref order; NumPy sorts a million refs about twice as fast as ``sorted``.
+            leaves = list(map(leaves.__getitem__, _by_ref(refs)))
         return cls.from_leaves(leaves, capacities, max_choices)
 
     @classmethod
@@ -256,7 +255,11 @@ def _from_leaves(lines: list[object], capacities: Mapping[str, int],
     status = np.array(statuses, dtype=object)
     excluded = status == EXCLUDED
     drawn_mask = status == IN
-    if (not _tokens_ok(refs) or not all(map(str.__lt__, refs, islice(refs, 1, None)))
+    # The bytes are already known to be token characters, commas and spaces: a ref is a
+    # token when it holds no comma and has 1 to 64 of them.
+    if (",".join(refs).count(",") != n - 1 or min(map(len, refs)) < 1
+            or max(map(len, refs)) > TOKEN_MAX
+            or not all(map(str.__lt__, refs, islice(refs, 1, None)))
             or not all(_SEQ.fullmatch(s) and int(s) <= SEQ_MAX for s in set(seqs))
             or not set(statuses) <= set(STATUSES)
             or not all(r == NO_REASON or _TOKEN.fullmatch(r) for r in set(reasons))
