@@ -109,6 +109,27 @@ class Settings(BaseSettings):
     """A public random value a round mixes into its draw, named when the window opens
     (e.g. "drand quicknet, first round after the close"). Empty: no beacon. When set, an
     operator enters the value after the close and the draw waits for it."""
+    draw_chain: Literal["local", "quicknet", "default"] = "local"
+    """The drand chain whose beacon a round names when it opens (docs/draw.md). Production:
+    "quicknet", the League of Entropy's chain (public key, genesis 1692803367, period 3 s,
+    chain hash 52db9ba7...e971 built in). "local" is a one-node chain whose key the hospital
+    holds: the demo and tests run offline with it, but it proves nothing to a patient."""
+    draw_chain_relays: list[str] = Field(default_factory=lambda: [
+        "https://api.drand.sh", "https://api2.drand.sh", "https://api3.drand.sh",
+        "https://drand.cloudflare.com"])
+    """drand HTTP relays tried in turn for a League of Entropy beacon (never trusted: every
+    beacon is checked against the chain's public key)."""
+    draw_beacon_delay_seconds: int = Field(30, ge=0, le=3600)
+    """A round's beacon is the chain's first round at or after its close plus this delay,
+    which leaves the freeze time to be signed and logged before the beacon exists."""
+    draw_signing_key: SecretStr | None = None
+    """The hospital's Ed25519 draw key, 64 hex digits. Unset: made once in var/ as
+    draw-signing.key (mode 0600). Its public half is in every round document."""
+    draw_local_chain_key: SecretStr | None = None
+    """The local chain's secret, 64 hex digits. Unset: made once in var/ as
+    draw-local-chain.key."""
+    draw_local_chain_genesis: int = Field(1767225600, ge=0)
+    """The local chain's round 1 (POSIX seconds); its period is 3 s, like quicknet's."""
     waitlist_enabled: bool = True
     """Freed draw slots go to the waitlist. Off only for ablation in the simulator."""
     quotas_enabled: bool = True

@@ -1,7 +1,11 @@
-"""``fairslot draw verify`` and ``fairslot draw commitment`` on exported round documents."""
+"""``fairslot draw verify``, ``draw audit`` and ``draw commitment``: verdicts and exit codes,
+and bad files (missing fields, wrong types, lone surrogates, 100 MB, not JSON) refused with
+one line on stderr and exit status 2, never a traceback."""
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 import hashlib
 import json
 import pathlib
@@ -10,102 +14,223 @@ import sys
 from typing import Any
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from fairslot.cli import draw as draw_cli
-from fairslot.cli.main import CliError
 from fairslot.domain.draw import Entry, Round, commitment, entries_digest, export_round, run_draw
+from fairslot.domain.draw.examples import EXAMPLE_KEY, Example, build_round, example_chain
+from fairslot.domain.draw.receipts import make_receipt
+from fairslot.domain.draw.signing import digest
+from fairslot.domain.draw.statements import frozen_entry
+
+CHAIN_KEY = example_chain().chain.public_key.hex()
 
 
-@pytest.fixture
-def app() -> typer.Typer:
-    app = typer.Typer()
-    draw_cli.register(app)
-    return app
+@pytest.fixture(scope="module")
+def example() -> Example:
+    entries = [frozen_entry(f"p{n:02d}", 1, ["s1", "s2"] if n % 2 else ["s2"])
+               for n in range(12)]
+    entries.append(frozen_entry("zz", 1, ["s1"], excluded="credit_suspended"))
+    return build_round(entries, {"s1": 2, "s2": 3}, round_id="r-cli")
 
 
-def honest_round() -> dict[str, Any]:
-    seed = hashlib.sha256(b"cli").digest()
-    entries = [Entry(f"p{n}", ("s1", "s2") if n % 2 else ("s2",)) for n in range(12)]
-    capacities = {"s1": 2, "s2": 3}
-    return export_round(Round(
-        round_id="r-cli", capacities=capacities, entries=tuple(entries),
-        commitment=commitment(seed), entries_digest=entries_digest(entries), seed=seed,
-        result=run_draw(seed, entries, capacities)))
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from fairslot.cli.main import run; run()",
+                           "draw", *args], capture_output=True, text=True, timeout=120,
+                          check=False)
 
 
-def write(tmp_path: pathlib.Path, doc: object) -> str:
-    path = tmp_path / "round.json"
+def write(tmp_path: pathlib.Path, doc: object, name: str = "round.json") -> str:
+    path = tmp_path / name
     path.write_text(json.dumps(doc), encoding="utf-8")
     return str(path)
 
 
-def test_an_honest_round_prints_ok_and_exits_zero(app: typer.Typer,
+def test_an_honest_round_prints_ok_and_exits_zero(example: Example,
                                                    tmp_path: pathlib.Path) -> None:
-    result = CliRunner().invoke(app, ["draw", "verify", write(tmp_path, honest_round())])
-    assert result.exit_code == 0, result.output
-    assert result.output.startswith("OK: round r-cli: 12 entries, 2 sessions, 5 winners")
+    done = run("verify", write(tmp_path, example.document), "--chain-key", CHAIN_KEY)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("OK: round r-cli: 13 entries (12 drawn), 2 sessions, "
+                                  "5 winners")
 
 
-def test_a_tampered_result_prints_fail_and_exits_one(app: typer.Typer,
+def test_without_trusting_the_local_chain_it_fails(example: Example,
+                                                    tmp_path: pathlib.Path) -> None:
+    done = run("verify", write(tmp_path, example.document))
+    assert done.returncode == 1
+    assert "not one this verifier trusts" in done.stdout
+
+
+def test_a_receipt_is_checked_and_its_outcome_printed(example: Example,
+                                                       tmp_path: pathlib.Path) -> None:
+    receipt = make_receipt(EXAMPLE_KEY, round_id="r-cli", opening=digest(example.opening),
+                           ref="p03", seq=1, kind="entry", choices=["s1", "s2"],
+                           at=dt.datetime(2026, 11, 23, 10, tzinfo=dt.UTC))
+    done = run("verify", write(tmp_path, example.document), "--chain-key", CHAIN_KEY,
+               "--receipt", write(tmp_path, receipt, "receipt.json"),
+               "--proof", write(tmp_path, example.frozen.proof("r-cli", "p03").to_json(),
+                                "proof.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "receipt: entry 'p03' is in the frozen list as the receipt says" in done.stdout
+    assert "inclusion proof: the proof shows 'p03 1 in s1,s2 -'" in done.stdout
+
+
+def test_a_tampered_result_prints_fail_and_exits_one(example: Example,
                                                       tmp_path: pathlib.Path) -> None:
-    doc = honest_round()
-    doc["results"]["winners"][0], doc["results"]["winners"][1] = (
-        doc["results"]["winners"][1], doc["results"]["winners"][0])
-    result = CliRunner().invoke(app, ["draw", "verify", write(tmp_path, doc)])
-    assert result.exit_code == 1
-    assert result.output.startswith("FAIL: winner #1 is")
+    doc = copy.deepcopy(example.document)
+    doc["results"]["waitlist"].reverse()
+    done = run("verify", write(tmp_path, doc), "--chain-key", CHAIN_KEY)
+    assert done.returncode == 1
+    assert done.stdout.startswith("FAIL: ")
+    assert "waitlist #1 is" in done.stdout
 
 
-def test_a_tampered_seed_names_the_commitment(app: typer.Typer,
-                                               tmp_path: pathlib.Path) -> None:
-    doc = honest_round()
-    doc["seed"] = hashlib.sha256(b"other").hexdigest()
-    result = CliRunner().invoke(app, ["draw", "verify", write(tmp_path, doc)])
-    assert result.exit_code == 1
-    assert "FAIL: the seed does not match the commitment" in result.output
+def test_an_undrawn_round_is_pending_with_exit_three(example: Example,
+                                                     tmp_path: pathlib.Path) -> None:
+    doc = copy.deepcopy(example.document)
+    doc["beacon"] = doc["results"] = doc["result"] = None
+    done = run("verify", write(tmp_path, doc), "--chain-key", CHAIN_KEY)
+    assert done.returncode == 3
+    assert done.stdout.startswith("PENDING: round r-cli is frozen")
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("{not json", "is not valid JSON"),
-    (json.dumps({"format": "fairslot-round/1"}), "malformed document: the round has no"),
-    (json.dumps([1, 2]), "must be a JSON object"),
-])
-def test_a_malformed_file_is_a_one_line_cli_error(app: typer.Typer, tmp_path: pathlib.Path,
-                                                  content: str, message: str) -> None:
-    path = tmp_path / "round.json"
-    path.write_text(content, encoding="utf-8")
-    result = CliRunner().invoke(app, ["draw", "verify", str(path)])
-    # main.run() turns CliError into one line on stderr and exit status 2.
-    assert isinstance(result.exception, CliError)
-    assert message in str(result.exception)
-    assert "\n" not in str(result.exception)
+def test_a_format_1_document_cannot_pass(tmp_path: pathlib.Path) -> None:
+    seed = hashlib.sha256(b"cli").digest()
+    entries = [Entry(f"p{n}", ("s1",)) for n in range(4)]
+    doc = export_round(Round(round_id="old", capacities={"s1": 1}, entries=tuple(entries),
+                             commitment=commitment(seed), entries_digest=entries_digest(entries),
+                             seed=seed, result=run_draw(seed, entries, {"s1": 1})))
+    done = run("verify", write(tmp_path, doc))
+    assert done.returncode == 1
+    assert "fairslot-round/1 document: its arithmetic checks out" in done.stdout
 
 
-def test_a_missing_file_is_a_cli_error(app: typer.Typer, tmp_path: pathlib.Path) -> None:
-    result = CliRunner().invoke(app, ["draw", "verify", str(tmp_path / "nope.json")])
-    assert isinstance(result.exception, CliError)
-    assert "cannot read" in str(result.exception)
+def _broken(example: Example) -> dict[str, Any]:
+    doc = copy.deepcopy(example.document)
+    return {
+        "missing field": {k: v for k, v in doc.items() if k != "opening"},
+        "wrong type": {**doc, "entries": "p01 1 in s1"},
+        "wrong type inside": {**doc, "opening": {**doc["opening"], "max_choices": "3"}},
+        "integer as float": json.dumps(doc).replace('"max_choices": 3', '"max_choices": 3.0'),
+        "unknown field": {**doc, "extra": 1},
+        "uppercase hex": {**doc, "hospital_key": doc["hospital_key"].upper()},
+        "lone surrogate": json.dumps(doc).replace('"department": "example"',
+                                                  '"department": "\\ud800"'),
+        "lone surrogate in an entry": json.dumps(doc).replace('"p01 1 in s1,s2 -"',
+                                                              '"p01\\ud800 1 in s1,s2 -"'),
+        "duplicate key": json.dumps(doc)[:-1] + ', "round_id": "x"}',
+        "not json": "{not json",
+        "not utf-8": b"\xff\xfe{}",
+        "a list": [1, 2],
+        "deeply nested": "[" * 200_000 + "]" * 200_000,
+        "mixed stages": {**doc, "freeze": None},
+    }
 
 
-def test_commitment_prints_the_sha256_of_a_seed(app: typer.Typer) -> None:
-    seed = bytes(range(32))
-    result = CliRunner().invoke(app, ["draw", "commitment", seed.hex()])
-    assert result.exit_code == 0
-    assert result.output.strip() == hashlib.sha256(seed).hexdigest()
-    short = CliRunner().invoke(app, ["draw", "commitment", "abcd"])
-    assert isinstance(short.exception, CliError)
-
-
-def test_the_installed_command_exits_two_with_one_line_for_a_malformed_file(
-        tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "round.json"
-    path.write_text(json.dumps({"format": "fairslot-round/1", "round_id": 3}), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-c", "from fairslot.cli.main import run; run()",
-                           "draw", "verify", str(path)], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.returncode == 2
+@pytest.mark.parametrize("case", ["missing field", "wrong type", "wrong type inside",
+                                  "integer as float", "unknown field", "uppercase hex",
+                                  "lone surrogate", "lone surrogate in an entry",
+                                  "duplicate key", "not json", "not utf-8", "a list",
+                                  "deeply nested", "mixed stages"])
+def test_a_bad_document_is_one_line_and_exit_two(example: Example, tmp_path: pathlib.Path,
+                                                  case: str) -> None:
+    content = _broken(example)[case]
+    path = tmp_path / "bad.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_text(json.dumps(content), encoding="utf-8")
+    done = run("verify", str(path), "--chain-key", CHAIN_KEY)
+    assert done.returncode == 2, done.stdout + done.stderr
     assert done.stdout == ""
-    assert done.stderr.count("\n") == 1
-    assert "'round_id' must be a string" in done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_a_100_mb_file_is_one_line_and_exit_two(example: Example,
+                                                tmp_path: pathlib.Path) -> None:
+    big = tmp_path / "big.json"
+    # 100 MB of one JSON string: valid JSON, not a round document.
+    big.write_text('"' + "a" * 100_000_000 + '"', encoding="ascii")
+    done = run("verify", str(big))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "must be" in done.stderr or "is not of type" in done.stderr
+    limited = run("verify", str(big), "--max-mb", "50")
+    assert limited.returncode == 2 and "more than the 50,000,000" in limited.stderr
+    receipt = run("verify", write(tmp_path, example.document), "--chain-key", CHAIN_KEY,
+                  "--receipt", str(big))
+    assert receipt.returncode == 2 and "more than the 1,000,000" in receipt.stderr
+
+
+@pytest.mark.parametrize("case", ["missing field", "wrong type", "lone surrogate", "not json",
+                                  "other round's opening"])
+def test_a_bad_receipt_is_one_line_and_exit_two_or_a_named_fail(
+        example: Example, tmp_path: pathlib.Path, case: str) -> None:
+    receipt = make_receipt(EXAMPLE_KEY, round_id="r-cli", opening=digest(example.opening),
+                           ref="p03", seq=1, kind="entry", choices=["s1", "s2"],
+                           at=dt.datetime(2026, 11, 23, 10, tzinfo=dt.UTC))
+    contents = {
+        "missing field": json.dumps({k: v for k, v in receipt.items() if k != "seq"}),
+        "wrong type": json.dumps({**receipt, "seq": "1"}),
+        "lone surrogate": json.dumps(receipt).replace('"p03"', '"p\\udc0003"'),
+        "not json": "[",
+        "other round's opening": json.dumps(EXAMPLE_KEY.sign({**receipt, "opening": "0" * 64})),
+    }
+    path = tmp_path / "receipt.json"
+    path.write_text(contents[case], encoding="utf-8")
+    done = run("verify", write(tmp_path, example.document), "--chain-key", CHAIN_KEY,
+               "--receipt", str(path))
+    if case == "other round's opening":
+        assert done.returncode == 1
+        assert "re-issued after this entry" in done.stdout
+        return
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "receipt.json" in done.stderr
+
+
+def test_audit_accepts_an_extension_and_catches_a_split_view(example: Example,
+                                                             tmp_path: pathlib.Path) -> None:
+    log = copy.deepcopy(example.log)
+    old = log.checkpoint(EXAMPLE_KEY, dt.datetime(2026, 11, 24, tzinfo=dt.UTC))
+    other = build_round([frozen_entry("q1", 1, ["s1"])], {"s1": 1}, round_id="r2")
+    for record in other.log.records:
+        log.append(record)
+    new = log.checkpoint(EXAMPLE_KEY, dt.datetime(2026, 11, 25, tzinfo=dt.UTC))
+    old_path = write(tmp_path, old, "old.json")
+    good = run("audit", old_path, write(tmp_path, log.consistency(old["size"], new), "new.json"))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.startswith("OK: the log of key")
+    split = copy.deepcopy(other.log)
+    split.records.extend(copy.deepcopy(other.log.records))
+    forked = split.checkpoint(EXAMPLE_KEY, dt.datetime(2026, 11, 25, tzinfo=dt.UTC))
+    bad = run("audit", old_path, write(tmp_path, split.document(forked), "fork.json"))
+    assert bad.returncode == 1 and "FAIL: the new log does not extend the old one" in bad.stdout
+    broken = run("audit", old_path, write(tmp_path, {"type": "fairslot-checkpoint/2"}, "x.json"))
+    assert broken.returncode == 2 and broken.stderr.count("\n") == 1
+
+
+def test_commitment_prints_the_sha256_of_a_seed() -> None:
+    seed = bytes(range(32))
+    done = run("commitment", seed.hex())
+    assert done.returncode == 0
+    assert done.stdout.strip() == hashlib.sha256(seed).hexdigest()
+    short = run("commitment", "abcd")
+    assert short.returncode == 2 and short.stderr.count("\n") == 1
+
+
+def test_a_format_1_beacon_with_a_lone_surrogate_is_one_line_not_a_traceback(
+        tmp_path: pathlib.Path) -> None:
+    """Issue 14, item 6: this crashed `fairslot draw verify` with a traceback."""
+    seed = hashlib.sha256(b"cli").digest()
+    entries = [Entry(f"p{n}", ("s1",)) for n in range(4)]
+    doc = export_round(Round(round_id="old", capacities={"s1": 1}, entries=tuple(entries),
+                             commitment=commitment(seed), entries_digest=entries_digest(entries),
+                             seed=seed, result=run_draw(seed, entries, {"s1": 1})))
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc).replace('"beacon": ""', '"beacon": "\\ud800"'),
+                    encoding="utf-8")
+    assert '"\\ud800"' in path.read_text(encoding="utf-8")
+    done = run("verify", str(path))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "lone surrogate" in done.stderr and "Traceback" not in done.stderr

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairslot.domain import draw
 from fairslot.domain.draw import (
     Award,
     DrawResult,
     Entry,
     Round,
+    allocation,
     commitment,
     draw_order,
     entries_digest,
@@ -149,9 +149,9 @@ def test_the_draw_equals_the_reference_for_any_round(data: st.DataObject) -> Non
 @pytest.mark.parametrize("bits", [1, 4, 8])
 def test_ties_of_the_sort_prefix_are_broken_by_the_full_key(
         monkeypatch: pytest.MonkeyPatch, bits: int) -> None:
-    full = draw._prefixes
+    full = allocation._prefixes
     # Keep only the top bits of each prefix: most entries then tie with others.
-    monkeypatch.setattr(draw, "_prefixes", lambda keys: full(keys) >> np.uint64(64 - bits))
+    monkeypatch.setattr(allocation, "_prefixes", lambda keys: full(keys) >> np.uint64(64 - bits))
     rng = random.Random(bits)
     entries, capacities = random_round(rng, 500, 12, slots=(0, 20))
     seed = rng.randbytes(32)
@@ -164,7 +164,7 @@ def test_ties_of_the_sort_prefix_are_broken_by_the_full_key(
 def test_equal_keys_are_ordered_by_ref() -> None:
     # Equal full keys would take a SHA-256 collision; the specification orders them by ref.
     keys = bytes(32) * 3 + b"\1" * 32 + bytes(32)
-    assert draw._order_keys(keys, ["c", "a", "b", "0", "aa"]).tolist() == [1, 4, 2, 0, 3]
+    assert allocation._order_keys(keys, ["c", "a", "b", "0", "aa"]).tolist() == [1, 4, 2, 0, 3]
 
 
 def test_every_slot_gone_early_puts_the_rest_on_the_waitlist() -> None:
@@ -211,7 +211,7 @@ def test_verify_accepts_entries_in_any_order_and_catches_a_swap() -> None:
 
 def test_the_fast_hash_is_sha256() -> None:
     for message in (b"", b"abc", bytes(range(256)) * 5):
-        assert draw._short_digest(draw._short_sha256(message)) == hashlib.sha256(
+        assert allocation._short_digest(allocation._short_sha256(message)) == hashlib.sha256(
             message).digest()
 
 

@@ -268,3 +268,65 @@ outbox = sa.Table(
     sa.Column("last_error", sa.String(200), nullable=True),
     sa.Index("ix_outbox_pending", "done_at", "due_at"),
 )
+
+# The draw, format fairslot-round/2 (docs/draw.md): what the hospital signed, stored as signed
+# and never rewritten (append-only triggers in migration 0005).
+draw_statements = sa.Table(
+    "draw_statements", metadata,
+    sa.Column("round_id", sa.ForeignKey("release_rounds.id"), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # opening | freeze | result
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("signed_at", UTCDateTime, nullable=False),
+)
+
+draw_frozen_lists = sa.Table(
+    "draw_frozen_lists", metadata,
+    sa.Column("round_id", sa.ForeignKey("release_rounds.id"), primary_key=True),
+    sa.Column("leaves", sa.Text, nullable=False),  # the leaf lines in ref order, "\n"-joined
+    sa.Column("root", sa.String(64), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("drawn", sa.Integer, nullable=False),
+    sa.Column("frozen_at", UTCDateTime, nullable=False),
+)
+
+draw_beacons = sa.Table(
+    "draw_beacons", metadata,
+    sa.Column("round_id", sa.ForeignKey("release_rounds.id"), primary_key=True),
+    sa.Column("chain_hash", sa.String(64), nullable=False),
+    sa.Column("beacon_round", sa.BigInteger, nullable=False),
+    sa.Column("signature", sa.String(192), nullable=False),
+    sa.Column("previous_signature", sa.String(192), nullable=True),
+    sa.Column("fetched_at", UTCDateTime, nullable=False),
+)
+
+draw_receipts = sa.Table(
+    "draw_receipts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("round_id", sa.ForeignKey("release_rounds.id"), nullable=False),
+    sa.Column("entry_id", sa.ForeignKey("entries.id"), nullable=False),
+    sa.Column("ref", sa.String(64), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.UniqueConstraint("entry_id", "seq"),
+)
+
+draw_log_records = sa.Table(
+    "draw_log_records", metadata,
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("round_id", sa.ForeignKey("release_rounds.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("round_id", "kind"),
+)
+
+draw_checkpoints = sa.Table(
+    "draw_checkpoints", metadata,
+    sa.Column("size", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.String(64), nullable=False),
+    sa.Column("time", UTCDateTime, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
