@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -110,7 +111,7 @@ class Index:
         old_keys = self._keys[keep]
         at = np.searchsorted(old_keys, new._keys)
 
-        def merged(old: npt.NDArray[np.generic], add: npt.NDArray[np.generic]) -> npt.NDArray:
+        def merged(old: npt.NDArray[Any], add: npt.NDArray[Any]) -> npt.NDArray[Any]:
             return np.insert(old[keep], at, add)
 
         return Index(members, np.insert(old_keys, at, new._keys),

@@ -36,6 +36,7 @@ class RingRole(StrEnum):
 
     MEMBER = "member"
     PAYMENT_HUB = "payment_hub"
+    PAYER = "payer"
     HOLDER = "holder"
     BOOKER = "booker"
     HELD_IDENTITY = "held_identity"

@@ -295,8 +295,8 @@ consortium_changes = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("chain", sa.String(64), nullable=False),
-    # The issuer's signed head when a page ended here (relayed as received).
-    sa.Column("signed_at", UTCDateTime, nullable=True),
+    # The issuer's signed head (its exact JSON) when a page ended here, relayed as received.
+    sa.Column("head", sa.Text, nullable=True),
     sa.Column("signature", sa.String(100), nullable=True),
 )
 

@@ -86,7 +86,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("chain", sa.String(length=64), nullable=False),
-        sa.Column("signed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("head", sa.Text(), nullable=True),
         sa.Column("signature", sa.String(length=100), nullable=True),
         sa.PrimaryKeyConstraint("member", "version", name=op.f("pk_consortium_changes")),
     )
