@@ -143,3 +143,11 @@ def test_several_members_listing_one_person_give_one_match_each() -> None:
     hits = index.lookup(pseudonym_bytes(KEY, SubjectType.IDENTITY, "110101199003071234"),
                         int(NOW.timestamp()))
     assert sorted((h.issuer, h.entry_no) for h in hits) == [("hosp-a", 1), ("hosp-c", 7)]
+
+
+def test_pseudonyms_sharing_their_first_eight_bytes_are_told_apart() -> None:
+    first, second = b"\x07" * 8 + b"\x01" * 8, b"\x07" * 8 + b"\x02" * 8
+    index = Index.build([dataclasses.replace(entry(1), pseudonym=first.hex()),
+                         dataclasses.replace(entry(2), pseudonym=second.hex())])
+    assert [h.entry_no for h in index.lookup(second, int(NOW.timestamp()))] == [2]
+    assert index.lookup(b"\x07" * 8 + b"\x03" * 8, int(NOW.timestamp())) == []

@@ -278,35 +278,64 @@ class ConsortiumStore:
 
     # -- own feed ---------------------------------------------------------------------------
 
-    def _append(self, conn: Connection, member: str, entry: Entry, now: dt.datetime) -> int:
-        """Append one change to this hospital's feed and update the entry's state."""
+    def _append(self, conn: Connection, member: str, entries: Sequence[Entry],
+                now: dt.datetime) -> list[int]:
+        """Append changes to this hospital's feed and update the entries' states; the feed
+        versions given, in order."""
         c = t.consortium_changes
         last = conn.execute(sa.select(c.c.version, c.c.chain).where(c.c.member == member)
                             .order_by(c.c.version.desc()).limit(1)).first()
-        version = 1 if last is None else last.version + 1
-        body = change_body(version, entry)
-        conn.execute(c.insert().values(member=member, version=version, body=body,
-                                       chain=chain(last.chain if last else genesis(member),
-                                                   body)))
-        self._put_entry(conn, entry, now)
-        return version
+        version, running = (0, genesis(member)) if last is None else (last.version, last.chain)
+        rows: list[dict[str, Any]] = []
+        versions: list[int] = []
+        for entry in entries:
+            version += 1
+            versions.append(version)
+            body = change_body(version, entry)
+            running = chain(running, body)
+            rows.append({"member": member, "version": version, "body": body,
+                         "chain": running})
+        if rows:
+            conn.execute(c.insert(), rows)
+        self._put_entries(conn, entries, now)
+        return versions
 
     @staticmethod
-    def _put_entry(conn: Connection, entry: Entry, now: dt.datetime) -> None:
-        e = t.consortium_entries
-        where = (e.c.member == entry.issuer) & (e.c.entry_no == entry.entry_no)
-        if entry.withdrawn:
-            conn.execute(e.update().where(where).values(
-                withdrawn=True, entry_version=entry.version, updated_at=now))
+    def _put_entries(conn: Connection, entries: Sequence[Entry], now: dt.datetime) -> None:
+        """Write entry states: new entries inserted, known ones updated, all in bulk."""
+        if not entries:
             return
-        values = {"entry_version": entry.version, "withdrawn": False,
-                  "kind": entry.kind.value, "role": entry.role.value if entry.role else None,
-                  "severity": entry.severity, "starts_at": entry.starts_at,
-                  "expires_at": entry.expires_at, "subject": entry.subject_type.value,
-                  "pseudonym": entry.pseudonym, "epoch": entry.epoch, "updated_at": now}
-        if not conn.execute(e.update().where(where).values(**values)).rowcount:
-            conn.execute(e.insert().values(member=entry.issuer, entry_no=entry.entry_no,
-                                           **values))
+        e = t.consortium_entries
+        member = entries[0].issuer
+        assert all(x.issuer == member for x in entries)
+        latest = {x.entry_no: x for x in entries}
+        known = {int(n) for n in conn.execute(sa.select(e.c.entry_no).where(
+            e.c.member == member, e.c.entry_no.in_(list(latest)))).scalars()}
+        inserts, updates, withdrawals = [], [], []
+        for x in latest.values():
+            values = {"entry_version": x.version, "withdrawn": x.withdrawn,
+                      "kind": x.kind.value, "role": x.role.value if x.role else None,
+                      "severity": x.severity, "starts_at": x.starts_at,
+                      "expires_at": x.expires_at, "subject": x.subject_type.value,
+                      "pseudonym": x.pseudonym, "epoch": x.epoch, "updated_at": now}
+            if x.entry_no not in known:
+                inserts.append({"member": member, "entry_no": x.entry_no, **values})
+            elif x.withdrawn:  # a withdrawal carries no pseudonym: keep the one held
+                withdrawals.append({"m": member, "n": x.entry_no, "v": x.version})
+            else:
+                updates.append({"m": member, "n": x.entry_no, **values})
+        if inserts:
+            conn.execute(e.insert(), inserts)
+        where = (e.c.member == sa.bindparam("m")) & (e.c.entry_no == sa.bindparam("n"))
+        if withdrawals:
+            conn.execute(e.update().where(where).values(
+                withdrawn=True, entry_version=sa.bindparam("v"), updated_at=now), withdrawals)
+        if updates:
+            columns = [k for k in updates[0] if k not in ("m", "n")]
+            conn.execute(e.update().where(where).values(
+                {k: sa.bindparam(f"b_{k}") for k in columns}),
+                [{"m": u["m"], "n": u["n"], **{f"b_{k}": u[k] for k in columns}}
+                 for u in updates])
 
     def publish(self, new: Sequence[NewEntry], pseudonyms: Sequence[str], epoch: int,
                 now: dt.datetime, actor: str) -> list[Entry]:
@@ -315,26 +344,27 @@ class ConsortiumStore:
             raise FairslotError("this hospital has no consortium key yet: run "
                                 "`fairslot consortium keys` first", code="consortium_no_key")
         o = t.consortium_own_entries
-        out: list[Entry] = []
         with self.engine.begin() as conn:
             self._lock_feed(conn)
-            for item, pseudonym in zip(new, pseudonyms, strict=True):
-                entry_no = conn.execute(o.insert().values(
-                    version=1, kind=item.kind.value, role=item.role and item.role.value,
-                    severity=item.severity, starts_at=item.starts_at,
-                    expires_at=item.expires_at, subject=item.subject_type.value,
-                    identifier=item.identifier, pseudonym=pseudonym, epoch=epoch,
-                    source=item.source[:300], created_by=actor, created_at=now,
-                ).returning(o.c.entry_no)).scalar_one()
-                entry = Entry(me.member, entry_no, 1, item.kind, item.role, item.severity,
-                              item.starts_at, item.expires_at, item.subject_type, pseudonym,
-                              epoch)
-                version = self._append(conn, me.member, entry, now)
-                self._audit(conn, now, actor, "entry.published", me.member, entry_no,
-                            kind=item.kind.value, role=item.role and item.role.value,
-                            subject=item.subject_type.value, feed_version=version,
-                            expires_at=item.expires_at.isoformat(), source=item.source[:300])
-                out.append(entry)
+            numbers = conn.execute(o.insert().returning(o.c.entry_no,
+                                                        sort_by_parameter_order=True), [{
+                "version": 1, "kind": item.kind.value, "role": item.role and item.role.value,
+                "severity": item.severity, "starts_at": item.starts_at,
+                "expires_at": item.expires_at, "subject": item.subject_type.value,
+                "identifier": item.identifier, "pseudonym": name, "epoch": epoch,
+                "source": item.source[:300], "created_by": actor, "created_at": now,
+            } for item, name in zip(new, pseudonyms, strict=True)]).scalars().all()
+            out = [Entry(me.member, int(no), 1, item.kind, item.role, item.severity,
+                         item.starts_at, item.expires_at, item.subject_type, name, epoch)
+                   for no, item, name in zip(numbers, new, pseudonyms, strict=True)]
+            versions = self._append(conn, me.member, out, now)
+            conn.execute(t.consortium_audit.insert(), [{
+                "at": now, "actor": actor, "action": "entry.published", "member": me.member,
+                "entry_no": entry.entry_no, "detail": {
+                    "kind": item.kind.value, "role": item.role and item.role.value,
+                    "subject": item.subject_type.value, "feed_version": version,
+                    "expires_at": item.expires_at.isoformat(), "source": item.source[:300]},
+            } for entry, item, version in zip(out, new, versions, strict=True)])
         return out
 
     def _lock_feed(self, conn: Connection) -> None:
@@ -365,7 +395,7 @@ class ConsortiumStore:
                           RingRole(row.role) if row.role else None, row.severity,
                           row.starts_at, row.expires_at, SubjectType(row.subject),
                           row.pseudonym, row.epoch, withdrawn=True)
-            feed_version = self._append(conn, me.member, entry, now)
+            [feed_version] = self._append(conn, me.member, [entry], now)
             self._audit(conn, now, actor, "entry.withdrawn", me.member, entry_no,
                         reason=reason[:300], feed_version=feed_version)
         return entry
@@ -403,14 +433,16 @@ class ConsortiumStore:
             self._lock_feed(conn)
             rows = conn.execute(sa.select(o).where(o.c.entry_no.in_(list(pseudonyms)),
                                                    o.c.withdrawn_at.is_(None))).all()
+            changed = []
             for r in rows:
                 version = r.version + 1
                 conn.execute(o.update().where(o.c.entry_no == r.entry_no).values(
                     version=version, pseudonym=pseudonyms[r.entry_no], epoch=epoch))
-                self._append(conn, me.member, Entry(
+                changed.append(Entry(
                     me.member, r.entry_no, version, EntryKind(r.kind),
                     RingRole(r.role) if r.role else None, r.severity, r.starts_at,
-                    r.expires_at, SubjectType(r.subject), pseudonyms[r.entry_no], epoch), now)
+                    r.expires_at, SubjectType(r.subject), pseudonyms[r.entry_no], epoch))
+            self._append(conn, me.member, changed, now)
             self._audit(conn, now, actor, "feed.rekeyed", me.member, epoch=epoch,
                         entries=len(rows))
         return len(rows)
@@ -488,6 +520,7 @@ class ConsortiumStore:
                     sa.select(e.c.entry_no, e.c.entry_version, e.c.withdrawn).where(
                         e.c.member == member,
                         e.c.entry_no.in_({x[3].entry_no for x in verified.changes})))}
+            rows = []
             for version, body, running, entry in verified.changes:
                 prior = known.get(entry.entry_no)
                 if prior is not None and (prior[1] or entry.version <= prior[0]):
@@ -497,13 +530,14 @@ class ConsortiumStore:
                     raise FeedError(f"{member}'s change {version} withdraws entry "
                                     f"{entry.entry_no}, which it never published")
                 end = version == verified.head.version
-                conn.execute(c.insert().values(
-                    member=member, version=version, body=body, chain=running,
-                    head=canonical(verified.head.as_json()).decode() if end else None,
-                    signature=verified.signature if end else None))
-                self._put_entry(conn, entry, now)
+                rows.append({"member": member, "version": version, "body": body,
+                             "chain": running,
+                             "head": canonical(verified.head.as_json()).decode() if end
+                             else None, "signature": verified.signature if end else None})
                 known[entry.entry_no] = (entry.version, entry.withdrawn)
                 applied.append(entry)
+            conn.execute(c.insert(), rows)
+            self._put_entries(conn, applied, now)
             conn.execute(m.update().where(m.c.code == member).values(
                 version=verified.head.version, chain=verified.head.chain,
                 head_at=verified.head.issued_at, success_at=now, attempt_at=now, error=None))
