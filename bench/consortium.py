@@ -56,7 +56,8 @@ def load() -> str:
 
 
 def fake_id(rng: random.Random) -> str:
-    return f"{rng.randint(110000, 659999)}{rng.randint(19400101, 20101228)}{rng.randint(0, 9999):04d}"
+    return (f"{rng.randint(110000, 659999)}{rng.randint(19400101, 20101228)}"
+            f"{rng.randint(0, 9999):04d}")
 
 
 def fill(engine: sa.Engine, entries: int, epoch: EpochKey, rng: random.Random) -> list[str]:
@@ -163,9 +164,9 @@ def bench_increment(c: Consortium, tmp: pathlib.Path, epoch: EpochKey, size: int
         return applied
 
     wall_v, cpu_v, applied = timed(verify_and_store)
-    before = len(c._state.index)  # noqa: SLF001 (a measurement, not a use)
+    before = len(c._state.index)
     wall_i, cpu_i, _ = timed(c.refresh)
-    assert applied == size and len(c._state.index) == before + size  # noqa: SLF001
+    assert applied == size and len(c._state.index) == before + size
     assert c.check(identity=items[0].identifier)
     print(f"increment of {size} entries ({len(pages)} pages, {feed_bytes / 1e6:.1f} MB of "
           f"JSON): parse + verify + store {wall_v:.2f} s (CPU {cpu_v:.2f} s); applying to the "
@@ -234,12 +235,12 @@ def main() -> None:
         wall, cpu, c = timed(lambda: Consortium(engine, FixedClock(NOW)))
         gc.collect()
         rss1 = rss_mb()
-        assert len(c._state.index) == args.entries  # noqa: SLF001
-        assert c._state.policy.actions["ring_member"] is Action.REFUSE  # noqa: SLF001
+        assert len(c._state.index) == args.entries
+        assert c._state.policy.actions["ring_member"] is Action.REFUSE
         print(f"loading {args.entries:,} entries from the database into the index: "
               f"{wall:.1f} s (CPU {cpu:.1f} s)")
-        print(f"memory: the index's arrays {c._state.index.nbytes / 1e6:.1f} MB "  # noqa: SLF001
-              f"({c._state.index.nbytes / args.entries:.0f} bytes an entry); process resident "  # noqa: SLF001
+        print(f"memory: the index's arrays {c._state.index.nbytes / 1e6:.1f} MB "
+              f"({c._state.index.nbytes / args.entries:.0f} bytes an entry); process resident "
               f"size {rss0:.0f} MB before loading, {rss1:.0f} MB after")
         bench_lookups(c, listed, args.lookups, rng)
         bench_increment(c, tmp, epoch, args.increment, rng)

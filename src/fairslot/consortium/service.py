@@ -117,9 +117,8 @@ class Consortium:
         members, keys = self._active()
         versions = self.store.feed_versions()  # before the entries: a change in between
         epochs = frozenset(k.epoch for k in keys)  # is applied twice, which is harmless
-        entries = (e for e in self.store.entries(members=sorted(members)) if e.epoch in epochs)
-        return _State(Index.build(entries), keys, self.store.policy(), versions, members,
-                      epochs)
+        index = Index.from_records(self.store.entry_records(sorted(members), sorted(epochs)))
+        return _State(index, keys, self.store.policy(), versions, members, epochs)
 
     def refresh(self) -> None:
         """Apply what the database holds beyond this process's index: new feed versions,

@@ -27,6 +27,7 @@ from fairslot.consortium.feed import (
     page_end,
     parse_change,
 )
+from fairslot.consortium.index import Record
 from fairslot.consortium.model import (
     Action,
     Entry,
@@ -577,6 +578,20 @@ class ConsortiumStore:
             result = conn.execution_options(stream_results=True).execute(query)
             while chunk := result.fetchmany(batch):
                 yield from (_entry(r) for r in chunk)
+
+    def entry_records(self, members: Sequence[str], epochs: Sequence[int],
+                      batch: int = 50_000) -> Iterator[Record]:
+        """Entries in force or to come (not withdrawn) of these members under these epochs,
+        as plain tuples for the index, streamed."""
+        e = t.consortium_entries
+        query = sa.select(e.c.member, e.c.entry_no, e.c.kind, e.c.role, e.c.severity,
+                          e.c.starts_at, e.c.expires_at, e.c.subject, e.c.pseudonym).where(
+            e.c.withdrawn.is_(False), e.c.member.in_(list(members)),
+            e.c.epoch.in_(list(epochs)))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(query)
+            while chunk := result.fetchmany(batch):
+                yield from (tuple(r) for r in chunk)
 
     def changes_after(self, member: str, version: int) -> list[Entry]:
         c = t.consortium_changes
