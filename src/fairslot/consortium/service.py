@@ -76,7 +76,18 @@ class Consortium:
         self.stale_after = stale_after
         self._http = http
         self._lock = threading.Lock()
-        self._state = self._build()
+        # Built on first use: the routes that serve feeds and take appeals never need it.
+        self._loaded: _State | None = None
+
+    @property
+    def _state(self) -> _State:
+        state = self._loaded
+        if state is None:
+            with self._lock:
+                if self._loaded is None:
+                    self._loaded = self._build()
+                state = self._loaded
+        return state
 
     # -- the look-up ---------------------------------------------------------------------------
 
@@ -123,12 +134,14 @@ class Consortium:
     def refresh(self) -> None:
         """Apply what the database holds beyond this process's index: new feed versions,
         policies; rebuild when a member or an epoch came or went."""
+        if self._loaded is None:
+            return  # built from the database on first use anyway
         with self._lock:
-            state = self._state
+            state = self._loaded
             members, keys = self._active()
             epochs = frozenset(k.epoch for k in keys)
             if members != state.members or epochs != state.epochs:
-                self._state = self._build()
+                self._loaded = self._build()
                 return
             versions = self.store.feed_versions()
             changes: list[Entry] = []
@@ -139,7 +152,7 @@ class Consortium:
                             entry = _as_withdrawn(entry)
                         changes.append(entry)
             index = state.index.apply(changes) if changes else state.index
-            self._state = _State(index, keys, self.store.policy(), versions, members, epochs)
+            self._loaded = _State(index, keys, self.store.policy(), versions, members, epochs)
 
     # -- this hospital's own entries --------------------------------------------------------
 

@@ -77,7 +77,8 @@ async def feed(request: Request, member: MemberCode,
                         headers={"Cache-Control": "no-store"})
 
 
-@router.post("/appeals", status_code=201)
+@router.post("/appeals", status_code=201,
+             responses={200: {"description": "this appeal was already received"}})
 async def receive_appeal(request: Request) -> Any:
     """An appeal a member forwards from one of its patients to this hospital, the issuer:
     the entry, its pseudonym and the patient's message, signed by the member."""
