@@ -64,9 +64,10 @@ def test_an_entry_stops_applying_when_it_expires(pair: Pair) -> None:
 
 def test_another_worker_sees_a_sync_after_its_refresh(pair: Pair) -> None:
     worker = Consortium(pair.b.store.engine, pair.clock)
+    assert worker.check(identity=ID) == []  # its index is built now
     pair.a.publish([ring_entry(pair)], actor="investigator")
     pair.b.sync()
-    assert worker.check(identity=ID) == []
+    assert worker.check(identity=ID) == []  # memory only, until it refreshes
     worker.refresh()
     assert [m.action for m in worker.check(identity=ID)] == [Action.REFUSE]
 
