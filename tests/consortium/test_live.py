@@ -30,7 +30,9 @@ from fairslot.storage.database import make_engine
 from fairslot.storage.migrate import upgrade
 from tests.conftest import PG_ADMIN_URL, wait_until_serving
 
-pytestmark = pytest.mark.slow
+# One story on one set of servers: under `pytest -n 2 --dist loadgroup` the tests of this
+# module must run in order on one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("consortium-live")]
 
 RING_ID = "110101198805054321"
 RING_PHONE = "13911112222"
