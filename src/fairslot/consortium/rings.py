@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import pathlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,10 +47,12 @@ class RingImport:
     unresolved: int
 
 
+_EXPORT_PSEUDONYM = re.compile(r"(?:[a-z0-9_.-]+:)?h:[0-9a-f]{24}")
+
+
 def _is_export_pseudonym(value: str) -> bool:
-    tail = value.rpartition(":")[2] if value.count(":") >= 2 else value.removeprefix("h:")
-    return value.startswith("h:") or (":h:" in value and all(
-        c in "0123456789abcdef" for c in tail))
+    """``h:`` and 24 hex characters, or a payer's ``method:h:...`` (docs/records.md)."""
+    return _EXPORT_PSEUDONYM.fullmatch(value) is not None
 
 
 class _Resolver:

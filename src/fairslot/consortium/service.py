@@ -387,10 +387,9 @@ class Consortium:
             if known.member != sender or known.entry_no != entry_no:
                 raise Conflict("this appeal reference is taken", code="consortium_appeal_ref")
             return known, False
-        own = {o.entry.entry_no: o for o in self.store.own_entries()}
-        entry = own.get(entry_no)
+        found = self.store.own_entries(entry_no=entry_no)
         # The pseudonym must be the entry's: a member cannot use appeals to probe.
-        if entry is None or entry.entry.pseudonym != name:
+        if not found or found[0].entry.pseudonym != name:
             raise NotFound(f"this hospital has no entry {entry_no} naming that pseudonym",
                            code="consortium_no_entry")
         now = self.clock.now()

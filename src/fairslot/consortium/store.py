@@ -401,12 +401,16 @@ class ConsortiumStore:
                         reason=reason[:300], feed_version=feed_version)
         return entry
 
-    def own_entries(self, *, active_only: bool = False) -> list[OwnEntry]:
+    def own_entries(self, *, active_only: bool = False,
+                    entry_no: int | None = None) -> list[OwnEntry]:
+        """This hospital's entries, without their clear identifiers (not decrypted)."""
         o = t.consortium_own_entries
         me = self.self_row()
-        query = sa.select(o).order_by(o.c.entry_no)
+        query = sa.select(*[c for c in o.c if c.name != "identifier"]).order_by(o.c.entry_no)
         if active_only:
             query = query.where(o.c.withdrawn_at.is_(None))
+        if entry_no is not None:
+            query = query.where(o.c.entry_no == entry_no)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         member = me.member if me else ""
