@@ -96,7 +96,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 _TABLES = ("outbox", "notifications", "entries", "round_sessions", "release_rounds",
            "auth_tokens",
            "payments", "bookings", "account_patients", "patients", "residents",
-           "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events")
+           "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events",
+           "consortium_self", "consortium_epochs", "consortium_members", "consortium_changes",
+           "consortium_entries", "consortium_own_entries", "consortium_policies",
+           "consortium_appeals", "consortium_audit")
 
 
 def _pg_engine(url: str) -> sa.Engine:

@@ -17,7 +17,11 @@ PUBLIC = {"/healthz", "/readyz", "/api/v1/hospitals", "/api/v1/hospitals/{hospit
           "/api/v1/doctors/{doctor_id}/sessions", "/api/v1/sessions/{session_id}",
           "/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/openapi.json",
           "/api/v1/docs", "/api/v1/rounds", "/api/v1/rounds/{round_id}",
-          "/api/v1/rounds/{round_id}/export"}
+          "/api/v1/rounds/{round_id}/export",
+          # The consortium's routes answer other hospitals, not users: each but the key is a
+          # request signed by a pinned member (tests/consortium/test_consortium.py).
+          "/api/v1/consortium/key", "/api/v1/consortium/feeds/{member}",
+          "/api/v1/consortium/appeals"}
 # Who may use each non-public route besides admin (who may use every route).
 ALLOWED: dict[tuple[str, str], set[Role]] = {
     ("POST", "/api/v1/auth/logout"): set(Role),

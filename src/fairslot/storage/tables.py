@@ -330,3 +330,133 @@ draw_checkpoints = sa.Table(
     sa.Column("time", UTCDateTime, nullable=False),
     sa.Column("body", sa.Text, nullable=False),
 )
+
+# The consortium (docs/consortium.md): entries shared with other hospitals under pseudonyms.
+# Clear identifiers appear only in this hospital's own entries, encrypted; what other members
+# send is pseudonymous. Read and written by fairslot.consortium.store alone.
+consortium_self = sa.Table(
+    "consortium_self", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("member", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("signing_key", EncryptedText("consortium_self.signing_key"), nullable=False),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+consortium_epochs = sa.Table(
+    "consortium_epochs", metadata,
+    sa.Column("epoch", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("key", EncryptedText("consortium_epochs.key"), nullable=False),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.Column("retired_at", UTCDateTime, nullable=True),
+)
+
+consortium_members = sa.Table(
+    "consortium_members", metadata,
+    sa.Column("code", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("url", sa.String(300), nullable=False),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("hub", sa.Boolean, nullable=False, default=False),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.Column("removed_at", UTCDateTime, nullable=True),
+    # The last verified state of the member's feed, and how the last pulls went.
+    sa.Column("version", sa.Integer, nullable=False, default=0),
+    sa.Column("chain", sa.String(64), nullable=False),
+    sa.Column("head_at", UTCDateTime, nullable=True),
+    sa.Column("attempt_at", UTCDateTime, nullable=True),
+    sa.Column("success_at", UTCDateTime, nullable=True),
+    sa.Column("error", sa.String(300), nullable=True),
+)
+
+# Every member's feed as received (and this hospital's own), so any member can relay it.
+consortium_changes = sa.Table(
+    "consortium_changes", metadata,
+    sa.Column("member", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("chain", sa.String(64), nullable=False),
+    # The issuer's signed head (its exact JSON) when a page ended here, relayed as received.
+    sa.Column("head", sa.Text, nullable=True),
+    sa.Column("signature", sa.String(100), nullable=True),
+)
+
+# The current state of every entry, own and subscribed: what the look-up index is built from.
+consortium_entries = sa.Table(
+    "consortium_entries", metadata,
+    sa.Column("member", sa.String(32), primary_key=True),
+    sa.Column("entry_no", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("entry_version", sa.Integer, nullable=False),
+    sa.Column("withdrawn", sa.Boolean, nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("role", sa.String(24), nullable=True),
+    sa.Column("severity", sa.Integer, nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("subject", sa.String(16), nullable=False),
+    sa.Column("pseudonym", sa.String(32), nullable=False, index=True),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+consortium_own_entries = sa.Table(
+    "consortium_own_entries", metadata,
+    sa.Column("entry_no", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("role", sa.String(24), nullable=True),
+    sa.Column("severity", sa.Integer, nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("subject", sa.String(16), nullable=False),
+    # The clear identifier stays here, encrypted, so a new epoch can re-key the entry.
+    sa.Column("identifier", EncryptedText("consortium_own_entries.identifier"),
+              nullable=False),
+    sa.Column("pseudonym", sa.String(32), nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(300), nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("withdrawn_at", UTCDateTime, nullable=True),
+    sa.Column("withdraw_reason", sa.String(300), nullable=True),
+)
+
+consortium_policies = sa.Table(
+    "consortium_policies", metadata,
+    sa.Column("key", sa.String(48), primary_key=True),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+consortium_appeals = sa.Table(
+    "consortium_appeals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ref", sa.String(36), nullable=False, unique=True),
+    # "out": a patient here appeals another member's entry; "in": received from a member.
+    sa.Column("direction", sa.String(4), nullable=False),
+    sa.Column("member", sa.String(32), nullable=False),
+    sa.Column("issuer", sa.String(32), nullable=False),
+    sa.Column("entry_no", sa.BigInteger, nullable=False),
+    sa.Column("pseudonym", sa.String(32), nullable=False),
+    sa.Column("message", EncryptedText("consortium_appeals.message"), nullable=False),
+    sa.Column("patient_id", sa.Integer, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    sa.Column("decision", sa.String(500), nullable=True),
+    sa.Column("error", sa.String(300), nullable=True),
+)
+
+# Append-only: every change to the consortium's state here, with who made it. No clear PII.
+consortium_audit = sa.Table(
+    "consortium_audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("member", sa.String(32), nullable=True),
+    sa.Column("entry_no", sa.BigInteger, nullable=True),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
