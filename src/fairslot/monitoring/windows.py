@@ -1,0 +1,358 @@
+"""Sliding windows of event time: the detectors' only state.
+
+A window holds, per key, a set of members with the latest time each was seen, and forgets
+members older than the window's length. Everything a scenario counts is a set: requests are
+counted as the set of their event ids, patients behind an IP as the set of patient ids.
+Adding a member twice changes nothing, so an event the stream delivers again (at-least-once)
+leaves every count as it was. Counts only take members up to the event's own time, so a late
+or replayed event sees what it saw the first time (or less, never more).
+
+Detectors do not call the store one member at a time: for a batch of events they list their
+operations, the store runs them all in order and returns one result per operation. In
+memory that is a loop; in Redis it is a few script calls in one round trip, and the state is
+shared by every monitor of the consumer group, so counts are the platform's, not one
+process's.
+
+Operations (tuples, for speed):
+
+- ``(ADD, window, key, member, ts, sample_at)``: add, then the number of members seen in
+  ``(ts - seconds, ts]``; when that reaches ``sample_at`` (> 0), a pair ``(count, members)``
+  with up to ``SAMPLE`` of the most recent members instead, for evidence.
+- ``(RECENT, window, key, "", ts, 0)``: no change; the members seen in ``(ts - seconds, ts]``
+  with their times, oldest first.
+- ``(COOCCUR, bucket_window, bucket_key, account, ts, sessions_window, pairs_window, session,
+  max_bucket)``: lockstep bookkeeping (see ``scenarios.Lockstep``): put the account in the
+  bucket, the session in the account's set, and the session in the pair set of the account
+  and each other account of the bucket; result ``(own_sessions, [(other, shared,
+  other_sessions), ...])``, or ``(own_sessions, [])`` when the bucket is crowded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import redis
+
+__all__ = [
+    "ADD",
+    "COOCCUR",
+    "RECENT",
+    "SAMPLE",
+    "MemoryWindows",
+    "Op",
+    "RedisWindows",
+    "Window",
+    "WindowStore",
+]
+
+ADD = 0
+RECENT = 1
+COOCCUR = 2
+SAMPLE = 20
+
+Op = tuple[Any, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Window:
+    name: str
+    seconds: float
+    cap: int = 10_000
+    """Most members kept per key (the oldest go first): a bound on memory under a flood."""
+
+
+class WindowStore(Protocol):
+    def run(self, ops: Sequence[Op]) -> list[Any]:
+        """Apply ``ops`` in order; one result per operation."""
+        ...
+
+
+class _Members:
+    """One key's members: the latest time of each (``seen``) and every sighting in arrival
+    order (``order``), so that expiry pops from the front of a deque. A member seen again
+    leaves an older sighting behind, which expiry then skips."""
+
+    __slots__ = ("disordered", "newest", "order", "seen")
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+        self.order: deque[tuple[float, str]] = deque()
+        self.newest = float("-inf")
+        self.disordered = False
+
+
+class MemoryWindows:
+    """Windows in this process's memory: embedded mode, replays and benchmarks."""
+
+    SWEEP_EVERY = 200_000
+
+    def __init__(self) -> None:
+        self._state: dict[str, dict[str, _Members]] = {}
+        self._seconds: dict[str, float] = {}
+        self._ops = 0
+        self._latest = float("-inf")
+
+    def keys(self, window: Window) -> int:
+        """How many keys the window holds (for tests and the bench)."""
+        return len(self._state.get(window.name, {}))
+
+    def _table(self, window: Window) -> dict[str, _Members]:
+        table = self._state.get(window.name)
+        if table is None:
+            table = self._state[window.name] = {}
+            self._seconds[window.name] = window.seconds
+        return table
+
+    def _add(self, window: Window, key: str, member: str, ts: float) -> _Members:
+        table = self._state.get(window.name)
+        if table is None:
+            table = self._table(window)
+        entry = table.get(key)
+        if entry is None:
+            entry = table[key] = _Members()
+        seen = entry.seen
+        last = seen.get(member)
+        if last is None or ts > last:
+            seen[member] = ts
+            entry.order.append((ts, member))
+            if ts < entry.newest:
+                entry.disordered = True
+            else:
+                entry.newest = ts
+        order = entry.order
+        horizon = entry.newest - window.seconds
+        if order[0][0] <= horizon:
+            popleft = order.popleft
+            while order and order[0][0] <= horizon:
+                old, gone = popleft()
+                if seen.get(gone) == old:
+                    del seen[gone]
+            if not seen:
+                entry.disordered = False
+        if len(seen) > window.cap:
+            while len(seen) > window.cap:
+                old, gone = order.popleft()
+                if seen.get(gone) == old:
+                    del seen[gone]
+        return entry
+
+    @staticmethod
+    def _count(entry: _Members, low: float, ts: float) -> int:
+        if not entry.disordered and ts >= entry.newest:
+            return len(entry.seen)
+        return sum(1 for seen in entry.seen.values() if low < seen <= ts)
+
+    @staticmethod
+    def _recent(entry: _Members, low: float, ts: float, limit: int | None = None,
+                ) -> list[tuple[str, float]]:
+        found = [(m, seen) for m, seen in entry.seen.items() if low < seen <= ts]
+        found.sort(key=lambda pair: pair[1])
+        return found if limit is None else found[-limit:]
+
+    def run(self, ops: Sequence[Op]) -> list[Any]:
+        results: list[Any] = []
+        append = results.append
+        add = self._add
+        latest = self._latest
+        for op in ops:
+            code = op[0]
+            ts = op[4]
+            if ts > latest:
+                latest = ts
+            if code == ADD:
+                window = op[1]
+                entry = add(window, op[2], op[3], ts)
+                if not entry.disordered and ts >= entry.newest:
+                    count = len(entry.seen)
+                else:
+                    count = self._count(entry, ts - window.seconds, ts)
+                sample_at = op[5]
+                if sample_at and count >= sample_at:
+                    found = self._recent(entry, ts - window.seconds, ts, SAMPLE)
+                    append((count, [m for m, _ in found]))
+                else:
+                    append(count)
+            elif code == RECENT:
+                window = op[1]
+                known = self._table(window).get(op[2])
+                append([] if known is None else
+                       self._recent(known, ts - window.seconds, ts))
+            elif code == COOCCUR:
+                append(self._cooccur(op))
+            else:
+                raise ValueError(f"unknown window operation {code!r}")
+        self._latest = latest
+        self._ops += len(ops)
+        if self._ops >= self.SWEEP_EVERY:
+            self._ops = 0
+            self.sweep()
+        return results
+
+    def _cooccur(self, op: Op) -> tuple[int, list[tuple[str, int, int]]]:
+        _code, buckets, key, account, ts, sessions, pairs, session, max_bucket = op
+        entry = self._add(buckets, key, account, ts)
+        low = ts - buckets.seconds
+        others = [m for m, seen in entry.seen.items() if m != account and low < seen <= ts]
+        own = self._count(self._add(sessions, account, session, ts), ts - sessions.seconds, ts)
+        if len(others) + 1 > max_bucket:
+            return own, []
+        matches: list[tuple[str, int, int]] = []
+        session_table = self._table(sessions)
+        for other in others:
+            pair = f"{account}|{other}" if account < other else f"{other}|{account}"
+            pair_entry = self._add(pairs, pair, session, ts)
+            theirs = session_table.get(other)
+            their_count = 0 if theirs is None else self._count(theirs, ts - sessions.seconds, ts)
+            matches.append((other, self._count(pair_entry, ts - pairs.seconds, ts), their_count))
+        return own, matches
+
+    def sweep(self) -> int:
+        """Forget keys whose newest member left its window; returns how many went."""
+        gone = 0
+        for name, table in self._state.items():
+            horizon = self._latest - self._seconds[name]
+            stale = [key for key, entry in table.items() if entry.newest <= horizon]
+            for key in stale:
+                del table[key]
+            gone += len(stale)
+        return gone
+
+
+# One script runs a slice of a batch's operations inside Redis. The windows' names, lengths
+# and caps come first in ARGV, then eight fields per operation.
+_SCRIPT = """
+local prefix = ARGV[1]
+local nw = tonumber(ARGV[2])
+local names, secs, caps = {}, {}, {}
+local i = 3
+for w = 1, nw do
+  names[w] = ARGV[i]; secs[w] = tonumber(ARGV[i + 1]); caps[w] = tonumber(ARGV[i + 2])
+  i = i + 3
+end
+local function key_of(w, key) return prefix .. names[w] .. ':' .. key end
+local function fmt(x) return string.format('%.6f', x) end
+local function add(w, key, member, ts)
+  local k = key_of(w, key)
+  redis.call('ZADD', k, 'GT', ts, member)
+  local low = fmt(tonumber(ts) - secs[w])
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', low)
+  local card = redis.call('ZCARD', k)
+  if card > caps[w] then redis.call('ZREMRANGEBYRANK', k, 0, card - caps[w] - 1) end
+  redis.call('PEXPIRE', k, math.ceil(secs[w] * 1000) + 60000)
+  return k, low
+end
+local function count(k, low, ts) return redis.call('ZCOUNT', k, '(' .. low, ts) end
+local out = {}
+while i <= #ARGV do
+  local code, w, key = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local member, ts = ARGV[i + 3], ARGV[i + 4]
+  local x1, x2, x3 = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  i = i + 8
+  if code == '0' then
+    local k, low = add(w, key, member, ts)
+    local n = count(k, low, ts)
+    local sample_at = tonumber(x1)
+    if sample_at > 0 and n >= sample_at then
+      out[#out + 1] = {n, redis.call('ZREVRANGEBYSCORE', k, ts, '(' .. low, 'LIMIT', 0, SAMPLE)}
+    else
+      out[#out + 1] = n
+    end
+  elseif code == '1' then
+    local k = key_of(w, key)
+    local low = fmt(tonumber(ts) - secs[w])
+    out[#out + 1] = redis.call('ZRANGEBYSCORE', k, '(' .. low, ts, 'WITHSCORES')
+  else
+    local sw, pw = tonumber(x1), tonumber(x2)
+    local sep = string.find(x3, '|', 1, true)
+    local maxb = tonumber(string.sub(x3, 1, sep - 1))
+    local session = string.sub(x3, sep + 1)
+    local bk, blow = add(w, key, member, ts)
+    local others = redis.call('ZRANGEBYSCORE', bk, '(' .. blow, ts)
+    local ak, alow = add(sw, member, session, ts)
+    local found = {}
+    if #others <= maxb then
+      for _, other in ipairs(others) do
+        if other ~= member then
+          local pair = other .. '|' .. member
+          if member < other then pair = member .. '|' .. other end
+          local pk, plow = add(pw, pair, session, ts)
+          found[#found + 1] = other
+          found[#found + 1] = count(pk, plow, ts)
+          found[#found + 1] = count(key_of(sw, other), fmt(tonumber(ts) - secs[sw]), ts)
+        end
+      end
+    end
+    out[#out + 1] = {count(ak, alow, ts), found}
+  end
+end
+return out
+"""
+
+
+class RedisWindows:
+    """Windows in Redis, shared by every monitor of the consumer group. Sorted sets keyed
+    ``<prefix><window>:<key>``, member -> latest time seen; each key expires a minute after
+    its window would be empty, so nothing needs sweeping. Operations run in Lua scripts of at
+    most ``chunk`` operations (each holds Redis for about a millisecond), all sent in one
+    pipeline."""
+
+    def __init__(self, client: redis.Redis[Any], prefix: str, windows: Sequence[Window], *,
+                 chunk: int = 256) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._index = {w.name: n for n, w in enumerate(windows, start=1)}
+        self._header: list[str | int | float] = [prefix + "w:", len(windows)]
+        for w in windows:
+            self._header += [w.name, w.seconds, w.cap]
+        self._script = client.register_script(_SCRIPT.replace("SAMPLE", str(SAMPLE)))
+        self._chunk = chunk
+
+    def _args(self, op: Op) -> list[str | int | float]:
+        code = op[0]
+        if code == ADD:
+            return [ADD, self._index[op[1].name], op[2], op[3], repr(op[4]), op[5], 0, 0]
+        if code == RECENT:
+            return [RECENT, self._index[op[1].name], op[2], "", repr(op[4]), 0, 0, 0]
+        if code == COOCCUR:
+            return [COOCCUR, self._index[op[1].name], op[2], op[3], repr(op[4]),
+                    self._index[op[5].name], self._index[op[6].name], f"{op[8]}|{op[7]}"]
+        raise ValueError(f"unknown window operation {code!r}")
+
+    def run(self, ops: Sequence[Op]) -> list[Any]:
+        if not ops:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for start in range(0, len(ops), self._chunk):
+            args: list[str | int | float] = list(self._header)
+            for op in ops[start:start + self._chunk]:
+                args += self._args(op)
+            self._script(keys=[], args=args, client=pipe)
+        replies = pipe.execute()
+        results: list[Any] = []
+        offset = 0
+        for reply in replies:
+            for raw in reply:
+                results.append(self._result(ops[offset], raw))
+                offset += 1
+        return results
+
+    @staticmethod
+    def _result(op: Op, raw: Any) -> Any:
+        code = op[0]
+        if code == ADD:
+            if isinstance(raw, list):
+                return (int(raw[0]), [_text(m) for m in raw[1]])
+            return int(raw)
+        if code == RECENT:
+            pairs = [(_text(raw[n]), float(raw[n + 1])) for n in range(0, len(raw), 2)]
+            return pairs
+        own, found = raw
+        return int(own), [(_text(found[n]), int(found[n + 1]), int(found[n + 2]))
+                          for n in range(0, len(found), 3)]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
