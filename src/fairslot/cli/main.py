@@ -27,9 +27,21 @@ class CliError(Exception):
 
 def _register() -> None:
     # Imported here so that `fairslot --help` stays cheap and each group is self-contained.
-    from fairslot.cli import db, demo, draw, guard, investigate, records, serve, simulate, user
+    from fairslot.cli import (
+        db,
+        demo,
+        draw,
+        guard,
+        investigate,
+        monitor,
+        records,
+        serve,
+        simulate,
+        user,
+    )
 
-    for module in (serve, db, demo, user, records, draw, guard, investigate, simulate):
+    for module in (serve, db, demo, user, records, draw, guard, investigate, simulate,
+                   monitor):
         module.register(app)
 
 

@@ -61,6 +61,7 @@ KINDS: Mapping[str, str] = {
     "identity.rejected": "a failed real-name check or malformed identity: detail reason "
                          "(invalid_id_number, invalid_name, identity_not_verified), "
                          "tried (blind index of the ID number tried, if it parsed), "
+                         "name_tried (blind index of the name tried), "
                          "name_plausible (bool)",
     "patient.linked": "an identity linked to an account: detail id_valid, name_plausible",
     "patient.unlinked": "an identity unlinked from an account",

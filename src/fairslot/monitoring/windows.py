@@ -17,7 +17,7 @@ Operations (tuples, for speed):
 
 - ``(ADD, window, key, member, ts, sample_at)``: add, then the number of members seen in
   ``(ts - seconds, ts]``; when that reaches ``sample_at`` (> 0), a pair ``(count, members)``
-  with up to ``SAMPLE`` of the most recent members instead, for evidence.
+  with up to ``SAMPLE`` of the most recent members (newest first) instead, for evidence.
 - ``(RECENT, window, key, "", ts, 0)``: no change; the members seen in ``(ts - seconds, ts]``
   with their times, oldest first.
 - ``(COOCCUR, bucket_window, bucket_key, account, ts, sessions_window, pairs_window, session,
@@ -73,15 +73,18 @@ class WindowStore(Protocol):
 class _Members:
     """One key's members: the latest time of each (``seen``) and every sighting in arrival
     order (``order``), so that expiry pops from the front of a deque. A member seen again
-    leaves an older sighting behind, which expiry then skips."""
+    leaves an older sighting behind, which expiry then skips. A sighting older than the
+    key's newest (a late or redelivered event) makes the key ``disordered`` until the
+    window has moved past it; meanwhile expiry and counting scan the members."""
 
-    __slots__ = ("disordered", "newest", "order", "seen")
+    __slots__ = ("disorder_mark", "disordered", "newest", "order", "seen")
 
     def __init__(self) -> None:
         self.seen: dict[str, float] = {}
         self.order: deque[tuple[float, str]] = deque()
         self.newest = float("-inf")
         self.disordered = False
+        self.disorder_mark = float("-inf")
 
 
 class MemoryWindows:
@@ -120,24 +123,47 @@ class MemoryWindows:
             entry.order.append((ts, member))
             if ts < entry.newest:
                 entry.disordered = True
+                entry.disorder_mark = entry.newest
             else:
                 entry.newest = ts
         order = entry.order
-        horizon = entry.newest - window.seconds
+        # Expire by this operation's own time, as the Redis script does: a late event is
+        # counted with what it saw, and the next newer one expires it.
+        horizon = ts - window.seconds
         if order[0][0] <= horizon:
             popleft = order.popleft
             while order and order[0][0] <= horizon:
                 old, gone = popleft()
                 if seen.get(gone) == old:
                     del seen[gone]
-            if not seen:
+        if entry.disordered:
+            for gone in [m for m, t in seen.items() if t <= horizon]:
+                del seen[gone]
+            if horizon >= entry.disorder_mark or not seen:
                 entry.disordered = False
         if len(seen) > window.cap:
-            while len(seen) > window.cap:
-                old, gone = order.popleft()
-                if seen.get(gone) == old:
-                    del seen[gone]
+            self._evict(entry, window.cap)
         return entry
+
+    @staticmethod
+    def _evict(entry: _Members, cap: int) -> None:
+        """Drop the oldest members down to ``cap``, by time and then by name, as Redis
+        drops the lowest scores."""
+        seen, order = entry.seen, entry.order
+        while len(seen) > cap:
+            if entry.disordered:
+                del seen[min(seen.items(), key=lambda item: (item[1], item[0]))[0]]
+                continue
+            while seen.get(order[0][1]) != order[0][0]:
+                order.popleft()
+            first = order[0][0]
+            ties = []
+            for at, name in order:
+                if at != first:
+                    break
+                if seen.get(name) == at:
+                    ties.append(name)
+            del seen[min(ties)]
 
     @staticmethod
     def _count(entry: _Members, low: float, ts: float) -> int:
@@ -146,11 +172,11 @@ class MemoryWindows:
         return sum(1 for seen in entry.seen.values() if low < seen <= ts)
 
     @staticmethod
-    def _recent(entry: _Members, low: float, ts: float, limit: int | None = None,
-                ) -> list[tuple[str, float]]:
+    def _recent(entry: _Members, low: float, ts: float) -> list[tuple[str, float]]:
+        """Members seen in ``(low, ts]``, oldest first (ties by name, as Redis orders)."""
         found = [(m, seen) for m, seen in entry.seen.items() if low < seen <= ts]
-        found.sort(key=lambda pair: pair[1])
-        return found if limit is None else found[-limit:]
+        found.sort(key=lambda pair: (pair[1], pair[0]))
+        return found
 
     def run(self, ops: Sequence[Op]) -> list[Any]:
         results: list[Any] = []
@@ -171,8 +197,8 @@ class MemoryWindows:
                     count = self._count(entry, ts - window.seconds, ts)
                 sample_at = op[5]
                 if sample_at and count >= sample_at:
-                    found = self._recent(entry, ts - window.seconds, ts, SAMPLE)
-                    append((count, [m for m, _ in found]))
+                    found = self._recent(entry, ts - window.seconds, ts)
+                    append((count, [m for m, _ in reversed(found[-SAMPLE:])]))
                 else:
                     append(count)
             elif code == RECENT:
@@ -195,7 +221,7 @@ class MemoryWindows:
         _code, buckets, key, account, ts, sessions, pairs, session, max_bucket = op
         entry = self._add(buckets, key, account, ts)
         low = ts - buckets.seconds
-        others = [m for m, seen in entry.seen.items() if m != account and low < seen <= ts]
+        others = [m for m, _ in self._recent(entry, low, ts) if m != account]
         own = self._count(self._add(sessions, account, session, ts), ts - sessions.seconds, ts)
         if len(others) + 1 > max_bucket:
             return own, []
@@ -272,8 +298,12 @@ while i <= #ARGV do
     local bk, blow = add(w, key, member, ts)
     local others = redis.call('ZRANGEBYSCORE', bk, '(' .. blow, ts)
     local ak, alow = add(sw, member, session, ts)
+    local n = 0
+    for _, other in ipairs(others) do
+      if other ~= member then n = n + 1 end
+    end
     local found = {}
-    if #others <= maxb then
+    if n + 1 <= maxb then
       for _, other in ipairs(others) do
         if other ~= member then
           local pair = other .. '|' .. member

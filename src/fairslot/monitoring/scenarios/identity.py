@@ -56,8 +56,12 @@ class BadIdentities(Scenario):
 
     @staticmethod
     def _member(event: MonitorEvent) -> str:
-        # The same wrong number tried again is one identity, not two.
-        return str(event.detail.get("tried") or event.patient or event.id)
+        # One person typing a relative's number wrong three times tries one name; a farm
+        # makes up a name per identity. So the name tried (a blind index) is the identity
+        # when the platform sends it, else the number tried, else the patient.
+        detail = event.detail
+        return str(detail.get("name_tried") or detail.get("tried") or event.patient
+                   or event.id)
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         if _bad(event) is None or self.platform.owns(event):
