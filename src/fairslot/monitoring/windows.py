@@ -21,10 +21,12 @@ Operations (tuples, for speed):
 - ``(RECENT, window, key, "", ts, 0)``: no change; the members seen in ``(ts - seconds, ts]``
   with their times, oldest first.
 - ``(COOCCUR, bucket_window, bucket_key, account, ts, sessions_window, pairs_window, session,
-  max_bucket)``: lockstep bookkeeping (see ``scenarios.Lockstep``): put the account in the
-  bucket, the session in the account's set, and the session in the pair set of the account
-  and each other account of the bucket; result ``(own_sessions, [(other, shared,
-  other_sessions), ...])``, or ``(own_sessions, [])`` when the bucket is crowded.
+  max_bucket)``: lockstep bookkeeping (see ``scenarios.rings.Lockstep``): put the account in
+  the bucket, the session in the account's set, and the session in the pair set of the
+  account and each other account of the bucket; result ``(own_sessions, [(other, shared,
+  other_sessions), ...])``, or ``(own_sessions, [])`` when the bucket is crowded (more than
+  ``max_bucket`` accounts). When a bucket becomes crowded, the session leaves the pair sets
+  of the accounts that were in it: a moment everybody shared links nobody.
 """
 
 from __future__ import annotations
@@ -224,6 +226,16 @@ class MemoryWindows:
         others = [m for m, _ in self._recent(entry, low, ts) if m != account]
         own = self._count(self._add(sessions, account, session, ts), ts - sessions.seconds, ts)
         if len(others) + 1 > max_bucket:
+            if len(others) == max_bucket:
+                # The bucket has just become crowded: the moments its members shared here
+                # say nothing after all, so they leave the pairs' shared sessions.
+                pair_table = self._table(pairs)
+                for i, first in enumerate(others):
+                    for second in others[i + 1:]:
+                        pair = f"{first}|{second}" if first < second else f"{second}|{first}"
+                        known = pair_table.get(pair)
+                        if known is not None:
+                            known.seen.pop(session, None)
             return own, []
         matches: list[tuple[str, int, int]] = []
         session_table = self._table(sessions)
@@ -303,6 +315,19 @@ while i <= #ARGV do
       if other ~= member then n = n + 1 end
     end
     local found = {}
+    if n == maxb then
+      local rest = {}
+      for _, other in ipairs(others) do
+        if other ~= member then rest[#rest + 1] = other end
+      end
+      for a = 1, #rest do
+        for b = a + 1, #rest do
+          local pair = rest[b] .. '|' .. rest[a]
+          if rest[a] < rest[b] then pair = rest[a] .. '|' .. rest[b] end
+          redis.call('ZREM', key_of(pw, pair), session)
+        end
+      end
+    end
     if n + 1 <= maxb then
       for _, other in ipairs(others) do
         if other ~= member then

@@ -142,7 +142,7 @@ class Lockstep(Scenario):
         self.similarity = similarity
         self.max_bucket = max_bucket
         self.platform = platform
-        self.buckets = Window("lockstep_bucket", release_seconds + 60, cap=max_bucket + 1)
+        self.buckets = Window("lockstep_bucket", release_seconds + 60)
         self.own = Window("lockstep_sessions", seconds)
         self.pairs = Window("lockstep_pairs", seconds)
 

@@ -176,10 +176,11 @@ class Surge(Scenario):
         self.platform = platform
         self.short = Window(f"{self.name}_short", seconds, cap=1_000_000)
         self.day = Window(f"{self.name}_day", 86_400, cap=1_000_000)
+        self.hours = Window(f"{self.name}_hours", 86_400)
         self.group = "registration" if kind == "account.registered" else "entering"
 
     def windows(self) -> Sequence[Window]:
-        return (self.short, self.day)
+        return (self.short, self.day, self.hours)
 
     def thresholds(self) -> dict[str, Any]:
         return {"window_s": self.short.seconds, "at_least": self.minimum,
@@ -190,22 +191,33 @@ class Surge(Scenario):
             return False
         ops.append((ADD, self.short, self.what, event.id, event.ts, 0))
         ops.append((ADD, self.day, self.what, event.id, event.ts, 0))
+        ops.append((ADD, self.hours, self.what, str(int(event.ts // 3600)), event.ts, 0))
         return True
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
         recent, day = int(results[start]), int(results[start + 1])
+        hours = int(results[start + 2])
         if recent < self.minimum:
             return
         seconds = self.short.seconds
-        # The day's rate without the recent burst itself.
-        baseline = max(day - recent, 0) / (86_400 - seconds) * seconds
-        if recent < self.factor * baseline:
-            return
+        if hours < 2:
+            # No history yet (a monitor whose windows start empty): only a burst of twice
+            # the minimum counts, so a busy hour is not mistaken for a surge.
+            if recent < 2 * self.minimum:
+                return
+            baseline = 0.0
+        else:
+            # The rate of the hours with any activity before this one: a quiet night does
+            # not make a busy morning look like a surge.
+            baseline = max(day - recent, 0) * seconds / ((hours - 1) * 3600)
+            if recent < self.factor * baseline:
+                return
         out.append(Finding(
             self.name, "high" if recent >= 2 * self.minimum else "medium",
             Entity("route_group", self.group),
             f"{recent} new {self.what} in {seconds / 60:.0f} min against "
-            f"{baseline:.1f} expected from the last day",
+            f"{baseline:.1f} expected from the last day's active hours",
             {self.what: recent, "window_s": seconds, "expected": round(baseline, 2),
-             "threshold": self.minimum, "factor": self.factor}, event))
+             "threshold": self.minimum, "factor": self.factor, "active_hours": hours},
+            event))
