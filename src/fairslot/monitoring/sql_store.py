@@ -38,6 +38,10 @@ _A = t.monitor_alerts
 _H = t.monitor_alert_history
 _D = t.monitor_decisions
 _LIVE = sorted(LIVE_STATUSES)
+# SQLite matches an upsert's conflict target to a partial index only when the WHERE text is
+# the index's own, so it is taken from the index.
+_LIVE_WHERE = next(i for i in _A.indexes
+                   if i.name == "uq_monitor_alerts_live").dialect_options["sqlite"]["where"]
 
 
 def _insert(conn: Connection, table: sa.Table) -> Any:
@@ -119,7 +123,7 @@ class SqlMonitorStore:
                     values = _alert_values(new_alert(0, s, now))
                     stmt = _insert(conn, _A).values(**values).on_conflict_do_nothing(
                         index_elements=["scenario", "entity_type", "entity_id"],
-                        index_where=_A.c.status.in_(_LIVE)).returning(_A.c.id)
+                        index_where=_LIVE_WHERE).returning(_A.c.id)
                     new_id = conn.execute(stmt).scalar()
                     if new_id is not None:
                         changes.append(AlertChange(new_alert(int(new_id), s, now),

@@ -112,12 +112,15 @@ class BufferedPublisher:
     counted. One warning is logged per outage, never the events themselves."""
 
     def __init__(self, write: Callable[[list[MonitorEvent]], None], *, batch: int = 500,
-                 interval: float = 0.05, capacity: int = 200_000) -> None:
+                 interval: float = 0.05, capacity: int = 200_000,
+                 autostart: bool = True) -> None:
         self._write = write
+        self._autostart = autostart
         self._batch = batch
         self._interval = interval
         self._buffer: collections.deque[MonitorEvent] = collections.deque(maxlen=capacity)
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -133,7 +136,7 @@ class BufferedPublisher:
             self._buffer.extend(events)
             if len(self._buffer) >= self._batch:
                 self._wake.set()
-        if self._thread is None:
+        if self._thread is None and self._autostart:
             self.start()
 
     def start(self) -> None:
@@ -144,7 +147,12 @@ class BufferedPublisher:
                 self._thread.start()
 
     def flush(self) -> int:
-        """Write everything buffered now; returns how many were written."""
+        """Write everything buffered now; returns how many were written. One flush runs at a
+        time, so a caller's flush waits for the background one instead of racing it."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
         done = 0
         while True:
             with self._lock:
