@@ -167,6 +167,24 @@ def test_a_cancel_and_rebook_for_another_patient_within_seconds_is_laundering() 
     assert finding.figures["gap_s"] == pytest.approx(4.2)
 
 
+def test_laundering_is_seen_when_the_cancellation_reaches_the_monitor_last() -> None:
+    booking = ev("booking.created", 4.2, session="s1", account="seller", patient="buyer")
+    cancel = ev("booking.cancelled", 0, session="s1", account="holder", patient="fake")
+    engine = Engine(build_scenarios(settings()), MemoryWindows())
+    assert engine.run([booking]) == []
+    (finding,) = [f for f in engine.run([cancel]) if f.scenario == "launder"]
+    assert finding.entity == Entity("account", "holder")
+    assert finding.figures["gap_s"] == pytest.approx(4.2)
+
+
+def test_a_threshold_crossed_with_a_late_event_is_still_seen() -> None:
+    # The monitor holding payment 3 died; the others were processed before it came back.
+    events = [ev("booking.paid", n, payer="hub", patient=f"p{n}") for n in range(10)]
+    engine = Engine(build_scenarios(settings()), MemoryWindows())
+    assert engine.run(events[:3] + events[4:]) == []
+    assert fired(engine.run([events[3]]), "payer_fanout") == {Entity("payer", "hub")}
+
+
 @pytest.mark.parametrize("second", [
     {"patient": "fake", "account": "holder"},                       # rebooked for itself
     {"patient": "buyer", "account": "x", "channel": "waitlist"},    # the waitlist's offer

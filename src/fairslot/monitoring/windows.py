@@ -4,8 +4,12 @@ A window holds, per key, a set of members with the latest time each was seen, an
 members older than the window's length. Everything a scenario counts is a set: requests are
 counted as the set of their event ids, patients behind an IP as the set of patient ids.
 Adding a member twice changes nothing, so an event the stream delivers again (at-least-once)
-leaves every count as it was. Counts only take members up to the event's own time, so a late
-or replayed event sees what it saw the first time (or less, never more).
+leaves every count as it was: an operation that changes nothing counts what came up to its
+own time, which is what it counted the first time. An operation that does change the set is
+counted with the window it falls in as the store knows it now: if later events of the same
+key were processed first (a monitor died holding this one, and another took it over), it is
+counted with them, so a threshold they crossed together is still seen. An event later than
+a whole window is counted with what came before it.
 
 Detectors do not call the store one member at a time: for a batch of events they list their
 operations, the store runs them all in order and returns one result per operation. In
@@ -16,10 +20,13 @@ process's.
 Operations (tuples, for speed):
 
 - ``(ADD, window, key, member, ts, sample_at)``: add, then the number of members seen in
-  ``(ts - seconds, ts]``; when that reaches ``sample_at`` (> 0), a pair ``(count, members)``
-  with up to ``SAMPLE`` of the most recent members (newest first) instead, for evidence.
-- ``(RECENT, window, key, "", ts, 0)``: no change; the members seen in ``(ts - seconds, ts]``
-  with their times, oldest first.
+  ``(end - seconds, end]``, where ``end`` is the key's newest time if the member was new (or
+  newer) and ``ts`` is within a window of that time, else ``ts``; when that reaches
+  ``sample_at`` (> 0), a pair ``(count, members)`` with up to ``SAMPLE`` of the most recent
+  members (newest first) instead, for evidence.
+- ``(RECENT, window, key, "", ts, ahead)``: no change; the members seen in
+  ``(ts - seconds, ts]`` (or, with ``ahead`` true, in ``(ts, ts + seconds]``) with their
+  times, oldest first.
 - ``(COOCCUR, bucket_window, bucket_key, account, ts, sessions_window, pairs_window, session,
   max_bucket)``: lockstep bookkeeping (see ``scenarios.rings.Lockstep``): put the account in
   the bucket, the session in the account's set, and the session in the pair set of the
@@ -79,9 +86,11 @@ class _Members:
     key's newest (a late or redelivered event) makes the key ``disordered`` until the
     window has moved past it; meanwhile expiry and counting scan the members."""
 
-    __slots__ = ("disorder_mark", "disordered", "newest", "order", "seen")
+    __slots__ = ("changed", "disorder_mark", "disordered", "newest", "order", "seen")
 
     def __init__(self) -> None:
+        self.changed = False
+        """Whether the last add changed the set (a new member, or a newer time)."""
         self.seen: dict[str, float] = {}
         self.order: deque[tuple[float, str]] = deque()
         self.newest = float("-inf")
@@ -120,7 +129,8 @@ class MemoryWindows:
             entry = table[key] = _Members()
         seen = entry.seen
         last = seen.get(member)
-        if last is None or ts > last:
+        entry.changed = last is None or ts > last
+        if entry.changed:
             seen[member] = ts
             entry.order.append((ts, member))
             if ts < entry.newest:
@@ -168,6 +178,21 @@ class MemoryWindows:
             del seen[min(ties)]
 
     @staticmethod
+    def _end(entry: _Members, seconds: float, ts: float, changed: bool | None = None,
+             ) -> float:
+        """Where the window an event falls in ends: the key's newest time, unless the event
+        changed nothing (``changed``, by default the key's last add) or is older than a
+        whole window before it."""
+        if changed is None:
+            changed = entry.changed
+        return entry.newest if changed and ts > entry.newest - seconds else ts
+
+    def _current(self, entry: _Members, seconds: float, ts: float,
+                 changed: bool | None = None) -> int:
+        end = self._end(entry, seconds, ts, changed)
+        return self._count(entry, end - seconds, end)
+
+    @staticmethod
     def _count(entry: _Members, low: float, ts: float) -> int:
         if not entry.disordered and ts >= entry.newest:
             return len(entry.seen)
@@ -195,19 +220,25 @@ class MemoryWindows:
                 entry = add(window, op[2], op[3], ts)
                 if not entry.disordered and ts >= entry.newest:
                     count = len(entry.seen)
+                    end = ts
                 else:
-                    count = self._count(entry, ts - window.seconds, ts)
+                    end = self._end(entry, window.seconds, ts)
+                    count = self._count(entry, end - window.seconds, end)
                 sample_at = op[5]
                 if sample_at and count >= sample_at:
-                    found = self._recent(entry, ts - window.seconds, ts)
+                    found = self._recent(entry, end - window.seconds, end)
                     append((count, [m for m, _ in reversed(found[-SAMPLE:])]))
                 else:
                     append(count)
             elif code == RECENT:
                 window = op[1]
                 known = self._table(window).get(op[2])
-                append([] if known is None else
-                       self._recent(known, ts - window.seconds, ts))
+                if known is None:
+                    append([])
+                elif op[5]:
+                    append(self._recent(known, ts, ts + window.seconds))
+                else:
+                    append(self._recent(known, ts - window.seconds, ts))
             elif code == COOCCUR:
                 append(self._cooccur(op))
             else:
@@ -222,9 +253,9 @@ class MemoryWindows:
     def _cooccur(self, op: Op) -> tuple[int, list[tuple[str, int, int]]]:
         _code, buckets, key, account, ts, sessions, pairs, session, max_bucket = op
         entry = self._add(buckets, key, account, ts)
-        low = ts - buckets.seconds
-        others = [m for m, _ in self._recent(entry, low, ts) if m != account]
-        own = self._count(self._add(sessions, account, session, ts), ts - sessions.seconds, ts)
+        end = self._end(entry, buckets.seconds, ts)
+        others = [m for m, _ in self._recent(entry, end - buckets.seconds, end) if m != account]
+        own = self._current(self._add(sessions, account, session, ts), sessions.seconds, ts)
         if len(others) + 1 > max_bucket:
             if len(others) == max_bucket:
                 # The bucket has just become crowded: the moments its members shared here
@@ -243,8 +274,9 @@ class MemoryWindows:
             pair = f"{account}|{other}" if account < other else f"{other}|{account}"
             pair_entry = self._add(pairs, pair, session, ts)
             theirs = session_table.get(other)
-            their_count = 0 if theirs is None else self._count(theirs, ts - sessions.seconds, ts)
-            matches.append((other, self._count(pair_entry, ts - pairs.seconds, ts), their_count))
+            their_count = 0 if theirs is None else self._current(
+                theirs, sessions.seconds, ts, pair_entry.changed)
+            matches.append((other, self._current(pair_entry, pairs.seconds, ts), their_count))
         return own, matches
 
     def sweep(self) -> int:
@@ -272,9 +304,10 @@ for w = 1, nw do
 end
 local function key_of(w, key) return prefix .. names[w] .. ':' .. key end
 local function fmt(x) return string.format('%.6f', x) end
+local changed = 0
 local function add(w, key, member, ts)
   local k = key_of(w, key)
-  redis.call('ZADD', k, 'GT', ts, member)
+  changed = redis.call('ZADD', k, 'GT', 'CH', ts, member)
   local low = fmt(tonumber(ts) - secs[w])
   redis.call('ZREMRANGEBYSCORE', k, '-inf', low)
   local card = redis.call('ZCARD', k)
@@ -283,6 +316,21 @@ local function add(w, key, member, ts)
   return k, low
 end
 local function count(k, low, ts) return redis.call('ZCOUNT', k, '(' .. low, ts) end
+-- Where the window an event falls in ends: the key's newest time, unless the event is
+-- older than a whole window before it.
+local function window_end(k, w, ts, ch)
+  if ch == 0 then return ts end
+  local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
+  if top[2] ~= nil then
+    local newest = tonumber(top[2])
+    if newest > tonumber(ts) and tonumber(ts) > newest - secs[w] then return top[2] end
+  end
+  return ts
+end
+local function current(k, w, ts, ch)
+  local e = window_end(k, w, ts, ch)
+  return count(k, fmt(tonumber(e) - secs[w]), e), e
+end
 local out = {}
 while i <= #ARGV do
   local code, w, key = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
@@ -290,26 +338,34 @@ while i <= #ARGV do
   local x1, x2, x3 = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   i = i + 8
   if code == '0' then
-    local k, low = add(w, key, member, ts)
-    local n = count(k, low, ts)
+    local k = add(w, key, member, ts)
+    local n, e = current(k, w, ts, changed)
     local sample_at = tonumber(x1)
     if sample_at > 0 and n >= sample_at then
-      out[#out + 1] = {n, redis.call('ZREVRANGEBYSCORE', k, ts, '(' .. low, 'LIMIT', 0, SAMPLE)}
+      local low = fmt(tonumber(e) - secs[w])
+      out[#out + 1] = {n, redis.call('ZREVRANGEBYSCORE', k, e, '(' .. low, 'LIMIT', 0, SAMPLE)}
     else
       out[#out + 1] = n
     end
   elseif code == '1' then
     local k = key_of(w, key)
-    local low = fmt(tonumber(ts) - secs[w])
-    out[#out + 1] = redis.call('ZRANGEBYSCORE', k, '(' .. low, ts, 'WITHSCORES')
+    if x1 == '1' then
+      local high = fmt(tonumber(ts) + secs[w])
+      out[#out + 1] = redis.call('ZRANGEBYSCORE', k, '(' .. ts, high, 'WITHSCORES')
+    else
+      local low = fmt(tonumber(ts) - secs[w])
+      out[#out + 1] = redis.call('ZRANGEBYSCORE', k, '(' .. low, ts, 'WITHSCORES')
+    end
   else
     local sw, pw = tonumber(x1), tonumber(x2)
     local sep = string.find(x3, '|', 1, true)
     local maxb = tonumber(string.sub(x3, 1, sep - 1))
     local session = string.sub(x3, sep + 1)
-    local bk, blow = add(w, key, member, ts)
-    local others = redis.call('ZRANGEBYSCORE', bk, '(' .. blow, ts)
-    local ak, alow = add(sw, member, session, ts)
+    local bk = add(w, key, member, ts)
+    local be = window_end(bk, w, ts, changed)
+    local others = redis.call('ZRANGEBYSCORE', bk, '(' .. fmt(tonumber(be) - secs[w]), be)
+    local ak = add(sw, member, session, ts)
+    local own = current(ak, sw, ts, changed)
     local n = 0
     for _, other in ipairs(others) do
       if other ~= member then n = n + 1 end
@@ -333,14 +389,15 @@ while i <= #ARGV do
         if other ~= member then
           local pair = other .. '|' .. member
           if member < other then pair = member .. '|' .. other end
-          local pk, plow = add(pw, pair, session, ts)
+          local pk = add(pw, pair, session, ts)
+          local pch = changed
           found[#found + 1] = other
-          found[#found + 1] = count(pk, plow, ts)
-          found[#found + 1] = count(key_of(sw, other), fmt(tonumber(ts) - secs[sw]), ts)
+          found[#found + 1] = current(pk, pw, ts, pch)
+          found[#found + 1] = current(key_of(sw, other), sw, ts, pch)
         end
       end
     end
-    out[#out + 1] = {count(ak, alow, ts), found}
+    out[#out + 1] = {own, found}
   end
 end
 return out
@@ -370,7 +427,8 @@ class RedisWindows:
         if code == ADD:
             return [ADD, self._index[op[1].name], op[2], op[3], repr(op[4]), op[5], 0, 0]
         if code == RECENT:
-            return [RECENT, self._index[op[1].name], op[2], "", repr(op[4]), 0, 0, 0]
+            return [RECENT, self._index[op[1].name], op[2], "", repr(op[4]), int(bool(op[5])),
+                    0, 0]
         if code == COOCCUR:
             return [COOCCUR, self._index[op[1].name], op[2], op[3], repr(op[4]),
                     self._index[op[5].name], self._index[op[6].name], f"{op[8]}|{op[7]}"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fairslot.monitoring.events import MonitorEvent
+from fairslot.monitoring.events import MonitorEvent, decode, encode
 from fairslot.monitoring.scenarios.base import (
     Entity,
     Finding,
@@ -25,7 +25,11 @@ class Launder(Scenario):
     another patient (一退一抢): the holder lets go the moment the buyer's booking is ready.
     Waitlist offers and desk bookings are the platform's own and never count as the second
     half. The alert names the cancelling account; the booking account and both patients are
-    in its related entities."""
+    in its related entities.
+
+    Either half may reach the monitor first (a redelivered cancellation comes after the
+    booking it enabled), so a booking looks back for cancellations and a cancellation looks
+    ahead for bookings."""
 
     name = "launder"
     tactics = ("T4",)
@@ -35,45 +39,62 @@ class Launder(Scenario):
     def __init__(self, seconds: float, platform: Platform) -> None:
         self.seconds = seconds
         self.platform = platform
-        self.window = Window(self.name, seconds)
+        self.cancels = Window("launder_cancels", seconds)
+        self.bookings = Window("launder_bookings", seconds)
 
     def windows(self) -> Sequence[Window]:
-        return (self.window,)
+        return (self.cancels, self.bookings)
 
     def thresholds(self) -> dict[str, Any]:
         return {"cancel_to_booking_s": self.seconds}
+
+    @staticmethod
+    def _cancel(event: MonitorEvent) -> str:
+        return f"{event.account or ''}|{event.patient or ''}|{event.booking or ''}"
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         if event.session is None:
             return False
         if event.kind == "booking.cancelled":
-            ops.append((ADD, self.window, event.session,
-                        f"{event.account or ''}|{event.patient or ''}|{event.booking or ''}",
-                        event.ts, 0))
-            return False
+            ops.append((ADD, self.cancels, event.session, self._cancel(event), event.ts, 0))
+            ops.append((RECENT, self.bookings, event.session, "", event.ts, 1))
+            return True
         if self.platform.owns(event):
             return False
-        ops.append((RECENT, self.window, event.session, "", event.ts, 0))
+        # The whole booking is kept, so that a cancellation arriving later reports exactly
+        # what the booking itself would have: the same finding, whichever half came last.
+        ops.append((ADD, self.bookings, event.session, encode(event), event.ts, 0))
+        ops.append((RECENT, self.cancels, event.session, "", event.ts, 0))
         return True
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
-        for member, cancelled_at in reversed(results[start]):
-            account, patient, booking = member.split("|")
-            if patient == (event.patient or "") or not account:
+        pairs: list[tuple[float, str, MonitorEvent]] = []
+        if event.kind == "booking.cancelled":
+            for member, _booked_at in results[start + 1]:
+                pairs.append((event.ts, self._cancel(event), decode(member)))
+        else:
+            for member, cancelled_at in results[start + 1]:
+                pairs.append((cancelled_at, member, event))
+        # The closest pair in time: one finding per booking, however many cancellations.
+        pairs.sort(key=lambda p: (p[2].ts - p[0], p[2].id))
+        for cancelled_at, cancel, booking in pairs:
+            holder, held, cancelled_booking = cancel.split("|")
+            if not holder or held == (booking.patient or ""):
                 continue
-            gap = event.ts - cancelled_at
-            related = [Entity("account", event.account)] if event.account and \
-                event.account != account else []
-            related += [Entity("patient", p) for p in (patient, event.patient) if p]
+            gap = booking.ts - cancelled_at
+            related = [Entity("account", booking.account)] if booking.account and \
+                booking.account != holder else []
+            related += [Entity("patient", p) for p in (held, booking.patient) if p]
             out.append(Finding(
-                self.name, "high", Entity("account", account),
-                f"session {event.session}: cancelled by account {account} and booked "
-                f"{gap:.1f} s later for another patient by account {event.account}",
+                self.name, "high", Entity("account", holder),
+                f"session {booking.session}: cancelled by account {holder} and booked "
+                f"{gap:.1f} s later for another patient by account {booking.account}",
                 {"gap_s": round(gap, 3), "threshold_s": self.seconds,
-                 "cancelled_booking": booking, "session": event.session}, event,
-                related=tuple(related)))
-            return
+                 "cancelled_booking": cancelled_booking, "session": booking.session},
+                booking, related=tuple(related)))
+            if event.kind != "booking.cancelled":
+                return
 
 
 class IdentitySpread(Scenario):
