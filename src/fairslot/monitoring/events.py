@@ -20,6 +20,7 @@ import ipaddress
 import itertools
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -204,6 +205,18 @@ def decode(data: str | bytes) -> MonitorEvent:
 def ip_prefix(ip: str) -> str | None:
     """The /24 of an IPv4 address or the /48 of an IPv6 one (what one site or one carrier
     NAT usually holds); None for something that is not an address."""
+    # Most requests come from IPv4 addresses written plainly: cut those without parsing (a
+    # tenth of the cost), and leave anything else to the ipaddress module.
+    if _IPV4.fullmatch(ip):
+        return ip.rsplit(".", 1)[0] + ".0/24"
+    return _parsed_prefix(ip)
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+def _parsed_prefix(ip: str) -> str | None:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

@@ -88,12 +88,12 @@ class _Members:
 
     __slots__ = ("changed", "disorder_mark", "disordered", "newest", "order", "seen")
 
-    def __init__(self) -> None:
-        self.changed = False
+    def __init__(self, member: str, ts: float) -> None:
+        self.changed = True
         """Whether the last add changed the set (a new member, or a newer time)."""
-        self.seen: dict[str, float] = {}
-        self.order: deque[tuple[float, str]] = deque()
-        self.newest = float("-inf")
+        self.seen: dict[str, float] = {member: ts}
+        self.order: deque[tuple[float, str]] = deque(((ts, member),))
+        self.newest = ts
         self.disordered = False
         self.disorder_mark = float("-inf")
 
@@ -104,7 +104,9 @@ class MemoryWindows:
     SWEEP_EVERY = 200_000
 
     def __init__(self) -> None:
-        self._state: dict[str, dict[str, _Members]] = {}
+        # A key with a single member is kept as a bare (member, time) pair until a second
+        # one comes: most keys of a rate window (one request of an account) never do.
+        self._state: dict[str, dict[str, _Members | tuple[str, float]]] = {}
         self._seconds: dict[str, float] = {}
         self._ops = 0
         self._latest = float("-inf")
@@ -113,20 +115,29 @@ class MemoryWindows:
         """How many keys the window holds (for tests and the bench)."""
         return len(self._state.get(window.name, {}))
 
-    def _table(self, window: Window) -> dict[str, _Members]:
+    def _table(self, window: Window) -> dict[str, _Members | tuple[str, float]]:
         table = self._state.get(window.name)
         if table is None:
             table = self._state[window.name] = {}
             self._seconds[window.name] = window.seconds
         return table
 
+    @staticmethod
+    def _get(table: dict[str, _Members | tuple[str, float]], key: str) -> _Members | None:
+        entry = table.get(key)
+        if isinstance(entry, tuple):
+            entry = table[key] = _Members(entry[0], entry[1])
+        return entry
+
     def _add(self, window: Window, key: str, member: str, ts: float) -> _Members:
         table = self._state.get(window.name)
         if table is None:
             table = self._table(window)
-        entry = table.get(key)
+        entry = self._get(table, key)
         if entry is None:
-            entry = table[key] = _Members()
+            entry = _Members(member, ts)
+            table[key] = entry
+            return entry
         seen = entry.seen
         last = seen.get(member)
         entry.changed = last is None or ts > last
@@ -198,6 +209,26 @@ class MemoryWindows:
             return len(entry.seen)
         return sum(1 for seen in entry.seen.values() if low < seen <= ts)
 
+    def _newest(self, entry: _Members, seconds: float, end: float) -> list[str]:
+        """Up to ``SAMPLE`` members of ``(end - seconds, end]``, newest first (ties by name
+        descending, as Redis lists them)."""
+        if entry.disordered or end < entry.newest:
+            found = self._recent(entry, end - seconds, end)
+            return [m for m, _ in reversed(found[-SAMPLE:])]
+        # In order: the newest sightings are at the back of the deque. Take them until
+        # SAMPLE members are found and the time changes, so that ties are complete.
+        seen = entry.seen
+        picked: dict[str, float] = {}
+        last = None
+        for at, member in reversed(entry.order):
+            if len(picked) >= SAMPLE and at != last:
+                break
+            if seen.get(member) == at and member not in picked:
+                picked[member] = at
+                last = at
+        ordered = sorted(picked.items(), key=lambda pair: (pair[1], pair[0]), reverse=True)
+        return [m for m, _ in ordered[:SAMPLE]]
+
     @staticmethod
     def _recent(entry: _Members, low: float, ts: float) -> list[tuple[str, float]]:
         """Members seen in ``(low, ts]``, oldest first (ties by name, as Redis orders)."""
@@ -209,6 +240,7 @@ class MemoryWindows:
         results: list[Any] = []
         append = results.append
         add = self._add
+        state = self._state
         latest = self._latest
         for op in ops:
             code = op[0]
@@ -217,6 +249,43 @@ class MemoryWindows:
                 latest = ts
             if code == ADD:
                 window = op[1]
+                table = state.get(window.name)
+                if table is not None:
+                    key = op[2]
+                    entry = table.get(key)
+                    if entry is None:
+                        # A key seen for the first time (the most common case).
+                        table[key] = (op[3], ts)
+                        sample_at = op[5]
+                        append((1, [op[3]]) if sample_at and sample_at <= 1 else 1)
+                        continue
+                    if isinstance(entry, tuple):
+                        entry = table[key] = _Members(entry[0], entry[1])
+                    seen = entry.seen
+                    member = op[3]
+                    if (not entry.disordered and ts >= entry.newest
+                            and member not in seen and len(seen) < window.cap):
+                        # A new member in time order (the next most common): append, then
+                        # expire from the front.
+                        seen[member] = ts
+                        order = entry.order
+                        order.append((ts, member))
+                        entry.newest = ts
+                        entry.changed = True
+                        horizon = ts - window.seconds
+                        if order[0][0] <= horizon:
+                            popleft = order.popleft
+                            while order[0][0] <= horizon:
+                                old, gone = popleft()
+                                if seen.get(gone) == old:
+                                    del seen[gone]
+                        count = len(seen)
+                        sample_at = op[5]
+                        if sample_at and count >= sample_at:
+                            append((count, self._newest(entry, window.seconds, ts)))
+                        else:
+                            append(count)
+                        continue
                 entry = add(window, op[2], op[3], ts)
                 if not entry.disordered and ts >= entry.newest:
                     count = len(entry.seen)
@@ -226,13 +295,12 @@ class MemoryWindows:
                     count = self._count(entry, end - window.seconds, end)
                 sample_at = op[5]
                 if sample_at and count >= sample_at:
-                    found = self._recent(entry, end - window.seconds, end)
-                    append((count, [m for m, _ in reversed(found[-SAMPLE:])]))
+                    append((count, self._newest(entry, window.seconds, end)))
                 else:
                     append(count)
             elif code == RECENT:
                 window = op[1]
-                known = self._table(window).get(op[2])
+                known = self._get(self._table(window), op[2])
                 if known is None:
                     append([])
                 elif op[5]:
@@ -264,7 +332,7 @@ class MemoryWindows:
                 for i, first in enumerate(others):
                     for second in others[i + 1:]:
                         pair = f"{first}|{second}" if first < second else f"{second}|{first}"
-                        known = pair_table.get(pair)
+                        known = self._get(pair_table, pair)
                         if known is not None:
                             known.seen.pop(session, None)
             return own, []
@@ -273,7 +341,7 @@ class MemoryWindows:
         for other in others:
             pair = f"{account}|{other}" if account < other else f"{other}|{account}"
             pair_entry = self._add(pairs, pair, session, ts)
-            theirs = session_table.get(other)
+            theirs = self._get(session_table, other)
             their_count = 0 if theirs is None else self._current(
                 theirs, sessions.seconds, ts, pair_entry.changed)
             matches.append((other, self._current(pair_entry, pairs.seconds, ts), their_count))
@@ -284,7 +352,8 @@ class MemoryWindows:
         gone = 0
         for name, table in self._state.items():
             horizon = self._latest - self._seconds[name]
-            stale = [key for key, entry in table.items() if entry.newest <= horizon]
+            stale = [key for key, entry in table.items()
+                     if (entry[1] if isinstance(entry, tuple) else entry.newest) <= horizon]
             for key in stale:
                 del table[key]
             gone += len(stale)
