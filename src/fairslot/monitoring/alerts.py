@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from fairslot.monitoring.scenarios.base import Entity, Finding, severity_rank
@@ -103,32 +103,39 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, ensure_ascii=False, default=str))
 
 
-def coalesce(findings: Sequence[Finding]) -> list[Sighting]:
-    """Fold a batch's findings per scenario and entity."""
-    folded: dict[tuple[str, Entity], Sighting] = {}
+def coalesce(findings: Sequence[Finding],
+             admit: Callable[[tuple[str, Entity], str, float], bool] | None = None,
+             ) -> list[Sighting]:
+    """Fold a batch's findings per scenario and entity. ``admit(key, severity, last_ts)``
+    (the throttle) is asked first, so that the evidence of a pair that will not be written
+    is never built: a flood trips a scenario on every request."""
+    groups: dict[tuple[str, Entity], list[Finding]] = {}
     for f in findings:
-        ts = f.event.ts
-        key = (f.scenario, f.entity)
-        s = folded.get(key)
-        if s is None:
-            folded[key] = Sighting(f.scenario, f.entity, f.severity, f.summary,
-                                   _plain(f.figures), list(f.related[:MAX_MEMBERS]),
-                                   list(f.members[:MAX_MEMBERS]), [_plain(f.event.summary())],
-                                   ts, ts)
+        groups.setdefault((f.scenario, f.entity), []).append(f)
+    sightings: list[Sighting] = []
+    for key, group in groups.items():
+        severity = max((f.severity for f in group), key=severity_rank)
+        last_ts = max(f.event.ts for f in group)
+        if admit is not None and not admit(key, severity, last_ts):
             continue
-        newer = ts >= s.last_ts
-        if severity_rank(f.severity) > severity_rank(s.severity):
-            s.severity = f.severity
-        if newer:
-            s.summary = f.summary
-        _fold_figures(s.figures, _plain(f.figures), newer)
-        _add_unique(s.related, f.related, MAX_MEMBERS)
-        _add_unique(s.members, f.members, MAX_MEMBERS)
-        if len(s.samples) < 2 * SAMPLES_EACH_END or newer:
-            s.samples = _keep_samples([*s.samples, _plain(f.event.summary())])
-        s.first_ts = min(s.first_ts, ts)
-        s.last_ts = max(s.last_ts, ts)
-    return list(folded.values())
+        group.sort(key=lambda f: (f.event.ts, f.event.id))
+        figures: dict[str, Any] = {}
+        related: list[Entity] = []
+        members: list[str] = []
+        events: dict[str, Finding] = {}
+        for f in group:
+            _fold_figures(figures, f.figures, True)
+            _add_unique(related, f.related, MAX_MEMBERS)
+            _add_unique(members, f.members, MAX_MEMBERS)
+            events.setdefault(f.event.id, f)
+        distinct = list(events.values())
+        if len(distinct) > 2 * SAMPLES_EACH_END:
+            distinct = distinct[:SAMPLES_EACH_END] + distinct[-SAMPLES_EACH_END:]
+        sightings.append(Sighting(
+            key[0], key[1], severity, group[-1].summary, _plain(figures), related, members,
+            _keep_samples(_plain(f.event.summary()) for f in distinct),
+            group[0].event.ts, last_ts))
+    return sightings
 
 
 @dataclasses.dataclass(slots=True)
@@ -236,16 +243,12 @@ class Throttle:
         self.seconds = seconds
         self._last: dict[tuple[str, Entity], tuple[float, int]] = {}
 
-    def admit(self, sightings: Sequence[Sighting]) -> list[Sighting]:
+    def allows(self, key: tuple[str, Entity], severity: str, last_ts: float) -> bool:
         if self.seconds <= 0:
-            return list(sightings)
-        admitted = []
-        for s in sightings:
-            last = self._last.get(s.key)
-            if (last is None or severity_rank(s.severity) > last[1]
-                    or s.last_ts - last[0] >= self.seconds):
-                admitted.append(s)
-        return admitted
+            return True
+        last = self._last.get(key)
+        return (last is None or severity_rank(severity) > last[1]
+                or last_ts - last[0] >= self.seconds)
 
     def written(self, sightings: Sequence[Sighting]) -> None:
         if len(self._last) > self.MAX_KEYS:

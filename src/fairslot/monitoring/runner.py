@@ -71,7 +71,7 @@ class Monitor:
         if not findings:
             return Outcome(0, [], [])
         when = now or self.clock.now()
-        sightings = self.throttle.admit(coalesce(findings))
+        sightings = coalesce(findings, self.throttle.allows)
         changes = self.store.record(sightings, when)
         self.throttle.written(sightings)
         decisions = self.store.add_decisions(
