@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     monitor_rate_device_per_minute: int = Field(120, ge=1)
     monitor_fanout_ip_patients: int = Field(8, ge=2)
     monitor_fanout_ip_seconds: int = Field(3600, ge=60)
+    monitor_fanout_patients_per_account: float = Field(2.0, ge=1)
+    """IP and device fan-out also need this many patients per distinct account behind them
+    (a carrier NAT or a clinic terminal carries about one)."""
     monitor_fanout_device_patients: int = Field(7, ge=2)
     monitor_fanout_device_seconds: int = Field(86400, ge=60)
     monitor_fanout_account_patients: int = Field(7, ge=2)

@@ -81,12 +81,20 @@ def test_registrations_as_busy_all_day_as_now_are_no_surge() -> None:
 
 def test_one_ip_booking_for_many_patients_within_the_hour_is_flagged() -> None:
     events = [ev("booking.created", n * 300, ip="198.51.100.20", patient=f"p{n}",
-                 account=f"a{n}") for n in range(8)]
+                 account=f"a{n % 3}") for n in range(8)]
     findings = run(events)
     assert fired(findings, "fanout_ip") == {Entity("ip", "198.51.100.20")}
     finding = next(f for f in findings if f.scenario == "fanout_ip")
     assert finding.figures["patients"] == 8
     assert set(finding.members) == {f"p{n}" for n in range(8)}
+
+
+def test_a_carriers_nat_with_an_account_per_patient_is_not_a_fanout() -> None:
+    events = [ev("booking.created", n * 60, ip="100.64.0.1", patient=f"p{n}",
+                 account=f"a{n}") for n in range(30)]
+    events += [ev("booking.created", n * 60, device="clinic-terminal", patient=f"q{n}",
+                  account=f"elder{n}") for n in range(30)]
+    assert run(events) == []
 
 
 def test_the_same_patients_spread_over_hours_from_one_ip_are_not_flagged() -> None:

@@ -29,10 +29,17 @@ _TACTICS = {"ip": ("T7",), "device": ("T7", "T9"), "account": ("T9",),
 class Fanout(Scenario):
     """Distinct patients per ``entity_type`` within ``seconds``. The payer version
     (``payer_fanout``) reads payments; the others read bookings, draw entries and identity
-    links."""
+    links.
+
+    An address or a device can be shared by many people: a carrier's NAT or a campus puts
+    hundreds behind one IP, a community clinic books on one terminal for its patients, each
+    logged in with their own account. So with ``per_account`` set (IP and device), the
+    patients must also outnumber the distinct accounts behind them by that factor: a ring
+    books many identities from a few accounts, shared addresses carry an account or two per
+    patient."""
 
     def __init__(self, entity_type: str, patients: int, seconds: int,
-                 platform: Platform) -> None:
+                 platform: Platform, per_account: float | None = None) -> None:
         if entity_type not in _TACTICS:
             raise ValueError(f"no fan-out per {entity_type}")
         self.entity_type = entity_type
@@ -42,14 +49,20 @@ class Fanout(Scenario):
         self.patients = patients
         self.platform = platform
         self.window = Window(self.name, seconds)
+        self.per_account = per_account
+        self.accounts = Window(f"{self.name}_accounts", seconds)
         self.title = (f"one {entity_type} acting for many patients" if entity_type != "payer"
                       else "one payer paying for many patients")
 
     def windows(self) -> Sequence[Window]:
-        return (self.window,)
+        return (self.window, self.accounts) if self.per_account else (self.window,)
 
     def thresholds(self) -> dict[str, Any]:
-        return {"patients": self.patients, "window_s": self.window.seconds}
+        figures: dict[str, Any] = {"patients": self.patients,
+                                   "window_s": self.window.seconds}
+        if self.per_account:
+            figures["patients_per_account"] = self.per_account
+        return figures
 
     def _key(self, event: MonitorEvent) -> str | None:
         return getattr(event, self.entity_type)  # type: ignore[no-any-return]
@@ -59,6 +72,8 @@ class Fanout(Scenario):
         if key is None or event.patient is None or self.platform.owns(event):
             return False
         ops.append((ADD, self.window, key, event.patient, event.ts, self.patients))
+        if self.per_account:
+            ops.append((ADD, self.accounts, key, event.account or "", event.ts, 0))
         return True
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
@@ -66,6 +81,13 @@ class Fanout(Scenario):
         count, members = counted(results[start])
         if count < self.patients:
             return
+        figures: dict[str, Any] = {"patients": count, "window_s": self.window.seconds,
+                                   "threshold": self.patients}
+        if self.per_account:
+            accounts = int(results[start + 1])
+            if count < self.per_account * accounts:
+                return
+            figures["accounts"] = accounts
         key = self._key(event)
         assert key is not None
         related = (Entity("account", event.account),) if event.account and \
@@ -74,6 +96,6 @@ class Fanout(Scenario):
             self.name, graded(count, self.patients, high=3.0), Entity(self.entity_type, key),
             f"{self.entity_type} {key} acted for {count} distinct patients in "
             f"{span(self.window.seconds)} "
-            f"(threshold {self.patients})",
-            {"patients": count, "window_s": self.window.seconds, "threshold": self.patients},
-            event, related=related, members=members))
+            f"(threshold {self.patients})" + (
+                f" from {figures['accounts']} account(s)" if "accounts" in figures else ""),
+            figures, event, related=related, members=members))
