@@ -17,7 +17,8 @@
    platform's wiring; this one is the monitor's share of it.
 
 Figures are measured in this run; the load average is printed before and after, because the
-machine is shared.
+machine is shared. The garbage collector is tuned as ``fairslot monitor`` tunes it
+(``fairslot.monitoring.runner.tune_gc``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from fairslot.monitoring.assemble import make_monitor  # noqa: E402
 from fairslot.monitoring.decisions import MemoryDecisionBook  # noqa: E402
 from fairslot.monitoring.engine import Engine  # noqa: E402
 from fairslot.monitoring.events import MonitorEvent  # noqa: E402
-from fairslot.monitoring.runner import Monitor  # noqa: E402
+from fairslot.monitoring.runner import Monitor, tune_gc  # noqa: E402
 from fairslot.monitoring.scenarios import build_scenarios  # noqa: E402
 from fairslot.monitoring.sql_store import SqlMonitorStore  # noqa: E402
 from fairslot.monitoring.store import MemoryStore  # noqa: E402
@@ -246,6 +247,7 @@ def main() -> None:
     parser.add_argument("--delay-rate", type=int, default=2000)
     parser.add_argument("--delay-seconds", type=float, default=20.0)
     args = parser.parse_args()
+    tune_gc()  # as `fairslot monitor` does
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     events = release_morning(args.events)
     throughput(events, args.redis_url)

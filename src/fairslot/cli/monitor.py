@@ -77,10 +77,11 @@ def run_command(
     from fairslot.clock import SystemClock
     from fairslot.monitoring.assemble import make_monitor
     from fairslot.monitoring.decisions import NullDecisionSink
-    from fairslot.monitoring.runner import MonitorLoop
+    from fairslot.monitoring.runner import MonitorLoop, tune_gc
     from fairslot.monitoring.stream import RedisStreamConsumer
     from fairslot.storage.database import make_engine
 
+    tune_gc()
     settings = _settings()
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -156,7 +157,9 @@ def replay_command(
     from fairslot.investigation.evaluate import read_labels
     from fairslot.investigation.records import RecordsError, read_records
     from fairslot.monitoring.replay import Pseudonyms, evaluate, events_from_records, replay
+    from fairslot.monitoring.runner import tune_gc
 
+    tune_gc()
     settings = _settings()
     try:
         data = read_records(records, zone=settings.zone)

@@ -260,6 +260,12 @@ class MemoryWindows:
                         append((1, [op[3]]) if sample_at and sample_at <= 1 else 1)
                         continue
                     if isinstance(entry, tuple):
+                        if ts >= entry[1] + window.seconds:
+                            # Its lone member has left the window: start again from this one.
+                            table[key] = (op[3], ts)
+                            sample_at = op[5]
+                            append((1, [op[3]]) if sample_at and sample_at <= 1 else 1)
+                            continue
                         entry = table[key] = _Members(entry[0], entry[1])
                     seen = entry.seen
                     member = op[3]
