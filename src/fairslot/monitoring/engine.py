@@ -29,10 +29,11 @@ class Engine:
         self.scenarios = list(scenarios)
         self.store = store
         # Bound methods, looked up once: the loop below runs for every event.
-        self._by_kind: dict[str, list[tuple[Plan, Judge]]] = {}
+        self._by_kind: dict[str, list[tuple[Plan, Judge, int]]] = {}
         for scenario in self.scenarios:
             for kind in scenario.kinds:
-                self._by_kind.setdefault(kind, []).append((scenario.plan, scenario.judge))
+                self._by_kind.setdefault(kind, []).append(
+                    (scenario.plan, scenario.judge, scenario.quiet_below))
         self.events = 0
 
     @staticmethod
@@ -48,20 +49,23 @@ class Engine:
 
     def run(self, events: Sequence[MonitorEvent]) -> list[Finding]:
         ops: list[Op] = []
-        plans: list[tuple[Judge, MonitorEvent, int]] = []
+        plans: list[tuple[Judge, MonitorEvent, int, int, int]] = []
         planned = plans.append
         by_kind = self._by_kind
         for event in events:
             interested = by_kind.get(event.kind)
             if not interested:
                 continue
-            for plan, judge in interested:
+            for plan, judge, quiet_below in interested:
                 start = len(ops)
                 if plan(event, ops):
-                    planned((judge, event, start))
+                    planned((judge, event, start, len(ops), quiet_below))
         results: list[Any] = self.store.run(ops) if ops else []
         findings: list[Finding] = []
-        for judge, event, start in plans:
+        for judge, event, start, end, quiet_below in plans:
+            # Most events leave every count under its threshold: skip the call then.
+            if quiet_below and end > start and max(results[start:end]) < quiet_below:
+                continue
             judge(event, results, start, findings)
         self.events += len(events)
         return findings

@@ -111,6 +111,10 @@ class Scenario:
     tactics: tuple[str, ...] = ()
     kinds: frozenset[str] = frozenset()
     title: str = ""
+    quiet_below: int = 0
+    """When every result of an event's operations is a count below this, the scenario has
+    nothing to say and ``judge`` is not called (0: always called). Only for scenarios whose
+    operations all return plain counts."""
 
     def scenario_names(self) -> tuple[str, ...]:
         return self.names or (self.name,)

@@ -23,6 +23,7 @@ class _Repeated(Scenario):
 
     def __init__(self, times: int, seconds: int, platform: Platform) -> None:
         self.times = times
+        self.quiet_below = times
         self.platform = platform
         self.window = Window(self.name, seconds)
 

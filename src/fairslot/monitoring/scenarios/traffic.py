@@ -31,6 +31,7 @@ class RequestRates(Scenario):
         if unknown:
             raise ValueError(f"no request rate per {', '.join(sorted(unknown))}")
         self.per_minute = dict(per_minute)
+        self.quiet_below = min(per_minute.values(), default=0)
         self.names = tuple(f"rate_{kind}" for kind in per_minute)
         self.platform = platform
         self._windows = {kind: Window(f"rate_{kind}", _MINUTE, cap=max(10_000, 4 * limit))
@@ -121,6 +122,7 @@ class GuardRefusals(Scenario):
 
     def __init__(self, refusals: int, seconds: int) -> None:
         self.refusals = refusals
+        self.quiet_below = refusals
         self.window = Window(self.name, seconds, cap=max(10_000, 2 * refusals))
 
     def windows(self) -> Sequence[Window]:
