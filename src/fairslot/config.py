@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     # here; each counts inside a sliding window of event time. Events from the platform's own
     # channels and networks are left out of the scenarios that would mistake them for a
     # ring (a desk books for many patients from one terminal by design).
+    monitor_redis_url: str | None = None
+    """A Redis of the monitors' own (stream and windows); unset: FAIRSLOT_REDIS_URL."""
     monitor_stream_key: str = "fairslot:monitor:events"
     monitor_redis_prefix: str = "fairslot:monitor:"
     """Prefix of the monitors' window state in Redis (never shared with another system)."""

@@ -85,10 +85,11 @@ def run_command(
     settings = _settings()
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not settings.redis_url:
+    redis_url = settings.monitor_redis_url or settings.redis_url
+    if not redis_url:
         raise CliError("FAIRSLOT_REDIS_URL is not set: without Redis the monitor runs inside "
                        "`fairslot serve` (embedded mode)")
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2,
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2,
                                   socket_timeout=max(5.0, settings.monitor_block_ms / 500))
     try:
         client.ping()
