@@ -78,6 +78,8 @@ KINDS: Mapping[str, str] = {
     "booking.cancelled": "a booking cancelled",
     "booking.expired": "an unpaid hold expired",
     "booking.checked_in": "a booking checked in at the desk",
+    "checkin.identity_mismatch": "at check-in, the person presented is not the booking's "
+                                 "patient",
     "booking.no_show": "a paid booking not attended",
     "waitlist.offered": "a freed slot offered to the next waitlisted entry",
     "round.opened": "a draw round's window opened",
