@@ -148,6 +148,99 @@ class Settings(BaseSettings):
     scheduler: bool = True
     """Run the in-process scheduler (payment expiry, no-shows, draws) inside ``serve``."""
 
+    # Monitoring and early warning (see docs/monitoring.md). Every scenario's thresholds are
+    # here; each counts inside a sliding window of event time. Events from the platform's own
+    # channels and networks are left out of the scenarios that would mistake them for a
+    # ring (a desk books for many patients from one terminal by design).
+    monitor_redis_url: str | None = None
+    """A Redis of the monitors' own (stream and windows); unset: FAIRSLOT_REDIS_URL."""
+    monitor_stream_key: str = "fairslot:monitor:events"
+    monitor_redis_prefix: str = "fairslot:monitor:"
+    """Prefix of the monitors' window state in Redis (never shared with another system)."""
+    monitor_group: str = "monitors"
+    """The Redis consumer group all ``fairslot monitor`` processes of one platform join."""
+    monitor_stream_maxlen: int = Field(2_000_000, ge=1_000)
+    """Events kept in the stream (approximately): enough to ride out a monitor outage."""
+    monitor_batch: int = Field(500, ge=1, le=10_000)
+    monitor_block_ms: int = Field(1000, ge=10)
+    monitor_claim_idle_seconds: float = Field(30.0, gt=0)
+    """A monitor takes over another's unacknowledged events once they are this old."""
+    monitor_platform_channels: list[str] = Field(
+        default_factory=lambda: ["desk", "kiosk", "call_centre", "draw", "waitlist"])
+    monitor_platform_networks: list[str] = Field(default_factory=list)
+    """CIDRs of the hospital's own terminals (kiosks, desks, call centre)."""
+    monitor_disabled_scenarios: list[str] = Field(default_factory=list)
+    monitor_alert_update_seconds: float = Field(10.0, ge=0)
+    """An open alert is written again at most this often while its scenario keeps firing."""
+    monitor_false_positive_quiet_hours: float = Field(72.0, ge=0)
+    """After an alert is marked a false positive, the same scenario and entity stay quiet."""
+    monitor_responses: dict[str, list[str]] = Field(default_factory=dict)
+    """Per scenario, the decisions taken when its alert opens, overriding the defaults, e.g.
+    FAIRSLOT_MONITOR_RESPONSES='{"payer_fanout": ["hold_bookings 24h"], "launder": []}'."""
+    monitor_respond_min_severity: Literal["low", "medium", "high", "critical"] = "medium"
+    monitor_notify_min_severity: Literal["low", "medium", "high", "critical"] = "high"
+    monitor_webhook_url: str | None = None
+    monitor_webhook_secret: SecretStr | None = None
+    """Signs each webhook body (HMAC-SHA256 in ``X-Fairslot-Signature``)."""
+    monitor_smtp_host: str | None = None
+    monitor_smtp_port: int = Field(587, ge=1, le=65535)
+    monitor_smtp_starttls: bool = True
+    monitor_smtp_username: str | None = None
+    monitor_smtp_password: SecretStr | None = None
+    monitor_smtp_from: str = "fairslot-monitor@localhost"
+    monitor_smtp_to: list[str] = Field(default_factory=list)
+    monitor_console_url: str = ""
+    """Base URL of the operator's console, for links in notifications."""
+
+    # Scenario thresholds
+    monitor_rate_prefix_per_minute: int = Field(1500, ge=1)
+    monitor_rate_account_per_minute: int = Field(120, ge=1)
+    monitor_rate_device_per_minute: int = Field(120, ge=1)
+    monitor_fanout_ip_patients: int = Field(8, ge=2)
+    monitor_fanout_ip_seconds: int = Field(3600, ge=60)
+    monitor_fanout_patients_per_account: float = Field(2.0, ge=1)
+    """IP and device fan-out also need this many patients per distinct account behind them
+    (a carrier NAT or a clinic terminal carries about one)."""
+    monitor_fanout_device_patients: int = Field(7, ge=2)
+    monitor_fanout_device_seconds: int = Field(86400, ge=60)
+    monitor_fanout_account_patients: int = Field(7, ge=2)
+    monitor_fanout_account_seconds: int = Field(90 * 86400, ge=60)
+    monitor_fanout_phone_patients: int = Field(7, ge=2)
+    monitor_fanout_phone_seconds: int = Field(90 * 86400, ge=60)
+    monitor_payer_patients: int = Field(10, ge=2)
+    monitor_payer_seconds: int = Field(365 * 86400, ge=60)
+    monitor_person_action_seconds: float = Field(2.5, gt=0)
+    """No person reads a booking screen and confirms faster than this."""
+    monitor_fast_actions: int = Field(2, ge=1)
+    monitor_fast_action_seconds: int = Field(30 * 86400, ge=60)
+    monitor_snipe_seconds: float = Field(2.0, gt=0)
+    """A booking this soon after its slot opened is beyond a person using the app."""
+    monitor_snipes: int = Field(2, ge=1)
+    monitor_snipe_window_seconds: int = Field(30 * 86400, ge=60)
+    monitor_early_token_seconds: float = Field(5.0, ge=0)
+    monitor_early_tokens: int = Field(3, ge=1)
+    monitor_early_token_window_seconds: int = Field(600, ge=10)
+    monitor_launder_seconds: float = Field(30.0, gt=0)
+    monitor_spread_departments: int = Field(4, ge=2)
+    monitor_spread_seconds: int = Field(14 * 86400, ge=60)
+    monitor_bad_identities: int = Field(3, ge=1)
+    monitor_bad_identity_seconds: int = Field(30 * 86400, ge=60)
+    monitor_lockstep_bucket_seconds: float = Field(5.0, gt=0)
+    monitor_lockstep_release_seconds: float = Field(600.0, gt=0)
+    monitor_lockstep_sessions: int = Field(3, ge=2)
+    monitor_lockstep_similarity: float = Field(0.2, gt=0, le=1)
+    monitor_lockstep_max_bucket: int = Field(50, ge=2)
+    monitor_lockstep_window_seconds: int = Field(90 * 86400, ge=3600)
+    monitor_surge_seconds: int = Field(600, ge=60)
+    monitor_surge_min: int = Field(30, ge=2)
+    monitor_surge_factor: float = Field(5.0, gt=1)
+    """A surge: this many times the last day's average rate, and at least ``surge_min``."""
+    monitor_waitlist_read_seconds: float = Field(10.0, gt=0)
+    monitor_waitlist_fast_accepts: int = Field(2, ge=1)
+    monitor_waitlist_window_seconds: int = Field(30 * 86400, ge=60)
+    monitor_guard_refusals: int = Field(60, ge=1)
+    monitor_guard_refusal_seconds: int = Field(300, ge=10)
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -157,7 +250,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "monitor_platform_networks")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:

@@ -34,7 +34,7 @@ def paid() -> Booking:
 
 
 def test_the_words_for_sets_of_statuses_nest() -> None:
-    assert ACTIVE_STATUSES == {BookingStatus.HELD, BookingStatus.PAID}
+    assert {BookingStatus.HELD, BookingStatus.PAID} == ACTIVE_STATUSES
     assert ACTIVE_STATUSES < VISIT_STATUSES < SLOT_TAKEN_STATUSES
     assert BookingStatus.NO_SHOW in SLOT_TAKEN_STATUSES - VISIT_STATUSES
     assert not SLOT_TAKEN_STATUSES & {BookingStatus.CANCELLED, BookingStatus.EXPIRED,

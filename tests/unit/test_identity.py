@@ -52,8 +52,7 @@ def test_an_elderly_residents_number_under_a_county_code_younger_than_them_is_va
     assert is_valid_id_number(_with_check("32010219500101001"))
 
 
-@pytest.mark.parametrize("name", ["张伟", "欧阳娜娜", "买买提·艾力", "Anna Müller".replace("ü", "u"),
-                                  "O'Brien"])
+@pytest.mark.parametrize("name", ["张伟", "欧阳娜娜", "买买提·艾力", "Anna Muller", "O'Brien"])
 def test_chinese_minority_and_latin_names_are_accepted(name: str) -> None:
     assert normalize_name(name) == name
 

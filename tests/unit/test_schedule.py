@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import zoneinfo
 
 import pytest
@@ -21,7 +22,7 @@ def test_a_morning_session_is_planned_in_the_hospitals_time_and_stored_in_utc() 
     assert session.starts_at.tzinfo is dt.UTC and local_start.date() == DAY
     assert session.ends_at > session.starts_at
     assert len(slots) == 4 and slots[0] == session.starts_at
-    gaps = {b - a for a, b in zip(slots, slots[1:], strict=False)}
+    gaps = {b - a for a, b in itertools.pairwise(slots)}
     assert len(gaps) == 1 and slots[-1] < session.ends_at
 
 

@@ -34,6 +34,7 @@ def _register() -> None:
         draw,
         guard,
         investigate,
+        monitor,
         records,
         serve,
         simulate,
@@ -41,7 +42,7 @@ def _register() -> None:
     )
 
     for module in (serve, db, demo, user, records, draw, guard, investigate, simulate,
-                   consortium):
+                   consortium, monitor):
         module.register(app)
 
 

@@ -460,3 +460,64 @@ consortium_audit = sa.Table(
     sa.Column("entry_no", sa.BigInteger, nullable=True),
     sa.Column("detail", sa.JSON, nullable=False),
 )
+
+# Monitoring (fairslot.monitoring): alerts, their status history and the decisions taken.
+# One live (open or acknowledged) alert per scenario and entity: a partial unique index, so
+# two monitors racing to open the same alert end with one.
+_LIVE_ALERT = "status IN ('open', 'acknowledged')"
+
+monitor_alerts = sa.Table(
+    "monitor_alerts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("scenario", sa.String(40), nullable=False),
+    sa.Column("entity_type", sa.String(20), nullable=False),
+    sa.Column("entity_id", sa.String(120), nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("summary", sa.String(500), nullable=False),
+    # figures, members and sample events: pseudonymous ids only, never clear PII
+    sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Column("related", sa.JSON, nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("status_by", sa.String(80), nullable=True),
+    sa.Column("status_reason", sa.String(500), nullable=True),
+    sa.Column("status_at", UTCDateTime, nullable=True),
+    sa.Column("quiet_until", UTCDateTime, nullable=True),
+    sa.Index("uq_monitor_alerts_live", "scenario", "entity_type", "entity_id", unique=True,
+             sqlite_where=sa.text(_LIVE_ALERT), postgresql_where=sa.text(_LIVE_ALERT)),
+    sa.Index("ix_monitor_alerts_entity_type_entity_id", "entity_type", "entity_id"),
+)
+
+monitor_alert_history = sa.Table(
+    "monitor_alert_history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("alert_id", sa.ForeignKey("monitor_alerts.id"), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=True),
+)
+
+monitor_decisions = sa.Table(
+    "monitor_decisions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("alert_id", sa.ForeignKey("monitor_alerts.id"), nullable=True),
+    sa.Column("scenario", sa.String(40), nullable=True),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("param", sa.String(40), nullable=True),
+    sa.Column("entity_type", sa.String(20), nullable=False),
+    sa.Column("entity_id", sa.String(120), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("created_by", sa.String(80), nullable=False),
+    sa.Column("lifted_at", UTCDateTime, nullable=True),
+    sa.Column("lifted_by", sa.String(80), nullable=True),
+    sa.Column("lifted_reason", sa.String(500), nullable=True),
+    # An alert makes each decision once, however often it is seen or by how many monitors.
+    sa.UniqueConstraint("alert_id", "action", "entity_type", "entity_id"),
+    sa.Index("ix_monitor_decisions_entity_type_entity_id", "entity_type", "entity_id"),
+)

@@ -1,0 +1,225 @@
+"""Traffic scenarios: request rates per IP prefix, account and device; a requester the guard
+keeps refusing; and surges of new accounts or identity links (a farm getting ready before a
+release)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fairslot.monitoring.events import MonitorEvent, ip_prefix
+from fairslot.monitoring.scenarios.base import Entity, Finding, Platform, Scenario, graded
+from fairslot.monitoring.windows import ADD, Op, Window
+
+__all__ = ["GuardRefusals", "RequestRates", "Surge"]
+
+_MINUTE = 60.0
+
+
+class RequestRates(Scenario):
+    """Requests per minute of one IP prefix, account or device, from the access log. One
+    object serves the three scenarios ``rate_ip_prefix``, ``rate_account`` and
+    ``rate_device`` (access events are most of the stream, so they are read once)."""
+
+    name = "rate"
+    tactics = ("T1", "T2", "T7")
+    kinds = frozenset({"access"})
+    title = "requests per minute from one IP prefix, account or device"
+
+    def __init__(self, per_minute: dict[str, int], platform: Platform) -> None:
+        unknown = set(per_minute) - {"ip_prefix", "account", "device"}
+        if unknown:
+            raise ValueError(f"no request rate per {', '.join(sorted(unknown))}")
+        self.per_minute = dict(per_minute)
+        self.quiet_below = min(per_minute.values(), default=0)
+        self.names = tuple(f"rate_{kind}" for kind in per_minute)
+        self.platform = platform
+        self._windows = {kind: Window(f"rate_{kind}", _MINUTE, cap=max(10_000, 4 * limit))
+                         for kind, limit in per_minute.items()}
+        self._prefix = self._windows.get("ip_prefix")
+        self._account = self._windows.get("account")
+        self._device = self._windows.get("device")
+
+    def windows(self) -> Sequence[Window]:
+        return tuple(self._windows.values())
+
+    def thresholds(self) -> dict[str, Any]:
+        return {f"rate_{kind}": {"requests_per_minute": limit}
+                for kind, limit in self.per_minute.items()}
+
+    def _keys(self, event: MonitorEvent) -> list[tuple[str, str]]:
+        keys = []
+        if self._prefix is not None and event.ip is not None:
+            prefix = ip_prefix(event.ip)
+            if prefix is not None:
+                keys.append(("ip_prefix", prefix))
+        if self._account is not None and event.account is not None:
+            keys.append(("account", event.account))
+        if self._device is not None and event.device is not None:
+            keys.append(("device", event.device))
+        return keys
+
+    def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
+        if event.channel in self.platform.channels:
+            return False
+        ip = event.ip
+        if ip is not None and self.platform.networks and self.platform.own_ip(ip):
+            return False
+        planned = False
+        event_id, ts = event.id, event.ts
+        if ip is not None and self._prefix is not None:
+            prefix = ip_prefix(ip)
+            if prefix is not None:
+                ops.append((ADD, self._prefix, prefix, event_id, ts, 0))
+                planned = True
+        if event.account is not None and self._account is not None:
+            ops.append((ADD, self._account, event.account, event_id, ts, 0))
+            planned = True
+        if event.device is not None and self._device is not None:
+            ops.append((ADD, self._device, event.device, event_id, ts, 0))
+            planned = True
+        return planned
+
+    def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
+              out: list[Finding]) -> None:
+        for index, (kind, key) in enumerate(self._keys(event), start=start):
+            count = int(results[index])
+            limit = self.per_minute[kind]
+            if count < limit:
+                continue
+            out.append(Finding(
+                f"rate_{kind}", graded(count, limit), Entity(kind, key),
+                f"{count} requests in one minute from {kind.replace('_', ' ')} {key} "
+                f"(threshold {limit})",
+                {"requests": count, "window_s": 60, "threshold": limit}, event))
+
+
+def _guard_entity(event: MonitorEvent) -> Entity | None:
+    key = event.detail.get("key")
+    if key == "ip" and event.ip:
+        return Entity("ip", event.ip)
+    if key == "prefix" and event.ip:
+        prefix = ip_prefix(event.ip)
+        return None if prefix is None else Entity("ip_prefix", prefix)
+    if key == "account" and event.account:
+        return Entity("account", event.account)
+    if key == "device" and event.device:
+        return Entity("device", event.device)
+    key_hash = event.detail.get("key_hash")
+    if key_hash:
+        return Entity("guard_key", f"{key}:{key_hash}")
+    return None
+
+
+class GuardRefusals(Scenario):
+    """A requester the guard keeps refusing: a person stops after a refusal or two; a bot
+    retries. Load shedding (``overloaded``) is the server's state, not the requester's."""
+
+    name = "guard_refusals"
+    tactics = ("T1", "T7")
+    kinds = frozenset({"guard.deny"})
+    title = "a requester the guard keeps refusing"
+
+    def __init__(self, refusals: int, seconds: int) -> None:
+        self.refusals = refusals
+        self.quiet_below = refusals
+        self.window = Window(self.name, seconds, cap=max(10_000, 2 * refusals))
+
+    def windows(self) -> Sequence[Window]:
+        return (self.window,)
+
+    def thresholds(self) -> dict[str, Any]:
+        return {"refusals": self.refusals, "window_s": self.window.seconds}
+
+    def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
+        if event.detail.get("reason") == "overloaded":
+            return False
+        entity = _guard_entity(event)
+        if entity is None:
+            return False
+        ops.append((ADD, self.window, str(entity), event.id, event.ts, 0))
+        return True
+
+    def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
+              out: list[Finding]) -> None:
+        count = int(results[start])
+        if count < self.refusals:
+            return
+        entity = _guard_entity(event)
+        assert entity is not None
+        out.append(Finding(
+            self.name, graded(count, self.refusals, high=5.0), entity,
+            f"{entity} refused {count} times by the guard in {self.window.seconds:.0f} s "
+            f"(last: {event.detail.get('reason')})",
+            {"refusals": count, "window_s": self.window.seconds, "threshold": self.refusals,
+             "reason": str(event.detail.get("reason", "")),
+             "group": str(event.detail.get("group", ""))}, event))
+
+
+class Surge(Scenario):
+    """New accounts or identity links arriving far faster than over the last day: a farm
+    registering its accounts or linking its identities before a release. Counted
+    platform-wide; an alert names the guard's route group to raise."""
+
+    tactics = ("T3",)
+
+    def __init__(self, kind: str, seconds: int, minimum: int, factor: float,
+                 platform: Platform) -> None:
+        what = {"account.registered": "registrations", "patient.linked": "links"}
+        if kind not in what:
+            raise ValueError(f"no surge scenario for {kind}")
+        self.what = what[kind]
+        self.name = f"surge_{self.what}"
+        self.kinds = frozenset({kind})
+        noun = "accounts" if kind == "account.registered" else "identity links"
+        self.title = f"a surge of new {noun}"
+        self.minimum = minimum
+        self.factor = factor
+        self.platform = platform
+        self.short = Window(f"{self.name}_short", seconds, cap=1_000_000)
+        self.day = Window(f"{self.name}_day", 86_400, cap=1_000_000)
+        self.hours = Window(f"{self.name}_hours", 86_400)
+        self.group = "registration" if kind == "account.registered" else "entering"
+
+    def windows(self) -> Sequence[Window]:
+        return (self.short, self.day, self.hours)
+
+    def thresholds(self) -> dict[str, Any]:
+        return {"window_s": self.short.seconds, "at_least": self.minimum,
+                "times_day_rate": self.factor}
+
+    def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
+        if self.platform.owns(event):
+            return False
+        ops.append((ADD, self.short, self.what, event.id, event.ts, 0))
+        ops.append((ADD, self.day, self.what, event.id, event.ts, 0))
+        ops.append((ADD, self.hours, self.what, str(int(event.ts // 3600)), event.ts, 0))
+        return True
+
+    def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
+              out: list[Finding]) -> None:
+        recent, day = int(results[start]), int(results[start + 1])
+        hours = int(results[start + 2])
+        if recent < self.minimum:
+            return
+        seconds = self.short.seconds
+        if hours < 2:
+            # No history yet (a monitor whose windows start empty): only a burst of twice
+            # the minimum counts, so a busy hour is not mistaken for a surge.
+            if recent < 2 * self.minimum:
+                return
+            baseline = 0.0
+        else:
+            # The rate of the hours with any activity before this one: a quiet night does
+            # not make a busy morning look like a surge.
+            baseline = max(day - recent, 0) * seconds / ((hours - 1) * 3600)
+            if recent < self.factor * baseline:
+                return
+        out.append(Finding(
+            self.name, "high" if recent >= 2 * self.minimum else "medium",
+            Entity("route_group", self.group),
+            f"{recent} new {self.what} in {seconds / 60:.0f} min against "
+            f"{baseline:.1f} expected from the last day's active hours",
+            {self.what: recent, "window_s": seconds, "expected": round(baseline, 2),
+             "threshold": self.minimum, "factor": self.factor, "active_hours": hours},
+            event))
