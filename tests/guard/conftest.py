@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from altcha.v1 import Challenge, Payload, solve_challenge
 from fastapi import Depends, FastAPI, Request
 
 from fairslot.clock import FixedClock
@@ -246,3 +247,17 @@ async def asgi_call(
 
     await app(scope, receive, send)  # type: ignore[arg-type]
     return status, response_headers, bytes(body)
+
+
+def solve(challenge: dict[str, Any]) -> str:
+    """What the browser solver does: find the number, post the base64 payload."""
+    parsed = Challenge(
+        challenge["algorithm"], challenge["challenge"], challenge["maxNumber"],
+        challenge["salt"], challenge["signature"],
+    )
+    solution = solve_challenge(parsed)
+    assert solution is not None
+    return Payload(
+        challenge["algorithm"], challenge["challenge"], solution.number, challenge["salt"],
+        challenge["signature"],
+    ).to_base64()

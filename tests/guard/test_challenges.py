@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 import pytest
-from altcha.v1 import Challenge, Payload, solve_challenge
 
 from fairslot.clock import FixedClock
 from fairslot.guard import Guard
 
-from .conftest import Events, GuardFactory, build_app, client_for
+from .conftest import Events, GuardFactory, build_app, client_for, solve
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
-
-
-def solve(challenge: dict[str, Any]) -> str:
-    """What the browser solver does: find the number, post the base64 payload."""
-    parsed = Challenge(
-        challenge["algorithm"], challenge["challenge"], challenge["maxNumber"],
-        challenge["salt"], challenge["signature"],
-    )
-    solution = solve_challenge(parsed)
-    assert solution is not None
-    return Payload(
-        challenge["algorithm"], challenge["challenge"], solution.number, challenge["salt"],
-        challenge["signature"],
-    ).to_base64()
 
 
 async def test_under_attack_a_request_must_solve_a_challenge_and_may_use_it_once(

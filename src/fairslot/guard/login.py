@@ -109,8 +109,9 @@ class LoginThrottle:
         pair = f"{account}:{who.device_id}" if who.device_id else None
         record = await guard.state.login_record(account, pair)
         scope = pair if record.known_device and pair else account
-        wait = record.last_failure + self.backoff(record.failures) \
-            - guard.clock.now().timestamp()
+        now = guard.clock.now().timestamp()
+        failures = record.failures if now - record.last_failure <= self.failure_memory else 0
+        wait = record.last_failure + self.backoff(failures) - now
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
             report("deny", "login_backoff", key="account", key_hash=scope[:22])
@@ -121,14 +122,14 @@ class LoginThrottle:
         values[KeyKind.ACCOUNT] = scope
         await guard.limits.admit(group, policy, LEVEL_RULES[level].cost, values, report)
 
-        failing = record.failures >= self.free_failures
+        failing = failures >= self.free_failures
         risk = guard.risk(who, None, 0)
         if failing:
-            risk += record.failures - self.free_failures + 1
+            risk += failures - self.free_failures + 1
         await guard.require_pow(group, level, account, group.value, pow_payload, risk, report,
                                 force=force_pow or failing)
         guard.count_allow(group, level, risk, report)
-        return LoginAttempt(scope, pair, record.failures, record.known_device)
+        return LoginAttempt(scope, pair, failures, record.known_device)
 
     async def after_failure(self, attempt: LoginAttempt) -> None:
         """The password was wrong (or the account unknown or disabled)."""

@@ -20,6 +20,7 @@ for any caller that has a ``Requester``. Log-in throttling is ``guard.login``
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -348,7 +349,7 @@ class Guard:
             self.reporter(group, level, who, account_id)(
                 "deny", "blocked", key=blocks[0].entity.value, key_hash=blocks[0].key[:22])
             raise Blocked("Access from here is suspended for now.",
-                          retry_after=max(1, int(until - self.clock.now().timestamp()) + 1))
+                          retry_after=max(1, math.ceil(until - self.clock.now().timestamp())))
         raised = strongest_level(found)
         if raised is not None and _LEVEL_ORDER.index(raised) > _LEVEL_ORDER.index(level):
             level = raised

@@ -120,26 +120,23 @@ class RedisState:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hmget(self.prefix + "login:fail:" + scope, "n", "at")
             if pair:
-                pipe.exists(self.prefix + "login:known:" + pair)
+                pipe.get(self.prefix + "login:known:" + pair)
                 pipe.hmget(self.prefix + "login:fail:" + pair, "n", "at")
             replies = await pipe.execute()
-        known = bool(pair) and bool(replies[1])
+        known = bool(pair) and float(replies[1] or 0.0) > self._now()
         failures, last = replies[2] if known else replies[0]
         return LoginRecord(int(failures or 0), float(last or 0.0), known)
 
     async def login_failed(self, scope: str, forget_after: float) -> None:
-        key = self.prefix + "login:fail:" + scope
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, "n", 1)
-            pipe.hset(key, "at", repr(self._now()))
-            pipe.expire(key, max(1, int(forget_after)))
-            await pipe.execute()
+        await self.run_script(script("login_failed"), [self.prefix + "login:fail:" + scope],
+                              [repr(self._now()), repr(forget_after)])
 
     async def login_succeeded(self, scope: str, pair: str | None, known_for: float) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(self.prefix + "login:fail:" + scope)
             if pair:
-                pipe.set(self.prefix + "login:known:" + pair, b"1",
+                # The value is when it stops being known, on the guard's clock.
+                pipe.set(self.prefix + "login:known:" + pair, repr(self._now() + known_for),
                          ex=max(1, int(known_for)))
             await pipe.execute()
 
