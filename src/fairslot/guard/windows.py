@@ -7,7 +7,7 @@ when the requests of the last ``window`` seconds plus its cost stay within the l
 read time from the guard's ``Clock`` instead of the ``time`` module, so the simulator and
 the tests move them by moving a ``FixedClock``.
 
-Why not `limits`' own in-memory storage: it reads ``time.time()`` itself, and a storage of
+Why not `limits`' own in-memory storage: it reads the ``time`` module itself, and a storage of
 our own behind `limits`' extension points (``Storage`` + ``MovingWindowSupport``) is three
 to four times slower than a deque per key (``bench/guard.py --only windows``).
 """
