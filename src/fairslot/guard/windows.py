@@ -8,7 +8,7 @@ read time from the guard's ``Clock`` instead of the ``time`` module, so the simu
 the tests move them by moving a ``FixedClock``.
 
 Why not `limits`' own in-memory storage: it reads the ``time`` module itself, and a storage of
-our own behind `limits`' extension points (``Storage`` + ``MovingWindowSupport``) is three
+our own behind `limits`' extension points (``Storage`` + ``MovingWindowSupport``) is two
 to four times slower than a deque per key (``bench/guard.py --only windows``).
 """
 
