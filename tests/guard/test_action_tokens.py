@@ -155,3 +155,18 @@ async def test_screens_that_issue_tokens_are_rate_limited(
     refusals = [e for e in events if e.decision == "deny"]
     assert {e.group for e in refusals} == {"screens"}
     assert {e.key for e in refusals} <= {"device", "account"}
+
+
+async def test_an_unusable_ledger_file_is_logged_and_tokens_are_still_spent_once(
+    make_guard: GuardFactory, clock: FixedClock, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    guard = make_guard(redis_url=None, guard_ledger_path=str(blocker / "guard-ledger.db"))
+    token = guard.issue_token("mother", "book", "s1")
+    clock.advance(2)
+    assert (await guard.tokens.redeem(token, "mother", "book", "s1")).ok
+    assert (await guard.tokens.redeem(token, "mother", "book", "s1")).reason == \
+        "token_replayed"
+    assert [r.levelname for r in caplog.records if "ledger" in r.getMessage()] == ["ERROR"]

@@ -22,6 +22,7 @@ guard's clock). Three implementations:
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import threading
@@ -32,6 +33,8 @@ from fairslot.clock import Clock
 from fairslot.guard.state import REDIS_ERRORS, SharedState
 
 __all__ = ["MemoryLedger", "RedisLedger", "SqliteLedger", "TokenLedger", "build_ledger"]
+
+_log = logging.getLogger("fairslot.guard")
 
 _SWEEP_SECONDS = 60.0
 
@@ -71,7 +74,9 @@ class MemoryLedger:
 class SqliteLedger:
     """Spent names in a SQLite file. The file is opened on first use (building a guard
     creates nothing on disk); calls run in a worker thread so that a slow disk's ``fsync``
-    never stalls the event loop."""
+    never stalls the event loop. If the file cannot be opened or written (a read-only or
+    full disk), the ledger logs it once and remembers spent names in memory instead, as
+    the guard did before it had a ledger: a request never fails for it."""
 
     def __init__(self, path: str | os.PathLike[str], clock: Clock) -> None:
         self.path = Path(path)
@@ -79,6 +84,8 @@ class SqliteLedger:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._next_sweep = 0.0
+        self._fallback = MemoryLedger(clock)
+        self._broken = False
 
     def _open(self) -> sqlite3.Connection:
         if self._db is None:
@@ -119,7 +126,15 @@ class SqliteLedger:
         return inserted == 1
 
     async def spend(self, name: str, expires_at: float) -> bool:
-        return await asyncio.to_thread(self.spend_now, name, expires_at)
+        if not self._broken:
+            try:
+                return await asyncio.to_thread(self.spend_now, name, expires_at)
+            except (sqlite3.Error, OSError) as exc:
+                self._broken = True
+                # The class and the file name only: nothing secret is in either.
+                _log.error("guard ledger %s unusable (%s); spent tokens are kept in memory "
+                           "until restart", self.path.name, type(exc).__name__)
+        return self._fallback.spend_now(name, expires_at)
 
     async def close(self) -> None:
         with self._lock:
