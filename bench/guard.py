@@ -46,7 +46,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import limits
 import limits.storage
@@ -283,7 +283,7 @@ class _ClockedStorage(limits.storage.Storage, MovingWindowSupport):
     extension points that reads the injected clock (newest entry first, as `limits` keeps
     its lists)."""
 
-    STORAGE_SCHEME: ClassVar[list[str]] = ["fairslot-bench-clocked"]
+    STORAGE_SCHEME = ["fairslot-bench-clocked"]  # noqa: RUF012 - the base class declares it so
 
     def __init__(self, clock: Clock) -> None:
         super().__init__()
