@@ -124,7 +124,7 @@ def _twin_apps(settings: Settings) -> tuple[FastAPI, FastAPI]:
             for route in router.routes:
                 assert isinstance(route, APIRoute)
                 app.add_api_route(
-                    "/api/v1" + route.path, route.endpoint, methods=list(route.methods),
+                    "/api/v1" + route.path, route.endpoint, methods=list(route.methods or ()),
                     response_model=route.response_model,
                 )
         _add_booking_route(app, protected)
