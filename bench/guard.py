@@ -19,7 +19,10 @@ The server runs in a child process on the loopback interface. Three endpoint pai
 Apart from the regulars, every request comes from a different simulated person (own
 address via a trusted proxy's X-Forwarded-For, own device cookie, own account), and the
 guard serves them all; a refused request would be reported. Rounds alternate between the two
-variants so that drift in the machine's speed affects both alike.
+variants so that drift in the machine's speed affects both alike. Besides requests per
+second, the server's CPU time per request is printed for each variant (from ``/proc``):
+on a busy shared machine throughput swings with the neighbours' load, CPU per request much
+less, and its ratio plain / guarded is the same measure of the guard's cost.
 
 ``--only windows`` measures in this process, without a server or Redis, what counting one
 browsing request (three moving-window limits) costs with the guard's own windows
@@ -176,6 +179,8 @@ class Round:
     ok: int = 0
     refused: int = 0
     seconds: float = 0.0
+    cpu: float = 0.0
+    """CPU seconds the server process spent on the round (user + system)."""
 
 
 def _requests(method: str, path_of: Any, n: int, cookies: list[str], start: int) -> list[bytes]:
@@ -231,8 +236,18 @@ async def _round(port: int, requests: list[bytes], concurrency: int) -> Round:
     return result
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``), or 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _measure(port: int, pairs: dict[str, tuple[str, Any, Any, int]], n: int,
-                   concurrency: int, everyone: list[str]) -> dict[str, dict[str, Round]]:
+                   concurrency: int, everyone: list[str], server_pid: int
+                   ) -> dict[str, dict[str, Round]]:
     totals = {name: {"plain": Round(), "guarded": Round()} for name in pairs}
     rounds = 4
     offset = 0
@@ -246,8 +261,11 @@ async def _measure(port: int, pairs: dict[str, tuple[str, Any, Any, int]], n: in
             for variant, path_of in (("plain", plain_path), ("guarded", guarded_path)):
                 batch = _requests(method, path_of, n // rounds, cookies, offset)
                 offset += n // rounds
+                cpu_before = _cpu_seconds(server_pid)
                 got = await _round(port, batch, concurrency)
+                got.cpu = _cpu_seconds(server_pid) - cpu_before
                 total = totals[name][variant]
+                total.cpu += got.cpu
                 total.requests += got.requests
                 total.ok += got.ok
                 total.refused += got.refused
@@ -433,7 +451,7 @@ def main() -> None:
         try:
             _wait_ready(port, server)
             totals = asyncio.run(_measure(port, pairs, args.requests, args.concurrency,
-                                          cookies))
+                                          cookies, server.pid))
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -443,13 +461,20 @@ def main() -> None:
 
     print(f"guard bench: {args.requests} requests per variant, concurrency "
           f"{args.concurrency}, one uvicorn worker, Redis storage")
-    print(f"{'endpoint':42} {'plain rps':>10} {'guarded rps':>12} {'ratio':>6} {'refused':>8}")
+    print(f"{'endpoint':42} {'plain rps':>10} {'guarded rps':>12} {'ratio':>6} {'refused':>8}"
+          f" {'server CPU us/req plain':>24} {'guarded':>8} {'ratio':>6}")
     for name, variants in totals.items():
         plain, guarded = variants["plain"], variants["guarded"]
         plain_rps = plain.requests / plain.seconds
         guarded_rps = guarded.requests / guarded.seconds
+        # CPU per request of the server process: what the guard costs a worker, which other
+        # work on a shared machine does not change as much as it changes throughput.
+        plain_cpu = plain.cpu / plain.requests * 1e6
+        guarded_cpu = guarded.cpu / guarded.requests * 1e6
+        cpu_ratio = plain_cpu / guarded_cpu if guarded_cpu else float("nan")
         print(f"{name:42} {plain_rps:10.0f} {guarded_rps:12.0f} "
-              f"{guarded_rps / plain_rps:6.2f} {plain.refused + guarded.refused:8d}")
+              f"{guarded_rps / plain_rps:6.2f} {plain.refused + guarded.refused:8d}"
+              f" {plain_cpu:24.0f} {guarded_cpu:8.0f} {cpu_ratio:6.2f}")
 
 
 if __name__ == "__main__":
