@@ -76,7 +76,11 @@ def main() -> None:
     env = {"FAIRSLOT_DATABASE_URL": url, "FAIRSLOT_SECRET_KEY": SECRET,
            "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_REDIS_URL": args.redis_url,
            "FAIRSLOT_GUARD_REDIS_PREFIX": f"fairslot-bench:{os.getpid()}:",
-           "FAIRSLOT_GUARD_LIMITS": '{"booking": {"ip": "none", "prefix": "none"}}'}
+           "FAIRSLOT_GUARD_LEDGER_PATH": "",
+           # The bench client sends no device cookie: device limits lifted like the IP ones.
+           "FAIRSLOT_GUARD_LIMITS": '{"booking": {"ip": "none", "prefix": "none", "device": '
+                                    '"none"}, "screens": {"ip": "none", "prefix": "none", '
+                                    '"device": "none"}}'}
     with server(env, workers=args.workers) as base:
         async def health(conn: Connection, n: int) -> tuple[int, bytes]:
             return await conn.request("GET", "/healthz")

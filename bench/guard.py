@@ -2,6 +2,7 @@
 the guard, from one run against one uvicorn server, with Redis as the guard's storage.
 
     python bench/guard.py [--requests 8000] [--concurrency 32] [--redis-url URL]
+    python bench/guard.py --only windows
 
 The server runs in a child process on the loopback interface. Three endpoint pairs:
 
@@ -18,13 +19,24 @@ The server runs in a child process on the loopback interface. Three endpoint pai
 Apart from the regulars, every request comes from a different simulated person (own
 address via a trusted proxy's X-Forwarded-For, own device cookie, own account), and the
 guard serves them all; a refused request would be reported. Rounds alternate between the two
-variants so that drift in the machine's speed affects both alike.
+variants so that drift in the machine's speed affects both alike. Besides requests per
+second, the server's CPU time per request is printed for each variant (from ``/proc``):
+on a busy shared machine throughput swings with the neighbours' load, CPU per request much
+less, and its ratio plain / guarded is the same measure of the guard's cost.
+
+``--only windows`` measures in this process, without a server or Redis, what counting one
+browsing request (three moving-window limits) costs with the guard's own windows
+(``fairslot.guard.windows``, on the injected clock) against the `limits` library's
+in-memory storage (which reads ``time.time()`` itself) and against a clock-taking storage
+built on `limits`' extension points (``Storage`` + ``MovingWindowSupport``), the two ways
+the guard could have taken a clock.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import os
 import secrets
 import socket
@@ -32,20 +44,29 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import limits
+import limits.storage
+import limits.strategies
 import redis
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
+from limits.storage.base import MovingWindowSupport
 
+from fairslot.clock import Clock, FixedClock, SystemClock
 from fairslot.config import Settings
 from fairslot.guard import Guard
 from fairslot.guard.device import DeviceIds
 from fairslot.guard.fastapi import GuardGate, guarded, install
 from fairslot.guard.keys import GuardKeys
+from fairslot.guard.windows import Hit, MovingWindows
+from fairslot.randomness import SystemRandomness
 
 __all__ = ["main"]
 
@@ -106,7 +127,7 @@ def _twin_apps(settings: Settings) -> tuple[FastAPI, FastAPI]:
             for route in router.routes:
                 assert isinstance(route, APIRoute)
                 app.add_api_route(
-                    "/api/v1" + route.path, route.endpoint, methods=list(route.methods),
+                    "/api/v1" + route.path, route.endpoint, methods=list(route.methods or ()),
                     response_model=route.response_model,
                 )
         _add_booking_route(app, protected)
@@ -158,6 +179,8 @@ class Round:
     ok: int = 0
     refused: int = 0
     seconds: float = 0.0
+    cpu: float = 0.0
+    """CPU seconds the server process spent on the round (user + system)."""
 
 
 def _requests(method: str, path_of: Any, n: int, cookies: list[str], start: int) -> list[bytes]:
@@ -213,8 +236,18 @@ async def _round(port: int, requests: list[bytes], concurrency: int) -> Round:
     return result
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``), or 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _measure(port: int, pairs: dict[str, tuple[str, Any, Any, int]], n: int,
-                   concurrency: int, everyone: list[str]) -> dict[str, dict[str, Round]]:
+                   concurrency: int, everyone: list[str], server_pid: int
+                   ) -> dict[str, dict[str, Round]]:
     totals = {name: {"plain": Round(), "guarded": Round()} for name in pairs}
     rounds = 4
     offset = 0
@@ -228,8 +261,11 @@ async def _measure(port: int, pairs: dict[str, tuple[str, Any, Any, int]], n: in
             for variant, path_of in (("plain", plain_path), ("guarded", guarded_path)):
                 batch = _requests(method, path_of, n // rounds, cookies, offset)
                 offset += n // rounds
+                cpu_before = _cpu_seconds(server_pid)
                 got = await _round(port, batch, concurrency)
+                got.cpu = _cpu_seconds(server_pid) - cpu_before
                 total = totals[name][variant]
+                total.cpu += got.cpu
                 total.requests += got.requests
                 total.ok += got.ok
                 total.refused += got.refused
@@ -257,13 +293,111 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 12
     raise SystemExit("the bench server did not start")
 
 
+# -- in-process counting (``--only windows``) --------------------------------------------
+
+
+class _ClockedStorage(limits.storage.Storage, MovingWindowSupport):
+    """The alternative the guard did not take: a moving-window storage behind `limits`'
+    extension points that reads the injected clock (newest entry first, as `limits` keeps
+    its lists)."""
+
+    STORAGE_SCHEME = ["fairslot-bench-clocked"]  # noqa: RUF012 - the base class declares it so
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self._clock = clock
+        self._events: dict[str, list[float]] = {}
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return ValueError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        raise NotImplementedError  # only the moving window is used
+
+    def get(self, key: str) -> int:
+        raise NotImplementedError
+
+    def get_expiry(self, key: str) -> float:
+        raise NotImplementedError
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        self._events.clear()
+        return None
+
+    def clear(self, key: str) -> None:
+        self._events.pop(key, None)
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        now = self._clock.monotonic()
+        events = self._events.setdefault(key, [])
+        if amount > limit or (len(events) > limit - amount
+                              and events[limit - amount] > now - expiry):
+            return False
+        events[:0] = [now] * amount
+        del events[limit:]
+        return True
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        now = self._clock.monotonic()
+        events = self._events.get(key) or []
+        inside = bisect.bisect_left(events, -(now - expiry), key=lambda t: -t)
+        return (events[inside - 1], inside) if inside else (now, 0)
+
+
+def _limiter_admit(limiter: limits.strategies.MovingWindowRateLimiter
+                   ) -> Callable[[list[Hit]], object]:
+    def admit(hits: list[Hit]) -> object:
+        if all(limiter.test(item, key, cost=cost) for item, key, cost in hits):
+            for item, key, cost in hits:
+                limiter.hit(item, key, cost=cost)
+        return None
+    return admit
+
+
+def _windows_bench(n: int) -> None:
+    import datetime as dt
+
+    items = [limits.parse("600/minute"), limits.parse("3000/minute"),
+             limits.parse("300/minute")]
+    clock = FixedClock(dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+    variants: dict[str, Callable[[list[Hit]], object]] = {
+        "guard windows (fairslot.guard.windows)": MovingWindows(clock).admit,
+        "limits MemoryStorage (reads time.time)": _limiter_admit(
+            limits.strategies.MovingWindowRateLimiter(limits.storage.MemoryStorage())),
+        "limits strategy + clocked Storage": _limiter_admit(
+            limits.strategies.MovingWindowRateLimiter(_ClockedStorage(clock))),
+    }
+    print(f"in-process counting: {n} browsing requests per variant and key pattern, "
+          "three limits each, best of 3, CPU time")
+    print(f"{'variant':42} {'many keys us':>13} {'one hot key us':>15}")
+    results: dict[str, list[float]] = {}
+    for pattern in (5000, 1):
+        people = [f"k{i}" for i in range(pattern)]
+        for name, admit in variants.items():
+            def run(admit: Callable[[list[Hit]], object] = admit,
+                    people: list[str] = people) -> None:
+                for i in range(n):
+                    clock.advance(0.001)
+                    person = people[i % len(people)]
+                    admit([(item, f"{person}/{k}", 1) for k, item in enumerate(items)])
+            # CPU time of this process: other work on a shared machine does not count.
+            best = min(timeit.repeat(run, number=1, repeat=3, timer=time.process_time))
+            results.setdefault(name, []).append(best / n * 1e6)
+    for name, (many, hot) in results.items():
+        print(f"{name:42} {many:13.1f} {hot:15.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=8000,
                         help="requests per variant and endpoint (bounded; default 8000)")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--only", choices=["browse", "booking"],
-                        help="measure one endpoint pair only")
+    parser.add_argument("--only", choices=["browse", "booking", "windows"],
+                        help="measure one endpoint pair only, or in-process counting")
     parser.add_argument("--redis-url", default=os.environ.get("FAIRSLOT_REDIS_URL")
                         or "redis://127.0.0.1:6379/0")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -275,6 +409,9 @@ def main() -> None:
         return
     if not 100 <= args.requests <= 200_000:
         raise SystemExit("--requests must be between 100 and 200000")
+    if args.only == "windows":
+        _windows_bench(args.requests * 5)
+        return
 
     client = redis.Redis.from_url(args.redis_url, socket_connect_timeout=1)
     client.ping()  # no Redis, no bench: the point is to measure with Redis as storage
@@ -282,9 +419,10 @@ def main() -> None:
     port = _free_port()
 
     # Browsers that already hold their device cookie, as a returning patient's does.
-    devices = DeviceIds(GuardKeys(SECRET.encode()).device, secure=False)
+    devices = DeviceIds(GuardKeys(SECRET.encode()).device, SystemClock(), SystemRandomness(),
+                        young_seconds=900, secure=False)
     people = args.requests * 2
-    cookies = [devices.new()[1].split(";", 1)[0].split("=", 1)[1] for _ in range(people)]
+    cookies = [devices.mint()[1] for _ in range(people)]
 
     # (method, plain path, guarded path, people): "browse" has a new visitor for nearly
     # every request; "browse, regulars" has visitors who come back 40 times in the run, so
@@ -313,7 +451,7 @@ def main() -> None:
         try:
             _wait_ready(port, server)
             totals = asyncio.run(_measure(port, pairs, args.requests, args.concurrency,
-                                          cookies))
+                                          cookies, server.pid))
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -323,13 +461,20 @@ def main() -> None:
 
     print(f"guard bench: {args.requests} requests per variant, concurrency "
           f"{args.concurrency}, one uvicorn worker, Redis storage")
-    print(f"{'endpoint':42} {'plain rps':>10} {'guarded rps':>12} {'ratio':>6} {'refused':>8}")
+    print(f"{'endpoint':42} {'plain rps':>10} {'guarded rps':>12} {'ratio':>6} {'refused':>8}"
+          f" {'server CPU us/req plain':>24} {'guarded':>8} {'ratio':>6}")
     for name, variants in totals.items():
         plain, guarded = variants["plain"], variants["guarded"]
         plain_rps = plain.requests / plain.seconds
         guarded_rps = guarded.requests / guarded.seconds
+        # CPU per request of the server process: what the guard costs a worker, which other
+        # work on a shared machine does not change as much as it changes throughput.
+        plain_cpu = plain.cpu / plain.requests * 1e6
+        guarded_cpu = guarded.cpu / guarded.requests * 1e6
+        cpu_ratio = plain_cpu / guarded_cpu if guarded_cpu else float("nan")
         print(f"{name:42} {plain_rps:10.0f} {guarded_rps:12.0f} "
-              f"{guarded_rps / plain_rps:6.2f} {plain.refused + guarded.refused:8d}")
+              f"{guarded_rps / plain_rps:6.2f} {plain.refused + guarded.refused:8d}"
+              f" {plain_cpu:24.0f} {guarded_cpu:8.0f} {cpu_ratio:6.2f}")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ def password_hash() -> str:
 
 def make_settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {"secret_key": SecretStr(TEST_SECRET),
-                            "database_url": "sqlite://", "scheduler": False, **CHEAP_HASH}
+                            "database_url": "sqlite://", "scheduler": False,
+                            "guard_ledger_path": "", **CHEAP_HASH}
     base.update(overrides)
     return Settings(**base)
 

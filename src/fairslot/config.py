@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     session_minutes: int = Field(240, ge=30)
 
     # Accounts
-    login_attempts_per_minute: int = Field(5, ge=1)
+    login_attempts_per_minute: int = Field(10, ge=1)
+    """Log-in attempts a minute per account (the guard's ``login`` limit; docs/guard.md)."""
     auth_token_hours: int = Field(12, ge=1)
     password_min_length: int = Field(8, ge=6)
     password_hash_time_cost: int = Field(3, ge=1)
@@ -75,8 +76,24 @@ class Settings(BaseSettings):
     guard_challenge_ttl_seconds: int = Field(120, ge=10)
     guard_pow_base_maxnumber: int = Field(10_000, ge=1_000)
     guard_pow_max_maxnumber: int = Field(400_000, ge=1_000)
-    guard_device_cookie_secure: bool = True
+    guard_device_cookie_secure: bool | None = None
+    """``Secure`` on the device cookie: unset means when the request came over HTTPS (TLS
+    here, or a trusted proxy's X-Forwarded-Proto)."""
     guard_device_header: str = "X-Device-Id"
+    guard_device_young_seconds: float = Field(900.0, ge=0)
+    """A device minted less than this long ago is new, which counts as risk."""
+    guard_ledger_path: str = "var/guard-ledger.db"
+    """SQLite file remembering spent action tokens and challenges without Redis (and while
+    Redis is down); empty keeps them in memory only (lost on restart)."""
+    guard_login_free_failures: int = Field(3, ge=0)
+    guard_login_backoff_after: int = Field(6, ge=1)
+    guard_login_backoff_base_seconds: float = Field(30.0, gt=0)
+    guard_login_backoff_max_seconds: float = Field(900.0, gt=0)
+    guard_login_failure_memory_seconds: int = Field(86_400, ge=60)
+    guard_login_known_device_days: int = Field(90, ge=1)
+    """Log-in throttling per account (docs/guard.md): failures before a proof of work,
+    failures before back-off, its first wait and ceiling, how long failures are
+    remembered, how long a device that signed in stays known."""
     guard_device_accounts_risky: int = Field(3, ge=1)
     """A device that has signed in to more distinct accounts than this counts as risky."""
     guard_shed_browsing_at: int = Field(200, ge=1)

@@ -17,10 +17,12 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from altcha.v1 import Challenge, Payload, solve_challenge
 from fastapi import Depends, FastAPI, Request
 
 from fairslot.clock import FixedClock
 from fairslot.config import Settings
+from fairslot.domain.errors import Unauthenticated
 from fairslot.guard import Guard, GuardEvent
 from fairslot.guard.fastapi import GuardGate, guarded, install
 
@@ -65,6 +67,7 @@ def make_settings(**overrides: Any) -> Settings:
         "trusted_proxies": ["10.0.0.0/8", "fd00::/8"],
         "guard_pow_base_maxnumber": 1000,
         "guard_allow_event_every": 1,
+        "guard_ledger_path": "",
         **overrides,
     }
     return Settings(**values)
@@ -94,8 +97,31 @@ def build_app(guard: Guard) -> FastAPI:
         return {
             "client_ip": request.state.client_ip,
             "device_id": request.state.device_id,
-            "device_claimed": request.state.device_claimed,
+            "device_new": request.state.device_new,
         }
+
+    @app.post("/register", dependencies=[Depends(guarded("registration", auto=True))])
+    async def register() -> dict[str, str]:
+        return {"registered": "yes"}
+
+    @app.post("/login")
+    async def login(request: Request) -> dict[str, str]:
+        # The log-in service's three calls around its password check.
+        attempt = await guard.login.before_attempt(
+            request.headers["x-user"], guard.requester(request),
+            pow_payload=request.headers.get("x-fairslot-pow"))
+        if request.headers.get("x-password") != "right":
+            await guard.login.after_failure(attempt)
+            raise Unauthenticated("wrong username or password", code="bad_credentials")
+        await guard.login.after_success(attempt)
+        return {"signed_in": request.headers["x-user"]}
+
+    @app.get("/booking-screen/{slot_id}")
+    async def booking_screen(slot_id: str, request: Request) -> dict[str, str]:
+        token = await guard.screen_token(guard.requester(request),
+                                         account_id=request.headers["x-account"],
+                                         action="book", target=slot_id)
+        return {"token": token}
 
     @app.get("/slots/{slot_id}")
     async def slot_page(
@@ -171,10 +197,12 @@ async def make_guard(
         await guard.close()
 
 
-def client_for(app: FastAPI, ip: str, port: int = 40000) -> httpx.AsyncClient:
-    """An HTTP client whose TCP peer address is ``ip``."""
+def client_for(app: FastAPI, ip: str, port: int = 40000, *,
+               scheme: str = "http") -> httpx.AsyncClient:
+    """An HTTP client (with a cookie jar, like a browser) whose TCP peer address is
+    ``ip``."""
     transport = httpx.ASGITransport(app=app, client=(ip, port))
-    return httpx.AsyncClient(transport=transport, base_url="http://fairslot.test")
+    return httpx.AsyncClient(transport=transport, base_url=f"{scheme}://fairslot.test")
 
 
 async def asgi_call(
@@ -219,3 +247,17 @@ async def asgi_call(
 
     await app(scope, receive, send)  # type: ignore[arg-type]
     return status, response_headers, bytes(body)
+
+
+def solve(challenge: dict[str, Any]) -> str:
+    """What the browser solver does: find the number, post the base64 payload."""
+    parsed = Challenge(
+        challenge["algorithm"], challenge["challenge"], challenge["maxNumber"],
+        challenge["salt"], challenge["signature"],
+    )
+    solution = solve_challenge(parsed)
+    assert solution is not None
+    return Payload(
+        challenge["algorithm"], challenge["challenge"], solution.number, challenge["salt"],
+        challenge["signature"],
+    ).to_base64()

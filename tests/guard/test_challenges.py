@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 import pytest
-from altcha.v1 import Challenge, Payload, solve_challenge
 
 from fairslot.clock import FixedClock
 from fairslot.guard import Guard
 
-from .conftest import Events, GuardFactory, build_app, client_for
+from .conftest import Events, GuardFactory, build_app, client_for, solve
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
-
-
-def solve(challenge: dict[str, Any]) -> str:
-    """What the browser solver does: find the number, post the base64 payload."""
-    parsed = Challenge(
-        challenge["algorithm"], challenge["challenge"], challenge["maxNumber"],
-        challenge["salt"], challenge["signature"],
-    )
-    solution = solve_challenge(parsed)
-    assert solution is not None
-    return Payload(
-        challenge["algorithm"], challenge["challenge"], solution.number, challenge["salt"],
-        challenge["signature"],
-    ).to_base64()
 
 
 async def test_under_attack_a_request_must_solve_a_challenge_and_may_use_it_once(
@@ -102,13 +86,14 @@ async def test_at_normal_level_no_challenge_is_asked(make_guard: GuardFactory) -
 
 
 async def test_elevated_level_challenges_only_risky_requesters_harder_with_risk(
-    make_guard: GuardFactory,
+    make_guard: GuardFactory, clock: FixedClock,
 ) -> None:
     guard: Guard = make_guard(guard_device_accounts_risky=2)
     await guard.set_level("entering", "elevated")
     app = build_app(guard)
     async with client_for(app, "198.51.100.20") as person:
-        await person.get("/whoami")  # a browser with its cookie: not risky
+        await person.get("/whoami")
+        clock.advance(3600)  # a browser with its cookie since an hour: not risky
         for n in (1, 2):
             assert (await person.post("/enter", headers={"x-account": f"a{n}"})).status_code == 200
         # The same device now signs in to account after account, as a farm does.
@@ -119,6 +104,6 @@ async def test_elevated_level_challenges_only_risky_requesters_harder_with_risk(
         new_device = await cookieless.post("/enter", headers={"x-account": "b1"})
     assert third.status_code == 403 and third.json()["code"] == "challenge_required"
     assert busy_device.status_code == 403 and new_device.status_code == 403
-    # Five accounts on a device with threshold 2 is two risk points; a new device is one.
+    # Five accounts on a device with threshold 2 is two risk points; no device is one.
     assert (busy_device.json()["challenge"]["maxNumber"]
             > new_device.json()["challenge"]["maxNumber"])

@@ -65,3 +65,20 @@ async def test_under_overload_browsing_is_shed_but_booking_still_served(
     assert booking.status_code == 200
     assert after.status_code == 200
     assert [e.reason for e in events if e.decision == "deny"] == ["overloaded"]
+
+
+async def test_outside_a_route_an_account_holds_one_slot_at_a_time(
+    make_guard: GuardFactory, events: Events
+) -> None:
+    from fairslot.guard import BookingInProgress
+
+    guard = make_guard()
+    async with guard.exclusive("mother", "payment"):
+        with pytest.raises(BookingInProgress):
+            async with guard.exclusive("mother", "payment"):
+                pass
+        async with guard.exclusive("father", "payment"):
+            pass
+    async with guard.exclusive("mother", "payment"):
+        pass
+    assert [e.reason for e in events if e.decision == "deny"] == ["busy"]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from fairslot.guard import Guard, RateLimited
-from fairslot.guard.service import Requester
+from fairslot.clock import FixedClock
+from fairslot.guard import Guard, RateLimited, Requester
 
 from .conftest import GuardFactory
 
@@ -17,11 +17,11 @@ pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 LIMIT = {"browsing": {"ip": "40/minute", "prefix": "none", "device": "none"}}
 
 
-async def _served(guard: Guard, ip: str, attempts: int) -> int:
+async def _served(guard: Guard, ip: str, attempts: int, device: str | None = None) -> int:
     served = 0
     for _ in range(attempts):
         try:
-            await guard.decide(Requester(client_ip=ip), "browsing")
+            await guard.decide(Requester(client_ip=ip, device_id=device), "browsing")
         except RateLimited:
             continue
         served += 1
@@ -65,7 +65,8 @@ async def test_a_patients_few_page_views_cost_redis_nothing(
     guard = make_guard()  # the default browsing limits: 600 a minute per address
     assert guard.local_windows is not None
     for n in range(4):
-        await guard.decide(Requester(client_ip=f"203.0.113.{n}"), "browsing")
+        await guard.decide(Requester(client_ip=f"203.0.113.{n}", device_id=f"d{n}"),
+                           "browsing")
     await guard.local_windows.flush()
     client = redis.Redis.from_url(redis_url)
     try:
@@ -95,10 +96,8 @@ async def test_zero_sync_interval_checks_browsing_in_redis_on_every_request(
 
 
 async def test_a_stopped_workers_counts_are_dropped_once_stale(
-    make_guard: GuardFactory,
+    make_guard: GuardFactory, clock: FixedClock,
 ) -> None:
-    import anyio
-
     one = make_guard(guard_limits=LIMIT, guard_browsing_sync_seconds=0.1)
     two = make_guard(guard_limits=LIMIT, guard_browsing_sync_seconds=0.1)
     assert one.local_windows is not None and two.local_windows is not None
@@ -108,16 +107,14 @@ async def test_a_stopped_workers_counts_are_dropped_once_stale(
     await _served(two, "198.51.100.20", 1)
     await two.local_windows.flush()
     assert await _served(two, "198.51.100.20", 20) == 9
-    await anyio.sleep(2.2)  # ten intervals, at least two seconds
+    clock.advance(2.1)  # ten intervals, at least two seconds
     await two.local_windows.flush()
     assert await _served(two, "198.51.100.20", 40) == 30
 
 
 async def test_a_worker_refused_by_the_others_counts_serves_again_once_they_stop(
-    make_guard: GuardFactory,
+    make_guard: GuardFactory, clock: FixedClock,
 ) -> None:
-    import anyio
-
     # A four-second window, reports every 0.5 s: a report is stale after the window (4 s),
     # sooner than ten intervals (5 s).
     short = {"browsing": {"ip": "40/4 second", "prefix": "none", "device": "none"}}
@@ -132,7 +129,7 @@ async def test_a_worker_refused_by_the_others_counts_serves_again_once_they_stop
     assert await _served(two, "198.51.100.30", 3) == 0
     # After the four-second window neither the second worker's own count nor the first
     # one's report counts any more: the second worker must not keep the 40 for ever.
-    await anyio.sleep(4.6)
+    clock.advance(4.1)
     assert await _served(two, "198.51.100.30", 3) == 3
 
 

@@ -175,13 +175,15 @@ def test_validation_errors_are_problem_json_with_a_code(client: TestClient) -> N
     assert r.status_code == 404 and r.json()["code"] == "not_found"
 
 
-def test_log_in_is_throttled_after_five_failures(client: TestClient, world: World) -> None:
+def test_repeated_log_in_failures_ask_for_a_proof_of_work(client: TestClient,
+                                                         world: World) -> None:
     world.patient_account("target")
     codes = [client.post("/api/v1/auth/login",
                          json={"username": "target", "password": "wrong-password"}).json()["code"]
-             for _ in range(6)]
-    assert codes[:5] == ["bad_credentials"] * 5
-    assert codes[5] == "login_throttled"
+             for _ in range(5)]
+    # Three free failures, then every attempt must carry a solved challenge first.
+    assert codes[:3] == ["bad_credentials"] * 3
+    assert codes[3:] == ["challenge_required"] * 2
 
 
 def test_a_booking_without_the_screens_token_is_refused(client: TestClient,

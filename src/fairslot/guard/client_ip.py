@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 __all__ = [
     "IPNetwork",
     "address_key",
+    "came_over_https",
     "parse_ip",
     "parse_networks",
     "prefix_key",
@@ -148,3 +149,19 @@ def prefix_key(ip: str) -> str:
     if isinstance(address, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((address, 48), strict=False))
     return str(ipaddress.IPv4Network((address, 24), strict=False))
+
+
+def came_over_https(scheme: str, peer: str | None, forwarded_proto: Sequence[str],
+                    trusted: Sequence[IPNetwork]) -> bool:
+    """Whether the client's request reached us over HTTPS, as far as the server can tell:
+    its own TLS (``scheme``), or, from one of our proxies only, the proxy's
+    ``X-Forwarded-Proto`` (the right-most value: the one the nearest proxy wrote)."""
+    if scheme == "https":
+        return True
+    if not forwarded_proto or not peer:
+        return False
+    seen = _classify(peer, tuple(trusted))
+    if seen is None or not seen[1]:
+        return False
+    nearest = forwarded_proto[-1].split(",")[-1].strip().lower()
+    return nearest == "https"

@@ -1,65 +1,89 @@
-"""Device identity: a signed first-party cookie, or an id the mobile app sends.
+"""Device identity: identifiers only the server mints.
 
-The cookie (``fs_device``) holds a random id and its HMAC, so the server knows it issued
-the id; it is HttpOnly and SameSite=Lax, and is set on the first response that lacks one.
-Apps without a cookie jar send their own id in a header; that is accepted as a key but
-marked ``claimed``, because nothing stops a bot from inventing a new one per request.
-Either way the id is hashed before it is used as a key.
+A device id is a random value the server creates, signed together with the moment it was
+minted (HMAC with the guard's device key): ``<id>.<minted, hex seconds>.<signature>``.
+Browsers keep it in the first-party cookie ``fs_device`` (HttpOnly, SameSite=Lax,
+``Secure`` when the request came over HTTPS); native apps read it from the response header
+the server sends when it mints one (``X-Device-Id`` by default) and send it back in the
+same header. Either way only a value carrying the server's signature is a device: an id a
+client makes up means nothing, and such a request is treated as having no device at all
+(which is a risk, and is counted by its IP prefix; see ``Guard``).
+
+A device minted a short while ago (``guard_device_young_seconds``) is *new*: a client that
+throws its cookie away and fetches a fresh one each time never gets past that, so it never
+gets a device with a clean record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 
+from fairslot.clock import Clock
 from fairslot.guard.keys import b64url
+from fairslot.randomness import Randomness
 
-__all__ = ["COOKIE_NAME", "DeviceId", "DeviceIds"]
+__all__ = ["COOKIE_NAME", "Device", "DeviceIds"]
 
 COOKIE_NAME = "fs_device"
-_MAX_AGE = 400 * 24 * 3600  # the longest lifetime browsers honour
+MAX_AGE = 400 * 24 * 3600
+"""The longest cookie lifetime browsers honour; also how long a signed id is accepted."""
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceId:
+class Device:
     id: str
-    new: bool
-    """Issued on this request: the client brought no (valid) cookie."""
-    claimed: bool
-    """Came from the app's header, not from a cookie we signed."""
+    minted_at: int
+    """Seconds since the epoch when the server minted it."""
 
 
 class DeviceIds:
-    def __init__(self, key: bytes, *, secure: bool) -> None:
+    def __init__(self, key: bytes, clock: Clock, randomness: Randomness, *,
+                 young_seconds: float, secure: bool | None) -> None:
         self._key = key
-        self._secure = secure
+        self._clock = clock
+        self._randomness = randomness
+        self.young_seconds = young_seconds
+        self.secure = secure
+        """``Secure`` on the cookie: always (True), never (False), or when the request
+        came over HTTPS (None)."""
 
-    def _sig(self, raw: str) -> str:
-        return b64url(hmac.new(self._key, raw.encode(), hashlib.sha256).digest()[:12])
+    def _sig(self, body: str) -> str:
+        return b64url(hmac.new(self._key, body.encode(), hashlib.sha256).digest()[:12])
 
-    def from_cookie(self, value: str | None) -> str | None:
-        """The device id in a cookie value, if we signed it."""
-        if not value or len(value) > 64 or "." not in value:
+    def mint(self) -> tuple[Device, str]:
+        """A new device and its signed value (cookie value and app header alike)."""
+        minted = int(self._clock.now().timestamp())
+        raw = b64url(self._randomness.token_bytes(15))
+        body = f"{raw}.{minted:x}"
+        return Device(raw, minted), f"{body}.{self._sig(body)}"
+
+    def verify(self, value: str | None) -> Device | None:
+        """The device a signed value names, or None if we did not sign it (or it is older
+        than any cookie can be)."""
+        if not value or len(value) > 64:
             return None
-        raw, sig = value.split(".", 1)
-        if hmac.compare_digest(self._sig(raw), sig):
-            return raw
-        return None
-
-    def from_header(self, value: str | None) -> str | None:
-        """A client-claimed id, reduced to a fixed-size key."""
-        if not value or len(value) > 256:
+        parts = value.split(".")
+        if len(parts) != 3:
             return None
-        digest = hmac.new(self._key, b"app\x00" + value.encode(), hashlib.sha256).digest()
-        return "app-" + b64url(digest[:15])
+        raw, minted_hex, sig = parts
+        if not hmac.compare_digest(self._sig(f"{raw}.{minted_hex}"), sig):
+            return None
+        try:
+            minted = int(minted_hex, 16)
+        except ValueError:
+            return None
+        if self._clock.now().timestamp() - minted > MAX_AGE:
+            return None
+        return Device(raw, minted)
 
-    def new(self) -> tuple[str, str]:
-        """A fresh id and the ``Set-Cookie`` header value that stores it."""
-        raw = b64url(secrets.token_bytes(15))
-        value = f"{raw}.{self._sig(raw)}"
-        attributes = f"{COOKIE_NAME}={value}; Path=/; Max-Age={_MAX_AGE}; HttpOnly; SameSite=Lax"
-        if self._secure:
-            attributes += "; Secure"
-        return raw, attributes
+    def is_young(self, device: Device) -> bool:
+        return self._clock.now().timestamp() - device.minted_at < self.young_seconds
+
+    def set_cookie(self, value: str, *, https: bool) -> str:
+        """The ``Set-Cookie`` header value storing a device."""
+        header = f"{COOKIE_NAME}={value}; Path=/; Max-Age={MAX_AGE}; HttpOnly; SameSite=Lax"
+        if self.secure or (self.secure is None and https):
+            header += "; Secure"
+        return header

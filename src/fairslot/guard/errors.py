@@ -13,6 +13,7 @@ from fairslot.domain.errors import FairslotError, Forbidden, TooManyRequests
 
 __all__ = [
     "ActionTokenRefused",
+    "Blocked",
     "BookingInProgress",
     "ChallengeRequired",
     "GuardError",
@@ -78,6 +79,20 @@ class ActionTokenRefused(Forbidden):
     def __init__(self, detail: str, *, code: str, **extra: Any) -> None:
         super().__init__(detail, code=code, **extra)
         self.headers: dict[str, str] = {"Cache-Control": "no-store"}
+
+
+class Blocked(Forbidden):
+    """A decision blocks this requester (an address, prefix, device, account, patient or
+    payer of it) until ``Retry-After`` seconds from now."""
+
+    code: ClassVar[str] = "blocked"
+    title: ClassVar[str] = "Access suspended"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers: dict[str, str] = {"Retry-After": str(retry_after),
+                                        "Cache-Control": "no-store"}
+        self.retry_after = retry_after
 
 
 class Overloaded(GuardError):

@@ -40,16 +40,20 @@ class GuardEvent:
     at: dt.datetime
     decision: Decision
     reason: str
-    """Stable code: ``ok``, ``rate_limited``, ``challenge_required``, ``challenge_invalid``,
-    ``token_missing``, ``token_invalid``, ``token_replayed``, ``token_too_early``,
-    ``token_expired``, ``busy`` (another booking in flight), ``overloaded``."""
+    """Stable code: ``ok``, ``held_for_review`` (allowed, under a hold decision),
+    ``rate_limited``, ``login_backoff``, ``blocked`` (a decision), ``challenge_required``,
+    ``challenge_invalid``, ``challenge_expired``, ``challenge_mismatch``,
+    ``challenge_replayed``, ``token_missing``, ``token_invalid``, ``token_replayed``,
+    ``token_too_early``, ``token_expired``, ``busy`` (another booking in flight),
+    ``overloaded``."""
     group: str
     level: str
     client_ip: str
     account_id: str | None = None
     device_id: str | None = None
     key: str | None = None
-    """Which key decided a rate-limit refusal: ``ip``, ``prefix``, ``account``, ..."""
+    """Which key decided a refusal: ``ip``, ``prefix``, ``account``, ... (for ``blocked``,
+    the kind of entity the decision names)."""
     key_hash: str | None = None
     """Pseudonymous value of that key (a keyed hash), to group refusals by requester."""
     limit: str | None = None

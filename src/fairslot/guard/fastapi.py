@@ -2,10 +2,10 @@
 
 ``install(app, guard)`` puts the guard on ``app.state.guard`` and adds ``GuardMiddleware``,
 which for every HTTP request resolves the client address (``request.state.client_ip``),
-reads or issues the device cookie (``request.state.device_id``), and counts the request
-in flight for the load shedder. Routes then take ``Depends(guarded(group, ...))`` and call
-``await gate.check(account_id=..., patient_id=..., payer=..., target=...)`` once they know
-who is asking; see docs/guard.md.
+reads the device the client sent back or mints one (``request.state.device_id``), and
+counts the request in flight for the load shedder. Routes then take
+``Depends(guarded(group, ...))`` and call ``await gate.check(account_id=..., patient_id=...,
+payer=..., target=...)`` once they know who is asking; see docs/guard.md.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fairslot.domain.errors import FairslotError
+from fairslot.guard.client_ip import came_over_https
 from fairslot.guard.device import COOKIE_NAME
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import Guard, GuardPass
@@ -37,11 +38,19 @@ _log = logging.getLogger("fairslot.guard")
 
 
 class GuardMiddleware:
-    """Pure ASGI middleware (no per-request task or body wrapping, so it costs little)."""
+    """Pure ASGI middleware (no per-request task or body wrapping, so it costs little).
+
+    Sets ``request.state.client_ip``, ``device_id`` (None when the request carries no
+    device the server signed) and ``device_new`` (minted a short while ago). A request
+    without a device gets one minted on its response: in the ``fs_device`` cookie
+    (``Secure`` over HTTPS) and in the device header (``X-Device-Id``) for apps, which send
+    it back in that header. It is not the request's device: the client has not shown yet
+    that it keeps it."""
 
     def __init__(self, app: ASGIApp, guard: Guard) -> None:
         self.app = app
         self.guard = guard
+        self._device_header = guard.device_header.encode("latin-1")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,45 +58,44 @@ class GuardMiddleware:
             return
         guard = self.guard
         forwarded: list[str] = []
+        proto: list[str] = []
         cookie_header = ""
         device_header: str | None = None
-        wanted = guard.device_header.encode("latin-1")
+        wanted = self._device_header
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
+            elif name == b"x-forwarded-proto":
+                proto.append(value.decode("latin-1"))
             elif name == b"cookie":
                 cookie_header = f"{cookie_header}; {value.decode('latin-1')}"
             elif name == wanted:
                 device_header = value.decode("latin-1")
         client = scope.get("client")
+        peer = client[0] if client else None
         state: dict[str, Any] = scope.setdefault("state", {})
-        state["client_ip"] = guard.client_ip(client[0] if client else None, forwarded)
+        state["client_ip"] = guard.client_ip(peer, forwarded)
 
-        device_id = guard.devices.from_cookie(_cookie(cookie_header) if cookie_header else None)
-        set_cookie: str | None = None
-        claimed = False
-        if device_id is None:
-            device_id = guard.devices.from_header(device_header)
-            claimed = device_id is not None
-        new = device_id is None
-        if device_id is None:
-            device_id, set_cookie = guard.devices.new()
-        state["device_id"] = device_id
-        state["device_new"] = new
-        state["device_claimed"] = claimed
+        devices = guard.devices
+        device = devices.verify(_cookie(cookie_header) if cookie_header else None)
+        if device is None and device_header is not None:
+            device = devices.verify(device_header.strip())
+        state["device_id"] = device.id if device is not None else None
+        state["device_new"] = device is not None and devices.is_young(device)
 
         send_wrapped = send
-        if set_cookie is not None:
-            cookie_bytes = set_cookie.encode("latin-1")
+        if device is None:
+            _, value = devices.mint()
+            https = came_over_https(scope.get("scheme", "http"), peer, proto, guard.trusted)
+            minted = [(b"set-cookie", devices.set_cookie(value, https=https).encode("latin-1")),
+                      (wanted, value.encode("latin-1"))]
 
-            async def send_with_cookie(message: Message) -> None:
+            async def send_with_device(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    headers = list(message.get("headers", []))
-                    headers.append((b"set-cookie", cookie_bytes))
-                    message["headers"] = headers
+                    message["headers"] = [*message.get("headers", []), *minted]
                 await send(message)
 
-            send_wrapped = send_with_cookie
+            send_wrapped = send_with_device
 
         shedder = guard.shedder
         shedder.enter()

@@ -16,10 +16,13 @@ late, so a flood spread over ``W`` workers can overshoot a limit by about
 ``W x rate x interval`` before every worker refuses it; a worker's report stays visible
 until the next report, and a worker keeps reporting a key while it or the others count it;
 a report older than ten intervals (at least 2 s) or than its window (a stopped worker's, or
-every report while Redis is down) is no longer counted, in Redis or in the worker; report
-times are Redis's. Only keys that pass 1% of their limit in a worker are shared at all, so
-a patient's few page views cost Redis nothing. A worker keeps at most ``_MAX_KEYS`` keys.
-Without Redis, or while it is down, each worker counts alone.
+every report while Redis is down) is no longer counted, in Redis or in the worker. Report
+times are the guard's clock, like every time the guard stores (the workers' clocks must
+agree, as they must for the moving windows in Redis). Only keys that pass 1% of their limit
+in a worker are shared at all, so a patient's few page views cost Redis nothing. A worker
+keeps at most ``_MAX_KEYS`` keys. Without Redis, or while it is down, each worker counts
+alone. The reports go out on a timer of the event loop; what they count and when a count is
+stale is judged on the guard's clock.
 """
 
 from __future__ import annotations
@@ -28,15 +31,13 @@ import asyncio
 import itertools
 import logging
 import os
-import time
-from collections import deque
-from typing import TYPE_CHECKING
 
 import limits
-import redis.exceptions
 
-if TYPE_CHECKING:
-    from fairslot.guard.storage import SharedState
+from fairslot.clock import Clock
+from fairslot.guard.state import REDIS_ERRORS, SharedState
+from fairslot.guard.state.scripts import script
+from fairslot.guard.windows import Hit, Window
 
 __all__ = ["LocalWindows"]
 
@@ -47,69 +48,31 @@ _MAX_KEYS = 200_000
 # few page views then cost no Redis work at all, and a key that W workers never share can
 # pass its limit by at most W percent.
 _SHARE_FRACTION = 100
-
-
-# One call per batch of keys: report this worker's count of each key and answer the sum of the
-# other workers' counts. ARGV[1] names the worker, ARGV[2] is the age in seconds past which a
-# report is stale (its worker stopped or lost Redis: dropped, not summed; never older than
-# the key's window either), ARGV[2 + i] is "count,window in ms" for KEYS[i]. Fields hold
-# "count,time", the time read from Redis's own clock, so hosts' clocks need not agree.
-_REPORT = """
-local out = {}
-local clock = redis.call('time')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local max_age = tonumber(ARGV[2])
-for i = 1, #KEYS do
-    local count, expiry = string.match(ARGV[i + 2], "^(%d+),(%d+)$")
-    local stale = now - math.min(max_age, tonumber(expiry) / 1000)
-    redis.call('hset', KEYS[i], ARGV[1], count .. ',' .. string.format('%.6f', now))
-    redis.call('pexpire', KEYS[i], tonumber(expiry))
-    local fields = redis.call('hgetall', KEYS[i])
-    local others = 0
-    for j = 1, #fields, 2 do
-        if fields[j] ~= ARGV[1] then
-            local n, at = string.match(fields[j + 1], "^(%d+),([%d.]+)$")
-            if n and tonumber(at) >= stale then
-                others = others + tonumber(n)
-            else
-                redis.call('hdel', KEYS[i], fields[j])
-            end
-        end
-    end
-    out[i] = others
-end
-return out
-"""
 _REPORT_BATCH = 256
 
 
-class _Window:
-    __slots__ = ("events", "expiry", "others", "others_at", "share_at", "total")
+class _SharedWindow(Window):
+    """A window of this worker, and the other workers' count of the same key."""
+
+    __slots__ = ("others", "others_at", "share_at")
 
     def __init__(self, expiry: float, share_at: int) -> None:
-        self.events: deque[tuple[float, int]] = deque()
-        self.total = 0
+        super().__init__(expiry)
         self.others = 0
         """The other workers' count as last read, at ``others_at`` (monotonic)."""
         self.others_at = 0.0
-        self.expiry = expiry
         self.share_at = share_at
-
-    def count(self, now: float) -> int:
-        events, horizon = self.events, now - self.expiry
-        while events and events[0][0] <= horizon:
-            self.total -= events.popleft()[1]
-        return self.total
 
 
 class LocalWindows:
     """Moving-window counters of this worker, reconciled with the others through Redis."""
 
-    def __init__(self, state: SharedState, worker: str, interval: float) -> None:
+    def __init__(self, state: SharedState, worker: str, interval: float, clock: Clock) -> None:
         self._state = state
         self._worker = worker
         self._interval = interval
-        self._windows: dict[str, _Window] = {}
+        self._clock = clock
+        self._windows: dict[str, _SharedWindow] = {}
         self._shared: set[str] = set()
         """Keys this worker reports every interval: those that passed their threshold,
         until this worker's count of them is back to zero (and reported as such)."""
@@ -123,10 +86,10 @@ class LocalWindows:
     def _key(self, item: limits.RateLimitItem, key: str) -> str:
         return f"{self._state.prefix}lw:{key}/{item.amount}/{item.get_expiry()}"
 
-    def admit(self, hits: list[tuple[limits.RateLimitItem, str, int]]) -> int | None:
+    def admit(self, hits: list[Hit]) -> int | None:
         """Count ``hits`` (item, key, cost) if every one has room; else the index of the
         first without room, counting none."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         windows = []
         for index, (item, key, cost) in enumerate(hits):
             name = self._key(item, key)
@@ -134,7 +97,7 @@ class LocalWindows:
             if window is None:
                 if len(self._windows) >= _MAX_KEYS:
                     self._forget(now)
-                window = self._windows[name] = _Window(
+                window = self._windows[name] = _SharedWindow(
                     float(item.get_expiry()), max(1, item.amount // _SHARE_FRACTION)
                 )
             others = self._others(name, window, now)
@@ -142,14 +105,13 @@ class LocalWindows:
                 return index
             windows.append((name, window, cost))
         for name, window, cost in windows:
-            window.events.append((now, cost))
-            window.total += cost
+            window.add(now, cost)
             if window.total >= window.share_at and self._state.configured:
                 self._shared.add(name)
         self._schedule_if_needed()
         return None
 
-    def _others(self, name: str, window: _Window, now: float) -> int:
+    def _others(self, name: str, window: _SharedWindow, now: float) -> int:
         """The other workers' count of a key, if recent enough to trust. A key the others
         count is shared again (reported, and their count read back at the next report),
         so that a worker where the key went quiet does not go on with an old figure."""
@@ -167,14 +129,14 @@ class LocalWindows:
             self._schedule()
 
     def remaining(self, item: limits.RateLimitItem, key: str) -> tuple[int, float]:
-        """What is left of a limit and when (``time.time()`` seconds) room frees up."""
+        """What is left of a limit, and in how many seconds room frees up (at least 1: the
+        other workers' counts age out on their own schedule)."""
         window = self._windows.get(self._key(item, key))
         if window is None:
-            return item.amount, time.time()
-        now = time.monotonic()
+            return item.amount, 1.0
+        now = self._clock.monotonic()
         used = window.count(now) + self._others(self._key(item, key), window, now)
-        oldest = window.events[0][0] if window.events else now
-        return max(0, item.amount - used), time.time() + (oldest + window.expiry - now)
+        return max(0, item.amount - used), max(1.0, window.frees_in(now))
 
     def _forget(self, now: float) -> None:
         """Make room when the table is full: drop the windows with nothing left in them
@@ -227,7 +189,7 @@ class LocalWindows:
         A key reported at zero stops being shared (the others then stop counting it)."""
         if not self._state.configured or not self._shared or not self._state.use_redis():
             return
-        now = time.monotonic()
+        now = self._clock.monotonic()
         sent = [(name, w) for name in self._shared if (w := self._windows.get(name)) is not None]
         worker = f"{self._worker}:{os.getpid()}"  # distinct even in workers forked from one
         for start in range(0, len(sent), _REPORT_BATCH):
@@ -237,12 +199,13 @@ class LocalWindows:
                     for (_, w), count in zip(chunk, counts, strict=True)]
             try:
                 replies = await self._state.run_script(
-                    _REPORT, [name for name, _ in chunk], [worker, repr(self._stale), *args])
-            except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
+                    script("report"), [name for name, _ in chunk],
+                    [worker, repr(self._stale), repr(self._clock.now().timestamp()), *args])
+            except REDIS_ERRORS as exc:
                 self._state.failed(exc)
                 return
             self._state.succeeded()
-            read_at = time.monotonic()
+            read_at = self._clock.monotonic()
             for (name, window), count, others in zip(chunk, counts, replies, strict=True):
                 window.others, window.others_at = int(others), read_at
                 if count == 0 and window.count(read_at) == 0 and not window.others:

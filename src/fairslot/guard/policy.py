@@ -32,6 +32,9 @@ class RouteGroup(enum.StrEnum):
     SEARCH = "search"
     LOGIN = "login"
     REGISTRATION = "registration"
+    SCREENS = "screens"
+    """Screens that issue an action token: the booking screen, the order (payment) page,
+    a booking's page with its cancel button."""
     ENTERING = "entering"
     BOOKING = "booking"
     PAYMENT = "payment"
@@ -102,6 +105,15 @@ DEFAULT_LIMITS: Mapping[RouteGroup, Mapping[KeyKind, str]] = {
         KeyKind.PREFIX: "40/hour",
         KeyKind.DEVICE: "5/day",
     },
+    # A person opens a booking or payment screen a few times per booking; a bot collecting
+    # tokens opens dozens in a burst. The account and device limits stop a burst after ten.
+    RouteGroup.SCREENS: {
+        KeyKind.IP: "30/minute;600/day",
+        KeyKind.PREFIX: "150/minute",
+        KeyKind.DEVICE: "10/minute",
+        KeyKind.ACCOUNT: "10/minute;120/day",
+        KeyKind.PATIENT: "10/minute",
+    },
     RouteGroup.ENTERING: {
         KeyKind.IP: "30/minute;300/day",
         KeyKind.PREFIX: "150/minute",
@@ -125,9 +137,10 @@ DEFAULT_LIMITS: Mapping[RouteGroup, Mapping[KeyKind, str]] = {
     },
 }
 
-# Groups whose requests may be asked to solve a proof of work. Page views are not: a GET
-# of a page cannot carry a solution, and it is cheap for us to serve.
-CHALLENGEABLE: frozenset[RouteGroup] = frozenset(RouteGroup) - {RouteGroup.BROWSING}
+# Groups whose requests may be asked to solve a proof of work. Page views and screens are
+# not: a GET of a page cannot carry a solution (the action the screen leads to is checked).
+CHALLENGEABLE: frozenset[RouteGroup] = frozenset(RouteGroup) - {RouteGroup.BROWSING,
+                                                                RouteGroup.SCREENS}
 
 # The load shedder's tiers: browsing goes first, what a patient is in the middle of last.
 SHED_TIER: Mapping[RouteGroup, int] = {
@@ -135,6 +148,7 @@ SHED_TIER: Mapping[RouteGroup, int] = {
     RouteGroup.SEARCH: 1,
     RouteGroup.LOGIN: 1,
     RouteGroup.REGISTRATION: 1,
+    RouteGroup.SCREENS: 2,
     RouteGroup.ENTERING: 2,
     RouteGroup.BOOKING: 2,
     RouteGroup.PAYMENT: 2,
@@ -151,15 +165,24 @@ class GroupPolicy:
 
 def build_policies(
     overrides: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    login_attempts_per_minute: int | None = None,
 ) -> dict[RouteGroup, GroupPolicy]:
     """The effective table: defaults with ``overrides`` laid over them, limits parsed.
 
-    An override of ``""`` or ``"none"`` removes that key's limit for the group. Unknown
-    group or key names are an error, so a typo in the environment fails at start-up.
+    ``login_attempts_per_minute`` (``FAIRSLOT_LOGIN_ATTEMPTS_PER_MINUTE``) replaces the
+    per-minute part of the log-in limit per account; an override of ``login``/``account``
+    in ``overrides`` replaces the whole entry and wins. An override of ``""`` or ``"none"``
+    removes that key's limit for the group. Unknown group or key names are an error, so a
+    typo in the environment fails at start-up.
     """
     table: dict[RouteGroup, dict[KeyKind, str]] = {
         group: dict(keys) for group, keys in DEFAULT_LIMITS.items()
     }
+    if login_attempts_per_minute is not None:
+        if login_attempts_per_minute < 1:
+            raise ValueError("login_attempts_per_minute must be at least 1")
+        table[RouteGroup.LOGIN][KeyKind.ACCOUNT] = f"{login_attempts_per_minute}/minute;50/day"
     for group_name, keys in (overrides or {}).items():
         group = RouteGroup(group_name)
         for key_name, spec in keys.items():

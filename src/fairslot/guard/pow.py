@@ -5,7 +5,8 @@ Challenges use the ALTCHA v1 format (SHA-256 of salt + number, HMAC-signed), so 
 ``altcha`` widget or our own solver (``/static/altcha-solver.js``) can solve them. The
 salt carries, under the signature, the expiry, the action and a pseudonym of the account
 the challenge was issued to: a solution is good for that account and action only, once,
-until it expires.
+until it expires. Salt and secret number come from the injected ``Randomness``; spent
+solutions go to the ``TokenLedger``, so a restart does not make them usable again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from altcha.v1 import (
 )
 
 from fairslot.clock import Clock
-from fairslot.guard.storage import SharedState
+from fairslot.guard.ledger import TokenLedger
+from fairslot.randomness import Randomness
 
 __all__ = ["ChallengeCheck", "Challenges"]
 
@@ -40,10 +42,12 @@ class ChallengeCheck:
 
 
 class Challenges:
-    def __init__(self, hmac_key: str, state: SharedState, clock: Clock, *, ttl: float) -> None:
+    def __init__(self, hmac_key: str, ledger: TokenLedger, clock: Clock,
+                 randomness: Randomness, *, ttl: float) -> None:
         self._key = hmac_key
-        self._state = state
+        self._ledger = ledger
         self._clock = clock
+        self._randomness = randomness
         self.ttl = ttl
 
     def issue(self, subject: str, action: str, max_number: int) -> dict[str, Any]:
@@ -53,6 +57,8 @@ class Challenges:
             ChallengeOptions(
                 hmac_key=self._key,
                 max_number=max_number,
+                salt=self._randomness.token_hex(12),
+                number=self._randomness.randbelow(max_number + 1),
                 expires=expires,
                 params={"s": subject, "a": action},
             )
@@ -78,11 +84,10 @@ class Challenges:
             expires = float(params["expires"][0])
         except (KeyError, IndexError, ValueError):
             return ChallengeCheck(False, "challenge_invalid")
-        remaining = expires - self._clock.now().timestamp()
-        if remaining < 0:
+        if expires < self._clock.now().timestamp():
             return ChallengeCheck(False, "challenge_expired")
         if params.get("s") != [subject] or params.get("a") != [action]:
             return ChallengeCheck(False, "challenge_mismatch")
-        if not await self._state.spend("pow:" + str(data["signature"]), remaining + 1):
+        if not await self._ledger.spend("pow:" + str(data["signature"]), expires + 1):
             return ChallengeCheck(False, "challenge_replayed")
         return ChallengeCheck(True, "ok")

@@ -6,19 +6,19 @@ action accepts it once, and not sooner than ``guard_token_min_age_seconds`` afte
 issued: a person reads the screen for longer than that, while an API bot that skips the
 screens has no token, and one that fetches a token and fires at once is refused as too
 early. Tokens are HMAC-signed (no server state until spent); spent tokens are remembered
-until they would have expired anyway.
+in the ``TokenLedger`` until they would have expired anyway, which survives a restart.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 
 from fairslot.clock import Clock
 from fairslot.guard.keys import b64url, unb64url
-from fairslot.guard.storage import SharedState
+from fairslot.guard.ledger import TokenLedger
+from fairslot.randomness import Randomness
 
 __all__ = ["ActionTokens", "TokenCheck"]
 
@@ -33,11 +33,12 @@ class TokenCheck:
 
 
 class ActionTokens:
-    def __init__(self, key: bytes, state: SharedState, clock: Clock, *,
-                 min_age: float, ttl: float) -> None:
+    def __init__(self, key: bytes, ledger: TokenLedger, clock: Clock, randomness: Randomness,
+                 *, min_age: float, ttl: float) -> None:
         self._key = key
-        self._state = state
+        self._ledger = ledger
         self._clock = clock
+        self._randomness = randomness
         self.min_age = min_age
         self.ttl = ttl
 
@@ -46,7 +47,7 @@ class ActionTokens:
 
     def issue(self, account_id: str, action: str, target: str) -> str:
         issued_ms = int(self._clock.now().timestamp() * 1000)
-        nonce = b64url(secrets.token_bytes(12))
+        nonce = b64url(self._randomness.token_bytes(12))
         # Account, action and target are signed but not written into the token: the
         # verifier knows them from the request, and the token stays opaque.
         body = f"{_VERSION}.{issued_ms}.{nonce}"
@@ -76,6 +77,6 @@ class ActionTokens:
         if age < self.min_age:
             # Not spent: a person who double-clicks can still use it a moment later.
             return TokenCheck(False, "token_too_early")
-        if not await self._state.spend("tok:" + nonce, self.ttl - age + 1):
+        if not await self._ledger.spend("tok:" + nonce, issued + self.ttl + 1):
             return TokenCheck(False, "token_replayed")
         return TokenCheck(True, "ok")

@@ -14,9 +14,9 @@ The one shortcut: accounts are inserted directly with one precomputed password h
 Argon2 costs about 0.2 s per account; adding patients (the real-name check), entering,
 booking, paying, cancelling and checking in all run through the services.
 
-The guard reads wall-clock time (its deny cache and the ``limits`` library's in-memory
-windows); ``virtual_wall_clock`` maps those reads to the simulation clock for the run, so
-a limit of 20 a minute means 20 per virtual minute.
+Time and randomness are injected everywhere, the guard included: the platform and the guard
+get the simulation's ``FixedClock`` and a ``SeededRandomness``, so a limit of 20 a minute
+means 20 per virtual minute and the same seed gives the same run. Nothing is patched.
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ import json
 import pathlib
 import random
 import statistics
-import sys
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -51,7 +50,14 @@ from fairslot.domain.errors import FairslotError
 from fairslot.domain.identity import Identity
 from fairslot.domain.residents import make_id_number, make_name, make_phone, make_residents
 from fairslot.domain.schedule import Period, ReleasePolicy
-from fairslot.guard import ChallengeRequired, Guard, GuardError, Requester, RouteGroup
+from fairslot.guard import (
+    ChallengeRequired,
+    Guard,
+    GuardError,
+    MemoryLedger,
+    Requester,
+    RouteGroup,
+)
 from fairslot.guard.errors import ActionTokenRefused
 from fairslot.randomness import SeededRandomness
 from fairslot.scheduler import run_due_jobs
@@ -73,7 +79,7 @@ from fairslot.storage.migrate import upgrade
 from fairslot.storage.orm import map_domain
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["RunResult", "Simulation", "seeded_altcha", "virtual_wall_clock"]
+__all__ = ["RunResult", "Simulation"]
 
 T = TypeVar("T")
 Process = Generator[float, None, None]
@@ -84,65 +90,6 @@ _BOOK, _PAY = "book", "pay"
 _ACTIVE = ("held", "paid", "checked_in", "no_show")
 # Draws replayed per round to measure each entrant's chance (broker_advantage).
 _CHANCE_REPLICATES = 400
-
-
-class _VirtualTime:
-    """Stands in for the ``time`` module inside the guard and ``limits`` during a run."""
-
-    def __init__(self, clock: FixedClock) -> None:
-        self._clock = clock
-
-    def time(self) -> float:
-        return self._clock.now().timestamp()
-
-    def monotonic(self) -> float:
-        return self._clock.now().timestamp()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
-
-@contextlib.contextmanager
-def virtual_wall_clock(clock: FixedClock) -> Iterator[None]:
-    """Point the guard's and the ``limits`` library's reads of ``time`` at ``clock``."""
-    names = ("fairslot.guard.service", "fairslot.guard.storage", "limits.storage.memory",
-             "limits.strategies")
-    shim = _VirtualTime(clock)
-    saved = {name: sys.modules[name].time for name in names}
-    try:
-        for name in names:
-            sys.modules[name].time = shim  # type: ignore[attr-defined]
-        yield
-    finally:
-        for name, module in saved.items():
-            sys.modules[name].time = module  # type: ignore[attr-defined]
-
-
-@contextlib.contextmanager
-def seeded_altcha(rng: random.Random) -> Iterator[None]:
-    """Same seed, same challenges: ALTCHA draws its challenges' salts and secret numbers
-    from ``secrets``; for the run they come from the simulation's seeded generator. (The
-    release services' randomness is injected: the platform gets a ``SeededRandomness``.)"""
-    import altcha.v1 as altcha_module
-
-    class _SeededSecrets:
-        """The two calls ALTCHA makes for a challenge's salt and secret number."""
-
-        @staticmethod
-        def token_bytes(n: int) -> bytes:
-            return rng.randbytes(n)
-
-        @staticmethod
-        def randbelow(n: int) -> int:
-            return rng.randrange(n)
-
-    namespace = vars(altcha_module)
-    saved = namespace["secrets"]
-    namespace["secrets"] = _SeededSecrets
-    try:
-        yield
-    finally:
-        namespace["secrets"] = saved
 
 
 class PermissiveVerifier:
@@ -1068,11 +1015,13 @@ class Simulation:
             if not self.defences["realname"]:
                 self.platform.verifier = PermissiveVerifier()
             self.runner = stack.enter_context(asyncio.Runner())
-            stack.enter_context(virtual_wall_clock(self.clock))
-            stack.enter_context(seeded_altcha(random.Random(self.rng.random())))
             self.guard: Guard | None = None
             if self.defences["guard"]:
-                self.guard = Guard(settings, clock=self.clock)
+                # The guard runs in the simulation's virtual time and seeded randomness,
+                # injected like everything else; spent tokens are kept in memory.
+                self.guard = Guard(settings, clock=self.clock,
+                                   randomness=SeededRandomness(self.rng.getrandbits(64)),
+                                   ledger=MemoryLedger(self.clock))
                 for group, level in self.sc.section("guard").get("levels", {}).items():
                     self.runner.run(self.guard.set_level(group, level))
             self._play()

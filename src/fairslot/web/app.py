@@ -7,13 +7,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import limits
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from fairslot import __version__
 from fairslot.bootstrap import Platform, bootstrap
@@ -30,15 +27,11 @@ __all__ = ["create_app"]
 log = logging.getLogger("fairslot.web")
 
 
-def _login_limiter(platform: Platform) -> limits.strategies.RateLimiter:
-    uri = platform.settings.redis_url or "memory://"
-    return MovingWindowRateLimiter(storage_from_string(uri))
-
-
 def create_app(platform: Platform | None = None) -> FastAPI:
     platform = platform or bootstrap()
     access_log = AccessLog(platform.write_events, platform.clock)
-    guard = Guard(platform.settings, clock=platform.clock, sink=GuardEventLog(access_log))
+    guard = Guard(platform.settings, clock=platform.clock, randomness=platform.random,
+                  sink=GuardEventLog(access_log))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +63,6 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     # before the access log reads them on the way out.
     app.add_middleware(AccessLogMiddleware, access_log=access_log)
     install_guard(app, guard)
-    app.state.login_limiter = _login_limiter(platform)
     install_problem_handlers(app)
     for router in (public.router, me.router, rounds.router, staff.router, consortium.router):
         app.include_router(router, prefix="/api/v1")

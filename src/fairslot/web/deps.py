@@ -10,14 +10,17 @@ case's transaction afterwards."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio.from_thread
 from fastapi import Depends, Request
 
 from fairslot.bootstrap import Platform
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import Forbidden, Unauthenticated
+from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import Guard
 from fairslot.services import accounts
 from fairslot.services.context import RequestContext
@@ -37,6 +40,7 @@ __all__ = [
     "claimed_account",
     "client_ip",
     "context",
+    "screen",
 ]
 
 SESSION_COOKIE = "fs_session"
@@ -144,7 +148,16 @@ async def caller(request: Request, uow: UowDep) -> Caller:
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
+def screen(request: Request, account: Account) -> None:
+    """A screen that hands out action tokens passes the guard's ``screens`` limits first,
+    once per view, so tokens cannot be collected in bursts. From the endpoint's thread."""
+    guard: Guard = request.app.state.guard
+    anyio.from_thread.run(functools.partial(guard.check, request, RouteGroup.SCREENS,
+                                            account_id=str(account.id)))
+
+
 def action_token(request: Request, account: Account, action: str, target: int | str) -> str:
-    """The single-use token a screen hands out for the one action it leads to."""
+    """The single-use token a screen hands out for the one action it leads to (after
+    ``screen`` has let the view through)."""
     guard: Guard = request.app.state.guard
     return guard.issue_token(str(account.id), action, str(target))

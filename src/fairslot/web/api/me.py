@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fairslot.domain.accounts import Role
 from fairslot.guard.fastapi import GuardGate, guarded
 from fairslot.guard.policy import RouteGroup
-from fairslot.guard.service import TOKEN_HEADER
+from fairslot.guard.service import POW_HEADER, TOKEN_HEADER
 from fairslot.services import accounts, booking, catalog
 from fairslot.services.payments import normalize_payer
 from fairslot.web.deps import (
@@ -22,8 +22,9 @@ from fairslot.web.deps import (
     authenticated,
     bearer_token,
     context,
+    screen,
 )
-from fairslot.web.login import throttle_log_in
+from fairslot.web.login import guarded_log_in
 from fairslot.web.problems import PROBLEM_RESPONSES
 from fairslot.web.routing import ReleasingRoute
 from fairslot.web.schemas import (
@@ -58,11 +59,12 @@ def register(body: RegisterIn, request: Request, uow: UowDep, deps: DepsDep) -> 
     return AccountOut.of(account)
 
 
-@router.post("/auth/login", tags=["account"],
-             dependencies=[Depends(guarded(RouteGroup.LOGIN, auto=True))])
+@router.post("/auth/login", tags=["account"])
 def log_in(body: Credentials, request: Request, uow: UowDep, deps: DepsDep) -> TokenOut:
-    throttle_log_in(request, body.username)
-    token, account = accounts.log_in(uow, deps, body.username, body.password, context(request))
+    """Log in. Repeated failures ask for a proof of work (``challenge_required``: solve
+    the problem body's challenge and send it in ``X-Fairslot-Pow``), then a pause."""
+    token, account = guarded_log_in(request, uow, deps, body.username, body.password,
+                                    request.headers.get(POW_HEADER))
     return TokenOut(token=token, role=account.role)
 
 
@@ -119,6 +121,7 @@ def booking_screen(session_id: IdPath, caller: CallerDep, request: Request,
     than the guard's minimum age, for this account and this session only)."""
     account = caller.account(Role.PATIENT)
     view = catalog.session_view(uow, deps, session_id)
+    screen(request, account)
     return BookingScreen(
         session=SessionOut.of(view),
         patients=[PatientOut.of(p) for p in accounts.list_patients(uow, deps, account)],
@@ -159,6 +162,7 @@ def payment_screen(booking_id: IdPath, caller: CallerDep, request: Request,
     for cancelling."""
     account = caller.account(Role.PATIENT)
     view = booking.get_booking(uow, deps, account, booking_id)
+    screen(request, account)
     return PaymentScreen(booking=BookingOut.of(view),
                          action_token=action_token(request, account, PAY_ACTION, booking_id),
                          cancel_token=action_token(request, account, CANCEL_ACTION,

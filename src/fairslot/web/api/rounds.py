@@ -21,6 +21,7 @@ from fairslot.web.deps import (
     action_token,
     authenticated,
     context,
+    screen,
 )
 from fairslot.web.problems import PROBLEM_RESPONSES
 from fairslot.web.routing import ReleasingRoute
@@ -146,6 +147,7 @@ def entry_screen(round_id: IdPath, request: Request, caller: CallerDep, uow: Uow
                  deps: DepsDep) -> EntryScreen:
     account = caller.account(Role.PATIENT)
     view = release.round_view(uow, deps, round_id)
+    screen(request, account)
     return EntryScreen(round=RoundOut.of(view), token_header=TOKEN_HEADER,
                        action_token=action_token(request, account, ENTER_ACTION, round_id))
 

@@ -17,8 +17,8 @@ from fairslot.guard.errors import ChallengeRequired
 from fairslot.services import accounts, booking, release
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
-from fairslot.web.deps import SESSION_COOKIE, DepsDep, UowDep, context
-from fairslot.web.login import throttle_log_in
+from fairslot.web.deps import SESSION_COOKIE, DepsDep, UowDep, context, screen
+from fairslot.web.login import guarded_log_in
 from fairslot.web.pages.common import (
     CSRF_COOKIE,
     DONE_MESSAGES,
@@ -83,9 +83,8 @@ def login(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
           altcha: Annotated[str, Form(max_length=4000)] = "") -> Response:
     check_csrf(request, csrf)
     try:
-        guard_check(request, "login", pow_payload=altcha or None)
-        throttle_log_in(request, username)
-        token, account = accounts.log_in(uow, deps, username, password, context(request))
+        token, account = guarded_log_in(request, uow, deps, username, password,
+                                        altcha or None)
     except FairslotError as exc:
         refused(uow)
         return render(request, "login.html", status=exc.status, next=_safe_next(next) or "",
@@ -139,6 +138,8 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
     views = booking.my_bookings(uow, deps, account) if is_patient else []
     now = deps.clock.now()
     cutoff = dt.timedelta(hours=deps.settings.cancel_cutoff_hours)
+    if retry is None and any(v.booking.active for v in views):
+        screen(request, account)  # this page hands out pay and cancel tokens
     items = []
     for v in views:
         b = v.booking

@@ -13,7 +13,7 @@ from fairslot.domain.errors import FairslotError, NotFound
 from fairslot.services import accounts, booking, catalog
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
-from fairslot.web.deps import DepsDep, UowDep, context
+from fairslot.web.deps import DepsDep, UowDep, context, screen
 from fairslot.web.pages.common import (
     Retry,
     Viewer,
@@ -55,6 +55,8 @@ def _confirm_page(request: Request, uow: UnitOfWork, deps: Deps, account: Accoun
         raise NotFound("这位就诊人不在您的账户中 No such patient on this account.",
                        code="patient_not_found")
     target = f"{session_id}/{patient_id}"
+    if retry is None:
+        screen(request, account)
     token = retry.token if retry else action_token(request, account, "book", target)
     department, _ = catalog.department(uow, deps, view.doctor.department_id)
     return render(request, "book_confirm.html", status=status, view=view, patient=patient,

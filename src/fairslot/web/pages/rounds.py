@@ -12,7 +12,7 @@ from fairslot.domain.errors import FairslotError
 from fairslot.services import accounts, catalog, release
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
-from fairslot.web.deps import DepsDep, UowDep, context
+from fairslot.web.deps import DepsDep, UowDep, context, screen
 from fairslot.web.pages.common import (
     Retry,
     Viewer,
@@ -41,6 +41,8 @@ def _entry_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account,
     options = [{"session": s.session, "doctor": doctors[s.session.doctor_id],
                 "entries": s.first_choice_entries} for s in view.sessions]
     department, _ = catalog.department(uow, deps, view.round.department_id)
+    if retry is None:
+        screen(request, account)
     token = retry.token if retry else action_token(request, account, "enter", str(round_id))
     return render(request, "enter.html", status=status, view=view, options=options,
                   department=department, patients=accounts.list_patients(uow, deps, account),
