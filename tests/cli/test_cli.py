@@ -90,3 +90,17 @@ def test_user_create_then_the_same_name_again_is_refused(tmp_path: pathlib.Path)
     assert r.returncode == 0 and "created operator account ops1" in r.stdout
     r = fairslot("user", "create", "ops1", "--role", "operator", cwd=tmp_path, env=env)
     assert r.returncode == 2 and r.stderr.strip() == "error: that username is taken"
+
+
+def test_the_top_level_help_lists_every_command_without_importing_the_heavy_layers() -> None:
+    # `fairslot --help` answers at once: no database layer, no dataframes, no web framework.
+    code = ("import sys\nfrom typer.testing import CliRunner\n"
+            "from fairslot.cli.main import COMMANDS, app\n"
+            "out = CliRunner().invoke(app, ['--help']).output\n"
+            "assert all(name in out for name in COMMANDS), out\n"
+            "heavy = {'sqlalchemy', 'polars', 'fastapi', 'sklearn', 'redis'} & set(sys.modules)\n"
+            "print(sorted(heavy))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
