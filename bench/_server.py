@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import datetime as dt
+import json
 import os
+import random
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
 
+from fairslot.bootstrap import Platform
+from fairslot.domain.accounts import Account, Patient, Role
+from fairslot.domain.residents import make_residents
 from fairslot.storage.database import make_engine
 from fairslot.storage.migrate import upgrade
 
@@ -36,21 +44,100 @@ def fresh_database(name: str) -> str:
     return url
 
 
+def add_patients(platform: Platform, count: int, now: dt.datetime) -> list[tuple[int, int]]:
+    """``count`` patient accounts, each with one verified identity of its own: (account id,
+    patient id) pairs. Written directly, in one transaction: registration is not measured."""
+    people = make_residents(random.Random(1), count)
+    password_hash = platform.deps.hasher.hash("bench password")
+    ids: list[tuple[int, int]] = []
+    with platform.uow() as uow:
+        for n, identity in enumerate(people):
+            account = Account(username=f"bench{n:05d}", role=Role.PATIENT,
+                              password_hash=password_hash, phone=None, created_at=now)
+            patient = Patient(id_number=identity.id_number, name=identity.name, phone=None,
+                              verified_at=now, created_at=now)
+            uow.accounts.add(account)
+            uow.patients.add(patient)
+            uow.flush()
+            uow.patients.link(account.id or 0, patient.id or 0, now)
+            ids.append((account.id or 0, patient.id or 0))
+        uow.commit()
+    return ids
+
+
+def lifted_limits(*groups: str) -> str:
+    """``FAIRSLOT_GUARD_LIMITS`` with the per-IP, per-prefix and per-device limits of these
+    route groups lifted: the whole load comes from one loopback address and the bench client
+    keeps no device cookie. The per-account and per-patient limits, the action tokens and
+    the one-in-flight cap stay on."""
+    return json.dumps({group: {"ip": "none", "prefix": "none", "device": "none"}
+                       for group in groups})
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``), or 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            parents.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += parents.get(current, [])
+    return found
+
+
+class Server(str):
+    """The served base URL, which also knows the server's processes and its database, so
+    that a benchmark can read the CPU time both spent: on a shared machine, throughput
+    swings with the neighbours' load; CPU per request much less."""
+
+    pid: int
+    database_url: str
+
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds so far of the server's processes, and of the PostgreSQL backends
+        connected to its database (the requests' own queries run there)."""
+        pids: list[int] = []
+        if self.database_url:
+            name = self.database_url.rsplit("/", 1)[1]
+            admin = sa.create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"))
+            with admin.connect() as conn:
+                pids += [int(p) for p in conn.execute(sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = :name"),
+                    {"name": name}).scalars()]
+            admin.dispose()
+        return (sum(cpu_seconds(p) for p in _descendants(self.pid)),
+                sum(cpu_seconds(p) for p in pids))
+
+
 @contextlib.contextmanager
 def server(env: dict[str, str], *, workers: int = 4,
-           app: str = "fairslot.web.asgi:app") -> Iterator[str]:
+           app: str = "fairslot.web.asgi:app") -> Iterator[Server]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", str(workers),
          "--log-level", "warning", "--no-access-log"],
         env={**os.environ, **env})
-    base = f"http://127.0.0.1:{port}"
+    base = Server(f"http://127.0.0.1:{port}")
+    base.pid = proc.pid
+    base.database_url = env.get("FAIRSLOT_DATABASE_URL", "")
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -140,3 +227,37 @@ def load(base: str, total: int, concurrency: int, request: Request
          ) -> tuple[float, dict[int, int]]:
     """Send ``total`` requests with ``concurrency`` connections; requests/s and statuses."""
     return asyncio.run(_load(base, total, concurrency, request))
+
+
+@dataclasses.dataclass
+class Measured:
+    rps: float
+    statuses: dict[int, int]
+    server_ms: float
+    """The server's CPU milliseconds per request."""
+    database_ms: float
+    """The database backends' CPU milliseconds per request."""
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.server_ms + self.database_ms
+
+    def line(self, label: str) -> str:
+        return (f"{label:<22}{self.rps:8.0f} req/s   CPU ms/req: server {self.server_ms:6.2f}"
+                f" database {self.database_ms:6.2f}   statuses {self.statuses}")
+
+
+def measure(base: Server, total: int, concurrency: int, request: Request) -> Measured:
+    """``load``, and the CPU time the server and its database spent per request."""
+    server_before, database_before = base.cpu()
+    rps, statuses = load(base, total, concurrency, request)
+    server_after, database_after = base.cpu()
+    return Measured(rps, statuses, (server_after - server_before) / total * 1000,
+                    (database_after - database_before) / total * 1000)
+
+
+def report(health: Measured, action: Measured, name: str) -> None:
+    """The two ratios of ``action`` to ``/healthz``: throughput, and CPU per request (the
+    one a busy machine disturbs less)."""
+    print(f"ratio {name}/healthz = {action.rps / health.rps:.3f} (throughput), "
+          f"{health.cpu_ms / action.cpu_ms:.3f} (CPU per request)")

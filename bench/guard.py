@@ -59,6 +59,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from limits.storage.base import MovingWindowSupport
 
+from _server import cpu_seconds
 from fairslot.clock import Clock, FixedClock, SystemClock
 from fairslot.config import Settings
 from fairslot.guard import Guard
@@ -102,7 +103,7 @@ def _platform_routes(settings: Settings) -> tuple[Any, Any]:
 
     upgrade(make_engine(settings.database_url))
     platform = bootstrap(settings)
-    seed_demo(platform, {user: secrets.token_urlsafe(9) for user in DEMO_USERS})
+    seed_demo(platform.uow, platform.deps, {user: secrets.token_urlsafe(9) for user in DEMO_USERS})
     return platform, public.router
 
 
@@ -236,15 +237,6 @@ async def _round(port: int, requests: list[bytes], concurrency: int) -> Round:
     return result
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux ``/proc``), or 0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _measure(port: int, pairs: dict[str, tuple[str, Any, Any, int]], n: int,
                    concurrency: int, everyone: list[str], server_pid: int
                    ) -> dict[str, dict[str, Round]]:
@@ -261,9 +253,9 @@ async def _measure(port: int, pairs: dict[str, tuple[str, Any, Any, int]], n: in
             for variant, path_of in (("plain", plain_path), ("guarded", guarded_path)):
                 batch = _requests(method, path_of, n // rounds, cookies, offset)
                 offset += n // rounds
-                cpu_before = _cpu_seconds(server_pid)
+                cpu_before = cpu_seconds(server_pid)
                 got = await _round(port, batch, concurrency)
-                got.cpu = _cpu_seconds(server_pid) - cpu_before
+                got.cpu = cpu_seconds(server_pid) - cpu_before
                 total = totals[name][variant]
                 total.cpu += got.cpu
                 total.requests += got.requests

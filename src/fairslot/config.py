@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     # Fair release (see docs/draw.md)
     draw_window_hours: int = Field(24, ge=1, le=24 * 14)
     """A draw session's request window opens this long before its release time."""
+    round_counts_cache_seconds: float = Field(2.0, ge=0, le=60)
+    """A worker shows an open round's entry counts up to this old (0: always fresh); at a
+    release's peak everyone opens the same round, and counting afresh for each costs the
+    database work that grows with the square of the crowd. A worker's own entries show
+    at once."""
     draw_payment_minutes: int = Field(240, ge=5)
     """A draw winner has this long to pay before the slot moves to the waitlist."""
     waitlist_offer_minutes: int = Field(60, ge=5)

@@ -16,6 +16,7 @@ from fairslot.crypto import Keyring
 from fairslot.randomness import Randomness
 from fairslot.services.identity import IdentityVerifier
 from fairslot.services.payments import PaymentProvider
+from fairslot.services.views import ViewCache
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = ["Deps", "Units"]
@@ -39,6 +40,11 @@ class Deps:
         """Argon2id at the configured cost."""
         return PasswordHasher(time_cost=self.settings.password_hash_time_cost,
                               memory_cost=self.settings.password_hash_memory_kib)
+
+    @functools.cached_property
+    def views(self) -> ViewCache:
+        """This process's short memory of much-read figures (see ``services.views``)."""
+        return ViewCache(self.clock)
 
     @functools.cached_property
     def dummy_hash(self) -> str:

@@ -74,7 +74,7 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
            ranked: list[int], ctx: RequestContext, *, idempotency_key: str | None = None,
            at_desk: bool = False) -> EntryView:
     now = deps.clock.now()
-    round_ = uow.rounds.get(round_id, for_update=True)
+    round_ = uow.rounds.get(round_id, for_share=True)
     if round_ is None:
         raise NotFound("no such round", code="round_not_found")
     if not round_.is_open_at(now):
@@ -110,6 +110,7 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
     row = uow.rounds.entry(entry_id)
     assert row is not None
     uow.commit()
+    deps.views.forget(("choices", round_id))
     return EntryView(row)
 
 
@@ -124,7 +125,7 @@ def withdraw(uow: UnitOfWork, deps: Deps, account: Account, entry_id: int,
     entry = uow.rounds.entry(entry_id)
     if entry is None or entry.account_id != account.id:
         raise NotFound("no such entry", code="entry_not_found")
-    round_ = uow.rounds.get(entry.round_id, for_update=True)
+    round_ = uow.rounds.get(entry.round_id, for_share=True)
     if round_ is None or not round_.is_open_at(now):
         raise Conflict("the request window has closed", code="window_closed")
     uow.rounds.update_entry(entry_id, withdrawn=True, updated_at=now)
@@ -132,6 +133,7 @@ def withdraw(uow: UnitOfWork, deps: Deps, account: Account, entry_id: int,
                       patient_id=entry.patient_id, detail={"round": entry.round_id},
                       **ctx.event_fields())
     uow.commit()
+    deps.views.forget(("choices", entry.round_id))
 
 
 def my_entries(uow: UnitOfWork, deps: Deps, account: Account) -> list[EntryView]:

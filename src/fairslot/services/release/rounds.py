@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from typing import Any
 
 from fairslot.domain import draw
@@ -182,7 +183,10 @@ def _get(uow: UnitOfWork, round_id: int) -> Round:
 
 def round_view(uow: UnitOfWork, deps: Deps, round_id: int) -> RoundView:
     round_ = _get(uow, round_id)
-    counts = uow.rounds.choice_counts(round_id)
+    counts = deps.views.get(("choices", round_id),
+                            deps.settings.round_counts_cache_seconds
+                            if round_.status is RoundStatus.OPEN else 0,
+                            lambda: uow.rounds.choice_counts(round_id))
     capacities = uow.rounds.capacities(round_id)
     found = uow.schedule.sessions_by_id(list(capacities))
     rates: dict[int, float | None] = {}
@@ -190,7 +194,9 @@ def round_view(uow: UnitOfWork, deps: Deps, round_id: int) -> RoundView:
     for sid, capacity in capacities.items():
         session = found[sid]
         if session.doctor_id not in rates:
-            rates[session.doctor_id] = _cancellation_rate(uow, session.doctor_id)
+            rates[session.doctor_id] = deps.views.get(
+                ("cancellations", session.doctor_id), 600,
+                functools.partial(_cancellation_rate, uow, session.doctor_id))
         sessions.append(RoundSession(session, capacity, counts.get(sid, 0),
                                      rates[session.doctor_id]))
     drawn = round_.status is RoundStatus.DRAWN

@@ -38,10 +38,16 @@ class RoundRepository:
     def __init__(self, db: DbSession) -> None:
         self.db = db
 
-    def get(self, round_id: int, *, for_update: bool = False) -> Round | None:
+    def get(self, round_id: int, *, for_update: bool = False,
+            for_share: bool = False) -> Round | None:
+        """The round; ``for_update`` locks it against everything else (the draw, the
+        beacon), ``for_share`` only against those (entries into one round do not wait for
+        each other, and none commits once the draw holds the round)."""
         query = sa.select(t.release_rounds).where(t.release_rounds.c.id == round_id)
         if for_update:
             query = query.with_for_update()
+        elif for_share:
+            query = query.with_for_update(read=True, key_share=True)
         row = self.db.execute(query).first()
         return None if row is None else _round(row)
 
