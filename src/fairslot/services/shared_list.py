@@ -1,0 +1,139 @@
+"""The consortium's shared list, consulted where a scalper would get in: registration,
+identity linking, draw entry, booking and payment (docs/consortium.md, "Enforcement").
+
+``consult`` looks the request's identifiers up in memory (``SharedList.check``, which is
+``fairslot.consortium.Consortium`` in the platform) and applies this hospital's policy per
+entry kind, after any review its staff made of the entry:
+
+- ``refuse``: the request is refused (``consortium_refused``; for another hospital's
+  no-show suspension, ``consortium_suspended`` with the entry's expiry, as the credit rule
+  would say of one of this hospital's own);
+- ``hold``: the request waits for a member of staff (``consortium_held``); a pending review
+  of the entry is opened, and once staff clear it the entry stops applying here, or once
+  they refuse it the entry is refused here from then on;
+- ``lower_quota``: the request goes on under the lowered quotas
+  (``consortium_lowered_quota``).
+
+Nothing the other hospital knows about the person is shown: a refusal names the entries'
+issuers, kinds and expiry only. Every match is an event (``consortium.matched``) with the
+entries' references and the outcome, and no identifier."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from enum import StrEnum
+from typing import Any, Protocol
+
+from fairslot.consortium.model import Action, EntryKind, Match
+from fairslot.domain.credit import Suspended
+from fairslot.domain.errors import Conflict, Forbidden
+from fairslot.services.context import RequestContext
+from fairslot.services.deps import Deps
+from fairslot.storage.uow import UnitOfWork
+
+__all__ = ["ConsortiumHeld", "ConsortiumRefused", "Point", "SharedList", "Verdict", "consult"]
+
+
+class SharedList(Protocol):
+    def check(self, *, identity: str | None = None, phone: str | None = None,
+              payer: str | None = None, device: str | None = None,
+              at: dt.datetime | None = None) -> list[Match]: ...
+
+
+class Point(StrEnum):
+    REGISTRATION = "registration"
+    IDENTITY_LINK = "identity_link"
+    DRAW_ENTRY = "draw_entry"
+    BOOKING = "booking"
+    PAYMENT = "payment"
+
+
+class ConsortiumRefused(Forbidden):
+    code = "consortium_refused"
+    title = "Refused on the consortium's shared list"
+
+
+class ConsortiumHeld(Conflict):
+    code = "consortium_held"
+    title = "Held for review"
+
+
+_RANK = {Action.LOWER_QUOTA: 1, Action.HOLD: 2, Action.REFUSE: 3}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verdict:
+    matches: tuple[Match, ...] = ()
+    lowered: bool = False
+    """The request goes on under the lowered quotas."""
+
+
+CLEAR = Verdict()
+
+
+def _effective(match: Match, review: str | None) -> Action:
+    """The action after this hospital's staff reviewed the entry (if they did)."""
+    if review == "cleared":
+        return Action.IGNORE
+    if review == "refused":
+        return Action.REFUSE
+    return match.action
+
+
+def _public(match: Match) -> dict[str, Any]:
+    return {"entry": match.ref, "kind": match.kind.value,
+            "role": match.role.value if match.role else None,
+            "expires_at": match.expires_at.isoformat()}
+
+
+def consult(uow: UnitOfWork, deps: Deps, point: Point, ctx: RequestContext | None = None, *,
+            identity: str | None = None, phone: str | None = None, payer: str | None = None,
+            patient_id: int | None = None, account_id: int | None = None) -> Verdict:
+    """Look the request up on the shared list and apply the policy. Raises
+    ``ConsortiumRefused`` (or ``Suspended``) or ``ConsortiumHeld``, after committing the
+    event and the review it opened; returns whether the quotas are lowered."""
+    shared = deps.shared_list
+    if shared is None:
+        return CLEAR
+    now = deps.clock.now()
+    device = ctx.device_id if ctx is not None else None
+    matches = shared.check(identity=identity, phone=phone, payer=payer, device=device, at=now)
+    if not matches:
+        return CLEAR
+    reviews = uow.consortium.statuses((m.issuer, m.entry_no) for m in matches)
+    acting = [(m, _effective(m, reviews.get((m.issuer, m.entry_no)))) for m in matches]
+    acting = [(m, a) for m, a in acting if a is not Action.IGNORE]
+    outcome = max((a for _, a in acting), key=_RANK.__getitem__, default=Action.IGNORE)
+    fields = ctx.event_fields() if ctx is not None else {}
+    uow.events.append("consortium.matched", now, account_id=account_id, patient_id=patient_id,
+                      detail={"point": point.value, "outcome": outcome.value,
+                              "entries": [m.ref for m in matches]}, **fields)
+    if outcome is Action.IGNORE:
+        return Verdict(tuple(matches))
+    if outcome is Action.LOWER_QUOTA:
+        return Verdict(tuple(matches), lowered=True)
+    deciding = [m for m, a in acting if a is outcome]
+    entries = [_public(m) for m in deciding]
+    if outcome is Action.HOLD:
+        for m in deciding:
+            if uow.consortium.open(m.issuer, m.entry_no, point=point.value,
+                                   patient_id=patient_id, account_id=account_id, now=now):
+                uow.consortium.audit(now, f"{point.value}", "review.opened", m.issuer,
+                                     m.entry_no, point=point.value)
+        uow.commit()
+        raise ConsortiumHeld("this request waits for a member of staff to review an entry "
+                             "of another hospital's on the shared list; the registration "
+                             "desk can tell you more, and you can appeal from your page",
+                             entries=entries)
+    uow.commit()
+    suspensions = [m for m in deciding if m.kind is EntryKind.NO_SHOW_SUSPENSION]
+    if len(suspensions) == len(deciding):
+        until = max(m.expires_at for m in suspensions)
+        raise Suspended(f"suspended until {until:%Y-%m-%d} by another hospital of the "
+                        f"consortium for missed appointments ({suspensions[0].ref}); you "
+                        "can appeal from your page", until=until, reason="consortium",
+                        code="consortium_suspended", entries=entries)
+    raise ConsortiumRefused("refused: an entry of another hospital's on the consortium's "
+                            "shared list names this request; you can appeal from your page",
+                            entries=entries)
