@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -419,6 +419,17 @@ class Consortium:
         found = self.store.appeal(ref)
         assert found is not None
         return found
+
+    def member_code(self) -> str | None:
+        me = self.store.self_row()
+        return None if me is None else me.member
+
+    def appeals_about(self, refs: Iterable[tuple[str, int]],
+                      patient_ids: Iterable[int]) -> list[Appeal]:
+        """Appeals sent from here about these entries or for these patients."""
+        wanted, patients = set(refs), set(patient_ids)
+        return [a for a in self.store.appeals(direction="out")
+                if (a.issuer, a.entry_no) in wanted or a.patient_id in patients]
 
     def decide_review(self, ref: str, *, clear: bool, note: str, actor: str) -> Review:
         """A member of staff's decision on an entry held for review here: ``clear`` lets the

@@ -22,23 +22,37 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, Protocol
 
-from fairslot.consortium.model import Action, EntryKind, Match
+from fairslot.consortium.model import Action, EntryKind, Match, SubjectType
+from fairslot.consortium.store import Appeal
+from fairslot.domain.accounts import Account
 from fairslot.domain.credit import Suspended
-from fairslot.domain.errors import Conflict, Forbidden
+from fairslot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["ConsortiumHeld", "ConsortiumRefused", "Point", "SharedList", "Verdict", "consult"]
+__all__ = ["Affecting", "ConsortiumHeld", "ConsortiumRefused", "Point", "SharedList", "Verdict",
+           "affecting", "appeal", "consult"]
 
 
 class SharedList(Protocol):
     def check(self, *, identity: str | None = None, phone: str | None = None,
               payer: str | None = None, device: str | None = None,
               at: dt.datetime | None = None) -> list[Match]: ...
+
+    def member_code(self) -> str | None:
+        """This hospital's code in the consortium (None before it has a key)."""
+
+    def appeal(self, issuer: str, entry_no: int, subject: SubjectType, identifier: str,
+               message: str, *, patient_id: int | None = None, actor: str) -> Appeal: ...
+
+    def appeals_about(self, refs: Iterable[tuple[str, int]],
+                      patient_ids: Iterable[int]) -> list[Appeal]:
+        """Appeals sent from here about these entries or for these patients."""
 
 
 class Point(StrEnum):
@@ -137,3 +151,91 @@ def consult(uow: UnitOfWork, deps: Deps, point: Point, ctx: RequestContext | Non
     raise ConsortiumRefused("refused: an entry of another hospital's on the consortium's "
                             "shared list names this request; you can appeal from your page",
                             entries=entries)
+
+
+# -- due process: what a patient sees on their page, and their appeal --------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Affecting:
+    """Another hospital's entry that affects one of the account's people (or its phone):
+    what the issuer published and what this hospital does about it; never the evidence."""
+
+    match: Match
+    patient_id: int | None
+    """The family patient it names (None: the account's own phone)."""
+    who: str
+    """Whose identifier it names, for the page: the patient's name or "this account"."""
+    appeals: tuple[Appeal, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return self.match.ref
+
+
+def _named(uow: UnitOfWork, deps: Deps, account: Account
+           ) -> list[tuple[int | None, str, SubjectType, str]]:
+    """Every identifier the account's page may show entries for: each family patient's
+    ID number and phone, and the account's phone."""
+    found: list[tuple[int | None, str, SubjectType, str]] = []
+    for p in uow.patients.of_account(account.id or 0):
+        found.append((p.id, p.name, SubjectType.IDENTITY, p.id_number))
+        if p.phone:
+            found.append((p.id, p.name, SubjectType.PHONE, p.phone))
+    if account.phone:
+        found.append((None, "this account", SubjectType.PHONE, account.phone))
+    return found
+
+
+def _entries_for(uow: UnitOfWork, deps: Deps, account: Account
+                 ) -> list[tuple[Match, int | None, str, str]]:
+    shared = deps.shared_list
+    if shared is None:
+        return []
+    me = shared.member_code()
+    now = deps.clock.now()
+    out = []
+    for patient_id, who, subject, value in _named(uow, deps, account):
+        hits = shared.check(**{subject.value: value}, at=now)
+        out += [(m, patient_id, who, value) for m in hits
+                if m.issuer != me and m.subject_type is subject]
+    return out
+
+
+def affecting(uow: UnitOfWork, deps: Deps, account: Account) -> list[Affecting]:
+    """Other hospitals' entries in force that this hospital applies to the account's
+    people, with the appeals sent about them."""
+    shared = deps.shared_list
+    found = _entries_for(uow, deps, account)
+    if shared is None or not found:
+        return []
+    patients = [pid for _, pid, _, _ in found if pid is not None]
+    sent = shared.appeals_about([(m.issuer, m.entry_no) for m, *_ in found], patients)
+    return [Affecting(m, pid, who, tuple(a for a in sent
+                                         if (a.issuer, a.entry_no) == (m.issuer, m.entry_no)))
+            for m, pid, who, _ in found]
+
+
+def appeal(uow: UnitOfWork, deps: Deps, account: Account, entry_ref: str, message: str,
+           ctx: RequestContext | None = None) -> Appeal:
+    """A patient appeals an entry that affects one of their people: sent to the issuing
+    hospital with the entry's pseudonym and the message (kept here and retried while the
+    issuer is down). Only an entry that names one of the account's own identifiers can be
+    appealed from its page."""
+    shared = deps.shared_list
+    if shared is None:
+        raise NotFound("this hospital is not in a consortium", code="consortium_off")
+    if not message.strip():
+        raise InvalidInput("say why the entry is wrong", code="consortium_bad_appeal")
+    for m, patient_id, _, value in _entries_for(uow, deps, account):
+        if m.ref == entry_ref:
+            sent = shared.appeal(m.issuer, m.entry_no, m.subject_type, value, message,
+                                 patient_id=patient_id, actor=f"account:{account.id}")
+            uow.events.append("consortium.appealed", deps.clock.now(), account_id=account.id,
+                              patient_id=patient_id,
+                              detail={"entry": m.ref, "status": sent.status},
+                              **(ctx.event_fields() if ctx is not None else {}))
+            uow.commit()
+            return sent
+    raise NotFound(f"no entry {entry_ref} affects this account's people",
+                   code="consortium_no_entry")

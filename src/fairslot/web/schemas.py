@@ -8,12 +8,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from fairslot.consortium.store import Appeal
 from fairslot.domain.accounts import Account, Patient, Role
 from fairslot.domain.booking import BookingStatus, Channel
 from fairslot.domain.identity import mask_id_number, mask_name, mask_phone
 from fairslot.domain.schedule import Department, Doctor, Hospital, Period, ReleasePolicy
 from fairslot.services.booking import BookingView
 from fairslot.services.catalog import SessionView
+from fairslot.services.shared_list import Affecting
 
 __all__ = [
     "AccountOut",
@@ -256,3 +258,46 @@ class PaymentScreen(BaseModel):
     action_token: str
     cancel_token: str
     token_header: str
+
+
+class AppealOut(BaseModel):
+    ref: str
+    entry: str
+    status: str
+    """pending (not delivered yet), delivered, refused (by the issuer's server), upheld or
+    withdrawn (the issuer's decision)."""
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, a: Appeal) -> AppealOut:
+        return cls(ref=a.ref, entry=f"{a.issuer}/{a.entry_no}", status=a.status,
+                   created_at=a.created_at)
+
+
+class SharedEntryOut(BaseModel):
+    """Another hospital's entry that affects one of the account's people: what the issuer
+    published and what this hospital does about it (no evidence)."""
+
+    entry: str
+    issuer: str
+    kind: str
+    role: str | None
+    subject: str
+    patient_id: int | None
+    starts_at: dt.datetime
+    expires_at: dt.datetime
+    action: str
+    appeals: list[AppealOut]
+
+    @classmethod
+    def of(cls, a: Affecting) -> SharedEntryOut:
+        m = a.match
+        return cls(entry=m.ref, issuer=m.issuer, kind=m.kind.value,
+                   role=m.role.value if m.role else None, subject=m.subject_type.value,
+                   patient_id=a.patient_id, starts_at=m.starts_at, expires_at=m.expires_at,
+                   action=m.action.value, appeals=[AppealOut.of(x) for x in a.appeals])
+
+
+class AppealIn(BaseModel):
+    entry: Annotated[str, Field(max_length=80, pattern=r"^[a-z0-9][a-z0-9-]{1,31}/[0-9]{1,18}$")]
+    message: Annotated[str, Field(min_length=1, max_length=2000)]
