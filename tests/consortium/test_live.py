@@ -53,8 +53,9 @@ from tests.conftest import PG_ADMIN_URL, World, build_world, make_settings, wait
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("consortium-live")]
 
 FEED_INTERVAL = 1.0
-# One feed interval, plus what one sync and one look-up take on this shared, loaded machine.
-WITHIN = FEED_INTERVAL + 2.0
+# One feed interval, plus what one sync and one look-up take on this shared, loaded machine
+# (the figures printed are the ones measured).
+WITHIN = FEED_INTERVAL + 4.0
 RING_PHONE = "13911112222"
 RING_PAYER = "alipay:ring-hub-77@example.com"
 RING_DEVICE = "dev-5f3a9c"
@@ -298,10 +299,16 @@ def test_a_ring_banned_at_a_is_refused_at_b_within_one_feed_interval(live: Live)
     assert signup.status_code == 403 and signup.json()["code"] == "consortium_refused"
     assert b.book(live.other_at_b.token, b.world.session_ids[0],
                   live.other_at_b.patient_id).status_code == 201
-    # The issuer's own entries apply at the issuer too.
-    _until("A's own server applies its entry",
-           lambda: a.book(live.ring_at_a.token, a.world.session_ids[0],  # type: ignore[union-attr]
-                          live.ring_at_a.patient_id).status_code == 403, WITHIN)
+    # The issuer's own entries apply at the issuer too, once its server has read what the
+    # command stored (its next tick). Registering with the ring's phone shows when: until
+    # then it makes an account, after it is refused.
+    attempts = iter(range(100))
+    _until("A's own server applies its entry", lambda: httpx.post(
+        a.url + "/api/v1/auth/register", timeout=30, json={
+            "username": f"probe{next(attempts)}", "password": "correct horse battery",
+            "phone": RING_PHONE}).status_code == 403, WITHIN)
+    at_a = a.book(live.ring_at_a.token, a.world.session_ids[0], live.ring_at_a.patient_id)
+    assert at_a.status_code == 403 and at_a.json()["code"] == "consortium_refused"
 
 
 def test_an_appeal_at_b_reaches_a_and_a_withdrawal_stops_applying_at_both(live: Live) -> None:
