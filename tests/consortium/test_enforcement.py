@@ -205,3 +205,38 @@ def test_no_show_suspensions_of_others_are_ignored_until_the_hospital_decides(
     assert patient is not None
     listed(pair, SubjectType.IDENTITY, patient.id_number, kind=EntryKind.NO_SHOW_SUSPENSION)
     assert hb.platform.run(booking.book, account, pid, hb.session_ids[0], CTX).booking.id
+
+
+def test_the_desk_reviews_held_entries_over_the_api(pair: Pair, hb: World) -> None:
+    from fastapi.testclient import TestClient
+
+    from fairslot.web.app import create_app
+
+    pair.b.set_policy("ring_member", Action.HOLD, actor="test")
+    account, (pid,), patient_token = hb.patient_account("family12")
+    with hb.platform.uow() as uow:
+        patient = uow.patients.get(pid)
+    assert patient is not None
+    entry = listed(pair, SubjectType.IDENTITY, patient.id_number)
+    run = hb.platform.run
+    with pytest.raises(ConsortiumHeld):
+        run(booking.book, account, pid, hb.session_ids[0], CTX)
+    client = TestClient(create_app(hb.platform))
+    desk = {"Authorization": f"Bearer {hb.token(Role.REGISTRATION)}"}
+    patient_auth = {"Authorization": f"Bearer {patient_token}"}
+    assert client.get("/api/v1/staff/consortium/reviews",
+                      headers=patient_auth).status_code == 403
+    [held] = client.get("/api/v1/staff/consortium/reviews", headers=desk).json()
+    assert (held["entry"], held["status"], held["point"], held["patient_id"]) == (
+        entry.ref, "pending", "booking", pid)
+    issuer, number = entry.ref.split("/")
+    url = f"/api/v1/staff/consortium/reviews/{issuer}/{number}"
+    assert client.post(url, json={"clear": True, "note": ""}, headers=desk).status_code == 422
+    assert client.post("/api/v1/staff/consortium/reviews/hosp-a/999999",
+                       json={"clear": True, "note": "x"}, headers=desk).status_code == 404
+    decided = client.post(url, json={"clear": True, "note": "ID card checked at window 2"},
+                          headers=desk)
+    assert decided.status_code == 200 and decided.json()["status"] == "cleared"
+    assert decided.json()["decided_by"] == "staff:staff-registration"
+    assert client.get("/api/v1/staff/consortium/reviews", headers=desk).json() == []
+    assert run(booking.book, account, pid, hb.session_ids[0], CTX).booking.id

@@ -431,6 +431,10 @@ class Consortium:
         return [a for a in self.store.appeals(direction="out")
                 if (a.issuer, a.entry_no) in wanted or a.patient_id in patients]
 
+    def reviews(self, *, status: str | None = None) -> list[Review]:
+        """Other members' entries held here for review (``status`` None: all)."""
+        return self.store.reviews(status=status)
+
     def decide_review(self, ref: str, *, clear: bool, note: str, actor: str) -> Review:
         """A member of staff's decision on an entry held for review here: ``clear`` lets the
         person through from now on (the entry stops applying at this hospital), otherwise

@@ -27,8 +27,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from fairslot.consortium.model import Action, EntryKind, Match, SubjectType
-from fairslot.consortium.store import Appeal
-from fairslot.domain.accounts import Account
+from fairslot.consortium.store import Appeal, Review
+from fairslot.domain.accounts import Account, Role
 from fairslot.domain.credit import Suspended
 from fairslot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fairslot.services.context import RequestContext
@@ -36,7 +36,7 @@ from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = ["Affecting", "ConsortiumHeld", "ConsortiumRefused", "Point", "SharedList", "Verdict",
-           "affecting", "appeal", "consult"]
+           "affecting", "appeal", "consult", "decide_review", "reviews"]
 
 
 class SharedList(Protocol):
@@ -53,6 +53,10 @@ class SharedList(Protocol):
     def appeals_about(self, refs: Iterable[tuple[str, int]],
                       patient_ids: Iterable[int]) -> list[Appeal]:
         """Appeals sent from here about these entries or for these patients."""
+
+    def reviews(self, *, status: str | None = None) -> list[Review]: ...
+
+    def decide_review(self, ref: str, *, clear: bool, note: str, actor: str) -> Review: ...
 
 
 class Point(StrEnum):
@@ -239,3 +243,36 @@ def appeal(uow: UnitOfWork, deps: Deps, account: Account, entry_ref: str, messag
             return sent
     raise NotFound(f"no entry {entry_ref} affects this account's people",
                    code="consortium_no_entry")
+
+
+# -- the desk's review of held requests --------------------------------------------------------
+
+
+def _shared(deps: Deps) -> SharedList:
+    if deps.shared_list is None:
+        raise NotFound("this hospital is not in a consortium", code="consortium_off")
+    return deps.shared_list
+
+
+def reviews(uow: UnitOfWork, deps: Deps, staff: Account, *,
+            status: str | None = "pending") -> list[Review]:
+    """Other hospitals' entries this hospital's policy held for review (the desk's queue)."""
+    from fairslot.services.accounts import require_role  # accounts imports this module
+
+    require_role(staff, Role.REGISTRATION)
+    return _shared(deps).reviews(status=status)
+
+
+def decide_review(uow: UnitOfWork, deps: Deps, staff: Account, entry_ref: str, *,
+                  clear: bool, note: str) -> Review:
+    """A member of staff clears an entry held for review (it stops applying here) or
+    refuses it (refused here from then on); audited with who decided."""
+    from fairslot.services.accounts import require_role
+
+    require_role(staff, Role.REGISTRATION)
+    if not 1 <= len(note.strip()) <= 500:
+        raise InvalidInput("give the decision a note (up to 500 characters)",
+                           code="consortium_no_reason")
+    return _shared(deps).decide_review(entry_ref, clear=clear, note=note,
+                                       actor=f"staff:{staff.username}")
+

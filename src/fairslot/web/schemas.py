@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from fairslot.consortium.store import Appeal
+from fairslot.consortium.store import Appeal, Review
 from fairslot.domain.accounts import Account, Patient, Role
 from fairslot.domain.booking import BookingStatus, Channel
 from fairslot.domain.identity import mask_id_number, mask_name, mask_phone
@@ -301,3 +301,30 @@ class SharedEntryOut(BaseModel):
 class AppealIn(BaseModel):
     entry: Annotated[str, Field(max_length=80, pattern=r"^[a-z0-9][a-z0-9-]{1,31}/[0-9]{1,18}$")]
     message: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class ReviewOut(BaseModel):
+    """Another hospital's entry held here for review, and the staff's decision."""
+
+    entry: str
+    status: str
+    """pending, cleared (no longer applies here) or refused (refused here from then on)."""
+    point: str
+    patient_id: int | None
+    account_id: int | None
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+    decided_by: str | None
+    note: str | None
+
+    @classmethod
+    def of(cls, r: Review) -> ReviewOut:
+        return cls(entry=r.ref, status=r.status, point=r.point, patient_id=r.patient_id,
+                   account_id=r.account_id, created_at=r.created_at, decided_at=r.decided_at,
+                   decided_by=r.decided_by, note=r.note)
+
+
+class ReviewDecisionIn(BaseModel):
+    clear: bool
+    """True: let the person through here from now on; false: refuse them here."""
+    note: Annotated[str, Field(min_length=1, max_length=500)]
