@@ -16,7 +16,7 @@ from fairslot.clock import FixedClock
 from fairslot.consortium import Action, Entry, EntryKind, NewEntry, RingRole, SubjectType
 from fairslot.domain.accounts import Role
 from fairslot.domain.credit import Suspended
-from fairslot.domain.errors import QuotaExceeded
+from fairslot.domain.errors import FairslotError, QuotaExceeded
 from fairslot.domain.schedule import Period, ReleasePolicy
 from fairslot.services import accounts, booking, catalog, release
 from fairslot.services.context import RequestContext
@@ -240,3 +240,16 @@ def test_the_desk_reviews_held_entries_over_the_api(pair: Pair, hb: World) -> No
     assert decided.json()["decided_by"] == "staff:staff-registration"
     assert client.get("/api/v1/staff/consortium/reviews", headers=desk).json() == []
     assert run(booking.book, account, pid, hb.session_ids[0], CTX).booking.id
+
+
+def test_an_id_number_without_its_name_does_not_say_whether_it_is_listed(
+        pair: Pair, hb: World) -> None:
+    person = hb.residents.pop()
+    listed(pair, SubjectType.IDENTITY, person.id_number)
+    account = account_without_patients(hb, "prober1")
+    with pytest.raises(FairslotError) as refused:
+        hb.platform.run(accounts.add_patient, account, person.id_number, "王小明", None, CTX)
+    assert refused.value.code == "identity_not_verified"
+    with pytest.raises(ConsortiumRefused):
+        hb.platform.run(accounts.add_patient, account, person.id_number, person.name, None,
+                        CTX)

@@ -35,8 +35,8 @@ from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["Affecting", "ConsortiumHeld", "ConsortiumRefused", "Point", "SharedList", "Verdict",
-           "affecting", "appeal", "consult", "decide_review", "reviews"]
+__all__ = ["CLEAR", "Affecting", "ConsortiumHeld", "ConsortiumRefused", "Point", "SharedList",
+           "Verdict", "affecting", "appeal", "consult", "decide_review", "reviews"]
 
 
 class SharedList(Protocol):
