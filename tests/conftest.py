@@ -100,7 +100,7 @@ _TABLES = ("outbox", "notifications", "entries", "round_sessions", "release_roun
            "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events",
            "consortium_self", "consortium_epochs", "consortium_members", "consortium_changes",
            "consortium_entries", "consortium_own_entries", "consortium_policies",
-           "consortium_appeals", "consortium_audit")
+           "consortium_appeals", "consortium_audit", "consortium_reviews")
 
 
 def _pg_engine(url: str) -> sa.Engine:

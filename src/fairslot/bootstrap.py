@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
@@ -24,6 +24,9 @@ from fairslot.storage.database import make_engine, make_session_factory, ping
 from fairslot.storage.keys import bind_keyring
 from fairslot.storage.repositories import EventLogWriter
 from fairslot.storage.uow import CommitHook, UnitOfWork
+
+if TYPE_CHECKING:
+    from fairslot.consortium.service import Consortium
 
 __all__ = ["Platform", "bootstrap"]
 
@@ -42,11 +45,14 @@ class Platform:
     verifier: IdentityVerifier
     payments: PaymentProvider
     on_commit: list[CommitHook] = dataclasses.field(default_factory=list)
+    consortium: Consortium | None = None
+    """The list shared with other hospitals (None when ``consortium_enabled`` is off)."""
 
     @functools.cached_property
     def deps(self) -> Deps:
         return Deps(settings=self.settings, clock=self.clock, random=self.random,
-                    keyring=self.keyring, verifier=self.verifier, payments=self.payments)
+                    keyring=self.keyring, verifier=self.verifier, payments=self.payments,
+                    shared_list=self.consortium)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.keyring, on_commit=self.on_commit)
@@ -90,13 +96,20 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None,
     keyring = Keyring(settings.secret_bytes())
     engine = engine or make_engine(settings.database_url)
     bind_keyring(engine, keyring)
+    clock = clock or SystemClock()
+    consortium = None
+    if settings.consortium_enabled:
+        from fairslot.consortium.service import Consortium
+
+        consortium = Consortium(engine, clock)
     return Platform(
         settings=settings,
-        clock=clock or SystemClock(),
+        clock=clock,
         random=random or SystemRandomness(),
         keyring=keyring,
         engine=engine,
         session_factory=make_session_factory(engine),
         verifier=RegistryVerifier(keyring),
         payments=TestPaymentProvider(),
+        consortium=consortium,
     )

@@ -166,6 +166,22 @@ class Settings(BaseSettings):
     credit_suspension_days: list[int] = Field(default_factory=lambda: [30, 60, 90])
     """Suspension for the 1st, 2nd, 3rd (and later) offence within a rolling year."""
 
+    # The consortium (docs/consortium.md): the list shared with other hospitals. What a
+    # match does is each hospital's policy per entry kind (`fairslot consortium policy`).
+    consortium_enabled: bool = True
+    """Consult the shared list at registration, identity linking, draw entry, booking and
+    payment (it costs nothing until this hospital holds an epoch key)."""
+    consortium_sync_seconds: float = Field(300.0, ge=0)
+    """The feed interval: every this often the server pulls the other members' feeds,
+    delivers pending appeals and refreshes its in-memory list (0: only `fairslot
+    consortium sync` does, and workers refresh every `consortium_refresh_seconds`)."""
+    consortium_refresh_seconds: float = Field(30.0, gt=0)
+    """A worker reads what other processes stored (a sync from the CLI) this often."""
+    consortium_lowered_quota: int = Field(1, ge=1)
+    """Under the `lower_quota` policy each quota count (active bookings, departments a
+    week, patients an account, phone or payer serves, accounts a phone backs, patients an
+    account manages) is capped at this."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     scheduler: bool = True
     """Run the in-process scheduler (payment expiry, no-shows, draws) inside ``serve``."""

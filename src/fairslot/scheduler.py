@@ -15,10 +15,11 @@ from fairslot.bootstrap import Platform
 from fairslot.services import booking, outbox, release
 from fairslot.services.deps import Deps, Units
 
-__all__ = ["JOBS", "Scheduler", "run_due_jobs"]
+__all__ = ["JOBS", "ConsortiumLoop", "Scheduler", "run_due_jobs"]
 
 log = logging.getLogger("fairslot.scheduler")
 _LOCK_KEY = 0x66A1_5107  # "fairslot" scheduler's advisory lock id
+_SYNC_LOCK_KEY = 0x66A1_5108  # one worker at a time pulls the consortium's feeds
 JOBS: list[tuple[str, Callable[[Units, Deps], int]]] = [
     ("open_due_rounds", release.open_due_rounds),
     ("draw_due_rounds", release.draw_due_rounds),
@@ -68,3 +69,62 @@ class Scheduler:
                 continue
             if done and any(done.values()):
                 log.info("scheduled jobs: %s", done)
+
+
+class ConsortiumLoop:
+    """Keeps a server's shared list current (docs/consortium.md): every
+    ``consortium_sync_seconds`` (the feed interval) one worker pulls the other members'
+    feeds and delivers pending appeals; every worker applies what was stored since to its
+    in-memory list. With the interval at 0 only the refresh runs (a cron job syncs)."""
+
+    def __init__(self, platform: Platform) -> None:
+        assert platform.consortium is not None
+        self._platform = platform
+        self._consortium = platform.consortium
+        s = platform.settings
+        self._sync = s.consortium_sync_seconds
+        self._interval = self._sync if self._sync > 0 else s.consortium_refresh_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="fairslot-consortium",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def tick(self) -> None:
+        c = self._consortium
+        if self._sync > 0 and c.member_code() is not None and c.store.members():
+            if not self._with_lock(c.sync):
+                c.refresh()
+        else:
+            c.refresh()
+
+    def _with_lock(self, fn: Callable[[], object]) -> bool:
+        if self._platform.dialect != "postgresql":
+            fn()
+            return True
+        with self._platform.engine.connect() as conn:
+            if not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"),
+                               {"k": _SYNC_LOCK_KEY}):
+                return False
+            try:
+                fn()
+                return True
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _SYNC_LOCK_KEY})
+                conn.commit()
+
+    def _loop(self) -> None:
+        try:
+            _ = self._consortium.index_size  # load the list before the first request needs it
+        except Exception:
+            log.exception("loading the consortium's list failed")
+        while not self._stop.wait(self._interval):
+            try:
+                self.tick()
+            except Exception:  # keep the loop alive; the next tick retries
+                log.exception("consortium sync failed")

@@ -28,6 +28,18 @@ def test_help_lists_every_command_group(tmp_path: pathlib.Path) -> None:
         assert group in r.stdout
 
 
+def test_every_command_answers_its_own_help() -> None:
+    # A module that registers a single command (simulate) as well as one with a group.
+    from typer.testing import CliRunner
+
+    from fairslot.cli.main import COMMANDS, app
+
+    for name in COMMANDS:
+        r = CliRunner().invoke(app, [name, "--help"])
+        assert r.exit_code == 0, (name, r.output)
+        assert "Usage:" in r.output
+
+
 @pytest.mark.slow
 def test_demo_seed_is_idempotent_and_exports_real_records(tmp_path: pathlib.Path) -> None:
     first = fairslot("demo", "seed", cwd=tmp_path)

@@ -42,6 +42,8 @@ def test_every_mistake_is_one_line_and_a_non_zero_exit(tmp_path: pathlib.Path,
         ("appeal", "send", "hosp-b-12", "--message", "x", "--identity", "1"),
         ("epoch", "add", "1"),  # empty standard input: not a key
         ("publish", "ring", str(tmp_path / "nowhere"), "--ring", "R1"),
+        ("review", "decide", "hosp-z/1", "--clear", "--note", "seen"),  # no such entry
+        ("review", "decide", "hosp-z", "--clear", "--note", "seen"),
     ]
     for args in mistakes:
         code, out, err = consortium(tmp_path, env, *args, stdin="")

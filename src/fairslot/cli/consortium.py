@@ -32,6 +32,9 @@ publish_app = typer.Typer(help="Publish entries in this hospital's feed.", no_ar
 appeal_app = typer.Typer(help="Appeals: a patient here against another hospital's entry, "
                          "and those other hospitals forward here.", no_args_is_help=True)
 
+review_app = typer.Typer(help="Other hospitals' entries held here for a member of staff to "
+                         "review (the `hold` policy).", no_args_is_help=True)
+
 
 def _actor() -> str:
     try:
@@ -481,6 +484,38 @@ def appeal_decide(
     typer.echo(f"appeal {appeal.ref}: {appeal.status}")
 
 
+@review_app.command("list")
+def review_list(
+    all_: Annotated[bool, typer.Option("--all", help="decided ones too")] = False,
+) -> None:
+    """Other hospitals' entries this hospital's policy held for review (pending first)."""
+    with _consortium() as (c, _):
+        reviews = c.store.reviews(status=None if all_ else "pending")
+    if not reviews:
+        typer.echo("no reviews" if all_ else "no pending reviews")
+    for r in reviews:
+        who = f"patient {r.patient_id}" if r.patient_id else (
+            f"account {r.account_id}" if r.account_id else "no patient yet")
+        typer.echo(f"{r.ref}: {r.status} (held at {r.point}, {who}, "
+                   f"{r.created_at:%Y-%m-%d %H:%M})")
+        if r.note:
+            typer.echo(f"    {r.decided_by}: {r.note}")
+
+
+@review_app.command("decide")
+def review_decide(
+    ref: Annotated[str, typer.Argument(help="the entry, issuer/number")],
+    note: Annotated[str, typer.Option(help="the decision's reasons")],
+    clear: Annotated[bool, typer.Option("--clear/--refuse", help="let the person through "
+                                        "here from now on, or refuse them here")] = False,
+) -> None:
+    """Decide an entry held for review: cleared, it stops applying at this hospital;
+    refused, it is refused here from now on whatever the policy."""
+    with _consortium() as (c, _):
+        review = c.decide_review(ref, clear=clear, note=note, actor=_actor())
+    typer.echo(f"{review.ref}: {review.status}")
+
+
 @consortium_app.command("hub")
 def hub(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -505,5 +540,6 @@ def register(app: typer.Typer) -> None:
     consortium_app.add_typer(policy_app, name="policy")
     consortium_app.add_typer(publish_app, name="publish")
     consortium_app.add_typer(appeal_app, name="appeal")
+    consortium_app.add_typer(review_app, name="review")
     app.add_typer(consortium_app, name="consortium")
 

@@ -50,7 +50,12 @@ class _LazyGroup(TyperGroup):
             return TyperCommand(cmd_name, help=help_)
         holder = typer.Typer()
         importlib.import_module(module).register(holder)
-        return typer.main.get_command(holder).get_command(ctx, cmd_name)  # type: ignore[attr-defined]
+        found = typer.main.get_command(holder)
+        # A module that registers one command (simulate) makes a holder whose command is
+        # that command itself, not a group of one.
+        if isinstance(found, TyperGroup):
+            return found.get_command(ctx, cmd_name)
+        return found
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True

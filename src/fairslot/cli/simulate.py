@@ -21,7 +21,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("simulate")
     def simulate(
-        scenario: Annotated[str, typer.Option(help="seeds, tiny, or a scenario .toml file")]
+        scenario: Annotated[str, typer.Option(help="seeds, tiny, a scenario .toml file, or "
+                                              "ring-moves (a ring moves from one hospital to "
+                                              "the next, with and without the consortium)")]
         = "seeds",
         policy: Annotated[str, typer.Option(help="fcfs, fairslot or both")] = "both",
         seed: Annotated[int, typer.Option(help="random seed: same seed, same result")] = 1,
@@ -59,6 +61,16 @@ def register(app: typer.Typer) -> None:
             finally:
                 platform.engine.dispose()
             typer.echo(f"live target prepared: hot session {session_id} open for booking")
+            return
+        if scenario == "ring-moves":
+            from fairslot.simulation.ring_moves import render_ring_moves, run_ring_moves
+
+            started = time.perf_counter()
+            moves = [run_ring_moves(seed, consortium=on) for on in (False, True)]
+            typer.echo(render_ring_moves(moves, time.perf_counter() - started))
+            if json_out is not None:
+                json_out.write_text(json.dumps([m.as_dict() for m in moves], indent=2) + "\n",
+                                    encoding="utf-8")
             return
         if target is not None:
             from fairslot.simulation.live import run_live

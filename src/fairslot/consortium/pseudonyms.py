@@ -79,7 +79,8 @@ def normalise(kind: SubjectType, value: str) -> str:
         text = _phone(text)
     elif kind is SubjectType.PAYER:
         method, sep, account = text.partition(":")
-        text = f"{method.strip().lower()}:{account.strip()}" if sep else text
+        # As fairslot stores a payer: providers' account names are case-insensitive.
+        text = f"{method.strip().lower()}:{account.strip().lower()}" if sep else text
     if not text:
         raise InvalidInput(f"an empty {kind.value} cannot be listed",
                            code="consortium_empty_identifier")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -31,7 +31,7 @@ from fairslot.consortium.model import (
 )
 from fairslot.consortium.pseudonyms import EpochKey, normalise, pseudonym, pseudonym_bytes
 from fairslot.consortium.signing import MemberKey, parse_public_key
-from fairslot.consortium.store import Appeal, ConsortiumStore, MemberRow, NewEntry
+from fairslot.consortium.store import Appeal, ConsortiumStore, MemberRow, NewEntry, Review
 from fairslot.domain.errors import Conflict, FairslotError, InvalidInput, NotFound
 
 __all__ = ["MAX_APPEAL_CHARS", "Consortium", "MemberStatus", "SyncResult"]
@@ -92,11 +92,13 @@ class Consortium:
     # -- the look-up ---------------------------------------------------------------------------
 
     def check(self, *, identity: str | None = None, phone: str | None = None,
-              payer: str | None = None, device: str | None = None) -> list[Match]:
-        """Entries in force naming any of these identifiers, with this hospital's action for
-        each; entries whose kind this hospital ignores are left out. Reads memory only."""
+              payer: str | None = None, device: str | None = None,
+              at: dt.datetime | None = None) -> list[Match]:
+        """Entries in force (at ``at``, by default now) naming any of these identifiers,
+        with this hospital's action for each; entries whose kind this hospital ignores are
+        left out. Reads memory only."""
         state = self._state
-        now = int(self.clock.now().timestamp())
+        now = int((at or self.clock.now()).timestamp())
         found: list[Match] = []
         for subject, value in ((SubjectType.IDENTITY, identity), (SubjectType.PHONE, phone),
                                (SubjectType.PAYER, payer), (SubjectType.DEVICE, device)):
@@ -417,6 +419,34 @@ class Consortium:
         found = self.store.appeal(ref)
         assert found is not None
         return found
+
+    def member_code(self) -> str | None:
+        me = self.store.self_row()
+        return None if me is None else me.member
+
+    def appeals_about(self, refs: Iterable[tuple[str, int]],
+                      patient_ids: Iterable[int]) -> list[Appeal]:
+        """Appeals sent from here about these entries or for these patients."""
+        wanted, patients = set(refs), set(patient_ids)
+        return [a for a in self.store.appeals(direction="out")
+                if (a.issuer, a.entry_no) in wanted or a.patient_id in patients]
+
+    def reviews(self, *, status: str | None = None) -> list[Review]:
+        """Other members' entries held here for review (``status`` None: all)."""
+        return self.store.reviews(status=status)
+
+    def decide_review(self, ref: str, *, clear: bool, note: str, actor: str) -> Review:
+        """A member of staff's decision on an entry held for review here: ``clear`` lets the
+        person through from now on (the entry stops applying at this hospital), otherwise
+        the entry is refused here from now on."""
+        issuer, _, number = ref.partition("/")
+        if not number.isdigit():
+            raise InvalidInput("an entry is named issuer/number, e.g. nj-gulou/17",
+                               code="consortium_bad_ref")
+        if not note.strip():
+            raise InvalidInput("give the decision a note", code="consortium_no_reason")
+        return self.store.decide_review(issuer, int(number), "cleared" if clear else "refused",
+                                        note.strip()[:500], self.clock.now(), actor)
 
     def create_key(self, member: str, name: str, actor: str) -> MemberKey:
         key = MemberKey.generate(check_member_code(member))

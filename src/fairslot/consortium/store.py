@@ -41,7 +41,8 @@ from fairslot.consortium.signing import MemberKey
 from fairslot.domain.errors import Conflict, FairslotError, NotFound
 from fairslot.storage import tables as t
 
-__all__ = ["Appeal", "ConsortiumStore", "MemberRow", "NewEntry", "OwnEntry", "SelfRow"]
+__all__ = ["Appeal", "ConsortiumStore", "MemberRow", "NewEntry", "OwnEntry", "Review",
+           "SelfRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,27 @@ class OwnEntry:
     created_at: dt.datetime
     withdrawn_at: dt.datetime | None
     withdraw_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """Another member's entry that this hospital's policy held for review: ``pending``,
+    ``cleared`` (no longer applies here) or ``refused`` (refused here from then on)."""
+
+    issuer: str
+    entry_no: int
+    status: str
+    point: str
+    patient_id: int | None
+    account_id: int | None
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+    decided_by: str | None
+    note: str | None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.issuer}/{self.entry_no}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -655,3 +677,43 @@ class ConsortiumStore:
             row = conn.execute(sa.select(a).where(a.c.ref == ref)).first()
         return None if row is None else _appeal(row)
 
+
+    # -- reviews (another member's entry held here for staff to review) ---------------------
+
+    def reviews(self, *, status: str | None = None) -> list[Review]:
+        r = t.consortium_reviews
+        query = sa.select(r).order_by(r.c.id)
+        if status is not None:
+            query = query.where(r.c.status == status)
+        with self.engine.connect() as conn:
+            return [_review(row) for row in conn.execute(query)]
+
+    def decide_review(self, issuer: str, entry_no: int, status: str, note: str,
+                      now: dt.datetime, actor: str) -> Review:
+        """Clear (the entry stops applying here) or refuse (refused here from now on) an
+        entry held for review; a review can be decided again (staff change their mind)."""
+        r = t.consortium_reviews
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(r).where(r.c.issuer == issuer,
+                                                    r.c.entry_no == entry_no)).first()
+            if found is None:
+                if conn.execute(sa.select(t.consortium_entries.c.entry_no).where(
+                        t.consortium_entries.c.member == issuer,
+                        t.consortium_entries.c.entry_no == entry_no)).first() is None:
+                    raise NotFound(f"no entry {issuer}/{entry_no} here",
+                                   code="consortium_no_entry")
+                conn.execute(r.insert().values(
+                    issuer=issuer, entry_no=entry_no, status=status, point="staff",
+                    created_at=now, decided_at=now, decided_by=actor, note=note))
+            else:
+                conn.execute(r.update().where(r.c.id == found.id).values(
+                    status=status, decided_at=now, decided_by=actor, note=note))
+            self._audit(conn, now, actor, f"review.{status}", issuer, entry_no, note=note)
+            row = conn.execute(sa.select(r).where(r.c.issuer == issuer,
+                                                  r.c.entry_no == entry_no)).one()
+        return _review(row)
+
+
+def _review(row: Any) -> Review:
+    return Review(row.issuer, int(row.entry_no), row.status, row.point, row.patient_id,
+                  row.account_id, row.created_at, row.decided_at, row.decided_by, row.note)

@@ -84,6 +84,11 @@ KINDS: Mapping[str, str] = {
     "waitlist.offered": "a freed slot offered to the next waitlisted entry",
     "round.opened": "a draw round's window opened",
     "round.drawn": "a draw round was drawn",
+    "consortium.matched": "the consortium's shared list named the request's identity, phone, "
+                          "payer or device: detail point (registration, identity_link, "
+                          "draw_entry, booking, payment), outcome (refuse, hold, lower_quota, "
+                          "ignore), entries (issuer/number)",
+    "consortium.appealed": "a patient appealed another hospital's entry: detail entry, status",
 }
 
 

@@ -26,6 +26,7 @@ from fairslot.domain.errors import (
     Unauthenticated,
 )
 from fairslot.domain.identity import Identity, normalize_phone
+from fairslot.services import shared_list
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
@@ -73,6 +74,10 @@ def register(uow: UnitOfWork, deps: Deps, username: str, password: str, phone: s
     if uow.accounts.by_username(name) is not None:
         raise Conflict("that username is taken", code="username_taken")
     limit = deps.settings.max_accounts_per_phone
+    shared = shared_list.consult(uow, deps, shared_list.Point.REGISTRATION, ctx,
+                                 phone=phone_e164)
+    if shared.lowered:
+        limit = min(limit, deps.settings.consortium_lowered_quota)
     if uow.accounts.count_with_phone(phone_e164) >= limit:
         raise QuotaExceeded(f"this phone number already backs {limit} accounts",
                             code="quota_accounts_per_phone")
@@ -200,10 +205,18 @@ def add_patient(uow: UnitOfWork, deps: Deps, account: Account, id_number: str, n
     limit = deps.settings.max_patients_per_account
     uow.lock(("account", account.id or 0),
              ("identity", uow.keyring.blind_index("id_number", identity.id_number)))
-    known = (uow.patients.by_id_number(identity.id_number)
-             if deps.verifier.verify(uow, identity) else None)
+    verified = deps.verifier.verify(uow, identity)
+    known = uow.patients.by_id_number(identity.id_number) if verified else None
     if known is not None and uow.patients.is_managed_by(known.id or 0, account.id or 0):
         return known
+    # Only a verified identity is looked up: an ID number without its name must not tell
+    # anyone whether it is listed.
+    shared = shared_list.consult(uow, deps, shared_list.Point.IDENTITY_LINK, ctx,
+                                 identity=identity.id_number, phone=phone_e164,
+                                 patient_id=known.id if known else None,
+                                 account_id=account.id) if verified else shared_list.CLEAR
+    if shared.lowered:
+        limit = min(limit, deps.settings.consortium_lowered_quota)
     window = dt.timedelta(days=deps.settings.quota_window_days)
     linked = uow.patients.linked_since(account.id or 0, now - window)
     if (known is None or known.id not in linked) and len(linked) >= limit:

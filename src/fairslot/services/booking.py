@@ -16,7 +16,7 @@ from fairslot.domain.booking import Booking, BookingStatus, Channel
 from fairslot.domain.errors import Conflict, Forbidden, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import Department, Doctor, ReleasePolicy, Session, SessionStatus
-from fairslot.services import accounts, outbox, rules, waitlist
+from fairslot.services import accounts, outbox, rules, shared_list, waitlist
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps, Units
 from fairslot.services.payments import normalize_payer
@@ -95,8 +95,9 @@ def _check_bookable(session: Session, now: dt.datetime) -> None:
 
 def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
           session: Session, department_id: int, ctx: RequestContext,
-          at_desk: bool = False) -> BookingView:
-    """Check the quotas (the caller holds the locks), claim a slot and hold it."""
+          at_desk: bool = False, payer: str | None = None) -> tuple[BookingView, bool]:
+    """Check the shared list and the quotas (the caller holds the locks), claim a slot and
+    hold it. Also says whether the shared list lowered the quotas."""
     now = deps.clock.now()
     sid = session.id or 0
     pid = patient.id or 0
@@ -104,8 +105,12 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
     if facts.in_session:
         raise Conflict("this patient already has a booking in this session",
                        code="already_booked")
+    shared = shared_list.consult(uow, deps, shared_list.Point.BOOKING, ctx,
+                                 identity=patient.id_number,
+                                 phone=None if at_desk else account.phone, payer=payer,
+                                 patient_id=pid, account_id=None if at_desk else account.id)
     rules.check_may_book(deps, facts, pid, department_id, session.starts_at,
-                         served=not at_desk)
+                         served=not at_desk, lowered=shared.lowered)
     # Draw sessions give out only slots nobody on the waitlist wanted, once re-opened.
     slot = uow.schedule.claim_free_slot(
         sid, now, leftovers_only=session.release_policy is ReleasePolicy.DRAW)
@@ -120,7 +125,7 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
                       session_id=sid, booking_id=booking.id,
                       detail={"channel": ctx.channel.value, "slot": slot.id},
                       **ctx.event_fields())
-    return BookingView(booking, session, patient, slot.number)
+    return BookingView(booking, session, patient, slot.number), shared.lowered
 
 
 def book(uow: UnitOfWork, deps: Deps, account: Account, patient_id: int, session_id: int,
@@ -133,8 +138,8 @@ def book(uow: UnitOfWork, deps: Deps, account: Account, patient_id: int, session
     if target is None:
         raise _why_not_bookable(uow, account, patient_id, session_id)
     _check_bookable(target.session, deps.clock.now())
-    view = _hold(uow, deps, account=account, patient=target.patient, session=target.session,
-                 department_id=target.department_id, ctx=ctx)
+    view, _ = _hold(uow, deps, account=account, patient=target.patient,
+                    session=target.session, department_id=target.department_id, ctx=ctx)
     uow.commit()
     return view
 
@@ -153,12 +158,13 @@ def book_on_site(uow: UnitOfWork, deps: Deps, staff: Account, session_id: int, i
     _check_bookable(session, deps.clock.now())
     doctor = uow.schedule.doctor(session.doctor_id)
     assert doctor is not None
-    view = _hold(uow, deps, account=staff, patient=patient, session=session,
-                 department_id=doctor.department_id, ctx=window, at_desk=True)
+    view, lowered = _hold(uow, deps, account=staff, patient=patient, session=session,
+                          department_id=doctor.department_id, ctx=window, at_desk=True,
+                          payer=payer)
     held = uow.bookings.get_for_update(view.booking.id or 0)
     assert held is not None
     view = dataclasses.replace(view, booking=held)
-    item = _record_payment(uow, deps, held, payer, staff, window)
+    item = _record_payment(uow, deps, held, payer, staff, window, lowered=lowered)
     uow.commit()
     outbox.run_item(uow, deps, item)
     return view
@@ -207,7 +213,12 @@ def pay(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int, payer_ac
     payer = normalize_payer(payer_account)
     uow.lock(("payer", payer))
     booking = _own_booking(uow, account, booking_id)
-    item = _record_payment(uow, deps, booking, payer, account, ctx)
+    patient = uow.patients.get(booking.patient_id)
+    shared = shared_list.consult(uow, deps, shared_list.Point.PAYMENT, ctx, payer=payer,
+                                 identity=patient.id_number if patient else None,
+                                 phone=account.phone, patient_id=booking.patient_id,
+                                 account_id=account.id)
+    item = _record_payment(uow, deps, booking, payer, account, ctx, lowered=shared.lowered)
     view = _view(uow, booking)
     uow.commit()
     outbox.run_item(uow, deps, item)
@@ -215,12 +226,12 @@ def pay(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int, payer_ac
 
 
 def _record_payment(uow: UnitOfWork, deps: Deps, booking: Booking, payer: str, by: Account,
-                    ctx: RequestContext) -> int:
+                    ctx: RequestContext, *, lowered: bool = False) -> int:
     """Mark the held booking paid and record the payment (payer data is evidence later);
     the charge itself is an outbox item, made once this transaction commits."""
     now = deps.clock.now()
     booking.pay(now, payer)
-    rules.check_payer(uow, deps, payer, booking.patient_id)
+    rules.check_payer(uow, deps, payer, booking.patient_id, lowered=lowered)
     payment_id = uow.bookings.add_payment(
         booking_id=booking.id or 0, provider=deps.payments.name, provider_ref=None,
         payer_account=payer, amount_cents=booking.fee_cents, paid_at=now)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 
@@ -18,6 +19,9 @@ from fairslot.services.identity import IdentityVerifier
 from fairslot.services.payments import PaymentProvider
 from fairslot.services.views import ViewCache
 from fairslot.storage.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from fairslot.services.shared_list import SharedList
 
 __all__ = ["Deps", "Units"]
 
@@ -34,6 +38,8 @@ class Deps:
     keyring: Keyring
     verifier: IdentityVerifier
     payments: PaymentProvider
+    shared_list: SharedList | None = None
+    """The consortium's shared list (``fairslot.consortium``); None: not consulted."""
 
     @functools.cached_property
     def hasher(self) -> PasswordHasher:

@@ -25,13 +25,21 @@ __all__ = [
 ]
 
 
-def quota_policy(deps: Deps) -> quotas.QuotaPolicy:
+def quota_policy(deps: Deps, *, lowered: bool = False) -> quotas.QuotaPolicy:
+    """The quotas from the settings; ``lowered`` (a consortium entry whose policy is
+    ``lower_quota``) caps each count at ``consortium_lowered_quota``."""
     s = deps.settings
+    cap = s.consortium_lowered_quota if lowered else None
+
+    def limit(value: int) -> int:
+        return value if cap is None else min(value, cap)
+
     return quotas.QuotaPolicy(
-        active_bookings=s.quota_active_bookings, departments_per_week=s.quota_departments_per_week,
-        patients_per_account=s.quota_patients_per_account,
-        patients_per_phone=s.quota_patients_per_phone,
-        patients_per_payer=s.quota_patients_per_payer,
+        active_bookings=limit(s.quota_active_bookings),
+        departments_per_week=limit(s.quota_departments_per_week),
+        patients_per_account=limit(s.quota_patients_per_account),
+        patients_per_phone=limit(s.quota_patients_per_phone),
+        patients_per_payer=limit(s.quota_patients_per_payer),
         served_window=dt.timedelta(days=s.quota_window_days))
 
 
@@ -79,16 +87,17 @@ def check_credit(deps: Deps, facts: QuotaFacts) -> None:
 
 
 def check_may_book(deps: Deps, facts: QuotaFacts, patient_id: int, department_id: int,
-                   visit_at: dt.datetime, *, served: bool = True) -> None:
+                   visit_at: dt.datetime, *, served: bool = True, lowered: bool = False) -> None:
     """May this patient book (or enter a draw for) a visit with ``department_id`` at
     ``visit_at``? Credit first (a suspended patient is told why and until when), then the
     quotas; entries in undrawn rounds count as bookings and visits, since an entry is a
-    booking in waiting. ``served`` is False for the desk, which serves everyone."""
+    booking in waiting. ``served`` is False for the desk, which serves everyone; ``lowered``
+    applies the consortium's lowered quotas."""
     check_credit(deps, facts)
     if not deps.settings.quotas_enabled:
         return
     now = deps.clock.now()
-    policy = quota_policy(deps)
+    policy = quota_policy(deps, lowered=lowered)
     quotas.check_active_bookings(facts.active, policy)
     quotas.check_departments(facts.visits, str(department_id), visit_at, policy)
     if served:
@@ -98,12 +107,13 @@ def check_may_book(deps: Deps, facts: QuotaFacts, patient_id: int, department_id
                                      policy)
 
 
-def check_payer(uow: UnitOfWork, deps: Deps, payer: str, patient_id: int) -> None:
+def check_payer(uow: UnitOfWork, deps: Deps, payer: str, patient_id: int, *,
+                lowered: bool = False) -> None:
     """May this payer account pay for ``patient_id``? The caller holds the payer's lock."""
     if not deps.settings.quotas_enabled:
         return
     now = deps.clock.now()
-    policy = quota_policy(deps)
+    policy = quota_policy(deps, lowered=lowered)
     index = uow.keyring.blind_index("payer", payer)
     quotas.check_patients_served("payer", uow.bookings.served_by_payer(
         index, now - policy.served_window), str(patient_id), now, policy)

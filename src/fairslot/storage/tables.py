@@ -449,6 +449,25 @@ consortium_appeals = sa.Table(
     sa.Column("error", sa.String(300), nullable=True),
 )
 
+# Another member's entry that this hospital's policy holds for review ("hold"): pending
+# until a member of staff clears it (it stops applying here) or refuses (it is refused
+# here from then on). One row per entry: an entry names one identifier.
+consortium_reviews = sa.Table(
+    "consortium_reviews", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("issuer", sa.String(32), nullable=False),
+    sa.Column("entry_no", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("point", sa.String(24), nullable=False),
+    sa.Column("patient_id", sa.Integer, nullable=True),
+    sa.Column("account_id", sa.Integer, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    sa.Column("decided_by", sa.String(64), nullable=True),
+    sa.Column("note", sa.String(500), nullable=True),
+    sa.UniqueConstraint("issuer", "entry_no"),
+)
+
 # Append-only: every change to the consortium's state here, with who made it. No clear PII.
 consortium_audit = sa.Table(
     "consortium_audit", metadata,

@@ -33,6 +33,7 @@ from fairslot.storage.repositories import (
     RoundRepository,
     ScheduleRepository,
 )
+from fairslot.storage.repositories.consortium import ConsortiumReviewRepository
 
 __all__ = ["CommitHook", "UnitOfWork"]
 
@@ -63,6 +64,7 @@ class UnitOfWork:
         self.rounds = RoundRepository(self.db)
         self.notifications = NotificationRepository(self.db)
         self.outbox = OutboxRepository(self.db)
+        self.consortium = ConsortiumReviewRepository(self.db)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -16,7 +16,7 @@ from fairslot import __version__
 from fairslot.bootstrap import Platform, bootstrap
 from fairslot.guard.fastapi import install as install_guard
 from fairslot.guard.service import Guard
-from fairslot.scheduler import Scheduler
+from fairslot.scheduler import ConsortiumLoop, Scheduler
 from fairslot.web.access_log import AccessLog, AccessLogMiddleware, GuardEventLog
 from fairslot.web.api import consortium, me, public, rounds, staff
 from fairslot.web.pages import install_pages
@@ -39,9 +39,14 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         scheduler = Scheduler(platform) if platform.settings.scheduler else None
         if scheduler:
             scheduler.start()
+        shared = ConsortiumLoop(platform) if platform.consortium is not None else None
+        if shared:
+            shared.start()
         try:
             yield
         finally:
+            if shared:
+                shared.stop()
             if scheduler:
                 scheduler.stop()
             await guard.close()

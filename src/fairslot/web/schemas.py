@@ -8,12 +8,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from fairslot.consortium.store import Appeal, Review
 from fairslot.domain.accounts import Account, Patient, Role
 from fairslot.domain.booking import BookingStatus, Channel
 from fairslot.domain.identity import mask_id_number, mask_name, mask_phone
 from fairslot.domain.schedule import Department, Doctor, Hospital, Period, ReleasePolicy
 from fairslot.services.booking import BookingView
 from fairslot.services.catalog import SessionView
+from fairslot.services.shared_list import Affecting
 
 __all__ = [
     "AccountOut",
@@ -256,3 +258,73 @@ class PaymentScreen(BaseModel):
     action_token: str
     cancel_token: str
     token_header: str
+
+
+class AppealOut(BaseModel):
+    ref: str
+    entry: str
+    status: str
+    """pending (not delivered yet), delivered, refused (by the issuer's server), upheld or
+    withdrawn (the issuer's decision)."""
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, a: Appeal) -> AppealOut:
+        return cls(ref=a.ref, entry=f"{a.issuer}/{a.entry_no}", status=a.status,
+                   created_at=a.created_at)
+
+
+class SharedEntryOut(BaseModel):
+    """Another hospital's entry that affects one of the account's people: what the issuer
+    published and what this hospital does about it (no evidence)."""
+
+    entry: str
+    issuer: str
+    kind: str
+    role: str | None
+    subject: str
+    patient_id: int | None
+    starts_at: dt.datetime
+    expires_at: dt.datetime
+    action: str
+    appeals: list[AppealOut]
+
+    @classmethod
+    def of(cls, a: Affecting) -> SharedEntryOut:
+        m = a.match
+        return cls(entry=m.ref, issuer=m.issuer, kind=m.kind.value,
+                   role=m.role.value if m.role else None, subject=m.subject_type.value,
+                   patient_id=a.patient_id, starts_at=m.starts_at, expires_at=m.expires_at,
+                   action=m.action.value, appeals=[AppealOut.of(x) for x in a.appeals])
+
+
+class AppealIn(BaseModel):
+    entry: Annotated[str, Field(max_length=80, pattern=r"^[a-z0-9][a-z0-9-]{1,31}/[0-9]{1,18}$")]
+    message: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class ReviewOut(BaseModel):
+    """Another hospital's entry held here for review, and the staff's decision."""
+
+    entry: str
+    status: str
+    """pending, cleared (no longer applies here) or refused (refused here from then on)."""
+    point: str
+    patient_id: int | None
+    account_id: int | None
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+    decided_by: str | None
+    note: str | None
+
+    @classmethod
+    def of(cls, r: Review) -> ReviewOut:
+        return cls(entry=r.ref, status=r.status, point=r.point, patient_id=r.patient_id,
+                   account_id=r.account_id, created_at=r.created_at, decided_at=r.decided_at,
+                   decided_by=r.decided_by, note=r.note)
+
+
+class ReviewDecisionIn(BaseModel):
+    clear: bool
+    """True: let the person through here from now on; false: refuse them here."""
+    note: Annotated[str, Field(min_length=1, max_length=500)]

@@ -13,7 +13,7 @@ from fairslot.domain.booking import Channel
 from fairslot.domain.errors import Conflict, InvalidInput, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.rounds import Entry, EntryOutcome, Round
-from fairslot.services import accounts, rules
+from fairslot.services import accounts, rules, shared_list
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
@@ -86,9 +86,15 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
     assert first is not None
     existing = uow.rounds.entry_of(round_id, patient_id)
     if existing is None or existing.withdrawn:
+        patient = uow.patients.get(patient_id)
+        shared = shared_list.consult(uow, deps, shared_list.Point.DRAW_ENTRY, ctx,
+                                     identity=patient.id_number if patient else None,
+                                     phone=None if at_desk else account.phone,
+                                     patient_id=patient_id,
+                                     account_id=None if at_desk else account.id)
         facts = rules.facts_for(uow, deps, patient_id, None if at_desk else account)
         rules.check_may_book(deps, facts, patient_id, round_.department_id, first.starts_at,
-                             served=not at_desk)
+                             served=not at_desk, lowered=shared.lowered)
     if existing is None:
         entry_id = uow.rounds.add_entry(
             round_id=round_id, ref=deps.random.token_hex(8), patient_id=patient_id,

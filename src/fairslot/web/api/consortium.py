@@ -36,7 +36,7 @@ def consortium(request: Request) -> Consortium:
         platform = state.platform
         engine: Engine = platform.engine
         clock: Clock = platform.clock
-        found = state.consortium = Consortium(engine, clock)
+        found = state.consortium = platform.consortium or Consortium(engine, clock)
     return found
 
 

@@ -11,7 +11,7 @@ from fairslot.domain.accounts import Role
 from fairslot.guard.fastapi import GuardGate, guarded
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import POW_HEADER, TOKEN_HEADER
-from fairslot.services import accounts, booking, catalog
+from fairslot.services import accounts, booking, catalog, shared_list
 from fairslot.services.payments import normalize_payer
 from fairslot.web.deps import (
     CallerDep,
@@ -29,6 +29,8 @@ from fairslot.web.problems import PROBLEM_RESPONSES
 from fairslot.web.routing import ReleasingRoute
 from fairslot.web.schemas import (
     AccountOut,
+    AppealIn,
+    AppealOut,
     BookingIn,
     BookingOut,
     BookingScreen,
@@ -39,6 +41,7 @@ from fairslot.web.schemas import (
     PaymentScreen,
     RegisterIn,
     SessionOut,
+    SharedEntryOut,
     TokenOut,
 )
 
@@ -105,6 +108,26 @@ def remove_patient(patient_id: IdPath, request: Request, caller: CallerDep,
     account = caller.account(Role.PATIENT)
     accounts.remove_patient(uow, deps, account, patient_id, context(request))
     return Response(status_code=204)
+
+
+@router.get("/me/shared-list", tags=["patients"])
+def my_shared_list(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[SharedEntryOut]:
+    """Other hospitals' entries on the consortium's shared list that this hospital applies
+    to the account's people or phone: kind, issuer, expiry, what happens here, and the
+    appeals sent. The issuer's evidence is never shown (it never leaves the issuer)."""
+    account = caller.account(Role.PATIENT)
+    return [SharedEntryOut.of(a) for a in shared_list.affecting(uow, deps, account)]
+
+
+@router.post("/me/shared-list/appeals", status_code=201, tags=["patients"])
+def appeal_shared_entry(body: AppealIn, request: Request, caller: CallerDep, uow: UowDep,
+                        deps: DepsDep) -> AppealOut:
+    """Appeal an entry that affects one of the account's people. The message goes to the
+    hospital that made the entry (with the entry's pseudonym, nothing else about the
+    patient); ``pending`` means that hospital was unreachable and it is retried."""
+    account = caller.account(Role.PATIENT)
+    return AppealOut.of(shared_list.appeal(uow, deps, account, body.entry, body.message,
+                                           context(request)))
 
 
 @router.get("/me/bookings", tags=["bookings"])

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from fairslot.domain.accounts import Role
 from fairslot.guard.policy import GuardLevel, RouteGroup
 from fairslot.guard.service import Guard
-from fairslot.services import accounts, audit, booking, catalog, release
+from fairslot.services import accounts, audit, booking, catalog, release, shared_list
 from fairslot.web.api.rounds import EntryOut
 from fairslot.web.deps import CallerDep, DepsDep, UowDep, context
 from fairslot.web.problems import PROBLEM_RESPONSES
@@ -28,6 +28,8 @@ from fairslot.web.schemas import (
     DoctorOut,
     OnSiteBookingIn,
     PaymentIn,
+    ReviewDecisionIn,
+    ReviewOut,
     ScheduleIn,
     SessionOut,
     Strict,
@@ -102,6 +104,28 @@ def desk_awaiting_payment(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list
     soonest payment deadline first: whom to reach (the win went to the desk's inbox)."""
     caller.account(Role.REGISTRATION)
     return [BookingOut.of(v) for v in booking.desk_awaiting_payment(uow, deps)]
+
+
+@router.get("/staff/consortium/reviews", tags=["desk"])
+def consortium_reviews(caller: CallerDep, uow: UowDep, deps: DepsDep,
+                       all_: Annotated[bool, Query(alias="all")] = False) -> list[ReviewOut]:
+    """Other hospitals' entries this hospital's policy held for review (``hold``): pending
+    ones, or with ``all=true`` the decided ones too."""
+    account = caller.account(Role.REGISTRATION)
+    return [ReviewOut.of(r) for r in shared_list.reviews(
+        uow, deps, account, status=None if all_ else "pending")]
+
+
+@router.post("/staff/consortium/reviews/{issuer}/{entry_no}", tags=["desk"])
+def decide_consortium_review(
+        issuer: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")],
+        entry_no: Annotated[int, Path(ge=1, le=2**62)], body: ReviewDecisionIn,
+        caller: CallerDep, uow: UowDep, deps: DepsDep) -> ReviewOut:
+    """Clear an entry held for review (it stops applying at this hospital) or refuse it
+    (refused here from then on, whatever the policy)."""
+    account = caller.account(Role.REGISTRATION)
+    return ReviewOut.of(shared_list.decide_review(uow, deps, account, f"{issuer}/{entry_no}",
+                                                  clear=body.clear, note=body.note))
 
 
 @router.get("/staff/sessions/{session_id}/bookings", tags=["desk"])

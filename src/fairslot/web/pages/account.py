@@ -14,7 +14,7 @@ from fairslot.domain.accounts import Account, Role
 from fairslot.domain.booking import BookingStatus
 from fairslot.domain.errors import FairslotError
 from fairslot.guard.errors import ChallengeRequired
-from fairslot.services import accounts, booking, release
+from fairslot.services import accounts, booking, release, shared_list
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web.deps import SESSION_COOKIE, DepsDep, UowDep, context, screen
@@ -39,6 +39,15 @@ from fairslot.web.pages.common import (
 __all__ = ["me_page", "router"]
 
 router = page_router()
+
+SHARED_KINDS = {"ring_member": "号贩团伙成员 Confirmed member of a scalper ring",
+                "no_show_suspension": "爽约停约 Suspended for missed appointments"}
+SHARED_ACTIONS = {"refuse": "不予预约 Refused", "hold": "待人工审核 Held for staff review",
+                  "lower_quota": "限额降低 Lower quotas"}
+APPEAL_STATES = {"pending": "待送达 Waiting to reach the hospital",
+                 "delivered": "已送达，等待决定 Delivered, awaiting a decision",
+                 "refused": "对方未受理 Not accepted", "withdrawn": "记录已撤销 Entry withdrawn",
+                 "upheld": "维持 Upheld"}
 
 
 def _safe_next(value: str | None) -> str | None:
@@ -158,8 +167,10 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
             item[f"{retry.action}_token"] = retry.token
         items.append(item)
     entries = release.my_entries(uow, deps, account) if is_patient else []
+    shared = shared_list.affecting(uow, deps, account) if is_patient else []
     return render(request, "me.html", status=status, account=account, patients=patients,
-                  items=items, error=error, notice=notice, entries=entries,
+                  items=items, error=error, notice=notice, entries=entries, shared=shared,
+                  kinds=SHARED_KINDS, actions=SHARED_ACTIONS, appeal_states=APPEAL_STATES,
                   names={p.id: p.name for p in patients}, form=dict(form or {}),
                   deadline_minutes=deps.settings.payment_deadline_minutes)
 
@@ -188,6 +199,22 @@ def add_patient(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
         return me_page(request, uow, deps, account, status=exc.status, error=exc.detail,
                        form={"name": name, "id_number": id_number, "phone": phone})
     return redirect("/me?done=patient_added")
+
+
+@router.post("/me/appeals")
+def send_appeal(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+                csrf: Annotated[str, Form()] = "",
+                entry: Annotated[str, Form(max_length=80)] = "",
+                message: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    """A patient appeals another hospital's entry that affects one of their people."""
+    account = who.logged_in(Role.PATIENT)
+    check_csrf(request, csrf)
+    try:
+        shared_list.appeal(uow, deps, account, entry, message, context(request))
+    except FairslotError as exc:
+        refused(uow)
+        return me_page(request, uow, deps, account, status=exc.status, error=exc.detail)
+    return redirect("/me?done=appealed#shared-list")
 
 
 @router.post("/bookings/{booking_id}/pay")

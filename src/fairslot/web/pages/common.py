@@ -101,6 +101,8 @@ DONE_MESSAGES = {
     "patient_added": "已添加就诊人 Patient added",
     "booked": "预约成功，请在支付期限前支付 Booked: please pay before the deadline",
     "paid": "支付成功 Paid",
+    "appealed": "申诉已提交，将转交发布该记录的医院 Appeal sent to the hospital that listed "
+                "the entry",
     "cancelled": "已取消预约 Booking cancelled",
     "checked_in": "取号成功 Checked in",
     "desk_booked": "现场挂号成功（已支付） Booked and paid at the desk",
