@@ -27,7 +27,7 @@ from fairslot.storage.database import make_engine
 from fairslot.storage.migrate import upgrade
 
 PG_ADMIN = os.environ.get("FAIRSLOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SECRET = "bench-secret-" + "b" * 40
+SECRET = "bench-secret-0123456789abcdef-" + "b" * 24
 
 
 def fresh_database(name: str) -> str:

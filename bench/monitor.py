@@ -56,7 +56,7 @@ from fairslot.monitoring.windows import MemoryWindows, RedisWindows  # noqa: E40
 from fairslot.storage.database import make_engine  # noqa: E402
 from fairslot.storage.migrate import upgrade  # noqa: E402
 
-SECRET = "bench-secret-" + "x" * 40
+SECRET = "bench-secret-0123456789abcdef-" + "x" * 24
 START = dt.datetime(2026, 3, 2, 7, 0, tzinfo=dt.UTC).timestamp()
 
 

@@ -35,7 +35,7 @@ from fairslot.services import accounts, catalog
 from fairslot.storage.database import make_engine
 from fairslot.storage.migrate import upgrade
 
-TEST_SECRET = "test-secret-" + "x" * 40
+TEST_SECRET = "test-secret-0123456789abcdef-" + "x" * 24
 PG_ADMIN_URL = os.environ.get("FAIRSLOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("FAIRSLOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # 17:00 in Shanghai, a Monday

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import ipaddress
+import math
 import zoneinfo
 from typing import Literal
 
@@ -52,6 +54,9 @@ class Settings(BaseSettings):
     """Log-in attempts a minute per account (the guard's ``login`` limit; docs/guard.md)."""
     auth_token_hours: int = Field(12, ge=1)
     password_min_length: int = Field(8, ge=6)
+    password_min_strength: int = Field(2, ge=0, le=4)
+    """A new password's zxcvbn score (0-4) must reach this: common passwords, patterns and
+    the user's own name or phone are refused (NIST SP 800-63B). 0 turns the check off."""
     password_hash_time_cost: int = Field(3, ge=1)
     password_hash_memory_kib: int = Field(65536, ge=32)
     """Argon2id cost (the library's defaults); tests lower them, production keeps them."""
@@ -300,12 +305,33 @@ class Settings(BaseSettings):
         return zoneinfo.ZoneInfo(self.timezone)
 
     def secret_bytes(self) -> bytes:
+        """The master secret; RuntimeError (one line) when it is missing or guessable."""
         if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
             raise RuntimeError(
                 "FAIRSLOT_SECRET_KEY is not set or shorter than 32 characters; "
                 "generate one with `fairslot secret new`"
             )
-        return self.secret_key.get_secret_value().encode()
+        value = self.secret_key.get_secret_value()
+        if _entropy_bits(value) < MIN_SECRET_BITS or len(set(value)) < MIN_SECRET_SYMBOLS:
+            raise RuntimeError(
+                "FAIRSLOT_SECRET_KEY looks guessable (a repeated or patterned value); "
+                "generate one with `fairslot secret new`"
+            )
+        return value.encode()
+
+
+MIN_SECRET_BITS = 64
+MIN_SECRET_SYMBOLS = 8
+"""A master secret must use at least this many different characters and carry this much
+entropy by its own character frequencies: 32 times 'a', or 'changeme' repeated, is refused;
+`fairslot secret new` gives 43 random characters (about 250 bits by this estimate)."""
+
+
+def _entropy_bits(value: str) -> float:
+    """The length times the Shannon entropy of the characters' frequencies: a crude upper
+    bound on what the key can hold, enough to catch placeholders and repeats."""
+    counts = collections.Counter(value)
+    return -sum(n * math.log2(n / len(value)) for n in counts.values())
 
 
 @functools.cache

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from fairslot.bootstrap import Platform
+from fairslot.logsafe import describe
 from fairslot.services import booking, outbox, release
 from fairslot.services.deps import Deps, Units
 
@@ -64,8 +65,8 @@ class Scheduler:
         while not self._stop.wait(self._interval):
             try:
                 done = run_due_jobs(self._platform)
-            except Exception:  # keep the scheduler alive; the next tick retries
-                log.exception("scheduled jobs failed")
+            except Exception as exc:  # keep the scheduler alive; the next tick retries
+                log.error("scheduled jobs failed: %s", describe(exc))
                 continue
             if done and any(done.values()):
                 log.info("scheduled jobs: %s", done)

@@ -27,7 +27,7 @@ from fairslot.guard import Guard, GuardEvent
 from fairslot.guard.fastapi import GuardGate, guarded, install
 
 MAIN_REDIS = os.environ.get("FAIRSLOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-SECRET = "test-secret-" + "x" * 40
+SECRET = "test-secret-0123456789abcdef-" + "x" * 24
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from fairslot.config import Settings
 from fairslot.simulation.live import prepare_target, run_live_agents
 from fairslot.storage.migrate import upgrade
 
-_SECRET = "live-test-" + "x" * 40
+_SECRET = "live-test-0123456789abcdef-" + "x" * 24
 
 
 def _free_port() -> int:

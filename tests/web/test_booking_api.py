@@ -139,8 +139,10 @@ def test_an_unpaid_hold_expires_at_the_deadline_and_frees_its_slot(client: TestC
     booking = api_book(client, token, sid, pid, clock).json()
     clock.advance(16 * 60)
     assert world.platform.run_job(expire_overdue) == 1
-    r = api_pay(client, token, booking["id"], "wechat:wxid_slow", clock)
-    assert r.status_code == 409 and r.json()["code"] == "illegal_transition"
+    # Its payment screen hands out no token any more: nothing can be paid or cancelled.
+    r = client.get(f"/api/v1/bookings/{booking['id']}/payment-screen",
+                   headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 409 and r.json()["code"] == "booking_settled"
     assert client.get(f"/api/v1/sessions/{sid}").json()["free"] == 10
 
 

@@ -39,6 +39,11 @@ def load_settings(*, demo: bool = False) -> Settings:
     if demo and settings.secret_key is None:
         settings = settings.model_copy(update={"secret_key": SecretStr(demo_secret())})
         os.environ["FAIRSLOT_SECRET_KEY"] = demo_secret()
+    if settings.secret_key is not None:  # set but unusable: say so now, in one line
+        try:
+            settings.secret_bytes()
+        except RuntimeError as exc:
+            raise CliError(str(exc)) from None
     return settings
 
 

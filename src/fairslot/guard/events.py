@@ -15,6 +15,8 @@ import logging
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from fairslot.logsafe import describe
+
 __all__ = [
     "Decision",
     "GuardEvent",
@@ -102,7 +104,8 @@ def emit_safely(sink: GuardEventSink, event: GuardEvent, state: dict[str, bool])
     """Call the sink; a failing sink must never turn into a failing request. Logged once."""
     try:
         sink(event)
-    except Exception:
+    except Exception as exc:
         if not state.get("sink_failed"):
             state["sink_failed"] = True
-            _log.exception("guard event sink failed; further failures are not logged")
+            _log.error("guard event sink failed (%s); further failures are not logged",
+                       describe(exc))

@@ -17,6 +17,7 @@ import igraph as ig
 import jinja2
 import polars as pl
 
+from fairslot.csvsafe import neutralise, private_file
 from fairslot.investigation.evaluate import Quality
 from fairslot.investigation.graph import ring_subgraph
 from fairslot.investigation.records import Records
@@ -225,10 +226,15 @@ def write_outputs(
     """Write suspects.csv, rings.csv and report.html into ``out`` (created if needed)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("suspects.csv", "rings.csv", "report.html")}
-    investigation.suspects.select(
+    # With --pii clear these hold identity numbers: readable by the owner only. Cells that
+    # a spreadsheet would run as formulas are written as text (fairslot.csvsafe).
+    for path in paths.values():
+        private_file(path)
+    neutralise(investigation.suspects.select(
         "entity_type", "entity_id", "score", "ring_id", "reasons", "role"
-    ).write_csv(paths["suspects.csv"])
-    investigation.rings.rename({"accounts_list": "members"}).write_csv(paths["rings.csv"])
+    )).write_csv(paths["suspects.csv"])
+    neutralise(investigation.rings.rename({"accounts_list": "members"})).write_csv(
+        paths["rings.csv"])
     paths["report.html"].write_text(render_report(investigation, records, run, quality),
                                     encoding="utf-8")
     return paths

@@ -9,10 +9,12 @@ asked, so a client cannot spend another account's budget by naming it; the token
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
 
+import zxcvbn
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from fairslot.crypto import Keyring
@@ -34,6 +36,7 @@ from fairslot.storage.uow import UnitOfWork
 __all__ = [
     "add_patient",
     "authenticate",
+    "check_password_strength",
     "create_user",
     "is_staff",
     "issue_token",
@@ -62,12 +65,45 @@ def _check_credentials_format(username: str, password: str, minimum: int) -> str
     return name
 
 
+def check_password_strength(deps: Deps, password: str, *user_data: str | None) -> None:
+    """Refuse a password found in common-password lists, made of keyboard patterns,
+    repeats, dates or sequences, or of the user's own data (user name, phone), as NIST SP
+    800-63B asks: zxcvbn's estimate must reach ``password_min_strength`` (0-4)."""
+    needed = deps.settings.password_min_strength
+    if needed <= 0:
+        return
+    inputs = tuple(sorted({part for value in user_data if value
+                           for part in _user_words(value)}))
+    score, warning = _strength(password[:_ZXCVBN_MAX], inputs)
+    if score < needed:
+        why = f" ({warning.rstrip('.')})" if warning else ""
+        raise InvalidInput("this password is too easy to guess" + why +
+                           "; try a few unrelated words", code="weak_password")
+
+
+_ZXCVBN_MAX = 72  # zxcvbn refuses longer input; what lies beyond makes a password stronger
+
+
+def _user_words(value: str) -> list[str]:
+    """A user's data as zxcvbn should look for it: whole, and each run of letters or
+    digits (a phone's national number without its +86)."""
+    text = value.strip().lower()
+    return [text, *re.findall(r"[a-z]{3,}|[0-9]{4,}", text)]
+
+
+@functools.lru_cache(maxsize=256)
+def _strength(password: str, inputs: tuple[str, ...]) -> tuple[int, str]:
+    result = zxcvbn.zxcvbn(password, user_inputs=list(inputs))
+    return int(result["score"]), str(result["feedback"].get("warning") or "")
+
+
 def register(uow: UnitOfWork, deps: Deps, username: str, password: str, phone: str,
              ctx: RequestContext) -> Account:
     """A patient account. A phone number backs at most ``max_accounts_per_phone`` accounts
     (checked under the phone's lock, so parallel registrations cannot exceed it)."""
     name = _check_credentials_format(username, password, deps.settings.password_min_length)
     phone_e164 = normalize_phone(phone)
+    check_password_strength(deps, password, name, phone_e164)
     now = deps.clock.now()
     password_hash = deps.hasher.hash(password)  # slow on purpose: before any lock is held
     uow.lock(("phone", phone_e164))
@@ -96,6 +132,9 @@ def create_user(uow: UnitOfWork, deps: Deps, username: str, password: str, role:
     demo seed, the simulator) hash one shared password once instead of once per account."""
     name = _check_credentials_format(username, password, deps.settings.password_min_length)
     phone_e164 = normalize_phone(phone) if phone else None
+    # A bulk creator's shared password is checked without the user's data (cached: one
+    # estimate for all of them); everyone else's against their own name and phone too.
+    check_password_strength(deps, password, *(() if password_hash else (name, phone_e164)))
     now = deps.clock.now()
     if uow.accounts.by_username(name) is not None:
         raise Conflict("that username is taken", code="username_taken")

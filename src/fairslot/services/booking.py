@@ -28,12 +28,14 @@ __all__ = [
     "book",
     "book_on_site",
     "cancel",
+    "check_bookable_now",
     "check_in",
     "desk_awaiting_payment",
     "expire_overdue",
     "get_booking",
     "my_bookings",
     "pay",
+    "payment_actions",
     "record_no_shows",
     "session_bookings",
 ]
@@ -91,6 +93,26 @@ def _check_bookable(session: Session, now: dt.datetime) -> None:
             raise Conflict("this session's slots are given by a draw: enter its round",
                            code="draw_session")
         raise Conflict("this session's slots are not released yet", code="not_released")
+
+
+def check_bookable_now(uow: UnitOfWork, deps: Deps, session_id: int) -> Session:
+    """The session, when ``book`` would take it this moment (released, not started, not
+    cancelled): a booking screen issues its action token only then, so tokens cannot be
+    collected before a release."""
+    session = uow.schedule.session(session_id)
+    if session is None:
+        raise NotFound("no such session", code="session_not_found")
+    _check_bookable(session, deps.clock.now())
+    return session
+
+
+def payment_actions(deps: Deps, view: BookingView) -> tuple[bool, bool]:
+    """Whether the booking can be paid, and cancelled online, now: a payment screen issues
+    the token of each only then."""
+    b = view.booking
+    cutoff = dt.timedelta(hours=deps.settings.cancel_cutoff_hours)
+    return (b.status is BookingStatus.HELD,
+            b.can_cancel_online(deps.clock.now(), view.session.starts_at, cutoff))
 
 
 def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,

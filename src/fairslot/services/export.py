@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import os
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -13,11 +12,13 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
+from fairslot.csvsafe import neutralise, private_file
+from fairslot.domain.errors import FairslotError
 from fairslot.services.deps import Deps
 from fairslot.storage import tables as t
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["PiiMode", "export_records"]
+__all__ = ["ExportFailed", "PiiMode", "export_records"]
 
 BOOKING_STATUS = {"held": "booked", "expired": "cancelled"}
 
@@ -104,21 +105,44 @@ def export_records(uow: UnitOfWork, deps: Deps, out: pathlib.Path, *,
 
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
-    for name, rows, columns in (("bookings", bookings, BOOKING_COLUMNS),
-                                ("payments", payments, PAYMENT_COLUMNS),
-                                ("access", access, ACCESS_COLUMNS)):
-        frame = pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String), orient="row") \
-            if rows else pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
-        path = out / f"{name}.{fmt}"
-        # Exports hold evidence (and clear PII when asked): readable by the owner only.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.close(fd)
-        if fmt == "parquet":
-            frame.write_parquet(path)
-        else:
-            frame.write_csv(path)
-        counts[name] = frame.height
+    # Each table is written to a ".partial" file first and all are renamed only when every
+    # one is complete: a full disk or a crash leaves no file that looks like an export.
+    written: list[tuple[pathlib.Path, pathlib.Path]] = []
+    try:
+        for name, rows, columns in (("bookings", bookings, BOOKING_COLUMNS),
+                                    ("payments", payments, PAYMENT_COLUMNS),
+                                    ("access", access, ACCESS_COLUMNS)):
+            frame = pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String),
+                                 orient="row") \
+                if rows else pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+            path = out / f"{name}.{fmt}"
+            partial = out / f".{name}.{fmt}.partial"
+            written.append((partial, path))
+            # Exports hold evidence (and clear PII when asked): readable by the owner only.
+            private_file(partial)
+            if fmt == "parquet":
+                frame.write_parquet(partial)
+            else:
+                neutralise(frame).write_csv(partial)
+            counts[name] = frame.height
+    except OSError as exc:
+        for partial, _ in written:
+            partial.unlink(missing_ok=True)
+        raise ExportFailed(f"could not write the export to {out}: "
+                           f"{exc.strerror or type(exc).__name__}; nothing was "
+                           "exported") from None
+    for partial, path in written:
+        partial.replace(path)
     return counts
+
+
+class ExportFailed(FairslotError):
+    """The export could not be written (a full disk, no permission): no file of it is
+    left behind."""
+
+    status = 507
+    code = "export_failed"
+    title = "Export failed"
 
 
 def _payer(protect: Any, payer: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Any
 
@@ -28,13 +29,30 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 _SQLITE_POOL = 40
 
 
+def _private_database_file(path: pathlib.Path) -> None:
+    """The SQLite file holds encrypted PII, blind indexes and the event log: readable by
+    its owner only (0600; SQLite gives its -wal and -shm files the same mode). A file that
+    exists is tightened too when this process owns it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+        except OSError:  # another user's file: leave its mode to its owner
+            pass
+    else:
+        os.close(fd)
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     map_domain()
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         pool: dict[str, Any] = {}
         if parsed.database and parsed.database != ":memory:":
-            pathlib.Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_database_file(pathlib.Path(parsed.database))
             # Keep as many connections as the server's threadpool runs handlers (40):
             # with the default five, every busier moment opened and closed connections,
             # each paying for its pragmas, and that was a tenth of a browsing request.

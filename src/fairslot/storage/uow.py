@@ -52,7 +52,12 @@ class UnitOfWork:
         bind = session_factory.kw.get("bind")
         self.dialect: str = bind.dialect.name if bind is not None else "sqlite"
 
+    closed = False
+    """True once the block has ended: a late reader (an error page rendered after the
+    request's unit of work closed) must not start a transaction nobody would end."""
+
     def __enter__(self) -> UnitOfWork:
+        self.closed = False
         self.db = self._factory()
         postgres = self.dialect == "postgresql"
         self.schedule = ScheduleRepository(self.db)
@@ -71,6 +76,7 @@ class UnitOfWork:
                  tb: TracebackType | None) -> None:
         # Detach first: objects handed out stay readable after the block, and a rollback
         # cannot expire them into needing a session that is gone.
+        self.closed = True
         self.db.expunge_all()
         self.db.rollback()
         self.db.close()

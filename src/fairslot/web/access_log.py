@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fairslot.clock import Clock
 from fairslot.guard.events import GuardEvent
+from fairslot.logsafe import describe
 
 __all__ = ["AccessLog", "AccessLogMiddleware", "GuardEventLog"]
 
@@ -71,8 +72,8 @@ class AccessLog:
         if rows:
             try:
                 self._write(rows)
-            except Exception:  # the log must never take the server down; say what was lost
-                log.exception("could not write %d access events", len(rows))
+            except Exception as exc:  # never take the server down; say what was lost
+                log.error("could not write %d access events: %s", len(rows), describe(exc))
         return len(rows)
 
     def _loop(self) -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fairslot.domain.errors import FairslotError, TooManyRequests
+from fairslot.logsafe import describe
 
 __all__ = ["PROBLEM_RESPONSES", "Problem", "install_problem_handlers", "problem_response"]
 
@@ -92,9 +93,9 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Log the type and where, never the request body: it may hold PII.
-    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path,
-              exc_info=exc)
+    # Log the type and where, never the request body nor the exception's message: both may
+    # hold PII (a database error's message carries the statement's parameters).
+    log.error("unexpected %s on %s %s", describe(exc), request.method, request.url.path)
     return problem_response(500, "internal_error", "Internal error",
                             "something went wrong on our side; it has been logged")
 

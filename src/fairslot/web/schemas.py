@@ -255,8 +255,10 @@ class BookingScreen(BaseModel):
 
 class PaymentScreen(BaseModel):
     booking: BookingOut
-    action_token: str
-    cancel_token: str
+    action_token: str | None
+    """For ``POST /bookings/{id}/pay``; null unless the booking awaits payment."""
+    cancel_token: str | None
+    """For ``POST /bookings/{id}/cancel``; null once it can no longer be cancelled online."""
     token_header: str
 
 

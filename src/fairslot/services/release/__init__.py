@@ -23,6 +23,7 @@ from fairslot.services.release.entries import (
 from fairslot.services.release.rounds import (
     RoundSession,
     RoundView,
+    check_enterable_now,
     draw_due_rounds,
     draw_round,
     export_round_document,
@@ -37,6 +38,7 @@ __all__ = [
     "EntryView",
     "RoundSession",
     "RoundView",
+    "check_enterable_now",
     "draw_due_rounds",
     "draw_round",
     "enter",

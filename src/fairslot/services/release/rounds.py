@@ -181,6 +181,12 @@ def _get(uow: UnitOfWork, round_id: int) -> Round:
     return round_
 
 
+def check_enterable_now(uow: UnitOfWork, deps: Deps, round_id: int) -> None:
+    """An entry screen issues its action token only while the round's window is open."""
+    if not _get(uow, round_id).is_open_at(deps.clock.now()):
+        raise Conflict("this round's request window is not open", code="window_closed")
+
+
 def round_view(uow: UnitOfWork, deps: Deps, round_id: int) -> RoundView:
     round_ = _get(uow, round_id)
     counts = deps.views.get(("choices", round_id),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from fairslot.domain.accounts import Role
+from fairslot.domain.errors import Conflict
 from fairslot.guard.fastapi import GuardGate, guarded
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import POW_HEADER, TOKEN_HEADER
@@ -143,6 +144,7 @@ def booking_screen(session_id: IdPath, caller: CallerDep, request: Request,
     and the single-use action token that ``POST /bookings`` needs (usable once, not sooner
     than the guard's minimum age, for this account and this session only)."""
     account = caller.account(Role.PATIENT)
+    booking.check_bookable_now(uow, deps, session_id)
     view = catalog.session_view(uow, deps, session_id)
     screen(request, account)
     return BookingScreen(
@@ -185,12 +187,18 @@ def payment_screen(booking_id: IdPath, caller: CallerDep, request: Request,
     for cancelling."""
     account = caller.account(Role.PATIENT)
     view = booking.get_booking(uow, deps, account, booking_id)
+    may_pay, may_cancel = booking.payment_actions(deps, view)
+    if not (may_pay or may_cancel):
+        raise Conflict("this booking can no longer be paid or cancelled online",
+                       code="booking_settled")
     screen(request, account)
-    return PaymentScreen(booking=BookingOut.of(view),
-                         action_token=action_token(request, account, PAY_ACTION, booking_id),
-                         cancel_token=action_token(request, account, CANCEL_ACTION,
-                                                   booking_id),
-                         token_header=TOKEN_HEADER)
+    return PaymentScreen(
+        booking=BookingOut.of(view),
+        action_token=action_token(request, account, PAY_ACTION, booking_id)
+        if may_pay else None,
+        cancel_token=action_token(request, account, CANCEL_ACTION, booking_id)
+        if may_cancel else None,
+        token_header=TOKEN_HEADER)
 
 
 @router.post("/bookings/{booking_id}/pay", tags=["bookings"])

@@ -146,6 +146,7 @@ def export_round(round_id: IdPath, uow: UowDep, deps: DepsDep) -> dict[str, Any]
 def entry_screen(round_id: IdPath, request: Request, caller: CallerDep, uow: UowDep,
                  deps: DepsDep) -> EntryScreen:
     account = caller.account(Role.PATIENT)
+    release.check_enterable_now(uow, deps, round_id)
     view = release.round_view(uow, deps, round_id)
     screen(request, account)
     return EntryScreen(round=RoundOut.of(view), token_header=TOKEN_HEADER,

@@ -22,6 +22,7 @@ from fairslot.web.login import guarded_log_in
 from fairslot.web.pages.common import (
     CSRF_COOKIE,
     DONE_MESSAGES,
+    PageId,
     Retry,
     Viewer,
     action_token,
@@ -218,7 +219,7 @@ def send_appeal(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
 
 
 @router.post("/bookings/{booking_id}/pay")
-def pay(booking_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+def pay(booking_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
         csrf: Annotated[str, Form()] = "",
         payer_account: Annotated[str, Form(max_length=80)] = "",
         action_token_: Annotated[str, Form(alias="action_token", max_length=300)] = "",
@@ -241,7 +242,7 @@ def pay(booking_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsD
 
 
 @router.post("/bookings/{booking_id}/cancel")
-def cancel(booking_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+def cancel(booking_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
            csrf: Annotated[str, Form()] = "",
            action_token_: Annotated[str, Form(alias="action_token", max_length=300)] = "",
            altcha: Annotated[str, Form(max_length=4000)] = "") -> Response:

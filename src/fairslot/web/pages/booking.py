@@ -15,6 +15,7 @@ from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web.deps import DepsDep, UowDep, context, screen
 from fairslot.web.pages.common import (
+    PageId,
     Retry,
     Viewer,
     action_token,
@@ -35,7 +36,7 @@ router = page_router()
 
 
 @router.get("/sessions/{session_id}/book")
-def choose_patient(session_id: int, request: Request, who: Viewer, uow: UowDep,
+def choose_patient(session_id: PageId, request: Request, who: Viewer, uow: UowDep,
                    deps: DepsDep) -> Response:
     account = who.logged_in(Role.PATIENT)
     view = catalog.session_view(uow, deps, session_id)
@@ -56,6 +57,7 @@ def _confirm_page(request: Request, uow: UnitOfWork, deps: Deps, account: Accoun
                        code="patient_not_found")
     target = f"{session_id}/{patient_id}"
     if retry is None:
+        booking.check_bookable_now(uow, deps, session_id)
         screen(request, account)
     token = retry.token if retry else action_token(request, account, "book", target)
     department, _ = catalog.department(uow, deps, view.doctor.department_id)
@@ -67,7 +69,7 @@ def _confirm_page(request: Request, uow: UnitOfWork, deps: Deps, account: Accoun
 
 
 @router.get("/sessions/{session_id}/confirm")
-def confirm(session_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+def confirm(session_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
             patient_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> Response:
     account = who.logged_in(Role.PATIENT)
     if patient_id is None:
@@ -76,7 +78,7 @@ def confirm(session_id: int, request: Request, who: Viewer, uow: UowDep, deps: D
 
 
 @router.post("/sessions/{session_id}/book")
-def book(session_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+def book(session_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
          csrf: Annotated[str, Form()] = "",
          patient_id: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
          action_token_: Annotated[str, Form(alias="action_token", max_length=300)] = "",

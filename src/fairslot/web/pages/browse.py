@@ -8,7 +8,7 @@ from fastapi.responses import Response
 
 from fairslot.services import catalog
 from fairslot.web.deps import DepsDep, UowDep
-from fairslot.web.pages.common import Viewer, guard_check, local, page_router, render
+from fairslot.web.pages.common import PageId, Viewer, guard_check, local, page_router, render
 
 __all__ = ["router"]
 
@@ -26,7 +26,7 @@ def home(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> Response:
 
 
 @router.get("/departments/{department_id}", dependencies=[Depends(_browse)])
-def department_page(department_id: int, request: Request, who: Viewer, uow: UowDep,
+def department_page(department_id: PageId, request: Request, who: Viewer, uow: UowDep,
                     deps: DepsDep) -> Response:
     department, hospital = catalog.department(uow, deps, department_id)
     doctors = sorted(catalog.doctors(uow, deps, department_id),
@@ -36,7 +36,7 @@ def department_page(department_id: int, request: Request, who: Viewer, uow: UowD
 
 
 @router.get("/doctors/{doctor_id}", dependencies=[Depends(_browse)])
-def doctor_page(doctor_id: int, request: Request, who: Viewer, uow: UowDep,
+def doctor_page(doctor_id: PageId, request: Request, who: Viewer, uow: UowDep,
                 deps: DepsDep) -> Response:
     page = catalog.doctor_page(uow, deps, doctor_id, DAYS_AHEAD)
     now = deps.clock.now()

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import anyio.from_thread
 import jinja2
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -39,6 +39,7 @@ __all__ = [
     "CSRF_COOKIE",
     "DONE_MESSAGES",
     "HERE",
+    "PageId",
     "Retry",
     "Viewer",
     "Visitor",
@@ -57,6 +58,9 @@ __all__ = [
     "secure_cookies",
     "today",
 ]
+
+PageId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+"""An id in a page's path: a database integer (a larger one is no page, not a 500)."""
 
 HERE = pathlib.Path(__file__).parent.parent
 TEMPLATES_DIR = HERE / "templates"
@@ -227,6 +231,10 @@ class Visitor:
         self._account: Any = self._unknown
 
     def account(self) -> Account | None:
+        if self._account is self._unknown and self.uow.closed:
+            # An error page rendered after the request's unit of work closed (a malformed
+            # path): shown as to a visitor, without opening a transaction nobody would end.
+            return None
         if self._account is self._unknown:
             token = self._request.cookies.get(SESSION_COOKIE)
             found = None
@@ -284,10 +292,21 @@ def csrf_token(request: Request) -> str:
 
 
 def check_csrf(request: Request, submitted: str) -> None:
+    """A form's post needs the page's CSRF token, and when the browser names the page's
+    origin (``Origin``, sent with every cross-site post), this site's own."""
     binding = _csrf_binding(request)
-    if binding is None or not hmac.compare_digest(csrf_token(request), submitted):
+    if not _same_origin(request) or binding is None or not hmac.compare_digest(
+            csrf_token(request), submitted):
         raise Forbidden("这个表单已失效，请刷新页面后重试 This form has expired; reload the "
                         "page and try again.", code="csrf_failed")
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:  # not sent by older browsers and non-browser clients
+        return True
+    host = request.headers.get("host", "")
+    return origin.lower() in (f"http://{host}".lower(), f"https://{host}".lower())
 
 
 def secure_cookies(request: Request) -> bool:

@@ -14,6 +14,7 @@ from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web.deps import DepsDep, UowDep, context, screen
 from fairslot.web.pages.common import (
+    PageId,
     Retry,
     Viewer,
     action_token,
@@ -42,6 +43,7 @@ def _entry_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account,
                 "entries": s.first_choice_entries} for s in view.sessions]
     department, _ = catalog.department(uow, deps, view.round.department_id)
     if retry is None:
+        release.check_enterable_now(uow, deps, round_id)
         screen(request, account)
     token = retry.token if retry else action_token(request, account, "enter", str(round_id))
     return render(request, "enter.html", status=status, view=view, options=options,
@@ -52,7 +54,7 @@ def _entry_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account,
 
 
 @router.get("/rounds/{round_id}/enter")
-def entry_form(round_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+def entry_form(round_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                session_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
                ) -> Response:
     account = who.logged_in(Role.PATIENT)
@@ -61,7 +63,7 @@ def entry_form(round_id: int, request: Request, who: Viewer, uow: UowDep, deps: 
 
 
 @router.post("/rounds/{round_id}/enter")
-def enter(round_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+def enter(round_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
           csrf: Annotated[str, Form()] = "",
           patient_id: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
           choice1: Annotated[str, Form(max_length=12)] = "",
@@ -73,7 +75,7 @@ def enter(round_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsD
     check_csrf(request, csrf)
     # Only plain ASCII digits are a session number ("²" is a digit to str.isdigit).
     choices = [int(c) for c in (choice1.strip(), choice2.strip(), choice3.strip())
-               if c.isascii() and c.isdigit() and len(c) <= 10]
+               if c.isascii() and c.isdigit() and len(c) <= 10 and 0 < int(c) < 2**31]
     try:
         guard_check(request, "entering", account_id=str(account.id),
                     patient_id=str(patient_id), need_token="enter", target=str(round_id),
