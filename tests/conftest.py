@@ -94,7 +94,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return path
 
 
-_TABLES = ("outbox", "notifications", "entries", "round_sessions", "release_rounds",
+_TABLES = ("identity_check_failures", "messages", "verification_codes", "outbox",
+           "notifications", "entries", "round_sessions", "release_rounds",
            "auth_tokens",
            "payments", "bookings", "account_patients", "patients", "residents",
            "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events",

@@ -19,6 +19,7 @@ from fairslot.crypto import Keyring
 from fairslot.randomness import Randomness, SystemRandomness
 from fairslot.services.deps import Deps, Units
 from fairslot.services.identity import IdentityVerifier, RegistryVerifier
+from fairslot.services.messaging import Messenger, messenger_from_settings
 from fairslot.services.payments import PaymentProvider, TestPaymentProvider
 from fairslot.storage.database import make_engine, make_session_factory, ping
 from fairslot.storage.keys import bind_keyring
@@ -41,12 +42,14 @@ class Platform:
     session_factory: sessionmaker[Any]
     verifier: IdentityVerifier
     payments: PaymentProvider
+    messenger: Messenger = dataclasses.field(default_factory=Messenger)
     on_commit: list[CommitHook] = dataclasses.field(default_factory=list)
 
     @functools.cached_property
     def deps(self) -> Deps:
         return Deps(settings=self.settings, clock=self.clock, random=self.random,
-                    keyring=self.keyring, verifier=self.verifier, payments=self.payments)
+                    keyring=self.keyring, verifier=self.verifier, payments=self.payments,
+                    messenger=self.messenger)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.keyring, on_commit=self.on_commit)
@@ -99,4 +102,5 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None,
         session_factory=make_session_factory(engine),
         verifier=RegistryVerifier(keyring),
         payments=TestPaymentProvider(),
+        messenger=messenger_from_settings(settings, clock or SystemClock()),
     )

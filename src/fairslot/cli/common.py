@@ -36,6 +36,10 @@ def load_settings(*, demo: bool = False) -> Settings:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise CliError(f"setting FAIRSLOT_{field.upper()}: {first['msg']}") from None
+    if demo and "FAIRSLOT_DEV_OUTBOX_PAGE" not in os.environ:
+        # The demo's codes and notifications go to the development outbox, shown at
+        # /dev/outbox so a visitor can read them.
+        settings = settings.model_copy(update={"dev_outbox_page": True})
     if demo and settings.secret_key is None:
         settings = settings.model_copy(update={"secret_key": SecretStr(demo_secret())})
         os.environ["FAIRSLOT_SECRET_KEY"] = demo_secret()

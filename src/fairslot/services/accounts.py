@@ -26,6 +26,7 @@ from fairslot.domain.errors import (
     Unauthenticated,
 )
 from fairslot.domain.identity import Identity, normalize_phone
+from fairslot.domain.messages import language_of
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
@@ -62,7 +63,7 @@ def _check_credentials_format(username: str, password: str, minimum: int) -> str
 
 
 def register(uow: UnitOfWork, deps: Deps, username: str, password: str, phone: str,
-             ctx: RequestContext) -> Account:
+             ctx: RequestContext, *, language: str | None = None) -> Account:
     """A patient account. A phone number backs at most ``max_accounts_per_phone`` accounts
     (checked under the phone's lock, so parallel registrations cannot exceed it)."""
     name = _check_credentials_format(username, password, deps.settings.password_min_length)
@@ -77,7 +78,7 @@ def register(uow: UnitOfWork, deps: Deps, username: str, password: str, phone: s
         raise QuotaExceeded(f"this phone number already backs {limit} accounts",
                             code="quota_accounts_per_phone")
     account = Account(username=name, role=Role.PATIENT, password_hash=password_hash,
-                      phone=phone_e164, created_at=now)
+                      phone=phone_e164, created_at=now, language=language_of(language))
     uow.accounts.add(account)
     uow.flush()
     uow.events.append("account.registered", now, account_id=account.id, **ctx.event_fields())
@@ -86,9 +87,12 @@ def register(uow: UnitOfWork, deps: Deps, username: str, password: str, phone: s
 
 
 def create_user(uow: UnitOfWork, deps: Deps, username: str, password: str, role: Role,
-                phone: str | None = None, *, password_hash: str | None = None) -> Account:
+                phone: str | None = None, *, password_hash: str | None = None,
+                phone_verified: bool = False, language: str | None = None) -> Account:
     """Any role, for the CLI and the admin API. ``password_hash`` lets a bulk creator (the
-    demo seed, the simulator) hash one shared password once instead of once per account."""
+    demo seed, the simulator) hash one shared password once instead of once per account.
+    ``phone_verified``: whoever creates the account vouches for its phone (the demo seed,
+    tests); otherwise the account verifies it by a code like a registered one."""
     name = _check_credentials_format(username, password, deps.settings.password_min_length)
     phone_e164 = normalize_phone(phone) if phone else None
     now = deps.clock.now()
@@ -96,7 +100,8 @@ def create_user(uow: UnitOfWork, deps: Deps, username: str, password: str, role:
         raise Conflict("that username is taken", code="username_taken")
     account = Account(username=name, role=role,
                       password_hash=password_hash or deps.hasher.hash(password),
-                      phone=phone_e164, created_at=now)
+                      phone=phone_e164, created_at=now, language=language_of(language),
+                      phone_verified_at=now if phone_verified and phone_e164 else None)
     uow.accounts.add(account)
     uow.flush()
     uow.events.append("account.created", now, account_id=account.id,

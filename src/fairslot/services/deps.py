@@ -15,6 +15,7 @@ from fairslot.config import Settings
 from fairslot.crypto import Keyring
 from fairslot.randomness import Randomness
 from fairslot.services.identity import IdentityVerifier
+from fairslot.services.messaging import Messenger
 from fairslot.services.payments import PaymentProvider
 from fairslot.storage.uow import UnitOfWork
 
@@ -33,6 +34,9 @@ class Deps:
     keyring: Keyring
     verifier: IdentityVerifier
     payments: PaymentProvider
+    messenger: Messenger = dataclasses.field(default_factory=Messenger)
+    """The channels that carry codes and notifications (the development outbox unless
+    configured otherwise)."""
 
     @functools.cached_property
     def hasher(self) -> PasswordHasher:

@@ -55,7 +55,7 @@ CANCEL_ACTION = "cancel"
              dependencies=[Depends(guarded(RouteGroup.REGISTRATION, auto=True))])
 def register(body: RegisterIn, request: Request, uow: UowDep, deps: DepsDep) -> AccountOut:
     account = accounts.register(uow, deps, body.username, body.password, body.phone,
-                                context(request))
+                                context(request), language=body.language)
     return AccountOut.of(account)
 
 
