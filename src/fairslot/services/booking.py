@@ -16,7 +16,7 @@ from fairslot.domain.booking import Booking, BookingStatus, Channel
 from fairslot.domain.errors import Conflict, Forbidden, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import Department, Doctor, ReleasePolicy, Session, SessionStatus
-from fairslot.services import accounts, outbox, rules, waitlist
+from fairslot.services import accounts, identities, outbox, rules, waitlist
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps, Units
 from fairslot.services.payments import normalize_payer
@@ -127,6 +127,7 @@ def book(uow: UnitOfWork, deps: Deps, account: Account, patient_id: int, session
          ctx: RequestContext) -> BookingView:
     """Book a slot of the session for one of the account's patients, under the patient's,
     account's and phone's locks so that parallel bookings cannot pass a quota together."""
+    accounts.require_verified_phone(account)
     names = rules.lock_names(patient_id, account)
     target = uow.bookings.target(account.id or 0, patient_id, session_id,
                                  uow.lock_keys(*names))
@@ -168,7 +169,8 @@ def _own_booking(uow: UnitOfWork, account: Account, booking_id: int, *,
                  staff_may: bool = True) -> Booking:
     booking = uow.bookings.get_for_update(booking_id)
     if booking is None or (booking.account_id != account.id
-                           and not (staff_may and account.role in DESK_ROLES)):
+                           and not (staff_may and account.role in DESK_ROLES)
+                           and not identities.holds(uow, account, booking.patient_id)):
         raise NotFound("no such booking", code="booking_not_found")
     return booking
 
@@ -177,7 +179,8 @@ def get_booking(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int) 
     """A booking, for its account or the desk (investigators read events, not bookings)."""
     booking = uow.bookings.get(booking_id)
     if booking is None or (booking.account_id != account.id
-                           and account.role not in DESK_ROLES):
+                           and account.role not in DESK_ROLES
+                           and not identities.holds(uow, account, booking.patient_id)):
         raise NotFound("no such booking", code="booking_not_found")
     return _view(uow, booking)
 
@@ -247,6 +250,10 @@ def cancel(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int,
                    dt.timedelta(hours=deps.settings.cancel_cutoff_hours),
                    late_window=dt.timedelta(hours=deps.settings.credit_late_cancel_hours),
                    by_staff=account.role in DESK_ROLES)
+    if booking.account_id != account.id and account.role not in DESK_ROLES:
+        # The identity's holder undoing a booking someone else made under their identity:
+        # not their offence, whenever it happens.
+        booking.late_cancel = False
     item = None
     if was_paid:
         payment = uow.bookings.refund_payment(booking.id or 0, now)

@@ -137,11 +137,12 @@ class CodeRepository:
             at=now, account_id=account_id, id_number_index=id_number_index))
 
     def identity_failures(self, since: dt.datetime, *, account_id: int | None = None,
-                          id_number_index: str | None = None) -> int:
+                          id_number_index: str | None = None) -> list[dt.datetime]:
+        """When the matching failed checks happened since ``since``, oldest first."""
         f = t.identity_check_failures
-        query = sa.select(sa.func.count()).where(f.c.at >= since)
+        query = sa.select(f.c.at).where(f.c.at >= since)
         if account_id is not None:
             query = query.where(f.c.account_id == account_id)
         if id_number_index is not None:
             query = query.where(f.c.id_number_index == id_number_index)
-        return int(self.db.scalar(query) or 0)
+        return list(self.db.scalars(query.order_by(f.c.at)).all())

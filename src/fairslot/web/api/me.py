@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from fairslot.domain.accounts import Role
+from fairslot.domain.identity import mask_phone
 from fairslot.guard.fastapi import GuardGate, guarded
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import POW_HEADER, TOKEN_HEADER
@@ -32,11 +33,14 @@ from fairslot.web.schemas import (
     BookingIn,
     BookingOut,
     BookingScreen,
+    CodeIn,
+    CodeSentOut,
     Credentials,
     PatientIn,
     PatientOut,
     PaymentIn,
     PaymentScreen,
+    PhoneIn,
     RegisterIn,
     SessionOut,
     TokenOut,
@@ -84,6 +88,35 @@ def me(caller: CallerDep) -> AccountOut:
     return AccountOut.of(account)
 
 
+@router.post("/me/phone/code", tags=["account"])
+def phone_code(caller: CallerDep, uow: UowDep, deps: DepsDep) -> CodeSentOut:
+    """Send (again) the code that verifies the account's phone. Limited per account and
+    per phone number (``codes_rate_limited``)."""
+    account = caller.account(Role.PATIENT)
+    phone, expires = accounts.request_phone_code(uow, deps, account)
+    return CodeSentOut(sent_to=mask_phone(phone), expires_at=expires)
+
+
+@router.post("/me/phone/verify", tags=["account"])
+def verify_phone(body: CodeIn, request: Request, caller: CallerDep, uow: UowDep,
+                 deps: DepsDep) -> AccountOut:
+    """Type back the code sent to the phone. Until then the account cannot book, enter a
+    draw or add patients (``phone_not_verified``). A code lives minutes and allows a few
+    wrong tries (``code_wrong``, then ``code_expired``)."""
+    account = caller.account(Role.PATIENT)
+    return AccountOut.of(accounts.verify_phone(uow, deps, account, body.code,
+                                               context(request)))
+
+
+@router.post("/me/phone", tags=["account"])
+def change_phone(body: PhoneIn, caller: CallerDep, uow: UowDep, deps: DepsDep) -> CodeSentOut:
+    """Move the account to another phone: a code goes to the new number, which becomes the
+    account's once verified (``POST /me/phone/verify``)."""
+    account = caller.account(Role.PATIENT)
+    phone, expires = accounts.change_phone(uow, deps, account, body.phone)
+    return CodeSentOut(sent_to=mask_phone(phone), expires_at=expires)
+
+
 @router.get("/me/patients", tags=["patients"])
 def my_patients(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[PatientOut]:
     account = caller.account(Role.PATIENT)
@@ -93,9 +126,13 @@ def my_patients(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[PatientOu
 @router.post("/me/patients", status_code=201, tags=["patients"])
 def add_patient(body: PatientIn, request: Request, caller: CallerDep, uow: UowDep,
                 deps: DepsDep) -> PatientOut:
+    """Add a family member after the real-name check (counted like a log-in:
+    ``identity_checks_limited``). When another account's phone speaks for that identity, a
+    code goes there and the answer is ``consent_required``: send it again with
+    ``consent_code``."""
     account = caller.account(Role.PATIENT)
     patient = accounts.add_patient(uow, deps, account, body.id_number, body.name, body.phone,
-                                   context(request))
+                                   context(request), consent_code=body.consent_code)
     return PatientOut.of(patient)
 
 

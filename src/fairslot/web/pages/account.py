@@ -113,7 +113,7 @@ def register(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
         refused(uow)
         return render(request, "register.html", status=exc.status, username=username,
                       phone=phone, error=exc.detail, challenge=_challenge(exc))
-    return _signed_in(request, deps, "/me?done=registered", token)
+    return _signed_in(request, deps, "/me/phone?done=registered", token)
 
 
 @router.post("/logout")
