@@ -18,7 +18,7 @@ from fairslot.domain.schedule import Period
 from fairslot.services import accounts, booking, catalog, release
 from fairslot.services.context import RequestContext
 from tests.conftest import PASSWORD, World
-from tests.identity.helpers import last_code
+from tests.identity.helpers import last_code, link_with_consent
 from tests.integration.test_release import _draw_world
 
 CTX = RequestContext(ip="203.0.113.50")
@@ -59,8 +59,7 @@ def test_parallel_bookings_of_one_patient_from_several_accounts_stop_at_the_quot
     others = []
     for name in ("family-b", "family-c", "family-d"):
         account, _, _ = world.patient_account(name, patients=0)
-        platform.run(accounts.add_patient, account, identity.id_number, identity.name, None,
-                     CTX)
+        link_with_consent(platform, account, identity, first.phone or "", CTX)
         others.append(account)
     holders = [first, *others]
     outcomes = _race([

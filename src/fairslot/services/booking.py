@@ -19,7 +19,7 @@ from fairslot.domain.schedule import Department, Doctor, ReleasePolicy, Session,
 from fairslot.services import accounts, identities, outbox, rules, waitlist
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps, Units
-from fairslot.services.payments import normalize_payer
+from fairslot.services.payments import identify_payer
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = [
@@ -144,10 +144,10 @@ def book_on_site(uow: UnitOfWork, deps: Deps, staff: Account, session_id: int, i
                  name: str, payer_account: str, ctx: RequestContext) -> BookingView:
     """Registration desk: verify the identity, book and take payment in one step."""
     identity = Identity.parse(id_number, name)
-    payer = normalize_payer(payer_account)
+    payer = identify_payer(deps.payments, payer_account)
     window = dataclasses.replace(ctx, channel=Channel.WINDOW)
     patient = accounts.verified_patient(uow, deps, identity)
-    uow.lock(("patient", patient.id or 0), ("payer", payer))
+    uow.lock(("patient", patient.id or 0), ("payer", payer[0]))
     session = uow.schedule.session(session_id)
     if session is None:
         raise NotFound("no such session", code="session_not_found")
@@ -206,9 +206,10 @@ def pay(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int, payer_ac
         ctx: RequestContext) -> BookingView:
     """Pay a held booking: marked paid (and the payer checked against its quota, under the
     payer's lock) in one transaction, charged through the provider after it commits. A
-    declined charge puts the booking back to awaiting payment."""
-    payer = normalize_payer(payer_account)
-    uow.lock(("payer", payer))
+    declined charge puts the booking back to awaiting payment. The payer is who the
+    provider says pays (``PaymentProvider.payer_of``), never the string as typed."""
+    payer = identify_payer(deps.payments, payer_account)
+    uow.lock(("payer", payer[0]))
     booking = _own_booking(uow, account, booking_id)
     item = _record_payment(uow, deps, booking, payer, account, ctx)
     view = _view(uow, booking)
@@ -217,19 +218,22 @@ def pay(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int, payer_ac
     return view
 
 
-def _record_payment(uow: UnitOfWork, deps: Deps, booking: Booking, payer: str, by: Account,
-                    ctx: RequestContext) -> int:
+def _record_payment(uow: UnitOfWork, deps: Deps, booking: Booking, payer: tuple[str, str],
+                    by: Account, ctx: RequestContext) -> int:
     """Mark the held booking paid and record the payment (payer data is evidence later);
-    the charge itself is an outbox item, made once this transaction commits."""
+    the charge itself is an outbox item, made once this transaction commits. ``payer`` is
+    ``payments.identify_payer``'s (provider's payer id, record)."""
     now = deps.clock.now()
-    booking.pay(now, payer)
-    rules.check_payer(uow, deps, payer, booking.patient_id)
+    payer_id, record = payer
+    booking.pay(now, record)
+    rules.check_payer(uow, deps, payer_id, booking.patient_id)
     payment_id = uow.bookings.add_payment(
         booking_id=booking.id or 0, provider=deps.payments.name, provider_ref=None,
-        payer_account=payer, amount_cents=booking.fee_cents, paid_at=now)
+        payer_account=record, payer_key=payer_id, amount_cents=booking.fee_cents,
+        paid_at=now)
     uow.events.append("booking.paid", now, account_id=by.id, patient_id=booking.patient_id,
                       session_id=booking.session_id, booking_id=booking.id,
-                      detail={"method": payer.split(":", 1)[0]}, **ctx.event_fields())
+                      detail={"method": record.split(":", 1)[0]}, **ctx.event_fields())
     return uow.outbox.add(outbox.CHARGE, {"payment": payment_id, "booking": booking.id}, now)
 
 

@@ -13,7 +13,6 @@ from fairslot.guard.fastapi import GuardGate, guarded
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import POW_HEADER, TOKEN_HEADER
 from fairslot.services import accounts, booking, catalog
-from fairslot.services.payments import normalize_payer
 from fairslot.web.deps import (
     CallerDep,
     ClaimedAccount,
@@ -213,12 +212,13 @@ async def pay(booking_id: IdPath, body: PaymentIn, request: Request, claimed: Cl
               gate: Annotated[GuardGate, Depends(guarded(
                   RouteGroup.PAYMENT, need_token=PAY_ACTION, exclusive=True))]) -> BookingOut:
     """Pay a held booking with the payment screen's action token."""
-    payer = normalize_payer(body.payer_account)
+    payer = deps.payments.payer_of(body.payer_account)
     await gate.check(account_id=str(claimed), payer=payer, target=str(booking_id))
 
     def use_case() -> booking.BookingView:
         account = authenticated(request, uow, Role.PATIENT)
-        return booking.pay(uow, deps, account, booking_id, payer, context(request))
+        return booking.pay(uow, deps, account, booking_id, body.payer_account,
+                           context(request))
 
     return BookingOut.of(await run_in_threadpool(use_case))
 

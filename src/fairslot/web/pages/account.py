@@ -200,7 +200,7 @@ def pay(booking_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsD
     check_csrf(request, csrf)
     try:
         guard_check(request, "payment", account_id=str(account.id),
-                    payer=payer_account.strip() or None, need_token="pay",
+                    payer=deps.payments.payer_of(payer_account), need_token="pay",
                     target=str(booking_id), token=action_token_, pow_payload=altcha or None)
         booking.pay(uow, deps, account, booking_id, payer_account, context(request))
     except FairslotError as exc:
