@@ -90,7 +90,7 @@ class TestPaymentProvider:
         is one payer whatever the method and however the name is spelt, so
         ``alipay:GangPay01``, ``wechat:gangpay01`` and ``card:gang.pay-01`` are one payer.
         (A real adapter returns its provider's id: Alipay's buyer id, WeChat's openid.)"""
-        method, ident = normalize_payer(credential).split(":", 1)
+        _method, ident = normalize_payer(credential).split(":", 1)
         holder = unicodedata.normalize("NFKC", ident).casefold()
         holder = re.sub(r"[._\-+\s]", "", holder.split("@", 1)[0]) + (
             "@" + holder.split("@", 1)[1] if "@" in holder else "")
