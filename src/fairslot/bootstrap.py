@@ -18,7 +18,7 @@ from fairslot.config import Settings, get_settings
 from fairslot.crypto import Keyring
 from fairslot.randomness import Randomness, SystemRandomness
 from fairslot.services.deps import Deps, Units
-from fairslot.services.identity import IdentityVerifier, RegistryVerifier
+from fairslot.services.identity import DemoVerifier, IdentityVerifier, RegistryVerifier
 from fairslot.services.messaging import Messenger, messenger_from_settings
 from fairslot.services.payments import PaymentProvider, TestPaymentProvider
 from fairslot.storage.database import make_engine, make_session_factory, ping
@@ -100,7 +100,8 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None,
         keyring=keyring,
         engine=engine,
         session_factory=make_session_factory(engine),
-        verifier=RegistryVerifier(keyring),
+        verifier=(DemoVerifier(keyring) if settings.identity_provider == "demo"
+                  else RegistryVerifier(keyring)),
         payments=TestPaymentProvider(),
         messenger=messenger_from_settings(settings, clock or SystemClock()),
     )

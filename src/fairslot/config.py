@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     max_accounts_per_phone: int = Field(2, ge=1)
 
     # Identity on evidence (docs/identity.md)
+    identity_provider: Literal["registry", "demo"] = "registry"
+    """The real-name check: the registry of known residents (tests, simulator), or the
+    demo's provider, which takes any well-formed ID number as belonging to the first name
+    it is checked with (``fairslot serve --demo`` sets it)."""
     code_minutes: int = Field(10, ge=1, le=60)
     """A one-time code (phone verification, consent to a link or a claim) lives this long."""
     code_attempts: int = Field(5, ge=1, le=20)

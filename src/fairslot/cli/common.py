@@ -30,16 +30,18 @@ def demo_secret() -> str:
 
 
 def load_settings(*, demo: bool = False) -> Settings:
+    if demo:
+        # The demo's codes and notifications go to the development outbox, shown at
+        # /dev/outbox; its identity provider takes any well-formed ID number with a
+        # consistent name. Set in the environment, so the server's workers see them too.
+        os.environ.setdefault("FAIRSLOT_DEV_OUTBOX_PAGE", "true")
+        os.environ.setdefault("FAIRSLOT_IDENTITY_PROVIDER", "demo")
     try:
         settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise CliError(f"setting FAIRSLOT_{field.upper()}: {first['msg']}") from None
-    if demo and "FAIRSLOT_DEV_OUTBOX_PAGE" not in os.environ:
-        # The demo's codes and notifications go to the development outbox, shown at
-        # /dev/outbox so a visitor can read them.
-        settings = settings.model_copy(update={"dev_outbox_page": True})
     if demo and settings.secret_key is None:
         settings = settings.model_copy(update={"secret_key": SecretStr(demo_secret())})
         os.environ["FAIRSLOT_SECRET_KEY"] = demo_secret()
