@@ -176,12 +176,13 @@ def add_patient(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                 csrf: Annotated[str, Form()] = "",
                 id_number: Annotated[str, Form(max_length=40)] = "",
                 name: Annotated[str, Form(max_length=80)] = "",
-                phone: Annotated[str, Form(max_length=32)] = "") -> Response:
+                phone: Annotated[str, Form(max_length=32)] = "",
+                consent_code: Annotated[str, Form(max_length=12)] = "") -> Response:
     account = who.logged_in(Role.PATIENT)
     check_csrf(request, csrf)
     try:
         accounts.add_patient(uow, deps, account, id_number, name, phone or None,
-                             context(request))
+                             context(request), consent_code=consent_code or None)
     except FairslotError as exc:
         refused(uow)
         # What was typed is shown again (on this person's own page, over HTTPS).
