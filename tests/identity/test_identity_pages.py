@@ -64,7 +64,7 @@ def test_the_holder_cancels_and_removes_a_squatter_from_the_identity_page(
 @SQLITE_ONLY
 def test_a_relative_is_added_with_the_consent_code_typed_into_the_form(
         client: TestClient, world: World) -> None:
-    holder, (pid,), _ = world.patient_account("first.son", phone="+8613900000099")
+    _, (pid,), _ = world.patient_account("first.son", phone="+8613900000099")
     world.patient_account("second.son", patients=0)
     with world.platform.uow() as uow:
         person = uow.patients.get(pid)
