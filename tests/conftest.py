@@ -52,7 +52,8 @@ def password_hash() -> str:
 def make_settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {"secret_key": SecretStr(TEST_SECRET),
                             "database_url": "sqlite://", "scheduler": False,
-                            "guard_ledger_path": "", **CHEAP_HASH}
+                            "guard_ledger_path": "", "dev_outbox_page": False,
+                            "identity_provider": "registry", **CHEAP_HASH}
     base.update(overrides)
     return Settings(**base)
 
@@ -94,7 +95,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return path
 
 
-_TABLES = ("outbox", "notifications", "entries", "round_sessions", "release_rounds",
+_TABLES = ("identity_check_failures", "messages", "verification_codes", "outbox",
+           "notifications", "entries", "round_sessions", "release_rounds",
            "auth_tokens",
            "payments", "bookings", "account_patients", "patients", "residents",
            "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events",
@@ -161,7 +163,8 @@ class World:
         rng = random.Random(username)
         run = self.platform.run
         account = run(accounts.create_user, username, PASSWORD, Role.PATIENT,
-                      phone or make_phone(rng), password_hash=password_hash())
+                      phone or make_phone(rng), password_hash=password_hash(),
+                      phone_verified=True)
         ids = []
         for _ in range(patients):
             identity = self.residents.pop()

@@ -18,7 +18,8 @@ from fairslot.config import Settings, get_settings
 from fairslot.crypto import Keyring
 from fairslot.randomness import Randomness, SystemRandomness
 from fairslot.services.deps import Deps, Units
-from fairslot.services.identity import IdentityVerifier, RegistryVerifier
+from fairslot.services.identity import DemoVerifier, IdentityVerifier, RegistryVerifier
+from fairslot.services.messaging import Messenger, messenger_from_settings
 from fairslot.services.payments import PaymentProvider, TestPaymentProvider
 from fairslot.storage.database import make_engine, make_session_factory, ping
 from fairslot.storage.keys import bind_keyring
@@ -44,6 +45,7 @@ class Platform:
     session_factory: sessionmaker[Any]
     verifier: IdentityVerifier
     payments: PaymentProvider
+    messenger: Messenger = dataclasses.field(default_factory=Messenger)
     on_commit: list[CommitHook] = dataclasses.field(default_factory=list)
     consortium: Consortium | None = None
     """The list shared with other hospitals (None when ``consortium_enabled`` is off)."""
@@ -52,7 +54,7 @@ class Platform:
     def deps(self) -> Deps:
         return Deps(settings=self.settings, clock=self.clock, random=self.random,
                     keyring=self.keyring, verifier=self.verifier, payments=self.payments,
-                    shared_list=self.consortium)
+                    shared_list=self.consortium, messenger=self.messenger)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.keyring, on_commit=self.on_commit)
@@ -109,7 +111,9 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None,
         keyring=keyring,
         engine=engine,
         session_factory=make_session_factory(engine),
-        verifier=RegistryVerifier(keyring),
+        verifier=(DemoVerifier(keyring) if settings.identity_provider == "demo"
+                  else RegistryVerifier(keyring)),
         payments=TestPaymentProvider(),
         consortium=consortium,
+        messenger=messenger_from_settings(settings, clock or SystemClock()),
     )

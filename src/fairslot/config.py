@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["Settings", "get_settings"]
 
 
+Channel = Literal["outbox", "sms", "wechat", "email"]
+_OUTBOX_ONLY: tuple[Channel, ...] = ("outbox",)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FAIRSLOT_", extra="ignore")
 
@@ -33,6 +37,49 @@ class Settings(BaseSettings):
     # Identity rules
     max_patients_per_account: int = Field(5, ge=1)
     max_accounts_per_phone: int = Field(2, ge=1)
+
+    # Identity on evidence (docs/identity.md)
+    identity_provider: Literal["registry", "demo"] = "registry"
+    """The real-name check: the registry of known residents (tests, simulator), or the
+    demo's provider, which takes any well-formed ID number as belonging to the first name
+    it is checked with (``fairslot serve --demo`` sets it)."""
+    code_minutes: int = Field(10, ge=1, le=60)
+    """A one-time code (phone verification, consent to a link or a claim) lives this long."""
+    code_attempts: int = Field(5, ge=1, le=20)
+    """Wrong entries a one-time code allows before it is spent."""
+    codes_per_phone_per_hour: int = Field(5, ge=1)
+    """Codes sent to one phone number in an hour (and four times that in a day)."""
+    codes_per_account_per_hour: int = Field(5, ge=1)
+    """Codes one account may ask for in an hour (and four times that in a day)."""
+    identity_failures_per_account: int = Field(5, ge=1)
+    """Failed real-name checks an account may make in a day before it must wait."""
+    identity_failures_per_id_number: int = Field(5, ge=1)
+    """Failed real-name checks against one ID number, from anyone, in a day."""
+
+    # Messages to people (SMS, WeChat template messages, e-mail; docs/identity.md)
+    text_channel: Literal["outbox", "sms"] = "outbox"
+    """Where one-time codes go: an SMS gateway, or the development outbox (demo and tests:
+    messages are stored and shown at /dev/outbox, nothing leaves the machine)."""
+    notification_channels: list[Channel] = Field(default_factory=lambda: list(_OUTBOX_ONLY))
+    """Where notifications (draw results, offers, reminders) go, besides the in-app inbox."""
+    dev_outbox_page: bool = False
+    """Serve the development outbox at /dev/outbox and /api/v1/dev/outbox (demo only: it
+    shows every code sent)."""
+    sms_gateway_url: str | None = None
+    """An HTTP SMS gateway: POST {"to", "sign", "text"} with a bearer key, answers {"id"}."""
+    sms_gateway_key: SecretStr | None = None
+    sms_sign_name: str = "fairslot"
+    wechat_api_url: str = "https://api.weixin.qq.com"
+    wechat_app_id: str | None = None
+    wechat_app_secret: SecretStr | None = None
+    wechat_templates: dict[str, str] = Field(default_factory=dict)
+    """Message kind -> WeChat template id (a kind without one is not sent by WeChat)."""
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "fairslot@localhost"
 
     # Booking rules
     payment_deadline_minutes: int = Field(15, ge=1)

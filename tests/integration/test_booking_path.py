@@ -14,7 +14,7 @@ from fairslot.clock import FixedClock
 from fairslot.domain.booking import BookingStatus
 from fairslot.services import booking, outbox
 from fairslot.services.context import RequestContext
-from fairslot.services.payments import PaymentFailed, TestPaymentProvider
+from fairslot.services.payments import PaymentFailed, TestPaymentProvider, identify_payer
 from fairslot.web.app import create_app
 from tests.conftest import World
 
@@ -121,7 +121,8 @@ def test_a_charge_left_pending_by_a_crash_is_completed_by_the_scheduler(world: W
     with platform.uow() as uow:
         held = uow.bookings.get_for_update(view.booking.id or 0)
         assert held is not None
-        booking._record_payment(uow, platform.deps, held, "alipay:crash@x.cn", account, CTX)
+        payer = identify_payer(platform.payments, "alipay:crash@x.cn")
+        booking._record_payment(uow, platform.deps, held, payer, account, CTX)
         uow.commit()
     assert provider.charges == {}
     assert platform.run_job(outbox.run_due) == 1

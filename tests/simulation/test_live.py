@@ -32,7 +32,8 @@ def _free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = tmp_path_factory.mktemp("live") / "live.db"
     url = f"sqlite:///{db}"
-    env = {**os.environ, "FAIRSLOT_DATABASE_URL": url, "FAIRSLOT_SECRET_KEY": _SECRET}
+    env = {**os.environ, "FAIRSLOT_DATABASE_URL": url, "FAIRSLOT_SECRET_KEY": _SECRET,
+           "FAIRSLOT_DEV_OUTBOX_PAGE": "true"}  # the simulated phones read their codes there
     platform = bootstrap(Settings(database_url=url, secret_key=_SECRET))
     try:
         upgrade(platform.engine)

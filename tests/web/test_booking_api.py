@@ -12,6 +12,7 @@ from fairslot.domain.accounts import Role
 from fairslot.domain.residents import make_residents
 from fairslot.web.app import create_app
 from tests.conftest import PASSWORD, World, api_book, api_cancel, api_pay
+from tests.identity.helpers import last_code
 
 
 @pytest.fixture
@@ -32,6 +33,9 @@ def test_a_patient_registers_adds_family_books_pays_and_cancels(client: TestClie
     r = client.post("/api/v1/auth/login", json={"username": "wang.fang", "password": PASSWORD})
     assert r.status_code == 200
     headers = auth(r.json()["token"])
+    r = client.post("/api/v1/me/phone/verify", headers=headers,
+                    json={"code": last_code(world.platform, "+8613812345678")})
+    assert r.status_code == 200 and r.json()["phone_verified"] is True
 
     person = world.residents.pop()
     r = client.post("/api/v1/me/patients", headers=headers,
@@ -95,11 +99,16 @@ def test_an_account_manages_at_most_five_patients(client: TestClient, world: Wor
     assert r.json()["code"] == "quota_patients_per_account"
 
 
-def test_a_phone_number_backs_at_most_two_accounts(client: TestClient) -> None:
+def test_a_phone_number_backs_at_most_two_accounts(client: TestClient, world: World) -> None:
     for n, expected in ((1, 201), (2, 201), (3, 409)):
         r = client.post("/api/v1/auth/register", json={
             "username": f"shared{n}", "password": PASSWORD, "phone": "+86 139 0000 1111"})
         assert r.status_code == expected, r.text
+        if expected == 201:  # only verified accounts count against the number
+            token = client.post("/api/v1/auth/login", json={
+                "username": f"shared{n}", "password": PASSWORD}).json()["token"]
+            assert client.post("/api/v1/me/phone/verify", headers=auth(token), json={
+                "code": last_code(world.platform, "+8613900001111")}).status_code == 200
     assert r.json()["code"] == "quota_accounts_per_phone"
 
 

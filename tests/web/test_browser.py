@@ -54,7 +54,7 @@ SEED = textwrap.dedent("""
             platform.verifier.register(uow, person)
         uow.commit()
     account = platform.run(accounts.create_user, "browser.patient", {password!r}, Role.PATIENT,
-                                   "13912345678")
+                                   "13912345678", phone_verified=True)
     platform.run(accounts.add_patient, account, people[0].id_number, people[0].name, None,
                          RequestContext(ip="127.0.0.1"))
 """)

@@ -310,9 +310,9 @@ def test_a_visitor_registers_through_the_form_and_lands_on_their_account(
         client: TestClient, world: World) -> None:
     r = submit(client, "/register", "/register", username="chen.jie", password=PASSWORD,
                phone="13912345678")
-    assert r.status_code == 303 and r.headers["location"] == "/me?done=registered"
+    assert r.status_code == 303 and r.headers["location"] == "/me/phone?done=registered"
     page = client.get(r.headers["location"]).text
-    assert "注册成功" in page and "chen.jie" in page
+    assert "注册成功" in page and "未验证" in page and "139****5678" in page
     r = submit(client, "/register", "/register", username="chen.jie", password=PASSWORD,
                phone="13912345678")
     assert r.status_code == 409 and "taken" in alert(r.text)

@@ -30,6 +30,12 @@ def demo_secret() -> str:
 
 
 def load_settings(*, demo: bool = False) -> Settings:
+    if demo:
+        # The demo's codes and notifications go to the development outbox, shown at
+        # /dev/outbox; its identity provider takes any well-formed ID number with a
+        # consistent name. Set in the environment, so the server's workers see them too.
+        os.environ.setdefault("FAIRSLOT_DEV_OUTBOX_PAGE", "true")
+        os.environ.setdefault("FAIRSLOT_IDENTITY_PROVIDER", "demo")
     try:
         settings = Settings()
     except ValidationError as exc:

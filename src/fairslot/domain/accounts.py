@@ -6,7 +6,10 @@ import dataclasses
 import datetime as dt
 import enum
 
-__all__ = ["STAFF_ROLES", "Account", "Patient", "Role"]
+__all__ = ["LANGUAGES", "STAFF_ROLES", "Account", "Patient", "Role"]
+
+LANGUAGES = ("zh-CN", "en")
+"""The languages fairslot writes to people in; the first is the default."""
 
 
 class Role(enum.StrEnum):
@@ -28,6 +31,10 @@ class Account:
     phone: str | None
     created_at: dt.datetime
     disabled: bool = False
+    phone_verified_at: dt.datetime | None = None
+    """When the account proved, by a one-time code, that it receives texts at ``phone``."""
+    language: str = "zh-CN"
+    """The language its notifications are written in (zh-CN or en)."""
     id: int | None = None
 
 
@@ -40,4 +47,8 @@ class Patient:
     phone: str | None
     verified_at: dt.datetime
     created_at: dt.datetime
+    registered_account_id: int | None = None
+    """The account whose verified phone speaks for this identity (see docs/identity.md)."""
+    claimed_at: dt.datetime | None = None
+    """When the person claimed the identity as their own (from that account or at a desk)."""
     id: int | None = None

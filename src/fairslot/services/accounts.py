@@ -27,8 +27,9 @@ from fairslot.domain.errors import (
     QuotaExceeded,
     Unauthenticated,
 )
-from fairslot.domain.identity import Identity, normalize_phone
-from fairslot.services import shared_list
+from fairslot.domain.identity import Identity, mask_name, mask_phone, normalize_phone
+from fairslot.domain.messages import language_of
+from fairslot.services import realname, shared_list, verification
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
@@ -36,6 +37,7 @@ from fairslot.storage.uow import UnitOfWork
 __all__ = [
     "add_patient",
     "authenticate",
+    "change_phone",
     "check_password_strength",
     "create_user",
     "is_staff",
@@ -44,10 +46,15 @@ __all__ = [
     "log_in",
     "log_out",
     "register",
+    "registered_phone_account",
     "remove_patient",
+    "request_phone_code",
+    "require_consent",
     "require_role",
+    "require_verified_phone",
     "token_account_id",
     "verified_patient",
+    "verify_phone",
 ]
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{2,31}$")
@@ -98,9 +105,11 @@ def _strength(password: str, inputs: tuple[str, ...]) -> tuple[int, str]:
 
 
 def register(uow: UnitOfWork, deps: Deps, username: str, password: str, phone: str,
-             ctx: RequestContext) -> Account:
-    """A patient account. A phone number backs at most ``max_accounts_per_phone`` accounts
-    (checked under the phone's lock, so parallel registrations cannot exceed it)."""
+             ctx: RequestContext, *, language: str | None = None) -> Account:
+    """A patient account, its phone not verified yet: a code is sent to it. A phone number
+    backs at most ``max_accounts_per_phone`` verified accounts (checked under the phone's
+    lock here and again when the code comes back, so parallel registrations cannot exceed
+    it)."""
     name = _check_credentials_format(username, password, deps.settings.password_min_length)
     phone_e164 = normalize_phone(phone)
     check_password_strength(deps, password, name, phone_e164)
@@ -109,27 +118,96 @@ def register(uow: UnitOfWork, deps: Deps, username: str, password: str, phone: s
     uow.lock(("phone", phone_e164))
     if uow.accounts.by_username(name) is not None:
         raise Conflict("that username is taken", code="username_taken")
-    limit = deps.settings.max_accounts_per_phone
+    # Only verified accounts count: nobody can use up a stranger's number by typing it
+    # into registrations they cannot verify (the codes sent to it are limited per hour).
     shared = shared_list.consult(uow, deps, shared_list.Point.REGISTRATION, ctx,
                                  phone=phone_e164)
-    if shared.lowered:
-        limit = min(limit, deps.settings.consortium_lowered_quota)
-    if uow.accounts.count_with_phone(phone_e164) >= limit:
-        raise QuotaExceeded(f"this phone number already backs {limit} accounts",
-                            code="quota_accounts_per_phone")
+    _check_phone_room(uow, deps, phone_e164, lowered=shared.lowered)
     account = Account(username=name, role=Role.PATIENT, password_hash=password_hash,
-                      phone=phone_e164, created_at=now)
+                      phone=phone_e164, created_at=now, language=language_of(language))
     uow.accounts.add(account)
     uow.flush()
     uow.events.append("account.registered", now, account_id=account.id, **ctx.event_fields())
+    # The account can log in at once, but books, enters draws and links people only once
+    # it has typed back the code this text carries (``verify_phone``).
+    verification.send_code(uow, deps, account, verification.PHONE, phone_e164)
     uow.commit()
     return account
 
 
+def require_verified_phone(account: Account) -> None:
+    """Refuse a patient account that has not proved its phone by a code."""
+    if account.role is Role.PATIENT and account.phone_verified_at is None:
+        raise Forbidden("verify your phone number first: enter the code we sent to it",
+                        code="phone_not_verified")
+
+
+def request_phone_code(uow: UnitOfWork, deps: Deps, account: Account) -> tuple[str, dt.datetime]:
+    """Send (again) a code to the phone the account has not verified yet. Returns the phone
+    it went to and when the code expires."""
+    if account.phone is None:
+        raise InvalidInput("this account has no phone number", code="no_phone")
+    if account.phone_verified_at is not None:
+        raise Conflict("this phone number is verified already", code="phone_verified")
+    expires = verification.send_code(uow, deps, account, verification.PHONE, account.phone)
+    uow.commit()
+    return account.phone, expires
+
+
+def change_phone(uow: UnitOfWork, deps: Deps, account: Account,
+                 phone: str) -> tuple[str, dt.datetime]:
+    """Start moving the account to another phone: a code goes to the new number, and the
+    account keeps its old number (verified or not) until the code comes back."""
+    phone_e164 = normalize_phone(phone)
+    if phone_e164 == account.phone and account.phone_verified_at is not None:
+        raise Conflict("this phone number is verified already", code="phone_verified")
+    uow.lock(("phone", phone_e164))
+    _check_phone_room(uow, deps, phone_e164)
+    expires = verification.send_code(uow, deps, account, verification.PHONE, phone_e164)
+    uow.commit()
+    return phone_e164, expires
+
+
+def _check_phone_room(uow: UnitOfWork, deps: Deps, phone: str,
+                      account: Account | None = None, *, lowered: bool = False) -> None:
+    limit = deps.settings.max_accounts_per_phone
+    if lowered:  # the shared list lowers this phone's quota
+        limit = min(limit, deps.settings.consortium_lowered_quota)
+    used = uow.accounts.count_with_phone(phone, verified_only=True)
+    if account is not None and account.phone == phone and account.phone_verified_at:
+        used -= 1
+    if used >= limit:
+        raise QuotaExceeded(f"this phone number already backs {limit} accounts",
+                            code="quota_accounts_per_phone")
+
+
+def verify_phone(uow: UnitOfWork, deps: Deps, account: Account, code: str,
+                 ctx: RequestContext) -> Account:
+    """Check the code sent to the account's (new) phone; on success that phone is the
+    account's, verified."""
+    used = verification.check_code(uow, deps, account, verification.PHONE, code)
+    now = deps.clock.now()
+    uow.lock(("phone", used.phone))
+    stored = uow.accounts.get(account.id or 0)
+    if stored is None:
+        raise NotFound("no such account", code="account_not_found")
+    _check_phone_room(uow, deps, used.phone, stored)
+    changed = stored.phone != used.phone
+    stored.phone = used.phone
+    stored.phone_verified_at = now
+    uow.events.append("account.phone_verified", now, account_id=stored.id,
+                      detail={"changed": changed}, **ctx.event_fields())
+    uow.commit()
+    return stored
+
+
 def create_user(uow: UnitOfWork, deps: Deps, username: str, password: str, role: Role,
-                phone: str | None = None, *, password_hash: str | None = None) -> Account:
+                phone: str | None = None, *, password_hash: str | None = None,
+                phone_verified: bool = False, language: str | None = None) -> Account:
     """Any role, for the CLI and the admin API. ``password_hash`` lets a bulk creator (the
-    demo seed, the simulator) hash one shared password once instead of once per account."""
+    demo seed, the simulator) hash one shared password once instead of once per account.
+    ``phone_verified``: whoever creates the account vouches for its phone (the demo seed,
+    tests); otherwise the account verifies it by a code like a registered one."""
     name = _check_credentials_format(username, password, deps.settings.password_min_length)
     phone_e164 = normalize_phone(phone) if phone else None
     # A bulk creator's shared password is checked without the user's data (cached: one
@@ -140,7 +218,8 @@ def create_user(uow: UnitOfWork, deps: Deps, username: str, password: str, role:
         raise Conflict("that username is taken", code="username_taken")
     account = Account(username=name, role=role,
                       password_hash=password_hash or deps.hasher.hash(password),
-                      phone=phone_e164, created_at=now)
+                      phone=phone_e164, created_at=now, language=language_of(language),
+                      phone_verified_at=now if phone_verified and phone_e164 else None)
     uow.accounts.add(account)
     uow.flush()
     uow.events.append("account.created", now, account_id=account.id,
@@ -233,27 +312,34 @@ def verified_patient(uow: UnitOfWork, deps: Deps, identity: Identity,
 
 
 def add_patient(uow: UnitOfWork, deps: Deps, account: Account, id_number: str, name: str,
-                phone: str | None, ctx: RequestContext) -> Patient:
-    """Add a family member to the account after the real-name check. An identity exists once
-    in fairslot; a second account adding it links to the same patient. The account may
-    manage ``max_patients_per_account`` patients, counting those it unlinked within the
-    quota window (unlinking one and linking another does not reset the count)."""
-    identity = Identity.parse(id_number, name)
+                phone: str | None, ctx: RequestContext, *,
+                consent_code: str | None = None) -> Patient:
+    """Add a family member to the account after the real-name check (guarded and counted,
+    ``services.realname``). An identity exists once in fairslot. The first account to link
+    it registers it: its verified phone speaks for the identity until the person claims it
+    (``services.identities``). Any other account needs that phone's consent: the first call
+    sends a code there and answers ``consent_required``; the holder of that phone reads it to
+    the asker, who calls again with ``consent_code``. (Or the desk, with the ID card.)
+
+    The account may manage ``max_patients_per_account`` patients, counting those it
+    unlinked within the quota window (unlinking one and linking another does not reset the
+    count)."""
+    require_verified_phone(account)
+    identity = realname.checked_identity(uow, deps, account, id_number, name, ctx)
     phone_e164 = normalize_phone(phone) if phone else None
     now = deps.clock.now()
     limit = deps.settings.max_patients_per_account
     uow.lock(("account", account.id or 0),
              ("identity", uow.keyring.blind_index("id_number", identity.id_number)))
-    verified = deps.verifier.verify(uow, identity)
-    known = uow.patients.by_id_number(identity.id_number) if verified else None
+    known = uow.patients.by_id_number(identity.id_number)
     if known is not None and uow.patients.is_managed_by(known.id or 0, account.id or 0):
         return known
-    # Only a verified identity is looked up: an ID number without its name must not tell
-    # anyone whether it is listed.
+    # Only a verified identity is looked up (``realname.checked_identity`` refused any
+    # other): an ID number without its name must not tell anyone whether it is listed.
     shared = shared_list.consult(uow, deps, shared_list.Point.IDENTITY_LINK, ctx,
                                  identity=identity.id_number, phone=phone_e164,
                                  patient_id=known.id if known else None,
-                                 account_id=account.id) if verified else shared_list.CLEAR
+                                 account_id=account.id)
     if shared.lowered:
         limit = min(limit, deps.settings.consortium_lowered_quota)
     window = dt.timedelta(days=deps.settings.quota_window_days)
@@ -262,12 +348,61 @@ def add_patient(uow: UnitOfWork, deps: Deps, account: Account, id_number: str, n
         raise QuotaExceeded(f"an account manages at most {limit} patients within "
                             f"{window.days} days", code="quota_patients_per_account",
                             limit=limit, used=len(linked))
-    patient = verified_patient(uow, deps, identity, phone_e164)
+    if known is not None:
+        require_consent(uow, deps, account, known, consent_code)
+    patient = known or verified_patient(uow, deps, identity, phone_e164)
+    if patient.registered_account_id is None:
+        patient.registered_account_id = account.id
     uow.patients.link(account.id or 0, patient.id or 0, now)
     uow.events.append("patient.linked", now, account_id=account.id, patient_id=patient.id,
+                      detail={"consented": known is not None
+                              and patient.registered_account_id != account.id},
                       **ctx.event_fields())
     uow.commit()
     return patient
+
+
+def registered_phone_account(uow: UnitOfWork, patient: Patient) -> Account | None:
+    """The account whose verified phone speaks for the identity, if it still has one."""
+    if patient.registered_account_id is None:
+        return None
+    holder = uow.accounts.get(patient.registered_account_id)
+    if holder is None or holder.disabled or holder.phone is None \
+            or holder.phone_verified_at is None:
+        return None
+    return holder
+
+
+def require_consent(uow: UnitOfWork, deps: Deps, account: Account, patient: Patient,
+             code: str | None, purpose: str = verification.LINK) -> None:
+    """Return when the identity's registered phone consents to ``account`` (or nobody's
+    phone speaks for it yet); else send it a code and raise ``consent_required``."""
+    if patient.registered_account_id in (None, account.id):
+        return
+    holder = registered_phone_account(uow, patient)
+    if holder is None:
+        raise Forbidden("this identity's registered phone cannot be reached; bring the ID "
+                        "card to the registration desk", code="consent_unavailable")
+    if code:
+        used = verification.check_code(uow, deps, account, purpose, code)
+        if used.patient_id == patient.id:
+            return
+        raise InvalidInput("that code was for another identity", code="code_wrong")
+    expires = verification.send_code(
+        uow, deps, account, purpose, holder.phone or "", patient_id=patient.id,
+        recipient=holder, requester=_masked_username(account.username),
+        patient=mask_name(patient.name))
+    uow.events.append(f"identity.{purpose}_consent_asked", deps.clock.now(),
+                      account_id=account.id, patient_id=patient.id)
+    uow.commit()
+    raise Forbidden("this person's identity is registered to another phone: a code was sent "
+                    "there; ask its holder for it and send it as consent_code",
+                    code="consent_required", sent_to=mask_phone(holder.phone or ""),
+                    expires_at=expires.isoformat())
+
+
+def _masked_username(username: str) -> str:
+    return username[:2] + "*" * max(1, len(username) - 2)
 
 
 def list_patients(uow: UnitOfWork, deps: Deps, account: Account) -> list[Patient]:

@@ -16,10 +16,10 @@ from fairslot.domain.booking import Booking, BookingStatus, Channel
 from fairslot.domain.errors import Conflict, Forbidden, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import Department, Doctor, ReleasePolicy, Session, SessionStatus
-from fairslot.services import accounts, outbox, rules, shared_list, waitlist
+from fairslot.services import accounts, identities, outbox, rules, shared_list, waitlist
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps, Units
-from fairslot.services.payments import normalize_payer
+from fairslot.services.payments import identify_payer
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = [
@@ -154,6 +154,7 @@ def book(uow: UnitOfWork, deps: Deps, account: Account, patient_id: int, session
          ctx: RequestContext) -> BookingView:
     """Book a slot of the session for one of the account's patients, under the patient's,
     account's and phone's locks so that parallel bookings cannot pass a quota together."""
+    accounts.require_verified_phone(account)
     names = rules.lock_names(patient_id, account)
     target = uow.bookings.target(account.id or 0, patient_id, session_id,
                                  uow.lock_keys(*names))
@@ -170,10 +171,10 @@ def book_on_site(uow: UnitOfWork, deps: Deps, staff: Account, session_id: int, i
                  name: str, payer_account: str, ctx: RequestContext) -> BookingView:
     """Registration desk: verify the identity, book and take payment in one step."""
     identity = Identity.parse(id_number, name)
-    payer = normalize_payer(payer_account)
+    payer = identify_payer(deps.payments, payer_account)
     window = dataclasses.replace(ctx, channel=Channel.WINDOW)
     patient = accounts.verified_patient(uow, deps, identity)
-    uow.lock(("patient", patient.id or 0), ("payer", payer))
+    uow.lock(("patient", patient.id or 0), ("payer", payer[0]))
     session = uow.schedule.session(session_id)
     if session is None:
         raise NotFound("no such session", code="session_not_found")
@@ -182,7 +183,7 @@ def book_on_site(uow: UnitOfWork, deps: Deps, staff: Account, session_id: int, i
     assert doctor is not None
     view, lowered = _hold(uow, deps, account=staff, patient=patient, session=session,
                           department_id=doctor.department_id, ctx=window, at_desk=True,
-                          payer=payer)
+                          payer=payer[0])
     held = uow.bookings.get_for_update(view.booking.id or 0)
     assert held is not None
     view = dataclasses.replace(view, booking=held)
@@ -196,7 +197,8 @@ def _own_booking(uow: UnitOfWork, account: Account, booking_id: int, *,
                  staff_may: bool = True) -> Booking:
     booking = uow.bookings.get_for_update(booking_id)
     if booking is None or (booking.account_id != account.id
-                           and not (staff_may and account.role in DESK_ROLES)):
+                           and not (staff_may and account.role in DESK_ROLES)
+                           and not identities.holds(uow, account, booking.patient_id)):
         raise NotFound("no such booking", code="booking_not_found")
     return booking
 
@@ -205,7 +207,8 @@ def get_booking(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int) 
     """A booking, for its account or the desk (investigators read events, not bookings)."""
     booking = uow.bookings.get(booking_id)
     if booking is None or (booking.account_id != account.id
-                           and account.role not in DESK_ROLES):
+                           and account.role not in DESK_ROLES
+                           and not identities.holds(uow, account, booking.patient_id)):
         raise NotFound("no such booking", code="booking_not_found")
     return _view(uow, booking)
 
@@ -231,12 +234,13 @@ def pay(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int, payer_ac
         ctx: RequestContext) -> BookingView:
     """Pay a held booking: marked paid (and the payer checked against its quota, under the
     payer's lock) in one transaction, charged through the provider after it commits. A
-    declined charge puts the booking back to awaiting payment."""
-    payer = normalize_payer(payer_account)
-    uow.lock(("payer", payer))
+    declined charge puts the booking back to awaiting payment. The payer is who the
+    provider says pays (``PaymentProvider.payer_of``), never the string as typed."""
+    payer = identify_payer(deps.payments, payer_account)
+    uow.lock(("payer", payer[0]))
     booking = _own_booking(uow, account, booking_id)
     patient = uow.patients.get(booking.patient_id)
-    shared = shared_list.consult(uow, deps, shared_list.Point.PAYMENT, ctx, payer=payer,
+    shared = shared_list.consult(uow, deps, shared_list.Point.PAYMENT, ctx, payer=payer[0],
                                  identity=patient.id_number if patient else None,
                                  phone=account.phone, patient_id=booking.patient_id,
                                  account_id=account.id)
@@ -247,19 +251,22 @@ def pay(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int, payer_ac
     return view
 
 
-def _record_payment(uow: UnitOfWork, deps: Deps, booking: Booking, payer: str, by: Account,
-                    ctx: RequestContext, *, lowered: bool = False) -> int:
+def _record_payment(uow: UnitOfWork, deps: Deps, booking: Booking, payer: tuple[str, str],
+                    by: Account, ctx: RequestContext, *, lowered: bool = False) -> int:
     """Mark the held booking paid and record the payment (payer data is evidence later);
-    the charge itself is an outbox item, made once this transaction commits."""
+    the charge itself is an outbox item, made once this transaction commits. ``payer`` is
+    ``payments.identify_payer``'s (provider's payer id, record)."""
     now = deps.clock.now()
-    booking.pay(now, payer)
-    rules.check_payer(uow, deps, payer, booking.patient_id, lowered=lowered)
+    payer_id, record = payer
+    booking.pay(now, record)
+    rules.check_payer(uow, deps, payer_id, booking.patient_id, lowered=lowered)
     payment_id = uow.bookings.add_payment(
         booking_id=booking.id or 0, provider=deps.payments.name, provider_ref=None,
-        payer_account=payer, amount_cents=booking.fee_cents, paid_at=now)
+        payer_account=record, payer_key=payer_id, amount_cents=booking.fee_cents,
+        paid_at=now)
     uow.events.append("booking.paid", now, account_id=by.id, patient_id=booking.patient_id,
                       session_id=booking.session_id, booking_id=booking.id,
-                      detail={"method": payer.split(":", 1)[0]}, **ctx.event_fields())
+                      detail={"method": record.split(":", 1)[0]}, **ctx.event_fields())
     return uow.outbox.add(outbox.CHARGE, {"payment": payment_id, "booking": booking.id}, now)
 
 
@@ -280,6 +287,10 @@ def cancel(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int,
                    dt.timedelta(hours=deps.settings.cancel_cutoff_hours),
                    late_window=dt.timedelta(hours=deps.settings.credit_late_cancel_hours),
                    by_staff=account.role in DESK_ROLES)
+    if booking.account_id != account.id and account.role not in DESK_ROLES:
+        # The identity's holder undoing a booking someone else made under their identity:
+        # not their offence, whenever it happens.
+        booking.late_cancel = False
     item = None
     if was_paid:
         payment = uow.bookings.refund_payment(booking.id or 0, now)

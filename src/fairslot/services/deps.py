@@ -16,6 +16,7 @@ from fairslot.config import Settings
 from fairslot.crypto import Keyring
 from fairslot.randomness import Randomness
 from fairslot.services.identity import IdentityVerifier
+from fairslot.services.messaging import Messenger
 from fairslot.services.payments import PaymentProvider
 from fairslot.services.views import ViewCache
 from fairslot.storage.uow import UnitOfWork
@@ -40,6 +41,9 @@ class Deps:
     payments: PaymentProvider
     shared_list: SharedList | None = None
     """The consortium's shared list (``fairslot.consortium``); None: not consulted."""
+    messenger: Messenger = dataclasses.field(default_factory=Messenger)
+    """The channels that carry codes and notifications (the development outbox unless
+    configured otherwise)."""
 
     @functools.cached_property
     def hasher(self) -> PasswordHasher:

@@ -1,5 +1,6 @@
 """Calls to the outside world, made after the transaction that decided them has committed:
-a payment's charge, a refund. Each is an outbox item written in that transaction; the
+a payment's charge, a refund, a message
+to a person (SMS, WeChat, e-mail). Each is an outbox item written in that transaction; the
 request that made it tries it at once, and the scheduler retries whatever is still pending
 (a provider down, a process killed in between) with growing pauses, so nothing is lost.
 Every call is idempotent at the provider (its reference is the item's), so a retry after an
@@ -12,6 +13,7 @@ import logging
 
 from fairslot.domain.booking import BookingStatus
 from fairslot.domain.errors import FairslotError
+from fairslot.services import messaging
 from fairslot.services.deps import Deps, Units
 from fairslot.services.payments import PaymentFailed
 from fairslot.storage.repositories import Payment
@@ -40,6 +42,8 @@ def run_item(uow: UnitOfWork, deps: Deps, item_id: int) -> bool:
     if item is None:
         uow.commit()
         return True  # done meanwhile, or another worker is on it
+    if item.kind == messaging.SEND:
+        return _send_message(uow, deps, item.id, int(item.payload["message"]), item.attempts)
     payment = uow.bookings.payment(int(item.payload["payment"]))
     if payment is None:
         uow.outbox.done(item.id, now)
@@ -71,6 +75,21 @@ def run_item(uow: UnitOfWork, deps: Deps, item_id: int) -> bool:
     uow.outbox.done(item.id, now)
     uow.events.append("payment." + ("captured" if item.kind == CHARGE else "refunded"), now,
                       booking_id=payment.booking_id, detail={"payment": payment.id})
+    uow.commit()
+    return True
+
+
+def _send_message(uow: UnitOfWork, deps: Deps, item_id: int, message_id: int,
+                  attempts: int) -> bool:
+    now = deps.clock.now()
+    try:
+        messaging.deliver(uow, deps.messenger, message_id, now)
+    except messaging.DeliveryFailed as exc:
+        uow.outbox.failed(item_id, exc.detail, now + _pause(attempts))
+        uow.commit()
+        log.warning("outbox item %s (message) failed, retry later: %s", item_id, exc.detail)
+        return False
+    uow.outbox.done(item_id, now)
     uow.commit()
     return True
 

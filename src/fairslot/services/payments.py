@@ -6,14 +6,17 @@ remembers what it was asked, so tests can see that a refund really went through 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import secrets
 import threading
+import unicodedata
 from typing import Protocol
 
 from fairslot.domain.errors import FairslotError, InvalidInput
 
-__all__ = ["PaymentFailed", "PaymentProvider", "TestPaymentProvider", "normalize_payer"]
+__all__ = ["PaymentFailed", "PaymentProvider", "TestPaymentProvider", "identify_payer",
+           "normalize_payer"]
 
 _PAYER = re.compile(r"^(alipay|wechat|card):[A-Za-z0-9_.@+\-]{3,64}$")
 
@@ -39,8 +42,24 @@ def normalize_payer(raw: str) -> str:
     return f"{method}:{ident.lower()}"
 
 
+def identify_payer(provider: PaymentProvider, credential: str) -> tuple[str, str]:
+    """(payer id, record): the provider's id of the payer, which quotas and evidence key
+    on, and what the payment row keeps, the method as typed before it (``card:test:...``:
+    "paid by card" stays evidence when the payer's id is hidden)."""
+    method = normalize_payer(credential).split(":", 1)[0]
+    payer = provider.payer_of(credential)
+    return payer, f"{method}:{payer}"
+
+
 class PaymentProvider(Protocol):
     name: str
+
+    def payer_of(self, credential: str) -> str:
+        """Who pays: the provider's own id of the payer behind ``credential`` (what the
+        patient's payment app handed over), normalised. Quotas and evidence key on this,
+        never on what a client typed. Raises ``InvalidInput`` for a credential the provider
+        does not accept."""
+        ...
 
     def charge(self, payer_account: str, amount_cents: int, reference: str) -> str:
         """Take the payment; return the provider's transaction reference. The same
@@ -64,6 +83,18 @@ class TestPaymentProvider:
     charges: dict[str, str] = dataclasses.field(default_factory=dict)
     refunds: dict[str, str] = dataclasses.field(default_factory=dict)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def payer_of(self, credential: str) -> str:
+        """The test provider stands for a gateway that answers with the funding account
+        behind every method it takes (as a bank-card or UnionPay payer id does): one holder
+        is one payer whatever the method and however the name is spelt, so
+        ``alipay:GangPay01``, ``wechat:gangpay01`` and ``card:gang.pay-01`` are one payer.
+        (A real adapter returns its provider's id: Alipay's buyer id, WeChat's openid.)"""
+        _method, ident = normalize_payer(credential).split(":", 1)
+        holder = unicodedata.normalize("NFKC", ident).casefold()
+        holder = re.sub(r"[._\-+\s]", "", holder.split("@", 1)[0]) + (
+            "@" + holder.split("@", 1)[1] if "@" in holder else "")
+        return f"{self.name}:{hashlib.sha256(holder.encode()).hexdigest()[:20]}"
 
     def charge(self, payer_account: str, amount_cents: int, reference: str) -> str:
         with self._lock:

@@ -13,7 +13,7 @@ from fairslot.domain.booking import Booking, Channel
 from fairslot.domain.errors import FairslotError
 from fairslot.domain.rounds import EntryOutcome
 from fairslot.domain.schedule import ReleasePolicy, Session
-from fairslot.services import rules
+from fairslot.services import notifications, rules
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 
@@ -70,10 +70,10 @@ def on_slot_freed(uow: UnitOfWork, deps: Deps, booking: Booking, session: Sessio
             uow.events.append("waitlist.offered", now, account_id=nxt.account_id,
                               patient_id=nxt.patient_id, session_id=session.id,
                               booking_id=offer.id, detail={"round": round_id})
-            uow.notifications.add(
-                nxt.account_id, now, "waitlist.offer",
-                "A slot you asked for is free and held for you: pay by "
-                f"{deadline.astimezone(deps.settings.zone):%m-%d %H:%M} to keep it.")
+            notifications.notify(uow, deps, nxt.account_id, "waitlist.offer",
+                                 patient_id=nxt.patient_id,
+                                 session=notifications.when(deps, session.starts_at),
+                                 pay_by=notifications.when(deps, deadline))
             return
     opens = leftover_time(deps, now)
     uow.schedule.release_slot(booking.slot_id, open_from=opens)

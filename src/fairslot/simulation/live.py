@@ -37,6 +37,7 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -197,9 +198,9 @@ class _Agent:
         ``None``: no patient, and 0 once logged in)."""
         name = f"sim{self.name.replace('-', '')}{self.rng.randrange(10**8):08d}"
         password = f"pw-{self.rng.randrange(10**12)}"
+        phone = f"+86139{self.rng.randrange(10**8):08d}"
         made = self.send("register", "POST", "/auth/register", json={
-            "username": name, "password": password,
-            "phone": f"+86139{self.rng.randrange(10**8):08d}"})
+            "username": name, "password": password, "phone": phone})
         if made.status_code != 201:
             return None
         for _ in range(2):
@@ -213,11 +214,28 @@ class _Agent:
             self.pause(float(token.headers.get("Retry-After", "60")))
         else:
             return None
+        if not self.verify_phone(phone):
+            return None
         if identity is None:
             return 0
         patient = self.send("add_patient", "POST", "/me/patients",
                             json={"id_number": identity.id_number, "name": identity.name})
         return int(patient.json()["id"]) if patient.status_code == 201 else None
+
+    def verify_phone(self, phone: str) -> bool:
+        """Type back the code sent to the phone. The simulated phones are the target's
+        development outbox (a demo server: ``FAIRSLOT_DEV_OUTBOX_PAGE``), read the way a
+        person reads their texts."""
+        inbox = self.send("read_texts", "GET", "/dev/outbox", params={"phone": phone})
+        if inbox.status_code != 200:
+            return False
+        codes = [m["text"] for m in inbox.json() if m["kind"] == "phone.code"]
+        found = re.search(r"\b(\d{6})\b", codes[0]) if codes else None
+        if found is None:
+            return False
+        answer = self.send("verify_phone", "POST", "/me/phone/verify",
+                           json={"code": found.group(1)})
+        return answer.status_code == 200
 
     def screen(self, session_id: int) -> dict[str, Any] | None:
         answer = self.send("booking_screen", "GET", f"/sessions/{session_id}/booking-screen")

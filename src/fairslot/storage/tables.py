@@ -97,6 +97,11 @@ accounts = sa.Table(
     sa.Column("phone_index", sa.String(40), nullable=True, index=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    # Set when the account proved it receives texts at ``phone`` (a one-time code); an
+    # account without it cannot book, enter a draw or link anyone.
+    sa.Column("phone_verified_at", UTCDateTime, nullable=True),
+    sa.Column("language", sa.String(8), nullable=False, default="zh-CN",
+              server_default="zh-CN"),
 )
 
 patients = sa.Table(
@@ -109,6 +114,11 @@ patients = sa.Table(
     sa.Column("phone_index", sa.String(40), nullable=True, index=True),
     sa.Column("verified_at", UTCDateTime, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The account whose verified phone speaks for this identity: the first to link it, until
+    # the person claims it from their own account (``claimed_at``) or at the desk with the ID
+    # card. Linking the identity to another account needs a code sent to that phone.
+    sa.Column("registered_account_id", sa.ForeignKey("accounts.id"), nullable=True),
+    sa.Column("claimed_at", UTCDateTime, nullable=True),
 )
 
 account_patients = sa.Table(
@@ -244,6 +254,51 @@ notifications = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("text", sa.String(500), nullable=False),
     sa.Column("read", sa.Boolean, nullable=False, default=False),
+)
+
+# One-time codes sent to a phone: to verify an account's phone, or to ask the holder of an
+# identity's registered phone for consent to a link or a claim. Only a keyed hash of the code
+# is kept; a code lives minutes and allows a few attempts.
+verification_codes = sa.Table(
+    "verification_codes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("phone", EncryptedText("verification_codes.phone"), nullable=False),
+    sa.Column("phone_index", sa.String(40), nullable=False, index=True),
+    sa.Column("patient_id", sa.ForeignKey("patients.id"), nullable=True),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("used_at", UTCDateTime, nullable=True),
+)
+
+# Every message sent to a person (SMS, WeChat template message, e-mail, or the development
+# outbox), rendered in their language. Recipient and text are encrypted at rest.
+messages = sa.Table(
+    "messages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=True, index=True),
+    sa.Column("channel", sa.String(16), nullable=False, index=True),
+    sa.Column("recipient", EncryptedText("messages.recipient"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("subject", EncryptedText("messages.subject"), nullable=False),
+    sa.Column("body", EncryptedText("messages.body"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("provider_ref", sa.String(80), nullable=True),
+)
+
+# Failed real-name checks, counted per account and per ID number (a blind index) like failed
+# log-ins, so the check cannot be used as an oracle for guessing names.
+identity_check_failures = sa.Table(
+    "identity_check_failures", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("account_id", sa.Integer, nullable=True, index=True),
+    sa.Column("id_number_index", sa.String(40), nullable=True, index=True),
 )
 
 auth_tokens = sa.Table(

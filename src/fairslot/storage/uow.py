@@ -24,7 +24,9 @@ from fairslot.storage.locks import lock_columns, lock_keys, sqlite_begin_immedia
 from fairslot.storage.repositories import (
     AccountRepository,
     BookingRepository,
+    CodeRepository,
     EventRepository,
+    MessageRepository,
     NotificationRepository,
     OutboxRepository,
     PatientRepository,
@@ -70,6 +72,8 @@ class UnitOfWork:
         self.notifications = NotificationRepository(self.db)
         self.outbox = OutboxRepository(self.db)
         self.consortium = ConsortiumReviewRepository(self.db)
+        self.messages = MessageRepository(self.db)
+        self.codes = CodeRepository(self.db, self.keyring)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -18,7 +18,7 @@ from fairslot.guard.fastapi import install as install_guard
 from fairslot.guard.service import Guard
 from fairslot.scheduler import ConsortiumLoop, Scheduler
 from fairslot.web.access_log import AccessLog, AccessLogMiddleware, GuardEventLog
-from fairslot.web.api import consortium, me, public, rounds, staff
+from fairslot.web.api import consortium, dev, identity, me, public, rounds, staff
 from fairslot.web.pages import install_pages
 from fairslot.web.problems import Problem, install_problem_handlers
 
@@ -69,7 +69,8 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     app.add_middleware(AccessLogMiddleware, access_log=access_log)
     install_guard(app, guard)
     install_problem_handlers(app)
-    for router in (public.router, me.router, rounds.router, staff.router, consortium.router):
+    for router in (public.router, me.router, rounds.router, staff.router, consortium.router,
+                   dev.router, identity.router):
         app.include_router(router, prefix="/api/v1")
     install_pages(app)  # HTML pages and /static, after the problem handlers
 

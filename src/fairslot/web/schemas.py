@@ -74,6 +74,8 @@ class Credentials(Strict):
 
 class RegisterIn(Credentials):
     phone: Annotated[str, Field(min_length=1, max_length=32)]
+    language: Annotated[str | None, Field(max_length=16)] = None
+    """zh-CN (the default) or en: the language of the account's messages."""
 
 
 class UserIn(RegisterIn):
@@ -91,17 +93,49 @@ class AccountOut(BaseModel):
     username: str
     role: Role
     phone: str | None
+    phone_verified: bool = False
+    language: str = "zh-CN"
 
     @classmethod
     def of(cls, account: Account) -> AccountOut:
         return cls(id=account.id or 0, username=account.username, role=account.role,
-                   phone=mask_phone(account.phone) if account.phone else None)
+                   phone=mask_phone(account.phone) if account.phone else None,
+                   phone_verified=account.phone_verified_at is not None,
+                   language=account.language)
+
+
+class CodeIn(Strict):
+    code: Annotated[str, Field(min_length=1, max_length=12)]
+
+
+class PhoneIn(Strict):
+    phone: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class CodeSentOut(BaseModel):
+    sent_to: str
+    """The masked phone the code went to."""
+    expires_at: dt.datetime
+
+
+class OutboxMessageOut(BaseModel):
+    id: int
+    channel: str
+    to: str
+    kind: str
+    language: str
+    subject: str
+    text: str
+    at: dt.datetime
 
 
 class PatientIn(Strict):
     id_number: Annotated[str, Field(min_length=1, max_length=32)]
     name: Annotated[str, Field(min_length=1, max_length=60)]
     phone: Annotated[str | None, Field(max_length=32)] = None
+    consent_code: Annotated[str | None, Field(max_length=12)] = None
+    """The code sent to the identity's registered phone, when linking answered
+    ``consent_required``."""
 
 
 class PatientOut(BaseModel):

@@ -13,7 +13,7 @@ from fairslot.domain.booking import Channel
 from fairslot.domain.errors import Conflict, InvalidInput, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.rounds import Entry, EntryOutcome, Round
-from fairslot.services import accounts, rules, shared_list
+from fairslot.services import accounts, identities, rules, shared_list
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
@@ -37,6 +37,7 @@ def enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient_
           idempotency_key: str | None = None) -> EntryView:
     """Enter (or change) a family patient's entry in the round. Idempotent: the same
     ``idempotency_key`` returns the entry it made the first time."""
+    accounts.require_verified_phone(account)
     ranked = _ranked(choices)
     if idempotency_key:
         again = uow.rounds.entry_by_key(account.id or 0, idempotency_key)
@@ -102,12 +103,19 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
             withdrawn=False, idempotency_key=idempotency_key)
         kind = "entry.created"
     else:
-        if existing.account_id != account.id:
-            raise Conflict("this patient already entered this round from another account",
-                           code="already_entered")
+        owner = existing.account_id
+        if owner != account.id:
+            # The identity's holder may re-enter once they withdrew what another account
+            # entered under their identity; anyone else is told it is taken.
+            if not (existing.withdrawn and identities.holds(uow, account, patient_id)):
+                raise Conflict("this patient already entered this round from another "
+                               "account", code="already_entered")
+            owner = account.id or 0
         entry_id = existing.id
         uow.rounds.update_entry(entry_id, choices=ranked, updated_at=now, withdrawn=False,
-                                idempotency_key=idempotency_key or existing.idempotency_key)
+                                account_id=owner,
+                                idempotency_key=idempotency_key if owner != existing.account_id
+                                else idempotency_key or existing.idempotency_key)
         kind = "entry.changed"
     uow.events.append(kind, now, account_id=account.id, patient_id=patient_id,
                       detail={"round": round_id, "choices": ranked,
@@ -129,7 +137,8 @@ def withdraw(uow: UnitOfWork, deps: Deps, account: Account, entry_id: int,
              ctx: RequestContext) -> None:
     now = deps.clock.now()
     entry = uow.rounds.entry(entry_id)
-    if entry is None or entry.account_id != account.id:
+    if entry is None or (entry.account_id != account.id
+                         and not identities.holds(uow, account, entry.patient_id)):
         raise NotFound("no such entry", code="entry_not_found")
     round_ = uow.rounds.get(entry.round_id, for_share=True)
     if round_ is None or not round_.is_open_at(now):

@@ -13,7 +13,7 @@ from fairslot.domain.booking import Booking, Channel
 from fairslot.domain.errors import Conflict, FairslotError, NotFound
 from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundStatus
 from fairslot.domain.schedule import Session
-from fairslot.services import rules, waitlist
+from fairslot.services import notifications, rules, waitlist
 from fairslot.services.deps import Deps, Units
 from fairslot.storage.uow import UnitOfWork
 
@@ -133,16 +133,16 @@ def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
         uow.rounds.update_entry(row.id, outcome=EntryOutcome.WON.value,
                                 position=order[award.ref], won_session_id=int(award.session),
                                 won_rank=award.rank, booking_id=booking.id)
-        uow.notifications.add(row.account_id, now, "draw.won",
-                              f"Your entry {award.ref} won a slot (choice {award.rank}); "
-                              f"pay by {pay_by.astimezone(deps.settings.zone):%m-%d %H:%M}.")
+        notifications.notify(uow, deps, row.account_id, "draw.won",
+                             patient_id=row.patient_id,
+                             session=notifications.when(deps, session.starts_at),
+                             pay_by=notifications.when(deps, pay_by))
     for place, ref in enumerate(result.waitlist, start=1):
         row = by_ref[ref]
         uow.rounds.update_entry(row.id, outcome=EntryOutcome.WAITLIST.value,
                                 position=order[ref])
-        uow.notifications.add(row.account_id, now, "draw.waitlist",
-                              f"Your entry {ref} is on the waitlist, place {place}; freed "
-                              "slots are offered in this order.")
+        notifications.notify(uow, deps, row.account_id, "draw.waitlist",
+                             patient_id=row.patient_id, rank=place)
     # Slots nobody drew (fewer entries than slots) become leftovers.
     for sid in published:
         for slot_id in uow.schedule.unclaimed_slots(sid):

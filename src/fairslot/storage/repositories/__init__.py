@@ -12,6 +12,12 @@ from fairslot.storage.repositories.events import (
     OutboxRepository,
     RecordedEvent,
 )
+from fairslot.storage.repositories.messages import (
+    CodeRepository,
+    MessageRepository,
+    SentMessage,
+    VerificationCode,
+)
 from fairslot.storage.repositories.quotas import QuotaFacts, QuotaRepository
 from fairslot.storage.repositories.rounds import RoundRepository
 from fairslot.storage.repositories.schedule import ClaimedSlot, ScheduleRepository, SessionCounts
@@ -21,8 +27,10 @@ __all__ = [
     "BookingRepository",
     "BookingTarget",
     "ClaimedSlot",
+    "CodeRepository",
     "EventLogWriter",
     "EventRepository",
+    "MessageRepository",
     "Notification",
     "NotificationRepository",
     "OutboxItem",
@@ -34,5 +42,7 @@ __all__ = [
     "RecordedEvent",
     "RoundRepository",
     "ScheduleRepository",
+    "SentMessage",
     "SessionCounts",
+    "VerificationCode",
 ]

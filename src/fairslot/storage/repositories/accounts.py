@@ -44,10 +44,17 @@ class AccountRepository:
             query = query.where(t.accounts.c.role == role.value)
         return self.db.scalars(query).all()
 
-    def count_with_phone(self, phone: str) -> int:
+    def count_with_phone(self, phone: str, *, verified_only: bool = False) -> int:
         index = self.keys.blind_index("phone", phone)
-        return int(self.db.scalar(
-            sa.select(sa.func.count()).where(t.accounts.c.phone_index == index)) or 0)
+        query = sa.select(sa.func.count()).where(t.accounts.c.phone_index == index)
+        if verified_only:
+            query = query.where(t.accounts.c.phone_verified_at.is_not(None))
+        return int(self.db.scalar(query) or 0)
+
+    def with_phone(self, phone: str) -> Sequence[Account]:
+        index = self.keys.blind_index("phone", phone)
+        return self.db.scalars(sa.select(Account).where(t.accounts.c.phone_index == index)
+                               .order_by(t.accounts.c.id)).all()
 
     def add_token(self, token_hash: str, account_id: int, now: dt.datetime,
                   expires_at: dt.datetime) -> None:
@@ -139,6 +146,28 @@ class PatientRepository:
             ap.c.account_id == account_id,
             sa.or_(ap.c.removed_at.is_(None), ap.c.removed_at >= since))).all()
         return {int(p) for p in rows}
+
+    def holder(self, patient_id: int) -> int | None:
+        """The account that claimed the identity as its own, if anyone has."""
+        p = t.patients
+        found = self.db.scalar(sa.select(p.c.registered_account_id).where(
+            p.c.id == patient_id, p.c.claimed_at.is_not(None)))
+        return int(found) if found is not None else None
+
+    def claimed_by(self, account_id: int) -> Sequence[Patient]:
+        return self.db.scalars(sa.select(Patient).where(
+            t.patients.c.registered_account_id == account_id,
+            t.patients.c.claimed_at.is_not(None)).order_by(t.patients.c.id)).all()
+
+    def managers(self, patient_id: int) -> list[tuple[int, str, dt.datetime]]:
+        """The accounts that manage the patient now: (account id, username, linked at)."""
+        ap = t.account_patients
+        rows = self.db.execute(
+            sa.select(ap.c.account_id, t.accounts.c.username, ap.c.added_at)
+            .join(t.accounts, t.accounts.c.id == ap.c.account_id)
+            .where(ap.c.patient_id == patient_id, ap.c.removed_at.is_(None))
+            .order_by(ap.c.added_at)).all()
+        return [(int(a), str(u), at) for a, u, at in rows]
 
     def resident_known(self, id_index: str, name_check: str) -> bool:
         stored = self.db.scalar(sa.select(t.residents.c.name_check)

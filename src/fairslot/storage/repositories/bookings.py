@@ -165,11 +165,14 @@ class BookingRepository:
     # --- payments
 
     def add_payment(self, *, booking_id: int, provider: str, provider_ref: str | None,
-                    payer_account: str, amount_cents: int, paid_at: dt.datetime) -> int:
+                    payer_account: str, amount_cents: int, paid_at: dt.datetime,
+                    payer_key: str | None = None) -> int:
+        """``payer_key``: who pays as the provider identifies them (the payer index and the
+        payer quota key on it); ``payer_account`` when not given."""
         return int(self.db.execute(sa.insert(t.payments).values(
             booking_id=booking_id, provider=provider, provider_ref=provider_ref,
             payer_account=payer_account,
-            payer_index=self.keys.blind_index("payer", payer_account),
+            payer_index=self.keys.blind_index("payer", payer_key or payer_account),
             amount_cents=amount_cents, paid_at=paid_at).returning(t.payments.c.id)).scalar_one())
 
     def set_payment_ref(self, payment_id: int, provider_ref: str) -> None:

@@ -79,14 +79,19 @@ SELECT 'account', CAST(b.patient_id AS VARCHAR), b.created_at FROM bookings b
 UNION ALL
 SELECT 'account', CAST(e.patient_id AS VARCHAR), e.created_at FROM entries e
  WHERE e.account_id = :account AND e.created_at >= :served_since"""
-_PHONE = """
+# The phone's accounts: those on it now, and those that verified it within the window and
+# moved on (moving an account to another number does not take its history off this one).
+_PHONE_ACCOUNTS = """(SELECT id FROM accounts WHERE phone_index = :phone
+   UNION SELECT account_id FROM verification_codes
+          WHERE phone_index = :phone AND purpose = 'phone' AND used_at >= :served_since)"""
+_PHONE = f"""
 UNION ALL
 SELECT 'phone', CAST(b.patient_id AS VARCHAR), b.created_at FROM bookings b
- WHERE b.account_id IN (SELECT id FROM accounts WHERE phone_index = :phone)
+ WHERE b.account_id IN {_PHONE_ACCOUNTS}
    AND b.created_at >= :served_since
 UNION ALL
 SELECT 'phone', CAST(e.patient_id AS VARCHAR), e.created_at FROM entries e
- WHERE e.account_id IN (SELECT id FROM accounts WHERE phone_index = :phone)
+ WHERE e.account_id IN {_PHONE_ACCOUNTS}
    AND e.created_at >= :served_since"""
 _TIMES = ("now", "served_since", "offences_since")
 

@@ -182,6 +182,12 @@ class RoundRepository:
             sa.select(t.entries).where(t.entries.c.account_id == account_id)
             .order_by(t.entries.c.created_at.desc()).limit(limit)).all()]
 
+    def entries_of_patient(self, patient_id: int, limit: int = 200) -> list[Entry]:
+        """Every entry made for the patient, by any account (the identity's holder sees them)."""
+        return [_entry(r) for r in self.db.execute(
+            sa.select(t.entries).where(t.entries.c.patient_id == patient_id)
+            .order_by(t.entries.c.created_at.desc()).limit(limit)).all()]
+
     def choice_counts(self, round_id: int) -> dict[int, int]:
         """First-choice counts per session, for the patient's odds while the window is open."""
         counts: dict[int, int] = {}

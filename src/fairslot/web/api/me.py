@@ -9,11 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from fairslot.domain.accounts import Role
 from fairslot.domain.errors import Conflict
+from fairslot.domain.identity import mask_phone
 from fairslot.guard.fastapi import GuardGate, guarded
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import POW_HEADER, TOKEN_HEADER
 from fairslot.services import accounts, booking, catalog, shared_list
-from fairslot.services.payments import normalize_payer
 from fairslot.web.deps import (
     CallerDep,
     ClaimedAccount,
@@ -35,11 +35,14 @@ from fairslot.web.schemas import (
     BookingIn,
     BookingOut,
     BookingScreen,
+    CodeIn,
+    CodeSentOut,
     Credentials,
     PatientIn,
     PatientOut,
     PaymentIn,
     PaymentScreen,
+    PhoneIn,
     RegisterIn,
     SessionOut,
     SharedEntryOut,
@@ -59,7 +62,7 @@ CANCEL_ACTION = "cancel"
              dependencies=[Depends(guarded(RouteGroup.REGISTRATION, auto=True))])
 def register(body: RegisterIn, request: Request, uow: UowDep, deps: DepsDep) -> AccountOut:
     account = accounts.register(uow, deps, body.username, body.password, body.phone,
-                                context(request))
+                                context(request), language=body.language)
     return AccountOut.of(account)
 
 
@@ -88,6 +91,35 @@ def me(caller: CallerDep) -> AccountOut:
     return AccountOut.of(account)
 
 
+@router.post("/me/phone/code", tags=["account"])
+def phone_code(caller: CallerDep, uow: UowDep, deps: DepsDep) -> CodeSentOut:
+    """Send (again) the code that verifies the account's phone. Limited per account and
+    per phone number (``codes_rate_limited``)."""
+    account = caller.account(Role.PATIENT)
+    phone, expires = accounts.request_phone_code(uow, deps, account)
+    return CodeSentOut(sent_to=mask_phone(phone), expires_at=expires)
+
+
+@router.post("/me/phone/verify", tags=["account"])
+def verify_phone(body: CodeIn, request: Request, caller: CallerDep, uow: UowDep,
+                 deps: DepsDep) -> AccountOut:
+    """Type back the code sent to the phone. Until then the account cannot book, enter a
+    draw or add patients (``phone_not_verified``). A code lives minutes and allows a few
+    wrong tries (``code_wrong``, then ``code_expired``)."""
+    account = caller.account(Role.PATIENT)
+    return AccountOut.of(accounts.verify_phone(uow, deps, account, body.code,
+                                               context(request)))
+
+
+@router.post("/me/phone", tags=["account"])
+def change_phone(body: PhoneIn, caller: CallerDep, uow: UowDep, deps: DepsDep) -> CodeSentOut:
+    """Move the account to another phone: a code goes to the new number, which becomes the
+    account's once verified (``POST /me/phone/verify``)."""
+    account = caller.account(Role.PATIENT)
+    phone, expires = accounts.change_phone(uow, deps, account, body.phone)
+    return CodeSentOut(sent_to=mask_phone(phone), expires_at=expires)
+
+
 @router.get("/me/patients", tags=["patients"])
 def my_patients(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[PatientOut]:
     account = caller.account(Role.PATIENT)
@@ -97,9 +129,13 @@ def my_patients(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[PatientOu
 @router.post("/me/patients", status_code=201, tags=["patients"])
 def add_patient(body: PatientIn, request: Request, caller: CallerDep, uow: UowDep,
                 deps: DepsDep) -> PatientOut:
+    """Add a family member after the real-name check (counted like a log-in:
+    ``identity_checks_limited``). When another account's phone speaks for that identity, a
+    code goes there and the answer is ``consent_required``: send it again with
+    ``consent_code``."""
     account = caller.account(Role.PATIENT)
     patient = accounts.add_patient(uow, deps, account, body.id_number, body.name, body.phone,
-                                   context(request))
+                                   context(request), consent_code=body.consent_code)
     return PatientOut.of(patient)
 
 
@@ -207,12 +243,13 @@ async def pay(booking_id: IdPath, body: PaymentIn, request: Request, claimed: Cl
               gate: Annotated[GuardGate, Depends(guarded(
                   RouteGroup.PAYMENT, need_token=PAY_ACTION, exclusive=True))]) -> BookingOut:
     """Pay a held booking with the payment screen's action token."""
-    payer = normalize_payer(body.payer_account)
+    payer = deps.payments.payer_of(body.payer_account)
     await gate.check(account_id=str(claimed), payer=payer, target=str(booking_id))
 
     def use_case() -> booking.BookingView:
         account = authenticated(request, uow, Role.PATIENT)
-        return booking.pay(uow, deps, account, booking_id, payer, context(request))
+        return booking.pay(uow, deps, account, booking_id, body.payer_account,
+                           context(request))
 
     return BookingOut.of(await run_in_threadpool(use_case))
 

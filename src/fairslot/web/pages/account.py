@@ -123,7 +123,7 @@ def register(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
         refused(uow)
         return render(request, "register.html", status=exc.status, username=username,
                       phone=phone, error=exc.detail, challenge=_challenge(exc))
-    return _signed_in(request, deps, "/me?done=registered", token)
+    return _signed_in(request, deps, "/me/phone?done=registered", token)
 
 
 @router.post("/logout")
@@ -188,12 +188,13 @@ def add_patient(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                 csrf: Annotated[str, Form()] = "",
                 id_number: Annotated[str, Form(max_length=40)] = "",
                 name: Annotated[str, Form(max_length=80)] = "",
-                phone: Annotated[str, Form(max_length=32)] = "") -> Response:
+                phone: Annotated[str, Form(max_length=32)] = "",
+                consent_code: Annotated[str, Form(max_length=12)] = "") -> Response:
     account = who.logged_in(Role.PATIENT)
     check_csrf(request, csrf)
     try:
         accounts.add_patient(uow, deps, account, id_number, name, phone or None,
-                             context(request))
+                             context(request), consent_code=consent_code or None)
     except FairslotError as exc:
         refused(uow)
         # What was typed is shown again (on this person's own page, over HTTPS).
@@ -228,7 +229,7 @@ def pay(booking_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: De
     check_csrf(request, csrf)
     try:
         guard_check(request, "payment", account_id=str(account.id),
-                    payer=payer_account.strip() or None, need_token="pay",
+                    payer=deps.payments.payer_of(payer_account), need_token="pay",
                     target=str(booking_id), token=action_token_, pow_payload=altcha or None)
         booking.pay(uow, deps, account, booking_id, payer_account, context(request))
     except FairslotError as exc:
