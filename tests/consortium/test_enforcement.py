@@ -55,7 +55,7 @@ def events(world: World, kind: str) -> list[dict[str, object]]:
 
 def account_without_patients(world: World, name: str, phone: str = "13700001234") -> object:
     return world.platform.run(accounts.create_user, name, PASSWORD, Role.PATIENT, phone,
-                              password_hash=password_hash())
+                              password_hash=password_hash(), phone_verified=True)
 
 
 def test_registration_with_a_listed_phone_is_refused_and_nothing_is_made(

@@ -19,7 +19,7 @@ from fairslot.domain.schedule import Department, Doctor, ReleasePolicy, Session,
 from fairslot.services import accounts, identities, outbox, rules, shared_list, waitlist
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps, Units
-from fairslot.services.payments import identify_payer
+from fairslot.services.payments import identify_payer, normalize_payer
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = [
@@ -183,7 +183,7 @@ def book_on_site(uow: UnitOfWork, deps: Deps, staff: Account, session_id: int, i
     assert doctor is not None
     view, lowered = _hold(uow, deps, account=staff, patient=patient, session=session,
                           department_id=doctor.department_id, ctx=window, at_desk=True,
-                          payer=payer[0])
+                          payer=normalize_payer(payer_account))
     held = uow.bookings.get_for_update(view.booking.id or 0)
     assert held is not None
     view = dataclasses.replace(view, booking=held)
@@ -240,7 +240,8 @@ def pay(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int, payer_ac
     uow.lock(("payer", payer[0]))
     booking = _own_booking(uow, account, booking_id)
     patient = uow.patients.get(booking.patient_id)
-    shared = shared_list.consult(uow, deps, shared_list.Point.PAYMENT, ctx, payer=payer[0],
+    shared = shared_list.consult(uow, deps, shared_list.Point.PAYMENT, ctx,
+                                 payer=normalize_payer(payer_account),
                                  identity=patient.id_number if patient else None,
                                  phone=account.phone, patient_id=booking.patient_id,
                                  account_id=account.id)
