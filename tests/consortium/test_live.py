@@ -20,12 +20,11 @@ import csv
 import dataclasses
 import datetime as dt
 import json
+import multiprocessing
 import os
 import pathlib
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -70,19 +69,13 @@ class Hospital:
     secret: str
     platform: Platform
     tmp: pathlib.Path
-    process: subprocess.Popen[Any] | None = None
+    process: _ForkedServer | None = None
     world: World | None = None
     thread_server: _HubServer | None = None
 
     @property
     def env(self) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSLOT_")}
-        return {**base, "FAIRSLOT_DATABASE_URL": self.db_url, "FAIRSLOT_SECRET_KEY": self.secret,
-                "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_GUARD_LEDGER_PATH": "",
-                "FAIRSLOT_CONSORTIUM_SYNC_SECONDS": str(FEED_INTERVAL),
-                "FAIRSLOT_GUARD_TOKEN_MIN_AGE_SECONDS": "0",
-                "FAIRSLOT_PASSWORD_HASH_TIME_COST": "1",
-                "FAIRSLOT_PASSWORD_HASH_MEMORY_KIB": "32"}
+        return _server_env(self.db_url, self.secret)
 
     def consortium(self, clock: Any = None) -> Consortium:
         """A fresh look at this hospital's consortium state (its index built from its
@@ -113,13 +106,58 @@ class Hospital:
     def stop(self) -> None:
         if self.thread_server is not None:
             self.thread_server.stop()
-        if self.process is not None and self.process.poll() is None:
+        if self.process is not None:
+            self.process.stop()
+
+
+def _server_env(db_url: str, secret: str) -> dict[str, str]:
+    return {"FAIRSLOT_DATABASE_URL": db_url, "FAIRSLOT_SECRET_KEY": secret,
+            "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_GUARD_LEDGER_PATH": "",
+            "FAIRSLOT_CONSORTIUM_SYNC_SECONDS": str(FEED_INTERVAL),
+            "FAIRSLOT_GUARD_TOKEN_MIN_AGE_SECONDS": "0",
+            "FAIRSLOT_PASSWORD_HASH_TIME_COST": "1", "FAIRSLOT_PASSWORD_HASH_MEMORY_KIB": "32"}
+
+
+def _serve(env: dict[str, str], port: int) -> None:
+    """A hospital's server: ``fairslot serve``'s app under uvicorn, with its own settings."""
+    code = 0
+    try:
+        import uvicorn
+
+        from fairslot.config import Settings
+        from fairslot.web.app import create_app
+
+        for key in [k for k in os.environ if k.startswith("FAIRSLOT_")]:
+            del os.environ[key]
+        os.environ.update(env)
+        uvicorn.run(create_app(bootstrap(Settings())), host="127.0.0.1", port=port,
+                    log_level="warning")
+    except BaseException:
+        code = 1
+        raise
+    finally:
+        os._exit(code)  # nothing of the parent's to clean up here
+
+
+class _ForkedServer:
+    """A server process forked from this one, with the ``poll`` that
+    ``wait_until_serving`` asks of a process."""
+
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.process = multiprocessing.get_context("fork").Process(
+            target=_serve, args=(env, port), daemon=True)
+        self.process.start()
+
+    def poll(self) -> int | None:
+        return None if self.process.is_alive() else self.process.exitcode
+
+    def stop(self) -> None:
+        if self.process.is_alive():
             self.process.terminate()
-            try:
-                self.process.wait(timeout=3)
-            except subprocess.TimeoutExpired:  # a test server: no state worth waiting for
-                self.process.kill()
-                self.process.wait(timeout=10)
+            self.process.join(timeout=1)
+        if self.process.is_alive():  # a test server: no state worth waiting for
+            self.process.kill()
+            self.process.join(timeout=10)
 
 
 class _HubServer:
@@ -193,24 +231,28 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     except sa.exc.OperationalError as exc:
         pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_URL}: {exc.orig}", pytrace=False)
     pg_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{pg_name}"
-    hospitals = []
-    for code, url in (("hosp-a", f"sqlite:///{tmp / 'a.db'}"), ("hosp-b", pg_url),
-                      ("hub-east", f"sqlite:///{tmp / 'hub.db'}")):
+    admin.dispose()
+    urls = {"hosp-a": f"sqlite:///{tmp / 'a.db'}", "hosp-b": pg_url,
+            "hub-east": f"sqlite:///{tmp / 'hub.db'}"}
+    for url in urls.values():
         engine = make_engine(url)
         upgrade(engine)
-        secret = f"{code}-secret-" + uuid.uuid4().hex
-        platform = bootstrap(make_settings(database_url=url, secret_key=SecretStr(secret)),
-                             engine=engine)
-        hospitals.append(Hospital(code, f"http://127.0.0.1:{_port()}", url, secret, platform,
-                                  tmp))
+        engine.dispose()
+    ports = {code: _port() for code in urls}
+    secrets = {code: f"{code}-secret-" + uuid.uuid4().hex for code in urls}
+    # The two hospitals' servers are forked from this process, which has imported fairslot
+    # already: they start in a moment instead of importing the web app anew, and they hold
+    # no connection of this process's (every engine here is made after the fork).
+    forked = {code: _ForkedServer(_server_env(urls[code], secrets[code]), ports[code])
+              for code in ("hosp-a", "hosp-b")}
+    hospitals = []
+    for code, url in urls.items():
+        platform = bootstrap(make_settings(database_url=url,
+                                           secret_key=SecretStr(secrets[code])))
+        hospitals.append(Hospital(code, f"http://127.0.0.1:{ports[code]}", url, secrets[code],
+                                  platform, tmp, forked.get(code)))
     a, b, hub = hospitals
     try:
-        # The servers start at once (a server reads its keys, members and policy from its
-        # database as they come), while this process sets the hospitals up.
-        for h in (a, b):
-            h.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "fairslot.web.asgi:app", "--port",
-                 h.url.rsplit(":", 1)[1], "--log-level", "warning"], env=h.env, cwd=tmp)
         # The hub (a relay, no patients) serves from a thread of this process: a third
         # server process would only cost another start-up.
         hub.thread_server = _HubServer(hub)
@@ -243,6 +285,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         for h in hospitals:
             h.stop()
             h.platform.engine.dispose()
+        admin = sa.create_engine(
+            PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"),
+            isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
         admin.dispose()
