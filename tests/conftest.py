@@ -52,7 +52,10 @@ def password_hash() -> str:
 def make_settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {"secret_key": SecretStr(TEST_SECRET),
                             "database_url": "sqlite://", "scheduler": False,
-                            "guard_ledger_path": "", **CHEAP_HASH}
+                            "guard_ledger_path": "", **CHEAP_HASH,
+                            # Fixed test keys, so that no test writes key files to var/.
+                            "draw_signing_key": SecretStr("1d" * 32),
+                            "draw_local_chain_key": SecretStr("2e" * 32)}
     base.update(overrides)
     return Settings(**base)
 
@@ -100,7 +103,7 @@ _TABLES = ("outbox", "notifications", "entries", "round_sessions", "release_roun
            "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events",
            "consortium_self", "consortium_epochs", "consortium_members", "consortium_changes",
            "consortium_entries", "consortium_own_entries", "consortium_policies",
-           "consortium_appeals", "consortium_audit")
+           "consortium_appeals", "consortium_audit", "draw_checkpoints")
 
 
 def _pg_engine(url: str) -> sa.Engine:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
@@ -24,6 +24,9 @@ from fairslot.storage.database import make_engine, make_session_factory, ping
 from fairslot.storage.keys import bind_keyring
 from fairslot.storage.repositories import EventLogWriter
 from fairslot.storage.uow import CommitHook, UnitOfWork
+
+if TYPE_CHECKING:
+    from fairslot.beacon import BeaconSource
 
 __all__ = ["Platform", "bootstrap"]
 
@@ -42,11 +45,14 @@ class Platform:
     verifier: IdentityVerifier
     payments: PaymentProvider
     on_commit: list[CommitHook] = dataclasses.field(default_factory=list)
+    beacon_source: BeaconSource | None = None
+    """Overrides the configured chain's beacon source (tests: a chain that is late)."""
 
     @functools.cached_property
     def deps(self) -> Deps:
         return Deps(settings=self.settings, clock=self.clock, random=self.random,
-                    keyring=self.keyring, verifier=self.verifier, payments=self.payments)
+                    keyring=self.keyring, verifier=self.verifier, payments=self.payments,
+                    beacon_source=self.beacon_source)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.keyring, on_commit=self.on_commit)

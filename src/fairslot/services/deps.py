@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 
@@ -17,6 +19,10 @@ from fairslot.randomness import Randomness
 from fairslot.services.identity import IdentityVerifier
 from fairslot.services.payments import PaymentProvider
 from fairslot.storage.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from fairslot.beacon import BeaconSource
+    from fairslot.domain.draw.signing import DrawKey
 
 __all__ = ["Deps", "Units"]
 
@@ -33,6 +39,32 @@ class Deps:
     keyring: Keyring
     verifier: IdentityVerifier
     payments: PaymentProvider
+    draw_signer: DrawKey | None = None
+    """The hospital's draw key; None: from the settings or var/ (``draw_key``)."""
+    beacon_source: BeaconSource | None = None
+    """Where beacons come from; None: the configured chain's (``beacons``)."""
+    var_dir: Path = Path("var")
+
+    @functools.cached_property
+    def draw_key(self) -> DrawKey:
+        """The hospital's Ed25519 key that signs every statement and receipt of the draw."""
+        if self.draw_signer is not None:
+            return self.draw_signer
+        from fairslot.draw_keys import draw_key
+
+        return draw_key(self.settings, self.var_dir)
+
+    @functools.cached_property
+    def beacons(self) -> BeaconSource:
+        """The source of the configured chain's beacons (never trusted: checked offline)."""
+        if self.beacon_source is not None:
+            return self.beacon_source
+        import httpx
+
+        from fairslot.draw_keys import beacon_source
+
+        return beacon_source(self.settings, self.var_dir, self.clock,
+                             httpx.Client(timeout=5.0))
 
     @functools.cached_property
     def hasher(self) -> PasswordHasher:

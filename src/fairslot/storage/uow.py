@@ -24,6 +24,7 @@ from fairslot.storage.locks import lock_columns, lock_keys, sqlite_begin_immedia
 from fairslot.storage.repositories import (
     AccountRepository,
     BookingRepository,
+    DrawRepository,
     EventRepository,
     NotificationRepository,
     OutboxRepository,
@@ -61,6 +62,7 @@ class UnitOfWork:
         self.quotas = QuotaRepository(self.db)
         self.events = EventRepository(self.db)
         self.rounds = RoundRepository(self.db)
+        self.draw = DrawRepository(self.db)
         self.notifications = NotificationRepository(self.db)
         self.outbox = OutboxRepository(self.db)
         return self

@@ -3,6 +3,7 @@ per part of the hospital (schedule, accounts and patients, bookings, rounds, eve
 
 from fairslot.storage.repositories.accounts import AccountRepository, PatientRepository
 from fairslot.storage.repositories.bookings import BookingRepository, BookingTarget, Payment
+from fairslot.storage.repositories.draw import DrawRepository, StoredBeacon, StoredFrozenList
 from fairslot.storage.repositories.events import (
     EventLogWriter,
     EventRepository,
@@ -21,6 +22,7 @@ __all__ = [
     "BookingRepository",
     "BookingTarget",
     "ClaimedSlot",
+    "DrawRepository",
     "EventLogWriter",
     "EventRepository",
     "Notification",
@@ -35,4 +37,6 @@ __all__ = [
     "RoundRepository",
     "ScheduleRepository",
     "SessionCounts",
+    "StoredBeacon",
+    "StoredFrozenList",
 ]

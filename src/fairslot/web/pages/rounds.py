@@ -1,4 +1,5 @@
-"""Draw rounds: enter a family patient with up to three sessions, best first."""
+"""Draw rounds: a round's public page (where its draw is, what it waits for), and entering
+a family patient with up to three sessions, best first."""
 
 from __future__ import annotations
 
@@ -49,6 +50,18 @@ def _entry_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account,
                   token=token, error=error, challenge=retry.challenge if retry else None,
                   chosen=chosen or [], closes=local(deps, view.round.closes_at),
                   max_choices=3)
+
+
+@router.get("/rounds/{round_id}")
+def round_page(round_id: int, request: Request, who: Viewer, uow: UowDep,
+               deps: DepsDep) -> Response:
+    """Public: the round's commitment, the beacon it waits for (and whether it is late),
+    its frozen root and, once drawn, its seed; the document to check it with."""
+    guard_check(request, "browsing")
+    view = release.round_view(uow, deps, round_id)
+    return render(request, "round.html", view=view, stage=view.stage,
+                  closes=local(deps, view.round.closes_at),
+                  due=local(deps, view.stage.beacon_due_at))
 
 
 @router.get("/rounds/{round_id}/enter")
