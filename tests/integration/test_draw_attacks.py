@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import datetime as dt
 import json
+import pathlib
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from fairslot.domain.schedule import Period
 from fairslot.services import booking, catalog, release, rules
 from fairslot.storage import tables as t
 from fairslot.web.app import create_app
+from tests.cli.test_draw_verify import run, write
 from tests.integration.test_release import (
     CTX,
     DrawWorld,
@@ -243,7 +245,8 @@ def test_every_write_returns_a_receipt_that_checks_against_the_frozen_list(
     assert report.ok, report.reasons
 
 
-def test_a_dropped_entry_is_proven_by_its_receipt(dw: DrawWorld) -> None:
+def test_a_dropped_entry_is_proven_by_its_receipt(dw: DrawWorld,
+                                                   tmp_path: pathlib.Path) -> None:
     """Attack 5: an insider (holding the hospital's key) drops an entry and re-signs the
     freeze. The document alone may look consistent, but the patient's signed receipt proves
     the entry was accepted and is missing."""
@@ -271,6 +274,16 @@ def test_a_dropped_entry_is_proven_by_its_receipt(dw: DrawWorld) -> None:
     assert report.status == "fail"
     assert any("missing from the frozen list" in r and "dropped" in r
                for r in report.reasons), report.reasons
+    # The same, as a patient runs it: `fairslot draw verify ROUND.json --receipt R.json`.
+    chain = ["--chain-key", dw.platform.deps.beacons.chain.hash.hex()]
+    receipt_file = write(tmp_path, receipt, "receipt.json")
+    honest = run("verify", write(tmp_path, document), *chain, "--receipt", receipt_file)
+    assert honest.returncode == 0, honest.stdout + honest.stderr
+    assert honest.stdout.startswith("OK: ")
+    dropped = run("verify", write(tmp_path, forged, "forged.json"), *chain,
+                  "--receipt", receipt_file)
+    assert dropped.returncode == 1 and "FAIL: " in dropped.stdout
+    assert "the entry was dropped" in dropped.stdout
 
 
 def test_a_split_view_is_caught_by_the_audit_and_the_log_cannot_be_rewritten(
