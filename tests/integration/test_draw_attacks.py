@@ -25,7 +25,7 @@ from fairslot.domain.draw.signing import digest
 from fairslot.domain.draw.statements import freeze_statement, frozen_entry
 from fairslot.domain.draw.verify import verify_document
 from fairslot.domain.schedule import Period
-from fairslot.services import booking, catalog, release, rules
+from fairslot.services import accounts, booking, catalog, release, rules
 from fairslot.storage import tables as t
 from fairslot.web.app import create_app
 from tests.cli.test_draw_verify import run, write
@@ -313,3 +313,54 @@ def test_a_split_view_is_caught_by_the_audit_and_the_log_cannot_be_rewritten(
     # And the stored log refuses to be rewritten in place.
     with pytest.raises(sa.exc.DBAPIError), dw.platform.engine.begin() as conn:
         conn.execute(sa.update(t.draw_log_records).values(body="{}"))
+
+
+def _schema(name: str) -> Any:
+    import jsonschema_rs
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "docs" / "schemas"
+    return jsonschema_rs.validator_for(json.loads(
+        (path / f"{name}.schema.json").read_text(encoding="utf-8")))
+
+
+def test_what_the_services_publish_matches_the_json_schemas_in_docs(dw: DrawWorld) -> None:
+    """The round document at every stage, the receipts, the proof, the checkpoint and the
+    log, as the API serves them, validated with docs/schemas/ (JSON Schema 2020-12)."""
+    round_schema, receipt_schema = _schema("round"), _schema("receipt")
+    inclusion_schema, log_schema = _schema("inclusion"), _schema("log")
+    client = TestClient(create_app(dw.platform))
+    account, pid = dw.patients[0]
+    entered = dw.platform.run(release.enter, account, dw.round_id, pid, dw.sessions, CTX)
+    withdrawn = dw.platform.run(release.withdraw, account, entered.id, CTX)
+    _enter_all(dw)
+    receipts = [entered.receipt, withdrawn.receipt,
+                *(v.receipt for a, _ in dw.patients for v in dw.platform.run(
+                    release.my_entries, a))]
+    for receipt in receipts:
+        assert receipt is not None
+        receipt_schema.validate(receipt)
+    assert not receipt_schema.is_valid({k: v for k, v in receipts[0].items() if k != "at"})
+    assert not receipt_schema.is_valid({**receipts[0], "seq": "1"})
+    stages = [client.get(f"/api/v1/rounds/{dw.round_id}/export").json()]
+    _close(dw)
+    stages.append(client.get(f"/api/v1/rounds/{dw.round_id}/export").json())
+    due = _stage(dw).beacon_due_at
+    assert due is not None
+    dw.clock.set(due)
+    assert dw.platform.run_job(release.draw_due_rounds) == 1
+    stages.append(client.get(f"/api/v1/rounds/{dw.round_id}/export").json())
+    for document in stages:
+        round_schema.validate(document)
+    assert [d["entries"] is None for d in stages] == [True, False, False]
+    assert [d["result"] is None for d in stages] == [True, True, False]
+    assert not round_schema.is_valid({**stages[-1], "extra": 1})
+    token = dw.platform.run(accounts.issue_token, account.id or 0)
+    proof = client.get(f"/api/v1/entries/{entered.id}/proof",
+                       headers={"Authorization": f"Bearer {token}"})
+    assert proof.status_code == 200, proof.text
+    inclusion_schema.validate(proof.json())
+    checkpoint = client.get("/api/v1/draw/checkpoint").json()
+    log_schema.validate(checkpoint)
+    log_schema.validate(client.get("/api/v1/draw/log").json())
+    log_schema.validate(client.get("/api/v1/draw/log", params={"from_size": 1}).json())
+    assert client.get("/api/v1/draw/log", params={"from_size": 99}).json()["code"] == "bad_size"
