@@ -198,7 +198,7 @@ class FrozenList:
                 refs, map(str, seqs), statuses, map(",".join, choices),
                 [NO_REASON if r is None else r for r in reasons], strict=True)))
             # In ref order; NumPy sorts a million refs about twice as fast as ``sorted``.
-            leaves = list(map(leaves.__getitem__, _by_ref(refs)))
+            leaves = np.array(leaves, dtype=object)[_by_ref(refs)].tolist()
         return cls.from_leaves(leaves, capacities, max_choices)
 
     @classmethod
