@@ -364,3 +364,27 @@ def test_what_the_services_publish_matches_the_json_schemas_in_docs(dw: DrawWorl
     log_schema.validate(client.get("/api/v1/draw/log").json())
     log_schema.validate(client.get("/api/v1/draw/log", params={"from_size": 1}).json())
     assert client.get("/api/v1/draw/log", params={"from_size": 99}).json()["code"] == "bad_size"
+
+
+def test_the_patients_page_gives_the_receipt_and_after_the_close_the_proof(
+        dw: DrawWorld) -> None:
+    account, pid = dw.patients[0]
+    view = dw.platform.run(release.enter, account, dw.round_id, pid, dw.sessions, CTX)
+    client = TestClient(create_app(dw.platform))
+    client.cookies.set("fs_session", dw.platform.run(accounts.issue_token, account.id or 0))
+    page = client.get("/me")
+    receipt_url = f"/me/entries/{view.id}/receipt.json"
+    proof_url = f"/me/entries/{view.id}/proof.json"
+    assert receipt_url in page.text and proof_url not in page.text
+    assert client.get(receipt_url).json() == view.receipt
+    _close(dw)
+    client.cookies.set("fs_session", dw.platform.run(accounts.issue_token, account.id or 0))
+    assert proof_url in client.get("/me").text
+    proof = client.get(proof_url)
+    assert proof.status_code == 200 and "attachment" in proof.headers["content-disposition"]
+    report = verify_document(_document(dw), trust=trust(dw.platform), proof=proof.json(),
+                             receipt=view.receipt)
+    assert report.status == "pending", report.reasons
+    other, _ = dw.patients[1]
+    client.cookies.set("fs_session", dw.platform.run(accounts.issue_token, other.id or 0))
+    assert client.get(receipt_url).status_code == 404

@@ -21,6 +21,7 @@ from fairslot.services.release.entries import (
     enter_at_desk,
     entry_by_key,
     entry_proof,
+    entry_receipt,
     my_entries,
     withdraw,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "enter_at_desk",
     "entry_by_key",
     "entry_proof",
+    "entry_receipt",
     "export_round_document",
     "freeze_round",
     "frozen_entries",

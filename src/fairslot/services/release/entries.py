@@ -22,8 +22,8 @@ from fairslot.services.deps import Deps
 from fairslot.services.release.rounds import inclusion_proof
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["EntryView", "enter", "enter_at_desk", "entry_by_key", "entry_proof", "my_entries",
-           "withdraw"]
+__all__ = ["EntryView", "enter", "enter_at_desk", "entry_by_key", "entry_proof",
+           "entry_receipt", "my_entries", "withdraw"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +182,17 @@ def my_entries(uow: UnitOfWork, deps: Deps, account: Account) -> list[EntryView]
             ahead = uow.rounds.waitlist_ahead(row.round_id, row.position)
         views.append(EntryView(row, rounds.get(row.round_id), ahead, receipts.get(row.id)))
     return views
+
+
+def entry_receipt(uow: UnitOfWork, deps: Deps, account: Account, entry_id: int
+                  ) -> dict[str, Any]:
+    """The signed receipt of the account's entry's latest write."""
+    entry = uow.rounds.entry(entry_id)
+    receipt = None if entry is None or entry.account_id != account.id else \
+        uow.draw.latest_receipts([entry_id]).get(entry_id)
+    if receipt is None:
+        raise NotFound("no receipt for this entry", code="entry_not_found")
+    return receipt
 
 
 def entry_proof(uow: UnitOfWork, deps: Deps, account: Account, entry_id: int

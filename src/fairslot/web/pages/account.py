@@ -161,6 +161,7 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
     return render(request, "me.html", status=status, account=account, patients=patients,
                   items=items, error=error, notice=notice, entries=entries,
                   names={p.id: p.name for p in patients}, form=dict(form or {}),
+                  now=deps.clock.now(),
                   deadline_minutes=deps.settings.payment_deadline_minutes)
 
 

@@ -3,10 +3,10 @@ a family patient with up to three sessions, best first."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Form, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import FairslotError
@@ -62,6 +62,18 @@ def round_page(round_id: int, request: Request, who: Viewer, uow: UowDep,
     return render(request, "round.html", view=view, stage=view.stage,
                   closes=local(deps, view.round.closes_at),
                   due=local(deps, view.stage.beacon_due_at))
+
+
+@router.get("/me/entries/{entry_id}/{kind}.json")
+def entry_file(entry_id: int, kind: Literal["receipt", "proof"], request: Request,
+               who: Viewer, uow: UowDep, deps: DepsDep) -> Response:
+    """The patient's signed receipt of their entry, or (after the close) its inclusion
+    proof, as a file for ``fairslot draw verify ROUND.json --receipt/--proof``."""
+    account = who.logged_in(Role.PATIENT)
+    use_case = release.entry_receipt if kind == "receipt" else release.entry_proof
+    body = use_case(uow, deps, account, entry_id)
+    return JSONResponse(body, headers={
+        "Content-Disposition": f'attachment; filename="entry-{entry_id}-{kind}.json"'})
 
 
 @router.get("/rounds/{round_id}/enter")
