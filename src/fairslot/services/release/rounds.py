@@ -141,7 +141,9 @@ def _append_log(uow: UnitOfWork, deps: Deps, round_id: int, record: dict[str, An
     """Append a record to the public log of rounds and sign a checkpoint of the whole log."""
     uow.lock(("draw_log", 0))
     uow.draw.append_log(round_id, record["kind"], record, now)
-    checkpoint = roundlog.RoundLog(uow.draw.log_records()).checkpoint(deps.draw_key, now)
+    leaves = uow.draw.log_leaves()
+    checkpoint = roundlog.sign_checkpoint(deps.draw_key, len(leaves),
+                                          roundlog.log_root(leaves), now)
     uow.draw.add_checkpoint(checkpoint, now)
 
 
@@ -164,8 +166,9 @@ def freeze_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
     close = round_.closes_at
     lines = []
     excluded = []
+    seqs = uow.draw.last_seqs(round_id)
     for e in uow.rounds.all_entries(round_id):
-        seq = uow.draw.last_seq(e.id) or 1
+        seq = seqs.get(e.id, 1)
         choices = [str(c) for c in e.choices]
         if e.withdrawn:
             lines.append(statements.frozen_entry(e.ref, seq, choices, withdrawn=True))

@@ -19,7 +19,9 @@ __all__ = ["DrawRepository", "StoredBeacon", "StoredFrozenList"]
 
 
 def _dump(value: dict[str, Any]) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Canonical JSON (docs/draw.md): what was signed or hashed, stored byte for byte."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -145,6 +147,18 @@ class DrawRepository:
         if size is not None:
             query = query.limit(size)
         return [dict(json.loads(body)) for body in self.db.scalars(query).all()]
+
+    def log_leaves(self) -> list[bytes]:
+        """Every record's leaf data, in order: the stored body is its canonical JSON."""
+        return [body.encode("ascii") for body in self.db.scalars(
+            sa.select(t.draw_log_records.c.body).order_by(t.draw_log_records.c.position))]
+
+    def last_seqs(self, round_id: int) -> dict[int, int]:
+        """Entry id -> the ``seq`` of its latest receipt, for the round's entries."""
+        r = t.draw_receipts
+        return {int(eid): int(seq) for eid, seq in self.db.execute(
+            sa.select(r.c.entry_id, sa.func.max(r.c.seq)).where(r.c.round_id == round_id)
+            .group_by(r.c.entry_id)).all()}
 
     def add_checkpoint(self, body: dict[str, Any], time: dt.datetime) -> None:
         self.db.execute(sa.insert(t.draw_checkpoints).values(
