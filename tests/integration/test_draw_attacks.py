@@ -19,7 +19,7 @@ from fairslot.beacon import BeaconSource
 from fairslot.bootstrap import Platform
 from fairslot.clock import FixedClock
 from fairslot.domain.accounts import Role
-from fairslot.domain.draw.beacon import Beacon, Chain
+from fairslot.domain.draw.beacon import LOE_QUICKNET, Beacon, Chain
 from fairslot.domain.draw.log import RoundLog, audit
 from fairslot.domain.draw.signing import digest
 from fairslot.domain.draw.statements import freeze_statement, frozen_entry
@@ -388,3 +388,20 @@ def test_the_patients_page_gives_the_receipt_and_after_the_close_the_proof(
     other, _ = dw.patients[1]
     client.cookies.set("fs_session", dw.platform.run(accounts.issue_token, other.id or 0))
     assert client.get(receipt_url).status_code == 404
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_in_production_a_round_names_the_league_of_entropy_chain(
+        platform: Platform, clock: FixedClock) -> None:
+    """With ``FAIRSLOT_DRAW_CHAIN=quicknet`` the opening names quicknet, which every verifier
+    trusts without being told: the document needs nothing from fairslot but drand's key."""
+    platform.settings.draw_chain = "quicknet"
+    dw = _draw_world(platform, clock)
+    _enter_all(dw)
+    document = _document(dw)
+    assert document["opening"]["chain"]["hash"] == LOE_QUICKNET.hash.hex()
+    report = verify_document(document)  # the default trust: the League of Entropy's chains
+    assert report.status == "pending", report.reasons
+    closes = dw.platform.run(release.round_view, dw.round_id).round.closes_at
+    due = LOE_QUICKNET.round_time(document["opening"]["beacon_round"])
+    assert 0 <= due - (closes.timestamp() + 30) < LOE_QUICKNET.period
