@@ -45,11 +45,20 @@ class LocalChainSource:
         self._local = local
         self._clock = clock
         self.chain = local.chain
+        self._signed: dict[int, Beacon] = {}
 
     def fetch(self, round_: int) -> Beacon | None:
         if self._clock.now().timestamp() < self.chain.round_time(round_):
             return None
-        return self._local.sign(round_)
+        # Rounds closing together share a beacon; signing one takes a fraction of a second
+        # in pure Python, so the last few are kept.
+        beacon = self._signed.get(round_)
+        if beacon is None:
+            beacon = self._local.sign(round_)
+            if len(self._signed) >= 64:
+                self._signed.pop(next(iter(self._signed)))
+            self._signed[round_] = beacon
+        return beacon
 
 
 class HttpRelaySource:

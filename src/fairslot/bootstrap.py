@@ -27,6 +27,7 @@ from fairslot.storage.repositories import EventLogWriter
 from fairslot.storage.uow import CommitHook, UnitOfWork
 
 if TYPE_CHECKING:
+    from fairslot.beacon import BeaconSource
     from fairslot.consortium.service import Consortium
 
 __all__ = ["Platform", "bootstrap"]
@@ -49,12 +50,15 @@ class Platform:
     on_commit: list[CommitHook] = dataclasses.field(default_factory=list)
     consortium: Consortium | None = None
     """The list shared with other hospitals (None when ``consortium_enabled`` is off)."""
+    beacon_source: BeaconSource | None = None
+    """Overrides the configured chain's beacon source (tests: a chain that is late)."""
 
     @functools.cached_property
     def deps(self) -> Deps:
         return Deps(settings=self.settings, clock=self.clock, random=self.random,
                     keyring=self.keyring, verifier=self.verifier, payments=self.payments,
-                    shared_list=self.consortium, messenger=self.messenger)
+                    shared_list=self.consortium, messenger=self.messenger,
+                    beacon_source=self.beacon_source)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.keyring, on_commit=self.on_commit)

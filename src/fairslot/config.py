@@ -179,10 +179,6 @@ class Settings(BaseSettings):
     leftover_delay_max_seconds: int = Field(1800, ge=0)
     """A slot nobody on the waitlist wants re-opens first-come-first-served at a moment
     drawn uniformly (CSPRNG) in this interval, so a bot cannot sit waiting for it."""
-    draw_beacon_source: str = ""
-    """A public random value a round mixes into its draw, named when the window opens
-    (e.g. "drand quicknet, first round after the close"). Empty: no beacon. When set, an
-    operator enters the value after the close and the draw waits for it."""
     draw_chain: Literal["local", "quicknet", "default"] = "local"
     """The drand chain whose beacon a round names when it opens (docs/draw.md). Production:
     "quicknet", the League of Entropy's chain (public key, genesis 1692803367, period 3 s,

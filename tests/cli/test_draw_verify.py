@@ -234,3 +234,40 @@ def test_a_format_1_beacon_with_a_lone_surrogate_is_one_line_not_a_traceback(
     done = run("verify", str(path))
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "lone surrogate" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("case", ["no such file", "a directory", "proof missing field",
+                                  "proof wrong type", "proof lone surrogate",
+                                  "audit lone surrogate", "audit wrong type",
+                                  "audit not json"])
+def test_bad_proofs_and_log_files_are_one_line_and_exit_two(
+        example: Example, tmp_path: pathlib.Path, case: str) -> None:
+    document = write(tmp_path, example.document)
+    proof = example.frozen.proof("r-cli", "p03").to_json()
+    checkpoint = example.log.checkpoint(EXAMPLE_KEY, dt.datetime(2026, 11, 24, tzinfo=dt.UTC))
+    (tmp_path / "dir").mkdir()
+    bad = tmp_path / "bad.json"
+    args = {
+        "no such file": ("verify", str(tmp_path / "missing.json")),
+        "a directory": ("verify", document, "--receipt", str(tmp_path / "dir")),
+        "proof missing field": ("verify", document, "--chain-key", CHAIN_KEY, "--proof",
+                                write(tmp_path, {k: v for k, v in proof.items()
+                                                 if k != "path"}, "bad.json")),
+        "proof wrong type": ("verify", document, "--chain-key", CHAIN_KEY, "--proof",
+                             write(tmp_path, {**proof, "index": "3"}, "bad.json")),
+        "proof lone surrogate": ("verify", document, "--chain-key", CHAIN_KEY, "--proof",
+                                 str(bad)),
+        "audit lone surrogate": ("audit", str(bad), write(tmp_path, checkpoint, "cp.json")),
+        "audit wrong type": ("audit", write(tmp_path, {**checkpoint, "size": "3"}, "bad.json"),
+                             write(tmp_path, checkpoint, "cp.json")),
+        "audit not json": ("audit", write(tmp_path, checkpoint, "cp.json"), str(bad)),
+    }[case]
+    if "lone surrogate" in case:
+        bad.write_text(json.dumps(proof).replace('"r-cli"', '"r\\ud800"'), encoding="utf-8")
+    elif case == "audit not json":
+        bad.write_text("{", encoding="utf-8")
+    done = run(*args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
+    assert "Traceback" not in done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import threading
 
 import pytest
@@ -12,8 +13,8 @@ import sqlalchemy as sa
 
 from fairslot.bootstrap import Platform, bootstrap
 from fairslot.clock import FixedClock
-from fairslot.domain import draw
 from fairslot.domain.accounts import Account
+from fairslot.domain.draw.verify import DEFAULT_TRUST, Trust, verify_document
 from fairslot.domain.errors import FairslotError
 from fairslot.domain.schedule import Period, ReleasePolicy
 from fairslot.services import booking, catalog, release
@@ -22,6 +23,11 @@ from fairslot.storage import tables as t
 from tests.conftest import World, build_world, make_settings
 
 CTX = RequestContext(ip="203.0.113.50")
+
+
+def trust(platform: Platform) -> Trust:
+    """Trust the test platform's local chain (a verifier trusts only chains it is told)."""
+    return DEFAULT_TRUST.with_keys([platform.deps.beacons.chain.hash.hex()])
 
 
 @dataclasses.dataclass
@@ -68,9 +74,24 @@ def _enter_all(dw: DrawWorld) -> None:
         dw.platform.run(release.enter, account, dw.round_id, pid, choices, CTX)
 
 
-def _close_and_draw(dw: DrawWorld) -> None:
+def _freeze_and_wait_for_the_beacon(dw: DrawWorld) -> None:
     view = dw.platform.run(release.round_view, dw.round_id)
     dw.clock.set(view.round.closes_at)
+    assert dw.platform.run(release.freeze_round, dw.round_id)
+    due = dw.platform.run(release.round_view, dw.round_id).stage.beacon_due_at
+    assert due is not None
+    dw.clock.set(due)
+
+
+def _close_and_draw(dw: DrawWorld) -> None:
+    """Close the window (the list is frozen at once), then let the clock reach the beacon
+    round's time (the draw runs)."""
+    view = dw.platform.run(release.round_view, dw.round_id)
+    dw.clock.set(view.round.closes_at)
+    assert dw.platform.run_job(release.draw_due_rounds) == 0  # frozen, beacon not out yet
+    frozen = dw.platform.run(release.round_view, dw.round_id).stage
+    assert frozen.stage == "frozen" and frozen.beacon_due_at is not None
+    dw.clock.set(frozen.beacon_due_at)
     assert dw.platform.run_job(release.draw_due_rounds) == 1
 
 
@@ -81,9 +102,11 @@ def test_the_round_publishes_its_commitment_and_keeps_the_seed_until_the_draw(
     assert view.round.revealed_seed is None and view.entries == []
     _enter_all(dw)
     assert dw.platform.run(release.round_view, dw.round_id).entries_count == 10
-    with pytest.raises(FairslotError) as refused:
-        dw.platform.run(release.export_round_document, dw.round_id)
-    assert refused.value.code == "round_not_drawn"
+    document = dw.platform.run(release.export_round_document, dw.round_id)
+    assert document["opening"]["commitment"] == view.round.commitment
+    assert document["entries"] is None and document["result"] is None
+    assert view.round.seed not in json.dumps(document)
+    assert verify_document(document, trust=trust(dw.platform)).status == "pending"
 
 
 def test_the_draw_gives_capacity_winners_held_bookings_and_verifies(dw: DrawWorld) -> None:
@@ -97,9 +120,11 @@ def test_the_draw_gives_capacity_winners_held_bookings_and_verifies(dw: DrawWorl
         held = [b for sid in dw.sessions for b in uow.bookings.of_session(sid)]
     assert len(held) == 4 and {b.status.value for b in held} == {"held"}
     document = dw.platform.run(release.export_round_document, dw.round_id)
-    assert draw.verify_round(document).ok
-    document["seed"] = "00" * 32
-    assert not draw.verify_round(document).ok
+    report = verify_document(document, trust=trust(dw.platform))
+    assert report.ok, report.reasons
+    assert len(document["results"]["winners"]) == 4
+    document["result"]["seed"] = "00" * 32
+    assert not verify_document(document, trust=trust(dw.platform)).ok
 
 
 def test_entering_is_idempotent_changeable_and_one_per_patient(dw: DrawWorld) -> None:
@@ -209,8 +234,7 @@ def test_a_draw_that_fails_half_way_leaves_no_trace_and_runs_again(dw: DrawWorld
     with dw.platform.engine.begin() as conn:
         conn.execute(sa.update(t.slots).where(t.slots.c.session_id == dw.sessions[1])
                      .values(taken=True))
-    view = dw.platform.run(release.round_view, dw.round_id)
-    dw.clock.set(view.round.closes_at)
+    _freeze_and_wait_for_the_beacon(dw)
     with pytest.raises(RuntimeError):
         dw.platform.run(release.draw_round, dw.round_id)
     with dw.platform.engine.connect() as conn:
@@ -225,8 +249,7 @@ def test_a_draw_that_fails_half_way_leaves_no_trace_and_runs_again(dw: DrawWorld
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_two_schedulers_racing_on_one_round_make_one_draw(dw: DrawWorld) -> None:
     _enter_all(dw)
-    view = dw.platform.run(release.round_view, dw.round_id)
-    dw.clock.set(view.round.closes_at)
+    _freeze_and_wait_for_the_beacon(dw)
     other = bootstrap(make_settings(database_url=str(dw.platform.engine.url.render_as_string(
         hide_password=False))), clock=dw.clock)
     results: list[bool] = []

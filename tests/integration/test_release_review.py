@@ -7,13 +7,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from fastapi.testclient import TestClient
 
 from fairslot.bootstrap import Platform
 from fairslot.clock import FixedClock
-from fairslot.domain.accounts import Role
-from fairslot.services import booking, release
-from fairslot.web.app import create_app
+from fairslot.services import booking
 from tests.integration.test_release import (
     CTX,
     DrawWorld,
@@ -27,38 +24,6 @@ from tests.integration.test_release import (
 @pytest.fixture
 def dw(platform: Platform, clock: FixedClock) -> DrawWorld:
     return _draw_world(platform, clock)
-
-
-def test_the_beacon_cannot_be_changed_once_the_entries_are_frozen(
-        platform: Platform, clock: FixedClock) -> None:
-    """The operator knows the seed from the start. Once the entry list is frozen, a beacon
-    that can be entered again and again lets them try values until the draw suits them; the
-    beacon must be fixed once (its source named when the window opens)."""
-    platform.settings.draw_beacon_source = "city lottery, first result after the close"
-    dw = _draw_world(platform, clock)
-    _enter_all(dw)
-    client = TestClient(create_app(dw.platform))
-    headers = {"Authorization": f"Bearer {dw.world.token(Role.OPERATOR)}"}
-    url = f"/api/v1/admin/rounds/{dw.round_id}/beacon"
-    early = client.put(url, headers=headers, json={"beacon": "lottery-0"})
-    assert early.status_code == 409 and early.json()["code"] == "window_open"
-    view = dw.platform.run(release.round_view, dw.round_id)
-    dw.clock.set(view.round.closes_at)  # entries frozen, the draw not yet run
-    assert dw.platform.run_job(release.draw_due_rounds) == 0  # the draw waits for the beacon
-    headers = {"Authorization": f"Bearer {dw.world.token(Role.OPERATOR)}"}
-    first = client.put(url, headers=headers, json={"beacon": "lottery-1"})
-    assert first.status_code == 200, first.text
-    second = client.put(url, headers=headers, json={"beacon": "lottery-2"})
-    assert second.status_code == 409, (
-        "a second, different beacon was accepted after the entries were frozen: "
-        f"{second.status_code} {second.text}")
-    assert dw.platform.run_job(release.draw_due_rounds) == 1
-    document = dw.platform.run(release.export_round_document, dw.round_id)
-    assert document["beacon"] == "lottery-1"
-    assert document["parameters"]["beacon_source"].startswith("city lottery")
-    from fairslot.domain import draw
-
-    assert draw.verify_round(document).ok
 
 
 def test_a_suspended_patient_is_not_offered_a_freed_slot(dw: DrawWorld) -> None:

@@ -321,6 +321,8 @@ def test_the_frozen_list_refuses_unsorted_or_inconsistent_lines() -> None:
                          (["a 1 in s1 why"], "states a reason"),
                          (["a 1 in s1"], "is not '<ref>"),
                          (["a 1 in s1 - x"], "is not '<ref>"),
+                         (["a 1 in s1", "b 1 in s1 - x"], "is not '<ref>"),
+                         (["a 1 in s1 - x", "b 1 in s1"], "is not '<ref>"),
                          (["a 01 in s1 -"], "is not '<ref>"),
                          (["a 1 in s9 -"], "not in the round"),
                          (["a 1 in s1,s1 -"], "same session twice"),
@@ -388,3 +390,22 @@ def test_a_chain_trusted_by_hash_pins_its_parameters(example: Example) -> None:
     doc["opening"] = EXAMPLE_KEY.sign(doc["opening"])
     assert any("not one this verifier trusts" in r
                for r in verify_document(doc, trust=by_hash).reasons)
+
+
+@pytest.mark.parametrize("results", [
+    {"winners": [], "waitlist": []},
+    {"winners": ["a s1 1", "b s2 2"], "waitlist": ["c"]},
+    {"winners": ['a"b s1 1'], "waitlist": []},
+    {"winners": ["a\\b s1 1"], "waitlist": ["x\ny"]},
+    {"winners": ["é s1 1"], "waitlist": ["\x7f", "\x1f"]},
+    {"winners": [""], "waitlist": ["", ""]},
+    {"winners": ["a"], "waitlist": ["b"], "extra": []},
+    {"winners": [1], "waitlist": []},
+])
+def test_the_results_digest_is_the_sha256_of_the_canonical_json(results: Any) -> None:
+    import hashlib
+
+    from fairslot.domain.draw.signing import canonical_json
+    from fairslot.domain.draw.statements import results_digest
+
+    assert results_digest(results) == hashlib.sha256(canonical_json(results)).hexdigest()

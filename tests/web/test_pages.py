@@ -423,6 +423,10 @@ def test_the_desk_lists_its_walk_in_draw_wins_and_takes_their_payment(
     platform.run(release.enter_at_desk, desk, round_id, walk_in.id_number, walk_in.name,
                           [session.id or 0], RequestContext(ip="203.0.113.9"))
     clock.set(platform.run(release.round_view, round_id).round.closes_at)
+    assert platform.run_job(release.draw_due_rounds) == 0  # frozen; the beacon is not out
+    due = platform.run(release.round_view, round_id).stage.beacon_due_at
+    assert due is not None
+    clock.set(due)
     assert platform.run_job(release.draw_due_rounds) == 1
 
     client.cookies.set("fs_session", world.token(Role.REGISTRATION))

@@ -202,8 +202,8 @@ def _history(run: _Runner, clock: FixedClock, families: list[tuple[Account, list
 
 def _draw_day(run: _Runner, clock: FixedClock, families: list[tuple[Account, list[int]]],
               rng: random.Random, day: dt.date) -> list[tuple[int, dt.datetime, str, str]]:
-    """Before 08:00 families enter the open rounds; at 08:00 the rounds are drawn and most
-    winners pay within the afternoon."""
+    """Before 08:00 families enter the open rounds; at 08:00 the lists are frozen, at 08:01
+    (the beacon out) the rounds are drawn, and most winners pay within the afternoon."""
     zone = run.deps.settings.zone
     clock.set(dt.datetime.combine(day, dt.time(7, 0), zone))
     release.open_due_rounds(run.units, run.deps)
@@ -219,7 +219,10 @@ def _draw_day(run: _Runner, clock: FixedClock, families: list[tuple[Account, lis
                 run(release.enter, account, round_id, rng.choice(members), choices,
                               RequestContext(ip=_ip(rng), device_id=f"dev-{account.id}"))
             clock.advance(rng.randint(5, 90))
+    # 08:00 the lists are frozen; a minute later the beacon is out and the rounds drawn.
     clock.set(dt.datetime.combine(day, dt.time(8, 0), zone))
+    release.draw_due_rounds(run.units, run.deps)
+    clock.set(dt.datetime.combine(day, dt.time(8, 1), zone))
     release.draw_due_rounds(run.units, run.deps)
     by_id = {account.id: account for account, _ in families}
     paid = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
@@ -22,6 +23,8 @@ from fairslot.services.views import ViewCache
 from fairslot.storage.uow import UnitOfWork
 
 if TYPE_CHECKING:
+    from fairslot.beacon import BeaconSource
+    from fairslot.domain.draw.signing import DrawKey
     from fairslot.services.shared_list import SharedList
 
 __all__ = ["Deps", "Units"]
@@ -44,6 +47,32 @@ class Deps:
     messenger: Messenger = dataclasses.field(default_factory=Messenger)
     """The channels that carry codes and notifications (the development outbox unless
     configured otherwise)."""
+    draw_signer: DrawKey | None = None
+    """The hospital's draw key; None: from the settings or var/ (``draw_key``)."""
+    beacon_source: BeaconSource | None = None
+    """Where beacons come from; None: the configured chain's (``beacons``)."""
+    var_dir: Path = Path("var")
+
+    @functools.cached_property
+    def draw_key(self) -> DrawKey:
+        """The hospital's Ed25519 key that signs every statement and receipt of the draw."""
+        if self.draw_signer is not None:
+            return self.draw_signer
+        from fairslot.draw_keys import draw_key
+
+        return draw_key(self.settings, self.var_dir)
+
+    @functools.cached_property
+    def beacons(self) -> BeaconSource:
+        """The source of the configured chain's beacons (never trusted: checked offline)."""
+        if self.beacon_source is not None:
+            return self.beacon_source
+        import httpx
+
+        from fairslot.draw_keys import beacon_source
+
+        return beacon_source(self.settings, self.var_dir, self.clock,
+                             httpx.Client(timeout=5.0))
 
     @functools.cached_property
     def hasher(self) -> PasswordHasher:

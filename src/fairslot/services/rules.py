@@ -22,6 +22,7 @@ __all__ = [
     "facts_for",
     "lock_names",
     "quota_policy",
+    "suspended_at",
 ]
 
 
@@ -84,6 +85,21 @@ def check_credit(deps: Deps, facts: QuotaFacts) -> None:
     found = credit.offences(facts.no_shows, facts.late_cancellations, policy,
                             facts.lapsed_holds)
     credit.check_not_suspended(found, deps.clock.now(), policy)
+
+
+def suspended_at(uow: UnitOfWork, deps: Deps, patient_id: int, when: dt.datetime) -> bool:
+    """Whether the patient was suspended at ``when``, judged only on what had happened by
+    then: an offence recorded later (a late cancellation after a round's close) does not
+    count, so nothing done after a moment can change who was eligible at it."""
+    if not deps.settings.credit_enabled:
+        return False
+    policy = credit_policy(deps)
+    facts = uow.quotas.facts(patient_id, now=when, served_since=when,
+                             offences_since=when - policy.window - policy.window)
+    found = credit.offences([t for t in facts.no_shows if t <= when],
+                            [t for t in facts.late_cancellations if t <= when], policy,
+                            [t for t in facts.lapsed_holds if t <= when])
+    return credit.current_suspension(found, when, policy) is not None
 
 
 def check_may_book(deps: Deps, facts: QuotaFacts, patient_id: int, department_id: int,

@@ -289,6 +289,10 @@ class Simulation:
             "waitlist_enabled": self.defences["waitlist"],
             "quotas_enabled": self.defences["quotas"],
             "credit_enabled": self.defences["credit"],
+            # The draw's keys, public constants: a simulated hospital proves nothing to
+            # anyone, and a run writes no key files.
+            "draw_signing_key": hashlib.sha256(b"fairslot simulation draw key").hexdigest(),
+            "draw_local_chain_key": hashlib.sha256(b"fairslot simulation chain").hexdigest(),
         }
         values.update(self.sc.settings)
         return Settings(**values)

@@ -25,6 +25,7 @@ from fairslot.storage.repositories import (
     AccountRepository,
     BookingRepository,
     CodeRepository,
+    DrawRepository,
     EventRepository,
     MessageRepository,
     NotificationRepository,
@@ -69,6 +70,7 @@ class UnitOfWork:
         self.quotas = QuotaRepository(self.db)
         self.events = EventRepository(self.db)
         self.rounds = RoundRepository(self.db)
+        self.draw = DrawRepository(self.db)
         self.notifications = NotificationRepository(self.db)
         self.outbox = OutboxRepository(self.db)
         self.consortium = ConsortiumReviewRepository(self.db)

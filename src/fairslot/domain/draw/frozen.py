@@ -198,7 +198,7 @@ class FrozenList:
                 refs, map(str, seqs), statuses, map(",".join, choices),
                 [NO_REASON if r is None else r for r in reasons], strict=True)))
             # In ref order; NumPy sorts a million refs about twice as fast as ``sorted``.
-            leaves = list(map(leaves.__getitem__, _by_ref(refs)))
+            leaves = np.array(leaves, dtype=object)[_by_ref(refs)].tolist()
         return cls.from_leaves(leaves, capacities, max_choices)
 
     @classmethod
@@ -247,8 +247,12 @@ def _from_leaves(lines: list[object], capacities: Mapping[str, int],
         raise _explain(lines, capacities, max_choices) from None
     if data.translate(None, _LEAF_BYTES) != b"\n" * (n - 1):
         raise _explain(lines, capacities, max_choices)
-    # Exactly four spaces on every line: five fields each.
-    if set(map(str.count, lines, repeat(" "))) != {4}:  # type: ignore[arg-type]
+    # Exactly four spaces on every line: five fields each. The spaces before each line's
+    # end are counted by a binary search of the space positions among the line ends.
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.append(np.flatnonzero(raw == 10), len(raw))
+    spaces = np.searchsorted(np.flatnonzero(raw == 32), ends)
+    if spaces[0] != 4 or bool(np.any(np.diff(spaces) != 4)):
         raise _explain(lines, capacities, max_choices)
     fields = text.replace("\n", " ").split(" ")
     refs, seqs, statuses, choice_texts, reasons = (fields[k::5] for k in range(5))

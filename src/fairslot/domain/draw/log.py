@@ -33,7 +33,9 @@ __all__ = [
     "audit",
     "drawn_record",
     "frozen_record",
+    "log_root",
     "opened_record",
+    "sign_checkpoint",
 ]
 
 RECORD_TYPE = "fairslot-log-record/2"
@@ -74,9 +76,7 @@ class RoundLog:
 
     def checkpoint(self, key: DrawKey, at: dt.datetime) -> dict[str, Any]:
         """A signed tree head of the whole log as it is now."""
-        return key.sign({"type": CHECKPOINT_TYPE, "key": key.public_hex,
-                         "size": len(self.records), "root": self.tree().root.hex(),
-                         "time": rfc3339(at)})
+        return sign_checkpoint(key, len(self.records), self.tree().root, at)
 
     def consistency(self, old_size: int, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
         """The document that takes a holder of the checkpoint of ``old_size`` records to
@@ -89,6 +89,17 @@ class RoundLog:
         """The whole public log up to ``checkpoint``."""
         return {"format": LOG_FORMAT, "checkpoint": dict(checkpoint),
                 "records": [dict(r) for r in self.records[:checkpoint["size"]]]}
+
+
+def sign_checkpoint(key: DrawKey, size: int, root: bytes, at: dt.datetime) -> dict[str, Any]:
+    """The hospital's signature over a log of ``size`` records whose tree has ``root``."""
+    return key.sign({"type": CHECKPOINT_TYPE, "key": key.public_hex, "size": size,
+                     "root": root.hex(), "time": rfc3339(at)})
+
+
+def log_root(leaves: Sequence[bytes]) -> bytes:
+    """The root of a log whose records' canonical JSON are ``leaves``."""
+    return merkle.Tree.of_leaves(leaves).root
 
 
 class AuditResult(NamedTuple):

@@ -5,20 +5,25 @@ walk-in patient with an identity card, by the registration desk."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from fairslot.domain import draw
 from fairslot.domain.accounts import Account
 from fairslot.domain.booking import Channel
+from fairslot.domain.draw.receipts import make_receipt
 from fairslot.domain.errors import Conflict, InvalidInput, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.rounds import Entry, EntryOutcome, Round
 from fairslot.services import accounts, identities, rules, shared_list
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
+from fairslot.services.release.rounds import inclusion_proof
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["EntryView", "enter", "enter_at_desk", "entry_by_key", "my_entries", "withdraw"]
+__all__ = ["EntryView", "enter", "enter_at_desk", "entry_by_key", "entry_proof",
+           "entry_receipt", "my_entries", "withdraw"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +31,8 @@ class EntryView:
     entry: Entry
     round: Round | None = None
     waitlist_ahead: int | None = None
+    receipt: dict[str, Any] | None = None
+    """The hospital's signed receipt of the entry's latest write (docs/draw.md, section 6)."""
 
     @property
     def id(self) -> int:
@@ -42,7 +49,7 @@ def enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient_
     if idempotency_key:
         again = uow.rounds.entry_by_key(account.id or 0, idempotency_key)
         if again is not None:
-            return EntryView(again)
+            return _with_receipt(uow, again)
     uow.lock(*rules.lock_names(patient_id, account))
     if not uow.patients.is_managed_by(patient_id, account.id or 0):
         raise NotFound("no such patient on this account", code="patient_not_found")
@@ -102,6 +109,7 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
             account_id=account.id, choices=ranked, created_at=now, updated_at=now,
             withdrawn=False, idempotency_key=idempotency_key)
         kind = "entry.created"
+        receipt_kind = "entry"
     else:
         owner = existing.account_id
         if owner != account.id:
@@ -117,24 +125,47 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
                                 idempotency_key=idempotency_key if owner != existing.account_id
                                 else idempotency_key or existing.idempotency_key)
         kind = "entry.changed"
+        receipt_kind = "change"
     uow.events.append(kind, now, account_id=account.id, patient_id=patient_id,
                       detail={"round": round_id, "choices": ranked,
                               "channel": ctx.channel.value}, **ctx.event_fields())
     uow.flush()
     row = uow.rounds.entry(entry_id)
     assert row is not None
+    receipt = _receipt(uow, deps, row, receipt_kind, now)
     uow.commit()
     deps.views.forget(("choices", round_id))
-    return EntryView(row)
+    return EntryView(row, receipt=receipt)
+
+
+def _receipt(uow: UnitOfWork, deps: Deps, row: Entry, kind: str,
+             now: dt.datetime) -> dict[str, Any] | None:
+    """Sign and keep the receipt of this write (none for a round opened before signed
+    rounds, which has no opening to name)."""
+    opening = uow.draw.opening_digest(row.round_id)
+    if opening is None:
+        return None
+    receipt = make_receipt(
+        deps.draw_key, round_id=str(row.round_id), opening=opening, ref=row.ref,
+        seq=uow.draw.last_seq(row.id) + 1, kind=kind,
+        choices=[] if kind == "withdrawal" else [str(c) for c in row.choices], at=now)
+    uow.draw.add_receipt(row.round_id, row.id, receipt)
+    return receipt
+
+
+def _with_receipt(uow: UnitOfWork, row: Entry) -> EntryView:
+    return EntryView(row, receipt=uow.draw.latest_receipts([row.id]).get(row.id))
 
 
 def entry_by_key(uow: UnitOfWork, deps: Deps, account_id: int, key: str) -> EntryView | None:
     row = uow.rounds.entry_by_key(account_id, key)
-    return None if row is None else EntryView(row)
+    return None if row is None else _with_receipt(uow, row)
 
 
 def withdraw(uow: UnitOfWork, deps: Deps, account: Account, entry_id: int,
-             ctx: RequestContext) -> None:
+             ctx: RequestContext) -> EntryView:
+    """Withdraw the entry while the window is open; returns it with the signed receipt of
+    the withdrawal (withdrawing again is refused: there is nothing left to withdraw)."""
     now = deps.clock.now()
     entry = uow.rounds.entry(entry_id)
     if entry is None or (entry.account_id != account.id
@@ -143,21 +174,48 @@ def withdraw(uow: UnitOfWork, deps: Deps, account: Account, entry_id: int,
     round_ = uow.rounds.get(entry.round_id, for_share=True)
     if round_ is None or not round_.is_open_at(now):
         raise Conflict("the request window has closed", code="window_closed")
+    if entry.withdrawn:
+        raise Conflict("this entry is already withdrawn", code="already_withdrawn")
     uow.rounds.update_entry(entry_id, withdrawn=True, updated_at=now)
     uow.events.append("entry.withdrawn", now, account_id=account.id,
                       patient_id=entry.patient_id, detail={"round": entry.round_id},
                       **ctx.event_fields())
+    row = uow.rounds.entry(entry_id)
+    assert row is not None
+    receipt = _receipt(uow, deps, row, "withdrawal", now)
     uow.commit()
     deps.views.forget(("choices", entry.round_id))
+    return EntryView(row, receipt=receipt)
 
 
 def my_entries(uow: UnitOfWork, deps: Deps, account: Account) -> list[EntryView]:
     rows = uow.rounds.entries_of_account(account.id or 0)
     rounds = uow.rounds.by_ids([r.round_id for r in rows])
+    receipts = uow.draw.latest_receipts([r.id for r in rows])
     views = []
     for row in rows:
         ahead = None
         if row.outcome is EntryOutcome.WAITLIST and row.position is not None:
             ahead = uow.rounds.waitlist_ahead(row.round_id, row.position)
-        views.append(EntryView(row, rounds.get(row.round_id), ahead))
+        views.append(EntryView(row, rounds.get(row.round_id), ahead, receipts.get(row.id)))
     return views
+
+
+def entry_receipt(uow: UnitOfWork, deps: Deps, account: Account, entry_id: int
+                  ) -> dict[str, Any]:
+    """The signed receipt of the account's entry's latest write."""
+    entry = uow.rounds.entry(entry_id)
+    receipt = None if entry is None or entry.account_id != account.id else \
+        uow.draw.latest_receipts([entry_id]).get(entry_id)
+    if receipt is None:
+        raise NotFound("no receipt for this entry", code="entry_not_found")
+    return receipt
+
+
+def entry_proof(uow: UnitOfWork, deps: Deps, account: Account, entry_id: int
+                ) -> dict[str, Any]:
+    """After the close: the inclusion proof of the account's entry in the frozen list."""
+    entry = uow.rounds.entry(entry_id)
+    if entry is None or entry.account_id != account.id:
+        raise NotFound("no such entry", code="entry_not_found")
+    return inclusion_proof(uow, deps, entry.round_id, entry.ref)

@@ -6,29 +6,46 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import logging
 from typing import Any
 
 from fairslot.domain import draw
 from fairslot.domain.booking import Booking, Channel
-from fairslot.domain.errors import Conflict, FairslotError, NotFound
+from fairslot.domain.draw import log as roundlog
+from fairslot.domain.draw import statements
+from fairslot.domain.draw.beacon import Beacon, Chain
+from fairslot.domain.draw.frozen import FrozenList
+from fairslot.domain.draw.signing import digest
+from fairslot.domain.errors import Conflict, InvalidInput, NotFound
 from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundStatus
 from fairslot.domain.schedule import Session
 from fairslot.services import notifications, rules, waitlist
 from fairslot.services.deps import Deps, Units
+from fairslot.storage.repositories import StoredBeacon
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = [
+    "DrawStage",
     "RoundSession",
     "RoundView",
+    "checkpoint_of",
     "draw_due_rounds",
     "draw_round",
     "export_round_document",
+    "freeze_round",
     "frozen_entries",
+    "inclusion_proof",
+    "log_document",
     "open_due_rounds",
     "open_rounds",
     "round_view",
-    "set_beacon",
 ]
+
+log = logging.getLogger(__name__)
+BEACON_LATE_AFTER = dt.timedelta(seconds=60)
+"""A beacon not in this long after its round's time is reported late on the round's page."""
+CREDIT_SUSPENDED = "credit_suspended"
+"""The reason written in the frozen list for an entrant suspended at the close."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,12 +57,28 @@ class RoundSession:
 
 
 @dataclasses.dataclass(frozen=True)
+class DrawStage:
+    """A round's place on its public timeline (docs/draw.md): ``open``, ``closed`` (the
+    list not frozen yet), ``frozen`` (waiting for the beacon) or ``drawn``."""
+
+    stage: str
+    beacon_round: int | None
+    beacon_due_at: dt.datetime | None
+    root: str | None
+    """The frozen list's Merkle root, once frozen."""
+    beacon_late: bool
+    """The beacon's time is more than ``BEACON_LATE_AFTER`` past and the round waits."""
+    note: str
+
+
+@dataclasses.dataclass(frozen=True)
 class RoundView:
     round: Round
     sessions: list[RoundSession]
     entries: list[Entry]
     """The published entry list (pseudonymous refs), once drawn."""
     entries_count: int
+    stage: DrawStage
 
     @property
     def id(self) -> int:
@@ -55,43 +88,132 @@ class RoundView:
 # --- the window opens ---------------------------------------------------------------------
 
 def open_due_rounds(units: Units, deps: Deps) -> int:
-    """Create the round (seed, commitment, capacities, beacon source) for every draw session
-    whose window has opened. A session joins an open round of its department and release
-    time only while nobody has entered it; otherwise it gets a round of its own, so what a
-    round publishes at open never changes under its entrants."""
+    """Create the round of every draw session whose window has opened: a seed, its
+    commitment and the capacities, signed as the round's *opening* with the chain and the
+    beacon round fixed in advance (docs/draw.md, section 1), and logged. The sessions of one
+    department and release time that open together share a round; a session whose window
+    opens later gets a round of its own, so a signed opening never changes."""
     now = deps.clock.now()
     window = dt.timedelta(hours=deps.settings.draw_window_hours)
-    created = 0
+    opened: dict[tuple[int, dt.datetime], int] = {}
     with units() as uow:
         for session_id, release_at, department_id in uow.rounds.unrounded_draw_sessions(
                 now + window, now):
-            existing = uow.rounds.joinable(department_id, release_at)
-            if existing is None:
+            round_id = opened.get((department_id, release_at))
+            if round_id is None:
                 seed = deps.random.token_bytes(draw.SEED_BYTES)
                 round_id = uow.rounds.create(
                     department_id=department_id, opens_at=release_at - window,
                     closes_at=release_at, status=RoundStatus.OPEN.value, seed=seed.hex(),
-                    commitment=draw.commitment(seed), beacon="",
-                    beacon_source=deps.settings.draw_beacon_source, entries_count=0)
+                    commitment=draw.commitment(seed), beacon="", beacon_source="",
+                    entries_count=0)
                 uow.events.append("round.opened", now, detail={"round": round_id})
-                created += 1
-            else:
-                round_id = existing.id
+                opened[(department_id, release_at)] = round_id
             # The capacity is what is free now: nothing can book a draw session's slots
             # before its draw, so this is the session's capacity unless staff intervened.
             uow.rounds.add_session(round_id, session_id,
                                    len(uow.schedule.unclaimed_slots(session_id)))
+        for round_id in opened.values():
+            round_ = uow.rounds.get(round_id)
+            assert round_ is not None
+            _sign_opening(uow, deps, round_, now)
         uow.commit()
-    return created
+    return len(opened)
+
+
+def _sign_opening(uow: UnitOfWork, deps: Deps, round_: Round,
+                  now: dt.datetime) -> dict[str, Any]:
+    capacities = {str(sid): cap for sid, cap in uow.rounds.capacities(round_.id).items()}
+    chain = deps.beacons.chain
+    opening = statements.opening_statement(
+        deps.draw_key, round_id=str(round_.id), opens_at=round_.opens_at,
+        closes_at=round_.closes_at, seed=bytes.fromhex(round_.seed), capacities=capacities,
+        chain=chain, beacon_delay=deps.settings.draw_beacon_delay_seconds)
+    uow.draw.add_statement(round_.id, "opening", opening, digest(opening), now)
+    uow.rounds.update(round_.id, beacon_source=(
+        f"drand chain {chain.hash.hex()} round {opening['beacon_round']}"))
+    _append_log(uow, deps, round_.id, roundlog.opened_record(str(round_.id), digest(opening)),
+                now)
+    return opening
+
+
+def _append_log(uow: UnitOfWork, deps: Deps, round_id: int, record: dict[str, Any],
+                now: dt.datetime) -> None:
+    """Append a record to the public log of rounds and sign a checkpoint of the whole log."""
+    uow.lock(("draw_log", 0))
+    uow.draw.append_log(round_id, record["kind"], record, now)
+    leaves = uow.draw.log_leaves()
+    checkpoint = roundlog.sign_checkpoint(deps.draw_key, len(leaves),
+                                          roundlog.log_root(leaves), now)
+    uow.draw.add_checkpoint(checkpoint, now)
+
+
+# --- the close: the list is frozen ---------------------------------------------------------
+
+def freeze_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
+    """Freeze the round's entry list once its window has closed: every entry with its
+    status, eligibility judged *as of the close* (a suspension that comes later changes
+    nothing), rooted, signed and logged before the beacon exists. Once."""
+    now = deps.clock.now()
+    round_ = uow.rounds.get(round_id, for_update=True)
+    if round_ is None or round_.status is not RoundStatus.OPEN or now < round_.closes_at:
+        return False
+    signed = uow.draw.statements(round_id)
+    if "freeze" in signed:
+        return False
+    # A round opened before the signed format has its opening signed now (its entrants
+    # hold no receipts); every round since is signed when its window opens.
+    opening = signed.get("opening") or _sign_opening(uow, deps, round_, now)
+    close = round_.closes_at
+    lines = []
+    excluded = []
+    seqs = uow.draw.last_seqs(round_id)
+    for e in uow.rounds.all_entries(round_id):
+        seq = seqs.get(e.id, 1)
+        choices = [str(c) for c in e.choices]
+        if e.withdrawn:
+            lines.append(statements.frozen_entry(e.ref, seq, choices, withdrawn=True))
+        elif rules.suspended_at(uow, deps, e.patient_id, close):
+            lines.append(statements.frozen_entry(e.ref, seq, choices,
+                                                 excluded=CREDIT_SUSPENDED))
+            excluded.append(e)
+        else:
+            lines.append(statements.frozen_entry(e.ref, seq, choices))
+    frozen, freeze = statements.freeze_statement(deps.draw_key, opening, lines, now)
+    chain = Chain.from_json(opening["chain"])
+    if now.timestamp() >= chain.round_time(opening["beacon_round"]):
+        log.warning("round %s frozen at %s, after its beacon round's time: its document "
+                    "will not verify (keep the scheduler running)", round_id, now)
+    uow.draw.add_statement(round_id, "freeze", freeze, digest(freeze), now)
+    uow.draw.add_frozen_list(round_id, list(frozen.leaves), frozen.root.hex(), frozen.size,
+                             len(frozen.drawn_refs), now)
+    for e in excluded:
+        uow.rounds.update_entry(e.id, outcome=EntryOutcome.EXCLUDED.value)
+        uow.notifications.add(e.account_id, now, "draw.excluded",
+                              f"Your entry {e.ref} is not in the draw: the patient was "
+                              "suspended (no-shows) when the window closed.")
+    uow.rounds.update(round_id, entries_digest=frozen.root.hex(),
+                      entries_count=len(frozen.drawn_refs))
+    _append_log(uow, deps, round_id, roundlog.frozen_record(
+        str(round_id), digest(opening), frozen.root.hex(), frozen.size), now)
+    uow.events.append("round.frozen", now, detail={
+        "round": round_id, "entries": frozen.size, "drawn": len(frozen.drawn_refs),
+        "excluded": len(excluded)})
+    uow.commit()
+    return True
 
 
 # --- the draw -----------------------------------------------------------------------------
 
 def draw_due_rounds(units: Units, deps: Deps) -> int:
+    """Freeze every round whose window has closed, then draw every frozen round whose
+    beacon is out; returns the number drawn. A round whose beacon is not out waits."""
     with units() as uow:
         due = uow.rounds.due(deps.clock.now())
     done = 0
     for round_id in due:
+        with units() as uow:
+            freeze_round(uow, deps, round_id)
         with units() as uow:
             if draw_round(uow, deps, round_id):
                 done += 1
@@ -99,61 +221,92 @@ def draw_due_rounds(units: Units, deps: Deps) -> int:
 
 
 def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
-    """Run the round's draw exactly once. The round row is locked for the whole transaction
-    (on PostgreSQL a second scheduler waits, then finds it drawn and does nothing)."""
+    """Run the frozen round's draw exactly once, with the beacon of the round its opening
+    named, checked offline against the chain's key. The round row is locked for the whole
+    transaction (on PostgreSQL a second scheduler waits, then finds it drawn)."""
     now = deps.clock.now()
     round_ = uow.rounds.get(round_id, for_update=True)
     if round_ is None or round_.status is not RoundStatus.OPEN or now < round_.closes_at:
         return False
-    if round_.beacon_source and not round_.beacon:
-        return False  # waiting for the named public value
-    rows = []
-    for r in uow.rounds.live_entries(round_id):
-        # An entrant suspended since entering (a no-show elsewhere) is left out of the
-        # frozen list, as the credit rule says; the draw then runs on who remains.
-        try:
-            rules.check_credit(deps, rules.facts_for(uow, deps, r.patient_id, None))
-        except FairslotError:
-            uow.rounds.update_entry(r.id, outcome=EntryOutcome.EXCLUDED.value)
-            continue
-        rows.append(r)
-    entries = [draw.Entry(r.ref, tuple(str(c) for c in r.choices)) for r in rows]
-    published = uow.rounds.capacities(round_id)
-    capacities = {str(sid): cap for sid, cap in published.items()}
+    signed = uow.draw.statements(round_id)
+    stored = uow.draw.frozen_list(round_id)
+    if "freeze" not in signed or stored is None:
+        return False
+    opening, freeze = signed["opening"], signed["freeze"]
+    beacon = _beacon(uow, deps, round_id, opening)
+    if beacon is None:
+        return False  # not out yet (or late): the round waits, and its page says so
+    frozen = FrozenList.from_leaves(stored.leaves, opening["capacities"],
+                                    opening["max_choices"])
     seed = bytes.fromhex(round_.seed)
-    result = draw.run_draw(seed, entries, capacities, round_.beacon)
-    by_ref = {r.ref: r for r in rows}
-    order = {ref: n for n, ref in enumerate(draw.draw_order(seed, entries, round_.beacon))}
+    try:
+        results, result = statements.draw_statement(deps.draw_key, opening, freeze, frozen,
+                                                     beacon, seed, now)
+    except Conflict as refused:
+        log.warning("round %s: beacon of round %s refused: %s", round_id, beacon.round,
+                    refused)
+        return False
+    uow.draw.add_beacon(round_id, StoredBeacon(
+        opening["chain"]["hash"], beacon.round, beacon.signature.hex(),
+        None if beacon.previous_signature is None else beacon.previous_signature.hex()), now)
+    uow.draw.add_statement(round_id, "result", result, digest(result), now)
+    # The results themselves (their digest is in the signed result), stored beside it.
+    uow.draw.add_statement(round_id, "results", dict(results), result["results"], now)
+    rows = {e.ref: e for e in uow.rounds.all_entries(round_id)}
+    published = uow.rounds.capacities(round_id)
     pay_by = now + dt.timedelta(minutes=deps.settings.draw_payment_minutes)
     sessions = uow.schedule.sessions_by_id(list(published))
-    for award in result.awards:
-        row = by_ref[award.ref]
-        session = sessions[int(award.session)]
+    position = 0
+    for line in results["winners"]:
+        ref, session_text, rank_text = line.split(" ")
+        row = rows[ref]
+        session = sessions[int(session_text)]
         booking = _hold(uow, now, session, row.patient_id, row.account_id, pay_by)
-        uow.rounds.update_entry(row.id, outcome=EntryOutcome.WON.value,
-                                position=order[award.ref], won_session_id=int(award.session),
-                                won_rank=award.rank, booking_id=booking.id)
+        uow.rounds.update_entry(row.id, outcome=EntryOutcome.WON.value, position=position,
+                                won_session_id=int(session_text), won_rank=int(rank_text),
+                                booking_id=booking.id)
         notifications.notify(uow, deps, row.account_id, "draw.won",
                              patient_id=row.patient_id,
                              session=notifications.when(deps, session.starts_at),
                              pay_by=notifications.when(deps, pay_by))
-    for place, ref in enumerate(result.waitlist, start=1):
-        row = by_ref[ref]
+        position += 1
+    for place, ref in enumerate(results["waitlist"], start=1):
+        row = rows[ref]
         uow.rounds.update_entry(row.id, outcome=EntryOutcome.WAITLIST.value,
-                                position=order[ref])
+                                position=position)
         notifications.notify(uow, deps, row.account_id, "draw.waitlist",
                              patient_id=row.patient_id, rank=place)
+        position += 1
     # Slots nobody drew (fewer entries than slots) become leftovers.
     for sid in published:
         for slot_id in uow.schedule.unclaimed_slots(sid):
             uow.schedule.release_slot(slot_id, open_from=waitlist.leftover_time(deps, now))
     uow.rounds.update(round_id, status=RoundStatus.DRAWN.value, drawn_at=now,
-                      revealed_seed=seed.hex(), entries_digest=draw.entries_digest(entries),
-                      entries_count=len(entries))
+                      revealed_seed=seed.hex(), beacon=beacon.signature.hex())
+    _append_log(uow, deps, round_id, roundlog.drawn_record(
+        str(round_id), opening["commitment"], freeze["root"], result["results"]), now)
     uow.events.append("round.drawn", now, detail={
-        "round": round_id, "entries": len(entries), "winners": len(result.winners)})
+        "round": round_id, "entries": len(frozen.drawn_refs),
+        "winners": len(results["winners"])})
     uow.commit()
     return True
+
+
+def _beacon(uow: UnitOfWork, deps: Deps, round_id: int,
+            opening: dict[str, Any]) -> Beacon | None:
+    """The beacon of the opening's round: stored, or fetched from the configured chain's
+    source (only when it is the chain the opening named; never another round)."""
+    stored = uow.draw.beacon(round_id)
+    if stored is not None:
+        return Beacon(stored.round, bytes.fromhex(stored.signature),
+                      None if stored.previous_signature is None
+                      else bytes.fromhex(stored.previous_signature))
+    source = deps.beacons
+    if source.chain.hash.hex() != opening["chain"]["hash"]:
+        log.warning("round %s names chain %s but the configured chain is %s: it waits",
+                    round_id, opening["chain"]["hash"], source.chain.hash.hex())
+        return None
+    return source.fetch(opening["beacon_round"])
 
 
 def _hold(uow: UnitOfWork, now: dt.datetime, session: Session, patient_id: int,
@@ -209,7 +362,45 @@ def round_view(uow: UnitOfWork, deps: Deps, round_id: int) -> RoundView:
     entries = [e for e in uow.rounds.all_entries(round_id)
                if not e.withdrawn and e.outcome is not EntryOutcome.EXCLUDED] if drawn else []
     return RoundView(round_, sessions, entries,
-                     round_.entries_count if drawn else sum(counts.values()))
+                     round_.entries_count if drawn else sum(counts.values()),
+                     _stage(uow, deps, round_))
+
+
+def _stage(uow: UnitOfWork, deps: Deps, round_: Round) -> DrawStage:
+    """Where the round is on its public timeline, and what its page says about it."""
+    now = deps.clock.now()
+    signed = uow.draw.statements(round_.id)
+    opening, freeze = signed.get("opening"), signed.get("freeze")
+    if opening is None:
+        return DrawStage("open" if now < round_.closes_at else "closed", None, None, None,
+                         False, "")
+    chain = Chain.from_json(opening["chain"])
+    number = int(opening["beacon_round"])
+    due = dt.datetime.fromtimestamp(chain.round_time(number), dt.UTC)
+    root = None if freeze is None else str(freeze["root"])
+    zone = deps.settings.zone
+    when = f"{due.astimezone(zone):%Y-%m-%d %H:%M:%S}"
+    beacon = f"drand round {number} of chain {chain.hash.hex()[:16]}…"
+    if round_.status is RoundStatus.DRAWN:
+        return DrawStage("drawn", number, due, root, False,
+                         f"Drawn with {beacon}; anyone can check it with fairslot draw "
+                         "verify.")
+    if now < round_.closes_at:
+        return DrawStage("open", number, due, root, False,
+                         f"Entries are taken until the close; the draw will use {beacon}, "
+                         f"published at {when}, which nobody can know before.")
+    if freeze is None:
+        return DrawStage("closed", number, due, root, now >= due,
+                         "The window has closed; the entry list is being frozen.")
+    late = now >= due + BEACON_LATE_AFTER
+    if late:
+        minutes = int((now - due).total_seconds() // 60)
+        note = (f"The entry list is frozen. The beacon ({beacon}, due at {when}) is late "
+                f"by {minutes} min: the draw waits for it and will use no other value.")
+    else:
+        note = (f"The entry list is frozen; the draw runs when {beacon} is published "
+                f"(due at {when}).")
+    return DrawStage("frozen", number, due, root, late, note)
 
 
 def open_rounds(uow: UnitOfWork, deps: Deps) -> list[RoundView]:
@@ -240,47 +431,70 @@ def frozen_entries(
 
 
 def export_round_document(uow: UnitOfWork, deps: Deps, round_id: int) -> dict[str, Any]:
-    """The published round in the documented format (docs/draw.md), for ``draw verify``."""
+    """The round document (format ``fairslot-round/2``, docs/draw.md) at the stage the round
+    has reached, for ``fairslot draw verify``: everything it holds was signed when it
+    happened and is read back as stored, never recomputed. The seed is in it only once
+    drawn."""
     round_ = _get(uow, round_id)
-    if round_.status is not RoundStatus.DRAWN or round_.revealed_seed is None:
-        raise Conflict("the round is not drawn yet; its seed stays secret until then",
-                       code="round_not_drawn")
-    rows, entries, capacities = frozen_entries(uow, round_id)
-    # The result is what was stored at the draw, not a fresh computation: the verifier's
-    # job is to compare the two.
-    placed = sorted((e for e in rows if e.position is not None), key=lambda e: e.position or 0)
-    result = draw.DrawResult(
-        winners={e.ref: draw.Award(e.ref, str(e.won_session_id), e.won_rank or 0)
-                 for e in placed if e.won_session_id is not None},
-        waitlist=tuple(e.ref for e in placed if e.won_session_id is None))
-    document = draw.Round(
-        round_id=str(round_id), capacities=capacities, entries=entries,
-        commitment=round_.commitment, entries_digest=round_.entries_digest or "",
-        beacon=round_.beacon, seed=bytes.fromhex(round_.revealed_seed), result=result,
-        parameters={"department_id": round_.department_id,
-                    "opens_at": round_.opens_at.isoformat(),
-                    "closes_at": round_.closes_at.isoformat(),
-                    "beacon_source": round_.beacon_source,
-                    "max_choices": draw.MAX_CHOICES})
-    return draw.export_round(document)
+    signed = uow.draw.statements(round_id)
+    opening = signed.get("opening")
+    if opening is None:
+        raise Conflict("this round was opened before signed rounds and has no document",
+                       code="round_not_signed")
+    stored = uow.draw.frozen_list(round_id)
+    beacon = uow.draw.beacon(round_id)
+    document = statements.round_document(
+        hospital_key=deps.draw_key.public_hex, opening=opening,
+        freeze=signed.get("freeze"), results=signed.get("results"),
+        result=signed.get("result"),
+        beacon=None if beacon is None else _as_beacon(beacon),
+        parameters={"department_id": round_.department_id})
+    if stored is not None:
+        document["entries"] = list(stored.leaves)
+    return document
 
 
-def set_beacon(uow: UnitOfWork, deps: Deps, round_id: int, beacon: str) -> RoundView:
-    """Enter the round's public beacon value: once, after the window has closed (so that it
-    cannot have been known while entries came in), and only for a round that named its
-    source when it opened. The draw waits for it."""
-    now = deps.clock.now()
-    round_ = uow.rounds.get(round_id, for_update=True)
-    if round_ is None:
-        raise NotFound("no such round", code="round_not_found")
-    if not round_.beacon_source:
-        raise Conflict("this round named no beacon source when it opened",
-                       code="no_beacon_source")
-    if round_.status is not RoundStatus.OPEN or round_.beacon:
-        raise Conflict("the beacon of this round is already set", code="beacon_set")
-    if now < round_.closes_at:
-        raise Conflict("the beacon is entered after the window closes", code="window_open")
-    uow.rounds.update(round_id, beacon=beacon)
-    uow.events.append("round.beacon", now, detail={"round": round_id, "beacon": beacon})
-    uow.commit()
-    return round_view(uow, deps, round_id)
+def _as_beacon(stored: StoredBeacon) -> Beacon:
+    return Beacon(stored.round, bytes.fromhex(stored.signature),
+                  None if stored.previous_signature is None
+                  else bytes.fromhex(stored.previous_signature))
+
+
+def inclusion_proof(uow: UnitOfWork, deps: Deps, round_id: int, ref: str) -> dict[str, Any]:
+    """The proof that ``ref``'s line is in the round's frozen list under its signed root
+    (docs/draw.md, section 6)."""
+    opening = uow.draw.statement(round_id, "opening")
+    stored = uow.draw.frozen_list(round_id)
+    if opening is None or stored is None:
+        raise Conflict("the round's entry list is not frozen yet", code="round_not_frozen")
+    frozen = FrozenList.from_leaves(stored.leaves, opening["capacities"],
+                                    opening["max_choices"])
+    try:
+        return frozen.proof(str(round_id), ref).to_json()
+    except KeyError:
+        raise NotFound("no such entry in the frozen list", code="entry_not_found") from None
+
+
+def log_document(uow: UnitOfWork, deps: Deps, from_size: int | None = None
+                 ) -> dict[str, Any]:
+    """The public log of rounds: the whole log with its latest checkpoint, or, with
+    ``from_size``, the latest checkpoint and a consistency proof from that size (for
+    ``fairslot draw audit``)."""
+    checkpoint = uow.draw.checkpoint()
+    if checkpoint is None:
+        raise NotFound("the log of rounds is empty", code="log_empty")
+    records = uow.draw.log_records(checkpoint["size"])
+    history = roundlog.RoundLog(records)
+    if from_size is None:
+        return history.document(checkpoint)
+    if not 1 <= from_size <= checkpoint["size"]:
+        raise InvalidInput(f"from_size is 1 to {checkpoint['size']}", code="bad_size")
+    return history.consistency(from_size, checkpoint)
+
+
+def checkpoint_of(uow: UnitOfWork, deps: Deps, size: int | None = None) -> dict[str, Any]:
+    """A signed checkpoint of the log: of ``size`` records, or the latest."""
+    found = uow.draw.checkpoint(size)
+    if found is None:
+        raise NotFound("no such checkpoint", code="checkpoint_not_found")
+    return found

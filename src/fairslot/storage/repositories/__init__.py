@@ -3,6 +3,7 @@ per part of the hospital (schedule, accounts and patients, bookings, rounds, eve
 
 from fairslot.storage.repositories.accounts import AccountRepository, PatientRepository
 from fairslot.storage.repositories.bookings import BookingRepository, BookingTarget, Payment
+from fairslot.storage.repositories.draw import DrawRepository, StoredBeacon, StoredFrozenList
 from fairslot.storage.repositories.events import (
     EventLogWriter,
     EventRepository,
@@ -28,6 +29,7 @@ __all__ = [
     "BookingTarget",
     "ClaimedSlot",
     "CodeRepository",
+    "DrawRepository",
     "EventLogWriter",
     "EventRepository",
     "MessageRepository",
@@ -44,5 +46,7 @@ __all__ = [
     "ScheduleRepository",
     "SentMessage",
     "SessionCounts",
+    "StoredBeacon",
+    "StoredFrozenList",
     "VerificationCode",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -57,9 +57,17 @@ class RoundOut(BaseModel):
     closes_at: dt.datetime
     status: str
     commitment: str = Field(description="SHA-256 of the seed, published when the window opens")
-    entries_digest: str | None
+    entries_digest: str | None = Field(
+        description="the frozen list's Merkle root, published at the close")
     seed: str | None = Field(description="revealed at the draw")
-    beacon: str
+    beacon: str = Field(description="the drand beacon's signature, once the round is drawn")
+    stage: str = Field(description="open, closed, frozen (waiting for the beacon) or drawn")
+    beacon_round: int | None = Field(
+        description="the drand round whose beacon the draw uses, fixed at the opening")
+    beacon_due_at: dt.datetime | None
+    beacon_late: bool = Field(
+        description="the beacon's time is past and the round still waits for it")
+    note: str = Field(description="where the round is, in words (the public page's)")
     entries_count: int
     sessions: list[RoundSessionOut]
     entries: list[RoundEntryOut] = Field(description="pseudonymous, published after the draw")
@@ -70,7 +78,9 @@ class RoundOut(BaseModel):
         return cls(id=r.id, department_id=r.department_id, opens_at=r.opens_at,
                    closes_at=r.closes_at, status=r.status.value, commitment=r.commitment,
                    entries_digest=r.entries_digest, seed=r.revealed_seed, beacon=r.beacon,
-                   entries_count=v.entries_count,
+                   stage=v.stage.stage, beacon_round=v.stage.beacon_round,
+                   beacon_due_at=v.stage.beacon_due_at, beacon_late=v.stage.beacon_late,
+                   note=v.stage.note, entries_count=v.entries_count,
                    sessions=[RoundSessionOut(session_id=s.session.id or 0,
                                              capacity=s.capacity,
                                              starts_at=s.session.starts_at,
@@ -99,6 +109,10 @@ class EntryOut(BaseModel):
     position: int | None
     booking_id: int | None
     waitlist_ahead: int | None
+    receipt: dict[str, Any] | None = Field(
+        description="the hospital's signed receipt of this entry's latest write; keep it: "
+                    "`fairslot draw verify ROUND.json --receipt RECEIPT.json` checks it "
+                    "against the frozen list (docs/draw.md, section 6)")
 
     @classmethod
     def of(cls, v: release.EntryView) -> EntryOut:
@@ -106,7 +120,8 @@ class EntryOut(BaseModel):
         return cls(id=e.id, round_id=e.round_id, ref=e.ref, patient_id=e.patient_id,
                    choices=list(e.choices), withdrawn=e.withdrawn,
                    outcome=e.outcome.value if e.outcome else None, position=e.position,
-                   booking_id=e.booking_id, waitlist_ahead=v.waitlist_ahead)
+                   booking_id=e.booking_id, waitlist_ahead=v.waitlist_ahead,
+                   receipt=v.receipt)
 
 
 class EntryScreen(BaseModel):
@@ -122,10 +137,6 @@ class NotificationOut(BaseModel):
     text: str
 
 
-class BeaconIn(Strict):
-    beacon: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")]
-
-
 @router.get("/rounds", tags=["rounds"])
 def open_rounds(uow: UowDep, deps: DepsDep) -> list[RoundOut]:
     return [RoundOut.of(v) for v in release.open_rounds(uow, deps)]
@@ -138,8 +149,28 @@ def get_round(round_id: IdPath, uow: UowDep, deps: DepsDep) -> RoundOut:
 
 @router.get("/rounds/{round_id}/export", tags=["rounds"])
 def export_round(round_id: IdPath, uow: UowDep, deps: DepsDep) -> dict[str, Any]:
-    """The drawn round as a document for ``fairslot draw verify`` (format in docs/draw.md)."""
+    """The round document (``fairslot-round/2``, docs/draw.md) at the stage the round has
+    reached, for ``fairslot draw verify``: its opening from the start, the frozen list from
+    the close, the beacon, results and seed once drawn."""
     return release.export_round_document(uow, deps, round_id)
+
+
+@router.get("/draw/log", tags=["rounds"])
+def draw_log(uow: UowDep, deps: DepsDep,
+             from_size: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+             ) -> dict[str, Any]:
+    """The public log of rounds with its latest signed checkpoint; with ``from_size``, the
+    checkpoint and a consistency proof from that size instead (``fairslot draw audit``)."""
+    return release.log_document(uow, deps, from_size)
+
+
+@router.get("/draw/checkpoint", tags=["rounds"])
+def draw_checkpoint(uow: UowDep, deps: DepsDep,
+                    size: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+                    ) -> dict[str, Any]:
+    """The latest signed checkpoint of the log of rounds (or the one of ``size`` records):
+    keep it, and later check that the log still extends it."""
+    return release.checkpoint_of(uow, deps, size)
 
 
 @router.get("/rounds/{round_id}/entry-screen", tags=["rounds"])
@@ -180,12 +211,22 @@ async def enter(round_id: IdPath, body: EntryIn, request: Request, claimed: Clai
     return EntryOut.of(await run_in_threadpool(use_case))
 
 
-@router.delete("/entries/{entry_id}", status_code=204, tags=["rounds"])
+@router.delete("/entries/{entry_id}", tags=["rounds"])
 def withdraw(entry_id: IdPath, request: Request, caller: CallerDep, uow: UowDep,
-             deps: DepsDep) -> Response:
+             deps: DepsDep) -> EntryOut:
+    """Withdraw the entry while the window is open; the answer carries the signed receipt
+    of the withdrawal."""
     account = caller.account(Role.PATIENT)
-    release.withdraw(uow, deps, account, entry_id, context(request))
-    return Response(status_code=204)
+    return EntryOut.of(release.withdraw(uow, deps, account, entry_id, context(request)))
+
+
+@router.get("/entries/{entry_id}/proof", tags=["rounds"])
+def entry_proof(entry_id: IdPath, caller: CallerDep, uow: UowDep,
+                deps: DepsDep) -> dict[str, Any]:
+    """After the close: the proof that the entry's line is in the frozen list under the
+    signed root (``fairslot draw verify ROUND.json --proof PROOF.json``)."""
+    account = caller.account(Role.PATIENT)
+    return release.entry_proof(uow, deps, account, entry_id)
 
 
 @router.get("/me/entries", tags=["rounds"])
@@ -199,12 +240,3 @@ def inbox(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[NotificationOut
     account = caller.account()
     return [NotificationOut(id=n.id, at=n.at, kind=n.kind, text=n.text)
             for n in notifications.inbox(uow, deps, account)]
-
-
-@router.put("/admin/rounds/{round_id}/beacon", tags=["operator"])
-def set_beacon(caller: CallerDep, round_id: IdPath, body: BeaconIn, uow: UowDep,
-               deps: DepsDep) -> RoundOut:
-    """Enter the round's public beacon value (named as its source when the window
-    opened): once, after the window closes; the draw waits for it."""
-    caller.account(Role.OPERATOR)
-    return RoundOut.of(release.set_beacon(uow, deps, round_id, body.beacon))

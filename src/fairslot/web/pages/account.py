@@ -173,6 +173,7 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
                   items=items, error=error, notice=notice, entries=entries, shared=shared,
                   kinds=SHARED_KINDS, actions=SHARED_ACTIONS, appeal_states=APPEAL_STATES,
                   names={p.id: p.name for p in patients}, form=dict(form or {}),
+                  now=deps.clock.now(),
                   deadline_minutes=deps.settings.payment_deadline_minutes)
 
 

@@ -1,11 +1,12 @@
-"""Draw rounds: enter a family patient with up to three sessions, best first."""
+"""Draw rounds: a round's public page (where its draw is, what it waits for), and entering
+a family patient with up to three sessions, best first."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Form, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import FairslotError
@@ -51,6 +52,30 @@ def _entry_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account,
                   token=token, error=error, challenge=retry.challenge if retry else None,
                   chosen=chosen or [], closes=local(deps, view.round.closes_at),
                   max_choices=3)
+
+
+@router.get("/rounds/{round_id}")
+def round_page(round_id: int, request: Request, who: Viewer, uow: UowDep,
+               deps: DepsDep) -> Response:
+    """Public: the round's commitment, the beacon it waits for (and whether it is late),
+    its frozen root and, once drawn, its seed; the document to check it with."""
+    guard_check(request, "browsing")
+    view = release.round_view(uow, deps, round_id)
+    return render(request, "round.html", view=view, stage=view.stage,
+                  closes=local(deps, view.round.closes_at),
+                  due=local(deps, view.stage.beacon_due_at))
+
+
+@router.get("/me/entries/{entry_id}/{kind}.json")
+def entry_file(entry_id: int, kind: Literal["receipt", "proof"], request: Request,
+               who: Viewer, uow: UowDep, deps: DepsDep) -> Response:
+    """The patient's signed receipt of their entry, or (after the close) its inclusion
+    proof, as a file for ``fairslot draw verify ROUND.json --receipt/--proof``."""
+    account = who.logged_in(Role.PATIENT)
+    use_case = release.entry_receipt if kind == "receipt" else release.entry_proof
+    body = use_case(uow, deps, account, entry_id)
+    return JSONResponse(body, headers={
+        "Content-Disposition": f'attachment; filename="entry-{entry_id}-{kind}.json"'})
 
 
 @router.get("/rounds/{round_id}/enter")
