@@ -27,6 +27,7 @@ import math
 import polars as pl
 
 from fairslot.investigation.anomaly import account_features, anomaly_findings
+from fairslot.investigation.calibration import THRESHOLD, calibrate
 from fairslot.investigation.density import DenseBlock, dense_blocks
 from fairslot.investigation.graph import account_identifiers, account_links, communities
 from fairslot.investigation.lockstep import LockstepGroup, lockstep_groups, lockstep_pairs
@@ -61,12 +62,18 @@ class Investigation:
     launder_pairs: int
     thresholds: Thresholds
     flag_at: float
+    min_score: float | None = None
+    """When set (``--min-score``), ``suspects`` lists every entity scoring at least this,
+    flagged or not: a review list below the flag line."""
 
     @property
     def suspects(self) -> pl.DataFrame:
-        """Flagged entities, highest score first, in the contract's columns."""
+        """Flagged entities (or all at ``min_score`` or above), highest score first, in the
+        contract's columns."""
+        chosen = pl.col("flagged") if self.min_score is None else (
+            pl.col("flagged") | (pl.col("score") >= self.min_score))
         return (
-            self.scores.filter(pl.col("flagged"))
+            self.scores.filter(chosen)
             .sort(["score", "entity_type", "entity_id"], descending=[True, False, False])
             .select("entity_type", "entity_id", pl.col("score").round(4), "ring_id", "role",
                     "reasons")
@@ -116,9 +123,10 @@ patients, the typos of a busy desk, walk-ins who change their mind), dropped for
 recognised as institutional; their patients and payers are still judged on their own."""
 
 
-def account_scores(findings: pl.DataFrame) -> pl.DataFrame:
+def account_scores(findings: pl.DataFrame, *, calibrated: bool = True) -> pl.DataFrame:
     """Per account: ``own`` (noisy-OR of its own findings) and ``score`` (with association
-    too, but only when ``own`` reaches ``OWN_EVIDENCE``), and the reasons."""
+    too, but only when ``own`` reaches ``OWN_EVIDENCE``; calibrated to a probability unless
+    ``calibrated`` is false), and the reasons."""
     accounts = findings.filter(pl.col("entity_type") == "account")
     own = noisy_or(accounts.filter(~pl.col("code").is_in(sorted(ASSOCIATION)))).select(
         "entity_id", pl.col("score").alias("own"))
@@ -126,7 +134,8 @@ def account_scores(findings: pl.DataFrame) -> pl.DataFrame:
     return full.join(own, on="entity_id", how="left").with_columns(
         pl.col("own").fill_null(0.0)).with_columns(
         pl.when(pl.col("own") >= OWN_EVIDENCE).then(pl.col("score"))
-        .otherwise(pl.col("own")).alias("score"))
+        .otherwise(pl.col("own")).alias("score")).with_columns(
+        calibrate(pl.col("score")) if calibrated else pl.col("score"))
 
 
 def _group_findings(accounts: list[list[str]], code: str, strength: float,
@@ -137,10 +146,12 @@ def _group_findings(accounts: list[list[str]], code: str, strength: float,
 
 
 def investigate(
-    records: Records, thresholds: Thresholds | None = None, *, flag_at: float = 0.5,
-    seed: int = 0,
+    records: Records, thresholds: Thresholds | None = None, *, flag_at: float = THRESHOLD,
+    seed: int = 0, calibrated: bool = True,
 ) -> Investigation:
-    """Run every detector on the records and assemble scores, rings and roles."""
+    """Run every detector on the records and assemble scores, rings and roles. Account
+    scores are calibrated probabilities (``calibration``) unless ``calibrated`` is false
+    (the raw noisy-OR, which the calibration is fitted on)."""
     t = thresholds or Thresholds()
     # Draw and waitlist bookings are written by the platform at the release instant, and
     # staff book for whoever is at the counter: no timing rule reads a race into them.
@@ -195,7 +206,7 @@ def investigate(
                                      pl.lit("lockstep").alias("via")))
     links = account_links(identifiers, pl.concat(extra) if extra else None)
 
-    scored = account_scores(findings)
+    scored = account_scores(findings, calibrated=calibrated)
     flagged = set(scored.filter(pl.col("score") >= flag_at).get_column("entity_id").to_list())
     # Accounts with evidence of their own: only these may join a ring.
     evidenced = set(scored.filter(pl.col("own") >= OWN_EVIDENCE).get_column("entity_id")
@@ -277,7 +288,7 @@ def investigate(
     if joined:
         findings = pl.concat([findings, pl.DataFrame(joined, schema=FINDING_SCHEMA,
                                                      orient="row")])
-        scored = account_scores(findings)
+        scored = account_scores(findings, calibrated=calibrated)
         flagged = set(scored.filter(pl.col("score") >= flag_at)
                       .get_column("entity_id").to_list())
 

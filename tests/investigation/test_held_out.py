@@ -1,0 +1,81 @@
+"""The issue's quality targets on records the detector was never tuned on: the third
+generator (``thirdgen``, written without reading the detector, with look-alikes at the
+centre of the genuine population), at seeds never used while changing the detector. The
+calibration was fitted on fairslot's own generator only."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from fairslot.investigation.evaluate import Quality, evaluate, read_labels
+from fairslot.investigation.records import read_records
+from fairslot.investigation.scoring import Investigation, investigate
+from tests.investigation import thirdgen
+
+pytestmark = pytest.mark.slow
+
+Run = tuple[Investigation, pl.DataFrame, Quality]
+
+
+@pytest.fixture(scope="module", params=[11], ids=["seed11"])
+def held_out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    folder = tmp_path_factory.mktemp("held-out")
+    thirdgen.generate(folder, seed=request.param, scale=0.2)
+    result = investigate(read_records(folder))
+    labels = read_labels(folder / "labels.csv")
+    return result, labels, evaluate(result.scores, labels)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 12's targets are not met yet on the third generator: measured at seed 11, scale "
+    "0.2: account precision 0.871, recall 0.928, rings 7/9, look-alikes flagged 3.09 %"))
+def test_the_issue_targets_hold_on_records_never_tuned_on(held_out: Run) -> None:
+    _result, _labels, quality = held_out
+    accounts = quality.of("account")
+    assert accounts is not None
+    assert accounts.precision >= 0.95
+    assert accounts.recall >= 0.90
+    assert quality.ring_recovery >= 0.95
+    assert quality.hard_case_rate < 0.01
+
+
+def test_measured_quality_does_not_fall_back(held_out: Run) -> None:
+    """What this branch measured at seed 11 (account precision 0.871, recall 0.928, 7 of 9
+    rings, 3.09 % of look-alikes flagged), with a little slack; before issue 12 the same
+    generator gave precision 0.67 and 10 % of look-alikes flagged."""
+    _result, _labels, quality = held_out
+    accounts = quality.of("account")
+    assert accounts is not None
+    assert accounts.precision >= 0.85, accounts
+    assert accounts.recall >= 0.90, accounts
+    assert quality.true_rings >= 9
+    assert quality.rings_recovered >= 7, (quality.rings_recovered, quality.true_rings)
+    assert quality.hard_cases > 300
+    assert quality.hard_case_rate < 0.04, (quality.hard_cases_flagged, quality.hard_cases)
+
+
+def test_no_ring_member_is_there_by_association_alone(held_out: Run) -> None:
+    """Every account in a ring has a finding of its own, not only ``ring_link`` or
+    ``paid_by_hub``."""
+    result, _labels, _quality = held_out
+    members = result.scores.filter((pl.col("entity_type") == "account")
+                                   & pl.col("ring_id").is_not_null())
+    own = result.findings.filter(
+        (pl.col("entity_type") == "account") & (pl.col("strength") > 0)
+        & ~pl.col("code").is_in(["ring_link", "paid_by_hub"])).get_column("entity_id")
+    assert set(members.get_column("entity_id").to_list()) <= set(own.to_list())
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a self-service kiosk and a referral desk exported as channel 'other' are still "
+    "flagged at seed 11 (identity spread and many patients, below the institutional "
+    "line's never-at-a-release condition)"))
+def test_institutional_accounts_are_not_suspects(held_out: Run) -> None:
+    result, labels, _quality = held_out
+    kinds = ("call_centre", "kiosk", "window", "referral_desk")
+    institutional = labels.filter(pl.col("role").is_in([f"hard_case:{k}" for k in kinds])
+                                  & (pl.col("entity_type") == "account"))
+    flagged = result.scores.filter((pl.col("entity_type") == "account") & pl.col("flagged"))
+    assert institutional.height > 0
+    assert institutional.join(flagged, on="entity_id").is_empty()
