@@ -27,32 +27,29 @@ def held_out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     return result, labels, evaluate(result.scores, labels)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12's targets are not met yet on the third generator: measured at seed 11, scale "
-    "0.2: account precision 0.871, recall 0.928, rings 7/9, look-alikes flagged 3.09 %"))
-def test_the_issue_targets_hold_on_records_never_tuned_on(held_out: Run) -> None:
+def test_account_precision_and_recall_and_look_alikes_meet_the_targets(
+        held_out: Run) -> None:
     _result, _labels, quality = held_out
     accounts = quality.of("account")
     assert accounts is not None
-    assert accounts.precision >= 0.95
-    assert accounts.recall >= 0.90
-    assert quality.ring_recovery >= 0.95
-    assert quality.hard_case_rate < 0.01
-
-
-def test_measured_quality_does_not_fall_back(held_out: Run) -> None:
-    """What this branch measured at seed 11 (account precision 0.871, recall 0.928, 7 of 9
-    rings, 3.09 % of look-alikes flagged), with a little slack; before issue 12 the same
-    generator gave precision 0.67 and 10 % of look-alikes flagged."""
-    _result, _labels, quality = held_out
-    accounts = quality.of("account")
-    assert accounts is not None
-    assert accounts.precision >= 0.85, accounts
+    assert accounts.precision >= 0.95, accounts
     assert accounts.recall >= 0.90, accounts
+    assert quality.hard_cases > 300
+    assert quality.hard_case_rate < 0.01, (quality.hard_cases_flagged, quality.hard_cases)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 12's ring target is not met yet on the third generator: 7 of 9 rings recovered "
+    "at Jaccard >= 0.5 at seed 11, scale 0.2 (8 of 9 at seed 12), measured"))
+def test_rings_are_recovered(held_out: Run) -> None:
+    _result, _labels, quality = held_out
+    assert quality.ring_recovery >= 0.95
+
+
+def test_ring_recovery_does_not_fall_back(held_out: Run) -> None:
+    _result, _labels, quality = held_out
     assert quality.true_rings >= 9
     assert quality.rings_recovered >= 7, (quality.rings_recovered, quality.true_rings)
-    assert quality.hard_cases > 300
-    assert quality.hard_case_rate < 0.04, (quality.hard_cases_flagged, quality.hard_cases)
 
 
 def test_no_ring_member_is_there_by_association_alone(held_out: Run) -> None:
@@ -68,9 +65,9 @@ def test_no_ring_member_is_there_by_association_alone(held_out: Run) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "a self-service kiosk and a referral desk exported as channel 'other' are still "
-    "flagged at seed 11 (identity spread and many patients, below the institutional "
-    "line's never-at-a-release condition)"))
+    "at seed 11 an institutional account booking through the contract's 'other' channel "
+    "(a kiosk or referral desk) is still flagged: its patient count and identity spread, "
+    "with some bookings near releases, keep it under the behavioural institutional line"))
 def test_institutional_accounts_are_not_suspects(held_out: Run) -> None:
     result, labels, _quality = held_out
     kinds = ("call_centre", "kiosk", "window", "referral_desk")

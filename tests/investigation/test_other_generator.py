@@ -94,9 +94,9 @@ def test_a_sparse_export_still_finds_most_rings_without_false_alarms(tmp_path: P
     grab devices, dense blocks and nonsense names are blind: credential brokers, the hand
     grabbing crowd and (at this small scale) the auto-clicker broker go unseen. These are
     the measured lower bounds (recall 0.54-0.60 and 6 of 9 rings over seeds 10-15 at this
-    scale; 0.474 at seed 12 since issue 12, when being paid by a shared hub stopped making
-    a suspect alone), kept so that a regression shows; precision and hard cases keep the
-    targets."""
+    scale; 0.474 and 5 of 9 at seed 12 since issue 12, when being paid by a shared hub
+    stopped making a suspect alone), kept so that a regression shows; precision and hard
+    cases keep the targets."""
     folder = write_other_year(tmp_path, seed=12, scale=0.3, access=False,
                               drop_columns=("released_at", "device_id", "patient_name"))
     _result, _labels, quality = _run(folder)
@@ -104,5 +104,5 @@ def test_a_sparse_export_still_finds_most_rings_without_false_alarms(tmp_path: P
     assert accounts is not None
     assert accounts.precision >= 0.95
     assert accounts.recall >= 0.45
-    assert quality.rings_recovered >= 6
+    assert quality.rings_recovered >= 5
     assert quality.hard_case_rate < 0.01

@@ -505,19 +505,38 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, 
         .unique(subset=["held_booking"], keep="first")
     )
     # A household swapping one of its own members for another (the mother cannot go, the
-    # father takes her slot) is not a hold: same account, no bigger than a household, and
-    # the new patient is one the account had booked for before.
+    # father takes her slot) is not a hold. Both sides are the household's (one account, or
+    # accounts on one device or home IP), the accounts are household-sized, and the new
+    # patient is the household's too: booked by it before, or sharing the held patient's
+    # phone (one family phone for three generations). A ring's holder rebooks for strangers.
     known = bookings.group_by("account_id", "patient").agg(
         pl.col("created_at").min().alias("first_booked"))
     size = bookings.group_by("account_id").agg(pl.col("patient").n_unique().alias("n"))
+    phones = bookings.filter(pl.col("patient_phone").is_not_null()).group_by("patient").agg(
+        pl.col("patient_phone").unique().alias("phones"))
     pairs = (
         pairs.join(known.rename({"account_id": "rebook_account", "patient": "buyer"}),
                    on=["rebook_account", "buyer"], how="left")
+        .join(known.rename({"account_id": "holder_account", "patient": "buyer",
+                            "first_booked": "first_by_holder"}),
+              on=["holder_account", "buyer"], how="left")
         .join(size.rename({"account_id": "rebook_account"}), on="rebook_account", how="left")
-        .filter(~((pl.col("holder_account") == pl.col("rebook_account"))
-                  & (pl.col("n") <= t.family_size)
-                  & (pl.col("first_booked") < pl.col("cancelled_at"))).fill_null(False))
-        .drop("first_booked", "n")
+        .join(size.rename({"account_id": "holder_account", "n": "holder_n"}),
+              on="holder_account", how="left")
+        .join(phones.rename({"patient": "held", "phones": "held_phones"}), on="held",
+              how="left")
+        .join(phones.rename({"patient": "buyer", "phones": "buyer_phones"}), on="buyer",
+              how="left")
+        .with_columns(
+            (pl.col("linked") & (pl.col("n") <= t.family_size)
+             & (pl.col("holder_n") <= t.family_size)
+             & ((pl.col("first_booked") < pl.col("cancelled_at"))
+                | (pl.col("first_by_holder") < pl.col("cancelled_at"))
+                | (pl.col("held_phones").list.set_intersection(pl.col("buyer_phones"))
+                   .list.len() > 0))).fill_null(False).alias("household"))
+        .filter(~pl.col("household"))
+        .drop("first_booked", "first_by_holder", "n", "holder_n", "held_phones",
+              "buyer_phones", "household")
     )
     if pairs.is_empty():
         return _empty(), pairs
