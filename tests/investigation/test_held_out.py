@@ -64,6 +64,16 @@ def test_no_ring_member_is_there_by_association_alone(held_out: Run) -> None:
     assert set(members.get_column("entity_id").to_list()) <= set(own.to_list())
 
 
+def test_ring_members_have_roles_from_their_own_evidence(held_out: Run) -> None:
+    result, _labels, _quality = held_out
+    members = result.scores.filter((pl.col("entity_type") == "account")
+                                   & pl.col("ring_id").is_not_null())
+    roles = set(members.get_column("role").to_list())
+    assert roles <= {"developer", "holder", "broker", "reseller", "booker"}
+    assert len(roles) >= 3, roles
+    assert all(result.rings.get_column("roles").str.len_chars() > 0)
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "at seed 11 an institutional account booking through the contract's 'other' channel "
     "(a kiosk or referral desk) is still flagged: its patient count and identity spread, "

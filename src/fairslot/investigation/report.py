@@ -131,7 +131,7 @@ line (<code>--min-score</code>) finds more ring members and names more innocents
 {{ ring.bookings }} booking(s) by its accounts; {{ ring.buyers }} buyer(s) whose slots were
 laundered.</p>
 <p>Payment hubs: {{ ring.hubs or "none told" }}<br>Holder accounts:
-{{ ring.holders or "none told" }}</p>
+{{ ring.holders or "none told" }}<br>Account roles: {{ ring.roles or "none told" }}</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="{{ ring.drawing.width }}"
  height="{{ ring.drawing.height }}" role="img"
  aria-label="link graph of {{ ring.ring_id }}">

@@ -337,9 +337,29 @@ def _all_scores(
     holder_by_identity = set(
         findings.filter((pl.col("entity_type") == "account") & pl.col("code").is_in(held_codes)
                         & (pl.col("strength") >= 0.6)).get_column("entity_id").to_list())
+    def strong(*codes: str, at: float = 0.5) -> set[str]:
+        return set(findings.filter((pl.col("entity_type") == "account")
+                                   & pl.col("code").is_in(list(codes))
+                                   & (pl.col("strength") >= at)).get_column("entity_id")
+                   .to_list())
+
+    # Roles, each from the member's own evidence (the first that applies):
+    # developer: software books for it (machine-fast bookings, machine click rates);
+    # holder: holds slots (cancelled sides of laundering, invalid or spread identities);
+    # broker: buyer-facing, puts buyers into freed slots or is booked from a broker's device;
+    # reseller: books for many strangers in the release race, or is paid by a shared hub;
+    # booker: any other member.
+    developers = strong("fast_after_release", "click_rate", at=0.6)
+    brokers = (set(pairs.get_column("rebook_account").to_list()) - holders
+               if not pairs.is_empty() else set()) | strong("grab_device")
+    resellers = strong("many_patients") | strong("paid_by_hub", at=0.4)
     accounts = accounts.with_columns(
         (pl.col("score") >= flag_at).alias("flagged"),
-        pl.when(pl.col("entity_id").is_in(holders | holder_by_identity)).then(pl.lit("holder"))
+        pl.when(pl.col("entity_id").is_in(sorted(developers))).then(pl.lit("developer"))
+        .when(pl.col("entity_id").is_in(sorted(holders | holder_by_identity)))
+        .then(pl.lit("holder"))
+        .when(pl.col("entity_id").is_in(sorted(brokers))).then(pl.lit("broker"))
+        .when(pl.col("entity_id").is_in(sorted(resellers))).then(pl.lit("reseller"))
         .otherwise(pl.lit("booker")).alias("role"),
     )
 
@@ -436,11 +456,15 @@ def _ring_table(
             "bookings": booking_count.get(name, 0),
             "hubs": ";".join(of("payer", "payment_hub")),
             "holders": ";".join(of("account", "holder")),
+            "roles": ";".join(f"{role}:{n}" for role, n in sorted(
+                members.filter(pl.col("entity_type") == "account").group_by("role").len()
+                .iter_rows())),
             "buyers": len(of("patient", "buyer")),
             "accounts_list": ";".join(of("account")),
         })
     schema = {"ring_id": pl.String, "score": pl.Float64,
               **{f"{kind}s": pl.Int64 for kind in ENTITY_TYPES}, "bookings": pl.Int64,
-              "hubs": pl.String, "holders": pl.String, "buyers": pl.Int64,
+              "hubs": pl.String, "holders": pl.String, "roles": pl.String,
+              "buyers": pl.Int64,
               "accounts_list": pl.String}
     return pl.DataFrame(rows, schema=schema)
