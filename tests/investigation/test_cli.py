@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -31,8 +32,20 @@ def test_synth_then_investigate_writes_the_three_outputs(tmp_path: Path) -> None
                                  str(tmp_path / "in" / "labels.csv")])
     assert ran.exit_code == 0, ran.output
     assert "ring recovery" in ran.output
+    assert "account threshold: 0.10 P" in ran.output
     for name in ("suspects.csv", "rings.csv", "report.html"):
         assert (tmp_path / "out" / name).stat().st_size > 0
+    suspects = pl.read_csv(tmp_path / "out" / "suspects.csv")
+    assert suspects.height > 0 and suspects.get_column("score").min() >= 0.5
+    assert "precision and recall against the threshold" in (
+        tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+
+    review = runner.invoke(_app(), ["investigate", str(tmp_path / "in"), "--out",
+                                    str(tmp_path / "review"), "--min-score", "0.1"])
+    assert review.exit_code == 0, review.output
+    listed = pl.read_csv(tmp_path / "review" / "suspects.csv")
+    assert listed.height > suspects.height
+    assert 0.1 <= listed.get_column("score").min() < 0.5
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
@@ -43,6 +56,8 @@ def test_synth_then_investigate_writes_the_three_outputs(tmp_path: Path) -> None
     (["investigate", "{tmp}", "--out", "{tmp}/out", "--labels", "{tmp}/none.csv"],
      "labels file not found"),
     (["records", "synth", "{tmp}/x", "--scenario", "mars"], "unknown scenario 'mars'"),
+    (["investigate", "{tmp}", "--out", "{tmp}/out", "--min-score", "1.5"],
+     "--min-score: 1.5 is not between 0 and 1"),
 ])
 def test_user_errors_are_one_readable_line(tmp_path: Path, arguments: list[str],
                                            message: str) -> None:

@@ -135,8 +135,10 @@ def test_cancel_then_rebook_for_another_patient_is_laundering(
         rows.append(booking(f"h{i}", account_id="holder", patient_id_number=VALID_IDS[0],
                             session_start=session, status="cancelled",
                             cancelled_at=f"2025-03-02T12:00:0{i}+08:00"))
+        # The buyers are strangers: their own phones.
         rows.append(booking(f"r{i}", account_id="holder", patient_id_number=VALID_IDS[i + 1],
-                            session_start=session, created_at=f"2025-03-02T12:00:1{i}+08:00"))
+                            patient_phone=f"1390000000{i}", session_start=session,
+                            created_at=f"2025-03-02T12:00:1{i}+08:00"))
     # An honest cancellation whose slot a stranger takes an hour later.
     rows.append(booking("c", account_id="honest", patient_id_number=VALID_IDS[5],
                         session_start="2025-03-20T08:00:00+08:00", status="cancelled",
@@ -149,6 +151,24 @@ def test_cancel_then_rebook_for_another_patient_is_laundering(
     assert _codes(findings, "holder")["launder_pair"] >= 0.6
     assert "launder_pair" not in _codes(findings, "honest")
     assert set(pairs.get_column("buyer").to_list()) == {VALID_IDS[1], VALID_IDS[2]}
+
+
+def test_a_family_giving_its_slot_to_another_relative_is_not_laundering(
+        write_records: WriteRecords) -> None:
+    """The mother cannot go, the father takes her slot: the same account, a household's
+    size, the family's one phone. Twice in a year is still a family, not a holder."""
+    rows = []
+    for i in range(2):
+        session = f"2025-03-1{i}T08:00:00+08:00"
+        rows.append(booking(f"h{i}", account_id="family", patient_id_number=VALID_IDS[0],
+                            session_start=session, status="cancelled",
+                            cancelled_at=f"2025-03-02T12:00:0{i}+08:00"))
+        rows.append(booking(f"r{i}", account_id="family", patient_id_number=VALID_IDS[i + 1],
+                            session_start=session, created_at=f"2025-03-02T12:00:1{i}+08:00"))
+    records = read_records(write_records(rows))
+    findings, pairs = run_rules(records.bookings, records.payments, None, Thresholds())
+    assert "launder_pair" not in _codes(findings, "family")
+    assert pairs.is_empty()
 
 
 def test_repeated_no_shows_are_flagged_and_one_is_not(write_records: WriteRecords) -> None:

@@ -36,6 +36,9 @@ def investigate_command(
     since: Annotated[str | None, typer.Option(help="Only records from this time on.")] = None,
     until: Annotated[str | None, typer.Option(help="Only records before this time.")] = None,
     labels: Annotated[Path | None, typer.Option(help="labels.csv to score the run.")] = None,
+    min_score: Annotated[float | None, typer.Option(
+        "--min-score", help="List entities scoring at least this in suspects.csv (a review "
+        "list below the flag line of 0.5).")] = None,
 ) -> None:
     """Find suspected scalper rings in a year of records and write the evidence."""
     # Heavy imports here, so that `fairslot --help` stays fast.
@@ -49,6 +52,8 @@ def investigate_command(
         raise CliError("--since must be before --until")
     if not folder.is_dir():
         raise CliError(f"records folder not found: {folder}")
+    if min_score is not None and not 0.0 <= min_score <= 1.0:
+        raise CliError(f"--min-score: {min_score} is not between 0 and 1")
     if labels is not None and not labels.is_file():
         raise CliError(f"labels file not found: {labels}")
     zone = get_settings().zone
@@ -61,6 +66,7 @@ def investigate_command(
     except (ValueError, OSError) as exc:
         raise CliError(f"cannot read {labels}: {exc}") from exc
     result = investigate(records)
+    result.min_score = min_score
     quality = evaluate(result.scores, truth) if truth is not None else None
     run = RunInfo(str(folder), began, time.perf_counter() - clock, zone.key, start, until_at)
     try:
@@ -81,6 +87,8 @@ def investigate_command(
                    f"({quality.rings_recovered}/{quality.true_rings}); hard cases flagged "
                    f"{100 * quality.hard_case_rate:.2f}% "
                    f"({quality.hard_cases_flagged}/{quality.hard_cases})")
+        typer.echo("account threshold: " + ", ".join(
+            f"{c.threshold:.2f} P {c.precision:.3f} R {c.recall:.3f}" for c in quality.curve))
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,10 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import average_precision_score
 
-__all__ = ["Quality", "TypeQuality", "evaluate", "read_labels"]
+__all__ = ["CurvePoint", "Quality", "TypeQuality", "evaluate", "read_labels",
+           "threshold_curve"]
+
+CURVE_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,12 +38,24 @@ class TypeQuality:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class CurvePoint:
+    """Accounts flagged, precision and recall if the flag line were at ``threshold``."""
+
+    threshold: float
+    flagged: int
+    precision: float
+    recall: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Quality:
     by_type: list[TypeQuality]
     true_rings: int
     rings_recovered: int
     hard_cases: int
     hard_cases_flagged: int
+    curve: list[CurvePoint] = dataclasses.field(default_factory=list)
+    """Account precision and recall against the score threshold."""
 
     @property
     def ring_recovery(self) -> float:
@@ -116,4 +131,23 @@ def evaluate(scores: pl.DataFrame, labels: pl.DataFrame) -> Quality:
                .get_column("entity_id").to_list())
     flagged_accounts = set(scores.filter((pl.col("entity_type") == "account")
                                          & pl.col("flagged")).get_column("entity_id").to_list())
-    return Quality(by_type, len(big), recovered, len(hard), len(hard & flagged_accounts))
+    return Quality(by_type, len(big), recovered, len(hard), len(hard & flagged_accounts),
+                   threshold_curve(scores, labels))
+
+
+def threshold_curve(scores: pl.DataFrame, labels: pl.DataFrame,
+                    thresholds: tuple[float, ...] = CURVE_THRESHOLDS) -> list[CurvePoint]:
+    """How account precision and recall trade as the score threshold moves."""
+    positives = set(labels.filter((pl.col("entity_type") == "account")
+                                  & pl.col("ring_id").is_not_null())
+                    .get_column("entity_id").to_list())
+    accounts = scores.filter(pl.col("entity_type") == "account").select("entity_id", "score")
+    points = []
+    for threshold in thresholds:
+        chosen = set(accounts.filter(pl.col("score") >= threshold).get_column("entity_id")
+                     .to_list())
+        hits = len(chosen & positives)
+        points.append(CurvePoint(threshold, len(chosen),
+                                 hits / len(chosen) if chosen else 0.0,
+                                 hits / len(positives) if positives else 0.0))
+    return points

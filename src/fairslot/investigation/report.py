@@ -112,6 +112,15 @@ entity is flagged at {{ flag_at }} or above.</p>
 accounts matched with Jaccard &ge; 0.5 ({{ "%.3f"|format(quality.ring_recovery) }}).
 Hard-case genuine accounts flagged: {{ quality.hard_cases_flagged }} of
 {{ quality.hard_cases }} ({{ "%.2f"|format(100 * quality.hard_case_rate) }}%).</p>
+<h3>Accounts: precision and recall against the threshold</h3>
+<p>Account scores are calibrated probabilities; the flag line is {{ flag_at }}. A lower
+line (<code>--min-score</code>) finds more ring members and names more innocents.</p>
+<table><tr><th>threshold</th><th>accounts at or above</th><th>precision</th><th>recall</th></tr>
+{% for c in quality.curve %}
+<tr><td class="num">{{ "%.2f"|format(c.threshold) }}</td><td class="num">{{ c.flagged }}</td>
+<td class="num">{{ "%.3f"|format(c.precision) }}</td>
+<td class="num">{{ "%.3f"|format(c.recall) }}</td></tr>
+{% endfor %}</table>
 {% endif %}
 
 <h2>Rings</h2>
@@ -123,7 +132,7 @@ Hard-case genuine accounts flagged: {{ quality.hard_cases_flagged }} of
 {{ ring.bookings }} booking(s) by its accounts; {{ ring.buyers }} buyer(s) whose slots were
 laundered.</p>
 <p>Payment hubs: {{ ring.hubs or "none told" }}<br>Holder accounts:
-{{ ring.holders or "none told" }}</p>
+{{ ring.holders or "none told" }}<br>Account roles: {{ ring.roles or "none told" }}</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="{{ ring.drawing.width }}"
  height="{{ ring.drawing.height }}" role="img"
  aria-label="link graph of {{ ring.ring_id }}">

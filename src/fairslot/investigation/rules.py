@@ -20,12 +20,16 @@ from fairslot.domain.identity import is_valid_id_number
 
 __all__ = [
     "FINDING_SCHEMA",
+    "PLATFORM_CHANNELS",
+    "STAFF_CHANNELS",
     "Thresholds",
     "account_many_patients",
+    "channel_of",
     "click_rate",
     "fast_after_release",
     "grab_device",
     "identity_spread",
+    "institutional_accounts",
     "invalid_id_numbers",
     "ip_fanout",
     "launder_pairs",
@@ -37,6 +41,7 @@ __all__ = [
     "shared_device",
     "shared_phone",
     "valid_id_number",
+    "without_platform_timing",
 ]
 
 FINDING_SCHEMA = {
@@ -56,8 +61,9 @@ _NAME = re.compile(r"^[\u3400-\u9fff\u00b7\u30fb]{2,20}$|^[A-Za-z][A-Za-z .'\-]{
 class Thresholds:
     """The figures each rule uses; docs/investigation.md explains each choice."""
 
-    fast_seconds: float = 2.0
-    """A booking this soon after its slot's release is beyond a person using the app."""
+    fast_seconds: float = 1.0
+    """A booking this soon after its slot's release is beyond a person using the app: a
+    practised hand with the form filled in ahead books in 1.5-2 s, software in 0.02-0.3 s."""
     spread_days: int = 7
     spread_departments: int = 3
     spread_doctors: int = 4
@@ -83,6 +89,61 @@ class Thresholds:
     def payer_patients(self) -> int:
         """A payer paying for more than twice a household is paying for strangers."""
         return 2 * self.family_size
+
+
+PLATFORM_CHANNELS = frozenset({"draw", "waitlist"})
+"""Bookings the platform itself writes for a person (a draw's winner, the next on a
+waitlist): the row is created at the release instant by the platform, so its timing says
+nothing about the person's hands."""
+STAFF_CHANNELS = frozenset({"window", "desk", "phone", "call_centre", "kiosk", "staff",
+                            "referral"})
+"""Bookings made by hospital staff or an institutional terminal for whoever is in front of
+them: a registration window, a call centre, a self-service kiosk, a referral desk."""
+
+
+def channel_of(bookings: pl.DataFrame) -> pl.Expr:
+    """The booking channel, lower-case, or null when the export does not say."""
+    if "channel" not in bookings.columns:
+        return pl.lit(None, dtype=pl.String)
+    return pl.col("channel").str.strip_chars().str.to_lowercase()
+
+
+def without_platform_timing(bookings: pl.DataFrame) -> pl.DataFrame:
+    """The bookings with ``released_at`` cleared where the platform, not the person, made
+    the booking (draw, waitlist) or staff made it (window, desk, call centre, kiosk): no
+    timing rule may read a race into them."""
+    if "channel" not in bookings.columns:
+        return bookings
+    no_race = channel_of(bookings).is_in(sorted(PLATFORM_CHANNELS | STAFF_CHANNELS))
+    return bookings.with_columns(
+        pl.when(no_race.fill_null(False)).then(None).otherwise(pl.col("released_at"))
+        .alias("released_at"))
+
+
+def institutional_accounts(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """Accounts that book as an institution does (account_id, patients, why): most of
+    their bookings come through a staff channel, or they book for several households of
+    patients without ever racing a release and the patients pay for themselves (a call
+    centre or kiosk exported as ``other``). What they book is judged per patient and per
+    payer; the account's own patient count, typos and cancellations are the desk's job."""
+    after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+    per_account = bookings.group_by("account_id").agg(
+        pl.len().alias("bookings"),
+        pl.col("patient").n_unique().alias("patients"),
+        channel_of(bookings).is_in(sorted(STAFF_CHANNELS)).fill_null(False).mean()
+        .alias("staff_share"),
+        ((after >= 0) & (after <= 600)).fill_null(False).mean().alias("race_share"),
+    )
+    return per_account.filter(
+        ((pl.col("staff_share") >= 0.5) & (pl.col("patients") > t.family_size))
+        | ((pl.col("patients") >= 3 * t.family_size) & (pl.col("race_share") < 0.1))
+    ).with_columns(
+        pl.when(pl.col("staff_share") >= 0.5)
+        .then(pl.format("{}% of its bookings through a staff channel",
+                        (100 * pl.col("staff_share")).round(0)))
+        .otherwise(pl.format("{} patients booked at ordinary hours, never at a release",
+                             pl.col("patients"))).alias("why"),
+    ).select("account_id", "patients", "why")
 
 
 def _findings(frame: pl.DataFrame) -> pl.DataFrame:
@@ -269,8 +330,12 @@ def payer_fanout(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
                   pl.col("payments"), pl.col("patients"), pl.col("accounts"),
                   pl.lit(round(days))).alias("detail"),
     )
+    # A fan-out payer that pays for one account only is that account's own wallet: its
+    # fan-out is the account's patient count, already counted. Ties to a hub that pays
+    # for several accounts' bookings are what ``paid_by_hub`` records.
+    shared_hubs = flagged.filter(pl.col("accounts") >= 2)
     per_account = (
-        paid.join(flagged.select("payer_account"), on="payer_account")
+        paid.join(shared_hubs.select("payer_account"), on="payer_account")
         .filter(pl.col("account_id").is_not_null())
         .group_by("account_id").agg(pl.len().alias("n"),
                                     pl.col("payer_account").n_unique().alias("hubs"))
@@ -439,6 +504,40 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, 
         .sort("gap").unique(subset=["rebooking"], keep="first")
         .unique(subset=["held_booking"], keep="first")
     )
+    # A household swapping one of its own members for another (the mother cannot go, the
+    # father takes her slot) is not a hold. Both sides are the household's (one account, or
+    # accounts on one device or home IP), the accounts are household-sized, and the new
+    # patient is the household's too: booked by it before, or sharing the held patient's
+    # phone (one family phone for three generations). A ring's holder rebooks for strangers.
+    known = bookings.group_by("account_id", "patient").agg(
+        pl.col("created_at").min().alias("first_booked"))
+    size = bookings.group_by("account_id").agg(pl.col("patient").n_unique().alias("n"))
+    phones = bookings.filter(pl.col("patient_phone").is_not_null()).group_by("patient").agg(
+        pl.col("patient_phone").unique().alias("phones"))
+    pairs = (
+        pairs.join(known.rename({"account_id": "rebook_account", "patient": "buyer"}),
+                   on=["rebook_account", "buyer"], how="left")
+        .join(known.rename({"account_id": "holder_account", "patient": "buyer",
+                            "first_booked": "first_by_holder"}),
+              on=["holder_account", "buyer"], how="left")
+        .join(size.rename({"account_id": "rebook_account"}), on="rebook_account", how="left")
+        .join(size.rename({"account_id": "holder_account", "n": "holder_n"}),
+              on="holder_account", how="left")
+        .join(phones.rename({"patient": "held", "phones": "held_phones"}), on="held",
+              how="left")
+        .join(phones.rename({"patient": "buyer", "phones": "buyer_phones"}), on="buyer",
+              how="left")
+        .with_columns(
+            (pl.col("linked") & (pl.col("n") <= t.family_size)
+             & (pl.col("holder_n") <= t.family_size)
+             & ((pl.col("first_booked") < pl.col("cancelled_at"))
+                | (pl.col("first_by_holder") < pl.col("cancelled_at"))
+                | (pl.col("held_phones").list.set_intersection(pl.col("buyer_phones"))
+                   .list.len() > 0))).fill_null(False).alias("household"))
+        .filter(~pl.col("household"))
+        .drop("first_booked", "first_by_holder", "n", "holder_n", "held_phones",
+              "buyer_phones", "household")
+    )
     if pairs.is_empty():
         return _empty(), pairs
     sides = pl.concat([
@@ -447,8 +546,11 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, 
     ])
     per_account = sides.group_by("account_id").agg(
         pl.len().alias("n"), pl.col("linked").sum().alias("linked"))
+    # An unlinked pair is a freed slot caught by a stranger who keeps refreshing: luck for
+    # the catcher, bad luck for the canceller, a habit only when it keeps happening. A
+    # linked pair (both sides on one account, device or IP) is deliberate.
     per_account = per_account.with_columns(
-        (pl.col("n") + pl.col("linked")).alias("weight"))
+        (2 * pl.col("linked") + 0.5 * (pl.col("n") - pl.col("linked"))).alias("weight"))
     accounts = per_account.filter(pl.col("weight") >= 2).with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
         pl.lit("launder_pair").alias("code"),
@@ -490,17 +592,24 @@ def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame
     per-account limit); the strength grows with how far beyond it. On-site sales (the
     registration window, same-day walk-ins) are left out: a clerk books for every patient
     at the counter, and that is the window's job, not a household's."""
+    after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
     per_account = (
         bookings.filter(~on_site(bookings, t.zone))
-        .group_by("account_id").agg(pl.col("patient").n_unique().alias("patients"))
+        .group_by("account_id").agg(
+            pl.col("patient").n_unique().alias("patients"),
+            ((after >= 0) & (after <= 600)).fill_null(False).mean().alias("race_share"))
     )
     flagged = per_account.filter(pl.col("patients") > t.family_size)
+    # A carer or a community helper books for a dozen neighbours whenever it suits them; a
+    # scalper books for strangers in the release race. Without the race the count stays a
+    # weak clue.
+    graded = _graded(pl.col("patients"), ((t.family_size + 1, 0.1), (t.family_size + 3, 0.3),
+                                          (2 * t.family_size, 0.5), (3 * t.family_size, 0.7)))
     return _findings(flagged.with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
         pl.lit("many_patients").alias("code"),
-        _graded(pl.col("patients"), ((t.family_size + 1, 0.1), (t.family_size + 3, 0.3),
-                                     (2 * t.family_size, 0.5), (3 * t.family_size, 0.7))
-                ).alias("strength"),
+        pl.when(pl.col("race_share") >= 0.2).then(graded)
+        .otherwise(pl.min_horizontal(graded, pl.lit(0.25))).alias("strength"),
         pl.format("booked for {} distinct patients (a household is at most {})",
                   pl.col("patients"), pl.lit(t.family_size)).alias("detail"),
     ))

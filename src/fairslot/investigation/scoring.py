@@ -27,13 +27,21 @@ import math
 import polars as pl
 
 from fairslot.investigation.anomaly import account_features, anomaly_findings
+from fairslot.investigation.calibration import THRESHOLD, calibrate
 from fairslot.investigation.density import DenseBlock, dense_blocks
 from fairslot.investigation.graph import account_identifiers, account_links, communities
 from fairslot.investigation.lockstep import LockstepGroup, lockstep_groups, lockstep_pairs
 from fairslot.investigation.records import Records
-from fairslot.investigation.rules import FINDING_SCHEMA, Thresholds, run_rules
+from fairslot.investigation.rules import (
+    FINDING_SCHEMA,
+    Thresholds,
+    institutional_accounts,
+    run_rules,
+    without_platform_timing,
+)
 
-__all__ = ["Investigation", "investigate", "noisy_or"]
+__all__ = ["ASSOCIATION", "OWN_EVIDENCE", "Investigation", "account_scores", "investigate",
+           "noisy_or"]
 
 ENTITY_TYPES = ("account", "patient", "payer", "phone", "device", "ip")
 _ROLE = {"ip": "ring_ip", "device": "ring_device", "phone": "ring_phone"}
@@ -54,12 +62,18 @@ class Investigation:
     launder_pairs: int
     thresholds: Thresholds
     flag_at: float
+    min_score: float | None = None
+    """When set (``--min-score``), ``suspects`` lists every entity scoring at least this,
+    flagged or not: a review list below the flag line."""
 
     @property
     def suspects(self) -> pl.DataFrame:
-        """Flagged entities, highest score first, in the contract's columns."""
+        """Flagged entities (or all at ``min_score`` or above), highest score first, in the
+        contract's columns."""
+        chosen = pl.col("flagged") if self.min_score is None else (
+            pl.col("flagged") | (pl.col("score") >= self.min_score))
         return (
-            self.scores.filter(pl.col("flagged"))
+            self.scores.filter(chosen)
             .sort(["score", "entity_type", "entity_id"], descending=[True, False, False])
             .select("entity_type", "entity_id", pl.col("score").round(4), "ring_id", "role",
                     "reasons")
@@ -93,6 +107,37 @@ def noisy_or(findings: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+ASSOCIATION = frozenset({"ring_link", "paid_by_hub"})
+"""Findings that say whom an account is tied to, not what it did: being paid by a fan-out
+payer, being tied to a ring's members. They rank and group an account that has evidence of
+its own, and never make a suspect by themselves."""
+OWN_EVIDENCE = 0.25
+"""The noisy-OR of an account's own findings (everything but ``ASSOCIATION``) it needs
+before association counts at all: a clue of its own at least as strong as booking for
+more patients than a household, or for two invalid identities."""
+INSTITUTION_EXEMPT = frozenset({
+    "many_patients", "invalid_id_number", "nonsense_name", "identity_spread", "launder_pair",
+    "repeated_no_show", "paid_by_hub", "anomaly"})
+"""Account findings that describe an institution's ordinary business (hundreds of
+patients, the typos of a busy desk, walk-ins who change their mind), dropped for accounts
+recognised as institutional; their patients and payers are still judged on their own."""
+
+
+def account_scores(findings: pl.DataFrame, *, calibrated: bool = True) -> pl.DataFrame:
+    """Per account: ``own`` (noisy-OR of its own findings) and ``score`` (with association
+    too, but only when ``own`` reaches ``OWN_EVIDENCE``; calibrated to a probability unless
+    ``calibrated`` is false), and the reasons."""
+    accounts = findings.filter(pl.col("entity_type") == "account")
+    own = noisy_or(accounts.filter(~pl.col("code").is_in(sorted(ASSOCIATION)))).select(
+        "entity_id", pl.col("score").alias("own"))
+    full = noisy_or(accounts)
+    return full.join(own, on="entity_id", how="left").with_columns(
+        pl.col("own").fill_null(0.0)).with_columns(
+        pl.when(pl.col("own") >= OWN_EVIDENCE).then(pl.col("score"))
+        .otherwise(pl.col("own")).alias("score")).with_columns(
+        calibrate(pl.col("score")) if calibrated else pl.col("score"))
+
+
 def _group_findings(accounts: list[list[str]], code: str, strength: float,
                     detail: list[str]) -> pl.DataFrame:
     rows = [("account", account, code, strength, text)
@@ -101,13 +146,19 @@ def _group_findings(accounts: list[list[str]], code: str, strength: float,
 
 
 def investigate(
-    records: Records, thresholds: Thresholds | None = None, *, flag_at: float = 0.5,
-    seed: int = 0,
+    records: Records, thresholds: Thresholds | None = None, *, flag_at: float = THRESHOLD,
+    seed: int = 0, calibrated: bool = True,
 ) -> Investigation:
-    """Run every detector on the records and assemble scores, rings and roles."""
+    """Run every detector on the records and assemble scores, rings and roles. Account
+    scores are calibrated probabilities (``calibration``) unless ``calibrated`` is false
+    (the raw noisy-OR, which the calibration is fitted on)."""
     t = thresholds or Thresholds()
-    bookings, payments = records.bookings, records.payments
+    # Draw and waitlist bookings are written by the platform at the release instant, and
+    # staff book for whoever is at the counter: no timing rule reads a race into them.
+    bookings, payments = without_platform_timing(records.bookings), records.payments
     findings, pairs = run_rules(bookings, payments, records.access, t)
+    institutions = institutional_accounts(bookings, t)
+    institution_ids = institutions.get_column("account_id").to_list()
 
     ls_pairs = lockstep_pairs(bookings)
     groups = lockstep_groups(ls_pairs)
@@ -125,6 +176,20 @@ def investigate(
                          for b in blocks]),
         anomaly_findings(account_features(bookings, payments, t.fast_seconds)),
     ])
+    if institution_ids:
+        findings = pl.concat([
+            findings.filter(~((pl.col("entity_type") == "account")
+                              & pl.col("entity_id").is_in(institution_ids)
+                              & pl.col("code").is_in(sorted(INSTITUTION_EXEMPT)))),
+            _findings_frame(institutions.select(
+                pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+                pl.lit("institutional").alias("code"), pl.lit(0.0).alias("strength"),
+                pl.format("an institutional channel ({}); its {} patients are judged one by "
+                          "one", pl.col("why"), pl.col("patients")).alias("detail"))),
+        ])
+        if not pairs.is_empty():
+            pairs = pairs.filter(~pl.col("holder_account").is_in(institution_ids)
+                                 & ~pl.col("rebook_account").is_in(institution_ids))
 
     identifiers = account_identifiers(bookings, payments)
     extra = []
@@ -141,15 +206,17 @@ def investigate(
                                      pl.lit("lockstep").alias("via")))
     links = account_links(identifiers, pl.concat(extra) if extra else None)
 
-    account_scores = noisy_or(findings.filter(pl.col("entity_type") == "account"))
-    flagged = set(account_scores.filter(pl.col("score") >= flag_at)
-                  .get_column("entity_id").to_list())
+    scored = account_scores(findings, calibrated=calibrated)
+    flagged = set(scored.filter(pl.col("score") >= flag_at).get_column("entity_id").to_list())
+    # Accounts with evidence of their own: only these may join a ring.
+    evidenced = set(scored.filter(pl.col("own") >= OWN_EVIDENCE).get_column("entity_id")
+                    .to_list())
 
-    # Rings: communities around the flagged accounts.
+    # Rings: communities around the flagged accounts, among accounts with evidence.
     near = links.filter(
         (pl.col("a").is_in(flagged) | pl.col("b").is_in(flagged)) & (pl.col("weight") >= 0.25))
-    candidates = sorted(flagged | set(near.get_column("a").to_list())
-                        | set(near.get_column("b").to_list()))
+    candidates = sorted(flagged | ((set(near.get_column("a").to_list())
+                                    | set(near.get_column("b").to_list())) & evidenced))
     community = communities(links, candidates, seed=seed)
     by_community: dict[int, list[str]] = {}
     for account, number in community.items():
@@ -169,7 +236,8 @@ def investigate(
                 | (pl.col("b").is_in(members) & pl.col("a").is_in(core_set)))
             .with_columns(pl.when(pl.col("a").is_in(core_set)).then(pl.col("b"))
                           .otherwise(pl.col("a")).alias("outsider"))
-            .filter(~pl.col("outsider").is_in(core_set))
+            .filter(~pl.col("outsider").is_in(core_set)
+                    & pl.col("outsider").is_in(sorted(evidenced)))
             .group_by("outsider").agg(pl.col("weight").sum(), pl.len().alias("members"))
             .filter((pl.col("weight") >= 1.0) & (pl.col("members") >= 2))
         )
@@ -200,7 +268,7 @@ def investigate(
             inside = set(block.accounts)
             if len(inside & core_set) < 2:
                 continue
-            outsiders = [a for a in inside - core_set if a not in ring_of]
+            outsiders = [a for a in inside - core_set if a not in ring_of and a in evidenced]
             if not outsiders:
                 continue
             tied = (
@@ -220,12 +288,12 @@ def investigate(
     if joined:
         findings = pl.concat([findings, pl.DataFrame(joined, schema=FINDING_SCHEMA,
                                                      orient="row")])
-        account_scores = noisy_or(findings.filter(pl.col("entity_type") == "account"))
-        flagged = set(account_scores.filter(pl.col("score") >= flag_at)
+        scored = account_scores(findings, calibrated=calibrated)
+        flagged = set(scored.filter(pl.col("score") >= flag_at)
                       .get_column("entity_id").to_list())
 
     # Number rings by strength: ring-01 is the strongest.
-    score_of = dict(account_scores.select("entity_id", "score").iter_rows())
+    score_of = dict(scored.select("entity_id", "score").iter_rows())
     ring_members: dict[int, list[str]] = {}
     for account, number in ring_of.items():
         if account in flagged:
@@ -239,7 +307,7 @@ def investigate(
         [(a, ring_name[n]) for n in ordered for a in ring_members[n]],
         schema={"account_id": pl.String, "ring_id": pl.String}, orient="row")
 
-    scores = _all_scores(bookings, payments, identifiers, findings, account_scores,
+    scores = _all_scores(bookings, payments, identifiers, findings, scored.drop("own"),
                          account_ring, pairs, flagged, flag_at)
     rings = _ring_table(scores, bookings, account_ring, ordered, ring_name, ring_members,
                         score_of)
@@ -247,14 +315,18 @@ def investigate(
                          pairs.height, t, flag_at)
 
 
+def _findings_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in FINDING_SCHEMA.items())
+
+
 def _all_scores(
     bookings: pl.DataFrame, payments: pl.DataFrame, identifiers: pl.DataFrame,
-    findings: pl.DataFrame, account_scores: pl.DataFrame, account_ring: pl.DataFrame,
+    findings: pl.DataFrame, scored_accounts: pl.DataFrame, account_ring: pl.DataFrame,
     pairs: pl.DataFrame, flagged: set[str], flag_at: float,
 ) -> pl.DataFrame:
     accounts_all = bookings.select(pl.col("account_id").alias("entity_id")).unique()
     accounts = (
-        accounts_all.join(account_scores.drop("entity_type"), on="entity_id", how="left")
+        accounts_all.join(scored_accounts.drop("entity_type"), on="entity_id", how="left")
         .join(account_ring.rename({"account_id": "entity_id"}), on="entity_id", how="left")
         .with_columns(pl.lit("account").alias("entity_type"), pl.col("score").fill_null(0.0),
                       pl.col("reasons").fill_null(""))
@@ -265,16 +337,39 @@ def _all_scores(
     holder_by_identity = set(
         findings.filter((pl.col("entity_type") == "account") & pl.col("code").is_in(held_codes)
                         & (pl.col("strength") >= 0.6)).get_column("entity_id").to_list())
+    def strong(*codes: str, at: float = 0.5) -> set[str]:
+        return set(findings.filter((pl.col("entity_type") == "account")
+                                   & pl.col("code").is_in(list(codes))
+                                   & (pl.col("strength") >= at)).get_column("entity_id")
+                   .to_list())
+
+    # Roles, each from the member's own evidence (the first that applies):
+    # developer: software books for it (machine-fast bookings, machine click rates);
+    # holder: holds slots (cancelled sides of laundering, invalid or spread identities);
+    # broker: buyer-facing, puts buyers into freed slots or is booked from a broker's device;
+    # reseller: books for many strangers in the release race, or is paid by a shared hub;
+    # booker: any other member.
+    developers = strong("fast_after_release", "click_rate", at=0.6)
+    brokers = (set(pairs.get_column("rebook_account").to_list()) - holders
+               if not pairs.is_empty() else set()) | strong("grab_device")
+    resellers = strong("many_patients") | strong("paid_by_hub", at=0.4)
     accounts = accounts.with_columns(
         (pl.col("score") >= flag_at).alias("flagged"),
-        pl.when(pl.col("entity_id").is_in(holders | holder_by_identity)).then(pl.lit("holder"))
+        pl.when(pl.col("entity_id").is_in(sorted(developers))).then(pl.lit("developer"))
+        .when(pl.col("entity_id").is_in(sorted(holders | holder_by_identity)))
+        .then(pl.lit("holder"))
+        .when(pl.col("entity_id").is_in(sorted(brokers))).then(pl.lit("broker"))
+        .when(pl.col("entity_id").is_in(sorted(resellers))).then(pl.lit("reseller"))
         .otherwise(pl.lit("booker")).alias("role"),
     )
 
-    # Every other entity: its own findings at half weight, and how much of its use was by
-    # flagged accounts.
+    # Every other entity: its own findings, and whether it is the ring's own. A phone, payer,
+    # device or IP used once by a flagged account may be a buyer's, or a stranger's proxy
+    # address: it counts as the ring's only when its uses are (nearly) all the flagged
+    # accounts' and repeated (two flagged accounts, or three uses). Its own findings count
+    # in full when a flagged account used it, at half weight otherwise.
     usage = identifiers.join(account_ring, on="account_id", how="left").with_columns(
-        pl.col("account_id").is_in(flagged).alias("by_flagged"))
+        pl.col("account_id").is_in(sorted(flagged)).alias("by_flagged"))
     per_entity = usage.group_by("entity_type", "entity_id").agg(
         pl.col("bookings").sum().alias("uses"),
         pl.col("bookings").filter(pl.col("by_flagged")).sum().alias("flagged_uses"),
@@ -283,12 +378,19 @@ def _all_scores(
         pl.col("account_id").filter(pl.col("by_flagged")).n_unique().alias("flagged_accounts"),
     )
     own = noisy_or(findings.filter(pl.col("entity_type") != "account"))
+    repeated = pl.min_horizontal(
+        pl.lit(1.0),
+        pl.when(pl.col("flagged_accounts") >= 2).then(1.0)
+        .otherwise(((pl.col("flagged_uses") - 1) / 2.0).clip(0.0, 1.0)))
+    share = pl.col("flagged_uses") / pl.col("uses")
+    exclusive = pl.when(share >= 0.9).then(share).otherwise(0.0)
     others = (
         per_entity.join(own, on=["entity_type", "entity_id"], how="left")
-        .with_columns(pl.col("score").fill_null(0.0).alias("own"),
-                      (pl.col("flagged_uses") / pl.col("uses")).alias("share"))
+        .with_columns(pl.col("score").fill_null(0.0).alias("own"))
         .with_columns(
-            (1.0 - (1.0 - 0.9 * pl.col("share")) * (1.0 - 0.5 * pl.col("own"))).alias("score"),
+            (1.0 - (1.0 - 0.9 * exclusive * repeated)
+             * (1.0 - pl.when(pl.col("flagged_uses") > 0).then(pl.col("own"))
+                .otherwise(0.5 * pl.col("own")))).alias("score"),
             pl.concat_str(
                 pl.when(pl.col("flagged_uses") > 0).then(pl.format(
                     "linked: {} of {} uses by {} flagged account(s)", pl.col("flagged_uses"),
@@ -343,22 +445,26 @@ def _ring_table(
                 chosen = chosen.filter(pl.col("role") == role)
             return sorted(chosen.get_column("entity_id").to_list())
 
-        account_scores = sorted((score_of[a] for a in ring_members[number]), reverse=True)
+        member_scores = sorted((score_of[a] for a in ring_members[number]), reverse=True)
         # The ring's score: its members' mean, pulled down for a pair (two accounts can be
         # a couple) and up to the mean for larger groups.
-        size_factor = 1.0 - math.exp(-len(account_scores) / 2.0)
-        score = sum(account_scores) / len(account_scores) * (0.5 + 0.5 * size_factor)
+        size_factor = 1.0 - math.exp(-len(member_scores) / 2.0)
+        score = sum(member_scores) / len(member_scores) * (0.5 + 0.5 * size_factor)
         rows.append({
             "ring_id": name, "score": round(score, 4),
             **{f"{kind}s": len(of(kind)) for kind in ENTITY_TYPES},
             "bookings": booking_count.get(name, 0),
             "hubs": ";".join(of("payer", "payment_hub")),
             "holders": ";".join(of("account", "holder")),
+            "roles": ";".join(f"{role}:{n}" for role, n in sorted(
+                members.filter(pl.col("entity_type") == "account").group_by("role").len()
+                .iter_rows())),
             "buyers": len(of("patient", "buyer")),
             "accounts_list": ";".join(of("account")),
         })
     schema = {"ring_id": pl.String, "score": pl.Float64,
               **{f"{kind}s": pl.Int64 for kind in ENTITY_TYPES}, "bookings": pl.Int64,
-              "hubs": pl.String, "holders": pl.String, "buyers": pl.Int64,
+              "hubs": pl.String, "holders": pl.String, "roles": pl.String,
+              "buyers": pl.Int64,
               "accounts_list": pl.String}
     return pl.DataFrame(rows, schema=schema)

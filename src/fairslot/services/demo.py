@@ -68,7 +68,7 @@ class _Runner:
 
 
 def seed_demo(units: Units, deps: Deps, passwords: dict[str, str], *,
-              seed: int = 2026) -> SeedReport:
+              seed: int = 2026, families: int = 60) -> SeedReport:
     with units() as uow:
         existing = uow.schedule.hospital_by_code(DEMO_HOSPITAL)
     if existing is not None:
@@ -105,7 +105,7 @@ def seed_demo(units: Units, deps: Deps, passwords: dict[str, str], *,
             catalog.schedule_sessions, doctor.id or 0, dates,
             [Period.MORNING, Period.AFTERNOON], capacity, fee))
 
-    residents = make_residents(rng, 240)
+    residents = make_residents(rng, 4 * families)
     with units() as uow:
         for identity in residents:
             deps.verifier.register(uow, identity)
@@ -114,13 +114,13 @@ def seed_demo(units: Units, deps: Deps, passwords: dict[str, str], *,
     staff: dict[str, Account] = {}
     for username, role in DEMO_USERS.items():
         staff[username] = past(accounts.create_user, username, passwords[username], role,
-                                               make_phone(rng), phone_verified=True)
-    families: list[tuple[Account, list[int]]] = []
+                               make_phone(rng), phone_verified=True)
+    households: list[tuple[Account, list[int]]] = []
     demo_patient = staff["demo-patient"]
     people = iter(residents)
     # The other demo families share demo-patient's password, hashed once.
     shared_hash = deps.hasher.hash(passwords["demo-patient"])
-    for n in range(60):
+    for n in range(families):
         account = demo_patient if n == 0 else past(
             accounts.create_user, f"patient{n:03d}", passwords["demo-patient"],
             Role.PATIENT, make_phone(rng), password_hash=shared_hash, phone_verified=True)
@@ -128,11 +128,11 @@ def seed_demo(units: Units, deps: Deps, passwords: dict[str, str], *,
         for _ in range(rng.choice((1, 1, 2, 3))):
             identity = next(people)
             patient = past(accounts.add_patient, account, identity.id_number, identity.name,
-                                           make_phone(rng), RequestContext(ip=_ip(rng)))
+                          make_phone(rng), RequestContext(ip=_ip(rng)))
             members.append(patient.id or 0)
-        families.append((account, members))
+        households.append((account, members))
 
-    report.bookings = _history(past, clock, families, staff["demo-desk"], rng, start, now)
+    report.bookings = _history(past, clock, households, staff["demo-desk"], rng, start, now)
     return report
 
 
@@ -145,25 +145,35 @@ def _history(run: _Runner, clock: FixedClock, families: list[tuple[Account, list
              desk: Account, rng: random.Random, start: dt.date, real_now: dt.datetime) -> int:
     """A day at a time up to now: patients enter draws and book sessions released that
     morning, most pay, some cancel; on the session's day most check in at the desk and the
-    rest become no-shows."""
+    rest become no-shows. Each patient sees one doctor (their clinic, the first they
+    booked), as people do; a demo where everybody books a random department every few days
+    would look like identities booked across departments to hold slots."""
     zone = run.deps.settings.zone
     today = real_now.astimezone(zone).date()
     made = 0
     booked: list[tuple[int, dt.datetime, str, str]] = []  # booking, session start, id, name
+    clinic: dict[int, int | None] = {}  # patient -> the doctor they see
     day = start - dt.timedelta(days=14)
     while day <= today:
         if dt.datetime.combine(day, dt.time(8, 5), zone) > real_now:
             break  # history stops at the present; the running scheduler takes over
-        booked += _draw_day(run, clock, families, rng, day)
+        booked += _draw_day(run, clock, families, rng, day, clinic)
         clock.set(dt.datetime.combine(day, dt.time(8, 5), zone))
         with run.units() as uow:
             released = uow.schedule.released_between(clock.now() - dt.timedelta(hours=1),
                                                      clock.now())
+            doctor_of = {i: s.doctor_id for i, s in
+                         uow.schedule.sessions_by_id(released).items()}
         for account, members in families:
             if not released or rng.random() < 0.55:
                 continue
-            session_id = rng.choice(released)
             patient_id = rng.choice(members)
+            options = [i for i in released if doctor_of.get(i) == clinic.get(patient_id)] \
+                if patient_id in clinic else released
+            if not options:
+                continue
+            session_id = rng.choice(options)
+            clinic.setdefault(patient_id, doctor_of.get(session_id))
             ctx = RequestContext(ip=_ip(rng), device_id=f"dev-{account.id}")
             try:
                 view = run(booking.book, account, patient_id, session_id, ctx)
@@ -201,22 +211,32 @@ def _history(run: _Runner, clock: FixedClock, families: list[tuple[Account, list
 
 
 def _draw_day(run: _Runner, clock: FixedClock, families: list[tuple[Account, list[int]]],
-              rng: random.Random, day: dt.date) -> list[tuple[int, dt.datetime, str, str]]:
-    """Before 08:00 families enter the open rounds; at 08:00 the lists are frozen, at 08:01
-    (the beacon out) the rounds are drawn, and most winners pay within the afternoon."""
+              rng: random.Random, day: dt.date, clinic: dict[int, int | None],
+              ) -> list[tuple[int, dt.datetime, str, str]]:
+    """Before 08:00 families enter the open rounds for one member, with sessions of that
+    member's doctor; at 08:00 the lists are frozen, at 08:01 (the beacon out) the rounds are
+    drawn, and most winners pay within the afternoon."""
     zone = run.deps.settings.zone
     clock.set(dt.datetime.combine(day, dt.time(7, 0), zone))
     release.open_due_rounds(run.units, run.deps)
     with run.units() as uow:
         open_rounds = [(r.id, uow.rounds.sessions(r.id)) for r in uow.rounds.open_rounds(
             clock.now())]
+        doctor_of = {i: s.doctor_id for i, s in uow.schedule.sessions_by_id(
+            [i for _, sessions in open_rounds for i in sessions]).items()}
     for round_id, sessions in open_rounds:
         for account, members in families:
             if rng.random() < 0.6:
                 continue
-            choices = rng.sample(sessions, k=min(len(sessions), rng.choice((1, 2, 3))))
+            member = rng.choice(members)
+            if member not in clinic:
+                clinic[member] = doctor_of.get(rng.choice(sessions))
+            mine = [i for i in sessions if doctor_of.get(i) == clinic[member]]
+            if not mine:
+                continue
+            choices = rng.sample(mine, k=min(len(mine), rng.choice((1, 2, 3))))
             with contextlib.suppress(FairslotError):
-                run(release.enter, account, round_id, rng.choice(members), choices,
+                run(release.enter, account, round_id, member, choices,
                               RequestContext(ip=_ip(rng), device_id=f"dev-{account.id}"))
             clock.advance(rng.randint(5, 90))
     # 08:00 the lists are frozen; a minute later the beacon is out and the rounds drawn.

@@ -21,6 +21,10 @@ from fairslot.storage.uow import UnitOfWork
 __all__ = ["ExportFailed", "PiiMode", "export_records"]
 
 BOOKING_STATUS = {"held": "booked", "expired": "cancelled"}
+EXPORTED_CHANNELS = frozenset({"web", "app", "window", "draw", "waitlist"})
+"""Channels written as themselves: ``draw`` and ``waitlist`` bookings are made by the
+platform (a draw's winner, the next on a waitlist), so investigators must not read their
+creation time as a person's reaction to a release."""
 
 
 class PiiMode(enum.StrEnum):
@@ -81,7 +85,7 @@ def export_records(uow: UnitOfWork, deps: Deps, out: pathlib.Path, *,
         "patient_name": protect("name", r.name), "patient_phone": protect("phone", r.phone),
         "hospital_id": r.hospital, "department": r.code, "doctor_id": str(r.doctor_id),
         "session_start": _iso(r.starts_at, zone), "released_at": _iso(r.release_at, zone),
-        "channel": r.channel.value if r.channel.value in ("web", "app", "window") else "other",
+        "channel": r.channel.value if r.channel.value in EXPORTED_CHANNELS else "other",
         "ip": r.ip, "device_id": r.device_id,
         "status": BOOKING_STATUS.get(r.status.value, r.status.value),
         "cancelled_at": _iso(r.cancelled_at, zone), "fee": f"{r.fee_cents / 100:.2f}",
