@@ -128,7 +128,7 @@ def seed_demo(units: Units, deps: Deps, passwords: dict[str, str], *,
         for _ in range(rng.choice((1, 1, 2, 3))):
             identity = next(people)
             patient = past(accounts.add_patient, account, identity.id_number, identity.name,
-                          make_phone(rng), RequestContext(ip=_ip(rng)))
+                           make_phone(rng), RequestContext(ip=_ip(rng)))
             members.append(patient.id or 0)
         households.append((account, members))
 
