@@ -52,7 +52,7 @@ def password_hash() -> str:
 def make_settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {"secret_key": SecretStr(TEST_SECRET),
                             "database_url": "sqlite://", "scheduler": False,
-                            "guard_ledger_path": "", **CHEAP_HASH}
+                            "guard_ledger_path": "", "monitor_mode": "off", **CHEAP_HASH}
     base.update(overrides)
     return Settings(**base)
 

@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     # here; each counts inside a sliding window of event time. Events from the platform's own
     # channels and networks are left out of the scenarios that would mistake them for a
     # ring (a desk books for many patients from one terminal by design).
+    monitor_mode: Literal["auto", "embedded", "stream", "off"] = "auto"
+    """What ``fairslot serve`` does with the platform's events: ``embedded`` runs the monitor
+    on a thread of the server (in-process queue, windows in memory); ``stream`` publishes
+    them to the Redis stream for ``fairslot monitor`` processes; ``auto`` is ``stream`` when
+    a Redis is configured and ``embedded`` otherwise; ``off`` publishes nothing."""
     monitor_redis_url: str | None = None
     """A Redis of the monitors' own (stream and windows); unset: FAIRSLOT_REDIS_URL."""
     monitor_stream_key: str = "fairslot:monitor:events"

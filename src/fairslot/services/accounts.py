@@ -80,7 +80,9 @@ def register(uow: UnitOfWork, deps: Deps, username: str, password: str, phone: s
                       phone=phone_e164, created_at=now)
     uow.accounts.add(account)
     uow.flush()
-    uow.events.append("account.registered", now, account_id=account.id, **ctx.event_fields())
+    uow.events.append("account.registered", now, account_id=account.id,
+                      detail={"phone_index": uow.keyring.blind_index("phone", phone_e164),
+                              "channel": ctx.channel.value}, **ctx.event_fields())
     uow.commit()
     return account
 
@@ -188,12 +190,36 @@ def verified_patient(uow: UnitOfWork, deps: Deps, identity: Identity,
     return patient
 
 
+_IDENTITY_REFUSALS = frozenset({"invalid_id_number", "invalid_name", "identity_not_verified"})
+
+
 def add_patient(uow: UnitOfWork, deps: Deps, account: Account, id_number: str, name: str,
                 phone: str | None, ctx: RequestContext) -> Patient:
     """Add a family member to the account after the real-name check. An identity exists once
     in fairslot; a second account adding it links to the same patient. The account may
     manage ``max_patients_per_account`` patients, counting those it unlinked within the
-    quota window (unlinking one and linking another does not reset the count)."""
+    quota window (unlinking one and linking another does not reset the count). A refused
+    identity (malformed, or not a resident) is recorded, as blind indexes only, for the
+    monitor's made-up-identities scenario."""
+    try:
+        return _add_patient(uow, deps, account, id_number, name, phone, ctx)
+    except InvalidInput as exc:
+        if exc.code not in _IDENTITY_REFUSALS:
+            raise
+        uow.rollback()
+        uow.events.append(
+            "identity.rejected", deps.clock.now(), account_id=account.id,
+            detail={"reason": exc.code,
+                    "tried": uow.keyring.blind_index("id_number", id_number.strip().upper()),
+                    "name_tried": uow.keyring.blind_index("name", name.strip()),
+                    "channel": ctx.channel.value},
+            **ctx.event_fields())
+        uow.commit()
+        raise
+
+
+def _add_patient(uow: UnitOfWork, deps: Deps, account: Account, id_number: str, name: str,
+                 phone: str | None, ctx: RequestContext) -> Patient:
     identity = Identity.parse(id_number, name)
     phone_e164 = normalize_phone(phone) if phone else None
     now = deps.clock.now()

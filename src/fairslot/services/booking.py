@@ -118,7 +118,9 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
     uow.bookings.insert(booking)
     uow.events.append("booking.created", now, account_id=account.id, patient_id=pid,
                       session_id=sid, booking_id=booking.id,
-                      detail={"channel": ctx.channel.value, "slot": slot.id},
+                      detail={"channel": ctx.channel.value, "slot": slot.id,
+                              "department": department_id, "doctor": session.doctor_id,
+                              "release_at": session.release_at.isoformat()},
                       **ctx.event_fields())
     return BookingView(booking, session, patient, slot.number)
 
@@ -226,7 +228,9 @@ def _record_payment(uow: UnitOfWork, deps: Deps, booking: Booking, payer: str, b
         payer_account=payer, amount_cents=booking.fee_cents, paid_at=now)
     uow.events.append("booking.paid", now, account_id=by.id, patient_id=booking.patient_id,
                       session_id=booking.session_id, booking_id=booking.id,
-                      detail={"method": payer.split(":", 1)[0]}, **ctx.event_fields())
+                      detail={"method": payer.split(":", 1)[0],
+                              "payer_index": uow.keyring.blind_index("payer", payer),
+                              "channel": ctx.channel.value}, **ctx.event_fields())
     return uow.outbox.add(outbox.CHARGE, {"payment": payment_id, "booking": booking.id}, now)
 
 
@@ -256,7 +260,8 @@ def cancel(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int,
     uow.events.append("booking.cancelled", now, account_id=account.id,
                       patient_id=booking.patient_id, session_id=booking.session_id,
                       booking_id=booking.id,
-                      detail={"refunded": was_paid, "late": booking.late_cancel},
+                      detail={"refunded": was_paid, "late": booking.late_cancel,
+                              "channel": ctx.channel.value},
                       **ctx.event_fields())
     waitlist.on_slot_freed(uow, deps, booking, session)
     view = _view(uow, booking)

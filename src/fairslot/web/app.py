@@ -16,6 +16,8 @@ from fairslot import __version__
 from fairslot.bootstrap import Platform, bootstrap
 from fairslot.guard.fastapi import install as install_guard
 from fairslot.guard.service import Guard
+from fairslot.monitoring.live import server_monitoring
+from fairslot.monitoring.publish import PlatformPublisher
 from fairslot.scheduler import Scheduler
 from fairslot.web.access_log import AccessLog, AccessLogMiddleware, GuardEventLog
 from fairslot.web.api import consortium, me, public, rounds, staff
@@ -32,10 +34,18 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     access_log = AccessLog(platform.write_events, platform.clock)
     guard = Guard(platform.settings, clock=platform.clock, randomness=platform.random,
                   sink=GuardEventLog(access_log))
+    # The platform's committed events (and the access and guard log) go to the monitor:
+    # a thread of this server in embedded mode, the Redis stream in production.
+    monitoring = server_monitoring(platform.settings, clock=platform.clock,
+                                   db=platform.engine, book=guard.decisions)
+    platform.on_commit[:] = [hook for hook in platform.on_commit
+                             if not isinstance(hook, PlatformPublisher)]
+    platform.on_commit.append(monitoring.publisher)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         access_log.start()
+        monitoring.start()
         scheduler = Scheduler(platform) if platform.settings.scheduler else None
         if scheduler:
             scheduler.start()
@@ -44,8 +54,9 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         finally:
             if scheduler:
                 scheduler.stop()
-            await guard.close()
             access_log.stop()
+            await run_in_threadpool(monitoring.stop)
+            await guard.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -59,6 +70,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     )
     app.state.platform = platform
     app.state.access_log = access_log
+    app.state.monitoring = monitoring
     # Starlette runs the last added middleware first: the guard resolves client IP and device
     # before the access log reads them on the way out.
     app.add_middleware(AccessLogMiddleware, access_log=access_log)
