@@ -174,3 +174,31 @@ def test_a_killed_monitors_platform_events_are_taken_over_and_replay_changes_not
     assert [(a.id, a.figures) for a in again] == [(a.id, a.figures) for a in alerts]
     assert len(book) == decisions
     assert redis_client.xpending(key, "monitors")["pending"] == 0
+
+
+def test_a_decision_made_in_another_process_reaches_the_embedded_servers_guard(
+        world: World) -> None:
+    import datetime as dt
+
+    from fairslot.monitoring.scenarios import Entity
+
+    client = _embedded_client(world)
+    _, _, token = world.patient_account("tout.3")
+    headers = {"Authorization": f"Bearer {token}"}
+    screen = f"/api/v1/sessions/{world.session_ids[0]}/booking-screen"
+    with client:
+        monitoring = client.app.state.monitoring  # type: ignore[attr-defined]
+        monitoring.sync.stop()  # the test makes the sync's once-a-second reads itself
+        # `fairslot monitor decide` in another process: the database, not this guard.
+        other = make_monitor(world.platform.settings, clock=world.platform.clock,
+                             sink=MemoryDecisionBook(), db=world.platform.engine,
+                             notify=False)
+        block = other.decide("block", Entity("ip", "testclient"), dt.timedelta(hours=1),
+                             "cli:li", "scraping")
+        assert client.get(screen, headers=headers).status_code == 200
+        monitoring.sync.sync()  # what the server's sync thread does every second
+        r = client.get(screen, headers=headers)
+        assert r.status_code == 403 and r.json()["code"] == "blocked"
+        other.lift(block.id or 0, "cli:li", "a hospital proxy after all")
+        monitoring.sync.sync()
+        assert client.get(screen, headers=headers).status_code == 200

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from typing import Any
 
 import redis
@@ -23,10 +24,11 @@ from fairslot.clock import Clock
 from fairslot.config import Settings
 from fairslot.guard.decisions import DecisionBook
 from fairslot.monitoring.assemble import make_monitor
-from fairslot.monitoring.decisions import DecisionSink, NullDecisionSink
+from fairslot.monitoring.decisions import Decision, DecisionSink, NullDecisionSink
 from fairslot.monitoring.enforce import GuardDecisionSink
 from fairslot.monitoring.publish import PlatformPublisher
 from fairslot.monitoring.runner import EmbeddedMonitor, Monitor
+from fairslot.monitoring.store import MonitorStore
 from fairslot.monitoring.stream import (
     EventPublisher,
     InProcessStream,
@@ -34,7 +36,7 @@ from fairslot.monitoring.stream import (
     RedisStreamPublisher,
 )
 
-__all__ = ["ServerMonitoring", "resolve_mode", "server_monitoring"]
+__all__ = ["DecisionSync", "ServerMonitoring", "resolve_mode", "server_monitoring"]
 
 _log = logging.getLogger("fairslot.monitoring")
 
@@ -45,6 +47,55 @@ def resolve_mode(settings: Settings) -> str:
     return "stream" if (settings.monitor_redis_url or settings.redis_url) else "embedded"
 
 
+class DecisionSync:
+    """Embedded mode: decisions made or lifted outside the server (``fairslot monitor
+    decide`` and ``lift`` in another process) reach the server's guard within a second.
+    Each ``sync`` reads the decisions in force from the database, applies those the guard
+    does not have yet and lifts those no longer in force."""
+
+    def __init__(self, store: MonitorStore, sink: GuardDecisionSink, clock: Clock,
+                 interval: float = 1.0) -> None:
+        self.store = store
+        self.sink = sink
+        self.clock = clock
+        self.interval = interval
+        self._applied: dict[int, Decision] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sync(self) -> None:
+        active = {d.id: d for d in self.store.decisions(active_at=self.clock.now(),
+                                                         limit=100_000)
+                  if d.id is not None}
+        for decision_id, decision in active.items():
+            if decision_id not in self._applied:
+                self.sink.apply(decision)
+        for decision_id, decision in self._applied.items():
+            if decision_id not in active:
+                self.sink.lift(decision)
+        self._applied = active
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sync()
+            except Exception as exc:  # the database is down: try again next second
+                _log.warning("decisions could not be read (%s)", type(exc).__name__)
+
+    def start(self) -> None:
+        self.sync()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="fairslot-decision-sync",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+
 @dataclasses.dataclass
 class ServerMonitoring:
     mode: str
@@ -53,18 +104,21 @@ class ServerMonitoring:
     embedded: EmbeddedMonitor | None = None
     monitor: Monitor | None = None
     sink: DecisionSink | None = None
+    sync: DecisionSync | None = None
 
     def start(self) -> None:
         if self.embedded is not None and self.monitor is not None:
-            if isinstance(self.sink, GuardDecisionSink):
-                # Decisions made before this process started are the guard's again.
-                now = self.monitor.clock.now()
-                self.sink.reapply(self.monitor.store.decisions(active_at=now))
+            if self.sync is not None:
+                # Decisions in force (made before this process started, or by hand in
+                # another process) are the guard's, now and every second.
+                self.sync.start()
             if self.monitor.notifications is not None:
                 self.monitor.notifications.start()
             self.embedded.start()
 
     def stop(self) -> None:
+        if self.sync is not None:
+            self.sync.stop()
         if self.embedded is not None:
             self.embedded.stop()
         if self.monitor is not None and self.monitor.notifications is not None:
@@ -96,8 +150,10 @@ def server_monitoring(settings: Settings, *, clock: Clock, db: DbEngine,
                                          maxlen=settings.monitor_stream_maxlen)
         return ServerMonitoring(mode, PlatformPublisher(transport), transport)
     stream = InProcessStream()
-    sink: DecisionSink = GuardDecisionSink(book, clock) if book is not None \
-        else NullDecisionSink()
+    guard_sink = GuardDecisionSink(book, clock) if book is not None else None
+    sink: DecisionSink = guard_sink or NullDecisionSink()
     monitor = make_monitor(settings, clock=clock, sink=sink, db=db)
     embedded = EmbeddedMonitor(stream, monitor, batch=settings.monitor_batch)
-    return ServerMonitoring(mode, PlatformPublisher(stream), stream, embedded, monitor, sink)
+    sync = DecisionSync(monitor.store, guard_sink, clock) if guard_sink is not None else None
+    return ServerMonitoring(mode, PlatformPublisher(stream), stream, embedded, monitor, sink,
+                            sync)
