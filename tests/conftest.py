@@ -100,7 +100,8 @@ _TABLES = ("outbox", "notifications", "entries", "round_sessions", "release_roun
            "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events",
            "consortium_self", "consortium_epochs", "consortium_members", "consortium_changes",
            "consortium_entries", "consortium_own_entries", "consortium_policies",
-           "consortium_appeals", "consortium_audit")
+           "consortium_appeals", "consortium_audit",
+           "monitor_decisions", "monitor_alert_history", "monitor_alerts")
 
 
 def _pg_engine(url: str) -> sa.Engine:

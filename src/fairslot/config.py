@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     # Booking rules
     payment_deadline_minutes: int = Field(15, ge=1)
+    review_hold_hours: float = Field(24.0, gt=0)
+    """A booking held for review by a monitoring decision waits this long (at most until an
+    hour before its session) for an investigator; unreviewed, it is released at no cost."""
     cancel_cutoff_hours: int = Field(12, ge=0)
     """Patients may cancel online until this many hours before the session starts; after
     that only the registration desk can."""

@@ -68,6 +68,15 @@ class GuardDecisionSink:
         self.failed = 0
 
     def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run one of the book's coroutines to the end. Never from a thread that runs an
+        event loop (the server's): call it from a worker thread there."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            coro.close()
+            raise RuntimeError("GuardDecisionSink is called from an event loop's thread")
         with self._lock:
             if self._runner is None:
                 self._runner = asyncio.Runner()
@@ -120,8 +129,8 @@ class GuardDecisionSink:
             self.applied += 1
         except Exception as exc:
             self.failed += 1
-            _log.warning("decision %s could not reach the guard (%s)", decision.id,
-                         type(exc).__name__)
+            _log.warning("decision %s could not reach the guard (%s: %s)", decision.id,
+                         type(exc).__name__, exc)
 
     def lift(self, decision: Decision) -> None:
         if decision.id is None or decision.entity.type not in _KINDS:

@@ -16,7 +16,7 @@ from fairslot.domain.booking import Booking, BookingStatus, Channel
 from fairslot.domain.errors import Conflict, Forbidden, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import Department, Doctor, ReleasePolicy, Session, SessionStatus
-from fairslot.services import accounts, outbox, rules, waitlist
+from fairslot.services import accounts, outbox, review, rules, waitlist
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps, Units
 from fairslot.services.payments import normalize_payer
@@ -115,13 +115,19 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
                       account_id=account.id or 0, fee_cents=session.fee_cents, created_at=now,
                       pay_by=now + dt.timedelta(minutes=deps.settings.payment_deadline_minutes),
                       channel=ctx.channel)
+    if ctx.held_for_review:
+        booking.hold_for_review(review.review_deadline(deps, now, session.starts_at))
     uow.bookings.insert(booking)
+    detail: dict[str, object] = {
+        "channel": ctx.channel.value, "slot": slot.id, "department": department_id,
+        "doctor": session.doctor_id, "release_at": session.release_at.isoformat()}
+    if ctx.held_for_review:
+        detail["held_for_review"] = list(ctx.held_for_review)
     uow.events.append("booking.created", now, account_id=account.id, patient_id=pid,
-                      session_id=sid, booking_id=booking.id,
-                      detail={"channel": ctx.channel.value, "slot": slot.id,
-                              "department": department_id, "doctor": session.doctor_id,
-                              "release_at": session.release_at.isoformat()},
+                      session_id=sid, booking_id=booking.id, detail=detail,
                       **ctx.event_fields())
+    if ctx.held_for_review:
+        review.tell_held(uow, deps, booking, now)
     return BookingView(booking, session, patient, slot.number)
 
 
@@ -302,10 +308,13 @@ def expire_overdue(units: Units, deps: Deps) -> int:
     count = 0
     with units() as uow:
         for booking in uow.bookings.overdue_holds(now):
-            booking.expire(now)
-            uow.events.append("booking.expired", now, account_id=booking.account_id,
-                              patient_id=booking.patient_id, session_id=booking.session_id,
-                              booking_id=booking.id)
+            if booking.under_review:
+                review.lapse(uow, deps, booking, now)
+            else:
+                booking.expire(now)
+                uow.events.append("booking.expired", now, account_id=booking.account_id,
+                                  patient_id=booking.patient_id,
+                                  session_id=booking.session_id, booking_id=booking.id)
             session = uow.schedule.session(booking.session_id)
             assert session is not None
             waitlist.on_slot_freed(uow, deps, booking, session)

@@ -45,7 +45,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         access_log.start()
-        monitoring.start()
+        await run_in_threadpool(monitoring.start)  # reads decisions from the database
         scheduler = Scheduler(platform) if platform.settings.scheduler else None
         if scheduler:
             scheduler.start()
