@@ -25,7 +25,7 @@ from fairslot.config import Settings
 from fairslot.guard.decisions import DecisionBook
 from fairslot.monitoring.assemble import make_monitor
 from fairslot.monitoring.decisions import Decision, DecisionSink, NullDecisionSink
-from fairslot.monitoring.enforce import GuardDecisionSink
+from fairslot.monitoring.enforce import GuardDecisionSink, standalone_guard_sink
 from fairslot.monitoring.publish import PlatformPublisher
 from fairslot.monitoring.runner import EmbeddedMonitor, Monitor
 from fairslot.monitoring.store import MonitorStore
@@ -105,6 +105,9 @@ class ServerMonitoring:
     monitor: Monitor | None = None
     sink: DecisionSink | None = None
     sync: DecisionSync | None = None
+    hand: Monitor | None = None
+    """For the console and the API (alerts' statuses, decisions by hand): the embedded
+    monitor itself, or one whose decisions go to the guard's shared book in Redis."""
 
     def start(self) -> None:
         if self.embedded is not None and self.monitor is not None:
@@ -126,8 +129,9 @@ class ServerMonitoring:
             self.monitor.notifications.stop()
         if isinstance(self.transport, RedisStreamPublisher):
             self.transport.close()
-        if isinstance(self.sink, GuardDecisionSink):
-            self.sink.close()
+        for sink in (self.sink, self.hand.sink if self.hand is not None else None):
+            if isinstance(sink, GuardDecisionSink):
+                sink.close()
 
 
 def server_monitoring(settings: Settings, *, clock: Clock, db: DbEngine,
@@ -136,9 +140,17 @@ def server_monitoring(settings: Settings, *, clock: Clock, db: DbEngine,
     """What one server process runs for monitoring (see the module's doc). ``book`` is the
     server's guard decision book (embedded mode enforces decisions there)."""
     mode = resolve_mode(settings)
+
+    def by_hand() -> Monitor:
+        sink = standalone_guard_sink(settings, clock)
+        return make_monitor(settings, clock=clock, sink=sink or NullDecisionSink(), db=db,
+                            notify=False)
+
     if mode == "off":
         transport: EventPublisher = NullPublisher()
-        return ServerMonitoring(mode, PlatformPublisher(transport), transport)
+        off = ServerMonitoring(mode, PlatformPublisher(transport), transport)
+        off.hand = by_hand()
+        return off
     if mode == "stream":
         url = settings.monitor_redis_url or settings.redis_url
         if redis_client is None:
@@ -148,7 +160,8 @@ def server_monitoring(settings: Settings, *, clock: Clock, db: DbEngine,
                                                 socket_timeout=5)
         transport = RedisStreamPublisher(redis_client, settings.monitor_stream_key,
                                          maxlen=settings.monitor_stream_maxlen)
-        return ServerMonitoring(mode, PlatformPublisher(transport), transport)
+        return ServerMonitoring(mode, PlatformPublisher(transport), transport,
+                                hand=by_hand())
     stream = InProcessStream()
     guard_sink = GuardDecisionSink(book, clock) if book is not None else None
     sink: DecisionSink = guard_sink or NullDecisionSink()
@@ -156,4 +169,4 @@ def server_monitoring(settings: Settings, *, clock: Clock, db: DbEngine,
     embedded = EmbeddedMonitor(stream, monitor, batch=settings.monitor_batch)
     sync = DecisionSync(monitor.store, guard_sink, clock) if guard_sink is not None else None
     return ServerMonitoring(mode, PlatformPublisher(stream), stream, embedded, monitor, sink,
-                            sync)
+                            sync, monitor)

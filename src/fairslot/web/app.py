@@ -20,7 +20,7 @@ from fairslot.monitoring.live import server_monitoring
 from fairslot.monitoring.publish import PlatformPublisher
 from fairslot.scheduler import Scheduler
 from fairslot.web.access_log import AccessLog, AccessLogMiddleware, GuardEventLog
-from fairslot.web.api import consortium, me, public, rounds, staff
+from fairslot.web.api import consortium, me, monitor, public, rounds, staff
 from fairslot.web.pages import install_pages
 from fairslot.web.problems import Problem, install_problem_handlers
 
@@ -76,7 +76,8 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     app.add_middleware(AccessLogMiddleware, access_log=access_log)
     install_guard(app, guard)
     install_problem_handlers(app)
-    for router in (public.router, me.router, rounds.router, staff.router, consortium.router):
+    for router in (public.router, me.router, rounds.router, staff.router, consortium.router,
+                   monitor.router):
         app.include_router(router, prefix="/api/v1")
     install_pages(app)  # HTML pages and /static, after the problem handlers
 
