@@ -165,6 +165,8 @@ class Settings(BaseSettings):
     """Suspension for the 1st, 2nd, 3rd (and later) offence within a rolling year."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (time, level, logger, message), for log tools."""
     scheduler: bool = True
     """Run the in-process scheduler (payment expiry, no-shows, draws) inside ``serve``."""
 

@@ -89,8 +89,9 @@ def run_command(
 
     tune_gc()
     settings = _settings()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from fairslot.logs import configure as configure_logs
+
+    configure_logs(settings.log_level, settings.log_format)
     redis_url = settings.monitor_redis_url or settings.redis_url
     if not redis_url:
         raise CliError("FAIRSLOT_REDIS_URL is not set: without Redis the monitor runs inside "

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from fairslot import __version__
 from fairslot.bootstrap import Platform, bootstrap
@@ -19,6 +19,7 @@ from fairslot.guard.service import Guard
 from fairslot.monitoring.live import server_monitoring
 from fairslot.monitoring.publish import PlatformPublisher
 from fairslot.scheduler import Scheduler
+from fairslot.web import metrics
 from fairslot.web.access_log import AccessLog, AccessLogMiddleware, GuardEventLog
 from fairslot.web.api import consortium, me, monitor, public, rounds, staff
 from fairslot.web.pages import install_pages
@@ -39,8 +40,12 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     monitoring = server_monitoring(platform.settings, clock=platform.clock,
                                    db=platform.engine, book=guard.decisions)
     platform.on_commit[:] = [hook for hook in platform.on_commit
-                             if not isinstance(hook, PlatformPublisher)]
-    platform.on_commit.append(monitoring.publisher)
+                             if not isinstance(hook, PlatformPublisher)
+                             and hook is not metrics.count_events]
+    platform.on_commit += [monitoring.publisher, metrics.count_events]
+    for watcher in (monitoring.monitor, monitoring.hand):
+        if watcher is not None:
+            watcher.observer = metrics.observe_alerts
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,6 +85,11 @@ def create_app(platform: Platform | None = None) -> FastAPI:
                    monitor.router):
         app.include_router(router, prefix="/api/v1")
     install_pages(app)  # HTML pages and /static, after the problem handlers
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    def prometheus(request: Request) -> Response:
+        """Prometheus metrics, summed over every worker (multi-process mode)."""
+        return metrics.metrics_response(request)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
