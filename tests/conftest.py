@@ -53,7 +53,8 @@ def make_settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {"secret_key": SecretStr(TEST_SECRET),
                             "database_url": "sqlite://", "scheduler": False,
                             "guard_ledger_path": "", "dev_outbox_page": False,
-                            "identity_provider": "registry", **CHEAP_HASH,
+                            "identity_provider": "registry", "monitor_mode": "off",
+                            **CHEAP_HASH,
                             # Fixed test keys, so that no test writes key files to var/.
                             "draw_signing_key": SecretStr("1d" * 32),
                             "draw_local_chain_key": SecretStr("2e" * 32)}
@@ -105,7 +106,8 @@ _TABLES = ("identity_check_failures", "messages", "verification_codes", "outbox"
            "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events",
            "consortium_self", "consortium_epochs", "consortium_members", "consortium_changes",
            "consortium_entries", "consortium_own_entries", "consortium_policies",
-           "consortium_appeals", "consortium_audit", "consortium_reviews", "draw_checkpoints")
+           "consortium_appeals", "consortium_audit", "consortium_reviews", "draw_checkpoints",
+           "monitor_decisions", "monitor_alert_history", "monitor_alerts")
 
 
 def _pg_engine(url: str) -> sa.Engine:

@@ -23,7 +23,7 @@ from fairslot.services.messaging import Messenger, messenger_from_settings
 from fairslot.services.payments import PaymentProvider, TestPaymentProvider
 from fairslot.storage.database import make_engine, make_session_factory, ping
 from fairslot.storage.keys import bind_keyring
-from fairslot.storage.repositories import EventLogWriter
+from fairslot.storage.repositories import EventLogWriter, RecordedEvent
 from fairslot.storage.uow import CommitHook, UnitOfWork
 
 if TYPE_CHECKING:
@@ -79,8 +79,15 @@ class Platform:
 
     def write_events(self, rows: list[dict[str, Any]]) -> None:
         """Store a batch of event rows outside any use case (the access log, the guard's
-        decisions), in a transaction of its own."""
+        decisions), in a transaction of its own, then hand them to the commit hooks (the
+        monitor's publisher) like a unit of work's events."""
         EventLogWriter(self.engine).write(rows)
+        if self.on_commit and rows:
+            recorded = [RecordedEvent(row["kind"], row["at"],
+                                      {k: v for k, v in row.items() if k not in ("kind", "at")})
+                        for row in rows]
+            for hook in self.on_commit:
+                hook(recorded)
 
     def ping(self) -> None:
         """Raises when the database does not answer (for the readiness check)."""

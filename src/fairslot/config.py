@@ -83,6 +83,9 @@ class Settings(BaseSettings):
 
     # Booking rules
     payment_deadline_minutes: int = Field(15, ge=1)
+    review_hold_hours: float = Field(24.0, gt=0)
+    """A booking held for review by a monitoring decision waits this long (at most until an
+    hour before its session) for an investigator; unreviewed, it is released at no cost."""
     cancel_cutoff_hours: int = Field(12, ge=0)
     """Patients may cancel online until this many hours before the session starts; after
     that only the registration desk can."""
@@ -231,6 +234,8 @@ class Settings(BaseSettings):
     account manages) is capped at this."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (time, level, logger, message), for log tools."""
     scheduler: bool = True
     """Run the in-process scheduler (payment expiry, no-shows, draws) inside ``serve``."""
 
@@ -238,6 +243,11 @@ class Settings(BaseSettings):
     # here; each counts inside a sliding window of event time. Events from the platform's own
     # channels and networks are left out of the scenarios that would mistake them for a
     # ring (a desk books for many patients from one terminal by design).
+    monitor_mode: Literal["auto", "embedded", "stream", "off"] = "auto"
+    """What ``fairslot serve`` does with the platform's events: ``embedded`` runs the monitor
+    on a thread of the server (in-process queue, windows in memory); ``stream`` publishes
+    them to the Redis stream for ``fairslot monitor`` processes; ``auto`` is ``stream`` when
+    a Redis is configured and ``embedded`` otherwise; ``off`` publishes nothing."""
     monitor_redis_url: str | None = None
     """A Redis of the monitors' own (stream and windows); unset: FAIRSLOT_REDIS_URL."""
     monitor_stream_key: str = "fairslot:monitor:events"

@@ -48,9 +48,14 @@ def _monitor(settings: Settings, **kwargs: Any) -> Any:
     from fairslot.clock import SystemClock
     from fairslot.monitoring.assemble import make_monitor
     from fairslot.monitoring.decisions import NullDecisionSink
+    from fairslot.monitoring.enforce import standalone_guard_sink
 
+    clock = SystemClock()
+    # Decided or lifted by hand: in the guard's shared book at once when there is a Redis;
+    # in embedded mode the server applies what is in force when it starts.
+    sink = standalone_guard_sink(settings, clock) or NullDecisionSink()
     try:
-        return make_monitor(settings, clock=SystemClock(), sink=NullDecisionSink(),
+        return make_monitor(settings, clock=clock, sink=sink,
                             store=_store(settings), notify=False, **kwargs)
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -77,14 +82,16 @@ def run_command(
     from fairslot.clock import SystemClock
     from fairslot.monitoring.assemble import make_monitor
     from fairslot.monitoring.decisions import NullDecisionSink
+    from fairslot.monitoring.enforce import standalone_guard_sink
     from fairslot.monitoring.runner import MonitorLoop, tune_gc
     from fairslot.monitoring.stream import RedisStreamConsumer
     from fairslot.storage.database import make_engine
 
     tune_gc()
     settings = _settings()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from fairslot.logs import configure as configure_logs
+
+    configure_logs(settings.log_level, settings.log_format)
     redis_url = settings.monitor_redis_url or settings.redis_url
     if not redis_url:
         raise CliError("FAIRSLOT_REDIS_URL is not set: without Redis the monitor runs inside "
@@ -96,8 +103,10 @@ def run_command(
     except redis.RedisError as exc:
         raise CliError(f"Redis is unreachable ({type(exc).__name__})") from None
     name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    clock = SystemClock()
+    guard_sink = standalone_guard_sink(settings, clock)
     try:
-        monitor = make_monitor(settings, clock=SystemClock(), sink=NullDecisionSink(),
+        monitor = make_monitor(settings, clock=clock, sink=guard_sink or NullDecisionSink(),
                                db=make_engine(settings.database_url, pool_size=2),
                                redis_client=client)
     except ValueError as exc:
@@ -113,9 +122,12 @@ def run_command(
         signal.signal(sig, lambda *_: stop.set())
     if monitor.notifications is not None:
         monitor.notifications.start()
-    # The guard's decision book is not wired in yet: decisions are recorded, not enforced.
-    _log.info("monitor %s reading %s as group %s; decisions are recorded in the database",
-              name, settings.monitor_stream_key, settings.monitor_group)
+    if guard_sink is not None:
+        # Decisions in force go (again) to the guard's book every web worker reads.
+        guard_sink.reapply(monitor.store.decisions(active_at=clock.now()))
+    _log.info("monitor %s reading %s as group %s; decisions go to the database and %s",
+              name, settings.monitor_stream_key, settings.monitor_group,
+              "the guard" if guard_sink is not None else "no guard (FAIRSLOT_REDIS_URL unset)")
     idle_since = time.monotonic()
     next_housekeeping = time.monotonic() + 600
     while not stop.is_set():
@@ -141,6 +153,8 @@ def run_command(
     if monitor.notifications is not None:
         monitor.notifications.drain(10)
         monitor.notifications.stop()
+    if guard_sink is not None:
+        guard_sink.close()
     typer.echo(f"monitor {name}: {loop.processed} events processed, "
                f"{source.claimed} taken over from other monitors")
 

@@ -35,10 +35,31 @@ def serve(
     if workers > 1 and settings.database_url.startswith("sqlite"):
         raise CliError("several workers need PostgreSQL; SQLite serves one worker")
     os.environ.setdefault("FAIRSLOT_SECRET_KEY", settings.secret_bytes().decode())
+    if workers > 1:
+        _metrics_dir()
     typer.echo(f"fairslot is serving on http://{host}:{port}/  (API docs: "
                f"http://{host}:{port}/api/v1/docs)")
+    from fairslot.logs import uvicorn_log_config
+
     uvicorn.run("fairslot.web.asgi:app", host=host, port=port, workers=workers,
-                log_level=settings.log_level.lower(), proxy_headers=False, access_log=False)
+                log_level=settings.log_level.lower(), proxy_headers=False, access_log=False,
+                log_config=uvicorn_log_config(settings.log_level, settings.log_format))
+
+
+def _metrics_dir() -> None:
+    """Several workers: each writes its Prometheus counters into one directory, which
+    ``/metrics`` adds up. Set before the workers start; emptied of an earlier run's files."""
+    import pathlib
+    import tempfile
+
+    chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if chosen:
+        folder = pathlib.Path(chosen)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fairslot-metrics-")
 
 
 def secret_new() -> None:

@@ -15,6 +15,7 @@ from fairslot.domain.errors import Conflict, InvalidInput
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "REVIEW_PENDING",
     "SLOT_TAKEN_STATUSES",
     "VISIT_STATUSES",
     "Booking",
@@ -55,6 +56,9 @@ class Channel(enum.StrEnum):
     WAITLIST = "waitlist"
 
 
+REVIEW_PENDING = "pending"
+
+
 class IllegalTransition(Conflict):
     code = "illegal_transition"
 
@@ -80,6 +84,10 @@ class Booking:
     checked_in_at: dt.datetime | None = None
     closed_at: dt.datetime | None = None
     late_cancel: bool = False
+    review: str | None = None
+    """Held for review by a monitoring decision: ``pending`` until an investigator approves
+    (``approved``) or rejects it (``rejected``), or ``lapsed`` when nobody reviewed it in
+    time (then it was released without cost to the patient); None for every other booking."""
     id: int | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -96,8 +104,52 @@ class Booking:
         if self.status not in allowed:
             raise IllegalTransition(f"a {self.status.value} booking cannot be {action}")
 
+    @property
+    def under_review(self) -> bool:
+        return self.review == REVIEW_PENDING and self.status is BookingStatus.HELD
+
+    def hold_for_review(self, until: dt.datetime) -> None:
+        """Not confirmed until an investigator approves: it cannot be paid meanwhile, and it
+        is released at ``until`` if nobody has reviewed it."""
+        self._require(BookingStatus.HELD, action="held for review")
+        self.review = REVIEW_PENDING
+        self.pay_by = until
+
+    def _require_review(self) -> None:
+        if not self.under_review:
+            raise IllegalTransition("this booking is not waiting for a review",
+                                    code="not_under_review")
+
+    def approve_review(self, pay_by: dt.datetime) -> None:
+        """Confirmed by an investigator: the patient may now pay until ``pay_by``."""
+        self._require_review()
+        self.review = "approved"
+        self.pay_by = pay_by
+
+    def reject_review(self, now: dt.datetime) -> None:
+        """Refused by an investigator: the slot is released (nothing was paid)."""
+        self._require_review()
+        self.review = "rejected"
+        self.status = BookingStatus.CANCELLED
+        self.cancelled_at = now
+        self.closed_at = now
+
+    def lapse_review(self, now: dt.datetime) -> None:
+        """Nobody reviewed it in time: released safely, as if never booked (not a lapsed
+        hold of the patient's: the credit rules do not count it)."""
+        self._require_review()
+        if now <= self.pay_by:
+            raise IllegalTransition("the review's deadline has not passed yet")
+        self.review = "lapsed"
+        self.status = BookingStatus.CANCELLED
+        self.cancelled_at = now
+        self.closed_at = now
+
     def pay(self, now: dt.datetime, payer_account: str) -> None:
         self._require(BookingStatus.HELD, action="paid")
+        if self.under_review:
+            raise IllegalTransition("this booking is being reviewed; it can be paid once "
+                                    "it is confirmed", code="under_review")
         if now > self.pay_by:
             raise IllegalTransition("the payment deadline has passed",
                                     code="payment_deadline_passed")

@@ -15,7 +15,7 @@ import datetime as dt
 import gc
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from fairslot.clock import Clock
 from fairslot.domain.errors import InvalidInput
@@ -74,6 +74,9 @@ class Monitor:
         self.notifications = notifications
         self.throttle = Throttle(update_seconds)
         self.false_positive_quiet = false_positive_quiet
+        self.observer: Callable[[Sequence[AlertChange], Sequence[Decision]], None] | None = \
+            None
+        """Told of every batch's alert changes and decisions (the server's metrics)."""
 
     def process(self, events: Sequence[MonitorEvent], *, now: dt.datetime | None = None,
                 ) -> Outcome:
@@ -91,6 +94,8 @@ class Monitor:
             self.sink.apply(decision)
         if self.notifications is not None:
             self.notifications.notify(changes)
+        if self.observer is not None:
+            self.observer(changes, decisions)
         return Outcome(len(findings), changes, decisions)
 
     # --- by hand (the console and the CLI) ----------------------------------------------
@@ -120,6 +125,8 @@ class Monitor:
             None, action, entity, reason, now, now + lifetime, actor,
             param if action == "raise_level" else None)])
         self.sink.apply(made[0])
+        if self.observer is not None:
+            self.observer([], made)
         return made[0]
 
     def lift(self, decision_id: int, actor: str, reason: str) -> Decision:

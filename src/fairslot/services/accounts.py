@@ -127,7 +127,9 @@ def register(uow: UnitOfWork, deps: Deps, username: str, password: str, phone: s
                       phone=phone_e164, created_at=now, language=language_of(language))
     uow.accounts.add(account)
     uow.flush()
-    uow.events.append("account.registered", now, account_id=account.id, **ctx.event_fields())
+    uow.events.append("account.registered", now, account_id=account.id,
+                      detail={"phone_index": uow.keyring.blind_index("phone", phone_e164),
+                              "channel": ctx.channel.value}, **ctx.event_fields())
     # The account can log in at once, but books, enters draws and links people only once
     # it has typed back the code this text carries (``verify_phone``).
     verification.send_code(uow, deps, account, verification.PHONE, phone_e164)

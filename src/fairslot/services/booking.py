@@ -16,7 +16,7 @@ from fairslot.domain.booking import Booking, BookingStatus, Channel
 from fairslot.domain.errors import Conflict, Forbidden, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import Department, Doctor, ReleasePolicy, Session, SessionStatus
-from fairslot.services import accounts, identities, outbox, rules, shared_list, waitlist
+from fairslot.services import accounts, identities, outbox, review, rules, shared_list, waitlist
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps, Units
 from fairslot.services.payments import identify_payer, normalize_payer
@@ -142,11 +142,19 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
                       account_id=account.id or 0, fee_cents=session.fee_cents, created_at=now,
                       pay_by=now + dt.timedelta(minutes=deps.settings.payment_deadline_minutes),
                       channel=ctx.channel)
+    if ctx.held_for_review:
+        booking.hold_for_review(review.review_deadline(deps, now, session.starts_at))
     uow.bookings.insert(booking)
+    detail: dict[str, object] = {
+        "channel": ctx.channel.value, "slot": slot.id, "department": department_id,
+        "doctor": session.doctor_id, "release_at": session.release_at.isoformat()}
+    if ctx.held_for_review:
+        detail["held_for_review"] = list(ctx.held_for_review)
     uow.events.append("booking.created", now, account_id=account.id, patient_id=pid,
-                      session_id=sid, booking_id=booking.id,
-                      detail={"channel": ctx.channel.value, "slot": slot.id},
+                      session_id=sid, booking_id=booking.id, detail=detail,
                       **ctx.event_fields())
+    if ctx.held_for_review:
+        review.tell_held(uow, deps, booking, now)
     return BookingView(booking, session, patient, slot.number), shared.lowered
 
 
@@ -267,7 +275,9 @@ def _record_payment(uow: UnitOfWork, deps: Deps, booking: Booking, payer: tuple[
         paid_at=now)
     uow.events.append("booking.paid", now, account_id=by.id, patient_id=booking.patient_id,
                       session_id=booking.session_id, booking_id=booking.id,
-                      detail={"method": record.split(":", 1)[0]}, **ctx.event_fields())
+                      detail={"method": record.split(":", 1)[0],
+                              "payer_index": uow.keyring.blind_index("payer", payer_id),
+                              "channel": ctx.channel.value}, **ctx.event_fields())
     return uow.outbox.add(outbox.CHARGE, {"payment": payment_id, "booking": booking.id}, now)
 
 
@@ -301,7 +311,8 @@ def cancel(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int,
     uow.events.append("booking.cancelled", now, account_id=account.id,
                       patient_id=booking.patient_id, session_id=booking.session_id,
                       booking_id=booking.id,
-                      detail={"refunded": was_paid, "late": booking.late_cancel},
+                      detail={"refunded": was_paid, "late": booking.late_cancel,
+                              "channel": ctx.channel.value},
                       **ctx.event_fields())
     waitlist.on_slot_freed(uow, deps, booking, session)
     view = _view(uow, booking)
@@ -342,10 +353,13 @@ def expire_overdue(units: Units, deps: Deps) -> int:
     count = 0
     with units() as uow:
         for booking in uow.bookings.overdue_holds(now):
-            booking.expire(now)
-            uow.events.append("booking.expired", now, account_id=booking.account_id,
-                              patient_id=booking.patient_id, session_id=booking.session_id,
-                              booking_id=booking.id)
+            if booking.under_review:
+                review.lapse(uow, deps, booking, now)
+            else:
+                booking.expire(now)
+                uow.events.append("booking.expired", now, account_id=booking.account_id,
+                                  patient_id=booking.patient_id,
+                                  session_id=booking.session_id, booking_id=booking.id)
             session = uow.schedule.session(booking.session_id)
             assert session is not None
             waitlist.on_slot_freed(uow, deps, booking, session)

@@ -14,6 +14,9 @@ class RequestContext:
     ip: str | None = None
     device_id: str | None = None
     channel: Channel = Channel.WEB
+    held_for_review: tuple[str, ...] = ()
+    """The guard's hold-for-review decisions on this request (from monitoring): a booking
+    made under one waits for an investigator before it can be paid."""
 
     def event_fields(self) -> dict[str, str | None]:
         return {"ip": self.ip, "device_id": self.device_id}

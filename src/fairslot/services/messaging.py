@@ -35,6 +35,7 @@ __all__ = [
     "DevOutbox",
     "EmailChannel",
     "Messenger",
+    "SentMessage",
     "SmsChannel",
     "WeChatTemplateChannel",
     "deliver",

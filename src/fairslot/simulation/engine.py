@@ -77,7 +77,7 @@ from fairslot.simulation.scenario import Scenario
 from fairslot.storage import tables as t
 from fairslot.storage.migrate import upgrade
 from fairslot.storage.orm import map_domain
-from fairslot.storage.uow import UnitOfWork
+from fairslot.storage.uow import CommitHook, UnitOfWork
 
 __all__ = ["RunResult", "Simulation"]
 
@@ -185,6 +185,9 @@ class Simulation:
         """Each entrant's chance of a hot slot in the draw (patient id), after the run."""
         self.laundered_attempts = 0
         self.blocked: set[int] = set()
+        self.commit_hooks: list[CommitHook] = []
+        """Called with each commit's events, like a server's (the monitor's publisher, to
+        replay the simulated traffic through the monitor)."""
         self.ring_sells = True
         """The ring's belief that a hold can be moved to a buyer (T4). It starts true (it
         is what works on today's platforms) and turns false after ``t4.give_up_after``
@@ -1017,6 +1020,7 @@ class Simulation:
             self.platform = bootstrap(settings, clock=self.clock, engine=self._engine(),
                                       random=SeededRandomness(self.rng.getrandbits(64)))
             stack.callback(self.platform.engine.dispose)
+            self.platform.on_commit.extend(self.commit_hooks)
             upgrade(self.platform.engine)
             if not self.defences["realname"]:
                 self.platform.verifier = PermissiveVerifier()

@@ -156,6 +156,9 @@ bookings = sa.Table(
     sa.Column("checked_in_at", UTCDateTime, nullable=True),
     sa.Column("closed_at", UTCDateTime, nullable=True),
     sa.Column("late_cancel", sa.Boolean, nullable=False, default=False),
+    # Held for review by a monitoring decision (fairslot.monitoring): pending, approved,
+    # rejected or lapsed; NULL for every other booking.
+    sa.Column("review", sa.String(16), nullable=True, index=True),
     sa.Index("uq_bookings_active_slot", "slot_id", unique=True,
              sqlite_where=sa.text(_SLOT_TAKEN), postgresql_where=sa.text(_SLOT_TAKEN)),
     sa.Index("uq_bookings_active_patient_session", "patient_id", "session_id", unique=True,

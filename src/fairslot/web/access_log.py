@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fairslot.clock import Clock
 from fairslot.guard.events import GuardEvent
 from fairslot.logsafe import describe
+from fairslot.web.metrics import observe_guard, observe_request
 
 __all__ = ["AccessLog", "AccessLogMiddleware", "GuardEventLog"]
 
@@ -54,6 +55,9 @@ class AccessLog:
     def now(self) -> dt.datetime:
         return self._clock.now()
 
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
     def record(self, row: dict[str, Any]) -> None:
         try:
             self._queue.put_nowait(row)
@@ -90,6 +94,7 @@ class GuardEventLog:
         self._log = access_log
 
     def __call__(self, event: GuardEvent) -> None:
+        observe_guard(event.decision, event.reason, event.count or 1)
         account = int(event.account_id) if event.account_id and event.account_id.isdigit() \
             else None
         self._log.record({
@@ -113,6 +118,7 @@ class AccessLogMiddleware:
             return
         status = 500
         started = self.access_log.now()
+        began = self.access_log.monotonic()
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
@@ -127,6 +133,7 @@ class AccessLogMiddleware:
             headers = dict(scope.get("headers") or [])
             ua = headers.get(b"user-agent", b"")[:300].decode("latin-1")
             client = scope.get("client")
+            observe_request(scope["path"], status, self.access_log.monotonic() - began)
             self.access_log.record({
                 "at": started, "kind": "access", "account_id": state.get("account_id"),
                 "ip": state.get("client_ip") or (client[0] if client else None),

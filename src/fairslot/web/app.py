@@ -8,17 +8,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from fairslot import __version__
 from fairslot.bootstrap import Platform, bootstrap
 from fairslot.guard.fastapi import install as install_guard
 from fairslot.guard.service import Guard
+from fairslot.monitoring.live import server_monitoring
+from fairslot.monitoring.publish import PlatformPublisher
 from fairslot.scheduler import ConsortiumLoop, Scheduler
+from fairslot.web import metrics
 from fairslot.web.access_log import AccessLog, AccessLogMiddleware, GuardEventLog
-from fairslot.web.api import consortium, dev, identity, me, public, rounds, staff
+from fairslot.web.api import consortium, dev, identity, me, monitor, public, rounds, staff
 from fairslot.web.pages import install_pages
 from fairslot.web.problems import Problem, install_problem_handlers
 
@@ -32,10 +35,22 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     access_log = AccessLog(platform.write_events, platform.clock)
     guard = Guard(platform.settings, clock=platform.clock, randomness=platform.random,
                   sink=GuardEventLog(access_log))
+    # The platform's committed events (and the access and guard log) go to the monitor:
+    # a thread of this server in embedded mode, the Redis stream in production.
+    monitoring = server_monitoring(platform.settings, clock=platform.clock,
+                                   db=platform.engine, book=guard.decisions)
+    platform.on_commit[:] = [hook for hook in platform.on_commit
+                             if not isinstance(hook, PlatformPublisher)
+                             and hook is not metrics.count_events]
+    platform.on_commit += [monitoring.publisher, metrics.count_events]
+    for watcher in (monitoring.monitor, monitoring.hand):
+        if watcher is not None:
+            watcher.observer = metrics.observe_alerts
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         access_log.start()
+        await run_in_threadpool(monitoring.start)  # reads decisions from the database
         scheduler = Scheduler(platform) if platform.settings.scheduler else None
         if scheduler:
             scheduler.start()
@@ -49,8 +64,9 @@ def create_app(platform: Platform | None = None) -> FastAPI:
                 shared.stop()
             if scheduler:
                 scheduler.stop()
-            await guard.close()
             access_log.stop()
+            await run_in_threadpool(monitoring.stop)
+            await guard.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -64,15 +80,21 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     )
     app.state.platform = platform
     app.state.access_log = access_log
+    app.state.monitoring = monitoring
     # Starlette runs the last added middleware first: the guard resolves client IP and device
     # before the access log reads them on the way out.
     app.add_middleware(AccessLogMiddleware, access_log=access_log)
     install_guard(app, guard)
     install_problem_handlers(app)
     for router in (public.router, me.router, rounds.router, staff.router, consortium.router,
-                   dev.router, identity.router):
+                   dev.router, identity.router, monitor.router):
         app.include_router(router, prefix="/api/v1")
     install_pages(app)  # HTML pages and /static, after the problem handlers
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    def prometheus(request: Request) -> Response:
+        """Prometheus metrics, summed over every worker (multi-process mode)."""
+        return metrics.metrics_response(request)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -21,7 +21,7 @@ from fairslot.bootstrap import Platform
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import Forbidden, Unauthenticated
 from fairslot.guard.policy import RouteGroup
-from fairslot.guard.service import Guard
+from fairslot.guard.service import Guard, GuardPass
 from fairslot.services import accounts
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
@@ -77,10 +77,13 @@ def client_ip(request: Request) -> str:
     return ip if isinstance(ip, str) else "unknown"
 
 
-def context(request: Request) -> RequestContext:
+def context(request: Request, passed: GuardPass | None = None) -> RequestContext:
+    """What the server knows about the request; with the guard's pass, the monitoring
+    decisions that hold what it creates for review."""
     device = getattr(request.state, "device_id", None)
     return RequestContext(ip=client_ip(request), device_id=device if isinstance(device, str)
-                          else None)
+                          else None,
+                          held_for_review=passed.held_for_review if passed else ())
 
 
 def bearer_token(request: Request) -> str | None:

@@ -270,6 +270,9 @@ class BookingOut(BaseModel):
     pay_by: dt.datetime
     paid_at: dt.datetime | None
     session_starts_at: dt.datetime
+    review: str | None = None
+    """``pending`` while held for review (it cannot be paid until approved; ``pay_by`` is
+    then the review's deadline), ``approved``, ``rejected`` or ``lapsed``; null otherwise."""
 
     @classmethod
     def of(cls, v: BookingView) -> BookingOut:
@@ -277,7 +280,8 @@ class BookingOut(BaseModel):
         return cls(id=b.id or 0, session_id=b.session_id, slot_number=v.slot_number,
                    patient=PatientOut.of(v.patient), status=b.status, channel=b.channel,
                    fee=yuan(b.fee_cents), created_at=b.created_at, pay_by=b.pay_by,
-                   paid_at=b.paid_at, session_starts_at=v.session.starts_at)
+                   paid_at=b.paid_at, session_starts_at=v.session.starts_at,
+                   review=b.review)
 
 
 class BookingScreen(BaseModel):

@@ -127,8 +127,12 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
         kind = "entry.changed"
         receipt_kind = "change"
     uow.events.append(kind, now, account_id=account.id, patient_id=patient_id,
+                      session_id=ranked[0],
                       detail={"round": round_id, "choices": ranked,
-                              "channel": ctx.channel.value}, **ctx.event_fields())
+                              "channel": ctx.channel.value,
+                              "department": round_.department_id,
+                              "release_at": round_.opens_at.isoformat()},
+                      **ctx.event_fields())
     uow.flush()
     row = uow.rounds.entry(entry_id)
     assert row is not None

@@ -124,6 +124,15 @@ class BookingRepository:
             .order_by(t.bookings.c.pay_by, t.bookings.c.id).limit(limit)
         ).all()
 
+    def under_review(self, limit: int = 500) -> Sequence[Booking]:
+        """Bookings held for review by a monitoring decision, oldest first (the review
+        queue)."""
+        return self.db.scalars(
+            sa.select(Booking).where(t.bookings.c.review == "pending",
+                                     t.bookings.c.status == BookingStatus.HELD.value)
+            .order_by(t.bookings.c.created_at, t.bookings.c.id).limit(limit)
+        ).all()
+
     def overdue_holds(self, now: dt.datetime, limit: int = 500) -> Sequence[Booking]:
         return self.db.scalars(
             sa.select(Booking).where(t.bookings.c.status == BookingStatus.HELD.value,

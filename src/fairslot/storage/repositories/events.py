@@ -43,6 +43,43 @@ class EventRepository:
         self.db.execute(_INSERT_EVENT, row)
         self.appended.append(RecordedEvent(kind, at, {**fields, "detail": detail}))
 
+    # -- the operator's console: what happened in the last minutes ------------------------
+
+    def counts_since(self, kinds: Sequence[str], since: dt.datetime) -> dict[str, int]:
+        """Events of each kind at or after ``since``."""
+        rows = self.db.execute(
+            sa.select(t.events.c.kind, sa.func.count()).where(
+                t.events.c.at >= since, t.events.c.kind.in_(list(kinds)))
+            .group_by(t.events.c.kind)).all()
+        return {str(kind): int(n) for kind, n in rows}
+
+    def times_since(self, kinds: Sequence[str], since: dt.datetime,
+                    limit: int = 50_000) -> list[tuple[str, dt.datetime]]:
+        """(kind, time) of the events of these kinds since ``since`` (for per-minute series
+        of low-volume kinds: bookings, cancellations)."""
+        return [(str(k), at) for k, at in self.db.execute(
+            sa.select(t.events.c.kind, t.events.c.at).where(
+                t.events.c.at >= since, t.events.c.kind.in_(list(kinds)))
+            .order_by(t.events.c.at).limit(limit)).all()]
+
+    def details_since(self, kind: str, since: dt.datetime,
+                      limit: int = 20_000) -> list[dict[str, Any]]:
+        return [dict(d or {}) for (d,) in self.db.execute(
+            sa.select(t.events.c.detail).where(t.events.c.at >= since,
+                                               t.events.c.kind == kind)
+            .order_by(t.events.c.id.desc()).limit(limit)).all()]
+
+    def top_since(self, column: str, kinds: Sequence[str], since: dt.datetime,
+                  limit: int = 5) -> list[tuple[str, int]]:
+        """The most frequent values of ``column`` (ip, account_id, device_id) among events
+        of these kinds since ``since``."""
+        col = t.events.c[column]
+        n = sa.func.count().label("n")
+        return [(str(v), int(c)) for v, c in self.db.execute(
+            sa.select(col, n).where(t.events.c.at >= since, t.events.c.kind.in_(list(kinds)),
+                                    col.is_not(None))
+            .group_by(col).order_by(n.desc()).limit(limit)).all()]
+
     def recent(self, limit: int = 100, kind: str | None = None) -> Sequence[Any]:
         query = sa.select(t.events).order_by(t.events.c.id.desc()).limit(limit)
         if kind:

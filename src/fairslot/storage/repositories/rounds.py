@@ -171,6 +171,15 @@ class RoundRepository:
             t.entries.c.outcome == EntryOutcome.WAITLIST.value,
             t.entries.c.position < position)) or 0)
 
+    def live_entry_counts(self, round_ids: Sequence[int]) -> dict[int, int]:
+        """Entries not withdrawn, per round (the operator's console)."""
+        if not round_ids:
+            return {}
+        return {int(r): int(n) for r, n in self.db.execute(
+            sa.select(t.entries.c.round_id, sa.func.count()).where(
+                t.entries.c.round_id.in_(list(round_ids)), t.entries.c.withdrawn.is_(False))
+            .group_by(t.entries.c.round_id)).all()}
+
     def live_entries(self, round_id: int) -> list[Entry]:
         return [_entry(r) for r in self.db.execute(
             sa.select(t.entries).where(t.entries.c.round_id == round_id,

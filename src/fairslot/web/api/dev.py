@@ -11,7 +11,7 @@ from fairslot.domain.errors import NotFound
 from fairslot.domain.identity import mask_phone, normalize_phone
 from fairslot.services import messaging
 from fairslot.services.deps import Deps
-from fairslot.storage.repositories import SentMessage
+from fairslot.services.messaging import SentMessage
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web.deps import DepsDep, UowDep
 from fairslot.web.problems import PROBLEM_RESPONSES

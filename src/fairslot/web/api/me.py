@@ -204,7 +204,7 @@ async def book(body: BookingIn, request: Request, claimed: ClaimedAccount, uow: 
     def use_case() -> booking.BookingView:
         account = authenticated(request, uow, Role.PATIENT)
         return booking.book(uow, deps, account, body.patient_id, body.session_id,
-                            context(request))
+                            context(request, gate.passed))
 
     return BookingOut.of(await run_in_threadpool(use_case))
 

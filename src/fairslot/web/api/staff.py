@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from fairslot.domain.accounts import Role
 from fairslot.guard.policy import GuardLevel, RouteGroup
 from fairslot.guard.service import Guard
-from fairslot.services import accounts, audit, booking, catalog, release, shared_list
+from fairslot.services import accounts, audit, booking, catalog, release, review, shared_list
 from fairslot.web.api.rounds import EntryOut
 from fairslot.web.deps import CallerDep, DepsDep, UowDep, context
 from fairslot.web.problems import PROBLEM_RESPONSES
@@ -169,6 +169,28 @@ def events(caller: CallerDep, uow: UowDep, deps: DepsDep,
                      patient_id=r.patient_id, session_id=r.session_id, booking_id=r.booking_id,
                      ip=r.ip, device_id=r.device_id, detail=r.detail)
             for r in audit.recent_events(uow, deps, limit, kind)]
+
+
+class ReviewIn(Strict):
+    approve: bool
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.get("/investigation/reviews", tags=["investigation"])
+def reviews(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[BookingOut]:
+    """Bookings held for review by a monitoring decision, oldest first."""
+    account = caller.account(Role.INVESTIGATOR)
+    return [BookingOut.of(v) for v in review.queue(uow, deps, account)]
+
+
+@router.post("/investigation/reviews/{booking_id}", tags=["investigation"])
+def decide_review(booking_id: IdPath, body: ReviewIn, request: Request, caller: CallerDep,
+                  uow: UowDep, deps: DepsDep) -> BookingOut:
+    """Approve a held booking (the patient may pay from now) or reject it (the slot is
+    released), with the reason; the patient is told either way."""
+    account = caller.account(Role.INVESTIGATOR)
+    return BookingOut.of(review.decide(uow, deps, account, booking_id, body.approve,
+                                       body.reason, context(request)))
 
 
 class GuardLevelIn(BaseModel):

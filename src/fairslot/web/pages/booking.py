@@ -91,7 +91,8 @@ def book(session_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: D
         passed = guard_check(request, "booking", account_id=str(account.id),
                              patient_id=str(patient_id), need_token="book", target=target,
                              token=action_token_, pow_payload=altcha or None, exclusive=True)
-        view = booking.book(uow, deps, account, patient_id, session_id, context(request))
+        view = booking.book(uow, deps, account, patient_id, session_id,
+                            context(request, passed))
     except FairslotError as exc:
         refused(uow)
         retry = retry_after(exc, "book", session_id, action_token_,

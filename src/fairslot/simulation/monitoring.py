@@ -1,0 +1,169 @@
+"""The simulator's traffic through the monitor: recall per tactic and false alerts.
+
+``replay_simulation`` runs a scenario (``seeds`` by default) with the platform's commit
+hook publishing every committed event, exactly as a server does, then replays those events
+through the monitor's scenarios (memory windows, in-memory alerts) and scores the alerts
+against what the simulation knows about each entity:
+
+- for each tactic, the entities that used it *and acted* (appear in at least one event),
+  and the share of them that an alert of a scenario answering that tactic names (as its
+  entity or a related one);
+- alerts on genuine entities (genuine patients' accounts, patients, addresses, devices, the
+  registration desk) per 10,000 genuine patients.
+
+Who used which tactic, in the simulator's populations: T1 the API-bot half of the ring and
+the identity farm's accounts; T2 the auto-clicker half; T3 the farm's accounts (made-up
+identities); T4 the launderer's accounts; T5 the ring's identities (every department's hot
+doctor); T6 the hub payers; T7 the rotating proxy addresses; T8 the family crowd's
+accounts; T9 the broker's accounts (real clients' identities).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fairslot.bootstrap import Platform
+from fairslot.config import Settings
+from fairslot.domain.accounts import Account
+from fairslot.monitoring.alerts import Alert
+from fairslot.monitoring.events import MonitorEvent
+from fairslot.monitoring.publish import PlatformPublisher
+from fairslot.monitoring.replay import replay
+from fairslot.monitoring.scenarios import Entity, build_scenarios
+from fairslot.monitoring.stream import InProcessStream
+from fairslot.services.payments import normalize_payer
+from fairslot.simulation.engine import Simulation
+from fairslot.simulation.scenario import Scenario
+
+__all__ = ["SimulationReplay", "TacticScore", "replay_simulation"]
+
+TACTICS = ("T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9")
+
+
+class _LabelledSimulation(Simulation):
+    """The simulation, remembering which population each account was made for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prefix_of: dict[str, str] = {}
+
+    def _accounts(self, platform: Platform, prefix: str, count: int,
+                  phones: Callable[[int], str]) -> list[Account]:
+        made = super()._accounts(platform, prefix, count, phones)
+        for account in made:
+            self.prefix_of[str(account.id)] = prefix
+        return made
+
+
+@dataclasses.dataclass(slots=True)
+class TacticScore:
+    tactic: str
+    scenarios: list[str]
+    acted: int
+    named: int
+
+    @property
+    def recall(self) -> float | None:
+        return self.named / self.acted if self.acted else None
+
+
+@dataclasses.dataclass(slots=True)
+class SimulationReplay:
+    policy: str
+    events: int
+    alerts: list[Alert]
+    tactics: dict[str, TacticScore]
+    genuine_patients: int
+    genuine_alerts: list[Alert]
+    events_per_second: float
+
+    @property
+    def genuine_per_10k(self) -> float:
+        return 10_000 * len(self.genuine_alerts) / max(1, self.genuine_patients)
+
+    def table(self) -> str:
+        lines = ["tactic | scenarios | entities that acted | named | recall", "---|---|---|---|---"]
+        for score in self.tactics.values():
+            recall = "—" if score.recall is None else f"{score.recall:.0%}"
+            lines.append(f"{score.tactic} | {', '.join(score.scenarios)} | {score.acted} | "
+                         f"{score.named} | {recall}")
+        lines.append(f"\n{len(self.alerts)} alerts from {self.events} events; "
+                     f"{len(self.genuine_alerts)} on genuine entities for "
+                     f"{self.genuine_patients} genuine patients "
+                     f"({self.genuine_per_10k:.1f} per 10,000)")
+        return "\n".join(lines)
+
+
+def _labels(sim: _LabelledSimulation) -> tuple[dict[str, set[Entity]], set[Entity], int]:
+    """Entities per tactic, the genuine entities, and the number of genuine patients."""
+    def accounts(prefix: str) -> set[Entity]:
+        return {Entity("account", a) for a, p in sim.prefix_of.items() if p == prefix}
+
+    split = int(len(sim.ring) * float(sim.sc.knob("ring", "t1_share", 0.5)))
+    ring_t1 = {Entity("account", str(p.agent.account.id)) for p in sim.ring[:split]}
+    ring_t2 = {Entity("account", str(p.agent.account.id)) for p in sim.ring[split:]}
+    keyring = sim.platform.keyring
+    labels = {
+        "T1": ring_t1 | accounts("farm"),
+        "T2": ring_t2,
+        "T3": accounts("farm"),
+        "T4": accounts("lnd"),
+        "T5": {Entity("patient", str(p.patient_id)) for p in sim.ring},
+        "T6": {Entity("payer", keyring.blind_index("payer", normalize_payer(h)))
+               for h in sim.hubs},
+        "T7": {Entity("ip", ip) for ip in sim.proxies},
+        "T8": accounts("crowd"),
+        "T9": accounts("brk"),
+    }
+    genuine: set[Entity] = accounts("pt") | accounts("desk")
+    for person in sim.genuine:
+        genuine.add(Entity("patient", str(person.patient_id)))
+        genuine.update(Entity("ip", ip) for ip in person.agent.ips)
+        if person.agent.device:
+            genuine.add(Entity("device", person.agent.device))
+    patients = len(sim.genuine) + len(sim.elderly)
+    return labels, genuine, patients
+
+
+def _acted(events: Sequence[MonitorEvent]) -> set[Entity]:
+    seen: set[Entity] = set()
+    for e in events:
+        for kind, value in (("account", e.account), ("patient", e.patient),
+                            ("payer", e.payer), ("ip", e.ip), ("device", e.device)):
+            if value is not None:
+                seen.add(Entity(kind, value))
+    return seen
+
+
+def replay_simulation(scenario: Scenario, policy: str, seed: int,
+                      settings: Settings) -> SimulationReplay:
+    """Run the scenario with the monitor's publisher on the platform's commits, then replay
+    what was published through the scenarios of ``settings`` and score it."""
+    stream = InProcessStream(capacity=5_000_000)
+    sim = _LabelledSimulation(scenario, policy, seed)
+    sim.commit_hooks.append(PlatformPublisher(stream))
+    sim.run()
+    events = sorted(stream.read(5_000_000, 0.01).events, key=lambda e: e.ts)
+    result = replay(events, settings)
+    labels, genuine, patients = _labels(sim)
+    acted = _acted(events)
+    answering: dict[str, list[str]] = collections.defaultdict(list)
+    for s in build_scenarios(settings):
+        for tactic in s.tactics:
+            answering[tactic].extend(s.names or (s.name,))
+    named: dict[str, set[Entity]] = collections.defaultdict(set)
+    for alert in result.alerts:
+        for tactic in TACTICS:
+            if alert.scenario in answering[tactic]:
+                named[tactic].update([alert.entity, *alert.related])
+    tactics = {}
+    for tactic in TACTICS:
+        did = labels[tactic] & acted
+        tactics[tactic] = TacticScore(tactic, sorted(answering[tactic]), len(did),
+                                      len(did & named[tactic]))
+    genuine_alerts = [a for a in result.alerts if a.entity in genuine]
+    return SimulationReplay(policy, len(events), result.alerts, tactics, patients,
+                            genuine_alerts, result.events_per_second)

@@ -1,0 +1,184 @@
+"""The duty operator's console: live traffic and refusals, bookings and cancellations per
+minute, entries per open round, top requesters, open alerts and decisions in force, the
+guard's levels (set here), and the review queue of held bookings. Server-rendered; the
+figures update through server-sent events (``/operator/console/stream``) and are drawn by
+uPlot, served from ``/static/vendor/uplot`` (no CDN)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response, StreamingResponse
+
+from fairslot.domain.accounts import Role
+from fairslot.domain.errors import InvalidInput
+from fairslot.guard.policy import GuardLevel, RouteGroup
+from fairslot.guard.service import Guard
+from fairslot.monitoring.live import ServerMonitoring
+from fairslot.services import audit, console, review
+from fairslot.web.deps import DepsDep, UowDep, context, get_platform
+from fairslot.web.pages.common import (
+    Viewer,
+    check_csrf,
+    page_router,
+    redirect,
+    refused,
+    render,
+)
+
+__all__ = ["router"]
+
+router = page_router()
+WATCHERS = (Role.OPERATOR, Role.INVESTIGATOR)
+TICK_SECONDS = 2.0
+
+SEVERITY_LABELS = {"low": "低 Low", "medium": "中 Medium", "high": "高 High",
+                   "critical": "严重 Critical"}
+STATUS_LABELS = {"open": "待处理 Open", "acknowledged": "处理中 Acknowledged",
+                 "resolved": "已解决 Resolved", "false_positive": "误报 False positive"}
+ACTION_LABELS = {"raise_level": "提高防护 Raise guard level",
+                 "require_pow": "工作量证明 Proof of work",
+                 "hold_bookings": "预约待审核 Hold bookings for review",
+                 "block": "封禁 Block"}
+LEVEL_LABELS = {"normal": "正常 Normal", "elevated": "加强 Elevated",
+                "under_attack": "遭受攻击 Under attack"}
+
+
+def _monitoring(request: Request) -> ServerMonitoring:
+    monitoring: ServerMonitoring = request.app.state.monitoring
+    return monitoring
+
+
+def _live_counts(request: Request) -> tuple[int, int]:
+    hand = _monitoring(request).hand
+    if hand is None:
+        return 0, 0
+    return (len(hand.store.alerts(statuses=["open"], limit=1000)),
+            len(hand.store.decisions(active_at=hand.clock.now(), limit=1000)))
+
+
+@router.get("/operator/console")
+def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> Response:
+    account = who.logged_in(*WATCHERS)
+    figures = console.figures(uow, deps, account)
+    hand = _monitoring(request).hand
+    alerts = hand.store.alerts(limit=50) if hand is not None else []
+    decisions = hand.store.decisions(active_at=deps.clock.now(), limit=100) \
+        if hand is not None else []
+    reviewer = account.role in review.REVIEWERS
+    queue = review.queue(uow, deps, account) if reviewer else []
+    guard: Guard = request.app.state.guard
+    levels = anyio.from_thread.run(guard.levels)
+    return render(request, "console.html", account=account, figures=figures,
+                  figures_json=json.dumps(figures.as_dict(), ensure_ascii=False),
+                  alerts=alerts, decisions=decisions, queue=queue, reviewer=reviewer,
+                  levels={g.value: lv.value for g, lv in levels.items()},
+                  level_choices=[lv.value for lv in GuardLevel],
+                  mode=_monitoring(request).mode, severity_labels=SEVERITY_LABELS,
+                  status_labels=STATUS_LABELS, action_labels=ACTION_LABELS,
+                  level_labels=LEVEL_LABELS, zone=deps.settings.timezone)
+
+
+@router.get("/operator/console/stream")
+async def console_stream(
+        request: Request, who: Viewer,
+        ticks: Annotated[int, Query(ge=1, le=1_000_000)] = 1_000_000) -> Response:
+    """Server-sent events: one ``figures`` event every two seconds (``ticks`` of them, for
+    tests and scripts), each with the console's figures and the counts of open alerts and
+    decisions in force. Each read uses a unit of work of its own, so an open stream holds
+    no database connection while it waits."""
+    account = await run_in_threadpool(who.logged_in, *WATCHERS)
+    platform = get_platform(request)
+
+    def read() -> dict[str, Any]:
+        with platform.uow() as uow:
+            data = console.figures(uow, platform.deps, account).as_dict()
+        data["open_alerts"], data["active_decisions"] = _live_counts(request)
+        return data
+
+    async def events() -> AsyncIterator[bytes]:
+        for n in range(ticks):
+            if n:
+                await asyncio.sleep(TICK_SECONDS)
+            if await request.is_disconnected():
+                return
+            data = await run_in_threadpool(read)
+            yield f"event: figures\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store",
+                                      "X-Accel-Buffering": "no"})
+
+
+@router.post("/operator/console/level")
+def set_level(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+              csrf: Annotated[str, Form()] = "",
+              group: Annotated[str, Form(max_length=40)] = "",
+              level: Annotated[str, Form(max_length=40)] = "") -> Response:
+    account = who.logged_in(Role.OPERATOR)
+    check_csrf(request, csrf)
+    try:
+        chosen_group, chosen_level = RouteGroup(group), GuardLevel(level)
+    except ValueError:
+        raise InvalidInput("未知的分组或级别 Unknown route group or level",
+                           code="invalid_level") from None
+    guard: Guard = request.app.state.guard
+    anyio.from_thread.run(guard.set_level, chosen_group, chosen_level)
+    audit.guard_level_changed(uow, deps, account, chosen_group.value, chosen_level.value)
+    return redirect("/operator/console#levels")
+
+
+def _actor(request: Request, who: Viewer) -> tuple[Any, str]:
+    account = who.logged_in(*WATCHERS)
+    return account, f"{account.role.value}:{account.username}"
+
+
+@router.post("/operator/console/alerts/{alert_id}/status")
+def alert_status(alert_id: int, request: Request, who: Viewer,
+                 csrf: Annotated[str, Form()] = "",
+                 status: Annotated[str, Form(max_length=20)] = "",
+                 reason: Annotated[str, Form(max_length=500)] = "") -> Response:
+    _, actor = _actor(request, who)
+    check_csrf(request, csrf)
+    hand = _monitoring(request).hand
+    if hand is None:
+        raise InvalidInput("monitoring is off", code="monitor_off")
+    hand.set_status(alert_id, status, actor, reason.strip() or None)
+    return redirect("/operator/console#alerts")
+
+
+@router.post("/operator/console/decisions/{decision_id}/lift")
+def lift_decision(decision_id: int, request: Request, who: Viewer,
+                  csrf: Annotated[str, Form()] = "",
+                  reason: Annotated[str, Form(max_length=500)] = "") -> Response:
+    _, actor = _actor(request, who)
+    check_csrf(request, csrf)
+    hand = _monitoring(request).hand
+    if hand is None:
+        raise InvalidInput("monitoring is off", code="monitor_off")
+    hand.lift(decision_id, actor, reason)
+    return redirect("/operator/console#decisions")
+
+
+@router.post("/operator/console/reviews/{booking_id}")
+def review_booking(booking_id: int, request: Request, who: Viewer, uow: UowDep,
+                   deps: DepsDep, csrf: Annotated[str, Form()] = "",
+                   decision: Annotated[str, Form(max_length=10)] = "",
+                   reason: Annotated[str, Form(max_length=500)] = "") -> Response:
+    account = who.logged_in(Role.INVESTIGATOR)
+    check_csrf(request, csrf)
+    if decision not in ("approve", "reject"):
+        raise InvalidInput("批准或拒绝 Approve or reject", code="invalid_review")
+    try:
+        review.decide(uow, deps, account, booking_id, decision == "approve", reason,
+                      context(request))
+    except Exception:
+        refused(uow)
+        raise
+    return redirect("/operator/console#reviews")

@@ -1,0 +1,68 @@
+// The operator's console: live figures from /operator/console/stream (server-sent events)
+// drawn with uPlot (served by the app, /static/vendor/uplot). No inline script: the pages'
+// Content-Security-Policy allows scripts from this origin only.
+(function () {
+  "use strict";
+  var holder = document.getElementById("console-figures");
+  if (!holder || !window.EventSource) { return; }
+  var first = JSON.parse(holder.getAttribute("data-figures"));
+  var rpsTimes = [], rpsValues = [], KEEP = 300;
+
+  function text(id, value) {
+    var el = document.getElementById(id);
+    if (el) { el.textContent = String(value); }
+  }
+  function list(id, items) {
+    var el = document.getElementById(id);
+    if (!el) { return; }
+    el.textContent = "";
+    if (!items.length) { items = ["无 None"]; }
+    items.forEach(function (item) {
+      var li = document.createElement("li");
+      li.textContent = item;
+      el.appendChild(li);
+    });
+  }
+  function chart(id, series, data) {
+    var el = document.getElementById(id);
+    if (!el || !window.uPlot) { return null; }
+    return new window.uPlot({width: Math.max(260, el.clientWidth || 320), height: 140,
+                             legend: {show: true}, series: series}, data, el);
+  }
+  function minutes(f) {
+    var n = f.bookings_per_minute.length, end = Date.parse(f.at) / 1000, xs = [];
+    for (var i = 0; i < n; i++) { xs.push(end - (n - 1 - i) * 60); }
+    return [xs, f.bookings_per_minute, f.cancellations_per_minute];
+  }
+  var rpsChart = null, bookChart = null;
+  function draw(f) {
+    var t = Date.parse(f.at) / 1000;
+    rpsTimes.push(t); rpsValues.push(f.requests_per_second);
+    if (rpsTimes.length > KEEP) { rpsTimes.shift(); rpsValues.shift(); }
+    text("fig-rps", f.requests_per_second);
+    text("fig-booked", f.bookings_per_minute[f.bookings_per_minute.length - 1]);
+    text("fig-cancelled", f.cancellations_per_minute[f.cancellations_per_minute.length - 1]);
+    list("fig-refusals", Object.keys(f.refusals).map(function (k) { return k + " " + f.refusals[k]; }));
+    list("fig-entries", f.entries.map(function (r) {
+      return "round " + r.round + " · dept " + r.department + " · " + r.entries + " entries · closes " + r.closes_at;
+    }));
+    list("fig-top", f.top_ips.map(function (x) { return "IP " + x[0] + " " + x[1]; })
+      .concat(f.top_accounts.map(function (x) { return "account " + x[0] + " " + x[1]; })));
+    if (f.open_alerts !== undefined) { text("fig-open-alerts", f.open_alerts); }
+    if (f.active_decisions !== undefined) { text("fig-active-decisions", f.active_decisions); }
+    if (rpsChart) { rpsChart.setData([rpsTimes, rpsValues]); }
+    if (bookChart) { bookChart.setData(minutes(f)); }
+  }
+  window.addEventListener("load", function () {
+    rpsChart = chart("chart-rps", [{}, {label: "req/s", stroke: "#2563eb"}], [[], []]);
+    bookChart = chart("chart-bookings", [{}, {label: "预约 booked", stroke: "#16a34a"},
+                                         {label: "取消 cancelled", stroke: "#dc2626"}], minutes(first));
+    draw(first);
+    var source = new EventSource("/operator/console/stream");
+    source.addEventListener("figures", function (e) {
+      text("console-live", "● 实时 live");
+      draw(JSON.parse(e.data));
+    });
+    source.onerror = function () { text("console-live", "○ 重连中 reconnecting"); };
+  });
+}());

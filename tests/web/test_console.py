@@ -1,0 +1,108 @@
+"""The operator's console: the figures, the alert the monitor raised, the decisions in
+force (lifted from the page), guard levels set from the page, the review queue (approved
+from the page), the live stream of figures, and the charting library served by the app."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import html
+import json
+
+from fastapi.testclient import TestClient
+
+from fairslot.clock import FixedClock
+from fairslot.domain.accounts import Role
+from fairslot.monitoring.scenarios import Entity
+from fairslot.web.app import create_app
+from tests.conftest import World, api_book
+from tests.web.test_pages import fields
+
+FARMED = (("110101199003071111", "张三"), ("110101199003072222", "李四"),
+          ("110101199003073333", "王五"))
+
+
+def _client(world: World) -> TestClient:
+    platform = dataclasses.replace(
+        world.platform,
+        settings=world.platform.settings.model_copy(update={"monitor_mode": "embedded"}))
+    return TestClient(create_app(platform))
+
+
+def test_the_console_shows_live_figures_alerts_decisions_and_acts_on_them(
+        world: World) -> None:
+    client = _client(world)
+    clock = world.platform.clock
+    assert isinstance(clock, FixedClock)
+    farm, _, farm_token = world.patient_account("farm.console")
+    buyer, (buyer_patient,), buyer_token = world.patient_account("buyer.console")
+    with client:
+        for number, name in FARMED:
+            client.post("/api/v1/me/patients", headers={"Authorization": f"Bearer {farm_token}"},
+                        json={"id_number": number, "name": name})
+        monitoring = client.app.state.monitoring  # type: ignore[attr-defined]
+        monitoring.monitor.decide("hold_bookings", Entity("account", str(buyer.id)),
+                                  dt.timedelta(days=1), "li", "ring")
+        held = api_book(client, buyer_token, world.session_ids[0], buyer_patient, clock)
+        assert held.status_code == 201 and held.json()["review"] == "pending"
+        monitoring.embedded.stop()
+        client.app.state.access_log.flush()  # type: ignore[attr-defined]
+
+        # A patient may not see it.
+        client.cookies.set("fs_session", buyer_token)
+        assert client.get("/operator/console").status_code == 403
+
+        client.cookies.set("fs_session", world.token(Role.INVESTIGATOR))
+        page = client.get("/operator/console")
+        assert page.status_code == 200, page.text
+        text = page.text
+        assert "值班台" in text and "Operator's console" in text
+        assert "bad_identities" in text and f"account:{farm.id}" in text
+        assert "/static/vendor/uplot/uPlot.iife.min.js" in text
+        assert "预约待审核 Hold bookings for review" in text
+        figures = json.loads(html.unescape(
+            text.split('data-figures="', 1)[1].split('"', 1)[0]))
+        assert figures["bookings_per_minute"][-1] == 1
+
+        # Approve the held booking from the review queue.
+        action = f"/operator/console/reviews/{held.json()['id']}"
+        r = client.post(action, data=fields(text, action) | {
+            "decision": "approve", "reason": "checked at the desk"}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        assert "Nothing to review" in client.get("/operator/console").text
+
+        # Lift the hold decision from the page.
+        (decision,) = [d for d in monitoring.monitor.store.decisions(active_at=clock.now())
+                       if d.entity == Entity("account", str(buyer.id))]
+        action = f"/operator/console/decisions/{decision.id}/lift"
+        page = client.get("/operator/console").text
+        r = client.post(action, data=fields(page, action) | {"reason": "a carer"},
+                        follow_redirects=False)
+        assert r.status_code == 303
+        assert monitoring.monitor.store.decision(decision.id).lifted_by == \
+            "investigator:staff-investigator"
+
+        # Live figures as server-sent events.
+        with client.stream("GET", "/operator/console/stream?ticks=1") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            body = "".join(stream.iter_text())
+        event, data = body.strip().split("\n", 1)
+        assert event == "event: figures"
+        live = json.loads(data.removeprefix("data: "))
+        assert live["open_alerts"] >= 1 and live["requests_per_second"] > 0
+
+        # Guard levels are the operator's: set from the page.
+        client.cookies.set("fs_session", world.token(Role.OPERATOR))
+        page = client.get("/operator/console").text
+        data = fields(page, "/operator/console/level")
+        r = client.post("/operator/console/level",
+                        data=data | {"group": "booking", "level": "under_attack"},
+                        follow_redirects=False)
+        assert r.status_code == 303
+        status = client.get("/api/v1/admin/guard", headers={
+            "Authorization": f"Bearer {world.token(Role.OPERATOR)}"}).json()
+        assert "under_attack" in json.dumps(status)
+
+        # The charting library is the app's own.
+        lib = client.get("/static/vendor/uplot/uPlot.iife.min.js")
+        assert lib.status_code == 200 and "uPlot" in lib.text
