@@ -15,6 +15,7 @@ from fairslot.clock import FixedClock
 from fairslot.domain.accounts import Role
 from fairslot.domain.messages import CATALOGUE, language_of, render
 from fairslot.services import accounts, messaging, notifications, outbox
+from fairslot.services.context import RequestContext
 from fairslot.services.messaging import (
     DeliveryFailed,
     EmailChannel,
@@ -140,3 +141,18 @@ def test_the_outbox_page_and_api_exist_only_in_the_demo(world: World) -> None:
     assert [m["kind"] for m in listed] == ["draw.waitlist"] and listed[0]["to"] == "139****1111"
     page = client.get("/dev/outbox")
     assert page.status_code == 200 and "waitlist position 1" in page.text
+
+
+def test_a_registration_code_goes_out_by_sms_in_the_same_request(world: World) -> None:
+    seen: list[httpx.Request] = []
+    gateway = SmsChannel("https://sms.example/send", "k", client=_recording([{"id": "c-1"}],
+                                                                            seen))
+    deps = world.platform.deps
+    object.__setattr__(deps, "messenger", Messenger({"outbox": messaging.DevOutbox(),
+                                                     "sms": gateway}, "sms", ("outbox",)))
+    world.platform.run(accounts.register, "sms.user", PASSWORD, "13700007777",
+                       RequestContext(ip="203.0.113.4"))
+    assert len(seen) == 1 and json.loads(seen[0].content)["to"] == "+8613700007777"
+    assert "验证码" in json.loads(seen[0].content)["text"]
+    with world.platform.uow() as uow:
+        assert uow.outbox.pending(messaging.SEND) == []
