@@ -156,3 +156,30 @@ def test_a_registration_code_goes_out_by_sms_in_the_same_request(world: World) -
     assert "验证码" in json.loads(seen[0].content)["text"]
     with world.platform.uow() as uow:
         assert uow.outbox.pending(messaging.SEND) == []
+
+
+def test_payment_and_visit_reminders_go_out_once_in_the_accounts_language(
+        world: World) -> None:
+    from fairslot.services import booking
+
+    account_id = _account(world, "remind.me", "en")
+    with world.platform.uow() as uow:
+        account = uow.accounts.get(account_id)
+    assert account is not None
+    person = world.residents.pop()
+    patient = world.platform.run(accounts.add_patient, account, person.id_number, person.name,
+                                 None, RequestContext())
+    held = world.platform.run(booking.book, account, patient.id or 0, world.session_ids[0],
+                              RequestContext())
+    clock = world.platform.clock
+    assert isinstance(clock, FixedClock)
+    assert world.platform.run_job(notifications.send_reminders) == 0  # 15 minutes left
+    clock.advance(11 * 60)
+    assert world.platform.run_job(notifications.send_reminders) == 1
+    assert world.platform.run_job(notifications.send_reminders) == 0  # once
+    world.platform.run(booking.pay, account, held.booking.id or 0, "alipay:remind@x.cn",
+                       RequestContext())
+    assert world.platform.run_job(notifications.send_reminders) == 1  # the visit, tomorrow
+    with world.platform.uow() as uow:
+        kinds = [(m.kind, m.language) for m in messaging.dev_outbox(uow, account_id=account_id)]
+    assert kinds == [("visit.reminder", "en"), ("payment.reminder", "en")]
