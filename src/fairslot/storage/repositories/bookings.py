@@ -141,7 +141,7 @@ class BookingRepository:
         sent = sa.exists().where(t.events.c.kind == kind,
                                  t.events.c.booking_id == t.bookings.c.id)
         rows = self.db.execute(
-            sa.select(Booking, Session).join(Session, Session.id == Booking.session_id)
+            sa.select(Booking, Session).join(t.sessions, t.sessions.c.id == t.bookings.c.session_id)
             .where(t.bookings.c.status == status.value, when >= start, when < end, ~sent)
             .order_by(t.bookings.c.id).limit(limit)).all()
         return [(b, s) for b, s in rows]
