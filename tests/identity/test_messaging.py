@@ -183,3 +183,15 @@ def test_payment_and_visit_reminders_go_out_once_in_the_accounts_language(
     with world.platform.uow() as uow:
         kinds = [(m.kind, m.language) for m in messaging.dev_outbox(uow, account_id=account_id)]
     assert kinds == [("visit.reminder", "en"), ("payment.reminder", "en")]
+
+
+def test_an_account_switches_the_language_of_its_messages(world: World) -> None:
+    _, _, token = world.patient_account("switcher", patients=0)
+    client = TestClient(create_app(world.platform))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/me", headers=headers).json()["language"] == "zh-CN"
+    r = client.put("/api/v1/me/language", headers=headers, json={"language": "en"})
+    assert r.status_code == 200 and r.json()["language"] == "en"
+    r = client.put("/api/v1/me/language", headers=headers, json={"language": "fr"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_language"
+    assert client.get("/api/v1/me", headers=headers).json()["language"] == "en"

@@ -49,6 +49,7 @@ __all__ = [
     "require_consent",
     "require_role",
     "require_verified_phone",
+    "set_language",
     "token_account_id",
     "verified_patient",
     "verify_phone",
@@ -104,6 +105,18 @@ def _send_now(uow: UnitOfWork, deps: Deps) -> None:
     for item in [i for i in uow.outbox.pending(messaging.SEND) if i.id in uow.outbox.added]:
         outbox.run_item(uow, deps, item.id)
     uow.outbox.added.clear()
+
+
+def set_language(uow: UnitOfWork, deps: Deps, account: Account, language: str) -> Account:
+    """The language the account's messages are written in (zh-CN or en)."""
+    if language.strip().lower().split("-")[0] not in ("zh", "en"):
+        raise InvalidInput("a language is zh-CN or en", code="invalid_language")
+    stored = uow.accounts.get(account.id or 0)
+    if stored is None:
+        raise NotFound("no such account", code="account_not_found")
+    stored.language = language_of(language)
+    uow.commit()
+    return stored
 
 
 def require_verified_phone(account: Account) -> None:
