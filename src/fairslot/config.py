@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     messages are stored and shown at /dev/outbox, nothing leaves the machine)."""
     notification_channels: list[Channel] = Field(default_factory=lambda: list(_OUTBOX_ONLY))
     """Where notifications (draw results, offers, reminders) go, besides the in-app inbox."""
+    payment_reminder_minutes: int = Field(5, ge=1)
+    """A held booking's account is reminded this long before its payment deadline."""
+    visit_reminder_hours: int = Field(24, ge=1)
+    """A paid visit's account is reminded this long before the session starts."""
     dev_outbox_page: bool = False
     """Serve the development outbox at /dev/outbox and /api/v1/dev/outbox (demo only: it
     shows every code sent)."""

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from fairslot.bootstrap import Platform
 from fairslot.logsafe import describe
-from fairslot.services import booking, outbox, release
+from fairslot.services import booking, notifications, outbox, release
 from fairslot.services.deps import Deps, Units
 
 __all__ = ["JOBS", "ConsortiumLoop", "Scheduler", "run_due_jobs"]
@@ -26,6 +26,7 @@ JOBS: list[tuple[str, Callable[[Units, Deps], int]]] = [
     ("draw_due_rounds", release.draw_due_rounds),
     ("expire_overdue", booking.expire_overdue),
     ("record_no_shows", booking.record_no_shows),
+    ("send_reminders", notifications.send_reminders),
     ("outbox", outbox.run_due),
 ]
 

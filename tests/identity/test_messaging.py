@@ -15,6 +15,7 @@ from fairslot.clock import FixedClock
 from fairslot.domain.accounts import Role
 from fairslot.domain.messages import CATALOGUE, language_of, render
 from fairslot.services import accounts, messaging, notifications, outbox
+from fairslot.services.context import RequestContext
 from fairslot.services.messaging import (
     DeliveryFailed,
     EmailChannel,
@@ -140,3 +141,57 @@ def test_the_outbox_page_and_api_exist_only_in_the_demo(world: World) -> None:
     assert [m["kind"] for m in listed] == ["draw.waitlist"] and listed[0]["to"] == "139****1111"
     page = client.get("/dev/outbox")
     assert page.status_code == 200 and "waitlist position 1" in page.text
+
+
+def test_a_registration_code_goes_out_by_sms_in_the_same_request(world: World) -> None:
+    seen: list[httpx.Request] = []
+    gateway = SmsChannel("https://sms.example/send", "k", client=_recording([{"id": "c-1"}],
+                                                                            seen))
+    deps = world.platform.deps
+    object.__setattr__(deps, "messenger", Messenger({"outbox": messaging.DevOutbox(),
+                                                     "sms": gateway}, "sms", ("outbox",)))
+    world.platform.run(accounts.register, "sms.user", PASSWORD, "13700007777",
+                       RequestContext(ip="203.0.113.4"))
+    assert len(seen) == 1 and json.loads(seen[0].content)["to"] == "+8613700007777"
+    assert "验证码" in json.loads(seen[0].content)["text"]
+    with world.platform.uow() as uow:
+        assert uow.outbox.pending(messaging.SEND) == []
+
+
+def test_payment_and_visit_reminders_go_out_once_in_the_accounts_language(
+        world: World) -> None:
+    from fairslot.services import booking
+
+    account_id = _account(world, "remind.me", "en")
+    with world.platform.uow() as uow:
+        account = uow.accounts.get(account_id)
+    assert account is not None
+    person = world.residents.pop()
+    patient = world.platform.run(accounts.add_patient, account, person.id_number, person.name,
+                                 None, RequestContext())
+    held = world.platform.run(booking.book, account, patient.id or 0, world.session_ids[0],
+                              RequestContext())
+    clock = world.platform.clock
+    assert isinstance(clock, FixedClock)
+    assert world.platform.run_job(notifications.send_reminders) == 0  # 15 minutes left
+    clock.advance(11 * 60)
+    assert world.platform.run_job(notifications.send_reminders) == 1
+    assert world.platform.run_job(notifications.send_reminders) == 0  # once
+    world.platform.run(booking.pay, account, held.booking.id or 0, "alipay:remind@x.cn",
+                       RequestContext())
+    assert world.platform.run_job(notifications.send_reminders) == 1  # the visit, tomorrow
+    with world.platform.uow() as uow:
+        kinds = [(m.kind, m.language) for m in messaging.dev_outbox(uow, account_id=account_id)]
+    assert kinds == [("visit.reminder", "en"), ("payment.reminder", "en")]
+
+
+def test_an_account_switches_the_language_of_its_messages(world: World) -> None:
+    _, _, token = world.patient_account("switcher", patients=0)
+    client = TestClient(create_app(world.platform))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/me", headers=headers).json()["language"] == "zh-CN"
+    r = client.put("/api/v1/me/language", headers=headers, json={"language": "en"})
+    assert r.status_code == 200 and r.json()["language"] == "en"
+    r = client.put("/api/v1/me/language", headers=headers, json={"language": "fr"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_language"
+    assert client.get("/api/v1/me", headers=headers).json()["language"] == "en"

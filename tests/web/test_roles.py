@@ -21,7 +21,9 @@ PUBLIC = {"/healthz", "/readyz", "/api/v1/hospitals", "/api/v1/hospitals/{hospit
           # The consortium's routes answer other hospitals, not users: each but the key is a
           # request signed by a pinned member (tests/consortium/test_consortium.py).
           "/api/v1/consortium/key", "/api/v1/consortium/feeds/{member}",
-          "/api/v1/consortium/appeals"}
+          "/api/v1/consortium/appeals",
+          # Demo only (FAIRSLOT_DEV_OUTBOX_PAGE); 404 otherwise.
+          "/api/v1/dev/outbox"}
 # Who may use each non-public route besides admin (who may use every route).
 ALLOWED: dict[tuple[str, str], set[Role]] = {
     ("POST", "/api/v1/auth/logout"): set(Role),
@@ -55,6 +57,14 @@ ALLOWED: dict[tuple[str, str], set[Role]] = {
     ("POST", "/api/v1/staff/rounds/{round_id}/entries"): {Role.REGISTRATION},
     ("POST", "/api/v1/staff/bookings/{booking_id}/pay"): {Role.REGISTRATION},
     ("PUT", "/api/v1/admin/guard/levels/{group}"): {Role.OPERATOR},
+    ("POST", "/api/v1/me/phone/code"): {Role.PATIENT},
+    ("POST", "/api/v1/me/phone/verify"): {Role.PATIENT},
+    ("POST", "/api/v1/me/phone"): {Role.PATIENT},
+    ("PUT", "/api/v1/me/language"): set(Role),
+    ("POST", "/api/v1/me/identity"): {Role.PATIENT},
+    ("GET", "/api/v1/me/identity"): {Role.PATIENT},
+    ("DELETE", "/api/v1/me/identity/{patient_id}/links/{account_id}"): {Role.PATIENT},
+    ("POST", "/api/v1/staff/identity-claims"): {Role.REGISTRATION},
 }
 
 

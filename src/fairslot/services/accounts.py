@@ -29,7 +29,7 @@ from fairslot.domain.errors import (
 )
 from fairslot.domain.identity import Identity, mask_name, mask_phone, normalize_phone
 from fairslot.domain.messages import language_of
-from fairslot.services import realname, shared_list, verification
+from fairslot.services import messaging, outbox, realname, shared_list, verification
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
@@ -52,6 +52,7 @@ __all__ = [
     "require_consent",
     "require_role",
     "require_verified_phone",
+    "set_language",
     "token_account_id",
     "verified_patient",
     "verify_phone",
@@ -134,7 +135,28 @@ def register(uow: UnitOfWork, deps: Deps, username: str, password: str, phone: s
     # it has typed back the code this text carries (``verify_phone``).
     verification.send_code(uow, deps, account, verification.PHONE, phone_e164)
     uow.commit()
+    _send_now(uow, deps)
     return account
+
+
+def _send_now(uow: UnitOfWork, deps: Deps) -> None:
+    """Hand the messages this transaction recorded (a code) to their channel at once, now
+    that it has committed; one that fails stays in the outbox for the scheduler's retry."""
+    for item in [i for i in uow.outbox.pending(messaging.SEND) if i.id in uow.outbox.added]:
+        outbox.run_item(uow, deps, item.id)
+    uow.outbox.added.clear()
+
+
+def set_language(uow: UnitOfWork, deps: Deps, account: Account, language: str) -> Account:
+    """The language the account's messages are written in (zh-CN or en)."""
+    if language.strip().lower().split("-")[0] not in ("zh", "en"):
+        raise InvalidInput("a language is zh-CN or en", code="invalid_language")
+    stored = uow.accounts.get(account.id or 0)
+    if stored is None:
+        raise NotFound("no such account", code="account_not_found")
+    stored.language = language_of(language)
+    uow.commit()
+    return stored
 
 
 def require_verified_phone(account: Account) -> None:
@@ -153,6 +175,7 @@ def request_phone_code(uow: UnitOfWork, deps: Deps, account: Account) -> tuple[s
         raise Conflict("this phone number is verified already", code="phone_verified")
     expires = verification.send_code(uow, deps, account, verification.PHONE, account.phone)
     uow.commit()
+    _send_now(uow, deps)
     return account.phone, expires
 
 
@@ -167,6 +190,7 @@ def change_phone(uow: UnitOfWork, deps: Deps, account: Account,
     _check_phone_room(uow, deps, phone_e164)
     expires = verification.send_code(uow, deps, account, verification.PHONE, phone_e164)
     uow.commit()
+    _send_now(uow, deps)
     return phone_e164, expires
 
 
@@ -397,6 +421,7 @@ def require_consent(uow: UnitOfWork, deps: Deps, account: Account, patient: Pati
     uow.events.append(f"identity.{purpose}_consent_asked", deps.clock.now(),
                       account_id=account.id, patient_id=patient.id)
     uow.commit()
+    _send_now(uow, deps)
     raise Forbidden("this person's identity is registered to another phone: a code was sent "
                     "there; ask its holder for it and send it as consent_code",
                     code="consent_required", sent_to=mask_phone(holder.phone or ""),

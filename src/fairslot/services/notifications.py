@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fairslot.domain.accounts import Account
+from fairslot.domain.accounts import Account, Role
+from fairslot.domain.booking import BookingStatus
 from fairslot.domain.identity import mask_name
 from fairslot.domain.messages import language_of, render
 from fairslot.services import messaging
-from fairslot.services.deps import Deps
+from fairslot.services.deps import Deps, Units
 from fairslot.storage.repositories import Notification
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["inbox", "notify", "when"]
+__all__ = ["inbox", "notify", "send_reminders", "when"]
 
 
 def inbox(uow: UnitOfWork, deps: Deps, account: Account) -> list[Notification]:
@@ -55,3 +56,32 @@ def _address(account: Account, channel: str) -> str | None:
     if channel in ("sms", messaging.OUTBOX):
         return account.phone if account.phone_verified_at is not None else None
     return None
+
+
+def send_reminders(units: Units, deps: Deps) -> int:
+    """A scheduled job: remind of a held booking ``payment_reminder_minutes`` before its
+    payment deadline, and of a paid visit ``visit_reminder_hours`` before it starts; each
+    once (the reminder is an event on the booking). Bookings of staff accounts (the desk's
+    walk-ins) are left to the desk. Returns how many were sent."""
+    now = deps.clock.now()
+    s = deps.settings
+    plan = (("reminder.payment", "payment.reminder", BookingStatus.HELD, "pay_by",
+             dt.timedelta(minutes=s.payment_reminder_minutes)),
+            ("reminder.visit", "visit.reminder", BookingStatus.PAID, "starts_at",
+             dt.timedelta(hours=s.visit_reminder_hours)))
+    sent = 0
+    for event, kind, status, column, ahead in plan:
+        with units() as uow:
+            for booking, session in uow.bookings.reminders_due(event, status, column, now,
+                                                               now + ahead):
+                account = uow.accounts.get(booking.account_id)
+                uow.events.append(event, now, account_id=booking.account_id,
+                                  patient_id=booking.patient_id, session_id=session.id,
+                                  booking_id=booking.id)
+                if account is None or account.role is not Role.PATIENT:
+                    continue
+                notify(uow, deps, booking.account_id, kind, patient_id=booking.patient_id,
+                       session=when(deps, session.starts_at), pay_by=when(deps, booking.pay_by))
+                sent += 1
+            uow.commit()
+    return sent

@@ -108,6 +108,10 @@ class CodeIn(Strict):
     code: Annotated[str, Field(min_length=1, max_length=12)]
 
 
+class LanguageIn(Strict):
+    language: Annotated[str, Field(min_length=2, max_length=16)]
+
+
 class PhoneIn(Strict):
     phone: Annotated[str, Field(min_length=1, max_length=32)]
 

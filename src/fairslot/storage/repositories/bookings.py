@@ -140,6 +140,21 @@ class BookingRepository:
             .order_by(t.bookings.c.id).limit(limit).with_for_update(skip_locked=True)
         ).all()
 
+    def reminders_due(self, kind: str, status: BookingStatus, column: str,
+                      start: dt.datetime, end: dt.datetime, limit: int = 500
+                      ) -> list[tuple[Booking, Session]]:
+        """Bookings in ``status`` whose ``column`` (``pay_by`` of the booking or
+        ``starts_at`` of its session) falls in [start, end) and that have no ``kind``
+        event yet (a reminder is sent once)."""
+        when = t.bookings.c.pay_by if column == "pay_by" else t.sessions.c.starts_at
+        sent = sa.exists().where(t.events.c.kind == kind,
+                                 t.events.c.booking_id == t.bookings.c.id)
+        rows = self.db.execute(
+            sa.select(Booking, Session).join(t.sessions, t.sessions.c.id == t.bookings.c.session_id)
+            .where(t.bookings.c.status == status.value, when >= start, when < end, ~sent)
+            .order_by(t.bookings.c.id).limit(limit)).all()
+        return [(b, s) for b, s in rows]
+
     def unattended(self, ended_before: dt.datetime, limit: int = 500) -> list[
             tuple[Booking, Session]]:
         rows = self.db.execute(

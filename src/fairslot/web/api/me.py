@@ -38,6 +38,7 @@ from fairslot.web.schemas import (
     CodeIn,
     CodeSentOut,
     Credentials,
+    LanguageIn,
     PatientIn,
     PatientOut,
     PaymentIn,
@@ -118,6 +119,13 @@ def change_phone(body: PhoneIn, caller: CallerDep, uow: UowDep, deps: DepsDep) -
     account = caller.account(Role.PATIENT)
     phone, expires = accounts.change_phone(uow, deps, account, body.phone)
     return CodeSentOut(sent_to=mask_phone(phone), expires_at=expires)
+
+
+@router.put("/me/language", tags=["account"])
+def set_language(body: LanguageIn, caller: CallerDep, uow: UowDep, deps: DepsDep) -> AccountOut:
+    """The language of the account's messages and notifications: ``zh-CN`` or ``en``."""
+    account = caller.account()
+    return AccountOut.of(accounts.set_language(uow, deps, account, body.language))
 
 
 @router.get("/me/patients", tags=["patients"])
