@@ -116,3 +116,15 @@ def test_the_top_level_help_lists_every_command_without_importing_the_heavy_laye
                           check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_command_registered_alone_runs_and_has_help(tmp_path: pathlib.Path) -> None:
+    """`investigate` is the only command of its module: the lazy table must still find it
+    (it once crashed with a traceback on any use)."""
+    helped = fairslot("investigate", "--help", cwd=tmp_path)
+    assert helped.returncode == 0, helped.stderr
+    assert "--min-score" in helped.stdout and "completion" not in helped.stdout
+    missing = fairslot("investigate", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
+                       cwd=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"error: records folder not found: {tmp_path / 'nowhere'}"

@@ -48,7 +48,7 @@ class _LazyGroup(TyperGroup):
         module, help_ = COMMANDS[cmd_name]
         if self._listing:
             return TyperCommand(cmd_name, help=help_)
-        holder = typer.Typer()
+        holder = typer.Typer(add_completion=False)
         importlib.import_module(module).register(holder)
         found = typer.main.get_command(holder)
         # A module that registers one command (simulate) makes a holder whose command is
