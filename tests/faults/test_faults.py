@@ -23,6 +23,7 @@ from fairslot.bootstrap import Platform, bootstrap
 from fairslot.clock import FixedClock
 from fairslot.domain.accounts import Account
 from fairslot.domain.schedule import Period, ReleasePolicy
+from fairslot.guard.policy import KeyKind, RouteGroup
 from fairslot.services import catalog, release
 from fairslot.services.context import RequestContext
 from fairslot.storage import tables as t
@@ -265,3 +266,158 @@ def test_a_full_disk_during_an_export_is_a_clear_error_and_leaves_no_file(
     assert sorted(p.name for p in out.iterdir()) == ["access.csv", "bookings.csv",
                                                      "payments.csv"]
     assert (out / "access.csv").read_text().count("agent ") == 40
+
+
+# -- PostgreSQL restarted during a burst of bookings --------------------------------------
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster of this test's own (run as the postgres user, on a
+    free loopback port, fsync off): started, crashed (immediate shutdown) and started
+    again by the test."""
+
+    def __init__(self, folder: pathlib.Path) -> None:
+        import pwd
+        import shutil
+        import socket
+
+        self.user = pwd.getpwnam("postgres")
+        self.bin = pathlib.Path(os.path.realpath(shutil.which("pg_ctl") or "pg_ctl")).parent
+        self.data = folder / "pgdata"
+        os.chown(folder, self.user.pw_uid, self.user.pw_gid)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.process: subprocess.Popen[bytes] | None = None
+        subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust",
+                        "-U", "postgres", "--no-sync"], check=True, capture_output=True,
+                       user=self.user.pw_uid, group=self.user.pw_gid, cwd=folder)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
+             "-k", str(self.data), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+            user=self.user.pw_uid, group=self.user.pw_gid, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        engine = sa.create_engine(self.url.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            for _ in range(300):
+                try:
+                    with engine.connect():
+                        return
+                except sa.exc.OperationalError:
+                    time.sleep(0.05)
+            pytest.fail("the private PostgreSQL did not start")
+        finally:
+            engine.dispose()
+
+    def crash(self) -> None:
+        """Immediate shutdown (SIGQUIT): every backend dies at once, as in a crash."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGQUIT)
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.fail("this fault test starts PostgreSQL as the postgres user: run it as root")
+    # Not under pytest's tmp_path: its parent is private to root, and the server runs as
+    # the postgres user.
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="fairslot-faults-pg-"))
+    try:
+        server = PrivatePostgres(folder)
+        server.start()
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_postgres_restarted_during_a_burst_of_bookings_loses_nothing(
+        private_postgres: PrivatePostgres, clock: FixedClock) -> None:
+    import concurrent.futures
+    import threading
+
+    from fairslot.storage.database import make_engine
+    from fairslot.storage.migrate import upgrade
+
+    engine = make_engine(private_postgres.url)
+    upgrade(engine)
+    # The guard's limits are lifted: forty patients behind one test client's address would
+    # meet the address limits, and this test is about the database.
+    no_limits = {g.value: {k.value: "none" for k in KeyKind} for g in RouteGroup}
+    platform = bootstrap(make_settings(database_url=private_postgres.url,
+                                       guard_token_min_age_seconds=0, guard_limits=no_limits),
+                         clock=clock, engine=engine)
+    world = build_world(platform, capacity=15, residents=70)
+    people = [world.patient_account(f"burst{n:02d}") for n in range(40)]
+    answers: dict[int, tuple[int, str, int | None]] = {}
+    done = threading.Semaphore(0)
+
+    with TestClient(create_app(platform), raise_server_exceptions=False) as client:
+        def book(n: int) -> None:
+            _, (pid,), token = people[n]
+            headers = {"Authorization": f"Bearer {token}"}
+            session_id = world.session_ids[n % 2]
+            try:
+                screen = client.get(f"/api/v1/sessions/{session_id}/booking-screen",
+                                    headers=headers)
+                if screen.status_code != 200:
+                    answers[n] = (screen.status_code, screen.json()["code"], None)
+                    return
+                r = client.post("/api/v1/bookings", json={"session_id": session_id,
+                                                          "patient_id": pid},
+                                headers={**headers, screen.json()["token_header"]:
+                                         screen.json()["action_token"]})
+                body = r.json()
+                answers[n] = (r.status_code, str(body.get("code", "")),
+                              body.get("id") if r.status_code == 201 else None)
+                assert r.headers["content-type"].startswith(
+                    "application/problem+json" if r.status_code >= 400 else "application/json")
+            finally:
+                done.release()
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(book, n) for n in range(30)]
+            for _ in range(10):
+                done.acquire()
+            private_postgres.crash()  # in the middle of the burst
+            time.sleep(0.5)
+            private_postgres.start()
+            for future in futures:
+                future.result(timeout=120)
+        # The pool recovers: the ten who had not tried yet book normally.
+        for n in range(30, 40):
+            book(n)
+        assert all(answers[n][0] in (201, 409) for n in range(30, 40)), \
+            {n: answers[n] for n in range(30, 40)}
+
+    statuses = sorted({(status, code) for status, code, _ in answers.values()})
+    assert all(status < 500 or code == "database_unavailable" for status, code in statuses), \
+        statuses
+    made = {booking_id for _, _, booking_id in answers.values() if booking_id is not None}
+    with engine.connect() as conn:
+        stored = {row.id: row for row in conn.execute(sa.select(t.bookings))}
+        taken = conn.scalar(sa.select(sa.func.count()).select_from(t.slots)
+                            .where(t.slots.c.taken.is_(True)))
+    # Every 201 is stored; anything stored beyond them is a booking whose answer was lost
+    # in the crash (committed just before it), complete all the same: its slot is taken.
+    assert made <= set(stored), made - set(stored)
+    assert taken == len(stored)
+    lost_answers = len(set(stored) - made)
+    print(f"postgres restart: {len(answers)} requests, {len(made)} booked, "
+          f"{sum(1 for s, _, _ in answers.values() if s == 503)} refused while down, "
+          f"{lost_answers} committed without an answer")
+    engine.dispose()
