@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     guard_redis_prefix: str = "fairslot:guard:"
     guard_redis_retry_seconds: float = Field(2.0, gt=0)
     """First back-off before Redis is tried again after a failure; doubles up to 60 s."""
+    guard_redis_down_refuse: list[str] = Field(
+        default_factory=lambda: ["entering", "booking", "payment"])
+    """Route groups refused (503 ``guard_unavailable``) while Redis is configured but
+    unreachable: they fail closed. Every other group goes on with per-process limits."""
     guard_token_min_age_seconds: float = Field(1.5, ge=0)
     guard_token_ttl_seconds: int = Field(600, ge=10)
     guard_challenge_ttl_seconds: int = Field(120, ge=10)

@@ -68,7 +68,7 @@ class DeviceIds:
         if len(parts) != 3:
             return None
         raw, minted_hex, sig = parts
-        if not hmac.compare_digest(self._sig(f"{raw}.{minted_hex}"), sig):
+        if not hmac.compare_digest(self._sig(f"{raw}.{minted_hex}").encode(), sig.encode()):
             return None
         try:
             minted = int(minted_hex, 16)

@@ -95,6 +95,10 @@ class Guard:
         self.trusted = parse_networks(settings.trusted_proxies)
         self.policies: dict[RouteGroup, GroupPolicy] = build_policies(
             settings.guard_limits, login_attempts_per_minute=settings.login_attempts_per_minute)
+        unknown = set(settings.guard_redis_down_refuse) - {g.value for g in RouteGroup}
+        if unknown:
+            raise ValueError(f"FAIRSLOT_GUARD_REDIS_DOWN_REFUSE: unknown route groups "
+                             f"{sorted(unknown)}")
         self.state = SharedState(settings.redis_url, settings.guard_redis_prefix,
                                  settings.guard_redis_retry_seconds, self.clock)
         self.ledger: TokenLedger = ledger or build_ledger(
@@ -305,6 +309,15 @@ class Guard:
             device_id=who.device_id, account_id=account_id, slot=slot)
         hold = (slot[0], slot[1], on_redis) if slot is not None else None
         try:
+            if self.state.degraded and group.value in self.settings.guard_redis_down_refuse:
+                # Without the shared counts each worker would allow its own full limit, and
+                # one-booking-at-a-time would hold per worker only: the groups that take
+                # slots and money wait for Redis instead (docs/guard.md).
+                report("deny", "shared_state_down")
+                raise Overloaded(
+                    "Booking is paused for a moment while the server recovers; please try "
+                    "again shortly.", retry_after=max(1, math.ceil(
+                        self.settings.guard_redis_retry_seconds)), code="guard_unavailable")
             risk = self.risk(who, device_accounts, risk)
             await self.require_pow(group, level, self.subject(account_id),
                                    need_token or group.value, pow_payload, risk, report,

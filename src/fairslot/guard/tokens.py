@@ -64,7 +64,7 @@ class ActionTokens:
         version, issued_text, nonce, mac = parts
         body = f"{version}.{issued_text}.{nonce}"
         expected = self._mac(f"{body}|{account_id}|{action}|{target}")
-        if not hmac.compare_digest(expected, mac):
+        if not hmac.compare_digest(expected.encode(), mac.encode()):  # bytes: any text
             return TokenCheck(False, "token_invalid")
         try:
             unb64url(nonce)

@@ -268,7 +268,9 @@ def token_account_id(keyring: Keyring, token: str) -> int | None:
     parts = token.split(".")
     if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) > 10:
         return None
-    if not hmac.compare_digest(_mac(keyring, f"{parts[0]}.{parts[1]}"), parts[2]):
+    # Bytes: compare_digest refuses str with non-ASCII characters (a hostile header).
+    if not hmac.compare_digest(_mac(keyring, f"{parts[0]}.{parts[1]}").encode(),
+                               parts[2].encode()):
         return None
     return int(parts[0])
 

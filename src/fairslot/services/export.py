@@ -133,7 +133,7 @@ def export_records(uow: UnitOfWork, deps: Deps, out: pathlib.Path, *,
         for partial, _ in written:
             partial.unlink(missing_ok=True)
         raise ExportFailed(f"could not write the export to {out}: "
-                           f"{exc.strerror or type(exc).__name__}; nothing was "
+                           f"{exc.strerror or exc}; nothing was "
                            "exported") from None
     for partial, path in written:
         partial.replace(path)

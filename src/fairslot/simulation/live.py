@@ -253,6 +253,8 @@ class _Agent:
         if answer.status_code != 200:
             return
         body = answer.json()
+        if body.get("action_token") is None:  # no longer awaiting payment: nothing to pay
+            return
         self.pause(think)
         self.send("pay", "POST", f"/bookings/{booking_id}/pay",
                   headers={body["token_header"]: body["action_token"]},

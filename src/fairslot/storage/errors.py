@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from fairslot.domain.errors import Conflict, FairslotError
 
-__all__ = ["USE_CASE", "Busy", "install_translation", "translate", "translated"]
+__all__ = ["USE_CASE", "Busy", "DatabaseUnavailable", "install_translation", "is_unavailable",
+           "translate", "translated"]
 
 USE_CASE = "fairslot_use_case"
 """Execution option set on a unit of work's connections: their errors are translated."""
@@ -25,6 +26,31 @@ class Busy(FairslotError):
     code = "busy_try_again"
     status = 503
     title = "Busy"
+
+
+class DatabaseUnavailable(FairslotError):
+    """The database went away (restarted, failed over, unreachable): the request's
+    transaction did not commit; retrying later is safe."""
+
+    code = "database_unavailable"
+    status = 503
+    title = "Temporarily unavailable"
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means the server or the connection went away (not that
+    the statement was wrong): connection exceptions (SQLSTATE 08), an administrator's or
+    crash shutdown (57P01-57P03), or a connection SQLAlchemy found dead."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
+        return True
+    # psycopg reports a refused or dropped connection without a SQLSTATE
+    return (isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) and not sqlstate
+            and type(exc.orig).__module__.startswith("psycopg"))
 
 
 # The unique constraints a request can run into, by name (PostgreSQL) and by their columns
@@ -85,6 +111,9 @@ def translate(exc: BaseException) -> FairslotError | None:
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
         if sqlstate in ("40P01", "40001") or "database is locked" in str(exc.orig):
             return Busy("the system is busy; please try again")
+    if is_unavailable(exc):
+        return DatabaseUnavailable("the database is unavailable for a moment; nothing was "
+                                   "changed, please try again")
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fairslot.domain.errors import FairslotError, TooManyRequests
 from fairslot.logsafe import describe
+from fairslot.storage.errors import is_unavailable
 
 __all__ = ["PROBLEM_RESPONSES", "Problem", "install_problem_handlers", "problem_response"]
 
@@ -92,6 +94,18 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
                             str(exc.detail), headers=dict(exc.headers or {}) or None)
 
 
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    # Outside a unit of work's statements (opening its connection, the access log) a
+    # database that went away is still a clean 503: the request changed nothing.
+    if is_unavailable(exc):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    describe(exc))
+        return problem_response(503, "database_unavailable", "Temporarily unavailable",
+                                "the database is unavailable for a moment; nothing was "
+                                "changed, please try again", headers={"Retry-After": "2"})
+    return await _on_unexpected(request, exc)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Log the type and where, never the request body nor the exception's message: both may
     # hold PII (a database error's message carries the statement's parameters).
@@ -104,4 +118,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FairslotError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(sa.exc.DBAPIError, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -296,7 +296,7 @@ def check_csrf(request: Request, submitted: str) -> None:
     origin (``Origin``, sent with every cross-site post), this site's own."""
     binding = _csrf_binding(request)
     if not _same_origin(request) or binding is None or not hmac.compare_digest(
-            csrf_token(request), submitted):
+            csrf_token(request).encode(), submitted.encode()):  # bytes: any text
         raise Forbidden("这个表单已失效，请刷新页面后重试 This form has expired; reload the "
                         "page and try again.", code="csrf_failed")
 
