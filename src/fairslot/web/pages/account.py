@@ -17,6 +17,7 @@ from fairslot.guard.errors import ChallengeRequired
 from fairslot.services import accounts, booking, release
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
+from fairslot.web import i18n
 from fairslot.web.deps import SESSION_COOKIE, DepsDep, UowDep, context, screen
 from fairslot.web.login import guarded_log_in
 from fairslot.web.pages.common import (
@@ -68,10 +69,21 @@ def _challenge(exc: FairslotError) -> Any:
     return exc.extra.get("challenge") if isinstance(exc, ChallengeRequired) else None
 
 
+@router.get("/lang")
+def switch_language(request: Request,
+                    to: Annotated[str, Query(max_length=10)] = "",
+                    next: Annotated[str, Query(max_length=500)] = "/") -> Response:
+    """Remember the visitor's language in this browser (a year) and go back."""
+    response = redirect(_safe_next(next) or "/")
+    response.set_cookie(i18n.LANG_COOKIE, i18n.language(to).code, max_age=365 * 86400,
+                        httponly=True, samesite="lax", secure=secure_cookies(request))
+    return response
+
+
 @router.get("/login")
 def login_form(request: Request, who: Viewer, next: str | None = None) -> Response:
     return render(request, "login.html", next=_safe_next(next) or "", username="",
-                  challenge=None)
+                  password="", challenge=None)
 
 
 @router.post("/login")
@@ -87,14 +99,19 @@ def login(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                                         altcha or None)
     except FairslotError as exc:
         refused(uow)
+        challenge = _challenge(exc)
+        # The device check is no failure: the page solves it and sends the same form again
+        # (the password goes back only into this no-store page, only for that).
         return render(request, "login.html", status=exc.status, next=_safe_next(next) or "",
-                      username=username, error=exc.detail, challenge=_challenge(exc))
+                      username=username, password=password if challenge else "",
+                      error=None if challenge else exc, challenge=challenge)
     return _signed_in(request, deps, _safe_next(next) or _home_of(account), token)
 
 
 @router.get("/register")
 def register_form(request: Request, who: Viewer) -> Response:
-    return render(request, "register.html", username="", phone="", challenge=None)
+    return render(request, "register.html", username="", phone="", password="",
+                  challenge=None)
 
 
 @router.post("/register")
@@ -111,8 +128,10 @@ def register(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
         token = accounts.issue_token(uow, deps, account.id or 0)
     except FairslotError as exc:
         refused(uow)
+        challenge = _challenge(exc)
         return render(request, "register.html", status=exc.status, username=username,
-                      phone=phone, error=exc.detail, challenge=_challenge(exc))
+                      phone=phone, password=password if challenge else "",
+                      error=None if challenge else exc, challenge=challenge)
     return _signed_in(request, deps, "/me?done=registered", token)
 
 
@@ -129,7 +148,7 @@ def logout(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
 
 
 def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
-            status: int = 200, error: str | None = None, notice: str | None = None,
+            status: int = 200, error: FairslotError | str | None = None, notice: str | None = None,
             retry: Retry | None = None, form: Mapping[str, str] | None = None) -> Response:
     # Staff accounts book at the desk for others; those bookings belong on the desk pages,
     # not in a personal list with pay and cancel buttons.
@@ -185,7 +204,7 @@ def add_patient(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
     except FairslotError as exc:
         refused(uow)
         # What was typed is shown again (on this person's own page, over HTTPS).
-        return me_page(request, uow, deps, account, status=exc.status, error=exc.detail,
+        return me_page(request, uow, deps, account, status=exc.status, error=exc,
                        form={"name": name, "id_number": id_number, "phone": phone})
     return redirect("/me?done=patient_added")
 
@@ -208,7 +227,7 @@ def pay(booking_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsD
         retry = retry_after(exc, "pay", booking_id, action_token_,
                             lambda: action_token(request, account, "pay", str(booking_id)),
                             payer_account)
-        return me_page(request, uow, deps, account, status=exc.status, error=exc.detail,
+        return me_page(request, uow, deps, account, status=exc.status, error=exc,
                        retry=retry)
     return redirect(f"/me?done=paid#booking-{booking_id}")
 
@@ -229,6 +248,6 @@ def cancel(booking_id: int, request: Request, who: Viewer, uow: UowDep, deps: De
         retry = retry_after(exc, "cancel", booking_id, action_token_,
                             lambda: action_token(request, account, "cancel",
                                                  str(booking_id)))
-        return me_page(request, uow, deps, account, status=exc.status, error=exc.detail,
+        return me_page(request, uow, deps, account, status=exc.status, error=exc,
                        retry=retry)
     return redirect(f"/me?done=cancelled#booking-{booking_id}")

@@ -35,7 +35,8 @@ router = page_router()
 
 
 def _desk_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
-               status: int = 200, error: str | None = None, notice: str | None = None,
+               status: int = 200, error: FairslotError | str | None = None,
+               notice: str | None = None,
                done_booking: Any = None, form: Mapping[str, str] | None = None) -> Response:
     day = today(deps)
     started_before = deps.clock.now() - dt.timedelta(minutes=deps.settings.session_minutes)
@@ -75,7 +76,7 @@ def _desk_action(request: Request, uow: UnitOfWork, deps: Deps, who: Visitor,
         view = action(account)
     except FairslotError as exc:
         refused(uow)
-        return _desk_page(request, uow, deps, account, status=exc.status, error=exc.detail,
+        return _desk_page(request, uow, deps, account, status=exc.status, error=exc,
                           form=form)
     return redirect(f"/desk?done={done}&booking={view.booking.id}")
 

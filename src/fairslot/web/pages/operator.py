@@ -26,7 +26,7 @@ def _day(raw: str | None, default: dt.date) -> dt.date:
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput("日期格式应为 YYYY-MM-DD The date is YYYY-MM-DD",
+        raise InvalidInput("the date is YYYY-MM-DD",
                            code="invalid_date") from None
 
 

@@ -33,7 +33,7 @@ router = page_router()
 
 
 def _entry_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account,
-                round_id: int, *, status: int = 200, error: str | None = None,
+                round_id: int, *, status: int = 200, error: FairslotError | str | None = None,
                 retry: Retry | None = None, chosen: list[int] | None = None) -> Response:
     view = release.round_view(uow, deps, round_id)
     doctors = {s.session.doctor_id: catalog.doctor(uow, deps, s.session.doctor_id)
@@ -84,5 +84,5 @@ def enter(round_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsD
         retry = retry_after(exc, "enter", round_id, action_token_,
                             lambda: action_token(request, account, "enter", str(round_id)))
         return _entry_page(request, uow, deps, account, round_id, status=exc.status,
-                           error=exc.detail, retry=retry, chosen=choices)
+                           error=exc, retry=retry, chosen=choices)
     return redirect("/me?done=entered#entries")
