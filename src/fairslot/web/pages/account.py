@@ -14,12 +14,14 @@ from fairslot.domain.accounts import Account, Role
 from fairslot.domain.booking import BookingStatus
 from fairslot.domain.errors import FairslotError
 from fairslot.guard.errors import ChallengeRequired
-from fairslot.services import accounts, booking, release
+from fairslot.services import accounts, booking, catalog, release, rules
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web import i18n
 from fairslot.web.deps import SESSION_COOKIE, DepsDep, UowDep, context, screen
+from fairslot.web.i18n import N_
 from fairslot.web.login import guarded_log_in
+from fairslot.web.pages import checkin
 from fairslot.web.pages.common import (
     CSRF_COOKIE,
     DONE_MESSAGES,
@@ -164,6 +166,7 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
         b = v.booking
         target = b.id or 0
         item: dict[str, Any] = {"view": v, "pay_token": None, "cancel_token": None,
+                                "qr": None, "code": None,
                                 "pay_by": local(deps, b.pay_by),
                                 "starts": local(deps, v.session.starts_at), "retry": None}
         # Tokens are issued here, on the screen that leads to paying or cancelling; cancel
@@ -176,11 +179,29 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
             item["retry"] = retry
             item[f"{retry.action}_token"] = retry.token
         items.append(item)
-    entries = release.my_entries(uow, deps, account) if is_patient else []
+    entries = []
+    booked = {v.booking.id: v for v in views}
+    for e in (release.my_entries(uow, deps, account) if is_patient else []):
+        first = catalog.session_view(uow, deps, e.entry.choices[0]) if e.entry.choices else None
+        entries.append({"view": e, "first": first,
+                        "first_starts": local(deps, first.session.starts_at) if first else "",
+                        "won": booked.get(e.entry.booking_id)})
+    standings = [{"patient": p, "standing": rules.standing(uow, deps, p.id or 0)}
+                 for p in patients]
+    for item in items:
+        b = item["view"].booking
+        if b.status in (BookingStatus.PAID, BookingStatus.HELD):
+            code = checkin.code_for(deps, b.id or 0)
+            title = str(i18n.translate(i18n.of_request(request),
+                                       N_("Check-in QR code, booking %(n)s"), n=b.id))
+            item["qr"] = checkin.qr_svg(code, title) if b.status is BookingStatus.PAID \
+                else None
+            item["code"] = code if b.status is BookingStatus.PAID else None
     return render(request, "me.html", status=status, account=account, patients=patients,
                   items=items, error=error, notice=notice, entries=entries,
                   names={p.id: p.name for p in patients}, form=dict(form or {}),
-                  deadline_minutes=deps.settings.payment_deadline_minutes)
+                  standings=standings, deadline_minutes=deps.settings.payment_deadline_minutes,
+                  suspended_until=lambda s: local(deps, s.until))
 
 
 @router.get("/me")
