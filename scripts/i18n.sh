@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 LOCALE=src/fairslot/web/locale
 KEYWORDS="-k N_ -k InvalidInput -k NotFound -k Conflict -k Forbidden -k QuotaExceeded
-  -k TooManyRequests -k Unauthenticated -k FairslotError"
+  -k TooManyRequests -k Unauthenticated -k FairslotError -k DeskLimit"
 # shellcheck disable=SC2086
 "$BIN/pybabel" extract -F babel.cfg $KEYWORDS --sort-output \
   --project fairslot -o "$LOCALE/messages.pot" src/fairslot

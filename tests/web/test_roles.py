@@ -54,6 +54,8 @@ ALLOWED: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/v1/admin/guard"): {Role.OPERATOR},
     ("POST", "/api/v1/staff/rounds/{round_id}/entries"): {Role.REGISTRATION},
     ("POST", "/api/v1/staff/bookings/{booking_id}/pay"): {Role.REGISTRATION},
+    ("POST", "/api/v1/staff/bookings/{booking_id}/cancel"): {Role.REGISTRATION},
+    ("POST", "/api/v1/staff/find"): {Role.REGISTRATION},
     ("PUT", "/api/v1/admin/guard/levels/{group}"): {Role.OPERATOR},
 }
 

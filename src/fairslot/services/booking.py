@@ -13,7 +13,7 @@ import datetime as dt
 
 from fairslot.domain.accounts import Account, Patient, Role
 from fairslot.domain.booking import Booking, BookingStatus, Channel
-from fairslot.domain.errors import Conflict, Forbidden, NotFound
+from fairslot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import Department, Doctor, ReleasePolicy, Session, SessionStatus
 from fairslot.services import accounts, outbox, rules, waitlist
@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 DESK_ROLES = (Role.REGISTRATION, Role.ADMIN)
+DESK_ONLY_METHODS = frozenset({"cash", "insurance"})
 
 
 class SlotUnavailable(Conflict):
@@ -205,6 +206,9 @@ def pay(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int, payer_ac
     payer's lock) in one transaction, charged through the provider after it commits. A
     declined charge puts the booking back to awaiting payment."""
     payer = normalize_payer(payer_account)
+    if payer.split(":", 1)[0] in DESK_ONLY_METHODS and account.role not in DESK_ROLES:
+        raise InvalidInput("cash and medical-insurance cards are taken at the desk only",
+                           code="invalid_payer")
     uow.lock(("payer", payer))
     booking = _own_booking(uow, account, booking_id)
     item = _record_payment(uow, deps, booking, payer, account, ctx)

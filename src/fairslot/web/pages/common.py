@@ -161,13 +161,12 @@ ERROR_TEXTS = {
     "invalid_id_number": N_("Please check the ID number."),
     "invalid_name": N_("Please check the name."),
     "invalid_phone": N_("Please check the phone number."),
-    "desk_day": N_("The desk books and enters draws only for today and tomorrow."),
-    "desk_reason": N_("A typed ID number needs a reason (the card could not be read)."),
-    "desk_quota": N_("This desk account has reached its limit for this shift."),
-    "desk_rate": N_("Too many desk actions in a short time; please wait a moment."),
-    "desk_second_staff": N_("This booking is not the desk's own: the patient must be "
-                            "present with the ID card, or a second staff member must "
-                            "approve."),
+    "desk_quota": N_("This desk account made %(used)s bookings and entries this shift "
+                     "(limit %(limit)s)."),
+    "desk_rate": N_("At most %(limit)s desk bookings and entries a minute; please wait a "
+                    "moment."),
+    "desk_typed_quota": N_("This desk account typed %(used)s ID numbers this shift (limit "
+                           "%(limit)s); read the card."),
 }
 
 
