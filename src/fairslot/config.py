@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     """A paid booking not checked in this long after its session ends becomes a no-show."""
     session_minutes: int = Field(240, ge=30)
 
+    investigations_dir: str = "var/investigations"
+    """Where investigations started from the pages keep their uploads and reports."""
+
     # The registration desk (docs/pages.md, "The desk's limits")
     desk_days_ahead: int = Field(1, ge=0, le=7)
     """The desk books on site, and enters walk-ins in draws, only for sessions (draws) from

@@ -13,7 +13,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from fairslot.web.pages import account, booking, browse, desk, operator, rounds
+from fairslot.web.pages import (
+    account,
+    booking,
+    browse,
+    desk,
+    investigations,
+    operator,
+    rounds,
+)
 from fairslot.web.pages.common import HERE, install_errors
 
 __all__ = ["install_pages"]
@@ -24,7 +32,7 @@ STATIC_DIR = HERE / "static"
 def install_pages(app: FastAPI) -> None:
     """Add the pages and ``/static`` to ``app``. Call after the problem+json handlers are
     installed."""
-    for module in (browse, account, booking, rounds, desk, operator):
+    for module in (browse, account, booking, rounds, desk, operator, investigations):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_errors(app)

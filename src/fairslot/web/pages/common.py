@@ -226,6 +226,18 @@ _env.filters.update(yuan=_yuan, period=_label(PERIOD_LABELS), weekday=_weekday,
                     status=_label(STATUS_LABELS))
 
 
+_env.globals.update(
+    role_names={"patient": N_("Patient"), "registration": N_("Registration desk"),
+                "operator": N_("Operator"), "investigator": N_("Investigator"),
+                "admin": N_("Administrator")},
+    stage_names={"queued": N_("Queued"), "unpacking": N_("Unpacking the export"),
+                 "reading": N_("Reading the records"),
+                 "investigating": N_("Looking for rings"),
+                 "writing": N_("Writing the report"), "done": N_("Done"),
+                 "failed": N_("Failed")},
+)
+
+
 def done_message(code: str | None) -> str | None:
     """The message for a ``?done=`` code (English; translated when shown)."""
     return DONE_MESSAGES.get(code or "")

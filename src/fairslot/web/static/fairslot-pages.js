@@ -34,3 +34,12 @@
     wire();
   }
 })();
+/* A page that follows a background job reloads itself every few seconds until it is done. */
+(function () {
+  "use strict";
+  var marked = document.querySelector("[data-fairslot-refresh]");
+  if (marked) {
+    var seconds = Number(marked.getAttribute("data-fairslot-refresh")) || 2;
+    window.setTimeout(function () { window.location.reload(); }, seconds * 1000);
+  }
+})();
