@@ -16,7 +16,7 @@ PUBLIC = {"/healthz", "/readyz", "/api/v1/hospitals", "/api/v1/hospitals/{hospit
           "/api/v1/departments/{department_id}/doctors", "/api/v1/doctors/{doctor_id}",
           "/api/v1/doctors/{doctor_id}/sessions", "/api/v1/sessions/{session_id}",
           "/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/openapi.json",
-          "/api/v1/docs", "/api/v1/rounds", "/api/v1/rounds/{round_id}",
+          "/api/v1/docs", "/api/v1/redoc", "/api/v1/rounds", "/api/v1/rounds/{round_id}",
           "/api/v1/rounds/{round_id}/export",
           # The consortium's routes answer other hospitals, not users: each but the key is a
           # request signed by a pinned member (tests/consortium/test_consortium.py).

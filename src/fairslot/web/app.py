@@ -19,6 +19,7 @@ from fairslot.guard.service import Guard
 from fairslot.scheduler import Scheduler
 from fairslot.web.access_log import AccessLog, AccessLogMiddleware, GuardEventLog
 from fairslot.web.api import consortium, me, public, rounds, staff
+from fairslot.web.apidocs import install_api_docs
 from fairslot.web.pages import install_pages
 from fairslot.web.problems import Problem, install_problem_handlers
 
@@ -54,7 +55,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         description="Fair release of scarce hospital appointments. Errors are "
         "application/problem+json with a stable `code`.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served offline below (fairslot.web.apidocs)
         redoc_url=None,
     )
     app.state.platform = platform
@@ -66,6 +67,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     install_problem_handlers(app)
     for router in (public.router, me.router, rounds.router, staff.router, consortium.router):
         app.include_router(router, prefix="/api/v1")
+    install_api_docs(app)
     install_pages(app)  # HTML pages and /static, after the problem handlers
 
     @app.get("/healthz", tags=["health"])
