@@ -52,8 +52,9 @@ def _safe_next(value: str | None) -> str | None:
 
 
 def _home_of(account: Account) -> str:
-    return {Role.PATIENT: "/me", Role.REGISTRATION: "/desk",
-            Role.OPERATOR: "/operator"}.get(account.role, "/")
+    return {Role.PATIENT: "/me", Role.REGISTRATION: "/desk", Role.OPERATOR: "/operator",
+            Role.INVESTIGATOR: "/investigations",
+            Role.ADMIN: "/admin/users"}.get(account.role, "/")
 
 
 def _signed_in(request: Request, deps: Deps, to: str, token: str) -> Response:
