@@ -12,7 +12,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(MAIN): requirements/main.lock pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/main.lock
+	@echo "[1/4] installing the runtime dependencies into $(VENV) (a few minutes the first time)..."
+	$(BIN)/pip install --disable-pip-version-check --progress-bar on -r requirements/main.lock
+	@echo "[2/4] installing fairslot itself..."
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 

@@ -103,6 +103,22 @@ class Settings(BaseSettings):
     """A paid booking not checked in this long after its session ends becomes a no-show."""
     session_minutes: int = Field(240, ge=30)
 
+    investigations_dir: str = "var/investigations"
+    """Where investigations started from the pages keep their uploads and reports."""
+
+    # The registration desk (docs/pages.md, "The desk's limits")
+    desk_days_ahead: int = Field(1, ge=0, le=7)
+    """The desk books on site, and enters walk-ins in draws, only for sessions (draws) from
+    today up to this many days ahead: 1 is today and tomorrow."""
+    desk_shift_hours: int = Field(8, ge=1, le=24)
+    """Length of a desk shift; shifts start at local midnight (8: 00-08, 08-16, 16-24)."""
+    desk_actions_per_shift: int = Field(120, ge=1)
+    """On-site bookings plus draw entries one desk account may make in a shift."""
+    desk_typed_ids_per_shift: int = Field(20, ge=0)
+    """Of those, how many may rest on a typed ID number (the card could not be read)."""
+    desk_actions_per_minute: int = Field(6, ge=1)
+    """On-site bookings plus draw entries one desk account may make in any minute."""
+
     # Accounts
     login_attempts_per_minute: int = Field(10, ge=1)
     """Log-in attempts a minute per account (the guard's ``login`` limit; docs/guard.md)."""

@@ -16,7 +16,7 @@ PUBLIC = {"/healthz", "/readyz", "/api/v1/hospitals", "/api/v1/hospitals/{hospit
           "/api/v1/departments/{department_id}/doctors", "/api/v1/doctors/{doctor_id}",
           "/api/v1/doctors/{doctor_id}/sessions", "/api/v1/sessions/{session_id}",
           "/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/openapi.json",
-          "/api/v1/docs", "/api/v1/rounds", "/api/v1/rounds/{round_id}",
+          "/api/v1/docs", "/api/v1/redoc", "/api/v1/rounds", "/api/v1/rounds/{round_id}",
           "/api/v1/rounds/{round_id}/export", "/api/v1/draw/log", "/api/v1/draw/checkpoint",
           # The consortium's routes answer other hospitals, not users: each but the key is a
           # request signed by a pinned member (tests/consortium/test_consortium.py).
@@ -56,6 +56,8 @@ ALLOWED: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/v1/admin/guard"): {Role.OPERATOR},
     ("POST", "/api/v1/staff/rounds/{round_id}/entries"): {Role.REGISTRATION},
     ("POST", "/api/v1/staff/bookings/{booking_id}/pay"): {Role.REGISTRATION},
+    ("POST", "/api/v1/staff/bookings/{booking_id}/cancel"): {Role.REGISTRATION},
+    ("POST", "/api/v1/staff/find"): {Role.REGISTRATION},
     ("PUT", "/api/v1/admin/guard/levels/{group}"): {Role.OPERATOR},
     ("POST", "/api/v1/me/phone/code"): {Role.PATIENT},
     ("POST", "/api/v1/me/phone/verify"): {Role.PATIENT},

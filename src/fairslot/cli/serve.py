@@ -26,8 +26,10 @@ def serve(
     if demo:
         from fairslot.cli.demo import print_logins, seed
 
+        typer.echo("[3/4] migrating and seeding the demo hospital (a minute or two the first "
+                   "time: a fortnight of history is made)...")
         report = seed()
-        typer.echo("demo hospital ready" + (" (seeded now)" if report.created else ""))
+        typer.echo("[4/4] demo hospital ready" + (" (seeded now)" if report.created else ""))
         print_logins()
     elif settings.secret_key is None:
         raise CliError("FAIRSLOT_SECRET_KEY is not set; generate one with `fairslot secret new`"

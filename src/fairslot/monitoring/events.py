@@ -81,6 +81,10 @@ KINDS: Mapping[str, str] = {
     "checkin.identity_mismatch": "at check-in, the person presented is not the booking's "
                                  "patient",
     "booking.no_show": "a paid booking not attended",
+    "desk.action": "a registration-desk action (account = the desk account): detail action "
+                   "(book, enter, check_in, pay, cancel, lookup), id_source (card, typed), "
+                   "reason_given, method (payment), how (a cancel: desk_own, "
+                   "patient_present, approved_by:<account>), refused (the code, if refused)",
     "waitlist.offered": "a freed slot offered to the next waitlisted entry",
     "round.opened": "a draw round's window opened",
     "round.drawn": "a draw round was drawn",

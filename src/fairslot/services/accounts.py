@@ -37,6 +37,7 @@ from fairslot.storage.uow import UnitOfWork
 __all__ = [
     "add_patient",
     "authenticate",
+    "change_account",
     "change_phone",
     "check_password_strength",
     "create_user",
@@ -53,6 +54,7 @@ __all__ = [
     "require_role",
     "require_verified_phone",
     "set_language",
+    "staff_accounts",
     "token_account_id",
     "verified_patient",
     "verify_phone",
@@ -456,3 +458,36 @@ def require_role(account: Account, *roles: Role) -> None:
 
 def is_staff(account: Account) -> bool:
     return account.role in STAFF_ROLES
+
+
+def staff_accounts(uow: UnitOfWork, deps: Deps) -> list[Account]:
+    """Every staff account (patients are many and manage themselves)."""
+    found = [a for role in STAFF_ROLES for a in uow.accounts.all(role=role)]
+    return sorted(found, key=lambda a: a.id or 0)
+
+
+def change_account(uow: UnitOfWork, deps: Deps, admin: Account, account_id: int, *,
+                   role: Role | None = None, disabled: bool | None = None) -> Account:
+    """An admin changes a staff account's role or disables it (its log-ins end at once).
+    Nobody changes their own account here, so an admin cannot lock out the last admin by
+    mistake; patients' accounts are not staff and stay as they are."""
+    require_role(admin, Role.ADMIN)
+    found = uow.accounts.get(account_id)
+    if found is None or found.role is Role.PATIENT:
+        raise NotFound("no such staff account", code="account_not_found")
+    if found.id == admin.id:
+        raise Conflict("change your own account through another admin",
+                       code="own_account")
+    if role is not None:
+        if role is Role.PATIENT:
+            raise InvalidInput("a staff account cannot become a patient account",
+                               code="invalid_role")
+        found.role = role
+    if disabled is not None:
+        found.disabled = disabled
+    uow.accounts.drop_tokens_of(account_id)
+    uow.events.append("account.changed", deps.clock.now(), account_id=admin.id,
+                      detail={"account": account_id, "role": found.role.value,
+                              "disabled": found.disabled})
+    uow.commit()
+    return found

@@ -13,7 +13,7 @@ import datetime as dt
 
 from fairslot.domain.accounts import Account, Patient, Role
 from fairslot.domain.booking import Booking, BookingStatus, Channel
-from fairslot.domain.errors import Conflict, Forbidden, NotFound
+from fairslot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import Department, Doctor, ReleasePolicy, Session, SessionStatus
 from fairslot.services import accounts, identities, outbox, review, rules, shared_list, waitlist
@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 DESK_ROLES = (Role.REGISTRATION, Role.ADMIN)
+DESK_ONLY_METHODS = frozenset({"cash", "insurance"})
 
 
 class SlotUnavailable(Conflict):
@@ -244,6 +245,10 @@ def pay(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int, payer_ac
     payer's lock) in one transaction, charged through the provider after it commits. A
     declined charge puts the booking back to awaiting payment. The payer is who the
     provider says pays (``PaymentProvider.payer_of``), never the string as typed."""
+    if normalize_payer(payer_account).split(":", 1)[0] in DESK_ONLY_METHODS \
+            and account.role not in DESK_ROLES:
+        raise InvalidInput("cash and medical-insurance cards are taken at the desk only",
+                           code="invalid_payer")
     payer = identify_payer(deps.payments, payer_account)
     uow.lock(("payer", payer[0]))
     booking = _own_booking(uow, account, booking_id)

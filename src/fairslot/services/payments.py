@@ -18,7 +18,8 @@ from fairslot.domain.errors import FairslotError, InvalidInput
 __all__ = ["PaymentFailed", "PaymentProvider", "TestPaymentProvider", "identify_payer",
            "normalize_payer"]
 
-_PAYER = re.compile(r"^(alipay|wechat|card):[A-Za-z0-9_.@+\-]{3,64}$")
+# cash and insurance (a medical-insurance card) are taken at the registration desk only.
+_PAYER = re.compile(r"^(alipay|wechat|card|cash|insurance):[A-Za-z0-9_.@+\-]{3,64}$")
 
 
 class PaymentFailed(FairslotError):

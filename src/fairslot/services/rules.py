@@ -6,6 +6,7 @@ its rule."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from fairslot.domain import credit, quotas
@@ -15,6 +16,7 @@ from fairslot.storage.repositories import QuotaFacts
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = [
+    "Standing",
     "check_credit",
     "check_may_book",
     "check_payer",
@@ -22,6 +24,7 @@ __all__ = [
     "facts_for",
     "lock_names",
     "quota_policy",
+    "standing",
     "suspended_at",
 ]
 
@@ -133,3 +136,28 @@ def check_payer(uow: UnitOfWork, deps: Deps, payer: str, patient_id: int, *,
     index = uow.keyring.blind_index("payer", payer)
     quotas.check_patients_served("payer", uow.bookings.served_by_payer(
         index, now - policy.served_window), str(patient_id), now, policy)
+
+
+@dataclasses.dataclass(frozen=True)
+class Standing:
+    """A patient's credit as the rules see it now: the offences of the past year (no-shows,
+    late cancellations, runs of unpaid holds), the suspension in force if any, and how many
+    active bookings they hold against the quota."""
+
+    offences: list[credit.Offence]
+    suspension: credit.Suspension | None
+    active: int
+    active_limit: int
+
+
+def standing(uow: UnitOfWork, deps: Deps, patient_id: int) -> Standing:
+    facts = facts_for(uow, deps, patient_id, None)
+    policy = credit_policy(deps)
+    now = deps.clock.now()
+    every = credit.offences(facts.no_shows, facts.late_cancellations, policy,
+                            facts.lapsed_holds)
+    suspension = (credit.current_suspension(every, now, policy)
+                  if deps.settings.credit_enabled else None)
+    recent = [o for o in every if now - policy.window < o.at <= now]
+    return Standing(recent, suspension, facts.active,
+                    quota_policy(deps).active_bookings)

@@ -22,6 +22,7 @@ from fairslot.scheduler import ConsortiumLoop, Scheduler
 from fairslot.web import metrics
 from fairslot.web.access_log import AccessLog, AccessLogMiddleware, GuardEventLog
 from fairslot.web.api import consortium, dev, identity, me, monitor, public, rounds, staff
+from fairslot.web.apidocs import install_api_docs
 from fairslot.web.pages import install_pages
 from fairslot.web.problems import Problem, install_problem_handlers
 
@@ -75,7 +76,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         description="Fair release of scarce hospital appointments. Errors are "
         "application/problem+json with a stable `code`.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served offline below (fairslot.web.apidocs)
         redoc_url=None,
     )
     app.state.platform = platform
@@ -89,6 +90,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
     for router in (public.router, me.router, rounds.router, staff.router, consortium.router,
                    dev.router, identity.router, monitor.router):
         app.include_router(router, prefix="/api/v1")
+    install_api_docs(app)
     install_pages(app)  # HTML pages and /static, after the problem handlers
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)

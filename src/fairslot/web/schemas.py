@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -248,17 +248,44 @@ class PaymentIn(Strict):
     payer_account: Annotated[str, Field(min_length=1, max_length=80)]
 
 
+IdSourceField = Annotated[Literal["card", "typed"], Field(
+    description="how the desk took the ID: read from the card, or typed (needs a reason)")]
+ReasonField = Annotated[str, Field(max_length=200, description="why the card was not read")]
+
+
 class CheckInIn(Strict):
     booking_id: Id
     id_number: Annotated[str, Field(min_length=1, max_length=32)]
     name: Annotated[str, Field(min_length=1, max_length=60)]
+    id_source: IdSourceField = "card"
+    typed_reason: ReasonField = ""
 
 
 class OnSiteBookingIn(Strict):
     session_id: Id
     id_number: Annotated[str, Field(min_length=1, max_length=32)]
     name: Annotated[str, Field(min_length=1, max_length=60)]
-    payer_account: Annotated[str, Field(min_length=1, max_length=80)]
+    payer_account: Annotated[str, Field(
+        min_length=1, max_length=80,
+        description="'cash', 'insurance:<card number>' or an account like online")]
+    id_source: IdSourceField
+    typed_reason: ReasonField = ""
+
+
+class DeskCancelIn(Strict):
+    """The patient's ID card (present at the desk) or a second staff member's log-in, for a
+    booking that is not the desk's own; and why."""
+
+    id_number: Annotated[str, Field(max_length=32)] = ""
+    name: Annotated[str, Field(max_length=60)] = ""
+    approver_username: Annotated[str, Field(max_length=64)] = ""
+    approver_password: Annotated[str, Field(max_length=256)] = ""
+    reason: Annotated[str, Field(max_length=200)] = ""
+
+
+class DeskFindIn(Strict):
+    id_number: Annotated[str, Field(max_length=32)] = ""
+    booking_id: Id | None = None
 
 
 class BookingOut(BaseModel):

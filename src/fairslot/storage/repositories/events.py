@@ -79,6 +79,16 @@ class EventRepository:
             sa.select(col, n).where(t.events.c.at >= since, t.events.c.kind.in_(list(kinds)),
                                     col.is_not(None))
             .group_by(col).order_by(n.desc()).limit(limit)).all()]
+    def of_account_since(self, account_id: int, kind: str,
+                         since: dt.datetime) -> list[tuple[dt.datetime, dict[str, Any]]]:
+        """(time, detail) of the account's events of ``kind`` at or after ``since``, oldest
+        first (what the desk's quotas count)."""
+        rows = self.db.execute(
+            sa.select(t.events.c.at, t.events.c.detail)
+            .where(t.events.c.account_id == account_id, t.events.c.kind == kind,
+                   t.events.c.at >= since)
+            .order_by(t.events.c.at)).all()
+        return [(row.at, dict(row.detail or {})) for row in rows]
 
     def recent(self, limit: int = 100, kind: str | None = None) -> Sequence[Any]:
         query = sa.select(t.events).order_by(t.events.c.id.desc()).limit(limit)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from fairslot.domain.accounts import Role
 from fairslot.guard.policy import GuardLevel, RouteGroup
 from fairslot.guard.service import Guard
-from fairslot.services import accounts, audit, booking, catalog, release, review, shared_list
+from fairslot.services import accounts, audit, booking, catalog, desk, review, shared_list
 from fairslot.web.api.rounds import EntryOut
 from fairslot.web.deps import CallerDep, DepsDep, UowDep, context
 from fairslot.web.problems import PROBLEM_RESPONSES
@@ -24,10 +24,14 @@ from fairslot.web.schemas import (
     CheckInIn,
     DepartmentIn,
     DepartmentOut,
+    DeskCancelIn,
+    DeskFindIn,
     DoctorIn,
     DoctorOut,
+    IdSourceField,
     OnSiteBookingIn,
     PaymentIn,
+    ReasonField,
     ReviewDecisionIn,
     ReviewOut,
     ScheduleIn,
@@ -59,17 +63,21 @@ class EventOut(BaseModel):
 def check_in(body: CheckInIn, request: Request, caller: CallerDep, uow: UowDep,
              deps: DepsDep) -> BookingOut:
     account = caller.account(Role.REGISTRATION)
-    view = booking.check_in(uow, deps, account, body.booking_id, body.id_number, body.name,
-                            context(request))
+    evidence = desk.Evidence.of(body.id_source, body.typed_reason)
+    view = desk.check_in(uow, deps, account, body.booking_id, body.id_number, body.name,
+                         evidence, context(request))
     return BookingOut.of(view)
 
 
 @router.post("/staff/bookings", status_code=201, tags=["desk"])
 def book_on_site(body: OnSiteBookingIn, request: Request, caller: CallerDep,
                  uow: UowDep, deps: DepsDep) -> BookingOut:
+    """Book a walk-in patient and take the payment: today's and tomorrow's sessions only,
+    the ID card read (or typed, with a reason), within the desk account's limits."""
     account = caller.account(Role.REGISTRATION)
-    view = booking.book_on_site(uow, deps, account, body.session_id, body.id_number,
-                                body.name, body.payer_account, context(request))
+    evidence = desk.Evidence.of(body.id_source, body.typed_reason)
+    view = desk.book(uow, deps, account, body.session_id, body.id_number, body.name,
+                     desk.Payment.parse(body.payer_account), evidence, context(request))
     return BookingOut.of(view)
 
 
@@ -78,24 +86,54 @@ class DeskEntryIn(Strict):
     name: Annotated[str, Field(min_length=1, max_length=60)]
     choices: Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]],
                        Field(min_length=1, max_length=3)]
+    id_source: IdSourceField
+    typed_reason: ReasonField = ""
 
 
 @router.post("/staff/rounds/{round_id}/entries", status_code=201, tags=["desk"])
 def enter_at_desk(round_id: IdPath, body: DeskEntryIn, request: Request,
                   caller: CallerDep, uow: UowDep, deps: DepsDep) -> EntryOut:
-    """Enter a walk-in patient in a draw after checking their identity card."""
+    """Enter a walk-in patient in a draw that runs today or tomorrow, after reading their
+    identity card, within the desk account's limits."""
     account = caller.account(Role.REGISTRATION)
-    return EntryOut.of(release.enter_at_desk(uow, deps, account, round_id, body.id_number,
-                                             body.name, body.choices, context(request)))
+    evidence = desk.Evidence.of(body.id_source, body.typed_reason)
+    return EntryOut.of(desk.enter(uow, deps, account, round_id, body.id_number, body.name,
+                                  body.choices, evidence, context(request)))
 
 
 @router.post("/staff/bookings/{booking_id}/pay", tags=["desk"])
 def pay_at_desk(booking_id: IdPath, body: PaymentIn, request: Request,
                 caller: CallerDep, uow: UowDep, deps: DepsDep) -> BookingOut:
-    """Take payment at the desk for a held booking (a draw the desk entered, or an offer)."""
+    """Take payment at the desk for a held booking (a draw the desk entered, or an offer):
+    'cash', 'insurance:<card number>' or an account."""
     account = caller.account(Role.REGISTRATION)
-    return BookingOut.of(booking.pay(uow, deps, account, booking_id, body.payer_account,
-                                     context(request)))
+    return BookingOut.of(desk.pay(uow, deps, account, booking_id,
+                                  desk.Payment.parse(body.payer_account), context(request)))
+
+
+@router.post("/staff/bookings/{booking_id}/cancel", tags=["desk"])
+def cancel_at_desk(booking_id: IdPath, body: DeskCancelIn, request: Request,
+                   caller: CallerDep, uow: UowDep, deps: DepsDep) -> BookingOut:
+    """Cancel (and refund) a booking or waitlist offer. One the desk did not make needs the
+    patient's ID card (present) or a second staff member's username and password."""
+    account = caller.account(Role.REGISTRATION)
+    approval = desk.Approval(body.approver_username, body.approver_password) \
+        if body.approver_username else None
+    return BookingOut.of(desk.cancel(uow, deps, account, booking_id,
+                                     id_number=body.id_number, name=body.name,
+                                     approval=approval, reason=body.reason,
+                                     ctx=context(request)))
+
+
+@router.post("/staff/find", tags=["desk"])
+def find_patient(body: DeskFindIn, request: Request, caller: CallerDep, uow: UowDep,
+                 deps: DepsDep) -> list[BookingOut]:
+    """A patient's bookings by the ID number on their card or a booking number (a POST, so
+    the ID number never lands in an access log). Audited."""
+    account = caller.account(Role.REGISTRATION)
+    found = desk.find(uow, deps, account, id_number=body.id_number,
+                      booking_id=body.booking_id, ctx=context(request))
+    return [BookingOut.of(v) for v in found.bookings]
 
 
 @router.get("/staff/desk-awaiting-payment", tags=["desk"])

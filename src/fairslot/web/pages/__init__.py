@@ -21,6 +21,7 @@ from fairslot.web.pages import (
     desk,
     dev,
     identity,
+    investigations,
     operator,
     rounds,
 )
@@ -34,7 +35,8 @@ STATIC_DIR = HERE / "static"
 def install_pages(app: FastAPI) -> None:
     """Add the pages and ``/static`` to ``app``. Call after the problem+json handlers are
     installed."""
-    for module in (browse, account, booking, rounds, desk, operator, dev, identity, console):
+    for module in (browse, account, booking, rounds, desk, operator, dev, identity, console,
+                   investigations):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_errors(app)

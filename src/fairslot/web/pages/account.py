@@ -14,11 +14,14 @@ from fairslot.domain.accounts import Account, Role
 from fairslot.domain.booking import BookingStatus
 from fairslot.domain.errors import FairslotError
 from fairslot.guard.errors import ChallengeRequired
-from fairslot.services import accounts, booking, release, shared_list
+from fairslot.services import accounts, booking, catalog, release, rules, shared_list
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
+from fairslot.web import i18n
 from fairslot.web.deps import SESSION_COOKIE, DepsDep, UowDep, context, screen
+from fairslot.web.i18n import N_
 from fairslot.web.login import guarded_log_in
+from fairslot.web.pages import checkin
 from fairslot.web.pages.common import (
     CSRF_COOKIE,
     DONE_MESSAGES,
@@ -59,8 +62,9 @@ def _safe_next(value: str | None) -> str | None:
 
 
 def _home_of(account: Account) -> str:
-    return {Role.PATIENT: "/me", Role.REGISTRATION: "/desk",
-            Role.OPERATOR: "/operator"}.get(account.role, "/")
+    return {Role.PATIENT: "/me", Role.REGISTRATION: "/desk", Role.OPERATOR: "/operator",
+            Role.INVESTIGATOR: "/investigations",
+            Role.ADMIN: "/admin/users"}.get(account.role, "/")
 
 
 def _signed_in(request: Request, deps: Deps, to: str, token: str) -> Response:
@@ -78,10 +82,21 @@ def _challenge(exc: FairslotError) -> Any:
     return exc.extra.get("challenge") if isinstance(exc, ChallengeRequired) else None
 
 
+@router.get("/lang")
+def switch_language(request: Request,
+                    to: Annotated[str, Query(max_length=10)] = "",
+                    next: Annotated[str, Query(max_length=500)] = "/") -> Response:
+    """Remember the visitor's language in this browser (a year) and go back."""
+    response = redirect(_safe_next(next) or "/")
+    response.set_cookie(i18n.LANG_COOKIE, i18n.language(to).code, max_age=365 * 86400,
+                        httponly=True, samesite="lax", secure=secure_cookies(request))
+    return response
+
+
 @router.get("/login")
 def login_form(request: Request, who: Viewer, next: str | None = None) -> Response:
     return render(request, "login.html", next=_safe_next(next) or "", username="",
-                  challenge=None)
+                  password="", challenge=None)
 
 
 @router.post("/login")
@@ -97,14 +112,19 @@ def login(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                                         altcha or None)
     except FairslotError as exc:
         refused(uow)
+        challenge = _challenge(exc)
+        # The device check is no failure: the page solves it and sends the same form again
+        # (the password goes back only into this no-store page, only for that).
         return render(request, "login.html", status=exc.status, next=_safe_next(next) or "",
-                      username=username, error=exc.detail, challenge=_challenge(exc))
+                      username=username, password=password if challenge else "",
+                      error=None if challenge else exc, challenge=challenge)
     return _signed_in(request, deps, _safe_next(next) or _home_of(account), token)
 
 
 @router.get("/register")
 def register_form(request: Request, who: Viewer) -> Response:
-    return render(request, "register.html", username="", phone="", challenge=None)
+    return render(request, "register.html", username="", phone="", password="",
+                  challenge=None)
 
 
 @router.post("/register")
@@ -121,8 +141,10 @@ def register(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
         token = accounts.issue_token(uow, deps, account.id or 0)
     except FairslotError as exc:
         refused(uow)
+        challenge = _challenge(exc)
         return render(request, "register.html", status=exc.status, username=username,
-                      phone=phone, error=exc.detail, challenge=_challenge(exc))
+                      phone=phone, password=password if challenge else "",
+                      error=None if challenge else exc, challenge=challenge)
     return _signed_in(request, deps, "/me/phone?done=registered", token)
 
 
@@ -139,7 +161,7 @@ def logout(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
 
 
 def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
-            status: int = 200, error: str | None = None, notice: str | None = None,
+            status: int = 200, error: FairslotError | str | None = None, notice: str | None = None,
             retry: Retry | None = None, form: Mapping[str, str] | None = None) -> Response:
     # Staff accounts book at the desk for others; those bookings belong on the desk pages,
     # not in a personal list with pay and cancel buttons.
@@ -155,6 +177,7 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
         b = v.booking
         target = b.id or 0
         item: dict[str, Any] = {"view": v, "pay_token": None, "cancel_token": None,
+                                "qr": None, "code": None,
                                 "pay_by": local(deps, b.pay_by),
                                 "starts": local(deps, v.session.starts_at), "retry": None}
         # Tokens are issued here, on the screen that leads to paying or cancelling; cancel
@@ -167,14 +190,32 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
             item["retry"] = retry
             item[f"{retry.action}_token"] = retry.token
         items.append(item)
-    entries = release.my_entries(uow, deps, account) if is_patient else []
+    entries = []
+    booked = {v.booking.id: v for v in views}
+    for e in (release.my_entries(uow, deps, account) if is_patient else []):
+        first = catalog.session_view(uow, deps, e.entry.choices[0]) if e.entry.choices else None
+        entries.append({"view": e, "first": first,
+                        "first_starts": local(deps, first.session.starts_at) if first else "",
+                        "won": booked.get(e.entry.booking_id)})
     shared = shared_list.affecting(uow, deps, account) if is_patient else []
+    standings = [{"patient": p, "standing": rules.standing(uow, deps, p.id or 0)}
+                 for p in patients]
+    for item in items:
+        b = item["view"].booking
+        if b.status in (BookingStatus.PAID, BookingStatus.HELD):
+            code = checkin.code_for(deps, b.id or 0)
+            title = str(i18n.translate(i18n.of_request(request),
+                                       N_("Check-in QR code, booking %(n)s"), n=b.id))
+            item["qr"] = checkin.qr_svg(code, title) if b.status is BookingStatus.PAID \
+                else None
+            item["code"] = code if b.status is BookingStatus.PAID else None
     return render(request, "me.html", status=status, account=account, patients=patients,
                   items=items, error=error, notice=notice, entries=entries, shared=shared,
                   kinds=SHARED_KINDS, actions=SHARED_ACTIONS, appeal_states=APPEAL_STATES,
                   names={p.id: p.name for p in patients}, form=dict(form or {}),
                   now=deps.clock.now(),
-                  deadline_minutes=deps.settings.payment_deadline_minutes)
+                  standings=standings, deadline_minutes=deps.settings.payment_deadline_minutes,
+                  suspended_until=lambda s: local(deps, s.until))
 
 
 @router.get("/me")
@@ -199,7 +240,7 @@ def add_patient(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
     except FairslotError as exc:
         refused(uow)
         # What was typed is shown again (on this person's own page, over HTTPS).
-        return me_page(request, uow, deps, account, status=exc.status, error=exc.detail,
+        return me_page(request, uow, deps, account, status=exc.status, error=exc,
                        form={"name": name, "id_number": id_number, "phone": phone})
     return redirect("/me?done=patient_added")
 
@@ -238,7 +279,7 @@ def pay(booking_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: De
         retry = retry_after(exc, "pay", booking_id, action_token_,
                             lambda: action_token(request, account, "pay", str(booking_id)),
                             payer_account)
-        return me_page(request, uow, deps, account, status=exc.status, error=exc.detail,
+        return me_page(request, uow, deps, account, status=exc.status, error=exc,
                        retry=retry)
     return redirect(f"/me?done=paid#booking-{booking_id}")
 
@@ -259,6 +300,6 @@ def cancel(booking_id: PageId, request: Request, who: Viewer, uow: UowDep, deps:
         retry = retry_after(exc, "cancel", booking_id, action_token_,
                             lambda: action_token(request, account, "cancel",
                                                  str(booking_id)))
-        return me_page(request, uow, deps, account, status=exc.status, error=exc.detail,
+        return me_page(request, uow, deps, account, status=exc.status, error=exc,
                        retry=retry)
     return redirect(f"/me?done=cancelled#booking-{booking_id}")

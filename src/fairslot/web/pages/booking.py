@@ -48,12 +48,12 @@ def choose_patient(session_id: PageId, request: Request, who: Viewer, uow: UowDe
 
 def _confirm_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account,
                   session_id: int, patient_id: int, *, status: int = 200,
-                  error: str | None = None, retry: Retry | None = None) -> Response:
+                  error: FairslotError | str | None = None, retry: Retry | None = None) -> Response:
     view = catalog.session_view(uow, deps, session_id)
     patient = next((p for p in accounts.list_patients(uow, deps, account)
                     if p.id == patient_id), None)
     if patient is None:
-        raise NotFound("这位就诊人不在您的账户中 No such patient on this account.",
+        raise NotFound("no such patient on this account",
                        code="patient_not_found")
     target = f"{session_id}/{patient_id}"
     if retry is None:
@@ -98,7 +98,7 @@ def book(session_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: D
         retry = retry_after(exc, "book", session_id, action_token_,
                             lambda: action_token(request, account, "book", target))
         return _confirm_page(request, uow, deps, account, session_id, patient_id,
-                             status=exc.status, error=exc.detail, retry=retry)
+                             status=exc.status, error=exc, retry=retry)
     finally:
         guard_release(request, passed)
     return redirect(f"/me?done=booked#booking-{view.booking.id}")

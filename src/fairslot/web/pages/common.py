@@ -11,7 +11,7 @@ import hmac
 import inspect
 import pathlib
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -21,18 +21,21 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.booking import BookingStatus
-from fairslot.domain.errors import FairslotError, Forbidden, Unauthenticated
+from fairslot.domain.errors import FairslotError, Forbidden, TooManyRequests, Unauthenticated
 from fairslot.domain.identity import mask_id_number, mask_name, mask_phone
 from fairslot.domain.schedule import Period
 from fairslot.guard.errors import ActionTokenRefused, ChallengeRequired
 from fairslot.services import accounts
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
+from fairslot.web import i18n
 from fairslot.web.deps import SESSION_COOKIE, UowDep, get_deps
+from fairslot.web.i18n import N_
 from fairslot.web.routing import ReleasingRoute
 
 __all__ = [
@@ -45,7 +48,9 @@ __all__ = [
     "Visitor",
     "action_token",
     "check_csrf",
+    "done_message",
     "error_page",
+    "explain",
     "guard_check",
     "guard_release",
     "install_errors",
@@ -78,41 +83,113 @@ _HEADERS = {
 }
 
 STATUS_LABELS = {
-    BookingStatus.HELD: "待支付 Awaiting payment",
-    BookingStatus.PAID: "已支付 Paid",
-    BookingStatus.CHECKED_IN: "已取号 Checked in",
-    BookingStatus.NO_SHOW: "爽约 No-show",
-    BookingStatus.CANCELLED: "已取消 Cancelled",
-    BookingStatus.EXPIRED: "已过期 Expired",
-    BookingStatus.REFUNDED: "已退款 Refunded",
+    BookingStatus.HELD: N_("Awaiting payment"),
+    BookingStatus.PAID: N_("Paid"),
+    BookingStatus.CHECKED_IN: N_("Checked in"),
+    BookingStatus.NO_SHOW: N_("No-show"),
+    BookingStatus.CANCELLED: N_("Cancelled"),
+    BookingStatus.EXPIRED: N_("Expired"),
+    BookingStatus.REFUNDED: N_("Refunded"),
 }
-PERIOD_LABELS = {Period.MORNING: "上午 Morning", Period.AFTERNOON: "下午 Afternoon"}
-WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+PERIOD_LABELS = {Period.MORNING: N_("Morning"), Period.AFTERNOON: N_("Afternoon")}
+WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 ERROR_HEADLINES = {
-    400: "请求有误 Request refused",
-    401: "请先登录 Please log in",
-    403: "无法继续 Not allowed",
-    404: "未找到 Not found",
-    409: "无法完成 Could not be done",
-    422: "请检查输入 Please check your input",
-    429: "操作太频繁 Too many requests",
-    502: "支付未完成 Payment not completed",
-    503: "系统繁忙 Busy, please retry",
+    400: N_("Request refused"),
+    401: N_("Please log in"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    409: N_("Could not be done"),
+    422: N_("Please check your input"),
+    429: N_("Too many requests"),
+    502: N_("Payment not completed"),
+    503: N_("Busy, please retry"),
 }
 # Messages after a redirect are chosen by a fixed code, so nothing a link carries is shown.
 DONE_MESSAGES = {
-    "registered": "注册成功，欢迎 Welcome: your account is ready",
-    "patient_added": "已添加就诊人 Patient added",
-    "booked": "预约成功，请在支付期限前支付 Booked: please pay before the deadline",
-    "paid": "支付成功 Paid",
-    "appealed": "申诉已提交，将转交发布该记录的医院 Appeal sent to the hospital that listed "
-                "the entry",
-    "cancelled": "已取消预约 Booking cancelled",
-    "checked_in": "取号成功 Checked in",
-    "desk_booked": "现场挂号成功（已支付） Booked and paid at the desk",
-    "desk_paid": "已收费 Paid at the desk",
-    "entered": "已登记抽签，结果将在放号时公布 Entered: the draw is at the release time",
+    "registered": N_("Welcome: your account is ready"),
+    "patient_added": N_("Patient added"),
+    "booked": N_("Booked: please pay before the deadline"),
+    "paid": N_("Paid"),
+    "appealed": N_("Appeal sent to the hospital that listed the entry"),
+    "cancelled": N_("Booking cancelled"),
+    "withdrawn": N_("Entry withdrawn"),
+    "checked_in": N_("Checked in"),
+    "desk_booked": N_("Booked and paid at the desk"),
+    "desk_paid": N_("Paid at the desk"),
+    "desk_entered": N_("Entered in the draw at the desk"),
+    "desk_cancelled": N_("Cancelled at the desk"),
+    "entered": N_("Entered: the draw is at the release time"),
+    "policy_saved": N_("Release policy saved"),
+    "level_saved": N_("Guard level saved"),
+    "user_saved": N_("Account saved"),
 }
+
+
+# What a page says for an error whose own (English) text the catalogue does not have, by
+# its code; placeholders are filled from the error's extra values.
+ERROR_TEXTS = {
+    "quota_active_bookings": N_("This patient already holds %(used)s of %(limit)s active "
+                                "bookings: cancel or attend one first."),
+    "quota_departments_per_week": N_("This patient has visits with %(used)s departments this "
+                                     "week (limit %(limit)s)."),
+    "quota_entries_per_round": N_("Entries per round reached: %(used)s of %(limit)s; change "
+                                  "an entry instead."),
+    "quota_account_patients": N_("This account booked for %(used)s different patients "
+                                 "recently (limit %(limit)s)."),
+    "quota_phone_patients": N_("This phone booked for %(used)s different patients recently "
+                               "(limit %(limit)s)."),
+    "quota_payer_patients": N_("This payer paid for %(used)s different patients recently "
+                               "(limit %(limit)s)."),
+    "quota_patients_per_account": N_("An account manages at most %(limit)s patients."),
+    "quota_accounts_per_phone": N_("This phone number already backs the most accounts it "
+                                   "may."),
+    "credit_suspended": N_("Booking and entering draws are suspended until %(until)s "
+                           "(missed visits or late cancellations)."),
+    "cancel_cutoff_passed": N_("It is too close to the visit to cancel online; please "
+                               "contact the hospital."),
+    "payment_deadline_passed": N_("The payment deadline has passed."),
+    "check_in_not_open": N_("Check-in is not open yet for this session."),
+    "session_over": N_("This session is over."),
+    "rate_limited": N_("Too many requests; please wait a moment and try again."),
+    "login_backoff": N_("Too many failed log-ins; please wait a moment and try again."),
+    "blocked": N_("Access from here is suspended for now."),
+    "overloaded": N_("The service is busy; please try again in a few seconds."),
+    "challenge_required": N_("Checking this device…"),
+    "booking_in_progress": N_("Another booking of yours is in progress; please wait."),
+    "token_missing": N_("This action must be started from its page; please go back and "
+                        "retry."),
+    "token_invalid": N_("This page has expired or is not for this action; please reload "
+                        "it."),
+    "token_replayed": N_("This page was already used; please reload it to try again."),
+    "token_too_early": N_("Please take a moment to check the details, then confirm again."),
+    "token_expired": N_("This page has expired; please reload it."),
+    "invalid_id_number": N_("Please check the ID number."),
+    "invalid_name": N_("Please check the name."),
+    "invalid_phone": N_("Please check the phone number."),
+    "desk_quota": N_("This desk account made %(used)s bookings and entries this shift "
+                     "(limit %(limit)s)."),
+    "desk_rate": N_("At most %(limit)s desk bookings and entries a minute; please wait a "
+                    "moment."),
+    "desk_typed_quota": N_("This desk account typed %(used)s ID numbers this shift (limit "
+                           "%(limit)s); read the card."),
+}
+
+
+def explain(lang: i18n.Language, error: FairslotError | str) -> Markup:
+    """An error (or a notice) in the visitor's language: the catalogue's words for its own
+    text, else the page's words for its code, else its own text marked as English."""
+    text = error if isinstance(error, str) else error.detail
+    if i18n.known(lang, text):
+        return i18n.translate(lang, text)
+    if isinstance(error, FairslotError) and error.code in ERROR_TEXTS:
+        values = {k: str(v) for k, v in error.extra.items()}
+        if isinstance(error, TooManyRequests):
+            values.setdefault("retry_after", str(error.retry_after))
+        try:
+            return i18n.translate(lang, ERROR_TEXTS[error.code], **values)
+        except (KeyError, ValueError):
+            pass
+    return Markup('<span lang="en">%s</span>') % text
 
 
 # -- templates ----------------------------------------------------------------------------
@@ -123,7 +200,11 @@ _env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
 )
+# New-style gettext (placeholders filled and escaped by the call); the callables
+# themselves come with each render, in the visitor's language.
+_env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
 templates = Jinja2Templates(env=_env)
 
 
@@ -131,17 +212,40 @@ def _yuan(cents: int) -> str:
     return f"¥{cents // 100}.{cents % 100:02d}"
 
 
-def _period(value: Period) -> str:
-    return PERIOD_LABELS.get(value, str(value))
+def _label(table: Mapping[Any, str]) -> Callable[..., str]:
+    @jinja2.pass_context
+    def translate(context: Any, value: Any) -> str:
+        text = table.get(value)
+        return str(context["gettext"](text)) if text else str(value)
+
+    return translate
 
 
-def _weekday(value: dt.date) -> str:
-    return WEEKDAYS[value.weekday()]
+@jinja2.pass_context
+def _weekday(context: Any, value: dt.date) -> str:
+    return str(context["gettext"](WEEKDAYS[value.weekday()]))
 
 
-_env.filters.update(yuan=_yuan, period=_period, weekday=_weekday, mask_name=mask_name,
-                    mask_id=mask_id_number, mask_phone=mask_phone,
-                    status=lambda s: STATUS_LABELS.get(s, str(s)))
+_env.filters.update(yuan=_yuan, period=_label(PERIOD_LABELS), weekday=_weekday,
+                    mask_name=mask_name, mask_id=mask_id_number, mask_phone=mask_phone,
+                    status=_label(STATUS_LABELS))
+
+
+_env.globals.update(
+    role_names={"patient": N_("Patient"), "registration": N_("Registration desk"),
+                "operator": N_("Operator"), "investigator": N_("Investigator"),
+                "admin": N_("Administrator")},
+    stage_names={"queued": N_("Queued"), "unpacking": N_("Unpacking the export"),
+                 "reading": N_("Reading the records"),
+                 "investigating": N_("Looking for rings"),
+                 "writing": N_("Writing the report"), "done": N_("Done"),
+                 "failed": N_("Failed")},
+)
+
+
+def done_message(code: str | None) -> str | None:
+    """The message for a ``?done=`` code (English; translated when shown)."""
+    return DONE_MESSAGES.get(code or "")
 
 
 # -- errors become pages --------------------------------------------------------------------
@@ -163,7 +267,7 @@ class PageRoute(ReleasingRoute):
                     target += "?" + request.url.query
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", 303)
             except FairslotError as exc:
-                return error_page(request, exc.status, exc.detail, exc.code)
+                return error_page(request, exc.status, exc, exc.code)
 
         return handler
 
@@ -173,9 +277,10 @@ def page_router() -> APIRouter:
     return APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
-def error_page(request: Request, status: int, detail: str, code: str) -> Response:
+def error_page(request: Request, status: int, detail: str | FairslotError,
+               code: str) -> Response:
     return render(request, "error.html", status=status,
-                  headline=ERROR_HEADLINES.get(status, "出错了 Something went wrong"),
+                  headline=ERROR_HEADLINES.get(status, N_("Something went wrong")),
                   detail=detail, code=code)
 
 
@@ -200,14 +305,14 @@ def install_errors(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if _wants_page(request) and exc.status_code in (404, 405):
-            return error_page(request, 404, "这个页面不存在 There is no such page.",
+            return error_page(request, 404, N_("There is no such page."),
                               "not_found")
         return await delegate(api_http, request, exc)
 
     async def on_invalid(request: Request, exc: Exception) -> Response:
         # Page routes take only integer ids in their paths: a malformed one is no page.
         if _wants_page(request):
-            return error_page(request, 404, "这个页面不存在 There is no such page.",
+            return error_page(request, 404, N_("There is no such page."),
                               "not_found")
         return await delegate(api_invalid, request, exc)
 
@@ -256,8 +361,7 @@ class Visitor:
         if account is None:
             raise Unauthenticated("log in first")
         if roles and account.role not in roles and account.role is not Role.ADMIN:
-            raise Forbidden("这个页面需要员工权限 This page is for "
-                            + " or ".join(r.value for r in roles) + " staff.",
+            raise Forbidden(N_("This page is for staff with another role."),
                             code="forbidden_role")
         return account
 
@@ -297,8 +401,8 @@ def check_csrf(request: Request, submitted: str) -> None:
     binding = _csrf_binding(request)
     if not _same_origin(request) or binding is None or not hmac.compare_digest(
             csrf_token(request).encode(), submitted.encode()):  # bytes: any text
-        raise Forbidden("这个表单已失效，请刷新页面后重试 This form has expired; reload the "
-                        "page and try again.", code="csrf_failed")
+        raise Forbidden(N_("This form has expired; reload the page and try again."),
+                        code="csrf_failed")
 
 
 def _same_origin(request: Request) -> bool:
@@ -318,15 +422,26 @@ def render(request: Request, name: str, *, status: int = 200, **values: Any) -> 
     if "viewer" not in values:
         found = getattr(request.state, "visitor", None)
         values["viewer"] = found.account() if found is not None else None
+    lang = i18n.of_request(request)
+    values.update(i18n.template_callables(lang))
+    values["lang"] = lang
+    values["languages"] = i18n.LANGUAGES.values()
+    values["here"] = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     values["csrf"] = csrf_token(request)
     values.setdefault("error", None)
     values.setdefault("notice", None)
+    # Errors and notices are English texts from the services and the pages: shown in the
+    # visitor's language when the catalogue has them, otherwise as they are, marked English.
+    for key in ("error", "notice", "detail"):
+        if values.get(key):
+            values[key] = explain(lang, values[key])
     response = templates.TemplateResponse(request, name, values, status_code=status)
     new = getattr(request.state, "new_csrf", None)
     if new:
         response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="lax",
                             secure=secure_cookies(request))
     response.headers.update(_HEADERS)
+    response.headers["Content-Language"] = lang.tag
     return response
 
 

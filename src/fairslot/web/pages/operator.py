@@ -1,19 +1,34 @@
-"""The operator's day: every session with its capacity, free slots and bookings by
-status."""
+"""The operator's pages: the day's sessions, each doctor's release policy, the guard's
+levels; the admin's user and role management. (The live console and alerts are the
+monitor's pages, linked from the navigation.)"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated
 
-from fastapi import Query, Request
+import anyio.from_thread
+from fastapi import Form, Query, Request
 from fastapi.responses import Response
 
-from fairslot.domain.accounts import Role
-from fairslot.domain.errors import InvalidInput
-from fairslot.services import catalog
+from fairslot.domain.accounts import Account, Role
+from fairslot.domain.errors import FairslotError, InvalidInput
+from fairslot.domain.schedule import ReleasePolicy
+from fairslot.guard.policy import GuardLevel, RouteGroup
+from fairslot.services import accounts, audit, catalog
+from fairslot.services.deps import Deps
+from fairslot.storage.uow import UnitOfWork
 from fairslot.web.deps import DepsDep, UowDep
-from fairslot.web.pages.common import Viewer, page_router, render, today
+from fairslot.web.pages.common import (
+    Viewer,
+    check_csrf,
+    done_message,
+    page_router,
+    redirect,
+    refused,
+    render,
+    today,
+)
 
 __all__ = ["router"]
 
@@ -26,13 +41,13 @@ def _day(raw: str | None, default: dt.date) -> dt.date:
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput("日期格式应为 YYYY-MM-DD The date is YYYY-MM-DD",
-                           code="invalid_date") from None
+        # A malformed query is a bad request (400), not a missing page.
+        raise FairslotError("the date is YYYY-MM-DD", code="invalid_date") from None
 
 
 @router.get("/operator")
 def operator(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
-             date: Annotated[str | None, Query(max_length=10)] = None) -> Response:
+             date: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     account = who.logged_in(Role.OPERATOR)
     day = _day(date, today(deps))
     rows = catalog.day_sessions(uow, deps, day)
@@ -42,3 +57,127 @@ def operator(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                   totals={"capacity": sum(r.session.capacity for r in rows),
                           "booked": sum(r.counts.booked for r in rows),
                           "free": sum(r.counts.free for r in rows)})
+
+
+# -- release policies ------------------------------------------------------------------------
+
+
+@router.get("/operator/policies")
+def policies(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+             done: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    who.logged_in(Role.OPERATOR)
+    groups = []
+    for hospital, departments in catalog.hospitals(uow, deps):
+        for department in departments:
+            groups.append({"hospital": hospital, "department": department,
+                           "doctors": sorted(catalog.doctors(uow, deps, department.id or 0),
+                                             key=lambda d: (not d.hot, d.name))})
+    return render(request, "policies.html", groups=groups, notice=done_message(done),
+                  policies=list(ReleasePolicy))
+
+
+@router.post("/operator/policies/{doctor_id}")
+def set_policy(doctor_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+               csrf: Annotated[str, Form()] = "",
+               policy: Annotated[str, Form(max_length=20)] = "") -> Response:
+    who.logged_in(Role.OPERATOR)
+    check_csrf(request, csrf)
+    try:
+        chosen = ReleasePolicy(policy)
+    except ValueError:
+        raise InvalidInput("choose a release policy", code="invalid_policy") from None
+    catalog.set_release_policy(uow, deps, doctor_id, chosen)
+    return redirect(f"/operator/policies?done=policy_saved#doctor-{doctor_id}")
+
+
+# -- guard levels ------------------------------------------------------------------------------
+
+
+@router.get("/operator/guard")
+def guard_levels(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+                 done: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    who.logged_in(Role.OPERATOR)
+    guard = getattr(request.app.state, "guard", None)
+    found = anyio.from_thread.run(guard.status) if guard is not None else None
+    return render(request, "guard.html", guard_status=found, groups=list(RouteGroup),
+                  levels=list(GuardLevel), notice=done_message(done))
+
+
+@router.post("/operator/guard/{group}")
+def set_guard_level(group: str, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+                    csrf: Annotated[str, Form()] = "",
+                    level: Annotated[str, Form(max_length=20)] = "") -> Response:
+    account = who.logged_in(Role.OPERATOR)
+    check_csrf(request, csrf)
+    try:
+        chosen_group, chosen = RouteGroup(group), GuardLevel(level)
+    except ValueError:
+        raise InvalidInput("choose a route group and a level", code="invalid_level") from None
+    guard = getattr(request.app.state, "guard", None)
+    if guard is None:
+        raise InvalidInput("this server runs without the guard", code="no_guard")
+    anyio.from_thread.run(guard.set_level, chosen_group, chosen)
+    audit.guard_level_changed(uow, deps, account, chosen_group.value, chosen.value)
+    return redirect("/operator/guard?done=level_saved")
+
+
+# -- users and roles (admins) -------------------------------------------------------------
+
+
+@router.get("/admin/users")
+def users(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+          done: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    account = who.logged_in(Role.ADMIN)
+    return _users_page(request, uow, deps, account, notice=done_message(done))
+
+
+def _users_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
+                status: int = 200, error: FairslotError | None = None,
+                notice: str | None = None, username: str = "") -> Response:
+    return render(request, "users.html", status=status, staff=accounts.staff_accounts(uow, deps),
+                  roles=[r for r in Role if r is not Role.PATIENT], me=account, error=error,
+                  notice=notice, username=username)
+
+
+@router.post("/admin/users")
+def create_user(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+                csrf: Annotated[str, Form()] = "",
+                username: Annotated[str, Form(max_length=64)] = "",
+                password: Annotated[str, Form(max_length=256)] = "",
+                role: Annotated[str, Form(max_length=20)] = "") -> Response:
+    account = who.logged_in(Role.ADMIN)
+    check_csrf(request, csrf)
+    try:
+        chosen = Role(role)
+        if chosen is Role.PATIENT:
+            raise ValueError(role)
+    except ValueError:
+        return _users_page(request, uow, deps, account, status=422, username=username,
+                           error=InvalidInput("choose a staff role", code="invalid_role"))
+    try:
+        accounts.create_user(uow, deps, username, password, chosen)
+    except FairslotError as exc:
+        refused(uow)
+        return _users_page(request, uow, deps, account, status=exc.status, error=exc,
+                           username=username)
+    return redirect("/admin/users?done=user_saved")
+
+
+@router.post("/admin/users/{account_id}")
+def change_user(account_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+                csrf: Annotated[str, Form()] = "",
+                role: Annotated[str, Form(max_length=20)] = "",
+                disabled: Annotated[str, Form(max_length=5)] = "") -> Response:
+    account = who.logged_in(Role.ADMIN)
+    check_csrf(request, csrf)
+    try:
+        chosen = Role(role) if role else None
+        accounts.change_account(uow, deps, account, account_id, role=chosen,
+                                disabled=disabled == "yes")
+    except ValueError:
+        return _users_page(request, uow, deps, account, status=422,
+                           error=InvalidInput("choose a staff role", code="invalid_role"))
+    except FairslotError as exc:
+        refused(uow)
+        return _users_page(request, uow, deps, account, status=exc.status, error=exc)
+    return redirect("/admin/users?done=user_saved")

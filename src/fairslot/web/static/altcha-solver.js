@@ -8,7 +8,7 @@
  * checks (and accepts once).
  *
  * Use:
- *   FairslotPow.solve(challenge) -> Promise<string payload>
+ *   FairslotPow.solve(challenge, {onProgress(fraction), signal}) -> Promise<string payload>
  *   FairslotPow.fetch(url, init) -> fetch that, when refused with problem code
  *       "challenge_required", solves the challenge in the answer and retries once with
  *       the X-Fairslot-Pow header.
@@ -50,6 +50,7 @@
       throw new Error("WebCrypto is not available (the page must be served over HTTPS)");
     }
     var signal = options && options.signal;
+    var onProgress = options && options.onProgress;
     var encoder = new TextEncoder();
     var target = String(challenge.challenge).toLowerCase();
     var max = Number(challenge.maxNumber);
@@ -63,6 +64,9 @@
         pending.push(subtle.digest("SHA-256", encoder.encode(challenge.salt + n)));
       }
       var digests = await Promise.all(pending);
+      if (onProgress) {
+        onProgress(max > 0 ? end / max : 1);
+      }
       for (var k = 0; k < digests.length; k++) {
         if (hex(digests[k]) === target) {
           return encodePayload(challenge, start + k);
@@ -106,7 +110,18 @@
           button.disabled = true;
         }
         try {
-          var payload = await solve(JSON.parse(form.dataset.challenge));
+          // Progress shows on the page's note ("checking this device…"): the share of
+          // the search space tried so far, an upper bound on the time still needed.
+          var bar = global.document.querySelector("[data-fairslot-pow-bar]");
+          var label = global.document.querySelector("[data-fairslot-pow-progress]");
+          var payload = await solve(JSON.parse(form.dataset.challenge), {
+            onProgress: function (fraction) {
+              var percent = Math.min(100, Math.round(fraction * 100));
+              if (bar) { bar.value = percent; }
+              if (label) { label.textContent = percent + "%"; }
+            },
+          });
+          if (bar) { bar.value = 100; }
           var field = form.querySelector("input[name=altcha]");
           if (!field) {
             field = global.document.createElement("input");

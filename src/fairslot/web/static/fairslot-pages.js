@@ -19,3 +19,27 @@
     resubmit();
   }
 })();
+/* The desk's receipt: a print button (inline handlers are not allowed by the CSP). */
+(function () {
+  "use strict";
+  function wire() {
+    var buttons = document.querySelectorAll("[data-fairslot-print]");
+    Array.prototype.forEach.call(buttons, function (button) {
+      button.addEventListener("click", function () { window.print(); });
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", wire);
+  } else {
+    wire();
+  }
+})();
+/* A page that follows a background job reloads itself every few seconds until it is done. */
+(function () {
+  "use strict";
+  var marked = document.querySelector("[data-fairslot-refresh]");
+  if (marked) {
+    var seconds = Number(marked.getAttribute("data-fairslot-refresh")) || 2;
+    window.setTimeout(function () { window.location.reload(); }, seconds * 1000);
+  }
+})();
