@@ -19,7 +19,9 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="port to listen on"),
     workers: int = typer.Option(1, min=1, max=64, help="worker processes (PostgreSQL only)"),
 ) -> None:
-    """Serve the API and pages."""
+    """Serve the API and pages; the platform's events go to the monitor (on a thread of
+    the server without Redis, to the stream for `fairslot monitor` with it:
+    FAIRSLOT_MONITOR_MODE), and /metrics serves Prometheus metrics of every worker."""
     from fairslot.cli.common import load_settings
 
     settings = load_settings(demo=demo)

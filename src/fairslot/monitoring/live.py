@@ -83,7 +83,10 @@ class DecisionSync:
                 _log.warning("decisions could not be read (%s)", type(exc).__name__)
 
     def start(self) -> None:
-        self.sync()
+        try:
+            self.sync()
+        except Exception as exc:  # the server starts anyway; the thread tries every second
+            _log.warning("decisions could not be read at start (%s)", type(exc).__name__)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="fairslot-decision-sync",
                                         daemon=True)
