@@ -262,6 +262,9 @@ def test_a_patient_journey_in_each_language(server: dict[str, Any], browser: Any
                                                            timeout=20_000)
         booked = page.locator("#" + page.url.rsplit("#", 1)[1])
         expect(booked).to_contain_text(t("待支付", "Awaiting payment"))
+        # The deadline counts down (15 minutes from now).
+        expect(booked.locator("[data-countdown]")).to_contain_text(
+            re.compile(r"\((14|15):\d\d " + t("剩余", "left") + r"\)"))
         booked.get_by_label(t("付款账户", "Payer account")).fill("wechat:wxid_browser")
         page.wait_for_timeout(400)
         booked.get_by_role("button", name=re.compile(t("支付", "Pay"))).click()

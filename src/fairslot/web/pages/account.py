@@ -179,6 +179,7 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
         item: dict[str, Any] = {"view": v, "pay_token": None, "cancel_token": None,
                                 "qr": None, "code": None,
                                 "pay_by": local(deps, b.pay_by),
+                                "pay_by_iso": b.pay_by.isoformat() if b.pay_by else "",
                                 "starts": local(deps, v.session.starts_at), "retry": None}
         # Tokens are issued here, on the screen that leads to paying or cancelling; cancel
         # only where it can still work online.

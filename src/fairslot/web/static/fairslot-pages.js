@@ -43,3 +43,21 @@
     window.setTimeout(function () { window.location.reload(); }, seconds * 1000);
   }
 })();
+/* The payment deadline counts down on "my bookings" (the server's deadline is what counts;
+ * this only shows the minutes left by the browser's clock). */
+(function () {
+  "use strict";
+  var marks = document.querySelectorAll("[data-countdown]");
+  if (!marks.length) { return; }
+  function tick() {
+    Array.prototype.forEach.call(marks, function (mark) {
+      var left = Math.max(0, Date.parse(mark.getAttribute("data-countdown")) - Date.now());
+      var minutes = Math.floor(left / 60000);
+      var seconds = Math.floor((left % 60000) / 1000);
+      mark.textContent = "(" + minutes + ":" + (seconds < 10 ? "0" : "") + seconds + " " +
+        mark.getAttribute("data-left-label") + ")";
+    });
+  }
+  tick();
+  window.setInterval(tick, 1000);
+})();
