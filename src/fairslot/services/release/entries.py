@@ -151,7 +151,7 @@ def _receipt(uow: UnitOfWork, deps: Deps, row: Entry, kind: str,
         return None
     receipt = make_receipt(
         deps.draw_key, round_id=str(row.round_id), opening=opening, ref=row.ref,
-        seq=uow.draw.last_seq(row.id) + 1, kind=kind,
+        seq=1 if kind == "entry" else uow.draw.last_seq(row.id) + 1, kind=kind,
         choices=[] if kind == "withdrawal" else [str(c) for c in row.choices], at=now)
     uow.draw.add_receipt(row.round_id, row.id, receipt)
     return receipt
