@@ -324,8 +324,10 @@ def test_unicode_digits_in_numeric_form_fields_are_invalid_input(
 
 
 @pytest.mark.parametrize(("day", "status"), [
-    ("9999-12-31", 422), ("0001-01-01", 422), ("1900-01-01", 422), ("2026-02-30", 422),
-    ("garbage", 422), ("99999-01-01", 404)])  # longer than a date: no such page
+    # A real date outside the hospital's calendar is refused (422); text that is no date
+    # at all is a 400 page (docs/pages.md).
+    ("9999-12-31", 422), ("0001-01-01", 422), ("1900-01-01", 422), ("2026-02-30", 400),
+    ("garbage", 400), ("99999-01-01", 400)])
 def test_the_operators_day_refuses_dates_out_of_range(client: TestClient, world: World,
                                                       day: str, status: int) -> None:
     assert page_log_in(client, "staff-operator").status_code == 303

@@ -61,7 +61,7 @@ SEED = textwrap.dedent("""
             platform.verifier.register(uow, person)
         uow.commit()
     account = platform.run(accounts.create_user, "browser.patient", {password!r},
-                           Role.PATIENT, "13912345678")
+                           Role.PATIENT, "13912345678", phone_verified=True)
     patient = platform.run(accounts.add_patient, account, people[0].id_number,
                            people[0].name, None, ctx)
     platform.run(accounts.add_patient, account, people[1].id_number, people[1].name, None,

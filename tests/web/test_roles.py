@@ -67,6 +67,18 @@ ALLOWED: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/v1/me/identity"): {Role.PATIENT},
     ("DELETE", "/api/v1/me/identity/{patient_id}/links/{account_id}"): {Role.PATIENT},
     ("POST", "/api/v1/staff/identity-claims"): {Role.REGISTRATION},
+    ("GET", "/api/v1/me/shared-list"): {Role.PATIENT},
+    ("POST", "/api/v1/me/shared-list/appeals"): {Role.PATIENT},
+    ("GET", "/api/v1/staff/consortium/reviews"): {Role.REGISTRATION},
+    ("POST", "/api/v1/staff/consortium/reviews/{issuer}/{entry_no}"): {Role.REGISTRATION},
+    ("GET", "/api/v1/investigation/reviews"): {Role.INVESTIGATOR},
+    ("POST", "/api/v1/investigation/reviews/{booking_id}"): {Role.INVESTIGATOR},
+    ("GET", "/api/v1/monitor/alerts"): {Role.INVESTIGATOR, Role.OPERATOR},
+    ("GET", "/api/v1/monitor/alerts/{alert_id}"): {Role.INVESTIGATOR, Role.OPERATOR},
+    ("POST", "/api/v1/monitor/alerts/{alert_id}/status"): {Role.INVESTIGATOR, Role.OPERATOR},
+    ("GET", "/api/v1/monitor/decisions"): {Role.INVESTIGATOR, Role.OPERATOR},
+    ("POST", "/api/v1/monitor/decisions"): {Role.INVESTIGATOR, Role.OPERATOR},
+    ("POST", "/api/v1/monitor/decisions/{decision_id}/lift"): {Role.INVESTIGATOR, Role.OPERATOR},
 }
 
 
