@@ -53,7 +53,8 @@ def add_patients(platform: Platform, count: int, now: dt.datetime) -> list[tuple
     with platform.uow() as uow:
         for n, identity in enumerate(people):
             account = Account(username=f"bench{n:05d}", role=Role.PATIENT,
-                              password_hash=password_hash, phone=None, created_at=now)
+                              password_hash=password_hash, phone=None, created_at=now,
+                              phone_verified_at=now)
             patient = Patient(id_number=identity.id_number, name=identity.name, phone=None,
                               verified_at=now, created_at=now)
             uow.accounts.add(account)

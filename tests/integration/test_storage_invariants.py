@@ -101,7 +101,8 @@ def test_200_concurrent_bookings_for_10_slots_make_exactly_10(platform: Platform
         for n, identity in enumerate(people):
             platform.verifier.register(uow, identity)
             account = Account(username=f"racer{n:03d}", role=Role.PATIENT,
-                              password_hash=password_hash(), phone=None, created_at=now)
+                              password_hash=password_hash(), phone=None, created_at=now,
+                              phone_verified_at=now)
             uow.accounts.add(account)
             uow.flush()
             from fairslot.domain.accounts import Patient
