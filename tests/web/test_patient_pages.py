@@ -109,7 +109,12 @@ def test_a_won_booking_shows_its_true_status_after_a_refund_and_the_qr_code(
     account, (patient_id,), _token = world.patient_account("wu.lan")
     platform.run(release.enter, account, round_id, patient_id, [session_id],
                  RequestContext(ip="198.51.100.8"))
+    # The close freezes the entry list; the draw runs once the beacon round is out.
     clock.set(platform.run(release.round_view, round_id).round.closes_at)
+    assert platform.run_job(release.draw_due_rounds) == 0  # frozen, no beacon yet
+    frozen = platform.run(release.round_view, round_id).stage
+    assert frozen.stage == "frozen" and frozen.beacon_due_at is not None
+    clock.set(frozen.beacon_due_at)
     assert platform.run_job(release.draw_due_rounds) == 1
     (entry,) = platform.run(release.my_entries, account)
     assert entry.entry.booking_id is not None  # alone in the round: won
