@@ -46,7 +46,8 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def _draw_round_with_entries(platform: Platform, clock: FixedClock) -> tuple[int, int]:
-    """A draw round of two sessions (capacity 2 each), ten entrants, its window closed."""
+    """A draw round of two sessions (capacity 2 each), ten entrants, its window closed, its
+    entry list frozen and the clock at its beacon round's time: the next draw writes winners."""
     world = build_world(platform, residents=30)
     doctor = platform.run(catalog.create_doctor, world.department_id, "张华", "主任医师", "心衰",
                           release_policy=ReleasePolicy.DRAW, hot=True)
@@ -65,7 +66,22 @@ def _draw_round_with_entries(platform: Platform, clock: FixedClock) -> tuple[int
         platform.run(release.enter, account, round_id, pid, ids if n % 2 else ids[::-1], CTX)
     view = platform.run(release.round_view, round_id)
     clock.set(view.round.closes_at)
+    assert platform.run(release.freeze_round, round_id)
+    due = platform.run(release.round_view, round_id).stage.beacon_due_at
+    assert due is not None
+    clock.set(due)
     return round_id, 4
+
+
+def _draw_keys(platform: Platform) -> dict[str, str]:
+    """The platform's draw signing key and local chain key, for a worker process that must
+    sign the same round's result and fetch the same chain's beacon."""
+    settings = platform.settings
+    assert settings.draw_signing_key is not None and settings.draw_local_chain_key is not None
+    return {"FAIRSLOT_DRAW_SIGNING_KEY": settings.draw_signing_key.get_secret_value(),
+            "FAIRSLOT_DRAW_LOCAL_CHAIN_KEY": settings.draw_local_chain_key.get_secret_value(),
+            "FAIRSLOT_DRAW_CHAIN": settings.draw_chain,
+            "FAIRSLOT_DRAW_LOCAL_CHAIN_GENESIS": str(settings.draw_local_chain_genesis)}
 
 
 DRAW_WORKER = textwrap.dedent("""
@@ -91,6 +107,12 @@ def _state(engine: sa.Engine, round_id: int) -> tuple[str, int, int]:
     return str(status), int(bookings or 0), int(decided or 0)
 
 
+def _signed(platform: Platform, round_id: int) -> set[str]:
+    """The kinds of signed statement the round has (opening, freeze, result, results)."""
+    with platform.uow() as uow:
+        return set(uow.draw.statements(round_id))
+
+
 @POSTGRES
 def test_a_draw_worker_killed_mid_draw_leaves_nothing_and_the_draw_runs_once_on_restart(
         platform: Platform, clock: FixedClock, tmp_path: pathlib.Path) -> None:
@@ -105,8 +127,8 @@ def test_a_draw_worker_killed_mid_draw_leaves_nothing_and_the_draw_runs_once_on_
     blocker = engine.connect()
     blocker.execute(sa.text("LOCK TABLE bookings IN SHARE MODE"))
     worker = subprocess.Popen([sys.executable, str(script), url, clock.now().isoformat()],
-                              env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                              env=child_env(**_draw_keys(platform)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     try:
         waiting = _wait_for_lock_wait(engine, worker)
         assert waiting, "the draw worker never reached the bookings"
@@ -118,12 +140,14 @@ def test_a_draw_worker_killed_mid_draw_leaves_nothing_and_the_draw_runs_once_on_
         blocker.rollback()
         blocker.close()
     _wait_until_gone(engine, waiting)
-    # All or nothing: the killed draw wrote nothing.
+    # All or nothing: the killed draw wrote nothing (no winner, no signed result).
     assert _state(engine, round_id) == ("open", 0, 0)
+    assert _signed(platform, round_id) == {"opening", "freeze"}
     # The scheduler's next tick (another process, or this one) draws the round, once.
     assert platform.run_job(release.draw_due_rounds) == 1
     status, bookings, decided = _state(engine, round_id)
     assert status != "open" and bookings == capacity and decided == 10
+    assert _signed(platform, round_id) == {"opening", "freeze", "result", "results"}
     assert platform.run_job(release.draw_due_rounds) == 0
     assert _state(engine, round_id)[1] == capacity
 

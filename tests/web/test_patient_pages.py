@@ -54,6 +54,18 @@ def _open_round(world: World, clock: FixedClock, *, days: int = 20) -> tuple[int
     return doctor.id or 0, session.id or 0, round_id
 
 
+def _close_and_draw(world: World, clock: FixedClock, round_id: int) -> None:
+    """Close the round's window (the scheduler's job freezes the entry list), then let the
+    clock reach the beacon round's time (the same job draws), as the scheduler would."""
+    platform = world.platform
+    clock.set(platform.run(release.round_view, round_id).round.closes_at)
+    assert platform.run_job(release.draw_due_rounds) == 0  # frozen, no beacon yet
+    frozen = platform.run(release.round_view, round_id).stage
+    assert frozen.stage == "frozen" and frozen.beacon_due_at is not None
+    clock.set(frozen.beacon_due_at)
+    assert platform.run_job(release.draw_due_rounds) == 1
+
+
 @SQLITE_ONLY
 def test_the_round_page_shows_odds_withdraw_and_the_result(
         client: TestClient, world: World, clock: FixedClock) -> None:
@@ -92,8 +104,7 @@ def test_the_round_page_shows_odds_withdraw_and_the_result(
     after_min_age(world)
     assert client.post(f"/rounds/{round_id}/enter", data=data,
                        follow_redirects=False).status_code == 303
-    clock.set(platform.run(release.round_view, round_id).round.closes_at)
-    assert platform.run_job(release.draw_due_rounds) == 1
+    _close_and_draw(world, clock, round_id)
     page = client.get(f"/rounds/{round_id}").text
     assert "共 4 人登记" in page
     assert f'href="/api/v1/rounds/{round_id}/export"' in page and "fairslot draw verify" in page
@@ -109,8 +120,7 @@ def test_a_won_booking_shows_its_true_status_after_a_refund_and_the_qr_code(
     account, (patient_id,), _token = world.patient_account("wu.lan")
     platform.run(release.enter, account, round_id, patient_id, [session_id],
                  RequestContext(ip="198.51.100.8"))
-    clock.set(platform.run(release.round_view, round_id).round.closes_at)
-    assert platform.run_job(release.draw_due_rounds) == 1
+    _close_and_draw(world, clock, round_id)
     (entry,) = platform.run(release.my_entries, account)
     assert entry.entry.booking_id is not None  # alone in the round: won
     booking_id = entry.entry.booking_id
