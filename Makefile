@@ -41,9 +41,12 @@ lint: $(DEV)
 
 bench: $(DEV)
 	$(BIN)/python bench/booking.py
+	$(BIN)/python bench/entering.py
 	$(BIN)/python bench/guard.py
 	$(BIN)/python bench/draw.py
 	$(BIN)/python bench/investigate.py
+	$(BIN)/python bench/monitor.py
+	$(BIN)/python bench/consortium.py
 
 check-services: $(DEV)
 	$(BIN)/python scripts/check_services.py
