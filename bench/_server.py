@@ -3,6 +3,7 @@ loopback port, and a bounded async load loop that reports requests per second.""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -262,3 +263,64 @@ def report(health: Measured, action: Measured, name: str) -> None:
     one a busy machine disturbs less)."""
     print(f"ratio {name}/healthz = {action.rps / health.rps:.3f} (throughput), "
           f"{health.cpu_ms / action.cpu_ms:.3f} (CPU per request)")
+
+
+def arguments(description: str | None) -> argparse.Namespace:
+    """The options the screen-then-act benchmarks share."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--redis-url", default=os.environ.get(
+        "FAIRSLOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    return parser.parse_args()
+
+
+def production_env(url: str, redis_url: str, *groups: str) -> dict[str, str]:
+    """The server's settings in production shape (PostgreSQL, the guard on Redis), with the
+    per-IP and per-device limits of ``groups`` lifted (``lifted_limits``)."""
+    return {"FAIRSLOT_DATABASE_URL": url, "FAIRSLOT_SECRET_KEY": SECRET,
+            "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_REDIS_URL": redis_url,
+            "FAIRSLOT_GUARD_REDIS_PREFIX": f"fairslot-bench:{os.getpid()}:",
+            "FAIRSLOT_GUARD_LEDGER_PATH": "",
+            "FAIRSLOT_GUARD_LIMITS": lifted_limits(*groups)}
+
+
+def screen_then_act(base: Server, args: argparse.Namespace, screen_path: Callable[[int], str],
+                    act: Callable[[int], tuple[str, str, bytes]], tokens: list[str],
+                    labels: tuple[str, str, str]) -> None:
+    """Measure ``/healthz``, then every patient's screen (which issues the action token),
+    then, after the tokens' minimum age, every patient's action with its token; print the
+    figures and the ratios. ``act(n)`` gives the action's method, path and JSON body."""
+    action_tokens: list[dict[str, str]] = [{}] * len(tokens)
+
+    async def health_request(conn: Connection, n: int) -> tuple[int, bytes]:
+        return await conn.request("GET", "/healthz")
+
+    async def screen(conn: Connection, n: int) -> tuple[int, bytes]:
+        status, body = await conn.request("GET", screen_path(n),
+                                          headers={"Authorization": f"Bearer {tokens[n]}"})
+        if status == 200:
+            parsed = json.loads(body)
+            action_tokens[n] = {parsed["token_header"]: parsed["action_token"]}
+        return status, body
+
+    async def action_request(conn: Connection, n: int) -> tuple[int, bytes]:
+        method, path, body = act(n)
+        return await conn.request(method, path, body,
+                                  {"Authorization": f"Bearer {tokens[n]}", **action_tokens[n]})
+
+    load(base, 300, args.concurrency, health_request)  # warm-up
+    health = measure(base, args.requests, args.concurrency, health_request)
+    screens = measure(base, args.requests, args.concurrency, screen)
+    time.sleep(2)  # the action tokens' minimum age: a patient reads the screen first
+    action = measure(base, args.requests, args.concurrency, action_request)
+    print(f"server: {args.workers} uvicorn workers, PostgreSQL; client: {args.concurrency} "
+          f"concurrent connections, {args.requests} requests each; CPU: the server's "
+          f"processes and the database's backends")
+    print(health.line("GET /healthz"))
+    print(screens.line(labels[0]))
+    print(action.line(labels[1]))
+    for status, body in examples.items():
+        print(f"  e.g. {status}: {body}")
+    report(health, action, labels[2])

@@ -9,24 +9,18 @@ Every entry is a real one: a distinct patient, a committed row counted against t
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
-import os
-import time
 
 from pydantic import SecretStr
 
 from _server import (
     SECRET,
-    Connection,
     add_patients,
-    examples,
+    arguments,
     fresh_database,
-    lifted_limits,
-    load,
-    measure,
-    report,
+    production_env,
+    screen_then_act,
     server,
 )
 from fairslot.bootstrap import bootstrap
@@ -71,56 +65,16 @@ def prepare(url: str, patients: int) -> tuple[int, list[str], list[dict[str, obj
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--redis-url", default=os.environ.get(
-        "FAIRSLOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    args = parser.parse_args()
+    args = arguments(__doc__)
     url = fresh_database("fairslot_bench_entering")
     round_id, tokens, bodies = prepare(url, args.requests)
-    env = {"FAIRSLOT_DATABASE_URL": url, "FAIRSLOT_SECRET_KEY": SECRET,
-           "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_REDIS_URL": args.redis_url,
-           "FAIRSLOT_GUARD_REDIS_PREFIX": f"fairslot-bench:{os.getpid()}:",
-           "FAIRSLOT_GUARD_LEDGER_PATH": "",
-           "FAIRSLOT_GUARD_LIMITS": lifted_limits("entering", "screens")}
-    with server(env, workers=args.workers) as base:
-        async def health_request(conn: Connection, n: int) -> tuple[int, bytes]:
-            return await conn.request("GET", "/healthz")
-
-        tokens_of: list[dict[str, str]] = [{}] * len(tokens)
-
-        async def screen(conn: Connection, n: int) -> tuple[int, bytes]:
-            status, body = await conn.request(
-                "GET", f"/api/v1/rounds/{round_id}/entry-screen",
-                headers={"Authorization": f"Bearer {tokens[n]}"})
-            if status == 200:
-                parsed = json.loads(body)
-                tokens_of[n] = {parsed["token_header"]: parsed["action_token"]}
-            return status, body
-
-        async def enter(conn: Connection, n: int) -> tuple[int, bytes]:
-            return await conn.request("POST", f"/api/v1/rounds/{round_id}/entries",
-                                      json.dumps(bodies[n]).encode(),
-                                      {"Authorization": f"Bearer {tokens[n]}", **tokens_of[n]})
-
-        load(base, 300, args.concurrency, health_request)  # warm-up
-        health = measure(base, args.requests, args.concurrency, health_request)
-        # The screens issue the single-use action tokens; a patient spends at least the
-        # tokens' minimum age on the screen before confirming.
-        screens = measure(base, args.requests, args.concurrency, screen)
-        time.sleep(2)
-        action = measure(base, args.requests, args.concurrency, enter)
-    print(f"server: {args.workers} uvicorn workers, PostgreSQL; client: {args.concurrency} "
-          f"concurrent connections, {args.requests} requests each; CPU: the server's "
-          f"processes and the database's backends")
-    print(health.line("GET /healthz"))
-    print(screens.line("GET entry-screen"))
-    print(action.line("POST entries"))
-    for status, body in examples.items():
-        print(f"  e.g. {status}: {body}")
-    report(health, action, "entries")
+    with server(production_env(url, args.redis_url, "entering", "screens"),
+                workers=args.workers) as base:
+        screen_then_act(
+            base, args, lambda n: f"/api/v1/rounds/{round_id}/entry-screen",
+            lambda n: ("POST", f"/api/v1/rounds/{round_id}/entries",
+                       json.dumps(bodies[n]).encode()),
+            tokens, ("GET entry-screen", "POST entries", "entries"))
 
 
 if __name__ == "__main__":
