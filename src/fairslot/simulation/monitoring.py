@@ -34,7 +34,6 @@ from fairslot.monitoring.publish import PlatformPublisher
 from fairslot.monitoring.replay import replay
 from fairslot.monitoring.scenarios import Entity, build_scenarios
 from fairslot.monitoring.stream import InProcessStream
-from fairslot.services.payments import normalize_payer
 from fairslot.simulation.engine import Simulation
 from fairslot.simulation.scenario import Scenario
 
@@ -112,7 +111,9 @@ def _labels(sim: _LabelledSimulation) -> tuple[dict[str, set[Entity]], set[Entit
         "T3": accounts("farm"),
         "T4": accounts("lnd"),
         "T5": {Entity("patient", str(p.patient_id)) for p in sim.ring},
-        "T6": {Entity("payer", keyring.blind_index("payer", normalize_payer(h)))
+        # A payer is known by the provider's id of who pays (what the platform indexes and
+        # publishes), not by the credential the hub typed.
+        "T6": {Entity("payer", keyring.blind_index("payer", sim.platform.payments.payer_of(h)))
                for h in sim.hubs},
         "T7": {Entity("ip", ip) for ip in sim.proxies},
         "T8": accounts("crowd"),

@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import pathlib
 import random
+import re
 import tempfile
 from typing import Any
 
@@ -35,7 +36,7 @@ from fairslot.domain.errors import FairslotError
 from fairslot.domain.identity import Identity
 from fairslot.domain.residents import make_phone, make_residents
 from fairslot.domain.schedule import Period
-from fairslot.services import accounts, booking, catalog
+from fairslot.services import accounts, booking, catalog, messaging
 from fairslot.services.context import RequestContext
 from fairslot.storage.migrate import upgrade
 
@@ -121,6 +122,21 @@ def _try(result: HospitalResult | None, fn: Any, *args: Any) -> Any:
         return None
 
 
+def _register(platform: Platform, username: str, phone: str,
+              ctx: RequestContext) -> Account:
+    """Register as a person does, then type back the code texted to the phone (the
+    simulated phones read the development outbox): an unverified account may not add
+    patients or book."""
+    account = platform.run(accounts.register, username, PASSWORD, phone, ctx)
+    with platform.uow() as uow:
+        texts = [m.body for m in messaging.dev_outbox(uow, account_id=account.id, limit=20)
+                 if m.kind == "phone.code"]
+    found = re.search(r"\b(\d{6})\b", texts[0]) if texts else None
+    if found is None:
+        raise RuntimeError(f"no phone code was sent to {username}")
+    return platform.run(accounts.verify_phone, account, found.group(1), ctx)
+
+
 def _play_ring(platform: Platform, ring: _Ring, sessions_by_day: list[list[int]],
                result: HospitalResult, clock: FixedClock, tag: str, first_day: int) -> None:
     """The ring registers its accounts, links its identities, then each day books every
@@ -129,8 +145,7 @@ def _play_ring(platform: Platform, ring: _Ring, sessions_by_day: list[list[int]]
     run = platform.run
     members: list[tuple[Account, int]] = []
     for n, (phone, people) in enumerate(zip(ring.phones, ring.identities, strict=True)):
-        account = _try(result, run, accounts.register, f"{tag}ring{n:02d}", PASSWORD, phone,
-                       ctx)
+        account = _try(result, _register, platform, f"{tag}ring{n:02d}", phone, ctx)
         if account is None:
             continue
         for person in people:
@@ -170,8 +185,7 @@ def _play_genuine(platform: Platform, people: list[Identity], sessions_by_day: l
     run = platform.run
     family: list[tuple[Account, int]] = []
     for n, person in enumerate(people):
-        account = run(accounts.register, f"{tag}family{n:04d}", PASSWORD, make_phone(rng),
-                      ctx)
+        account = _register(platform, f"{tag}family{n:04d}", make_phone(rng), ctx)
         patient = run(accounts.add_patient, account, person.id_number, person.name, None, ctx)
         family.append((account, patient.id or 0))
     for day, sessions in enumerate(sessions_by_day):
