@@ -287,6 +287,7 @@ class Simulation:
         values: dict[str, Any] = {
             "database_url": url, "secret_key": "simulation-" + "k" * 40, "scheduler": False,
             "waitlist_enabled": self.defences["waitlist"],
+            "short_windows_enabled": self.defences["windows"],
             "quotas_enabled": self.defences["quotas"],
             "credit_enabled": self.defences["credit"],
         }

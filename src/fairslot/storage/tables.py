@@ -201,13 +201,18 @@ release_rounds = sa.Table(
     sa.Column("revealed_seed", sa.String(64), nullable=True),
     sa.Column("drawn_at", UTCDateTime, nullable=True),
     sa.Column("entries_count", sa.Integer, nullable=False, default=0),
+    # release | late | leftover | opening (fairslot.domain.rounds.RoundKind)
+    sa.Column("kind", sa.String(16), nullable=False, default="release",
+              server_default="release"),
     sa.Index("ix_release_rounds_department_id_closes_at", "department_id", "closes_at"),
 )
 
 round_sessions = sa.Table(
     "round_sessions", metadata,
     sa.Column("round_id", sa.ForeignKey("release_rounds.id"), primary_key=True),
-    sa.Column("session_id", sa.ForeignKey("sessions.id"), primary_key=True, unique=True),
+    # A session is in its release round and then in a short round for each slot that frees
+    # up with nobody waiting (docs/release.md), so it may be in several.
+    sa.Column("session_id", sa.ForeignKey("sessions.id"), primary_key=True, index=True),
     # The slots the draw gives out, fixed and published when the window opens.
     sa.Column("capacity", sa.Integer, nullable=False, default=0, server_default="0"),
 )

@@ -10,7 +10,7 @@ from typing import Any
 from fairslot.domain import draw
 from fairslot.domain.booking import Booking, Channel
 from fairslot.domain.errors import Conflict, FairslotError, NotFound
-from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundStatus
+from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundKind, RoundStatus
 from fairslot.domain.schedule import Session
 from fairslot.services import rules, waitlist
 from fairslot.services.deps import Deps, Units
@@ -60,28 +60,65 @@ def open_due_rounds(units: Units, deps: Deps) -> int:
     round publishes at open never changes under its entrants."""
     now = deps.clock.now()
     window = dt.timedelta(hours=deps.settings.draw_window_hours)
+    late = dt.timedelta(minutes=deps.settings.late_window_minutes)
+    short = dt.timedelta(minutes=deps.settings.request_window_minutes)
     created = 0
     with units() as uow:
         for session_id, release_at, department_id in uow.rounds.unrounded_draw_sessions(
                 now + window, now):
-            existing = uow.rounds.joinable(department_id, release_at)
-            if existing is None:
-                seed = deps.random.token_bytes(draw.SEED_BYTES)
-                round_id = uow.rounds.create(
-                    department_id=department_id, opens_at=release_at - window,
-                    closes_at=release_at, status=RoundStatus.OPEN.value, seed=seed.hex(),
-                    commitment=draw.commitment(seed), beacon="",
-                    beacon_source=deps.settings.draw_beacon_source, entries_count=0)
-                uow.events.append("round.opened", now, detail={"round": round_id})
-                created += 1
-            else:
-                round_id = existing.id
+            session = uow.schedule.session(session_id)
+            assert session is not None
+            kind, opens, closes = RoundKind.RELEASE, release_at - window, release_at
+            if release_at < now + late and deps.settings.short_windows_enabled:
+                # Scheduled too late for its own window (an extra clinic added at short
+                # notice, or the scheduler was down): a fresh window from now, never a
+                # draw at once among nobody.
+                kind, opens, closes = RoundKind.LATE, now, max(release_at, now + late)
+                closes = min(closes, session.starts_at)
+                if closes - now < waitlist.MIN_WINDOW:
+                    continue  # the visit is too close for any window: the desk serves it
+            round_id, new = _round_for(uow, deps, department_id, kind, opens, closes)
+            created += new
             # The capacity is what is free now: nothing can book a draw session's slots
             # before its draw, so this is the session's capacity unless staff intervened.
             uow.rounds.add_session(round_id, session_id,
                                    len(uow.schedule.unclaimed_slots(session_id)))
+        # A hot doctor of an fcfs hospital: the release opens a short window, not a race.
+        hot = (uow.rounds.unrounded_hot_fcfs_sessions(now + window, now)
+               if deps.settings.short_windows_enabled else [])
+        for session_id, release_at, department_id in hot:
+            session = uow.schedule.session(session_id)
+            assert session is not None
+            closes = min(release_at + short, session.starts_at)
+            round_id, new = _round_for(uow, deps, department_id, RoundKind.OPENING,
+                                       release_at, closes)
+            created += new
+            free = uow.schedule.unclaimed_slots(session_id)
+            uow.schedule.reserve_slots(free, waitlist.reserved(session))
+            uow.rounds.add_session(round_id, session_id, len(free))
         uow.commit()
     return created
+
+
+def _round_for(uow: UnitOfWork, deps: Deps, department_id: int, kind: RoundKind,
+               opens: dt.datetime, closes: dt.datetime) -> tuple[int, int]:
+    """The open round of this department, kind and close nobody has entered yet, or a new
+    one (then the second value is 1). A late round is always a round of its own."""
+    existing = None if kind is RoundKind.LATE else uow.rounds.joinable(
+        department_id, closes, kind)
+    if existing is not None:
+        return existing.id, 0
+    seed = deps.random.token_bytes(draw.SEED_BYTES)
+    # Short windows draw at their close from the committed seed alone: waiting for an
+    # operator to enter a beacon would outlast them.
+    source = deps.settings.draw_beacon_source if kind is RoundKind.RELEASE else ""
+    round_id = uow.rounds.create(
+        department_id=department_id, opens_at=opens, closes_at=closes,
+        status=RoundStatus.OPEN.value, seed=seed.hex(), commitment=draw.commitment(seed),
+        beacon="", beacon_source=source, entries_count=0, kind=kind.value)
+    uow.events.append("round.opened", deps.clock.now(),
+                      detail={"round": round_id, "kind": kind.value})
+    return round_id, 1
 
 
 # --- the draw -----------------------------------------------------------------------------
@@ -106,29 +143,42 @@ def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
         return False
     if round_.beacon_source and not round_.beacon:
         return False  # waiting for the named public value
+    published = uow.rounds.capacities(round_id)
+    single = next(iter(published)) if len(published) == 1 else None
     rows = []
     for r in uow.rounds.live_entries(round_id):
         # An entrant suspended since entering (a no-show elsewhere) is left out of the
-        # frozen list, as the credit rule says; the draw then runs on who remains.
+        # frozen list, as the credit rule says; the draw then runs on who remains. So is,
+        # in a short round, one who has meanwhile got a slot of its session another way.
         try:
-            rules.check_credit(deps, rules.facts_for(uow, deps, r.patient_id, None))
+            facts = rules.facts_for(uow, deps, r.patient_id, None,
+                                    session_id=single if round_.kind.short else None)
+            rules.check_credit(deps, facts)
+            if facts.in_session:
+                raise FairslotError("already booked in this session")
         except FairslotError:
             uow.rounds.update_entry(r.id, outcome=EntryOutcome.EXCLUDED.value)
             continue
         rows.append(r)
     entries = [draw.Entry(r.ref, tuple(str(c) for c in r.choices)) for r in rows]
-    published = uow.rounds.capacities(round_id)
     capacities = {str(sid): cap for sid, cap in published.items()}
     seed = bytes.fromhex(round_.seed)
     result = draw.run_draw(seed, entries, capacities, round_.beacon)
     by_ref = {r.ref: r for r in rows}
     order = {ref: n for n, ref in enumerate(draw.draw_order(seed, entries, round_.beacon))}
-    pay_by = now + dt.timedelta(minutes=deps.settings.draw_payment_minutes)
+    # A short round's win is close to the visit: the offer's payment time, as for a
+    # waitlist offer; never past the session's start.
+    pay_for = dt.timedelta(minutes=deps.settings.waitlist_offer_minutes if round_.kind.short
+                           else deps.settings.draw_payment_minutes)
     sessions = uow.schedule.sessions_by_id(list(published))
+    won: dict[int, int] = {}
     for award in result.awards:
         row = by_ref[award.ref]
         session = sessions[int(award.session)]
-        booking = _hold(uow, now, session, row.patient_id, row.account_id, pay_by)
+        pay_by = min(now + pay_for, session.starts_at)
+        booking = _hold(uow, now, session, row.patient_id, row.account_id, pay_by,
+                        waitlist.reserved(session) if round_.kind.short else None)
+        won[session.id or 0] = won.get(session.id or 0, 0) + 1
         uow.rounds.update_entry(row.id, outcome=EntryOutcome.WON.value,
                                 position=order[award.ref], won_session_id=int(award.session),
                                 won_rank=award.rank, booking_id=booking.id)
@@ -142,10 +192,16 @@ def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
         uow.notifications.add(row.account_id, now, "draw.waitlist",
                               f"Your entry {ref} is on the waitlist, place {place}; freed "
                               "slots are offered in this order.")
-    # Slots nobody drew (fewer entries than slots) become leftovers.
-    for sid in published:
-        for slot_id in uow.schedule.unclaimed_slots(sid):
-            uow.schedule.release_slot(slot_id, open_from=waitlist.leftover_time(deps, now))
+    # Slots nobody drew (fewer entries than slots). After a release round they go through
+    # a short window of their own (people who did not enter may want them now). After a
+    # short round everybody who asked got one: they open to booking.
+    for sid, capacity in published.items():
+        session = sessions[sid]
+        if round_.kind.short:
+            left = uow.schedule.reserved_slots(sid, waitlist.reserved(session))
+            waitlist.release_now(uow, session, left[:max(0, capacity - won.get(sid, 0))], now)
+        elif left := uow.schedule.unclaimed_slots(sid):
+            waitlist.open_short_round(uow, deps, session, left)
     uow.rounds.update(round_id, status=RoundStatus.DRAWN.value, drawn_at=now,
                       revealed_seed=seed.hex(), entries_digest=draw.entries_digest(entries),
                       entries_count=len(entries))
@@ -156,8 +212,8 @@ def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
 
 
 def _hold(uow: UnitOfWork, now: dt.datetime, session: Session, patient_id: int,
-          account_id: int, pay_by: dt.datetime) -> Booking:
-    slot = uow.schedule.claim_free_slot(session.id or 0, now)
+          account_id: int, pay_by: dt.datetime, reserved: dt.datetime | None) -> Booking:
+    slot = uow.schedule.claim_for_draw(session.id or 0, reserved)
     if slot is None:  # capacity was checked by the draw; a missing slot is a bug
         raise RuntimeError(f"session {session.id} has no free slot for a draw winner")
     booking = Booking(session_id=session.id or 0, slot_id=slot.id, patient_id=patient_id,

@@ -176,6 +176,36 @@ class ScheduleRepository:
             t.slots.c.session_id == session_id, t.slots.c.taken.is_(False),
             t.slots.c.open_from.is_(None))).all()]
 
+    def reserve_slots(self, slot_ids: Sequence[int], until: dt.datetime) -> None:
+        """Hold free slots back for a short round's draw: ``open_from`` is set to ``until``
+        (the session's start), when no booking can be made any more."""
+        if slot_ids:
+            self.db.execute(sa.update(t.slots).where(t.slots.c.id.in_(list(slot_ids)))
+                            .values(taken=False, open_from=until))
+
+    def reserved_slots(self, session_id: int, until: dt.datetime) -> list[int]:
+        """The session's free slots held back for a short round (``reserve_slots``)."""
+        return [int(x) for x in self.db.scalars(sa.select(t.slots.c.id).where(
+            t.slots.c.session_id == session_id, t.slots.c.taken.is_(False),
+            t.slots.c.open_from == until).order_by(t.slots.c.number)).all()]
+
+    def claim_for_draw(self, session_id: int, reserved_until: dt.datetime | None
+                       ) -> ClaimedSlot | None:
+        """Claim a slot for a draw winner: one nobody could book yet (``open_from`` unset),
+        or, for a short round, one held back for it (``open_from`` = ``reserved_until``)."""
+        opened = (t.slots.c.open_from.is_(None) if reserved_until is None
+                  else t.slots.c.open_from == reserved_until)
+        slot_id = self.db.scalar(
+            sa.select(t.slots.c.id).where(t.slots.c.session_id == session_id,
+                                          t.slots.c.taken.is_(False), opened)
+            .order_by(t.slots.c.number).limit(1).with_for_update())
+        if slot_id is None:
+            return None
+        number = self.db.execute(
+            sa.update(t.slots).where(t.slots.c.id == slot_id, t.slots.c.taken.is_(False))
+            .values(taken=True, open_from=None).returning(t.slots.c.number)).scalar_one()
+        return ClaimedSlot(int(slot_id), int(number))
+
     def release_slot(self, slot_id: int, *, open_from: dt.datetime | None = None) -> None:
         self.db.execute(sa.update(t.slots).where(t.slots.c.id == slot_id)
                         .values(taken=False, open_from=open_from))
