@@ -1,7 +1,7 @@
-"""Jobs that run on the clock: open and draw rounds, expire unpaid holds, record no-shows,
-and retry calls to the outside world still pending. Any worker may run them; on PostgreSQL
-an advisory lock lets one at a time do so, and each job is idempotent, so a crash mid-way
-is repaired by the next run."""
+"""Jobs that run on the clock: mark the fcfs doctors people race for, open and draw rounds,
+expire unpaid holds, record no-shows, and retry calls to the outside world still pending.
+Any worker may run them; on PostgreSQL an advisory lock lets one at a time do so, and each
+job is idempotent, so a crash mid-way is repaired by the next run."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ __all__ = ["JOBS", "Scheduler", "run_due_jobs"]
 log = logging.getLogger("fairslot.scheduler")
 _LOCK_KEY = 0x66A1_5107  # "fairslot" scheduler's advisory lock id
 JOBS: list[tuple[str, Callable[[Units, Deps], int]]] = [
+    ("propose_draw_policy", release.propose_draw_policy),
     ("open_due_rounds", release.open_due_rounds),
     ("draw_due_rounds", release.draw_due_rounds),
     ("expire_overdue", booking.expire_overdue),

@@ -204,3 +204,57 @@ def test_a_freed_slot_too_close_to_the_visit_for_a_window_opens_to_booking(
     clock.set(view.session.starts_at - dt.timedelta(seconds=30))
     platform.run_job(booking.expire_overdue)
     assert _rounds_of(platform, sid) == []
+
+
+def test_a_hot_fcfs_doctor_is_proposed_for_the_draw_and_released_through_a_window(
+        platform: Platform, clock: FixedClock) -> None:
+    """Before: on an fcfs doctor, 10 bots that fetched their tokens early and fired 30 ms
+    after the release took 10 of 10 slots. Now a doctor whose slots go within minutes is
+    proposed for the draw policy, and their next release opens with a request window in
+    which a patient 4 minutes late has the bot's chance."""
+    world = build_world(platform)
+    doctor_id = world.doctor_id
+    today = clock.now().astimezone(platform.settings.zone).date()
+    first, nxt = platform.run(catalog.schedule_sessions, doctor_id,
+                              [today + dt.timedelta(days=3), today + dt.timedelta(days=4)],
+                              [Period.MORNING], 2, 5000, release_days_before=3)
+    assert platform.run_job(release.propose_draw_policy) == 0  # nothing sold out yet
+    bots = [world.patient_account(f"bot{n}") for n in range(2)]
+    clock.set(first.release_at + dt.timedelta(milliseconds=45))
+    for account, (pid,), _ in bots:
+        platform.run(booking.book, account, pid, first.id or 0, CTX)
+        clock.advance(30)
+    assert platform.run_job(release.propose_draw_policy) == 1
+    assert platform.run_job(release.propose_draw_policy) == 0  # proposed once
+    with platform.uow() as uow:
+        (event,) = uow.events.recent(10, "doctor.draw_proposed")
+        assert uow.schedule.doctor(doctor_id).hot  # type: ignore[union-attr]
+    assert event.detail["doctor"] == doctor_id and event.detail["policy"] == "draw"
+    assert event.detail["sold_out_s"] == 30.045
+    # The doctor's next release: an opening window from the release time.
+    clock.set(nxt.release_at - dt.timedelta(hours=1))
+    assert platform.run_job(release.open_due_rounds) == 1
+    (round_id,) = _rounds_of(platform, nxt.id or 0)
+    view = platform.run(release.round_view, round_id)
+    assert view.round.kind == "opening" and view.round.opens_at == nxt.release_at
+    assert view.round.closes_at == nxt.release_at + dt.timedelta(minutes=WINDOW)
+    assert view.sessions[0].capacity == 2
+    people = [world.patient_account(f"late{n}") for n in range(2)]
+    clock.set(nxt.release_at + dt.timedelta(milliseconds=30))
+    for account, (pid,), _ in bots:  # the bots fire at the release: no slot to grab
+        assert _code(platform.run, booking.book, account, pid, nxt.id or 0,
+                     CTX) == "request_window"
+        platform.run(release.enter, account, round_id, pid, [nxt.id or 0], CTX)
+    clock.advance(4 * 60)
+    for account, (pid,), _ in people:
+        platform.run(release.enter, account, round_id, pid, [nxt.id or 0], CTX)
+    _draw_short(platform, clock, round_id)
+    doc = platform.run(release.export_round_document, round_id)
+    entries = tuple(draw.Entry(e["ref"], tuple(e["choices"])) for e in doc["entries"])
+    expected = draw.run_draw(bytes.fromhex(doc["seed"]), entries, {str(nxt.id): 2}, "")
+    with platform.uow() as uow:
+        rows = uow.rounds.all_entries(round_id)
+        holders = {b.patient_id for b in uow.bookings.of_session(nxt.id or 0)}
+    assert {e.ref for e in rows if e.outcome == "won"} == set(expected.winners)
+    assert holders == {e.patient_id for e in rows if e.outcome == "won"}
+    assert len(holders) == 2
