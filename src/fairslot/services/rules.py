@@ -69,13 +69,22 @@ def facts_for(uow: UnitOfWork, deps: Deps, patient_id: int, account: Account | N
 
 
 def check_credit(deps: Deps, facts: QuotaFacts) -> None:
-    """Raise ``Suspended`` if the patient's offences suspend them now."""
+    """Raise ``Suspended`` if the patient's offences suspend them now, or if the account's
+    holds left to expire (over all its patients) do: holding costs the account too, so a
+    bot cannot spread its lapses over the five patients it holds."""
     if not deps.settings.credit_enabled:
         return
     policy = credit_policy(deps)
     found = credit.offences(facts.no_shows, facts.late_cancellations, policy,
                             facts.lapsed_holds)
-    credit.check_not_suspended(found, deps.clock.now(), policy)
+    now = deps.clock.now()
+    credit.check_not_suspended(found, now, policy)
+    if facts.account_lapsed_holds:
+        lapsed = credit.offences((), (), policy, facts.account_lapsed_holds)
+        suspension = credit.current_suspension(lapsed, now, policy)
+        if suspension is not None:
+            reason = f"this account: {suspension.reason}"
+            raise credit.Suspended(reason, until=suspension.until, reason=reason)
 
 
 def check_may_book(deps: Deps, facts: QuotaFacts, patient_id: int, department_id: int,
