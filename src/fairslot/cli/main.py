@@ -50,7 +50,10 @@ class _LazyGroup(TyperGroup):
             return TyperCommand(cmd_name, help=help_)
         holder = typer.Typer()
         importlib.import_module(module).register(holder)
-        return typer.main.get_command(holder).get_command(ctx, cmd_name)  # type: ignore[attr-defined]
+        command = typer.main.get_command(holder)
+        if isinstance(command, TyperGroup):
+            return command.get_command(ctx, cmd_name)
+        return command  # a module that registers one command: typer returns it alone
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True
