@@ -714,10 +714,11 @@ class Simulation:
 
         The ring's bot books the customer at once and, if the slot is not back in the open
         pool yet, keeps watching the booking screen (0.5 s, then every 10 s) for up to
-        ``t4.poll_s``: freed fcfs slots return at once, a freed draw slot with the waitlist
-        off re-opens at a random moment up to ``leftover_delay_max_seconds`` later. A
-        transfer that fails is refunded to the customer; after ``t4.give_up_after`` failures
-        in a row the ring concludes its holds cannot be sold here (``ring_sells``)."""
+        ``t4.poll_s``: with the ``windows`` defence off a freed slot returns to the pool at
+        once; with it on, a freed slot of a full session goes to a short window, where the
+        booking is refused. A transfer that fails is refunded to the customer; after
+        ``t4.give_up_after`` failures in a row the ring concludes its holds cannot be sold
+        here (``ring_sells``)."""
         sc, rng = self.sc, self.rng
         gap = float(sc.knob("t4", "buyer_every_s", 1800.0))
         poll_s = float(sc.knob("t4", "poll_s", 1800.0))

@@ -82,7 +82,9 @@ slots = sa.Table(
     # Whether an active booking (or a waitlist offer) holds it; kept by the booking service and
     # locked with SELECT ... FOR UPDATE SKIP LOCKED, backed by the unique index on bookings.
     sa.Column("taken", sa.Boolean, nullable=False, default=False),
-    # A freed slot under the draw policy re-opens to everyone only from this moment.
+    # When a free slot opens to booking: unset for an fcfs session's slots (from the
+    # release); a draw session's leftover from this moment; the session's start for a slot
+    # held back for a short round's draw (docs/release.md, "No speed race anywhere").
     sa.Column("open_from", UTCDateTime, nullable=True),
     sa.UniqueConstraint("session_id", "number"),
 )
