@@ -275,3 +275,50 @@ def test_a_hot_fcfs_doctor_is_proposed_for_the_draw_and_released_through_a_windo
     assert {e.ref for e in rows if e.outcome == "won"} == expected
     assert holders == {e.patient_id for e in rows if e.outcome == "won"}
     assert len(holders) == 2
+
+
+def test_a_short_round_leaves_out_at_its_close_a_patient_who_won_the_session_meanwhile(
+        platform: Platform, clock: FixedClock) -> None:
+    """Two slots of one session free up a minute apart: two short rounds. A patient who
+    entered both and wins the first is left out of the second when its list is frozen
+    (reason ``already_booked``, signed and verifiable), is told so, and holds one slot."""
+    dw = _draw_world(platform, clock, people=2, capacity=2)
+    s0, s1 = dw.sessions
+    for account, pid in dw.patients:
+        platform.run(release.enter, account, dw.round_id, pid, [s0], CTX)
+    _close_and_draw(dw)  # both win a slot of s0; s1's slots go to a short window of their own
+    (side,) = _rounds_of(platform, s1)[1:]
+    _draw_short(platform, clock, side)
+    patient_account, (patient,), _ = dw.world.patient_account("patient")
+    with platform.uow() as uow:
+        holders = list(uow.bookings.of_session(s0))
+    assert len(holders) == 2
+    short = []
+    for holder in holders:
+        with platform.uow() as uow:
+            owner = uow.accounts.get(holder.account_id)
+        assert owner is not None
+        clock.advance(60)
+        platform.run(booking.cancel, owner, holder.id or 0, CTX)
+        short.append(_rounds_of(platform, s0)[-1])
+        platform.run(release.enter, patient_account, short[-1], patient, [s0], CTX)
+    first, second = short
+    assert first != second
+    _draw_short(platform, clock, first)
+    with platform.uow() as uow:
+        won = uow.bookings.active_for(patient, s0)
+    assert won is not None and won.status.value == "held"
+    _draw_short(platform, clock, second)
+    doc = platform.run(release.export_round_document, second)
+    report = verify_document(doc, trust=trust(platform))
+    assert report.ok, report.reasons
+    (line,) = doc["entries"]
+    assert line.split(" ")[2:] == ["excluded", str(s0), "already_booked"]
+    assert doc["parameters"]["kind"] == "leftover" and not doc["results"]["winners"]
+    with platform.uow() as uow:
+        (entry,) = uow.rounds.all_entries(second)
+        kinds = [n.kind for n in uow.notifications.inbox(patient_account.id or 0)]
+        mine = [b for b in uow.bookings.of_session(s0) if b.patient_id == patient
+                and b.status.value == "held"]
+    assert entry.outcome == "excluded" and "draw.already_booked" in kinds
+    assert [b.id for b in mine] == [won.id]
