@@ -11,10 +11,11 @@ import pytest
 
 from fairslot.bootstrap import Platform
 from fairslot.clock import FixedClock
+from fairslot.domain.draw.verify import verify_document
 from fairslot.domain.errors import FairslotError
-from fairslot.services import booking
+from fairslot.services import booking, release
 from tests.conftest import build_world
-from tests.integration.test_release import CTX
+from tests.integration.test_release import CTX, _close_and_draw, _draw_world, trust
 
 
 def _lapse(platform: Platform, clock: FixedClock, account: object, pid: int,
@@ -95,3 +96,24 @@ def test_cancelling_14_hours_before_the_visit_is_a_late_cancellation(
     with pytest.raises(FairslotError) as cut:
         platform.run(booking.cancel, other, held.booking.id or 0, CTX)
     assert cut.value.code == "cancel_cutoff_passed"
+
+
+def test_an_account_suspended_for_lapses_before_a_draw_closes_is_left_out_of_it(
+        platform: Platform, clock: FixedClock) -> None:
+    """The account's lapses count where the draw judges eligibility: at the close, in the
+    signed frozen list (reason ``credit_suspended``), not only when booking."""
+    dw = _draw_world(platform, clock, people=0)
+    account, (first, second, entrant), _ = dw.world.patient_account("spreader", patients=3)
+    platform.run(release.enter, account, dw.round_id, entrant, dw.sessions, CTX)
+    sid = dw.world.session_ids[1]
+    _lapse(platform, clock, account, first, sid)
+    _lapse(platform, clock, account, second, sid)
+    _close_and_draw(dw)
+    document = platform.run(release.export_round_document, dw.round_id)
+    assert verify_document(document, trust=trust(platform)).ok
+    (line,) = document["entries"]
+    assert line.split(" ")[2] == "excluded" and line.endswith(" credit_suspended")
+    with platform.uow() as uow:
+        (entry,) = uow.rounds.all_entries(dw.round_id)
+        held = uow.bookings.active_for(entrant, dw.sessions[0])
+    assert entry.outcome == "excluded" and held is None
