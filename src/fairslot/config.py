@@ -202,10 +202,18 @@ class Settings(BaseSettings):
     """A draw winner has this long to pay before the slot moves to the waitlist."""
     waitlist_offer_minutes: int = Field(60, ge=5)
     """A waitlisted patient offered a freed slot has this long to pay for it."""
-    leftover_delay_min_seconds: int = Field(60, ge=0)
-    leftover_delay_max_seconds: int = Field(1800, ge=0)
-    """A slot nobody on the waitlist wants re-opens first-come-first-served at a moment
-    drawn uniformly (CSPRNG) in this interval, so a bot cannot sit waiting for it."""
+    request_window_minutes: int = Field(10, ge=1, le=24 * 60)
+    """A slot that frees up with nobody waiting for it (a cancellation, an unpaid hold, a
+    leftover after a draw) and a hot fcfs doctor's release go through a request window this
+    long and a draw among everyone who asked (docs/release.md), never first come first
+    served."""
+    late_window_minutes: int = Field(60, ge=1, le=24 * 60)
+    """A draw session scheduled too late for its own window (its release time less than
+    this far away, or past) gets a fresh request window this long."""
+    hot_sellout_minutes: int = Field(10, ge=1)
+    """An fcfs doctor whose session had every slot taken within this many minutes of its
+    release is hot: an event proposes the draw policy, and until an operator decides, the
+    doctor's releases open with a request window and a draw."""
     draw_chain: Literal["local", "quicknet", "default"] = "local"
     """The drand chain whose beacon a round names when it opens (docs/draw.md). Production:
     "quicknet", the League of Entropy's chain (public key, genesis 1692803367, period 3 s,
@@ -227,6 +235,10 @@ class Settings(BaseSettings):
     draw-local-chain.key."""
     draw_local_chain_genesis: int = Field(1767225600, ge=0)
     """The local chain's round 1 (POSIX seconds); its period is 3 s, like quicknet's."""
+    short_windows_enabled: bool = True
+    """A freed slot nobody waits for, a draw's leftovers, a late draw session and a hot fcfs
+    doctor's release go through a short request window and a draw. Off only for ablation in
+    the simulator (then they open first come first served at once)."""
     waitlist_enabled: bool = True
     """Freed draw slots go to the waitlist. Off only for ablation in the simulator."""
     quotas_enabled: bool = True

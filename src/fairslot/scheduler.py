@@ -1,7 +1,7 @@
-"""Jobs that run on the clock: open and draw rounds, expire unpaid holds, record no-shows,
-and retry calls to the outside world still pending. Any worker may run them; on PostgreSQL
-an advisory lock lets one at a time do so, and each job is idempotent, so a crash mid-way
-is repaired by the next run."""
+"""Jobs that run on the clock: mark the fcfs doctors people race for, open and draw rounds,
+expire unpaid holds, record no-shows, and retry calls to the outside world still pending.
+Any worker may run them; on PostgreSQL an advisory lock lets one at a time do so, and each
+job is idempotent, so a crash mid-way is repaired by the next run."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ log = logging.getLogger("fairslot.scheduler")
 _LOCK_KEY = 0x66A1_5107  # "fairslot" scheduler's advisory lock id
 _SYNC_LOCK_KEY = 0x66A1_5108  # one worker at a time pulls the consortium's feeds
 JOBS: list[tuple[str, Callable[[Units, Deps], int]]] = [
+    ("propose_draw_policy", release.propose_draw_policy),
     ("open_due_rounds", release.open_due_rounds),
     ("draw_due_rounds", release.draw_due_rounds),
     ("expire_overdue", booking.expire_overdue),

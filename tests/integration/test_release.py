@@ -200,13 +200,13 @@ def test_a_cancelled_slot_always_goes_to_the_waitlist_head_never_to_a_polling_bo
         assert now_holding.channel.value == "waitlist" and slot_row is True
 
 
-def test_an_unanswered_offer_moves_on_and_an_exhausted_waitlist_reopens_later(
+def test_an_unanswered_offer_moves_on_and_an_exhausted_waitlist_goes_to_a_short_window(
         platform: Platform, clock: FixedClock) -> None:
     dw = _draw_world(platform, clock, people=3, capacity=1)
     _enter_all(dw)
     _close_and_draw(dw)
     # Both winners let their holds lapse: one slot is offered to the one waitlisted entrant,
-    # the other has nobody left and re-opens later. Then the offer lapses too.
+    # the other has nobody left and goes to a short request window. Then the offer lapses.
     for _ in range(2):
         clock.advance(5 * 3600)
         platform.run_job(booking.expire_overdue)
@@ -214,18 +214,27 @@ def test_an_unanswered_offer_moves_on_and_an_exhausted_waitlist_reopens_later(
         slots = uow.db.execute(sa.select(t.slots.c.session_id, t.slots.c.taken,
                                          t.slots.c.open_from)
                                .where(t.slots.c.session_id.in_(dw.sessions))).all()
-    assert all(not s.taken and s.open_from is not None for s in slots)
-    last = max(slots, key=lambda s: s.open_from)
-    s = platform.settings
-    assert (clock.now() + dt.timedelta(seconds=s.leftover_delay_min_seconds) <= last.open_from
-            <= clock.now() + dt.timedelta(seconds=s.leftover_delay_max_seconds))
+        short = {sid: uow.rounds.rounds_of_session(sid)[1:] for sid in dw.sessions}
+    assert all(not s.taken for s in slots)
+    assert all(len(r) == 1 for r in short.values())  # one short window per freed slot
     late_account, (late,), _ = dw.world.patient_account("latecomer")
+    # The offer lapsed just now: its slot's window is the one open now.
+    views = {sid: platform.run(release.round_view, r[0]) for sid, r in short.items()}
+    (sid,) = [sid for sid, v in views.items() if v.round.is_open_at(clock.now())]
     with pytest.raises(FairslotError) as early:
-        platform.run(booking.book, late_account, late, last.session_id, CTX)
-    assert early.value.code == "slot_unavailable"
-    clock.set(last.open_from)
-    view = platform.run(booking.book, late_account, late, last.session_id, CTX)
-    assert view.booking.status.value == "held"
+        platform.run(booking.book, late_account, late, sid, CTX)
+    assert early.value.code == "request_window"
+    platform.run(release.enter, late_account, short[sid][0], late, [sid], CTX)
+    # The short window is frozen at its close and drawn with the beacon its opening named.
+    clock.advance(platform.settings.request_window_minutes * 60)
+    platform.run_job(release.draw_due_rounds)  # (the other slot's window, long closed, is drawn)
+    stage = platform.run(release.round_view, short[sid][0]).stage
+    assert stage.stage == "frozen" and stage.beacon_due_at is not None
+    clock.set(stage.beacon_due_at)
+    assert platform.run_job(release.draw_due_rounds) == 1
+    with platform.uow() as uow:
+        won = uow.bookings.active_for(late, sid)
+    assert won is not None and won.status.value == "held"
 
 
 def test_a_draw_that_fails_half_way_leaves_no_trace_and_runs_again(dw: DrawWorld) -> None:
@@ -297,22 +306,6 @@ def test_the_active_bookings_quota_names_itself(platform: Platform, clock: Fixed
         platform.run(booking.book, account, pid, sessions[4], CTX)
     assert quota.value.code == "quota_active_bookings"
     assert "active bookings per patient" in quota.value.detail
-
-
-def test_slots_nobody_entered_for_reopen_after_the_draw(platform: Platform,
-                                                        clock: FixedClock) -> None:
-    dw = _draw_world(platform, clock, people=1, capacity=3)
-    account, pid = dw.patients[0]
-    platform.run(release.enter, account, dw.round_id, pid, [dw.sessions[0]], CTX)
-    _close_and_draw(dw)
-    with platform.uow() as uow:
-        rows = uow.db.execute(sa.select(t.slots.c.session_id, t.slots.c.taken,
-                                        t.slots.c.open_from)
-                              .where(t.slots.c.session_id.in_(dw.sessions))).all()
-    assert sum(r.taken for r in rows) == 1
-    unclaimed = [r for r in rows if not r.taken]
-    assert len(unclaimed) == 5 and all(r.open_from > clock.now() for r in unclaimed)
-    assert len({r.open_from for r in unclaimed}) == 5  # each at its own random moment
 
 
 def test_the_desk_enters_a_walk_in_patient_who_then_cannot_be_entered_twice(

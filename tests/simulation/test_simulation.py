@@ -74,8 +74,9 @@ def test_switching_credit_off_lets_past_no_showers_in_again() -> None:
 
 def test_the_policies_switch_their_own_defences() -> None:
     sc = load_scenario("tiny")
-    assert sc.defences_for("fcfs") == {"draw": False, "waitlist": False, "quotas": False,
-                                       "credit": False, "guard": False, "realname": True}
+    assert sc.defences_for("fcfs") == {"draw": False, "waitlist": False, "windows": False,
+                                       "quotas": False, "credit": False, "guard": False,
+                                       "realname": True}
     assert all(sc.defences_for("fairslot").values())
     switched = apply_overrides(sc, parse_overrides(["guard=on", "realname=off"]))
     assert switched.defences_for("fcfs")["guard"] is True
@@ -111,3 +112,33 @@ def test_unknown_overrides_and_scenarios_are_refused() -> None:
         parse_overrides(["novalue"])
     with pytest.raises(InvalidInput):
         load_scenario("no-such-scenario.toml")
+
+
+_SPEED = ("early.identities=3", "poller.identities=2", "reholder.identities=2",
+          "late.capacity=4", "genuine.watchers=0.5")
+
+
+def test_the_speed_agents_win_under_fcfs_and_gain_nothing_under_fairslot() -> None:
+    """Issue 18: early-token bots, leftover pollers, free re-holders and a late clinic."""
+    fcfs, fair = _run("fcfs", _SPEED), _run("fairslot", _SPEED)
+    g = fcfs.gains
+    assert g["early_token"]["raced_in_first_second"] >= 2  # the race at the release
+    assert g["poller"]["final_slots"] > 0  # freed slots caught within a second
+    assert g["reholder"]["lapsed"] > 20 and g["reholder"]["final_slots"] > 0  # holding free
+    assert g["late_clinic"].get("scalper", 0) > 0
+    f = fair.gains
+    assert f["early_token"]["raced_in_first_second"] == 0
+    assert f["poller"]["final_slots"] == 0 and f["reholder"]["final_slots"] == 0
+    assert f["reholder"]["lapsed"] <= 2 * f["reholder"]["identities"]  # suspended after 2
+    assert f["late_clinic"].get("scalper", 0) == 0 and f["late_clinic"].get("buyer", 0) == 0
+    assert fair.metrics.genuine_share >= 0.99 and fair.metrics.laundered == 0
+
+
+def test_without_short_windows_a_poller_takes_the_late_clinic_for_the_ring() -> None:
+    on = _run("fairslot", _SPEED)
+    off = _run("fairslot", (*_SPEED, "windows=off"))
+    # The late clinic is drawn at once among nobody; its slots re-open for the pollers,
+    # who launder them to the ring's customers.
+    assert off.gains["late_clinic"].get("buyer", 0) > 0
+    assert off.metrics.laundered > on.metrics.laundered
+    assert off.metrics.genuine_share < on.metrics.genuine_share

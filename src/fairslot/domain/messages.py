@@ -67,6 +67,20 @@ CATALOGUE: Mapping[str, Mapping[str, tuple[str, str]]] = {
                "{patient} did not win; waitlist position {rank}. We will tell you if a slot "
                "frees up."),
     },
+    "draw.excluded": {
+        "zh-CN": ("抽签：未参加",
+                  "{patient} 的抽签登记未参加本次抽签：截止时该就诊人因爽约等信用记录处于暂停期。"),
+        "en": ("Draw: entry left out",
+               "The entry for {patient} is not in the draw: the patient was suspended "
+               "(missed visits or unpaid holds) when the window closed."),
+    },
+    "draw.already_booked": {
+        "zh-CN": ("抽签：未参加",
+                  "{patient} 的抽签登记未参加本次抽签：截止时已有该场次的预约。"),
+        "en": ("Draw: entry left out",
+               "The entry for {patient} is not in the draw: the patient already had a "
+               "booking in this session when the window closed."),
+    },
     "waitlist.offer": {
         "zh-CN": ("候补号源",
                   "有号源给 {patient}：{session}。请在 {pay_by} 前支付，否则顺延给下一位。"),

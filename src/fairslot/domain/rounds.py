@@ -11,13 +11,31 @@ import dataclasses
 import datetime as dt
 import enum
 
-__all__ = ["Entry", "EntryOutcome", "Round", "RoundStatus"]
+__all__ = ["Entry", "EntryOutcome", "Round", "RoundKind", "RoundStatus"]
 
 
 class RoundStatus(enum.StrEnum):
     OPEN = "open"
     """Taking entries until ``closes_at``; after that, waiting to be drawn."""
     DRAWN = "drawn"
+
+
+class RoundKind(enum.StrEnum):
+    """Why a round exists; every kind is a request window and a draw among who asked."""
+
+    RELEASE = "release"
+    """A draw session's release: the window opens ``draw_window_hours`` before it."""
+    LATE = "late"
+    """A draw session scheduled too late for its own window: a fresh, shorter window."""
+    LEFTOVER = "leftover"
+    """Slots that freed up (or that a draw left) with nobody waiting: a short window."""
+    OPENING = "opening"
+    """A hot fcfs doctor's release: a short window from the release time, then a draw."""
+
+    @property
+    def short(self) -> bool:
+        """The slots of a short round are held back from booking (see ``reserved``)."""
+        return self in (RoundKind.LEFTOVER, RoundKind.OPENING)
 
 
 class EntryOutcome(enum.StrEnum):
@@ -47,6 +65,7 @@ class Round:
     revealed_seed: str | None
     drawn_at: dt.datetime | None
     entries_count: int
+    kind: RoundKind = RoundKind.RELEASE
 
     def is_open_at(self, now: dt.datetime) -> bool:
         return self.status is RoundStatus.OPEN and self.opens_at <= now < self.closes_at

@@ -138,6 +138,12 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
     slot = uow.schedule.claim_free_slot(
         sid, now, leftovers_only=session.release_policy is ReleasePolicy.DRAW)
     if slot is None:
+        window = uow.rounds.open_rounds_of_sessions([sid], now).get(sid)
+        if window is not None:
+            # Its free slots are given by a short draw: asking there is the only way.
+            raise Conflict("this session's free slots go to a draw among everyone who asks "
+                           "in its request window: enter the round", code="request_window",
+                           round=window)
         raise SlotUnavailable("no free slot left in this session")
     booking = Booking(session_id=sid, slot_id=slot.id, patient_id=pid,
                       account_id=account.id or 0, fee_cents=session.fee_cents, created_at=now,

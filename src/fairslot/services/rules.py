@@ -81,28 +81,44 @@ def facts_for(uow: UnitOfWork, deps: Deps, patient_id: int, account: Account | N
 
 
 def check_credit(deps: Deps, facts: QuotaFacts) -> None:
-    """Raise ``Suspended`` if the patient's offences suspend them now."""
+    """Raise ``Suspended`` if the patient's offences suspend them now, or if the account's
+    holds left to expire (over all its patients) do: holding costs the account too, so a
+    bot cannot spread its lapses over the five patients it holds."""
     if not deps.settings.credit_enabled:
         return
     policy = credit_policy(deps)
     found = credit.offences(facts.no_shows, facts.late_cancellations, policy,
                             facts.lapsed_holds)
-    credit.check_not_suspended(found, deps.clock.now(), policy)
+    now = deps.clock.now()
+    credit.check_not_suspended(found, now, policy)
+    if facts.account_lapsed_holds:
+        lapsed = credit.offences((), (), policy, facts.account_lapsed_holds)
+        suspension = credit.current_suspension(lapsed, now, policy)
+        if suspension is not None:
+            reason = f"this account: {suspension.reason}"
+            raise credit.Suspended(reason, until=suspension.until, reason=reason)
 
 
-def suspended_at(uow: UnitOfWork, deps: Deps, patient_id: int, when: dt.datetime) -> bool:
-    """Whether the patient was suspended at ``when``, judged only on what had happened by
-    then: an offence recorded later (a late cancellation after a round's close) does not
-    count, so nothing done after a moment can change who was eligible at it."""
+def suspended_at(uow: UnitOfWork, deps: Deps, patient_id: int, when: dt.datetime, *,
+                 account_id: int | None = None) -> bool:
+    """Whether the patient (or, given ``account_id``, the account, for its holds left to
+    expire) was suspended at ``when``, judged only on what had happened by then: an offence
+    recorded later (a late cancellation after a round's close) does not count, so nothing
+    done after a moment can change who was eligible at it."""
     if not deps.settings.credit_enabled:
         return False
     policy = credit_policy(deps)
     facts = uow.quotas.facts(patient_id, now=when, served_since=when,
-                             offences_since=when - policy.window - policy.window)
+                             offences_since=when - policy.window - policy.window,
+                             account_id=account_id)
     found = credit.offences([t for t in facts.no_shows if t <= when],
                             [t for t in facts.late_cancellations if t <= when], policy,
                             [t for t in facts.lapsed_holds if t <= when])
-    return credit.current_suspension(found, when, policy) is not None
+    if credit.current_suspension(found, when, policy) is not None:
+        return True
+    lapsed = [t for t in facts.account_lapsed_holds if t <= when]
+    return bool(lapsed) and credit.current_suspension(
+        credit.offences((), (), policy, lapsed), when, policy) is not None
 
 
 def check_may_book(deps: Deps, facts: QuotaFacts, patient_id: int, department_id: int,

@@ -27,6 +27,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import heapq
 import json
@@ -49,6 +50,7 @@ from fairslot.domain.booking import Channel
 from fairslot.domain.errors import FairslotError
 from fairslot.domain.identity import Identity
 from fairslot.domain.residents import make_id_number, make_name, make_phone, make_residents
+from fairslot.domain.rounds import RoundKind
 from fairslot.domain.schedule import Period, ReleasePolicy
 from fairslot.guard import (
     ChallengeRequired,
@@ -144,10 +146,13 @@ class RunResult:
     timeline: list[tuple[float, dict[str, int]]]
     wall_s: float
     defences: dict[str, bool] = dataclasses.field(default_factory=dict)
+    gains: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    """What the speed agents got (issue 18): early-token bots, leftover pollers, free
+    re-holders, and who holds the late-scheduled clinic's slots."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"policy": self.policy, "defences": self.defences,
-                "metrics": self.metrics.as_dict(),
+                "metrics": self.metrics.as_dict(), "gains": self.gains,
                 "timeline": [{"hours": round(h, 4), **c} for h, c in self.timeline],
                 "wall_s": round(self.wall_s, 2)}
 
@@ -188,6 +193,13 @@ class Simulation:
         self.commit_hooks: list[CommitHook] = []
         """Called with each commit's events, like a server's (the monitor's publisher, to
         replay the simulated traffic through the monitor)."""
+        self.extra_slots = 0
+        """Hot slots beyond the scenario's doctors: the late-scheduled clinic's."""
+        self.late_session: int | None = None
+        self._checking: set[int] = set()
+        """Patients with a look at the free slots and short windows already scheduled."""
+        self._entered_short: set[tuple[int, int]] = set()
+        self._never_pay: set[int] = set()
         self.ring_sells = True
         """The ring's belief that a hold can be moved to a buyer (T4). It starts true (it
         is what works on today's platforms) and turns false after ``t4.give_up_after``
@@ -290,6 +302,7 @@ class Simulation:
         values: dict[str, Any] = {
             "database_url": url, "secret_key": "simulation-" + "k" * 40, "scheduler": False,
             "waitlist_enabled": self.defences["waitlist"],
+            "short_windows_enabled": self.defences["windows"],
             "quotas_enabled": self.defences["quotas"],
             "credit_enabled": self.defences["credit"],
             # The draw's keys, public constants: a simulated hospital proves nothing to
@@ -308,6 +321,8 @@ class Simulation:
         departments: dict[str, int] = {}
         policy = ReleasePolicy.DRAW if self.draw else ReleasePolicy.FCFS
         self.doctor_sessions: list[list[int]] = []
+        self.doctor_ids: list[int] = []
+        self.visit_date = visit
         for doc in self.sc.doctors:
             if doc.department not in departments:
                 dep = platform.run(catalog.create_department, hospital.id or 0, doc.department,
@@ -316,6 +331,7 @@ class Simulation:
             doctor = platform.run(catalog.create_doctor, departments[doc.department], doc.name,
                                            "Chief physician", doc.department,
                                            release_policy=policy, hot=True)
+            self.doctor_ids.append(doctor.id or 0)
             periods = [Period.MORNING, Period.AFTERNOON]
             sessions: list[int] = []
             for day in range((doc.sessions + 1) // 2):
@@ -384,7 +400,11 @@ class Simulation:
         n_ring = int(sc.knob("ring", "identities", 0))
         n_crowd = int(sc.knob("t8", "crowds", 0)) * int(sc.knob("t8", "size", 20))
         n_buyers = int(sc.knob("t4", "buyers", 0))
-        residents = make_residents(rng, n_gen + n_client + n_ring + n_crowd + n_buyers)
+        n_early = int(sc.knob("early", "identities", 0))
+        n_poll = int(sc.knob("poller", "identities", 0))
+        n_rehold = int(sc.knob("reholder", "identities", 0))
+        residents = make_residents(rng, n_gen + n_client + n_ring + n_crowd + n_buyers
+                                   + n_early + n_poll + n_rehold)
         with platform.uow() as uow:
             for identity in residents:
                 platform.verifier.register(uow, identity)
@@ -430,6 +450,18 @@ class Simulation:
             "crowd", [next(it) for _ in range(n_crowd)], SCALPER, 1,
             [f"172.16.{i}.9" for i in range(max(1, n_crowd))])
         self.buyers = [next(it) for _ in range(n_buyers)]
+        # Issue 18's speed agents, each on the ring's software behind its proxies.
+        self.early = self._scalper_people(
+            "early", [next(it) for _ in range(n_early)], SCALPER, per_account, proxies)
+        self.pollers = self._scalper_people(
+            "poll", [next(it) for _ in range(n_poll)], SCALPER, per_account, proxies)
+        self.reholders = self._scalper_people(
+            "rehold", [next(it) for _ in range(n_rehold)], SCALPER, per_account, proxies)
+        self._never_pay = {p.patient_id for p in self.reholders}
+        share = float(sc.knob("genuine", "watchers", 0.0))
+        low, high = (float(x) for x in sc.knob("genuine", "watch_every_s", [60.0, 300.0]))
+        self.watchers = [(p, rng.uniform(low, high)) for p in self.genuine
+                         if rng.random() < share]
         self._per_account = per_account
         self.laundered_to: list[Person] = []
         self.launder_accounts = self._accounts(
@@ -691,10 +723,11 @@ class Simulation:
 
         The ring's bot books the customer at once and, if the slot is not back in the open
         pool yet, keeps watching the booking screen (0.5 s, then every 10 s) for up to
-        ``t4.poll_s``: freed fcfs slots return at once, a freed draw slot with the waitlist
-        off re-opens at a random moment up to ``leftover_delay_max_seconds`` later. A
-        transfer that fails is refunded to the customer; after ``t4.give_up_after`` failures
-        in a row the ring concludes its holds cannot be sold here (``ring_sells``)."""
+        ``t4.poll_s``: with the ``windows`` defence off a freed slot returns to the pool at
+        once; with it on, a freed slot of a full session goes to a short window, where the
+        booking is refused. A transfer that fails is refunded to the customer; after
+        ``t4.give_up_after`` failures in a row the ring concludes its holds cannot be sold
+        here (``ring_sells``)."""
         sc, rng = self.sc, self.rng
         gap = float(sc.knob("t4", "buyer_every_s", 1800.0))
         poll_s = float(sc.knob("t4", "poll_s", 1800.0))
@@ -761,6 +794,7 @@ class Simulation:
         self.call(agent, RouteGroup.BOOKING,
                   lambda: self.platform.run(booking.cancel, agent.account, booking_id,
                                          RequestContext(ip=agent.ips[0])))
+        self._wake()
 
     def _session_of(self, booking_id: int | None) -> int:
         with self.platform.uow() as uow:
@@ -848,6 +882,212 @@ class Simulation:
                 self.people[person.patient_id] = person
                 break
 
+    # -- issue 18: the speed agents -------------------------------------------------------
+
+    def early_tokens(self, people: list[Person]) -> Process:
+        """API bots that open each identity's booking screen 12 s before the release (the
+        action token is then old enough) and fire 30 ms after it."""
+        tokens: dict[int, tuple[int, str]] = {}
+        for person in people:
+            sid = person.wants[0]
+            with contextlib.suppress(FairslotError):
+                tokens[person.patient_id] = (sid, self.screen_token(person.agent, _BOOK,
+                                                                    str(sid)))
+            yield 0.01
+        yield max(0.0, 0.03 - self.now_s)
+        for person in people:
+            if person.patient_id not in tokens:
+                continue
+            sid, token = tokens[person.patient_id]
+            agent = person.agent
+            try:
+                view = self.call(
+                    agent, RouteGroup.BOOKING,
+                    functools.partial(self.platform.run, booking.book, agent.account,
+                                      person.patient_id, sid,
+                                      RequestContext(ip=agent.ips[0])),
+                    patient_id=person.patient_id, need_token=_BOOK, target=str(sid),
+                    token=token, exclusive=True)
+            except FairslotError:
+                continue  # a draw session (or the guard): nothing to grab at the release
+            person.booking_id = view.booking.id
+            self.spawn(self.now_s, self._pay(person, self._payer(person), 5.0,
+                                             view.booking.id))
+            yield 0.002
+
+    def reholder_start(self, person: Person) -> Process:
+        """A free re-holder grabs a slot at the release like a bot, and then never pays:
+        when the hold lapses it grabs the slot again (``_wake``)."""
+        yield 0.0
+        for sid in person.wants:
+            outcome = yield from self._book(person, sid, skip_screens=False, think=0.02,
+                                            rate=5e6)
+            if outcome == "ok":
+                return
+
+    def reholders_sell(self) -> Process:
+        """Before the cut-off the re-holders pay for what they hold, if the ring still
+        believes it can sell (then it goes to the launderer like any paid hold)."""
+        yield 0.0
+        self._never_pay.clear()
+        if not self.ring_sells:
+            return
+        for person in self.reholders:
+            with self.platform.uow() as uow:
+                held = [b for b in uow.bookings.of_account(person.agent.account.id or 0)
+                        if b.patient_id == person.patient_id and b.status.value == "held"
+                        and b.session_id in self.hot_sessions]
+            for b in held:
+                yield from self._pay(person, self._payer(person), 1.0, b.id)
+
+    def late_clinic(self) -> Process:
+        """An extra clinic of the hottest doctor, scheduled after its release time (the
+        day before the visit day): the operator adds it at ``late.added_after_s``."""
+        yield 0.0
+        capacity = int(self.sc.knob("late", "capacity", 0))
+        doc = self.sc.doctors[0]
+        local_release = self.release_at.astimezone(self.platform.settings.zone)
+        day = self.visit_date - dt.timedelta(days=1)
+        made = self.platform.run(
+            catalog.schedule_sessions, self.doctor_ids[0], [day], [Period.AFTERNOON],
+            capacity, doc.fee_cents,
+            release_days_before=(day - local_release.date()).days,
+            release_time=local_release.time().replace(tzinfo=None),
+            release_policy=ReleasePolicy.DRAW if self.draw else ReleasePolicy.FCFS)
+        if not made:
+            return
+        sid = made[0].id or 0
+        self.late_session = sid
+        self.extra_slots += capacity
+        self.hot_sessions.append(sid)
+        self.dept_of_session[sid] = self.dept_of_session[self.doctor_sessions[0][0]]
+        self.session_times[sid] = (made[0].starts_at, made[0].ends_at)
+        own = set(self.doctor_sessions[0])
+        for person in self.people.values():
+            if own & set(person.wants):
+                person.wants.append(sid)
+        self.spawn((made[0].starts_at - self.release_at).total_seconds() - 1800,
+                   self.check_ins(sid))
+        self._wake()
+
+    def _wake(self) -> None:
+        """Something may have freed up (a tick's expiries and draws, a cancellation, a new
+        clinic): each poller, re-holder and watching patient takes their next look at their
+        own pace: a poller within ``poller.poll_s`` (1 s), a re-holder at once, a patient
+        within their 1-5 minutes. Between two such moments nothing changes, so looks in
+        between are counted, not played."""
+        if self.now_s < 600.0:
+            return  # the release's own rush is the other agents' business
+        now = self.clock.now()
+        with self.platform.uow() as uow:
+            free = uow.schedule.free_counts(self.hot_sessions, now)
+            open_ = uow.rounds.open_rounds_of_sessions(self.hot_sessions, now)
+            kinds = uow.rounds.by_ids(list(set(open_.values())))
+        short = {sid: rid for sid, rid in open_.items()
+                 if kinds[rid].kind is not RoundKind.RELEASE}
+        if not any(free.values()) and not short:
+            return
+        poll_s = float(self.sc.knob("poller", "poll_s", 1.0))
+        lookers = ([(p, poll_s) for p in self.pollers] + [(p, 0.03) for p in self.reholders]
+                   + self.watchers)
+        for person, every in lookers:
+            if person.patient_id in self._checking or person.patient_id in self.blocked:
+                continue
+            self._checking.add(person.patient_id)
+            self.spawn(self.now_s + person.agent.rng.uniform(0.0, every), self._look(person))
+
+    def _look(self, person: Person) -> Process:
+        yield 0.0
+        self._checking.discard(person.patient_id)
+        if self._holds_hot_slot(person.patient_id):
+            return
+        now = self.clock.now()
+        genuine = person.category == GENUINE
+        sessions = person.wants if genuine else self.hot_sessions
+        with self.platform.uow() as uow:
+            free = uow.schedule.free_counts(sessions, now)
+            open_ = uow.rounds.open_rounds_of_sessions(sessions, now)
+            kinds = uow.rounds.by_ids(list(set(open_.values())))
+        rate = 1e6 if genuine else 5e6
+        if genuine:
+            person.agent.effort_s += 20.0
+        for sid, rid in open_.items():
+            if kinds[rid].kind is RoundKind.RELEASE or (person.patient_id, rid) in \
+                    self._entered_short:
+                continue
+            self._entered_short.add((person.patient_id, rid))
+            yield from self._enter_short(person, rid, sid, rate)
+        for sid in sessions:
+            if not free.get(sid):
+                continue
+            outcome = yield from self._book(
+                person, sid, skip_screens=False,
+                think=person.agent.rng.uniform(8, 25) if genuine else 0.03, rate=rate)
+            if outcome != "ok":
+                continue
+            if person.patient_id not in self._never_pay:
+                delay = person.agent.rng.uniform(40, 120) if genuine else 5.0
+                self.spawn(self.now_s, self._pay(person, self._payer(person), delay))
+            return
+
+    def _enter_short(self, person: Person, round_id: int, session_id: int,
+                     rate: float) -> Process:
+        agent = person.agent
+        pow_payload: str | None = None
+        for _ in range(4):
+            try:
+                self.call(agent, RouteGroup.ENTERING,
+                          lambda: self.platform.run(
+                              release.enter, agent.account, round_id, person.patient_id,
+                              [session_id], RequestContext(ip=agent.ips[0]),
+                              idempotency_key=f"s{person.patient_id}-{round_id}"),
+                          patient_id=person.patient_id, pow_payload=pow_payload)
+                return
+            except ChallengeRequired as exc:
+                pow_payload = self.solve(agent, exc, rate)
+            except GuardError as exc:
+                yield float(exc.extra.get("retry_after", 30) or 30)
+            except FairslotError as exc:
+                self._note_refusal(person, exc)
+                return
+
+    def _gains(self, end: dt.datetime) -> dict[str, dict[str, float]]:
+        holders = collections.Counter(p for _, p, _ in self._bookings())
+        groups = {"early_token": self.early, "poller": self.pollers,
+                  "reholder": self.reholders}
+        out: dict[str, dict[str, float]] = {}
+        with self.platform.uow() as uow:
+            for name, people in groups.items():
+                if not people:
+                    continue
+                ids = [p.patient_id for p in people]
+                rows = uow.db.execute(
+                    sa.select(t.bookings.c.created_at, t.bookings.c.closed_at,
+                              t.bookings.c.status, t.bookings.c.channel)
+                    .where(t.bookings.c.patient_id.in_(ids),
+                           t.bookings.c.session_id.in_(self.hot_sessions))).all()
+                out[name] = {
+                    "identities": len(people),
+                    "final_slots": sum(holders[i] for i in ids),
+                    "holds": len(rows),
+                    "raced_in_first_second": sum(
+                        1 for r in rows if (r.created_at - self.release_at).total_seconds()
+                        < 1.0 and str(getattr(r.channel, "value", r.channel)) not in (
+                            "draw", "waitlist")),
+                    "lapsed": sum(1 for r in rows if str(getattr(
+                        r.status, "value", r.status)) == "expired"),
+                    "hold_hours": round(sum(((r.closed_at or end) - r.created_at)
+                                            .total_seconds() for r in rows) / 3600, 2),
+                    "suspended_or_quota": len(set(ids) & self.blocked)}
+        if self.late_session is not None:
+            late: collections.Counter[str] = collections.Counter()
+            for sid, patient_id, _ in self._bookings():
+                if sid == self.late_session:
+                    late[self._category(patient_id)] += 1
+            capacity = float(self.sc.knob("late", "capacity", 0))
+            out["late_clinic"] = {"slots": capacity, **{k: float(v) for k, v in late.items()}}
+        return out
+
     def _dispatch_offers(self) -> None:
         """The in-app inbox: owners of new held bookings (draw wins, waitlist offers) see
         them and react, each at their own pace."""
@@ -873,6 +1113,8 @@ class Simulation:
                 continue
             if person.category == SCALPER and not self.ring_sells:
                 continue  # a hold the ring cannot sell: it does not pay, the hold lapses
+            if person.patient_id in self._never_pay:
+                continue  # a free re-holder pays nothing while it holds
             if person.category in (GENUINE, BUYER, CLIENT):
                 if rng.random() > float(self.sc.knob("genuine", "accept_offer", 0.95)):
                     continue
@@ -886,6 +1128,7 @@ class Simulation:
         for at in ticks:
             yield max(0.0, at - self.now_s)
             run_due_jobs(self.platform)
+            self._wake()
             if self.draw and not self.round_of:
                 with self.platform.uow() as uow:
                     for sid in self.hot_sessions:
@@ -946,7 +1189,7 @@ class Simulation:
         for _, patient_id, status in self._bookings():
             slots.append(SlotOutcome(self._category(patient_id), patient_id, status))
             filled += 1
-        slots += [SlotOutcome(None)] * (self.sc.hot_slots - filled)
+        slots += [SlotOutcome(None)] * (self.sc.hot_slots + self.extra_slots - filled)
         holders = {p for _, p, _ in self._bookings()}
         genuine = [p for p in self.people.values() if p.category == GENUINE]
         efforts = [p.agent.effort_s for p in genuine if p.agent.kind == GENUINE]
@@ -1036,7 +1279,7 @@ class Simulation:
                     self.runner.run(self.guard.set_level(group, level))
             self._play()
         return RunResult(self.policy, self._outcome_cache, self.timeline,
-                         time.perf_counter() - started, dict(self.defences))
+                         time.perf_counter() - started, dict(self.defences), self._gains_cache)
 
     def _play(self) -> None:
         self._catalog(self.platform)
@@ -1089,12 +1332,32 @@ class Simulation:
             for person in self.crowd:  # T8: by hand, but at the exact release instant
                 self.spawn(rng.uniform(0, 5), self.bot_fcfs([person], skip_screens=False,
                                                             step=15.0, rate=1e6))
+        # Issue 18's speed agents: under a draw the early bots and re-holders enter the
+        # window like the ring's other bots, and try their trick at the release anyway.
+        if self.draw:
+            for group in (self.early, self.reholders):
+                if group:
+                    self.spawn(-3000.0 + rng.random() * 600, self.bot_draw(group, 5e6))
+        else:
+            for person in self.reholders:
+                self.spawn(0.0, self.reholder_start(person))
+        if self.early:
+            self.spawn(-12.0, self.early_tokens(self.early))
+        if self.reholders:
+            self.spawn(day_s - 14 * 3600, self.reholders_sell())
+        if int(sc.knob("late", "capacity", 0)) > 0:
+            self.spawn(float(sc.knob("late", "added_after_s", 3600.0)), self.late_clinic())
         self.spawn(0.0, self.launderer())
         self.spawn(day_s - 13.5 * 3600, self.unsold())
         self.spawn(day_s - 3 * 3600, self.desk())
         for sid, (starts, _) in self.session_times.items():
             self.spawn((starts - self.release_at).total_seconds() - 1800, self.check_ins(sid))
         self._loop(end_s)
+        # A poller asks once every poll_s from the release to the visit: the looks the run
+        # played only when something changed are its cost in requests all the same.
+        self.costs.requests += len(self.pollers) * int(
+            end_s / float(sc.knob("poller", "poll_s", 1.0)))
         self.clock.set(self.release_at + dt.timedelta(seconds=end_s + 86400))
         self.platform.run_job(booking.record_no_shows)
         self._outcome_cache = self._outcome()
+        self._gains_cache = self._gains(self.clock.now())

@@ -24,6 +24,10 @@ def render_table(scenario: str, seed: int, results: Mapping[str, RunResult],
     for policy, result in results.items():
         held = ", ".join(f"{k} {v}" for k, v in result.metrics.held_by.items())
         lines.append(f"{policy}: final holders of the hot slots: {held}")
+    for policy, result in results.items():
+        for agent, figures in result.gains.items():
+            shown = ", ".join(f"{k} {v:g}" for k, v in figures.items())
+            lines.append(f"{policy}: {agent}: {shown}")
     return "\n".join(lines)
 
 

@@ -82,7 +82,9 @@ slots = sa.Table(
     # Whether an active booking (or a waitlist offer) holds it; kept by the booking service and
     # locked with SELECT ... FOR UPDATE SKIP LOCKED, backed by the unique index on bookings.
     sa.Column("taken", sa.Boolean, nullable=False, default=False),
-    # A freed slot under the draw policy re-opens to everyone only from this moment.
+    # When a free slot opens to booking: unset for an fcfs session's slots (from the
+    # release); a draw session's leftover from this moment; the session's start for a slot
+    # held back for a short round's draw (docs/release.md, "No speed race anywhere").
     sa.Column("open_from", UTCDateTime, nullable=True),
     sa.UniqueConstraint("session_id", "number"),
 )
@@ -214,13 +216,18 @@ release_rounds = sa.Table(
     sa.Column("revealed_seed", sa.String(64), nullable=True),
     sa.Column("drawn_at", UTCDateTime, nullable=True),
     sa.Column("entries_count", sa.Integer, nullable=False, default=0),
+    # release | late | leftover | opening (fairslot.domain.rounds.RoundKind)
+    sa.Column("kind", sa.String(16), nullable=False, default="release",
+              server_default="release"),
     sa.Index("ix_release_rounds_department_id_closes_at", "department_id", "closes_at"),
 )
 
 round_sessions = sa.Table(
     "round_sessions", metadata,
     sa.Column("round_id", sa.ForeignKey("release_rounds.id"), primary_key=True),
-    sa.Column("session_id", sa.ForeignKey("sessions.id"), primary_key=True, unique=True),
+    # A session is in its release round and then in a short round for each slot that frees
+    # up with nobody waiting (docs/release.md), so it may be in several.
+    sa.Column("session_id", sa.ForeignKey("sessions.id"), primary_key=True, index=True),
     # The slots the draw gives out, fixed and published when the window opens.
     sa.Column("capacity", sa.Integer, nullable=False, default=0, server_default="0"),
 )

@@ -13,7 +13,8 @@ half-way has not happened at all, and the next scheduler tick runs it again. The
 ``docs/draw.md``. Every losing entry is on the waitlist in draw order; a slot freed later
 goes to the next in line (``fairslot.services.waitlist``), never back to an open pool.
 
-``entries`` is entering; ``rounds`` is opening, drawing and publishing."""
+``entries`` is entering; ``rounds`` is opening, drawing and publishing; ``hot`` finds the
+fcfs doctors people race for."""
 
 from fairslot.services.release.entries import (
     EntryView,
@@ -25,6 +26,7 @@ from fairslot.services.release.entries import (
     my_entries,
     withdraw,
 )
+from fairslot.services.release.hot import propose_draw_policy
 from fairslot.services.release.rounds import (
     DrawStage,
     RoundSession,
@@ -65,6 +67,7 @@ __all__ = [
     "my_entries",
     "open_due_rounds",
     "open_rounds",
+    "propose_draw_policy",
     "round_view",
     "withdraw",
 ]

@@ -100,7 +100,11 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
                                      phone=None if at_desk else account.phone,
                                      patient_id=patient_id,
                                      account_id=None if at_desk else account.id)
-        facts = rules.facts_for(uow, deps, patient_id, None if at_desk else account)
+        facts = rules.facts_for(uow, deps, patient_id, None if at_desk else account,
+                                session_id=ranked[0] if round_.kind.short else None)
+        if facts.in_session:  # a short round gives out slots of a session already open
+            raise Conflict("this patient already has a booking in this session",
+                           code="already_booked")
         rules.check_may_book(deps, facts, patient_id, round_.department_id, first.starts_at,
                              served=not at_desk, lowered=shared.lowered)
     if existing is None:

@@ -17,9 +17,9 @@ from fairslot.domain.draw.beacon import Beacon, Chain
 from fairslot.domain.draw.frozen import FrozenList
 from fairslot.domain.draw.signing import digest
 from fairslot.domain.errors import Conflict, InvalidInput, NotFound
-from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundStatus
+from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundKind, RoundStatus
 from fairslot.domain.schedule import Session
-from fairslot.services import notifications, rules, waitlist
+from fairslot.services import notifications, round_opening, rules, waitlist
 from fairslot.services.deps import Deps, Units
 from fairslot.storage.repositories import StoredBeacon
 from fairslot.storage.uow import UnitOfWork
@@ -46,6 +46,10 @@ BEACON_LATE_AFTER = dt.timedelta(seconds=60)
 """A beacon not in this long after its round's time is reported late on the round's page."""
 CREDIT_SUSPENDED = "credit_suspended"
 """The reason written in the frozen list for an entrant suspended at the close."""
+ALREADY_BOOKED = "already_booked"
+"""The reason written in a short round's frozen list for an entrant who had a booking in a
+session it chose at the close."""
+_EXCLUSION_MESSAGES = {CREDIT_SUSPENDED: "draw.excluded", ALREADY_BOOKED: "draw.already_booked"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,57 +99,63 @@ def open_due_rounds(units: Units, deps: Deps) -> int:
     opens later gets a round of its own, so a signed opening never changes."""
     now = deps.clock.now()
     window = dt.timedelta(hours=deps.settings.draw_window_hours)
-    opened: dict[tuple[int, dt.datetime], int] = {}
+    late = dt.timedelta(minutes=deps.settings.late_window_minutes)
+    short = dt.timedelta(minutes=deps.settings.request_window_minutes)
+    # Rounds opened in this pass, by (department, kind, window): the sessions of one
+    # department whose windows open together share a round. A late round is always a round
+    # of its own. A round opened in an earlier pass is never joined: its opening is signed.
+    opened: dict[tuple[int, RoundKind, dt.datetime, dt.datetime, int], int] = {}
+
+    def round_for(uow: UnitOfWork, department_id: int, kind: RoundKind, opens: dt.datetime,
+                  closes: dt.datetime, session_id: int) -> int:
+        key = (department_id, kind, opens, closes,
+               session_id if kind is RoundKind.LATE else 0)
+        if key not in opened:
+            opened[key] = round_opening.create_round(
+                uow, deps, department_id=department_id, kind=kind, opens=opens,
+                closes=closes, now=now)
+        return opened[key]
+
     with units() as uow:
         for session_id, release_at, department_id in uow.rounds.unrounded_draw_sessions(
                 now + window, now):
-            round_id = opened.get((department_id, release_at))
-            if round_id is None:
-                seed = deps.random.token_bytes(draw.SEED_BYTES)
-                round_id = uow.rounds.create(
-                    department_id=department_id, opens_at=release_at - window,
-                    closes_at=release_at, status=RoundStatus.OPEN.value, seed=seed.hex(),
-                    commitment=draw.commitment(seed), beacon="", beacon_source="",
-                    entries_count=0)
-                uow.events.append("round.opened", now, detail={"round": round_id})
-                opened[(department_id, release_at)] = round_id
+            session = uow.schedule.session(session_id)
+            assert session is not None
+            kind, opens, closes = RoundKind.RELEASE, release_at - window, release_at
+            if release_at < now + late and deps.settings.short_windows_enabled:
+                # Scheduled too late for its own window (an extra clinic added at short
+                # notice, or the scheduler was down): a fresh window from now, never a
+                # draw at once among nobody.
+                start = now.replace(microsecond=0)  # a signed opening names whole seconds
+                kind, opens = RoundKind.LATE, start
+                closes = waitlist.latest_close(deps, session, max(release_at, start + late))
+                if closes - start < waitlist.MIN_WINDOW:
+                    continue  # the visit is too close for any window: the desk serves it
+            round_id = round_for(uow, department_id, kind, opens, closes, session_id)
             # The capacity is what is free now: nothing can book a draw session's slots
             # before its draw, so this is the session's capacity unless staff intervened.
             uow.rounds.add_session(round_id, session_id,
                                    len(uow.schedule.unclaimed_slots(session_id)))
+        # A hot doctor of an fcfs hospital: the release opens a short window, not a race.
+        hot = (uow.rounds.unrounded_hot_fcfs_sessions(now + window, now)
+               if deps.settings.short_windows_enabled else [])
+        for session_id, release_at, department_id in hot:
+            session = uow.schedule.session(session_id)
+            assert session is not None
+            closes = waitlist.latest_close(deps, session, release_at + short)
+            if closes - release_at < waitlist.MIN_WINDOW:
+                continue  # no room for a window before the visit: it stays fcfs
+            round_id = round_for(uow, department_id, RoundKind.OPENING, release_at, closes,
+                                 session_id)
+            free = uow.schedule.unclaimed_slots(session_id)
+            uow.schedule.reserve_slots(free, waitlist.reserved(session))
+            uow.rounds.add_session(round_id, session_id, len(free))
         for round_id in opened.values():
             round_ = uow.rounds.get(round_id)
             assert round_ is not None
-            _sign_opening(uow, deps, round_, now)
+            round_opening.sign_opening(uow, deps, round_, now)
         uow.commit()
     return len(opened)
-
-
-def _sign_opening(uow: UnitOfWork, deps: Deps, round_: Round,
-                  now: dt.datetime) -> dict[str, Any]:
-    capacities = {str(sid): cap for sid, cap in uow.rounds.capacities(round_.id).items()}
-    chain = deps.beacons.chain
-    opening = statements.opening_statement(
-        deps.draw_key, round_id=str(round_.id), opens_at=round_.opens_at,
-        closes_at=round_.closes_at, seed=bytes.fromhex(round_.seed), capacities=capacities,
-        chain=chain, beacon_delay=deps.settings.draw_beacon_delay_seconds)
-    uow.draw.add_statement(round_.id, "opening", opening, digest(opening), now)
-    uow.rounds.update(round_.id, beacon_source=(
-        f"drand chain {chain.hash.hex()} round {opening['beacon_round']}"))
-    _append_log(uow, deps, round_.id, roundlog.opened_record(str(round_.id), digest(opening)),
-                now)
-    return opening
-
-
-def _append_log(uow: UnitOfWork, deps: Deps, round_id: int, record: dict[str, Any],
-                now: dt.datetime) -> None:
-    """Append a record to the public log of rounds and sign a checkpoint of the whole log."""
-    uow.lock(("draw_log", 0))
-    uow.draw.append_log(round_id, record["kind"], record, now)
-    leaves = uow.draw.log_leaves()
-    checkpoint = roundlog.sign_checkpoint(deps.draw_key, len(leaves),
-                                          roundlog.log_root(leaves), now)
-    uow.draw.add_checkpoint(checkpoint, now)
 
 
 # --- the close: the list is frozen ---------------------------------------------------------
@@ -163,20 +173,20 @@ def freeze_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
         return False
     # A round opened before the signed format has its opening signed now (its entrants
     # hold no receipts); every round since is signed when its window opens.
-    opening = signed.get("opening") or _sign_opening(uow, deps, round_, now)
+    opening = signed.get("opening") or round_opening.sign_opening(uow, deps, round_, now)
     close = round_.closes_at
     lines = []
-    excluded = []
+    excluded: list[tuple[Entry, str]] = []
     seqs = uow.draw.last_seqs(round_id)
     for e in uow.rounds.all_entries(round_id):
         seq = seqs.get(e.id, 1)
         choices = [str(c) for c in e.choices]
+        reason = None if e.withdrawn else _exclusion(uow, deps, round_, e, close)
         if e.withdrawn:
             lines.append(statements.frozen_entry(e.ref, seq, choices, withdrawn=True))
-        elif rules.suspended_at(uow, deps, e.patient_id, close):
-            lines.append(statements.frozen_entry(e.ref, seq, choices,
-                                                 excluded=CREDIT_SUSPENDED))
-            excluded.append(e)
+        elif reason is not None:
+            lines.append(statements.frozen_entry(e.ref, seq, choices, excluded=reason))
+            excluded.append((e, reason))
         else:
             lines.append(statements.frozen_entry(e.ref, seq, choices))
     frozen, freeze = statements.freeze_statement(deps.draw_key, opening, lines, now)
@@ -187,20 +197,35 @@ def freeze_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
     uow.draw.add_statement(round_id, "freeze", freeze, digest(freeze), now)
     uow.draw.add_frozen_list(round_id, list(frozen.leaves), frozen.root.hex(), frozen.size,
                              len(frozen.drawn_refs), now)
-    for e in excluded:
+    for e, reason in excluded:
         uow.rounds.update_entry(e.id, outcome=EntryOutcome.EXCLUDED.value)
-        uow.notifications.add(e.account_id, now, "draw.excluded",
-                              f"Your entry {e.ref} is not in the draw: the patient was "
-                              "suspended (no-shows) when the window closed.")
+        notifications.notify(uow, deps, e.account_id, _EXCLUSION_MESSAGES[reason],
+                             patient_id=e.patient_id)
     uow.rounds.update(round_id, entries_digest=frozen.root.hex(),
                       entries_count=len(frozen.drawn_refs))
-    _append_log(uow, deps, round_id, roundlog.frozen_record(
+    round_opening.append_log(uow, deps, round_id, roundlog.frozen_record(
         str(round_id), digest(opening), frozen.root.hex(), frozen.size), now)
     uow.events.append("round.frozen", now, detail={
         "round": round_id, "entries": frozen.size, "drawn": len(frozen.drawn_refs),
         "excluded": len(excluded)})
     uow.commit()
     return True
+
+
+def _exclusion(uow: UnitOfWork, deps: Deps, round_: Round, entry: Entry,
+               close: dt.datetime) -> str | None:
+    """Why the entry is left out of the draw, judged as of the close, or None: the patient
+    (or the account, for its lapsed holds) was suspended then; or, in a short round, the
+    patient already has a booking in a session it chose (a short round gives out slots of
+    a session already open to booking, and nobody gets two of one session)."""
+    if rules.suspended_at(uow, deps, entry.patient_id, close, account_id=entry.account_id):
+        return CREDIT_SUSPENDED
+    if round_.kind.short:
+        for session_id in entry.choices:
+            if uow.quotas.facts(entry.patient_id, now=close, served_since=close,
+                                offences_since=close, session_id=session_id).in_session:
+                return ALREADY_BOOKED
+    return None
 
 
 # --- the draw -----------------------------------------------------------------------------
@@ -254,14 +279,21 @@ def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
     uow.draw.add_statement(round_id, "results", dict(results), result["results"], now)
     rows = {e.ref: e for e in uow.rounds.all_entries(round_id)}
     published = uow.rounds.capacities(round_id)
-    pay_by = now + dt.timedelta(minutes=deps.settings.draw_payment_minutes)
+    # A short round's win is close to the visit: the offer's payment time, as for a
+    # waitlist offer; never past the session's start.
+    pay_for = dt.timedelta(minutes=deps.settings.waitlist_offer_minutes if round_.kind.short
+                           else deps.settings.draw_payment_minutes)
     sessions = uow.schedule.sessions_by_id(list(published))
+    won: dict[int, int] = {}
     position = 0
     for line in results["winners"]:
         ref, session_text, rank_text = line.split(" ")
         row = rows[ref]
         session = sessions[int(session_text)]
-        booking = _hold(uow, now, session, row.patient_id, row.account_id, pay_by)
+        pay_by = min(now + pay_for, session.starts_at)
+        booking = _hold(uow, now, session, row.patient_id, row.account_id, pay_by,
+                        waitlist.reserved(session) if round_.kind.short else None)
+        won[session.id or 0] = won.get(session.id or 0, 0) + 1
         uow.rounds.update_entry(row.id, outcome=EntryOutcome.WON.value, position=position,
                                 won_session_id=int(session_text), won_rank=int(rank_text),
                                 booking_id=booking.id)
@@ -277,13 +309,19 @@ def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
         notifications.notify(uow, deps, row.account_id, "draw.waitlist",
                              patient_id=row.patient_id, rank=place)
         position += 1
-    # Slots nobody drew (fewer entries than slots) become leftovers.
-    for sid in published:
-        for slot_id in uow.schedule.unclaimed_slots(sid):
-            uow.schedule.release_slot(slot_id, open_from=waitlist.leftover_time(deps, now))
+    # Slots nobody drew (fewer entries than slots). After a release round they go through
+    # a short window of their own (people who did not enter may want them now). After a
+    # short round everybody who asked got one: they open to booking.
+    for sid, capacity in published.items():
+        session = sessions[sid]
+        if round_.kind.short:
+            left = uow.schedule.reserved_slots(sid, waitlist.reserved(session))
+            waitlist.release_now(uow, session, left[:max(0, capacity - won.get(sid, 0))], now)
+        elif left := uow.schedule.unclaimed_slots(sid):
+            waitlist.open_short_round(uow, deps, session, left)
     uow.rounds.update(round_id, status=RoundStatus.DRAWN.value, drawn_at=now,
                       revealed_seed=seed.hex(), beacon=beacon.signature.hex())
-    _append_log(uow, deps, round_id, roundlog.drawn_record(
+    round_opening.append_log(uow, deps, round_id, roundlog.drawn_record(
         str(round_id), opening["commitment"], freeze["root"], result["results"]), now)
     uow.events.append("round.drawn", now, detail={
         "round": round_id, "entries": len(frozen.drawn_refs),
@@ -310,8 +348,8 @@ def _beacon(uow: UnitOfWork, deps: Deps, round_id: int,
 
 
 def _hold(uow: UnitOfWork, now: dt.datetime, session: Session, patient_id: int,
-          account_id: int, pay_by: dt.datetime) -> Booking:
-    slot = uow.schedule.claim_free_slot(session.id or 0, now)
+          account_id: int, pay_by: dt.datetime, reserved: dt.datetime | None) -> Booking:
+    slot = uow.schedule.claim_for_draw(session.id or 0, reserved)
     if slot is None:  # capacity was checked by the draw; a missing slot is a bug
         raise RuntimeError(f"session {session.id} has no free slot for a draw winner")
     booking = Booking(session_id=session.id or 0, slot_id=slot.id, patient_id=patient_id,
@@ -448,7 +486,7 @@ def export_round_document(uow: UnitOfWork, deps: Deps, round_id: int) -> dict[st
         freeze=signed.get("freeze"), results=signed.get("results"),
         result=signed.get("result"),
         beacon=None if beacon is None else _as_beacon(beacon),
-        parameters={"department_id": round_.department_id})
+        parameters={"department_id": round_.department_id, "kind": round_.kind.value})
     if stored is not None:
         document["entries"] = list(stored.leaves)
     return document

@@ -34,6 +34,8 @@ class QuotaFacts:
     no_shows: list[dt.datetime] = dataclasses.field(default_factory=list)
     late_cancellations: list[dt.datetime] = dataclasses.field(default_factory=list)
     lapsed_holds: list[dt.datetime] = dataclasses.field(default_factory=list)
+    account_lapsed_holds: list[dt.datetime] = dataclasses.field(default_factory=list)
+    """When the account's holds (for any of its patients) expired unpaid."""
 
 
 def _in(statuses: frozenset[object]) -> str:
@@ -78,7 +80,10 @@ SELECT 'account', CAST(b.patient_id AS VARCHAR), b.created_at FROM bookings b
  WHERE b.account_id = :account AND b.created_at >= :served_since
 UNION ALL
 SELECT 'account', CAST(e.patient_id AS VARCHAR), e.created_at FROM entries e
- WHERE e.account_id = :account AND e.created_at >= :served_since"""
+ WHERE e.account_id = :account AND e.created_at >= :served_since
+UNION ALL
+SELECT 'account_lapsed', NULL, b.closed_at FROM bookings b
+ WHERE b.account_id = :account AND b.status = 'expired' AND b.closed_at >= :offences_since"""
 # The phone's accounts: those on it now, and those that verified it within the window and
 # moved on (moving an account to another number does not take its history off this one).
 _PHONE_ACCOUNTS = """(SELECT id FROM accounts WHERE phone_index = :phone
@@ -146,4 +151,6 @@ class QuotaRepository:
                 facts.late_cancellations.append(when)
             elif kind == "lapsed":
                 facts.lapsed_holds.append(when)
+            elif kind == "account_lapsed":
+                facts.account_lapsed_holds.append(when)
         return facts

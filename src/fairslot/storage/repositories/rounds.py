@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
 
-from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundStatus
+from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundKind, RoundStatus
 from fairslot.storage import tables as t
 
 __all__ = ["RoundRepository"]
@@ -21,7 +21,7 @@ def _round(row: Any) -> Round:
                  commitment=row.commitment, entries_digest=row.entries_digest,
                  beacon=row.beacon, beacon_source=row.beacon_source,
                  revealed_seed=row.revealed_seed, drawn_at=row.drawn_at,
-                 entries_count=row.entries_count)
+                 entries_count=row.entries_count, kind=RoundKind(row.kind))
 
 
 def _entry(row: Any) -> Entry:
@@ -51,14 +51,16 @@ class RoundRepository:
         row = self.db.execute(query).first()
         return None if row is None else _round(row)
 
-    def joinable(self, department_id: int, closes_at: dt.datetime) -> Round | None:
-        """An open round of this department and release time that nobody has entered yet:
-        a session may still join it without changing a draw anyone is already in."""
+    def joinable(self, department_id: int, closes_at: dt.datetime,
+                 kind: RoundKind = RoundKind.RELEASE) -> Round | None:
+        """An open round of this department, kind and release time that nobody has entered
+        yet: a session may still join it without changing a draw anyone is already in."""
         has_entries = sa.select(t.entries.c.id).where(
             t.entries.c.round_id == t.release_rounds.c.id).exists()
         row = self.db.execute(sa.select(t.release_rounds).where(
             t.release_rounds.c.department_id == department_id,
             t.release_rounds.c.closes_at == closes_at,
+            t.release_rounds.c.kind == kind.value,
             t.release_rounds.c.status == RoundStatus.OPEN.value, ~has_entries)).first()
         return None if row is None else _round(row)
 
@@ -86,9 +88,32 @@ class RoundRepository:
             .order_by(t.round_sessions.c.session_id)).all()}
 
     def round_of_session(self, session_id: int) -> int | None:
-        found = self.db.scalar(sa.select(t.round_sessions.c.round_id)
-                               .where(t.round_sessions.c.session_id == session_id))
-        return None if found is None else int(found)
+        """The session's first round (its release round, for a draw session)."""
+        found = self.rounds_of_session(session_id)
+        return found[0] if found else None
+
+    def rounds_of_session(self, session_id: int) -> list[int]:
+        """Every round the session is in, oldest first: its release round, then the short
+        rounds of slots that freed up later."""
+        return [int(r) for r in self.db.scalars(
+            sa.select(t.round_sessions.c.round_id)
+            .where(t.round_sessions.c.session_id == session_id)
+            .order_by(t.round_sessions.c.round_id)).all()]
+
+    def unrounded_hot_fcfs_sessions(self, opening_before: dt.datetime, now: dt.datetime
+                                    ) -> list[tuple[int, dt.datetime, int]]:
+        """(session, release time, department) of a hot doctor's fcfs sessions, released
+        before ``opening_before`` but not yet, and in no round yet."""
+        s, d = t.sessions, t.doctors
+        return [(int(sid), at, int(dep)) for sid, at, dep in self.db.execute(
+            sa.select(s.c.id, s.c.release_at, d.c.department_id)
+            .join(d, d.c.id == s.c.doctor_id)
+            .outerjoin(t.round_sessions, t.round_sessions.c.session_id == s.c.id)
+            .where(s.c.release_policy == "fcfs", d.c.hot.is_(True), s.c.status == "scheduled",
+                   t.round_sessions.c.round_id.is_(None),
+                   s.c.release_at <= opening_before, s.c.release_at > now)
+            .order_by(s.c.release_at, s.c.id)
+        ).all()]
 
     def open_rounds_of_sessions(self, session_ids: Sequence[int],
                                 now: dt.datetime) -> dict[int, int]:

@@ -176,6 +176,56 @@ class ScheduleRepository:
             t.slots.c.session_id == session_id, t.slots.c.taken.is_(False),
             t.slots.c.open_from.is_(None))).all()]
 
+    def fcfs_sellouts(self, released_after: dt.datetime, released_by: dt.datetime
+                      ) -> list[tuple[int, int, dt.datetime, dt.datetime]]:
+        """(session, doctor, release time, when its last slot was first booked) of every
+        sold-out fcfs session of a doctor not marked hot, released in the interval."""
+        first = (sa.select(t.bookings.c.slot_id,
+                           sa.func.min(t.bookings.c.created_at).label("at"))
+                 .group_by(t.bookings.c.slot_id).subquery())
+        s, d, sl = t.sessions, t.doctors, t.slots
+        rows = self.db.execute(
+            sa.select(s.c.id, s.c.doctor_id, s.c.release_at, sa.func.count(sl.c.id),
+                      sa.func.count(first.c.at), sa.func.max(first.c.at))
+            .join(d, d.c.id == s.c.doctor_id).join(sl, sl.c.session_id == s.c.id)
+            .outerjoin(first, first.c.slot_id == sl.c.id)
+            .where(s.c.release_policy == "fcfs", d.c.release_policy == "fcfs",
+                   d.c.hot.is_(False), s.c.release_at > released_after,
+                   s.c.release_at <= released_by)
+            .group_by(s.c.id, s.c.doctor_id, s.c.release_at)).all()
+        return [(int(sid), int(doc), at, last) for sid, doc, at, n, booked, last in rows
+                if n and booked == n and last is not None]
+
+    def reserve_slots(self, slot_ids: Sequence[int], until: dt.datetime) -> None:
+        """Hold free slots back for a short round's draw: ``open_from`` is set to ``until``
+        (the session's start), when no booking can be made any more."""
+        if slot_ids:
+            self.db.execute(sa.update(t.slots).where(t.slots.c.id.in_(list(slot_ids)))
+                            .values(taken=False, open_from=until))
+
+    def reserved_slots(self, session_id: int, until: dt.datetime) -> list[int]:
+        """The session's free slots held back for a short round (``reserve_slots``)."""
+        return [int(x) for x in self.db.scalars(sa.select(t.slots.c.id).where(
+            t.slots.c.session_id == session_id, t.slots.c.taken.is_(False),
+            t.slots.c.open_from == until).order_by(t.slots.c.number)).all()]
+
+    def claim_for_draw(self, session_id: int, reserved_until: dt.datetime | None
+                       ) -> ClaimedSlot | None:
+        """Claim a slot for a draw winner: one nobody could book yet (``open_from`` unset),
+        or, for a short round, one held back for it (``open_from`` = ``reserved_until``)."""
+        opened = (t.slots.c.open_from.is_(None) if reserved_until is None
+                  else t.slots.c.open_from == reserved_until)
+        slot_id = self.db.scalar(
+            sa.select(t.slots.c.id).where(t.slots.c.session_id == session_id,
+                                          t.slots.c.taken.is_(False), opened)
+            .order_by(t.slots.c.number).limit(1).with_for_update())
+        if slot_id is None:
+            return None
+        number = self.db.execute(
+            sa.update(t.slots).where(t.slots.c.id == slot_id, t.slots.c.taken.is_(False))
+            .values(taken=True, open_from=None).returning(t.slots.c.number)).scalar_one()
+        return ClaimedSlot(int(slot_id), int(number))
+
     def release_slot(self, slot_id: int, *, open_from: dt.datetime | None = None) -> None:
         self.db.execute(sa.update(t.slots).where(t.slots.c.id == slot_id)
                         .values(taken=False, open_from=open_from))

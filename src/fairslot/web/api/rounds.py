@@ -56,6 +56,8 @@ class RoundOut(BaseModel):
     opens_at: dt.datetime
     closes_at: dt.datetime
     status: str
+    kind: str = Field(description="release (a draw session's window), late, leftover (freed "
+                      "slots) or opening (a hot fcfs doctor's release); docs/release.md")
     commitment: str = Field(description="SHA-256 of the seed, published when the window opens")
     entries_digest: str | None = Field(
         description="the frozen list's Merkle root, published at the close")
@@ -76,7 +78,8 @@ class RoundOut(BaseModel):
     def of(cls, v: release.RoundView) -> RoundOut:
         r = v.round
         return cls(id=r.id, department_id=r.department_id, opens_at=r.opens_at,
-                   closes_at=r.closes_at, status=r.status.value, commitment=r.commitment,
+                   closes_at=r.closes_at, status=r.status.value, kind=r.kind.value,
+                   commitment=r.commitment,
                    entries_digest=r.entries_digest, seed=r.revealed_seed, beacon=r.beacon,
                    stage=v.stage.stage, beacon_round=v.stage.beacon_round,
                    beacon_due_at=v.stage.beacon_due_at, beacon_late=v.stage.beacon_late,
