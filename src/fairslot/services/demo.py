@@ -156,11 +156,12 @@ def _history(run: _Runner, clock: FixedClock, families: list[tuple[Account, list
     made = 0
     booked: list[tuple[int, dt.datetime, str, str]] = []  # booking, session start, id, name
     clinic: dict[int, int | None] = {}  # patient -> the doctor they see
+    lapsed: set[int | None] = set()  # accounts that once let a hold lapse
     day = start - dt.timedelta(days=14)
     while day <= today:
         if dt.datetime.combine(day, dt.time(8, 5), zone) > real_now:
             break  # history stops at the present; the running scheduler takes over
-        booked += _draw_day(run, clock, families, rng, day, clinic)
+        booked += _draw_day(run, clock, families, rng, day, clinic, lapsed)
         clock.set(dt.datetime.combine(day, dt.time(8, 5), zone))
         with run.units() as uow:
             released = uow.schedule.released_between(clock.now() - dt.timedelta(hours=1),
@@ -185,8 +186,11 @@ def _history(run: _Runner, clock: FixedClock, families: list[tuple[Account, list
             made += 1
             clock.advance(rng.randint(5, 60))
             roll = rng.random()
-            if roll < 0.08:
-                continue  # left unpaid: expires at the deadline
+            if roll < 0.08 and account.id not in lapsed:
+                # Left unpaid: it expires at the deadline. Once per family: a lapsed hold
+                # counts against the account's credit, and people learn.
+                lapsed.add(account.id)
+                continue
             run(booking.pay, account, view.booking.id or 0,
                         rng.choice(("alipay:", "wechat:")) + f"u{account.id:04d}", ctx)
             if roll < 0.16:
@@ -215,7 +219,7 @@ def _history(run: _Runner, clock: FixedClock, families: list[tuple[Account, list
 
 def _draw_day(run: _Runner, clock: FixedClock, families: list[tuple[Account, list[int]]],
               rng: random.Random, day: dt.date, clinic: dict[int, int | None],
-              ) -> list[tuple[int, dt.datetime, str, str]]:
+              lapsed: set[int | None]) -> list[tuple[int, dt.datetime, str, str]]:
     """Before 08:00 families enter the open rounds for one member, with sessions of that
     member's doctor; at 08:00 the lists are frozen, at 08:01 (the beacon out) the rounds are
     drawn, and most winners pay within the afternoon."""
@@ -250,7 +254,9 @@ def _draw_day(run: _Runner, clock: FixedClock, families: list[tuple[Account, lis
     by_id = {account.id: account for account, _ in families}
     paid = []
     for entry in _won_today(run):
-        if rng.random() < 0.85:
+        if rng.random() < 0.15 and entry.account_id not in lapsed:
+            lapsed.add(entry.account_id)  # a win left unpaid, once per family
+        else:
             clock.advance(rng.randint(10, 200))
             try:
                 view = run(booking.pay, by_id[entry.account_id], entry.booking_id or 0,
