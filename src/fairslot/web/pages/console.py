@@ -24,6 +24,7 @@ from fairslot.monitoring.live import ServerMonitoring
 from fairslot.services import audit, console, review
 from fairslot.web.deps import DepsDep, UowDep, context, get_platform
 from fairslot.web.pages.common import (
+    PageId,
     Viewer,
     check_csrf,
     page_router,
@@ -140,7 +141,7 @@ def _actor(request: Request, who: Viewer) -> tuple[Any, str]:
 
 
 @router.post("/operator/console/alerts/{alert_id}/status")
-def alert_status(alert_id: int, request: Request, who: Viewer,
+def alert_status(alert_id: PageId, request: Request, who: Viewer,
                  csrf: Annotated[str, Form()] = "",
                  status: Annotated[str, Form(max_length=20)] = "",
                  reason: Annotated[str, Form(max_length=500)] = "") -> Response:
@@ -154,7 +155,7 @@ def alert_status(alert_id: int, request: Request, who: Viewer,
 
 
 @router.post("/operator/console/decisions/{decision_id}/lift")
-def lift_decision(decision_id: int, request: Request, who: Viewer,
+def lift_decision(decision_id: PageId, request: Request, who: Viewer,
                   csrf: Annotated[str, Form()] = "",
                   reason: Annotated[str, Form(max_length=500)] = "") -> Response:
     _, actor = _actor(request, who)
@@ -167,7 +168,7 @@ def lift_decision(decision_id: int, request: Request, who: Viewer,
 
 
 @router.post("/operator/console/reviews/{booking_id}")
-def review_booking(booking_id: int, request: Request, who: Viewer, uow: UowDep,
+def review_booking(booking_id: PageId, request: Request, who: Viewer, uow: UowDep,
                    deps: DepsDep, csrf: Annotated[str, Form()] = "",
                    decision: Annotated[str, Form(max_length=10)] = "",
                    reason: Annotated[str, Form(max_length=500)] = "") -> Response:

@@ -25,6 +25,7 @@ from fairslot.web.deps import DepsDep, UowDep, context
 from fairslot.web.i18n import N_
 from fairslot.web.pages import checkin
 from fairslot.web.pages.common import (
+    PageId,
     Viewer,
     Visitor,
     check_csrf,
@@ -290,7 +291,7 @@ def desk_cancel(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
 
 
 @router.get("/desk/receipt/{booking_id}")
-def receipt(booking_id: int, request: Request, who: Viewer, uow: UowDep,
+def receipt(booking_id: PageId, request: Request, who: Viewer, uow: UowDep,
             deps: DepsDep) -> Response:
     """The printable registration slip (挂号条) of a paid or checked-in booking."""
     account = who.logged_in(Role.REGISTRATION)

@@ -18,6 +18,7 @@ from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web.deps import DepsDep, UowDep, context, screen
 from fairslot.web.pages.common import (
+    PageId,
     Viewer,
     action_token,
     check_csrf,
@@ -148,7 +149,7 @@ def claim(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
 
 
 @router.post("/me/identity/entries/{entry_id}/withdraw")
-def withdraw(entry_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+def withdraw(entry_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
              csrf: Annotated[str, Form()] = "") -> Response:
     account = who.logged_in(Role.PATIENT)
     check_csrf(request, csrf)
@@ -161,7 +162,7 @@ def withdraw(entry_id: int, request: Request, who: Viewer, uow: UowDep, deps: De
 
 
 @router.post("/me/identity/{patient_id}/links/{account_id}/remove")
-def unlink(patient_id: int, account_id: int, request: Request, who: Viewer, uow: UowDep,
+def unlink(patient_id: PageId, account_id: PageId, request: Request, who: Viewer, uow: UowDep,
            deps: DepsDep, csrf: Annotated[str, Form()] = "") -> Response:
     account = who.logged_in(Role.PATIENT)
     check_csrf(request, csrf)

@@ -20,6 +20,7 @@ from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web.deps import DepsDep, UowDep
 from fairslot.web.pages.common import (
+    PageId,
     Viewer,
     check_csrf,
     done_message,
@@ -77,7 +78,7 @@ def policies(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
 
 
 @router.post("/operator/policies/{doctor_id}")
-def set_policy(doctor_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+def set_policy(doctor_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                csrf: Annotated[str, Form()] = "",
                policy: Annotated[str, Form(max_length=20)] = "") -> Response:
     who.logged_in(Role.OPERATOR)
@@ -164,7 +165,7 @@ def create_user(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
 
 
 @router.post("/admin/users/{account_id}")
-def change_user(account_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+def change_user(account_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                 csrf: Annotated[str, Form()] = "",
                 role: Annotated[str, Form(max_length=20)] = "",
                 disabled: Annotated[str, Form(max_length=5)] = "") -> Response:

@@ -58,7 +58,7 @@ def _entry_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account,
 
 
 @router.get("/me/entries/{entry_id}/{kind}.json")
-def entry_file(entry_id: int, kind: Literal["receipt", "proof"], request: Request,
+def entry_file(entry_id: PageId, kind: Literal["receipt", "proof"], request: Request,
                who: Viewer, uow: UowDep, deps: DepsDep) -> Response:
     """The patient's signed receipt of their entry, or (after the close) its inclusion
     proof, as a file for ``fairslot draw verify ROUND.json --receipt/--proof``."""
@@ -145,7 +145,7 @@ def _round_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account 
 
 
 @router.get("/rounds/{round_id}")
-def round_page(round_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+def round_page(round_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                done: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     """Public: the round's sessions and odds, its commitment, the beacon it waits for (and
     whether it is late), its frozen root and, once drawn, its seed and document; a
@@ -156,7 +156,7 @@ def round_page(round_id: int, request: Request, who: Viewer, uow: UowDep, deps: 
 
 
 @router.post("/entries/{entry_id}/withdraw")
-def withdraw(entry_id: int, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+def withdraw(entry_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
              csrf: Annotated[str, Form()] = "",
              round_id: Annotated[int, Form(ge=1, le=2**31 - 1)] = 1) -> Response:
     account = who.logged_in(Role.PATIENT)
