@@ -657,8 +657,14 @@ class Simulation:
             yield from self._enter_round(person, round_id, rate)
 
     def _enter_round(self, person: Person, round_id: int, rate: float) -> Process:
-        agent = person.agent
         choices = [s for s in person.wants if self.round_of.get(s) == round_id]
+        yield from self._entry(person, round_id, choices, rate, f"e{person.patient_id}")
+
+    def _entry(self, person: Person, round_id: int, choices: list[int], rate: float,
+               key: str) -> Process:
+        """Enter ``round_id`` with ``choices`` through the guard, solving a challenge or
+        waiting out a refusal up to four times; a platform refusal is noted."""
+        agent = person.agent
         pow_payload: str | None = None
         for _ in range(4):
             try:
@@ -666,7 +672,7 @@ class Simulation:
                           lambda: self.platform.run(release.enter, agent.account, round_id,
                                                 person.patient_id, choices,
                                                 RequestContext(ip=agent.ips[0]),
-                                                idempotency_key=f"e{person.patient_id}-{round_id}"),
+                                                idempotency_key=f"{key}-{round_id}"),
                           patient_id=person.patient_id, pow_payload=pow_payload)
                 return
             except ChallengeRequired as exc:
@@ -1032,24 +1038,7 @@ class Simulation:
 
     def _enter_short(self, person: Person, round_id: int, session_id: int,
                      rate: float) -> Process:
-        agent = person.agent
-        pow_payload: str | None = None
-        for _ in range(4):
-            try:
-                self.call(agent, RouteGroup.ENTERING,
-                          lambda: self.platform.run(
-                              release.enter, agent.account, round_id, person.patient_id,
-                              [session_id], RequestContext(ip=agent.ips[0]),
-                              idempotency_key=f"s{person.patient_id}-{round_id}"),
-                          patient_id=person.patient_id, pow_payload=pow_payload)
-                return
-            except ChallengeRequired as exc:
-                pow_payload = self.solve(agent, exc, rate)
-            except GuardError as exc:
-                yield float(exc.extra.get("retry_after", 30) or 30)
-            except FairslotError as exc:
-                self._note_refusal(person, exc)
-                return
+        yield from self._entry(person, round_id, [session_id], rate, f"s{person.patient_id}")
 
     def _gains(self, end: dt.datetime) -> dict[str, dict[str, float]]:
         holders = collections.Counter(p for _, p, _ in self._bookings())
