@@ -13,23 +13,13 @@ import sqlalchemy as sa
 
 from fairslot.bootstrap import Platform
 from fairslot.logsafe import describe
-from fairslot.services import booking, notifications, outbox, release
-from fairslot.services.deps import Deps, Units
+from fairslot.services.jobs import JOBS
 
 __all__ = ["JOBS", "ConsortiumLoop", "Scheduler", "run_due_jobs"]
 
 log = logging.getLogger("fairslot.scheduler")
 _LOCK_KEY = 0x66A1_5107  # "fairslot" scheduler's advisory lock id
 _SYNC_LOCK_KEY = 0x66A1_5108  # one worker at a time pulls the consortium's feeds
-JOBS: list[tuple[str, Callable[[Units, Deps], int]]] = [
-    ("propose_draw_policy", release.propose_draw_policy),
-    ("open_due_rounds", release.open_due_rounds),
-    ("draw_due_rounds", release.draw_due_rounds),
-    ("expire_overdue", booking.expire_overdue),
-    ("record_no_shows", booking.record_no_shows),
-    ("send_reminders", notifications.send_reminders),
-    ("outbox", outbox.run_due),
-]
 
 
 def run_due_jobs(platform: Platform) -> dict[str, int] | None:

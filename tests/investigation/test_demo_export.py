@@ -17,11 +17,6 @@ from fairslot.services.export import export_records
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "measured at the merge of issue 18: the demo's history books fcfs sessions the old way "
-    "and now meets request windows (420 refusals), active-booking quotas (166) and credit "
-    "suspensions (104): 12 bookings instead of several hundred, too few to judge the "
-    "investigator on; the demo's history must enter short rounds instead"))
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_the_scalper_free_demo_has_no_ring_and_almost_no_suspect(
         platform: Platform, tmp_path: pathlib.Path) -> None:

@@ -16,11 +16,12 @@ from fairslot.clock import FixedClock
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import FairslotError
 from fairslot.domain.residents import make_name, make_phone, make_residents
-from fairslot.domain.rounds import Entry, EntryOutcome
+from fairslot.domain.rounds import EntryOutcome
 from fairslot.domain.schedule import Period, ReleasePolicy
 from fairslot.services import accounts, booking, catalog, release
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps, Units
+from fairslot.services.jobs import JOBS
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = ["DEMO_HOSPITAL", "DEMO_USERS", "SeedReport", "seed_demo"]
@@ -144,134 +145,229 @@ def _ip(rng: random.Random) -> str:
            f"{rng.randint(0, 255)}.{rng.randint(1, 254)}"
 
 
+@dataclasses.dataclass
+class _Time:
+    """The history's moving clock. Moving it on runs the scheduler's jobs at every round's
+    close and beacon on the way, as the running server would have (a round frozen after its
+    beacon is out would not verify), and never past the present."""
+
+    run: _Runner
+    clock: FixedClock
+    present: dt.datetime
+
+    def until(self, when: dt.datetime, *, jobs: bool = True) -> None:
+        when = min(when, self.present)
+        chain = self.run.deps.beacons.chain
+        delay = self.run.deps.settings.draw_beacon_delay_seconds
+        while True:
+            now = self.clock.now()
+            with self.run.units() as uow:
+                pending = uow.rounds.open_rounds(when)
+            stops = [r.closes_at for r in pending] + [
+                dt.datetime.fromtimestamp(chain.round_time(chain.first_round_at_or_after(
+                    int(r.closes_at.timestamp()) + delay)), dt.UTC) for r in pending]
+            stops = [s for s in stops if now < s <= when]
+            if not stops:
+                break
+            self.clock.set(min(stops))
+            self._jobs()
+        if when > self.clock.now():
+            self.clock.set(when)
+            if jobs:
+                self._jobs()
+
+    def advance(self, seconds: int) -> None:
+        """A few seconds of a person's time: the jobs run only if a round closes or is
+        drawn meanwhile."""
+        self.until(self.clock.now() + dt.timedelta(seconds=seconds), jobs=False)
+
+    def _jobs(self) -> None:
+        for _name, job in JOBS:
+            job(self.run.units, self.run.deps)
+
+
+@dataclasses.dataclass
+class _People:
+    """What the history knows of its patients: their doctor (the first they saw: people
+    keep their clinic), the date of their next visit (nobody books a second visit before
+    the first), and the families that once let a hold lapse (people learn)."""
+
+    families: list[tuple[Account, list[int]]]
+    clinic: dict[int, int | None] = dataclasses.field(default_factory=dict)
+    next_visit: dict[int, dt.date] = dataclasses.field(default_factory=dict)
+    lapsed: set[int | None] = dataclasses.field(default_factory=set)
+
+    def free(self, members: list[int], day: dt.date) -> list[int]:
+        return [m for m in members if self.next_visit.get(m, dt.date.min) < day]
+
+
+Visit = tuple[int, dt.datetime, str, str]  # booking, session start, ID number, name
+
+
 def _history(run: _Runner, clock: FixedClock, families: list[tuple[Account, list[int]]],
              desk: Account, rng: random.Random, start: dt.date, real_now: dt.datetime) -> int:
-    """A day at a time up to now: patients enter draws and book sessions released that
-    morning, most pay, some cancel; on the session's day most check in at the desk and the
-    rest become no-shows. Each patient sees one doctor (their clinic, the first they
-    booked), as people do; a demo where everybody books a random department every few days
-    would look like identities booked across departments to hold slots."""
+    """A day at a time up to now: patients enter the morning's draws, and book sessions
+    released that morning (where a session's free slots are in a short request window,
+    they enter that round instead); most pay, some cancel; on the session's day most check
+    in at the desk and the rest become no-shows. Each patient sees one doctor (their
+    clinic) and books again only after the visit, as people do; a demo where everybody
+    books a random department every few days would look like identities booked across
+    departments to hold slots."""
     zone = run.deps.settings.zone
     today = real_now.astimezone(zone).date()
+    time = _Time(run, clock, real_now)
+    people = _People(families)
     made = 0
-    booked: list[tuple[int, dt.datetime, str, str]] = []  # booking, session start, id, name
-    clinic: dict[int, int | None] = {}  # patient -> the doctor they see
-    lapsed: set[int | None] = set()  # accounts that once let a hold lapse
+    booked: list[Visit] = []
     day = start - dt.timedelta(days=14)
     while day <= today:
         if dt.datetime.combine(day, dt.time(8, 5), zone) > real_now:
             break  # history stops at the present; the running scheduler takes over
-        booked += _draw_day(run, clock, families, rng, day, clinic, lapsed)
-        clock.set(dt.datetime.combine(day, dt.time(8, 5), zone))
-        with run.units() as uow:
-            released = uow.schedule.released_between(clock.now() - dt.timedelta(hours=1),
-                                                     clock.now())
-            doctor_of = {i: s.doctor_id for i, s in
-                         uow.schedule.sessions_by_id(released).items()}
-        for account, members in families:
-            if not released or rng.random() < 0.55:
-                continue
-            patient_id = rng.choice(members)
-            options = [i for i in released if doctor_of.get(i) == clinic.get(patient_id)] \
-                if patient_id in clinic else released
-            if not options:
-                continue
-            session_id = rng.choice(options)
-            clinic.setdefault(patient_id, doctor_of.get(session_id))
-            ctx = RequestContext(ip=_ip(rng), device_id=f"dev-{account.id}")
-            try:
-                view = run(booking.book, account, patient_id, session_id, ctx)
-            except FairslotError:
-                continue
-            made += 1
-            clock.advance(rng.randint(5, 60))
-            roll = rng.random()
-            if roll < 0.08 and account.id not in lapsed:
-                # Left unpaid: it expires at the deadline. Once per family: a lapsed hold
-                # counts against the account's credit, and people learn.
-                lapsed.add(account.id)
-                continue
-            run(booking.pay, account, view.booking.id or 0,
-                        rng.choice(("alipay:", "wechat:")) + f"u{account.id:04d}", ctx)
-            if roll < 0.16:
-                run(booking.cancel, account, view.booking.id or 0, ctx)
-            else:
-                booked.append((view.booking.id or 0, view.session.starts_at, view.patient.id_number,
-                               view.patient.name))
-        booking.expire_overdue(run.units, run.deps)
+        won, _entered = _draw_day(run, time, people, rng, day)
+        booked += won
+        made += len(won)
+        time.until(dt.datetime.combine(day, dt.time(8, 5), zone))
+        visits, asked = _book_day(run, time, people, rng, day)
+        booked += visits
+        made += len(visits)
+        if asked:
+            # The short rounds entered this morning close and are drawn; winners pay.
+            with run.units() as uow:
+                closes = max(r.closes_at for r in uow.rounds.by_ids(sorted(asked)).values())
+            time.until(closes + dt.timedelta(minutes=2))
+            won = _pay_wins(run, time, people, rng, asked)
+            booked += won
+            made += len(won)
         # The day's sessions: patients arrive at the desk a little before their session.
         arriving = sorted((e for e in booked if e[1].astimezone(zone).date() == day),
                           key=lambda e: e[1])
         booked = [e for e in booked if e[1].astimezone(zone).date() != day]
         for booking_id, starts_at, id_number, name in arriving:
-            clock.set(max(clock.now(), starts_at - dt.timedelta(minutes=20)))
+            time.until(max(clock.now(), starts_at - dt.timedelta(minutes=20)), jobs=False)
             if rng.random() < 0.85 and day < today:
                 with contextlib.suppress(FairslotError):
                     run(booking.check_in, desk, booking_id, id_number, name,
-                                     RequestContext(ip="10.0.0.10"))
-        clock.set(dt.datetime.combine(day, dt.time(23, 0), zone))
-        if day < today:
-            booking.record_no_shows(run.units, run.deps)
+                        RequestContext(ip="10.0.0.10"))
+        time.until(dt.datetime.combine(day, dt.time(23, 0), zone))
         day += dt.timedelta(days=1)
     return made
 
 
+def _book_day(run: _Runner, time: _Time, people: _People, rng: random.Random,
+              day: dt.date) -> tuple[list[Visit], set[int]]:
+    """At 08:05 families book a member's visit among the sessions released that morning,
+    with the member's doctor. Where the session's free slots wait in a short round,
+    booking answers ``request_window`` with the round, and the family enters it."""
+    clock = time.clock
+    with run.units() as uow:
+        released = uow.schedule.released_between(clock.now() - dt.timedelta(hours=1),
+                                                 clock.now())
+        doctor_of = {i: s.doctor_id for i, s in uow.schedule.sessions_by_id(released).items()}
+    visits: list[Visit] = []
+    asked: set[int] = set()
+    for account, members in people.families:
+        free = people.free(members, day)
+        if not released or not free or rng.random() < 0.55:
+            continue
+        patient_id = rng.choice(free)
+        options = [i for i in released if doctor_of.get(i) == people.clinic.get(patient_id)] \
+            if patient_id in people.clinic else released
+        if not options:
+            continue
+        session_id = rng.choice(options)
+        people.clinic.setdefault(patient_id, doctor_of.get(session_id))
+        ctx = RequestContext(ip=_ip(rng), device_id=f"dev-{account.id}")
+        try:
+            view = run(booking.book, account, patient_id, session_id, ctx)
+        except FairslotError as exc:
+            round_id = exc.extra.get("round")
+            if exc.code == "request_window" and isinstance(round_id, int):
+                with contextlib.suppress(FairslotError):
+                    run(release.enter, account, round_id, patient_id, [session_id], ctx)
+                    asked.add(round_id)
+            continue
+        time.advance(rng.randint(5, 60))
+        roll = rng.random()
+        if roll < 0.08 and account.id not in people.lapsed:
+            # Left unpaid: it expires at the deadline. Once per family: a lapsed hold
+            # counts against the account's credit, and people learn.
+            people.lapsed.add(account.id)
+            continue
+        run(booking.pay, account, view.booking.id or 0, _payer(rng, account.id), ctx)
+        if roll < 0.16:
+            run(booking.cancel, account, view.booking.id or 0, ctx)
+            continue
+        people.next_visit[patient_id] = view.session.starts_at.astimezone(
+            run.deps.settings.zone).date()
+        visits.append((view.booking.id or 0, view.session.starts_at, view.patient.id_number,
+                       view.patient.name))
+    return visits, asked
 
-def _draw_day(run: _Runner, clock: FixedClock, families: list[tuple[Account, list[int]]],
-              rng: random.Random, day: dt.date, clinic: dict[int, int | None],
-              lapsed: set[int | None]) -> list[tuple[int, dt.datetime, str, str]]:
-    """Before 08:00 families enter the open rounds for one member, with sessions of that
-    member's doctor; at 08:00 the lists are frozen, at 08:01 (the beacon out) the rounds are
-    drawn, and most winners pay within the afternoon."""
+
+def _payer(rng: random.Random, account_id: int | None) -> str:
+    return rng.choice(("alipay:", "wechat:")) + f"u{account_id or 0:04d}"
+
+
+def _draw_day(run: _Runner, time: _Time, people: _People, rng: random.Random,
+              day: dt.date) -> tuple[list[Visit], int]:
+    """Before 08:00 families enter the open rounds for one member with no visit ahead,
+    with sessions of that member's doctor; at 08:00 the lists are frozen, when the beacon
+    is out the rounds are drawn, and most winners pay. Returns the paid wins and the
+    number of entries made."""
     zone = run.deps.settings.zone
-    clock.set(dt.datetime.combine(day, dt.time(7, 0), zone))
-    release.open_due_rounds(run.units, run.deps)
+    clock = time.clock
+    time.until(dt.datetime.combine(day, dt.time(7, 0), zone))
     with run.units() as uow:
         open_rounds = [(r.id, uow.rounds.sessions(r.id)) for r in uow.rounds.open_rounds(
-            clock.now())]
+            clock.now()) if r.closes_at > clock.now()]
         doctor_of = {i: s.doctor_id for i, s in uow.schedule.sessions_by_id(
             [i for _, sessions in open_rounds for i in sessions]).items()}
+    entered: set[int] = set()
+    made = 0
     for round_id, sessions in open_rounds:
-        for account, members in families:
-            if rng.random() < 0.6:
+        for account, members in people.families:
+            free = people.free(members, day)
+            if not free or rng.random() < 0.6:
                 continue
-            member = rng.choice(members)
-            if member not in clinic:
-                clinic[member] = doctor_of.get(rng.choice(sessions))
-            mine = [i for i in sessions if doctor_of.get(i) == clinic[member]]
+            member = rng.choice(free)
+            if member not in people.clinic:
+                people.clinic[member] = doctor_of.get(rng.choice(sessions))
+            mine = [i for i in sessions if doctor_of.get(i) == people.clinic[member]]
             if not mine:
                 continue
             choices = rng.sample(mine, k=min(len(mine), rng.choice((1, 2, 3))))
             with contextlib.suppress(FairslotError):
                 run(release.enter, account, round_id, member, choices,
-                              RequestContext(ip=_ip(rng), device_id=f"dev-{account.id}"))
-            clock.advance(rng.randint(5, 90))
-    # 08:00 the lists are frozen; a minute later the beacon is out and the rounds drawn.
-    clock.set(dt.datetime.combine(day, dt.time(8, 0), zone))
-    release.draw_due_rounds(run.units, run.deps)
-    clock.set(dt.datetime.combine(day, dt.time(8, 1), zone))
-    release.draw_due_rounds(run.units, run.deps)
-    by_id = {account.id: account for account, _ in families}
-    paid = []
-    for entry in _won_today(run):
-        if rng.random() < 0.15 and entry.account_id not in lapsed:
-            lapsed.add(entry.account_id)  # a win left unpaid, once per family
-        else:
-            clock.advance(rng.randint(10, 200))
-            try:
-                view = run(booking.pay, by_id[entry.account_id], entry.booking_id or 0,
-                                   rng.choice(("alipay:", "wechat:")) + f"u{entry.account_id:04d}",
-                                   RequestContext(ip=_ip(rng)))
-            except FairslotError:
-                continue
-            paid.append((view.booking.id or 0, view.session.starts_at, view.patient.id_number,
-                         view.patient.name))
-    return paid
+                    RequestContext(ip=_ip(rng), device_id=f"dev-{account.id}"))
+                entered.add(round_id)
+                made += 1
+            time.advance(rng.randint(5, 90))
+    # 08:00 the lists are frozen; when the beacon is out the rounds are drawn.
+    time.until(dt.datetime.combine(day, dt.time(8, 2), zone))
+    return _pay_wins(run, time, people, rng, entered), made
 
 
-def _won_today(run: _Runner) -> list[Entry]:
-    """Winning entries of the rounds drawn at this moment."""
-    now = run.deps.clock.now()
+def _pay_wins(run: _Runner, time: _Time, people: _People, rng: random.Random,
+              rounds: set[int]) -> list[Visit]:
+    """The winners of the given rounds (drawn by now) pay, one after another; once per
+    family a win is left unpaid and lapses."""
+    by_id = {account.id: account for account, _ in people.families}
     with run.units() as uow:
-        return [e for rid in uow.rounds.drawn_at(now) for e in uow.rounds.all_entries(rid)
-                if e.outcome is EntryOutcome.WON and e.booking_id is not None]
+        won = [e for rid in sorted(rounds) for e in uow.rounds.all_entries(rid)
+               if e.outcome is EntryOutcome.WON and e.booking_id is not None]
+    paid: list[Visit] = []
+    for entry in won:
+        if rng.random() < 0.15 and entry.account_id not in people.lapsed:
+            people.lapsed.add(entry.account_id)  # a win left unpaid, once per family
+            continue
+        time.advance(rng.randint(5, 40))
+        try:
+            view = run(booking.pay, by_id[entry.account_id], entry.booking_id or 0,
+                       _payer(rng, entry.account_id), RequestContext(ip=_ip(rng)))
+        except FairslotError:
+            continue
+        people.next_visit[view.patient.id or 0] = view.session.starts_at.astimezone(
+            run.deps.settings.zone).date()
+        paid.append((view.booking.id or 0, view.session.starts_at, view.patient.id_number,
+                     view.patient.name))
+    return paid
