@@ -32,6 +32,7 @@ from fairslot.domain.identity import Identity
 from fairslot.domain.residents import make_phone, make_residents
 from fairslot.domain.schedule import Period
 from fairslot.services import accounts, catalog
+from fairslot.storage import tables
 from fairslot.storage.database import make_engine
 from fairslot.storage.migrate import upgrade
 
@@ -99,15 +100,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return path
 
 
-_TABLES = ("identity_check_failures", "messages", "verification_codes", "outbox",
-           "notifications", "entries", "round_sessions", "release_rounds",
-           "auth_tokens",
-           "payments", "bookings", "account_patients", "patients", "residents",
-           "accounts", "slots", "sessions", "doctors", "departments", "hospitals", "events",
-           "consortium_self", "consortium_epochs", "consortium_members", "consortium_changes",
-           "consortium_entries", "consortium_own_entries", "consortium_policies",
-           "consortium_appeals", "consortium_audit", "consortium_reviews", "draw_checkpoints",
-           "monitor_decisions", "monitor_alert_history", "monitor_alerts")
+# Every table of the schema: each test on PostgreSQL starts from an empty database.
+_TABLES = tuple(table.name for table in tables.metadata.sorted_tables)
 
 
 def _pg_engine(url: str) -> sa.Engine:

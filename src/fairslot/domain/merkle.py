@@ -214,3 +214,39 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         fn >>= 1
         sn >>= 1
     return fr == old_root and sr == new_root and sn == 0
+
+
+# --- a log that grows one leaf at a time ---------------------------------------------------
+# A tree of n leaves is made of perfect subtrees, one for each bit set in n, largest first;
+# their roots (the *frontier*) are all a log needs to append a leaf and know its new root, so
+# signing a checkpoint after each record costs O(log n) hashes instead of the whole tree.
+
+def frontier_push(frontier: Sequence[bytes], size: int, leaf: bytes) -> list[bytes]:
+    """The frontier of a tree of ``size + 1`` leaves, from that of ``size`` leaves and the
+    new leaf's hash."""
+    out = list(frontier)
+    node, n = leaf, size
+    while n & 1:
+        node = node_hash(out.pop(), node)
+        n >>= 1
+    out.append(node)
+    return out
+
+
+def frontier_of(hashes: Iterable[bytes]) -> list[bytes]:
+    """The frontier of a tree over these leaf hashes."""
+    frontier: list[bytes] = []
+    for size, leaf in enumerate(hashes):
+        frontier = frontier_push(frontier, size, leaf)
+    return frontier
+
+
+def frontier_root(frontier: Sequence[bytes]) -> bytes:
+    """The RFC 6962 root of the tree whose frontier this is: each subtree is the left
+    child of a node whose right child is the tree of the smaller ones."""
+    if not frontier:
+        return EMPTY_ROOT
+    root = frontier[-1]
+    for left in reversed(frontier[:-1]):
+        root = node_hash(left, root)
+    return root

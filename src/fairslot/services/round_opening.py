@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fairslot.domain import draw
+from fairslot.domain import draw, merkle
 from fairslot.domain.draw import log as roundlog
 from fairslot.domain.draw import statements
 from fairslot.domain.draw.signing import digest
@@ -57,8 +57,11 @@ def append_log(uow: UnitOfWork, deps: Deps, round_id: int, record: dict[str, Any
                now: dt.datetime) -> None:
     """Append a record to the public log of rounds and sign a checkpoint of the whole log."""
     uow.lock(("draw_log", 0))
-    uow.draw.append_log(round_id, record["kind"], record, now)
-    leaves = uow.draw.log_leaves()
-    checkpoint = roundlog.sign_checkpoint(deps.draw_key, len(leaves),
-                                          roundlog.log_root(leaves), now)
-    uow.draw.add_checkpoint(checkpoint, now)
+    position, leaf = uow.draw.append_log(round_id, record["kind"], record, now)
+    frontier = uow.draw.frontier(position) if position else []
+    if frontier is None:  # a checkpoint from before frontiers were kept: read the log once
+        frontier = merkle.frontier_of(merkle.leaf_hashes(uow.draw.log_leaves()[:position]))
+    frontier = merkle.frontier_push(frontier, position, merkle.leaf_hash(leaf))
+    checkpoint = roundlog.sign_checkpoint(deps.draw_key, position + 1,
+                                          merkle.frontier_root(frontier), now)
+    uow.draw.add_checkpoint(checkpoint, now, frontier)

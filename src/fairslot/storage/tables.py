@@ -396,6 +396,16 @@ draw_checkpoints = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
 )
 
+# Beside the checkpoint of each size, the roots of the perfect subtrees of the log's tree
+# (hex, comma-separated): enough to append the next record without reading the log
+# (merkle.frontier_push). Not public, and derivable from the log: a missing row only means
+# the next append reads the log once.
+draw_log_frontiers = sa.Table(
+    "draw_log_frontiers", metadata,
+    sa.Column("size", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("frontier", sa.Text, nullable=False),
+)
+
 # The consortium (docs/consortium.md): entries shared with other hospitals under pseudonyms.
 # Clear identifiers appear only in this hospital's own entries, encrypted; what other members
 # send is pseudonymous. Read and written by fairslot.consortium.store alone.

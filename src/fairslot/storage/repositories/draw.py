@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -135,12 +136,14 @@ class DrawRepository:
                    or 0)
 
     def append_log(self, round_id: int, kind: str, body: dict[str, Any],
-                   at: dt.datetime) -> int:
-        """Append a record at the next position (the caller holds the log's lock)."""
+                   at: dt.datetime) -> tuple[int, bytes]:
+        """Append a record at the next position (the caller holds the log's lock); returns
+        the position and the record's leaf data (its canonical JSON)."""
         position = self.log_size()
+        stored = _dump(body)
         self.db.execute(sa.insert(t.draw_log_records).values(
-            position=position, round_id=round_id, kind=kind, body=_dump(body), at=at))
-        return position
+            position=position, round_id=round_id, kind=kind, body=stored, at=at))
+        return position, stored.encode("ascii")
 
     def log_records(self, size: int | None = None) -> list[dict[str, Any]]:
         query = sa.select(t.draw_log_records.c.body).order_by(t.draw_log_records.c.position)
@@ -160,9 +163,19 @@ class DrawRepository:
             sa.select(r.c.entry_id, sa.func.max(r.c.seq)).where(r.c.round_id == round_id)
             .group_by(r.c.entry_id)).all()}
 
-    def add_checkpoint(self, body: dict[str, Any], time: dt.datetime) -> None:
+    def add_checkpoint(self, body: dict[str, Any], time: dt.datetime,
+                       frontier: Sequence[bytes] = ()) -> None:
         self.db.execute(sa.insert(t.draw_checkpoints).values(
             size=body["size"], root=body["root"], time=time, body=_dump(body)))
+        if frontier:
+            self.db.execute(sa.insert(t.draw_log_frontiers).values(
+                size=body["size"], frontier=",".join(h.hex() for h in frontier)))
+
+    def frontier(self, size: int) -> list[bytes] | None:
+        """The frontier kept with the checkpoint of ``size`` records, if any."""
+        kept = self.db.scalar(sa.select(t.draw_log_frontiers.c.frontier)
+                              .where(t.draw_log_frontiers.c.size == size))
+        return None if kept is None else [bytes.fromhex(h) for h in kept.split(",")]
 
     def checkpoint(self, size: int | None = None) -> dict[str, Any] | None:
         """The checkpoint of ``size`` records, or the latest one."""
