@@ -173,7 +173,7 @@ def test_fcfs_a_freed_slot_of_a_sold_out_session_is_never_caught_by_a_rehold_or_
     assert _code(platform.run, booking.book, buyer_account, buyer, sid, CTX) \
         == "request_window"
     rounds = _rounds_of(platform, sid)
-    assert len(rounds) == 2
+    assert len(rounds) == 1  # the cancelled slot joined the lapsed hold's window
     with platform.uow() as uow:
         held_back = uow.db.scalar(sa.select(sa.func.count()).select_from(t.slots).where(
             t.slots.c.session_id == sid, t.slots.c.taken.is_(False)))
@@ -248,7 +248,13 @@ def test_a_hot_fcfs_doctor_is_proposed_for_the_draw_and_released_through_a_windo
     assert event.detail["sold_out_s"] == 30.045
     # The doctor's next release: an opening window from the release time.
     clock.set(nxt.release_at - dt.timedelta(hours=1))
-    assert platform.run_job(release.open_due_rounds) == 1
+    # Two rounds: this one, and a window from now for the doctor's two sessions released
+    # already that nobody has booked yet (now that the doctor is hot, nothing is grabbed).
+    assert platform.run_job(release.open_due_rounds) == 2
+    windows = {_rounds_of(platform, sid)[0] for sid in world.session_ids}
+    (window,) = windows  # one department, one window: one round
+    assert platform.run(release.round_view, window).round.opens_at == clock.now()
+    _draw_short(platform, clock, window)  # nobody asked: they open to booking
     (round_id,) = _rounds_of(platform, nxt.id or 0)
     view = platform.run(release.round_view, round_id)
     assert view.round.kind == "opening" and view.round.opens_at == nxt.release_at
@@ -279,9 +285,10 @@ def test_a_hot_fcfs_doctor_is_proposed_for_the_draw_and_released_through_a_windo
 
 def test_a_short_round_leaves_out_at_its_close_a_patient_who_won_the_session_meanwhile(
         platform: Platform, clock: FixedClock) -> None:
-    """Two slots of one session free up a minute apart: two short rounds. A patient who
-    entered both and wins the first is left out of the second when its list is frozen
-    (reason ``already_booked``, signed and verifiable), is told so, and holds one slot."""
+    """A slot of one session frees up, and another once its window has closed but before
+    its beacon is out: two short rounds. A patient who entered both and wins the first is
+    left out of the second when its list is frozen (reason ``already_booked``, signed and
+    verifiable), is told so, and holds one slot."""
     dw = _draw_world(platform, clock, people=2, capacity=2)
     s0, s1 = dw.sessions
     for account, pid in dw.patients:
@@ -293,18 +300,26 @@ def test_a_short_round_leaves_out_at_its_close_a_patient_who_won_the_session_mea
     with platform.uow() as uow:
         holders = list(uow.bookings.of_session(s0))
     assert len(holders) == 2
-    short = []
+    owners = []
     for holder in holders:
         with platform.uow() as uow:
-            owner = uow.accounts.get(holder.account_id)
-        assert owner is not None
-        clock.advance(60)
-        platform.run(booking.cancel, owner, holder.id or 0, CTX)
-        short.append(_rounds_of(platform, s0)[-1])
-        platform.run(release.enter, patient_account, short[-1], patient, [s0], CTX)
-    first, second = short
+            owners.append(uow.accounts.get(holder.account_id))
+    clock.advance(60)
+    platform.run(booking.cancel, owners[0], holders[0].id or 0, CTX)
+    first = _rounds_of(platform, s0)[-1]
+    platform.run(release.enter, patient_account, first, patient, [s0], CTX)
+    # The first window closes (its list frozen, its beacon not out yet): the next freed slot
+    # cannot join it, and gets a window of its own.
+    clock.set(platform.run(release.round_view, first).round.closes_at)
+    assert platform.run_job(release.draw_due_rounds) == 0
+    platform.run(booking.cancel, owners[1], holders[1].id or 0, CTX)
+    second = _rounds_of(platform, s0)[-1]
     assert first != second
-    _draw_short(platform, clock, first)
+    platform.run(release.enter, patient_account, second, patient, [s0], CTX)
+    due = platform.run(release.round_view, first).stage.beacon_due_at
+    assert due is not None and due > clock.now()
+    clock.set(due)
+    assert platform.run_job(release.draw_due_rounds) == 1  # the first; the second is open
     with platform.uow() as uow:
         won = uow.bookings.active_for(patient, s0)
     assert won is not None and won.status.value == "held"

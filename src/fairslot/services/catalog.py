@@ -249,6 +249,16 @@ def schedule_sessions(uow: UnitOfWork, deps: Deps, doctor_id: int, dates: Sequen
             uow.schedule.add(session)
             uow.flush()
             uow.schedule.add_slots(session.id or 0, slot_times)
+            if (found.hot and policy is ReleasePolicy.FCFS
+                    and session.release_at <= deps.clock.now()
+                    and deps.settings.short_windows_enabled):
+                # A hot doctor's fcfs release opens with a request window (the scheduler's
+                # opening round). Scheduled after its release time, its slots are held back
+                # at once: nothing can book them in the seconds before the scheduler's next
+                # pass opens that window.
+                uow.flush()
+                uow.schedule.reserve_slots(uow.schedule.unclaimed_slots(session.id or 0),
+                                           session.starts_at)
             created.append(session)
     uow.commit()
     return created

@@ -9,6 +9,9 @@ or a draw leaves it: never to whoever asks first.
 3. Else into a short request window (``request_window_minutes``, a *leftover* round) and a
    draw among everyone who asked in it. A bot polling once a second and a patient looking
    every few minutes both ask within the window and have the same chance.
+   If the session already has a window taking entries, the slot is held back for it
+   instead, and after that round's draw goes to the head of its waitlist: one window a
+   session at a time.
 
 The slots of a short round are held back (``reserved``) until its draw; whatever the draw
 leaves (fewer asked than there were slots) opens to booking at once, since everybody who
@@ -27,8 +30,8 @@ from fairslot.services import notifications, round_opening, rules
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 
-__all__ = ["MIN_WINDOW", "latest_close", "on_slot_freed", "open_short_round", "release_now",
-           "reserved"]
+__all__ = ["MIN_WINDOW", "latest_close", "offer", "on_slot_freed", "open_short_round",
+           "release_now", "reserved"]
 
 MIN_WINDOW = dt.timedelta(minutes=1)
 """A window shorter than this before the visit is no window: the slot opens to booking."""
@@ -82,8 +85,8 @@ def open_short_round(uow: UnitOfWork, deps: Deps, session: Session, slot_ids: Se
     return round_id
 
 
-def _offer(uow: UnitOfWork, deps: Deps, booking: Booking, session: Session) -> bool:
-    """Offer the freed slot to the first waitlisted entry that chose the session, in the
+def offer(uow: UnitOfWork, deps: Deps, slot_id: int, session: Session) -> bool:
+    """Offer a free slot to the first waitlisted entry that chose the session, in the
     session's rounds oldest first. False when nobody eligible is waiting."""
     now = deps.clock.now()
     for round_id in uow.rounds.rounds_of_session(session.id or 0):
@@ -104,17 +107,17 @@ def _offer(uow: UnitOfWork, deps: Deps, booking: Booking, session: Session) -> b
                 continue
             deadline = min(now + dt.timedelta(minutes=deps.settings.waitlist_offer_minutes),
                            session.starts_at)
-            offer = Booking(session_id=session.id or 0, slot_id=booking.slot_id,
+            held = Booking(session_id=session.id or 0, slot_id=slot_id,
                             patient_id=nxt.patient_id, account_id=nxt.account_id,
                             fee_cents=session.fee_cents, created_at=now, pay_by=deadline,
                             channel=Channel.WAITLIST)
-            uow.bookings.add(offer)
+            uow.bookings.add(held)
             uow.flush()
             uow.rounds.update_entry(nxt.id, outcome=EntryOutcome.OFFERED.value,
-                                    booking_id=offer.id)
+                                    booking_id=held.id)
             uow.events.append("waitlist.offered", now, account_id=nxt.account_id,
                               patient_id=nxt.patient_id, session_id=session.id,
-                              booking_id=offer.id, detail={"round": round_id})
+                              booking_id=held.id, detail={"round": round_id})
             notifications.notify(uow, deps, nxt.account_id, "waitlist.offer",
                                  patient_id=nxt.patient_id,
                                  session=notifications.when(deps, session.starts_at),
@@ -131,9 +134,19 @@ def on_slot_freed(uow: UnitOfWork, deps: Deps, booking: Booking, session: Sessio
     if now >= session.starts_at:
         uow.schedule.release_slot(booking.slot_id)  # too late for anyone: kept free
         return
-    if deps.settings.waitlist_enabled and _offer(uow, deps, booking, session):
+    if deps.settings.waitlist_enabled and offer(uow, deps, booking.slot_id, session):
         return
     sid = session.id or 0
+    window = uow.rounds.open_rounds_of_sessions([sid], now).get(sid)
+    if window is not None and deps.settings.short_windows_enabled:
+        # A window for this session is taking entries now: the slot is held back for it
+        # and goes, after its draw, to the head of its waitlist. One window a session at a
+        # time: a second round beside it (which a page links to less) would be a quiet
+        # corner for a ring's buyer, or a slot nobody asked for that opens to a poller.
+        uow.schedule.reserve_slots([booking.slot_id], reserved(session))
+        uow.events.append("slot.leftover", now, session_id=sid,
+                          detail={"round": window, "joined": True})
+        return
     if (not deps.settings.short_windows_enabled
             or uow.schedule.free_counts([sid], now).get(sid, 0) > 0):
         # Ablation only (the simulator's baseline): the slot is free to grab at once.

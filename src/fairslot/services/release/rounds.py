@@ -142,12 +142,21 @@ def open_due_rounds(units: Units, deps: Deps) -> int:
         for session_id, release_at, department_id in hot:
             session = uow.schedule.session(session_id)
             assert session is not None
-            closes = waitlist.latest_close(deps, session, release_at + short)
-            if closes - release_at < waitlist.MIN_WINDOW:
-                continue  # no room for a window before the visit: it stays fcfs
-            round_id = round_for(uow, department_id, RoundKind.OPENING, release_at, closes,
+            free = (uow.schedule.unclaimed_slots(session_id)
+                    + uow.schedule.reserved_slots(session_id, waitlist.reserved(session)))
+            if release_at <= now and len(free) < session.capacity:
+                # Released and booked from before the doctor was marked hot: those slots
+                # are open to anyone now (nothing scarce); a freed one finds a window.
+                continue
+            # Scheduled after its release time, nothing booked: the window opens now.
+            opens = max(release_at, now.replace(microsecond=0))
+            closes = waitlist.latest_close(deps, session, opens + short)
+            if closes - opens < waitlist.MIN_WINDOW:
+                # No room for a window before the visit: it stays fcfs.
+                waitlist.release_now(uow, session, free, now)
+                continue
+            round_id = round_for(uow, department_id, RoundKind.OPENING, opens, closes,
                                  session_id)
-            free = uow.schedule.unclaimed_slots(session_id)
             uow.schedule.reserve_slots(free, waitlist.reserved(session))
             uow.rounds.add_session(round_id, session_id, len(free))
         for round_id in opened.values():
@@ -312,11 +321,21 @@ def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
     # Slots nobody drew (fewer entries than slots). After a release round they go through
     # a short window of their own (people who did not enter may want them now). After a
     # short round everybody who asked got one: they open to booking.
+    # Slots freed while a short round was open joined it (held back, beyond its published
+    # capacity): they go to its waitlist's head, in draw order, as offers.
     for sid, capacity in published.items():
         session = sessions[sid]
         if round_.kind.short:
             left = uow.schedule.reserved_slots(sid, waitlist.reserved(session))
-            waitlist.release_now(uow, session, left[:max(0, capacity - won.get(sid, 0))], now)
+            held_elsewhere = sum(uow.rounds.capacities(other).get(sid, 0) for other in
+                                 uow.rounds.rounds_of_session(sid) if other != round_id
+                                 and _is_open(uow, other))
+            unfilled = max(0, capacity - won.get(sid, 0))
+            joined = left[unfilled:max(unfilled, len(left) - held_elsewhere)]
+            waitlist.release_now(uow, session, left[:unfilled], now)
+            for slot_id in joined:
+                if not waitlist.offer(uow, deps, slot_id, session):
+                    waitlist.release_now(uow, session, [slot_id], now)
         elif left := uow.schedule.unclaimed_slots(sid):
             waitlist.open_short_round(uow, deps, session, left)
     uow.rounds.update(round_id, status=RoundStatus.DRAWN.value, drawn_at=now,
@@ -364,6 +383,11 @@ def _hold(uow: UnitOfWork, now: dt.datetime, session: Session, patient_id: int,
 
 
 # --- what the public and the patient see ---------------------------------------------------
+
+def _is_open(uow: UnitOfWork, round_id: int) -> bool:
+    other = uow.rounds.get(round_id)
+    return other is not None and other.status is RoundStatus.OPEN
+
 
 def _get(uow: UnitOfWork, round_id: int) -> Round:
     round_ = uow.rounds.get(round_id)

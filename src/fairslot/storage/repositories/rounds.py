@@ -103,7 +103,8 @@ class RoundRepository:
     def unrounded_hot_fcfs_sessions(self, opening_before: dt.datetime, now: dt.datetime
                                     ) -> list[tuple[int, dt.datetime, int]]:
         """(session, release time, department) of a hot doctor's fcfs sessions, released
-        before ``opening_before`` but not yet, and in no round yet."""
+        before ``opening_before``, not started, and in no round yet (a session scheduled
+        after its release time included)."""
         s, d = t.sessions, t.doctors
         return [(int(sid), at, int(dep)) for sid, at, dep in self.db.execute(
             sa.select(s.c.id, s.c.release_at, d.c.department_id)
@@ -111,7 +112,7 @@ class RoundRepository:
             .outerjoin(t.round_sessions, t.round_sessions.c.session_id == s.c.id)
             .where(s.c.release_policy == "fcfs", d.c.hot.is_(True), s.c.status == "scheduled",
                    t.round_sessions.c.round_id.is_(None),
-                   s.c.release_at <= opening_before, s.c.release_at > now)
+                   s.c.release_at <= opening_before, s.c.starts_at > now)
             .order_by(s.c.release_at, s.c.id)
         ).all()]
 
