@@ -7,7 +7,10 @@
   one is open joins it and goes to its waitlist's head after the draw.
 - F2: a hot fcfs doctor's session scheduled after its release time opened to booking with
   no window, and bots took every slot. Now its slots are held back at once, and the
-  scheduler opens a window from now."""
+  scheduler opens a window from now.
+- F3: an ordinary fcfs doctor's session scheduled after its release time sold out in 2 s
+  and the doctor was never proposed for the draw: the sell-out was timed from the release
+  days before. Now it is timed from the first booking when nobody could book at release."""
 
 from __future__ import annotations
 
@@ -84,3 +87,24 @@ def test_a_hot_fcfs_session_scheduled_after_its_release_opens_with_a_window(
                  CTX) == "request_window"
     # Once in a round, the next pass leaves it alone.
     assert platform.run_job(release.open_due_rounds) == 0
+
+
+def test_a_late_session_that_sells_out_in_seconds_marks_its_doctor_hot(
+        platform: Platform, clock: FixedClock) -> None:
+    world = build_world(platform, residents=30)
+    doctor = platform.run(catalog.create_doctor, world.department_id, "赵强", "主任医师", "心衰",
+                          release_policy=ReleasePolicy.FCFS)
+    today = clock.now().astimezone(platform.settings.zone).date()
+    (session,) = platform.run(catalog.schedule_sessions, doctor.id or 0,
+                              [today + dt.timedelta(days=8)], [Period.MORNING], 2, 30000,
+                              release_days_before=14)
+    assert session.release_at < clock.now() - dt.timedelta(days=5)
+    for n in range(2):
+        account, (pid,), _ = world.patient_account(f"bot{n}")
+        platform.run(booking.book, account, pid, session.id or 0, CTX)
+        clock.advance(1)
+    assert platform.run_job(release.propose_draw_policy) == 1
+    with platform.uow() as uow:
+        (event,) = uow.events.recent(10, "doctor.draw_proposed")
+        assert uow.schedule.doctor(doctor.id or 0).hot  # type: ignore[union-attr]
+    assert event.detail["sold_out_s"] == 1.0

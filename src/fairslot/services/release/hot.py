@@ -24,9 +24,12 @@ def propose_draw_policy(units: Units, deps: Deps) -> int:
     within = dt.timedelta(minutes=deps.settings.hot_sellout_minutes)
     proposed: set[int] = set()
     with units() as uow:
-        for session_id, doctor_id, release_at, last in uow.schedule.fcfs_sellouts(
+        for session_id, doctor_id, release_at, earliest, last in uow.schedule.fcfs_sellouts(
                 now - LOOKBACK, now):
-            if doctor_id in proposed or last - release_at > within:
+            # The race starts at the release; for a session nobody could book then (one
+            # scheduled after its release time) or nobody wanted then, at its first booking.
+            start = release_at if earliest - release_at <= within else earliest
+            if doctor_id in proposed or last - start > within:
                 continue
             doctor = uow.schedule.doctor(doctor_id)
             if doctor is None or doctor.hot:
@@ -35,7 +38,7 @@ def propose_draw_policy(units: Units, deps: Deps) -> int:
             proposed.add(doctor_id)
             uow.events.append("doctor.draw_proposed", now, session_id=session_id, detail={
                 "doctor": doctor_id, "policy": "draw",
-                "sold_out_s": round((last - release_at).total_seconds(), 3),
+                "sold_out_s": round((last - start).total_seconds(), 3),
                 "why": f"every slot went within {deps.settings.hot_sellout_minutes} min of "
                        "the release; its releases now open with a request window"})
         uow.commit()

@@ -177,23 +177,26 @@ class ScheduleRepository:
             t.slots.c.open_from.is_(None))).all()]
 
     def fcfs_sellouts(self, released_after: dt.datetime, released_by: dt.datetime
-                      ) -> list[tuple[int, int, dt.datetime, dt.datetime]]:
-        """(session, doctor, release time, when its last slot was first booked) of every
-        sold-out fcfs session of a doctor not marked hot, released in the interval."""
+                      ) -> list[tuple[int, int, dt.datetime, dt.datetime, dt.datetime]]:
+        """(session, doctor, release time, first booking, when its last slot was first
+        booked) of every sold-out fcfs session of a doctor not marked hot, released in the
+        interval."""
         first = (sa.select(t.bookings.c.slot_id,
                            sa.func.min(t.bookings.c.created_at).label("at"))
                  .group_by(t.bookings.c.slot_id).subquery())
         s, d, sl = t.sessions, t.doctors, t.slots
         rows = self.db.execute(
             sa.select(s.c.id, s.c.doctor_id, s.c.release_at, sa.func.count(sl.c.id),
-                      sa.func.count(first.c.at), sa.func.max(first.c.at))
+                      sa.func.count(first.c.at), sa.func.min(first.c.at),
+                      sa.func.max(first.c.at))
             .join(d, d.c.id == s.c.doctor_id).join(sl, sl.c.session_id == s.c.id)
             .outerjoin(first, first.c.slot_id == sl.c.id)
             .where(s.c.release_policy == "fcfs", d.c.release_policy == "fcfs",
                    d.c.hot.is_(False), s.c.release_at > released_after,
                    s.c.release_at <= released_by)
             .group_by(s.c.id, s.c.doctor_id, s.c.release_at)).all()
-        return [(int(sid), int(doc), at, last) for sid, doc, at, n, booked, last in rows
+        return [(int(sid), int(doc), at, earliest, last)
+                for sid, doc, at, n, booked, earliest, last in rows
                 if n and booked == n and last is not None]
 
     def reserve_slots(self, slot_ids: Sequence[int], until: dt.datetime) -> None:
