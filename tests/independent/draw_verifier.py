@@ -61,12 +61,14 @@ LEAGUE_OF_ENTROPY: dict[str, dict[str, Any]] = {
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     """``status`` is ``ok``, ``pending``, ``malformed`` or ``fail``; ``reason`` says why
-    for anything but ``ok``; ``winners`` and ``waitlist`` are the recomputed draw."""
+    for anything but ``ok``; ``winners`` and ``waitlist`` are the recomputed draw, and
+    ``order`` every drawn ref in draw order."""
 
     status: str
     reason: str = ""
     winners: tuple[str, ...] = ()
     waitlist: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -371,7 +373,7 @@ def parse_lines(entries: Sequence[str], capacities: Mapping[str, int],
 # -- the draw -------------------------------------------------------------------------------
 
 def draw(seed: bytes, root: bytes, randomness: bytes, lines: Sequence[Line],
-         capacities: Mapping[str, int]) -> tuple[list[str], list[str]]:
+         capacities: Mapping[str, int]) -> tuple[list[str], list[str], list[str]]:
     """Section 4: the round key, the SHAKE-256 stream, the order, serial dictatorship."""
     k = sha256(seed + root + randomness)
     drawn = [line for line in lines if line.status == "in"]
@@ -379,6 +381,7 @@ def draw(seed: bytes, root: bytes, randomness: bytes, lines: Sequence[Line],
     keys = [stream[32 * i:32 * i + 32] for i in range(len(drawn))]
     order = sorted(range(len(drawn)), key=lambda i: (keys[i], drawn[i].ref.encode()))
     room = dict(capacities)
+    ranked = [drawn[i].ref for i in order]
     winners: list[str] = []
     waitlist: list[str] = []
     for i in order:
@@ -390,7 +393,7 @@ def draw(seed: bytes, root: bytes, randomness: bytes, lines: Sequence[Line],
                 break
         else:
             waitlist.append(line.ref)
-    return winners, waitlist
+    return winners, waitlist, ranked
 
 
 # -- receipts and proofs ----------------------------------------------------------------------
@@ -609,7 +612,7 @@ def _verify(document: Any, trust: list[str], receipts: Sequence[Mapping[str, Any
         raise fail("the draw is dated before the freeze")
 
     # 7. The draw, recomputed and compared.
-    winners, waitlist = draw(seed, root, randomness, lines, capacities)
+    winners, waitlist, ranked = draw(seed, root, randomness, lines, capacities)
     for name, mine, theirs in (("winner", winners, results["winners"]),
                                ("waitlisted entry", waitlist, results["waitlist"])):
         for i, (a, b) in enumerate(zip(theirs, mine, strict=False)):
@@ -617,4 +620,4 @@ def _verify(document: Any, trust: list[str], receipts: Sequence[Mapping[str, Any
                 raise fail(f"{name} #{i + 1} is {a!r} but the draw gives {b!r}")
         if len(mine) != len(theirs):
             raise fail(f"{len(theirs)} {name}s published, the draw gives {len(mine)}")
-    return Verdict("ok", "", tuple(winners), tuple(waitlist))
+    return Verdict("ok", "", tuple(winners), tuple(waitlist), tuple(ranked))
