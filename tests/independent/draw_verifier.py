@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import pathlib
@@ -261,28 +262,30 @@ def beacon_round_of(chain: Mapping[str, Any], closes_at: str, delay: int) -> int
     genesis, period = chain["genesis_time"], chain["period"]
     if t <= genesis:
         return 1
-    return -(-(t - genesis) // period) + 1
+    return int(-(-(t - genesis) // period) + 1)
 
 
 def round_time(chain: Mapping[str, Any], r: int) -> int:
     return int(chain["genesis_time"]) + (r - 1) * int(chain["period"])
 
 
+@functools.cache
 def bls_verify(scheme: str, public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """BLS verification on BLS12-381 with RFC 9380 hash-to-curve, as section 2 states."""
+    """BLS verification on BLS12-381 with RFC 9380 hash-to-curve, as section 2 states
+    (pure Python, a fraction of a second a check: answers are kept, the check is a pure
+    function of its arguments)."""
     from py_ecc.bls.hash_to_curve import hash_to_G1, hash_to_G2
     from py_ecc.bls.point_compression import decompress_G1, decompress_G2
-    from py_ecc.optimized_bls12_381 import (
-        FQ12,
+    from py_ecc.fields import optimized_bls12_381_FQ12 as FQ12
+    from py_ecc.optimized_bls12_381.optimized_curve import (
         G1,
         G2,
         curve_order,
-        final_exponentiate,
         is_inf,
         multiply,
         neg,
-        pairing,
     )
+    from py_ecc.optimized_bls12_381.optimized_pairing import final_exponentiate, pairing
 
     def g1(raw: bytes) -> Any:
         if len(raw) != 48:
@@ -505,7 +508,7 @@ def verify_round(document: Any, *, trust: Iterable[str] = (),
 def _verify(document: Any, trust: list[str], receipts: Sequence[Mapping[str, Any]],
             proofs: Sequence[Mapping[str, Any]], log: Mapping[str, Any] | None) -> Verdict:
     # 1. Readable: I-JSON, integers, the schema, the stages, the lines.
-    doc = read_json(document) if isinstance(document, bytes | bytearray) else document
+    doc = read_json(bytes(document)) if isinstance(document, bytes | bytearray) else document
     _check_text(doc)
     check_schema("round.schema.json", doc, "the document")
     stages = [doc["entries"] is not None and doc["freeze"] is not None,

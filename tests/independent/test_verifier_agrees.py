@@ -28,7 +28,13 @@ from fairslot.domain.schedule import Period, ReleasePolicy
 from fairslot.services import accounts, catalog, release
 from fairslot.web.app import create_app
 from tests.conftest import World, api_book, api_cancel, api_pay, build_world, make_settings
-from tests.independent.draw_verifier import Verdict, verify_round
+from tests.independent.draw_verifier import (
+    Problem,
+    Verdict,
+    check_receipt,
+    parse_lines,
+    verify_round,
+)
 
 # The guard's rate limits would stop one test client entering hundreds of patients in a
 # few seconds; they are not what this test is about.
@@ -161,8 +167,9 @@ def play_round(platform: Platform, clock: FixedClock, client: TestClient, *,
             assert answer.status_code == 201, answer.text
             body = answer.json()
             receipt = body["receipt"]
-            entrants.append(Entrant(account.id or 0, token, pid, body["id"], body["ref"], receipt["seq"],
-                                    [str(s) for s in choices], receipts=[receipt]))
+            entrants.append(Entrant(account.id or 0, token, pid, body["id"], body["ref"],
+                                    receipt["seq"], [str(s) for s in choices],
+                                    receipts=[receipt]))
     # Changes (some twice) and withdrawals (some after a change).
     for entrant in rng.sample(entrants, len(entrants) // 5):
         for _ in range(rng.choice((1, 1, 2))):
@@ -325,14 +332,22 @@ def _checks_receipts_and_proofs(drawn: Drawn) -> None:
         altered = dict(changed.receipts[-1], **{field: value})
         verdict = _verify(drawn, receipts=[altered])
         assert verdict.status == "fail" and "receipt" in verdict.reason, (field, verdict)
-    # A list that dropped the entry, or its last write, contradicts the genuine receipt
-    # (the verifier reads the list before anything after the freeze: the root fails first,
-    # so only the receipt check, on the unsigned entries of a frozen copy, shows it).
-    line = next(n for n, text in enumerate(drawn.document["entries"])
-                if text.startswith(changed.ref + " "))
-    gone = copy.deepcopy(drawn.document)
-    del gone["entries"][line]
-    assert _verify(drawn, gone, receipts=changed.receipts[-1:]).status == "fail"
+    # A list that dropped the entry, or its last write, contradicts the genuine receipt.
+    # (In a whole document the changed list breaks the signed root first, section 8.)
+    lines = parse_lines(drawn.document["entries"], drawn.document["opening"]["capacities"],
+                        drawn.document["opening"]["max_choices"])
+    by_ref = {line.ref: line for line in lines}
+    receipt = changed.receipts[-1]
+    check_receipt(receipt, drawn.document, by_ref)
+    for listed in ({}, {changed.ref: dataclasses.replace(by_ref[changed.ref],
+                                                         seq=changed.seq - 1)}):
+        with pytest.raises(Problem) as refused:
+            check_receipt(receipt, drawn.document, listed)
+        assert refused.value.status == "fail"
+    withdrawn = next(e for e in played.entrants if e.withdrawn)
+    relisted = {withdrawn.ref: dataclasses.replace(by_ref[withdrawn.ref], status="in")}
+    with pytest.raises(Problem):
+        check_receipt(withdrawn.receipts[-1], drawn.document, relisted)
     # A proof with another leaf, or another path.
     proof = drawn.proofs[0]
     assert _verify(drawn, proofs=[proof]).ok
