@@ -482,6 +482,81 @@ def check_log(log: Mapping[str, Any], doc: Mapping[str, Any]) -> None:
             raise fail(f"the log has no {record['kind']} record of round {doc['round_id']}")
 
 
+def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes,
+                       proof: Sequence[bytes]) -> bool:
+    """RFC 9162 section 2.1.4.2."""
+    if first > second:
+        return False
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0:
+        return not proof
+    path = list(proof)
+    if first & (first - 1) == 0:
+        path = [first_root, *path]
+    if not path:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while (fn & 1) == 0 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root
+
+
+def audit(old: Mapping[str, Any], new: Mapping[str, Any]) -> Verdict:
+    """Section 7, ``fairslot draw audit OLD NEW``: OLD a checkpoint, NEW a checkpoint with
+    a consistency proof from OLD's size (or the whole log); ``ok`` when NEW extends OLD."""
+    try:
+        check_schema("log.schema.json", old, "the old checkpoint")
+        check_schema("log.schema.json", new, "the new log")
+        if "format" in old:
+            old = old["checkpoint"]
+        cp = new["checkpoint"] if "format" in new else new
+        for checkpoint in (old, cp):
+            if not signed_by(checkpoint, checkpoint["key"]):
+                raise fail("a checkpoint's signature is not its key's")
+        if old["key"] != cp["key"]:
+            raise fail("the two checkpoints are signed by different keys")
+        if cp["size"] < old["size"]:
+            raise fail("the new checkpoint is smaller than the old one")
+        if cp["time"] < old["time"]:
+            raise fail("the new checkpoint is dated before the old one")
+        if cp["size"] == old["size"] and cp["root"] != old["root"]:
+            raise fail("two checkpoints of one size have different roots: a split view")
+        if new.get("format") == "fairslot-log/2":
+            records = new["records"]
+            leaves = [sha256(b"\x00" + canonical(r)) for r in records]
+            if len(records) != cp["size"] or merkle_root(leaves).hex() != cp["root"]:
+                raise fail("the log's records do not hash to its checkpoint")
+            if merkle_root(leaves[:old["size"]]).hex() != old["root"]:
+                raise fail("the log does not extend the old checkpoint")
+        elif new.get("format") == "fairslot-log-proof/2":
+            if new["from_size"] != old["size"]:
+                raise fail("the consistency proof is not from the old checkpoint's size")
+            if not verify_consistency(old["size"], cp["size"], bytes.fromhex(old["root"]),
+                                      bytes.fromhex(cp["root"]),
+                                      [bytes.fromhex(h) for h in new["proof"]]):
+                raise fail("the consistency proof does not verify")
+        elif cp["size"] != old["size"]:
+            raise fail("a bare checkpoint of another size proves nothing about the old one")
+    except Problem as problem:
+        return Verdict(problem.status, problem.reason)
+    return Verdict("ok")
+
+
 # -- the round document --------------------------------------------------------------------
 
 def _trusted(chain: Mapping[str, Any], trust: Iterable[str]) -> bool:

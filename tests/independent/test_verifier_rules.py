@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.independent.draw_verifier import verify_round
+from tests.independent.draw_verifier import audit, verify_round
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "docs" / "examples"
 EXAMPLE_CHAIN = "502c0a7a9b53eacc768f7a56a3c2a83794b272ae8bf3efca59aa68be9e7628d7"
@@ -92,3 +92,10 @@ def test_the_worked_example_checks_out_with_its_receipt_proof_and_log() -> None:
     chain_key = _example("round.json")["opening"]["chain"]["public_key"]
     assert verify_round(raw, trust=[chain_key]).ok
     assert verify_round(raw).status == "fail"
+
+
+def test_the_example_log_extends_the_example_checkpoint() -> None:
+    checkpoint, log = _example("checkpoint.json"), _example("log.json")
+    assert audit(checkpoint, log).ok
+    log["records"][0]["round_id"] = "r2"
+    assert audit(checkpoint, log).status == "fail"
