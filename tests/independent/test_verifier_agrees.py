@@ -46,6 +46,8 @@ GUARD_OFF = {group: {key: _OPEN for key in ("ip", "prefix", "device", "account",
 PEOPLE_PER_ACCOUNT = 5
 CAPACITY = 12  # per session: four sessions, 48 slots for a few hundred entries
 FAMILIES = {"sqlite": 60, "postgres": 24}  # accounts of five patients, each enters
+EXAMPLE_BEACON = ("86d8ca1d8a10ffca0c339b10952837f3ef37b6c4fc1a6ff1d172bde13b3d68319c614d89e6"
+                  "eb5c97026278b8e8a2ec52")  # draw.md section 2: the example chain's beacon
 
 
 @pytest.fixture
@@ -246,17 +248,20 @@ class Drawn:
     published: dict[str, Any]
     checkpoint: dict[str, Any]
     extension: dict[str, Any]
+    raw: bytes  # the export's bytes as served
 
 
 def draw_through_the_api(platform: Platform, clock: FixedClock, families: int) -> Drawn:
     with TestClient(create_app(platform)) as client:
         played = play_round(platform, clock, client, families=families, seed=14)
         frozen, proofs, checkpoint = close_and_draw(platform, clock, client, played)
-        document = client.get(f"/api/v1/rounds/{played.round_id}/export").json()
+        exported = client.get(f"/api/v1/rounds/{played.round_id}/export")
+        document = exported.json()
         log = client.get("/api/v1/draw/log").json()
         published = client.get(f"/api/v1/rounds/{played.round_id}").json()
         extension = client.get(f"/api/v1/draw/log?from_size={checkpoint['size']}").json()
-    return Drawn(played, frozen, document, proofs, log, published, checkpoint, extension)
+    return Drawn(played, frozen, document, proofs, log, published, checkpoint, extension,
+                 exported.content)
 
 
 def _verify(drawn: Drawn, document: dict[str, Any] | None = None, **kwargs: Any) -> Verdict:
@@ -292,8 +297,16 @@ def _audits_the_log(drawn: Drawn) -> None:
 def _agrees(drawn: Drawn) -> None:
     played, document = drawn.played, drawn.document
     receipts = [r for e in played.entrants for r in e.receipts]
-    verdict = _verify(drawn, receipts=receipts, proofs=drawn.proofs, log=drawn.log)
+    verdict = verify_round(drawn.raw, trust=[played.chain_key], receipts=receipts,
+                           proofs=drawn.proofs, log=drawn.log)
     assert verdict.ok, verdict.reason
+    # The round's API names the same commitment, root, seed and beacon.
+    page = drawn.published
+    assert page["commitment"] == document["opening"]["commitment"]
+    assert page["entries_digest"] == document["freeze"]["root"]
+    assert page["seed"] == document["result"]["seed"]
+    assert page["beacon"] == document["beacon"]["signature"]
+    assert page["beacon_round"] == document["opening"]["beacon_round"]
     # The list is what the patients did: every entry, at its last write, with its status.
     assert sorted(document["entries"]) == sorted(e.expected_line() for e in played.entrants)
     assert len(document["entries"]) == len(played.entrants) >= 120
@@ -337,10 +350,13 @@ def _refuses_changed_documents(drawn: Drawn) -> None:
     later = copy.deepcopy(document)
     later["beacon"]["round"] += 1
     assert _verify(drawn, later).status == "fail"
-    forged = copy.deepcopy(document)
-    forged["beacon"]["signature"] = drawn.frozen["opening"]["chain"]["public_key"][:96]
-    verdict = _verify(drawn, forged)
-    assert verdict.status == "fail" and "chain's signature" in verdict.reason, verdict
+    # A beacon value that is a valid signature, but of another chain's round (the worked
+    # example's), and bytes that are no point at all.
+    for signature in (EXAMPLE_BEACON, document["opening"]["chain"]["public_key"][:96]):
+        forged = copy.deepcopy(document)
+        forged["beacon"]["signature"] = signature
+        verdict = _verify(drawn, forged)
+        assert verdict.status == "fail" and "chain's signature" in verdict.reason, verdict
     # Two winners swapped, a winner moved to the waitlist.
     swapped = copy.deepcopy(document)
     w = swapped["results"]["winners"]
