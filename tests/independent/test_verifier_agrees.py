@@ -1,14 +1,15 @@
 """Issue 14: a verifier written from docs/draw.md alone (``draw_verifier``, which imports
 nothing from fairslot) agrees with fairslot on rounds played through the HTTP API, and
-refuses each document, receipt or proof someone changed.
+refuses each document, receipt, proof or log someone changed.
 
-The round: two draw doctors of one department (four sessions, one round), a few hundred
+The main round: two draw doctors of one department (four sessions, one round), hundreds of
 patients entering with one to three choices, some changing their entry once or twice, some
 withdrawing, some suspended for a late cancellation after they entered (so excluded at the
-close), and one refused for the departments-per-week quota (so not listed at all). The
-clock is injected: the test moves it to the close, then to the beacon's time, and lets the
-scheduler's job freeze and draw. Everything the verifier reads comes from the public API.
-"""
+close, or still listed withdrawn if they had withdrawn), and one refused for the
+departments-per-week quota (so not listed at all). Then leftover rounds: a draw with fewer
+entries than slots, and the short rounds of what it left, one of them empty. The clock is
+injected: the test moves it to the close, then to the beacon's time, and lets the
+scheduler's job freeze and draw. Everything the verifier reads comes from the public API."""
 
 from __future__ import annotations
 
@@ -214,8 +215,8 @@ def play_round(platform: Platform, clock: FixedClock, client: TestClient, *,
 
 
 def close_and_draw(platform: Platform, clock: FixedClock, client: TestClient,
-                   played: Played) -> tuple[dict[str, Any], list[dict[str, Any]],
-                                            dict[str, Any]]:
+                   played: Played, *, drawn_rounds: int = 1
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """Move the clock to the close (the scheduler freezes the list), fetch the frozen
     document and some patients' inclusion proofs, then move it to the beacon's time (the
     scheduler draws). Also returns the log's checkpoint as it was while frozen."""
@@ -234,7 +235,7 @@ def close_and_draw(platform: Platform, clock: FixedClock, client: TestClient,
         proofs.append(answer.json())
     checkpoint = client.get("/api/v1/draw/checkpoint").json()
     clock.set(dt.datetime.fromisoformat(frozen["beacon_due_at"]))
-    assert platform.run_job(release.draw_due_rounds) == 1
+    assert platform.run_job(release.draw_due_rounds) == drawn_rounds
     return dict(document), proofs, checkpoint
 
 
@@ -399,3 +400,56 @@ def _checks_receipts_and_proofs(drawn: Drawn) -> None:
     assert _verify(drawn, proofs=[other_leaf]).status == "fail"
     bent = dict(proof, path=list(reversed(proof["path"])))
     assert _verify(drawn, proofs=[bent]).status == "fail"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_independent_verifier_agrees_on_leftover_rounds(platform: Platform,
+                                                            clock: FixedClock) -> None:
+    """Fewer entries than slots: everyone wins, and each session's slots left over go to a
+    short round of its own (kind ``leftover``), drawn and published the same way; an empty
+    one too (its list is empty, its root SHA-256 of nothing)."""
+    world = build_world(platform, residents=40)
+    _, sessions = _draw_round(platform, clock, world)
+    with TestClient(create_app(platform)) as client:
+        round_id = _round_of(client, sessions)
+        chain_key = client.get(f"/api/v1/rounds/{round_id}/export").json()[
+            "opening"]["chain"]["public_key"]
+        account, patients, token = world.patient_account("first", patients=5)
+        patient_of = {}
+        for pid in patients:
+            answer = _enter(client, clock, token, round_id, pid, sessions[:2])
+            assert answer.status_code == 201, answer.text
+            patient_of[answer.json()["ref"]] = pid
+        close_and_draw(platform, clock, client, Played(round_id, [], sessions, chain_key))
+        first = client.get(f"/api/v1/rounds/{round_id}/export").json()
+        verdict = verify_round(first, trust=[chain_key])
+        assert verdict.ok and not verdict.waitlist and len(verdict.winners) == 5
+        leftovers = [r for r in client.get("/api/v1/rounds").json() if r["kind"] == "leftover"]
+        assert len(leftovers) == len(sessions)
+        busy, *_ = leftovers
+        (session,) = [s["session_id"] for s in busy["sessions"]]
+        capacity = busy["sessions"][0]["capacity"]
+        # A winner cannot enter a short round of the session it holds a slot in.
+        winner = next(patient_of[w.split(" ")[0]] for w in first["results"]["winners"]
+                      if w.split(" ")[1] == str(session))
+        refused = _enter(client, clock, platform.run(accounts.issue_token, account.id or 0),
+                         busy["id"], winner, [session])
+        assert refused.status_code == 409 and refused.json()["code"] == "already_booked"
+        for family in ("second", "third"):
+            _, others, other_token = world.patient_account(family, patients=5)
+            for pid in others:
+                answer = _enter(client, clock, other_token, busy["id"], pid, [session])
+                assert answer.status_code == 201, answer.text
+        close_and_draw(platform, clock, client, Played(busy["id"], [], [session], chain_key),
+                       drawn_rounds=len(leftovers))
+        documents = [client.get(f"/api/v1/rounds/{r['id']}/export").json() for r in leftovers]
+    for document in documents:
+        verdict = verify_round(document, trust=[chain_key])
+        assert verdict.ok, verdict.reason
+        assert document["parameters"]["kind"] == "leftover"
+        assert list(verdict.winners) == document["results"]["winners"]
+        assert list(verdict.waitlist) == document["results"]["waitlist"]
+    assert len(documents[0]["entries"]) == 10
+    assert len(verdict.winners) == 0 and documents[-1]["entries"] == []
+    verdict = verify_round(documents[0], trust=[chain_key])
+    assert len(verdict.winners) == capacity and len(verdict.waitlist) == 10 - capacity
