@@ -115,6 +115,10 @@ OWN_EVIDENCE = 0.25
 """The noisy-OR of an account's own findings (everything but ``ASSOCIATION``) it needs
 before association counts at all: a clue of its own at least as strong as booking for
 more patients than a household, or for two invalid identities."""
+CONDUCT = frozenset({"grab_device"})
+"""Findings about an identifier's own conduct (a device booking at release moments for many
+accounts), not about who else used it: they count in full even when no flagged account
+used it. A customer whose login a broker used is not flagged; the broker's device is."""
 INSTITUTION_EXEMPT = frozenset({
     "many_patients", "invalid_id_number", "nonsense_name", "identity_spread", "launder_pair",
     "repeated_no_show", "paid_by_hub", "anomaly"})
@@ -194,13 +198,13 @@ def investigate(
     identifiers = account_identifiers(bookings, payments)
     extra = []
     if not pairs.is_empty():
-        # A pair whose sides share an account, device or IP is deliberate; an unlinked one
-        # can be a stranger grabbing a freed slot, so it weighs half (two of them, or one
-        # linked, tie two accounts as strongly as a shared payer does).
-        extra.append(pairs.select(pl.col("holder_account").alias("a"),
-                                  pl.col("rebook_account").alias("b"),
-                                  pl.when(pl.col("linked")).then(1.0).otherwise(0.5)
-                                  .alias("weight"), pl.lit("launder").alias("via")))
+        # A pair whose sides share an account, device or IP is deliberate. An unlinked one
+        # is a freed slot caught by whoever refreshes fastest: where two rings race for the
+        # same experts, one's bots catch the other's cancellations release after release,
+        # so unlinked pairs are evidence against the holder, never a tie between the two.
+        extra.append(pairs.filter(pl.col("linked")).select(
+            pl.col("holder_account").alias("a"), pl.col("rebook_account").alias("b"),
+            pl.lit(1.0).alias("weight"), pl.lit("launder").alias("via")))
     if not ls_pairs.is_empty():
         extra.append(ls_pairs.select("a", "b", pl.col("similarity").alias("weight"),
                                      pl.lit("lockstep").alias("via")))
@@ -384,13 +388,20 @@ def _all_scores(
         .otherwise(((pl.col("flagged_uses") - 1) / 2.0).clip(0.0, 1.0)))
     share = pl.col("flagged_uses") / pl.col("uses")
     exclusive = pl.when(share >= 0.9).then(share).otherwise(0.0)
+    # A device grabbing at release moments for many accounts is one pair of hands booking
+    # for others: that is its own conduct and counts in full, whoever's accounts it used.
+    conduct = noisy_or(findings.filter(pl.col("code").is_in(sorted(CONDUCT)))).select(
+        "entity_type", "entity_id", pl.col("score").alias("conduct"))
     others = (
         per_entity.join(own, on=["entity_type", "entity_id"], how="left")
-        .with_columns(pl.col("score").fill_null(0.0).alias("own"))
+        .join(conduct, on=["entity_type", "entity_id"], how="left")
+        .with_columns(pl.col("score").fill_null(0.0).alias("own"),
+                      pl.col("conduct").fill_null(0.0))
         .with_columns(
             (1.0 - (1.0 - 0.9 * exclusive * repeated)
              * (1.0 - pl.when(pl.col("flagged_uses") > 0).then(pl.col("own"))
-                .otherwise(0.5 * pl.col("own")))).alias("score"),
+                .otherwise(pl.max_horizontal(0.5 * pl.col("own"), pl.col("conduct")))))
+            .alias("score"),
             pl.concat_str(
                 pl.when(pl.col("flagged_uses") > 0).then(pl.format(
                     "linked: {} of {} uses by {} flagged account(s)", pl.col("flagged_uses"),
