@@ -23,22 +23,13 @@ def _run(folder: Path) -> Run:
     return result, labels, evaluate(result.scores, labels)
 
 
-_SEED13 = pytest.mark.xfail(strict=True, reason=(
-    "issue 12: being paid by a shared fan-out payer no longer makes a suspect alone; at seed "
-    "13 the T6 resellers booking 6-7 patients at human speed have nothing else of their own "
-    "(account recall 0.861, measured)"))
-
-
 @pytest.fixture(scope="module", params=[(10, 0.3), (13, 0.3)], ids=["seed10", "seed13"])
 def full_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
     seed, scale = request.param
     return _run(write_other_year(tmp_path_factory.mktemp("other"), seed=seed, scale=scale))
 
 
-def test_the_quality_targets_hold_on_another_generator(full_run: Run,
-                                                       request: pytest.FixtureRequest) -> None:
-    if "seed13" in request.node.name:
-        request.applymarker(_SEED13)
+def test_the_quality_targets_hold_on_another_generator(full_run: Run) -> None:
     _result, _labels, quality = full_run
     accounts = quality.of("account")
     assert accounts is not None
@@ -62,9 +53,7 @@ def test_no_institutional_hard_case_is_flagged(full_run: Run) -> None:
     assert hard.join(flagged, on="entity_id").is_empty()
 
 
-def test_each_ring_kind_is_found(full_run: Run, request: pytest.FixtureRequest) -> None:
-    if "seed13" in request.node.name:
-        request.applymarker(_SEED13)
+def test_each_ring_kind_is_found(full_run: Run) -> None:
     result, labels, _quality = full_run
     flagged = set(result.scores.filter(
         (pl.col("entity_type") == "account") & pl.col("flagged")).get_column("entity_id"))

@@ -40,8 +40,8 @@ from fairslot.investigation.rules import (
     without_platform_timing,
 )
 
-__all__ = ["ASSOCIATION", "OWN_EVIDENCE", "Investigation", "account_scores", "investigate",
-           "noisy_or"]
+__all__ = ["ASSOCIATION", "OWN_EVIDENCE", "Investigation", "account_scores", "hub_resale",
+           "investigate", "noisy_or"]
 
 ENTITY_TYPES = ("account", "patient", "payer", "phone", "device", "ip")
 _ROLE = {"ip": "ring_ip", "device": "ring_device", "phone": "ring_phone"}
@@ -121,7 +121,7 @@ accounts), not about who else used it: they count in full even when no flagged a
 used it. A customer whose login a broker used is not flagged; the broker's device is."""
 INSTITUTION_EXEMPT = frozenset({
     "many_patients", "invalid_id_number", "nonsense_name", "identity_spread", "launder_pair",
-    "repeated_no_show", "paid_by_hub", "anomaly"})
+    "repeated_no_show", "paid_by_hub", "hub_resale", "anomaly"})
 """Account findings that describe an institution's ordinary business (hundreds of
 patients, the typos of a busy desk, walk-ins who change their mind), dropped for accounts
 recognised as institutional; their patients and payers are still judged on their own."""
@@ -140,6 +140,33 @@ def account_scores(findings: pl.DataFrame, *, calibrated: bool = True) -> pl.Dat
         pl.when(pl.col("own") >= OWN_EVIDENCE).then(pl.col("score"))
         .otherwise(pl.col("own")).alias("score")).with_columns(
         calibrate(pl.col("score")) if calibrated else pl.col("score"))
+
+
+HUB_RESALE = 0.35
+"""Strength of ``hub_resale``: booking for strangers with a shared wallet's money. Alone it
+stays under the flag line; with the hub payments it describes (``paid_by_hub``), it
+crosses it."""
+
+
+def hub_resale(findings: pl.DataFrame) -> pl.DataFrame:
+    """Accounts that booked ahead for more patients than a household (``many_patients``)
+    and had three or more of those bookings paid by a fan-out payer that also pays for
+    other accounts (``paid_by_hub`` at 0.4 or more): they book strangers' slots for a
+    wallet that pays for strangers, which is a reseller's trade. Both halves are the
+    account's own bookings (whom it booked for, who paid for them); neither alone is
+    enough, since a carer books for neighbours and a family's payer pays for relatives
+    on several accounts. Run after institutional findings were dropped."""
+    accounts = findings.filter(pl.col("entity_type") == "account")
+    many = accounts.filter(pl.col("code") == "many_patients").select(
+        "entity_id", pl.col("detail").alias("patients"))
+    paid = accounts.filter((pl.col("code") == "paid_by_hub") & (pl.col("strength") >= 0.4)
+                           ).select("entity_id", pl.col("detail").alias("paid"))
+    both = many.join(paid, on="entity_id").unique("entity_id").sort("entity_id")
+    return _findings_frame(both.select(
+        pl.lit("account").alias("entity_type"), "entity_id",
+        pl.lit("hub_resale").alias("code"), pl.lit(HUB_RESALE).alias("strength"),
+        pl.format("{}, and {}: strangers booked with a shared wallet's money",
+                  pl.col("patients"), pl.col("paid")).alias("detail")))
 
 
 def _group_findings(accounts: list[list[str]], code: str, strength: float,
@@ -195,6 +222,7 @@ def investigate(
             pairs = pairs.filter(~pl.col("holder_account").is_in(institution_ids)
                                  & ~pl.col("rebook_account").is_in(institution_ids))
 
+    findings = pl.concat([findings, hub_resale(findings)])
     identifiers = account_identifiers(bookings, payments)
     extra = []
     if not pairs.is_empty():
