@@ -378,12 +378,12 @@ def _all_scores(
     # Roles, each from the member's own evidence (the first that applies):
     # developer: software books for it (machine-fast bookings, machine click rates);
     # holder: holds slots (cancelled sides of laundering, invalid or spread identities);
-    # broker: buyer-facing, puts buyers into freed slots or is booked from a broker's device;
+    # broker: buyer-facing, puts buyers into freed slots;
     # reseller: books for many strangers in the release race, or is paid by a shared hub;
     # booker: any other member.
     developers = strong("fast_after_release", "click_rate", at=0.6)
     brokers = (set(pairs.get_column("rebook_account").to_list()) - holders
-               if not pairs.is_empty() else set()) | strong("grab_device")
+               if not pairs.is_empty() else set())
     resellers = strong("many_patients") | strong("paid_by_hub", at=0.4)
     accounts = accounts.with_columns(
         (pl.col("score") >= flag_at).alias("flagged"),
