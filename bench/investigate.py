@@ -5,7 +5,7 @@ numpy/polars (a genuine population plus a few dozen bot rings), writes them as P
 temporary folder, then runs the whole investigation (read, rules, graph, dense blocks,
 lockstep, anomaly scores, rings, report) in a child process. Prints the generation time, the
 investigation time and the peak resident memory of this process (generation) and of the
-child (investigation), from ``resource.getrusage``.
+child (investigation), and the child's CPU time, from ``resource.getrusage``.
 
     python bench/investigate.py [--bookings N] [--access N] [--keep DIR]
 """
@@ -174,8 +174,13 @@ def main() -> None:
                         str(Path(temporary) / "out")], check=True)
         investigation = time.perf_counter() - start
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
-        print(f"investigation (child process, with interpreter start) {investigation:.1f} s")
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        children = usage.ru_maxrss / 1024**2
+        # CPU seconds (all threads, user + system) hold better than wall time on a shared
+        # machine: with other work running, wall time mostly measures the queue.
+        print(f"investigation (child process, with interpreter start) {investigation:.1f} s, "
+              f"CPU {usage.ru_utime + usage.ru_stime:.1f} s "
+              f"(user {usage.ru_utime:.1f} + system {usage.ru_stime:.1f})")
         print(f"peak memory: generation {own:.2f} GB, investigation {children:.2f} GB")
 
 

@@ -565,7 +565,8 @@ def _credential_broker(g: _Gen, ring: str) -> None:
     for _ in range(r.randint(8, 16)):
         customer = _buyer(g, ring)
         account, payer, device, ip = g.account_id(), g.payer(), g.device(), g.home_ip()
-        g.label("account", account, ring, "lent_account")
+        # The customer's own account, used by the broker: a buyer's, not the ring's.
+        g.label("account", account, "", "hard_case:lent_account")
         for _ in range(r.randint(0, 2)):
             doctor = g.doctor(hot=False)
             session = g.session(doctor[0])

@@ -37,12 +37,18 @@ def test_synth_then_investigate_writes_the_three_outputs(tmp_path: Path) -> None
         assert (tmp_path / "out" / name).stat().st_size > 0
     suspects = pl.read_csv(tmp_path / "out" / "suspects.csv")
     assert suspects.height > 0 and suspects.get_column("score").min() >= 0.5
-    assert "precision and recall against the threshold" in (
+    # The report is in Chinese unless asked otherwise.
+    assert "账户：精确率、召回率与阈值" in (
         tmp_path / "out" / "report.html").read_text(encoding="utf-8")
 
     review = runner.invoke(_app(), ["investigate", str(tmp_path / "in"), "--out",
-                                    str(tmp_path / "review"), "--min-score", "0.1"])
+                                    str(tmp_path / "review"), "--min-score", "0.1",
+                                    "--lang", "en"])
     assert review.exit_code == 0, review.output
+    assert "precision and recall against the threshold" not in (
+        tmp_path / "review" / "report.html").read_text(encoding="utf-8")  # no labels given
+    assert "<h2>Suspects</h2>" in (tmp_path / "review" / "report.html").read_text(
+        encoding="utf-8")
     listed = pl.read_csv(tmp_path / "review" / "suspects.csv")
     assert listed.height > suspects.height
     assert 0.1 <= listed.get_column("score").min() < 0.5
@@ -58,6 +64,8 @@ def test_synth_then_investigate_writes_the_three_outputs(tmp_path: Path) -> None
     (["records", "synth", "{tmp}/x", "--scenario", "mars"], "unknown scenario 'mars'"),
     (["investigate", "{tmp}", "--out", "{tmp}/out", "--min-score", "1.5"],
      "--min-score: 1.5 is not between 0 and 1"),
+    (["investigate", "{tmp}", "--out", "{tmp}/out", "--lang", "fr"],
+     "--lang: 'fr' is not one of zh-CN, en"),
 ])
 def test_user_errors_are_one_readable_line(tmp_path: Path, arguments: list[str],
                                            message: str) -> None:

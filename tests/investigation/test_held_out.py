@@ -18,10 +18,13 @@ pytestmark = pytest.mark.slow
 Run = tuple[Investigation, pl.DataFrame, Quality]
 
 
-@pytest.fixture(scope="module", params=[11], ids=["seed11"])
+# Seed 11 at scale 0.2 and seed 21 at scale 0.5 (a larger city, 17 rings): neither was
+# looked at while changing the detector (seeds 1-3 were), only measured.
+@pytest.fixture(scope="module", params=[(11, 0.2), (21, 0.5)], ids=["seed11", "seed21-0.5"])
 def held_out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
     folder = tmp_path_factory.mktemp("held-out")
-    thirdgen.generate(folder, seed=request.param, scale=0.2)
+    seed, scale = request.param
+    thirdgen.generate(folder, seed=seed, scale=scale)
     result = investigate(read_records(folder))
     labels = read_labels(folder / "labels.csv")
     return result, labels, evaluate(result.scores, labels)
@@ -38,9 +41,13 @@ def test_account_precision_and_recall_and_look_alikes_meet_the_targets(
     assert quality.hard_case_rate < 0.01, (quality.hard_cases_flagged, quality.hard_cases)
 
 
-def test_rings_are_recovered(held_out: Run) -> None:
+def test_rings_are_recovered(held_out: Run, request: pytest.FixtureRequest) -> None:
     """Seed 11 recovers 9 of 9 (measured); seed 12, not tested here to keep the module
     fast, recovered 8 of 9 (see docs/investigation.md)."""
+    if "seed21" in request.node.name:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "at scale 0.5 (seed 21) 13 of 17 rings are recovered (measured): rings racing "
+            "for the same experts share buyers and split or merge in the link graph")))
     _result, _labels, quality = held_out
     assert quality.true_rings >= 9
     assert quality.ring_recovery >= 0.95, (quality.rings_recovered, quality.true_rings)
@@ -68,11 +75,14 @@ def test_ring_members_have_roles_from_their_own_evidence(held_out: Run) -> None:
     assert all(result.rings.get_column("roles").str.len_chars() > 0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "at seed 11 an institutional account booking through the contract's 'other' channel "
-    "(a kiosk or referral desk) is still flagged: its patient count and identity spread, "
-    "with some bookings near releases, keep it under the behavioural institutional line"))
-def test_institutional_accounts_are_not_suspects(held_out: Run) -> None:
+def test_institutional_accounts_are_not_suspects(held_out: Run,
+                                                request: pytest.FixtureRequest) -> None:
+    if "seed11" in request.node.name:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "at seed 11 an institutional account booking through the contract's 'other' "
+            "channel (a kiosk or referral desk) is still flagged: its patient count and "
+            "identity spread, with some bookings near releases, keep it under the "
+            "behavioural institutional line")))
     result, labels, _quality = held_out
     kinds = ("call_centre", "kiosk", "window", "referral_desk")
     institutional = labels.filter(pl.col("role").is_in([f"hard_case:{k}" for k in kinds])

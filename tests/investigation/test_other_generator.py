@@ -23,28 +23,20 @@ def _run(folder: Path) -> Run:
     return result, labels, evaluate(result.scores, labels)
 
 
-_SEED13 = pytest.mark.xfail(strict=True, reason=(
-    "issue 12: being paid by a shared fan-out payer no longer makes a suspect alone; at seed "
-    "13 the T6 resellers booking 6-7 patients at human speed have nothing else of their own "
-    "(account recall 0.861, measured)"))
-
-
 @pytest.fixture(scope="module", params=[(10, 0.3), (13, 0.3)], ids=["seed10", "seed13"])
 def full_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
     seed, scale = request.param
     return _run(write_other_year(tmp_path_factory.mktemp("other"), seed=seed, scale=scale))
 
 
-def test_the_quality_targets_hold_on_another_generator(full_run: Run,
-                                                       request: pytest.FixtureRequest) -> None:
-    if "seed13" in request.node.name:
-        request.applymarker(_SEED13)
+def test_the_quality_targets_hold_on_another_generator(full_run: Run) -> None:
     _result, _labels, quality = full_run
     accounts = quality.of("account")
     assert accounts is not None
     assert accounts.precision >= 0.95
     assert accounts.recall >= 0.90
-    assert quality.true_rings >= 9  # one of each ring kind
+    assert quality.true_rings >= 8  # one of each ring kind (the credential broker has none:
+    # its accounts are its customers')
     assert quality.ring_recovery >= 0.95
     assert quality.hard_cases > 300
     assert quality.hard_case_rate < 0.01
@@ -61,9 +53,7 @@ def test_no_institutional_hard_case_is_flagged(full_run: Run) -> None:
     assert hard.join(flagged, on="entity_id").is_empty()
 
 
-def test_each_ring_kind_is_found(full_run: Run, request: pytest.FixtureRequest) -> None:
-    if "seed13" in request.node.name:
-        request.applymarker(_SEED13)
+def test_each_ring_kind_is_found(full_run: Run) -> None:
     result, labels, _quality = full_run
     flagged = set(result.scores.filter(
         (pl.col("entity_type") == "account") & pl.col("flagged")).get_column("entity_id"))
@@ -95,8 +85,10 @@ def test_a_sparse_export_still_finds_most_rings_without_false_alarms(tmp_path: P
     grabbing crowd and (at this small scale) the auto-clicker broker go unseen. These are
     the measured lower bounds (recall 0.54-0.60 and 6 of 9 rings over seeds 10-15 at this
     scale; 0.474 and 5 of 9 at seed 12 since issue 12, when being paid by a shared hub
-    stopped making a suspect alone), kept so that a regression shows; precision and hard
-    cases keep the targets."""
+    stopped making a suspect alone; 4 of 8 since an unlinked laundering pair stopped tying
+    two accounts in the link graph, which splits the virtual-number farm when no device
+    ids are exported), kept so that a regression shows; precision and hard cases keep the
+    targets."""
     folder = write_other_year(tmp_path, seed=12, scale=0.3, access=False,
                               drop_columns=("released_at", "device_id", "patient_name"))
     _result, _labels, quality = _run(folder)
@@ -104,5 +96,5 @@ def test_a_sparse_export_still_finds_most_rings_without_false_alarms(tmp_path: P
     assert accounts is not None
     assert accounts.precision >= 0.95
     assert accounts.recall >= 0.45
-    assert quality.rings_recovered >= 5
+    assert quality.rings_recovered >= 4
     assert quality.hard_case_rate < 0.01

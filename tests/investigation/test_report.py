@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from fairslot.investigation import report
 from fairslot.investigation.records import read_records
-from fairslot.investigation.report import RunInfo, write_outputs
+from fairslot.investigation.report import RunInfo, render_report, write_outputs
 from fairslot.investigation.scoring import investigate
 
 from .conftest import VALID_IDS, WriteRecords, booking
@@ -73,3 +74,29 @@ def test_suspects_csv_has_the_contract_columns_highest_risk_first(
     rings = pl.read_csv(paths["rings.csv"], infer_schema=False)
     assert {"ring_id", "score", "accounts", "bookings", "hubs", "holders", "buyers"} <= set(
         rings.columns)
+
+
+def test_the_report_speaks_chinese_by_default_and_english_on_request(
+        write_records: WriteRecords) -> None:
+    folder = write_records(_ring_rows())
+    records = read_records(folder)
+    result = investigate(records)
+    run = RunInfo(str(folder), dt.datetime(2025, 5, 1, tzinfo=dt.UTC), 1.0, "Asia/Shanghai")
+    chinese = render_report(result, records, run)
+    english = render_report(result, records, run, lang="en")
+    assert '<html lang="zh-CN">' in chinese and "<h2>团伙</h2>" in chinese
+    assert "<h2>Rings</h2>" not in chinese
+    assert '<html lang="en">' in english and "<h2>Rings</h2>" in english
+    assert 'name="viewport"' in chinese  # readable on a phone
+
+
+def test_every_text_of_the_report_has_a_chinese_translation() -> None:
+    asked = {"".join(re.findall(r'"([^"]*)"', call)) for call in
+             re.findall(r'\bt\(((?:\s*"[^"]*")+)', report._TEMPLATE)}
+    asked |= set(re.findall(r"\bt\('([^']*)'", report._TEMPLATE))
+    assert len(asked) > 40
+    t = report.translator("zh-CN")
+    untranslated = sorted(text for text in asked
+                          if t(text, **dict.fromkeys(re.findall(r"{(\w+)}", text), 1))
+                          == text.format(**dict.fromkeys(re.findall(r"{(\w+)}", text), 1)))
+    assert untranslated == []

@@ -7,6 +7,7 @@ import polars as pl
 
 from fairslot.investigation.records import read_records
 from fairslot.investigation.rules import Thresholds, run_rules, valid_id_number
+from fairslot.investigation.scoring import investigate
 
 from .conftest import VALID_IDS, WriteRecords, booking
 
@@ -182,6 +183,8 @@ def test_repeated_no_shows_are_flagged_and_one_is_not(write_records: WriteRecord
 
 def test_a_device_grabbing_at_release_for_many_accounts_is_a_broker_not_a_clinic(
         write_records: WriteRecords) -> None:
+    """The device is the broker's hands and is flagged on its own conduct; the customers
+    whose logins it used are its buyers, named in the evidence but never suspects."""
     broker = [booking(f"g{i}", account_id=f"customer{i}", patient_id_number=VALID_IDS[i],
                       device_id="reseller-phone", created_at="2025-03-01T07:30:01+08:00",
                       released_at="2025-03-01T07:30:00+08:00") for i in range(5)]
@@ -191,6 +194,33 @@ def test_a_device_grabbing_at_release_for_many_accounts_is_a_broker_not_a_clinic
                       released_at="2025-03-01T07:30:00+08:00") for i in range(5)]
     findings = _findings(write_records(broker + clinic))
     assert "grab_device" in _codes(findings, "reseller-phone")
-    assert _codes(findings, "customer0")["grab_device"] >= 0.5
+    assert _codes(findings, "customer0")["grab_device"] == 0.0
     assert "grab_device" not in _codes(findings, "clinic-kiosk")
     assert _codes(findings, "elder0") == {}
+    scores = investigate(read_records(write_records(broker + clinic))).scores
+    flagged = set(scores.filter(pl.col("flagged")).get_column("entity_id").to_list())
+    assert "reseller-phone" in flagged
+    assert not flagged & {f"customer{i}" for i in range(5)}
+
+
+def test_booking_strangers_with_a_shared_wallets_money_is_resale(
+        write_records: WriteRecords) -> None:
+    """Two accounts each book six strangers, paid by one wallet paying for both: resellers.
+    A carer booking six neighbours and paying for them is not; neither is an account
+    only paid by the wallet now and then."""
+    resale = [booking(f"r{i}", account_id=f"reseller{i // 6}", patient_id_number=VALID_IDS[i])
+              for i in range(12)]
+    carer = [booking(f"c{i}", account_id="carer", patient_id_number=VALID_IDS[i])
+             for i in range(6)]
+    paid = [{"payment_id": f"p{b['booking_id']}", "booking_id": b["booking_id"],
+             "paid_at": "2025-03-01T10:05:00+08:00", "amount": "50",
+             "payer_account": "alipay:hub" if b in resale else "wechat:carer"}
+            for b in resale + carer]
+    result = investigate(read_records(write_records(resale + carer, paid)))
+    codes = {account: _codes(result.findings, account)
+             for account in ("reseller0", "reseller1", "carer")}
+    assert codes["reseller0"]["hub_resale"] > 0 and codes["reseller1"]["hub_resale"] > 0
+    assert "hub_resale" not in codes["carer"]
+    flagged = set(result.scores.filter(pl.col("flagged")).get_column("entity_id").to_list())
+    assert {"reseller0", "reseller1"} <= flagged
+    assert "carer" not in flagged

@@ -39,6 +39,8 @@ def investigate_command(
     min_score: Annotated[float | None, typer.Option(
         "--min-score", help="List entities scoring at least this in suspects.csv (a review "
         "list below the flag line of 0.5).")] = None,
+    lang: Annotated[str, typer.Option(
+        "--lang", help="Language of report.html: zh-CN (default) or en.")] = "zh-CN",
 ) -> None:
     """Find suspected scalper rings in a year of records and write the evidence."""
     # Heavy imports here, so that `fairslot --help` stays fast.
@@ -54,6 +56,8 @@ def investigate_command(
         raise CliError(f"records folder not found: {folder}")
     if min_score is not None and not 0.0 <= min_score <= 1.0:
         raise CliError(f"--min-score: {min_score} is not between 0 and 1")
+    if lang not in ("zh-CN", "en"):
+        raise CliError(f"--lang: {lang!r} is not one of zh-CN, en")
     if labels is not None and not labels.is_file():
         raise CliError(f"labels file not found: {labels}")
     zone = get_settings().zone
@@ -70,7 +74,7 @@ def investigate_command(
     quality = evaluate(result.scores, truth) if truth is not None else None
     run = RunInfo(str(folder), began, time.perf_counter() - clock, zone.key, start, until_at)
     try:
-        write_outputs(out, result, records, run, quality)
+        write_outputs(out, result, records, run, quality, lang=lang)
     except OSError as exc:
         raise CliError(f"cannot write to {out}: {exc.strerror or exc}") from exc
     flagged = result.suspects

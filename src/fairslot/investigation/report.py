@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import igraph as ig
@@ -23,7 +24,7 @@ from fairslot.investigation.graph import ring_subgraph
 from fairslot.investigation.records import Records
 from fairslot.investigation.scoring import Investigation
 
-__all__ = ["RunInfo", "render_report", "write_outputs"]
+__all__ = ["LANGUAGES", "RunInfo", "render_report", "translator", "write_outputs"]
 
 _COLOURS = {"account": "#c0392b", "patient": "#2471a3", "payer": "#d68910",
             "phone": "#7d3c98", "device": "#117864", "ip": "#566573"}
@@ -75,47 +76,55 @@ def _draw(members: list[str], investigation: Investigation, seed: int = 0) -> _D
 
 
 _TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>fairslot investigation report</title>
+<html lang="{{ lang }}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ t("fairslot investigation report") }}</title>
 <style>
-body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
+body{font:14px/1.45 system-ui,sans-serif;margin:1em;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:.5em 0 1.5em;display:block;overflow-x:auto;max-width:100%}
 td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
-th{background:#f3f3f3} .num{text-align:right} .reasons{font-size:12px}
-svg{border:1px solid #ddd;background:#fcfcfc} .legend span{margin-right:1em}
+th{background:#f3f3f3} .num{text-align:right} .reasons{font-size:12px;min-width:16em}
+svg{border:1px solid #ddd;background:#fcfcfc;max-width:100%;height:auto}
+.legend span{margin-right:1em}
 h2{border-bottom:2px solid #444;padding-bottom:3px;margin-top:2em}
 </style></head><body>
-<h1>fairslot investigation report</h1>
-<p>Records from <code>{{ run.folder }}</code>, read {{ run.started.strftime("%Y-%m-%d %H:%M") }}
-({{ run.zone }}); the run took {{ "%.1f"|format(run.seconds) }} s.</p>
+<h1>{{ t("fairslot investigation report") }}</h1>
+<p>{{ t("Records from {folder}, read {when} ({zone}); the run took {seconds} s.",
+       folder=run.folder, when=run.started.strftime("%Y-%m-%d %H:%M"), zone=run.zone,
+       seconds="%.1f"|format(run.seconds)) }}</p>
 
-<h2>Summary</h2>
-<table><tr><th>entity type</th><th>seen</th><th>flagged</th></tr>
+<h2>{{ t("Summary") }}</h2>
+<table><tr><th>{{ t("entity type") }}</th><th>{{ t("seen") }}</th><th>{{ t("flagged") }}</th></tr>
 {% for kind, seen, flagged in summary %}
 <tr><td>{{ kind }}</td><td class="num">{{ seen }}</td><td class="num">{{ flagged }}</td></tr>
 {% endfor %}</table>
-<p>{{ rings|length }} suspected ring(s); {{ launder_pairs }} cancel-then-rebook pair(s);
-{{ lockstep }} lockstep group(s); {{ blocks }} dense block(s). Scores run from 0 to 1; an
-entity is flagged at {{ flag_at }} or above.</p>
+<p>{{ t("{rings} suspected ring(s); {pairs} cancel-then-rebook pair(s); {lockstep} lockstep "
+       "group(s); {blocks} dense block(s). Scores run from 0 to 1; an entity is flagged at "
+       "{flag_at} or above.", rings=rings|length, pairs=launder_pairs, lockstep=lockstep,
+       blocks=blocks, flag_at=flag_at) }}</p>
 
 {% if quality %}
-<h2>Quality against the labels</h2>
-<table><tr><th>entity type</th><th>ring members</th><th>flagged</th><th>precision</th>
-<th>recall</th><th>F1</th><th>average precision</th></tr>
+<h2>{{ t("Quality against the labels") }}</h2>
+<table><tr><th>{{ t("entity type") }}</th><th>{{ t("ring members") }}</th>
+<th>{{ t("flagged") }}</th><th>{{ t("precision") }}</th><th>{{ t("recall") }}</th><th>F1</th>
+<th>{{ t("average precision") }}</th></tr>
 {% for q in quality.by_type %}
 <tr><td>{{ q.entity_type }}</td><td class="num">{{ q.positives }}</td>
 <td class="num">{{ q.flagged }}</td><td class="num">{{ "%.3f"|format(q.precision) }}</td>
 <td class="num">{{ "%.3f"|format(q.recall) }}</td><td class="num">{{ "%.3f"|format(q.f1) }}</td>
 <td class="num">{{ "%.3f"|format(q.average_precision) }}</td></tr>
 {% endfor %}</table>
-<p>Ring recovery: {{ quality.rings_recovered }} of {{ quality.true_rings }} true rings of 3+
-accounts matched with Jaccard &ge; 0.5 ({{ "%.3f"|format(quality.ring_recovery) }}).
-Hard-case genuine accounts flagged: {{ quality.hard_cases_flagged }} of
-{{ quality.hard_cases }} ({{ "%.2f"|format(100 * quality.hard_case_rate) }}%).</p>
-<h3>Accounts: precision and recall against the threshold</h3>
-<p>Account scores are calibrated probabilities; the flag line is {{ flag_at }}. A lower
-line (<code>--min-score</code>) finds more ring members and names more innocents.</p>
-<table><tr><th>threshold</th><th>accounts at or above</th><th>precision</th><th>recall</th></tr>
+<p>{{ t("Ring recovery: {found} of {rings} true rings of 3+ accounts matched with Jaccard "
+       "at least 0.5 ({share}). Hard-case genuine accounts flagged: {hard_flagged} of {hard} "
+       "({rate}%).", found=quality.rings_recovered, rings=quality.true_rings,
+       share="%.3f"|format(quality.ring_recovery), hard_flagged=quality.hard_cases_flagged,
+       hard=quality.hard_cases, rate="%.2f"|format(100 * quality.hard_case_rate)) }}</p>
+<h3>{{ t("Accounts: precision and recall against the threshold") }}</h3>
+<p>{{ t("Account scores are calibrated probabilities; the flag line is {flag_at}. A lower "
+       "line (--min-score) finds more ring members and names more innocents.",
+       flag_at=flag_at) }}</p>
+<table><tr><th>{{ t("threshold") }}</th><th>{{ t("accounts at or above") }}</th>
+<th>{{ t("precision") }}</th><th>{{ t("recall") }}</th></tr>
 {% for c in quality.curve %}
 <tr><td class="num">{{ "%.2f"|format(c.threshold) }}</td><td class="num">{{ c.flagged }}</td>
 <td class="num">{{ "%.3f"|format(c.precision) }}</td>
@@ -123,19 +132,21 @@ line (<code>--min-score</code>) finds more ring members and names more innocents
 {% endfor %}</table>
 {% endif %}
 
-<h2>Rings</h2>
-{% if not rings %}<p>No ring found.</p>{% endif %}
+<h2>{{ t("Rings") }}</h2>
+{% if not rings %}<p>{{ t("No ring found.") }}</p>{% endif %}
 {% for ring in rings %}
-<h3>{{ ring.ring_id }} &mdash; score {{ "%.3f"|format(ring.score) }}</h3>
-<p>{{ ring.accounts }} account(s), {{ ring.patients }} patient(s), {{ ring.payers }} payer(s),
-{{ ring.phones }} phone(s), {{ ring.devices }} device(s), {{ ring.ips }} IP(s);
-{{ ring.bookings }} booking(s) by its accounts; {{ ring.buyers }} buyer(s) whose slots were
-laundered.</p>
-<p>Payment hubs: {{ ring.hubs or "none told" }}<br>Holder accounts:
-{{ ring.holders or "none told" }}<br>Account roles: {{ ring.roles or "none told" }}</p>
+<h3>{{ ring.ring_id }} &mdash; {{ t("score") }} {{ "%.3f"|format(ring.score) }}</h3>
+<p>{{ t("{accounts} account(s), {patients} patient(s), {payers} payer(s), {phones} phone(s), "
+       "{devices} device(s), {ips} IP(s); {bookings} booking(s) by its accounts; {buyers} "
+       "buyer(s) whose slots were laundered.", accounts=ring.accounts, patients=ring.patients,
+       payers=ring.payers, phones=ring.phones, devices=ring.devices, ips=ring.ips,
+       bookings=ring.bookings, buyers=ring.buyers) }}</p>
+<p>{{ t("Payment hubs") }}: {{ ring.hubs or t("none told") }}<br>{{ t("Holder accounts") }}:
+{{ ring.holders or t("none told") }}<br>{{ t("Account roles") }}:
+{{ ring.roles or t("none told") }}</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="{{ ring.drawing.width }}"
- height="{{ ring.drawing.height }}" role="img"
- aria-label="link graph of {{ ring.ring_id }}">
+ height="{{ ring.drawing.height }}" viewBox="0 0 {{ ring.drawing.width }} {{ ring.drawing.height }}"
+ role="img" aria-label="{{ t('link graph of {ring}', ring=ring.ring_id) }}">
 {% for x1, y1, x2, y2 in ring.drawing.edges %}<line x1="{{ x1 }}" y1="{{ y1 }}" x2="{{ x2 }}"
  y2="{{ y2 }}" stroke="#999" stroke-width="1"/>{% endfor %}
 {% for n in ring.drawing.nodes %}<g><title>{{ n.title }}</title><circle cx="{{ n.x }}"
@@ -143,51 +154,146 @@ laundered.</p>
  x="{{ n.x + 8 }}" y="{{ n.y - 6 }}" font-size="9">{{ n.label }}</text>{% endif %}</g>
 {% endfor %}</svg>
 <p class="legend">{% for kind, colour in colours %}<span style="color:{{ colour }}">&#9679;
-{{ kind }}</span>{% endfor %}(identifiers shared by two or more of the ring's accounts)</p>
-<table><tr><th>member</th><th>role</th><th>score</th><th>evidence</th></tr>
+{{ kind }}</span>{% endfor %}
+{{ t("(identifiers shared by two or more of the ring's accounts)") }}</p>
+<table><tr><th>{{ t("member") }}</th><th>{{ t("role") }}</th><th>{{ t("score") }}</th>
+<th>{{ t("evidence") }}</th></tr>
 {% for m in ring.members %}
 <tr><td>{{ m.entity_type }}: {{ m.entity_id }}</td><td>{{ m.role }}</td>
 <td class="num">{{ "%.3f"|format(m.score) }}</td><td class="reasons">{{ m.reasons }}</td></tr>
 {% endfor %}</table>
 {% endfor %}
 
-<h2>Suspects</h2>
-<p>{{ suspect_total }} flagged entities{% if suspect_total > suspects|length %}; the
-{{ suspects|length }} highest are listed here, all of them in suspects.csv{% endif %}.</p>
-<table><tr><th>type</th><th>entity</th><th>score</th><th>ring</th><th>role</th>
-<th>evidence</th></tr>
+<h2>{{ t("Suspects") }}</h2>
+<p>{{ t("{total} flagged entities.", total=suspect_total) }}{% if suspect_total > suspects|length %}
+{{ t("The {shown} highest are listed here, all of them in suspects.csv.",
+     shown=suspects|length) }}{% endif %}</p>
+<table><tr><th>{{ t("type") }}</th><th>{{ t("entity") }}</th><th>{{ t("score") }}</th>
+<th>{{ t("ring") }}</th><th>{{ t("role") }}</th><th>{{ t("evidence") }}</th></tr>
 {% for s in suspects %}
 <tr><td>{{ s.entity_type }}</td><td>{{ s.entity_id }}</td>
 <td class="num">{{ "%.3f"|format(s.score) }}</td><td>{{ s.ring_id or "" }}</td>
 <td>{{ s.role }}</td><td class="reasons">{{ s.reasons }}</td></tr>
 {% endfor %}</table>
 
-<h2>How this run was made</h2>
-<table><tr><th>table</th><th>file</th><th>rows read</th><th>rows used</th>
-<th>outside --since/--until</th></tr>
-{% for t in tables %}
-<tr><td>{{ t.table }}</td><td>{{ t.file }}</td><td class="num">{{ t.read }}</td>
-<td class="num">{{ t.kept }}</td><td class="num">{{ t.outside }}</td></tr>
+<h2>{{ t("How this run was made") }}</h2>
+<table><tr><th>{{ t("table") }}</th><th>{{ t("file") }}</th><th>{{ t("rows read") }}</th>
+<th>{{ t("rows used") }}</th><th>{{ t("outside --since/--until") }}</th></tr>
+{% for tb in tables %}
+<tr><td>{{ tb.table }}</td><td>{{ tb.file }}</td><td class="num">{{ tb.read }}</td>
+<td class="num">{{ tb.kept }}</td><td class="num">{{ tb.outside }}</td></tr>
 {% endfor %}</table>
-<p>Window: {{ run.since or "start of records" }} to {{ run.until or "end of records" }}.</p>
-<h3>Rows skipped or kept with a caveat</h3>
-{% if not skipped %}<p>None: every row was usable.</p>{% else %}
-<table><tr><th>table</th><th>reason</th><th>rows</th><th>outcome</th></tr>
+<p>{{ t("Window: {since} to {until}.", since=run.since or t("start of records"),
+       until=run.until or t("end of records")) }}</p>
+<h3>{{ t("Rows skipped or kept with a caveat") }}</h3>
+{% if not skipped %}<p>{{ t("None: every row was usable.") }}</p>{% else %}
+<table><tr><th>{{ t("table") }}</th><th>{{ t("reason") }}</th><th>{{ t("rows") }}</th>
+<th>{{ t("outcome") }}</th></tr>
 {% for s in skipped %}<tr><td>{{ s.table }}</td><td>{{ s.reason }}</td>
-<td class="num">{{ s.rows }}</td><td>{{ "kept" if s.kept else "skipped" }}</td></tr>
+<td class="num">{{ s.rows }}</td><td>{{ t("kept") if s.kept else t("skipped") }}</td></tr>
 {% endfor %}</table>{% endif %}
-<h3>Thresholds</h3>
+<h3>{{ t("Thresholds") }}</h3>
 <table>{% for name, value in thresholds %}<tr><td>{{ name }}</td><td>{{ value }}</td></tr>
 {% endfor %}</table>
 </body></html>
 """
 
+LANGUAGES = ("zh-CN", "en")
+"""The report's languages; Chinese is the default, as on the pages."""
+
+_ZH = {
+    "fairslot investigation report": "fairslot 调查报告",
+    "Records from {folder}, read {when} ({zone}); the run took {seconds} s.":
+        "记录来自 {folder}，读取于 {when}（{zone}）；本次运行用时 {seconds} 秒。",
+    "Summary": "概要",
+    "entity type": "实体类型",
+    "seen": "出现",
+    "flagged": "标记",
+    "{rings} suspected ring(s); {pairs} cancel-then-rebook pair(s); {lockstep} lockstep "
+    "group(s); {blocks} dense block(s). Scores run from 0 to 1; an entity is flagged at "
+    "{flag_at} or above.":
+        "疑似团伙 {rings} 个；退号后立即重挂（占坑洗号）{pairs} 对；同步抢号组 {lockstep} 个；"
+        "密集块 {blocks} 个。评分在 0 到 1 之间，达到 {flag_at} 即标记。",
+    "Quality against the labels": "与标注对照的质量",
+    "ring members": "团伙成员",
+    "precision": "精确率",
+    "recall": "召回率",
+    "average precision": "平均精确率",
+    "Ring recovery: {found} of {rings} true rings of 3+ accounts matched with Jaccard "
+    "at least 0.5 ({share}). Hard-case genuine accounts flagged: {hard_flagged} of {hard} "
+    "({rate}%).":
+        "团伙找回：{rings} 个含 3 个以上账户的真实团伙中有 {found} 个以 Jaccard 不低于 0.5 "
+        "匹配（{share}）。被标记的疑难正常账户：{hard} 个中有 {hard_flagged} 个（{rate}%）。",
+    "Accounts: precision and recall against the threshold": "账户：精确率、召回率与阈值",
+    "Account scores are calibrated probabilities; the flag line is {flag_at}. A lower "
+    "line (--min-score) finds more ring members and names more innocents.":
+        "账户评分是校准后的概率；标记线为 {flag_at}。更低的线（--min-score）能找到更多团伙成员，"
+        "也会点出更多无辜者。",
+    "threshold": "阈值",
+    "accounts at or above": "达到阈值的账户",
+    "Rings": "团伙",
+    "No ring found.": "未发现团伙。",
+    "score": "评分",
+    "{accounts} account(s), {patients} patient(s), {payers} payer(s), {phones} phone(s), "
+    "{devices} device(s), {ips} IP(s); {bookings} booking(s) by its accounts; {buyers} "
+    "buyer(s) whose slots were laundered.":
+        "账户 {accounts} 个，就诊人 {patients} 个，付款账户 {payers} 个，手机号 {phones} 个，"
+        "设备 {devices} 台，IP {ips} 个；其账户挂号 {bookings} 次；号源被洗给的买家 {buyers} 人。",
+    "Payment hubs": "付款枢纽",
+    "Holder accounts": "占号账户",
+    "Account roles": "账户角色",
+    "none told": "无",
+    "link graph of {ring}": "{ring} 的关联图",
+    "(identifiers shared by two or more of the ring's accounts)":
+        "（团伙中两个及以上账户共用的标识）",
+    "member": "成员",
+    "role": "角色",
+    "evidence": "证据",
+    "Suspects": "嫌疑实体",
+    "{total} flagged entities.": "共标记 {total} 个实体。",
+    "The {shown} highest are listed here, all of them in suspects.csv.":
+        "此处列出评分最高的 {shown} 个，全部见 suspects.csv。",
+    "type": "类型",
+    "entity": "实体",
+    "ring": "团伙",
+    "How this run was made": "本次运行的方式",
+    "table": "表",
+    "file": "文件",
+    "rows read": "读取行数",
+    "rows used": "使用行数",
+    "outside --since/--until": "在 --since/--until 之外",
+    "Window: {since} to {until}.": "时间范围：{since} 至 {until}。",
+    "start of records": "记录开始",
+    "end of records": "记录结束",
+    "Rows skipped or kept with a caveat": "跳过或附带说明保留的行",
+    "None: every row was usable.": "无：每一行都可用。",
+    "reason": "原因",
+    "rows": "行数",
+    "outcome": "处理",
+    "kept": "保留",
+    "skipped": "跳过",
+    "Thresholds": "阈值设置",
+}
+
+
+def translator(lang: str) -> Callable[..., str]:
+    """The report's texts in ``lang`` (one of ``LANGUAGES``): ``t(english, **values)``."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown report language {lang!r} (one of {', '.join(LANGUAGES)})")
+    table = _ZH if lang == "zh-CN" else {}
+
+    def t(text: str, **values: object) -> str:
+        return table.get(text, text).format(**values)
+
+    return t
+
 
 def render_report(
     investigation: Investigation, records: Records, run: RunInfo,
-    quality: Quality | None = None, *, max_suspects: int = 1000,
+    quality: Quality | None = None, *, max_suspects: int = 1000, lang: str = "zh-CN",
 ) -> str:
-    """The report as HTML text."""
+    """The report as HTML text, in ``lang`` (``LANGUAGES``; Chinese by default)."""
+    t = translator(lang)
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = environment.from_string(_TEMPLATE)
     scores = investigation.scores
@@ -220,7 +326,8 @@ def render_report(
     thresholds.append(("payer_patients", investigation.thresholds.payer_patients))
     thresholds.append(("flag_at", investigation.flag_at))
     return template.render(
-        run=run, summary=summary, rings=rings, launder_pairs=investigation.launder_pairs,
+        t=t, lang=lang, run=run, summary=summary, rings=rings,
+        launder_pairs=investigation.launder_pairs,
         lockstep=len(investigation.lockstep), blocks=len(investigation.blocks),
         flag_at=investigation.flag_at, quality=quality, colours=list(_COLOURS.items()),
         suspects=suspects.head(max_suspects).to_dicts(), suspect_total=suspects.height,
@@ -230,7 +337,7 @@ def render_report(
 
 def write_outputs(
     out: Path, investigation: Investigation, records: Records, run: RunInfo,
-    quality: Quality | None = None,
+    quality: Quality | None = None, *, lang: str = "zh-CN",
 ) -> dict[str, Path]:
     """Write suspects.csv, rings.csv and report.html into ``out`` (created if needed)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -244,6 +351,7 @@ def write_outputs(
     )).write_csv(paths["suspects.csv"])
     neutralise(investigation.rings.rename({"accounts_list": "members"})).write_csv(
         paths["rings.csv"])
-    paths["report.html"].write_text(render_report(investigation, records, run, quality),
+    paths["report.html"].write_text(render_report(investigation, records, run, quality,
+                                                  lang=lang),
                                     encoding="utf-8")
     return paths

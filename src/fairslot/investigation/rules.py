@@ -21,6 +21,7 @@ from fairslot.domain.identity import is_valid_id_number
 __all__ = [
     "FINDING_SCHEMA",
     "PLATFORM_CHANNELS",
+    "SHARED_ADDRESS",
     "STAFF_CHANNELS",
     "Thresholds",
     "account_many_patients",
@@ -90,6 +91,10 @@ class Thresholds:
         """A payer paying for more than twice a household is paying for strangers."""
         return 2 * self.family_size
 
+
+SHARED_ADDRESS = 50
+"""An IP used by more accounts than this is a crowd's exit (a carrier NAT, a campus or a
+hospital Wi-Fi): it links nobody, neither in the link graph nor in a laundering pair."""
 
 PLATFORM_CHANNELS = frozenset({"draw", "waitlist"})
 """Bookings the platform itself writes for a person (a draw's winner, the next on a
@@ -423,7 +428,7 @@ def grab_device(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
         .group_by("account_id").agg(pl.len().alias("n"), pl.col("others").max())
         .with_columns(
             pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
-            pl.lit("grab_device").alias("code"), pl.lit(0.55).alias("strength"),
+            pl.lit("grab_device").alias("code"), pl.lit(0.0).alias("strength"),
             pl.format("{} release-time booking(s) made on a device that grabbed for {} "
                       "accounts", pl.col("n"), pl.col("others")).alias("detail"),
         )
@@ -490,6 +495,11 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, 
         pl.col("account_id").alias("rebook_account"), pl.col("patient").alias("buyer"),
         pl.col("device_id").alias("d2"), pl.col("ip").alias("ip2"),
         pl.col("booking_id").alias("rebooking"))
+    # An address shared by crowds (a carrier's NAT, a hospital's Wi-Fi) ties nobody: two
+    # strangers behind one carrier exit are not one hand.
+    crowded = (bookings.filter(pl.col("ip").is_not_null()).group_by("ip")
+               .agg(pl.col("account_id").n_unique().alias("users"))
+               .filter(pl.col("users") > SHARED_ADDRESS).get_column("ip").to_list())
     pairs = (
         cancelled.join(booked, on=["doctor_id", "session_start"])
         .with_columns(((pl.col("created_at") - pl.col("cancelled_at")).dt.total_milliseconds()
@@ -499,7 +509,8 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, 
         .with_columns(
             ((pl.col("holder_account") == pl.col("rebook_account"))
              | (pl.col("d1") == pl.col("d2")).fill_null(False)
-             | (pl.col("ip1") == pl.col("ip2")).fill_null(False)).alias("linked"))
+             | ((pl.col("ip1") == pl.col("ip2")) & ~pl.col("ip1").is_in(crowded))
+             .fill_null(False)).alias("linked"))
         # One rebooking answers at most one cancellation: the closest.
         .sort("gap").unique(subset=["rebooking"], keep="first")
         .unique(subset=["held_booking"], keep="first")

@@ -40,8 +40,8 @@ from fairslot.investigation.rules import (
     without_platform_timing,
 )
 
-__all__ = ["ASSOCIATION", "OWN_EVIDENCE", "Investigation", "account_scores", "investigate",
-           "noisy_or"]
+__all__ = ["ASSOCIATION", "OWN_EVIDENCE", "Investigation", "account_scores", "hub_resale",
+           "investigate", "noisy_or"]
 
 ENTITY_TYPES = ("account", "patient", "payer", "phone", "device", "ip")
 _ROLE = {"ip": "ring_ip", "device": "ring_device", "phone": "ring_phone"}
@@ -115,9 +115,13 @@ OWN_EVIDENCE = 0.25
 """The noisy-OR of an account's own findings (everything but ``ASSOCIATION``) it needs
 before association counts at all: a clue of its own at least as strong as booking for
 more patients than a household, or for two invalid identities."""
+CONDUCT = frozenset({"grab_device"})
+"""Findings about an identifier's own conduct (a device booking at release moments for many
+accounts), not about who else used it: they count in full even when no flagged account
+used it. A customer whose login a broker used is not flagged; the broker's device is."""
 INSTITUTION_EXEMPT = frozenset({
     "many_patients", "invalid_id_number", "nonsense_name", "identity_spread", "launder_pair",
-    "repeated_no_show", "paid_by_hub", "anomaly"})
+    "repeated_no_show", "paid_by_hub", "hub_resale", "anomaly"})
 """Account findings that describe an institution's ordinary business (hundreds of
 patients, the typos of a busy desk, walk-ins who change their mind), dropped for accounts
 recognised as institutional; their patients and payers are still judged on their own."""
@@ -136,6 +140,33 @@ def account_scores(findings: pl.DataFrame, *, calibrated: bool = True) -> pl.Dat
         pl.when(pl.col("own") >= OWN_EVIDENCE).then(pl.col("score"))
         .otherwise(pl.col("own")).alias("score")).with_columns(
         calibrate(pl.col("score")) if calibrated else pl.col("score"))
+
+
+HUB_RESALE = 0.35
+"""Strength of ``hub_resale``: booking for strangers with a shared wallet's money. Alone it
+stays under the flag line; with the hub payments it describes (``paid_by_hub``), it
+crosses it."""
+
+
+def hub_resale(findings: pl.DataFrame) -> pl.DataFrame:
+    """Accounts that booked ahead for more patients than a household (``many_patients``)
+    and had three or more of those bookings paid by a fan-out payer that also pays for
+    other accounts (``paid_by_hub`` at 0.4 or more): they book strangers' slots for a
+    wallet that pays for strangers, which is a reseller's trade. Both halves are the
+    account's own bookings (whom it booked for, who paid for them); neither alone is
+    enough, since a carer books for neighbours and a family's payer pays for relatives
+    on several accounts. Run after institutional findings were dropped."""
+    accounts = findings.filter(pl.col("entity_type") == "account")
+    many = accounts.filter(pl.col("code") == "many_patients").select(
+        "entity_id", pl.col("detail").alias("patients"))
+    paid = accounts.filter((pl.col("code") == "paid_by_hub") & (pl.col("strength") >= 0.4)
+                           ).select("entity_id", pl.col("detail").alias("paid"))
+    both = many.join(paid, on="entity_id").unique("entity_id").sort("entity_id")
+    return _findings_frame(both.select(
+        pl.lit("account").alias("entity_type"), "entity_id",
+        pl.lit("hub_resale").alias("code"), pl.lit(HUB_RESALE).alias("strength"),
+        pl.format("{}, and {}: strangers booked with a shared wallet's money",
+                  pl.col("patients"), pl.col("paid")).alias("detail")))
 
 
 def _group_findings(accounts: list[list[str]], code: str, strength: float,
@@ -191,16 +222,17 @@ def investigate(
             pairs = pairs.filter(~pl.col("holder_account").is_in(institution_ids)
                                  & ~pl.col("rebook_account").is_in(institution_ids))
 
+    findings = pl.concat([findings, hub_resale(findings)])
     identifiers = account_identifiers(bookings, payments)
     extra = []
     if not pairs.is_empty():
-        # A pair whose sides share an account, device or IP is deliberate; an unlinked one
-        # can be a stranger grabbing a freed slot, so it weighs half (two of them, or one
-        # linked, tie two accounts as strongly as a shared payer does).
-        extra.append(pairs.select(pl.col("holder_account").alias("a"),
-                                  pl.col("rebook_account").alias("b"),
-                                  pl.when(pl.col("linked")).then(1.0).otherwise(0.5)
-                                  .alias("weight"), pl.lit("launder").alias("via")))
+        # A pair whose sides share an account, device or IP is deliberate. An unlinked one
+        # is a freed slot caught by whoever refreshes fastest: where two rings race for the
+        # same experts, one's bots catch the other's cancellations release after release,
+        # so unlinked pairs are evidence against the holder, never a tie between the two.
+        extra.append(pairs.filter(pl.col("linked")).select(
+            pl.col("holder_account").alias("a"), pl.col("rebook_account").alias("b"),
+            pl.lit(1.0).alias("weight"), pl.lit("launder").alias("via")))
     if not ls_pairs.is_empty():
         extra.append(ls_pairs.select("a", "b", pl.col("similarity").alias("weight"),
                                      pl.lit("lockstep").alias("via")))
@@ -346,12 +378,12 @@ def _all_scores(
     # Roles, each from the member's own evidence (the first that applies):
     # developer: software books for it (machine-fast bookings, machine click rates);
     # holder: holds slots (cancelled sides of laundering, invalid or spread identities);
-    # broker: buyer-facing, puts buyers into freed slots or is booked from a broker's device;
+    # broker: buyer-facing, puts buyers into freed slots;
     # reseller: books for many strangers in the release race, or is paid by a shared hub;
     # booker: any other member.
     developers = strong("fast_after_release", "click_rate", at=0.6)
     brokers = (set(pairs.get_column("rebook_account").to_list()) - holders
-               if not pairs.is_empty() else set()) | strong("grab_device")
+               if not pairs.is_empty() else set())
     resellers = strong("many_patients") | strong("paid_by_hub", at=0.4)
     accounts = accounts.with_columns(
         (pl.col("score") >= flag_at).alias("flagged"),
@@ -384,13 +416,20 @@ def _all_scores(
         .otherwise(((pl.col("flagged_uses") - 1) / 2.0).clip(0.0, 1.0)))
     share = pl.col("flagged_uses") / pl.col("uses")
     exclusive = pl.when(share >= 0.9).then(share).otherwise(0.0)
+    # A device grabbing at release moments for many accounts is one pair of hands booking
+    # for others: that is its own conduct and counts in full, whoever's accounts it used.
+    conduct = noisy_or(findings.filter(pl.col("code").is_in(sorted(CONDUCT)))).select(
+        "entity_type", "entity_id", pl.col("score").alias("conduct"))
     others = (
         per_entity.join(own, on=["entity_type", "entity_id"], how="left")
-        .with_columns(pl.col("score").fill_null(0.0).alias("own"))
+        .join(conduct, on=["entity_type", "entity_id"], how="left")
+        .with_columns(pl.col("score").fill_null(0.0).alias("own"),
+                      pl.col("conduct").fill_null(0.0))
         .with_columns(
             (1.0 - (1.0 - 0.9 * exclusive * repeated)
              * (1.0 - pl.when(pl.col("flagged_uses") > 0).then(pl.col("own"))
-                .otherwise(0.5 * pl.col("own")))).alias("score"),
+                .otherwise(pl.max_horizontal(0.5 * pl.col("own"), pl.col("conduct")))))
+            .alias("score"),
             pl.concat_str(
                 pl.when(pl.col("flagged_uses") > 0).then(pl.format(
                     "linked: {} of {} uses by {} flagged account(s)", pl.col("flagged_uses"),

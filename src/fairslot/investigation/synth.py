@@ -483,7 +483,9 @@ def _credential_broker(world: _World, index: int, carrier_nat: list[str]) -> Non
         account = _Account(world.next_id("a"), [customer], [world.payer()],
                            [world.home_ip()], [world.next_id("dev")], "app", 0, 0,
                            "credential_broker")
-        world.label("account", account.account_id, ring, "lent_account")
+        # The account is the customer's own: the broker's device and addresses are the
+        # ring's, the customer is a buyer (and the account a genuine look-alike).
+        world.label("account", account.account_id, "", "hard_case:lent_account")
         world.label("patient", customer.id_number, ring, "buyer")
         # The customer's own identifiers are the ring's buyers' too, as for other rings.
         world.label("phone", customer.phone, ring, "buyer_phone")

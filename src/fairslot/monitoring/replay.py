@@ -246,6 +246,12 @@ through hub payers), brokers (auto-clickers booking buyers' identities), family 
 (grabbing together by hand) and credential brokers (customers' own accounts driven from the
 reseller's devices). No ring of the records does IP fan-out (T7): they rotate proxies."""
 
+DRIVEN_BY_RINGS = frozenset({"lent_account"})
+"""Genuine look-alikes a ring drives: a customer's account whose login a credential broker
+uses. The investigation does not name the customer a suspect, but a live monitor that
+challenges the account while the broker's device books with it is right to, so an alert
+on it is not a false alarm."""
+
 _KINDS_BY_INDEX = ("bot_farm", "broker", "crowd", "credential_broker")
 
 
@@ -259,7 +265,9 @@ def ring_kinds(labels: pl.DataFrame) -> dict[str, str]:
         role_set = set(roles)
         if "holder" in role_set:
             kinds[ring] = "bot_farm"
-        elif "lent_account" in role_set:
+        elif "buyer_device" in role_set:
+            # Only a credential broker's labels name its customers' own devices (their
+            # accounts, lent to the broker, are labelled genuine).
             kinds[ring] = "credential_broker"
         else:
             digits = "".join(ch for ch in ring if ch.isdigit())
@@ -368,7 +376,8 @@ def evaluate(alerts: Sequence[Alert], labels: pl.DataFrame, events: Sequence[Mon
         counts = by_scenario.setdefault(alert.scenario, [0, 0])
         if entity.type in ("route_group", "platform"):
             platform_alerts += 1
-        elif entity in ring_of or (entity.type == "ip_prefix" and entity.id in ring_prefixes):
+        elif entity in ring_of or (entity.type == "ip_prefix" and entity.id in ring_prefixes) \
+                or hard.get(entity) in DRIVEN_BY_RINGS:
             ring_alerts += 1
             counts[0] += 1
         else:
