@@ -68,9 +68,9 @@
     draw(first);
     var source = new EventSource("/operator/console/stream");
     source.addEventListener("figures", function (e) {
-      text("console-live", "● 实时 live");
+      text("console-live", "● " + say("live", {}));
       draw(JSON.parse(e.data));
     });
-    source.onerror = function () { text("console-live", "○ 重连中 reconnecting"); };
+    source.onerror = function () { text("console-live", "○ " + say("reconnecting", {})); };
   });
 }());
