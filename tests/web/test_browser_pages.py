@@ -522,14 +522,14 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(
                     page.wait_for_selector(".swagger-ui .info", timeout=15_000)
                     continue  # Swagger UI's own markup is not ours to fix
                 found = _axe(page)
-                if path == "/investigations" and page.locator(RUN).count():
-                    # After the investigator's journey, a finished run's page too.
-                    page.locator(RUN).first.click()
-                    found += _axe(page)
                 name = SCREENSHOTS.get((who, path))
                 if shots and name and lang == "zh_CN":
                     shots.mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+                if path == "/investigations" and page.locator(RUN).count():
+                    # After the investigator's journey, a finished run's page too.
+                    page.locator(RUN).first.click()
+                    found += _axe(page)
                 if found:
                     problems[f"{who or 'visitor'} {path}"] = found
         finally:
