@@ -49,7 +49,7 @@ def test_the_holder_cancels_and_removes_a_squatter_from_the_identity_page(
 
     log_in(client, "owner")
     page = client.get("/me/identity")
-    assert page.status_code == 200 and "made by another account" in page.text
+    assert page.status_code == 200 and "其他账户所约" in page.text
     after_min_age(world)  # read the page, then press cancel
     action = f"/bookings/{held.booking.id}/cancel"
     r = client.post(action, data=fields(page.text, action), follow_redirects=False)

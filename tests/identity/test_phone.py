@@ -157,4 +157,4 @@ def test_the_phone_page_verifies_with_the_code(world: World) -> None:
     r = client.post("/me/phone/verify", data={
         "csrf": csrf, "code": last_code(world.platform, "+8613112345678")},
         follow_redirects=True)
-    assert r.status_code == 200 and "Phone number verified" in r.text
+    assert r.status_code == 200 and "手机号已验证" in r.text

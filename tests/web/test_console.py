@@ -56,10 +56,10 @@ def test_the_console_shows_live_figures_alerts_decisions_and_acts_on_them(
         page = client.get("/operator/console")
         assert page.status_code == 200, page.text
         text = page.text
-        assert "值班台" in text and "Operator's console" in text
+        assert "<h1>实时监控" in text and '<html lang="zh-CN">' in text
         assert "bad_identities" in text and f"account:{farm.id}" in text
         assert "/static/vendor/uplot/uPlot.iife.min.js" in text
-        assert "预约待审核 Hold bookings for review" in text
+        assert "预约待审核" in text  # the decision in force, in the page's language
         figures = json.loads(html.unescape(
             text.split('data-figures="', 1)[1].split('"', 1)[0]))
         assert figures["bookings_per_minute"][-1] == 1
@@ -69,7 +69,7 @@ def test_the_console_shows_live_figures_alerts_decisions_and_acts_on_them(
         r = client.post(action, data=fields(text, action) | {
             "decision": "approve", "reason": "checked at the desk"}, follow_redirects=False)
         assert r.status_code == 303, r.text
-        assert "Nothing to review" in client.get("/operator/console").text
+        assert "没有待审核的预约" in client.get("/operator/console").text
 
         # Lift the hold decision from the page.
         (decision,) = [d for d in monitoring.monitor.store.decisions(active_at=clock.now())

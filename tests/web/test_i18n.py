@@ -4,6 +4,7 @@ text of the templates."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -70,3 +71,22 @@ def test_every_template_text_has_a_chinese_translation() -> None:
     zh = i18n.translations("zh_CN")
     assert zh.gettext("Log in") == "登录"
     assert i18n.translations("en").gettext("Log in") == "Log in"
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@SQLITE_ONLY
+def test_a_patients_phone_and_identity_pages_speak_one_language(client: TestClient,
+                                                               world: World) -> None:
+    world.patient_account("wang.fang", patients=0)
+    log_in(client, "wang.fang")
+    pages = ("/me", "/me/phone", "/me/identity")
+    for path in pages:
+        main = client.get(path).text.split('<main id="main"', 1)[1].split("</main>", 1)[0]
+        assert CJK.search(main), path  # Chinese by default
+    client.cookies.set(i18n.LANG_COOKIE, "en")
+    for path in pages:
+        main = client.get(path).text.split('<main id="main"', 1)[1].split("</main>", 1)[0]
+        assert not CJK.search(main), (path, CJK.findall(main)[:5])
+        assert "Phone number" in main or path == "/me/identity"

@@ -44,14 +44,14 @@ __all__ = ["me_page", "router"]
 
 router = page_router()
 
-SHARED_KINDS = {"ring_member": "号贩团伙成员 Confirmed member of a scalper ring",
-                "no_show_suspension": "爽约停约 Suspended for missed appointments"}
-SHARED_ACTIONS = {"refuse": "不予预约 Refused", "hold": "待人工审核 Held for staff review",
-                  "lower_quota": "限额降低 Lower quotas"}
-APPEAL_STATES = {"pending": "待送达 Waiting to reach the hospital",
-                 "delivered": "已送达，等待决定 Delivered, awaiting a decision",
-                 "refused": "对方未受理 Not accepted", "withdrawn": "记录已撤销 Entry withdrawn",
-                 "upheld": "维持 Upheld"}
+SHARED_KINDS = {"ring_member": N_("Confirmed member of a scalper ring"),
+                "no_show_suspension": N_("Suspended for missed appointments")}
+SHARED_ACTIONS = {"refuse": N_("Refused"), "hold": N_("Held for staff review"),
+                  "lower_quota": N_("Lower quotas")}
+APPEAL_STATES = {"pending": N_("Waiting to reach the hospital"),
+                 "delivered": N_("Delivered, awaiting a decision"),
+                 "refused": N_("Not accepted"), "withdrawn": N_("Entry withdrawn"),
+                 "upheld": N_("Upheld")}
 
 
 def _safe_next(value: str | None) -> str | None:

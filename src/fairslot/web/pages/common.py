@@ -240,6 +240,9 @@ _env.globals.update(
                  "investigating": N_("Looking for rings"),
                  "writing": N_("Writing the report"), "done": N_("Done"),
                  "failed": N_("Failed")},
+    outcome_names={"won": N_("Won"), "waitlist": N_("Waitlist"),
+                   "offered": N_("Offered a slot"), "passed": N_("Left the waitlist"),
+                   "excluded": N_("Not in the draw")},
 )
 
 

@@ -22,7 +22,9 @@ from fairslot.guard.policy import GuardLevel, RouteGroup
 from fairslot.guard.service import Guard
 from fairslot.monitoring.live import ServerMonitoring
 from fairslot.services import audit, console, review
+from fairslot.web import i18n
 from fairslot.web.deps import DepsDep, UowDep, context, get_platform
+from fairslot.web.i18n import N_
 from fairslot.web.pages.common import (
     PageId,
     Viewer,
@@ -39,16 +41,20 @@ router = page_router()
 WATCHERS = (Role.OPERATOR, Role.INVESTIGATOR)
 TICK_SECONDS = 2.0
 
-SEVERITY_LABELS = {"low": "低 Low", "medium": "中 Medium", "high": "高 High",
-                   "critical": "严重 Critical"}
-STATUS_LABELS = {"open": "待处理 Open", "acknowledged": "处理中 Acknowledged",
-                 "resolved": "已解决 Resolved", "false_positive": "误报 False positive"}
-ACTION_LABELS = {"raise_level": "提高防护 Raise guard level",
-                 "require_pow": "工作量证明 Proof of work",
-                 "hold_bookings": "预约待审核 Hold bookings for review",
-                 "block": "封禁 Block"}
-LEVEL_LABELS = {"normal": "正常 Normal", "elevated": "加强 Elevated",
-                "under_attack": "遭受攻击 Under attack"}
+SEVERITY_LABELS = {"low": N_("Low"), "medium": N_("Medium"), "high": N_("High"),
+                   "critical": N_("Critical")}
+STATUS_LABELS = {"open": N_("Open"), "acknowledged": N_("Acknowledged"),
+                 "resolved": N_("Resolved"), "false_positive": N_("False positive")}
+ACTION_LABELS = {"raise_level": N_("Raise guard level"), "require_pow": N_("Proof of work"),
+                 "hold_bookings": N_("Hold bookings for review"), "block": N_("Block")}
+LEVEL_LABELS = {"normal": N_("Normal"), "elevated": N_("Elevated"),
+                "under_attack": N_("Under attack")}
+# The words the console's script puts into the live lists, in the visitor's language.
+SCRIPT_WORDS = {"none": N_("None"), "booked": N_("booked"), "cancelled": N_("cancelled"),
+                "live": N_("live"), "reconnecting": N_("reconnecting"),
+                "account": N_("account %(n)s"),
+                "entry": N_("round %(round)s · department %(department)s · %(entries)s "
+                            "entries · closes %(closes)s")}
 
 
 def _monitoring(request: Request) -> ServerMonitoring:
@@ -83,7 +89,14 @@ def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> R
                   level_choices=[lv.value for lv in GuardLevel],
                   mode=_monitoring(request).mode, severity_labels=SEVERITY_LABELS,
                   status_labels=STATUS_LABELS, action_labels=ACTION_LABELS,
-                  level_labels=LEVEL_LABELS, zone=deps.settings.timezone)
+                  level_labels=LEVEL_LABELS, zone=deps.settings.timezone,
+                  console_words=_script_words(request))
+
+
+def _script_words(request: Request) -> str:
+    catalogue = i18n.translations(i18n.of_request(request).code)
+    return json.dumps({key: catalogue.gettext(text) for key, text in SCRIPT_WORDS.items()},
+                      ensure_ascii=False)
 
 
 @router.get("/operator/console/stream")
@@ -127,7 +140,7 @@ def set_level(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
     try:
         chosen_group, chosen_level = RouteGroup(group), GuardLevel(level)
     except ValueError:
-        raise InvalidInput("未知的分组或级别 Unknown route group or level",
+        raise InvalidInput("unknown route group or level",
                            code="invalid_level") from None
     guard: Guard = request.app.state.guard
     anyio.from_thread.run(guard.set_level, chosen_group, chosen_level)
@@ -175,7 +188,7 @@ def review_booking(booking_id: PageId, request: Request, who: Viewer, uow: UowDe
     account = who.logged_in(Role.INVESTIGATOR)
     check_csrf(request, csrf)
     if decision not in ("approve", "reject"):
-        raise InvalidInput("批准或拒绝 Approve or reject", code="invalid_review")
+        raise InvalidInput("approve or reject", code="invalid_review")
     try:
         review.decide(uow, deps, account, booking_id, decision == "approve", reason,
                       context(request))

@@ -17,6 +17,7 @@ from fairslot.services import accounts, booking, identities, release
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web.deps import DepsDep, UowDep, context, screen
+from fairslot.web.i18n import N_
 from fairslot.web.pages.common import (
     PageId,
     Viewer,
@@ -34,9 +35,9 @@ __all__ = ["router"]
 router = page_router()
 
 PHONE_NOTICES = {
-    "registered": "注册成功，请输入发到手机的验证码 Welcome: type the code we sent to your phone",
-    "sent": "验证码已发送 A code is on its way",
-    "verified": "手机号已验证 Phone number verified",
+    "registered": N_("Welcome: type the code we sent to your phone"),
+    "sent": N_("A code is on its way"),
+    "verified": N_("Phone number verified"),
 }
 
 
@@ -91,9 +92,9 @@ def resend(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
 
 
 IDENTITY_NOTICES = {
-    "claimed": "已认领本人身份 Identity claimed: everything done under it is below",
-    "withdrawn": "已撤回抽签 Entry withdrawn",
-    "unlinked": "已移除该账户的绑定 That account's link is removed",
+    "claimed": N_("Identity claimed: everything done under it is below"),
+    "withdrawn": N_("Entry withdrawn"),
+    "unlinked": N_("That account's link is removed"),
 }
 
 

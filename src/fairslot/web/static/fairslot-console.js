@@ -6,6 +6,13 @@
   var holder = document.getElementById("console-figures");
   if (!holder || !window.EventSource) { return; }
   var first = JSON.parse(holder.getAttribute("data-figures"));
+  // The page's words for the live lists, in the visitor's language (data-words).
+  var words = JSON.parse(holder.getAttribute("data-words") || "{}");
+  function say(key, values) {
+    return (words[key] || key).replace(/%\((\w+)\)s/g, function (_, name) {
+      return String(values[name]);
+    });
+  }
   var rpsTimes = [], rpsValues = [], KEEP = 300;
 
   function text(id, value) {
@@ -16,7 +23,7 @@
     var el = document.getElementById(id);
     if (!el) { return; }
     el.textContent = "";
-    if (!items.length) { items = ["无 None"]; }
+    if (!items.length) { items = [say("none", {})]; }
     items.forEach(function (item) {
       var li = document.createElement("li");
       li.textContent = item;
@@ -44,10 +51,11 @@
     text("fig-cancelled", f.cancellations_per_minute[f.cancellations_per_minute.length - 1]);
     list("fig-refusals", Object.keys(f.refusals).map(function (k) { return k + " " + f.refusals[k]; }));
     list("fig-entries", f.entries.map(function (r) {
-      return "round " + r.round + " · dept " + r.department + " · " + r.entries + " entries · closes " + r.closes_at;
+      return say("entry", {round: r.round, department: r.department, entries: r.entries,
+                           closes: r.closes_at});
     }));
     list("fig-top", f.top_ips.map(function (x) { return "IP " + x[0] + " " + x[1]; })
-      .concat(f.top_accounts.map(function (x) { return "account " + x[0] + " " + x[1]; })));
+      .concat(f.top_accounts.map(function (x) { return say("account", {n: x[0]}) + " " + x[1]; })));
     if (f.open_alerts !== undefined) { text("fig-open-alerts", f.open_alerts); }
     if (f.active_decisions !== undefined) { text("fig-active-decisions", f.active_decisions); }
     if (rpsChart) { rpsChart.setData([rpsTimes, rpsValues]); }
@@ -55,14 +63,14 @@
   }
   window.addEventListener("load", function () {
     rpsChart = chart("chart-rps", [{}, {label: "req/s", stroke: "#2563eb"}], [[], []]);
-    bookChart = chart("chart-bookings", [{}, {label: "预约 booked", stroke: "#16a34a"},
-                                         {label: "取消 cancelled", stroke: "#dc2626"}], minutes(first));
+    bookChart = chart("chart-bookings", [{}, {label: say("booked", {}), stroke: "#16a34a"},
+                                         {label: say("cancelled", {}), stroke: "#dc2626"}], minutes(first));
     draw(first);
     var source = new EventSource("/operator/console/stream");
     source.addEventListener("figures", function (e) {
-      text("console-live", "● 实时 live");
+      text("console-live", "● " + say("live", {}));
       draw(JSON.parse(e.data));
     });
-    source.onerror = function () { text("console-live", "○ 重连中 reconnecting"); };
+    source.onerror = function () { text("console-live", "○ " + say("reconnecting", {})); };
   });
 }());
