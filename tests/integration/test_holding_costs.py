@@ -117,3 +117,22 @@ def test_an_account_suspended_for_lapses_before_a_draw_closes_is_left_out_of_it(
         (entry,) = uow.rounds.all_entries(dw.round_id)
         held = uow.bookings.active_for(entrant, dw.sessions[0])
     assert entry.outcome == "excluded" and held is None
+
+
+def test_a_suspended_patient_cannot_change_their_entry_either(
+        platform: Platform, clock: FixedClock) -> None:
+    """Entering is refused while suspended; so is changing an entry made before (found by
+    an independent verifier: the change was accepted, then left out at the close)."""
+    dw = _draw_world(platform, clock, people=0)
+    account, (first, second, entrant), _ = dw.world.patient_account("spreader", patients=3)
+    platform.run(release.enter, account, dw.round_id, entrant, dw.sessions, CTX)
+    sid = dw.world.session_ids[1]
+    _lapse(platform, clock, account, first, sid)
+    _lapse(platform, clock, account, second, sid)
+    with pytest.raises(FairslotError) as refused:
+        platform.run(release.enter, account, dw.round_id, entrant,
+                     list(reversed(dw.sessions)), CTX)
+    assert refused.value.code == "credit_suspended"
+    with platform.uow() as uow:
+        (entry,) = uow.rounds.all_entries(dw.round_id)
+    assert list(entry.choices) == dw.sessions  # unchanged

@@ -107,6 +107,11 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
                            code="already_booked")
         rules.check_may_book(deps, facts, patient_id, round_.department_id, first.starts_at,
                              served=not at_desk, lowered=shared.lowered)
+    else:
+        # A change: the quotas were counted when it entered, but a suspension since refuses
+        # a change as it refuses entering (the entry would be left out at the close anyway).
+        rules.check_credit(deps, rules.facts_for(uow, deps, patient_id,
+                                                 None if at_desk else account))
     if existing is None:
         entry_id = uow.rounds.add_entry(
             round_id=round_id, ref=deps.random.token_hex(8), patient_id=patient_id,
