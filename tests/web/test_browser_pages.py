@@ -173,7 +173,7 @@ PAGES = {
                         "/rounds/1", "/rounds/1/enter"],
     "browser.registration": ["/desk", "/desk?doctor=1", "/desk/receipt/{booking}"],
     "browser.operator": ["/operator", "/operator?date=bogus", "/operator/policies",
-                         "/operator/guard"],
+                         "/operator/proposals", "/operator/guard"],
     "browser.admin": ["/admin/users"],
     "browser.investigator": ["/investigations"],
 }
