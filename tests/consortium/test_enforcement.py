@@ -20,6 +20,7 @@ from fairslot.domain.errors import FairslotError, QuotaExceeded
 from fairslot.domain.schedule import Period, ReleasePolicy
 from fairslot.services import accounts, booking, catalog, release
 from fairslot.services.context import RequestContext
+from fairslot.services.payments import payer_key
 from fairslot.services.shared_list import ConsortiumHeld, ConsortiumRefused
 from fairslot.storage import tables as t
 from tests.conftest import PASSWORD, World, build_world, password_hash
@@ -134,7 +135,8 @@ def test_a_listed_payer_is_refused_at_payment_and_the_booking_stays_unpaid(
         pair: Pair, hb: World) -> None:
     pair.b.set_policy("ring_member", Action.HOLD, actor="test")
     pair.b.set_policy("ring_member:payer", Action.REFUSE, actor="test")
-    listed(pair, SubjectType.PAYER, "Alipay:Ring-Hub@Example.com", role=RingRole.PAYER)
+    listed(pair, SubjectType.PAYER, payer_key(hb.platform.payments, PAYER),
+           role=RingRole.PAYER)
     account, (pid,), _ = hb.patient_account("family5")
     run = hb.platform.run
     view = run(booking.book, account, pid, hb.session_ids[0], CTX)
@@ -145,8 +147,29 @@ def test_a_listed_payer_is_refused_at_payment_and_the_booking_stays_unpaid(
     assert paid.booking.status == "paid"
 
 
+def test_a_listed_payer_is_refused_however_the_client_spells_it(pair: Pair,
+                                                                 hb: World) -> None:
+    # The list names the payer by the provider's id, as the payer quota counts it: another
+    # method or spelling of the same funding account is the same payer.
+    pair.b.set_policy("ring_member", Action.REFUSE, actor="test")
+    listed(pair, SubjectType.PAYER, payer_key(hb.platform.payments, PAYER),
+           role=RingRole.PAYER)
+    account, (pid,), _ = hb.patient_account("family6")
+    run = hb.platform.run
+    view = run(booking.book, account, pid, hb.session_ids[0], CTX)
+    for spelling in ("wechat:Ring.Hub@Example.com", "card:RING_HUB@example.com"):
+        with pytest.raises(ConsortiumRefused):
+            run(booking.pay, account, view.booking.id, spelling, CTX)
+    assert run(booking.get_booking, account, view.booking.id).booking.status == "held"
+    # A payment record as an investigation reads it names the same payer.
+    assert payer_key(hb.platform.payments, "alipay:" + payer_key(
+        hb.platform.payments, "wechat:ring.hub@example.com")) == payer_key(
+            hb.platform.payments, PAYER)
+
+
 def test_a_desk_booking_with_a_listed_payer_is_refused(pair: Pair, hb: World) -> None:
-    listed(pair, SubjectType.PAYER, PAYER, role=RingRole.PAYER)
+    listed(pair, SubjectType.PAYER, payer_key(hb.platform.payments, PAYER),
+           role=RingRole.PAYER)
     person = hb.residents.pop()
     with pytest.raises(ConsortiumRefused):
         hb.platform.run(booking.book_on_site, hb.staff[Role.REGISTRATION], hb.session_ids[0],

@@ -6,12 +6,19 @@ now, or starts alerting on genuine patients."""
 from __future__ import annotations
 
 from fairslot.simulation.monitoring import replay_simulation
-from fairslot.simulation.scenario import load_scenario
+from fairslot.simulation.scenario import apply_overrides, load_scenario, parse_overrides
 from tests.conftest import make_settings
+
+# The figures were measured before issue 18's identity and desk attackers joined seeds; the
+# phone farm registers one account per proxy address, which no per-address scenario names
+# (docs/simulation.md), so they are left out here.
+_WITHOUT_NEW_ATTACKERS = ["phonefarm.accounts=0", "variants.identities=0", "squat.victims=0",
+                          "clerk.gang=0"]
 
 
 def test_seeds_traffic_through_the_monitor() -> None:
-    result = replay_simulation(load_scenario("seeds"), "fcfs", 1, make_settings())
+    scenario = apply_overrides(load_scenario("seeds"), parse_overrides(_WITHOUT_NEW_ATTACKERS))
+    result = replay_simulation(scenario, "fcfs", 1, make_settings())
     print(result.table())
     recall = {t: s.recall for t, s in result.tactics.items()}
     # Laundering (T4), the proxy address fan-out (T7) and the broker's accounts (T9): every

@@ -76,7 +76,7 @@ def test_the_policies_switch_their_own_defences() -> None:
     sc = load_scenario("tiny")
     assert sc.defences_for("fcfs") == {"draw": False, "waitlist": False, "windows": False,
                                        "quotas": False, "credit": False, "guard": False,
-                                       "realname": True}
+                                       "realname": True, "identity": False, "desk": False}
     assert all(sc.defences_for("fairslot").values())
     switched = apply_overrides(sc, parse_overrides(["guard=on", "realname=off"]))
     assert switched.defences_for("fcfs")["guard"] is True

@@ -194,6 +194,21 @@ def test_cancelling_a_patients_own_booking_needs_the_patient_or_a_second_staff_m
     assert r.status_code == 200 and r.json()["status"] in ("cancelled", "refunded")
 
 
+def test_a_desk_account_cannot_cancel_another_desks_booking_alone(api: TestClient,
+                                                                  world: World) -> None:
+    # A walk-in patient's booking made at one desk is theirs: a second clerk (a corrupt
+    # one steering waitlist offers) needs the patient or a second staff member too.
+    own = _book(api, world, world.session_ids[0]).json()
+    clerk = world.platform.run(accounts.create_user, "clerk-two", PASSWORD,
+                               Role.REGISTRATION)
+    token = world.platform.run(accounts.issue_token, clerk.id or 0)
+    r = api.post(f"/api/v1/staff/bookings/{own['id']}/cancel", json={"reason": "no reason"},
+                 headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403 and r.json()["code"] == "desk_second_staff"
+    r = api.post(f"/api/v1/staff/bookings/{own['id']}/cancel", json={})
+    assert r.status_code == 200 and r.json()["status"] in ("cancelled", "refunded")
+
+
 def test_a_patient_cannot_pay_online_as_cash_or_insurance(api: TestClient,
                                                           world: World) -> None:
     account, (pid,), _ = world.patient_account("kong.jie")

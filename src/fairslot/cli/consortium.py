@@ -5,6 +5,7 @@ looking at what is held, and appeals."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import getpass
 import pathlib
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 import typer
 
 from fairslot.cli.main import CliError
+from fairslot.domain.errors import InvalidInput
 
 __all__ = ["register"]
 
@@ -271,7 +273,8 @@ def publish_entry(
     with _consortium() as (c, platform):
         if patient is not None:
             given.append((SubjectType.IDENTITY, _patient_id_number(platform, patient)))
-        values = [(s, v) for s, v in given if v]
+        values = [(s, _payer_key(platform, v) if s is SubjectType.PAYER else v)
+                  for s, v in given if v]
         if not values:
             raise CliError("name at least one of --identity, --phone, --payer, --device, "
                            "--patient")
@@ -282,6 +285,17 @@ def publish_entry(
     for e in published:
         typer.echo(f"published {e.ref} ({e.kind.value}, {e.subject_type.value}) until "
                    f"{e.expires_at:%Y-%m-%d}")
+
+
+def _payer_key(platform: Any, value: str) -> str:
+    """A payer as the shared list names it: the payment provider's id of the payer (what
+    quotas count), whichever way the account was typed or recorded."""
+    from fairslot.services.payments import payer_key
+
+    try:
+        return payer_key(platform.payments, value)
+    except InvalidInput as exc:
+        raise CliError(f"--payer: {exc}") from None
 
 
 def _patient_id_number(platform: Any, patient_id: int) -> str:
@@ -310,6 +324,7 @@ def publish_ring(
 ) -> None:
     """Publish a confirmed ring's identifiers (ID numbers, phones, payers, devices) from
     `fairslot investigate` output, clear or pseudonymised; only pseudonyms leave."""
+    from fairslot.consortium import SubjectType
     from fairslot.consortium.rings import read_ring, summary
 
     with _consortium() as (c, platform):
@@ -323,6 +338,9 @@ def publish_ring(
                            "secret); nothing published (--skip-unresolved publishes the rest)")
         if not found.entries:
             raise CliError("nothing to publish from ring(s) " + ", ".join(ring))
+        found = dataclasses.replace(found, entries=[
+            dataclasses.replace(e, identifier=_payer_key(platform, e.identifier))
+            if e.subject_type is SubjectType.PAYER else e for e in found.entries])
         left = "; ".join(f"{n} {why}" for why, n in sorted(found.skipped.items()))
         if dry_run:
             typer.echo(f"would publish {summary(found.entries)}" + (f"; left out {left}"
@@ -383,9 +401,11 @@ def inspect(
 ) -> None:
     """What this hospital holds: its key, members and staleness, entry counts; or, given
     identifiers, the entries in force that name them and this hospital's action."""
-    with _consortium() as (c, _):
+    with _consortium() as (c, platform):
         lookup = {"identity": _value(identity), "phone": _value(phone),
                   "payer": _value(payer), "device": _value(device)}
+        if lookup["payer"]:
+            lookup["payer"] = _payer_key(platform, lookup["payer"])
         if any(lookup.values()):
             matches = c.check(**lookup)
             if not matches:
@@ -446,7 +466,9 @@ def appeal_send(
                        "the entry names")
     subject, value = given[0]
     assert value is not None
-    with _consortium() as (c, _):
+    with _consortium() as (c, platform):
+        if subject is SubjectType.PAYER:
+            value = _payer_key(platform, value)
         appeal = c.appeal(issuer, int(number), subject, value, message, actor=_actor())
     extra = f" ({appeal.error}; `sync` retries)" if appeal.error else ""
     typer.echo(f"appeal {appeal.ref}: {appeal.status}{extra}")

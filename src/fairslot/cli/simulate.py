@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
             help="write a PNG of who held the hot slots over time")] = None,
         set_: Annotated[list[str] | None, typer.Option(
             "--set", help="key=value: a defence on or off (draw, waitlist, windows, quotas, "
-            "credit, guard, realname; fcfs runs with only realname on, fairslot with all), "
+            "credit, guard, realname, identity, desk; fcfs runs with only realname on, "
+            "fairslot with all), "
             "a scenario field (t1.bots=4) or a setting")] = None,
         target: Annotated[str | None, typer.Option(
             help="drive a running fairslot over HTTP (loopback only)")] = None,

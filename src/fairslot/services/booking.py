@@ -198,7 +198,7 @@ def book_on_site(uow: UnitOfWork, deps: Deps, staff: Account, session_id: int, i
     assert doctor is not None
     view, lowered = _hold(uow, deps, account=staff, patient=patient, session=session,
                           department_id=doctor.department_id, ctx=window, at_desk=True,
-                          payer=normalize_payer(payer_account))
+                          payer=payer[0])
     held = uow.bookings.get_for_update(view.booking.id or 0)
     assert held is not None
     view = dataclasses.replace(view, booking=held)
@@ -259,8 +259,9 @@ def pay(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int, payer_ac
     uow.lock(("payer", payer[0]))
     booking = _own_booking(uow, account, booking_id)
     patient = uow.patients.get(booking.patient_id)
+    # The shared list names a payer as quotas do: by the provider's id, not the typed string.
     shared = shared_list.consult(uow, deps, shared_list.Point.PAYMENT, ctx,
-                                 payer=normalize_payer(payer_account),
+                                 payer=payer[0],
                                  identity=patient.id_number if patient else None,
                                  phone=account.phone, patient_id=booking.patient_id,
                                  account_id=account.id)

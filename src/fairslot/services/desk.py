@@ -289,22 +289,24 @@ def pay(uow: UnitOfWork, deps: Deps, staff: Account, booking_id: int, payment: P
                       detail={"method": payment.method}) from None
 
 
-def _desk_accounts_own(uow: UnitOfWork, account_id: int) -> bool:
-    owner = uow.accounts.get(account_id)
-    return owner is not None and owner.role in booking.DESK_ROLES
+def _desk_accounts_own(staff: Account, account_id: int) -> bool:
+    """This desk account's own booking. Not any desk account's: a walk-in patient's entry
+    or booking made at one desk is theirs as much as an online one is, and a clerk who
+    could cancel another desk's offers without the patient could steer them (issue 18)."""
+    return staff.id is not None and staff.id == account_id
 
 
 def cancel(uow: UnitOfWork, deps: Deps, staff: Account, booking_id: int, *,
            id_number: str = "", name: str = "", approval: Approval | None = None,
            reason: str = "", ctx: RequestContext) -> booking.BookingView:
-    """Cancel (and refund) a booking or a waitlist offer at the desk. The desk's own (made
-    by a desk account) it may cancel; anyone else's needs the patient present, their ID
+    """Cancel (and refund) a booking or a waitlist offer at the desk. Its own (made by this
+    desk account) it may cancel; anyone else's needs the patient present, their ID
     card matching the booking, or a second staff member's approval."""
     found = uow.bookings.get(booking_id)
     if found is None:
         raise NotFound("no such booking", code="booking_not_found")
     how = "desk_own"
-    if not _desk_accounts_own(uow, found.account_id):
+    if not _desk_accounts_own(staff, found.account_id):
         if id_number.strip():
             presented = Identity.parse(id_number, name)
             view = booking.get_booking(uow, deps, staff, booking_id)

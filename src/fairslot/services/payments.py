@@ -16,7 +16,7 @@ from typing import Protocol
 from fairslot.domain.errors import FairslotError, InvalidInput
 
 __all__ = ["PaymentFailed", "PaymentProvider", "TestPaymentProvider", "identify_payer",
-           "normalize_payer"]
+           "normalize_payer", "payer_key"]
 
 # cash and insurance (a medical-insurance card) are taken at the registration desk only.
 _PAYER = re.compile(r"^(alipay|wechat|card|cash|insurance):[A-Za-z0-9_.@+\-]{3,64}$")
@@ -50,6 +50,22 @@ def identify_payer(provider: PaymentProvider, credential: str) -> tuple[str, str
     method = normalize_payer(credential).split(":", 1)[0]
     payer = provider.payer_of(credential)
     return payer, f"{method}:{payer}"
+
+
+def payer_key(provider: PaymentProvider, value: str) -> str:
+    """The provider's id of the payer ``value`` names, for the shared list: ``value`` may be
+    that id already (``test:3f...``), a payment as fairslot records it (``alipay:test:3f...``,
+    what an investigation reads) or a payer account as typed (``alipay:GangPay01``). A typed
+    account never holds a second colon (``normalize_payer``), so the three cannot be taken
+    for one another."""
+    text = value.strip()
+    prefix = provider.name + ":"
+    if text.startswith(prefix):
+        return text
+    _method, _, rest = text.partition(":")
+    if rest.startswith(prefix):
+        return rest
+    return provider.payer_of(text)
 
 
 class PaymentProvider(Protocol):

@@ -65,6 +65,7 @@ from fairslot.randomness import SeededRandomness
 from fairslot.scheduler import run_due_jobs
 from fairslot.services import accounts, booking, catalog, release
 from fairslot.services.context import RequestContext
+from fairslot.simulation import attackers
 from fairslot.simulation.metrics import (
     BUYER,
     CLIENT,
@@ -310,6 +311,7 @@ class Simulation:
             "draw_signing_key": hashlib.sha256(b"fairslot simulation draw key").hexdigest(),
             "draw_local_chain_key": hashlib.sha256(b"fairslot simulation chain").hexdigest(),
         }
+        values.update(attackers.settings_for(self.defences))
         values.update(self.sc.settings)
         return Settings(**values)
 
@@ -618,6 +620,8 @@ class Simulation:
                 return
 
     def _payer(self, person: Person) -> str:
+        if (variant := self.attackers.payer(person)) is not None:
+            return variant
         if person.category in (GENUINE, BUYER):
             return f"wechat:wx{person.patient_id}"
         if person.category == CLIENT and self.rng.random() < 0.5:
@@ -1075,6 +1079,7 @@ class Simulation:
                     late[self._category(patient_id)] += 1
             capacity = float(self.sc.knob("late", "capacity", 0))
             out["late_clinic"] = {"slots": capacity, **{k: float(v) for k, v in late.items()}}
+        out.update(self.attackers.gains(holders))
         return out
 
     def _dispatch_offers(self) -> None:
@@ -1135,12 +1140,13 @@ class Simulation:
         """On the day: the patients who come are checked in at the desk."""
         with self.platform.uow() as uow:
             paid = uow.db.execute(
-                sa.select(t.bookings.c.id, t.bookings.c.patient_id)
+                sa.select(t.bookings.c.id, t.bookings.c.patient_id, t.bookings.c.account_id)
                 .where(t.bookings.c.session_id == session_id,
                        t.bookings.c.status == "paid")).all()
-        for booking_id, patient_id in paid:
+        for booking_id, patient_id, account_id in paid:
             person = self.people.get(patient_id)
-            if person is None or person.category == SCALPER or not person.attends:
+            if person is None or person.category == SCALPER or not person.attends \
+                    or self.attackers.squatted(account_id):  # the victim knows nothing of it
                 continue
             person.booking_id = booking_id
             try:
@@ -1154,13 +1160,17 @@ class Simulation:
     # -- reading the outcome -------------------------------------------------------------
 
     def _bookings(self) -> list[tuple[int, int, str]]:
+        """(session, patient, status) of every active hot booking. A booking a squatter
+        made under its victim's identity is the ring's, not the victim's: its patient is
+        given as the negated id (``attackers.Attackers.squatted``)."""
         with self.platform.uow() as uow:
             rows = uow.db.execute(
                 sa.select(t.bookings.c.session_id, t.bookings.c.patient_id,
-                          t.bookings.c.status)
+                          t.bookings.c.status, t.bookings.c.account_id)
                 .where(t.bookings.c.session_id.in_(self.hot_sessions),
                        t.bookings.c.status.in_(_ACTIVE))).all()
-        return [(int(s), int(p), str(getattr(st, "value", st))) for s, p, st in rows]
+        return [(int(s), -int(p) if self.attackers.squatted(a) else int(p),
+                 str(getattr(st, "value", st))) for s, p, st, a in rows]
 
     def _category(self, patient_id: int) -> str:
         person = self.people.get(patient_id)
@@ -1274,6 +1284,8 @@ class Simulation:
         self._catalog(self.platform)
         self._populate()
         self._history()
+        self.attackers = attackers.Attackers(self)
+        self.attackers.populate()
         sc, rng = self.sc, self.rng
         self.clock.set(self.release_at - dt.timedelta(days=2))
         window = self.platform.settings.draw_window_hours * 3600.0
@@ -1336,6 +1348,7 @@ class Simulation:
             self.spawn(day_s - 14 * 3600, self.reholders_sell())
         if int(sc.knob("late", "capacity", 0)) > 0:
             self.spawn(float(sc.knob("late", "added_after_s", 3600.0)), self.late_clinic())
+        self.attackers.start(window)
         self.spawn(0.0, self.launderer())
         self.spawn(day_s - 13.5 * 3600, self.unsold())
         self.spawn(day_s - 3 * 3600, self.desk())

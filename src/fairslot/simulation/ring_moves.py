@@ -38,6 +38,7 @@ from fairslot.domain.residents import make_phone, make_residents
 from fairslot.domain.schedule import Period
 from fairslot.services import accounts, booking, catalog, messaging
 from fairslot.services.context import RequestContext
+from fairslot.services.payments import PaymentProvider, payer_key
 from fairslot.storage.migrate import upgrade
 
 __all__ = ["RingMoveResult", "render_ring_moves", "run_ring_moves"]
@@ -204,8 +205,10 @@ def _play_genuine(platform: Platform, people: list[Identity], sessions_by_day: l
                 break
 
 
-def _publish_ring(a: Consortium, ring: _Ring, clock: FixedClock) -> int:
-    """A's investigator publishes the confirmed ring's identifiers (one year)."""
+def _publish_ring(a: Consortium, ring: _Ring, clock: FixedClock,
+                  payments: PaymentProvider) -> int:
+    """A's investigator publishes the confirmed ring's identifiers (one year); payers as
+    the payment provider names them, as quotas and the look-up at payment do."""
     now = clock.now()
     until = now + dt.timedelta(days=365)
     items = [NewEntry(EntryKind.RING_MEMBER, RingRole.HELD_IDENTITY, 3, now, until,
@@ -214,7 +217,8 @@ def _publish_ring(a: Consortium, ring: _Ring, clock: FixedClock) -> int:
     items += [NewEntry(EntryKind.RING_MEMBER, RingRole.BOOKER, 3, now, until,
                        SubjectType.PHONE, phone, "simulated case") for phone in ring.phones]
     items += [NewEntry(EntryKind.RING_MEMBER, RingRole.PAYMENT_HUB, 3, now, until,
-                       SubjectType.PAYER, payer, "simulated case") for payer in ring.payers]
+                       SubjectType.PAYER, payer_key(payments, payer), "simulated case")
+              for payer in ring.payers]
     return len(a.publish(items, actor="investigator"))
 
 
@@ -277,7 +281,7 @@ def run_ring_moves(seed: int = 1, *, consortium: bool = True, ring_accounts: int
                 c.store.add_epoch(epoch, clock.now(), "setup")
             b.add_member("hosp-a", "http://hosp-a.invalid", a_key.public_text, actor="setup")
             b.set_policy("ring_member", Action.REFUSE, actor="setup")
-            published = _publish_ring(a, ring, clock)
+            published = _publish_ring(a, ring, clock, pa.payments)
             _pull(a, b, clock)
             clock.set(START + dt.timedelta(days=days_at_a))
             if new_phones:

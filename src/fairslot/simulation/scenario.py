@@ -23,15 +23,19 @@ __all__ = [
     "parse_overrides",
 ]
 
-DEFENCES = ("draw", "waitlist", "windows", "quotas", "credit", "guard", "realname")
+DEFENCES = ("draw", "waitlist", "windows", "quotas", "credit", "guard", "realname",
+            "identity", "desk")
 """Defences ``--set NAME=off|on`` switches one at a time (ablation)."""
 
 POLICY_DEFENCES: dict[str, dict[str, bool]] = {
     # Today's behaviour (issue 4's baseline): slots open at the release time, first come
     # first served, with real-name booking as the reports describe it, and none of
     # fairslot's own defences (request guard, quotas, credit, waitlist).
+    # Phone codes, consent and claims (``identity``) and the desk's limits (``desk``) are
+    # issue 18's: today's platforms verify no phone and let the desk book anything.
     "fcfs": {"draw": False, "waitlist": False, "windows": False, "quotas": False,
-             "credit": False, "guard": False, "realname": True},
+             "credit": False, "guard": False, "realname": True, "identity": False,
+             "desk": False},
     "fairslot": dict.fromkeys(DEFENCES, True),
 }
 """Each policy's defences when no ``--set`` names them."""

@@ -23,6 +23,7 @@ from fairslot.web.pages import (
     identity,
     investigations,
     operator,
+    proposals,
     rounds,
 )
 from fairslot.web.pages.common import HERE, install_errors
@@ -35,8 +36,8 @@ STATIC_DIR = HERE / "static"
 def install_pages(app: FastAPI) -> None:
     """Add the pages and ``/static`` to ``app``. Call after the problem+json handlers are
     installed."""
-    for module in (browse, account, booking, rounds, desk, operator, dev, identity, console,
-                   investigations):
+    for module in (browse, account, booking, rounds, desk, operator, proposals, dev, identity,
+                   console, investigations):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_errors(app)
