@@ -240,7 +240,9 @@ class Simulation:
         if not agent.genuine:
             self.costs.requests += 1
         passed = None
-        ip = agent.ip()
+        # The guard draws the address from the agent's own randomness (as it always did);
+        # without a guard the front door draws it, leaving the agents' draws as they were.
+        ip = agent.ip() if self.guard is not None else self.front_door.address(agent)
         self.front_door.begin(agent, ip)
         error: BaseException | None = None
         try:
@@ -1279,7 +1281,7 @@ class Simulation:
             self.runner = stack.enter_context(asyncio.Runner())
             # What a server's web layer logs (requests, guard decisions, booking screens),
             # written to the event log and the commit hooks as a server writes it.
-            self.front_door = FrontDoor(self.platform)
+            self.front_door = FrontDoor(self.platform, seed=self.seed)
             stack.callback(self.front_door.flush)
             self.guard: Guard | None = None
             if self.defences["guard"]:

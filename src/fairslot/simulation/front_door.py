@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import random
 from typing import Any, Protocol
 
 from fairslot.bootstrap import Platform
@@ -57,6 +58,9 @@ class _Agent(Protocol):
     @property
     def device(self) -> str | None: ...
 
+    @property
+    def rotate(self) -> bool: ...
+
 
 @dataclasses.dataclass(slots=True)
 class _Request:
@@ -69,8 +73,9 @@ class FrontDoor:
     """Logs the simulated requests as the web layer logs real ones. ``batch`` rows are
     written at a time (the access log's batch); ``flush`` writes the rest."""
 
-    def __init__(self, platform: Platform, *, batch: int = 500) -> None:
+    def __init__(self, platform: Platform, *, seed: int = 0, batch: int = 500) -> None:
         self.platform = platform
+        self._rng = random.Random(f"front door {seed}")
         self.batch = batch
         self._rows: list[dict[str, Any]] = []
         self._current: _Request | None = None
@@ -83,6 +88,12 @@ class FrontDoor:
         self._record(guard_row(event))
 
     # -- one request --------------------------------------------------------------------
+
+    def address(self, agent: _Agent) -> str:
+        """The address a request of ``agent`` comes from: any of a rotating pool's, else
+        its own (drawn here, not from the agent's randomness)."""
+        ips = agent.ips
+        return self._rng.choice(ips) if len(ips) > 1 and agent.rotate else ips[0]
 
     def begin(self, agent: _Agent, ip: str) -> None:
         """A request of ``agent`` from ``ip`` starts (before the guard)."""
