@@ -275,6 +275,11 @@ class Simulation:
         request: the address and device the guard saw, its holds, its screen's age."""
         return self.front_door.context(agent)
 
+    def _book_now(self, agent: Agent, patient_id: int, session_id: int) -> booking.BookingView:
+        """Book, in the agent's current request (its context is the request's)."""
+        return self.platform.run(booking.book, agent.account, patient_id, session_id,
+                                 self.context(agent))
+
     def screen_token(self, agent: Agent, action: str, target: str) -> str:
         """Open the screen that leads to ``action`` (a page view) and keep its token."""
         def view() -> str:
@@ -931,9 +936,7 @@ class Simulation:
             try:
                 view = self.call(
                     agent, RouteGroup.BOOKING,
-                    functools.partial(self.platform.run, booking.book, agent.account,
-                                      person.patient_id, sid,
-                                      self.context(agent)),
+                    functools.partial(self._book_now, agent, person.patient_id, sid),
                     patient_id=person.patient_id, need_token=_BOOK, target=str(sid),
                     token=token, exclusive=True)
             except FairslotError:
