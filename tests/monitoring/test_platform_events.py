@@ -23,7 +23,7 @@ from fairslot.monitoring.stream import InProcessStream, RedisStreamConsumer, Red
 from fairslot.services import accounts, booking
 from fairslot.services.context import RequestContext
 from fairslot.web.app import create_app
-from tests.conftest import World, api_book
+from tests.conftest import World, api_book, api_pay
 from tests.monitoring.conftest import settings
 
 CTX = RequestContext(ip="198.51.100.7", device_id="dev-1")
@@ -203,3 +203,37 @@ def test_a_decision_made_in_another_process_reaches_the_embedded_servers_guard(
         other.lift(block.id or 0, "cli:li", "a hospital proxy after all")
         monitoring.sync.sync()
         assert client.get(screen, headers=headers).status_code == 200
+
+
+def test_a_servers_booking_screen_and_its_screen_to_action_time_are_published(
+        world: World) -> None:
+    client = TestClient(create_app(world.platform))
+    stream = InProcessStream()
+    world.platform.on_commit.append(PlatformPublisher(stream))  # after the app's own hooks
+    account, (patient_id,), token = world.patient_account("wang.fang")
+    clock = world.platform.clock
+    assert isinstance(clock, FixedClock)
+    session_id = world.session_ids[0]
+    with client:
+        r = api_book(client, token, session_id, patient_id, clock)  # 3 s on the screen
+        assert r.status_code == 201, r.text
+        clock.advance(10)
+        booking_id = r.json()["id"]
+        r = api_pay(client, token, booking_id, "alipay:wang.fang@example.com", clock)
+        assert r.status_code == 200, r.text
+    events = _drain(stream)  # the access log is written when the server stops
+    (screen,) = [e for e in events if e.kind == "screen.booking"]
+    with world.platform.uow() as uow:
+        session = uow.schedule.session(session_id)
+        assert session is not None
+    assert (screen.account, screen.session) == (str(account.id), str(session_id))
+    assert screen.release_ts == session.release_at.timestamp()
+    created = next(e for e in events if e.kind == "booking.created")
+    paid = next(e for e in events if e.kind == "booking.paid")
+    # The guard measured each action's token age: the seconds spent on its screen.
+    assert created.detail["screen_age_s"] == 3.0
+    assert paid.detail["screen_age_s"] == 3.0
+    paths = [e.detail["path"] for e in events
+             if e.kind == "access" and e.account == str(account.id)]
+    assert f"/api/v1/sessions/{session_id}/booking-screen" in paths
+    assert "/api/v1/bookings" in paths

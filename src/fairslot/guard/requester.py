@@ -37,3 +37,6 @@ class GuardPass:
     """Ids of active hold-for-review decisions on this requester (an account, patient,
     payer, device or address of it). The guard lets the request through; the service must
     not confirm what it creates until an investigator approves."""
+    screen_age_s: float | None = None
+    """For a route that needs an action token: seconds from its screen (the token's issue)
+    to this request. The services publish it for monitoring's screen-to-action timing."""

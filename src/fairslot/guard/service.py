@@ -322,8 +322,10 @@ class Guard:
             await self.require_pow(group, level, self.subject(account_id),
                                    need_token or group.value, pow_payload, risk, report,
                                    force=force_pow)
+            screen_age = None
             if need_token is not None:
-                await self._redeem_token(token, account_id, need_token, target, risk, report)
+                screen_age = await self._redeem_token(token, account_id, need_token, target,
+                                                      risk, report)
         except BaseException:
             if hold is not None:
                 await self.state.release(*hold)
@@ -332,7 +334,8 @@ class Guard:
             report("allow", "held_for_review", risk=risk)
         else:
             self.count_allow(group, level, risk, report)
-        return GuardPass(group, level, risk, who.client_ip, device_accounts, hold, held)
+        return GuardPass(group, level, risk, who.client_ip, device_accounts, hold, held,
+                         screen_age)
 
     async def release(self, passed: GuardPass) -> None:
         """Give back the one-at-a-time slot an ``exclusive`` check took."""
@@ -403,11 +406,13 @@ class Guard:
             challenge=self.challenges.issue(subject, action, self.difficulty(level, risk)))
 
     async def _redeem_token(self, token: str | None, account_id: str | None, action: str,
-                            target: str | None, risk: int, report: Report) -> None:
+                            target: str | None, risk: int, report: Report) -> float | None:
+        """Spend the token; the seconds since its screen, or raise ``ActionTokenRefused``."""
         checked = await self.tokens.redeem(token, account_id or "-", action, target or "")
         if not checked.ok:
             report("deny", checked.reason, risk=risk)
             raise ActionTokenRefused(_TOKEN_DETAIL[checked.reason], code=checked.reason)
+        return checked.age
 
     def _slot_name(self, group: RouteGroup, account_id: str) -> str:
         return f"{group.value}:{self.keys.pseudonym('account', account_id)}"

@@ -30,6 +30,8 @@ class TokenCheck:
     ok: bool
     reason: str
     """``ok`` or one of the ``token_*`` refusal codes."""
+    age: float | None = None
+    """Seconds from the token's issue (its screen) to this use, once it verified."""
 
 
 class ActionTokens:
@@ -73,10 +75,10 @@ class ActionTokens:
             return TokenCheck(False, "token_invalid")
         age = self._clock.now().timestamp() - issued
         if age > self.ttl:
-            return TokenCheck(False, "token_expired")
+            return TokenCheck(False, "token_expired", age)
         if age < self.min_age:
             # Not spent: a person who double-clicks can still use it a moment later.
-            return TokenCheck(False, "token_too_early")
+            return TokenCheck(False, "token_too_early", age)
         if not await self._ledger.spend("tok:" + nonce, issued + self.ttl + 1):
-            return TokenCheck(False, "token_replayed")
-        return TokenCheck(True, "ok")
+            return TokenCheck(False, "token_replayed", age)
+        return TokenCheck(True, "ok", age)

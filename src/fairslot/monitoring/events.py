@@ -73,7 +73,8 @@ KINDS: Mapping[str, str] = {
     "entry.withdrawn": "a draw entry withdrawn",
     "booking.created": "a booking held: release_ts = when its slot opened; detail "
                        "screen_age_s (seconds since its booking screen, if one was issued)",
-    "booking.paid": "a booking paid: payer = blind index; detail since_offer_s for a "
+    "booking.paid": "a booking paid: payer = blind index; detail screen_age_s (seconds "
+                    "since its payment screen, if one was issued), since_offer_s for a "
                     "waitlist offer (seconds from the offer to the payment)",
     "booking.cancelled": "a booking cancelled",
     "booking.expired": "an unpaid hold expired",

@@ -154,7 +154,8 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
     uow.bookings.insert(booking)
     detail: dict[str, object] = {
         "channel": ctx.channel.value, "slot": slot.id, "department": department_id,
-        "doctor": session.doctor_id, "release_at": session.release_at.isoformat()}
+        "doctor": session.doctor_id, "release_at": session.release_at.isoformat(),
+        **ctx.timing()}
     if ctx.held_for_review:
         detail["held_for_review"] = list(ctx.held_for_review)
     uow.events.append("booking.created", now, account_id=account.id, patient_id=pid,
@@ -289,7 +290,8 @@ def _record_payment(uow: UnitOfWork, deps: Deps, booking: Booking, payer: tuple[
                       session_id=booking.session_id, booking_id=booking.id,
                       detail={"method": record.split(":", 1)[0],
                               "payer_index": uow.keyring.blind_index("payer", payer_id),
-                              "channel": ctx.channel.value}, **ctx.event_fields())
+                              "channel": ctx.channel.value, **ctx.timing()},
+                      **ctx.event_fields())
     return uow.outbox.add(outbox.CHARGE, {"payment": payment_id, "booking": booking.id}, now)
 
 

@@ -66,6 +66,7 @@ from fairslot.scheduler import run_due_jobs
 from fairslot.services import accounts, booking, catalog, release
 from fairslot.services.context import RequestContext
 from fairslot.simulation import attackers
+from fairslot.simulation.front_door import FrontDoor
 from fairslot.simulation.metrics import (
     BUYER,
     CLIENT,
@@ -240,29 +241,51 @@ class Simulation:
         if not agent.genuine:
             self.costs.requests += 1
         passed = None
-        if self.guard is not None:
-            who = Requester(client_ip=agent.ip(), device_id=agent.device,
-                            device_new=not agent.started)
-            agent.started = True
-            try:
-                passed = self.runner.run(self.guard.decide(
-                    who, group, account_id=str(agent.account.id),
-                    patient_id=None if patient_id is None else str(patient_id), payer=payer,
-                    need_token=need_token, target=target, token=token,
-                    pow_payload=pow_payload, exclusive=exclusive))
-            except GuardError:
-                if agent.genuine:
-                    agent.refused += 1
-                raise
+        # The guard draws the address from the agent's own randomness (as it always did);
+        # without a guard the front door draws it, leaving the agents' draws as they were.
+        ip = agent.ip() if self.guard is not None else self.front_door.address(agent)
+        self.front_door.begin(agent, ip)
+        error: BaseException | None = None
         try:
+            if self.guard is not None:
+                who = Requester(client_ip=ip, device_id=agent.device,
+                                device_new=not agent.started)
+                agent.started = True
+                try:
+                    passed = self.runner.run(self.guard.decide(
+                        who, group, account_id=str(agent.account.id),
+                        patient_id=None if patient_id is None else str(patient_id),
+                        payer=payer, need_token=need_token, target=target, token=token,
+                        pow_payload=pow_payload, exclusive=exclusive))
+                except GuardError:
+                    if agent.genuine:
+                        agent.refused += 1
+                    raise
+                self.front_door.passed(passed)
             return action()
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
+            self.front_door.end(group, error)
             if passed is not None and self.guard is not None:
                 self.runner.run(self.guard.release(passed))
+
+    def context(self, agent: Agent) -> RequestContext:
+        """The request context the server would hand the services for the agent's
+        request: the address and device the guard saw, its holds, its screen's age."""
+        return self.front_door.context(agent)
+
+    def _book_now(self, agent: Agent, patient_id: int, session_id: int) -> booking.BookingView:
+        """Book, in the agent's current request (its context is the request's)."""
+        return self.platform.run(booking.book, agent.account, patient_id, session_id,
+                                 self.context(agent))
 
     def screen_token(self, agent: Agent, action: str, target: str) -> str:
         """Open the screen that leads to ``action`` (a page view) and keep its token."""
         def view() -> str:
+            if action == _BOOK:
+                self.front_door.booking_screen(agent, int(target))
             return self.guard.issue_token(str(agent.account.id), action, target) \
                 if self.guard is not None else ""
         return self.call(agent, RouteGroup.BROWSING, view)
@@ -274,6 +297,7 @@ class Simulation:
             free = self.platform.run(catalog.session_view, session_id).free
             token = self.guard.issue_token(str(agent.account.id), _BOOK, str(session_id)) \
                 if self.guard is not None else ""
+            self.front_door.booking_screen(agent, session_id)
             return free, token
         return self.call(agent, RouteGroup.BROWSING, view)
 
@@ -369,16 +393,19 @@ class Simulation:
 
     def _add(self, agent: Agent, identity: Identity | tuple[str, str], category: str,
              wants: list[int], *, attends: bool = True) -> Person | None:
-        """Add a patient to the agent's account through the real-name check."""
+        """Add a patient to the agent's account through the real-name check (logged as a
+        request; the registration route's own guard is not played)."""
         id_number, name = (identity.id_number, identity.name) if isinstance(
             identity, Identity) else identity
         try:
             patient = self.platform.run(accounts.add_patient, agent.account, id_number, name,
-                                           None, RequestContext(ip=agent.ips[0]))
-        except FairslotError:
+                                           None, self.context(agent))
+        except FairslotError as exc:
+            self.front_door.access(agent, agent.ips[0], RouteGroup.REGISTRATION, exc.status)
             if not agent.genuine:
                 self.costs.identities_burned += 1
             return None
+        self.front_door.access(agent, agent.ips[0], RouteGroup.REGISTRATION, 201)
         person = Person(patient.id or 0, Identity(patient.id_number, patient.name), category,
                         agent, wants, attends=attends)
         self.people[person.patient_id] = person
@@ -563,7 +590,7 @@ class Simulation:
                 view = self.call(
                     agent, RouteGroup.BOOKING,
                     lambda: self.platform.run(booking.book, agent.account, person.patient_id,
-                                         session_id, RequestContext(ip=agent.ips[0])),
+                                         session_id, self.context(agent)),
                     patient_id=person.patient_id, need_token=_BOOK, target=str(session_id),
                     token=token, pow_payload=pow_payload, exclusive=True)
             except ChallengeRequired as exc:
@@ -606,7 +633,7 @@ class Simulation:
             try:
                 self.call(agent, RouteGroup.PAYMENT,
                           lambda: self.platform.run(booking.pay, agent.account, booking_id, payer,
-                                              RequestContext(ip=agent.ips[0])),
+                                              self.context(agent)),
                           payer=payer, need_token=_PAY, target=str(booking_id), token=token,
                           exclusive=True)
                 if person.category == SCALPER:
@@ -675,7 +702,7 @@ class Simulation:
                 self.call(agent, RouteGroup.ENTERING,
                           lambda: self.platform.run(release.enter, agent.account, round_id,
                                                 person.patient_id, choices,
-                                                RequestContext(ip=agent.ips[0]),
+                                                self.context(agent),
                                                 idempotency_key=f"{key}-{round_id}"),
                           patient_id=person.patient_id, pow_payload=pow_payload)
                 return
@@ -803,7 +830,7 @@ class Simulation:
     def _cancel(self, agent: Agent, booking_id: int) -> None:
         self.call(agent, RouteGroup.BOOKING,
                   lambda: self.platform.run(booking.cancel, agent.account, booking_id,
-                                         RequestContext(ip=agent.ips[0])))
+                                         self.context(agent)))
         self._wake()
 
     def _session_of(self, booking_id: int | None) -> int:
@@ -913,9 +940,7 @@ class Simulation:
             try:
                 view = self.call(
                     agent, RouteGroup.BOOKING,
-                    functools.partial(self.platform.run, booking.book, agent.account,
-                                      person.patient_id, sid,
-                                      RequestContext(ip=agent.ips[0])),
+                    functools.partial(self._book_now, agent, person.patient_id, sid),
                     patient_id=person.patient_id, need_token=_BOOK, target=str(sid),
                     token=token, exclusive=True)
             except FairslotError:
@@ -1267,13 +1292,18 @@ class Simulation:
             if not self.defences["realname"]:
                 self.platform.verifier = PermissiveVerifier()
             self.runner = stack.enter_context(asyncio.Runner())
+            # What a server's web layer logs (requests, guard decisions, booking screens),
+            # written to the event log and the commit hooks as a server writes it.
+            self.front_door = FrontDoor(self.platform, seed=self.seed)
+            stack.callback(self.front_door.flush)
             self.guard: Guard | None = None
             if self.defences["guard"]:
                 # The guard runs in the simulation's virtual time and seeded randomness,
                 # injected like everything else; spent tokens are kept in memory.
                 self.guard = Guard(settings, clock=self.clock,
                                    randomness=SeededRandomness(self.rng.getrandbits(64)),
-                                   ledger=MemoryLedger(self.clock))
+                                   ledger=MemoryLedger(self.clock),
+                                   sink=self.front_door.guard_events)
                 for group, level in self.sc.section("guard").get("levels", {}).items():
                     self.runner.run(self.guard.set_level(group, level))
             self._play()

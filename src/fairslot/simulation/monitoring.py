@@ -11,11 +11,16 @@ against what the simulation knows about each entity:
 - alerts on genuine entities (genuine patients' accounts, patients, addresses, devices, the
   registration desk) per 10,000 genuine patients.
 
-Who used which tactic, in the simulator's populations: T1 the API-bot half of the ring and
-the identity farm's accounts; T2 the auto-clicker half; T3 the farm's accounts (made-up
-identities); T4 the launderer's accounts; T5 the ring's identities (every department's hot
-doctor); T6 the hub payers; T7 the rotating proxy addresses; T8 the family crowd's
-accounts; T9 the broker's accounts (real clients' identities).
+Who used which tactic, in the simulator's populations: T1 the API-bot half of the ring,
+the identity farm's accounts and the speed agents (early-token bots, pollers, re-holders);
+T2 the auto-clicker half; T3 the farm's accounts (made-up identities); T4 the launderer's
+accounts; T5 the ring's identities (every department's hot doctor); T6 the hub payers; T7
+the rotating proxy addresses (a request comes from any of the pool, as the front door logs
+it: ``fairslot.simulation.front_door``); T8 the family crowd's accounts; T9 the broker's
+accounts (real clients' identities).
+
+The events are what a server publishes: the services' committed events and the front
+door's requests, guard decisions and booking screens.
 """
 
 from __future__ import annotations
@@ -106,7 +111,10 @@ def _labels(sim: _LabelledSimulation) -> tuple[dict[str, set[Entity]], set[Entit
     ring_t2 = {Entity("account", str(p.agent.account.id)) for p in sim.ring[split:]}
     keyring = sim.platform.keyring
     labels = {
-        "T1": ring_t1 | accounts("farm"),
+        # Issue 18's speed agents (early-token bots, leftover pollers, free re-holders) run
+        # on the ring's API software too.
+        "T1": ring_t1 | accounts("farm") | accounts("early") | accounts("poll")
+        | accounts("rehold"),
         "T2": ring_t2,
         "T3": accounts("farm"),
         "T4": accounts("lnd"),

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fairslot.clock import Clock
 from fairslot.guard.events import GuardEvent
 from fairslot.logsafe import describe
+from fairslot.monitoring.request_log import access_row, guard_row
 from fairslot.web.metrics import observe_guard, observe_request
 
 __all__ = ["AccessLog", "AccessLogMiddleware", "GuardEventLog"]
@@ -95,16 +96,7 @@ class GuardEventLog:
 
     def __call__(self, event: GuardEvent) -> None:
         observe_guard(event.decision, event.reason, event.count or 1)
-        account = int(event.account_id) if event.account_id and event.account_id.isdigit() \
-            else None
-        self._log.record({
-            "at": event.at, "kind": f"guard.{event.decision}", "account_id": account,
-            "ip": event.client_ip, "device_id": event.device_id, "patient_id": None,
-            "session_id": None, "booking_id": None,
-            "detail": {"reason": event.reason, "group": event.group, "level": event.level,
-                       "key": event.key, "key_hash": event.key_hash, "limit": event.limit,
-                       "risk": event.risk, "degraded": event.degraded, "count": event.count},
-        })
+        self._log.record(guard_row(event))
 
 
 class AccessLogMiddleware:
@@ -134,11 +126,8 @@ class AccessLogMiddleware:
             ua = headers.get(b"user-agent", b"")[:300].decode("latin-1")
             client = scope.get("client")
             observe_request(scope["path"], status, self.access_log.monotonic() - began)
-            self.access_log.record({
-                "at": started, "kind": "access", "account_id": state.get("account_id"),
-                "ip": state.get("client_ip") or (client[0] if client else None),
-                "device_id": state.get("device_id"), "patient_id": None, "session_id": None,
-                "booking_id": None,
-                "detail": {"method": scope["method"], "path": scope["path"][:300],
-                           "status": status, "user_agent": ua},
-            })
+            self.access_log.record(access_row(
+                started, account_id=state.get("account_id"),
+                ip=state.get("client_ip") or (client[0] if client else None),
+                device_id=state.get("device_id"), method=scope["method"],
+                path=scope["path"], status=status, user_agent=ua))

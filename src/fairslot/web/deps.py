@@ -20,8 +20,10 @@ from fastapi import Depends, Request
 from fairslot.bootstrap import Platform
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import Forbidden, Unauthenticated
+from fairslot.domain.schedule import Session
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import Guard, GuardPass
+from fairslot.monitoring.request_log import screen_row
 from fairslot.services import accounts
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
@@ -79,11 +81,12 @@ def client_ip(request: Request) -> str:
 
 def context(request: Request, passed: GuardPass | None = None) -> RequestContext:
     """What the server knows about the request; with the guard's pass, the monitoring
-    decisions that hold what it creates for review."""
+    decisions that hold what it creates for review and the age of its screen's token."""
     device = getattr(request.state, "device_id", None)
     return RequestContext(ip=client_ip(request), device_id=device if isinstance(device, str)
                           else None,
-                          held_for_review=passed.held_for_review if passed else ())
+                          held_for_review=passed.held_for_review if passed else (),
+                          screen_age_s=passed.screen_age_s if passed else None)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -157,6 +160,19 @@ def screen(request: Request, account: Account) -> None:
     guard: Guard = request.app.state.guard
     anyio.from_thread.run(functools.partial(guard.check, request, RouteGroup.SCREENS,
                                             account_id=str(account.id)))
+
+
+def booking_screen_shown(request: Request, account: Account, session: Session,
+                         patient_id: int | None = None) -> None:
+    """Log a booking screen shown (its action token issued) for monitoring, through the
+    access log: the ``early_tokens`` scenario counts screens collected before a release."""
+    log = getattr(request.app.state, "access_log", None)
+    if log is None:
+        return
+    ctx = context(request)
+    log.record(screen_row(log.now(), account_id=account.id, ip=ctx.ip,
+                          device_id=ctx.device_id, session_id=session.id or 0,
+                          release_at=session.release_at, patient_id=patient_id))
 
 
 def action_token(request: Request, account: Account, action: str, target: int | str) -> str:

@@ -22,6 +22,7 @@ from fairslot.web.deps import (
     action_token,
     authenticated,
     bearer_token,
+    booking_screen_shown,
     context,
     screen,
 )
@@ -191,6 +192,7 @@ def booking_screen(session_id: IdPath, caller: CallerDep, request: Request,
     booking.check_bookable_now(uow, deps, session_id)
     view = catalog.session_view(uow, deps, session_id)
     screen(request, account)
+    booking_screen_shown(request, account, view.session)
     return BookingScreen(
         session=SessionOut.of(view),
         patients=[PatientOut.of(p) for p in accounts.list_patients(uow, deps, account)],
@@ -257,7 +259,7 @@ async def pay(booking_id: IdPath, body: PaymentIn, request: Request, claimed: Cl
     def use_case() -> booking.BookingView:
         account = authenticated(request, uow, Role.PATIENT)
         return booking.pay(uow, deps, account, booking_id, body.payer_account,
-                           context(request))
+                           context(request, gate.passed))
 
     return BookingOut.of(await run_in_threadpool(use_case))
 

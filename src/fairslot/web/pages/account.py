@@ -271,10 +271,11 @@ def pay(booking_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: De
     account = who.logged_in(Role.PATIENT)
     check_csrf(request, csrf)
     try:
-        guard_check(request, "payment", account_id=str(account.id),
-                    payer=deps.payments.payer_of(payer_account), need_token="pay",
-                    target=str(booking_id), token=action_token_, pow_payload=altcha or None)
-        booking.pay(uow, deps, account, booking_id, payer_account, context(request))
+        passed = guard_check(request, "payment", account_id=str(account.id),
+                             payer=deps.payments.payer_of(payer_account), need_token="pay",
+                             target=str(booking_id), token=action_token_,
+                             pow_payload=altcha or None)
+        booking.pay(uow, deps, account, booking_id, payer_account, context(request, passed))
     except FairslotError as exc:
         refused(uow)
         retry = retry_after(exc, "pay", booking_id, action_token_,

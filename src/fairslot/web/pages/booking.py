@@ -13,7 +13,7 @@ from fairslot.domain.errors import FairslotError, NotFound
 from fairslot.services import accounts, booking, catalog
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
-from fairslot.web.deps import DepsDep, UowDep, context, screen
+from fairslot.web.deps import DepsDep, UowDep, booking_screen_shown, context, screen
 from fairslot.web.pages.common import (
     PageId,
     Retry,
@@ -59,6 +59,7 @@ def _confirm_page(request: Request, uow: UnitOfWork, deps: Deps, account: Accoun
     if retry is None:
         booking.check_bookable_now(uow, deps, session_id)
         screen(request, account)
+        booking_screen_shown(request, account, view.session, patient_id)
     token = retry.token if retry else action_token(request, account, "book", target)
     department, _ = catalog.department(uow, deps, view.doctor.department_id)
     return render(request, "book_confirm.html", status=status, view=view, patient=patient,

@@ -1,0 +1,181 @@
+"""The operator's console in a real browser (Debian's Chromium, driven by Playwright) against a
+real uvicorn server running the monitor inside it (embedded mode): an account tries made-up
+identities, the alert appears on the open console without a reload (server-sent events),
+the scenario's response holds the account's next booking for review, the ring cannot pay
+for it, and the investigator rejects it from the console's review queue.
+
+A missing Chromium is a failure with the fix in its message, never a skip."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, TEST_SECRET, wait_until_serving
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+# Made-up identities as a farm tries them: invalid check digits, a new name each time.
+FARMED = (("110101199003071111", "张三"), ("110101199003072222", "李四"),
+          ("110101199003073333", "王五"))
+
+# Runs in the server's own process before uvicorn starts: a released session, an
+# investigator, and the ring's account with one real patient.
+SEED = textwrap.dedent("""
+    import datetime as dt, random
+    from fairslot.bootstrap import bootstrap
+    from fairslot.domain.accounts import Role
+    from fairslot.domain.residents import make_residents
+    from fairslot.domain.schedule import Period
+    from fairslot.services import accounts, catalog
+    from fairslot.services.context import RequestContext
+    from fairslot.storage.migrate import upgrade
+
+    platform = bootstrap()
+    upgrade(platform.engine)
+    hospital = platform.run(catalog.create_hospital, "CON", "值班台测试医院")
+    department = platform.run(catalog.create_department, hospital.id, "CARD", "心内科")
+    doctor = platform.run(catalog.create_doctor, department.id, "陈静", "主任医师", "冠心病",
+                          hot=True)
+    today = platform.clock.now().astimezone(platform.settings.zone).date()
+    platform.run(catalog.schedule_sessions, doctor.id, [today + dt.timedelta(days=3)],
+                 [Period.MORNING], 12, 5000, release_days_before=5)
+    people = make_residents(random.Random(12), 1)
+    with platform.uow() as uow:
+        platform.verifier.register(uow, people[0])
+        uow.commit()
+    platform.run(accounts.create_user, "duty.investigator", {password!r}, Role.INVESTIGATOR,
+                 None)
+    ring = platform.run(accounts.create_user, "ring.account", {password!r}, Role.PATIENT,
+                        "13912345679", phone_verified=True)
+    patient = platform.run(accounts.add_patient, ring, people[0].id_number, people[0].name,
+                           None, RequestContext(ip="127.0.0.1"))
+    print(patient.id)
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(tmp_path: pathlib.Path) -> Iterator[tuple[str, int]]:
+    port = _free_port()
+    env = {**os.environ, "FAIRSLOT_SECRET_KEY": TEST_SECRET,
+           "FAIRSLOT_DATABASE_URL": f"sqlite:///{tmp_path / 'fairslot.db'}",
+           "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_GUARD_DEVICE_COOKIE_SECURE": "false",
+           "FAIRSLOT_SESSION_COOKIE_SECURE": "false", "FAIRSLOT_MONITOR_MODE": "embedded",
+           "FAIRSLOT_MONITOR_RESPONSES": json.dumps({"bad_identities": ["hold_bookings 1h"]}),
+           "PYTHONPATH": str(ROOT / "src")}
+    env.pop("FAIRSLOT_REDIS_URL", None)
+    seed = subprocess.run([sys.executable, "-c", SEED.format(password=PASSWORD)], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert seed.returncode == 0, seed.stderr
+    patient_id = int(seed.stdout.split()[-1])
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "fairslot.web.app:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, proc, seconds=30, log=tmp_path / "server.log")
+        yield url, patient_id
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def test_an_alert_appears_live_and_its_hold_stops_the_rings_booking(
+        server: tuple[str, int]) -> None:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: install it with "
+                    "`apt-get update && apt-get install -y chromium` (make test does)",
+                    pytrace=False)
+    from playwright.sync_api import expect, sync_playwright
+
+    url, patient_id = server
+    ring = httpx.Client(base_url=url, timeout=30)
+    token = ring.post("/api/v1/auth/login", json={"username": "ring.account",
+                                                 "password": PASSWORD}).json()["token"]
+    ring.headers["Authorization"] = f"Bearer {token}"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(locale="zh-CN")
+            page.goto(url + "/login")
+            page.get_by_label("用户名").fill("duty.investigator")
+            page.get_by_label("密码").fill(PASSWORD)
+            page.get_by_role("button", name="登录").click()
+            page.wait_for_load_state()
+            page.goto(url + "/operator/console")
+            expect(page.locator("#fig-open-alerts")).to_have_text("0")
+
+            # The ring's account makes up patients; the open page shows the alert within
+            # the stream's few seconds, without a reload.
+            for number, name in FARMED:
+                r = ring.post("/api/v1/me/patients", json={"id_number": number, "name": name})
+                assert r.status_code == 422, r.text
+            # (One alert for the account, one for the device it used.)
+            expect(page.locator("#fig-open-alerts")).to_have_text(re.compile(r"^[1-9]"),
+                                                                  timeout=20_000)
+
+            # The response configured for the scenario holds the account's next booking:
+            # the guard reads the decision within a second.
+            time.sleep(1.5)
+            screen = ring.get("/api/v1/sessions/1/booking-screen")
+            assert screen.status_code == 200, screen.text
+            time.sleep(2.0)  # an action token is good after its minimum age
+            booked = ring.post("/api/v1/bookings",
+                               json={"session_id": 1, "patient_id": patient_id},
+                               headers={screen.json()["token_header"]:
+                                        screen.json()["action_token"]})
+            assert booked.status_code == 201, booked.text
+            assert booked.json()["review"] == "pending"
+            booking_id = booked.json()["id"]
+            pay = ring.get(f"/api/v1/bookings/{booking_id}/payment-screen")
+            if pay.status_code == 200 and pay.json()["action_token"]:
+                time.sleep(2.0)
+                paid = ring.post(f"/api/v1/bookings/{booking_id}/pay",
+                                 json={"payer_account": "alipay:hub@pay.example"},
+                                 headers={pay.json()["token_header"]:
+                                          pay.json()["action_token"]})
+                assert paid.status_code == 409 and paid.json()["code"] == "under_review"
+            else:
+                assert pay.status_code == 409, pay.text
+
+            # The console: the alert names the account, the held booking waits in the
+            # review queue, and the investigator rejects it.
+            page.reload()
+            alerts = page.locator("table.sessions").first
+            expect(alerts).to_contain_text("bad_identities")
+            expect(alerts).to_contain_text(f"account:{ring.get('/api/v1/me').json()['id']}")
+            form = page.locator(f"form[action='/operator/console/reviews/{booking_id}']")
+            form.get_by_label("原因").fill("made-up patients from this account")
+            form.get_by_role("button", name="拒绝").click()
+            page.wait_for_load_state()
+            expect(page.get_by_text("没有待审核的预约")).to_be_visible()
+        finally:
+            browser.close()
+    mine = ring.get(f"/api/v1/bookings/{booking_id}")
+    assert mine.status_code == 200 and mine.json()["status"] != "held", mine.text
