@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         target: Annotated[str | None, typer.Option(
             help="drive a running fairslot over HTTP (loopback only)")] = None,
         prepare_live: Annotated[bool, typer.Option(
-            "--prepare-live", help="migrate FAIRSLOT_DATABASE_URL and give it an open hot "
+            "--prepare-live", help="migrate FAIRSLOT_DATABASE_URL and give it an open fcfs "
             "session and the live agents' residents, for a later --target run")] = False,
     ) -> None:
         """Simulate a release with genuine patients and scalper rings against the real
@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
                 session_id = prepare_target(platform, seed)
             finally:
                 platform.engine.dispose()
-            typer.echo(f"live target prepared: hot session {session_id} open for booking")
+            typer.echo(f"live target prepared: fcfs session {session_id} open for booking")
             return
         if scenario == "ring-moves":
             from fairslot.simulation.ring_moves import render_ring_moves, run_ring_moves

@@ -91,10 +91,12 @@ def live_identities(seed: int) -> list[Identity]:
 
 
 def prepare_target(platform: Platform, seed: int, *, capacity: int = 3) -> int:
-    """On a migrated database the server will serve: a hospital with one hot doctor whose
-    fcfs session three days ahead is already released (``capacity`` slots, fewer than the
-    agents), and the live agents' residents in the identity registry. Returns the session
-    id. Idempotent for the hospital; run it again after each live run to get fresh slots."""
+    """On a migrated database the server will serve: a hospital with one doctor whose fcfs
+    session three days ahead is already released (``capacity`` slots, fewer than the
+    agents: a race the guard must referee), and the live agents' residents in the identity
+    registry. The doctor is not marked hot: a hot doctor's session scheduled after its
+    release gets a request window, not a race. Returns the session id. Idempotent for the
+    hospital; run it again after each live run to get fresh slots."""
     with platform.uow() as uow:
         for identity in live_identities(seed):
             platform.verifier.register(uow, identity)
@@ -106,7 +108,7 @@ def prepare_target(platform: Platform, seed: int, *, capacity: int = 3) -> int:
     dep = platform.run(catalog.create_department, hospital.id or 0, f"LIVE{runs + 1}",
                        "Cardiology")
     doctor = platform.run(catalog.create_doctor, dep.id or 0, "Dr Live", "Chief physician",
-                          "cardiology", release_policy=ReleasePolicy.FCFS, hot=True)
+                          "cardiology", release_policy=ReleasePolicy.FCFS)
     visit = platform.clock.now().astimezone(platform.settings.zone).date() + dt.timedelta(3)
     made = platform.run(catalog.schedule_sessions, doctor.id or 0, [visit], [Period.MORNING],
                         capacity, 30000, release_days_before=7,
