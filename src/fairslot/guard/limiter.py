@@ -66,7 +66,9 @@ class RateLimits:
         ``RateLimited`` for the first without room (counting none). With ``device_id`` and
         ``account_id`` the account joins the device's set (its size is returned); with
         ``slot`` = (name, owner, ttl) the slot is taken (``BookingInProgress`` if another
-        request holds it). Returns (accounts of the device or None, slot taken on Redis)."""
+        request holds it). Returns (accounts of the device or None, whether the shared
+        state answered: False only when Redis is not configured or this process's memory
+        stood in for it; the slot, if any, is then held in memory)."""
         now = self._clock.monotonic()
         hits: list[Hit] = []
         kinds: list[KeyKind] = []
@@ -83,7 +85,7 @@ class RateLimits:
             kinds.append(kind)
         member, device_accounts = self._device_member(device_id, account_id)
         if not hits and member is None and slot is None:
-            return device_accounts, False
+            return device_accounts, self._state.configured  # nothing to ask
         if self._local is not None and group in LOCAL_GROUPS and member is None \
                 and slot is None:
             refused = self._local.admit(hits)
@@ -92,7 +94,8 @@ class RateLimits:
                 remaining, reset_in = self._local.remaining(item, key)
                 self._refuse(kinds[refused], item, values[kinds[refused]] or "", reset_in,
                              remaining, cost, report)
-            return device_accounts, False
+            # Counted in this process and shared with the others periodically, by design.
+            return device_accounts, self._state.configured
         admission = await self._state.admit(hits, member, slot)
         if admission.refused is not None:
             hit = hits[admission.refused]

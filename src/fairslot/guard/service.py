@@ -100,7 +100,8 @@ class Guard:
             raise ValueError(f"FAIRSLOT_GUARD_REDIS_DOWN_REFUSE: unknown route groups "
                              f"{sorted(unknown)}")
         self.state = SharedState(settings.redis_url, settings.guard_redis_prefix,
-                                 settings.guard_redis_retry_seconds, self.clock)
+                                 settings.guard_redis_retry_seconds, self.clock,
+                                 mark=self.randomness.token_hex(8))
         self.ledger: TokenLedger = ledger or build_ledger(
             self.state, settings.guard_ledger_path, self.clock)
         self.tokens = ActionTokens(
@@ -309,10 +310,12 @@ class Guard:
             device_id=who.device_id, account_id=account_id, slot=slot)
         hold = (slot[0], slot[1], on_redis) if slot is not None else None
         try:
-            if self.state.degraded and group.value in self.settings.guard_redis_down_refuse:
+            fell_back = self.state.degraded or (self.state.configured and not on_redis)
+            if fell_back and group.value in self.settings.guard_redis_down_refuse:
                 # Without the shared counts each worker would allow its own full limit, and
                 # one-booking-at-a-time would hold per worker only: the groups that take
-                # slots and money wait for Redis instead (docs/guard.md).
+                # slots and money wait for Redis instead (docs/guard.md). So does a request
+                # whose admission Redis did not answer twice, though it is not down yet.
                 report("deny", "shared_state_down")
                 raise Overloaded(
                     "Booking is paused for a moment while the server recovers; please try "

@@ -8,6 +8,7 @@ Every time stored or compared here is the guard's clock, passed in; Redis's own 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import limits
@@ -24,7 +25,9 @@ __all__ = ["RedisState"]
 
 
 class RedisState:
-    def __init__(self, url: str, prefix: str, clock: Clock) -> None:
+    def __init__(self, url: str, prefix: str, clock: Clock, mark: str = "-") -> None:
+        """``mark``: this process's own random string, which makes its spends its own
+        (``spender``)."""
         self.prefix = prefix
         self._clock = clock
         # Short timeouts: a hung Redis must cost a request milliseconds, not seconds, before
@@ -38,6 +41,8 @@ class RedisState:
         self._admit = ScriptBatch(self.run_script, script("admit"), clock)
         self._release = ScriptBatch(self.run_script, script("release"), clock)
         self._suffixes: dict[int, tuple[str, str]] = {}
+        self._mark = mark
+        self._spends = itertools.count()
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
@@ -167,9 +172,19 @@ class RedisState:
 
     # -- spent tokens ---------------------------------------------------------------------
 
-    async def spend(self, name: str, ttl: float) -> bool:
-        return bool(await self.client.set(self.prefix + "spent:" + name, b"1", nx=True,
-                                          px=max(1, int(ttl * 1000))))
+    def spender(self) -> str:
+        """A mark of one spend, unique among every spend of every worker, before and after
+        a restart (a worker's process id can come back; its random mark does not)."""
+        return f"{self._mark}:{next(self._spends)}"
+
+    async def spend(self, name: str, ttl: float, spender: str) -> bool:
+        """Spend ``name`` for ``spender``: True if nobody else had. The same spender asking
+        again (a retry after a timeout) is told True again."""
+        # NX with GET: sets only if absent, and answers the value found (None if absent).
+        before: bytes | None = await self.client.set(  # type: ignore[assignment]
+            self.prefix + "spent:" + name, spender, nx=True, get=True,
+            px=max(1, int(ttl * 1000)))
+        return before is None or before == spender.encode()
 
     async def delete_prefix(self) -> int:
         removed = 0

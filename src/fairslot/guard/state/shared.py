@@ -1,9 +1,14 @@
 """Redis when configured and reachable, this process's memory otherwise.
 
-On a Redis error the guard logs one warning, answers from memory, and tries Redis again
-after a back-off (doubling from ``guard_redis_retry_seconds`` up to a minute, on the
-injected clock); the first success logs the recovery. Memory state is not copied back to
-Redis: while Redis is down each worker counts alone.
+Redis is taken for down when it cannot be reached (a refused or reset connection) or when
+``SLOW_CALLS_DOWN`` calls in a row outlast the socket timeout: a single slow call, common on
+a busy host at a release's peak, is not an outage. A call that times out is tried once
+more at once; only if that fails too is it answered from memory (``Admission.on_redis``
+says so, and booking refuses such an answer). While down, the guard logs one warning,
+answers from memory, and tries Redis again after a back-off (doubling from
+``guard_redis_retry_seconds`` up to a minute, on the injected clock); the first success
+logs the recovery. Memory state is not copied back to Redis: while Redis is down each
+worker counts alone.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from fairslot.guard.state.scripts import Script
 from fairslot.guard.state.types import Admission, LoginRecord, WindowHit
 from fairslot.guard.windows import Hit
 
-__all__ = ["REDIS_ERRORS", "SharedState"]
+__all__ = ["REDIS_ERRORS", "SLOW_CALLS_DOWN", "SharedState", "is_slow"]
 
 _log = logging.getLogger("fairslot.guard")
 
@@ -32,18 +37,33 @@ REDIS_ERRORS = (TimeoutError, redis.exceptions.RedisError, OSError)
 
 _MAX_BACKOFF = 60.0
 
+SLOW_CALLS_DOWN = 3
+"""Calls in a row that outlast the socket timeout (each after its retry) before Redis is
+taken for down."""
+
+
+def is_slow(exc: BaseException) -> bool:
+    """A call that took too long, not one that could not reach Redis: a socket timeout, or
+    no pooled connection freed in time (the pool's wait raises ``ConnectionError`` from a
+    timeout)."""
+    if isinstance(exc, TimeoutError | redis.exceptions.TimeoutError):
+        return True
+    return isinstance(exc, redis.exceptions.ConnectionError) and isinstance(
+        exc.__cause__, TimeoutError)
+
 
 class SharedState:
     def __init__(self, redis_url: str | None, prefix: str, retry_seconds: float,
-                 clock: Clock) -> None:
+                 clock: Clock, mark: str = "-") -> None:
         self.prefix = prefix
         self._clock = clock
         self.memory = MemoryState(clock)
-        self.redis = RedisState(redis_url, prefix, clock) if redis_url else None
+        self.redis = RedisState(redis_url, prefix, clock, mark) if redis_url else None
         self._retry_base = retry_seconds
         self._backoff = retry_seconds
         self._down_until = 0.0
         self._down = False
+        self._slow_in_row = 0
 
     # -- health ---------------------------------------------------------------------------
 
@@ -61,6 +81,13 @@ class SharedState:
             not self._down or self._clock.monotonic() >= self._down_until)
 
     def failed(self, exc: BaseException) -> None:
+        """Count a failed call: Redis is down after a connection error, or after
+        ``SLOW_CALLS_DOWN`` slow calls in a row."""
+        if is_slow(exc) and not self._down:
+            self._slow_in_row += 1
+            if self._slow_in_row < SLOW_CALLS_DOWN:
+                return
+        self._slow_in_row = 0
         if not self._down:
             # Exception class only: messages can carry the URL and so the password.
             _log.warning("Redis unreachable (%s); guard falls back to per-process limits",
@@ -72,6 +99,7 @@ class SharedState:
         self._down_until = self._clock.monotonic() + self._backoff
 
     def succeeded(self) -> None:
+        self._slow_in_row = 0
         if self._down:
             self._down = False
             _log.warning("Redis reachable again; guard limits are shared across workers")
@@ -80,13 +108,26 @@ class SharedState:
                    in_memory: Callable[[], T]) -> T:
         if self.redis is not None and self.use_redis():
             try:
-                result = await on_redis(self.redis)
+                result = await self.retrying(on_redis, self.redis)
             except REDIS_ERRORS as exc:
                 self.failed(exc)
             else:
                 self.succeeded()
                 return result
         return in_memory()
+
+    @staticmethod
+    async def retrying(call: Callable[[RedisState], Awaitable[T]], redis_state: RedisState
+                       ) -> T:
+        """``call``, once more if it was slow. Every call made through here can be repeated
+        safely: the scripts give the same answer to the same owner and the spend to the
+        same spender (``RedisState``)."""
+        try:
+            return await call(redis_state)
+        except REDIS_ERRORS as exc:
+            if not is_slow(exc):
+                raise
+        return await call(redis_state)
 
     async def run_script(self, lua: Script, keys: list[str], args: list[str]) -> Any:
         """Run a script on Redis; errors are the caller's to handle (``failed``)."""

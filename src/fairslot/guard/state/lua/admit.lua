@@ -71,7 +71,9 @@ for j = 2, #ARGV do
             -- and Redis's own expiry (PX) only collects the key later.
             local held = redis.call('get', KEYS[k])
             local held_until = held and tonumber(string.match(held, "|([%d.]+)$"))
-            if held_until and held_until > now then
+            -- The same owner asking again is a retry of a call that timed out: it holds it.
+            if held_until and held_until > now
+                    and string.sub(held, 1, #owner + 1) ~= owner .. '|' then
                 busy = 1
             else
                 local ttl = tonumber(slot_ttl)
