@@ -74,20 +74,27 @@ class RedisState:
         return f"{suffix[0]}{key}{suffix[1]}"
 
     async def admit(self, hits: list[Hit], member: tuple[str, str, float] | None,
-                    slot: tuple[str, str, float] | None) -> Admission:
+                    slot: tuple[str, str, float] | None,
+                    spend: tuple[str, str, float] | None = None) -> Admission:
+        """``spend`` = (name, spender, ttl): spend the name (``spend``) in the same call,
+        if the request is admitted and holds its slot."""
         keys = [self.limit_key(item, key) for item, key, _ in hits]
         specs = "".join(f"{item.amount},{item.get_expiry()},{cost};" for item, _, cost in hits)
-        set_part = slot_part = "|"
+        set_part = slot_part = spend_part = "|"
         if member is not None:
             keys.append(self.prefix + "set:" + member[0])
             set_part = f"{member[1]}|{max(1, int(member[2]))}"
         if slot is not None:
             keys.append(self.prefix + "slot:" + slot[0])
             slot_part = f"{slot[1]}|{max(1, int(slot[2] * 1000))}"
-        refused, size, busy = await self._admit.call(
-            keys, f"{len(hits)}|{specs}|{set_part}|{slot_part}")
+        if spend is not None:
+            keys.append(self.prefix + "spent:" + spend[0])
+            spend_part = f"{spend[1]}|{max(1, int(spend[2] * 1000))}"
+        refused, size, busy, spent = await self._admit.call(
+            keys, f"{len(hits)}|{specs}|{set_part}|{slot_part}|{spend_part}")
         return Admission(int(refused) - 1 if int(refused) > 0 else None,
-                         int(size) if int(size) >= 0 else None, bool(busy), True)
+                         int(size) if int(size) >= 0 else None, bool(busy), True,
+                         None if int(spent) < 0 else bool(spent))
 
     async def window(self, hit: Hit) -> WindowHit:
         item, key, _ = hit
@@ -104,7 +111,7 @@ class RedisState:
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         """Take a slot outside an admission (``Guard.exclusive``)."""
         reply = await self._admit.call([self.prefix + "slot:" + name],
-                                       f"0||||{owner}|{max(1, int(ttl * 1000))}")
+                                       f"0||||{owner}|{max(1, int(ttl * 1000))}||")
         return not int(reply[2])
 
     async def release(self, name: str, owner: str) -> None:

@@ -157,16 +157,22 @@ class SharedState:
     # -- limits, device sets, slots -------------------------------------------------------
 
     async def admit(self, hits: list[Hit], member: tuple[str, str, float] | None = None,
-                    slot: tuple[str, str, float] | None = None) -> Admission:
+                    slot: tuple[str, str, float] | None = None,
+                    spend: tuple[str, float] | None = None) -> Admission:
         """Admit one request: test all ``hits`` and consume them only if every one has
         room; then add ``member`` = (device, account, ttl) to the device's set and count
-        it; then take ``slot`` = (name, owner, ttl). One round trip on Redis."""
+        it; then take ``slot`` = (name, owner, ttl); then, on Redis only, spend ``spend`` =
+        (ledger name, ttl) as the token ledger would (``Admission.spent``). One round trip
+        on Redis."""
         def in_memory() -> Admission:
             kept = (self.prefix + "set:" + member[0], member[1], member[2]) if member else None
             held = (self.prefix + "slot:" + slot[0], slot[1], slot[2]) if slot else None
             return self.memory.admit(hits, kept, held)
 
-        return await self._run(lambda r: r.admit(hits, member, slot), in_memory)
+        spending = None
+        if spend is not None and self.redis is not None:
+            spending = (spend[0], self.redis.spender(), spend[1])  # one spender for a retry
+        return await self._run(lambda r: r.admit(hits, member, slot, spending), in_memory)
 
     async def window(self, hit: Hit) -> WindowHit:
         return await self._run(lambda r: r.window(hit), lambda: self.memory.window(hit))
