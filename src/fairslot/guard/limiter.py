@@ -69,10 +69,8 @@ class RateLimits:
         ``slot`` = (name, owner, ttl) the slot is taken (``BookingInProgress`` if another
         request holds it); with ``spend`` = (ledger name, ttl) an admitted request's action
         token is spent in the same round trip when Redis answers. Returns (accounts of the
-        device or None, whether the shared state answered: False only when Redis is not
-        configured or this process's memory stood in for it, and the slot, if any, is then
-        held in memory; whether the token was spent now, None when it was not asked or
-        memory answered)."""
+        device or None, slot taken on Redis, whether the token was spent now: None when
+        it was not asked or memory answered)."""
         now = self._clock.monotonic()
         hits: list[Hit] = []
         kinds: list[KeyKind] = []
@@ -89,7 +87,7 @@ class RateLimits:
             kinds.append(kind)
         member, device_accounts = self._device_member(device_id, account_id)
         if not hits and member is None and slot is None and spend is None:
-            return device_accounts, self._state.configured, None  # nothing to ask
+            return device_accounts, False, None
         if self._local is not None and group in LOCAL_GROUPS and member is None \
                 and slot is None and spend is None:
             refused = self._local.admit(hits)
@@ -98,8 +96,7 @@ class RateLimits:
                 remaining, reset_in = self._local.remaining(item, key)
                 self._refuse(kinds[refused], item, values[kinds[refused]] or "", reset_in,
                              remaining, cost, report)
-            # Counted in this process and shared with the others periodically, by design.
-            return device_accounts, self._state.configured, None
+            return device_accounts, False, None
         admission = await self._state.admit(hits, member, slot, spend)
         if admission.refused is not None:
             hit = hits[admission.refused]

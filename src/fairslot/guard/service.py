@@ -320,12 +320,11 @@ class Guard:
             (spend[0], spend[1] - self.clock.now().timestamp()))
         hold = (slot[0], slot[1], on_redis) if slot is not None else None
         try:
-            fell_back = self.state.degraded or (self.state.configured and not on_redis)
-            if fell_back and group.value in self.settings.guard_redis_down_refuse:
+            if self.state.degraded and group.value in self.settings.guard_redis_down_refuse:
                 # Without the shared counts each worker would allow its own full limit, and
                 # one-booking-at-a-time would hold per worker only: the groups that take
-                # slots and money wait for Redis instead (docs/guard.md). So does a request
-                # whose admission Redis did not answer twice, though it is not down yet.
+                # slots and money wait for Redis instead (docs/guard.md). A call that was
+                # only slow is answered from memory for that request alone.
                 report("deny", "shared_state_down")
                 raise Overloaded(
                     "Booking is paused for a moment while the server recovers; please try "

@@ -1,10 +1,12 @@
 """Redis when configured and reachable, this process's memory otherwise.
 
 Redis is taken for down when it cannot be reached (a refused or reset connection) or when
-``SLOW_CALLS_DOWN`` calls in a row outlast the socket timeout: a single slow call, common on
-a busy host at a release's peak, is not an outage. A call that times out is tried once
-more at once; only if that fails too is it answered from memory (``Admission.on_redis``
-says so, and booking refuses such an answer). While down, the guard logs one warning,
+its calls have kept outlasting the socket timeout for ``SLOW_SECONDS_DOWN`` with none
+answered in between: a slow call, common on a busy host at a release's peak (where the
+worker's own event loop can be late to read a reply), is not an outage. A call that times
+out is tried once more at once; if that fails too, that one call is answered from memory
+(``Admission.on_redis`` says so) without taking Redis for down. While down, the guard logs
+one warning,
 answers from memory, and tries Redis again after a back-off (doubling from
 ``guard_redis_retry_seconds`` up to a minute, on the injected clock); the first success
 logs the recovery. Memory state is not copied back to Redis: while Redis is down each
@@ -26,7 +28,7 @@ from fairslot.guard.state.scripts import Script
 from fairslot.guard.state.types import Admission, LoginRecord, WindowHit
 from fairslot.guard.windows import Hit
 
-__all__ = ["REDIS_ERRORS", "SLOW_CALLS_DOWN", "SharedState", "is_slow"]
+__all__ = ["REDIS_ERRORS", "SLOW_SECONDS_DOWN", "SharedState", "is_slow"]
 
 _log = logging.getLogger("fairslot.guard")
 
@@ -37,9 +39,10 @@ REDIS_ERRORS = (TimeoutError, redis.exceptions.RedisError, OSError)
 
 _MAX_BACKOFF = 60.0
 
-SLOW_CALLS_DOWN = 3
-"""Calls in a row that outlast the socket timeout (each after its retry) before Redis is
-taken for down."""
+SLOW_SECONDS_DOWN = 2.0
+"""How long calls may keep outlasting the socket timeout (each after its retry), with none
+answered, before Redis is taken for down. A time, not a count: the callers of one batched
+script call all fail together."""
 
 
 def is_slow(exc: BaseException) -> bool:
@@ -63,7 +66,7 @@ class SharedState:
         self._backoff = retry_seconds
         self._down_until = 0.0
         self._down = False
-        self._slow_in_row = 0
+        self._slow_since: float | None = None
 
     # -- health ---------------------------------------------------------------------------
 
@@ -81,13 +84,15 @@ class SharedState:
             not self._down or self._clock.monotonic() >= self._down_until)
 
     def failed(self, exc: BaseException) -> None:
-        """Count a failed call: Redis is down after a connection error, or after
-        ``SLOW_CALLS_DOWN`` slow calls in a row."""
+        """Note a failed call: Redis is down after a connection error, or once calls have
+        been slow for ``SLOW_SECONDS_DOWN`` with none answered."""
         if is_slow(exc) and not self._down:
-            self._slow_in_row += 1
-            if self._slow_in_row < SLOW_CALLS_DOWN:
+            now = self._clock.monotonic()
+            if self._slow_since is None:
+                self._slow_since = now
+            if now - self._slow_since < SLOW_SECONDS_DOWN:
                 return
-        self._slow_in_row = 0
+        self._slow_since = None
         if not self._down:
             # Exception class only: messages can carry the URL and so the password.
             _log.warning("Redis unreachable (%s); guard falls back to per-process limits",
@@ -99,7 +104,7 @@ class SharedState:
         self._down_until = self._clock.monotonic() + self._backoff
 
     def succeeded(self) -> None:
-        self._slow_in_row = 0
+        self._slow_since = None
         if self._down:
             self._down = False
             _log.warning("Redis reachable again; guard limits are shared across workers")
