@@ -124,9 +124,10 @@ class SharedState:
     @staticmethod
     async def retrying(call: Callable[[RedisState], Awaitable[T]], redis_state: RedisState
                        ) -> T:
-        """``call``, once more if it was slow. Every call made through here can be repeated
-        safely: the scripts give the same answer to the same owner and the spend to the
-        same spender (``RedisState``)."""
+        """``call``, once more if it was slow (it may have run the first time too). A repeat
+        errs on the safe side only: the admission's slot and the token spend answer the
+        same owner and spender alike (``RedisState``); a limit or a failed log-in may be
+        counted twice; a decision's drop may report that Redis did not have it."""
         try:
             return await call(redis_state)
         except REDIS_ERRORS as exc:
