@@ -52,8 +52,8 @@ def enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient_
         again = uow.rounds.entry_by_key(account.id or 0, idempotency_key)
         if again is not None:
             return _with_receipt(uow, again)
-    uow.lock(*rules.lock_names(patient_id, account))
-    if not uow.patients.is_managed_by(patient_id, account.id or 0):
+    if not uow.patients.is_managed_by(patient_id, account.id or 0,
+                                      uow.lock_keys(*rules.lock_names(patient_id, account))):
         raise NotFound("no such patient on this account", code="patient_not_found")
     return _enter(uow, deps, account, round_id, patient_id, ranked, ctx,
                   idempotency_key=idempotency_key)
