@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from fairslot.clock import FixedClock
+from fairslot.guard.errors import ActionTokenRefused
+from fairslot.guard.requester import Requester
 
 from .conftest import Events, GuardFactory, build_app, client_for
 
@@ -170,3 +172,28 @@ async def test_an_unusable_ledger_file_is_logged_and_tokens_are_still_spent_once
     assert (await guard.tokens.redeem(token, "mother", "book", "s1")).reason == \
         "token_replayed"
     assert [r.levelname for r in caplog.records if "ledger" in r.getMessage()] == ["ERROR"]
+
+
+async def test_on_redis_a_token_spent_with_the_admission_is_spent_for_every_worker(
+    make_guard: GuardFactory, clock: FixedClock
+) -> None:
+    # At the normal level no proof of work can come before the token, so the admission's
+    # one Redis call spends it; the ledger's own spend must see that, and the reverse.
+    one, two = make_guard(), make_guard()
+    person = Requester("198.51.100.30", "person-device")
+    first, second = one.issue_token("mother", "book", "s1"), one.issue_token("mother", "book",
+                                                                            "s2")
+    clock.advance(2)
+    await one.decide(person, "booking", account_id="mother", need_token="book", target="s1",
+                     token=first)
+    with pytest.raises(ActionTokenRefused) as refused:
+        await two.decide(person, "booking", account_id="mother", need_token="book",
+                         target="s1", token=first)
+    assert refused.value.code == "token_replayed"
+    assert not (await two.tokens.redeem(first, "mother", "book", "s1")).ok
+
+    assert (await two.tokens.redeem(second, "mother", "book", "s2")).ok
+    with pytest.raises(ActionTokenRefused) as refused:
+        await one.decide(person, "booking", account_id="mother", need_token="book",
+                         target="s2", token=second)
+    assert refused.value.code == "token_replayed"

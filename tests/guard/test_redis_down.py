@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from fairslot.clock import FixedClock
+from fairslot.guard.state import SLOW_SECONDS_DOWN
 
 from .conftest import GuardFactory, asgi_call, build_app
 
@@ -122,3 +123,88 @@ async def test_the_guard_survives_redis_going_down_and_recovers(
     assert await _flood(app, "198.51.100.4") == 20
     assert private_redis.keys() > 0  # counting in Redis again
     assert any("reachable again" in r.getMessage() for r in caplog.records)
+
+
+def _pause(server: PrivateRedis, milliseconds: int) -> None:
+    """Make the private Redis answer no client for a while: every call now is slow."""
+    client = redis.Redis(port=server.port)
+    try:
+        client.execute_command("CLIENT", "PAUSE", str(milliseconds), "ALL")
+    finally:
+        client.close()
+
+
+async def test_one_slow_redis_call_neither_refuses_a_booking_nor_takes_redis_for_down(
+    make_guard: GuardFactory, private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture,
+) -> None:
+    guard = make_guard(redis_url=private_redis.url)
+    app = build_app(guard)
+    caplog.set_level(logging.WARNING, logger="fairslot.guard")
+    status, _, _ = await asgi_call(app, "POST", "/book/s1", ip="198.51.100.7",
+                                   headers={"x-account": "a1"})
+    assert status == 200
+
+    # Longer than one socket timeout (0.5 s), shorter than two: the retry is answered.
+    _pause(private_redis, 800)
+    status, _, body = await asgi_call(app, "POST", "/book/s2", ip="198.51.100.7",
+                                      headers={"x-account": "a2"})
+
+    assert status == 200, body
+    assert guard.health() == {"redis": "up", "guard": "ok"}
+    assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
+
+
+async def test_an_unreachable_redis_refuses_booking_at_once(
+    make_guard: GuardFactory, clock: FixedClock,
+) -> None:
+    guard = make_guard(redis_url=f"redis://127.0.0.1:{_free_port()}/0")
+    app = build_app(guard)
+
+    status, _, body = await asgi_call(app, "POST", "/book/s1", ip="198.51.100.8",
+                                      headers={"x-account": "a1"})
+
+    assert status == 503 and b"guard_unavailable" in body
+    assert guard.health() == {"redis": "down", "guard": "degraded: per-process limits"}
+
+
+async def test_redis_slow_for_seconds_on_end_is_taken_for_down(
+    make_guard: GuardFactory, private_redis: PrivateRedis, clock: FixedClock,
+) -> None:
+    guard = make_guard(redis_url=private_redis.url)
+    app = build_app(guard)
+    status, _, _ = await asgi_call(app, "POST", "/book/warm", ip="198.51.100.9",
+                                   headers={"x-account": "warm"})
+    assert status == 200  # levels and decisions read: from here a booking is one call
+
+    # Longer than a call and its retry: this booking's admission is not answered, and it
+    # goes on with this worker's own counts; Redis is not down for one slow call.
+    _pause(private_redis, 1200)
+    status, _, _ = await asgi_call(app, "POST", "/book/s1", ip="198.51.100.9",
+                                   headers={"x-account": "a1"})
+    assert status == 200
+    assert guard.health()["redis"] == "up"
+
+    clock.advance(SLOW_SECONDS_DOWN)  # still slow that much later, with nothing answered
+    _pause(private_redis, 1200)
+    status, _, body = await asgi_call(app, "POST", "/book/s2", ip="198.51.100.9",
+                                      headers={"x-account": "a2"})
+
+    assert status == 503 and b"guard_unavailable" in body
+    assert guard.health()["redis"] == "down"
+
+
+async def test_a_retried_spend_and_slot_are_the_same_callers(
+    make_guard: GuardFactory, private_redis: PrivateRedis, clock: FixedClock,
+) -> None:
+    guard = make_guard(redis_url=private_redis.url)
+    state = guard.state.redis
+    assert state is not None
+    mine, theirs = state.spender(), state.spender()
+
+    assert await state.spend("token-1", 60, mine)
+    assert await state.spend("token-1", 60, mine)  # the same spend, asked again
+    assert not await state.spend("token-1", 60, theirs)
+
+    assert await state.acquire("slot-1", "owner-a", 30)
+    assert await state.acquire("slot-1", "owner-a", 30)  # the same hold, asked again
+    assert not await state.acquire("slot-1", "owner-b", 30)

@@ -357,3 +357,27 @@ def test_the_desk_sees_its_walk_in_patients_wins_until_they_are_paid(
     assert waiting[0].booking.session_id == dw.sessions[0]
     dw.platform.run(booking.pay, desk, waiting[0].booking.id or 0, "card:6222000011112222", CTX)
     assert dw.platform.run(booking.desk_awaiting_payment) == []
+
+
+def test_an_entry_at_the_peak_is_at_most_ten_statements(dw: DrawWorld) -> None:
+    # Not one more read per entry than it needs: the written row comes back from the
+    # insert, and the round's opening digest, which never changes, is read once.
+    (first, first_pid), (second, second_pid) = dw.patients[:2]
+    dw.platform.run(release.enter, first, dw.round_id, first_pid, dw.sessions, CTX)
+    statements: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if threading.current_thread() is threading.main_thread():
+            statements.append(statement)
+
+    sa.event.listen(dw.platform.engine, "before_cursor_execute", note)
+    try:
+        view = dw.platform.run(release.enter, second, dw.round_id, second_pid, dw.sessions,
+                               CTX)
+    finally:
+        sa.event.remove(dw.platform.engine, "before_cursor_execute", note)
+
+    assert view.entry.patient_id == second_pid and view.receipt is not None
+    work = [s for s in statements if not s.lstrip().upper().startswith(
+        ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"))]
+    assert len(work) <= 10, work

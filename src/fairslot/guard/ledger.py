@@ -157,9 +157,11 @@ class RedisLedger:
     async def spend(self, name: str, expires_at: float) -> bool:
         redis_state = self._state.redis
         if redis_state is not None and self._state.use_redis():
-            ttl = expires_at - self._clock.now().timestamp()
+            ttl = max(expires_at - self._clock.now().timestamp(), 0.001)
+            spender = redis_state.spender()
             try:
-                spent = await redis_state.spend(name, max(ttl, 0.001))
+                spent = await self._state.retrying(
+                    lambda r: r.spend(name, ttl, spender), redis_state)
             except REDIS_ERRORS as exc:
                 self._state.failed(exc)
             else:

@@ -61,12 +61,16 @@ class RateLimits:
         values: Mapping[KeyKind, str | None], report: Report, *,
         device_id: str | None = None, account_id: str | None = None,
         slot: tuple[str, str, float] | None = None,
-    ) -> tuple[int | None, bool]:
+        spend: tuple[str, float] | None = None,
+    ) -> tuple[int | None, bool, bool | None]:
         """Admit a request against every limit of ``policy`` whose key it has, or raise
         ``RateLimited`` for the first without room (counting none). With ``device_id`` and
         ``account_id`` the account joins the device's set (its size is returned); with
         ``slot`` = (name, owner, ttl) the slot is taken (``BookingInProgress`` if another
-        request holds it). Returns (accounts of the device or None, slot taken on Redis)."""
+        request holds it); with ``spend`` = (ledger name, ttl) an admitted request's action
+        token is spent in the same round trip when Redis answers. Returns (accounts of the
+        device or None, slot taken on Redis, whether the token was spent now: None when
+        it was not asked or memory answered)."""
         now = self._clock.monotonic()
         hits: list[Hit] = []
         kinds: list[KeyKind] = []
@@ -82,18 +86,18 @@ class RateLimits:
             hits.append((item, key, min(cost, item.amount)))
             kinds.append(kind)
         member, device_accounts = self._device_member(device_id, account_id)
-        if not hits and member is None and slot is None:
-            return device_accounts, False
+        if not hits and member is None and slot is None and spend is None:
+            return device_accounts, False, None
         if self._local is not None and group in LOCAL_GROUPS and member is None \
-                and slot is None:
+                and slot is None and spend is None:
             refused = self._local.admit(hits)
             if refused is not None:
                 item, key, _ = hits[refused]
                 remaining, reset_in = self._local.remaining(item, key)
                 self._refuse(kinds[refused], item, values[kinds[refused]] or "", reset_in,
                              remaining, cost, report)
-            return device_accounts, False
-        admission = await self._state.admit(hits, member, slot)
+            return device_accounts, False, None
+        admission = await self._state.admit(hits, member, slot, spend)
         if admission.refused is not None:
             hit = hits[admission.refused]
             kind = kinds[admission.refused]
@@ -112,7 +116,7 @@ class RateLimits:
             report("deny", "busy")
             raise BookingInProgress(
                 "Your previous request is still being processed; please wait for it.")
-        return device_accounts, admission.on_redis
+        return device_accounts, admission.on_redis, admission.spent
 
     def _remember_denial(self, key: tuple[str, int], until: float, reset_at: float,
                          remaining: int) -> None:

@@ -56,7 +56,7 @@ from fairslot.guard.pow import Challenges
 from fairslot.guard.requester import GuardPass, Requester
 from fairslot.guard.shedder import LoadShedder
 from fairslot.guard.state import SharedState
-from fairslot.guard.tokens import ActionTokens
+from fairslot.guard.tokens import ActionTokens, TokenCheck
 from fairslot.randomness import Randomness, SystemRandomness
 
 __all__ = ["POW_HEADER", "TOKEN_HEADER", "Guard", "GuardPass", "LoadShedder", "Requester"]
@@ -100,7 +100,8 @@ class Guard:
             raise ValueError(f"FAIRSLOT_GUARD_REDIS_DOWN_REFUSE: unknown route groups "
                              f"{sorted(unknown)}")
         self.state = SharedState(settings.redis_url, settings.guard_redis_prefix,
-                                 settings.guard_redis_retry_seconds, self.clock)
+                                 settings.guard_redis_retry_seconds, self.clock,
+                                 mark=self.randomness.token_hex(8))
         self.ledger: TokenLedger = ledger or build_ledger(
             self.state, settings.guard_ledger_path, self.clock)
         self.tokens = ActionTokens(
@@ -304,15 +305,26 @@ class Guard:
         if exclusive and account_id:
             slot = (self._slot_name(group, account_id), self.randomness.token_hex(8),
                     self.settings.guard_exclusive_seconds)
-        device_accounts, on_redis = await self.limits.admit(
+        # The token is checked here (no I/O) and, when no proof of work can be asked for
+        # before it, spent in the admission's own round trip; its refusal still comes
+        # after the limits', as if it were checked afterwards.
+        checked: TokenCheck | None = None
+        spend: tuple[str, float] | None = None
+        if need_token is not None and not self._may_ask_pow(group, level, force_pow):
+            checked, spend = self.tokens.check(token, account_id or "-", need_token,
+                                               target or "")
+        device_accounts, on_redis, spent = await self.limits.admit(
             group, policy, LEVEL_RULES[level].cost, values, report,
-            device_id=who.device_id, account_id=account_id, slot=slot)
+            device_id=who.device_id, account_id=account_id, slot=slot,
+            spend=None if spend is None else
+            (spend[0], spend[1] - self.clock.now().timestamp()))
         hold = (slot[0], slot[1], on_redis) if slot is not None else None
         try:
             if self.state.degraded and group.value in self.settings.guard_redis_down_refuse:
                 # Without the shared counts each worker would allow its own full limit, and
                 # one-booking-at-a-time would hold per worker only: the groups that take
-                # slots and money wait for Redis instead (docs/guard.md).
+                # slots and money wait for Redis instead (docs/guard.md). A call that was
+                # only slow is answered from memory for that request alone.
                 report("deny", "shared_state_down")
                 raise Overloaded(
                     "Booking is paused for a moment while the server recovers; please try "
@@ -323,7 +335,15 @@ class Guard:
                                    need_token or group.value, pow_payload, risk, report,
                                    force=force_pow)
             screen_age = None
-            if need_token is not None:
+            if checked is not None and spend is not None and spent is None:
+                # Memory answered the admission: the ledger spends it.
+                checked = await self.tokens.spend(*spend, age=checked.age)
+            elif spent is False and checked is not None:
+                checked = TokenCheck(False, "token_replayed", checked.age)
+            if checked is not None:
+                self._refuse_token(checked, risk, report)
+                screen_age = checked.age
+            elif need_token is not None:
                 screen_age = await self._redeem_token(token, account_id, need_token, target,
                                                       risk, report)
         except BaseException:
@@ -405,14 +425,24 @@ class Guard:
             "Please wait while your browser completes a short check.",
             challenge=self.challenges.issue(subject, action, self.difficulty(level, risk)))
 
+    def _may_ask_pow(self, group: RouteGroup, level: GuardLevel, force: bool) -> bool:
+        """Whether ``require_pow`` could ask this request for a proof of work, whatever
+        its risk turns out to be."""
+        return self.policies[group].challengeable and (
+            force or LEVEL_RULES[level].pow is not PowMode.NEVER)
+
     async def _redeem_token(self, token: str | None, account_id: str | None, action: str,
                             target: str | None, risk: int, report: Report) -> float | None:
         """Spend the token; the seconds since its screen, or raise ``ActionTokenRefused``."""
         checked = await self.tokens.redeem(token, account_id or "-", action, target or "")
+        self._refuse_token(checked, risk, report)
+        return checked.age
+
+    @staticmethod
+    def _refuse_token(checked: TokenCheck, risk: int, report: Report) -> None:
         if not checked.ok:
             report("deny", checked.reason, risk=risk)
             raise ActionTokenRefused(_TOKEN_DETAIL[checked.reason], code=checked.reason)
-        return checked.age
 
     def _slot_name(self, group: RouteGroup, account_id: str) -> str:
         return f"{group.value}:{self.keys.pseudonym('account', account_id)}"

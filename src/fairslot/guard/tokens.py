@@ -58,27 +58,41 @@ class ActionTokens:
 
     async def redeem(self, token: str | None, account_id: str, action: str,
                      target: str) -> TokenCheck:
+        checked, spend = self.check(token, account_id, action, target)
+        if spend is None:
+            return checked
+        return await self.spend(*spend, age=checked.age)
+
+    async def spend(self, name: str, expires_at: float, *,
+                    age: float | None = None) -> TokenCheck:
+        """Spend a token ``check`` let through, in the ledger."""
+        if not await self._ledger.spend(name, expires_at):
+            return TokenCheck(False, "token_replayed", age)
+        return TokenCheck(True, "ok", age)
+
+    def check(self, token: str | None, account_id: str, action: str, target: str
+              ) -> tuple[TokenCheck, tuple[str, float] | None]:
+        """Everything but the spend: the refusal, or the ledger name and the time until
+        which it must stay spent (``spend``, or the same spend done elsewhere)."""
         if not token:
-            return TokenCheck(False, "token_missing")
+            return TokenCheck(False, "token_missing"), None
         parts = token.split(".")
         if len(parts) != 4 or parts[0] != _VERSION or len(token) > 200:
-            return TokenCheck(False, "token_invalid")
+            return TokenCheck(False, "token_invalid"), None
         version, issued_text, nonce, mac = parts
         body = f"{version}.{issued_text}.{nonce}"
         expected = self._mac(f"{body}|{account_id}|{action}|{target}")
         if not hmac.compare_digest(expected.encode(), mac.encode()):  # bytes: any text
-            return TokenCheck(False, "token_invalid")
+            return TokenCheck(False, "token_invalid"), None
         try:
             unb64url(nonce)
             issued = int(issued_text) / 1000
         except ValueError:
-            return TokenCheck(False, "token_invalid")
+            return TokenCheck(False, "token_invalid"), None
         age = self._clock.now().timestamp() - issued
         if age > self.ttl:
-            return TokenCheck(False, "token_expired", age)
+            return TokenCheck(False, "token_expired", age), None
         if age < self.min_age:
             # Not spent: a person who double-clicks can still use it a moment later.
-            return TokenCheck(False, "token_too_early", age)
-        if not await self._ledger.spend("tok:" + nonce, issued + self.ttl + 1):
-            return TokenCheck(False, "token_replayed", age)
-        return TokenCheck(True, "ok", age)
+            return TokenCheck(False, "token_too_early", age), None
+        return TokenCheck(True, "ok", age), ("tok:" + nonce, issued + self.ttl + 1)

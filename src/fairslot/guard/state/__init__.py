@@ -7,11 +7,12 @@ implement the same operations; the Lua scripts are ``lua/*.lua``.
 
 from fairslot.guard.state.memory import MemoryState
 from fairslot.guard.state.redis import RedisState
-from fairslot.guard.state.shared import REDIS_ERRORS, SharedState
+from fairslot.guard.state.shared import REDIS_ERRORS, SLOW_SECONDS_DOWN, SharedState
 from fairslot.guard.state.types import Admission, LoginRecord, WindowHit
 
 __all__ = [
     "REDIS_ERRORS",
+    "SLOW_SECONDS_DOWN",
     "Admission",
     "LoginRecord",
     "MemoryState",

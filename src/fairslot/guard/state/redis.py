@@ -8,6 +8,7 @@ Every time stored or compared here is the guard's clock, passed in; Redis's own 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import limits
@@ -24,7 +25,9 @@ __all__ = ["RedisState"]
 
 
 class RedisState:
-    def __init__(self, url: str, prefix: str, clock: Clock) -> None:
+    def __init__(self, url: str, prefix: str, clock: Clock, mark: str = "-") -> None:
+        """``mark``: this process's own random string, which makes its spends its own
+        (``spender``)."""
         self.prefix = prefix
         self._clock = clock
         # Short timeouts: a hung Redis must cost a request milliseconds, not seconds, before
@@ -38,6 +41,8 @@ class RedisState:
         self._admit = ScriptBatch(self.run_script, script("admit"), clock)
         self._release = ScriptBatch(self.run_script, script("release"), clock)
         self._suffixes: dict[int, tuple[str, str]] = {}
+        self._mark = mark
+        self._spends = itertools.count()
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
@@ -69,20 +74,27 @@ class RedisState:
         return f"{suffix[0]}{key}{suffix[1]}"
 
     async def admit(self, hits: list[Hit], member: tuple[str, str, float] | None,
-                    slot: tuple[str, str, float] | None) -> Admission:
+                    slot: tuple[str, str, float] | None,
+                    spend: tuple[str, str, float] | None = None) -> Admission:
+        """``spend`` = (name, spender, ttl): spend the name (``spend``) in the same call,
+        if the request is admitted and holds its slot."""
         keys = [self.limit_key(item, key) for item, key, _ in hits]
         specs = "".join(f"{item.amount},{item.get_expiry()},{cost};" for item, _, cost in hits)
-        set_part = slot_part = "|"
+        set_part = slot_part = spend_part = "|"
         if member is not None:
             keys.append(self.prefix + "set:" + member[0])
             set_part = f"{member[1]}|{max(1, int(member[2]))}"
         if slot is not None:
             keys.append(self.prefix + "slot:" + slot[0])
             slot_part = f"{slot[1]}|{max(1, int(slot[2] * 1000))}"
-        refused, size, busy = await self._admit.call(
-            keys, f"{len(hits)}|{specs}|{set_part}|{slot_part}")
+        if spend is not None:
+            keys.append(self.prefix + "spent:" + spend[0])
+            spend_part = f"{spend[1]}|{max(1, int(spend[2] * 1000))}"
+        refused, size, busy, spent = await self._admit.call(
+            keys, f"{len(hits)}|{specs}|{set_part}|{slot_part}|{spend_part}")
         return Admission(int(refused) - 1 if int(refused) > 0 else None,
-                         int(size) if int(size) >= 0 else None, bool(busy), True)
+                         int(size) if int(size) >= 0 else None, bool(busy), True,
+                         None if int(spent) < 0 else bool(spent))
 
     async def window(self, hit: Hit) -> WindowHit:
         item, key, _ = hit
@@ -99,7 +111,7 @@ class RedisState:
     async def acquire(self, name: str, owner: str, ttl: float) -> bool:
         """Take a slot outside an admission (``Guard.exclusive``)."""
         reply = await self._admit.call([self.prefix + "slot:" + name],
-                                       f"0||||{owner}|{max(1, int(ttl * 1000))}")
+                                       f"0||||{owner}|{max(1, int(ttl * 1000))}||")
         return not int(reply[2])
 
     async def release(self, name: str, owner: str) -> None:
@@ -167,9 +179,19 @@ class RedisState:
 
     # -- spent tokens ---------------------------------------------------------------------
 
-    async def spend(self, name: str, ttl: float) -> bool:
-        return bool(await self.client.set(self.prefix + "spent:" + name, b"1", nx=True,
-                                          px=max(1, int(ttl * 1000))))
+    def spender(self) -> str:
+        """A mark of one spend, unique among every spend of every worker, before and after
+        a restart (a worker's process id can come back; its random mark does not)."""
+        return f"{self._mark}:{next(self._spends)}"
+
+    async def spend(self, name: str, ttl: float, spender: str) -> bool:
+        """Spend ``name`` for ``spender``: True if nobody else had. The same spender asking
+        again (a retry after a timeout) is told True again."""
+        # NX with GET: sets only if absent, and answers the value found (None if absent).
+        before: bytes | None = await self.client.set(  # type: ignore[assignment]
+            self.prefix + "spent:" + name, spender, nx=True, get=True,
+            px=max(1, int(ttl * 1000)))
+        return before is None or before == spender.encode()
 
     async def delete_prefix(self) -> int:
         removed = 0

@@ -1,9 +1,16 @@
 """Redis when configured and reachable, this process's memory otherwise.
 
-On a Redis error the guard logs one warning, answers from memory, and tries Redis again
-after a back-off (doubling from ``guard_redis_retry_seconds`` up to a minute, on the
-injected clock); the first success logs the recovery. Memory state is not copied back to
-Redis: while Redis is down each worker counts alone.
+Redis is taken for down when it cannot be reached (a refused or reset connection) or when
+its calls have kept outlasting the socket timeout for ``SLOW_SECONDS_DOWN`` with none
+answered in between: a slow call, common on a busy host at a release's peak (where the
+worker's own event loop can be late to read a reply), is not an outage. A call that times
+out is tried once more at once; if that fails too, that one call is answered from memory
+(``Admission.on_redis`` says so) without taking Redis for down. While down, the guard logs
+one warning,
+answers from memory, and tries Redis again after a back-off (doubling from
+``guard_redis_retry_seconds`` up to a minute, on the injected clock); the first success
+logs the recovery. Memory state is not copied back to Redis: while Redis is down each
+worker counts alone.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from fairslot.guard.state.scripts import Script
 from fairslot.guard.state.types import Admission, LoginRecord, WindowHit
 from fairslot.guard.windows import Hit
 
-__all__ = ["REDIS_ERRORS", "SharedState"]
+__all__ = ["REDIS_ERRORS", "SLOW_SECONDS_DOWN", "SharedState", "is_slow"]
 
 _log = logging.getLogger("fairslot.guard")
 
@@ -32,18 +39,34 @@ REDIS_ERRORS = (TimeoutError, redis.exceptions.RedisError, OSError)
 
 _MAX_BACKOFF = 60.0
 
+SLOW_SECONDS_DOWN = 2.0
+"""How long calls may keep outlasting the socket timeout (each after its retry), with none
+answered, before Redis is taken for down. A time, not a count: the callers of one batched
+script call all fail together."""
+
+
+def is_slow(exc: BaseException) -> bool:
+    """A call that took too long, not one that could not reach Redis: a socket timeout, or
+    no pooled connection freed in time (the pool's wait raises ``ConnectionError`` from a
+    timeout)."""
+    if isinstance(exc, TimeoutError | redis.exceptions.TimeoutError):
+        return True
+    return isinstance(exc, redis.exceptions.ConnectionError) and isinstance(
+        exc.__cause__, TimeoutError)
+
 
 class SharedState:
     def __init__(self, redis_url: str | None, prefix: str, retry_seconds: float,
-                 clock: Clock) -> None:
+                 clock: Clock, mark: str = "-") -> None:
         self.prefix = prefix
         self._clock = clock
         self.memory = MemoryState(clock)
-        self.redis = RedisState(redis_url, prefix, clock) if redis_url else None
+        self.redis = RedisState(redis_url, prefix, clock, mark) if redis_url else None
         self._retry_base = retry_seconds
         self._backoff = retry_seconds
         self._down_until = 0.0
         self._down = False
+        self._slow_since: float | None = None
 
     # -- health ---------------------------------------------------------------------------
 
@@ -61,6 +84,15 @@ class SharedState:
             not self._down or self._clock.monotonic() >= self._down_until)
 
     def failed(self, exc: BaseException) -> None:
+        """Note a failed call: Redis is down after a connection error, or once calls have
+        been slow for ``SLOW_SECONDS_DOWN`` with none answered."""
+        if is_slow(exc) and not self._down:
+            now = self._clock.monotonic()
+            if self._slow_since is None:
+                self._slow_since = now
+            if now - self._slow_since < SLOW_SECONDS_DOWN:
+                return
+        self._slow_since = None
         if not self._down:
             # Exception class only: messages can carry the URL and so the password.
             _log.warning("Redis unreachable (%s); guard falls back to per-process limits",
@@ -72,6 +104,7 @@ class SharedState:
         self._down_until = self._clock.monotonic() + self._backoff
 
     def succeeded(self) -> None:
+        self._slow_since = None
         if self._down:
             self._down = False
             _log.warning("Redis reachable again; guard limits are shared across workers")
@@ -80,13 +113,27 @@ class SharedState:
                    in_memory: Callable[[], T]) -> T:
         if self.redis is not None and self.use_redis():
             try:
-                result = await on_redis(self.redis)
+                result = await self.retrying(on_redis, self.redis)
             except REDIS_ERRORS as exc:
                 self.failed(exc)
             else:
                 self.succeeded()
                 return result
         return in_memory()
+
+    @staticmethod
+    async def retrying(call: Callable[[RedisState], Awaitable[T]], redis_state: RedisState
+                       ) -> T:
+        """``call``, once more if it was slow (it may have run the first time too). A repeat
+        errs on the safe side only: the admission's slot and the token spend answer the
+        same owner and spender alike (``RedisState``); a limit or a failed log-in may be
+        counted twice; a decision's drop may report that Redis did not have it."""
+        try:
+            return await call(redis_state)
+        except REDIS_ERRORS as exc:
+            if not is_slow(exc):
+                raise
+        return await call(redis_state)
 
     async def run_script(self, lua: Script, keys: list[str], args: list[str]) -> Any:
         """Run a script on Redis; errors are the caller's to handle (``failed``)."""
@@ -116,16 +163,22 @@ class SharedState:
     # -- limits, device sets, slots -------------------------------------------------------
 
     async def admit(self, hits: list[Hit], member: tuple[str, str, float] | None = None,
-                    slot: tuple[str, str, float] | None = None) -> Admission:
+                    slot: tuple[str, str, float] | None = None,
+                    spend: tuple[str, float] | None = None) -> Admission:
         """Admit one request: test all ``hits`` and consume them only if every one has
         room; then add ``member`` = (device, account, ttl) to the device's set and count
-        it; then take ``slot`` = (name, owner, ttl). One round trip on Redis."""
+        it; then take ``slot`` = (name, owner, ttl); then, on Redis only, spend ``spend`` =
+        (ledger name, ttl) as the token ledger would (``Admission.spent``). One round trip
+        on Redis."""
         def in_memory() -> Admission:
             kept = (self.prefix + "set:" + member[0], member[1], member[2]) if member else None
             held = (self.prefix + "slot:" + slot[0], slot[1], slot[2]) if slot else None
             return self.memory.admit(hits, kept, held)
 
-        return await self._run(lambda r: r.admit(hits, member, slot), in_memory)
+        spending = None
+        if spend is not None and self.redis is not None:
+            spending = (spend[0], self.redis.spender(), spend[1])  # one spender for a retry
+        return await self._run(lambda r: r.admit(hits, member, slot, spending), in_memory)
 
     async def window(self, hit: Hit) -> WindowHit:
         return await self._run(lambda r: r.window(hit), lambda: self.memory.window(hit))

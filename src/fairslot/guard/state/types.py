@@ -19,6 +19,9 @@ class Admission:
     """The one-at-a-time slot was asked for and another request holds it."""
     on_redis: bool
     """Where the slot (if any) was taken, so that it is released in the same place."""
+    spent: bool | None = None
+    """With a spend asked of Redis: True if this request spent the name (an action token),
+    False if it was spent before; None when not asked, or memory answered."""
 
 
 @dataclass(frozen=True, slots=True)

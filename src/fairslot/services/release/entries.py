@@ -25,6 +25,8 @@ from fairslot.storage.uow import UnitOfWork
 __all__ = ["EntryView", "enter", "enter_at_desk", "entry_by_key", "entry_proof",
            "entry_receipt", "my_entries", "withdraw"]
 
+_OPENING_KEPT_SECONDS = 3600.0
+
 
 @dataclasses.dataclass(frozen=True)
 class EntryView:
@@ -50,8 +52,8 @@ def enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient_
         again = uow.rounds.entry_by_key(account.id or 0, idempotency_key)
         if again is not None:
             return _with_receipt(uow, again)
-    uow.lock(*rules.lock_names(patient_id, account))
-    if not uow.patients.is_managed_by(patient_id, account.id or 0):
+    if not uow.patients.is_managed_by(patient_id, account.id or 0,
+                                      uow.lock_keys(*rules.lock_names(patient_id, account))):
         raise NotFound("no such patient on this account", code="patient_not_found")
     return _enter(uow, deps, account, round_id, patient_id, ranked, ctx,
                   idempotency_key=idempotency_key)
@@ -113,7 +115,7 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
         rules.check_credit(deps, rules.facts_for(uow, deps, patient_id,
                                                  None if at_desk else account))
     if existing is None:
-        entry_id = uow.rounds.add_entry(
+        row = uow.rounds.add_entry(
             round_id=round_id, ref=deps.random.token_hex(8), patient_id=patient_id,
             account_id=account.id, choices=ranked, created_at=now, updated_at=now,
             withdrawn=False, idempotency_key=idempotency_key)
@@ -128,11 +130,10 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
                 raise Conflict("this patient already entered this round from another "
                                "account", code="already_entered")
             owner = account.id or 0
-        entry_id = existing.id
-        uow.rounds.update_entry(entry_id, choices=ranked, updated_at=now, withdrawn=False,
-                                account_id=owner,
-                                idempotency_key=idempotency_key if owner != existing.account_id
-                                else idempotency_key or existing.idempotency_key)
+        row = uow.rounds.change_entry(
+            existing.id, choices=ranked, updated_at=now, withdrawn=False, account_id=owner,
+            idempotency_key=idempotency_key if owner != existing.account_id
+            else idempotency_key or existing.idempotency_key)
         kind = "entry.changed"
         receipt_kind = "change"
     uow.events.append(kind, now, account_id=account.id, patient_id=patient_id,
@@ -143,8 +144,6 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
                               "release_at": round_.opens_at.isoformat()},
                       **ctx.event_fields())
     uow.flush()
-    row = uow.rounds.entry(entry_id)
-    assert row is not None
     receipt = _receipt(uow, deps, row, receipt_kind, now)
     uow.commit()
     deps.views.forget(("choices", round_id))
@@ -155,7 +154,7 @@ def _receipt(uow: UnitOfWork, deps: Deps, row: Entry, kind: str,
              now: dt.datetime) -> dict[str, Any] | None:
     """Sign and keep the receipt of this write (none for a round opened before signed
     rounds, which has no opening to name)."""
-    opening = uow.draw.opening_digest(row.round_id)
+    opening = _opening(uow, deps, row.round_id)
     if opening is None:
         return None
     receipt = make_receipt(
@@ -164,6 +163,16 @@ def _receipt(uow: UnitOfWork, deps: Deps, row: Entry, kind: str,
         choices=[] if kind == "withdrawal" else [str(c) for c in row.choices], at=now)
     uow.draw.add_receipt(row.round_id, row.id, receipt)
     return receipt
+
+
+def _opening(uow: UnitOfWork, deps: Deps, round_id: int) -> str | None:
+    """The digest of the round's signed opening, which never changes once written: kept by
+    this process, as every entry at a release's peak signs a receipt naming it."""
+    opening = deps.views.get(("opening", round_id), _OPENING_KEPT_SECONDS,
+                             lambda: uow.draw.opening_digest(round_id))
+    if opening is None:
+        deps.views.forget(("opening", round_id))  # a round without one: not worth keeping
+    return opening
 
 
 def _with_receipt(uow: UnitOfWork, row: Entry) -> EntryView:

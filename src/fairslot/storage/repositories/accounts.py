@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session as DbSession
 from fairslot.crypto import Keyring
 from fairslot.domain.accounts import Account, Patient, Role
 from fairslot.storage import tables as t
+from fairslot.storage.locks import lock_columns
 
 __all__ = ["AccountRepository", "PatientRepository"]
 
@@ -114,11 +115,18 @@ class PatientRepository:
             .where(ap.c.account_id == account_id, ap.c.patient_id == patient_id,
                    ap.c.removed_at.is_(None))).first()
 
-    def is_managed_by(self, patient_id: int, account_id: int) -> bool:
+    def is_managed_by(self, patient_id: int, account_id: int,
+                      lock_keys: Sequence[int] = ()) -> bool:
+        """Whether the account manages the patient now; with ``lock_keys`` (PostgreSQL's
+        advisory keys, ``UnitOfWork.lock_keys``) the same statement takes those locks, as
+        the booking's ``target`` does."""
         ap = t.account_patients
-        return self.db.scalar(sa.select(sa.func.count()).where(
+        managed = sa.select(sa.func.count()).where(
             ap.c.account_id == account_id, ap.c.patient_id == patient_id,
-            ap.c.removed_at.is_(None))) == 1
+            ap.c.removed_at.is_(None)).scalar_subquery()
+        row = self.db.execute(sa.select(managed.label("managed"),
+                                        *lock_columns(list(lock_keys)))).one()
+        return int(row.managed) == 1
 
     def link(self, account_id: int, patient_id: int, now: dt.datetime) -> None:
         """Link, or link again after a removal (the row keeps the history of the link)."""

@@ -184,12 +184,19 @@ class RoundRepository:
         row = self.db.execute(sa.select(t.entries).where(t.entries.c.id == entry_id)).first()
         return None if row is None else _entry(row)
 
-    def add_entry(self, **values: Any) -> int:
-        return int(self.db.execute(
-            sa.insert(t.entries).values(**values).returning(t.entries.c.id)).scalar_one())
+    def add_entry(self, **values: Any) -> Entry:
+        """Insert an entry; the row as written (no second read)."""
+        return _entry(self.db.execute(
+            sa.insert(t.entries).values(**values).returning(t.entries)).one())
 
     def update_entry(self, entry_id: int, **values: Any) -> None:
         self.db.execute(sa.update(t.entries).where(t.entries.c.id == entry_id).values(**values))
+
+    def change_entry(self, entry_id: int, **values: Any) -> Entry:
+        """Update an entry; the row as written (no second read)."""
+        return _entry(self.db.execute(
+            sa.update(t.entries).where(t.entries.c.id == entry_id).values(**values)
+            .returning(t.entries)).one())
 
     def waitlist_ahead(self, round_id: int, position: int) -> int:
         return int(self.db.scalar(sa.select(sa.func.count()).where(

@@ -8,22 +8,25 @@
 --   2. if the request was admitted and names one, the device's set of accounts gets the
 --      account and its size is returned;
 --   3. if the request was admitted and asks for it, the account's one-at-a-time slot is
---      taken, unless another request holds it and its hold has not run out.
+--      taken, unless another request holds it and its hold has not run out;
+--   4. if the request was admitted, holds its slot and names one, its action token is
+--      spent (the ledger's key, set if absent; the same spender asking again is a retry).
 --
 -- KEYS: each request's keys in turn: its n limit lists, then its device set if it adds a
---       member, then its slot key if it takes one.
+--       member, then its slot key if it takes one, then its spent-token key if it spends.
 -- ARGV[1]: now, seconds since the epoch on the guard's clock (every entry is stamped with
 --          it; Redis's own clock is never read, so the simulator's virtual time works).
 -- ARGV[1 + j], request j, as one string:
---       "n|limit,window,cost;...|member|set ttl|owner|slot ttl in ms"
---       with member and owner empty when not asked for.
--- Returns per request {first refused limit (1-based) or 0, set size or -1, 1 if busy}.
+--       "n|limit,window,cost;...|member|set ttl|owner|slot ttl in ms|spender|spend ttl in ms"
+--       with member, owner and spender empty when not asked for.
+-- Returns per request {first refused limit (1-based) or 0, set size or -1, 1 if busy,
+--                      1 if spent by this spender, 0 if spent before, -1 if not asked}.
 local now = tonumber(ARGV[1])
 local out = {}
 local k = 0
 for j = 2, #ARGV do
-    local n, spec, member, set_ttl, owner, slot_ttl =
-        string.match(ARGV[j], "^(%d+)|([^|]*)|([^|]*)|(%d*)|([^|]*)|(%d*)$")
+    local n, spec, member, set_ttl, owner, slot_ttl, spender, spend_ttl = string.match(
+        ARGV[j], "^(%d+)|([^|]*)|([^|]*)|(%d*)|([^|]*)|(%d*)|([^|]*)|(%d*)$")
     n = tonumber(n)
     local limits = {}
     for limit, window, cost in string.gmatch(spec, "(%d+),(%d+),(%d+);") do
@@ -71,7 +74,9 @@ for j = 2, #ARGV do
             -- and Redis's own expiry (PX) only collects the key later.
             local held = redis.call('get', KEYS[k])
             local held_until = held and tonumber(string.match(held, "|([%d.]+)$"))
-            if held_until and held_until > now then
+            -- The same owner asking again is a retry of a call that timed out: it holds it.
+            if held_until and held_until > now
+                    and string.sub(held, 1, #owner + 1) ~= owner .. '|' then
                 busy = 1
             else
                 local ttl = tonumber(slot_ttl)
@@ -80,6 +85,15 @@ for j = 2, #ARGV do
             end
         end
     end
-    out[#out + 1] = {refused, size, busy}
+    local spent = -1
+    if spender ~= '' then
+        k = k + 1
+        if refused == 0 and busy == 0 then
+            local before = redis.call('set', KEYS[k], spender, 'NX', 'GET', 'PX',
+                                      tonumber(spend_ttl))
+            spent = (not before or before == spender) and 1 or 0
+        end
+    end
+    out[#out + 1] = {refused, size, busy, spent}
 end
 return out
