@@ -11,11 +11,12 @@ import pytest
 
 from fairslot.bootstrap import Platform
 from fairslot.clock import FixedClock
+from fairslot.domain.accounts import Account
 from fairslot.domain.draw.verify import verify_document
 from fairslot.domain.errors import FairslotError
 from fairslot.services import booking, release
 from tests.conftest import build_world
-from tests.integration.test_release import CTX, _close_and_draw, _draw_world, trust
+from tests.integration.test_release import CTX, DrawWorld, _close_and_draw, _draw_world, trust
 
 
 def _lapse(platform: Platform, clock: FixedClock, account: object, pid: int,
@@ -98,16 +99,24 @@ def test_cancelling_14_hours_before_the_visit_is_a_late_cancellation(
     assert cut.value.code == "cancel_cutoff_passed"
 
 
-def test_an_account_suspended_for_lapses_before_a_draw_closes_is_left_out_of_it(
-        platform: Platform, clock: FixedClock) -> None:
-    """The account's lapses count where the draw judges eligibility: at the close, in the
-    signed frozen list (reason ``credit_suspended``), not only when booking."""
+def _entered_then_suspended(platform: Platform, clock: FixedClock
+                            ) -> tuple[DrawWorld, Account, int]:
+    """An account enters a draw for one patient, then lets two holds of its other patients
+    lapse: the account is suspended while the round is open."""
     dw = _draw_world(platform, clock, people=0)
     account, (first, second, entrant), _ = dw.world.patient_account("spreader", patients=3)
     platform.run(release.enter, account, dw.round_id, entrant, dw.sessions, CTX)
     sid = dw.world.session_ids[1]
     _lapse(platform, clock, account, first, sid)
     _lapse(platform, clock, account, second, sid)
+    return dw, account, entrant
+
+
+def test_an_account_suspended_for_lapses_before_a_draw_closes_is_left_out_of_it(
+        platform: Platform, clock: FixedClock) -> None:
+    """The account's lapses count where the draw judges eligibility: at the close, in the
+    signed frozen list (reason ``credit_suspended``), not only when booking."""
+    dw, _account, entrant = _entered_then_suspended(platform, clock)
     _close_and_draw(dw)
     document = platform.run(release.export_round_document, dw.round_id)
     assert verify_document(document, trust=trust(platform)).ok
@@ -123,12 +132,7 @@ def test_a_suspended_patient_cannot_change_their_entry_either(
         platform: Platform, clock: FixedClock) -> None:
     """Entering is refused while suspended; so is changing an entry made before (found by
     an independent verifier: the change was accepted, then left out at the close)."""
-    dw = _draw_world(platform, clock, people=0)
-    account, (first, second, entrant), _ = dw.world.patient_account("spreader", patients=3)
-    platform.run(release.enter, account, dw.round_id, entrant, dw.sessions, CTX)
-    sid = dw.world.session_ids[1]
-    _lapse(platform, clock, account, first, sid)
-    _lapse(platform, clock, account, second, sid)
+    dw, account, entrant = _entered_then_suspended(platform, clock)
     with pytest.raises(FairslotError) as refused:
         platform.run(release.enter, account, dw.round_id, entrant,
                      list(reversed(dw.sessions)), CTX)

@@ -51,8 +51,7 @@ SEED = textwrap.dedent("""
     upgrade(platform.engine)
     hospital = platform.run(catalog.create_hospital, "CON", "值班台测试医院")
     department = platform.run(catalog.create_department, hospital.id, "CARD", "心内科")
-    doctor = platform.run(catalog.create_doctor, department.id, "陈静", "主任医师", "冠心病",
-                          hot=True)
+    doctor = platform.run(catalog.create_doctor, department.id, "陈静", "主任医师", "冠心病")
     today = platform.clock.now().astimezone(platform.settings.zone).date()
     platform.run(catalog.schedule_sessions, doctor.id, [today + dt.timedelta(days=3)],
                  [Period.MORNING], 12, 5000, release_days_before=5)
