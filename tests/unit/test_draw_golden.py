@@ -10,6 +10,9 @@ import hashlib
 import json
 import random
 
+import pytest
+
+from fairslot.domain.draw.entries import MalformedRound
 from fairslot.domain.draw.examples import build_round, example_chain
 from fairslot.domain.draw.frozen import FrozenEntry, FrozenList
 from fairslot.domain.draw.statements import frozen_entry
@@ -68,3 +71,43 @@ def test_freezing_the_same_entries_in_any_order_gives_the_same_list() -> None:
     two = FrozenList.freeze(shuffled, golden_capacities())
     assert list(one.leaves) == list(two.leaves) == sorted(e.leaf() for e in entries)
     assert one.root == two.root
+
+
+def _outcome(make: object) -> tuple[str, object]:
+    try:
+        frozen = make() if callable(make) else None
+    except MalformedRound as exc:
+        return "refused", str(exc)
+    assert isinstance(frozen, FrozenList)
+    return "frozen", (list(frozen.leaves), frozen.root, frozen.drawn_refs,
+                      frozen.drawn_choice_texts, frozen.prepared.table.tolist())
+
+
+@pytest.mark.parametrize("odd", [
+    FrozenEntry("e1", 1, "in", ("s01",), "-"),  # a reason of "-" reads as no reason
+    FrozenEntry("e1", 1, "in", ("s01",), "late"),
+    FrozenEntry("e1", 1, "excluded", ("s01",), None),
+    FrozenEntry("e1", 1, "excluded", ("s01",), "-"),
+    FrozenEntry("e1", 0, "in", ("s01",)),
+    FrozenEntry("e1", 2**31, "in", ("s01",)),
+    FrozenEntry("e1", True, "in", ("s01",)),
+    FrozenEntry("e1", 1, "maybe", ("s01",)),
+    FrozenEntry("e 1", 1, "in", ("s01",)),
+    FrozenEntry("é1", 1, "in", ("s01",)),
+    FrozenEntry("", 1, "in", ("s01",)),
+    FrozenEntry("e1", 1, "in", ()),
+    FrozenEntry("e1", 1, "in", ("s01", "s01")),
+    FrozenEntry("e1", 1, "in", ("s01", "s02", "s03", "s04")),
+    FrozenEntry("e1", 1, "in", ("s01,s02",)),
+    FrozenEntry("e1", 1, "in", ("nope",)),
+    FrozenEntry("e1", 1, "withdrawn", ("s01", "s02")),
+    FrozenEntry(golden_entries()[5].ref, 1, "in", ("s01",)),  # a ref listed twice
+])
+def test_freezing_takes_what_reading_the_published_lines_takes(odd: FrozenEntry) -> None:
+    # Freezing checks the platform's values as columns; reading a document checks its lines.
+    # For any list, both must accept the same list or refuse it with the same message.
+    entries = [*golden_entries()[:50], odd]
+    capacities = golden_capacities()
+    lines = sorted(e.leaf() for e in entries)
+    assert _outcome(lambda: FrozenList.freeze(entries, capacities)) == _outcome(
+        lambda: FrozenList.from_leaves(lines, capacities))

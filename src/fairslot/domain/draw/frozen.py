@@ -36,18 +36,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from fairslot.domain import merkle
 from fairslot.domain.draw.entries import (
+    _TOKEN_BYTES,
     MAX_CHOICES,
     TOKEN_MAX,
     Entry,
     MalformedRound,
-    _TOKEN_BYTES,
     _by_ref,
     _collector_paused,
     _Prepared,
@@ -195,18 +195,19 @@ class FrozenList:
         if not entries:
             return cls.from_leaves([], capacities, max_choices)
         with _collector_paused():
-            checked = _freeze_columns(entries, capacities, max_choices)
-            if checked is not None:
-                return checked
-            # A value is off: make the lines as they would be published and let
-            # ``from_leaves`` name the first problem, as a verifier would.
             # Column by column, so that every step is one C-level pass over a million values.
             refs, seqs, statuses, choices, reasons = zip(*entries, strict=True)
             leaves = list(map(" ".join, zip(
                 refs, map(str, seqs), statuses, map(",".join, choices),
                 [NO_REASON if r is None else r for r in reasons], strict=True)))
             # In ref order; NumPy sorts a million refs about twice as fast as ``sorted``.
-            leaves = np.array(leaves, dtype=object)[_by_ref(refs)].tolist()
+            order = np.array(_by_ref(refs), dtype=np.intp)
+            checked = _freeze_columns(leaves, order, refs, seqs, statuses, choices, reasons,
+                                      capacities, max_choices)
+            if checked is not None:
+                return checked
+            # A value is off: ``from_leaves`` names the first problem, as a verifier would.
+            leaves = np.array(leaves, dtype=object)[order].tolist()
         return cls.from_leaves(leaves, capacities, max_choices)
 
     @classmethod
@@ -288,7 +289,8 @@ def _from_leaves(lines: list[object], capacities: Mapping[str, int],
     table = _choice_table(counts, flat, len(sessions), max_choices)
     if table is None:
         raise _explain(lines, capacities, max_choices)
-    return _listed(lines, refs, data, choice_texts, drawn_mask, table, capacities)
+    return _listed(lines, refs, data, choice_texts, drawn_mask, table,  # type: ignore[arg-type]
+                   capacities)
 
 
 def _choice_table(counts: npt.NDArray[np.intp], flat: npt.NDArray[np.intp], pad: int,
@@ -332,29 +334,27 @@ def _listed(leaves: list[str], refs: list[str], data: bytes, choice_texts: list[
                       drawn_choice_texts=drawn_texts, prepared=prepared)
 
 
-def _freeze_columns(entries: Sequence[FrozenEntry], capacities: Mapping[str, int],
+def _freeze_columns(leaves: list[str], order: npt.NDArray[np.intp], refs: Sequence[Any],
+                    seqs: Sequence[Any], statuses: Sequence[Any], choices: Sequence[Any],
+                    reasons: Sequence[Any], capacities: Mapping[str, int],
                     max_choices: int) -> FrozenList | None:
-    """Freeze entries whose every value is plainly valid, checking them as columns instead
-    of reading back the lines they make; ``None`` as soon as anything is off (or merely
-    unusual), and the caller then takes the path that names the problem.
+    """The frozen list of entries whose every value is plainly valid, checked as the
+    columns they came in (in their own order, which is kind to the memory caches) instead
+    of by reading back the lines they make; ``None`` as soon as anything is off or merely
+    unusual, and the caller then lets ``from_leaves`` name the problem.
 
     Whatever this accepts, ``from_leaves`` accepts as the same list: refs, session ids and
-    reasons are tokens (so the fields hold no space or comma), a seq is an ``int`` from 1
-    to ``SEQ_MAX`` (its decimal form has no leading zero), the refs strictly ascend once
-    sorted, and the choices meet the same table check."""
+    reasons are plain ``str`` tokens (so no field holds a space or a comma), a seq is an
+    ``int`` from 1 to ``SEQ_MAX`` (its decimal form has no leading zero), the refs strictly
+    ascend in ``order``, and the choices meet the same table check."""
     sessions = list(capacities)
+    n = len(leaves)
     try:
-        if not _tokens(sessions):
-            return None
-        ordered = sorted(entries)  # by ref: the refs are unique when the list is valid
-        refs, seqs, statuses, choices, reasons = map(list, zip(*ordered, strict=True))
-        if not (_tokens(refs) and all(map(str.__lt__, refs, islice(refs, 1, None)))
+        if not (_tokens(sessions) and _tokens(refs)
                 and set(map(type, seqs)) <= {int} and min(seqs) >= 1 and max(seqs) <= SEQ_MAX
                 and set(map(type, statuses)) <= {str} and set(statuses) <= set(STATUSES)):
             return None
-        n = len(refs)
         status = np.array(statuses, dtype=object)
-        drawn_mask = status == IN
         stated = np.fromiter(map(operator.is_not, reasons, repeat(None)), dtype=bool, count=n)
         named = set(reasons)
         named.discard(None)
@@ -362,28 +362,32 @@ def _freeze_columns(entries: Sequence[FrozenEntry], capacities: Mapping[str, int
                 or not _tokens(list(named))):
             return None
         counts = np.fromiter(map(len, choices), dtype=np.intp, count=n)
-        index = {session: number for number, session in enumerate(sessions)}
-        flat = np.array(list(map(index.__getitem__, chain.from_iterable(choices))),
-                        dtype=np.intp)
-        table = _choice_table(counts, flat, len(sessions), max_choices)
-        if table is None:
+        chosen = list(chain.from_iterable(choices))
+        if not set(map(type, chosen)) <= {str}:
             return None
-        choice_texts = list(map(",".join, choices))
-        leaves = list(map(" ".join, zip(refs, map(str, seqs), statuses, choice_texts,
-                                        [NO_REASON if r is None else r for r in reasons],
-                                        strict=True)))
-        data = "\n".join(leaves).encode("ascii")
-    except (TypeError, ValueError, KeyError, UnicodeEncodeError):
+        index = {session: number for number, session in enumerate(sessions)}
+        flat = np.array(list(map(index.__getitem__, chosen)), dtype=np.intp)
+    except (TypeError, ValueError, KeyError):
         return None
-    return _listed(leaves, refs, data, choice_texts, drawn_mask, table, capacities)
+    table = _choice_table(counts, flat, len(sessions), max_choices)
+    if table is None:
+        return None
+    by_ref: list[str] = np.array(refs, dtype=object)[order].tolist()
+    if not all(map(str.__lt__, by_ref, islice(by_ref, 1, None))):
+        return None  # a ref listed twice
+    lines: list[str] = np.array(leaves, dtype=object)[order].tolist()
+    texts: list[str] = np.array(list(map(",".join, choices)), dtype=object)[order].tolist()
+    return _listed(lines, by_ref, "\n".join(lines).encode("ascii"), texts,
+                   (status == IN)[order], table[order], capacities)
 
 
-def _tokens(values: list[str]) -> bool:
+def _tokens(values: Sequence[object]) -> bool:
     """Whether every value is a ``str`` of 1 to ``TOKEN_MAX`` token characters."""
     if not values:
         return True
     if not set(map(type, values)) <= {str}:
         return False
-    data = "\n".join(values).encode("ascii")
-    return (data.translate(None, _TOKEN_BYTES) == b"\n" * (len(values) - 1)
-            and min(map(len, values)) >= 1 and max(map(len, values)) <= TOKEN_MAX)
+    strings = cast(Sequence[str], values)
+    data = "\n".join(strings).encode("ascii")
+    return (data.translate(None, _TOKEN_BYTES) == b"\n" * (len(strings) - 1)
+            and min(map(len, strings)) >= 1 and max(map(len, strings)) <= TOKEN_MAX)
