@@ -31,16 +31,19 @@ leaves in ref order (``fairslot.domain.merkle``).
 from __future__ import annotations
 
 import bisect
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import compress, islice, repeat
-from typing import NamedTuple
+from itertools import chain, compress, islice, repeat
+from typing import Any, NamedTuple, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from fairslot.domain import merkle
 from fairslot.domain.draw.entries import (
+    _TOKEN_BYTES,
     MAX_CHOICES,
     TOKEN_MAX,
     Entry,
@@ -198,7 +201,13 @@ class FrozenList:
                 refs, map(str, seqs), statuses, map(",".join, choices),
                 [NO_REASON if r is None else r for r in reasons], strict=True)))
             # In ref order; NumPy sorts a million refs about twice as fast as ``sorted``.
-            leaves = np.array(leaves, dtype=object)[_by_ref(refs)].tolist()
+            order = np.array(_by_ref(refs), dtype=np.intp)
+            checked = _freeze_columns(leaves, order, refs, seqs, statuses, choices, reasons,
+                                      capacities, max_choices)
+            if checked is not None:
+                return checked
+            # A value is off: ``from_leaves`` names the first problem, as a verifier would.
+            leaves = np.array(leaves, dtype=object)[order].tolist()
         return cls.from_leaves(leaves, capacities, max_choices)
 
     @classmethod
@@ -272,13 +281,28 @@ def _from_leaves(lines: list[object], capacities: Mapping[str, int],
     # Choices: 1 to max_choices sessions of the round, distinct within an entry.
     counts = np.fromiter(map(str.count, choice_texts, repeat(",")), dtype=np.intp, count=n) + 1
     index = {session: number for number, session in enumerate(sessions)}
-    total = int(counts.sum())
-    flat = np.fromiter(map(index.get, ",".join(choice_texts).split(","), repeat(-1)),
-                       dtype=np.intp, count=total)
-    widest = int(counts.max())
-    if widest > max_choices or int(flat.min()) < 0:
+    try:
+        flat = np.array(list(map(index.__getitem__, ",".join(choice_texts).split(","))),
+                        dtype=np.intp)
+    except KeyError:
+        raise _explain(lines, capacities, max_choices) from None
+    table = _choice_table(counts, flat, len(sessions), max_choices)
+    if table is None:
         raise _explain(lines, capacities, max_choices)
-    pad = len(sessions)
+    return _listed(lines, refs, data, choice_texts, drawn_mask, table,  # type: ignore[arg-type]
+                   capacities)
+
+
+def _choice_table(counts: npt.NDArray[np.intp], flat: npt.NDArray[np.intp], pad: int,
+                  max_choices: int) -> npt.NDArray[np.intp] | None:
+    """The entries' choices as a table of session numbers (row ``i``: entry ``i``'s choices,
+    best first, padded with ``pad`` to at least three columns), from the number of choices
+    of each entry and all choices in a row; ``None`` unless every entry has 1 to
+    ``max_choices`` distinct choices."""
+    n = len(counts)
+    widest = int(counts.max())
+    if int(counts.min()) < 1 or widest > max_choices:
+        return None
     table = np.full((n, max(widest, 3)), pad, dtype=np.intp)
     starts = np.cumsum(counts) - counts
     for rank in range(widest):
@@ -287,7 +311,14 @@ def _from_leaves(lines: list[object], capacities: Mapping[str, int],
     for a in range(widest):
         for b in range(a + 1, widest):
             if bool(np.any((table[:, a] == table[:, b]) & (table[:, b] != pad))):
-                raise _explain(lines, capacities, max_choices)
+                return None
+    return table
+
+
+def _listed(leaves: list[str], refs: list[str], data: bytes, choice_texts: list[str],
+            drawn_mask: npt.NDArray[np.bool_], table: npt.NDArray[np.intp],
+            capacities: Mapping[str, int]) -> FrozenList:
+    """The frozen list of checked leaves (``data``: the lines joined by newlines, ASCII)."""
     if bool(drawn_mask.all()):
         drawn_refs, drawn_texts, drawn_table = refs, choice_texts, table
     else:
@@ -295,10 +326,68 @@ def _from_leaves(lines: list[object], capacities: Mapping[str, int],
         drawn_refs = list(compress(refs, keep))
         drawn_texts = list(compress(choice_texts, keep))
         drawn_table = table[drawn_mask]
-    prepared = _Prepared(sessions, [*capacities.values(), 0], drawn_table, [], True)
+    prepared = _Prepared(list(capacities), [*capacities.values(), 0], drawn_table, [], True)
     # The leaf hash input is 0x00 ‖ line: put the prefix in front of every line at once.
     tree = merkle.Tree(merkle.prefixed_leaf_hashes((b"\x00" + data.replace(b"\n", b"\n\x00"))
                                                    .split(b"\n")))
-    return FrozenList(leaves=lines, refs=refs,  # type: ignore[arg-type]
-                      tree=tree, drawn_refs=drawn_refs, drawn_choice_texts=drawn_texts,
-                      prepared=prepared)
+    return FrozenList(leaves=leaves, refs=refs, tree=tree, drawn_refs=drawn_refs,
+                      drawn_choice_texts=drawn_texts, prepared=prepared)
+
+
+def _freeze_columns(leaves: list[str], order: npt.NDArray[np.intp], refs: Sequence[Any],
+                    seqs: Sequence[Any], statuses: Sequence[Any], choices: Sequence[Any],
+                    reasons: Sequence[Any], capacities: Mapping[str, int],
+                    max_choices: int) -> FrozenList | None:
+    """The frozen list of entries whose every value is plainly valid, checked as the
+    columns they came in (in their own order, which is kind to the memory caches) instead
+    of by reading back the lines they make; ``None`` as soon as anything is off or merely
+    unusual, and the caller then lets ``from_leaves`` name the problem.
+
+    Whatever this accepts, ``from_leaves`` accepts as the same list: refs, session ids and
+    reasons are plain ``str`` tokens (so no field holds a space or a comma), a seq is an
+    ``int`` from 1 to ``SEQ_MAX`` (its decimal form has no leading zero), the refs strictly
+    ascend in ``order``, and the choices meet the same table check."""
+    sessions = list(capacities)
+    n = len(leaves)
+    try:
+        if not (_tokens(sessions) and _tokens(refs)
+                and set(map(type, seqs)) <= {int} and min(seqs) >= 1 and max(seqs) <= SEQ_MAX
+                and set(map(type, statuses)) <= {str} and set(statuses) <= set(STATUSES)):
+            return None
+        status = np.array(statuses, dtype=object)
+        stated = np.fromiter(map(operator.is_not, reasons, repeat(None)), dtype=bool, count=n)
+        named = set(reasons)
+        named.discard(None)
+        if (not np.array_equal(status == EXCLUDED, stated) or NO_REASON in named
+                or not _tokens(list(named))):
+            return None
+        counts = np.fromiter(map(len, choices), dtype=np.intp, count=n)
+        chosen = list(chain.from_iterable(choices))
+        if not set(map(type, chosen)) <= {str}:
+            return None
+        index = {session: number for number, session in enumerate(sessions)}
+        flat = np.array(list(map(index.__getitem__, chosen)), dtype=np.intp)
+    except (TypeError, ValueError, KeyError):
+        return None
+    table = _choice_table(counts, flat, len(sessions), max_choices)
+    if table is None:
+        return None
+    by_ref: list[str] = np.array(refs, dtype=object)[order].tolist()
+    if not all(map(str.__lt__, by_ref, islice(by_ref, 1, None))):
+        return None  # a ref listed twice
+    lines: list[str] = np.array(leaves, dtype=object)[order].tolist()
+    texts: list[str] = np.array(list(map(",".join, choices)), dtype=object)[order].tolist()
+    return _listed(lines, by_ref, "\n".join(lines).encode("ascii"), texts,
+                   (status == IN)[order], table[order], capacities)
+
+
+def _tokens(values: Sequence[object]) -> bool:
+    """Whether every value is a ``str`` of 1 to ``TOKEN_MAX`` token characters."""
+    if not values:
+        return True
+    if not set(map(type, values)) <= {str}:
+        return False
+    strings = cast(Sequence[str], values)
+    data = "\n".join(strings).encode("ascii")
+    return (data.translate(None, _TOKEN_BYTES) == b"\n" * (len(strings) - 1)
+            and min(map(len, strings)) >= 1 and max(map(len, strings)) <= TOKEN_MAX)

@@ -153,7 +153,7 @@ def results_digest(results: Mapping[str, list[str]]) -> str:
         parts = []
         for name in ("waitlist", "winners"):  # sorted keys
             values = results[name]
-            if not isinstance(values, list) or not all(type(v) is str for v in values):
+            if not isinstance(values, list) or not set(map(type, values)) <= {str}:
                 break
             joined = '","'.join(values)
             try:

@@ -348,9 +348,10 @@ def _verify(doc: Any, trust: Trust, receipt: Any, proof: Any) -> Report:
     key_bytes = frozen_round_key(seed, frozen.root, beacon.randomness)
     computed = _draw_with_keys(stream_keys(key_bytes, len(frozen.drawn_refs)),
                                frozen.drawn_refs, frozen.prepared)
-    stated_winners = [w.split(" ") for w in results["winners"]]
     computed_winners = winner_lines(computed.refs, computed.sessions, computed.ranks)
     if computed_winners != results["winners"] or computed.waitlist != results["waitlist"]:
+        # Only results that differ from the recomputed draw are taken apart, to explain.
+        stated_winners = [w.split(" ") for w in results["winners"]]
         reasons.extend(_differences(results, computed_winners, computed.waitlist,
                                     stated_winners, frozen, opening["capacities"]))
     if reasons:
