@@ -203,7 +203,7 @@ def _no_sideways_scroll(page: Any) -> None:
 PAGES = {
     None: ["/", "/departments/1", "/doctors/1", "/doctors/2", "/login", "/register",
            "/nowhere", "/rounds/1", "/dev/outbox", "/api/v1/docs"],
-    "browser.patient": ["/me", "/me/phone", "/me/identity", "/sessions/1/book",
+    "browser.patient": ["/me", "/me/phone", "/me/identity", "/me/inbox", "/sessions/1/book",
                         "/sessions/1/confirm?patient_id=1", "/rounds/1", "/rounds/1/enter"],
     "browser.registration": ["/desk", "/desk?doctor=1", "/desk/receipt/{booking}"],
     "browser.operator": ["/operator", "/operator?date=bogus", "/operator/policies",

@@ -110,6 +110,10 @@ def test_the_round_page_shows_odds_withdraw_and_the_result(
     assert f'href="/api/v1/rounds/{round_id}/export"' in page and "fairslot draw verify" in page
     mine = client.get("/me").text
     assert re.search(r"中签|候补", mine[mine.index('id="entries"'):])
+    # The result is in the account's messages, in its language, linked from its page.
+    assert 'href="/me/inbox"' in mine
+    inbox = client.get("/me/inbox").text
+    assert re.search(r'lang="zh-CN">抽签结果：(中签|候补)</strong>', inbox), inbox
 
 
 @SQLITE_ONLY

@@ -13,8 +13,17 @@ from fastapi.responses import Response
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.booking import BookingStatus
 from fairslot.domain.errors import FairslotError
+from fairslot.domain.messages import CATALOGUE, language_of
 from fairslot.guard.errors import ChallengeRequired
-from fairslot.services import accounts, booking, catalog, release, rules, shared_list
+from fairslot.services import (
+    accounts,
+    booking,
+    catalog,
+    notifications,
+    release,
+    rules,
+    shared_list,
+)
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web import i18n
@@ -224,6 +233,19 @@ def me(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
        done: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     account = who.logged_in()
     return me_page(request, uow, deps, account, notice=DONE_MESSAGES.get(done or ""))
+
+
+@router.get("/me/inbox")
+def inbox(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> Response:
+    """What fairslot told the account, newest first: draw results, waitlist offers, payment
+    and visit reminders, each written in the account's language when it was sent."""
+    account = who.logged_in()
+    language = language_of(account.language)
+    items = [{"at": local(deps, n.at), "text": n.text,
+              "subject": CATALOGUE.get(n.kind, {}).get(language, ("", ""))[0]}
+             for n in notifications.inbox(uow, deps, account)]
+    return render(request, "inbox.html", account=account, items=items,
+                  text_lang="zh-CN" if language == "zh-CN" else "en")
 
 
 @router.post("/me/patients")
