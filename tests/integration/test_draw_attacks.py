@@ -210,7 +210,8 @@ def test_a_round_whose_beacon_is_late_waits_and_says_so(dw: DrawWorld) -> None:
     assert api["beacon_round"] == stage.beacon_round
     assert "late by 7 min" in api["note"] and "no other value" in api["note"]
     page = client.get(f"/rounds/{dw.round_id}")
-    assert page.status_code == 200 and "late by 7 min" in page.text
+    assert page.status_code == 200 and "信标迟到：抽签等待信标，不会改用其他值。" in page.text
+    assert f"drand 第 {stage.beacon_round} 轮随机信标公布后即抽签" in page.text
     _with_source(dw, None)  # the beacon arrives
     assert dw.platform.run_job(release.draw_due_rounds) == 1
     assert client.get(f"/api/v1/rounds/{dw.round_id}").json()["stage"] == "drawn"
