@@ -18,6 +18,9 @@ from fairslot.simulation.monitoring import SimulationReplay, replay_simulation
 from fairslot.simulation.scenario import apply_overrides, load_scenario, parse_overrides
 from tests.conftest import make_settings
 
+# The nine tactics share one replay of about a minute: one worker runs it once.
+pytestmark = pytest.mark.xdist_group("monitor-replay")
+
 # The figures were measured before issue 18's identity and desk attackers joined seeds; the
 # phone farm registers one account per proxy address, which no per-address scenario names
 # (docs/simulation.md), so they are left out here.

@@ -100,7 +100,7 @@ def seed_demo(units: Units, deps: Deps, passwords: dict[str, str], *,
     # so a draw round is taking entries whenever the demo runs.
     dates = [start + dt.timedelta(days=d) for d in range(30)]
     for doctor in doctors:
-        capacity = 10 if doctor.hot else rng.choice((15, 20, 25, 30))
+        capacity = 3 if doctor.hot else rng.choice((15, 20, 25, 30))
         fee = 10000 if doctor.title.startswith("主任") else rng.choice((2500, 5000))
         report.sessions += len(past(
             catalog.schedule_sessions, doctor.id or 0, dates,
