@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, TEST_SECRET, wait_until_serving
+from tests.conftest import PASSWORD
+from tests.web.browser_server import serve
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +23,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync"]
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # Runs in the server's own process before uvicorn starts: migrate, seed a hospital whose
 # sessions are already released, one patient account with one family member.
@@ -59,13 +56,6 @@ SEED = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(params=["normal", "under_attack"])
 def level(request: pytest.FixtureRequest) -> str:
     """The guard level the server starts at: under attack, every log-in and booking needs
@@ -75,29 +65,9 @@ def level(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def server(tmp_path: pathlib.Path, level: str) -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "FAIRSLOT_SECRET_KEY": TEST_SECRET,
-           "FAIRSLOT_GUARD_DEFAULT_LEVEL": level, "FAIRSLOT_GUARD_POW_BASE_MAXNUMBER": "5000",
-           "FAIRSLOT_DATABASE_URL": f"sqlite:///{tmp_path / 'fairslot.db'}",
-           "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_GUARD_DEVICE_COOKIE_SECURE": "false",
-           "FAIRSLOT_SESSION_COOKIE_SECURE": "false", "PYTHONPATH": str(ROOT / "src")}
-    env.pop("FAIRSLOT_REDIS_URL", None)
-    seed = subprocess.run([sys.executable, "-c", SEED.format(password=PASSWORD)], env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert seed.returncode == 0, seed.stderr
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "fairslot.web.app:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, proc, seconds=30, log=tmp_path / "server.log")
+    with serve(tmp_path, SEED, {"FAIRSLOT_GUARD_DEFAULT_LEVEL": level,
+                                "FAIRSLOT_GUARD_POW_BASE_MAXNUMBER": "5000"}) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 def test_a_patient_books_a_slot_in_a_real_browser(server: str, level: str,

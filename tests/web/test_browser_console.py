@@ -12,9 +12,6 @@ import json
 import os
 import pathlib
 import re
-import socket
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -22,15 +19,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, TEST_SECRET, wait_until_serving
+from tests.conftest import PASSWORD
+from tests.web.browser_server import serve
+from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Made-up identities as a farm tries them: invalid check digits, a new name each time.
 FARMED = (("110101199003071111", "张三"), ("110101199003072222", "李四"),
           ("110101199003073333", "王五"))
@@ -69,40 +63,12 @@ SEED = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(tmp_path: pathlib.Path) -> Iterator[tuple[str, int]]:
-    port = _free_port()
-    env = {**os.environ, "FAIRSLOT_SECRET_KEY": TEST_SECRET,
-           "FAIRSLOT_DATABASE_URL": f"sqlite:///{tmp_path / 'fairslot.db'}",
-           "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_GUARD_DEVICE_COOKIE_SECURE": "false",
-           "FAIRSLOT_SESSION_COOKIE_SECURE": "false", "FAIRSLOT_MONITOR_MODE": "embedded",
-           "FAIRSLOT_MONITOR_RESPONSES": json.dumps({"bad_identities": ["hold_bookings 1h"]}),
-           "PYTHONPATH": str(ROOT / "src")}
-    env.pop("FAIRSLOT_REDIS_URL", None)
-    seed = subprocess.run([sys.executable, "-c", SEED.format(password=PASSWORD)], env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert seed.returncode == 0, seed.stderr
-    patient_id = int(seed.stdout.split()[-1])
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "fairslot.web.app:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, proc, seconds=30, log=tmp_path / "server.log")
-        yield url, patient_id
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+    settings = {"FAIRSLOT_MONITOR_MODE": "embedded",
+                "FAIRSLOT_MONITOR_RESPONSES": json.dumps({"bad_identities": ["hold_bookings 1h"]})}
+    with serve(tmp_path, SEED, settings) as (url, printed):
+        yield url, int(printed.split()[-1])
 
 
 def test_an_alert_appears_live_and_its_hold_stops_the_rings_booking(

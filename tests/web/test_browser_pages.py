@@ -15,16 +15,15 @@ import json
 import os
 import pathlib
 import re
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, TEST_SECRET, wait_until_serving
-from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port
+from tests.conftest import PASSWORD
+from tests.web.browser_server import serve
+from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 # One server and one browser for the module, also under xdist.
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser-pages")]
@@ -115,40 +114,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                     "`apt-get update && apt-get install -y chromium` (make test does)",
                     pytrace=False)
     tmp_path = tmp_path_factory.mktemp("browser-pages")
-    port = _free_port()
-    env = {**os.environ, "FAIRSLOT_SECRET_KEY": TEST_SECRET,
-           "FAIRSLOT_DATABASE_URL": f"sqlite:///{tmp_path / 'fairslot.db'}",
-           "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_GUARD_DEVICE_COOKIE_SECURE": "false",
-           "FAIRSLOT_SESSION_COOKIE_SECURE": "false", "FAIRSLOT_DRAW_WINDOW_HOURS": "336",
-           "FAIRSLOT_GUARD_TOKEN_MIN_AGE_SECONDS": "0.2",
-           # One account visits every page in both languages within a minute or two: more
-           # screens than a person opens (the limits are tested in tests/guard).
-           "FAIRSLOT_GUARD_LIMITS": '{"screens": {"account": "300/minute", '
-                                    '"device": "300/minute", "patient": "300/minute"}}',
-           # Playwright confirms 0.4 s after a screen, faster than a person: the monitor's
-           # fast_action alert would ask it for proofs of work (tested in tests/monitoring).
-           "FAIRSLOT_MONITOR_PERSON_ACTION_SECONDS": "0.1",
-           "FAIRSLOT_INVESTIGATIONS_DIR": str(tmp_path / "investigations"),
-           "FAIRSLOT_DEV_OUTBOX_PAGE": "true",
-           "PYTHONPATH": str(ROOT / "src")}
-    env.pop("FAIRSLOT_REDIS_URL", None)
-    seed = subprocess.run([sys.executable, "-c", SEED.format(password=PASSWORD)], env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert seed.returncode == 0, seed.stderr
-    seeded = json.loads(seed.stdout.strip().splitlines()[-1])
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "fairslot.web.app:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, proc, seconds=30, log=tmp_path / "server.log")
+    settings = {
+        "FAIRSLOT_DRAW_WINDOW_HOURS": "336", "FAIRSLOT_GUARD_TOKEN_MIN_AGE_SECONDS": "0.2",
+        # One account visits every page in both languages within a minute or two: more
+        # screens than a person opens (the limits are tested in tests/guard).
+        "FAIRSLOT_GUARD_LIMITS": '{"screens": {"account": "300/minute", '
+                                 '"device": "300/minute", "patient": "300/minute"}}',
+        # Playwright confirms 0.4 s after a screen, faster than a person: the monitor's
+        # fast_action alert would ask it for proofs of work (tested in tests/monitoring).
+        "FAIRSLOT_MONITOR_PERSON_ACTION_SECONDS": "0.1",
+        "FAIRSLOT_INVESTIGATIONS_DIR": str(tmp_path / "investigations"),
+        "FAIRSLOT_DEV_OUTBOX_PAGE": "true"}
+    with serve(tmp_path, SEED, settings) as (url, printed):
+        seeded = json.loads(printed.strip().splitlines()[-1])
         yield {"url": url, "tmp": tmp_path, **seeded}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
