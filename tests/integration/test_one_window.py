@@ -8,6 +8,9 @@
 - F2: a hot fcfs doctor's session scheduled after its release time opened to booking with
   no window, and bots took every slot. Now its slots are held back at once, and the
   scheduler opens a window from now.
+- After the fix, a second run found that a slot joining a window seconds before its close,
+  with only the ring's buyer entered, opened to booking at the close (a poller took it).
+  Now a joined slot nobody waits for gets a window of its own.
 - F3: an ordinary fcfs doctor's session scheduled after its release time sold out in 2 s
   and the doctor was never proposed for the draw: the sell-out was timed from the release
   days before. Now it is timed from the first booking when nobody could book at release."""
@@ -108,3 +111,34 @@ def test_a_late_session_that_sells_out_in_seconds_marks_its_doctor_hot(
         (event,) = uow.events.recent(10, "doctor.draw_proposed")
         assert uow.schedule.doctor(doctor.id or 0).hot  # type: ignore[union-attr]
     assert event.detail["sold_out_s"] == 1.0
+
+
+def test_a_slot_joining_a_window_at_its_close_gets_a_window_of_its_own(
+        platform: Platform, clock: FixedClock) -> None:
+    dw = _draw_world(platform, clock, people=4, capacity=2)
+    for account, pid in dw.patients:
+        platform.run(release.enter, account, dw.round_id, pid, dw.sessions, CTX)
+    _close_and_draw(dw)
+    session_id = dw.sessions[0]
+    with platform.uow() as uow:
+        holders = uow.bookings.of_session(session_id)
+        owners = [uow.accounts.get(b.account_id) for b in holders]
+    clock.advance(3600)
+    platform.run(booking.cancel, owners[0], holders[0].id or 0, CTX)
+    (short,) = _rounds_of(platform, session_id)[1:]
+    buyer, (buyer_pid,), _ = dw.world.patient_account("buyer")
+    platform.run(release.enter, buyer, short, buyer_pid, [session_id], CTX)
+    # Seconds before the close, with only the buyer entered, the ring frees the second slot.
+    clock.set(platform.run(release.round_view, short).round.closes_at
+              - dt.timedelta(seconds=10))
+    platform.run(booking.cancel, owners[1], holders[1].id or 0, CTX)
+    assert _rounds_of(platform, session_id)[1:] == [short]  # it joined the open window
+    _draw_short(platform, clock, short)
+    poller, (poller_pid,), _ = dw.world.patient_account("poller")
+    assert _code(platform.run, booking.book, poller, poller_pid, session_id,
+                 CTX) == "request_window"
+    fresh = _rounds_of(platform, session_id)[-1]
+    assert fresh != short
+    view = platform.run(release.round_view, fresh)
+    assert view.sessions[0].capacity == 1
+    assert view.round.closes_at - clock.now() == dt.timedelta(minutes=10)

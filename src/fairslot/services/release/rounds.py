@@ -322,7 +322,8 @@ def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
     # a short window of their own (people who did not enter may want them now). After a
     # short round everybody who asked got one: they open to booking.
     # Slots freed while a short round was open joined it (held back, beyond its published
-    # capacity): they go to its waitlist's head, in draw order, as offers.
+    # capacity): they go to its waitlist's head, in draw order, as offers, or else into a
+    # window of their own.
     for sid, capacity in published.items():
         session = sessions[sid]
         if round_.kind.short:
@@ -333,9 +334,12 @@ def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
             unfilled = max(0, capacity - won.get(sid, 0))
             joined = left[unfilled:max(unfilled, len(left) - held_elsewhere)]
             waitlist.release_now(uow, session, left[:unfilled], now)
-            for slot_id in joined:
-                if not waitlist.offer(uow, deps, slot_id, session):
-                    waitlist.release_now(uow, session, [slot_id], now)
+            unoffered = [slot_id for slot_id in joined
+                         if not waitlist.offer(uow, deps, slot_id, session)]
+            # Nobody waiting: a joined slot was never published in this round's signed
+            # capacity (it may have joined seconds before the close), so it gets a window
+            # of its own rather than opening to whoever polls at the close.
+            waitlist.open_short_round(uow, deps, session, unoffered)
         elif left := uow.schedule.unclaimed_slots(sid):
             waitlist.open_short_round(uow, deps, session, left)
     uow.rounds.update(round_id, status=RoundStatus.DRAWN.value, drawn_at=now,
