@@ -58,6 +58,9 @@ class RoundSession:
     capacity: int
     first_choice_entries: int
     cancellation_rate: float | None
+    joined: int = 0
+    """Slots freed since an open short round opened, held back for it: after its draw they
+    go to its waitlist (not in the signed capacity, but at stake all the same)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -422,8 +425,12 @@ def round_view(uow: UnitOfWork, deps: Deps, round_id: int) -> RoundView:
             rates[session.doctor_id] = deps.views.get(
                 ("cancellations", session.doctor_id), 600,
                 functools.partial(_cancellation_rate, uow, session.doctor_id))
+        joined = 0
+        if round_.kind.short and round_.status is RoundStatus.OPEN:
+            held = len(uow.schedule.reserved_slots(sid, waitlist.reserved(session)))
+            joined = max(0, held - capacity)
         sessions.append(RoundSession(session, capacity, counts.get(sid, 0),
-                                     rates[session.doctor_id]))
+                                     rates[session.doctor_id], joined))
     drawn = round_.status is RoundStatus.DRAWN
     entries = [e for e in uow.rounds.all_entries(round_id)
                if not e.withdrawn and e.outcome is not EntryOutcome.EXCLUDED] if drawn else []

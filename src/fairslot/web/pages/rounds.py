@@ -119,9 +119,12 @@ def _round_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account 
     for s in view.sessions:
         # The chance of a first choice: slots over first-choice entries so far (a later
         # choice can still win a slot others leave).
-        odds = min(1.0, s.capacity / s.first_choice_entries) if s.first_choice_entries else 1.0
+        # Slots freed since a short round opened are at stake too (they go to its waitlist).
+        slots = s.capacity + s.joined
+        odds = min(1.0, slots / s.first_choice_entries) if s.first_choice_entries else 1.0
         sessions.append({"session": s.session, "doctor": doctors[s.session.doctor_id],
-                         "capacity": s.capacity, "entries": s.first_choice_entries,
+                         "capacity": s.capacity, "joined": s.joined,
+                         "entries": s.first_choice_entries,
                          "odds": round(odds * 100), "cancellation_rate": s.cancellation_rate,
                          "starts": local(deps, s.session.starts_at)})
     mine: list[dict[str, Any]] = []
