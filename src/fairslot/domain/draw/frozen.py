@@ -365,7 +365,7 @@ def _freeze_columns(refs: Sequence[Any], seqs: Sequence[Any], statuses: Sequence
         if not set(map(type, chosen)) <= {str}:
             return None
         index = {session: number for number, session in enumerate(sessions)}
-        flat = np.array(list(map(index.__getitem__, chosen)), dtype=np.intp)
+        flat = np.fromiter(map(index.__getitem__, chosen), dtype=np.intp, count=len(chosen))
     except (TypeError, ValueError, KeyError):
         return None
     table = _choice_table(counts, flat, len(sessions), max_choices)
@@ -391,7 +391,8 @@ def _freeze_columns(refs: Sequence[Any], seqs: Sequence[Any], statuses: Sequence
     drawn_order = order[drawn]
     by_number = np.array(refs, dtype=object)
     lines: list[str] = leaves[order].tolist()
-    prepared = _Prepared(sessions, [*capacities.values(), 0], table[drawn_order], [], True)
+    prepared = _Prepared(sessions, [*capacities.values(), 0], np.take(table, drawn_order, axis=0), [],
+                          True)
     return FrozenList(leaves=lines, refs=by_number[order].tolist(), tree=_tree(lines),
                       drawn_refs=by_number[drawn_order].tolist(),
                       drawn_choice_texts=np.array(texts, dtype=object)[drawn_order].tolist(),
