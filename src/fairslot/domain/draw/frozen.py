@@ -391,8 +391,8 @@ def _freeze_columns(refs: Sequence[Any], seqs: Sequence[Any], statuses: Sequence
     drawn_order = order[drawn]
     by_number = np.array(refs, dtype=object)
     lines: list[str] = leaves[order].tolist()
-    prepared = _Prepared(sessions, [*capacities.values(), 0], np.take(table, drawn_order, axis=0), [],
-                          True)
+    prepared = _Prepared(sessions, [*capacities.values(), 0],
+                         np.take(table, drawn_order, axis=0), [], True)
     return FrozenList(leaves=lines, refs=by_number[order].tolist(), tree=_tree(lines),
                       drawn_refs=by_number[drawn_order].tolist(),
                       drawn_choice_texts=np.array(texts, dtype=object)[drawn_order].tolist(),
