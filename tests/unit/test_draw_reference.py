@@ -128,6 +128,22 @@ def test_the_draw_equals_the_reference_on_random_rounds(case: int) -> None:
     assert entries_digest(entries) == reference_digest(entries)
 
 
+@pytest.mark.parametrize("block", [1, 2, 7, 64])
+@pytest.mark.parametrize("case", range(10))
+def test_the_draw_walked_in_blocks_equals_the_reference(
+        case: int, block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The allocation sets aside, before each block, the entries none of whose sessions has
+    # room; small blocks make sessions fill in the middle of many blocks.
+    monkeypatch.setattr(allocation, "_BLOCK", block)
+    rng = random.Random(1000 + case)
+    max_choices = (1, 3, 5)[case % 3]
+    entries, capacities = random_round(rng, rng.randint(50, 300), rng.randint(1, 20),
+                                       max_choices, ((0, 3), (1, 12))[case % 2])
+    seed = rng.randbytes(32)
+    same(run_draw(seed, entries, capacities, max_choices=max_choices),
+         reference_draw(seed, entries, capacities, ""))
+
+
 @settings(deadline=None, max_examples=150)
 @given(st.data())
 def test_the_draw_equals_the_reference_for_any_round(data: st.DataObject) -> None:

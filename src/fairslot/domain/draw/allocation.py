@@ -146,43 +146,53 @@ def draw_order(seed: bytes, entries: Sequence[Entry], beacon: str = "") -> list[
 # --- allocation --------------------------------------------------------------------------
 
 
+# Entries walked per block; before each block, the entries none of whose sessions has
+# room left are set aside at once (room only ever shrinks, so they would find none).
+_BLOCK = 8192
+
+
 def _allocate(ranked: npt.NDArray[np.intp], room: list[int]) -> npt.NDArray[np.intp]:
     """Random serial dictatorship over entries already in draw order (``ranked`` holds their
     choices as session numbers, padded with a number whose room is 0). Returns the rank each
     entry won (1 = first choice), 0 for an entry that joins the waitlist. ``room`` is used up.
 
     The walk is sequential by nature (each award changes what the next entry finds), so it
-    runs over plain lists of small integers: no strings, hashing or per-entry objects."""
+    runs over plain lists of small integers: no strings, hashing or per-entry objects. Once
+    the popular sessions are full, most entries find none of theirs with room; those are
+    found block by block in whole-array passes and skip the walk."""
     n, width = ranked.shape
-    won = np.ones(n, dtype=np.intp)
-    if width == 3:
-        first, second, third = (ranked[:, k].tolist() for k in range(3))
-        seconds: list[int] = []
-        thirds: list[int] = []
-        lost: list[int] = []
-        for position, session in enumerate(first):
-            if room[session]:
-                room[session] -= 1
-            elif room[other := second[position]]:
-                room[other] -= 1
-                seconds.append(position)
-            elif room[other := third[position]]:
-                room[other] -= 1
-                thirds.append(position)
-            else:
-                lost.append(position)
-        won[seconds] = 2
-        won[thirds] = 3
-        won[lost] = 0
-        return won
-    for position, row in enumerate(ranked.tolist()):
-        for rank, session in enumerate(row, 1):
-            if room[session]:
-                room[session] -= 1
-                won[position] = rank
-                break
-        else:
-            won[position] = 0
+    won = np.zeros(n, dtype=np.intp)
+    for start in range(0, n, _BLOCK):
+        block = ranked[start:start + _BLOCK]
+        has_room = np.array(room, dtype=bool)
+        alive = np.flatnonzero(has_room[block].any(axis=1))
+        rows = block[alive]
+        positions = (alive + start).tolist()
+        if width == 3:
+            firsts: list[int] = []
+            seconds: list[int] = []
+            thirds: list[int] = []
+            for position, session, second, third in zip(
+                    positions, *(rows[:, k].tolist() for k in range(3)), strict=True):
+                if room[session]:
+                    room[session] -= 1
+                    firsts.append(position)
+                elif room[second]:
+                    room[second] -= 1
+                    seconds.append(position)
+                elif room[third]:
+                    room[third] -= 1
+                    thirds.append(position)
+            won[firsts] = 1
+            won[seconds] = 2
+            won[thirds] = 3
+            continue
+        for position, row in zip(positions, rows.tolist(), strict=True):
+            for rank, session in enumerate(row, 1):
+                if room[session]:
+                    room[session] -= 1
+                    won[position] = rank
+                    break
     return won
 
 

@@ -150,22 +150,30 @@ def results_digest(results: Mapping[str, list[str]]) -> str:
     ``json.dumps`` would write for lists of strings that need no escaping (checked in one
     pass); anything else goes through ``canonical_json``."""
     if set(results) == {"winners", "waitlist"}:
-        parts = []
+        parts: list[tuple[str, bytes]] = []
         for name in ("waitlist", "winners"):  # sorted keys
             values = results[name]
             if not isinstance(values, list) or not set(map(type, values)) <= {str}:
                 break
-            joined = '","'.join(values)
             try:
-                raw = joined.encode("ascii")
+                raw = '","'.join(values).encode("ascii")
             except UnicodeEncodeError:
                 break
             if values and raw.translate(None, _PLAIN) != b'"' * (2 * len(values) - 2):
                 break
-            parts.append(f'"{name}":[' + (f'"{joined}"' if values else "") + "]")
+            parts.append((name, raw))
         else:
-            text = "{" + ",".join(parts) + "}"
-            return hashlib.sha256(text.encode("ascii")).hexdigest()
+            # Fed to the hash piece by piece: the same bytes without copying the lists' text.
+            hashed = hashlib.sha256(b"{")
+            for number, (name, raw) in enumerate(parts):
+                hashed.update(f'{"," if number else ""}"{name}":['.encode("ascii"))
+                if results[name]:
+                    hashed.update(b'"')
+                    hashed.update(raw)
+                    hashed.update(b'"')
+                hashed.update(b"]")
+            hashed.update(b"}")
+            return hashed.hexdigest()
     return hashlib.sha256(canonical_json(dict(results))).hexdigest()
 
 
