@@ -23,18 +23,26 @@ def free_port() -> int:
         return port
 
 
-@contextlib.contextmanager
-def serve(folder: pathlib.Path, seed: str, settings: Mapping[str, str] | None = None
-          ) -> Iterator[tuple[str, str]]:
-    """Run ``seed`` (with ``{password}`` filled in) against a new database in ``folder``,
-    then serve it; yields the server's URL and what the seed printed. ``settings`` are
-    FAIRSLOT_* variables laid over the browser tests' own."""
+def server_env(folder: pathlib.Path, settings: Mapping[str, str] | None = None
+               ) -> dict[str, str]:
+    """The environment of a browser test's server (and of any process that works on its
+    database beside it, as a second worker would): ``settings`` laid over the tests' own."""
     env = {**os.environ, "FAIRSLOT_SECRET_KEY": TEST_SECRET,
            "FAIRSLOT_DATABASE_URL": f"sqlite:///{folder / 'fairslot.db'}",
            "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_GUARD_DEVICE_COOKIE_SECURE": "false",
            "FAIRSLOT_SESSION_COOKIE_SECURE": "false", "PYTHONPATH": str(ROOT / "src"),
            **(settings or {})}
     env.pop("FAIRSLOT_REDIS_URL", None)
+    return env
+
+
+@contextlib.contextmanager
+def serve(folder: pathlib.Path, seed: str, settings: Mapping[str, str] | None = None
+          ) -> Iterator[tuple[str, str]]:
+    """Run ``seed`` (with ``{password}`` filled in) against a new database in ``folder``,
+    then serve it; yields the server's URL and what the seed printed. ``settings`` are
+    FAIRSLOT_* variables laid over the browser tests' own."""
+    env = server_env(folder, settings)
     seeded = subprocess.run([sys.executable, "-c", seed.format(password=PASSWORD)], env=env,
                             cwd=folder, capture_output=True, text=True, timeout=120)
     assert seeded.returncode == 0, seeded.stderr

@@ -15,6 +15,8 @@ import json
 import os
 import pathlib
 import re
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.web.browser_server import serve
+from tests.web.browser_server import serve, server_env
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 # One server and one browser for the module, also under xdist.
@@ -101,7 +103,21 @@ SEED = textwrap.dedent("""
         desk.append([person.id_number, person.name, won.booking.id])
     # Identities registered to a family's phone, for new accounts to add with consent.
     platform.run(accounts.add_patient, family, people[4].id_number, people[4].name, None, ctx)
-    print(json.dumps({{"booking": held.booking.id, "desk": desk,
+    # One more draw doctor per language for the new patient's journey: rounds of their own
+    # that the journey's draw (clock advanced, in another process) runs one at a time.
+    neur = platform.run(catalog.create_department, hospital.id, "NEUR", "神经内科")
+    lucky = {{}}
+    for n, lang in enumerate(("zh_CN", "en")):
+        doc = platform.run(catalog.create_doctor, neur.id, ("孙立", "何平")[n], "主任医师",
+                           "癫痫", release_policy=ReleasePolicy.DRAW, hot=True)
+        (late,) = platform.run(catalog.schedule_sessions, doc.id,
+                               [today + dt.timedelta(days=2 + n)], [Period.AFTERNOON], 2,
+                               30000, release_days_before=1)
+        release.open_due_rounds(platform.units, platform.deps)
+        with platform.uow() as uow:
+            rid = uow.rounds.round_of_session(late.id)
+            lucky[lang] = [doc.id, rid, uow.rounds.get(rid).closes_at.isoformat()]
+    print(json.dumps({{"booking": held.booking.id, "desk": desk, "lucky": lucky,
                       "relatives": [[people[1].id_number, people[1].name, "13912345678"],
                                     [people[4].id_number, people[4].name, "13912345679"]]}}))
 """)
@@ -127,7 +143,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         "FAIRSLOT_DEV_OUTBOX_PAGE": "true"}
     with serve(tmp_path, SEED, settings) as (url, printed):
         seeded = json.loads(printed.strip().splitlines()[-1])
-        yield {"url": url, "tmp": tmp_path, **seeded}
+        yield {"url": url, "tmp": tmp_path, "env": server_env(tmp_path, settings), **seeded}
 
 
 @pytest.fixture(scope="module")
@@ -303,6 +319,29 @@ def _code_from_outbox(page: Any, url: str, phone: str) -> str:
     return found.group(1)
 
 
+_DRAW = textwrap.dedent("""
+    import datetime as dt, sys
+    from fairslot.bootstrap import bootstrap
+    from fairslot.clock import FixedClock
+    from fairslot.services import release
+
+    when = dt.datetime.fromisoformat(sys.argv[2]) + dt.timedelta(minutes=2)
+    platform = bootstrap(clock=FixedClock(when))
+    round_id = int(sys.argv[1])
+    platform.run(release.freeze_round, round_id)
+    assert platform.run(release.draw_round, round_id), "not drawn"
+""")
+
+
+def _draw_at(server: dict[str, Any], round_id: int, closes: str) -> None:
+    """Run one round's freeze and draw as the scheduler would two minutes after its close
+    (its beacon out), in a process of its own on the server's database."""
+    done = subprocess.run([sys.executable, "-c", _DRAW, str(round_id), closes],
+                          env=server["env"], cwd=server["tmp"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize(("lang", "width"), JOURNEYS)
 def test_a_new_patient_registers_adds_a_relative_with_consent_and_enters_a_draw(
         server: dict[str, Any], browser: Any, lang: str, width: int) -> None:
@@ -359,6 +398,31 @@ def test_a_new_patient_registers_adds_a_relative_with_consent_and_enters_a_draw(
         # Withdraw, so the patient journey finds the round's odds as they were.
         page.get_by_role("button", name=t("撤回登记", "Withdraw")).click()
         expect(page.get_by_role("status")).to_contain_text(t("已撤回登记", "Entry withdrawn"))
+        # A round of its own for this journey: enter it, then the draw runs (the clock
+        # advanced past its close and beacon), the win is paid, its QR code and the message.
+        doctor_id, round_id, closes = server["lucky"][lang]
+        page.goto(f"{url}/doctors/{doctor_id}")
+        page.get_by_role("link", name=t("抽签登记", "Enter the draw")).click()
+        page.wait_for_timeout(400)
+        page.get_by_role("button", name=t("抽签登记", "Enter the draw")).click()
+        expect(page.get_by_role("status")).to_contain_text(
+            t("已登记抽签", "Entered"), timeout=20_000)
+        _draw_at(server, round_id, closes)
+        page.goto(url + "/me")
+        won = page.locator("article.booking.status-held").first
+        expect(won).to_contain_text(t("待支付", "Awaiting payment"))
+        won.get_by_label(t("付款账户", "Payer account")).fill("alipay:new@example.com")
+        page.wait_for_timeout(400)
+        won.get_by_role("button", name=re.compile(t("支付", "Pay"))).click()
+        expect(page.get_by_role("status")).to_contain_text(t("已支付", "Paid"),
+                                                           timeout=20_000)
+        paid = page.locator("#" + page.url.rsplit("#", 1)[1])
+        paid.locator("details.qr summary").click()
+        expect(paid.locator("details.qr svg[role=img]")).to_be_visible()
+        page.get_by_role("link", name=t("消息", "Messages")).click()
+        # In the language of the page the account registered on.
+        expect(page.get_by_text(t("抽签结果：中签", "Draw result: you won"))).to_be_visible()
+        _no_sideways_scroll(page)
     except Exception:
         _failed(server, page, f"register-{lang}")
         raise

@@ -146,7 +146,10 @@ def register(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
     check_csrf(request, csrf)
     try:
         guard_check(request, "registration", pow_payload=altcha or None)
-        account = accounts.register(uow, deps, username, password, phone, context(request))
+        # The account's messages (codes, draw results, reminders) in the language of the
+        # page it registered on.
+        account = accounts.register(uow, deps, username, password, phone, context(request),
+                                    language=i18n.of_request(request).tag)
         token = accounts.issue_token(uow, deps, account.id or 0)
     except FairslotError as exc:
         refused(uow)
