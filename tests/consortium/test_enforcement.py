@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fairslot.bootstrap import Platform
 from fairslot.clock import FixedClock
 from fairslot.consortium import Action, Entry, EntryKind, NewEntry, RingRole, SubjectType
-from fairslot.domain.accounts import Role
+from fairslot.domain.accounts import Account, Role
 from fairslot.domain.credit import Suspended
 from fairslot.domain.errors import FairslotError, QuotaExceeded
 from fairslot.domain.schedule import Period, ReleasePolicy
@@ -96,16 +96,23 @@ def test_identity_linking_is_held_until_staff_clear_the_entry(pair: Pair, hb: Wo
     assert "review.opened" in actions and "review.cleared" in actions
 
 
-def test_a_review_refused_by_staff_refuses_from_then_on(pair: Pair, hb: World) -> None:
+def _booking_held(pair: Pair, hb: World, username: str) -> tuple[Account, int, str, Entry]:
+    """B holds ring members for review; A lists a family's patient; their booking at B is
+    held (a review opens). The account, the patient, the account's token and the entry."""
     pair.b.set_policy("ring_member", Action.HOLD, actor="test")
-    account, (pid,), _ = hb.patient_account("family2")
+    account, (pid,), token = hb.patient_account(username)
     with hb.platform.uow() as uow:
         patient = uow.patients.get(pid)
     assert patient is not None
     entry = listed(pair, SubjectType.IDENTITY, patient.id_number)
-    run = hb.platform.run
     with pytest.raises(ConsortiumHeld):
-        run(booking.book, account, pid, hb.session_ids[0], CTX)
+        hb.platform.run(booking.book, account, pid, hb.session_ids[0], CTX)
+    return account, pid, token, entry
+
+
+def test_a_review_refused_by_staff_refuses_from_then_on(pair: Pair, hb: World) -> None:
+    account, pid, _, entry = _booking_held(pair, hb, "family2")
+    run = hb.platform.run
     pair.b.decide_review(entry.ref, clear=False, note="confirmed with A", actor="desk-li")
     with pytest.raises(ConsortiumRefused):
         run(booking.book, account, pid, hb.session_ids[0], CTX)
@@ -235,15 +242,8 @@ def test_the_desk_reviews_held_entries_over_the_api(pair: Pair, hb: World) -> No
 
     from fairslot.web.app import create_app
 
-    pair.b.set_policy("ring_member", Action.HOLD, actor="test")
-    account, (pid,), patient_token = hb.patient_account("family12")
-    with hb.platform.uow() as uow:
-        patient = uow.patients.get(pid)
-    assert patient is not None
-    entry = listed(pair, SubjectType.IDENTITY, patient.id_number)
+    account, pid, patient_token, entry = _booking_held(pair, hb, "family12")
     run = hb.platform.run
-    with pytest.raises(ConsortiumHeld):
-        run(booking.book, account, pid, hb.session_ids[0], CTX)
     client = TestClient(create_app(hb.platform))
     desk = {"Authorization": f"Bearer {hb.token(Role.REGISTRATION)}"}
     patient_auth = {"Authorization": f"Bearer {patient_token}"}

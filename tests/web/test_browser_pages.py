@@ -11,6 +11,7 @@ docs/pages.md shows."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -234,9 +235,7 @@ def test_a_patient_journey_in_each_language(server: dict[str, Any], browser: Any
     def t(zh: str, en: str) -> str:
         return en if english else zh
 
-    context = _context(browser, width, lang, url)
-    page = context.new_page()
-    try:
+    with _journey(server, browser, width, lang, f"{lang}") as page:
         page.goto(url + "/")
         expect(page.locator("html")).to_have_attribute("lang", "en" if english else "zh-CN")
         _no_sideways_scroll(page)
@@ -287,11 +286,6 @@ def test_a_patient_journey_in_each_language(server: dict[str, Any], browser: Any
         booked.get_by_role("button", name=t("取消预约并退款", "Cancel and refund")).click()
         expect(page.get_by_role("status")).to_contain_text(t("已取消预约", "Booking cancelled"),
                                                            timeout=20_000)
-    except Exception:
-        page.screenshot(path=str(server["tmp"] / f"failed-{lang}.png"), full_page=True)
-        raise
-    finally:
-        context.close()
 
 
 # The role journeys: each runs once in Chinese and once in English, one of them at 375 px
@@ -308,6 +302,22 @@ def _text(lang: str) -> Any:
 
 def _failed(server: dict[str, Any], page: Any, name: str) -> None:
     page.screenshot(path=str(server["tmp"] / f"failed-{name}.png"), full_page=True)
+
+
+@contextlib.contextmanager
+def _journey(server: dict[str, Any], browser: Any, width: int, lang: str,
+             name: str) -> Iterator[Any]:
+    """A page of a fresh browser context in ``lang`` at ``width``; if the journey fails, a
+    screenshot (failed-NAME.png) beside the server's database."""
+    context = _context(browser, width, lang, server["url"])
+    page = context.new_page()
+    try:
+        yield page
+    except Exception:
+        _failed(server, page, name)
+        raise
+    finally:
+        context.close()
 
 
 def _code_from_outbox(page: Any, url: str, phone: str) -> str:
@@ -350,9 +360,7 @@ def test_a_new_patient_registers_adds_a_relative_with_consent_and_enters_a_draw(
     url, t = server["url"], _text(lang)
     relative_id, relative_name, holder = server["relatives"][JOURNEYS.index((lang, width))]
     username, phone = f"new.{lang.lower()}", f"1370000{width:04d}"
-    context = _context(browser, width, lang, url)
-    page = context.new_page()
-    try:
+    with _journey(server, browser, width, lang, f"register-{lang}") as page:
         page.goto(url + "/register")
         page.get_by_label(t("用户名", "Username")).fill(username)
         page.get_by_label(t("手机号", "Mobile phone")).fill(phone)
@@ -423,11 +431,6 @@ def test_a_new_patient_registers_adds_a_relative_with_consent_and_enters_a_draw(
         # In the language of the page the account registered on.
         expect(page.get_by_text(t("抽签结果：中签", "Draw result: you won"))).to_be_visible()
         _no_sideways_scroll(page)
-    except Exception:
-        _failed(server, page, f"register-{lang}")
-        raise
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize(("lang", "width"), SWAPPED)
@@ -437,9 +440,7 @@ def test_a_clerk_finds_a_patient_by_id_number_and_checks_them_in(
 
     url, t = server["url"], _text(lang)
     id_number, name, booking_id = server["desk"][SWAPPED.index((lang, width))]
-    context = _context(browser, width, lang, url)
-    page = context.new_page()
-    try:
+    with _journey(server, browser, width, lang, f"desk-{lang}") as page:
         _log_in(page, url, "browser.registration", english=lang == "en")
         page.goto(url + "/desk")
         page.get_by_label(t("身份证号、预约号或二维码", "ID number, booking number or QR code")
@@ -464,11 +465,6 @@ def test_a_clerk_finds_a_patient_by_id_number_and_checks_them_in(
         page.get_by_role("button", name=t("查找", "Find"), exact=True).click()
         expect(page.locator("article.booking").filter(has_text=str(booking_id))
                ).to_contain_text(t("已取号", "Checked in"))
-    except Exception:
-        _failed(server, page, f"desk-{lang}")
-        raise
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize(("lang", "width"), JOURNEYS)
@@ -477,9 +473,7 @@ def test_an_operator_changes_a_doctors_release_policy(
     from playwright.sync_api import expect
 
     url, t = server["url"], _text(lang)
-    context = _context(browser, width, lang, url)
-    page = context.new_page()
-    try:
+    with _journey(server, browser, width, lang, f"policy-{lang}") as page:
         _log_in(page, url, "browser.operator", english=lang == "en")
         page.get_by_role("link", name=t("放号方式", "Release policies")).click()
         policy = page.get_by_label(re.compile("吴敏"))
@@ -492,11 +486,6 @@ def test_an_operator_changes_a_doctors_release_policy(
             t("放号方式已保存", "Release policy saved"))
         expect(page.get_by_label(re.compile("吴敏"))).to_have_value(wanted)
         _no_sideways_scroll(page)
-    except Exception:
-        _failed(server, page, f"policy-{lang}")
-        raise
-    finally:
-        context.close()
 
 
 @pytest.fixture(scope="module")
@@ -523,9 +512,7 @@ def test_an_investigator_runs_an_investigation_and_reads_its_report(
     from playwright.sync_api import expect
 
     url, t = server["url"], _text(lang)
-    context = _context(browser, width, lang, url)
-    page = context.new_page()
-    try:
+    with _journey(server, browser, width, lang, f"investigation-{lang}") as page:
         _log_in(page, url, "browser.investigator", english=lang == "en")
         page.get_by_role("link", name=t("调查", "Investigations")).first.click()
         page.get_by_label(t("导出文件（.zip）", "Export (.zip)")).set_input_files(export_zip)
@@ -539,11 +526,6 @@ def test_an_investigator_runs_an_investigation_and_reads_its_report(
         expect(page).to_have_url(re.compile(r"/report\.html$"))
         expect(page.locator("h1").first).to_be_visible()
         assert "suspect" in page.content().lower() or "嫌疑" in page.content()
-    except Exception:
-        _failed(server, page, f"investigation-{lang}")
-        raise
-    finally:
-        context.close()
 
 
 # Last in the module: by now the journeys have filled the outbox, the rounds and the runs.
