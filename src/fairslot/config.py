@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     """Of those, how many may rest on a typed ID number (the card could not be read)."""
     desk_actions_per_minute: int = Field(6, ge=1)
     """On-site bookings plus draw entries one desk account may make in any minute."""
+    desk_claim_hours: int = Field(24, ge=1, le=168)
+    """A desk's identity claim waits this long for a second member of staff (an operator)
+    to approve it, then expires (docs/identity.md, "At the desk: four eyes")."""
 
     # Accounts
     login_attempts_per_minute: int = Field(10, ge=1)
