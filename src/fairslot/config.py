@@ -51,10 +51,18 @@ class Settings(BaseSettings):
     """Codes sent to one phone number in an hour (and four times that in a day)."""
     codes_per_account_per_hour: int = Field(5, ge=1)
     """Codes one account may ask for in an hour (and four times that in a day)."""
+    consent_codes_per_identity: int = Field(3, ge=1)
+    """Consent codes one account may have sent about one identity in a day."""
+    consent_codes_per_phone_per_day: int = Field(6, ge=1)
+    """Consent codes (asked for by anyone) one phone receives in a day; its own
+    verification codes are counted apart (``codes_per_phone_per_hour``)."""
     identity_failures_per_account: int = Field(5, ge=1)
     """Failed real-name checks an account may make in a day before it must wait."""
     identity_failures_per_id_number: int = Field(5, ge=1)
-    """Failed real-name checks against one ID number, from anyone, in a day."""
+    """Failed real-name checks one account may make against one ID number in a day."""
+    identity_failures_per_id_number_all: int = Field(20, ge=1)
+    """Failed real-name checks against one ID number from all accounts in a day past which
+    an account that failed on it once is refused (one guess per account from then on)."""
 
     # Messages to people (SMS, WeChat template messages, e-mail; docs/identity.md)
     text_channel: Literal["outbox", "sms"] = "outbox"
