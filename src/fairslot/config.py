@@ -241,6 +241,10 @@ class Settings(BaseSettings):
     draw_signing_key: SecretStr | None = None
     """The hospital's Ed25519 draw key, 64 hex digits. Unset: made once in var/ as
     draw-signing.key (mode 0600). Its public half is in every round document."""
+    draw_previous_signing_keys: list[SecretStr] = Field(default_factory=list)
+    """Draw keys used before the current one (64 hex digits each), kept after a rotation so
+    that a round opened under one is frozen, drawn and receipted under the same key: a
+    round's document names the key that signed its opening (docs/draw.md)."""
     draw_local_chain_key: SecretStr | None = None
     """The local chain's secret, 64 hex digits. Unset: made once in var/ as
     draw-local-chain.key."""

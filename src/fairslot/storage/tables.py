@@ -360,6 +360,9 @@ draw_statements = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("signed_at", UTCDateTime, nullable=False),
+    # The public half of the draw key that signed it (hex; NULL for statements stored before
+    # it was kept): a round's document names its own key even after a key rotation.
+    sa.Column("signing_key", sa.String(64), nullable=True),
 )
 
 draw_frozen_lists = sa.Table(
