@@ -51,10 +51,18 @@ class Settings(BaseSettings):
     """Codes sent to one phone number in an hour (and four times that in a day)."""
     codes_per_account_per_hour: int = Field(5, ge=1)
     """Codes one account may ask for in an hour (and four times that in a day)."""
+    consent_codes_per_identity: int = Field(3, ge=1)
+    """Consent codes one account may have sent about one identity in a day."""
+    consent_codes_per_phone_per_day: int = Field(6, ge=1)
+    """Consent codes (asked for by anyone) one phone receives in a day; its own
+    verification codes are counted apart (``codes_per_phone_per_hour``)."""
     identity_failures_per_account: int = Field(5, ge=1)
     """Failed real-name checks an account may make in a day before it must wait."""
     identity_failures_per_id_number: int = Field(5, ge=1)
-    """Failed real-name checks against one ID number, from anyone, in a day."""
+    """Failed real-name checks one account may make against one ID number in a day."""
+    identity_failures_per_id_number_all: int = Field(20, ge=1)
+    """Failed real-name checks against one ID number from all accounts in a day past which
+    an account that failed on it once is refused (one guess per account from then on)."""
 
     # Messages to people (SMS, WeChat template messages, e-mail; docs/identity.md)
     text_channel: Literal["outbox", "sms"] = "outbox"
@@ -118,6 +126,9 @@ class Settings(BaseSettings):
     """Of those, how many may rest on a typed ID number (the card could not be read)."""
     desk_actions_per_minute: int = Field(6, ge=1)
     """On-site bookings plus draw entries one desk account may make in any minute."""
+    desk_claim_hours: int = Field(24, ge=1, le=168)
+    """A desk's identity claim waits this long for a second member of staff (an operator)
+    to approve it, then expires (docs/identity.md, "At the desk: four eyes")."""
 
     # Accounts
     login_attempts_per_minute: int = Field(10, ge=1)
@@ -230,6 +241,10 @@ class Settings(BaseSettings):
     draw_signing_key: SecretStr | None = None
     """The hospital's Ed25519 draw key, 64 hex digits. Unset: made once in var/ as
     draw-signing.key (mode 0600). Its public half is in every round document."""
+    draw_previous_signing_keys: list[SecretStr] = Field(default_factory=list)
+    """Draw keys used before the current one (64 hex digits each), kept after a rotation so
+    that a round opened under one is frozen, drawn and receipted under the same key: a
+    round's document names the key that signed its opening (docs/draw.md)."""
     draw_local_chain_key: SecretStr | None = None
     """The local chain's secret, 64 hex digits. Unset: made once in var/ as
     draw-local-chain.key."""

@@ -19,7 +19,7 @@ from fairslot.config import Settings
 from fairslot.domain.draw.beacon import LOE_DEFAULT, LOE_QUICKNET, LocalChain
 from fairslot.domain.draw.signing import DrawKey
 
-__all__ = ["beacon_source", "draw_key", "local_chain"]
+__all__ = ["beacon_source", "draw_key", "local_chain", "previous_draw_keys"]
 
 
 def _secret(value: str | None, path: Path) -> bytes:
@@ -42,6 +42,18 @@ def draw_key(settings: Settings, var_dir: Path) -> DrawKey:
     """The hospital's draw key, from the settings or var/draw-signing.key."""
     value = settings.draw_signing_key.get_secret_value() if settings.draw_signing_key else None
     return DrawKey(_secret(value, var_dir / "draw-signing.key"))
+
+
+def previous_draw_keys(settings: Settings) -> list[DrawKey]:
+    """The draw keys used before the current one (``FAIRSLOT_DRAW_PREVIOUS_SIGNING_KEYS``),
+    for the rounds opened under them."""
+    out = []
+    for secret in settings.draw_previous_signing_keys:
+        raw = bytes.fromhex(secret.get_secret_value())
+        if len(raw) != 32:
+            raise ValueError("a previous draw key is 64 hex digits")
+        out.append(DrawKey(raw))
+    return out
 
 
 def local_chain(settings: Settings, var_dir: Path) -> LocalChain:

@@ -44,8 +44,9 @@ def test_the_holder_cancels_and_removes_a_squatter_from_the_identity_page(
     world.patient_account("owner", patients=0)
     squatted = run(accounts.add_patient, squatter, person.id_number, person.name, None, CTX)
     held = run(booking.book, squatter, squatted.id or 0, world.session_ids[0], CTX)
-    run(identities.claim_at_desk, world.staff[Role.REGISTRATION], person.id_number,
-        person.name, "owner", CTX)
+    asked = run(identities.claim_at_desk, world.staff[Role.REGISTRATION], person.id_number,
+                person.name, "owner", CTX)
+    run(identities.approve_desk_claim, world.staff[Role.OPERATOR], asked.claim.id, CTX)
 
     log_in(client, "owner")
     page = client.get("/me/identity")

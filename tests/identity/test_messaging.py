@@ -31,7 +31,8 @@ def test_every_message_has_chinese_and_english_with_the_same_fields() -> None:
     for kind, texts in CATALOGUE.items():
         assert set(texts) == {"zh-CN", "en"}, kind
         fields = {"code": "123456", "minutes": 10, "requester": "a", "patient": "W*",
-                  "session": "2026-03-03 08:00", "pay_by": "2026-03-02 18:00", "rank": 2}
+                  "session": "2026-03-03 08:00", "pay_by": "2026-03-02 18:00", "rank": 2,
+                  "at": "2026-03-02 09:00", "expires": "2026-03-03 09:00"}
         zh, en = render(kind, "zh-CN", **fields), render(kind, "en", **fields)
         assert zh.text != en.text and not any("\u4e00" <= ch <= "\u9fff" for ch in en.text)
     assert language_of(None) == "zh-CN" and language_of("en-GB") == "en"

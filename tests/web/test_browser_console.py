@@ -144,3 +144,45 @@ def test_an_alert_appears_live_and_its_hold_stops_the_rings_booking(
             browser.close()
     mine = ring.get(f"/api/v1/bookings/{booking_id}")
     assert mine.status_code == 200 and mine.json()["status"] != "held", mine.text
+
+
+def test_the_rate_charts_span_a_sensible_window_from_their_first_point(
+        server: tuple[str, int], tmp_path: pathlib.Path) -> None:
+    """With one point (the page just opened), the charts' time axis spans minutes up to
+    now, not a year around it; the picture is written beside the test's files (and to
+    ``FAIRSLOT_SCREENSHOTS`` if set) to look at."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: install it with "
+                    "`apt-get update && apt-get install -y chromium` (make test does)",
+                    pytrace=False)
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _ = server
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(locale="zh-CN", viewport={"width": 1100, "height": 900})
+            page.goto(url + "/login")
+            page.get_by_label("用户名").fill("duty.investigator")
+            page.get_by_label("密码").fill(PASSWORD)
+            page.get_by_role("button", name="登录").click()
+            page.wait_for_load_state()
+            page.goto(url + "/operator/console")
+            for chart in ("#chart-rps", "#chart-bookings"):
+                expect(page.locator(chart + " canvas")).to_have_count(1)
+            shots = [tmp_path / "console-charts.png"]
+            if os.environ.get("FAIRSLOT_SCREENSHOTS"):
+                shots.append(pathlib.Path(os.environ["FAIRSLOT_SCREENSHOTS"])
+                             / "console-charts.png")
+            for shot in shots:
+                page.locator("section.console-grid").screenshot(path=str(shot))
+            now = time.time()
+            for chart, least in (("#chart-rps", 300), ("#chart-bookings", 1800)):
+                el = page.locator(chart)
+                expect(el).to_have_attribute("data-x-max", re.compile(r"^\d"))
+                low = float(el.get_attribute("data-x-min") or "nan")
+                high = float(el.get_attribute("data-x-max") or "nan")
+                assert least <= high - low <= 3600, (chart, low, high)
+                assert abs(high - now) < 120, (chart, high, now)
+        finally:
+            browser.close()

@@ -206,7 +206,8 @@ PAGES = {
                         "/sessions/1/confirm?patient_id=1", "/rounds/1", "/rounds/1/enter"],
     "browser.registration": ["/desk", "/desk?doctor=1", "/desk/receipt/{booking}"],
     "browser.operator": ["/operator", "/operator?date=bogus", "/operator/policies",
-                         "/operator/proposals", "/operator/guard", "/operator/console"],
+                         "/operator/proposals", "/operator/guard", "/operator/console",
+                         "/operator/identity-claims"],
     "browser.admin": ["/admin/users"],
     "browser.investigator": ["/investigations"],
 }

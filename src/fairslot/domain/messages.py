@@ -56,6 +56,26 @@ CATALOGUE: Mapping[str, Mapping[str, tuple[str, str]]] = {
                "Patient {patient} has been claimed by the person themselves, who can now see "
                "and cancel every booking and draw entry made under it."),
     },
+    "identity.claim_requested": {
+        "zh-CN": ("有人在挂号窗口认领您的身份",
+                  "挂号窗口于 {at} 提出将身份 {patient} 交给账户 {requester}，须另一名工作人员"
+                  "批准后生效（{expires} 前有效）。如不是您本人所为，请尽快携身份证到挂号窗口或"
+                  "联系医院。"),
+        "en": ("Someone claimed your identity at the registration desk",
+               "At {at} the registration desk asked to give identity {patient} to account "
+               "{requester}; it takes effect only when a second member of staff approves it "
+               "(until {expires}). If this was not you, bring your ID card to the desk or "
+               "call the hospital at once."),
+    },
+    "identity.claim_approved": {
+        "zh-CN": ("您的身份已被转交",
+                  "挂号窗口对身份 {patient} 的认领已于 {at} 经第二名工作人员批准，"
+                  "该身份现由账户 {requester} 持有。如不是您本人所为，请携身份证到挂号窗口。"),
+        "en": ("Your identity was handed over",
+               "The registration desk's claim on identity {patient} was approved by a second "
+               "member of staff at {at}: account {requester} holds it now. If this was not "
+               "you, bring your ID card to the registration desk."),
+    },
     "draw.won": {
         "zh-CN": ("抽签结果：中签", "{patient} 中签：{session}。请在 {pay_by} 前完成支付。"),
         "en": ("Draw result: you won",

@@ -63,6 +63,29 @@ class Deps:
         return draw_key(self.settings, self.var_dir)
 
     @functools.cached_property
+    def _draw_keys(self) -> dict[str, DrawKey]:
+        from fairslot.draw_keys import previous_draw_keys
+
+        keys = {k.public_hex: k for k in previous_draw_keys(self.settings)}
+        keys[self.draw_key.public_hex] = self.draw_key
+        return keys
+
+    def round_key(self, public_hex: str | None) -> DrawKey:
+        """The draw key that signed a round's opening (``public_hex``, as stored with it),
+        which signs the rest of that round: its freeze, result and receipts. None (an
+        opening stored before keys were kept): the current key."""
+        if public_hex is None:
+            return self.draw_key
+        found = self._draw_keys.get(public_hex)
+        if found is None:
+            from fairslot.domain.errors import Conflict
+
+            raise Conflict("the draw key that signed this round's opening is not configured "
+                           "(FAIRSLOT_DRAW_PREVIOUS_SIGNING_KEYS)", code="draw_key_missing",
+                           key=public_hex)
+        return found
+
+    @functools.cached_property
     def beacons(self) -> BeaconSource:
         """The source of the configured chain's beacons (never trusted: checked offline)."""
         if self.beacon_source is not None:

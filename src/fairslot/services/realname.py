@@ -1,11 +1,15 @@
 """The real-name check, guarded like a log-in: it is not an oracle.
 
 An identity typed into fairslot (linking a patient, claiming one's own) is parsed, then
-asked of the identity provider. Each failed check is stored and counted per account and per
-ID number over a day: past ``identity_failures_per_account`` for the account, or
-``identity_failures_per_id_number`` for the number (from any accounts), further checks are
-refused (429 ``identity_checks_limited``) without asking the provider, so 400 name guesses
-for a known ID number cannot run. Every refusal, malformed or failed, is an
+asked of the identity provider. Each failed check is stored and counted over a day per
+account (``identity_failures_per_account``) and per (account, ID number)
+(``identity_failures_per_id_number``); past either, further checks are refused (429
+``identity_checks_limited``) without asking the provider, so 400 name guesses for a known ID
+number cannot run. Failures from other accounts never refuse an account that has not failed
+on the number itself: counting them for everyone let anyone lock a person out of linking or
+claiming their own identity for a day with five wrong names. Against a ring guessing from
+many accounts, past ``identity_failures_per_id_number_all`` failures on one number from all
+accounts an account gets no second try on it. Every refusal, malformed or failed, is an
 ``identity.rejected`` event for monitoring (blind indexes only, never the number or
 name tried)."""
 
@@ -71,11 +75,20 @@ def checked_identity(uow: UnitOfWork, deps: Deps, account: Account, id_number: s
     now = deps.clock.now()
     s = deps.settings
     id_index = uow.keyring.blind_index("id_number", identity.id_number)
-    for times, limit, what in (
-            (uow.codes.identity_failures(now - _DAY, account_id=account.id),
-             s.identity_failures_per_account, "from this account"),
-            (uow.codes.identity_failures(now - _DAY, id_number_index=id_index),
-             s.identity_failures_per_id_number, "for this ID number")):
+    mine = uow.codes.identity_failures(now - _DAY, account_id=account.id,
+                                       id_number_index=id_index)
+    checks = [(uow.codes.identity_failures(now - _DAY, account_id=account.id),
+               s.identity_failures_per_account, "from this account"),
+              (mine, s.identity_failures_per_id_number, "for this ID number")]
+    if mine:
+        # Many accounts failing on one number (a ring guessing together): from then on an
+        # account that failed on it once is refused. An account that has not (the person
+        # themselves, typing their own name) is still checked: nobody can lock a person out
+        # of their own identity by failing on it.
+        everyone = uow.codes.identity_failures(now - _DAY, id_number_index=id_index)
+        checks.append((everyone, s.identity_failures_per_id_number_all,
+                       "for this ID number"))
+    for times, limit, what in checks:
         wait = _wait(times, limit, now)
         if wait is not None:
             _reject(uow, deps, account, "identity_checks_limited", id_number, name, ctx)

@@ -45,7 +45,8 @@ def sign_opening(uow: UnitOfWork, deps: Deps, round_: Round,
         deps.draw_key, round_id=str(round_.id), opens_at=round_.opens_at,
         closes_at=round_.closes_at, seed=bytes.fromhex(round_.seed), capacities=capacities,
         chain=chain, beacon_delay=deps.settings.draw_beacon_delay_seconds)
-    uow.draw.add_statement(round_.id, "opening", opening, digest(opening), now)
+    uow.draw.add_statement(round_.id, "opening", opening, digest(opening), now,
+                           signing_key=deps.draw_key.public_hex)
     uow.rounds.update(round_.id, beacon_source=(
         f"drand chain {chain.hash.hex()} round {opening['beacon_round']}"))
     append_log(uow, deps, round_.id, roundlog.opened_record(str(round_.id), digest(opening)),

@@ -5,7 +5,10 @@ A code is six digits, lives ``code_minutes``, allows ``code_attempts`` wrong ent
 kept only as a keyed hash (HMAC under a key derived from the master secret: a copy of the
 database does not give the codes away, even by trying all million). How many codes an
 account may ask for, and how many one phone may receive, are limited per hour and per day,
-so the code cannot be used to flood a stranger's phone."""
+so the code cannot be used to flood a stranger's phone. Consent codes (sent to the phone an
+identity is registered to, at a stranger's request) are limited per (asking account,
+identity) and per phone a day, apart from the phone's own verification codes, so asking
+for consent can neither flood a phone nor use up its owner's own codes."""
 
 from __future__ import annotations
 
@@ -47,6 +50,33 @@ def _check_rate(deps: Deps, sent: list[dt.datetime], per_hour: int, what: str) -
                                   retry_after=max(1, math.ceil(wait)), code="codes_rate_limited")
 
 
+def _check_consent_rate(uow: UnitOfWork, deps: Deps, account: Account, phone: str,
+                        patient_id: int | None, day: dt.datetime) -> None:
+    """Consent codes are limited per (asking account, identity) and per phone a day: one
+    asker cannot send more than ``consent_codes_per_identity`` codes about one identity,
+    and a phone receives at most ``consent_codes_per_phone_per_day`` consent codes from
+    everyone together (the flood stops there; its own codes are counted apart)."""
+    s = deps.settings
+    now = deps.clock.now()
+    consent = [LINK, CLAIM]
+    asked = uow.codes.sent_since(since=day, account_id=account.id, patient_id=patient_id,
+                                 purposes=consent)
+    if len(asked) >= s.consent_codes_per_identity:
+        wait = asked[-s.consent_codes_per_identity] + dt.timedelta(days=1) - now
+        raise TooManyRequests("too many codes asked for about this person today; try again "
+                              "tomorrow or bring the ID card to the registration desk",
+                              retry_after=max(1, math.ceil(wait.total_seconds())),
+                              code="codes_rate_limited")
+    received = uow.codes.sent_since(since=day, phone=phone, purposes=consent)
+    if len(received) >= s.consent_codes_per_phone_per_day:
+        wait = received[-s.consent_codes_per_phone_per_day] + dt.timedelta(days=1) - now
+        raise TooManyRequests("this person's phone received as many consent codes as it may "
+                              "today; try again tomorrow or bring the ID card to the "
+                              "registration desk",
+                              retry_after=max(1, math.ceil(wait.total_seconds())),
+                              code="codes_rate_limited")
+
+
 def send_code(uow: UnitOfWork, deps: Deps, account: Account, purpose: str, phone: str, *,
               patient_id: int | None = None, recipient: Account | None = None,
               **fields: object) -> dt.datetime:
@@ -60,8 +90,14 @@ def send_code(uow: UnitOfWork, deps: Deps, account: Account, purpose: str, phone
     uow.lock(("codes", account.id or 0), ("phone", phone))
     _check_rate(deps, list(uow.codes.sent_since(since=day, account_id=account.id)),
                 s.codes_per_account_per_hour, "for this account")
-    _check_rate(deps, list(uow.codes.sent_since(since=day, phone=phone)),
-                s.codes_per_phone_per_hour, "to this phone number")
+    if purpose == PHONE:
+        # A phone's own codes are counted apart from consent codes that strangers ask to
+        # be sent to it: asking for consent cannot use up a person's own verification.
+        _check_rate(deps, list(uow.codes.sent_since(since=day, phone=phone,
+                                                    purposes=[PHONE])),
+                    s.codes_per_phone_per_hour, "to this phone number")
+    else:
+        _check_consent_rate(uow, deps, account, phone, patient_id, day)
     code = f"{deps.random.randbelow(1_000_000):06d}"
     expires = now + dt.timedelta(minutes=s.code_minutes)
     uow.codes.add(purpose=purpose, account_id=account.id or 0, phone=phone,

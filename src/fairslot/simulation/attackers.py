@@ -116,6 +116,16 @@ class Attackers:
         self.gang = [next(it) for _ in range(n_gang)]
         self.farm_identities = [next(it) for _ in range(n_farm * 2)]
         self.n_farm = n_farm
+        self.desk_lead: Account | None = None
+        if n_victims and self.identity_on:
+            # The operator who approves the desk's claims (the second pair of eyes); a
+            # fixed number, so the generator the rest of the run reads does not shift.
+            self.desk_lead = sim._accounts(sim.platform, "desklead", 1,
+                                           lambda i: "+8613000000000")[0]
+            with sim.platform.uow() as uow:
+                self.desk_lead.role = Role.OPERATOR
+                uow.db.merge(self.desk_lead)
+                uow.commit()
         self.clerk: Account | None = None
         if n_gang:
             self.clerk = sim._accounts(sim.platform, "clerk", 1, lambda i: make_phone(rng))[0]
@@ -278,9 +288,12 @@ class Attackers:
             else:
                 yield agent.rng.uniform(1800, 7200)  # to the desk with the ID card
                 agent.effort_s += 1800
-                patient = sim.platform.run(identities.claim_at_desk, sim.staff,
-                                           identity.id_number, identity.name,
-                                           account.username, _DESK)
+                assert self.desk_lead is not None
+                asked = sim.platform.run(identities.claim_at_desk, sim.staff,
+                                         identity.id_number, identity.name,
+                                         account.username, _DESK)
+                patient = sim.platform.run(identities.approve_desk_claim, self.desk_lead,
+                                           asked.claim.id, _DESK).patient
                 tally["claimed_at_desk"] += 1
                 self._take_back(account, patient.id or 0, ctx)
         if patient is None:

@@ -133,6 +133,23 @@ account_patients = sa.Table(
     sa.Column("removed_at", UTCDateTime, nullable=True),
 )
 
+# A claim the registration desk made for a person (their identity to their own account),
+# pending until a second member of staff approves or rejects it (four eyes: a clerk alone
+# cannot hand a victim's identity to a ring's account). No ID number or name here: the
+# patient row holds them. A pending claim past ``expires_at`` is expired.
+identity_claims = sa.Table(
+    "identity_claims", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("patient_id", sa.ForeignKey("patients.id"), nullable=False, index=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("requested_by", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("decided_by", sa.ForeignKey("accounts.id"), nullable=True),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+)
+
 # The registry of known residents behind the real-name check: only keyed hashes, no clear PII.
 residents = sa.Table(
     "residents", metadata,
@@ -343,6 +360,9 @@ draw_statements = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("signed_at", UTCDateTime, nullable=False),
+    # The public half of the draw key that signed it (hex; NULL for statements stored before
+    # it was kept): a round's document names its own key even after a key rotation.
+    sa.Column("signing_key", sa.String(64), nullable=True),
 )
 
 draw_frozen_lists = sa.Table(

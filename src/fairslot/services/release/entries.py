@@ -154,22 +154,26 @@ def _receipt(uow: UnitOfWork, deps: Deps, row: Entry, kind: str,
              now: dt.datetime) -> dict[str, Any] | None:
     """Sign and keep the receipt of this write (none for a round opened before signed
     rounds, which has no opening to name)."""
-    opening = _opening(uow, deps, row.round_id)
-    if opening is None:
+    signed = _opening(uow, deps, row.round_id)
+    if signed is None:
         return None
+    opening, key = signed
     receipt = make_receipt(
-        deps.draw_key, round_id=str(row.round_id), opening=opening, ref=row.ref,
+        deps.round_key(key), round_id=str(row.round_id), opening=opening, ref=row.ref,
         seq=1 if kind == "entry" else uow.draw.last_seq(row.id) + 1, kind=kind,
         choices=[] if kind == "withdrawal" else [str(c) for c in row.choices], at=now)
     uow.draw.add_receipt(row.round_id, row.id, receipt)
     return receipt
 
 
-def _opening(uow: UnitOfWork, deps: Deps, round_id: int) -> str | None:
-    """The digest of the round's signed opening, which never changes once written: kept by
-    this process, as every entry at a release's peak signs a receipt naming it."""
-    opening = deps.views.get(("opening", round_id), _OPENING_KEPT_SECONDS,
-                             lambda: uow.draw.opening_digest(round_id))
+def _opening(uow: UnitOfWork, deps: Deps,
+             round_id: int) -> tuple[str, str | None] | None:
+    """The digest of the round's signed opening and the key that signed it (which signs
+    its receipts too), which never change once written: kept by this process, as every
+    entry at a release's peak signs a receipt naming it."""
+    opening: tuple[str, str | None] | None = deps.views.get(
+        ("opening", round_id), _OPENING_KEPT_SECONDS,
+        lambda: uow.draw.opening_signed(round_id))
     if opening is None:
         deps.views.forget(("opening", round_id))  # a round without one: not worth keeping
     return opening

@@ -201,12 +201,14 @@ def freeze_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
             excluded.append((e, reason))
         else:
             lines.append(statements.frozen_entry(e.ref, seq, choices))
-    frozen, freeze = statements.freeze_statement(deps.draw_key, opening, lines, now)
+    key = deps.round_key(uow.draw.opening_key(round_id))
+    frozen, freeze = statements.freeze_statement(key, opening, lines, now)
     chain = Chain.from_json(opening["chain"])
     if now.timestamp() >= chain.round_time(opening["beacon_round"]):
         log.warning("round %s frozen at %s, after its beacon round's time: its document "
                     "will not verify (keep the scheduler running)", round_id, now)
-    uow.draw.add_statement(round_id, "freeze", freeze, digest(freeze), now)
+    uow.draw.add_statement(round_id, "freeze", freeze, digest(freeze), now,
+                           signing_key=key.public_hex)
     uow.draw.add_frozen_list(round_id, list(frozen.leaves), frozen.root.hex(), frozen.size,
                              len(frozen.drawn_refs), now)
     for e, reason in excluded:
@@ -249,11 +251,19 @@ def draw_due_rounds(units: Units, deps: Deps) -> int:
         due = uow.rounds.due(deps.clock.now())
     done = 0
     for round_id in due:
-        with units() as uow:
-            freeze_round(uow, deps, round_id)
-        with units() as uow:
-            if draw_round(uow, deps, round_id):
-                done += 1
+        try:
+            with units() as uow:
+                freeze_round(uow, deps, round_id)
+            with units() as uow:
+                if draw_round(uow, deps, round_id):
+                    done += 1
+        except Conflict as refused:
+            if refused.code != "draw_key_missing":
+                raise
+            # Opened under a key this server no longer has: it waits for that key
+            # (FAIRSLOT_DRAW_PREVIOUS_SIGNING_KEYS), and the other rounds go on.
+            log.error("round %s waits: the draw key that signed its opening (%s...) is not "
+                      "configured", round_id, str(refused.extra.get("key", ""))[:16])
     return done
 
 
@@ -276,8 +286,9 @@ def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
     frozen = FrozenList.from_leaves(stored.leaves, opening["capacities"],
                                     opening["max_choices"])
     seed = bytes.fromhex(round_.seed)
+    key = deps.round_key(uow.draw.opening_key(round_id))
     try:
-        results, result = statements.draw_statement(deps.draw_key, opening, freeze, frozen,
+        results, result = statements.draw_statement(key, opening, freeze, frozen,
                                                      beacon, seed, now)
     except Conflict as refused:
         log.warning("round %s: beacon of round %s refused: %s", round_id, beacon.round,
@@ -286,9 +297,11 @@ def draw_round(uow: UnitOfWork, deps: Deps, round_id: int) -> bool:
     uow.draw.add_beacon(round_id, StoredBeacon(
         opening["chain"]["hash"], beacon.round, beacon.signature.hex(),
         None if beacon.previous_signature is None else beacon.previous_signature.hex()), now)
-    uow.draw.add_statement(round_id, "result", result, digest(result), now)
+    uow.draw.add_statement(round_id, "result", result, digest(result), now,
+                           signing_key=key.public_hex)
     # The results themselves (their digest is in the signed result), stored beside it.
-    uow.draw.add_statement(round_id, "results", dict(results), result["results"], now)
+    uow.draw.add_statement(round_id, "results", dict(results), result["results"], now,
+                           signing_key=key.public_hex)
     rows = {e.ref: e for e in uow.rounds.all_entries(round_id)}
     published = uow.rounds.capacities(round_id)
     # A short round's win is close to the visit: the offer's payment time, as for a
@@ -517,7 +530,8 @@ def export_round_document(uow: UnitOfWork, deps: Deps, round_id: int) -> dict[st
     stored = uow.draw.frozen_list(round_id)
     beacon = uow.draw.beacon(round_id)
     document = statements.round_document(
-        hospital_key=deps.draw_key.public_hex, opening=opening,
+        hospital_key=uow.draw.opening_key(round_id) or deps.draw_key.public_hex,
+        opening=opening,
         freeze=signed.get("freeze"), results=signed.get("results"),
         result=signed.get("result"),
         beacon=None if beacon is None else _as_beacon(beacon),

@@ -14,7 +14,7 @@ from fairslot.domain.accounts import Account, Patient, Role
 from fairslot.storage import tables as t
 from fairslot.storage.locks import lock_columns
 
-__all__ = ["AccountRepository", "PatientRepository"]
+__all__ = ["AccountRepository", "IdentityClaim", "PatientRepository"]
 
 
 _BY_TOKEN = (
@@ -23,6 +23,26 @@ _BY_TOKEN = (
     .where(t.auth_tokens.c.token_hash == sa.bindparam("token"),
            t.auth_tokens.c.expires_at > sa.bindparam("now", type_=t.auth_tokens.c.expires_at.type))
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentityClaim:
+    """A claim the desk made for a person: their identity to their own account."""
+
+    id: int
+    patient_id: int
+    account_id: int
+    requested_by: int
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    status: str
+    """pending, approved, rejected or expired (a pending one past ``expires_at`` is
+    expired too, until someone marks it)."""
+    decided_by: int | None
+    decided_at: dt.datetime | None
+
+    def live(self, now: dt.datetime) -> bool:
+        return self.status == "pending" and now < self.expires_at
 
 
 class AccountRepository:
@@ -190,3 +210,37 @@ class PatientRepository:
         self.db.execute(sa.insert(t.residents).values(id_number_index=id_index,
                                                       name_check=name_check))
         return True
+
+    # The desk's identity claims, pending a second member of staff
+
+    def add_claim(self, *, patient_id: int, account_id: int, requested_by: int,
+                  now: dt.datetime, expires_at: dt.datetime) -> int:
+        c = t.identity_claims
+        return int(self.db.execute(c.insert().values(
+            patient_id=patient_id, account_id=account_id, requested_by=requested_by,
+            created_at=now, expires_at=expires_at, status="pending")
+            .returning(c.c.id)).scalar_one())
+
+    def claim(self, claim_id: int) -> IdentityClaim | None:
+        c = t.identity_claims
+        row = self.db.execute(sa.select(c).where(c.c.id == claim_id)).first()
+        return IdentityClaim(**row._asdict()) if row is not None else None
+
+    def pending_claims(self, now: dt.datetime, *,
+                       patient_id: int | None = None) -> list[IdentityClaim]:
+        """Pending claims not yet expired, oldest first (of one patient, if given)."""
+        c = t.identity_claims
+        query = sa.select(c).where(c.c.status == "pending", c.c.expires_at > now)
+        if patient_id is not None:
+            query = query.where(c.c.patient_id == patient_id)
+        return [IdentityClaim(**row._asdict())
+                for row in self.db.execute(query.order_by(c.c.id)).all()]
+
+    def decide_claim(self, claim_id: int, status: str, now: dt.datetime,
+                     decided_by: int | None) -> bool:
+        """Move a pending claim to ``status``; False if it was no longer pending."""
+        c = t.identity_claims
+        result = self.db.execute(sa.update(c).where(
+            c.c.id == claim_id, c.c.status == "pending").values(
+            status=status, decided_at=now, decided_by=decided_by))
+        return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -49,10 +49,26 @@ class DrawRepository:
     # --- statements (opening, freeze, result)
 
     def add_statement(self, round_id: int, kind: str, body: dict[str, Any], digest: str,
-                      signed_at: dt.datetime) -> None:
+                      signed_at: dt.datetime, signing_key: str | None = None) -> None:
         self.db.execute(sa.insert(t.draw_statements).values(
             round_id=round_id, kind=kind, body=_dump(body), digest=digest,
-            signed_at=signed_at))
+            signed_at=signed_at, signing_key=signing_key))
+
+    def opening_signed(self, round_id: int) -> tuple[str, str | None] | None:
+        """The digest of the round's opening and the public key that signed it (None if not
+        kept), or None when the round has no signed opening."""
+        s = t.draw_statements
+        row = self.db.execute(sa.select(s.c.digest, s.c.signing_key).where(
+            s.c.round_id == round_id, s.c.kind == "opening")).first()
+        if row is None:
+            return None
+        return str(row.digest), None if row.signing_key is None else str(row.signing_key)
+
+    def opening_key(self, round_id: int) -> str | None:
+        """The public key (hex) that signed the round's opening, if it was kept."""
+        found = self.db.scalar(sa.select(t.draw_statements.c.signing_key).where(
+            t.draw_statements.c.round_id == round_id, t.draw_statements.c.kind == "opening"))
+        return None if found is None else str(found)
 
     def statements(self, round_id: int) -> dict[str, dict[str, Any]]:
         """kind -> the signed statement, for the statements the round has so far."""

@@ -119,14 +119,20 @@ class CodeRepository:
         self.db.execute(sa.update(c).where(c.c.id == code_id).values(used_at=now))
 
     def sent_since(self, *, since: dt.datetime, account_id: int | None = None,
-                   phone: str | None = None) -> Sequence[dt.datetime]:
-        """When codes were sent, to this account or to this phone, since ``since``."""
+                   phone: str | None = None, patient_id: int | None = None,
+                   purposes: Sequence[str] = ()) -> Sequence[dt.datetime]:
+        """When codes were sent since ``since``: asked for by this account, to this phone,
+        about this patient (a consent), for these purposes (any if none given)."""
         c = t.verification_codes
         query = sa.select(c.c.created_at).where(c.c.created_at >= since)
         if account_id is not None:
             query = query.where(c.c.account_id == account_id)
         if phone is not None:
             query = query.where(c.c.phone_index == self.keys.blind_index("phone", phone))
+        if patient_id is not None:
+            query = query.where(c.c.patient_id == patient_id)
+        if purposes:
+            query = query.where(c.c.purpose.in_(list(purposes)))
         return self.db.scalars(query.order_by(c.c.created_at)).all()
 
     # Failed real-name checks

@@ -3,6 +3,7 @@ then see and undo everything done under it (docs/identity.md)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
@@ -92,12 +93,66 @@ def revoke_link(patient_id: IdPath, account_id: IdPath, request: Request, caller
     return Response(status_code=204)
 
 
+class DeskClaimOut(BaseModel):
+    id: int
+    status: str
+    """pending, approved, rejected or expired."""
+    patient: PatientOut
+    account: str
+    """The patient account that is to hold the identity."""
+    requested_by: str
+    """The clerk who made the claim."""
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    decided_by: int | None
+    decided_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, v: identities.DeskClaimView) -> DeskClaimOut:
+        c = v.claim
+        return cls(id=c.id, status=v.status, patient=PatientOut.of(v.patient),
+                   account=v.account, requested_by=v.requested_by, created_at=c.created_at,
+                   expires_at=c.expires_at, decided_by=c.decided_by,
+                   decided_at=c.decided_at)
+
+
 @router.post("/staff/identity-claims", status_code=201, tags=["desk"])
 def claim_at_desk(body: DeskClaimIn, request: Request, caller: CallerDep, uow: UowDep,
-                  deps: DepsDep) -> PatientOut:
-    """At the desk, with the person and their ID card present: give the identity to the
-    person's own account, whoever registered or claimed it before."""
+                  deps: DepsDep) -> DeskClaimOut:
+    """At the desk, with the person and their ID card present: ask to give the identity to
+    the person's own account, whoever registered or claimed it before. The claim is
+    recorded ``pending``: a second member of staff (an operator) approves it within
+    ``FAIRSLOT_DESK_CLAIM_HOURS``; the identity's current owner is told at once.
+    ``claim_pending`` if the identity has a pending claim already, ``identity_held`` if the
+    account holds it already."""
     staff = caller.account(Role.REGISTRATION)
-    return PatientOut.of(identities.claim_at_desk(uow, deps, staff, body.id_number, body.name,
-                                                  body.username, context(request)))
+    return DeskClaimOut.of(identities.claim_at_desk(uow, deps, staff, body.id_number,
+                                                    body.name, body.username,
+                                                    context(request)))
 
+
+@router.get("/staff/identity-claims", tags=["desk"])
+def desk_claims(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[DeskClaimOut]:
+    """The desk's identity claims waiting for a second member of staff, oldest first."""
+    staff = caller.account(Role.OPERATOR)
+    return [DeskClaimOut.of(v) for v in identities.desk_claims(uow, deps, staff)]
+
+
+@router.post("/staff/identity-claims/{claim_id}/approve", tags=["desk"])
+def approve_desk_claim(claim_id: IdPath, request: Request, caller: CallerDep, uow: UowDep,
+                       deps: DepsDep) -> DeskClaimOut:
+    """Approve the desk's claim (not the clerk who made it: ``claim_own``): the identity
+    goes to the account and its previous owner is told. ``claim_expired``,
+    ``claim_decided``, ``claim_not_found``."""
+    staff = caller.account(Role.OPERATOR)
+    return DeskClaimOut.of(identities.approve_desk_claim(uow, deps, staff, claim_id,
+                                                         context(request)))
+
+
+@router.post("/staff/identity-claims/{claim_id}/reject", tags=["desk"])
+def reject_desk_claim(claim_id: IdPath, request: Request, caller: CallerDep, uow: UowDep,
+                      deps: DepsDep) -> DeskClaimOut:
+    """Reject the desk's claim: nothing changes hands."""
+    staff = caller.account(Role.OPERATOR)
+    return DeskClaimOut.of(identities.reject_desk_claim(uow, deps, staff, claim_id,
+                                                        context(request)))

@@ -118,6 +118,10 @@ DONE_MESSAGES = {
     "desk_paid": N_("Paid at the desk"),
     "desk_entered": N_("Entered in the draw at the desk"),
     "desk_cancelled": N_("Cancelled at the desk"),
+    "desk_claim_pending": N_("Claim recorded: it takes effect when a second member of staff "
+                             "approves it"),
+    "claim_approved": N_("Claim approved: the identity is the person's own account's now"),
+    "claim_rejected": N_("Claim rejected: nothing changed hands"),
     "entered": N_("Entered: the draw is at the release time"),
     "policy_saved": N_("Release policy saved"),
     "level_saved": N_("Guard level saved"),

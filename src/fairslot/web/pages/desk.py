@@ -3,7 +3,8 @@ today's list per doctor, check-in, on-site booking and walk-in draw entry (today
 tomorrow only, the ID card read or typed with a reason, within the desk account's limits),
 payment in cash, by medical-insurance card or an account, a printable receipt (挂号条),
 and cancelling with the patient present or a second staff member's approval. Every action
-goes through ``services.desk`` (audited, limited)."""
+goes through ``services.desk`` (audited, limited). An identity claim (a person's identity
+to their own account) is recorded pending a second member of staff (``services.identities``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from fastapi.responses import Response
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.booking import BookingStatus
 from fairslot.domain.errors import FairslotError, InvalidInput
-from fairslot.services import booking, catalog, desk, release
+from fairslot.services import booking, catalog, desk, identities, release
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web import i18n
@@ -288,6 +289,26 @@ def desk_cancel(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
 
     return _desk_action(request, uow, deps, who, csrf, {"reason": reason},
                         "desk_cancelled", act)
+
+
+@router.post("/desk/identity-claim")
+def desk_identity_claim(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+                        csrf: Annotated[str, Form()] = "",
+                        id_number: Annotated[str, Form(max_length=40)] = "",
+                        name: Annotated[str, Form(max_length=80)] = "",
+                        username: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """Ask to give a person's identity (their ID card present) to their own account: the
+    claim waits for a second member of staff (``/operator/identity-claims``)."""
+    account = who.logged_in(Role.REGISTRATION)
+    check_csrf(request, csrf)
+    try:
+        identities.claim_at_desk(uow, deps, account, id_number, name, username,
+                                 context(request))
+    except FairslotError as exc:
+        refused(uow)
+        return _desk_page(request, uow, deps, account, status=exc.status, error=exc,
+                          form={"claim_username": username})
+    return redirect("/desk?done=desk_claim_pending#identity-claim")
 
 
 @router.get("/desk/receipt/{booking_id}")

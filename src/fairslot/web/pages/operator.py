@@ -1,5 +1,6 @@
 """The operator's pages: the day's sessions, each doctor's release policy, the guard's
-levels; the admin's user and role management. (The live console and alerts are the
+levels; the desk's identity claims waiting for a second member of staff; the admin's user
+and role management. (The live console and alerts are the
 monitor's pages, linked from the navigation.)"""
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import FairslotError, InvalidInput
 from fairslot.domain.schedule import ReleasePolicy
 from fairslot.guard.policy import GuardLevel, RouteGroup
-from fairslot.services import accounts, audit, catalog
+from fairslot.services import accounts, audit, catalog, identities
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
-from fairslot.web.deps import DepsDep, UowDep
+from fairslot.web.deps import DepsDep, UowDep, context
 from fairslot.web.pages.common import (
     PageId,
     Viewer,
     check_csrf,
     done_message,
+    local,
     page_router,
     redirect,
     refused,
@@ -120,6 +122,36 @@ def set_guard_level(group: str, request: Request, who: Viewer, uow: UowDep, deps
     anyio.from_thread.run(guard.set_level, chosen_group, chosen)
     audit.guard_level_changed(uow, deps, account, chosen_group.value, chosen.value)
     return redirect("/operator/guard?done=level_saved")
+
+
+# -- the desk's identity claims (four eyes) -----------------------------------------------
+
+
+@router.get("/operator/identity-claims")
+def identity_claims(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+                    done: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    """The desk's identity claims waiting for a second member of staff."""
+    account = who.logged_in(Role.OPERATOR)
+    rows = [{"view": v, "created": local(deps, v.claim.created_at),
+             "expires": local(deps, v.claim.expires_at),
+             "own": v.claim.requested_by == account.id}
+            for v in identities.desk_claims(uow, deps, account)]
+    return render(request, "identity_claims.html", rows=rows, notice=done_message(done))
+
+
+@router.post("/operator/identity-claims/{claim_id}")
+def decide_identity_claim(claim_id: PageId, request: Request, who: Viewer, uow: UowDep,
+                          deps: DepsDep, csrf: Annotated[str, Form()] = "",
+                          decision: Annotated[str, Form(max_length=10)] = "") -> Response:
+    account = who.logged_in(Role.OPERATOR)
+    check_csrf(request, csrf)
+    if decision == "approve":
+        identities.approve_desk_claim(uow, deps, account, claim_id, context(request))
+        return redirect("/operator/identity-claims?done=claim_approved")
+    if decision == "reject":
+        identities.reject_desk_claim(uow, deps, account, claim_id, context(request))
+        return redirect("/operator/identity-claims?done=claim_rejected")
+    raise InvalidInput("approve or reject the claim", code="invalid_decision")
 
 
 # -- users and roles (admins) -------------------------------------------------------------

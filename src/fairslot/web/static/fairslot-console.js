@@ -30,11 +30,38 @@
       el.appendChild(li);
     });
   }
-  function chart(id, series, data) {
+  // The time axis ends at the newest point and spans the data, but never less than
+  // ``least`` seconds: with one point (the page just opened) uPlot's own range is a year
+  // around it, with two a second apart it is one second.
+  function timeRange(least) {
+    return function (u, min, max) {
+      if (max === null || max === undefined || !isFinite(max)) { max = Date.now() / 1000; }
+      if (min === null || min === undefined || !isFinite(min) || max - min < least) {
+        min = max - least;
+      }
+      // (a little room on the right, so the newest point is not drawn on the border)
+      return [min, max + (max - min) / 40];
+    };
+  }
+  // Rates are never negative; all zeros still show a 0-1 axis, not -100 to 100.
+  function rateRange(u, min, max) {
+    return [0, Math.max(1, (max || 0) * 1.1)];
+  }
+  function chart(id, series, data, least) {
     var el = document.getElementById(id);
     if (!el || !window.uPlot) { return null; }
-    return new window.uPlot({width: Math.max(260, el.clientWidth || 320), height: 140,
-                             legend: {show: true}, series: series}, data, el);
+    return new window.uPlot({
+      width: Math.max(260, el.clientWidth || 320), height: 140, legend: {show: true},
+      series: series,
+      scales: {x: {time: true, range: timeRange(least)}, y: {range: rateRange}},
+      // The span shown, on the chart's element (read by the browser test).
+      hooks: {setScale: [function (u, key) {
+        if (key === "x") {
+          el.setAttribute("data-x-min", String(u.scales.x.min));
+          el.setAttribute("data-x-max", String(u.scales.x.max));
+        }
+      }]}
+    }, data, el);
   }
   function minutes(f) {
     var n = f.bookings_per_minute.length, end = Date.parse(f.at) / 1000, xs = [];
@@ -62,9 +89,15 @@
     if (bookChart) { bookChart.setData(minutes(f)); }
   }
   window.addEventListener("load", function () {
-    rpsChart = chart("chart-rps", [{}, {label: "req/s", stroke: "#2563eb"}], [[], []]);
+    // req/s: at least the last five minutes (it keeps ten at one point every two seconds);
+    // bookings per minute: at least the last half hour.
+    // (its first few samples, seconds apart on a five-minute axis, are drawn as points)
+    rpsChart = chart("chart-rps", [{}, {label: "req/s", stroke: "#2563eb", points: {
+      size: 6, show: function (u, i, first, last) { return last - first < 15; }}}],
+                     [[], []], 300);
     bookChart = chart("chart-bookings", [{}, {label: say("booked", {}), stroke: "#16a34a"},
-                                         {label: say("cancelled", {}), stroke: "#dc2626"}], minutes(first));
+                                         {label: say("cancelled", {}), stroke: "#dc2626"}],
+                      minutes(first), 1800);
     draw(first);
     var source = new EventSource("/operator/console/stream");
     source.addEventListener("figures", function (e) {
