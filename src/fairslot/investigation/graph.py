@@ -53,14 +53,26 @@ def account_identifiers(bookings: pl.DataFrame, payments: pl.DataFrame) -> pl.Da
     )
 
 
+BUYER_WEIGHT = 0.25
+"""Weight of a shared patient that is nobody's held identity (see ``account_links``)."""
+
+
 def account_links(
     identifiers: pl.DataFrame,
     extra_pairs: pl.DataFrame | None = None,
     *,
     max_sharing: int = 50,
+    held_patients: set[str] | None = None,
 ) -> pl.DataFrame:
     """Weighted account-account links (a < b, weight, via) from shared identifiers plus
-    ``extra_pairs`` (columns a, b, weight, via) such as laundering and lockstep pairs."""
+    ``extra_pairs`` (columns a, b, weight, via) such as laundering and lockstep pairs.
+
+    When ``held_patients`` is given, a shared patient outside it (no invalid number,
+    nonsense name or spread of its own: a real person who came to the visits) links at
+    ``BUYER_WEIGHT`` instead of the patient weight. Such a patient is a family's relative
+    or a scalper's customer; a customer who bought from two rings, or from a ring and a
+    tout, says nothing about the rings being one. Identities a ring holds slots under
+    are its own and link in full."""
     degree = identifiers.group_by("entity_type", "entity_id").agg(
         pl.col("account_id").n_unique().alias("d"))
     shared = identifiers.join(
@@ -75,7 +87,17 @@ def account_links(
                     on=["entity_type", "entity_id"])
         .filter(pl.col("account_id") < pl.col("other"))
         .join(weights, on="entity_type")
-        .select(pl.col("account_id").alias("a"), pl.col("other").alias("b"),
+    )
+    if held_patients is not None:
+        pairs = pairs.with_columns(
+            pl.when((pl.col("entity_type") == "patient")
+                    & ~pl.col("entity_id").is_in(sorted(held_patients)))
+            .then(pl.lit(BUYER_WEIGHT)).otherwise(pl.col("type_weight")).alias("type_weight"),
+            pl.when((pl.col("entity_type") == "patient")
+                    & ~pl.col("entity_id").is_in(sorted(held_patients)))
+            .then(pl.lit("buyer")).otherwise(pl.col("entity_type")).alias("entity_type"))
+    pairs = (
+        pairs.select(pl.col("account_id").alias("a"), pl.col("other").alias("b"),
                 (pl.col("type_weight") / (pl.col("d") - 1)).alias("weight"),
                 pl.col("entity_type").alias("via"))
     )

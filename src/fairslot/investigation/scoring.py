@@ -236,13 +236,19 @@ def investigate(
     if not ls_pairs.is_empty():
         extra.append(ls_pairs.select("a", "b", pl.col("similarity").alias("weight"),
                                      pl.lit("lockstep").alias("via")))
-    links = account_links(identifiers, pl.concat(extra) if extra else None)
-
     scored = account_scores(findings, calibrated=calibrated)
     flagged = set(scored.filter(pl.col("score") >= flag_at).get_column("entity_id").to_list())
     # Accounts with evidence of their own: only these may join a ring.
     evidenced = set(scored.filter(pl.col("own") >= OWN_EVIDENCE).get_column("entity_id")
                     .to_list())
+    grab = _grab_device_pairs(findings, identifiers, evidenced)
+    if not grab.is_empty():
+        extra.append(grab)
+    held_patients = set(findings.filter(
+        (pl.col("entity_type") == "patient") & pl.col("code").is_in(sorted(HELD_CODES))
+        & (pl.col("strength") > 0)).get_column("entity_id").to_list())
+    links = account_links(identifiers, pl.concat(extra) if extra else None,
+                          held_patients=held_patients)
 
     # Rings: communities around the flagged accounts, among accounts with evidence.
     near = links.filter(
@@ -345,6 +351,34 @@ def investigate(
                         score_of)
     return Investigation(scores, rings, findings, identifiers, links, blocks, groups,
                          pairs.height, t, flag_at)
+
+
+HELD_CODES = frozenset({"invalid_id_number", "nonsense_name", "identity_spread"})
+"""Patient findings that make an identity one a ring holds slots under (not a buyer)."""
+
+
+def _grab_device_pairs(findings: pl.DataFrame, identifiers: pl.DataFrame,
+                       evidenced: set[str]) -> pl.DataFrame:
+    """Links through a grabbing device (``grab_device``, its own conduct) between the
+    accounts with evidence of their own that used it: one unit of evidence split among
+    them. The customers' accounts it booked into have no evidence of their own, cannot be
+    ring members, and do not dilute the tie between the ring's own accounts (in the
+    ordinary link, a device shared by 50 accounts ties each pair with 0.02)."""
+    devices = findings.filter((pl.col("entity_type") == "device")
+                              & (pl.col("code") == "grab_device")
+                              & (pl.col("strength") > 0)).get_column("entity_id").unique()
+    users = identifiers.filter(
+        (pl.col("entity_type") == "device") & pl.col("entity_id").is_in(devices.to_list())
+        & pl.col("account_id").is_in(sorted(evidenced))
+    ).select("entity_id", "account_id").unique()
+    users = users.with_columns(pl.len().over("entity_id").alias("k")).filter(pl.col("k") >= 2)
+    return (
+        users.join(users.select("entity_id", pl.col("account_id").alias("b")), on="entity_id")
+        .filter(pl.col("account_id") < pl.col("b"))
+        .select(pl.col("account_id").alias("a"), "b",
+                (1.0 / (pl.col("k") - 1)).cast(pl.Float64).alias("weight"),
+                pl.lit("grab_device").alias("via"))
+    )
 
 
 def _findings_frame(frame: pl.DataFrame) -> pl.DataFrame:
