@@ -255,7 +255,7 @@ def investigate(
         (pl.col("a").is_in(flagged) | pl.col("b").is_in(flagged)) & (pl.col("weight") >= 0.25))
     candidates = sorted(flagged | ((set(near.get_column("a").to_list())
                                     | set(near.get_column("b").to_list())) & evidenced))
-    community = communities(links, candidates, seed=seed)
+    community = communities(links, candidates, seed=seed, core=flagged)
     by_community: dict[int, list[str]] = {}
     for account, number in community.items():
         by_community.setdefault(number, []).append(account)
@@ -357,19 +357,24 @@ HELD_CODES = frozenset({"invalid_id_number", "nonsense_name", "identity_spread"}
 """Patient findings that make an identity one a ring holds slots under (not a buyer)."""
 
 
+GRAB_REGULAR = 3
+"""Bookings on a grabbing device that make an account one of its regular users."""
+
+
 def _grab_device_pairs(findings: pl.DataFrame, identifiers: pl.DataFrame,
                        evidenced: set[str]) -> pl.DataFrame:
     """Links through a grabbing device (``grab_device``, its own conduct) between the
     accounts with evidence of their own that used it: one unit of evidence split among
-    them. The customers' accounts it booked into have no evidence of their own, cannot be
-    ring members, and do not dilute the tie between the ring's own accounts (in the
-    ordinary link, a device shared by 50 accounts ties each pair with 0.02)."""
+    them, if they booked on it ``GRAB_REGULAR`` times or more. The customers' accounts it
+    booked into a time or two for their own household cannot be ring members, and do not
+    dilute the tie between the ring's own accounts (in the ordinary link, a device shared
+    by 50 accounts ties each pair with 0.02)."""
     devices = findings.filter((pl.col("entity_type") == "device")
                               & (pl.col("code") == "grab_device")
                               & (pl.col("strength") > 0)).get_column("entity_id").unique()
     users = identifiers.filter(
         (pl.col("entity_type") == "device") & pl.col("entity_id").is_in(devices.to_list())
-        & pl.col("account_id").is_in(sorted(evidenced))
+        & pl.col("account_id").is_in(sorted(evidenced)) & (pl.col("bookings") >= GRAB_REGULAR)
     ).select("entity_id", "account_id").unique()
     users = users.with_columns(pl.len().over("entity_id").alias("k")).filter(pl.col("k") >= 2)
     return (
