@@ -220,9 +220,6 @@ def split_weak_ties(links: pl.DataFrame, community: dict[str, int],
         parts: dict[int, list[str]] = {}
         for account, i in index.items():
             parts.setdefault(group[i], []).append(account)
-        import os
-        if os.environ.get("RINGDEBUG"):
-            print("community", len(members), {g: (len(p), round(own.get(g, 0), 1)) for g, p in parts.items()}, {k: round(v, 2) for k, v in between.items()})
         if sum(1 for p in parts.values() if sum(1 for m in p if m in core) >= 2) < 2:
             continue
         for part in parts.values():

@@ -276,8 +276,13 @@ def investigate(
                           .otherwise(pl.col("a")).alias("outsider"))
             .filter(~pl.col("outsider").is_in(core_set)
                     & pl.col("outsider").is_in(sorted(evidenced)))
-            .group_by("outsider").agg(pl.col("weight").sum(), pl.len().alias("members"))
-            .filter((pl.col("weight") >= 1.0) & (pl.col("members") >= 2))
+            .group_by("outsider").agg(pl.col("weight").sum(), pl.len().alias("members"),
+                                      pl.col("weight").max().alias("strongest"))
+            # Tied to the ring, not to one member: a member's relative, or a buyer who
+            # paid for a member's booking, is tied to that member alone.
+            .filter((pl.col("weight") >= 1.0) & (pl.col("members") >= 2)
+                    & (pl.col("weight") - pl.col("strongest") >= SPREAD_TIE))
+            .drop("strongest")
         )
         if not ties.is_empty():
             # One shared identifier can be a coincidence (two people mistyping an ID number
@@ -357,28 +362,52 @@ HELD_CODES = frozenset({"invalid_id_number", "nonsense_name", "identity_spread"}
 """Patient findings that make an identity one a ring holds slots under (not a buyer)."""
 
 
+SPREAD_TIE = 0.25
+"""Link weight an account needs to a ring's members other than its most tied one to join
+the ring (``ring_link``)."""
 GRAB_REGULAR = 3
 """Bookings on a grabbing device that make an account one of its regular users."""
+GRAB_SHARED = 2
+"""Accounts two grabbing devices both booked into that make them one broker's."""
 
 
 def _grab_device_pairs(findings: pl.DataFrame, identifiers: pl.DataFrame,
                        evidenced: set[str]) -> pl.DataFrame:
-    """Links through a grabbing device (``grab_device``, its own conduct) between the
-    accounts with evidence of their own that used it: one unit of evidence split among
-    them, if they booked on it ``GRAB_REGULAR`` times or more. The customers' accounts it
-    booked into a time or two for their own household cannot be ring members, and do not
-    dilute the tie between the ring's own accounts (in the ordinary link, a device shared
-    by 50 accounts ties each pair with 0.02)."""
-    devices = findings.filter((pl.col("entity_type") == "device")
-                              & (pl.col("code") == "grab_device")
-                              & (pl.col("strength") > 0)).get_column("entity_id").unique()
-    users = identifiers.filter(
-        (pl.col("entity_type") == "device") & pl.col("entity_id").is_in(devices.to_list())
-        & pl.col("account_id").is_in(sorted(evidenced)) & (pl.col("bookings") >= GRAB_REGULAR)
-    ).select("entity_id", "account_id").unique()
-    users = users.with_columns(pl.len().over("entity_id").alias("k")).filter(pl.col("k") >= 2)
+    """Links through a broker's grabbing devices (``grab_device``, their own conduct)
+    between the accounts with evidence of their own that used them regularly
+    (``GRAB_REGULAR`` bookings or more): one unit of evidence split among them. Devices
+    that booked into ``GRAB_SHARED`` or more of the same accounts are one broker's hands
+    (its customers' logins, used from each) and count as one. The customers' accounts,
+    booked into a time or two, cannot be ring members and do not dilute the tie between
+    the ring's own accounts (in the ordinary link, a device shared by 50 accounts ties
+    each pair with 0.02)."""
+    devices = sorted(set(findings.filter(
+        (pl.col("entity_type") == "device") & (pl.col("code") == "grab_device")
+        & (pl.col("strength") > 0)).get_column("entity_id").to_list()))
+    used = identifiers.filter((pl.col("entity_type") == "device")
+                              & pl.col("entity_id").is_in(devices))
+    accounts_of: dict[str, set[str]] = {}
+    for device, account in used.select("entity_id", "account_id").iter_rows():
+        accounts_of.setdefault(device, set()).add(account)
+    broker = {device: device for device in devices}
+
+    def root(device: str) -> str:
+        while broker[device] != device:
+            broker[device] = broker[broker[device]]
+            device = broker[device]
+        return device
+
+    for i, one in enumerate(devices):
+        for other in devices[i + 1:]:
+            if len(accounts_of.get(one, set()) & accounts_of.get(other, set())) >= GRAB_SHARED:
+                broker[root(other)] = root(one)
+    users = used.filter(pl.col("account_id").is_in(sorted(evidenced))
+                        & (pl.col("bookings") >= GRAB_REGULAR)).select(
+        pl.col("entity_id").replace_strict({d: root(d) for d in devices}).alias("broker"),
+        "account_id").unique()
+    users = users.with_columns(pl.len().over("broker").alias("k")).filter(pl.col("k") >= 2)
     return (
-        users.join(users.select("entity_id", pl.col("account_id").alias("b")), on="entity_id")
+        users.join(users.select("broker", pl.col("account_id").alias("b")), on="broker")
         .filter(pl.col("account_id") < pl.col("b"))
         .select(pl.col("account_id").alias("a"), "b",
                 (1.0 / (pl.col("k") - 1)).cast(pl.Float64).alias("weight"),
