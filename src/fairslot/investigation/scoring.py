@@ -7,10 +7,13 @@ the flag line (``flag_at``, 0.5) and only clues a household does not produce, or
 moderate ones together, cross it. Weak findings (below ``WEAK``) count once together: only
 the strongest of them enters, since a busy honest family collects several by chance.
 
-Rings are Leiden communities of the link graph holding at least two flagged accounts. An
-account the rules did not flag joins its community's ring when it is tied to two or more of
-the ring's flagged accounts with total link weight of at least 1.0 (say, a payer or device
-used only by them); tied to one member only, it may be that member's family, so it does not.
+Rings are Leiden communities of the link graph holding at least two flagged accounts, split
+where their strongly tied groups are joined only weakly (``graph.split_weak_ties``). An
+account with evidence of its own that the rules did not flag joins its community's ring
+when it is tied to two or more of the ring's flagged accounts with total link weight of at
+least 1.0 (say, a payer or device used only by them), ``SPREAD_TIE`` of it beyond the one
+member it is most tied to; tied to one member only, it may be that member's family or
+customer, so it does not.
 It also joins when it sits in the same dense block as two of the ring's flagged accounts and
 shares an identifier with them (a crowd's quieter member).
 
