@@ -100,3 +100,51 @@ def test_every_text_of_the_report_has_a_chinese_translation() -> None:
                           if t(text, **dict.fromkeys(re.findall(r"{(\w+)}", text), 1))
                           == text.format(**dict.fromkeys(re.findall(r"{(\w+)}", text), 1)))
     assert untranslated == []
+
+
+def test_the_chinese_report_explains_each_reason_in_chinese(
+        write_records: WriteRecords) -> None:
+    folder = write_records(_ring_rows())
+    records = read_records(folder)
+    result = investigate(records)
+    run = RunInfo(str(folder), dt.datetime(2025, 5, 1, tzinfo=dt.UTC), 1.0, "Asia/Shanghai")
+    chinese = render_report(result, records, run)
+    english = render_report(result, records, run, lang="en")
+    assert "cancel-then-rebook pair(s)" in english and "booking(s) within" in english
+    assert "cancel-then-rebook pair(s)" not in chinese and "booking(s) within" not in chinese
+    assert "launder_pair: 有 " in chinese and "秒内退号后重挂" in chinese
+    assert "fast_after_release: " in chinese and "放号后" in chinese
+
+
+def test_every_explanation_a_rule_writes_has_a_chinese_form() -> None:
+    from pathlib import Path
+
+    from fairslot.investigation import reasons, rules, scoring
+
+    written = set()
+    for module in (rules, scoring):
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
+        for call in re.findall(r'pl\.format\(\s*((?:"(?:[^"\\]|\\.)*"\s*)+)', source):
+            written.add("".join(re.findall(r'"((?:[^"\\]|\\.)*)"', call)).replace('\\"', '"'))
+    assert len(written) > 15
+    known = {english for english, _chinese in reasons.ZH_TEMPLATES}
+    # Made of other explanations, or split at "; " in the reasons column.
+    composed = {
+        "an institutional channel ({}); its {} patients are judged one by one":
+            "institutional: an institutional channel (100.0% of its bookings through a "
+            "staff channel); its 70 patients are judged one by one",
+        "{}, and {}: strangers booked with a shared wallet's money":
+            "hub_resale: booked for 7 distinct patients (a household is at most 5), and 8 "
+            "of its bookings paid by 3 fan-out payer(s): strangers booked with a shared "
+            "wallet's money",
+        "linked: {} of {} uses by {} flagged account(s)":
+            "linked: 1 of 2 uses by 1 flagged account(s)",
+    }
+    assert written - known == set(composed)
+    examples = [f"many_patients: {english.replace('{}', '7')}" for english in known]
+    for example in [*examples, *composed.values()]:
+        chinese = reasons.translate_reasons(example, "zh-CN")
+        explained = [part.partition(": ")[2] or part for part in chinese.split("；")]
+        assert not any(re.search(r"[A-Za-z]{3,} [A-Za-z]{2,}", part) for part in explained), (
+            chinese)
+    assert reasons.translate_reasons(examples[0], "en") == examples[0]

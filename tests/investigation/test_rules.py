@@ -224,3 +224,34 @@ def test_booking_strangers_with_a_shared_wallets_money_is_resale(
     flagged = set(result.scores.filter(pl.col("flagged")).get_column("entity_id").to_list())
     assert {"reseller0", "reseller1"} <= flagged
     assert "carer" not in flagged
+
+
+def _desk_rows(account: str, seconds_after_release: int) -> list[dict[str, object]]:
+    """An account on the contract's 'other' channel booking for 20 people, one each; four
+    of the bookings made ``seconds_after_release`` after the slot's release."""
+    from tests.investigation.thirdgen import id_check_char
+
+    rows = []
+    for i in range(20):
+        body = f"11010119700101{i:03d}"
+        made = (f"2025-03-02T07:30:{seconds_after_release:02d}+08:00"
+                if i < 4 and seconds_after_release < 60 else
+                f"2025-03-02T{7 + seconds_after_release // 3600:02d}:"
+                f"{30 + seconds_after_release % 3600 // 60:02d}:00+08:00" if i < 4 else
+                f"2025-03-0{2 + i % 5}T14:{10 + i:02d}:00+08:00")
+        rows.append(booking(f"{account}-{i}", account_id=account, channel="other",
+                            patient_id_number=body + id_check_char(body),
+                            patient_phone=f"1380000{i:04d}", created_at=made,
+                            released_at="2025-03-02T07:30:00+08:00",
+                            session_start=f"2025-03-{16 + i % 10}T08:00:00+08:00"))
+    return rows
+
+
+def test_a_desk_whose_visitors_come_minutes_after_a_release_is_an_institution(
+        write_records: WriteRecords) -> None:
+    from fairslot.investigation.rules import institutional_accounts
+
+    records = read_records(write_records(_desk_rows("kiosk", 240) + _desk_rows("racer", 2)))
+    institutions = institutional_accounts(records.bookings, Thresholds())
+    # A fifth of the kiosk's bookings fall 4 minutes after a release: nobody raced.
+    assert institutions.get_column("account_id").to_list() == ["kiosk"]

@@ -11,6 +11,8 @@ negligible and their pairs would only cost memory.
 
 from __future__ import annotations
 
+import math
+
 import igraph as ig
 import leidenalg
 import polars as pl
@@ -53,14 +55,26 @@ def account_identifiers(bookings: pl.DataFrame, payments: pl.DataFrame) -> pl.Da
     )
 
 
+BUYER_WEIGHT = 0.25
+"""Weight of a shared patient that is nobody's held identity (see ``account_links``)."""
+
+
 def account_links(
     identifiers: pl.DataFrame,
     extra_pairs: pl.DataFrame | None = None,
     *,
     max_sharing: int = 50,
+    held_patients: set[str] | None = None,
 ) -> pl.DataFrame:
     """Weighted account-account links (a < b, weight, via) from shared identifiers plus
-    ``extra_pairs`` (columns a, b, weight, via) such as laundering and lockstep pairs."""
+    ``extra_pairs`` (columns a, b, weight, via) such as laundering and lockstep pairs.
+
+    When ``held_patients`` is given, a shared patient outside it (no invalid number,
+    nonsense name or spread of its own: a real person who came to the visits) links at
+    ``BUYER_WEIGHT`` instead of the patient weight. Such a patient is a family's relative
+    or a scalper's customer; a customer who bought from two rings, or from a ring and a
+    tout, says nothing about the rings being one. Identities a ring holds slots under
+    are its own and link in full."""
     degree = identifiers.group_by("entity_type", "entity_id").agg(
         pl.col("account_id").n_unique().alias("d"))
     shared = identifiers.join(
@@ -75,7 +89,17 @@ def account_links(
                     on=["entity_type", "entity_id"])
         .filter(pl.col("account_id") < pl.col("other"))
         .join(weights, on="entity_type")
-        .select(pl.col("account_id").alias("a"), pl.col("other").alias("b"),
+    )
+    if held_patients is not None:
+        pairs = pairs.with_columns(
+            pl.when((pl.col("entity_type") == "patient")
+                    & ~pl.col("entity_id").is_in(sorted(held_patients)))
+            .then(pl.lit(BUYER_WEIGHT)).otherwise(pl.col("type_weight")).alias("type_weight"),
+            pl.when((pl.col("entity_type") == "patient")
+                    & ~pl.col("entity_id").is_in(sorted(held_patients)))
+            .then(pl.lit("buyer")).otherwise(pl.col("entity_type")).alias("entity_type"))
+    pairs = (
+        pairs.select(pl.col("account_id").alias("a"), pl.col("other").alias("b"),
                 (pl.col("type_weight") / (pl.col("d") - 1)).alias("weight"),
                 pl.col("entity_type").alias("via"))
     )
@@ -96,7 +120,8 @@ SMALL_COMPONENT = 12
 """A connected group of at most this many accounts is one community whatever Leiden says."""
 
 
-def communities(links: pl.DataFrame, accounts: list[str], *, seed: int = 0) -> dict[str, int]:
+def communities(links: pl.DataFrame, accounts: list[str], *, seed: int = 0,
+                core: set[str] | None = None) -> dict[str, int]:
     """Leiden communities (modularity at ``RESOLUTION``, weighted) over the given accounts;
     returns account -> community number. Accounts with no link each get their own
     community; a connected group of at most ``SMALL_COMPONENT`` accounts is kept whole."""
@@ -123,7 +148,85 @@ def communities(links: pl.DataFrame, accounts: list[str], *, seed: int = 0) -> d
         if len(component) <= SMALL_COMPONENT:
             for i in component:
                 membership[i] = offset + number
-    return {account: membership[i] for account, i in index.items()}
+    result = {account: membership[i] for account, i in index.items()}
+    if core is not None:
+        result = split_weak_ties(inside, result, core)
+    return result
+
+
+STRONG_TIE = 1.0
+"""Link weight of a strong tie: at least one identifier's worth shared by the pair only
+(a payer, a device, a held identity), or several shared with a few others."""
+MERGE_SHARE = 0.5
+"""Two strongly tied groups of one community stay one ring when the weight between them
+is at least this share of the weaker group's own internal weight."""
+
+
+def split_weak_ties(links: pl.DataFrame, community: dict[str, int],
+                    core: set[str]) -> dict[str, int]:
+    """Split a community whose flagged groups are joined by weak ties only.
+
+    Within each community, the groups connected by strong ties (``STRONG_TIE`` or more)
+    are merged again, most tied first, while the weight between two of them is at least
+    ``MERGE_SHARE`` of the weaker one's internal weight (a lone account, with none, goes
+    with the group it is most tied to). What remains apart, with two or more ``core``
+    (flagged) accounts per group, are separate rings: a handful of buyers both served, or
+    a stranger's address, joins two tight groups; modularity merges them in a large graph
+    (its resolution limit), but they are no ring's own. A sprawling farm whose members are
+    each weakly tied to many others merges back whole."""
+    by_number: dict[int, list[str]] = {}
+    for account, number in community.items():
+        by_number.setdefault(number, []).append(account)
+    result = dict(community)
+    fresh = max(community.values(), default=0) + 1
+    for members in by_number.values():
+        if sum(1 for m in members if m in core) < 4:
+            continue
+        inside = links.filter(pl.col("a").is_in(members) & pl.col("b").is_in(members))
+        index = {account: i for i, account in enumerate(members)}
+        strong = inside.filter(pl.col("weight") >= STRONG_TIE)
+        graph = ig.Graph(n=len(members), edges=[
+            (index[a], index[b]) for a, b in strong.select("a", "b").iter_rows()])
+        group = [0] * len(members)
+        for n, component in enumerate(graph.connected_components()):
+            for i in component:
+                group[i] = n
+        own: dict[int, float] = {}
+        between: dict[tuple[int, int], float] = {}
+        for a, b, weight in inside.select("a", "b", "weight").iter_rows():
+            ga, gb = group[index[a]], group[index[b]]
+            if ga == gb:
+                own[ga] = own.get(ga, 0.0) + weight
+            else:
+                key = (min(ga, gb), max(ga, gb))
+                between[key] = between.get(key, 0.0) + weight
+        while True:
+            best: tuple[float, float, tuple[int, int]] | None = None
+            for key, weight in between.items():
+                weaker = min(own.get(key[0], 0.0), own.get(key[1], 0.0))
+                ratio = weight / weaker if weaker > 0 else math.inf
+                if ratio >= MERGE_SHARE and (best is None or (ratio, weight) > best[:2]):
+                    best = (ratio, weight, key)
+            if best is None:
+                break
+            keep, gone = best[2]
+            own[keep] = own.get(keep, 0.0) + own.pop(gone, 0.0) + between.pop(best[2])
+            for key in [k for k in between if gone in k]:
+                other = key[0] if key[1] == gone else key[1]
+                weight = between.pop(key)
+                merged = (min(keep, other), max(keep, other))
+                between[merged] = between.get(merged, 0.0) + weight
+            group = [keep if g == gone else g for g in group]
+        parts: dict[int, list[str]] = {}
+        for account, i in index.items():
+            parts.setdefault(group[i], []).append(account)
+        if sum(1 for p in parts.values() if sum(1 for m in p if m in core) >= 2) < 2:
+            continue
+        for part in parts.values():
+            for account in part:
+                result[account] = fresh
+            fresh += 1
+    return result
 
 
 def ring_subgraph(

@@ -13,6 +13,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import igraph as ig
 import jinja2
@@ -21,6 +22,7 @@ import polars as pl
 from fairslot.csvsafe import neutralise, private_file
 from fairslot.investigation.evaluate import Quality
 from fairslot.investigation.graph import ring_subgraph
+from fairslot.investigation.reasons import translate_reasons
 from fairslot.investigation.records import Records
 from fairslot.investigation.scoring import Investigation
 
@@ -288,6 +290,11 @@ def translator(lang: str) -> Callable[..., str]:
     return t
 
 
+def _in_language(rows: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+    """Rows with their ``reasons`` explained in ``lang`` (codes unchanged)."""
+    return [{**row, "reasons": translate_reasons(row["reasons"] or "", lang)} for row in rows]
+
+
 def render_report(
     investigation: Investigation, records: Records, run: RunInfo,
     quality: Quality | None = None, *, max_suspects: int = 1000, lang: str = "zh-CN",
@@ -314,7 +321,7 @@ def render_report(
             members.filter(~pl.col("entity_type").is_in(["account", "payer"])).head(30),
         ])
         rings.append({**ring, "drawing": _draw(accounts, investigation),
-                      "members": shown.to_dicts()})
+                      "members": _in_language(shown.to_dicts(), lang)})
     tables = [
         {"table": name, "file": records.inputs.get(name, "(none)"),
          "read": records.rows_read.get(name, 0), "kept": records.rows_kept.get(name, 0),
@@ -330,7 +337,8 @@ def render_report(
         launder_pairs=investigation.launder_pairs,
         lockstep=len(investigation.lockstep), blocks=len(investigation.blocks),
         flag_at=investigation.flag_at, quality=quality, colours=list(_COLOURS.items()),
-        suspects=suspects.head(max_suspects).to_dicts(), suspect_total=suspects.height,
+        suspects=_in_language(suspects.head(max_suspects).to_dicts(), lang),
+        suspect_total=suspects.height,
         tables=tables, skipped=records.skipped, thresholds=thresholds,
     )
 

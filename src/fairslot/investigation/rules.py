@@ -125,6 +125,10 @@ def without_platform_timing(bookings: pl.DataFrame) -> pl.DataFrame:
         .alias("released_at"))
 
 
+INSTITUTION_RACE_SECONDS = 60
+"""A booking this soon after its slot's release races for it (``institutional_accounts``)."""
+
+
 def institutional_accounts(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     """Accounts that book as an institution does (account_id, patients, why): most of
     their bookings come through a staff channel, or they book for several households of
@@ -137,7 +141,11 @@ def institutional_accounts(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFram
         pl.col("patient").n_unique().alias("patients"),
         channel_of(bookings).is_in(sorted(STAFF_CHANNELS)).fill_null(False).mean()
         .alias("staff_share"),
-        ((after >= 0) & (after <= 600)).fill_null(False).mean().alias("race_share"),
+        # Racing a release is booking in its first minute, when hot slots go (within
+        # seconds) and a ring's bots and hands book; a kiosk's or a desk's visitor who
+        # arrives a few minutes after a release is not racing anybody.
+        ((after >= 0) & (after <= INSTITUTION_RACE_SECONDS)).fill_null(False).mean()
+        .alias("race_share"),
     )
     return per_account.filter(
         ((pl.col("staff_share") >= 0.5) & (pl.col("patients") > t.family_size))

@@ -7,10 +7,13 @@ the flag line (``flag_at``, 0.5) and only clues a household does not produce, or
 moderate ones together, cross it. Weak findings (below ``WEAK``) count once together: only
 the strongest of them enters, since a busy honest family collects several by chance.
 
-Rings are Leiden communities of the link graph holding at least two flagged accounts. An
-account the rules did not flag joins its community's ring when it is tied to two or more of
-the ring's flagged accounts with total link weight of at least 1.0 (say, a payer or device
-used only by them); tied to one member only, it may be that member's family, so it does not.
+Rings are Leiden communities of the link graph holding at least two flagged accounts, split
+where their strongly tied groups are joined only weakly (``graph.split_weak_ties``). An
+account with evidence of its own that the rules did not flag joins its community's ring
+when it is tied to two or more of the ring's flagged accounts with total link weight of at
+least 1.0 (say, a payer or device used only by them), ``SPREAD_TIE`` of it beyond the one
+member it is most tied to; tied to one member only, it may be that member's family or
+customer, so it does not.
 It also joins when it sits in the same dense block as two of the ring's flagged accounts and
 shares an identifier with them (a crowd's quieter member).
 
@@ -236,20 +239,26 @@ def investigate(
     if not ls_pairs.is_empty():
         extra.append(ls_pairs.select("a", "b", pl.col("similarity").alias("weight"),
                                      pl.lit("lockstep").alias("via")))
-    links = account_links(identifiers, pl.concat(extra) if extra else None)
-
     scored = account_scores(findings, calibrated=calibrated)
     flagged = set(scored.filter(pl.col("score") >= flag_at).get_column("entity_id").to_list())
     # Accounts with evidence of their own: only these may join a ring.
     evidenced = set(scored.filter(pl.col("own") >= OWN_EVIDENCE).get_column("entity_id")
                     .to_list())
+    grab = _grab_device_pairs(findings, identifiers, evidenced)
+    if not grab.is_empty():
+        extra.append(grab)
+    held_patients = set(findings.filter(
+        (pl.col("entity_type") == "patient") & pl.col("code").is_in(sorted(HELD_CODES))
+        & (pl.col("strength") > 0)).get_column("entity_id").to_list())
+    links = account_links(identifiers, pl.concat(extra) if extra else None,
+                          held_patients=held_patients)
 
     # Rings: communities around the flagged accounts, among accounts with evidence.
     near = links.filter(
         (pl.col("a").is_in(flagged) | pl.col("b").is_in(flagged)) & (pl.col("weight") >= 0.25))
     candidates = sorted(flagged | ((set(near.get_column("a").to_list())
                                     | set(near.get_column("b").to_list())) & evidenced))
-    community = communities(links, candidates, seed=seed)
+    community = communities(links, candidates, seed=seed, core=flagged)
     by_community: dict[int, list[str]] = {}
     for account, number in community.items():
         by_community.setdefault(number, []).append(account)
@@ -270,8 +279,13 @@ def investigate(
                           .otherwise(pl.col("a")).alias("outsider"))
             .filter(~pl.col("outsider").is_in(core_set)
                     & pl.col("outsider").is_in(sorted(evidenced)))
-            .group_by("outsider").agg(pl.col("weight").sum(), pl.len().alias("members"))
-            .filter((pl.col("weight") >= 1.0) & (pl.col("members") >= 2))
+            .group_by("outsider").agg(pl.col("weight").sum(), pl.len().alias("members"),
+                                      pl.col("weight").max().alias("strongest"))
+            # Tied to the ring, not to one member: a member's relative, or a buyer who
+            # paid for a member's booking, is tied to that member alone.
+            .filter((pl.col("weight") >= 1.0) & (pl.col("members") >= 2)
+                    & (pl.col("weight") - pl.col("strongest") >= SPREAD_TIE))
+            .drop("strongest")
         )
         if not ties.is_empty():
             # One shared identifier can be a coincidence (two people mistyping an ID number
@@ -345,6 +359,63 @@ def investigate(
                         score_of)
     return Investigation(scores, rings, findings, identifiers, links, blocks, groups,
                          pairs.height, t, flag_at)
+
+
+HELD_CODES = frozenset({"invalid_id_number", "nonsense_name", "identity_spread"})
+"""Patient findings that make an identity one a ring holds slots under (not a buyer)."""
+
+
+SPREAD_TIE = 0.25
+"""Link weight an account needs to a ring's members other than its most tied one to join
+the ring (``ring_link``)."""
+GRAB_REGULAR = 3
+"""Bookings on a grabbing device that make an account one of its regular users."""
+GRAB_SHARED = 2
+"""Accounts two grabbing devices both booked into that make them one broker's."""
+
+
+def _grab_device_pairs(findings: pl.DataFrame, identifiers: pl.DataFrame,
+                       evidenced: set[str]) -> pl.DataFrame:
+    """Links through a broker's grabbing devices (``grab_device``, their own conduct)
+    between the accounts with evidence of their own that used them regularly
+    (``GRAB_REGULAR`` bookings or more): one unit of evidence split among them. Devices
+    that booked into ``GRAB_SHARED`` or more of the same accounts are one broker's hands
+    (its customers' logins, used from each) and count as one. The customers' accounts,
+    booked into a time or two, cannot be ring members and do not dilute the tie between
+    the ring's own accounts (in the ordinary link, a device shared by 50 accounts ties
+    each pair with 0.02)."""
+    devices = sorted(set(findings.filter(
+        (pl.col("entity_type") == "device") & (pl.col("code") == "grab_device")
+        & (pl.col("strength") > 0)).get_column("entity_id").to_list()))
+    used = identifiers.filter((pl.col("entity_type") == "device")
+                              & pl.col("entity_id").is_in(devices))
+    accounts_of: dict[str, set[str]] = {}
+    for device, account in used.select("entity_id", "account_id").iter_rows():
+        accounts_of.setdefault(device, set()).add(account)
+    broker = {device: device for device in devices}
+
+    def root(device: str) -> str:
+        while broker[device] != device:
+            broker[device] = broker[broker[device]]
+            device = broker[device]
+        return device
+
+    for i, one in enumerate(devices):
+        for other in devices[i + 1:]:
+            if len(accounts_of.get(one, set()) & accounts_of.get(other, set())) >= GRAB_SHARED:
+                broker[root(other)] = root(one)
+    users = used.filter(pl.col("account_id").is_in(sorted(evidenced))
+                        & (pl.col("bookings") >= GRAB_REGULAR)).select(
+        pl.col("entity_id").replace_strict({d: root(d) for d in devices}).alias("broker"),
+        "account_id").unique()
+    users = users.with_columns(pl.len().over("broker").alias("k")).filter(pl.col("k") >= 2)
+    return (
+        users.join(users.select("broker", pl.col("account_id").alias("b")), on="broker")
+        .filter(pl.col("account_id") < pl.col("b"))
+        .select(pl.col("account_id").alias("a"), "b",
+                (1.0 / (pl.col("k") - 1)).cast(pl.Float64).alias("weight"),
+                pl.lit("grab_device").alias("via"))
+    )
 
 
 def _findings_frame(frame: pl.DataFrame) -> pl.DataFrame:
