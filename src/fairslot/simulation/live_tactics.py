@@ -202,6 +202,20 @@ class _Run:
         self.lock = threading.Lock()
         self.owned: dict[str, set[str]] = {t: set() for t in TACTICS}
         self.alert_seen = threading.Event()  # the launder alert, for the hold step
+        self.errors: list[BaseException] = []
+
+    def thread(self, fn: Callable[..., None], *args: Any) -> threading.Thread:
+        """A thread for one agent; what it raises is kept for the run to raise (running
+        out of budget only ends the agent)."""
+        def go() -> None:
+            try:
+                fn(*args)
+            except _OutOfBudget:
+                pass
+            except BaseException as exc:  # raised by run_tactics after the join
+                with self.lock:
+                    self.errors.append(exc)
+        return threading.Thread(target=go)
 
     def at(self) -> float:
         return time.monotonic() - self.started
@@ -225,7 +239,7 @@ class _Agent:
         self.rng = rng
         run.report.steps[name] = []
         # The device is the one the server mints (its cookie, kept by the client).
-        self.client = httpx.Client(base_url=f"{run.base}/api/v1", timeout=15.0,
+        self.client = httpx.Client(base_url=f"{run.base}/api/v1", timeout=60.0,
                                    headers={"X-Forwarded-For": address})
         self.auth: dict[str, str] = {}
         self.account_id: int | None = None
@@ -486,8 +500,7 @@ def _hub(run: _Run, target: _Target, people: list[Identity]) -> None:
                 if done:
                     run.event("T6")
 
-    threads = [threading.Thread(target=one, args=(k, people[3 * k:3 * k + 3]))
-               for k in range(4)]
+    threads = [run.thread(one, k, people[3 * k:3 * k + 3]) for k in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -521,7 +534,7 @@ def _crew(run: _Run, target: _Target, people: list[Identity]) -> None:
                 if last:
                     run.event("T8")
 
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(2)]
+    threads = [run.thread(one, k) for k in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -588,24 +601,13 @@ def run_tactics(target: str, *, operator: str, password: str, seed: int = 1
                           headers={"X-Forwarded-For": "198.18.1.10"}) as public:
             found = _discover(public)
         stop = threading.Event()
-        errors: list[BaseException] = []
-
-        def guarded(fn: Callable[..., None], *args: Any) -> Callable[[], None]:
-            def go() -> None:
-                try:
-                    fn(*args)
-                except _OutOfBudget:
-                    pass
-                except BaseException as exc:  # reported after the join
-                    errors.append(exc)
-            return go
-
-        watcher = threading.Thread(target=guarded(_operator, run, operator, password, stop))
+        errors = run.errors
+        watcher = run.thread(_operator, run, operator, password, stop)
         watcher.start()
         plays: list[tuple[Callable[[_Run, _Target, list[Identity]], None], list[Identity]]] = [
             (_genuine, people[0:1]), (_launder, people[1:4]), (_spread, people[4:5]),
             (_hub, people[5:17]), (_crew, people[17:19]), (_broker, people[19:27])]
-        agents = [threading.Thread(target=guarded(fn, run, found, who)) for fn, who in plays]
+        agents = [run.thread(fn, run, found, who) for fn, who in plays]
         for thread in agents:
             thread.start()
         for thread in agents:
