@@ -45,8 +45,9 @@ def test_each_tactic_is_alerted_within_5_s_and_a_hold_stops_the_rings_booking(
         assert report.first_alert[tactic][1] in scenarios
         delay = report.delay(tactic)
         assert delay is not None and delay < 5.0, summary
-    # The genuine patient entered its draw round over HTTP, unbothered.
+    # The genuine patient entered its draw round over HTTP, and no alert named it.
     assert report.status("genuine", "enter") == [(201, "")], summary
+    assert report.genuine_alerts == [], summary
     # The launder alert's decisions met the ring's next booking: proof of work, then the
     # booking held for review, which cannot be paid.
     assert report.hold[0] == "proof of work asked and solved", summary

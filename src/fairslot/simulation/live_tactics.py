@@ -153,6 +153,8 @@ class TacticReport:
     and entity."""
     steps: dict[str, list[tuple[str, int, str]]] = dataclasses.field(default_factory=dict)
     hold: list[str] = dataclasses.field(default_factory=list)
+    genuine_alerts: list[str] = dataclasses.field(default_factory=list)
+    """Alerts (scenario, entity) naming the genuine patient's account or patient."""
     """What the launder ring's next booking met after its alert."""
     sent: int = 0
     seconds: float = 0.0
@@ -178,6 +180,7 @@ class TacticReport:
                 f"{'-' if alert is None else f'{alert[0]:.2f}':>15}  "
                 f"{'-' if delay is None else f'{delay:.2f}':>18}  "
                 f"{'no alert' if alert is None else f'{alert[1]}, {alert[2]}'}")
+        lines.append(f"alerts naming the genuine patient: {len(self.genuine_alerts)}")
         lines.append("after the launder alert, the ring's next booking: "
                      + (", ".join(self.hold) or "not tried"))
         for agent, steps in self.steps.items():
@@ -201,6 +204,7 @@ class _Run:
         self.sent = 0
         self.lock = threading.Lock()
         self.owned: dict[str, set[str]] = {t: set() for t in TACTICS}
+        self.genuine: set[str] = set()
         self.alert_seen = threading.Event()  # the launder alert, for the hold step
         self.errors: list[BaseException] = []
 
@@ -408,6 +412,7 @@ def _genuine(run: _Run, target: _Target, people: list[Identity]) -> None:
     agent = _Agent(run, "genuine", "198.18.10.10", random.Random(1))
     if not agent.sign_up() or (patient := agent.add(people[0])) is None or not target.rounds:
         return
+    run.genuine.update({f"account:{agent.account_id}", f"patient:{patient}"})
     time.sleep(3.0)  # reads the round's page
     round_id, choices = target.rounds[0]
     agent.enter(round_id, patient, choices[:1])
@@ -572,6 +577,8 @@ def _operator(run: _Run, username: str, password: str, stop: threading.Event) ->
                     continue
                 seen.add(alert["id"])
                 named = {alert["entity"], *alert.get("related", [])}
+                if named & run.genuine:
+                    run.report.genuine_alerts.append(f"{alert['scenario']} {alert['entity']}")
                 for tactic, scenarios in TACTICS.items():
                     if alert["scenario"] not in scenarios:
                         continue
