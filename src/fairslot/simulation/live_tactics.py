@@ -12,19 +12,21 @@ the server believes only from its ``FAIRSLOT_TRUSTED_PROXIES``) address:
   (proof of work, hold for review) meet the ring's next booking, which is held for review
   and cannot be paid;
 - ``t5-spread``: one identity entering the draw rounds of four departments;
-- ``t6-hub``: two accounts, ten patients, one payment account paying for all of them;
+- ``t6-hub``: four accounts, twelve patients, one payment account paying for all of them;
 - ``t8-crew``: two accounts booking the same three sessions in the same seconds after each
   one's release;
-- ``t9-broker``: a broker's account adding its clients' patients, unlinking some and
-  adding more (seven in all), from one device.
+- ``t9-broker``: a broker's phone (one device) registering two accounts and putting four
+  of its clients' patients on each.
+
+At most ``MAX_REQUESTS`` requests and ``MAX_SECONDS`` seconds; loopback targets only.
 
 For each tactic the run records the moment the tactic became visible in what the agent did
 (its *first event*: the rebooking, the fourth department's entry, the tenth patient's
-payment, the crew's third shared release, the seventh patient linked) and the moment the
-operator, polling ``GET /api/v1/monitor/alerts`` every 0.2 s, first sees an alert of a
-scenario answering the tactic that names one of the agent's accounts or patients (or, for
-the payer hub, the payer: its blind index is not known to the client, so the first
-``payer_fanout`` alert counts). Both are the client's clock.
+payment, the crew's third shared release, the seventh patient on the broker's device)
+and the moment the operator, polling ``GET /api/v1/monitor/alerts`` every 0.2 s, first
+sees an alert of a scenario answering the tactic that names one of the agent's accounts or
+patients (for the payer hub and the broker's device, whose blind index and device id the
+client cannot know, the first alert of the scenario counts). Both on the client's clock.
 
 ``prepare_tactics`` makes what the agents need on the server's database before it serves
 (``fairslot simulate --prepare-live``): an open first-come session, three sessions released
