@@ -40,7 +40,21 @@ def register(app: typer.Typer) -> None:
             help="drive a running fairslot over HTTP (loopback only)")] = None,
         prepare_live: Annotated[bool, typer.Option(
             "--prepare-live", help="migrate FAIRSLOT_DATABASE_URL and give it an open fcfs "
-            "session and the live agents' residents, for a later --target run")] = False,
+            "session, the tactic agents' sessions and draw rounds, the live agents' "
+            "residents and an operator account, for a later --target run")] = False,
+        tactics: Annotated[bool, typer.Option(
+            "--tactics", help="with --target: the ring tactics T4, T5, T6, T8, T9 and a "
+            "draw entrant, with an operator (--operator, password in "
+            "FAIRSLOT_LIVE_OPERATOR_PASSWORD) timing each tactic's first alert")] = False,
+        operator: Annotated[str | None, typer.Option(
+            help="the operator account --prepare-live printed (for --tactics)")] = None,
+        live: Annotated[bool, typer.Option(
+            "--live", help="start a throw-away server (fairslot serve --workers N) and a "
+            "fairslot monitor on FAIRSLOT_DATABASE_URL (PostgreSQL; migrated and prepared: "
+            "use an empty database) and FAIRSLOT_REDIS_URL, run the tactic agents against "
+            "it, and stop both")] = False,
+        workers: Annotated[int, typer.Option(min=1, max=16,
+                                             help="server workers for --live")] = 4,
     ) -> None:
         """Simulate a release with genuine patients and scalper rings against the real
         allocation, quota, credit and guard code; print the metrics per policy."""
@@ -57,11 +71,35 @@ def register(app: typer.Typer) -> None:
 
             platform = load_platform()
             migrate_url(platform.settings.database_url)
+            from fairslot.simulation.live_tactics import prepare_tactics
+
             try:
                 session_id = prepare_target(platform, seed)
+                op_name, op_password = prepare_tactics(platform, seed)
             finally:
                 platform.engine.dispose()
-            typer.echo(f"live target prepared: fcfs session {session_id} open for booking")
+            typer.echo(f"live target prepared: fcfs session {session_id} open for booking; "
+                       f"tactic sessions and draw rounds ready (run --tactics within 10 "
+                       f"minutes); operator {op_name}, password {op_password}")
+            return
+        if live:
+            import os
+
+            from fairslot.cli.common import load_settings
+            from fairslot.simulation.live_tactics import run_tactics, serve_stack
+
+            settings = load_settings()
+            if not settings.redis_url or settings.secret_key is None:
+                raise CliError("--live needs FAIRSLOT_REDIS_URL (the monitor's stream) and "
+                               "FAIRSLOT_SECRET_KEY")
+            with serve_stack(settings.database_url, settings.redis_url, workers=workers,
+                             secret=settings.secret_key.get_secret_value(),
+                             seed=seed) as (base, op_name, op_password):
+                load = os.getloadavg()[0]
+                report = run_tactics(base, operator=op_name, password=op_password, seed=seed)
+            typer.echo(report.render())
+            typer.echo(f"{workers} workers and one `fairslot monitor run`; load average "
+                       f"{load:.1f} -> {os.getloadavg()[0]:.1f}")
             return
         if scenario == "ring-moves":
             from fairslot.simulation.ring_moves import render_ring_moves, run_ring_moves
@@ -72,6 +110,18 @@ def register(app: typer.Typer) -> None:
             if json_out is not None:
                 json_out.write_text(json.dumps([m.as_dict() for m in moves], indent=2) + "\n",
                                     encoding="utf-8")
+            return
+        if target is not None and tactics:
+            import os
+
+            from fairslot.simulation.live_tactics import run_tactics
+
+            password = os.environ.get("FAIRSLOT_LIVE_OPERATOR_PASSWORD")
+            if operator is None or not password:
+                raise CliError("--tactics needs --operator and FAIRSLOT_LIVE_OPERATOR_PASSWORD "
+                               "(printed by --prepare-live)")
+            typer.echo(run_tactics(target, operator=operator, password=password,
+                                   seed=seed).render())
             return
         if target is not None:
             from fairslot.simulation.live import run_live
