@@ -32,6 +32,7 @@ __all__ = [
     "fanout_payers",
     "fast_after_release",
     "grab_device",
+    "hub_paid_accounts",
     "identity_spread",
     "institutional_accounts",
     "invalid_id_numbers",
@@ -657,13 +658,27 @@ def fast_after_release(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     ))
 
 
-def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, pl.DataFrame]:
+def hub_paid_accounts(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
+                      days: float) -> list[str]:
+    """Accounts with a booking paid by a fan-out payer that pays for several accounts."""
+    hubs = fanout_payers(bookings, payments, t, days).filter(pl.col("accounts") >= 2)
+    if hubs.is_empty():
+        return []
+    paid = payments.join(hubs.select("payer_account"), on="payer_account").select("booking_id")
+    return sorted(bookings.join(paid, on="booking_id").get_column("account_id").unique()
+                  .to_list())
+
+
+def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | None = None
+                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cancel-then-rebook (占坑洗号): a booking for a session is cancelled and, within
     ``launder_seconds``, the same session is booked for a different patient. The cancelled
     side is the holder, the rebooked patient the buyer. A freed slot can go to a stranger by
     luck, so an account needs two such pairs (four unless they are linked: both sides share
-    an account, device or IP); a single pair is a weak clue only. Bookings the platform
-    wrote (waitlist, draw) are never the receiving half.
+    an account, device or IP), or one between two accounts run by one hand; a single pair
+    within one household-sized account none of whose bookings a shared fan-out payer paid
+    (``hub_paid``) is a weak clue only. Bookings the platform wrote (waitlist, draw)
+    are never the receiving half.
 
     Returns (findings, pairs); ``pairs`` has holder_account, rebook_account, buyer, linked."""
     # A walk-in's booking cancelled at the window and the slot sold to the next person in
@@ -740,26 +755,33 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, 
         return _empty(), pairs
     # Each pair counts once per account: a household that cancels the mother and books the
     # father on the same account made one swap, not two.
-    numbered = pairs.with_row_index("pair")
+    numbered = pairs.with_row_index("pair").with_columns(
+        (pl.col("holder_account") == pl.col("rebook_account")).alias("own"))
     sides = pl.concat([
-        numbered.select("pair", pl.col("holder_account").alias("account_id"), "linked"),
-        numbered.select("pair", pl.col("rebook_account").alias("account_id"), "linked"),
+        numbered.select("pair", pl.col("holder_account").alias("account_id"), "linked", "own"),
+        numbered.select("pair", pl.col("rebook_account").alias("account_id"), "linked", "own"),
     ]).unique(subset=["pair", "account_id"])
     per_account = sides.group_by("account_id").agg(
-        pl.len().alias("n"), pl.col("linked").sum().alias("linked"))
+        pl.len().alias("n"), pl.col("linked").sum().alias("linked"),
+        pl.col("own").sum().alias("own"))
     # An unlinked pair is a freed slot caught by a stranger who keeps refreshing: luck for
     # the catcher, bad luck for the canceller, a habit only when it keeps happening. A
     # linked pair (both sides on one account, device or IP) is deliberate.
     per_account = per_account.with_columns(
-        (2 * pl.col("linked") + 0.5 * (pl.col("n") - pl.col("linked"))).alias("weight"))
-    # One pair in a year, however linked, is one swap or one change of mind: a weak clue.
-    # A habit of them is a trade.
+        (2 * pl.col("linked") + 0.5 * (pl.col("n") - pl.col("linked"))).alias("weight")
+    ).join(size.rename({"n": "people"}), on="account_id", how="left")
+    # One pair in a year within one household-sized account whose bookings no ring wallet
+    # pays is a household's one swap or one change of mind: a weak clue. A habit of them is
+    # a trade, and so is a single pair between two accounts run by one hand (one device or
+    # home IP) unless it is a household's swap.
     accounts = per_account.filter(pl.col("weight") >= 2).with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
         pl.lit("launder_pair").alias("code"),
-        pl.when(pl.col("n") >= 2)
-        .then(_graded(pl.col("weight"), ((2, 0.6), (4, 0.8), (8, 0.9))))
-        .otherwise(pl.lit(0.2)).alias("strength"),
+        pl.when((pl.col("n") == 1) & (pl.col("own") == 1)
+                & (pl.col("people") <= t.family_size)
+                & ~pl.col("account_id").is_in(hub_paid or [])).then(pl.lit(0.2))
+        .otherwise(_graded(pl.col("weight"), ((2, 0.6), (4, 0.8), (8, 0.9))))
+        .alias("strength"),
         pl.format("in {} cancel-then-rebook pair(s) within {} s ({} with a shared account, "
                   "device or IP)", pl.col("n"), pl.lit(t.launder_seconds),
                   pl.col("linked")).alias("detail"),
@@ -855,7 +877,8 @@ def run_rules(
     span = bookings.select(pl.col("created_at").min().alias("a"), pl.col("created_at").max()
                            .alias("b")).row(0)
     days = max(1.0, (span[1] - span[0]).total_seconds() / 86400.0)
-    laundering, pairs = launder_pairs(bookings, t)
+    laundering, pairs = launder_pairs(bookings, t,
+                                      hub_paid_accounts(bookings, payments, t, days))
     findings = pl.concat([
         invalid_id_numbers(bookings),
         nonsense_names(bookings),
