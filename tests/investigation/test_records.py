@@ -29,7 +29,8 @@ def test_dirty_rows_are_counted_with_their_reason_not_dropped_silently(
     ]
     folder = write_records(rows)
     with (folder / "bookings.csv").open("a", encoding="utf-8") as handle:
-        handle.write("b5,2025-03-01T10:00:00+08:00,acc1,x,y,z,h,d,d1,s,r,c,i,dv,st,c,1,EXTRA\n")
+        handle.write("b5,2025-03-01T10:00:00+08:00,acc1,x,resident_id,y,z,h,d,d1,s,r,c,i,dv,st,"
+                     "c,1,EXTRA\n")
     records = read_records(folder)
     reasons = _reasons(records)
     assert records.rows_read["bookings"] == 6

@@ -38,6 +38,7 @@ BOOKING_COLUMNS: tuple[tuple[str, bool, str], ...] = (
     ("created_at", True, "time"),
     ("account_id", True, "str"),
     ("patient_id_number", True, "str"),
+    ("patient_id_type", False, "str"),
     ("patient_name", False, "str"),
     ("patient_phone", False, "str"),
     ("hospital_id", False, "str"),

@@ -10,13 +10,15 @@ and are documented, with the reasoning behind each, in docs/investigation.md.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 import unicodedata
 
 import polars as pl
+from stdnum.cn import ric
 
 from fairslot.config import get_settings
-from fairslot.domain.identity import is_valid_id_number
+from fairslot.domain.identity import is_valid_id_number, known_region
 
 __all__ = [
     "FINDING_SCHEMA",
@@ -27,11 +29,14 @@ __all__ = [
     "account_many_patients",
     "channel_of",
     "click_rate",
+    "fanout_payers",
     "fast_after_release",
     "grab_device",
+    "hub_paid_accounts",
     "identity_spread",
     "institutional_accounts",
     "invalid_id_numbers",
+    "invalid_patients",
     "ip_fanout",
     "launder_pairs",
     "nonsense_names",
@@ -41,6 +46,8 @@ __all__ = [
     "run_rules",
     "shared_device",
     "shared_phone",
+    "staff_release_for_hub",
+    "typo_patients",
     "valid_id_number",
     "without_platform_timing",
 ]
@@ -63,7 +70,7 @@ class Thresholds:
     """The figures each rule uses; docs/investigation.md explains each choice."""
 
     fast_seconds: float = 1.0
-    """A booking this soon after its slot's release is beyond a person using the app: a
+    """A booking less than this soon after its slot's release is beyond a person using the app: a
     practised hand with the form filled in ahead books in 1.5-2 s, software in 0.02-0.3 s."""
     spread_days: int = 7
     spread_departments: int = 3
@@ -116,11 +123,16 @@ def channel_of(bookings: pl.DataFrame) -> pl.Expr:
 def without_platform_timing(bookings: pl.DataFrame) -> pl.DataFrame:
     """The bookings with ``released_at`` cleared where the platform, not the person, made
     the booking (draw, waitlist) or staff made it (window, desk, call centre, kiosk): no
-    timing rule may read a race into them."""
+    timing rule may read a race into them. A staff booking's release time is kept apart as
+    ``staff_released_at``, for ``staff_release_for_hub`` alone."""
     if "channel" not in bookings.columns:
-        return bookings
+        return bookings.with_columns(pl.lit(None, dtype=pl.Datetime("us", "UTC"))
+                                     .alias("staff_released_at"))
     no_race = channel_of(bookings).is_in(sorted(PLATFORM_CHANNELS | STAFF_CHANNELS))
+    staff = channel_of(bookings).is_in(sorted(STAFF_CHANNELS)).fill_null(False)
     return bookings.with_columns(
+        pl.when(staff).then(pl.col("released_at")).otherwise(None)
+        .alias("staff_released_at"),
         pl.when(no_race.fill_null(False)).then(None).otherwise(pl.col("released_at"))
         .alias("released_at"))
 
@@ -129,12 +141,18 @@ INSTITUTION_RACE_SECONDS = 60
 """A booking this soon after its slot's release races for it (``institutional_accounts``)."""
 
 
-def institutional_accounts(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+def institutional_accounts(bookings: pl.DataFrame, t: Thresholds,
+                           pairs: pl.DataFrame | None = None) -> pl.DataFrame:
     """Accounts that book as an institution does (account_id, patients, why): most of
     their bookings come through a staff channel, or they book for several households of
     patients without ever racing a release and the patients pay for themselves (a call
     centre or kiosk exported as ``other``). What they book is judged per patient and per
-    payer; the account's own patient count, typos and cancellations are the desk's job."""
+    payer; the account's own patient count, typos and cancellations are the desk's job.
+
+    An account whose bookings keep landing seconds after another account cancelled the same
+    session (three or more laundering pairs within ``grab_seconds``, a tenth of its bookings
+    or more) is catching freed slots for buyers: that is no institution, whatever its
+    hours. ``pairs`` are ``launder_pairs``' pairs."""
     after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
     per_account = bookings.group_by("account_id").agg(
         pl.len().alias("bookings"),
@@ -147,6 +165,14 @@ def institutional_accounts(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFram
         ((after >= 0) & (after <= INSTITUTION_RACE_SECONDS)).fill_null(False).mean()
         .alias("race_share"),
     )
+    if pairs is not None and not pairs.is_empty():
+        caught = (pairs.filter((pl.col("holder_account") != pl.col("rebook_account"))
+                               & (pl.col("gap") < t.grab_seconds))
+                  .group_by(pl.col("rebook_account").alias("account_id"))
+                  .agg(pl.col("rebooking").n_unique().alias("caught")))
+        per_account = per_account.join(caught, on="account_id", how="left").filter(
+            ~((pl.col("caught").fill_null(0) >= 3)
+              & (pl.col("caught").fill_null(0) >= 0.1 * pl.col("bookings")))).drop("caught")
     return per_account.filter(
         ((pl.col("staff_share") >= 0.5) & (pl.col("patients") > t.family_size))
         | ((pl.col("patients") >= 3 * t.family_size) & (pl.col("race_share") < 0.1))
@@ -169,15 +195,65 @@ def _empty() -> pl.DataFrame:
     return pl.DataFrame(schema=FINDING_SCHEMA)
 
 
-def valid_id_number(value: str) -> bool:
-    """A resident ID number the platform itself would accept (format, check digit, birth
-    date, known county code; see ``fairslot.domain.identity``); a pseudonymised value
-    (``h:``) counts as valid because it is opaque, not wrong. The region is deliberately
-    not checked against the birth year: numbers issued in the 1980s carry codes created
-    after their holders' birth, and flagging the elderly would be a false accusation."""
+_RESIDENT_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_DIGITS = re.compile(r"^\d+X?$")
+_OTHER_DOCUMENT = re.compile(r"^[A-Z][A-Z0-9]{5,19}$|^\d{7,12}$")
+RESIDENT_DOCUMENT = frozenset({"", "resident_id", "resident", "id_card", "身份证"})
+"""``patient_id_type`` values (lower-case) that mean a mainland resident ID; any other
+value names another document (passport, Hong Kong/Macau or Taiwan permit, foreigner's
+permanent residence card, ...), whose number the resident-ID checks do not apply to."""
+
+
+def _resident_region(value: str) -> bool:
+    return len(value) >= 6 and value[:6].isdigit() and known_region(value[:6])
+
+
+def valid_id_number(value: str, document: str | None = None) -> bool:
+    """Whether an identity number is plausible for its document. A pseudonymised value
+    (``h:``) counts as valid because it is opaque, not wrong.
+
+    ``document`` is the optional ``patient_id_type`` column: when it names a document
+    other than the resident ID, the number is that document's and is not judged; when it
+    says resident ID, the platform's checks decide. Without it the number's shape
+    decides. An 18-character resident-ID shape (17 digits and a check digit) must pass
+    the platform's own checks (check digit, birth date, known county code; see
+    ``fairslot.domain.identity``), except that a leading 9 is the 2023 foreigner's
+    permanent residence card, whose region field is a nationality code. A string of
+    digits that starts with a county code is a resident ID cut short or padded and is
+    invalid. A number not in the resident-ID shape at all (a letter and digits such as a
+    passport ``G26864141`` or a home-return permit ``H58892624``, or the 7-12 digits of a
+    Taiwan or Macau document) is another document, not a typo. What is left (``561``,
+    symbols, a few digits) is no document's number and is invalid.
+
+    The region is deliberately not checked against the birth year: numbers issued in the
+    1980s carry codes created after their holders' birth, and flagging the elderly would
+    be a false accusation."""
     if value.startswith("h:"):
         return True
-    return is_valid_id_number(value)
+    kind = (document or "").strip().lower()
+    if kind not in RESIDENT_DOCUMENT:
+        return True
+    if kind:  # declared a resident ID: its shape is not in doubt
+        return is_valid_id_number(value)
+    if _RESIDENT_SHAPE.match(value):
+        if is_valid_id_number(value):
+            return True
+        if value.startswith("9"):  # foreigner's permanent residence card (2023 format)
+            return _check_and_birth_ok(value)
+        return False
+    if _DIGITS.match(value) and _resident_region(value):
+        return False
+    return bool(_OTHER_DOCUMENT.match(value))
+
+
+def _check_and_birth_ok(value: str) -> bool:
+    if value[-1] != ric.calc_check_digit(value):
+        return False
+    try:
+        born = dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return False
+    return born.year >= 1880 and born <= dt.date.today()
 
 
 def _is_name(value: str) -> bool:
@@ -194,16 +270,68 @@ def _graded(count: pl.Expr, steps: tuple[tuple[float, float], ...]) -> pl.Expr:
     return expr
 
 
+def invalid_patients(bookings: pl.DataFrame) -> pl.DataFrame:
+    """The distinct patients (column ``patient``) whose number is invalid for its document
+    (``valid_id_number``). A number given once as another document is given the benefit of
+    the doubt."""
+    document = pl.col("patient_id_type") if "patient_id_type" in bookings.columns \
+        else pl.lit(None, dtype=pl.String)
+    # Each distinct (number, document) is checked once, not each row.
+    distinct = bookings.select("patient", document.alias("document")).unique()
+    checked = distinct.with_columns(
+        pl.struct("patient", "document").map_elements(
+            lambda row: valid_id_number(row["patient"], row["document"]),
+            return_dtype=pl.Boolean).alias("valid"))
+    return (checked.group_by("patient").agg(pl.col("valid").any())
+            .filter(~pl.col("valid")).select("patient"))
+
+
+def _near(a: str, b: str) -> bool:
+    """Two numbers one slip of the hand apart: the same length, at most two positions
+    differing (one mistyped digit and the check digit, or two neighbours swapped)."""
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) <= 2
+
+
+def typo_patients(bookings: pl.DataFrame, invalid: pl.DataFrame | None = None
+                  ) -> pl.DataFrame:
+    """Invalid numbers that are an account's slip for a person it also booked with a valid
+    number (account_id, patient, person): the same name (a person's name, not "561"), or
+    the numbers one slip apart. A carer who mistyped a neighbour's number once and typed it
+    right the next time booked one person, not two, and holds no fake identity."""
+    invalid = invalid_patients(bookings) if invalid is None else invalid
+    empty = pl.DataFrame(schema={"account_id": pl.String, "patient": pl.String,
+                                 "person": pl.String})
+    if invalid.is_empty():
+        return empty
+    bad = set(invalid.get_column("patient").to_list())
+    seen = bookings.group_by("account_id", "patient").agg(
+        pl.col("patient_name").drop_nulls().unique().alias("names"))
+    touched = seen.filter(pl.col("patient").is_in(sorted(bad))).get_column("account_id")
+    rows: list[tuple[str, str, str]] = []
+    per_account: dict[str, list[tuple[str, list[str]]]] = {}
+    for account, patient, names in seen.filter(pl.col("account_id").is_in(touched)).sort(
+            "account_id", "patient").iter_rows():
+        per_account.setdefault(account, []).append((patient, names))
+    for account, patients in per_account.items():
+        good = [(p, {n for n in names if _is_name(n)}) for p, names in patients
+                if p not in bad]
+        for patient, names in patients:
+            if patient not in bad:
+                continue
+            own = {n for n in names if _is_name(n)}
+            for other, other_names in good:
+                if (own & other_names) or _near(patient, other):
+                    rows.append((account, patient, other))
+                    break
+    return pl.DataFrame(rows, schema=empty.schema, orient="row") if rows else empty
+
+
 def invalid_id_numbers(bookings: pl.DataFrame) -> pl.DataFrame:
     """Patients whose ID number fails the checksum, birth date or region check, and the
     accounts that booked them. One invalid number on an account is a typo more often than
-    not; two or more distinct ones are not."""
-    distinct = bookings.select("patient").unique()
-    # Each distinct number is checked once, not each row.
-    checked = distinct.with_columns(
-        pl.col("patient").map_elements(valid_id_number, return_dtype=pl.Boolean).alias("valid")
-    )
-    invalid = checked.filter(~pl.col("valid")).select("patient")
+    not; two or more distinct ones are not. A number that is the account's slip for a
+    person it also booked correctly (``typo_patients``) is not held against the account."""
+    invalid = invalid_patients(bookings)
     if invalid.is_empty():
         return _empty()
     patients = invalid.with_columns(
@@ -211,17 +339,25 @@ def invalid_id_numbers(bookings: pl.DataFrame) -> pl.DataFrame:
         pl.lit("invalid_id_number").alias("code"), pl.lit(0.6).alias("strength"),
         pl.lit("ID number fails the checksum, birth date or region check").alias("detail"),
     )
+    typos = typo_patients(bookings, invalid).select("account_id", "patient",
+                                                    pl.lit(True).alias("typo"))
     per_account = (
         bookings.join(invalid, on="patient")
+        .join(typos, on=["account_id", "patient"], how="left")
+        .with_columns(pl.col("typo").fill_null(False))
         .group_by("account_id")
-        .agg(pl.col("patient").n_unique().alias("n"), pl.len().alias("rows"))
+        .agg(pl.col("patient").filter(~pl.col("typo")).n_unique().alias("n"),
+             pl.col("patient").filter(pl.col("typo")).n_unique().alias("typos"),
+             (~pl.col("typo")).sum().alias("rows"))
+        .filter(pl.col("n") > 0)
     )
     accounts = per_account.with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
         pl.lit("invalid_id_number").alias("code"),
         _graded(pl.col("n"), ((1, 0.25), (2, 0.7), (3, 0.9))).alias("strength"),
-        pl.format("booked for {} invalid ID number(s) in {} booking(s)",
-                  pl.col("n"), pl.col("rows")).alias("detail"),
+        pl.format("booked for {} invalid ID number(s) in {} booking(s), besides {} slip(s) "
+                  "for patients it also booked correctly", pl.col("n"), pl.col("rows"),
+                  pl.col("typos")).alias("detail"),
     )
     return pl.concat([_findings(patients), _findings(accounts)])
 
@@ -314,10 +450,14 @@ def identity_spread(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     return pl.concat([_findings(patients), _findings(accounts)])
 
 
-def payer_fanout(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
-                 days: float) -> pl.DataFrame:
-    """Payment accounts paying for more patients than a household, or making more payments
-    than the seed cases' abnormal accounts (100+ a year, scaled to the period read)."""
+def _volume_limit(t: Thresholds, days: float) -> float:
+    return max(10.0, t.payer_volume_per_year * days / 365.0)
+
+
+def fanout_payers(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
+                  days: float) -> pl.DataFrame:
+    """Payers paying for more patients than two households, or making more payments than
+    the seed cases' abnormal accounts (payer_account, patients, accounts, payments)."""
     paid = payments.join(bookings.select("booking_id", "patient", "account_id"),
                          on="booking_id", how="left")
     per_payer = paid.group_by("payer_account").agg(
@@ -325,9 +465,52 @@ def payer_fanout(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
         pl.col("account_id").drop_nulls().n_unique().alias("accounts"),
         pl.len().alias("payments"),
     )
-    volume_limit = max(10.0, t.payer_volume_per_year * days / 365.0)
-    flagged = per_payer.filter((pl.col("patients") > t.payer_patients)
-                               | (pl.col("payments") >= volume_limit))
+    return per_payer.filter((pl.col("patients") > t.payer_patients)
+                            | (pl.col("payments") >= _volume_limit(t, days)))
+
+
+def staff_release_for_hub(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
+                          days: float) -> pl.DataFrame:
+    """Staff-channel bookings (window, desk, call centre...) made within ``launder_seconds``
+    of the slot's release for patients whose booking a shared fan-out payer paid (one that
+    pays for several accounts' bookings: a ring's wallet). A desk serves whoever is at the
+    counter, and walk-ins pay for themselves; a clerk racing releases for a ring wallet's
+    buyers is an insider. Staff channels are judged per patient and payer, so this counts
+    for any account, institutional or not."""
+    if "staff_released_at" not in bookings.columns:
+        return _empty()
+    hubs = fanout_payers(bookings, payments, t, days).filter(pl.col("accounts") >= 2)
+    if hubs.is_empty():
+        return _empty()
+    after = (pl.col("created_at") - pl.col("staff_released_at")).dt.total_milliseconds() \
+        / 1000.0
+    raced = (
+        bookings.filter(pl.col("staff_released_at").is_not_null()
+                        & (after >= 0) & (after <= t.launder_seconds))
+        .join(payments.join(hubs.select("payer_account"), on="payer_account")
+              .select("booking_id", "payer_account").unique("booking_id"), on="booking_id")
+        .group_by("account_id").agg(pl.col("patient").n_unique().alias("n"),
+                                    pl.col("payer_account").n_unique().alias("hubs"))
+    )
+    return _findings(raced.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("staff_release_for_hub").alias("code"),
+        _graded(pl.col("n"), ((1, 0.15), (2, 0.35), (3, 0.5), (5, 0.7), (10, 0.85)))
+        .alias("strength"),
+        pl.format("booked {} patient(s) through a staff channel within {} s of release, "
+                  "paid by {} fan-out payer(s) that pay for other accounts too", pl.col("n"),
+                  pl.lit(t.launder_seconds), pl.col("hubs")).alias("detail"),
+    ))
+
+
+def payer_fanout(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
+                 days: float) -> pl.DataFrame:
+    """Payment accounts paying for more patients than a household, or making more payments
+    than the seed cases' abnormal accounts (100+ a year, scaled to the period read)."""
+    paid = payments.join(bookings.select("booking_id", "patient", "account_id"),
+                         on="booking_id", how="left")
+    volume_limit = _volume_limit(t, days)
+    flagged = fanout_payers(bookings, payments, t, days)
     if flagged.is_empty():
         return _empty()
     payers = flagged.with_columns(
@@ -469,7 +652,8 @@ def fast_after_release(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
         bookings.filter(pl.col("released_at").is_not_null())
         .with_columns(((pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds()
                        / 1000.0).alias("after"))
-        .filter((pl.col("after") >= 0) & (pl.col("after") <= t.fast_seconds))
+        # Strictly under: a booking 1.000 s after release is a practised hand, not a tool.
+        .filter((pl.col("after") >= 0) & (pl.col("after") < t.fast_seconds))
         .group_by("account_id")
         .agg(pl.len().alias("n"), pl.col("after").median().alias("median"))
     )
@@ -482,12 +666,27 @@ def fast_after_release(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     ))
 
 
-def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, pl.DataFrame]:
+def hub_paid_accounts(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
+                      days: float) -> list[str]:
+    """Accounts with a booking paid by a fan-out payer that pays for several accounts."""
+    hubs = fanout_payers(bookings, payments, t, days).filter(pl.col("accounts") >= 2)
+    if hubs.is_empty():
+        return []
+    paid = payments.join(hubs.select("payer_account"), on="payer_account").select("booking_id")
+    return sorted(bookings.join(paid, on="booking_id").get_column("account_id").unique()
+                  .to_list())
+
+
+def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | None = None
+                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cancel-then-rebook (占坑洗号): a booking for a session is cancelled and, within
     ``launder_seconds``, the same session is booked for a different patient. The cancelled
     side is the holder, the rebooked patient the buyer. A freed slot can go to a stranger by
-    luck, so an account needs two such pairs, or one whose two sides share an account,
-    device or IP.
+    luck, so an account needs two such pairs (four unless they are linked: both sides share
+    an account, device or IP), or one between two accounts run by one hand; a single pair
+    within one household-sized account none of whose bookings a shared fan-out payer paid
+    (``hub_paid``) is a weak clue only. Bookings the platform wrote (waitlist, draw)
+    are never the receiving half.
 
     Returns (findings, pairs); ``pairs`` has holder_account, rebook_account, buyer, linked."""
     # A walk-in's booking cancelled at the window and the slot sold to the next person in
@@ -498,7 +697,10 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, 
         pl.col("account_id").alias("holder_account"), pl.col("patient").alias("held"),
         pl.col("device_id").alias("d1"), pl.col("ip").alias("ip1"),
         pl.col("booking_id").alias("held_booking"))
-    booked = bookings.select(
+    # A booking the platform wrote (the next on the waitlist, a draw's winner) cannot be the
+    # receiving half: the platform, not a broker, chose who got the freed slot.
+    booked = bookings.filter(~channel_of(bookings).is_in(sorted(PLATFORM_CHANNELS))
+                             .fill_null(False)).select(
         "doctor_id", "session_start", "created_at",
         pl.col("account_id").alias("rebook_account"), pl.col("patient").alias("buyer"),
         pl.col("device_id").alias("d2"), pl.col("ip").alias("ip2"),
@@ -559,21 +761,35 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds) -> tuple[pl.DataFrame, 
     )
     if pairs.is_empty():
         return _empty(), pairs
+    # Each pair counts once per account: a household that cancels the mother and books the
+    # father on the same account made one swap, not two.
+    numbered = pairs.with_row_index("pair").with_columns(
+        (pl.col("holder_account") == pl.col("rebook_account")).alias("own"))
     sides = pl.concat([
-        pairs.select(pl.col("holder_account").alias("account_id"), "linked"),
-        pairs.select(pl.col("rebook_account").alias("account_id"), "linked"),
-    ])
+        numbered.select("pair", pl.col("holder_account").alias("account_id"), "linked", "own"),
+        numbered.select("pair", pl.col("rebook_account").alias("account_id"), "linked", "own"),
+    ]).unique(subset=["pair", "account_id"])
     per_account = sides.group_by("account_id").agg(
-        pl.len().alias("n"), pl.col("linked").sum().alias("linked"))
+        pl.len().alias("n"), pl.col("linked").sum().alias("linked"),
+        pl.col("own").sum().alias("own"))
     # An unlinked pair is a freed slot caught by a stranger who keeps refreshing: luck for
     # the catcher, bad luck for the canceller, a habit only when it keeps happening. A
     # linked pair (both sides on one account, device or IP) is deliberate.
     per_account = per_account.with_columns(
-        (2 * pl.col("linked") + 0.5 * (pl.col("n") - pl.col("linked"))).alias("weight"))
+        (2 * pl.col("linked") + 0.5 * (pl.col("n") - pl.col("linked"))).alias("weight")
+    ).join(size.rename({"n": "people"}), on="account_id", how="left")
+    # One pair in a year within one household-sized account whose bookings no ring wallet
+    # pays is a household's one swap or one change of mind: a weak clue. A habit of them is
+    # a trade, and so is a single pair between two accounts run by one hand (one device or
+    # home IP) unless it is a household's swap.
     accounts = per_account.filter(pl.col("weight") >= 2).with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
         pl.lit("launder_pair").alias("code"),
-        _graded(pl.col("weight"), ((2, 0.6), (4, 0.8), (8, 0.9))).alias("strength"),
+        pl.when((pl.col("n") == 1) & (pl.col("own") == 1)
+                & (pl.col("people") <= t.family_size)
+                & ~pl.col("account_id").is_in(hub_paid or [])).then(pl.lit(0.2))
+        .otherwise(_graded(pl.col("weight"), ((2, 0.6), (4, 0.8), (8, 0.9))))
+        .alias("strength"),
         pl.format("in {} cancel-then-rebook pair(s) within {} s ({} with a shared account, "
                   "device or IP)", pl.col("n"), pl.lit(t.launder_seconds),
                   pl.col("linked")).alias("detail"),
@@ -608,14 +824,19 @@ def on_site(bookings: pl.DataFrame, zone: str) -> pl.Expr:
 
 def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     """Accounts booking ahead for more distinct patients than a household (the platform's
-    per-account limit); the strength grows with how far beyond it. On-site sales (the
+    per-account limit); the strength grows with how far beyond it. A number mistyped once
+    and typed right another time is one person (``typo_patients``). On-site sales (the
     registration window, same-day walk-ins) are left out: a clerk books for every patient
     at the counter, and that is the window's job, not a household's."""
     after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+    # A slip of the hand is the same person typed twice: counted once.
+    typos = typo_patients(bookings)
     per_account = (
         bookings.filter(~on_site(bookings, t.zone))
+        .join(typos, on=["account_id", "patient"], how="left")
+        .with_columns(pl.coalesce("person", "patient").alias("person"))
         .group_by("account_id").agg(
-            pl.col("patient").n_unique().alias("patients"),
+            pl.col("person").n_unique().alias("patients"),
             ((after >= 0) & (after <= 600)).fill_null(False).mean().alias("race_share"))
     )
     flagged = per_account.filter(pl.col("patients") > t.family_size)
@@ -664,12 +885,14 @@ def run_rules(
     span = bookings.select(pl.col("created_at").min().alias("a"), pl.col("created_at").max()
                            .alias("b")).row(0)
     days = max(1.0, (span[1] - span[0]).total_seconds() / 86400.0)
-    laundering, pairs = launder_pairs(bookings, t)
+    laundering, pairs = launder_pairs(bookings, t,
+                                      hub_paid_accounts(bookings, payments, t, days))
     findings = pl.concat([
         invalid_id_numbers(bookings),
         nonsense_names(bookings),
         identity_spread(bookings, t),
         payer_fanout(bookings, payments, t, days),
+        staff_release_for_hub(bookings, payments, t, days),
         ip_fanout(bookings, t),
         shared_device(bookings, t),
         grab_device(bookings, t),

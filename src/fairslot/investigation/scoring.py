@@ -191,7 +191,7 @@ def investigate(
     # staff book for whoever is at the counter: no timing rule reads a race into them.
     bookings, payments = without_platform_timing(records.bookings), records.payments
     findings, pairs = run_rules(bookings, payments, records.access, t)
-    institutions = institutional_accounts(bookings, t)
+    institutions = institutional_accounts(bookings, t, pairs)
     institution_ids = institutions.get_column("account_id").to_list()
 
     ls_pairs = lockstep_pairs(bookings)

@@ -82,6 +82,8 @@ def export_records(uow: UnitOfWork, deps: Deps, out: pathlib.Path, *,
     bookings = [{
         "booking_id": str(r.id), "created_at": _iso(r.created_at, zone),
         "account_id": str(r.account_id), "patient_id_number": protect("id_number", r.id_number),
+        # The platform registers patients by resident ID only (``normalize_id_number``).
+        "patient_id_type": "resident_id",
         "patient_name": protect("name", r.name), "patient_phone": protect("phone", r.phone),
         "hospital_id": r.hospital, "department": r.code, "doctor_id": str(r.doctor_id),
         "session_start": _iso(r.starts_at, zone), "released_at": _iso(r.release_at, zone),
@@ -156,8 +158,9 @@ def _payer(protect: Any, payer: str) -> str:
     return payer if hidden == payer else f"{method}:{hidden}"
 
 
-BOOKING_COLUMNS = ["booking_id", "created_at", "account_id", "patient_id_number", "patient_name",
-                   "patient_phone", "hospital_id", "department", "doctor_id", "session_start",
+BOOKING_COLUMNS = ["booking_id", "created_at", "account_id", "patient_id_number",
+                   "patient_id_type", "patient_name", "patient_phone", "hospital_id",
+                   "department", "doctor_id", "session_start",
                    "released_at", "channel", "ip", "device_id", "status", "cancelled_at", "fee"]
 PAYMENT_COLUMNS = ["payment_id", "booking_id", "paid_at", "payer_account", "amount",
                    "refunded_at"]
