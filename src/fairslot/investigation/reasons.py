@@ -24,6 +24,12 @@ ZH_TEMPLATES: tuple[tuple[str, str], ...] = (
      "身份证号未通过校验位、出生日期或地区码检查"),
     ("booked for {} invalid ID number(s) in {} booking(s)",
      "为 {0} 个无效身份证号挂号 {1} 次"),
+    ("booked for {} invalid ID number(s) in {} booking(s), besides {} slip(s) for patients "
+     "it also booked correctly",
+     "为 {0} 个无效身份证号挂号 {1} 次（另有 {2} 次是其也正确挂过的就诊人的笔误）"),
+    ("booked {} patient(s) through a staff channel within {} s of release, paid by {} "
+     "fan-out payer(s) that pay for other accounts too",
+     "放号后 {1} 秒内经人工渠道为 {0} 名就诊人挂号，由 {2} 个也为其他账户付款的付款账户支付"),
     ("booked under the name \"{}\", which is no person's name",
      "以姓名“{0}”挂号，这不是人名"),
     ("booked for {} patient(s) with nonsense names", "为 {0} 名姓名无意义的就诊人挂号"),
