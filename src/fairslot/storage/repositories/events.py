@@ -43,6 +43,11 @@ class EventRepository:
         self.db.execute(_INSERT_EVENT, row)
         self.appended.append(RecordedEvent(kind, at, {**fields, "detail": detail}))
 
+    def note(self, kind: str, at: dt.datetime, **fields: Any) -> None:
+        """An event another statement of this transaction wrote (``BookingRepository.
+        hold_free_slot``), to be handed on at commit like an appended one."""
+        self.appended.append(RecordedEvent(kind, at, fields))
+
     # -- the operator's console: what happened in the last minutes ------------------------
 
     def counts_since(self, kinds: Sequence[str], since: dt.datetime) -> dict[str, int]:
