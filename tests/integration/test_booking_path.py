@@ -66,7 +66,9 @@ def test_a_booking_is_at_most_six_statements_on_one_connection(world: World,
         meter.on = False
     assert answer.status_code == 201, answer.text
     work = [s for s in meter.statements if not s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
-    assert len(work) <= 6, work
+    # PostgreSQL: the account, the locked look-up, the quota facts, and the slot, booking
+    # and event in one statement; SQLite writes the last three one by one.
+    assert len(work) <= (4 if world.platform.dialect == "postgresql" else 6), work
     assert meter.checkouts == 1
 
 

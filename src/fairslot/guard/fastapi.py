@@ -122,10 +122,14 @@ def _cookie(header: str) -> str | None:
 
 
 class GuardGate:
-    """What a guarded route receives: call ``check`` once with the keys it knows."""
+    """What a guarded route receives: call ``check`` once with the keys it knows.
+
+    With a ``stack``, the hold an ``exclusive`` check takes is released when the stack
+    closes; without one, whoever made the gate calls ``release``."""
 
     def __init__(self, guard: Guard, request: Request, group: RouteGroup,
-                 need_token: str | None, exclusive: bool, stack: AsyncExitStack) -> None:
+                 need_token: str | None, exclusive: bool,
+                 stack: AsyncExitStack | None) -> None:
         self.guard = guard
         self.request = request
         self.group = group
@@ -160,10 +164,16 @@ class GuardGate:
             risk=risk,
             exclusive=self.exclusive,
         )
-        if passed.hold is not None:
+        if passed.hold is not None and self._stack is not None:
             self._stack.push_async_callback(self.guard.release, passed)
         self.passed = passed
         return passed
+
+    async def release(self) -> None:
+        """Give back the hold of an ``exclusive`` check (a gate made without a stack)."""
+        passed = self.passed
+        if passed is not None and passed.hold is not None and self._stack is None:
+            await self.guard.release(passed)
 
 
 _NO_STACK = AsyncExitStack()  # never entered: only used by gates that hold nothing

@@ -134,9 +134,34 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
                                  patient_id=pid, account_id=None if at_desk else account.id)
     rules.check_may_book(deps, facts, pid, department_id, session.starts_at,
                          served=not at_desk, lowered=shared.lowered)
+    booking = Booking(session_id=sid, slot_id=0, patient_id=pid,
+                      account_id=account.id or 0, fee_cents=session.fee_cents, created_at=now,
+                      pay_by=now + dt.timedelta(minutes=deps.settings.payment_deadline_minutes),
+                      channel=ctx.channel)
+    if ctx.held_for_review:
+        booking.hold_for_review(review.review_deadline(deps, now, session.starts_at))
+    detail: dict[str, object] = {
+        "channel": ctx.channel.value, "department": department_id,
+        "doctor": session.doctor_id, "release_at": session.release_at.isoformat(),
+        **ctx.timing()}
+    if ctx.held_for_review:
+        detail["held_for_review"] = list(ctx.held_for_review)
+    event: dict[str, object] = {"account_id": account.id, "patient_id": pid,
+                                "session_id": sid, **ctx.event_fields()}
     # Draw sessions give out only slots nobody on the waitlist wanted, once re-opened.
-    slot = uow.schedule.claim_free_slot(
-        sid, now, leftovers_only=session.release_policy is ReleasePolicy.DRAW)
+    leftovers_only = session.release_policy is ReleasePolicy.DRAW
+    slot: tuple[int, int] | None
+    if uow.postgres:
+        # The slot claimed, the booking and its event written in one statement.
+        slot = uow.bookings.hold_free_slot(
+            booking, leftovers_only=leftovers_only,
+            event={**event, "kind": "booking.created", "at": now, "detail": detail})
+    else:
+        claimed = uow.schedule.claim_free_slot(sid, now, leftovers_only=leftovers_only)
+        slot = None if claimed is None else (claimed.id, claimed.number)
+        if slot is not None:
+            booking.slot_id = slot[0]
+            uow.bookings.insert(booking)
     if slot is None:
         window = uow.rounds.open_rounds_of_sessions([sid], now).get(sid)
         if window is not None:
@@ -145,25 +170,16 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
                            "in its request window: enter the round", code="request_window",
                            round=window)
         raise SlotUnavailable("no free slot left in this session")
-    booking = Booking(session_id=sid, slot_id=slot.id, patient_id=pid,
-                      account_id=account.id or 0, fee_cents=session.fee_cents, created_at=now,
-                      pay_by=now + dt.timedelta(minutes=deps.settings.payment_deadline_minutes),
-                      channel=ctx.channel)
-    if ctx.held_for_review:
-        booking.hold_for_review(review.review_deadline(deps, now, session.starts_at))
-    uow.bookings.insert(booking)
-    detail: dict[str, object] = {
-        "channel": ctx.channel.value, "slot": slot.id, "department": department_id,
-        "doctor": session.doctor_id, "release_at": session.release_at.isoformat(),
-        **ctx.timing()}
-    if ctx.held_for_review:
-        detail["held_for_review"] = list(ctx.held_for_review)
-    uow.events.append("booking.created", now, account_id=account.id, patient_id=pid,
-                      session_id=sid, booking_id=booking.id, detail=detail,
-                      **ctx.event_fields())
+    detail = {"channel": detail["channel"], "slot": slot[0],
+              **{k: v for k, v in detail.items() if k != "channel"}}
+    if uow.postgres:
+        uow.events.note("booking.created", now, booking_id=booking.id, detail=detail, **event)
+    else:
+        uow.events.append("booking.created", now, booking_id=booking.id, detail=detail,
+                          **event)
     if ctx.held_for_review:
         review.tell_held(uow, deps, booking, now)
-    return BookingView(booking, session, patient, slot.number), shared.lowered
+    return BookingView(booking, session, patient, slot[1]), shared.lowered
 
 
 def book(uow: UnitOfWork, deps: Deps, account: Account, patient_id: int, session_id: int,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,8 +65,44 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size,
-                            pool_pre_ping=True)
+    engine = sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 5.0
+"""A pooled PostgreSQL connection idle this long is pinged before it is handed out."""
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pessimistic disconnect handling at a round trip per *idle* checkout, not per
+    checkout: ``pool_pre_ping`` pinged before every request, a round trip that cost a busy
+    server more than some of the request's own statements. A connection given back less
+    than ``PING_AFTER_IDLE_SECONDS`` ago was working then; one that has waited longer (a
+    database restarted, a firewall dropping idle sockets) is pinged and, if dead, replaced
+    before any statement uses it. A connection that dies under load is caught by
+    SQLAlchemy's disconnect handling, which also discards every older connection in the
+    pool, so the request that meets it fails and the next ones get new connections."""
+
+    @event.listens_for(engine, "connect")
+    def connected(dbapi_connection: Any, record: Any) -> None:
+        record.info["fairslot_returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def returned(dbapi_connection: Any, record: Any) -> None:
+        record.info["fairslot_returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def handed_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        returned_at = record.info.get("fairslot_returned_at")
+        if returned_at is not None and time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise sa.exc.DisconnectionError("the pooled connection did not answer")
 
 
 def ping(engine: Engine) -> None:

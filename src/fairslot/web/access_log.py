@@ -5,9 +5,9 @@ request path almost nothing."""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +33,11 @@ class AccessLog:
                  batch: int = 500, interval: float = 0.5) -> None:
         self._write = write
         self._clock = clock
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=100_000)
+        # A deque, not a ``queue.Queue``: appending is atomic and wakes nobody (the writer
+        # polls every ``interval``), where a Queue takes a lock and signals a condition
+        # variable on every put: 4 % of a booking's server CPU in a py-spy profile.
+        self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        self._capacity = 100_000
         self._batch = batch
         self._interval = interval
         self._stop = threading.Event()
@@ -60,19 +64,19 @@ class AccessLog:
         return self._clock.monotonic()
 
     def record(self, row: dict[str, Any]) -> None:
-        try:
-            self._queue.put_nowait(row)
-        except queue.Full:
+        if len(self._queue) >= self._capacity:
             # Under a flood the log must not become the bottleneck; the guard's own events
             # still say what happened.
             self.dropped += 1
+            return
+        self._queue.append(row)
 
     def flush(self) -> int:
         rows: list[dict[str, Any]] = []
         while len(rows) < self._batch:
             try:
-                rows.append(self._queue.get_nowait())
-            except queue.Empty:
+                rows.append(self._queue.popleft())
+            except IndexError:
                 break
         if rows:
             try:
@@ -122,8 +126,10 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send_and_note)
         finally:
             state = scope.get("state") or {}
-            headers = dict(scope.get("headers") or [])
-            ua = headers.get(b"user-agent", b"")[:300].decode("latin-1")
+            ua = ""
+            for name, value in scope.get("headers") or ():
+                if name == b"user-agent":
+                    ua = value[:300].decode("latin-1")
             client = scope.get("client")
             observe_request(scope["path"], status, self.access_log.monotonic() - began)
             self.access_log.record(access_row(

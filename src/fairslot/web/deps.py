@@ -11,16 +11,19 @@ case's transaction afterwards."""
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
-from typing import Annotated
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
 import anyio.from_thread
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from fairslot.bootstrap import Platform
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import Forbidden, Unauthenticated
 from fairslot.domain.schedule import Session
+from fairslot.guard.fastapi import GuardGate
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import Guard, GuardPass
 from fairslot.monitoring.request_log import screen_row
@@ -34,6 +37,7 @@ __all__ = [
     "CallerDep",
     "ClaimedAccount",
     "DepsDep",
+    "GuardedUse",
     "PlatformDep",
     "UowDep",
     "action_token",
@@ -42,10 +46,13 @@ __all__ = [
     "claimed_account",
     "client_ip",
     "context",
+    "guarded_use",
     "screen",
 ]
 
 SESSION_COOKIE = "fs_session"
+T = TypeVar("T")
+_log = logging.getLogger("fairslot.guard")
 
 
 def get_platform(request: Request) -> Platform:
@@ -197,3 +204,74 @@ def action_token(request: Request, account: Account, action: str, target: int | 
     ``screen`` has let the view through)."""
     guard: Guard = request.app.state.guard
     return guard.issue_token(str(account.id), action, str(target))
+
+
+class GuardedUse:
+    """One guarded API action's request scope: the log-in token's claimed account (no
+    database), the guard's gate for the route's group, and the request's one unit of work,
+    in which ``account`` authenticates and the use case runs (one transaction, one pooled
+    connection). ``guarded_use`` makes the dependency; the route calls ``check`` once with
+    the keys it knows, then ``run`` with its use case."""
+
+    __slots__ = ("_account", "_gate", "claimed", "deps", "request", "uow")
+
+    def __init__(self, request: Request, uow: UnitOfWork, deps: Deps, claimed: int,
+                 gate: GuardGate) -> None:
+        self.request = request
+        self.uow = uow
+        self.deps = deps
+        self.claimed = claimed
+        self._gate = gate
+        self._account: Account | None = None
+
+    @property
+    def passed(self) -> GuardPass | None:
+        return self._gate.passed
+
+    async def check(self, *, patient_id: str | None = None, payer: str | None = None,
+                    target: str | None = None) -> GuardPass:
+        """The guard, keyed on the claimed account and these (raises to refuse)."""
+        return await self._gate.check(account_id=str(self.claimed), patient_id=patient_id,
+                                      payer=payer, target=target)
+
+    def account(self, *roles: Role) -> Account:
+        """The authenticated account, checked in the unit of work (from the use case's
+        thread); with ``roles``, one of them (or admin)."""
+        if self._account is None:
+            self._account = authenticated(self.request, self.uow, *roles)
+        elif roles:
+            accounts.require_role(self._account, *roles)
+        return self._account
+
+    def context(self) -> RequestContext:
+        """What the server knows about the request, with the guard's pass."""
+        return context(self.request, self._gate.passed)
+
+    async def run(self, use_case: Callable[[], T]) -> T:
+        """``use_case`` in the thread pool (the storage is synchronous): one thread hop."""
+        return await run_in_threadpool(use_case)
+
+
+def guarded_use(group: RouteGroup, *, need_token: str | None = None,
+                exclusive: bool = False) -> Callable[[Request], AsyncIterator[GuardedUse]]:
+    """The dependency for a guarded action: one generator where the route used to take
+    four dependencies (the claimed account, the unit of work, ``Deps`` and the gate), each
+    of which FastAPI resolves, and two of which it enters and exits, per request. Ends the
+    guard's hold (``exclusive``) and then the unit of work after the route."""
+
+    async def dependency(request: Request) -> AsyncIterator[GuardedUse]:
+        claimed = claimed_account(request)
+        platform = get_platform(request)
+        guard: Guard = request.app.state.guard
+        gate = GuardGate(guard, request, group, need_token, exclusive, None)
+        with platform.uow() as uow:
+            try:
+                yield GuardedUse(request, uow, platform.deps, claimed, gate)
+            finally:
+                await gate.release()
+            if gate.passed is None:
+                # A programming error, not a client's: the route skipped its guard.
+                _log.error("guarded route %s returned without a guard check",
+                           request.url.path)
+
+    return dependency

@@ -160,7 +160,7 @@ class ScheduleRepository:
 
         On PostgreSQL concurrent claimers skip each other's locked rows instead of queueing,
         and the re-check of ``taken`` under the lock keeps two of them off one slot."""
-        row = self.db.execute(_claim_statement(leftovers_only),
+        row = self.db.execute(claim_statement(leftovers_only),
                               {"session": session_id, "now": now}).first()
         return None if row is None else ClaimedSlot(int(row[0]), int(row[1]))
 
@@ -245,7 +245,7 @@ class ScheduleRepository:
 
 
 @functools.cache
-def _claim_statement(leftovers_only: bool) -> sa.Update:
+def claim_statement(leftovers_only: bool) -> sa.Update:
     now = sa.bindparam("now", type_=t.slots.c.open_from.type)
     # Under the draw policy only leftovers (re-opened at their open_from) are bookable.
     opened = (t.slots.c.open_from <= now if leftovers_only else

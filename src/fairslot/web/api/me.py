@@ -5,25 +5,24 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from fairslot.domain.accounts import Role
 from fairslot.domain.errors import Conflict
 from fairslot.domain.identity import mask_phone
-from fairslot.guard.fastapi import GuardGate, guarded
+from fairslot.guard.fastapi import guarded
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import POW_HEADER, TOKEN_HEADER
 from fairslot.services import accounts, booking, catalog, shared_list
 from fairslot.web.deps import (
     CallerDep,
-    ClaimedAccount,
     DepsDep,
+    GuardedUse,
     UowDep,
     action_token,
-    authenticated,
     bearer_token,
     booking_screen_shown,
     context,
+    guarded_use,
     screen,
 )
 from fairslot.web.login import guarded_log_in
@@ -200,23 +199,22 @@ def booking_screen(session_id: IdPath, caller: CallerDep, request: Request,
         token_header=TOKEN_HEADER)
 
 
+BookingUse = Annotated[GuardedUse, Depends(guarded_use(
+    RouteGroup.BOOKING, need_token=BOOK_ACTION, exclusive=True))]
+
+
 @router.post("/bookings", status_code=201, tags=["bookings"])
-async def book(body: BookingIn, request: Request, claimed: ClaimedAccount, uow: UowDep,
-               deps: DepsDep,
-               gate: Annotated[GuardGate, Depends(guarded(
-                   RouteGroup.BOOKING, need_token=BOOK_ACTION, exclusive=True))]) -> BookingOut:
+async def book(body: BookingIn, use: BookingUse) -> BookingOut:
     """Book a slot. Send the booking screen's action token in ``X-Fairslot-Action-Token``;
     when the guard asks for proof of work (``challenge_required``), solve the challenge in
     the problem body and send it in ``X-Fairslot-Pow``."""
-    await gate.check(account_id=str(claimed), patient_id=str(body.patient_id),
-                     target=str(body.session_id))
+    await use.check(patient_id=str(body.patient_id), target=str(body.session_id))
 
     def use_case() -> booking.BookingView:
-        account = authenticated(request, uow, Role.PATIENT)
-        return booking.book(uow, deps, account, body.patient_id, body.session_id,
-                            context(request, gate.passed))
+        return booking.book(use.uow, use.deps, use.account(Role.PATIENT), body.patient_id,
+                            body.session_id, use.context())
 
-    return BookingOut.of(await run_in_threadpool(use_case))
+    return BookingOut.of(await use.run(use_case))
 
 
 @router.get("/bookings/{booking_id}", tags=["bookings"])
@@ -248,32 +246,30 @@ def payment_screen(booking_id: IdPath, caller: CallerDep, request: Request,
 
 
 @router.post("/bookings/{booking_id}/pay", tags=["bookings"])
-async def pay(booking_id: IdPath, body: PaymentIn, request: Request, claimed: ClaimedAccount,
-              uow: UowDep, deps: DepsDep,
-              gate: Annotated[GuardGate, Depends(guarded(
+async def pay(booking_id: IdPath, body: PaymentIn,
+              use: Annotated[GuardedUse, Depends(guarded_use(
                   RouteGroup.PAYMENT, need_token=PAY_ACTION, exclusive=True))]) -> BookingOut:
     """Pay a held booking with the payment screen's action token."""
-    payer = deps.payments.payer_of(body.payer_account)
-    await gate.check(account_id=str(claimed), payer=payer, target=str(booking_id))
+    payer = use.deps.payments.payer_of(body.payer_account)
+    await use.check(payer=payer, target=str(booking_id))
 
     def use_case() -> booking.BookingView:
-        account = authenticated(request, uow, Role.PATIENT)
-        return booking.pay(uow, deps, account, booking_id, body.payer_account,
-                           context(request, gate.passed))
+        return booking.pay(use.uow, use.deps, use.account(Role.PATIENT), booking_id,
+                           body.payer_account, use.context())
 
-    return BookingOut.of(await run_in_threadpool(use_case))
+    return BookingOut.of(await use.run(use_case))
 
 
 @router.post("/bookings/{booking_id}/cancel", tags=["bookings"])
-async def cancel(booking_id: IdPath, request: Request, claimed: ClaimedAccount, uow: UowDep,
-                 deps: DepsDep,
-                 gate: Annotated[GuardGate, Depends(guarded(
+async def cancel(booking_id: IdPath,
+                 use: Annotated[GuardedUse, Depends(guarded_use(
                      RouteGroup.BOOKING, need_token=CANCEL_ACTION))]) -> BookingOut:
     """Cancel a booking with the payment screen's cancel token (``cancel_token``)."""
-    await gate.check(account_id=str(claimed), target=str(booking_id))
+    await use.check(target=str(booking_id))
 
     def use_case() -> booking.BookingView:
-        account = authenticated(request, uow, Role.PATIENT, Role.REGISTRATION)
-        return booking.cancel(uow, deps, account, booking_id, context(request))
+        account = use.account(Role.PATIENT, Role.REGISTRATION)
+        return booking.cancel(use.uow, use.deps, account, booking_id,
+                              context(use.request))
 
-    return BookingOut.of(await run_in_threadpool(use_case))
+    return BookingOut.of(await use.run(use_case))
