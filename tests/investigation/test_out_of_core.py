@@ -37,10 +37,11 @@ def _access_rows() -> list[dict[str, object]]:
                   "user_agent": "curl"} for k in range(n)]
     # 119 requests in one minute plus an exact duplicate of one of them: 119 after cleaning.
     start = base + dt.timedelta(minutes=900)
-    near = [{"ts": (start + dt.timedelta(seconds=k / 3)).isoformat(), "ip": "100.9.9.9",
-             "account_id": "almost", "device_id": "d", "method": "GET", "path": "/",
-             "status": "200", "user_agent": "x"} for k in range(119)]
-    rows += near + [near[5], rows[7], rows[8], rows[8]]
+    near: list[dict[str, object]] = [
+        {"ts": (start + dt.timedelta(seconds=k / 3)).isoformat(), "ip": "100.9.9.9",
+         "account_id": "almost", "device_id": "d", "method": "GET", "path": "/",
+         "status": "200", "user_agent": "x"} for k in range(119)]
+    rows += [*near, near[5], rows[7], rows[8], rows[8]]
     rows += [{**rows[20], "ts": "not a time"}, {**rows[21], "ts": ""},
              {**rows[22], "ip": ""}, {**rows[23], "account_id": ""},
              {**rows[24], "account_id": None, "ts": "2025-03-01 10:30:00"}]

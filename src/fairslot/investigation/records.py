@@ -29,9 +29,9 @@ __all__ = [
     "Records",
     "RecordsError",
     "SkipCount",
+    "count_access_minutes",
     "normalise_identifier",
     "read_records",
-    "count_access_minutes",
     "read_table",
 ]
 
