@@ -41,11 +41,15 @@ def _id_numbers(rng: np.random.Generator, n: int, invalid_share: float) -> pl.Se
     regions = np.array([110101, 110102, 110105, 110106, 110108, 310101, 310104])
     region = regions[rng.integers(0, len(regions), n)]
     birth = (np.datetime64("1940-01-01") + rng.integers(0, 30000, n).astype("timedelta64[D]"))
-    ymd = birth.astype("datetime64[D]").astype(str)
-    body = pl.Series(region.astype(str)) + pl.Series(ymd).str.replace_all("-", "") + pl.Series(
-        rng.integers(0, 1000, n)).cast(pl.String).str.zfill(3)
-    digits = np.frombuffer("".join(body.to_list()).encode(), dtype=np.uint8).reshape(n, 17) - 48
-    check = (12 - (digits.astype(np.int64) @ _WEIGHTS) % 11) % 11
+    ymd = pl.Series(birth.astype("datetime64[D]")).dt.strftime("%Y%m%d").cast(pl.Int64)
+    # The 17 digits as one integer (the region's leading digit is never 0), so that the check
+    # digit is computed on arrays: a province has tens of millions of patients.
+    number = region.astype(np.int64) * 10**11 + ymd.to_numpy() * 1000 + rng.integers(0, 1000, n)
+    weighted = np.zeros(n, dtype=np.int64)
+    for position, weight in enumerate(_WEIGHTS):
+        weighted += (number // 10 ** (16 - position)) % 10 * weight
+    body = pl.Series(number).cast(pl.String)
+    check = (12 - weighted % 11) % 11
     spoil = rng.random(n) < invalid_share
     check = np.where(spoil, (check + 1) % 11, check)
     letters = np.where(check == 10, "X", check.astype(str))
