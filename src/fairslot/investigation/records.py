@@ -451,7 +451,8 @@ def count_access_minutes(
         try:
             lazy.with_columns(part).sink_parquet(
                 pl.PartitionBy(temporary, key=_PART, include_key=False), mkdir=True,
-                engine="streaming")
+                # Read back once, right away: fast compression beats small files.
+                compression="lz4", engine="streaming")
         except (OSError, pl.exceptions.PolarsError) as exc:
             if not csv_file:
                 raise RecordsError(f"cannot read {path.name}: {exc}") from exc
