@@ -1,13 +1,17 @@
-"""Benchmark of ``fairslot investigate`` at hospital scale.
+"""Benchmark of ``fairslot investigate`` at hospital scale (or a province's, ``--province``).
 
 Generates 1,000,000 bookings, 1,000,000 payments and 10,000,000 access rows with vectorised
 numpy/polars (a genuine population plus a few dozen bot rings), writes them as Parquet to a
-temporary folder, then runs the whole investigation (read, rules, graph, dense blocks,
-lockstep, anomaly scores, rings, report) in a child process. Prints the generation time, the
-investigation time and the peak resident memory of this process (generation) and of the
-child (investigation), and the child's CPU time, from ``resource.getrusage``.
+temporary folder (the access rows in chunks of 10,000,000, so that a province's 100,000,000
+are never in memory at once), then runs the whole investigation (read, rules, graph, dense
+blocks, lockstep, anomaly scores, rings, report) in a child process. The access rows are read
+out of core (``read_records(access_min_clicks=...)``: split by minute into Parquet parts on
+disk, only per-account minute counts kept) unless ``--in-memory``. Prints the generation
+time (not part of the investigation), the investigation's wall and CPU time and peak resident
+memory (the child process; Polars' threads are in it), from ``resource.getrusage``.
 
-    python bench/investigate.py [--bookings N] [--access N] [--keep DIR]
+    python bench/investigate.py [--bookings N] [--access N] [--province] [--in-memory]
+                                [--keep DIR] [--records DIR]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ __all__ = ["generate", "main"]
 
 _YEAR_START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC).timestamp()
 _DAY = 86400.0
+_ACCESS_CHUNK = 10_000_000
 _WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 
 
@@ -36,11 +41,15 @@ def _id_numbers(rng: np.random.Generator, n: int, invalid_share: float) -> pl.Se
     regions = np.array([110101, 110102, 110105, 110106, 110108, 310101, 310104])
     region = regions[rng.integers(0, len(regions), n)]
     birth = (np.datetime64("1940-01-01") + rng.integers(0, 30000, n).astype("timedelta64[D]"))
-    ymd = birth.astype("datetime64[D]").astype(str)
-    body = pl.Series(region.astype(str)) + pl.Series(ymd).str.replace_all("-", "") + pl.Series(
-        rng.integers(0, 1000, n)).cast(pl.String).str.zfill(3)
-    digits = np.frombuffer("".join(body.to_list()).encode(), dtype=np.uint8).reshape(n, 17) - 48
-    check = (12 - (digits.astype(np.int64) @ _WEIGHTS) % 11) % 11
+    ymd = pl.Series(birth.astype("datetime64[D]")).dt.strftime("%Y%m%d").cast(pl.Int64)
+    # The 17 digits as one integer (the region's leading digit is never 0), so that the check
+    # digit is computed on arrays: a province has tens of millions of patients.
+    number = region.astype(np.int64) * 10**11 + ymd.to_numpy() * 1000 + rng.integers(0, 1000, n)
+    weighted = np.zeros(n, dtype=np.int64)
+    for position, weight in enumerate(_WEIGHTS):
+        weighted += (number // 10 ** (16 - position)) % 10 * weight
+    body = pl.Series(number).cast(pl.String)
+    check = (12 - weighted % 11) % 11
     spoil = rng.random(n) < invalid_share
     check = np.where(spoil, (check + 1) % 11, check)
     letters = np.where(check == 10, "X", check.astype(str))
@@ -119,29 +128,44 @@ def generate(folder: Path, *, bookings: int, access: int, seed: int = 1) -> None
         "refunded_at": times(cancelled),
     }).write_parquet(folder / "payments.parquet")
     del frame
-    who = rng.integers(0, n_accounts + ring_accounts, access)
-    pl.DataFrame({
-        "ts": times(_YEAR_START + rng.uniform(0, 365 * _DAY, access)),
-        "ip": ip_pool.gather((who * 7) % len(ip_pool)),
-        "account_id": "a" + pl.Series(who).cast(pl.String),
-        "device_id": "dev" + pl.Series(who).cast(pl.String),
-        "method": pl.Series(np.array(["GET", "POST"])[(rng.random(access) < 0.2).astype(int)]),
-        "path": pl.Series(np.array(["/doctors", "/login", "/api/bookings"])[
-            rng.integers(0, 3, access)]),
-        "status": pl.Series(np.full(access, 200)),
-        "user_agent": pl.Series(["Mozilla/5.0"]).gather(np.zeros(access, dtype=np.int64)),
-    }).write_parquet(folder / "access.parquet")
+    chunks: list[Path] = []
+    for first in range(0, access, _ACCESS_CHUNK):
+        size = min(_ACCESS_CHUNK, access - first)
+        who = rng.integers(0, n_accounts + ring_accounts, size)
+        chunk = folder / f"access-{len(chunks)}.parquet.part"
+        pl.DataFrame({
+            "ts": times(_YEAR_START + rng.uniform(0, 365 * _DAY, size)),
+            "ip": ip_pool.gather((who * 7) % len(ip_pool)),
+            "account_id": "a" + pl.Series(who).cast(pl.String),
+            "device_id": "dev" + pl.Series(who).cast(pl.String),
+            "method": pl.Series(np.array(["GET", "POST"])[(rng.random(size) < 0.2)
+                                                          .astype(int)]),
+            "path": pl.Series(np.array(["/doctors", "/login", "/api/bookings"])[
+                rng.integers(0, 3, size)]),
+            "status": pl.Series(np.full(size, 200)),
+            "user_agent": pl.Series(["Mozilla/5.0"]).gather(np.zeros(size, dtype=np.int64)),
+        }).write_parquet(chunk)
+        chunks.append(chunk)
+    if len(chunks) == 1:
+        chunks[0].rename(folder / "access.parquet")
+    else:
+        # One file, as an export is: the chunks are streamed into it, never all in memory.
+        pl.scan_parquet(chunks).sink_parquet(folder / "access.parquet", engine="streaming")
+        for chunk in chunks:
+            chunk.unlink()
 
 
-def _child(folder: Path, out: Path) -> None:
+def _child(folder: Path, out: Path, in_memory: bool) -> None:
     from fairslot.config import get_settings
     from fairslot.investigation.records import read_records
     from fairslot.investigation.report import RunInfo, write_outputs
+    from fairslot.investigation.rules import Thresholds
     from fairslot.investigation.scoring import investigate
 
     zone = get_settings().zone
     began, start = dt.datetime.now(zone), time.perf_counter()
-    records = read_records(folder, zone=zone)
+    floor = None if in_memory else Thresholds().clicks_per_minute
+    records = read_records(folder, zone=zone, access_min_clicks=floor, workdir=out.parent)
     read = time.perf_counter() - start
     result = investigate(records)
     detect = time.perf_counter() - start - read
@@ -153,25 +177,38 @@ def _child(folder: Path, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bookings", type=int, default=1_000_000)
-    parser.add_argument("--access", type=int, default=10_000_000)
+    parser.add_argument("--bookings", type=int, default=1_000_000,
+                        help="bookings (and payments), default 1,000,000")
+    parser.add_argument("--access", type=int, default=10_000_000,
+                        help="access rows, default 10,000,000")
+    parser.add_argument("--province", action="store_true",
+                        help="a province's year: 10,000,000 bookings and payments, "
+                        "100,000,000 access rows")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="read the access rows into memory (the pre-out-of-core path)")
     parser.add_argument("--keep", type=Path, default=None, help="write the data here")
+    parser.add_argument("--records", type=Path, default=None,
+                        help="investigate this folder (from --keep) instead of generating")
     parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(*args.child)
+        _child(args.child[0], args.child[1], args.in_memory)
         return
+    if args.province:
+        args.bookings, args.access = 10_000_000, 100_000_000
     with tempfile.TemporaryDirectory() as temporary:
-        folder = args.keep or Path(temporary) / "records"
-        folder.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        generate(folder, bookings=args.bookings, access=args.access)
-        generation = time.perf_counter() - start
-        print(f"generated {args.bookings:,} bookings, {args.bookings:,} payments, "
-              f"{args.access:,} access rows in {generation:.1f} s")
+        folder = args.records or args.keep or Path(temporary) / "records"
+        if args.records is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            start = time.perf_counter()
+            generate(folder, bookings=args.bookings, access=args.access)
+            generation = time.perf_counter() - start
+            print(f"generated {args.bookings:,} bookings, {args.bookings:,} payments, "
+                  f"{args.access:,} access rows in {generation:.1f} s (not counted below)")
         start = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--child", str(folder),
-                        str(Path(temporary) / "out")], check=True)
+                        str(Path(temporary) / "out"),
+                        *(["--in-memory"] if args.in_memory else [])], check=True)
         investigation = time.perf_counter() - start
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -181,7 +218,8 @@ def main() -> None:
         print(f"investigation (child process, with interpreter start) {investigation:.1f} s, "
               f"CPU {usage.ru_utime + usage.ru_stime:.1f} s "
               f"(user {usage.ru_utime:.1f} + system {usage.ru_stime:.1f})")
-        print(f"peak memory: generation {own:.2f} GB, investigation {children:.2f} GB")
+        print(f"peak memory: generation {own:.2f} GB, investigation {children:.2f} GB"
+              f" ({'in memory' if args.in_memory else 'access rows out of core'})")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ def investigate_command(
     from fairslot.investigation.evaluate import evaluate, read_labels
     from fairslot.investigation.records import RecordsError, read_records
     from fairslot.investigation.report import RunInfo, write_outputs
+    from fairslot.investigation.rules import Thresholds
     from fairslot.investigation.scoring import investigate
 
     start, until_at = parse_when(since, "--since"), parse_when(until, "--until")
@@ -63,7 +64,10 @@ def investigate_command(
     zone = get_settings().zone
     began, clock = dt.datetime.now(zone), time.perf_counter()
     try:
-        records = read_records(folder, zone=zone, since=start, until=until_at)
+        # The access rows (the bulk of a year: 100 million for a province) are read out of
+        # core: only their counts per account and minute are kept.
+        records = read_records(folder, zone=zone, since=start, until=until_at,
+                               access_min_clicks=Thresholds().clicks_per_minute)
         truth = read_labels(labels) if labels is not None else None
     except RecordsError as exc:
         raise CliError(str(exc)) from exc

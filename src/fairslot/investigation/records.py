@@ -13,8 +13,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import tempfile
 import zoneinfo
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -27,6 +29,7 @@ __all__ = [
     "Records",
     "RecordsError",
     "SkipCount",
+    "count_access_minutes",
     "normalise_identifier",
     "read_records",
     "read_table",
@@ -99,6 +102,12 @@ class Records:
     bookings: pl.DataFrame
     payments: pl.DataFrame
     access: pl.DataFrame | None
+    """The access rows, or None when there are none or when only their counts per account
+    and minute were kept (``access_minutes``)."""
+    access_minutes: pl.DataFrame | None = None
+    """Out-of-core reading: requests per (``account_id``, ``minute``), only the minutes with
+    at least ``access_min_clicks`` requests; the access rows themselves are not kept."""
+    access_min_clicks: int = 0
     inputs: dict[str, str] = dataclasses.field(default_factory=dict)
     rows_read: dict[str, int] = dataclasses.field(default_factory=dict)
     rows_kept: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -125,10 +134,7 @@ def _find_file(folder: Path, table: str) -> Path | None:
     return None
 
 
-def _read_csv_strings(path: Path) -> tuple[pl.DataFrame, int]:
-    """Every column as text, so that no value can make the read fail; returns the frame and
-    the number of rows that had more fields than the header (they are dropped, since their
-    columns may be shifted)."""
+def _csv_header(path: Path) -> list[str]:
     try:
         with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
             header = next(csv.reader(handle), None)
@@ -136,21 +142,33 @@ def _read_csv_strings(path: Path) -> tuple[pl.DataFrame, int]:
         raise RecordsError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
     if not header:
         raise RecordsError(f"{path.name} has no header row")
-    names = [name.strip() for name in header]
+    return [name.strip() for name in header]
+
+
+def _csv_options(names: list[str]) -> dict[str, Any]:
+    """Options of the fast CSV reader (eager or lazy): every column as text, and one extra
+    column that catches the fields of a row longer than the header."""
+    return {
+        "has_header": False,
+        "skip_rows": 1,
+        "new_columns": [*names, _EXTRA],
+        "schema": {name: pl.String for name in [*names, _EXTRA]},
+        "truncate_ragged_lines": True,
+        # The extra column exists only when some row is too long; otherwise it is
+        # inserted empty (without this, newer Polars refuses the read outright).
+        "missing_columns": "insert",
+        "encoding": "utf8-lossy",
+        "infer_schema": False,
+    }
+
+
+def _read_csv_strings(path: Path) -> tuple[pl.DataFrame, int]:
+    """Every column as text, so that no value can make the read fail; returns the frame and
+    the number of rows that had more fields than the header (they are dropped, since their
+    columns may be shifted)."""
+    names = _csv_header(path)
     try:
-        frame = pl.read_csv(
-            path,
-            has_header=False,
-            skip_rows=1,
-            new_columns=[*names, _EXTRA],
-            schema={name: pl.String for name in [*names, _EXTRA]},
-            truncate_ragged_lines=True,
-            # The extra column exists only when some row is too long; otherwise it is
-            # inserted empty (without this, newer Polars refuses the read outright).
-            missing_columns="insert",
-            encoding="utf8-lossy",
-            infer_schema=False,
-        )
+        frame = pl.read_csv(path, **_csv_options(names))
     except (pl.exceptions.PolarsError, ValueError):
         # Broken quoting can defeat the fast reader; the standard library's reader accepts
         # anything and is slow only on files too broken to be large.
@@ -229,6 +247,21 @@ def _drop_exact_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return pl.concat([frame.filter(~repeated), distinct]), suspects.height - distinct.height
 
 
+def _read_raw(path: Path, table: str) -> tuple[pl.DataFrame, int]:
+    """The file's contract columns as written (CSV: all text) and the number of rows with more
+    fields than the header (already dropped)."""
+    wanted = {name for name, _req, _kind in _TABLES[table]}
+    if path.suffix in (".parquet", ".pq"):
+        try:
+            names = pl.read_parquet_schema(path)
+            # Only the contract's columns are read; unknown columns are ignored anyway.
+            raw = pl.read_parquet(path, columns=[n for n in names if n.strip() in wanted])
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise RecordsError(f"cannot read {path.name}: {exc}") from exc
+        return raw.rename({name: name.strip() for name in raw.columns}), 0
+    return _read_csv_strings(path)
+
+
 def read_table(
     path: Path,
     table: str,
@@ -238,28 +271,31 @@ def read_table(
     """Read one table file into the contract's schema.
 
     Returns the cleaned frame, the number of data rows in the file, and the skip counts."""
-    zone = zone or get_settings().zone
+    raw, long_rows = _read_raw(path, table)
+    # Handed over in a list that the cleaning empties, so that the raw frame is freed as
+    # soon as its clean columns are built.
+    holder = [raw]
+    del raw
+    frame, total, skipped = _clean_table(holder, long_rows, table, path.name,
+                                         zone or get_settings().zone)
+    return frame, total, [s for s in skipped if s.rows]
+
+
+def _clean_table(
+    holder: list[pl.DataFrame], long_rows: int, table: str, file_name: str, zone: zoneinfo.ZoneInfo,
+) -> tuple[pl.DataFrame, int, list[SkipCount]]:
+    """The raw frame (as read; taken out of ``holder``) cleaned to the contract's schema.
+    Every reason is listed, with zero rows when it did not occur, always in the same order
+    (so that the counts of the parts of one file add up reason by reason)."""
+    raw = holder.pop()
     spec = _TABLES[table]
-    wanted = {name for name, _req, _kind in spec}
     skipped: list[SkipCount] = []
-    long_rows = 0
-    if path.suffix in (".parquet", ".pq"):
-        try:
-            names = pl.read_parquet_schema(path)
-            # Only the contract's columns are read; unknown columns are ignored anyway.
-            raw = pl.read_parquet(path, columns=[n for n in names if n.strip() in wanted])
-        except (OSError, pl.exceptions.PolarsError) as exc:
-            raise RecordsError(f"cannot read {path.name}: {exc}") from exc
-        raw = raw.rename({name: name.strip() for name in raw.columns})
-    else:
-        raw, long_rows = _read_csv_strings(path)
     total = raw.height + long_rows
-    if long_rows:
-        skipped.append(SkipCount(table, "more fields than the header (columns may be shifted)",
-                                 long_rows))
+    skipped.append(SkipCount(table, "more fields than the header (columns may be shifted)",
+                             long_rows))
     missing = [name for name, required, _ in spec if required and name not in raw.columns]
     if missing:
-        raise RecordsError(f"{path.name} lacks required column(s): {', '.join(missing)}")
+        raise RecordsError(f"{file_name} lacks required column(s): {', '.join(missing)}")
 
     # One pass builds every clean column and, for typed columns, whether the file had text.
     expressions: list[pl.Expr] = []
@@ -313,16 +349,14 @@ def read_table(
             for i, (mask, drop_before) in enumerate(_cumulative(masks))
         ).row(0)
         for (_mask, reason, kept), count in zip(masks, counts, strict=True):
-            if count:
-                skipped.append(SkipCount(table, reason, int(count), kept=kept))
+            skipped.append(SkipCount(table, reason, int(count), kept=kept))
         for mask, _reason, kept in masks:
             if not kept:
                 drop = drop | mask
     frame = frame.filter(~drop).select(name for name, _req, _kind in spec)
 
     frame, duplicates = _drop_exact_duplicates(frame)
-    if duplicates:
-        skipped.append(SkipCount(table, "exact duplicate of an earlier row", duplicates))
+    skipped.append(SkipCount(table, "exact duplicate of an earlier row", duplicates))
 
     if table == "bookings":
         frame = frame.with_columns(
@@ -330,9 +364,8 @@ def read_table(
             normalise_identifier(pl.col("patient_id_number")).alias("patient"),
         )
         unknown_status = frame.filter(~pl.col("status").is_in(list(KNOWN_STATUSES))).height
-        if unknown_status:
-            skipped.append(SkipCount(table, "status not in the contract's list, kept as written",
-                                     unknown_status, kept=True))
+        skipped.append(SkipCount(table, "status not in the contract's list, kept as written",
+                                 unknown_status, kept=True))
         key = "booking_id"
     elif table == "payments":
         key = "payment_id"
@@ -341,11 +374,118 @@ def read_table(
     if key:
         before = frame.height
         frame = frame.unique(subset=[key], keep="first", maintain_order=True)
-        if before - frame.height:
-            skipped.append(SkipCount(
-                table, f"{key} repeated with different content (first row kept)",
-                before - frame.height))
+        skipped.append(SkipCount(
+            table, f"{key} repeated with different content (first row kept)",
+            before - frame.height))
     return frame, total, skipped
+
+
+def _window(column: str, since: dt.datetime | None, until: dt.datetime | None) -> pl.Expr:
+    inside = pl.lit(True)
+    if since is not None:
+        inside = inside & (pl.col(column) >= since)
+    if until is not None:
+        inside = inside & (pl.col(column) < until)
+    return inside
+
+
+def _minutes(access: pl.DataFrame, min_clicks: int) -> pl.DataFrame:
+    """Requests per account and minute, for the minutes with at least ``min_clicks``."""
+    return (
+        access.filter(pl.col("account_id").is_not_null())
+        .group_by("account_id", pl.col("ts").dt.truncate("1m").alias("minute"))
+        .agg(pl.len().alias("n"))
+        .filter(pl.col("n") >= min_clicks)
+    )
+
+
+_PART = "__part__"
+
+
+def count_access_minutes(
+    path: Path,
+    *,
+    min_clicks: int,
+    zone: zoneinfo.ZoneInfo | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    parts: int = 16,
+    workdir: Path | None = None,
+) -> tuple[pl.DataFrame, int, int, int, list[SkipCount]]:
+    """The access file out of core: its requests per account and minute (only minutes with at
+    least ``min_clicks``), without ever holding all its rows.
+
+    One streaming pass splits the rows by a hash of their minute into ``parts`` Parquet files
+    in a temporary folder (under ``workdir``); each part is then cleaned exactly as
+    ``read_table`` cleans the whole file. A minute's requests, and any exact duplicate of a
+    row, fall in the same part, so the counts, duplicates and skip counts are the ones the
+    whole file gives. Memory is about one part's rows (a 16th of the file by default); the
+    temporary folder holds about the file's size again.
+
+    Returns (minutes, rows in the file, rows kept, rows outside the window, skip counts)."""
+    zone = zone or get_settings().zone
+    wanted = {name for name, _req, _kind in ACCESS_COLUMNS}
+    csv_file = path.suffix not in (".parquet", ".pq")
+    try:
+        if csv_file:
+            names = _csv_header(path)
+            lazy = pl.scan_csv(path, **_csv_options(names))
+        else:
+            names = list(pl.read_parquet_schema(path))
+            lazy = pl.scan_parquet(path).select(n for n in names if n.strip() in wanted)
+            lazy = lazy.rename({n: n.strip() for n in names if n.strip() in wanted})
+        schema = lazy.collect_schema()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise RecordsError(f"cannot read {path.name}: {exc}") from exc
+    missing = [name for name, required, _ in ACCESS_COLUMNS if required and name not in schema]
+    if missing:
+        raise RecordsError(f"{path.name} lacks required column(s): {', '.join(missing)}")
+    ts = _typed_time("ts", schema["ts"], zone)
+    if ts is None:
+        ts = _parse_time_text(_text("ts"), zone)
+    part = (ts.dt.truncate("1m").hash(seed=17) % parts).fill_null(0).alias(_PART)
+
+    totals: dict[tuple[str, bool], int] = {}
+    rows = kept = outside = 0
+    found: list[pl.DataFrame] = []
+    with tempfile.TemporaryDirectory(prefix="fairslot-access-", dir=workdir) as temporary:
+        try:
+            lazy.with_columns(part).sink_parquet(
+                pl.PartitionBy(temporary, key=_PART, include_key=False), mkdir=True,
+                # Read back once, right away: fast compression beats small files.
+                compression="lz4", engine="streaming")
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            if not csv_file:
+                raise RecordsError(f"cannot read {path.name}: {exc}") from exc
+            # Quoting too broken for the fast reader: the slow reader reads it whole.
+            frame, total, skipped = read_table(path, "access", zone=zone)
+            inside = frame.filter(_window("ts", since, until))
+            return (_minutes(inside, min_clicks), total, inside.height,
+                    frame.height - inside.height, skipped)
+        for folder in sorted(Path(temporary).iterdir()):
+            raw = pl.read_parquet(sorted(folder.glob("*.parquet")), hive_partitioning=False)
+            long_rows = 0
+            if csv_file:
+                long_rows = int(raw.get_column(_EXTRA).is_not_null().sum())
+                raw = raw.filter(pl.col(_EXTRA).is_null()).drop(_EXTRA)
+            holder = [raw]
+            del raw
+            frame, total, skipped = _clean_table(holder, long_rows, "access", path.name, zone)
+            rows += total
+            for count in skipped:
+                key = (count.reason, count.kept)
+                totals[key] = totals.get(key, 0) + count.rows
+            inside = frame.filter(_window("ts", since, until))
+            kept += inside.height
+            outside += frame.height - inside.height
+            del frame
+            found.append(_minutes(inside, min_clicks))
+            del inside
+    minutes = pl.concat(found) if found else pl.DataFrame(
+        schema={"account_id": pl.String, "minute": pl.Datetime("us", "UTC"), "n": pl.UInt32})
+    skipped = [SkipCount("access", reason, count, kept=was_kept)
+               for (reason, was_kept), count in totals.items() if count]
+    return minutes, rows, kept, outside, skipped
 
 
 def _cumulative(
@@ -368,11 +508,18 @@ def read_records(
     zone: zoneinfo.ZoneInfo | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    access_min_clicks: int | None = None,
+    workdir: Path | None = None,
 ) -> Records:
     """Read a records folder (``bookings.*``, ``payments.*``, optional ``access.*``).
 
     ``since``/``until`` (timezone-aware) keep rows whose own time (created_at, paid_at, ts)
-    falls in ``[since, until)``; rows outside are counted, not reported as skipped."""
+    falls in ``[since, until)``; rows outside are counted, not reported as skipped.
+
+    With ``access_min_clicks`` the access file is read out of core (``count_access_minutes``,
+    temporary files under ``workdir``): ``access`` stays None and ``access_minutes`` holds the
+    requests per account and minute for the minutes with at least that many, which is all
+    the rules read of it (``rules.click_rate``; the threshold must not be below it)."""
     if not folder.is_dir():
         raise RecordsError(f"records folder not found: {folder}")
     zone = zone or get_settings().zone
@@ -385,19 +532,26 @@ def read_records(
                 frames[table] = None
                 continue
             raise RecordsError(f"{folder} has no {table}.csv or {table}.parquet")
+        if table == "access" and access_min_clicks is not None:
+            minutes, total, kept, outside, skipped = count_access_minutes(
+                path, min_clicks=access_min_clicks, zone=zone, since=since, until=until,
+                workdir=workdir)
+            result.inputs[table] = path.name
+            result.rows_read[table] = total
+            result.skipped.extend(skipped)
+            if since is not None or until is not None:
+                result.rows_outside_window[table] = outside
+            result.rows_kept[table] = kept
+            result.access_minutes, result.access_min_clicks = minutes, access_min_clicks
+            frames[table] = None
+            continue
         frame, total, skipped = read_table(path, table, zone=zone)
         result.inputs[table] = path.name
         result.rows_read[table] = total
         result.skipped.extend(skipped)
-        column = _TIME_FILTER[table]
-        inside = pl.lit(True)
-        if since is not None:
-            inside = inside & (pl.col(column) >= since)
-        if until is not None:
-            inside = inside & (pl.col(column) < until)
         if since is not None or until is not None:
             before = frame.height
-            frame = frame.filter(inside)
+            frame = frame.filter(_window(_TIME_FILTER[table], since, until))
             result.rows_outside_window[table] = before - frame.height
         result.rows_kept[table] = frame.height
         frames[table] = frame

@@ -855,15 +855,23 @@ def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame
     ))
 
 
-def click_rate(access: pl.DataFrame | None, t: Thresholds) -> pl.DataFrame:
-    """Accounts whose requests in one minute exceed what a person reading pages makes."""
-    if access is None or access.is_empty():
-        return _empty()
+def click_rate(access: pl.DataFrame | None, t: Thresholds, *,
+               minutes: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Accounts whose requests in one minute exceed what a person reading pages makes.
+
+    Reads the access rows, or ``minutes``: their counts per ``account_id`` and ``minute``
+    already made (``records.count_access_minutes``), which need only hold the minutes at or
+    above the threshold."""
+    if minutes is None:
+        if access is None or access.is_empty():
+            return _empty()
+        minutes = (
+            access.filter(pl.col("account_id").is_not_null())
+            .group_by("account_id", pl.col("ts").dt.truncate("1m").alias("minute"))
+            .agg(pl.len().alias("n"))
+        )
     per_minute = (
-        access.filter(pl.col("account_id").is_not_null())
-        .group_by("account_id", pl.col("ts").dt.truncate("1m").alias("minute"))
-        .agg(pl.len().alias("n"))
-        .filter(pl.col("n") >= t.clicks_per_minute)
+        minutes.filter(pl.col("n") >= t.clicks_per_minute)
         .group_by("account_id").agg(pl.col("n").max(), pl.len().alias("minutes"))
     )
     return _findings(per_minute.with_columns(
@@ -877,9 +885,10 @@ def click_rate(access: pl.DataFrame | None, t: Thresholds) -> pl.DataFrame:
 
 def run_rules(
     bookings: pl.DataFrame, payments: pl.DataFrame, access: pl.DataFrame | None,
-    t: Thresholds,
+    t: Thresholds, *, access_minutes: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """All rules; returns (findings, launder pairs)."""
+    """All rules; returns (findings, launder pairs). The access rows may come as their counts
+    per account and minute instead (``access_minutes``, see ``click_rate``)."""
     if bookings.is_empty():
         return _empty(), pl.DataFrame()
     span = bookings.select(pl.col("created_at").min().alias("a"), pl.col("created_at").max()
@@ -901,6 +910,6 @@ def run_rules(
         laundering,
         repeated_no_shows(bookings, t),
         account_many_patients(bookings, t),
-        click_rate(access, t),
+        click_rate(access, t, minutes=access_minutes),
     ])
     return findings, pairs

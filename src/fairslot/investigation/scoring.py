@@ -187,10 +187,15 @@ def investigate(
     scores are calibrated probabilities (``calibration``) unless ``calibrated`` is false
     (the raw noisy-OR, which the calibration is fitted on)."""
     t = thresholds or Thresholds()
+    if records.access_minutes is not None and t.clicks_per_minute < records.access_min_clicks:
+        raise ValueError(f"the access rows were counted only for minutes with at least "
+                         f"{records.access_min_clicks} requests, below the click threshold "
+                         f"{t.clicks_per_minute}")
     # Draw and waitlist bookings are written by the platform at the release instant, and
     # staff book for whoever is at the counter: no timing rule reads a race into them.
     bookings, payments = without_platform_timing(records.bookings), records.payments
-    findings, pairs = run_rules(bookings, payments, records.access, t)
+    findings, pairs = run_rules(bookings, payments, records.access, t,
+                                access_minutes=records.access_minutes)
     institutions = institutional_accounts(bookings, t, pairs)
     institution_ids = institutions.get_column("account_id").to_list()
 

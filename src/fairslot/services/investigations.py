@@ -131,6 +131,7 @@ class Jobs:
         # Heavy imports here: the pages load without dataframes.
         from fairslot.investigation.records import RecordsError, read_records
         from fairslot.investigation.report import RunInfo, write_outputs
+        from fairslot.investigation.rules import Thresholds
         from fairslot.investigation.scoring import investigate
 
         zone = self.deps.settings.zone
@@ -139,7 +140,9 @@ class Jobs:
             job.stage = "unpacking"
             records_folder = _unpack(archive, job.folder / "in")
             job.stage = "reading"
-            records = read_records(records_folder, zone=zone)
+            records = read_records(records_folder, zone=zone,
+                                   access_min_clicks=Thresholds().clicks_per_minute,
+                                   workdir=job.folder)
             job.stage = "investigating"
             result = investigate(records)
             job.stage = "writing"
