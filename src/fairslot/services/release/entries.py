@@ -84,31 +84,34 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
            ranked: list[int], ctx: RequestContext, *, idempotency_key: str | None = None,
            at_desk: bool = False) -> EntryView:
     now = deps.clock.now()
-    round_ = uow.rounds.get(round_id, for_share=True)
-    if round_ is None:
+    # The round, its sessions among the choices, the first choice's start and the patient's
+    # entry so far, in one statement (the patient's identity too, if the shared list needs
+    # it); the caller holds the patient's lock, so the entry read is the latest.
+    target = uow.rounds.entry_target(round_id, patient_id, ranked,
+                                     identity=deps.shared_list is not None)
+    if target is None:
         raise NotFound("no such round", code="round_not_found")
-    if not round_.is_open_at(now):
+    if not target.is_open_at(now):
         raise Conflict("this round's request window is not open", code="window_closed")
-    if not set(ranked) <= set(uow.rounds.sessions(round_id)):
+    if target.choices_in_round != len(ranked):
         raise InvalidInput("every choice must be a session of this round",
                            code="invalid_choices")
-    first = uow.schedule.session(ranked[0])
-    assert first is not None
-    existing = uow.rounds.entry_of(round_id, patient_id)
+    assert target.first_starts_at is not None
+    existing = target.existing
     if existing is None or existing.withdrawn:
-        patient = uow.patients.get(patient_id)
         shared = shared_list.consult(uow, deps, shared_list.Point.DRAW_ENTRY, ctx,
-                                     identity=patient.id_number if patient else None,
+                                     identity=target.id_number,
                                      phone=None if at_desk else account.phone,
                                      patient_id=patient_id,
                                      account_id=None if at_desk else account.id)
         facts = rules.facts_for(uow, deps, patient_id, None if at_desk else account,
-                                session_id=ranked[0] if round_.kind.short else None)
+                                session_id=ranked[0] if target.kind.short else None)
         if facts.in_session:  # a short round gives out slots of a session already open
             raise Conflict("this patient already has a booking in this session",
                            code="already_booked")
-        rules.check_may_book(deps, facts, patient_id, round_.department_id, first.starts_at,
-                             served=not at_desk, lowered=shared.lowered)
+        rules.check_may_book(deps, facts, patient_id, target.department_id,
+                             target.first_starts_at, served=not at_desk,
+                             lowered=shared.lowered)
     else:
         # A change: the quotas were counted when it entered, but a suspension since refuses
         # a change as it refuses entering (the entry would be left out at the close anyway).
@@ -140,8 +143,8 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
                       session_id=ranked[0],
                       detail={"round": round_id, "choices": ranked,
                               "channel": ctx.channel.value,
-                              "department": round_.department_id,
-                              "release_at": round_.opens_at.isoformat()},
+                              "department": target.department_id,
+                              "release_at": target.opens_at.isoformat()},
                       **ctx.event_fields())
     uow.flush()
     receipt = _receipt(uow, deps, row, receipt_kind, now)

@@ -19,6 +19,10 @@ from fairslot.storage import tables as t
 __all__ = ["DrawRepository", "StoredBeacon", "StoredFrozenList"]
 
 
+_INSERT_RECEIPT = sa.insert(t.draw_receipts)
+"""Built once (an entry at a release's peak writes a receipt): not built and hashed again."""
+
+
 def _dump(value: dict[str, Any]) -> str:
     """Canonical JSON (docs/draw.md): what was signed or hashed, stored byte for byte."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
@@ -103,10 +107,10 @@ class DrawRepository:
     # --- receipts
 
     def add_receipt(self, round_id: int, entry_id: int, body: dict[str, Any]) -> None:
-        self.db.execute(sa.insert(t.draw_receipts).values(
-            round_id=round_id, entry_id=entry_id, ref=body["ref"], seq=body["seq"],
-            kind=body["kind"], at=dt.datetime.strptime(body["at"], "%Y-%m-%dT%H:%M:%SZ")
-            .replace(tzinfo=dt.UTC), body=_dump(body)))
+        self.db.execute(_INSERT_RECEIPT, {
+            "round_id": round_id, "entry_id": entry_id, "ref": body["ref"], "seq": body["seq"],
+            "kind": body["kind"], "at": dt.datetime.strptime(body["at"], "%Y-%m-%dT%H:%M:%SZ")
+            .replace(tzinfo=dt.UTC), "body": _dump(body)})
 
     def last_seq(self, entry_id: int) -> int:
         return int(self.db.scalar(sa.select(sa.func.max(t.draw_receipts.c.seq)).where(
