@@ -109,8 +109,7 @@ class DrawRepository:
     def add_receipt(self, round_id: int, entry_id: int, body: dict[str, Any]) -> None:
         self.db.execute(_INSERT_RECEIPT, {
             "round_id": round_id, "entry_id": entry_id, "ref": body["ref"], "seq": body["seq"],
-            "kind": body["kind"], "at": dt.datetime.strptime(body["at"], "%Y-%m-%dT%H:%M:%SZ")
-            .replace(tzinfo=dt.UTC), "body": _dump(body)})
+            "kind": body["kind"], "at": dt.datetime.fromisoformat(body["at"]), "body": _dump(body)})
 
     def last_seq(self, entry_id: int) -> int:
         return int(self.db.scalar(sa.select(sa.func.max(t.draw_receipts.c.seq)).where(

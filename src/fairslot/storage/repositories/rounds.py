@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
 
+from fairslot.domain.draw.entries import MAX_CHOICES
 from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundKind, RoundStatus
 from fairslot.storage import tables as t
 
@@ -77,7 +78,8 @@ def _entry_target_statement(with_identity: bool) -> sa.Select[Any]:
     r, e, rs, s = t.release_rounds, t.entries, t.round_sessions, t.sessions
     in_round = (sa.select(sa.func.count()).select_from(rs)
                 .where(rs.c.round_id == sa.bindparam("round_id"),
-                       rs.c.session_id.in_(sa.bindparam("choices", expanding=True)))
+                       rs.c.session_id.in_([sa.bindparam(f"choice{n}")
+                                            for n in range(MAX_CHOICES)]))
                 .scalar_subquery())
     first_starts = (sa.select(s.c.starts_at).where(s.c.id == sa.bindparam("first"))
                     .scalar_subquery())
@@ -243,10 +245,12 @@ class RoundRepository:
         """In one statement, the round (locked as ``get(for_share=True)`` does), how many of
         ``choices`` are its sessions, when the first choice starts, the patient's entry in
         it and, with ``identity``, the patient's identity number; None if there is no such
-        round. The caller has taken the patient's lock first, so the entry read is current."""
+        round. ``choices`` are distinct, at most ``MAX_CHOICES``. The caller has taken the patient's lock first, so the entry read is current."""
         row = self.db.execute(_ENTRY_TARGET[identity], {
-            "round_id": round_id, "patient_id": patient_id, "choices": list(choices),
-            "first": choices[0]}).first()
+            "round_id": round_id, "patient_id": patient_id, "first": choices[0],
+            # Fewer choices than the most: the first again, which counts its session once.
+            **{f"choice{n}": choices[n] if n < len(choices) else choices[0]
+               for n in range(MAX_CHOICES)}}).first()
         if row is None:
             return None
         return EntryTarget(round_id=row.id, department_id=row.department_id,
