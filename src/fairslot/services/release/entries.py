@@ -20,6 +20,7 @@ from fairslot.services import accounts, identities, rules, shared_list
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.services.release.rounds import inclusion_proof
+from fairslot.storage.repositories.draw import receipt_values
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = ["EntryView", "enter", "enter_at_desk", "entry_by_key", "entry_proof",
@@ -117,11 +118,30 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
         # a change as it refuses entering (the entry would be left out at the close anyway).
         rules.check_credit(deps, rules.facts_for(uow, deps, patient_id,
                                                  None if at_desk else account))
+    event = {"account_id": account.id, "patient_id": patient_id, "session_id": ranked[0],
+             "detail": {"round": round_id, "choices": ranked, "channel": ctx.channel.value,
+                        "department": target.department_id,
+                        "release_at": target.opens_at.isoformat()},
+             **ctx.event_fields()}
     if existing is None:
-        row = uow.rounds.add_entry(
-            round_id=round_id, ref=deps.random.token_hex(8), patient_id=patient_id,
-            account_id=account.id, choices=ranked, created_at=now, updated_at=now,
-            withdrawn=False, idempotency_key=idempotency_key)
+        values = {"round_id": round_id, "ref": deps.random.token_hex(8),
+                  "patient_id": patient_id, "account_id": account.id, "choices": ranked,
+                  "created_at": now, "updated_at": now, "withdrawn": False,
+                  "idempotency_key": idempotency_key}
+        opening = _opening(uow, deps, round_id) if uow.postgres else None
+        if opening is not None:
+            # The peak's case: the entry, its event and its signed receipt in one statement.
+            receipt = make_receipt(deps.draw_key, round_id=str(round_id), opening=opening,
+                                   ref=values["ref"], seq=1, kind="entry",
+                                   choices=[str(c) for c in ranked], at=now)
+            uow.flush()
+            row = uow.rounds.add_new_entry(values, uow.events.along("entry.created", now,
+                                                                    **event),
+                                           receipt_values(receipt))
+            uow.commit()
+            deps.views.forget(("choices", round_id))
+            return EntryView(row, receipt=receipt)
+        row = uow.rounds.add_entry(**values)
         kind = "entry.created"
         receipt_kind = "entry"
     else:
@@ -139,13 +159,7 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
             else idempotency_key or existing.idempotency_key)
         kind = "entry.changed"
         receipt_kind = "change"
-    uow.events.append(kind, now, account_id=account.id, patient_id=patient_id,
-                      session_id=ranked[0],
-                      detail={"round": round_id, "choices": ranked,
-                              "channel": ctx.channel.value,
-                              "department": target.department_id,
-                              "release_at": target.opens_at.isoformat()},
-                      **ctx.event_fields())
+    uow.events.append(kind, now, **event)
     uow.flush()
     receipt = _receipt(uow, deps, row, receipt_kind, now)
     uow.commit()

@@ -102,6 +102,33 @@ def _entry_target_statement(with_identity: bool) -> sa.Select[Any]:
 # Built once: executing a prepared statement object skips building and hashing it again.
 _ENTRY_TARGET = {identity: _entry_target_statement(identity) for identity in (False, True)}
 _INSERT_ENTRY = sa.insert(t.entries).returning(t.entries)
+_ENTRY_COLUMNS = ("round_id", "ref", "patient_id", "account_id", "choices", "created_at",
+                  "updated_at", "withdrawn", "idempotency_key")
+_RECEIPT_COLUMNS = ("seq", "kind", "at", "body")
+
+
+def _bound(table: sa.Table, prefix: str, columns: Sequence[str]) -> dict[str, Any]:
+    return {c: sa.bindparam(prefix + c, type_=table.c[c].type) for c in columns}
+
+
+def _new_entry_statement() -> sa.Select[Any]:
+    """PostgreSQL: a new entry, its event and its receipt in one statement (data-modifying
+    CTEs all run, referenced or not); the entry's row comes back."""
+    entry = (sa.insert(t.entries).values(_bound(t.entries, "entry_", _ENTRY_COLUMNS))
+             .returning(*t.entries.c).cte("new_entry"))
+    event = (sa.insert(t.events).values(_bound(
+        t.events, "event_", [c.name for c in t.events.columns if c.name != "id"]))
+        .cte("new_event"))
+    receipt_values = _bound(t.draw_receipts, "receipt_", _RECEIPT_COLUMNS)
+    receipt = (sa.insert(t.draw_receipts).from_select(
+        ["round_id", "entry_id", "ref", *_RECEIPT_COLUMNS],
+        sa.select(entry.c.round_id, entry.c.id, entry.c.ref,
+                  *(receipt_values[c] for c in _RECEIPT_COLUMNS)))
+        .cte("new_receipt"))
+    return sa.select(*entry.c).add_cte(event, receipt)
+
+
+_NEW_ENTRY = _new_entry_statement()
 
 
 class RoundRepository:
@@ -277,6 +304,16 @@ class RoundRepository:
     def add_entry(self, **values: Any) -> Entry:
         """Insert an entry; the row as written (no second read)."""
         return _entry(self.db.execute(_INSERT_ENTRY, values).one())
+
+    def add_new_entry(self, entry: dict[str, Any], event: dict[str, Any],
+                      receipt: dict[str, Any]) -> Entry:
+        """PostgreSQL: insert an entry, its event (``EventRepository.along``) and its first
+        receipt (``receipt_values``, the ref the entry's) in one round trip; the row as
+        written."""
+        params = {f"entry_{c}": entry[c] for c in _ENTRY_COLUMNS}
+        params.update((f"event_{c}", v) for c, v in event.items())
+        params.update((f"receipt_{c}", receipt[c]) for c in _RECEIPT_COLUMNS)
+        return _entry(self.db.execute(_NEW_ENTRY, params).one())
 
     def update_entry(self, entry_id: int, **values: Any) -> None:
         self.db.execute(sa.update(t.entries).where(t.entries.c.id == entry_id).values(**values))
