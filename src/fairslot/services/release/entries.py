@@ -124,23 +124,24 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
                         "release_at": target.opens_at.isoformat()},
              **ctx.event_fields()}
     if existing is None:
-        values = {"round_id": round_id, "ref": deps.random.token_hex(8),
+        ref = deps.random.token_hex(8)
+        values: dict[str, Any] = {"round_id": round_id, "ref": ref,
                   "patient_id": patient_id, "account_id": account.id, "choices": ranked,
                   "created_at": now, "updated_at": now, "withdrawn": False,
                   "idempotency_key": idempotency_key}
         opening = _opening(uow, deps, round_id) if uow.postgres else None
         if opening is not None:
             # The peak's case: the entry, its event and its signed receipt in one statement.
-            receipt = make_receipt(deps.draw_key, round_id=str(round_id), opening=opening,
-                                   ref=values["ref"], seq=1, kind="entry",
-                                   choices=[str(c) for c in ranked], at=now)
+            signed = make_receipt(deps.draw_key, round_id=str(round_id), opening=opening,
+                                  ref=ref, seq=1, kind="entry",
+                                  choices=[str(c) for c in ranked], at=now)
             uow.flush()
             row = uow.rounds.add_new_entry(values, uow.events.along("entry.created", now,
                                                                     **event),
-                                           receipt_values(receipt))
+                                           receipt_values(signed))
             uow.commit()
             deps.views.forget(("choices", round_id))
-            return EntryView(row, receipt=receipt)
+            return EntryView(row, receipt=signed)
         row = uow.rounds.add_entry(**values)
         kind = "entry.created"
         receipt_kind = "entry"

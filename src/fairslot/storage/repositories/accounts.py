@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
@@ -76,10 +77,10 @@ class AccountRepository:
         self.db.execute(sa.delete(t.auth_tokens).where(t.auth_tokens.c.account_id == account_id))
 
 
-_MANAGED: dict[int, sa.Select[tuple[int]]] = {}
+_MANAGED: dict[int, sa.Select[Any]] = {}
 
 
-def _managed_statement(locks: int) -> sa.Select[tuple[int]]:
+def _managed_statement(locks: int) -> sa.Select[Any]:
     """``is_managed_by``'s statement taking ``locks`` advisory locks (bound as ``key0``...),
     built once per count: an entry or booking at a release's peak runs it every time."""
     found = _MANAGED.get(locks)
@@ -141,7 +142,8 @@ class PatientRepository:
         keys = list(lock_keys)
         params: dict[str, int] = {"account_id": account_id, "patient_id": patient_id}
         params.update((f"key{n}", key) for n, key in enumerate(keys))
-        return int(self.db.execute(_managed_statement(len(keys)), params).scalar_one()) == 1
+        managed = self.db.execute(_managed_statement(len(keys)), params).scalar_one()
+        return int(managed) == 1
 
     def link(self, account_id: int, patient_id: int, now: dt.datetime) -> None:
         """Link, or link again after a removal (the row keeps the history of the link)."""

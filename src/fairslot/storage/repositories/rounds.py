@@ -272,7 +272,8 @@ class RoundRepository:
         """In one statement, the round (locked as ``get(for_share=True)`` does), how many of
         ``choices`` are its sessions, when the first choice starts, the patient's entry in
         it and, with ``identity``, the patient's identity number; None if there is no such
-        round. ``choices`` are distinct, at most ``MAX_CHOICES``. The caller has taken the patient's lock first, so the entry read is current."""
+        round. ``choices`` are distinct, at most ``MAX_CHOICES``. The caller has taken the
+        patient's lock first, so the entry read is current."""
         row = self.db.execute(_ENTRY_TARGET[identity], {
             "round_id": round_id, "patient_id": patient_id, "first": choices[0],
             # Fewer choices than the most: the first again, which counts its session once.
