@@ -14,7 +14,7 @@ SERIALIZABLE with retries (every booking at a release would retry against every 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,12 +32,14 @@ def lock_keys(names: Iterable[tuple[str, str | int]]) -> list[int]:
     return sorted({lock_key(kind, value) for kind, value in names})
 
 
-def lock_columns(keys: list[int]) -> list[Any]:
+def lock_columns(keys: Sequence[int | sa.BindParameter[int]]) -> list[Any]:
     """Select-list expressions that take the advisory locks (PostgreSQL), in key order, so
     a query can lock and read in one round trip. What the query reads must not depend on
-    the locks: a statement sees the data as of its own start."""
-    return [sa.func.pg_advisory_xact_lock(sa.literal(k, sa.BigInteger)).label(f"lock{i}")
-            for i, k in enumerate(keys)]
+    the locks: a statement sees the data as of its own start. A key may be a bound
+    parameter, for a statement built once and run with the keys (in ascending order)."""
+    return [sa.func.pg_advisory_xact_lock(
+        k if isinstance(k, sa.BindParameter) else sa.literal(k, sa.BigInteger)
+    ).label(f"lock{i}") for i, k in enumerate(keys)]
 
 
 def sqlite_begin_immediate(dbapi_connection: Any) -> None:

@@ -20,6 +20,7 @@ from fairslot.services import accounts, identities, rules, shared_list
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.services.release.rounds import inclusion_proof
+from fairslot.storage.repositories.draw import receipt_values
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = ["EntryView", "enter", "enter_at_desk", "entry_by_key", "entry_proof",
@@ -84,41 +85,64 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
            ranked: list[int], ctx: RequestContext, *, idempotency_key: str | None = None,
            at_desk: bool = False) -> EntryView:
     now = deps.clock.now()
-    round_ = uow.rounds.get(round_id, for_share=True)
-    if round_ is None:
+    # The round, its sessions among the choices, the first choice's start and the patient's
+    # entry so far, in one statement (the patient's identity too, if the shared list needs
+    # it); the caller holds the patient's lock, so the entry read is the latest.
+    target = uow.rounds.entry_target(round_id, patient_id, ranked,
+                                     identity=deps.shared_list is not None)
+    if target is None:
         raise NotFound("no such round", code="round_not_found")
-    if not round_.is_open_at(now):
+    if not target.is_open_at(now):
         raise Conflict("this round's request window is not open", code="window_closed")
-    if not set(ranked) <= set(uow.rounds.sessions(round_id)):
+    if target.choices_in_round != len(ranked):
         raise InvalidInput("every choice must be a session of this round",
                            code="invalid_choices")
-    first = uow.schedule.session(ranked[0])
-    assert first is not None
-    existing = uow.rounds.entry_of(round_id, patient_id)
+    assert target.first_starts_at is not None
+    existing = target.existing
     if existing is None or existing.withdrawn:
-        patient = uow.patients.get(patient_id)
         shared = shared_list.consult(uow, deps, shared_list.Point.DRAW_ENTRY, ctx,
-                                     identity=patient.id_number if patient else None,
+                                     identity=target.id_number,
                                      phone=None if at_desk else account.phone,
                                      patient_id=patient_id,
                                      account_id=None if at_desk else account.id)
         facts = rules.facts_for(uow, deps, patient_id, None if at_desk else account,
-                                session_id=ranked[0] if round_.kind.short else None)
+                                session_id=ranked[0] if target.kind.short else None)
         if facts.in_session:  # a short round gives out slots of a session already open
             raise Conflict("this patient already has a booking in this session",
                            code="already_booked")
-        rules.check_may_book(deps, facts, patient_id, round_.department_id, first.starts_at,
-                             served=not at_desk, lowered=shared.lowered)
+        rules.check_may_book(deps, facts, patient_id, target.department_id,
+                             target.first_starts_at, served=not at_desk,
+                             lowered=shared.lowered)
     else:
         # A change: the quotas were counted when it entered, but a suspension since refuses
         # a change as it refuses entering (the entry would be left out at the close anyway).
         rules.check_credit(deps, rules.facts_for(uow, deps, patient_id,
                                                  None if at_desk else account))
+    event = {"account_id": account.id, "patient_id": patient_id, "session_id": ranked[0],
+             "detail": {"round": round_id, "choices": ranked, "channel": ctx.channel.value,
+                        "department": target.department_id,
+                        "release_at": target.opens_at.isoformat()},
+             **ctx.event_fields()}
     if existing is None:
-        row = uow.rounds.add_entry(
-            round_id=round_id, ref=deps.random.token_hex(8), patient_id=patient_id,
-            account_id=account.id, choices=ranked, created_at=now, updated_at=now,
-            withdrawn=False, idempotency_key=idempotency_key)
+        ref = deps.random.token_hex(8)
+        values: dict[str, Any] = {"round_id": round_id, "ref": ref,
+                  "patient_id": patient_id, "account_id": account.id, "choices": ranked,
+                  "created_at": now, "updated_at": now, "withdrawn": False,
+                  "idempotency_key": idempotency_key}
+        opening = _opening(uow, deps, round_id) if uow.postgres else None
+        if opening is not None:
+            # The peak's case: the entry, its event and its signed receipt in one statement.
+            signed = make_receipt(deps.draw_key, round_id=str(round_id), opening=opening,
+                                  ref=ref, seq=1, kind="entry",
+                                  choices=[str(c) for c in ranked], at=now)
+            uow.flush()
+            row = uow.rounds.add_new_entry(values, uow.events.along("entry.created", now,
+                                                                    **event),
+                                           receipt_values(signed))
+            uow.commit()
+            deps.views.forget(("choices", round_id))
+            return EntryView(row, receipt=signed)
+        row = uow.rounds.add_entry(**values)
         kind = "entry.created"
         receipt_kind = "entry"
     else:
@@ -136,13 +160,7 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
             else idempotency_key or existing.idempotency_key)
         kind = "entry.changed"
         receipt_kind = "change"
-    uow.events.append(kind, now, account_id=account.id, patient_id=patient_id,
-                      session_id=ranked[0],
-                      detail={"round": round_id, "choices": ranked,
-                              "channel": ctx.channel.value,
-                              "department": round_.department_id,
-                              "release_at": round_.opens_at.isoformat()},
-                      **ctx.event_fields())
+    uow.events.append(kind, now, **event)
     uow.flush()
     receipt = _receipt(uow, deps, row, receipt_kind, now)
     uow.commit()

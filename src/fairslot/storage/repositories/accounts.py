@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
@@ -96,6 +97,24 @@ class AccountRepository:
         self.db.execute(sa.delete(t.auth_tokens).where(t.auth_tokens.c.account_id == account_id))
 
 
+_MANAGED: dict[int, sa.Select[Any]] = {}
+
+
+def _managed_statement(locks: int) -> sa.Select[Any]:
+    """``is_managed_by``'s statement taking ``locks`` advisory locks (bound as ``key0``...),
+    built once per count: an entry or booking at a release's peak runs it every time."""
+    found = _MANAGED.get(locks)
+    if found is None:
+        ap = t.account_patients
+        managed = sa.select(sa.func.count()).where(
+            ap.c.account_id == sa.bindparam("account_id"),
+            ap.c.patient_id == sa.bindparam("patient_id"),
+            ap.c.removed_at.is_(None)).scalar_subquery()
+        found = _MANAGED[locks] = sa.select(managed.label("managed"), *lock_columns(
+            [sa.bindparam(f"key{n}", type_=sa.BigInteger) for n in range(locks)]))
+    return found
+
+
 class PatientRepository:
     def __init__(self, db: DbSession, keys: Keyring) -> None:
         self.db = db
@@ -140,13 +159,11 @@ class PatientRepository:
         """Whether the account manages the patient now; with ``lock_keys`` (PostgreSQL's
         advisory keys, ``UnitOfWork.lock_keys``) the same statement takes those locks, as
         the booking's ``target`` does."""
-        ap = t.account_patients
-        managed = sa.select(sa.func.count()).where(
-            ap.c.account_id == account_id, ap.c.patient_id == patient_id,
-            ap.c.removed_at.is_(None)).scalar_subquery()
-        row = self.db.execute(sa.select(managed.label("managed"),
-                                        *lock_columns(list(lock_keys)))).one()
-        return int(row.managed) == 1
+        keys = list(lock_keys)
+        params: dict[str, int] = {"account_id": account_id, "patient_id": patient_id}
+        params.update((f"key{n}", key) for n, key in enumerate(keys))
+        managed = self.db.execute(_managed_statement(len(keys)), params).scalar_one()
+        return int(managed) == 1
 
     def link(self, account_id: int, patient_id: int, now: dt.datetime) -> None:
         """Link, or link again after a removal (the row keeps the history of the link)."""

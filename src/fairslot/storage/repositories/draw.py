@@ -16,7 +16,18 @@ from sqlalchemy.orm import Session as DbSession
 
 from fairslot.storage import tables as t
 
-__all__ = ["DrawRepository", "StoredBeacon", "StoredFrozenList"]
+__all__ = ["DrawRepository", "StoredBeacon", "StoredFrozenList", "receipt_values"]
+
+
+_INSERT_RECEIPT = sa.insert(t.draw_receipts)
+"""Built once (an entry at a release's peak writes a receipt): not built and hashed again."""
+
+
+def receipt_values(body: dict[str, Any]) -> dict[str, Any]:
+    """A receipt's row but its round and entry: what the receipt says, and itself stored
+    byte for byte as signed."""
+    return {"ref": body["ref"], "seq": body["seq"], "kind": body["kind"],
+            "at": dt.datetime.fromisoformat(body["at"]), "body": _dump(body)}
 
 
 def _dump(value: dict[str, Any]) -> str:
@@ -119,10 +130,8 @@ class DrawRepository:
     # --- receipts
 
     def add_receipt(self, round_id: int, entry_id: int, body: dict[str, Any]) -> None:
-        self.db.execute(sa.insert(t.draw_receipts).values(
-            round_id=round_id, entry_id=entry_id, ref=body["ref"], seq=body["seq"],
-            kind=body["kind"], at=dt.datetime.strptime(body["at"], "%Y-%m-%dT%H:%M:%SZ")
-            .replace(tzinfo=dt.UTC), body=_dump(body)))
+        self.db.execute(_INSERT_RECEIPT, {"round_id": round_id, "entry_id": entry_id,
+                                          **receipt_values(body)})
 
     def last_seq(self, entry_id: int) -> int:
         return int(self.db.scalar(sa.select(sa.func.max(t.draw_receipts.c.seq)).where(

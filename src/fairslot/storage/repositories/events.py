@@ -37,11 +37,16 @@ class EventRepository:
         self.appended: list[RecordedEvent] = []
 
     def append(self, kind: str, at: dt.datetime, **fields: Any) -> None:
-        detail = fields.pop("detail", None) or {}
-        row = {**_EMPTY_EVENT, **fields, "kind": kind, "at": at, "detail": detail}
         # One statement object with every column as a parameter: compiled once, reused.
-        self.db.execute(_INSERT_EVENT, row)
+        self.db.execute(_INSERT_EVENT, self.along(kind, at, **fields))
+
+    def along(self, kind: str, at: dt.datetime, **fields: Any) -> dict[str, Any]:
+        """The event's row (every column but ``id``), for a statement that writes it along
+        with other rows (``RoundRepository.add_new_entry``), which the caller runs in this
+        transaction; it is handed on with the others once the transaction commits."""
+        detail = fields.pop("detail", None) or {}
         self.appended.append(RecordedEvent(kind, at, {**fields, "detail": detail}))
+        return {**_EMPTY_EVENT, **fields, "kind": kind, "at": at, "detail": detail}
 
     def note(self, kind: str, at: dt.datetime, **fields: Any) -> None:
         """An event another statement of this transaction wrote (``BookingRepository.

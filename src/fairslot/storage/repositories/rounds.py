@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
@@ -9,10 +10,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
 
+from fairslot.domain.draw.entries import MAX_CHOICES
 from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundKind, RoundStatus
 from fairslot.storage import tables as t
 
-__all__ = ["RoundRepository"]
+__all__ = ["EntryTarget", "RoundRepository"]
 
 
 def _round(row: Any) -> Round:
@@ -32,6 +34,101 @@ def _entry(row: Any) -> Entry:
                  outcome=EntryOutcome(row.outcome) if row.outcome else None,
                  position=row.position, won_session_id=row.won_session_id,
                  won_rank=row.won_rank, booking_id=row.booking_id)
+
+
+def _entry_of_row(row: Any) -> Entry | None:
+    """The ``entry_*`` columns of ``_ENTRY_TARGET``'s row, or None if it has no entry."""
+    if row.entry_id is None:
+        return None
+    return Entry(id=row.entry_id, round_id=row.entry_round_id, ref=row.entry_ref,
+                 patient_id=row.entry_patient_id, account_id=row.entry_account_id,
+                 choices=tuple(int(c) for c in row.entry_choices),
+                 created_at=row.entry_created_at, updated_at=row.entry_updated_at,
+                 withdrawn=bool(row.entry_withdrawn),
+                 idempotency_key=row.entry_idempotency_key,
+                 outcome=EntryOutcome(row.entry_outcome) if row.entry_outcome else None,
+                 position=row.entry_position, won_session_id=row.entry_won_session_id,
+                 won_rank=row.entry_won_rank, booking_id=row.entry_booking_id)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EntryTarget:
+    """What entering a round needs to know, read in one statement (``entry_target``)."""
+
+    round_id: int
+    department_id: int
+    opens_at: dt.datetime
+    closes_at: dt.datetime
+    status: RoundStatus
+    kind: RoundKind
+    choices_in_round: int
+    """How many of the choices asked for are sessions of this round."""
+    first_starts_at: dt.datetime | None
+    """When the first choice's session starts (None if there is no such session)."""
+    existing: Entry | None
+    """The patient's entry in this round, withdrawn or not."""
+    id_number: str | None
+    """The patient's identity number, when asked for (the shared list looks it up)."""
+
+    def is_open_at(self, now: dt.datetime) -> bool:
+        return self.status is RoundStatus.OPEN and self.opens_at <= now < self.closes_at
+
+
+def _entry_target_statement(with_identity: bool) -> sa.Select[Any]:
+    r, e, rs, s = t.release_rounds, t.entries, t.round_sessions, t.sessions
+    in_round = (sa.select(sa.func.count()).select_from(rs)
+                .where(rs.c.round_id == sa.bindparam("round_id"),
+                       rs.c.session_id.in_([sa.bindparam(f"choice{n}")
+                                            for n in range(MAX_CHOICES)]))
+                .scalar_subquery())
+    first_starts = (sa.select(s.c.starts_at).where(s.c.id == sa.bindparam("first"))
+                    .scalar_subquery())
+    joined = r.outerjoin(e, sa.and_(e.c.round_id == r.c.id,
+                                    e.c.patient_id == sa.bindparam("patient_id")))
+    columns: list[Any] = [r.c.id, r.c.department_id, r.c.opens_at, r.c.closes_at, r.c.status,
+                          r.c.kind, in_round.label("choices_in_round"),
+                          first_starts.label("first_starts_at"),
+                          *(c.label(f"entry_{c.name}") for c in e.columns)]
+    if with_identity:
+        joined = joined.outerjoin(t.patients, t.patients.c.id == sa.bindparam("patient_id"))
+        columns.append(t.patients.c.id_number)
+    else:
+        columns.append(sa.null().label("id_number"))
+    # Locks only the round's row, against the draw (as ``get(for_share=True)``).
+    return (sa.select(*columns).select_from(joined).where(r.c.id == sa.bindparam("round_id"))
+            .with_for_update(read=True, key_share=True, of=r))
+
+
+# Built once: executing a prepared statement object skips building and hashing it again.
+_ENTRY_TARGET = {identity: _entry_target_statement(identity) for identity in (False, True)}
+_INSERT_ENTRY = sa.insert(t.entries).returning(t.entries)
+_ENTRY_COLUMNS = ("round_id", "ref", "patient_id", "account_id", "choices", "created_at",
+                  "updated_at", "withdrawn", "idempotency_key")
+_RECEIPT_COLUMNS = ("seq", "kind", "at", "body")
+
+
+def _bound(table: sa.Table, prefix: str, columns: Sequence[str]) -> dict[str, Any]:
+    return {c: sa.bindparam(prefix + c, type_=table.c[c].type) for c in columns}
+
+
+def _new_entry_statement() -> sa.Select[Any]:
+    """PostgreSQL: a new entry, its event and its receipt in one statement (data-modifying
+    CTEs all run, referenced or not); the entry's row comes back."""
+    entry = (sa.insert(t.entries).values(_bound(t.entries, "entry_", _ENTRY_COLUMNS))
+             .returning(*t.entries.c).cte("new_entry"))
+    event = (sa.insert(t.events).values(_bound(
+        t.events, "event_", [c.name for c in t.events.columns if c.name != "id"]))
+        .cte("new_event"))
+    receipt_values = _bound(t.draw_receipts, "receipt_", _RECEIPT_COLUMNS)
+    receipt = (sa.insert(t.draw_receipts).from_select(
+        ["round_id", "entry_id", "ref", *_RECEIPT_COLUMNS],
+        sa.select(entry.c.round_id, entry.c.id, entry.c.ref,
+                  *(receipt_values[c] for c in _RECEIPT_COLUMNS)))
+        .cte("new_receipt"))
+    return sa.select(*entry.c).add_cte(event, receipt)
+
+
+_NEW_ENTRY = _new_entry_statement()
 
 
 class RoundRepository:
@@ -170,6 +267,27 @@ class RoundRepository:
 
     # --- entries
 
+    def entry_target(self, round_id: int, patient_id: int, choices: Sequence[int], *,
+                     identity: bool = False) -> EntryTarget | None:
+        """In one statement, the round (locked as ``get(for_share=True)`` does), how many of
+        ``choices`` are its sessions, when the first choice starts, the patient's entry in
+        it and, with ``identity``, the patient's identity number; None if there is no such
+        round. ``choices`` are distinct, at most ``MAX_CHOICES``. The caller has taken the
+        patient's lock first, so the entry read is current."""
+        row = self.db.execute(_ENTRY_TARGET[identity], {
+            "round_id": round_id, "patient_id": patient_id, "first": choices[0],
+            # Fewer choices than the most: the first again, which counts its session once.
+            **{f"choice{n}": choices[n] if n < len(choices) else choices[0]
+               for n in range(MAX_CHOICES)}}).first()
+        if row is None:
+            return None
+        return EntryTarget(round_id=row.id, department_id=row.department_id,
+                           opens_at=row.opens_at, closes_at=row.closes_at,
+                           status=RoundStatus(row.status), kind=RoundKind(row.kind),
+                           choices_in_round=int(row.choices_in_round),
+                           first_starts_at=row.first_starts_at, existing=_entry_of_row(row),
+                           id_number=row.id_number)
+
     def entry_of(self, round_id: int, patient_id: int) -> Entry | None:
         row = self.db.execute(sa.select(t.entries).where(
             t.entries.c.round_id == round_id, t.entries.c.patient_id == patient_id)).first()
@@ -186,8 +304,17 @@ class RoundRepository:
 
     def add_entry(self, **values: Any) -> Entry:
         """Insert an entry; the row as written (no second read)."""
-        return _entry(self.db.execute(
-            sa.insert(t.entries).values(**values).returning(t.entries)).one())
+        return _entry(self.db.execute(_INSERT_ENTRY, values).one())
+
+    def add_new_entry(self, entry: dict[str, Any], event: dict[str, Any],
+                      receipt: dict[str, Any]) -> Entry:
+        """PostgreSQL: insert an entry, its event (``EventRepository.along``) and its first
+        receipt (``receipt_values``, the ref the entry's) in one round trip; the row as
+        written."""
+        params = {f"entry_{c}": entry[c] for c in _ENTRY_COLUMNS}
+        params.update((f"event_{c}", v) for c, v in event.items())
+        params.update((f"receipt_{c}", receipt[c]) for c in _RECEIPT_COLUMNS)
+        return _entry(self.db.execute(_NEW_ENTRY, params).one())
 
     def update_entry(self, entry_id: int, **values: Any) -> None:
         self.db.execute(sa.update(t.entries).where(t.entries.c.id == entry_id).values(**values))
