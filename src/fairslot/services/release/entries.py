@@ -129,10 +129,12 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
                   "patient_id": patient_id, "account_id": account.id, "choices": ranked,
                   "created_at": now, "updated_at": now, "withdrawn": False,
                   "idempotency_key": idempotency_key}
-        opening = _opening(uow, deps, round_id) if uow.postgres else None
-        if opening is not None:
-            # The peak's case: the entry, its event and its signed receipt in one statement.
-            signed = make_receipt(deps.draw_key, round_id=str(round_id), opening=opening,
+        opened = _opening(uow, deps, round_id) if uow.postgres else None
+        if opened is not None:
+            # The peak's case: the entry, its event and its signed receipt in one statement,
+            # signed with the key that signed the round's opening.
+            opening, key = opened
+            signed = make_receipt(deps.round_key(key), round_id=str(round_id), opening=opening,
                                   ref=ref, seq=1, kind="entry",
                                   choices=[str(c) for c in ranked], at=now)
             uow.flush()

@@ -169,7 +169,7 @@ def desk_find(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
     check_csrf(request, csrf)
     text = query.strip()
     try:
-        if text.isascii() and text.isdigit() and len(text) <= 10:
+        if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) < 2**31:
             found = desk.find(uow, deps, account, booking_id=int(text) or None,
                               ctx=context(request))
         elif text.upper().startswith("FS1-"):
