@@ -123,7 +123,10 @@ def _labels(sim: _LabelledSimulation) -> tuple[dict[str, set[Entity]], set[Entit
         # publishes), not by the credential the hub typed.
         "T6": {Entity("payer", keyring.blind_index("payer", sim.platform.payments.payer_of(h)))
                for h in sim.hubs},
-        "T7": {Entity("ip", ip) for ip in sim.proxies},
+        # T7: the accounts behind the rotating proxies (``_acted`` keeps those whose
+        # requests did rotate); an alert naming them or their devices answers it.
+        "T7": {Entity("account", str(p.agent.account.id)) for p in sim.people.values()
+               if p.agent.rotate},
         "T8": accounts("crowd"),
         "T9": accounts("brk"),
     }
@@ -137,14 +140,50 @@ def _labels(sim: _LabelledSimulation) -> tuple[dict[str, set[Entity]], set[Entit
     return labels, genuine, patients
 
 
-def _acted(events: Sequence[MonitorEvent]) -> set[Entity]:
-    seen: set[Entity] = set()
+_ACTIONS = frozenset({"booking.created", "entry.created", "booking.paid",
+                      "booking.cancelled"})
+_ACTION_PATHS = ("/api/v1/bookings", "/api/v1/rounds/")
+_IDENTITY_TRIES = frozenset({"patient.linked", "identity.rejected"})
+
+
+def _acted(events: Sequence[MonitorEvent], rotating: set[str],
+           ) -> dict[str, set[Entity]]:
+    """The entities that made each tactic's move, read from the events alone:
+
+    - ``act``: accounts and patients that asked to book, enter or pay (an access to one of
+      those routes, refused or not, or the action's own event), and the payers that paid:
+      what T1, T2, T4, T5, T6, T8 and T9 do. An account that only registered did not;
+    - ``identity``: accounts that tried an identity (linked or refused): T3's move;
+    - ``rotation``: accounts of ``rotating`` agents whose requests came from two or more
+      addresses of the pool: T7's move is the rotation, the addresses are its tool."""
+    act: set[Entity] = set()
+    tried: set[Entity] = set()
+    addresses: dict[str, set[str]] = collections.defaultdict(set)
     for e in events:
-        for kind, value in (("account", e.account), ("patient", e.patient),
-                            ("payer", e.payer), ("ip", e.ip), ("device", e.device)):
-            if value is not None:
-                seen.add(Entity(kind, value))
-    return seen
+        kind = e.kind
+        if kind == "access":
+            if e.account is not None and e.account in rotating and e.ip is not None:
+                addresses[e.account].add(e.ip)
+            path = str(e.detail.get("path", ""))
+            if e.account is not None and e.detail.get("method") == "POST" \
+                    and path.startswith(_ACTION_PATHS):
+                act.add(Entity("account", e.account))
+        elif kind in _ACTIONS:
+            if e.account is not None:
+                act.add(Entity("account", e.account))
+            if e.patient is not None and kind != "booking.cancelled":
+                act.add(Entity("patient", e.patient))
+            if e.payer is not None and kind == "booking.paid":
+                act.add(Entity("payer", e.payer))
+        elif kind in _IDENTITY_TRIES and e.account is not None:
+            tried.add(Entity("account", e.account))
+    rotated = {Entity("account", a) for a, ips in addresses.items() if len(ips) >= 2}
+    return {"act": act, "identity": tried, "rotation": rotated}
+
+
+_MOVE = {"T1": "act", "T2": "act", "T3": "identity", "T4": "act", "T5": "act", "T6": "act",
+         "T7": "rotation", "T8": "act", "T9": "act"}
+"""Which of ``_acted``'s sets is each tactic's move."""
 
 
 def replay_simulation(scenario: Scenario, policy: str, seed: int,
@@ -158,7 +197,8 @@ def replay_simulation(scenario: Scenario, policy: str, seed: int,
     events = sorted(stream.read(5_000_000, 0.01).events, key=lambda e: e.ts)
     result = replay(events, settings)
     labels, genuine, patients = _labels(sim)
-    acted = _acted(events)
+    rotating = {str(p.agent.account.id) for p in sim.people.values() if p.agent.rotate}
+    acted = _acted(events, rotating)
     answering: dict[str, list[str]] = collections.defaultdict(list)
     for s in build_scenarios(settings):
         for tactic in s.tactics:
@@ -170,7 +210,7 @@ def replay_simulation(scenario: Scenario, policy: str, seed: int,
                 named[tactic].update([alert.entity, *alert.related])
     tactics = {}
     for tactic in TACTICS:
-        did = labels[tactic] & acted
+        did = labels[tactic] & acted[_MOVE[tactic]]
         tactics[tactic] = TacticScore(tactic, sorted(answering[tactic]), len(did),
                                       len(did & named[tactic]))
     genuine_alerts = [a for a in result.alerts if a.entity in genuine]
