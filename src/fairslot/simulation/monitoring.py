@@ -130,13 +130,19 @@ def _labels(sim: _LabelledSimulation) -> tuple[dict[str, set[Entity]], set[Entit
         "T8": accounts("crowd"),
         "T9": accounts("brk"),
     }
-    genuine: set[Entity] = accounts("pt") | accounts("desk")
-    for person in sim.genuine:
+    genuine: set[Entity] = accounts("pt") | accounts("desk") | accounts("fam")
+    families = [p for family in sim.attackers.history.families for p in family.people]
+    for person in [*sim.genuine, *families]:
         genuine.add(Entity("patient", str(person.patient_id)))
         genuine.update(Entity("ip", ip) for ip in person.agent.ips)
         if person.agent.device:
             genuine.add(Entity("device", person.agent.device))
-    patients = len(sim.genuine) + len(sim.elderly)
+    # Their payment accounts: each patient's own, and each family's one.
+    payers = [f"wechat:wx{p.patient_id}" for p in sim.genuine] + [
+        f"wechat:family{i}" for i in range(len(sim.attackers.history.families))]
+    genuine.update(Entity("payer", keyring.blind_index(
+        "payer", sim.platform.payments.payer_of(credential))) for credential in payers)
+    patients = len(sim.genuine) + len(sim.elderly) + len(families)
     return labels, genuine, patients
 
 

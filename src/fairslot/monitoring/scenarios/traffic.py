@@ -242,7 +242,6 @@ class IpRotation(Scenario):
 
     def __init__(self, prefixes: int, seconds: int, platform: Platform) -> None:
         self.prefixes = prefixes
-        self.quiet_below = prefixes
         self.platform = platform
         self.window = Window(self.name, seconds)
 
