@@ -174,7 +174,7 @@ class BadIdentityBurst(Scenario):
 
     Counted per account within ``seconds`` and compared with the last day's rate (as the
     surges are): at ``minimum`` accounts and ``factor`` times the day's rate (with no
-    history yet, twice ``minimum``) every account of the burst is named, each with its own
+    history yet, under three active hours, twice ``minimum``) every account of the burst is named, each with its own
     alert (the account, its device and address as related entities)."""
 
     name = "bad_identity_burst"
@@ -215,7 +215,9 @@ class BadIdentityBurst(Scenario):
         if recent < self.minimum:
             return
         seconds = self.short.seconds
-        if hours < 2:
+        if hours < 3:
+            # Under two hours of history the window itself is most of it: only a burst
+            # of twice the minimum counts.
             needed = 2 * self.minimum
             if recent < needed:
                 return
