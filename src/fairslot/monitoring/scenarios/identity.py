@@ -173,9 +173,9 @@ class BadIdentityBurst(Scenario):
     minutes. A person mistypes a relative's number now and then, spread over the day.
 
     Counted per account within ``seconds`` and compared with the last day's rate (as the
-    surges are): at ``minimum`` accounts and ``factor`` times the day's rate (with no
-    history yet, under three active hours, twice ``minimum``) every account of the burst is named, each with its own
-    alert (the account, its device and address as related entities)."""
+    surges are): at ``minimum`` accounts and ``factor`` times the day's rate (under three
+    active hours of history, twice ``minimum``) every account of the burst is named, each
+    with its own alert (the account, its device and address as related entities)."""
 
     name = "bad_identity_burst"
     tactics = ("T3",)
@@ -231,8 +231,9 @@ class BadIdentityBurst(Scenario):
                    "threshold": self.minimum, "factor": self.factor}
         summary = (f"{recent} accounts tried bad identities in {span(seconds)} against "
                    f"{baseline:.1f} expected from the last day (last: {_bad(event)})")
-        accounts = [event.account] if recent > needed else [
-            member for member, _ in results[start + 3]]
+        assert event.account is not None
+        accounts: list[str] = [event.account] if recent > needed else [
+            str(member) for member, _ in results[start + 3]]
         severity = "high" if recent >= 4 * self.minimum else "medium"
         for account in accounts:
             if account == event.account:
