@@ -5,19 +5,21 @@ hook publishing every committed event, exactly as a server does, then replays th
 through the monitor's scenarios (memory windows, in-memory alerts) and scores the alerts
 against what the simulation knows about each entity:
 
-- for each tactic, the entities that used it *and acted* (appear in at least one event),
-  and the share of them that an alert of a scenario answering that tactic names (as its
-  entity or a related one);
-- alerts on genuine entities (genuine patients' accounts, patients, addresses, devices, the
-  registration desk) per 10,000 genuine patients.
+- for each tactic, the entities that used it *and made its move* (read from the events:
+  asked to book, enter or pay for T1, T2, T4, T5, T6, T8 and T9; tried an identity for T3;
+  requests from two or more of the pool's addresses for T7), and the share of them that an
+  alert of a scenario answering that tactic names (as its entity or a related one);
+- alerts on genuine entities (genuine patients' and families' accounts, patients,
+  addresses, devices and payers, the registration desk) per 10,000 genuine patients.
 
 Who used which tactic, in the simulator's populations: T1 the API-bot half of the ring,
 the identity farm's accounts and the speed agents (early-token bots, pollers, re-holders);
 T2 the auto-clicker half; T3 the farm's accounts (made-up identities); T4 the launderer's
 accounts; T5 the ring's identities (every department's hot doctor); T6 the hub payers; T7
-the rotating proxy addresses (a request comes from any of the pool, as the front door logs
-it: ``fairslot.simulation.front_door``); T8 the family crowd's accounts; T9 the broker's
-accounts (real clients' identities).
+the accounts behind the rotating proxies (a request comes from any of the pool, as the
+front door logs it: ``fairslot.simulation.front_door``); T8 the family crowd's accounts;
+T9 the broker's accounts (real clients' identities). With ``[history]`` they act in the
+days before the release too (``fairslot.simulation.history``).
 
 The events are what a server publishes: the services' committed events and the front
 door's requests, guard decisions and booking screens.
