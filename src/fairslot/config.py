@@ -372,6 +372,15 @@ class Settings(BaseSettings):
     monitor_spread_seconds: int = Field(14 * 86400, ge=60)
     monitor_bad_identities: int = Field(3, ge=1)
     monitor_bad_identity_seconds: int = Field(30 * 86400, ge=60)
+    monitor_bad_identity_burst: int = Field(20, ge=2)
+    """Accounts trying bad identities platform-wide in the burst window (``bad_identity_burst``);
+    with no history yet, twice this."""
+    monitor_bad_identity_burst_seconds: int = Field(3600, ge=60)
+    monitor_bad_identity_burst_factor: float = Field(5.0, gt=1)
+    monitor_rotation_prefixes: int = Field(10, ge=3)
+    """Distinct IPv4 /24s (IPv6 /48s) one account or device comes from within
+    ``monitor_rotation_seconds`` (``ip_rotation``)."""
+    monitor_rotation_seconds: int = Field(600, ge=60)
     monitor_lockstep_bucket_seconds: float = Field(5.0, gt=0)
     monitor_lockstep_release_seconds: float = Field(600.0, gt=0)
     monitor_lockstep_sessions: int = Field(3, ge=2)

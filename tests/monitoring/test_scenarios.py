@@ -298,3 +298,33 @@ def test_thresholds_come_from_settings() -> None:
     assert fired(run(events), "payer_fanout") == set()
     assert fired(run(events, monitor_payer_patients=4), "payer_fanout") == \
         {Entity("payer", "hub")}
+
+
+# --- issue 13: farms and rotating proxies ------------------------------------------------
+
+def test_a_farm_trying_one_made_up_identity_per_account_is_named_account_by_account() -> None:
+    # A person mistyping now and then over the day, then a farm: 40 accounts, each one
+    # invalid ID number from its own device and address, within ten minutes.
+    typos = [ev("identity.rejected", -86_000 + n * 2_000, account=f"p{n}",
+                detail={"reason": "invalid_id_number"}) for n in range(40)]
+    farm = [ev("patient.linked", n * 15, account=f"f{n}", device=f"d{n}",
+               ip=f"100.64.{n}.9", detail={"id_valid": False}) for n in range(40)]
+    findings = run(typos + farm)
+    assert fired(findings, "bad_identity_burst") == {Entity("account", f"f{n}")
+                                                     for n in range(40)}
+    assert fired(findings, "bad_identities") == set()  # one identity each
+
+
+def test_mistyped_identities_as_many_all_day_as_now_are_no_burst() -> None:
+    steady = [ev("identity.rejected", -86_000 + n * 150, account=f"p{n}",
+                 detail={"reason": "invalid_id_number"}) for n in range(86_000 // 150)]
+    assert fired(run(steady), "bad_identity_burst") == set()
+
+
+def test_an_account_behind_rotating_proxies_is_named_and_a_moving_phone_is_not() -> None:
+    bot = [ev("access", n * 2.0, account="bot", device="dv", ip=f"100.{64 + n}.{n}.7")
+           for n in range(10)]
+    phone = [ev("access", n * 2.0, account="pt", device="ph",
+                ip=("192.168.1.5", "39.144.7.1", "39.144.9.2")[n % 3]) for n in range(60)]
+    findings = run(bot + phone)
+    assert fired(findings, "ip_rotation") == {Entity("account", "bot"), Entity("device", "dv")}

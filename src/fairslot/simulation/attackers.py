@@ -37,6 +37,7 @@ from fairslot.domain.residents import make_phone, make_residents
 from fairslot.guard import GuardError, Requester, RouteGroup
 from fairslot.services import accounts, booking, desk, identities, messaging, release
 from fairslot.services.context import RequestContext
+from fairslot.simulation.history import History
 from fairslot.simulation.metrics import GENUINE, SCALPER
 
 if TYPE_CHECKING:
@@ -133,6 +134,10 @@ class Attackers:
                 self.clerk.role = Role.REGISTRATION
                 uow.db.merge(self.clerk)
                 uow.commit()
+        # The days before the release (``[history]``): the world as it was when this
+        # release came, played once everyone exists.
+        self.history = History(sim)
+        self.history.play()
 
     def _agent(self, account: Account, prefix: str) -> Agent:
         from fairslot.simulation.engine import Agent

@@ -5,19 +5,21 @@ hook publishing every committed event, exactly as a server does, then replays th
 through the monitor's scenarios (memory windows, in-memory alerts) and scores the alerts
 against what the simulation knows about each entity:
 
-- for each tactic, the entities that used it *and acted* (appear in at least one event),
-  and the share of them that an alert of a scenario answering that tactic names (as its
-  entity or a related one);
-- alerts on genuine entities (genuine patients' accounts, patients, addresses, devices, the
-  registration desk) per 10,000 genuine patients.
+- for each tactic, the entities that used it *and made its move* (read from the events:
+  asked to book, enter or pay for T1, T2, T4, T5, T6, T8 and T9; tried an identity for T3;
+  requests from two or more of the pool's addresses for T7), and the share of them that an
+  alert of a scenario answering that tactic names (as its entity or a related one);
+- alerts on genuine entities (genuine patients' and families' accounts, patients,
+  addresses, devices and payers, the registration desk) per 10,000 genuine patients.
 
 Who used which tactic, in the simulator's populations: T1 the API-bot half of the ring,
 the identity farm's accounts and the speed agents (early-token bots, pollers, re-holders);
 T2 the auto-clicker half; T3 the farm's accounts (made-up identities); T4 the launderer's
 accounts; T5 the ring's identities (every department's hot doctor); T6 the hub payers; T7
-the rotating proxy addresses (a request comes from any of the pool, as the front door logs
-it: ``fairslot.simulation.front_door``); T8 the family crowd's accounts; T9 the broker's
-accounts (real clients' identities).
+the accounts behind the rotating proxies (a request comes from any of the pool, as the
+front door logs it: ``fairslot.simulation.front_door``); T8 the family crowd's accounts;
+T9 the broker's accounts (real clients' identities). With ``[history]`` they act in the
+days before the release too (``fairslot.simulation.history``).
 
 The events are what a server publishes: the services' committed events and the front
 door's requests, guard decisions and booking screens.
@@ -123,28 +125,73 @@ def _labels(sim: _LabelledSimulation) -> tuple[dict[str, set[Entity]], set[Entit
         # publishes), not by the credential the hub typed.
         "T6": {Entity("payer", keyring.blind_index("payer", sim.platform.payments.payer_of(h)))
                for h in sim.hubs},
-        "T7": {Entity("ip", ip) for ip in sim.proxies},
+        # T7: the accounts behind the rotating proxies (``_acted`` keeps those whose
+        # requests did rotate); an alert naming them or their devices answers it.
+        "T7": {Entity("account", str(p.agent.account.id)) for p in sim.people.values()
+               if p.agent.rotate},
         "T8": accounts("crowd"),
         "T9": accounts("brk"),
     }
-    genuine: set[Entity] = accounts("pt") | accounts("desk")
-    for person in sim.genuine:
+    genuine: set[Entity] = accounts("pt") | accounts("desk") | accounts("fam")
+    families = [p for family in sim.attackers.history.families for p in family.people]
+    for person in [*sim.genuine, *families]:
         genuine.add(Entity("patient", str(person.patient_id)))
         genuine.update(Entity("ip", ip) for ip in person.agent.ips)
         if person.agent.device:
             genuine.add(Entity("device", person.agent.device))
-    patients = len(sim.genuine) + len(sim.elderly)
+    # Their payment accounts: each patient's own, and each family's one.
+    payers = [f"wechat:wx{p.patient_id}" for p in sim.genuine] + [
+        f"wechat:family{i}" for i in range(len(sim.attackers.history.families))]
+    genuine.update(Entity("payer", keyring.blind_index(
+        "payer", sim.platform.payments.payer_of(credential))) for credential in payers)
+    patients = len(sim.genuine) + len(sim.elderly) + len(families)
     return labels, genuine, patients
 
 
-def _acted(events: Sequence[MonitorEvent]) -> set[Entity]:
-    seen: set[Entity] = set()
+_ACTIONS = frozenset({"booking.created", "entry.created", "booking.paid",
+                      "booking.cancelled"})
+_ACTION_PATHS = ("/api/v1/bookings", "/api/v1/rounds/")
+_IDENTITY_TRIES = frozenset({"patient.linked", "identity.rejected"})
+
+
+def _acted(events: Sequence[MonitorEvent], rotating: set[str],
+           ) -> dict[str, set[Entity]]:
+    """The entities that made each tactic's move, read from the events alone:
+
+    - ``act``: accounts and patients that asked to book, enter or pay (an access to one of
+      those routes, refused or not, or the action's own event), and the payers that paid:
+      what T1, T2, T4, T5, T6, T8 and T9 do. An account that only registered did not;
+    - ``identity``: accounts that tried an identity (linked or refused): T3's move;
+    - ``rotation``: accounts of ``rotating`` agents whose requests came from two or more
+      addresses of the pool: T7's move is the rotation, the addresses are its tool."""
+    act: set[Entity] = set()
+    tried: set[Entity] = set()
+    addresses: dict[str, set[str]] = collections.defaultdict(set)
     for e in events:
-        for kind, value in (("account", e.account), ("patient", e.patient),
-                            ("payer", e.payer), ("ip", e.ip), ("device", e.device)):
-            if value is not None:
-                seen.add(Entity(kind, value))
-    return seen
+        kind = e.kind
+        if kind == "access":
+            if e.account is not None and e.account in rotating and e.ip is not None:
+                addresses[e.account].add(e.ip)
+            path = str(e.detail.get("path", ""))
+            if e.account is not None and e.detail.get("method") == "POST" \
+                    and path.startswith(_ACTION_PATHS):
+                act.add(Entity("account", e.account))
+        elif kind in _ACTIONS:
+            if e.account is not None:
+                act.add(Entity("account", e.account))
+            if e.patient is not None and kind != "booking.cancelled":
+                act.add(Entity("patient", e.patient))
+            if e.payer is not None and kind == "booking.paid":
+                act.add(Entity("payer", e.payer))
+        elif kind in _IDENTITY_TRIES and e.account is not None:
+            tried.add(Entity("account", e.account))
+    rotated = {Entity("account", a) for a, ips in addresses.items() if len(ips) >= 2}
+    return {"act": act, "identity": tried, "rotation": rotated}
+
+
+_MOVE = {"T1": "act", "T2": "act", "T3": "identity", "T4": "act", "T5": "act", "T6": "act",
+         "T7": "rotation", "T8": "act", "T9": "act"}
+"""Which of ``_acted``'s sets is each tactic's move."""
 
 
 def replay_simulation(scenario: Scenario, policy: str, seed: int,
@@ -158,7 +205,8 @@ def replay_simulation(scenario: Scenario, policy: str, seed: int,
     events = sorted(stream.read(5_000_000, 0.01).events, key=lambda e: e.ts)
     result = replay(events, settings)
     labels, genuine, patients = _labels(sim)
-    acted = _acted(events)
+    rotating = {str(p.agent.account.id) for p in sim.people.values() if p.agent.rotate}
+    acted = _acted(events, rotating)
     answering: dict[str, list[str]] = collections.defaultdict(list)
     for s in build_scenarios(settings):
         for tactic in s.tactics:
@@ -170,7 +218,7 @@ def replay_simulation(scenario: Scenario, policy: str, seed: int,
                 named[tactic].update([alert.entity, *alert.related])
     tactics = {}
     for tactic in TACTICS:
-        did = labels[tactic] & acted
+        did = labels[tactic] & acted[_MOVE[tactic]]
         tactics[tactic] = TacticScore(tactic, sorted(answering[tactic]), len(did),
                                       len(did & named[tactic]))
     genuine_alerts = [a for a in result.alerts if a.entity in genuine]

@@ -8,7 +8,12 @@ from fairslot.config import Settings
 from fairslot.monitoring.events import KINDS
 from fairslot.monitoring.scenarios.base import Platform, Scenario
 from fairslot.monitoring.scenarios.fanout import Fanout
-from fairslot.monitoring.scenarios.identity import BadIdentities, Blacklist, Blacklisted
+from fairslot.monitoring.scenarios.identity import (
+    BadIdentities,
+    BadIdentityBurst,
+    Blacklist,
+    Blacklisted,
+)
 from fairslot.monitoring.scenarios.rings import IdentitySpread, Launder, Lockstep
 from fairslot.monitoring.scenarios.timing import (
     EarlyTokens,
@@ -16,7 +21,7 @@ from fairslot.monitoring.scenarios.timing import (
     ReleaseSnipe,
     WaitlistFastAccept,
 )
-from fairslot.monitoring.scenarios.traffic import GuardRefusals, RequestRates, Surge
+from fairslot.monitoring.scenarios.traffic import GuardRefusals, IpRotation, RequestRates, Surge
 
 __all__ = ["SCENARIO_NAMES", "build_scenarios", "platform_of"]
 
@@ -24,7 +29,8 @@ SCENARIO_NAMES = (
     "rate_ip_prefix", "rate_account", "rate_device", "guard_refusals",
     "fanout_ip", "fanout_device", "fanout_account", "fanout_phone", "payer_fanout",
     "fast_action", "release_snipe", "early_tokens", "waitlist_fast_accept",
-    "launder", "identity_spread", "lockstep", "bad_identities",
+    "launder", "identity_spread", "lockstep", "bad_identities", "bad_identity_burst",
+    "ip_rotation",
     "surge_registrations", "surge_links", "blacklisted",
 )
 
@@ -51,6 +57,7 @@ def build_scenarios(settings: Settings, blacklist: Blacklist | None = None,
     scenarios: list[Scenario] = [
         RequestRates(rates, own),
         GuardRefusals(s.monitor_guard_refusals, s.monitor_guard_refusal_seconds),
+        IpRotation(s.monitor_rotation_prefixes, s.monitor_rotation_seconds, own),
         Fanout("ip", s.monitor_fanout_ip_patients, s.monitor_fanout_ip_seconds, own,
                per_account=s.monitor_fanout_patients_per_account),
         Fanout("device", s.monitor_fanout_device_patients, s.monitor_fanout_device_seconds,
@@ -73,6 +80,8 @@ def build_scenarios(settings: Settings, blacklist: Blacklist | None = None,
                  s.monitor_lockstep_sessions, s.monitor_lockstep_similarity,
                  s.monitor_lockstep_max_bucket, s.monitor_lockstep_window_seconds, own),
         BadIdentities(s.monitor_bad_identities, s.monitor_bad_identity_seconds, own),
+        BadIdentityBurst(s.monitor_bad_identity_burst, s.monitor_bad_identity_burst_seconds,
+                         s.monitor_bad_identity_burst_factor, own),
         Surge("account.registered", s.monitor_surge_seconds, s.monitor_surge_min,
               s.monitor_surge_factor, own),
         Surge("patient.linked", s.monitor_surge_seconds, s.monitor_surge_min,

@@ -4,6 +4,7 @@ blacklist."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -16,9 +17,9 @@ from fairslot.monitoring.scenarios.base import (
     graded,
     span,
 )
-from fairslot.monitoring.windows import ADD, Op, Window
+from fairslot.monitoring.windows import ADD, RECENT, Op, Window
 
-__all__ = ["BadIdentities", "Blacklist", "Blacklisted", "StaticBlacklist"]
+__all__ = ["BadIdentities", "BadIdentityBurst", "Blacklist", "Blacklisted", "StaticBlacklist"]
 
 
 def _bad(event: MonitorEvent) -> str | None:
@@ -163,3 +164,82 @@ class Blacklisted(Scenario):
                 self.name, "high", entity,
                 f"blacklisted {entity} active: {event.kind} ({reason})",
                 {"listed_for": reason, "kind": event.kind}, event))
+
+
+class BadIdentityBurst(Scenario):
+    """Many accounts trying bad identities at once, platform-wide: a farm's script makes up
+    one patient per account, from a fresh number, device and address each, so no one of
+    them repeats (``bad_identities`` misses it); but it registers them by the dozen within
+    minutes. A person mistypes a relative's number now and then, spread over the day.
+
+    Counted per account within ``seconds`` and compared with the last day's rate (as the
+    surges are): at ``minimum`` accounts and ``factor`` times the day's rate (under three
+    active hours of history, twice ``minimum``) every account of the burst is named, each
+    with its own alert (the account, its device and address as related entities)."""
+
+    name = "bad_identity_burst"
+    tactics = ("T3",)
+    kinds = frozenset({"identity.rejected", "patient.linked"})
+    title = "a burst of accounts trying bad identities"
+
+    def __init__(self, minimum: int, seconds: int, factor: float,
+                 platform: Platform) -> None:
+        self.minimum = minimum
+        self.factor = factor
+        self.platform = platform
+        self.short = Window(f"{self.name}_short", seconds, cap=100_000)
+        self.day = Window(f"{self.name}_day", 86_400, cap=1_000_000)
+        self.hours = Window(f"{self.name}_hours", 86_400)
+
+    def windows(self) -> Sequence[Window]:
+        return (self.short, self.day, self.hours)
+
+    def thresholds(self) -> dict[str, Any]:
+        return {"accounts": self.minimum, "window_s": self.short.seconds,
+                "times_day_rate": self.factor}
+
+    def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
+        if event.account is None or _bad(event) is None or self.platform.owns(event):
+            return False
+        ops.append((ADD, self.short, "bad", event.account, event.ts, 0))
+        ops.append((ADD, self.day, "bad", event.account, event.ts, 0))
+        ops.append((ADD, self.hours, "bad", str(int(event.ts // 3600)), event.ts, 0))
+        # Everyone of the burst so far, to name them all when it crosses.
+        ops.append((RECENT, self.short, "bad", "", event.ts, 0))
+        return True
+
+    def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
+              out: list[Finding]) -> None:
+        recent, day = int(results[start]), int(results[start + 1])
+        hours = int(results[start + 2])
+        if recent < self.minimum:
+            return
+        seconds = self.short.seconds
+        if hours < 3:
+            # Under two hours of history the window itself is most of it: only a burst
+            # of twice the minimum counts.
+            needed = 2 * self.minimum
+            if recent < needed:
+                return
+            baseline = 0.0
+        else:
+            baseline = max(day - recent, 0) * seconds / ((hours - 1) * 3600)
+            if recent < self.factor * baseline:
+                return
+            needed = max(self.minimum, math.ceil(self.factor * baseline))
+        figures = {"accounts": recent, "window_s": seconds, "expected": round(baseline, 2),
+                   "threshold": self.minimum, "factor": self.factor}
+        summary = (f"{recent} accounts tried bad identities in {span(seconds)} against "
+                   f"{baseline:.1f} expected from the last day (last: {_bad(event)})")
+        assert event.account is not None
+        accounts: list[str] = [event.account] if recent > needed else [
+            str(member) for member, _ in results[start + 3]]
+        severity = "high" if recent >= 4 * self.minimum else "medium"
+        for account in accounts:
+            if account == event.account:
+                related = tuple(Entity(kind, value) for kind, value in (
+                    ("device", event.device), ("ip", event.ip)) if value is not None)
+            else:
+                related = ()
+            out.append(Finding(self.name, severity, Entity("account", account), summary,
+                               figures, event, related=related))

@@ -11,7 +11,7 @@ from fairslot.monitoring.events import MonitorEvent, ip_prefix
 from fairslot.monitoring.scenarios.base import Entity, Finding, Platform, Scenario, graded
 from fairslot.monitoring.windows import ADD, Op, Window
 
-__all__ = ["GuardRefusals", "RequestRates", "Surge"]
+__all__ = ["GuardRefusals", "IpRotation", "RequestRates", "Surge"]
 
 _MINUTE = 60.0
 
@@ -223,3 +223,69 @@ class Surge(Scenario):
             {self.what: recent, "window_s": seconds, "expected": round(baseline, 2),
              "threshold": self.minimum, "factor": self.factor, "active_hours": hours},
             event))
+
+
+class IpRotation(Scenario):
+    """One account or device whose requests come from many networks within minutes: a
+    rotating residential proxy pool (T7) changes the address request by request, so no
+    address or prefix fans out, but the account, its device and its software stay the
+    same. Counted as distinct IPv4 /24s (IPv6 /48s) per account and per device within
+    ``seconds``; a phone moving between home Wi-Fi and its carrier uses two or three, a
+    carrier's NAT a few more. The alert names the account or device, with the other one
+    and the prefixes seen as related entities."""
+
+    name = "ip_rotation"
+    tactics = ("T7",)
+    kinds = frozenset({"access"})
+    title = "one account or device coming from many networks"
+    keys = ("account", "device")
+
+    def __init__(self, prefixes: int, seconds: int, platform: Platform) -> None:
+        self.prefixes = prefixes
+        self.platform = platform
+        self.window = Window(self.name, seconds)
+
+    def windows(self) -> Sequence[Window]:
+        return (self.window,)
+
+    def thresholds(self) -> dict[str, Any]:
+        return {"prefixes": self.prefixes, "window_s": self.window.seconds}
+
+    def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
+        ip = event.ip
+        if ip is None or self.platform.owns(event):
+            return False
+        prefix = ip_prefix(ip)
+        if prefix is None:
+            return False
+        planned = False
+        for name in self.keys:
+            key = getattr(event, name)
+            if key is not None:
+                ops.append((ADD, self.window, f"{name}:{key}", prefix, event.ts,
+                            self.prefixes))
+                planned = True
+        return planned
+
+    def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
+              out: list[Finding]) -> None:
+        index = start
+        for name in self.keys:
+            key = getattr(event, name)
+            if key is None:
+                continue
+            result = results[index]
+            index += 1
+            count = int(result[0]) if isinstance(result, tuple) else int(result)
+            if count < self.prefixes:
+                continue
+            members = tuple(result[1]) if isinstance(result, tuple) else ()
+            related = tuple(Entity(other, getattr(event, other)) for other in self.keys
+                            if other != name and getattr(event, other) is not None)
+            related += tuple(Entity("ip_prefix", p) for p in members)
+            out.append(Finding(
+                self.name, graded(count, self.prefixes, high=3.0), Entity(name, key),
+                f"{name} {key} came from {count} networks in "
+                f"{self.window.seconds / 60:.0f} min (threshold {self.prefixes})",
+                {"prefixes": count, "window_s": self.window.seconds,
+                 "threshold": self.prefixes}, event, related=related, members=members))
