@@ -148,16 +148,19 @@ class GuardGate:
         token: str | None = None,
         pow_payload: str | None = None,
         risk: int = 0,
+        spend_token: bool = True,
     ) -> GuardPass:
         """Run the guard for this request; raises a ``FairslotError`` subclass to refuse.
-        With ``exclusive`` the account's one-at-a-time slot is held until the response."""
+        With ``exclusive`` the account's one-at-a-time slot is held until the response.
+        ``spend_token=False`` lets a request through without the route's action token (a
+        retry answered from what the first request did, which acts no more)."""
         passed = await self.guard.check(
             self.request,
             self.group,
             account_id=account_id,
             patient_id=patient_id,
             payer=payer,
-            need_token=self.need_token,
+            need_token=self.need_token if spend_token else None,
             target=target,
             token=token,
             pow_payload=pow_payload,

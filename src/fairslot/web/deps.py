@@ -229,10 +229,10 @@ class GuardedUse:
         return self._gate.passed
 
     async def check(self, *, patient_id: str | None = None, payer: str | None = None,
-                    target: str | None = None) -> GuardPass:
+                    target: str | None = None, spend_token: bool = True) -> GuardPass:
         """The guard, keyed on the claimed account and these (raises to refuse)."""
         return await self._gate.check(account_id=str(self.claimed), patient_id=patient_id,
-                                      payer=payer, target=target)
+                                      payer=payer, target=target, spend_token=spend_token)
 
     def account(self, *roles: Role) -> Account:
         """The authenticated account, checked in the unit of work (from the use case's

@@ -5,22 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from fairslot.domain.accounts import Role
 from fairslot.guard.policy import RouteGroup
-from fairslot.guard.service import TOKEN_HEADER, Guard
+from fairslot.guard.service import TOKEN_HEADER
 from fairslot.services import notifications, release
 from fairslot.web.deps import (
     CallerDep,
-    ClaimedAccount,
     DepsDep,
+    GuardedUse,
     UowDep,
     action_token,
-    authenticated,
     context,
+    guarded_use,
     screen,
 )
 from fairslot.web.problems import PROBLEM_RESPONSES
@@ -187,9 +186,12 @@ def entry_screen(round_id: IdPath, request: Request, caller: CallerDep, uow: Uow
                        action_token=action_token(request, account, ENTER_ACTION, round_id))
 
 
+EntryUse = Annotated[GuardedUse, Depends(guarded_use(RouteGroup.ENTERING,
+                                                    need_token=ENTER_ACTION))]
+
+
 @router.post("/rounds/{round_id}/entries", status_code=201, tags=["rounds"])
-async def enter(round_id: IdPath, body: EntryIn, request: Request, claimed: ClaimedAccount,
-                uow: UowDep, deps: DepsDep,
+async def enter(round_id: IdPath, body: EntryIn, use: EntryUse,
                 idempotency_key: Annotated[str | None, Header(
                     max_length=80, pattern=r"^[A-Za-z0-9_.:\-]+$")] = None) -> EntryOut:
     """Enter the round (or change your entry) with up to three sessions, best first, with
@@ -197,21 +199,19 @@ async def enter(round_id: IdPath, body: EntryIn, request: Request, claimed: Clai
     entry the first request made (and needs no new token), so a lost answer is harmless."""
     done = None
     if idempotency_key:
-        done = await run_in_threadpool(release.entry_by_key, uow, deps, claimed,
-                                       idempotency_key)
-    guard: Guard = request.app.state.guard
-    await guard.check(request, RouteGroup.ENTERING, account_id=str(claimed),
-                      patient_id=str(body.patient_id), target=str(round_id),
-                      need_token=None if done else ENTER_ACTION)
+        key = idempotency_key
+        done = await use.run(lambda: release.entry_by_key(use.uow, use.deps, use.claimed, key))
+    await use.check(patient_id=str(body.patient_id), target=str(round_id),
+                    spend_token=done is None)
     if done is not None:
         return EntryOut.of(done)
 
     def use_case() -> release.EntryView:
-        account = authenticated(request, uow, Role.PATIENT)
-        return release.enter(uow, deps, account, round_id, body.patient_id, body.choices,
-                             context(request), idempotency_key=idempotency_key)
+        return release.enter(use.uow, use.deps, use.account(Role.PATIENT), round_id,
+                             body.patient_id, body.choices, use.context(),
+                             idempotency_key=idempotency_key)
 
-    return EntryOut.of(await run_in_threadpool(use_case))
+    return EntryOut.of(await use.run(use_case))
 
 
 @router.delete("/entries/{entry_id}", tags=["rounds"])
