@@ -170,6 +170,7 @@ def test_the_rate_charts_span_a_sensible_window_from_their_first_point(
             page.goto(url + "/operator/console")
             for chart in ("#chart-rps", "#chart-bookings"):
                 expect(page.locator(chart + " canvas")).to_have_count(1)
+                expect(page.locator(chart)).to_have_attribute("data-x-max", re.compile(r"^\d"))
             shots = [tmp_path / "console-charts.png"]
             if os.environ.get("FAIRSLOT_SCREENSHOTS"):
                 shots.append(pathlib.Path(os.environ["FAIRSLOT_SCREENSHOTS"])

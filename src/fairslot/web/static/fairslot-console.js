@@ -71,7 +71,9 @@
   var rpsChart = null, bookChart = null;
   function draw(f) {
     var t = Date.parse(f.at) / 1000;
-    rpsTimes.push(t); rpsValues.push(f.requests_per_second);
+    if (!rpsTimes.length || rpsTimes[rpsTimes.length - 1] !== t) {
+      rpsTimes.push(t); rpsValues.push(f.requests_per_second);
+    }
     if (rpsTimes.length > KEEP) { rpsTimes.shift(); rpsValues.shift(); }
     text("fig-rps", f.requests_per_second);
     text("fig-booked", f.bookings_per_minute[f.bookings_per_minute.length - 1]);
@@ -92,9 +94,11 @@
     // req/s: at least the last five minutes (it keeps ten at one point every two seconds);
     // bookings per minute: at least the last half hour.
     // (its first few samples, seconds apart on a five-minute axis, are drawn as points)
+    // (made with the page's first point: with no data at all uPlot picks its own axis)
+    rpsTimes.push(Date.parse(first.at) / 1000); rpsValues.push(first.requests_per_second);
     rpsChart = chart("chart-rps", [{}, {label: "req/s", stroke: "#2563eb", points: {
       size: 6, show: function (u, i, first, last) { return last - first < 15; }}}],
-                     [[], []], 300);
+                     [rpsTimes, rpsValues], 300);
     bookChart = chart("chart-bookings", [{}, {label: say("booked", {}), stroke: "#16a34a"},
                                          {label: say("cancelled", {}), stroke: "#dc2626"}],
                       minutes(first), 1800);
