@@ -134,8 +134,10 @@ def dense_blocks(
     events = events.join(accounts.to_frame().with_row_index("r"), on="account_id").join(
         columns.to_frame().with_row_index("c"), on="column")
     degree = events.group_by("c").agg(pl.len().alias("deg"))
+    # In one order (unique and joins keep none): the peeling's ties and the weights' sums
+    # then come out the same on every run, whatever order the records were read in.
     events = events.join(degree, on="c").with_columns(
-        (1.0 / (pl.col("deg").cast(pl.Float64) + 5.0).log()).alias("w"))
+        (1.0 / (pl.col("deg").cast(pl.Float64) + 5.0).log()).alias("w")).sort("r", "c")
     rows = events.get_column("r").to_numpy().astype(np.int64)
     cols = events.get_column("c").to_numpy().astype(np.int64)
     weights = events.get_column("w").to_numpy().astype(np.float64)

@@ -47,6 +47,15 @@
   function rateRange(u, min, max) {
     return [0, Math.max(1, (max || 0) * 1.1)];
   }
+  // uPlot skips the range function for a time axis with a single point (it shows the
+  // years after it): the axis is set after every update, from the data, the same way.
+  function fitX(u, least) {
+    if (!u) { return; }
+    var xs = u.data[0];
+    var max = xs.length ? xs[xs.length - 1] : Date.now() / 1000;
+    var range = timeRange(least)(u, xs.length ? xs[0] : max, max);
+    u.setScale("x", {min: range[0], max: range[1]});
+  }
   function chart(id, series, data, least) {
     var el = document.getElementById(id);
     if (!el || !window.uPlot) { return null; }
@@ -87,14 +96,14 @@
       .concat(f.top_accounts.map(function (x) { return say("account", {n: x[0]}) + " " + x[1]; })));
     if (f.open_alerts !== undefined) { text("fig-open-alerts", f.open_alerts); }
     if (f.active_decisions !== undefined) { text("fig-active-decisions", f.active_decisions); }
-    if (rpsChart) { rpsChart.setData([rpsTimes, rpsValues]); }
-    if (bookChart) { bookChart.setData(minutes(f)); }
+    if (rpsChart) { rpsChart.setData([rpsTimes, rpsValues]); fitX(rpsChart, 300); }
+    if (bookChart) { bookChart.setData(minutes(f)); fitX(bookChart, 1800); }
   }
   window.addEventListener("load", function () {
     // req/s: at least the last five minutes (it keeps ten at one point every two seconds);
     // bookings per minute: at least the last half hour.
     // (its first few samples, seconds apart on a five-minute axis, are drawn as points)
-    // (made with the page's first point: with no data at all uPlot picks its own axis)
+    // (made with the page's first point)
     rpsTimes.push(Date.parse(first.at) / 1000); rpsValues.push(first.requests_per_second);
     rpsChart = chart("chart-rps", [{}, {label: "req/s", stroke: "#2563eb", points: {
       size: 6, show: function (u, i, first, last) { return last - first < 15; }}}],
