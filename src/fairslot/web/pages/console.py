@@ -51,7 +51,7 @@ LEVEL_LABELS = {"normal": N_("Normal"), "elevated": N_("Elevated"),
                 "under_attack": N_("Under attack")}
 # The words the console's script puts into the live lists, in the visitor's language.
 SCRIPT_WORDS = {"none": N_("None"), "booked": N_("booked"), "cancelled": N_("cancelled"),
-                "live": N_("live"), "reconnecting": N_("reconnecting"),
+                "live": N_("live"), "reconnecting": N_("reconnecting"), "time": N_("Time"),
                 "account": N_("account %(n)s"),
                 "entry": N_("round %(round)s · department %(department)s · %(entries)s "
                             "entries · closes %(closes)s")}

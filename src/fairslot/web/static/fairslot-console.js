@@ -105,10 +105,10 @@
     // (its first few samples, seconds apart on a five-minute axis, are drawn as points)
     // (made with the page's first point)
     rpsTimes.push(Date.parse(first.at) / 1000); rpsValues.push(first.requests_per_second);
-    rpsChart = chart("chart-rps", [{}, {label: "req/s", stroke: "#2563eb", points: {
+    rpsChart = chart("chart-rps", [{label: say("time", {})}, {label: "req/s", stroke: "#2563eb", points: {
       size: 6, show: function (u, i, first, last) { return last - first < 15; }}}],
                      [rpsTimes, rpsValues], 300);
-    bookChart = chart("chart-bookings", [{}, {label: say("booked", {}), stroke: "#16a34a"},
+    bookChart = chart("chart-bookings", [{label: say("time", {})}, {label: say("booked", {}), stroke: "#16a34a"},
                                          {label: say("cancelled", {}), stroke: "#dc2626"}],
                       minutes(first), 1800);
     draw(first);
