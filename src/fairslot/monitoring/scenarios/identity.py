@@ -14,6 +14,7 @@ from fairslot.monitoring.scenarios.base import (
     Finding,
     Platform,
     Scenario,
+    counted,
     graded,
     span,
 )
@@ -85,7 +86,7 @@ class BadIdentities(Scenario):
                 continue
             result = results[index]
             index += 1
-            count = int(result[0]) if isinstance(result, tuple) else int(result)
+            count, _ = counted(result)
             if count < self.identities:
                 continue
             out.append(Finding(

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from fairslot.monitoring.events import MonitorEvent, ip_prefix
-from fairslot.monitoring.scenarios.base import Entity, Finding, Platform, Scenario, graded
+from fairslot.monitoring.scenarios.base import (
+    Entity,
+    Finding,
+    Platform,
+    Scenario,
+    counted,
+    graded,
+)
 from fairslot.monitoring.windows import ADD, Op, Window
 
 __all__ = ["GuardRefusals", "IpRotation", "RequestRates", "Surge"]
@@ -276,10 +283,9 @@ class IpRotation(Scenario):
                 continue
             result = results[index]
             index += 1
-            count = int(result[0]) if isinstance(result, tuple) else int(result)
+            count, members = counted(result)
             if count < self.prefixes:
                 continue
-            members = tuple(result[1]) if isinstance(result, tuple) else ()
             related = tuple(Entity(other, getattr(event, other)) for other in self.keys
                             if other != name and getattr(event, other) is not None)
             related += tuple(Entity("ip_prefix", p) for p in members)
