@@ -54,8 +54,10 @@ SEED = textwrap.dedent("""
     hot = platform.run(catalog.create_doctor, department.id, "周正", "主任医师", "心律失常",
                        release_policy=ReleasePolicy.DRAW, hot=True)
     today = platform.clock.now().astimezone(platform.settings.zone).date()
+    # Two days ahead, so cancelling it is never a late cancellation (24 h) whatever the
+    # time of day the suite runs.
     (released,) = platform.run(catalog.schedule_sessions, plain.id,
-                               [today + dt.timedelta(days=1)], [Period.AFTERNOON], 12, 5000,
+                               [today + dt.timedelta(days=2)], [Period.AFTERNOON], 12, 5000,
                                release_days_before=5)
     platform.run(catalog.schedule_sessions, plain.id, [today + dt.timedelta(days=3)],
                  [Period.MORNING], 12, 5000, release_days_before=5)
