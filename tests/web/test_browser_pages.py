@@ -286,9 +286,13 @@ def test_a_patient_journey_in_each_language(server: dict[str, Any], browser: Any
         _no_sideways_scroll(page)
         # Cancel it again (days before the visit, so no offence), so both runs start alike.
         page.wait_for_timeout(400)  # the cancel token came with this page: minimum age
+        asked = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
         booked.get_by_role("button", name=t("取消预约并退款", "Cancel and refund")).click()
         expect(page.get_by_role("status")).to_contain_text(t("已取消预约", "Booking cancelled"),
                                                            timeout=20_000)
+        # The browser asked first, in the page's language.
+        assert asked and t("取消", "Cancel") in asked[0], asked
 
 
 # The role journeys: each runs once in Chinese and once in English, one of them at 375 px

@@ -11,7 +11,7 @@ from fastapi import Form, Query, Request
 from fastapi.responses import Response
 
 from fairslot.domain.accounts import Account, Role
-from fairslot.domain.booking import BookingStatus
+from fairslot.domain.booking import Booking, BookingStatus
 from fairslot.domain.errors import FairslotError
 from fairslot.domain.messages import CATALOGUE, language_of
 from fairslot.guard.errors import ChallengeRequired
@@ -192,13 +192,15 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
                                 "qr": None, "code": None,
                                 "pay_by": local(deps, b.pay_by),
                                 "pay_by_iso": b.pay_by.isoformat() if b.pay_by else "",
-                                "starts": local(deps, v.session.starts_at), "retry": None}
+                                "starts": local(deps, v.session.starts_at), "retry": None,
+                                "late": False}
         # Tokens are issued here, on the screen that leads to paying or cancelling; cancel
         # only where it can still work online.
         if b.status is BookingStatus.HELD:
             item["pay_token"] = action_token(request, account, "pay", str(target))
         if b.can_cancel_online(now, v.session.starts_at, cutoff):
             item["cancel_token"] = action_token(request, account, "cancel", str(target))
+            item["late"] = _late_cancel(deps, b, v.session.starts_at, account, now)
         if retry is not None and retry.target == target:
             item["retry"] = retry
             item[f"{retry.action}_token"] = retry.token
@@ -228,6 +230,8 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
                   names={p.id: p.name for p in patients}, form=dict(form or {}),
                   now=deps.clock.now(),
                   standings=standings, deadline_minutes=deps.settings.payment_deadline_minutes,
+                  late_hours=deps.settings.credit_late_cancel_hours,
+                  suspension_days=(deps.settings.credit_suspension_days or [0])[0],
                   suspended_until=lambda s: local(deps, s.until))
 
 
@@ -311,13 +315,32 @@ def pay(booking_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: De
     return redirect(f"/me?done=paid#booking-{booking_id}")
 
 
+def _late_cancel(deps: Deps, b: Booking, starts_at: dt.datetime, account: Account,
+                 now: dt.datetime) -> bool:
+    """Would cancelling ``b`` now count against the patient's credit? (Only the account
+    that made it can commit that offence; the identity's holder undoing it never does.)"""
+    return (b.account_id == account.id
+            and starts_at - now < dt.timedelta(hours=deps.settings.credit_late_cancel_hours))
+
+
 @router.post("/bookings/{booking_id}/cancel")
 def cancel(booking_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
            csrf: Annotated[str, Form()] = "",
+           understood: Annotated[str, Form(max_length=10)] = "",
            action_token_: Annotated[str, Form(alias="action_token", max_length=300)] = "",
            altcha: Annotated[str, Form(max_length=4000)] = "") -> Response:
     account = who.logged_in(Role.PATIENT)
     check_csrf(request, csrf)
+    # A late cancellation suspends the patient: it needs the box that says so ticked, or
+    # nothing happens (and the page's token is not spent).
+    mine = uow.bookings.get(booking_id)
+    session = uow.schedule.session(mine.session_id) if mine is not None else None
+    if (mine is not None and session is not None and not understood
+            and mine.account_id == account.id and mine.active
+            and _late_cancel(deps, mine, session.starts_at, account, deps.clock.now())):
+        refused(uow)
+        return me_page(request, uow, deps, account, status=400, error=N_(
+            "Tick the box to confirm that you understand this is a late cancellation."))
     try:
         guard_check(request, "booking", account_id=str(account.id), need_token="cancel",
                     target=str(booking_id), token=action_token_, pow_payload=altcha or None)

@@ -149,6 +149,27 @@ ERROR_TEXTS = {
                                    "may."),
     "credit_suspended": N_("Booking and entering draws are suspended until %(until)s "
                            "(missed visits or late cancellations)."),
+    "consortium_suspended": N_("Booking and entering draws are suspended until %(until)s "
+                               "by another hospital of the consortium (missed "
+                               "appointments); you can appeal from your account page."),
+    "consortium_held": N_("This request waits for a member of staff to review an entry "
+                          "another hospital put on the shared list; the registration desk "
+                          "can tell you more, and you can appeal from your account page."),
+    "consortium_refused": N_("Refused: an entry another hospital put on the shared list "
+                             "names this request; you can appeal from your account page."),
+    "slot_unavailable": N_("No free slot is left in this session."),
+    "session_started": N_("This session has started."),
+    "under_review": N_("The hospital is reviewing this booking; it can be paid once it is "
+                       "confirmed."),
+    "illegal_transition": N_("This booking cannot be changed that way any more; please "
+                             "reload the page to see its status."),
+    "payment_failed": N_("The payment did not go through; please try again."),
+    "code_wrong": N_("Wrong code (%(tries_left)s tries left)."),
+    "codes_rate_limited": N_("Too many codes were sent; please try again later."),
+    "weak_password": N_("The password is too short."),
+    "identity_checks_limited": N_("Too many failed real-name checks; please try again "
+                                  "later or bring the ID card to the registration desk."),
+    "invalid_choices": N_("Choose different sessions, each once, best first."),
     "cancel_cutoff_passed": N_("It is too close to the visit to cancel online; please "
                                "contact the hospital."),
     "payment_deadline_passed": N_("The payment deadline has passed."),
@@ -179,14 +200,34 @@ ERROR_TEXTS = {
 }
 
 
-def explain(lang: i18n.Language, error: FairslotError | str) -> Markup:
+def _shown(value: Any, zone: dt.tzinfo | None) -> str:
+    """An error's value as a page shows it: a moment (an ISO timestamp, as the errors carry
+    them) in the hospital's time zone to the minute, anything else as it is."""
+    when = value if isinstance(value, dt.datetime) else None
+    if when is None and isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError:
+            when = None
+    if when is None or when.tzinfo is None:
+        return str(value)
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M") if zone else str(value)
+
+
+def explain(lang: i18n.Language, error: FairslotError | str,
+            zone: dt.tzinfo | None = None) -> Markup:
     """An error (or a notice) in the visitor's language: the catalogue's words for its own
-    text, else the page's words for its code, else its own text marked as English."""
+    text, else the page's words for its code, else its own text marked as English. Moments
+    in the error's values are shown in ``zone`` (the hospital's)."""
     text = error if isinstance(error, str) else error.detail
-    if i18n.known(lang, text):
+    coded = isinstance(error, FairslotError) and error.code in ERROR_TEXTS
+    # The English catalogue knows every English text, but a service's own words carry its
+    # moments as ISO stamps in UTC: those errors take the page's words, as in Chinese.
+    timed = coded and any(_shown(v, zone) != str(v) for v in error.extra.values())
+    if i18n.known(lang, text) and not timed:
         return i18n.translate(lang, text)
-    if isinstance(error, FairslotError) and error.code in ERROR_TEXTS:
-        values = {k: str(v) for k, v in error.extra.items()}
+    if isinstance(error, FairslotError) and coded:
+        values = {k: _shown(v, zone) for k, v in error.extra.items()}
         if isinstance(error, TooManyRequests):
             values.setdefault("retry_after", str(error.retry_after))
         try:
@@ -230,7 +271,19 @@ def _weekday(context: Any, value: dt.date) -> str:
     return str(context["gettext"](WEEKDAYS[value.weekday()]))
 
 
+# Time zones a patient knows by another name than its IANA id (others are shown as they are).
+ZONE_LABELS = {"Asia/Shanghai": N_("Beijing time"), "Asia/Chongqing": N_("Beijing time"),
+               "PRC": N_("Beijing time"), "Asia/Hong_Kong": N_("Hong Kong time"),
+               "Asia/Macau": N_("Macau time"), "Asia/Taipei": N_("Taipei time")}
+
+# The guard's route groups, as the guard pages name them.
+GROUP_LABELS = {"browsing": N_("Browsing"), "search": N_("Search"), "login": N_("Log-in"),
+                "registration": N_("Registration"), "screens": N_("Action pages"),
+                "entering": N_("Draw entries"), "booking": N_("Booking"),
+                "payment": N_("Payment")}
+
 _env.filters.update(yuan=_yuan, period=_label(PERIOD_LABELS), weekday=_weekday,
+                    zone_name=_label(ZONE_LABELS), group_name=_label(GROUP_LABELS),
                     mask_name=mask_name, mask_id=mask_id_number, mask_phone=mask_phone,
                     status=_label(STATUS_LABELS))
 
@@ -437,11 +490,18 @@ def render(request: Request, name: str, *, status: int = 200, **values: Any) -> 
     values["csrf"] = csrf_token(request)
     values.setdefault("error", None)
     values.setdefault("notice", None)
+    if isinstance(values["error"], ChallengeRequired) and (values.get("challenge")
+                                                           or values.get("retry")):
+        # Not an error: the challenged form says "Checking this device…" and sends itself
+        # again (a page without such a form keeps the words as its error).
+        values["error"] = None
     # Errors and notices are English texts from the services and the pages: shown in the
     # visitor's language when the catalogue has them, otherwise as they are, marked English.
+    platform = getattr(request.app.state, "platform", None)
+    zone = platform.deps.settings.zone if platform is not None else None
     for key in ("error", "notice", "detail"):
         if values.get(key):
-            values[key] = explain(lang, values[key])
+            values[key] = explain(lang, values[key], zone)
     response = templates.TemplateResponse(request, name, values, status_code=status)
     new = getattr(request.state, "new_csrf", None)
     if new:

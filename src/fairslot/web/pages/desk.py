@@ -54,13 +54,14 @@ def _desk_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, 
     day = today(deps)
     now = deps.clock.now()
     last = day + dt.timedelta(days=deps.settings.desk_days_ahead)
-    started_before = now - dt.timedelta(minutes=deps.settings.session_minutes)
     todays = catalog.day_sessions(uow, deps, day)
     bookable: list[Any] = []
     d = day
+    # Only sessions not started yet: booking refuses a started one (session_started), so a
+    # session under way would only lead the clerk to a refusal.
     while d <= last:
         bookable += [r for r in (todays if d == day else catalog.day_sessions(uow, deps, d))
-                     if not r.session.has_started(started_before)
+                     if not r.session.has_started(now)
                      and r.session.status.value == "scheduled" and r.counts.free > 0]
         d += dt.timedelta(days=1)
     # Grouped by department, so a clerk picks from one short list, not sixty sessions.

@@ -61,3 +61,24 @@
   tick();
   window.setInterval(tick, 1000);
 })();
+/* A form marked data-fairslot-confirm asks before it is sent (cancelling a booking cannot be
+ * undone: the slot goes to the next patient). Without JavaScript the form is sent as it is. */
+(function () {
+  "use strict";
+  function wire() {
+    var forms = document.querySelectorAll("form[data-fairslot-confirm]");
+    Array.prototype.forEach.call(forms, function (form) {
+      form.addEventListener("submit", function (event) {
+        if (form.hasAttribute("data-fairslot-autosubmit")) { return; }
+        if (!window.confirm(form.getAttribute("data-fairslot-confirm"))) {
+          event.preventDefault();
+        }
+      });
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", wire);
+  } else {
+    wire();
+  }
+})();

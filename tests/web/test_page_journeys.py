@@ -1,0 +1,139 @@
+"""What walking the pages as their users do found: a late cancellation needs the patient to
+say they understand it, errors name moments in the hospital's time (never an ISO stamp in
+UTC) and in the visitor's language, the desk offers no session that has started."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fairslot.clock import FixedClock
+from fairslot.domain.booking import BookingStatus
+from fairslot.domain.credit import Suspended
+from fairslot.domain.errors import InvalidInput
+from fairslot.domain.schedule import Period
+from fairslot.services import booking, catalog, rules
+from fairslot.services.context import RequestContext
+from fairslot.web import i18n
+from fairslot.web.app import create_app
+from fairslot.web.pages.common import explain
+from tests.conftest import World
+from tests.web.test_pages import HTML, SQLITE_ONLY, after_min_age, alert, fields, log_in, platform
+
+__all__ = ["platform"]
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[TestClient]:
+    with TestClient(create_app(world.platform), headers=HTML) as test_client:
+        yield test_client
+
+
+def test_errors_show_moments_in_the_hospitals_time_and_codes_in_words() -> None:
+    zh, en = i18n.LANGUAGES["zh_CN"], i18n.LANGUAGES["en"]
+    until = dt.datetime(2026, 12, 28, 6, 10, 9, 797182, tzinfo=dt.UTC)
+    detail = ("1st offence within a year (late cancellation on 2026-11-28): booking and "
+              f"entering draws are suspended for 30 days, until {until.isoformat()}")
+    suspended = Suspended(detail, until=until, reason=detail)
+    assert str(explain(zh, suspended, SHANGHAI)) == (
+        "因爽约或临近取消，预约和抽签登记暂停至 2026-12-28 14:10。")
+    assert str(explain(en, suspended, SHANGHAI)) == (
+        "Booking and entering draws are suspended until 2026-12-28 14:10 (missed visits or "
+        "late cancellations).")
+    wrong = InvalidInput("wrong code (4 tries left)", code="code_wrong", tries_left=4)
+    assert str(explain(zh, wrong)) == "验证码错误（还可尝试 4 次）。"
+    review = InvalidInput("this booking is being reviewed; it can be paid once it is "
+                          "confirmed", code="under_review")
+    assert "审核" in str(explain(zh, review)) and 'lang="en"' not in str(explain(zh, review))
+
+
+@SQLITE_ONLY
+def test_a_late_cancellation_needs_the_box_ticked(client: TestClient, world: World,
+                                                  clock: FixedClock) -> None:
+    platform = world.platform
+    account, (patient_id,), _ = world.patient_account("late.canceller")
+    session_id = world.session_ids[0]
+    starts = platform.run(catalog.session_view, session_id).session.starts_at
+    # 20 hours before the visit: online cancelling is still open (12 h), but late (24 h).
+    clock.set(starts - dt.timedelta(hours=20))
+    ctx = RequestContext(ip="203.0.113.10")
+    held = platform.run(booking.book, account, patient_id, session_id, ctx)
+    platform.run(booking.pay, account, held.booking.id, "alipay:late@example.com", ctx)
+    log_in(client, "late.canceller")
+    me = client.get("/me").text
+    assert "临近取消" in me and 'name="understood"' in me and "30 天" in me
+    cancel = f"/bookings/{held.booking.id}/cancel"
+    form = fields(me, cancel)
+    assert re.search(r'name="understood"[^>]*required', me) and "checked" not in me
+    del form["understood"]  # the box as the page shows it: unticked
+    after_min_age(world)
+    refused = client.post(cancel, data=form, follow_redirects=False)
+    assert refused.status_code == 400 and "勾选" in alert(refused.text)
+    [mine] = platform.run(booking.my_bookings, account)
+    assert mine.booking.status is BookingStatus.PAID
+    assert platform.run(rules.standing, patient_id).suspension is None
+
+    # The page's token was not spent: the same form with the box ticked cancels.
+    done = client.post(cancel, data=form | {"understood": "yes"}, follow_redirects=False)
+    assert done.status_code == 303, alert(done.text)
+    [mine] = platform.run(booking.my_bookings, account)
+    assert mine.booking.status is BookingStatus.REFUNDED
+    assert platform.run(rules.standing, patient_id).suspension is not None
+
+    # Booking again is refused with the end of the suspension in the hospital's time.
+    other = world.session_ids[1]
+    page = client.get(f"/sessions/{other}/confirm?patient_id={patient_id}")
+    after_min_age(world)
+    again = client.post(f"/sessions/{other}/book", data=fields(page.text, f"/sessions/{other}/book"),
+                        follow_redirects=False)
+    said = alert(again.text)
+    assert re.search(r"暂停至 \d{4}-\d\d-\d\d \d\d:\d\d。", said), said
+    assert "T" not in said and "+00:00" not in said
+
+
+@SQLITE_ONLY
+def test_a_cancellation_days_ahead_asks_nothing_more(client: TestClient, world: World,
+                                                    clock: FixedClock) -> None:
+    platform = world.platform
+    account, (patient_id,), _ = world.patient_account("early.canceller")
+    session_id = world.session_ids[1]
+    starts = platform.run(catalog.session_view, session_id).session.starts_at
+    clock.set(starts - dt.timedelta(hours=30))
+    held = platform.run(booking.book, account, patient_id, session_id,
+                        RequestContext(ip="203.0.113.11"))
+    log_in(client, "early.canceller")
+    me = client.get("/me").text
+    assert 'name="understood"' not in me and "data-fairslot-confirm" in me
+    after_min_age(world)
+    cancel = f"/bookings/{held.booking.id}/cancel"
+    done = client.post(cancel, data=fields(me, cancel), follow_redirects=False)
+    assert done.status_code == 303, alert(done.text)
+    assert platform.run(rules.standing, patient_id).suspension is None
+
+
+@SQLITE_ONLY
+def test_the_desk_offers_no_session_that_has_started(client: TestClient, world: World,
+                                                     clock: FixedClock) -> None:
+    platform = world.platform
+    today = clock.now().astimezone(platform.settings.zone).date()
+    (started,) = platform.run(catalog.schedule_sessions, world.doctor_id, [today],
+                              [Period.AFTERNOON], 10, 5000, release_days_before=2)
+    now = clock.now()
+    with platform.uow() as uow:
+        session = uow.schedule.session(started.id)
+        session.starts_at = now - dt.timedelta(minutes=30)
+        session.ends_at = now + dt.timedelta(hours=3)
+        session.release_at = now - dt.timedelta(days=1)
+        uow.commit()
+    log_in(client, "staff-registration")
+    desk = client.get("/desk").text
+    on_site = desk.split('id="o-session"', 1)[1].split("</select>", 1)[0]
+    assert f'value="{world.session_ids[0]}"' in on_site
+    assert f'value="{started.id}"' not in on_site
