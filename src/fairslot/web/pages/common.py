@@ -279,8 +279,8 @@ ZONE_LABELS = {"Asia/Shanghai": N_("Beijing time"), "Asia/Chongqing": N_("Beijin
 # The guard's route groups, as the guard pages name them.
 GROUP_LABELS = {"browsing": N_("Browsing"), "search": N_("Search"), "login": N_("Log-in"),
                 "registration": N_("Registration"), "screens": N_("Action pages"),
-                "entering": N_("Draw entries"), "booking": N_("Booking"),
-                "payment": N_("Payment")}
+                "entering": N_("Draw entries"),
+                "booking": N_("Booking and cancelling"), "payment": N_("Paying")}
 
 _env.filters.update(yuan=_yuan, period=_label(PERIOD_LABELS), weekday=_weekday,
                     zone_name=_label(ZONE_LABELS), group_name=_label(GROUP_LABELS),
