@@ -91,8 +91,8 @@ def test_a_late_cancellation_needs_the_box_ticked(client: TestClient, world: Wor
     other = world.session_ids[1]
     page = client.get(f"/sessions/{other}/confirm?patient_id={patient_id}")
     after_min_age(world)
-    again = client.post(f"/sessions/{other}/book", data=fields(page.text, f"/sessions/{other}/book"),
-                        follow_redirects=False)
+    book = f"/sessions/{other}/book"
+    again = client.post(book, data=fields(page.text, book), follow_redirects=False)
     said = alert(again.text)
     assert re.search(r"暂停至 \d{4}-\d\d-\d\d \d\d:\d\d。", said), said
     assert "T" not in said and "+00:00" not in said

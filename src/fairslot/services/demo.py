@@ -92,7 +92,7 @@ def seed_demo(units: Units, deps: Deps, passwords: dict[str, str], *,
             hot = i == 0
             doctor = past(
                 catalog.create_doctor, department.id or 0, make_name(rng), TITLES[min(i, 2)],
-                "{0}门诊 {1} clinic".format(*name.split(" ", 1)), hot=hot,
+                "{}门诊 {} clinic".format(*name.split(" ", 1)), hot=hot,
                 # Hot doctors release by draw; the rest first come first served.
                 release_policy=ReleasePolicy.DRAW if hot else ReleasePolicy.FCFS)
             doctors.append(doctor)

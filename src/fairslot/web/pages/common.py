@@ -223,7 +223,8 @@ def explain(lang: i18n.Language, error: FairslotError | str,
     coded = isinstance(error, FairslotError) and error.code in ERROR_TEXTS
     # The English catalogue knows every English text, but a service's own words carry its
     # moments as ISO stamps in UTC: those errors take the page's words, as in Chinese.
-    timed = coded and any(_shown(v, zone) != str(v) for v in error.extra.values())
+    timed = isinstance(error, FairslotError) and coded and any(
+        _shown(v, zone) != str(v) for v in error.extra.values())
     if i18n.known(lang, text) and not timed:
         return i18n.translate(lang, text)
     if isinstance(error, FairslotError) and coded:
