@@ -137,3 +137,30 @@ def test_the_desk_offers_no_session_that_has_started(client: TestClient, world: 
     on_site = desk.split('id="o-session"', 1)[1].split("</select>", 1)[0]
     assert f'value="{world.session_ids[0]}"' in on_site
     assert f'value="{started.id}"' not in on_site
+
+
+@SQLITE_ONLY
+def test_paying_takes_the_method_from_a_list_and_the_account_as_typed(
+        client: TestClient, world: World) -> None:
+    platform = world.platform
+    account, (patient_id,), _ = world.patient_account("plain.payer")
+    held = platform.run(booking.book, account, patient_id, world.session_ids[1],
+                        RequestContext(ip="203.0.113.12"))
+    log_in(client, "plain.payer")
+    me = client.get("/me").text
+    assert 'name="payer_method"' in me and "微信支付" in me and "alipay:you" not in me
+    pay = f"/bookings/{held.booking.id}/pay"
+    after_min_age(world)
+    # A bare number and no method: refused in words, nothing paid.
+    bare = client.post(pay, data=fields(me, pay) | {"payer_account": "13900001234"},
+                       follow_redirects=False)
+    assert bare.status_code == 422 and "选择支付方式" in alert(bare.text), alert(bare.text)
+    me = bare.text
+    after_min_age(world)
+    done = client.post(pay, data=fields(me, pay) | {"payer_method": "wechat",
+                                                    "payer_account": " 13900001234 "},
+                       follow_redirects=False)
+    assert done.status_code == 303, alert(done.text)
+    [mine] = platform.run(booking.my_bookings, account)
+    assert mine.booking.status is BookingStatus.PAID
+    assert (mine.booking.payer_account or "").startswith("wechat:")

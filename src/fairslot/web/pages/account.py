@@ -230,7 +230,7 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
                   names={p.id: p.name for p in patients}, form=dict(form or {}),
                   now=deps.clock.now(),
                   standings=standings, deadline_minutes=deps.settings.payment_deadline_minutes,
-                  late_hours=deps.settings.credit_late_cancel_hours,
+                  late_hours=deps.settings.credit_late_cancel_hours, pay_methods=PAY_METHODS,
                   suspension_days=(deps.settings.credit_suspension_days or [0])[0],
                   suspended_until=lambda s: local(deps, s.until))
 
@@ -291,14 +291,24 @@ def send_appeal(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
     return redirect("/me?done=appealed#shared-list")
 
 
+# The ways to pay online, as the pay form offers them: the patient types only the phone
+# number or account name, and the method is put in front (``alipay:13900001234``).
+PAY_METHODS = [("alipay", N_("Alipay")), ("wechat", N_("WeChat Pay")),
+               ("card", N_("Bank card"))]
+
+
 @router.post("/bookings/{booking_id}/pay")
 def pay(booking_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
         csrf: Annotated[str, Form()] = "",
         payer_account: Annotated[str, Form(max_length=80)] = "",
+        payer_method: Annotated[str, Form(max_length=20)] = "",
         action_token_: Annotated[str, Form(alias="action_token", max_length=300)] = "",
         altcha: Annotated[str, Form(max_length=4000)] = "") -> Response:
     account = who.logged_in(Role.PATIENT)
     check_csrf(request, csrf)
+    payer_account = payer_account.strip()
+    if payer_account and ":" not in payer_account and payer_method in dict(PAY_METHODS):
+        payer_account = f"{payer_method}:{payer_account}"
     try:
         passed = guard_check(request, "payment", account_id=str(account.id),
                              payer=deps.payments.payer_of(payer_account), need_token="pay",
