@@ -276,3 +276,33 @@ def test_an_id_number_without_its_name_does_not_say_whether_it_is_listed(
     with pytest.raises(ConsortiumRefused):
         hb.platform.run(accounts.add_patient, account, person.id_number, person.name, None,
                         CTX)
+
+
+def test_the_desk_page_shows_held_entries_and_clears_one(pair: Pair, hb: World) -> None:
+    """The patient is told to ask the desk: the desk's page lists the review (masked) and
+    decides it, in the clerk's language."""
+    from fastapi.testclient import TestClient
+
+    from fairslot.web.app import create_app
+    from tests.web.test_pages import HTML, alert, fields, log_in
+
+    account, pid, _, entry = _booking_held(pair, hb, "family13")
+    with hb.platform.uow() as uow:
+        patient = uow.patients.get(pid)
+    assert patient is not None
+    with TestClient(create_app(hb.platform), headers=HTML) as client:
+        log_in(client, "staff-registration")
+        page = client.get("/desk").text
+        assert "其他医院的共享名单记录：待审核" in page and entry.ref in page
+        assert patient.id_number not in page and patient.name not in page
+        form = fields(page, "/desk/reviews")
+        empty = client.post("/desk/reviews", data=form | {"decision": "clear", "note": " "},
+                            follow_redirects=False)
+        assert empty.status_code == 422 and "500 字" in alert(empty.text), alert(empty.text)
+        done = client.post("/desk/reviews", data=form | {"decision": "clear",
+                                                         "note": "ID card checked"},
+                           follow_redirects=False)
+        assert done.status_code == 303
+        assert entry.ref not in client.get(done.headers["location"]).text
+    assert [r.status for r in pair.b.store.reviews()] == ["cleared"]
+    assert hb.platform.run(booking.book, account, pid, hb.session_ids[0], CTX).booking.id

@@ -122,6 +122,7 @@ DONE_MESSAGES = {
                              "approves it"),
     "claim_approved": N_("Claim approved: the identity is the person's own account's now"),
     "claim_rejected": N_("Claim rejected: nothing changed hands"),
+    "review_decided": N_("Decision recorded"),
     "entered": N_("Entered: the draw is at the release time"),
     "policy_saved": N_("Release policy saved"),
     "level_saved": N_("Guard level saved"),

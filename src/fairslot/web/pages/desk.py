@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.booking import BookingStatus
 from fairslot.domain.errors import FairslotError, InvalidInput
-from fairslot.services import booking, catalog, desk, identities, release
+from fairslot.services import booking, catalog, desk, identities, release, shared_list
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web import i18n
@@ -97,8 +97,17 @@ def _desk_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, 
         for v in found.bookings:
             found_rows.append({"view": v, "starts": local(deps, v.session.starts_at),
                                "active": v.booking.status in ACTIVE})
+    # Other hospitals' entries on the shared list held here for review: the patient is told
+    # to ask the desk, so the desk sees them (masked) and clears or refuses each.
+    reviews = []
+    if deps.shared_list is not None:
+        for r in shared_list.reviews(uow, deps, account):
+            person = uow.patients.get(r.patient_id) if r.patient_id is not None else None
+            reviews.append({"review": r, "patient": person,
+                            "created": local(deps, r.created_at)})
     used = desk.usage(uow, deps, account)
     return render(request, "desk.html", status=status, account=account, error=error,
+                  reviews=reviews, points=REVIEW_POINTS,
                   notice=notice, groups=groups, done_booking=done_booking,
                   form=dict(form or {}), today=day, awaiting=awaiting, doctors=doctors,
                   doctor_id=doctor_id, day_list=day_list, rounds=round_rows, found=found,
@@ -310,6 +319,33 @@ def desk_identity_claim(request: Request, who: Viewer, uow: UowDep, deps: DepsDe
         return _desk_page(request, uow, deps, account, status=exc.status, error=exc,
                           form={"claim_username": username})
     return redirect("/desk?done=desk_claim_pending#identity-claim")
+
+
+# Where a shared-list entry stopped a request, as the desk's review queue names it.
+REVIEW_POINTS = {"registration": N_("Registering an account"),
+                 "identity_link": N_("Adding a patient"), "draw_entry": N_("Entering a draw"),
+                 "booking": N_("Booking a slot"), "payment": N_("Paying")}
+
+
+@router.post("/desk/reviews")
+def desk_review(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+                csrf: Annotated[str, Form()] = "",
+                entry: Annotated[str, Form(max_length=60)] = "",
+                decision: Annotated[str, Form(max_length=10)] = "",
+                note: Annotated[str, Form(max_length=600)] = "") -> Response:
+    """Clear (it stops applying here) or refuse (refused here from then on) another
+    hospital's entry held for review, with a note; as ``/api/v1/staff/consortium/reviews``."""
+    account = who.logged_in(Role.REGISTRATION)
+    check_csrf(request, csrf)
+    try:
+        if decision not in ("clear", "refuse"):
+            raise InvalidInput("choose clear or refuse", code="invalid_decision")
+        shared_list.decide_review(uow, deps, account, entry, clear=decision == "clear",
+                                  note=note)
+    except FairslotError as exc:
+        refused(uow)
+        return _desk_page(request, uow, deps, account, status=exc.status, error=exc)
+    return redirect("/desk?done=review_decided#reviews")
 
 
 @router.get("/desk/receipt/{booking_id}")
