@@ -164,3 +164,22 @@ def test_paying_takes_the_method_from_a_list_and_the_account_as_typed(
     [mine] = platform.run(booking.my_bookings, account)
     assert mine.booking.status is BookingStatus.PAID
     assert (mine.booking.payer_account or "").startswith("wechat:")
+
+
+@SQLITE_ONLY
+def test_a_booking_under_review_offers_no_payment(client: TestClient, world: World,
+                                                  clock: FixedClock) -> None:
+    platform = world.platform
+    account, (patient_id,), _ = world.patient_account("reviewed.patient")
+    held = platform.run(booking.book, account, patient_id, world.session_ids[1],
+                        RequestContext(ip="203.0.113.13"))
+    with platform.uow() as uow:
+        row = uow.bookings.get(held.booking.id or 0)
+        assert row is not None
+        row.hold_for_review(clock.now() + dt.timedelta(hours=6))
+        uow.commit()
+    log_in(client, "reviewed.patient")
+    me = client.get("/me").text
+    assert "医院审核中" in me and "审核通过后即可支付" in me
+    assert f'action="/bookings/{held.booking.id}/pay"' not in me and "支付期限" not in me
+    assert f'action="/bookings/{held.booking.id}/cancel"' in me  # it can still be cancelled

@@ -196,7 +196,8 @@ def me_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
                                 "late": False}
         # Tokens are issued here, on the screen that leads to paying or cancelling; cancel
         # only where it can still work online.
-        if b.status is BookingStatus.HELD:
+        # A booking held for the hospital's review cannot be paid yet: no pay form for it.
+        if b.status is BookingStatus.HELD and not b.under_review:
             item["pay_token"] = action_token(request, account, "pay", str(target))
         if b.can_cancel_online(now, v.session.starts_at, cutoff):
             item["cancel_token"] = action_token(request, account, "cancel", str(target))
