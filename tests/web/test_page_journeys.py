@@ -183,3 +183,72 @@ def test_a_booking_under_review_offers_no_payment(client: TestClient, world: Wor
     assert "医院审核中" in me and "审核通过后即可支付" in me
     assert f'action="/bookings/{held.booking.id}/pay"' not in me and "支付期限" not in me
     assert f'action="/bookings/{held.booking.id}/cancel"' in me  # it can still be cancelled
+
+
+@SQLITE_ONLY
+def test_an_operator_adds_a_department_a_doctor_and_schedules_a_week(
+        client: TestClient, world: World, clock: FixedClock) -> None:
+    platform = world.platform
+    log_in(client, "staff-operator")
+    page = client.get("/operator/catalogue")
+    assert page.status_code == 200 and "出诊排班" in page.text
+    assert 'action="/operator/catalogue/hospitals"' not in page.text  # admins only
+    assert client.post("/operator/catalogue/hospitals",
+                       data=fields(page.text, "/operator/catalogue/departments") |
+                       {"code": "X", "name": "Y"}).status_code == 403
+    form = fields(page.text, "/operator/catalogue/departments")
+    r = client.post("/operator/catalogue/departments",
+                    data=form | {"hospital_id": world.hospital_id, "code": "NEPH",
+                                 "name": "肾内科"}, follow_redirects=False)
+    assert r.status_code == 303, alert(r.text)
+    page = client.get("/operator/catalogue")
+    assert "已新增科室" not in page.text  # the notice comes with the redirect's ?done=
+    assert "肾内科" in client.get(r.headers["location"]).text
+    [neph] = [d for _, ds in platform.run(catalog.hospitals) for d in ds if d.code == "NEPH"]
+    form = fields(page.text, "/operator/catalogue/doctors")
+    r = client.post("/operator/catalogue/doctors",
+                    data=form | {"department_id": neph.id, "name": "白雪", "title": "主任医师",
+                                 "specialty": "肾病", "policy": "fcfs"},
+                    follow_redirects=False)
+    assert r.status_code == 303, alert(r.text)
+    [doctor] = platform.run(catalog.doctors, neph.id or 0)
+    page = client.get("/operator/catalogue").text
+    sessions = fields(page, "/operator/catalogue/sessions")
+    tomorrow = clock.now().astimezone(platform.settings.zone).date() + dt.timedelta(days=1)
+    # A bad fee: refused in words, nothing made, what was typed stays in the form.
+    bad = client.post("/operator/catalogue/sessions",
+                      data=sessions | {"doctor_id": doctor.id, "first": tomorrow.isoformat(),
+                                       "days": "7", "periods": ["morning", "afternoon"],
+                                       "capacity": "12", "fee": "25.005",
+                                       "release_days": "3"}, follow_redirects=False)
+    assert bad.status_code == 422 and "最多两位小数" in alert(bad.text), alert(bad.text)
+    assert 'value="25.005"' in bad.text and 'value="12"' in bad.text
+    assert all(r.doctor.id != doctor.id for r in platform.run(catalog.day_sessions, tomorrow))
+    done = client.post("/operator/catalogue/sessions",
+                       data=sessions | {"doctor_id": doctor.id, "first": tomorrow.isoformat(),
+                                        "days": "7", "periods": ["morning", "afternoon"],
+                                        "capacity": "12", "fee": "25.5",
+                                        "release_days": "3"}, follow_redirects=False)
+    assert done.status_code == 303, alert(done.text)
+    made = [r for d in range(7)
+            for r in platform.run(catalog.day_sessions, tomorrow + dt.timedelta(days=d))
+            if r.doctor.id == doctor.id]
+    assert len(made) == 14
+    assert {(r.session.capacity, r.session.fee_cents) for r in made} == {(12, 2550)}
+    # The doctor's page shows them to patients.
+    assert "白雪" in client.get(f"/doctors/{doctor.id}").text
+
+
+@SQLITE_ONLY
+def test_an_admin_adds_a_hospital(client: TestClient, world: World) -> None:
+    log_in(client, "staff-admin")
+    page = client.get("/operator/catalogue").text
+    form = fields(page, "/operator/catalogue/hospitals")
+    empty = client.post("/operator/catalogue/hospitals", data=form | {"code": " ", "name": ""},
+                        follow_redirects=False)
+    assert empty.status_code == 422 and "代码和名称" in alert(empty.text)
+    r = client.post("/operator/catalogue/hospitals",
+                    data=form | {"code": "SZH2", "name": "第二人民医院"},
+                    follow_redirects=False)
+    assert r.status_code == 303, alert(r.text)
+    assert "第二人民医院" in client.get("/").text

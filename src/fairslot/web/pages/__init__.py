@@ -17,6 +17,7 @@ from fairslot.web.pages import (
     account,
     booking,
     browse,
+    catalogue,
     console,
     desk,
     dev,
@@ -36,8 +37,8 @@ STATIC_DIR = HERE / "static"
 def install_pages(app: FastAPI) -> None:
     """Add the pages and ``/static`` to ``app``. Call after the problem+json handlers are
     installed."""
-    for module in (browse, account, booking, rounds, desk, operator, proposals, dev, identity,
-                   console, investigations):
+    for module in (browse, account, booking, rounds, desk, operator, catalogue, proposals, dev,
+                   identity, console, investigations):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_errors(app)
