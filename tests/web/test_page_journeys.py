@@ -252,3 +252,28 @@ def test_an_admin_adds_a_hospital(client: TestClient, world: World) -> None:
                     follow_redirects=False)
     assert r.status_code == 303, alert(r.text)
     assert "第二人民医院" in client.get("/").text
+
+
+@SQLITE_ONLY
+def test_a_sessions_patient_list_for_the_doctors_office(client: TestClient,
+                                                        world: World) -> None:
+    platform = world.platform
+    account, (patient_id,), _ = world.patient_account("listed.patient")
+    session_id = world.session_ids[1]
+    held = platform.run(booking.book, account, patient_id, session_id,
+                        RequestContext(ip="203.0.113.14"))
+    with platform.uow() as uow:
+        patient = uow.patients.get(patient_id)
+    assert patient is not None
+    log_in(client, "listed.patient")
+    assert client.get(f"/operator/sessions/{session_id}").status_code == 403
+    client.cookies.clear()
+    log_in(client, "staff-operator")
+    day = platform.run(catalog.session_view, session_id).session.date
+    assert f'href="/operator/sessions/{session_id}"' in client.get(
+        f"/operator?date={day.isoformat()}").text
+    page = client.get(f"/operator/sessions/{session_id}")
+    assert page.status_code == 200 and "出诊患者名单" in page.text
+    assert str(held.booking.id) in page.text and "待支付" in page.text
+    assert patient.id_number not in page.text and patient.name not in page.text
+    assert client.get("/operator/sessions/999999").status_code == 404

@@ -16,7 +16,7 @@ from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import FairslotError, InvalidInput
 from fairslot.domain.schedule import ReleasePolicy
 from fairslot.guard.policy import GuardLevel, RouteGroup
-from fairslot.services import accounts, audit, catalog, identities
+from fairslot.services import accounts, audit, booking, catalog, identities
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
 from fairslot.web.deps import DepsDep, UowDep, context
@@ -60,6 +60,22 @@ def operator(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                   totals={"capacity": sum(r.session.capacity for r in rows),
                           "booked": sum(r.counts.booked for r in rows),
                           "free": sum(r.counts.free for r in rows)})
+
+
+@router.get("/operator/sessions/{session_id}")
+def session_patients(session_id: PageId, request: Request, who: Viewer, uow: UowDep,
+                     deps: DepsDep) -> Response:
+    """One session's patients in slot order (masked), for the doctor's office and the
+    desk: who is booked, paid, checked in; printable."""
+    who.logged_in(Role.OPERATOR, Role.REGISTRATION)
+    view = catalog.session_view(uow, deps, session_id)
+    rows = sorted((v for v in booking.session_bookings(uow, deps, session_id)
+                   if v.booking.status.value not in ("cancelled", "expired")),
+                  key=lambda v: v.slot_number)
+    department, _hospital = catalog.department(uow, deps, view.doctor.department_id)
+    return render(request, "session_patients.html", view=view, rows=rows,
+                  department=department, starts=local(deps, view.session.starts_at),
+                  printed=local(deps, deps.clock.now()))
 
 
 # -- release policies ------------------------------------------------------------------------
