@@ -9,12 +9,15 @@ from typing import Any
 
 from fairslot.monitoring.events import MonitorEvent, ip_prefix
 from fairslot.monitoring.scenarios.base import (
+    DayBaseline,
     Entity,
     Finding,
     Platform,
     Scenario,
     counted,
     graded,
+    keyed_plan,
+    keyed_results,
 )
 from fairslot.monitoring.windows import ADD, Op, Window
 
@@ -183,52 +186,35 @@ class Surge(Scenario):
         self.minimum = minimum
         self.factor = factor
         self.platform = platform
-        self.short = Window(f"{self.name}_short", seconds, cap=1_000_000)
-        self.day = Window(f"{self.name}_day", 86_400, cap=1_000_000)
-        self.hours = Window(f"{self.name}_hours", 86_400)
+        self.baseline = DayBaseline(self.name, seconds, history_hours=2)
         self.group = "registration" if kind == "account.registered" else "entering"
 
     def windows(self) -> Sequence[Window]:
-        return (self.short, self.day, self.hours)
+        return self.baseline.windows()
 
     def thresholds(self) -> dict[str, Any]:
-        return {"window_s": self.short.seconds, "at_least": self.minimum,
+        return {"window_s": self.baseline.seconds, "at_least": self.minimum,
                 "times_day_rate": self.factor}
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         if self.platform.owns(event):
             return False
-        ops.append((ADD, self.short, self.what, event.id, event.ts, 0))
-        ops.append((ADD, self.day, self.what, event.id, event.ts, 0))
-        ops.append((ADD, self.hours, self.what, str(int(event.ts // 3600)), event.ts, 0))
+        self.baseline.plan(self.what, event.id, event.ts, ops)
         return True
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
-        recent, day = int(results[start]), int(results[start + 1])
-        hours = int(results[start + 2])
-        if recent < self.minimum:
+        burst = self.baseline.judge(results, start, self.minimum, self.factor)
+        if burst is None:
             return
-        seconds = self.short.seconds
-        if hours < 2:
-            # No history yet (a monitor whose windows start empty): only a burst of twice
-            # the minimum counts, so a busy hour is not mistaken for a surge.
-            if recent < 2 * self.minimum:
-                return
-            baseline = 0.0
-        else:
-            # The rate of the hours with any activity before this one: a quiet night does
-            # not make a busy morning look like a surge.
-            baseline = max(day - recent, 0) * seconds / ((hours - 1) * 3600)
-            if recent < self.factor * baseline:
-                return
+        seconds = self.baseline.seconds
         out.append(Finding(
-            self.name, "high" if recent >= 2 * self.minimum else "medium",
+            self.name, "high" if burst.recent >= 2 * self.minimum else "medium",
             Entity("route_group", self.group),
-            f"{recent} new {self.what} in {seconds / 60:.0f} min against "
-            f"{baseline:.1f} expected from the last day's active hours",
-            {self.what: recent, "window_s": seconds, "expected": round(baseline, 2),
-             "threshold": self.minimum, "factor": self.factor, "active_hours": hours},
+            f"{burst.recent} new {self.what} in {seconds / 60:.0f} min against "
+            f"{burst.expected:.1f} expected from the last day's active hours",
+            {self.what: burst.recent, "window_s": seconds, "expected": round(burst.expected, 2),
+             "threshold": self.minimum, "factor": self.factor, "active_hours": burst.hours},
             event))
 
 
@@ -265,24 +251,11 @@ class IpRotation(Scenario):
         prefix = ip_prefix(ip)
         if prefix is None:
             return False
-        planned = False
-        for name in self.keys:
-            key = getattr(event, name)
-            if key is not None:
-                ops.append((ADD, self.window, f"{name}:{key}", prefix, event.ts,
-                            self.prefixes))
-                planned = True
-        return planned
+        return keyed_plan(event, self.keys, self.window, prefix, self.prefixes, ops)
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
-        index = start
-        for name in self.keys:
-            key = getattr(event, name)
-            if key is None:
-                continue
-            result = results[index]
-            index += 1
+        for name, key, result in keyed_results(event, self.keys, results, start):
             count, members = counted(result)
             if count < self.prefixes:
                 continue
