@@ -18,6 +18,7 @@ from fairslot.monitoring.scenarios.base import (
     graded,
     keyed_plan,
     keyed_results,
+    span,
 )
 from fairslot.monitoring.windows import ADD, Op, Window
 
@@ -219,13 +220,19 @@ class Surge(Scenario):
 
 
 class IpRotation(Scenario):
-    """One account or device whose requests come from many networks within minutes: a
-    rotating residential proxy pool (T7) changes the address request by request, so no
-    address or prefix fans out, but the account, its device and its software stay the
-    same. Counted as distinct IPv4 /24s (IPv6 /48s) per account and per device within
-    ``seconds``; a phone moving between home Wi-Fi and its carrier uses two or three, a
-    carrier's NAT a few more. The alert names the account or device, with the other one
-    and the prefixes seen as related entities."""
+    """One account or device whose requests come from many networks: a rotating residential
+    proxy pool (T7) changes the address request by request, so no address or prefix fans
+    out, but the account, its device and its software stay the same. Counted as distinct
+    IPv4 /24s (IPv6 /48s) per account and per device over two spans:
+
+    - ``seconds`` (minutes): a busy script crosses ``prefixes`` within one visit; a phone
+      moving between home Wi-Fi and its carrier uses two or three, a carrier's NAT a few more;
+    - ``slow_seconds`` (a week): an account that makes a handful of requests per release
+      never crosses the first, but each request comes from another network, and over a week
+      they add up to ``slow_prefixes``. A person's week is home, work and a carrier or two.
+
+    The alert names the account or device, with the other one and the prefixes seen as
+    related entities."""
 
     name = "ip_rotation"
     tactics = ("T7",)
@@ -233,16 +240,24 @@ class IpRotation(Scenario):
     title = "one account or device coming from many networks"
     keys = ("account", "device")
 
-    def __init__(self, prefixes: int, seconds: int, platform: Platform) -> None:
+    def __init__(self, prefixes: int, seconds: int, platform: Platform, *,
+                 slow_prefixes: int = 0, slow_seconds: int = 7 * 86_400) -> None:
         self.prefixes = prefixes
         self.platform = platform
         self.window = Window(self.name, seconds)
+        self.tiers = [(self.window, prefixes)]
+        if slow_prefixes:
+            self.tiers.append((Window(f"{self.name}_slow", slow_seconds), slow_prefixes))
 
     def windows(self) -> Sequence[Window]:
-        return (self.window,)
+        return tuple(window for window, _ in self.tiers)
 
     def thresholds(self) -> dict[str, Any]:
-        return {"prefixes": self.prefixes, "window_s": self.window.seconds}
+        figures: dict[str, Any] = {"prefixes": self.prefixes, "window_s": self.window.seconds}
+        if len(self.tiers) > 1:
+            window, limit = self.tiers[1]
+            figures.update(slow_prefixes=limit, slow_window_s=window.seconds)
+        return figures
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         ip = event.ip
@@ -251,20 +266,28 @@ class IpRotation(Scenario):
         prefix = ip_prefix(ip)
         if prefix is None:
             return False
-        return keyed_plan(event, self.keys, self.window, prefix, self.prefixes, ops)
+        planned = False
+        for window, limit in self.tiers:
+            planned = keyed_plan(event, self.keys, window, prefix, limit, ops)
+        return planned
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
-        for name, key, result in keyed_results(event, self.keys, results, start):
-            count, members = counted(result)
-            if count < self.prefixes:
-                continue
-            related = tuple(Entity(other, getattr(event, other)) for other in self.keys
-                            if other != name and getattr(event, other) is not None)
-            related += tuple(Entity("ip_prefix", p) for p in members)
-            out.append(Finding(
-                self.name, graded(count, self.prefixes, high=3.0), Entity(name, key),
-                f"{name} {key} came from {count} networks in "
-                f"{self.window.seconds / 60:.0f} min (threshold {self.prefixes})",
-                {"prefixes": count, "window_s": self.window.seconds,
-                 "threshold": self.prefixes}, event, related=related, members=members))
+        keyed = sum(getattr(event, name) is not None for name in self.keys)
+        fired: set[str] = set()
+        for tier, (window, limit) in enumerate(self.tiers):
+            for name, key, result in keyed_results(event, self.keys, results,
+                                                   start + tier * keyed):
+                count, members = counted(result)
+                if count < limit or name in fired:
+                    continue
+                fired.add(name)
+                related = tuple(Entity(other, getattr(event, other)) for other in self.keys
+                                if other != name and getattr(event, other) is not None)
+                related += tuple(Entity("ip_prefix", p) for p in members)
+                out.append(Finding(
+                    self.name, graded(count, limit, high=3.0), Entity(name, key),
+                    f"{name} {key} came from {count} networks in {span(window.seconds)} "
+                    f"(threshold {limit})",
+                    {"prefixes": count, "window_s": window.seconds, "threshold": limit},
+                    event, related=related, members=members))
