@@ -381,6 +381,11 @@ class Settings(BaseSettings):
     """Distinct IPv4 /24s (IPv6 /48s) one account or device comes from within
     ``monitor_rotation_seconds`` (``ip_rotation``)."""
     monitor_rotation_seconds: int = Field(600, ge=60)
+    monitor_rotation_slow_prefixes: int = Field(8, ge=0)
+    """Distinct /24s (/48s) one account or device comes from within
+    ``monitor_rotation_slow_seconds``: the same scenario over a week, for proxy-pool accounts
+    making a few requests per release (0: off)."""
+    monitor_rotation_slow_seconds: int = Field(7 * 86400, ge=3600)
     monitor_lockstep_bucket_seconds: float = Field(5.0, gt=0)
     monitor_lockstep_release_seconds: float = Field(600.0, gt=0)
     monitor_lockstep_sessions: int = Field(3, ge=2)

@@ -328,3 +328,18 @@ def test_an_account_behind_rotating_proxies_is_named_and_a_moving_phone_is_not()
                 ip=("192.168.1.5", "39.144.7.1", "39.144.9.2")[n % 3]) for n in range(60)]
     findings = run(bot + phone)
     assert fired(findings, "ip_rotation") == {Entity("account", "bot"), Entity("device", "dv")}
+
+
+def test_a_proxy_account_making_a_few_requests_a_day_is_named_within_the_week() -> None:
+    # Three requests a day, each from another /24 of the pool: never 10 networks in 10 min,
+    # 8 within the week by its third day. A commuter's phone over the same week: home,
+    # office and two carrier NATs, twenty requests a day.
+    day = 86_400.0
+    bot = [ev("access", d * day + n * 60.0, account="slow", device="sd",
+              ip=f"100.64.{3 * d + n}.7") for d in range(4) for n in range(3)]
+    networks = ("192.168.1.5", "203.0.113.9", "39.144.7.1", "39.144.9.2")
+    phone = [ev("access", d * day + n * 1_800.0, account="pt", device="ph",
+                ip=networks[(d + n) % 4]) for d in range(7) for n in range(20)]
+    findings = run(bot + phone)
+    assert fired(findings, "ip_rotation") == {Entity("account", "slow"), Entity("device", "sd")}
+    assert fired(run(bot + phone, monitor_rotation_slow_prefixes=0), "ip_rotation") == set()

@@ -12,21 +12,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 import ipaddress
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from fairslot.monitoring.events import MonitorEvent
-from fairslot.monitoring.windows import Op, Window
+from fairslot.monitoring.windows import ADD, Op, Window
 
 __all__ = [
     "ENTITY_TYPES",
     "SEVERITIES",
+    "Burst",
+    "DayBaseline",
     "Entity",
     "Finding",
     "Platform",
     "Scenario",
     "counted",
     "graded",
+    "keyed_plan",
+    "keyed_results",
     "severity_rank",
     "span",
 ]
@@ -162,3 +167,90 @@ def span(seconds: float) -> str:
     if seconds < 2 * 86_400:
         return f"{seconds / 3600:.0f} h"
     return f"{seconds / 86_400:.0f} days"
+
+
+def keyed_plan(event: MonitorEvent, keys: Sequence[str], window: Window, member: str,
+               limit: int, ops: list[Op]) -> bool:
+    """One ADD of ``member`` per key of ``keys`` the event carries (``account:ID``,
+    ``device:ID``, ...), each sampling up to ``limit`` members; False when it carries none.
+    ``keyed_results`` walks the results in the same order."""
+    planned = False
+    for name in keys:
+        key = getattr(event, name)
+        if key is not None:
+            ops.append((ADD, window, f"{name}:{key}", member, event.ts, limit))
+            planned = True
+    return planned
+
+
+def keyed_results(event: MonitorEvent, keys: Sequence[str], results: Sequence[Any],
+                  start: int) -> Iterator[tuple[str, str, Any]]:
+    """(key name, key, result) for each operation ``keyed_plan`` appended for this event."""
+    index = start
+    for name in keys:
+        key = getattr(event, name)
+        if key is None:
+            continue
+        yield name, key, results[index]
+        index += 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Burst:
+    """A short window's count that crossed its day baseline."""
+
+    recent: int
+    expected: float
+    """What the last day's active hours predict for a window as long as the short one."""
+    needed: int
+    """The count the window had to reach: the minimum, or more when the day was busy."""
+    hours: int
+    """Hours of the last day with any activity (this one included)."""
+
+
+class DayBaseline:
+    """A count over a short window compared with the rate of the last day's active hours:
+    what the surges and the bad-identity burst fire on. Three windows, under ``name``: the
+    short one, the day (same key, same members) and the day's active hours.
+
+    ``judge`` answers a ``Burst`` when the short window holds at least ``minimum`` and at
+    least ``factor`` times what the day predicts for it; a quiet night does not make a busy
+    morning look like a burst, since only hours with activity count. With fewer than
+    ``history_hours`` active hours the day is mostly the window itself: then twice
+    ``minimum`` is needed, whatever the rate."""
+
+    def __init__(self, name: str, seconds: int, *, history_hours: int,
+                 short_cap: int = 1_000_000) -> None:
+        self.short = Window(f"{name}_short", seconds, cap=short_cap)
+        self.day = Window(f"{name}_day", 86_400, cap=1_000_000)
+        self.hours = Window(f"{name}_hours", 86_400)
+        self.history_hours = history_hours
+
+    @property
+    def seconds(self) -> float:
+        return self.short.seconds
+
+    def windows(self) -> tuple[Window, Window, Window]:
+        return (self.short, self.day, self.hours)
+
+    def plan(self, key: str, member: str, ts: float, ops: list[Op]) -> int:
+        """Append the three operations; answers how many (``judge`` reads that many)."""
+        ops.append((ADD, self.short, key, member, ts, 0))
+        ops.append((ADD, self.day, key, member, ts, 0))
+        ops.append((ADD, self.hours, key, str(int(ts // 3600)), ts, 0))
+        return 3
+
+    def judge(self, results: Sequence[Any], start: int, minimum: int,
+              factor: float) -> Burst | None:
+        recent, day = int(results[start]), int(results[start + 1])
+        hours = int(results[start + 2])
+        if recent < minimum:
+            return None
+        if hours < self.history_hours:
+            if recent < 2 * minimum:
+                return None
+            return Burst(recent, 0.0, 2 * minimum, hours)
+        expected = max(day - recent, 0) * self.short.seconds / ((hours - 1) * 3600)
+        if recent < factor * expected:
+            return None
+        return Burst(recent, expected, max(minimum, math.ceil(factor * expected)), hours)

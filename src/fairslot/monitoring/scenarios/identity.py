@@ -4,21 +4,23 @@ blacklist."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from fairslot.monitoring.events import MonitorEvent, ip_prefix
 from fairslot.monitoring.scenarios.base import (
+    DayBaseline,
     Entity,
     Finding,
     Platform,
     Scenario,
     counted,
     graded,
+    keyed_plan,
+    keyed_results,
     span,
 )
-from fairslot.monitoring.windows import ADD, RECENT, Op, Window
+from fairslot.monitoring.windows import RECENT, Op, Window
 
 __all__ = ["BadIdentities", "BadIdentityBurst", "Blacklist", "Blacklisted", "StaticBlacklist"]
 
@@ -68,24 +70,12 @@ class BadIdentities(Scenario):
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         if _bad(event) is None or self.platform.owns(event):
             return False
-        planned = False
-        for name in self.keys:
-            key = getattr(event, name)
-            if key is not None:
-                ops.append((ADD, self.window, f"{name}:{key}", self._member(event), event.ts,
-                            self.identities))
-                planned = True
-        return planned
+        return keyed_plan(event, self.keys, self.window, self._member(event),
+                          self.identities, ops)
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
-        index = start
-        for name in self.keys:
-            key = getattr(event, name)
-            if key is None:
-                continue
-            result = results[index]
-            index += 1
+        for name, key, result in keyed_results(event, self.keys, results, start):
             count, _ = counted(result)
             if count < self.identities:
                 continue
@@ -188,46 +178,30 @@ class BadIdentityBurst(Scenario):
         self.minimum = minimum
         self.factor = factor
         self.platform = platform
-        self.short = Window(f"{self.name}_short", seconds, cap=100_000)
-        self.day = Window(f"{self.name}_day", 86_400, cap=1_000_000)
-        self.hours = Window(f"{self.name}_hours", 86_400)
+        self.baseline = DayBaseline(self.name, seconds, history_hours=3, short_cap=100_000)
 
     def windows(self) -> Sequence[Window]:
-        return (self.short, self.day, self.hours)
+        return self.baseline.windows()
 
     def thresholds(self) -> dict[str, Any]:
-        return {"accounts": self.minimum, "window_s": self.short.seconds,
+        return {"accounts": self.minimum, "window_s": self.baseline.seconds,
                 "times_day_rate": self.factor}
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         if event.account is None or _bad(event) is None or self.platform.owns(event):
             return False
-        ops.append((ADD, self.short, "bad", event.account, event.ts, 0))
-        ops.append((ADD, self.day, "bad", event.account, event.ts, 0))
-        ops.append((ADD, self.hours, "bad", str(int(event.ts // 3600)), event.ts, 0))
+        self.baseline.plan("bad", event.account, event.ts, ops)
         # Everyone of the burst so far, to name them all when it crosses.
-        ops.append((RECENT, self.short, "bad", "", event.ts, 0))
+        ops.append((RECENT, self.baseline.short, "bad", "", event.ts, 0))
         return True
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
-        recent, day = int(results[start]), int(results[start + 1])
-        hours = int(results[start + 2])
-        if recent < self.minimum:
+        burst = self.baseline.judge(results, start, self.minimum, self.factor)
+        if burst is None:
             return
-        seconds = self.short.seconds
-        if hours < 3:
-            # Under two hours of history the window itself is most of it: only a burst
-            # of twice the minimum counts.
-            needed = 2 * self.minimum
-            if recent < needed:
-                return
-            baseline = 0.0
-        else:
-            baseline = max(day - recent, 0) * seconds / ((hours - 1) * 3600)
-            if recent < self.factor * baseline:
-                return
-            needed = max(self.minimum, math.ceil(self.factor * baseline))
+        recent, baseline, needed = burst.recent, burst.expected, burst.needed
+        seconds = self.baseline.seconds
         figures = {"accounts": recent, "window_s": seconds, "expected": round(baseline, 2),
                    "threshold": self.minimum, "factor": self.factor}
         summary = (f"{recent} accounts tried bad identities in {span(seconds)} against "

@@ -9,12 +9,16 @@ from typing import Any
 
 from fairslot.monitoring.events import MonitorEvent, ip_prefix
 from fairslot.monitoring.scenarios.base import (
+    DayBaseline,
     Entity,
     Finding,
     Platform,
     Scenario,
     counted,
     graded,
+    keyed_plan,
+    keyed_results,
+    span,
 )
 from fairslot.monitoring.windows import ADD, Op, Window
 
@@ -183,63 +187,52 @@ class Surge(Scenario):
         self.minimum = minimum
         self.factor = factor
         self.platform = platform
-        self.short = Window(f"{self.name}_short", seconds, cap=1_000_000)
-        self.day = Window(f"{self.name}_day", 86_400, cap=1_000_000)
-        self.hours = Window(f"{self.name}_hours", 86_400)
+        self.baseline = DayBaseline(self.name, seconds, history_hours=2)
         self.group = "registration" if kind == "account.registered" else "entering"
 
     def windows(self) -> Sequence[Window]:
-        return (self.short, self.day, self.hours)
+        return self.baseline.windows()
 
     def thresholds(self) -> dict[str, Any]:
-        return {"window_s": self.short.seconds, "at_least": self.minimum,
+        return {"window_s": self.baseline.seconds, "at_least": self.minimum,
                 "times_day_rate": self.factor}
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         if self.platform.owns(event):
             return False
-        ops.append((ADD, self.short, self.what, event.id, event.ts, 0))
-        ops.append((ADD, self.day, self.what, event.id, event.ts, 0))
-        ops.append((ADD, self.hours, self.what, str(int(event.ts // 3600)), event.ts, 0))
+        self.baseline.plan(self.what, event.id, event.ts, ops)
         return True
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
-        recent, day = int(results[start]), int(results[start + 1])
-        hours = int(results[start + 2])
-        if recent < self.minimum:
+        burst = self.baseline.judge(results, start, self.minimum, self.factor)
+        if burst is None:
             return
-        seconds = self.short.seconds
-        if hours < 2:
-            # No history yet (a monitor whose windows start empty): only a burst of twice
-            # the minimum counts, so a busy hour is not mistaken for a surge.
-            if recent < 2 * self.minimum:
-                return
-            baseline = 0.0
-        else:
-            # The rate of the hours with any activity before this one: a quiet night does
-            # not make a busy morning look like a surge.
-            baseline = max(day - recent, 0) * seconds / ((hours - 1) * 3600)
-            if recent < self.factor * baseline:
-                return
+        seconds = self.baseline.seconds
         out.append(Finding(
-            self.name, "high" if recent >= 2 * self.minimum else "medium",
+            self.name, "high" if burst.recent >= 2 * self.minimum else "medium",
             Entity("route_group", self.group),
-            f"{recent} new {self.what} in {seconds / 60:.0f} min against "
-            f"{baseline:.1f} expected from the last day's active hours",
-            {self.what: recent, "window_s": seconds, "expected": round(baseline, 2),
-             "threshold": self.minimum, "factor": self.factor, "active_hours": hours},
+            f"{burst.recent} new {self.what} in {seconds / 60:.0f} min against "
+            f"{burst.expected:.1f} expected from the last day's active hours",
+            {self.what: burst.recent, "window_s": seconds, "expected": round(burst.expected, 2),
+             "threshold": self.minimum, "factor": self.factor, "active_hours": burst.hours},
             event))
 
 
 class IpRotation(Scenario):
-    """One account or device whose requests come from many networks within minutes: a
-    rotating residential proxy pool (T7) changes the address request by request, so no
-    address or prefix fans out, but the account, its device and its software stay the
-    same. Counted as distinct IPv4 /24s (IPv6 /48s) per account and per device within
-    ``seconds``; a phone moving between home Wi-Fi and its carrier uses two or three, a
-    carrier's NAT a few more. The alert names the account or device, with the other one
-    and the prefixes seen as related entities."""
+    """One account or device whose requests come from many networks: a rotating residential
+    proxy pool (T7) changes the address request by request, so no address or prefix fans
+    out, but the account, its device and its software stay the same. Counted as distinct
+    IPv4 /24s (IPv6 /48s) per account and per device over two spans:
+
+    - ``seconds`` (minutes): a busy script crosses ``prefixes`` within one visit; a phone
+      moving between home Wi-Fi and its carrier uses two or three, a carrier's NAT a few more;
+    - ``slow_seconds`` (a week): an account that makes a handful of requests per release
+      never crosses the first, but each request comes from another network, and over a week
+      they add up to ``slow_prefixes``. A person's week is home, work and a carrier or two.
+
+    The alert names the account or device, with the other one and the prefixes seen as
+    related entities."""
 
     name = "ip_rotation"
     tactics = ("T7",)
@@ -247,16 +240,24 @@ class IpRotation(Scenario):
     title = "one account or device coming from many networks"
     keys = ("account", "device")
 
-    def __init__(self, prefixes: int, seconds: int, platform: Platform) -> None:
+    def __init__(self, prefixes: int, seconds: int, platform: Platform, *,
+                 slow_prefixes: int = 0, slow_seconds: int = 7 * 86_400) -> None:
         self.prefixes = prefixes
         self.platform = platform
         self.window = Window(self.name, seconds)
+        self.tiers = [(self.window, prefixes)]
+        if slow_prefixes:
+            self.tiers.append((Window(f"{self.name}_slow", slow_seconds), slow_prefixes))
 
     def windows(self) -> Sequence[Window]:
-        return (self.window,)
+        return tuple(window for window, _ in self.tiers)
 
     def thresholds(self) -> dict[str, Any]:
-        return {"prefixes": self.prefixes, "window_s": self.window.seconds}
+        figures: dict[str, Any] = {"prefixes": self.prefixes, "window_s": self.window.seconds}
+        if len(self.tiers) > 1:
+            window, limit = self.tiers[1]
+            figures.update(slow_prefixes=limit, slow_window_s=window.seconds)
+        return figures
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         ip = event.ip
@@ -266,32 +267,27 @@ class IpRotation(Scenario):
         if prefix is None:
             return False
         planned = False
-        for name in self.keys:
-            key = getattr(event, name)
-            if key is not None:
-                ops.append((ADD, self.window, f"{name}:{key}", prefix, event.ts,
-                            self.prefixes))
-                planned = True
+        for window, limit in self.tiers:
+            planned = keyed_plan(event, self.keys, window, prefix, limit, ops)
         return planned
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
-        index = start
-        for name in self.keys:
-            key = getattr(event, name)
-            if key is None:
-                continue
-            result = results[index]
-            index += 1
-            count, members = counted(result)
-            if count < self.prefixes:
-                continue
-            related = tuple(Entity(other, getattr(event, other)) for other in self.keys
-                            if other != name and getattr(event, other) is not None)
-            related += tuple(Entity("ip_prefix", p) for p in members)
-            out.append(Finding(
-                self.name, graded(count, self.prefixes, high=3.0), Entity(name, key),
-                f"{name} {key} came from {count} networks in "
-                f"{self.window.seconds / 60:.0f} min (threshold {self.prefixes})",
-                {"prefixes": count, "window_s": self.window.seconds,
-                 "threshold": self.prefixes}, event, related=related, members=members))
+        keyed = sum(getattr(event, name) is not None for name in self.keys)
+        fired: set[str] = set()
+        for tier, (window, limit) in enumerate(self.tiers):
+            for name, key, result in keyed_results(event, self.keys, results,
+                                                   start + tier * keyed):
+                count, members = counted(result)
+                if count < limit or name in fired:
+                    continue
+                fired.add(name)
+                related = tuple(Entity(other, getattr(event, other)) for other in self.keys
+                                if other != name and getattr(event, other) is not None)
+                related += tuple(Entity("ip_prefix", p) for p in members)
+                out.append(Finding(
+                    self.name, graded(count, limit, high=3.0), Entity(name, key),
+                    f"{name} {key} came from {count} networks in {span(window.seconds)} "
+                    f"(threshold {limit})",
+                    {"prefixes": count, "window_s": window.seconds, "threshold": limit},
+                    event, related=related, members=members))
