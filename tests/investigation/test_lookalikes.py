@@ -391,3 +391,19 @@ def test_a_family_paying_a_kiosks_release_time_bookings_with_one_wallet_is_not(
     rows, payments = _kiosk_rows(4)
     result = investigate(read_records(write_records(rows, payments)))
     assert not result.scores.filter(pl.col("flagged")).height
+
+
+def test_a_desks_own_till_paying_for_everything_it_sells_is_not_a_wallet(
+        write_records: WriteRecords) -> None:
+    # The call centre books twelve callers at releases and many more at ordinary hours;
+    # the hospital's till is recorded as the payer of all of them.
+    rows, payments = _kiosk_rows(12)
+    for i in range(30):
+        rows.append(booking(f"x{i}", account_id="kiosk", channel="kiosk",
+                            patient_id_number=_id(1000 + i), patient_phone=f"133{i:08d}",
+                            created_at=_at(7200 + 3600.0 * i)))
+    payments = [dict(p, payer_account="cash:till") for p in payments]
+    payments += [{"payment_id": f"px{i}", "booking_id": f"x{i}", "paid_at": _at(7300 + 3600.0 * i),
+                  "amount": "50", "payer_account": "cash:till"} for i in range(30)]
+    result = investigate(read_records(write_records(rows, payments)))
+    assert not result.scores.filter(pl.col("flagged")).height

@@ -542,8 +542,10 @@ def staff_release_caught(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thre
     holds = _staff_release_bookings(bookings, t).filter(pl.col("cancelled_at").is_not_null())
     if holds.is_empty():
         return _empty(), pl.DataFrame(schema=ties_schema)
-    rebooked = bookings.filter(~channel_of(bookings).is_in(sorted(PLATFORM_CHANNELS))
-                               .fill_null(False)).select(
+    # The platform's own rebookings (the waitlist, a draw) chose their recipient, and a
+    # staff channel rebooking a freed slot is serving its own counter: neither catches.
+    rebooked = bookings.filter(~channel_of(bookings).is_in(
+        sorted(PLATFORM_CHANNELS | STAFF_CHANNELS)).fill_null(False)).select(
         "doctor_id", "session_start", "created_at", pl.col("account_id").alias("catcher"),
         pl.col("patient").alias("buyer"), pl.col("booking_id").alias("rebooking"))
     caught = (
@@ -615,16 +617,23 @@ def staff_release_wallet(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thre
     releases for its own wallet's buyers). A family pays for its own members (a household,
     ``family_size``); walk-ins pay for themselves; a wallet paying for more than two
     households' worth of a desk's release-time bookings is buying the desk's releases.
-    Judged per channel and payer, so it holds for institutional accounts too."""
+    A payer most of whose payments for the desk's bookings are not release-time ones is the
+    desk's till, paying for everything it sells, and is left alone. Judged per channel and
+    payer, so it holds for institutional accounts too."""
     raced = _staff_release_bookings(bookings, t)
     if raced.is_empty():
         return _empty()
+    paid = payments.select("booking_id", "payer_account").unique("booking_id")
+    # A desk's own till or the hospital's merchant account pays for whatever the desk
+    # sells, at all hours; a buyer's wallet pays for the release-time bookings (mostly).
+    all_paid = bookings.join(paid, on="booking_id").group_by("account_id", "payer_account") \
+        .agg(pl.len().alias("all"))
     per_pair = (
-        raced.join(payments.select("booking_id", "payer_account").unique("booking_id"),
-                   on="booking_id")
+        raced.join(paid, on="booking_id")
         .group_by("account_id", "payer_account")
-        .agg(pl.col("patient").n_unique().alias("n"))
-        .filter(pl.col("n") > t.payer_patients)
+        .agg(pl.col("patient").n_unique().alias("n"), pl.len().alias("raced"))
+        .join(all_paid, on=["account_id", "payer_account"])
+        .filter((pl.col("n") > t.payer_patients) & (pl.col("raced") >= 0.5 * pl.col("all")))
     )
     if per_pair.is_empty():
         return _empty()
