@@ -73,17 +73,49 @@ def test_one_household_swap_in_a_year_does_not_flag(write_records: WriteRecords)
     assert score < 0.5
 
 
-def test_two_same_account_pairs_are_still_laundering(write_records: WriteRecords) -> None:
+def _self_swaps(count: int) -> list[dict[str, Any]]:
+    """``count`` cancel-then-rebook pairs inside one account, each for a new relative."""
     rows = []
-    for i in range(2):
+    for i in range(count):
         session = f"2025-03-1{i}T08:00:00+08:00"
         rows.append(booking(f"h{i}", account_id="holder", patient_id_number=VALID_IDS[0],
                             session_start=session, status="cancelled",
                             cancelled_at=_at(100 * i)))
-        rows.append(booking(f"r{i}", account_id="holder", patient_id_number=VALID_IDS[i + 1],
-                            session_start=session, created_at=_at(100 * i + 3),
+        rows.append(booking(f"r{i}", account_id="holder", patient_id_number=_id(700 + i),
+                            session_start=session, created_at=_at(100 * i + 10),
                             patient_phone=f"1390000000{i}"))
-    findings, _pairs = _findings(write_records(rows))
+    return rows
+
+
+def test_two_self_swaps_in_one_household_account_do_not_flag(
+        write_records: WriteRecords) -> None:
+    # A family hands its held slot to a relative (own phone, never booked before) twice in
+    # a year: two swaps inside one account, no ring wallet paying, make no suspect.
+    folder = write_records(_self_swaps(2))
+    findings, _pairs = _findings(folder)
+    assert _codes(findings, "holder")["launder_pair"] < 0.3
+    score, reasons = _score(folder, "holder")
+    assert score < 0.5, reasons
+
+
+def test_a_habit_of_same_account_pairs_is_still_laundering(write_records: WriteRecords
+                                                           ) -> None:
+    findings, _pairs = _findings(write_records(_self_swaps(4)))
+    assert _codes(findings, "holder")["launder_pair"] >= 0.6
+
+
+def test_two_same_account_pairs_paid_by_a_ring_wallet_are_laundering(
+        write_records: WriteRecords) -> None:
+    rows = _self_swaps(2)
+    payments = [{"payment_id": f"p{i}{j}", "booking_id": f"r{i}" if j == 0 else f"o{i}{j}",
+                 "paid_at": _at(100 * i + 60), "amount": "50", "payer_account": "alipay:hub"}
+                for i in range(2) for j in range(6)]
+    for i in range(2):
+        for j in range(1, 6):
+            rows.append(booking(f"o{i}{j}", account_id=f"other{j}",
+                                patient_id_number=_id(800 + 10 * i + j),
+                                created_at=_at(5000 + 10 * i + j)))
+    findings, _pairs = _findings(write_records(rows, payments))
     assert _codes(findings, "holder")["launder_pair"] >= 0.6
 
 
@@ -267,3 +299,111 @@ def test_a_clerk_whose_walk_ins_pay_for_themselves_is_not(
     rows, payments = _clerk_rows("own")
     findings, _pairs = _findings(write_records(rows, payments))
     assert "staff_release_for_hub" not in _codes(findings, "clerk")
+
+
+def _window_rows(catchers: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A registration window books a hot slot 5 s after each of six releases, for a day
+    ahead, and cancels it a day later; 3 s after each cancellation another account rebooks
+    the slot for a new patient. ``catchers``: ``ring`` (two accounts, one wallet),
+    ``strangers`` (a different person each time, paying for themselves) or ``waitlist``."""
+    rows: list[dict[str, Any]] = []
+    payments: list[dict[str, Any]] = []
+    for i in range(6):
+        release = 86400.0 * i
+        session = (BASE + dt.timedelta(days=14 + i)).isoformat()
+        rows.append(booking(f"k{i}", account_id="window", channel="window",
+                            patient_id_number=_id(400 + i), patient_phone=f"135{i:08d}",
+                            session_start=session, released_at=_at(release),
+                            created_at=_at(release + 5), status="cancelled",
+                            cancelled_at=_at(release + 86400)))
+        catcher = {"ring": f"catcher{i % 2}", "strangers": f"stranger{i}",
+                   "waitlist": f"waiting{i}"}[catchers]
+        rows.append(booking(f"c{i}", account_id=catcher, patient_id_number=_id(500 + i),
+                            patient_phone=f"136{i:08d}", session_start=session,
+                            released_at=_at(release), created_at=_at(release + 86403),
+                            channel="waitlist" if catchers == "waitlist" else "app"))
+        payments.append({"payment_id": f"pc{i}", "booking_id": f"c{i}",
+                         "paid_at": _at(release + 86460), "amount": "50",
+                         "payer_account": "alipay:wallet" if catchers == "ring"
+                         else f"wechat:own{i}"})
+    return rows, payments
+
+
+def test_a_window_whose_releases_one_wallets_accounts_catch_is_an_insider(
+        write_records: WriteRecords) -> None:
+    rows, payments = _window_rows("ring")
+    folder = write_records(rows, payments)
+    result = investigate(read_records(folder))
+    scores = dict(result.scores.select("entity_id", "score").iter_rows())
+    assert scores["window"] >= 0.5
+    assert scores["catcher0"] >= 0.5 and scores["catcher1"] >= 0.5
+    assert scores["alipay:wallet"] >= 0.5
+    reasons = result.scores.filter(pl.col("entity_id") == "window").get_column("reasons")[0]
+    assert "staff_release_caught" in reasons
+    ring = result.scores.filter(pl.col("entity_id").is_in(["window", "catcher0", "catcher1"])
+                                ).get_column("ring_id").unique().to_list()
+    assert len(ring) == 1 and ring[0] is not None
+
+
+def test_a_window_whose_cancellations_strangers_or_the_waitlist_take_is_not(
+        write_records: WriteRecords) -> None:
+    for catchers in ("strangers", "waitlist"):
+        rows, payments = _window_rows(catchers)
+        result = investigate(read_records(write_records(rows, payments)))
+        assert not result.scores.filter(pl.col("flagged")).height, catchers
+
+
+def _kiosk_rows(buyers: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A kiosk books ``buyers`` different patients 5 s after releases, for days ahead, all
+    paid by one wallet, besides walk-ins paying for themselves at ordinary hours."""
+    rows: list[dict[str, Any]] = []
+    payments: list[dict[str, Any]] = []
+    for i in range(buyers):
+        release = 86400.0 * i
+        rows.append(booking(f"k{i}", account_id="kiosk", channel="kiosk",
+                            patient_id_number=_id(600 + i), patient_phone=f"137{i:08d}",
+                            session_start=(BASE + dt.timedelta(days=14 + i)).isoformat(),
+                            released_at=_at(release), created_at=_at(release + 5)))
+        payments.append({"payment_id": f"pk{i}", "booking_id": f"k{i}",
+                         "paid_at": _at(release + 60), "amount": "50",
+                         "payer_account": "alipay:wallet"})
+    for i in range(12):
+        rows.append(booking(f"w{i}", account_id="kiosk", channel="kiosk",
+                            patient_id_number=_id(900 + i), patient_phone=f"138{i:08d}",
+                            created_at=_at(3600 + 86400.0 * i)))
+        payments.append({"payment_id": f"pw{i}", "booking_id": f"w{i}",
+                         "paid_at": _at(3660 + 86400.0 * i), "amount": "50",
+                         "payer_account": f"wechat:walkin{i}"})
+    return rows, payments
+
+
+def test_one_wallet_buying_a_kiosks_release_time_bookings_is_a_finding(
+        write_records: WriteRecords) -> None:
+    rows, payments = _kiosk_rows(12)
+    result = investigate(read_records(write_records(rows, payments)))
+    scores = dict(result.scores.select("entity_id", "score").iter_rows())
+    assert scores["kiosk"] >= 0.5
+    assert scores["alipay:wallet"] >= 0.5
+
+
+def test_a_family_paying_a_kiosks_release_time_bookings_with_one_wallet_is_not(
+        write_records: WriteRecords) -> None:
+    rows, payments = _kiosk_rows(4)
+    result = investigate(read_records(write_records(rows, payments)))
+    assert not result.scores.filter(pl.col("flagged")).height
+
+
+def test_a_desks_own_till_paying_for_everything_it_sells_is_not_a_wallet(
+        write_records: WriteRecords) -> None:
+    # The call centre books twelve callers at releases and many more at ordinary hours;
+    # the hospital's till is recorded as the payer of all of them.
+    rows, payments = _kiosk_rows(12)
+    for i in range(30):
+        rows.append(booking(f"x{i}", account_id="kiosk", channel="kiosk",
+                            patient_id_number=_id(1000 + i), patient_phone=f"133{i:08d}",
+                            created_at=_at(7200 + 3600.0 * i)))
+    payments = [dict(p, payer_account="cash:till") for p in payments]
+    payments += [{"payment_id": f"px{i}", "booking_id": f"x{i}", "paid_at": _at(7300 + 3600.0 * i),
+                  "amount": "50", "payer_account": "cash:till"} for i in range(30)]
+    result = investigate(read_records(write_records(rows, payments)))
+    assert not result.scores.filter(pl.col("flagged")).height

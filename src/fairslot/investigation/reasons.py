@@ -30,6 +30,20 @@ ZH_TEMPLATES: tuple[tuple[str, str], ...] = (
     ("booked {} patient(s) through a staff channel within {} s of release, paid by {} "
      "fan-out payer(s) that pay for other accounts too",
      "放号后 {1} 秒内经人工渠道为 {0} 名就诊人挂号，由 {2} 个也为其他账户付款的付款账户支付"),
+    ("{} slot(s) it booked through a staff channel within {} s of release were cancelled "
+     "and rebooked within {} s by {} account(s) paid by {} wallet(s)",
+     "其经人工渠道在放号后 {1} 秒内挂的 {0} 个号被退掉，并在 {2} 秒内被 {3} 个账户重挂，"
+     "由 {4} 个钱包支付"),
+    ("rebooked {} slot(s) within {} s of a staff channel cancelling its release-time "
+     "booking, paid by the wallet that paid the others",
+     "在人工渠道退掉其放号时所挂的号后 {1} 秒内重挂 {0} 个号，由支付其余这些号的同一钱包支付"),
+    ("paid for {} slot(s) a staff channel freed and {} account(s) rebooked within seconds",
+     "为人工渠道退出、又被 {1} 个账户在数秒内重挂的 {0} 个号付款"),
+    ("booked up to {} different patients through a staff channel within {} s of release "
+     "whom one wallet paid for ({} such wallet(s))",
+     "放号后 {1} 秒内经人工渠道为多达 {0} 名不同就诊人挂号，均由同一钱包付款（此类钱包 {2} 个）"),
+    ("paid for {} different patients booked by one staff channel within {} s of release",
+     "为同一人工渠道在放号后 {1} 秒内挂号的 {0} 名不同就诊人付款"),
     ("booked under the name \"{}\", which is no person's name",
      "以姓名“{0}”挂号，这不是人名"),
     ("booked for {} patient(s) with nonsense names", "为 {0} 名姓名无意义的就诊人挂号"),

@@ -46,7 +46,9 @@ __all__ = [
     "run_rules",
     "shared_device",
     "shared_phone",
+    "staff_release_caught",
     "staff_release_for_hub",
+    "staff_release_wallet",
     "typo_patients",
     "valid_id_number",
     "without_platform_timing",
@@ -503,6 +505,161 @@ def staff_release_for_hub(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thr
     ))
 
 
+def _staff_release_bookings(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """Staff-channel bookings made within ``launder_seconds`` of their slot's release for a
+    later day: a desk or kiosk racing a release for a session days ahead, not selling what
+    is left on the day to the person at the counter."""
+    if "staff_released_at" not in bookings.columns:
+        return bookings.clear()
+    after = (pl.col("created_at") - pl.col("staff_released_at")).dt.total_milliseconds() \
+        / 1000.0
+    same_day = (pl.col("created_at").dt.convert_time_zone(t.zone).dt.date()
+                == pl.col("session_start").dt.convert_time_zone(t.zone).dt.date())
+    return bookings.filter(pl.col("staff_released_at").is_not_null() & (after >= 0)
+                           & (after <= t.launder_seconds) & ~same_day.fill_null(False))
+
+
+INSIDER_CATCHES = 3
+"""Freed slots of one desk's release-time bookings that one wallet's catchers must have
+rebooked within seconds before it is an insider's trade (``staff_release_caught``)."""
+
+
+def staff_release_caught(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds
+                         ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A desk's release-time holds caught by one wallet's accounts (registration-window
+    insider). A staff channel books a hot slot seconds after its release, for a day ahead,
+    cancels it later, and within ``grab_seconds`` another account rebooks the freed slot for
+    a different patient; when one payer paid ``INSIDER_CATCHES`` or more such rebookings of
+    one desk's releases, for as many different patients, the desk was holding slots for
+    that wallet's catchers. A busy window's cancellations go to the waitlist (the platform's
+    choice, never counted) or to whoever was refreshing: a different stranger each time,
+    paying for themselves.
+
+    Findings against the desk (``staff_release_caught``), the catcher accounts
+    (``caught_staff_release``) and the wallet (``insider_wallet``); also returns the ties
+    (a, b) between the desk and each catcher, for the link graph."""
+    ties_schema = {"a": pl.String, "b": pl.String, "weight": pl.Float64, "via": pl.String}
+    holds = _staff_release_bookings(bookings, t).filter(pl.col("cancelled_at").is_not_null())
+    if holds.is_empty():
+        return _empty(), pl.DataFrame(schema=ties_schema)
+    # The platform's own rebookings (the waitlist, a draw) chose their recipient, and a
+    # staff channel rebooking a freed slot is serving its own counter: neither catches.
+    rebooked = bookings.filter(~channel_of(bookings).is_in(
+        sorted(PLATFORM_CHANNELS | STAFF_CHANNELS)).fill_null(False)).select(
+        "doctor_id", "session_start", "created_at", pl.col("account_id").alias("catcher"),
+        pl.col("patient").alias("buyer"), pl.col("booking_id").alias("rebooking"))
+    caught = (
+        holds.select("doctor_id", "session_start", "cancelled_at",
+                     pl.col("account_id").alias("desk"), pl.col("patient").alias("held"),
+                     pl.col("booking_id").alias("held_booking"))
+        .join(rebooked, on=["doctor_id", "session_start"])
+        .with_columns(((pl.col("created_at") - pl.col("cancelled_at")).dt.total_milliseconds()
+                       / 1000.0).alias("gap"))
+        .filter((pl.col("gap") >= 0) & (pl.col("gap") <= t.grab_seconds)
+                & (pl.col("held") != pl.col("buyer")) & (pl.col("desk") != pl.col("catcher")))
+        .sort("gap").unique(subset=["held_booking"], keep="first")
+        .unique(subset=["rebooking"], keep="first")
+        .join(payments.select(pl.col("booking_id").alias("rebooking"), "payer_account")
+              .unique("rebooking"), on="rebooking")
+    )
+    wallets = caught.group_by("desk", "payer_account").agg(
+        pl.len().alias("n"), pl.col("buyer").n_unique().alias("buyers"),
+        pl.col("catcher").n_unique().alias("catchers")).filter(
+        (pl.col("n") >= INSIDER_CATCHES) & (pl.col("buyers") >= INSIDER_CATCHES))
+    if wallets.is_empty():
+        return _empty(), pl.DataFrame(schema=ties_schema)
+    trade = caught.join(wallets.select("desk", "payer_account"), on=["desk", "payer_account"])
+    desks = trade.group_by("desk").agg(
+        pl.len().alias("n"), pl.col("catcher").n_unique().alias("catchers"),
+        pl.col("payer_account").n_unique().alias("wallets"))
+    catchers = trade.group_by("catcher").agg(
+        pl.len().alias("n"), pl.col("desk").n_unique().alias("desks"))
+    payers = trade.group_by("payer_account").agg(
+        pl.len().alias("n"), pl.col("desk").n_unique().alias("desks"),
+        pl.col("catcher").n_unique().alias("catchers"))
+    found = pl.concat([
+        _findings(desks.with_columns(
+            pl.lit("account").alias("entity_type"), pl.col("desk").alias("entity_id"),
+            pl.lit("staff_release_caught").alias("code"),
+            _graded(pl.col("n"), ((3, 0.5), (5, 0.75), (10, 0.9))).alias("strength"),
+            pl.format("{} slot(s) it booked through a staff channel within {} s of release "
+                      "were cancelled and rebooked within {} s by {} account(s) paid by {} "
+                      "wallet(s)", pl.col("n"), pl.lit(t.launder_seconds),
+                      pl.lit(t.grab_seconds), pl.col("catchers"), pl.col("wallets"))
+            .alias("detail"))),
+        # A catcher who caught one such slot may be a stranger who was refreshing and
+        # happened to use the wallet once; two or more is a habit.
+        _findings(catchers.with_columns(
+            pl.lit("account").alias("entity_type"), pl.col("catcher").alias("entity_id"),
+            pl.lit("caught_staff_release").alias("code"),
+            _graded(pl.col("n"), ((1, 0.15), (2, 0.5), (4, 0.75), (8, 0.85)))
+            .alias("strength"),
+            pl.format("rebooked {} slot(s) within {} s of a staff channel cancelling its "
+                      "release-time booking, paid by the wallet that paid the others",
+                      pl.col("n"), pl.lit(t.grab_seconds)).alias("detail"))),
+        _findings(payers.with_columns(
+            pl.lit("payer").alias("entity_type"), pl.col("payer_account").alias("entity_id"),
+            pl.lit("insider_wallet").alias("code"),
+            _graded(pl.col("n"), ((3, 0.6), (5, 0.8), (10, 0.9))).alias("strength"),
+            pl.format("paid for {} slot(s) a staff channel freed and {} account(s) rebooked "
+                      "within seconds", pl.col("n"), pl.col("catchers")).alias("detail"))),
+    ])
+    ties = trade.group_by("desk", "catcher").agg(pl.len().alias("n")).filter(
+        pl.col("n") >= 2).select(pl.col("desk").alias("a"), pl.col("catcher").alias("b"),
+                                 pl.lit(1.0).alias("weight"), pl.lit("insider").alias("via"))
+    return found, ties
+
+
+def staff_release_wallet(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds
+                         ) -> pl.DataFrame:
+    """One wallet paying for many different patients' bookings that one staff channel made
+    within ``launder_seconds`` of release for a later day (a kiosk or desk insider booking
+    releases for its own wallet's buyers). A family pays for its own members (a household,
+    ``family_size``); walk-ins pay for themselves; a wallet paying for more than two
+    households' worth of a desk's release-time bookings is buying the desk's releases.
+    A payer most of whose payments for the desk's bookings are not release-time ones is the
+    desk's till, paying for everything it sells, and is left alone. Judged per channel and
+    payer, so it holds for institutional accounts too."""
+    raced = _staff_release_bookings(bookings, t)
+    if raced.is_empty():
+        return _empty()
+    paid = payments.select("booking_id", "payer_account").unique("booking_id")
+    # A desk's own till or the hospital's merchant account pays for whatever the desk
+    # sells, at all hours; a buyer's wallet pays for the release-time bookings (mostly).
+    all_paid = bookings.join(paid, on="booking_id").group_by("account_id", "payer_account") \
+        .agg(pl.len().alias("all"))
+    per_pair = (
+        raced.join(paid, on="booking_id")
+        .group_by("account_id", "payer_account")
+        .agg(pl.col("patient").n_unique().alias("n"), pl.len().alias("raced"))
+        .join(all_paid, on=["account_id", "payer_account"])
+        .filter((pl.col("n") > t.payer_patients) & (pl.col("raced") >= 0.5 * pl.col("all")))
+    )
+    if per_pair.is_empty():
+        return _empty()
+    graded = _graded(pl.col("n"), ((t.payer_patients + 1, 0.6), (2 * t.payer_patients, 0.8),
+                                   (4 * t.payer_patients, 0.9)))
+    accounts = per_pair.group_by("account_id").agg(
+        pl.col("n").max(), pl.len().alias("wallets"))
+    payers = per_pair.group_by("payer_account").agg(
+        pl.col("n").max(), pl.len().alias("desks"))
+    return pl.concat([
+        _findings(accounts.with_columns(
+            pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+            pl.lit("staff_release_wallet").alias("code"), graded.alias("strength"),
+            pl.format("booked up to {} different patients through a staff channel within {} "
+                      "s of release whom one wallet paid for ({} such wallet(s))",
+                      pl.col("n"), pl.lit(t.launder_seconds), pl.col("wallets"))
+            .alias("detail"))),
+        _findings(payers.with_columns(
+            pl.lit("payer").alias("entity_type"), pl.col("payer_account").alias("entity_id"),
+            pl.lit("staff_release_wallet").alias("code"), graded.alias("strength"),
+            pl.format("paid for {} different patients booked by one staff channel within {} "
+                      "s of release", pl.col("n"), pl.lit(t.launder_seconds))
+            .alias("detail"))),
+    ])
+
+
 def payer_fanout(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
                  days: float) -> pl.DataFrame:
     """Payment accounts paying for more patients than a household, or making more payments
@@ -785,7 +942,10 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     accounts = per_account.filter(pl.col("weight") >= 2).with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
         pl.lit("launder_pair").alias("code"),
-        pl.when((pl.col("n") == 1) & (pl.col("own") == 1)
+        # A few swaps made entirely inside one household-sized account (each pair's both
+        # sides on it) that no ring wallet pays: the family's own slot handed to a relative
+        # who could go instead. Two inside one account make no suspect; a habit does.
+        pl.when((pl.col("n") <= SELF_SWAPS) & (pl.col("own") == pl.col("n"))
                 & (pl.col("people") <= t.family_size)
                 & ~pl.col("account_id").is_in(hub_paid or [])).then(pl.lit(0.2))
         .otherwise(_graded(pl.col("weight"), ((2, 0.6), (4, 0.8), (8, 0.9))))
@@ -795,6 +955,12 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
                   pl.col("linked")).alias("detail"),
     )
     return _findings(accounts), pairs
+
+
+SELF_SWAPS = 3
+"""Cancel-then-rebook pairs made entirely inside one household-sized account, with no ring
+wallet paying it, that stay a weak clue (``launder_pair`` 0.2): a family handing its own
+slot to a relative a few times a year."""
 
 
 def repeated_no_shows(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
@@ -902,6 +1068,7 @@ def run_rules(
         identity_spread(bookings, t),
         payer_fanout(bookings, payments, t, days),
         staff_release_for_hub(bookings, payments, t, days),
+        staff_release_wallet(bookings, payments, t),
         ip_fanout(bookings, t),
         shared_device(bookings, t),
         grab_device(bookings, t),

@@ -40,6 +40,7 @@ from fairslot.investigation.rules import (
     Thresholds,
     institutional_accounts,
     run_rules,
+    staff_release_caught,
     without_platform_timing,
 )
 
@@ -196,6 +197,10 @@ def investigate(
     bookings, payments = without_platform_timing(records.bookings), records.payments
     findings, pairs = run_rules(bookings, payments, records.access, t,
                                 access_minutes=records.access_minutes)
+    # A desk's release-time holds caught by one wallet's accounts: findings, and ties
+    # between the desk and its catchers for the link graph.
+    caught, insider_ties = staff_release_caught(bookings, payments, t)
+    findings = pl.concat([findings, caught])
     institutions = institutional_accounts(bookings, t, pairs)
     institution_ids = institutions.get_column("account_id").to_list()
 
@@ -241,6 +246,8 @@ def investigate(
         extra.append(pairs.filter(pl.col("linked")).select(
             pl.col("holder_account").alias("a"), pl.col("rebook_account").alias("b"),
             pl.lit(1.0).alias("weight"), pl.lit("launder").alias("via")))
+    if not insider_ties.is_empty():
+        extra.append(insider_ties)
     if not ls_pairs.is_empty():
         extra.append(ls_pairs.select("a", "b", pl.col("similarity").alias("weight"),
                                      pl.lit("lockstep").alias("via")))

@@ -11,6 +11,13 @@ buyers (cancel, then rebook within seconds), brokers posing as accompanying serv
 real buyers' identities with an auto-clicker, family crowds grabbing by hand together, and
 credential brokers who book each customer with the customer's own account and login.
 
+Institutional channels come last, with two insider kinds and their genuine look-alikes: a
+registration-window clerk who books hot slots seconds after release, days ahead, and cancels
+them for a few "catcher" accounts to rebook within seconds for buyers, all paid by one
+wallet; and a kiosk clerk booking at release for buyers paid by the clerk's own wallet.
+The look-alikes must stay clean: busy windows whose cancellations go to the waitlist or to
+unrelated people who were refreshing, and kiosks where families pay with one wallet.
+
 The labels name every ring entity (account, patient, payer, ip, device, phone) that appears
 in the records, with its ring and role, and the hard-case genuine accounts with ring id empty
 and role ``hard_case:<kind>``.
@@ -506,6 +513,155 @@ def _credential_broker(world: _World, index: int, carrier_nat: list[str]) -> Non
                        status="checked_in", payer=account.payers[0])
 
 
+def _channel_account(world: _World, channel: str, kind: str) -> _Account:
+    """A hospital's window or kiosk account: one workstation, the hospital's address."""
+    return _Account(world.next_id("a"), [], [], [world.home_ip()], [world.next_id("dev")],
+                    channel, 0, 0, kind)
+
+
+def _walk_ins(world: _World, desk: _Account, count: int) -> None:
+    """A desk's ordinary business: walk-ins booked on the day or ahead at ordinary hours,
+    each paying for themselves."""
+    rng = world.rng
+    for _ in range(count):
+        who = world.patient()
+        doctor = int(rng.integers(len(world.doctors)))
+        session = world.pick_session(doctor)
+        same_day = rng.random() < 0.6
+        delay = (session[2] - session[3] - float(rng.uniform(1800, 5 * 3600))) if same_day \
+            else None
+        world.book(desk, who, doctor, delay=delay, ip=desk.ips[0], device=desk.devices[0],
+                   status=_genuine_status(rng), payer=world.payer(), session=session)
+
+
+def _institutions(world: _World, first_ring: int, genuine: list[_Account]) -> None:
+    """Registration windows and kiosks: two insider rings and their genuine look-alikes."""
+    rng = world.rng
+    hot = world.hot
+    ordinary = [a for a in genuine if a.kind == "ordinary"]
+
+    def release_session() -> tuple[int, tuple[str, str, float, float]]:
+        doctor = hot[int(rng.integers(len(hot)))]
+        return doctor, world.pick_session(doctor)
+
+    # Genuine busy windows: walk-ins, and release-time bookings for people at the counter
+    # (some cancelled days ahead; the freed slot goes to the waitlist or to whoever was
+    # refreshing, a different stranger each time, paying for themselves).
+    for _ in range(max(2, round(3 * world.scale))):
+        desk = _channel_account(world, "window", "busy_window")
+        world.label("account", desk.account_id, "", "hard_case:busy_window")
+        _walk_ins(world, desk, int(rng.integers(150, 300)))
+        for _ in range(int(rng.integers(30, 60))):
+            doctor, session = release_session()
+            cancelled = rng.random() < 0.4
+            world.book(desk, world.patient(), doctor, delay=float(rng.uniform(3, 40)),
+                       ip=desk.ips[0], device=desk.devices[0],
+                       status="cancelled" if cancelled else "checked_in",
+                       payer=world.payer(), session=session,
+                       cancel_after=float(rng.uniform(86400, 4 * 86400)))
+            if not cancelled:
+                continue
+            gone = world.rows[-1]["cancelled_at"]
+            assert isinstance(gone, float)
+            taker = ordinary[int(rng.integers(len(ordinary)))]
+            waitlist = rng.random() < 0.6
+            world.book(taker, taker.patients[0], doctor,
+                       delay=gone + float(rng.uniform(0.0, 1.0) if waitlist
+                                          else rng.uniform(1.0, 6.0)) - session[3],
+                       ip=taker.ips[0], device=taker.devices[0], status="checked_in",
+                       payer=taker.payers[0], session=session,
+                       channel="waitlist" if waitlist else None)
+    # Genuine kiosks: visitors at ordinary hours paying for themselves, and families who
+    # book several relatives at a release and pay with one wallet.
+    for _ in range(max(2, round(3 * world.scale))):
+        kiosk = _channel_account(world, "kiosk", "busy_kiosk")
+        world.label("account", kiosk.account_id, "", "hard_case:busy_kiosk")
+        _walk_ins(world, kiosk, int(rng.integers(100, 200)))
+        for _ in range(int(rng.integers(3, 8))):
+            wallet = world.payer()
+            world.label("payer", wallet, "", "hard_case:family_wallet")
+            for _ in range(int(rng.integers(2, 5))):
+                doctor, session = release_session()
+                world.book(kiosk, world.patient(), doctor, delay=float(rng.uniform(3, 40)),
+                           ip=kiosk.ips[0], device=kiosk.devices[0], status="checked_in",
+                           payer=wallet, session=session)
+    # Families who swap a held slot to a relative now and then: the mother cannot go, her
+    # brother (own phone, never booked before) takes the slot seconds later, twice a year.
+    for _ in range(max(3, round(10 * world.scale))):
+        family = _Account(world.next_id("a"), [world.patient(30, 70)], [world.payer()],
+                          [world.home_ip()], [world.next_id("dev")], "app", 0, 0,
+                          "family_swap")
+        world.label("account", family.account_id, "", "hard_case:family_swap")
+        for _ in range(int(rng.integers(2, 6))):
+            world.book(family, family.patients[0], int(rng.integers(len(world.doctors))),
+                       delay=None, ip=family.ips[0], device=family.devices[0],
+                       status=_genuine_status(rng), payer=family.payers[0])
+        for _ in range(2):
+            doctor, session = release_session()
+            world.book(family, family.patients[0], doctor, delay=float(rng.uniform(2, 30)),
+                       ip=family.ips[0], device=family.devices[0], status="cancelled",
+                       payer=family.payers[0], session=session,
+                       cancel_after=float(rng.uniform(86400, 5 * 86400)))
+            gone = world.rows[-1]["cancelled_at"]
+            assert isinstance(gone, float)
+            relative = world.patient()
+            world.book(family, relative, doctor,
+                       delay=gone + float(rng.uniform(8, 16)) - session[3], ip=family.ips[0],
+                       device=family.devices[0], status="checked_in",
+                       payer=family.payers[0], session=session)
+    index = first_ring
+    # A registration-window insider: the clerk books hot slots seconds after release, days
+    # ahead, and cancels them; a few catcher accounts rebook the freed slots within seconds
+    # for buyers, all paid by one wallet.
+    for _ in range(max(1, round(world.scale))):
+        ring = f"R{index + 1}"
+        index += 1
+        desk = _channel_account(world, "window", "window_insider")
+        world.label("account", desk.account_id, ring, "insider")
+        _walk_ins(world, desk, int(rng.integers(150, 300)))
+        wallet = world.payer()
+        world.label("payer", wallet, ring, "payment_hub")
+        catchers = []
+        for _ in range(int(rng.integers(3, 5))):
+            catcher = _Account(world.next_id("a"), [world.patient()], [world.payer()],
+                               [world.home_ip()], [world.next_id("dev")], "app", 0, 0,
+                               "catcher")
+            catchers.append(catcher)
+            world.label("account", catcher.account_id, ring, "broker")
+            world.label("device", catcher.devices[0], ring, "ring_device")
+        for _ in range(int(rng.integers(40, 70))):
+            doctor, session = release_session()
+            world.book(desk, world.patient(), doctor, delay=float(rng.uniform(3, 40)),
+                       ip=desk.ips[0], device=desk.devices[0], status="cancelled",
+                       payer=None, session=session,
+                       cancel_after=float(rng.uniform(86400, 5 * 86400)))
+            gone = world.rows[-1]["cancelled_at"]
+            assert isinstance(gone, float)
+            catcher = catchers[int(rng.integers(len(catchers)))]
+            buyer = world.patient()
+            world.label("patient", buyer.id_number, ring, "buyer")
+            world.book(catcher, buyer, doctor, delay=gone + float(rng.uniform(1, 6)) - session[3],
+                       ip=catcher.ips[0], device=catcher.devices[0], status="checked_in",
+                       payer=wallet, session=session)
+    # A kiosk insider with its own wallet: the clerk books at release for buyers, and one
+    # wallet pays for those bookings only.
+    for _ in range(max(1, round(world.scale))):
+        ring = f"R{index + 1}"
+        index += 1
+        kiosk = _channel_account(world, "kiosk", "kiosk_insider")
+        world.label("account", kiosk.account_id, ring, "insider")
+        _walk_ins(world, kiosk, int(rng.integers(100, 200)))
+        wallet = world.payer()
+        world.label("payer", wallet, ring, "payment_hub")
+        for _ in range(int(rng.integers(35, 60))):
+            doctor, session = release_session()
+            buyer = world.patient()
+            world.label("patient", buyer.id_number, ring, "buyer")
+            world.book(kiosk, buyer, doctor, delay=float(rng.uniform(2, 30)), ip=kiosk.ips[0],
+                       device=kiosk.devices[0], status="checked_in", payer=wallet,
+                       session=session)
+
+
 def _dirty(world: _World, frame: pl.DataFrame) -> pl.DataFrame:
     """Real exports are dirty: duplicated rows and rows with a required field lost."""
     rng = world.rng
@@ -549,6 +705,7 @@ def generate(
             _credential_broker(world, index, carrier_nat)
         else:
             _ring(world, index, kinds[index % 4], carrier_nat)
+    _institutions(world, max(4, round(8 * scale)), accounts)
     # Background requests: page views that never became bookings.
     for _ in range(len(world.access) // 4):
         account = accounts[int(world.rng.integers(len(accounts)))]
