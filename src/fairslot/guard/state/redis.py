@@ -21,10 +21,7 @@ from fairslot.guard.state.scripts import Script, script
 from fairslot.guard.state.types import Admission, LoginRecord, WindowHit
 from fairslot.guard.windows import Hit
 
-__all__ = ["RELEASE_DELAY", "RedisState"]
-
-RELEASE_DELAY = 0.05
-"""Seconds a slot's release may wait for an admission call to ride along with."""
+__all__ = ["RedisState"]
 
 
 class RedisState:
@@ -42,6 +39,7 @@ class RedisState:
         )
         self.client: redis.asyncio.Redis[bytes] = redis.asyncio.Redis(connection_pool=pool)
         self._admit = ScriptBatch(self.run_script, script("admit"), clock)
+        self._release = ScriptBatch(self.run_script, script("release"), clock)
         self._suffixes: dict[int, tuple[str, str]] = {}
         self._mark = mark
         self._spends = itertools.count()
@@ -61,7 +59,6 @@ class RedisState:
         await self.client.ping()
 
     async def close(self) -> None:
-        await self._admit.drain()  # the releases still queued
         await self.client.aclose()  # type: ignore[attr-defined]
 
     # -- limits, device sets, slots -------------------------------------------------------
@@ -117,11 +114,8 @@ class RedisState:
                                        f"0||||{owner}|{max(1, int(ttl * 1000))}||")
         return not int(reply[2])
 
-    def release(self, name: str, owner: str) -> None:
-        """Give back a slot ``owner`` holds, without a round trip of its own: the release
-        goes with this worker's next admission call (before it), or alone after
-        ``RELEASE_DELAY``. Until then another worker asking for the slot finds it busy."""
-        self._admit.defer([self.prefix + "slot:" + name], f"release|{owner}", RELEASE_DELAY)
+    async def release(self, name: str, owner: str) -> None:
+        await self._release.call([self.prefix + "slot:" + name], owner)
 
     # -- levels ---------------------------------------------------------------------------
 

@@ -196,8 +196,11 @@ class SharedState:
         if not on_redis or self.redis is None:
             self.memory.release(self.prefix + "slot:" + name, owner)
             return
-        # Sent with the next admission; if that fails, the hold runs out on its own.
-        self.redis.release(name, owner)
+        try:
+            await self.redis.release(name, owner)
+        except REDIS_ERRORS as exc:
+            # The hold runs out on its own; nothing else to do.
+            self.failed(exc)
 
     # -- levels ---------------------------------------------------------------------------
 
