@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from stdnum.cn import ric
 
@@ -88,3 +90,10 @@ def test_an_identity_is_validated_when_made() -> None:
     assert identity.birth_date.isoformat() == "1949-12-31"
     with pytest.raises(InvalidInput):
         Identity.parse(number, "561")
+
+
+def test_a_newborns_number_is_valid_on_their_birthday_in_beijing_at_any_hour() -> None:
+    # From 00:00 to 08:00 in Beijing it is still the day before in UTC.
+    today = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=8)).date()
+    assert is_valid_id_number(_with_check(f"110105{today:%Y%m%d}002"))
+    assert not is_valid_id_number(_with_check(f"110105{today + dt.timedelta(days=2):%Y%m%d}002"))

@@ -57,4 +57,9 @@ def serve(folder: pathlib.Path, seed: str, settings: Mapping[str, str] | None = 
             yield url, seeded.stdout
         finally:
             proc.terminate()
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # never leave a server behind, but say it did not stop
+                proc.wait()
+                raise

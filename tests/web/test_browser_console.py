@@ -23,7 +23,8 @@ from tests.conftest import PASSWORD
 from tests.web.browser_server import serve
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.browser
+# One server for the module, also under xdist.
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser-console")]
 
 # Made-up identities as a farm tries them: invalid check digits, a new name each time.
 FARMED = (("110101199003071111", "张三"), ("110101199003072222", "李四"),
@@ -63,8 +64,11 @@ SEED = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def server(tmp_path: pathlib.Path) -> Iterator[tuple[str, int]]:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    # One seeded server for the module (the chart test only reads the console): a server
+    # start and its seed cost seconds on a loaded machine.
+    tmp_path = tmp_path_factory.mktemp("browser-console")
     settings = {"FAIRSLOT_MONITOR_MODE": "embedded",
                 "FAIRSLOT_MONITOR_RESPONSES": json.dumps({"bad_identities": ["hold_bookings 1h"]})}
     with serve(tmp_path, SEED, settings) as (url, printed):

@@ -86,9 +86,12 @@ SEED = textwrap.dedent("""
     near_doctor = platform.run(catalog.create_doctor, department.id, "林川", "副主任医师",
                                "高血压")
     platform.run(catalog.create_doctor, department.id, "吴敏", "主治医师", "心力衰竭")
-    (near,) = platform.run(catalog.schedule_sessions, near_doctor.id, [today],
-                           [Period.MORNING], 6, 5000, release_days_before=5)
+    # On the (Beijing) day the session starts: in the last hour before midnight that is
+    # tomorrow, and the desk looks sessions up by their day.
     now = platform.clock.now()
+    near_day = (now + dt.timedelta(hours=1)).astimezone(platform.settings.zone).date()
+    (near,) = platform.run(catalog.schedule_sessions, near_doctor.id, [near_day],
+                           [Period.MORNING], 6, 5000, release_days_before=5)
     with platform.uow() as uow:
         session = uow.schedule.session(near.id)
         session.starts_at = now + dt.timedelta(hours=1)

@@ -32,6 +32,13 @@ __all__ = [
 _NAME = re.compile(r"^[\u3400-\u9fff\u00b7\u30fb]{2,20}$|^[A-Za-z][A-Za-z .'\-]{1,59}$")
 
 
+def _latest_today() -> dt.date:
+    """The date where the day is furthest on (UTC+14). The host's date (UTC on a server)
+    is still yesterday in Beijing until 08:00, which refused a baby's number on the day
+    they were born."""
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()
+
+
 def normalize_id_number(raw: str) -> str:
     """Return the 18-character resident ID number, or raise ``InvalidInput``.
 
@@ -53,7 +60,7 @@ def normalize_id_number(raw: str) -> str:
     except stdnum_errors.ValidationError as exc:
         raise InvalidInput("the ID number has an impossible birth date",
                            code="invalid_id_number") from exc
-    if born > dt.date.today() or born.year < 1880:
+    if born > _latest_today() or born.year < 1880:
         raise InvalidInput("the ID number has an impossible birth date", code="invalid_id_number")
     if not known_region(candidate[:6]):
         raise InvalidInput("the ID number's region code is unknown", code="invalid_id_number")
