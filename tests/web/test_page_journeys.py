@@ -4,6 +4,7 @@ UTC) and in the visitor's language, the desk offers no session that has started.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import zoneinfo
@@ -17,10 +18,14 @@ from fairslot.domain.booking import BookingStatus
 from fairslot.domain.credit import Suspended
 from fairslot.domain.errors import InvalidInput
 from fairslot.domain.schedule import Period
+from fairslot.monitoring.alerts import Sighting
+from fairslot.monitoring.scenarios import Entity
+from fairslot.monitoring.scenarios.catalogue import SCENARIO_NAMES
 from fairslot.services import booking, catalog, rules
 from fairslot.services.context import RequestContext
 from fairslot.web import i18n
 from fairslot.web.app import create_app
+from fairslot.web.pages import console as console_page
 from fairslot.web.pages.common import explain
 from tests.conftest import World
 from tests.web.test_pages import HTML, SQLITE_ONLY, after_min_age, alert, fields, log_in, platform
@@ -277,3 +282,57 @@ def test_a_sessions_patient_list_for_the_doctors_office(client: TestClient,
     assert str(held.booking.id) in page.text and "待支付" in page.text
     assert patient.id_number not in page.text and patient.name not in page.text
     assert client.get("/operator/sessions/999999").status_code == 404
+
+
+@SQLITE_ONLY
+def test_the_console_speaks_the_pages_language_and_the_hospitals_time(
+        world: World, clock: FixedClock) -> None:
+    platform = dataclasses.replace(world.platform, settings=world.platform.settings.model_copy(
+        update={"monitor_mode": "embedded"}))
+    account, _, _ = world.patient_account("watched.patient")
+    with TestClient(create_app(platform), headers=HTML) as client:
+        monitoring = client.app.state.monitoring  # type: ignore[attr-defined]
+        monitoring.embedded.stop()
+        hand = monitoring.hand
+        seen = clock.now().timestamp()
+        hand.store.record([Sighting("fast_action", Entity("account", str(account.id)), "medium",
+                                    "account: 2 times in 30 days", {"count": 2}, [], [], [],
+                                    seen, seen)], clock.now())
+        decision = hand.decide("raise_level", Entity("route_group", "booking"),
+                               dt.timedelta(hours=2), "li", "release at eight",
+                               param="elevated")
+        log_in(client, "staff-operator")
+        text = client.get("/operator/console").text
+        assert "UTC" not in text and "北京时间" in text
+        assert "操作快于常人" in text and "fast_action" in text  # title, and its code beside
+        assert "中</span>" in text and f'账户 <span class="mono">{account.id}</span>' in text
+        assert '路由组 <span class="mono">预约与取消</span>' in text
+        seen_local = clock.now().astimezone(SHANGHAI)
+        assert seen_local.strftime("%m-%d %H:%M:%S") in text  # last seen, Beijing time
+        assert (seen_local + dt.timedelta(hours=2)).strftime("%m-%d %H:%M") in text  # expires
+        assert 'data-zone="Asia/Shanghai"' in text
+        # Lifting asks first on the page; the server still wants a reason.
+        action = f"/operator/console/decisions/{decision.id}/lift"
+        form = re.search(rf'<form[^>]*action="{action}"[^>]*>', text)
+        assert form is not None and "data-fairslot-confirm" in form.group(0)
+        r = client.post(action, data=fields(text, action) | {"reason": " "})
+        assert r.status_code == 422 and "reason_required" in r.text
+        assert hand.store.decision(decision.id).lifted_at is None
+        r = client.post(action, data=fields(text, action) | {"reason": "release is over"},
+                        follow_redirects=False)
+        assert r.status_code == 303 and hand.store.decision(decision.id).lifted_at is not None
+        # In English, the same titles in English.
+        client.cookies.set("fs_lang", "en")
+        text = client.get("/operator/console").text
+        assert "Actions faster than a person" in text and "Beijing time" in text
+
+
+def test_every_scenario_has_a_title_and_rounds_show_department_names(world: World) -> None:
+    assert set(SCENARIO_NAMES) <= set(console_page.SCENARIO_TITLES)
+    platform = world.platform
+    with platform.uow() as uow:
+        shown = console_page._for_page(uow, platform.deps, {"entries": [
+            {"round": 7, "department": world.department_id,
+             "closes_at": "2026-03-02T16:30+00:00", "entries": 3}]})
+    (entry,) = shown["entries"]
+    assert entry["department_name"] == "心内科" and entry["closes"] == "03-03 00:30"
