@@ -153,8 +153,8 @@ h2{border-bottom:2px solid #444;padding-bottom:3px;margin-top:2em}
 {% for x1, y1, x2, y2 in ring.drawing.edges %}<line x1="{{ x1 }}" y1="{{ y1 }}" x2="{{ x2 }}"
  y2="{{ y2 }}" stroke="#999" stroke-width="1"/>{% endfor %}
 {% for n in ring.drawing.nodes %}<g><title>{{ kinds(n.kind) }}: {{ n.entity }}</title><circle
- cx="{{ n.x }}" cy="{{ n.y }}" r="{{ n.r }}" fill="{{ n.colour }}"/>{% if n.kind == "account" %}<text
- x="{{ n.x + 8 }}" y="{{ n.y - 6 }}" font-size="9">{{ n.label }}</text>{% endif %}</g>
+ cx="{{ n.x }}" cy="{{ n.y }}" r="{{ n.r }}" fill="{{ n.colour }}"/>{% if n.kind == "account" %}
+<text x="{{ n.x + 8 }}" y="{{ n.y - 6 }}" font-size="9">{{ n.label }}</text>{% endif %}</g>
 {% endfor %}</svg>
 <p class="legend">{% for kind, colour in colours %}<span style="color:{{ colour }}">&#9679;
 {{ kinds(kind) }}</span>{% endfor %}
