@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fairslot.clock import FixedClock
+from fairslot.domain.accounts import Role
 from fairslot.domain.booking import BookingStatus
 from fairslot.domain.credit import Suspended
 from fairslot.domain.errors import InvalidInput
@@ -27,8 +28,10 @@ from fairslot.web import i18n
 from fairslot.web.app import create_app
 from fairslot.web.pages import console as console_page
 from fairslot.web.pages.common import explain
+from fairslot.web.pages.desk import paid_with
 from tests.conftest import World
 from tests.web.test_pages import HTML, SQLITE_ONLY, after_min_age, alert, fields, log_in, platform
+from tests.web.test_patient_pages import _open_round
 
 __all__ = ["platform"]
 
@@ -336,3 +339,48 @@ def test_every_scenario_has_a_title_and_rounds_show_department_names(world: Worl
              "closes_at": "2026-03-02T16:30+00:00", "entries": 3}]})
     (entry,) = shown["entries"]
     assert entry["department_name"] == "心内科" and entry["closes"] == "03-03 00:30"
+
+
+@SQLITE_ONLY
+def test_disabling_a_staff_account_asks_first(client: TestClient, world: World) -> None:
+    log_in(client, "staff-admin")
+    page = client.get("/admin/users").text
+    desk = world.staff[Role.REGISTRATION].id
+    form = re.search(rf'<form[^>]*action="/admin/users/{desk}"[^>]*>', page)
+    assert form is not None
+    assert "停用账号 staff-registration？" in form.group(0)
+    assert 'data-fairslot-confirm-when="disabled"' in form.group(0)  # not on a role change
+    script = client.get("/static/fairslot-pages.js").text
+    assert "data-fairslot-confirm-when" in script and "defaultChecked" in script
+
+
+@SQLITE_ONLY
+def test_draw_choices_are_short_and_the_sessions_listed_in_full(
+        client: TestClient, world: World, clock: FixedClock) -> None:
+    _, session_id, round_id = _open_round(world, clock)
+    world.patient_account("short.choices")
+    log_in(client, "short.choices")
+    page = client.get(f"/rounds/{round_id}/enter").text
+    session = world.platform.run(catalog.session_view, session_id).session
+    (option,) = re.findall(rf'<option value="{session_id}"[^>]*>([^<]*)</option>', page)[:1]
+    assert option.startswith(session.date.strftime("%m-%d ")) and "周正" in option
+    assert str(session.date.year) not in option and "已登记" not in option
+    listed = re.search(r'<ul class="draw-options">(.*?)</ul>', page, re.S)
+    assert listed is not None and session.date.isoformat() in listed.group(1)
+    assert "2 个号，已登记 0 人" in listed.group(1)
+
+
+@SQLITE_ONLY
+def test_the_registration_slip_says_how_it_was_paid(client: TestClient, world: World) -> None:
+    platform = world.platform
+    account, (patient_id,), _ = world.patient_account("slip.payer")
+    ctx = RequestContext(ip="203.0.113.15")
+    held = platform.run(booking.book, account, patient_id, world.session_ids[0], ctx)
+    platform.run(booking.pay, account, held.booking.id or 0, "alipay:13900005678", ctx)
+    log_in(client, "staff-registration")
+    slip = client.get(f"/desk/receipt/{held.booking.id}").text
+    assert "<dt>付款方式</dt><dd>支付宝</dd>" in slip and "13900005678" not in slip
+    assert paid_with("cash:patient-7") == "Cash"
+    assert paid_with("insurance:YB12345678") == "Medical-insurance card"
+    assert paid_with("corp-7788") == "Another account"
+    assert paid_with(None) is None
