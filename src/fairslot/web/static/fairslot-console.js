@@ -43,7 +43,8 @@
     var el = document.getElementById(id);
     if (el) { el.textContent = String(value); }
   }
-  function list(id, items) {
+  // (``lang``: the items' language when they are codes, as the refusal reasons are)
+  function list(id, items, lang) {
     var el = document.getElementById(id);
     if (!el) { return; }
     el.textContent = "";
@@ -51,6 +52,7 @@
     items.forEach(function (item) {
       var li = document.createElement("li");
       li.textContent = item;
+      if (lang && item !== say("none", {})) { li.setAttribute("lang", lang); }
       el.appendChild(li);
     });
   }
@@ -114,7 +116,8 @@
     text("fig-rps", f.requests_per_second);
     text("fig-booked", f.bookings_per_minute[f.bookings_per_minute.length - 1]);
     text("fig-cancelled", f.cancellations_per_minute[f.cancellations_per_minute.length - 1]);
-    list("fig-refusals", Object.keys(f.refusals).map(function (k) { return k + " " + f.refusals[k]; }));
+    list("fig-refusals", Object.keys(f.refusals).map(function (k) { return k + " " + f.refusals[k]; }),
+         "en");
     list("fig-entries", f.entries.map(function (r) {
       return say("entry", {round: r.round, department: r.department_name || r.department,
                            entries: r.entries, closes: r.closes || r.closes_at});
