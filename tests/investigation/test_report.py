@@ -148,3 +148,40 @@ def test_every_explanation_a_rule_writes_has_a_chinese_form() -> None:
         assert not any(re.search(r"[A-Za-z]{3,} [A-Za-z]{2,}", part) for part in explained), (
             chinese)
     assert reasons.translate_reasons(examples[0], "en") == examples[0]
+
+
+def test_the_chinese_report_names_entity_types_and_roles_in_chinese(
+        write_records: WriteRecords) -> None:
+    folder = write_records(_ring_rows())
+    records = read_records(folder)
+    result = investigate(records)
+    run = RunInfo(str(folder), dt.datetime(2025, 5, 1, tzinfo=dt.UTC), 1.0, "Asia/Shanghai")
+    chinese = render_report(result, records, run)
+    english = render_report(result, records, run, lang="en")
+    roles = set(result.suspects.get_column("role").to_list())
+    assert roles  # the ring's members have roles
+    cells = set(re.findall(r'<td class="role">([^<]*)</td>', chinese))
+    assert cells and not cells & roles  # no role left as its code
+    assert cells <= set(report._ROLES_ZH.values())
+    assert set(re.findall(r'<td class="role">([^<]*)</td>', english)) <= roles
+    assert "<tr><td>账户</td>" in chinese and "<tr><td>account</td>" in english
+    assert "<tr><td>account</td>" not in chinese
+    # Long lists of identifiers wrap on a phone rather than widening the page.
+    assert "p,h1,h2,h3{overflow-wrap:anywhere}" in chinese
+
+
+def test_every_role_and_entity_type_the_scoring_writes_has_a_chinese_word() -> None:
+    from pathlib import Path
+
+    from fairslot.investigation import graph, scoring
+
+    source = Path(scoring.__file__ or "").read_text(encoding="utf-8")
+    written = set(re.findall(r'\.then\(pl\.lit\("([a-z_]+)"\)\)', source))
+    written |= set(re.findall(r'\.otherwise\(pl\.lit\("([a-z_]+)"\)\)', source))
+    written |= set(scoring._ROLE.values()) | {"member"}
+    assert {"holder", "broker", "buyer", "payment_hub", "ring_ip"} <= written
+    assert written <= set(report._ROLES_ZH)
+    kinds = set(scoring.ENTITY_TYPES) | set(
+        re.findall(r'then\(pl\.lit\("([a-z_]+)"\)\)\.otherwise\(pl\.col\("entity_type"\)\)',
+                   Path(graph.__file__ or "").read_text(encoding="utf-8")))
+    assert "buyer" in kinds and kinds <= set(report._KINDS_ZH)

@@ -138,7 +138,7 @@ def test_an_alert_appears_live_and_its_hold_stops_the_rings_booking(
             page.reload()
             alerts = page.locator("table.sessions").first
             expect(alerts).to_contain_text("bad_identities")
-            expect(alerts).to_contain_text(f"account:{ring.get('/api/v1/me').json()['id']}")
+            expect(alerts).to_contain_text(f"账户 {ring.get('/api/v1/me').json()['id']}")
             form = page.locator(f"form[action='/operator/console/reviews/{booking_id}']")
             form.get_by_label("原因").fill("made-up patients from this account")
             form.get_by_role("button", name="拒绝").click()

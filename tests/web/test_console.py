@@ -57,7 +57,7 @@ def test_the_console_shows_live_figures_alerts_decisions_and_acts_on_them(
         assert page.status_code == 200, page.text
         text = page.text
         assert "<h1>实时监控" in text and '<html lang="zh-CN">' in text
-        assert "bad_identities" in text and f"account:{farm.id}" in text
+        assert "bad_identities" in text and f'账户 <span class="mono">{farm.id}</span>' in text
         assert "/static/vendor/uplot/uPlot.iife.min.js" in text
         assert "预约待审核" in text  # the decision in force, in the page's language
         figures = json.loads(html.unescape(

@@ -4,6 +4,7 @@ UTC) and in the visitor's language, the desk offers no session that has started.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import zoneinfo
@@ -13,17 +14,24 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fairslot.clock import FixedClock
+from fairslot.domain.accounts import Role
 from fairslot.domain.booking import BookingStatus
 from fairslot.domain.credit import Suspended
 from fairslot.domain.errors import InvalidInput
 from fairslot.domain.schedule import Period
+from fairslot.monitoring.alerts import Sighting
+from fairslot.monitoring.scenarios import Entity
+from fairslot.monitoring.scenarios.catalogue import SCENARIO_NAMES
 from fairslot.services import booking, catalog, rules
 from fairslot.services.context import RequestContext
 from fairslot.web import i18n
 from fairslot.web.app import create_app
+from fairslot.web.pages import console as console_page
 from fairslot.web.pages.common import explain
+from fairslot.web.pages.desk import paid_with
 from tests.conftest import World
 from tests.web.test_pages import HTML, SQLITE_ONLY, after_min_age, alert, fields, log_in, platform
+from tests.web.test_patient_pages import _open_round
 
 __all__ = ["platform"]
 
@@ -277,3 +285,102 @@ def test_a_sessions_patient_list_for_the_doctors_office(client: TestClient,
     assert str(held.booking.id) in page.text and "待支付" in page.text
     assert patient.id_number not in page.text and patient.name not in page.text
     assert client.get("/operator/sessions/999999").status_code == 404
+
+
+@SQLITE_ONLY
+def test_the_console_speaks_the_pages_language_and_the_hospitals_time(
+        world: World, clock: FixedClock) -> None:
+    platform = dataclasses.replace(world.platform, settings=world.platform.settings.model_copy(
+        update={"monitor_mode": "embedded"}))
+    account, _, _ = world.patient_account("watched.patient")
+    with TestClient(create_app(platform), headers=HTML) as client:
+        monitoring = client.app.state.monitoring  # type: ignore[attr-defined]
+        monitoring.embedded.stop()
+        hand = monitoring.hand
+        seen = clock.now().timestamp()
+        hand.store.record([Sighting("fast_action", Entity("account", str(account.id)), "medium",
+                                    "account: 2 times in 30 days", {"count": 2}, [], [], [],
+                                    seen, seen)], clock.now())
+        decision = hand.decide("raise_level", Entity("route_group", "booking"),
+                               dt.timedelta(hours=2), "li", "release at eight",
+                               param="elevated")
+        log_in(client, "staff-operator")
+        text = client.get("/operator/console").text
+        assert "UTC" not in text and "北京时间" in text
+        assert "操作快于常人" in text and "fast_action" in text  # title, and its code beside
+        assert "中</span>" in text and f'账户 <span class="mono">{account.id}</span>' in text
+        assert '路由组 <span class="mono">预约与取消</span>' in text
+        seen_local = clock.now().astimezone(SHANGHAI)
+        assert seen_local.strftime("%m-%d %H:%M:%S") in text  # last seen, Beijing time
+        assert (seen_local + dt.timedelta(hours=2)).strftime("%m-%d %H:%M") in text  # expires
+        assert 'data-zone="Asia/Shanghai"' in text
+        # Lifting asks first on the page; the server still wants a reason.
+        action = f"/operator/console/decisions/{decision.id}/lift"
+        form = re.search(rf'<form[^>]*action="{action}"[^>]*>', text)
+        assert form is not None and "data-fairslot-confirm" in form.group(0)
+        r = client.post(action, data=fields(text, action) | {"reason": " "})
+        assert r.status_code == 422 and "reason_required" in r.text
+        assert hand.store.decision(decision.id).lifted_at is None
+        r = client.post(action, data=fields(text, action) | {"reason": "release is over"},
+                        follow_redirects=False)
+        assert r.status_code == 303 and hand.store.decision(decision.id).lifted_at is not None
+        # In English, the same titles in English.
+        client.cookies.set("fs_lang", "en")
+        text = client.get("/operator/console").text
+        assert "Actions faster than a person" in text and "Beijing time" in text
+
+
+def test_every_scenario_has_a_title_and_rounds_show_department_names(world: World) -> None:
+    assert set(SCENARIO_NAMES) <= set(console_page.SCENARIO_TITLES)
+    platform = world.platform
+    with platform.uow() as uow:
+        shown = console_page._for_page(uow, platform.deps, {"entries": [
+            {"round": 7, "department": world.department_id,
+             "closes_at": "2026-03-02T16:30+00:00", "entries": 3}]})
+    (entry,) = shown["entries"]
+    assert entry["department_name"] == "心内科" and entry["closes"] == "03-03 00:30"
+
+
+@SQLITE_ONLY
+def test_disabling_a_staff_account_asks_first(client: TestClient, world: World) -> None:
+    log_in(client, "staff-admin")
+    page = client.get("/admin/users").text
+    desk = world.staff[Role.REGISTRATION].id
+    form = re.search(rf'<form[^>]*action="/admin/users/{desk}"[^>]*>', page)
+    assert form is not None
+    assert "停用账号 staff-registration？" in form.group(0)
+    assert 'data-fairslot-confirm-when="disabled"' in form.group(0)  # not on a role change
+    script = client.get("/static/fairslot-pages.js").text
+    assert "data-fairslot-confirm-when" in script and "defaultChecked" in script
+
+
+@SQLITE_ONLY
+def test_draw_choices_are_short_and_the_sessions_listed_in_full(
+        client: TestClient, world: World, clock: FixedClock) -> None:
+    _, session_id, round_id = _open_round(world, clock)
+    world.patient_account("short.choices")
+    log_in(client, "short.choices")
+    page = client.get(f"/rounds/{round_id}/enter").text
+    session = world.platform.run(catalog.session_view, session_id).session
+    (option,) = re.findall(rf'<option value="{session_id}"[^>]*>([^<]*)</option>', page)[:1]
+    assert option.startswith(session.date.strftime("%m-%d ")) and "周正" in option
+    assert str(session.date.year) not in option and "已登记" not in option
+    listed = re.search(r'<ul class="draw-options">(.*?)</ul>', page, re.S)
+    assert listed is not None and session.date.isoformat() in listed.group(1)
+    assert "2 个号，已登记 0 人" in listed.group(1)
+
+
+@SQLITE_ONLY
+def test_the_registration_slip_says_how_it_was_paid(client: TestClient, world: World) -> None:
+    platform = world.platform
+    account, (patient_id,), _ = world.patient_account("slip.payer")
+    ctx = RequestContext(ip="203.0.113.15")
+    held = platform.run(booking.book, account, patient_id, world.session_ids[0], ctx)
+    platform.run(booking.pay, account, held.booking.id or 0, "alipay:13900005678", ctx)
+    log_in(client, "staff-registration")
+    slip = client.get(f"/desk/receipt/{held.booking.id}").text
+    assert "<dt>付款方式</dt><dd>支付宝</dd>" in slip and "13900005678" not in slip
+    assert paid_with("cash:patient-7") == "Cash"
+    assert paid_with("insurance:YB12345678") == "Medical-insurance card"
+    assert paid_with("corp-7788") == "Another account"
+    assert paid_with(None) is None

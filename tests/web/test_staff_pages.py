@@ -127,6 +127,13 @@ def test_an_investigator_runs_an_investigation_from_an_uploaded_export(
     assert "100%" in job_page and "report.html" in job_page
     report = client.get(r.headers["location"] + "/report.html")
     assert report.status_code == 200 and "sandbox" in report.headers["content-security-policy"]
+    # In the language the investigator reads the pages in.
+    assert '<html lang="zh-CN">' in report.text
+    client.cookies.set("fs_lang", "en")
+    english = client.get(r.headers["location"] + "/report.html")
+    assert english.status_code == 200 and '<html lang="en">' in english.text
+    assert "sandbox" in english.headers["content-security-policy"]
+    client.cookies.delete("fs_lang")
     assert client.get(r.headers["location"] + "/suspects.csv").text.startswith("entity_type")
     assert client.get(r.headers["location"] + "/../../etc/passwd").status_code == 404
     # A zip with a path outside its folder fails the job, nothing written outside.

@@ -68,7 +68,7 @@ def _draw(members: list[str], investigation: Investigation, seed: int = 0) -> _D
     points = [(30 + x * (width - 60), 25 + y * (height - 50)) for x, y in coords]
     drawn: list[dict[str, str | float | int]] = [
         {"x": round(px, 1), "y": round(py, 1), "kind": kind, "label": entity[:18],
-         "title": f"{kind}: {entity}", "colour": _COLOURS.get(kind, "#000"),
+         "entity": entity, "colour": _COLOURS.get(kind, "#000"),
          "r": 7 if kind == "account" else 5}
         for (kind, entity), (px, py) in zip(nodes, points, strict=True)
     ]
@@ -83,6 +83,7 @@ _TEMPLATE = """<!doctype html>
 <title>{{ t("fairslot investigation report") }}</title>
 <style>
 body{font:14px/1.45 system-ui,sans-serif;margin:1em;color:#222;max-width:1200px}
+p,h1,h2,h3{overflow-wrap:anywhere} td,th{overflow-wrap:break-word} .role{white-space:nowrap}
 table{border-collapse:collapse;margin:.5em 0 1.5em;display:block;overflow-x:auto;max-width:100%}
 td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f3f3f3} .num{text-align:right} .reasons{font-size:12px;min-width:16em}
@@ -98,7 +99,7 @@ h2{border-bottom:2px solid #444;padding-bottom:3px;margin-top:2em}
 <h2>{{ t("Summary") }}</h2>
 <table><tr><th>{{ t("entity type") }}</th><th>{{ t("seen") }}</th><th>{{ t("flagged") }}</th></tr>
 {% for kind, seen, flagged in summary %}
-<tr><td>{{ kind }}</td><td class="num">{{ seen }}</td><td class="num">{{ flagged }}</td></tr>
+<tr><td>{{ kinds(kind) }}</td><td class="num">{{ seen }}</td><td class="num">{{ flagged }}</td></tr>
 {% endfor %}</table>
 <p>{{ t("{rings} suspected ring(s); {pairs} cancel-then-rebook pair(s); {lockstep} lockstep "
        "group(s); {blocks} dense block(s). Scores run from 0 to 1; an entity is flagged at "
@@ -111,7 +112,7 @@ h2{border-bottom:2px solid #444;padding-bottom:3px;margin-top:2em}
 <th>{{ t("flagged") }}</th><th>{{ t("precision") }}</th><th>{{ t("recall") }}</th><th>F1</th>
 <th>{{ t("average precision") }}</th></tr>
 {% for q in quality.by_type %}
-<tr><td>{{ q.entity_type }}</td><td class="num">{{ q.positives }}</td>
+<tr><td>{{ kinds(q.entity_type) }}</td><td class="num">{{ q.positives }}</td>
 <td class="num">{{ q.flagged }}</td><td class="num">{{ "%.3f"|format(q.precision) }}</td>
 <td class="num">{{ "%.3f"|format(q.recall) }}</td><td class="num">{{ "%.3f"|format(q.f1) }}</td>
 <td class="num">{{ "%.3f"|format(q.average_precision) }}</td></tr>
@@ -143,25 +144,25 @@ h2{border-bottom:2px solid #444;padding-bottom:3px;margin-top:2em}
        "buyer(s) whose slots were laundered.", accounts=ring.accounts, patients=ring.patients,
        payers=ring.payers, phones=ring.phones, devices=ring.devices, ips=ring.ips,
        bookings=ring.bookings, buyers=ring.buyers) }}</p>
-<p>{{ t("Payment hubs") }}: {{ ring.hubs or t("none told") }}<br>{{ t("Holder accounts") }}:
-{{ ring.holders or t("none told") }}<br>{{ t("Account roles") }}:
-{{ ring.roles or t("none told") }}</p>
+<p>{{ t("Payment hubs") }}: {{ ring.hubs|replace(";", "; ") or t("none told") }}<br>
+{{ t("Holder accounts") }}: {{ ring.holders|replace(";", "; ") or t("none told") }}<br>
+{{ t("Account roles") }}: {{ role_counts(ring.roles) or t("none told") }}</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="{{ ring.drawing.width }}"
  height="{{ ring.drawing.height }}" viewBox="0 0 {{ ring.drawing.width }} {{ ring.drawing.height }}"
  role="img" aria-label="{{ t('link graph of {ring}', ring=ring.ring_id) }}">
 {% for x1, y1, x2, y2 in ring.drawing.edges %}<line x1="{{ x1 }}" y1="{{ y1 }}" x2="{{ x2 }}"
  y2="{{ y2 }}" stroke="#999" stroke-width="1"/>{% endfor %}
-{% for n in ring.drawing.nodes %}<g><title>{{ n.title }}</title><circle cx="{{ n.x }}"
- cy="{{ n.y }}" r="{{ n.r }}" fill="{{ n.colour }}"/>{% if n.kind == "account" %}<text
- x="{{ n.x + 8 }}" y="{{ n.y - 6 }}" font-size="9">{{ n.label }}</text>{% endif %}</g>
+{% for n in ring.drawing.nodes %}<g><title>{{ kinds(n.kind) }}: {{ n.entity }}</title><circle
+ cx="{{ n.x }}" cy="{{ n.y }}" r="{{ n.r }}" fill="{{ n.colour }}"/>{% if n.kind == "account" %}
+<text x="{{ n.x + 8 }}" y="{{ n.y - 6 }}" font-size="9">{{ n.label }}</text>{% endif %}</g>
 {% endfor %}</svg>
 <p class="legend">{% for kind, colour in colours %}<span style="color:{{ colour }}">&#9679;
-{{ kind }}</span>{% endfor %}
+{{ kinds(kind) }}</span>{% endfor %}
 {{ t("(identifiers shared by two or more of the ring's accounts)") }}</p>
 <table><tr><th>{{ t("member") }}</th><th>{{ t("role") }}</th><th>{{ t("score") }}</th>
 <th>{{ t("evidence") }}</th></tr>
 {% for m in ring.members %}
-<tr><td>{{ m.entity_type }}: {{ m.entity_id }}</td><td>{{ m.role }}</td>
+<tr><td>{{ kinds(m.entity_type) }}: {{ m.entity_id }}</td><td class="role">{{ roles(m.role) }}</td>
 <td class="num">{{ "%.3f"|format(m.score) }}</td><td class="reasons">{{ m.reasons }}</td></tr>
 {% endfor %}</table>
 {% endfor %}
@@ -173,9 +174,9 @@ h2{border-bottom:2px solid #444;padding-bottom:3px;margin-top:2em}
 <table><tr><th>{{ t("type") }}</th><th>{{ t("entity") }}</th><th>{{ t("score") }}</th>
 <th>{{ t("ring") }}</th><th>{{ t("role") }}</th><th>{{ t("evidence") }}</th></tr>
 {% for s in suspects %}
-<tr><td>{{ s.entity_type }}</td><td>{{ s.entity_id }}</td>
+<tr><td>{{ kinds(s.entity_type) }}</td><td>{{ s.entity_id }}</td>
 <td class="num">{{ "%.3f"|format(s.score) }}</td><td>{{ s.ring_id or "" }}</td>
-<td>{{ s.role }}</td><td class="reasons">{{ s.reasons }}</td></tr>
+<td class="role">{{ roles(s.role) }}</td><td class="reasons">{{ s.reasons }}</td></tr>
 {% endfor %}</table>
 
 <h2>{{ t("How this run was made") }}</h2>
@@ -277,6 +278,40 @@ _ZH = {
     "Thresholds": "阈值设置",
 }
 
+# Entity types and roles (as in suspects.csv) in the Chinese report; the English report and
+# the CSV files keep the codes.
+_KINDS_ZH = {"account": "账户", "patient": "就诊人", "payer": "付款账户", "phone": "手机号",
+             "device": "设备", "ip": "IP", "buyer": "买家"}
+_ROLES_ZH = {
+    "developer": "脚本抢号者", "holder": "占号者", "broker": "转号中介", "reseller": "倒号者",
+    "booker": "挂号者", "held_identity": "被用于占号的身份", "buyer": "买号者",
+    "booked_identity": "被挂号的身份", "payment_hub": "付款枢纽", "payer": "付款账户",
+    "ring_ip": "团伙 IP", "ring_device": "团伙设备", "ring_phone": "团伙手机号",
+    "member": "成员",
+}
+
+
+def _words(table: dict[str, str], lang: str) -> Callable[[str | None], str]:
+    def word(code: str | None) -> str:
+        if not code:
+            return ""
+        return table.get(code, code) if lang == "zh-CN" else code
+
+    return word
+
+
+def _role_counts(lang: str) -> Callable[[str | None], str]:
+    """``developer:7;holder:3`` as the report shows it: ``脚本抢号者 7；占号者 3`` in Chinese,
+    ``developer 7; holder 3`` in English."""
+    role = _words(_ROLES_ZH, lang)
+
+    def counts(roles: str | None) -> str:
+        parts = [part.partition(":") for part in (roles or "").split(";") if part]
+        shown = [f"{role(name)} {n}" if sep else role(name) for name, sep, n in parts]
+        return ("；" if lang == "zh-CN" else "; ").join(shown)
+
+    return counts
+
 
 def translator(lang: str) -> Callable[..., str]:
     """The report's texts in ``lang`` (one of ``LANGUAGES``): ``t(english, **values)``."""
@@ -333,7 +368,8 @@ def render_report(
     thresholds.append(("payer_patients", investigation.thresholds.payer_patients))
     thresholds.append(("flag_at", investigation.flag_at))
     return template.render(
-        t=t, lang=lang, run=run, summary=summary, rings=rings,
+        t=t, kinds=_words(_KINDS_ZH, lang), roles=_words(_ROLES_ZH, lang),
+        role_counts=_role_counts(lang), lang=lang, run=run, summary=summary, rings=rings,
         launder_pairs=investigation.launder_pairs,
         lockstep=len(investigation.lockstep), blocks=len(investigation.blocks),
         flag_at=investigation.flag_at, quality=quality, colours=list(_COLOURS.items()),

@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Callable
 from typing import BinaryIO
 
+from fairslot.csvsafe import private_file
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import InvalidInput, NotFound
 from fairslot.services.accounts import require_role
@@ -49,10 +50,16 @@ class Job:
     def done(self) -> bool:
         return self.stage in ("done", "failed")
 
-    def output(self, name: str) -> pathlib.Path:
+    def output(self, name: str, lang: str = "zh-CN") -> pathlib.Path:
+        """An output file; the report in ``lang`` (Chinese, or ``en``: the report in English
+        is written beside it as ``report.en.html``; a job run before it was has only the
+        Chinese one)."""
         if name not in ("report.html", "suspects.csv", "rings.csv"):
             raise NotFound("no such output", code="output_not_found")
         path = self.folder / "out" / name
+        english = self.folder / "out" / "report.en.html"
+        if name == "report.html" and lang == "en" and english.is_file():
+            path = english
         if self.stage != "done" or not path.is_file():
             raise NotFound("the investigation has no report yet", code="output_not_found")
         return path
@@ -130,7 +137,7 @@ class Jobs:
     def _run(self, job: Job, archive: pathlib.Path) -> None:
         # Heavy imports here: the pages load without dataframes.
         from fairslot.investigation.records import RecordsError, read_records
-        from fairslot.investigation.report import RunInfo, write_outputs
+        from fairslot.investigation.report import RunInfo, render_report, write_outputs
         from fairslot.investigation.rules import Thresholds
         from fairslot.investigation.scoring import investigate
 
@@ -147,8 +154,13 @@ class Jobs:
             result = investigate(records)
             job.stage = "writing"
             seconds = (self.deps.clock.now() - began).total_seconds()
-            write_outputs(job.folder / "out", result, records,
-                          RunInfo(archive.name, began, seconds, zone.key))
+            run = RunInfo(archive.name, began, seconds, zone.key)
+            write_outputs(job.folder / "out", result, records, run)
+            # The same report in English, for an investigator who reads the pages in it.
+            english = job.folder / "out" / "report.en.html"
+            private_file(english)
+            english.write_text(render_report(result, records, run, lang="en"),
+                               encoding="utf-8")
             job.suspects, job.rings = result.suspects.height, result.rings.height
             job.stage = "done"
         except (InvalidInput, RecordsError, ValueError, OSError) as exc:

@@ -7,6 +7,7 @@ uPlot, served from ``/static/vendor/uplot`` (no CDN)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -21,7 +22,9 @@ from fairslot.domain.errors import InvalidInput
 from fairslot.guard.policy import GuardLevel, RouteGroup
 from fairslot.guard.service import Guard
 from fairslot.monitoring.live import ServerMonitoring
-from fairslot.services import audit, console, review
+from fairslot.services import audit, catalog, console, review
+from fairslot.services.deps import Deps
+from fairslot.storage.uow import UnitOfWork
 from fairslot.web import i18n
 from fairslot.web.deps import DepsDep, UowDep, context, get_platform
 from fairslot.web.i18n import N_
@@ -49,11 +52,44 @@ ACTION_LABELS = {"raise_level": N_("Raise guard level"), "require_pow": N_("Proo
                  "hold_bookings": N_("Hold bookings for review"), "block": N_("Block")}
 LEVEL_LABELS = {"normal": N_("Normal"), "elevated": N_("Elevated"),
                 "under_attack": N_("Under attack")}
+# What each monitoring scenario watches for, as its alerts are titled on the page (the code
+# stays beside it: docs/monitoring.md explains each by its code).
+SCENARIO_TITLES = {
+    "rate_ip_prefix": N_("Too many requests from one network"),
+    "rate_account": N_("Too many requests from one account"),
+    "rate_device": N_("Too many requests from one device"),
+    "guard_refusals": N_("Refused by the guard again and again"),
+    "fanout_ip": N_("One address acting for many patients"),
+    "fanout_device": N_("One device acting for many patients"),
+    "fanout_account": N_("One account acting for many patients"),
+    "fanout_phone": N_("One phone behind many patients"),
+    "payer_fanout": N_("One payer paying for many patients"),
+    "fast_action": N_("Actions faster than a person"),
+    "release_snipe": N_("Slots taken the moment they open"),
+    "early_tokens": N_("Booking screens collected before release"),
+    "waitlist_fast_accept": N_("Waitlist offers taken faster than a person"),
+    "launder": N_("Slot passed on by cancelling and rebooking"),
+    "identity_spread": N_("One patient booking in many departments"),
+    "lockstep": N_("Accounts acting in lockstep"),
+    "bad_identities": N_("Made-up identities tried"),
+    "bad_identity_burst": N_("Burst of made-up identities"),
+    "ip_rotation": N_("Address changing request by request"),
+    "surge_registrations": N_("Surge of new accounts"),
+    "surge_links": N_("Surge of identity links"),
+    "blacklisted": N_("Activity of a blacklisted entity"),
+}
+# What an alert or a decision names (an entity's type; its id is shown as it is).
+ENTITY_LABELS = {"account": N_("Account"), "patient": N_("Patient"), "payer": N_("Payer"),
+                 "phone": N_("Phone"), "device": N_("Device"), "ip": N_("IP address"),
+                 "ip_prefix": N_("Network"), "session": N_("Session"),
+                 "route_group": N_("Route group"), "platform": N_("Platform"),
+                 "guard_key": N_("Guard key")}
 # The words the console's script puts into the live lists, in the visitor's language.
 SCRIPT_WORDS = {"none": N_("None"), "booked": N_("booked"), "cancelled": N_("cancelled"),
                 "live": N_("live"), "reconnecting": N_("reconnecting"), "time": N_("Time"),
+                "rate": N_("req/s"),
                 "account": N_("account %(n)s"),
-                "entry": N_("round %(round)s · department %(department)s · %(entries)s "
+                "entry": N_("round %(round)s · %(department)s · %(entries)s "
                             "entries · closes %(closes)s")}
 
 
@@ -70,10 +106,24 @@ def _live_counts(request: Request) -> tuple[int, int]:
             len(hand.store.decisions(active_at=hand.clock.now(), limit=1000)))
 
 
+def _for_page(uow: UnitOfWork, deps: Deps, figures: dict[str, Any]) -> dict[str, Any]:
+    """The figures with each open round's department by name and its closing time in the
+    hospital's zone (``department_name``, ``closes``), as the page and its script show them."""
+    names = {d.id: d.name for _, departments in catalog.hospitals(uow, deps)
+             for d in departments}
+    zone = deps.settings.zone
+    for entry in figures["entries"]:
+        entry["department_name"] = names.get(entry["department"], str(entry["department"]))
+        closes = dt.datetime.fromisoformat(entry["closes_at"]).astimezone(zone)
+        entry["closes"] = closes.strftime("%m-%d %H:%M")
+    return figures
+
+
 @router.get("/operator/console")
 def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> Response:
     account = who.logged_in(*WATCHERS)
     figures = console.figures(uow, deps, account)
+    shown = _for_page(uow, deps, figures.as_dict())
     hand = _monitoring(request).hand
     alerts = hand.store.alerts(limit=50) if hand is not None else []
     decisions = hand.store.decisions(active_at=deps.clock.now(), limit=100) \
@@ -83,14 +133,15 @@ def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> R
     guard: Guard = request.app.state.guard
     levels = anyio.from_thread.run(guard.levels)
     return render(request, "console.html", account=account, figures=figures,
-                  figures_json=json.dumps(figures.as_dict(), ensure_ascii=False),
+                  entries=shown["entries"], figures_json=json.dumps(shown, ensure_ascii=False),
                   alerts=alerts, decisions=decisions, queue=queue, reviewer=reviewer,
                   levels={g.value: lv.value for g, lv in levels.items()},
                   level_choices=[lv.value for lv in GuardLevel],
                   mode=_monitoring(request).mode, severity_labels=SEVERITY_LABELS,
                   status_labels=STATUS_LABELS, action_labels=ACTION_LABELS,
-                  level_labels=LEVEL_LABELS, zone=deps.settings.timezone,
-                  console_words=_script_words(request))
+                  level_labels=LEVEL_LABELS, scenario_titles=SCENARIO_TITLES,
+                  entity_labels=ENTITY_LABELS, timezone=deps.settings.timezone,
+                  zone=deps.settings.zone, console_words=_script_words(request))
 
 
 def _script_words(request: Request) -> str:
@@ -112,7 +163,8 @@ async def console_stream(
 
     def read() -> dict[str, Any]:
         with platform.uow() as uow:
-            data = console.figures(uow, platform.deps, account).as_dict()
+            data = _for_page(uow, platform.deps,
+                             console.figures(uow, platform.deps, account).as_dict())
         data["open_alerts"], data["active_decisions"] = _live_counts(request)
         return data
 

@@ -348,6 +348,20 @@ def desk_review(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
     return redirect("/desk?done=review_decided#reviews")
 
 
+# How a booking was paid, as the slip names it (the payer's method, from its prefix).
+PAID_WITH = {"cash": N_("Cash"), "insurance": N_("Medical-insurance card"),
+             "alipay": N_("Alipay"), "wechat": N_("WeChat Pay"), "card": N_("Bank card")}
+
+
+def paid_with(payer: str | None) -> str | None:
+    """The way a booking was paid, from the payer's method. Only the method: what follows
+    it is the payment provider's own id of the payer, which tells a patient nothing."""
+    if not payer:
+        return None
+    method, sep, _ = payer.partition(":")
+    return PAID_WITH.get(method.lower() if sep else "", N_("Another account"))
+
+
 @router.get("/desk/receipt/{booking_id}")
 def receipt(booking_id: PageId, request: Request, who: Viewer, uow: UowDep,
             deps: DepsDep) -> Response:
@@ -365,4 +379,5 @@ def receipt(booking_id: PageId, request: Request, who: Viewer, uow: UowDep,
     return render(request, "receipt.html", view=view, department=department,
                   hospital=hospital, starts=local(deps, view.session.starts_at),
                   printed=local(deps, deps.clock.now()), clerk=account.username,
-                  qr=checkin.qr_svg(code, title), code=code)
+                  qr=checkin.qr_svg(code, title), code=code,
+                  paid=paid_with(view.booking.payer_account))

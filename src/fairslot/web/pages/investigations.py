@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, Response
 from fairslot.domain.accounts import Role
 from fairslot.domain.errors import FairslotError
 from fairslot.services.investigations import Jobs
+from fairslot.web import i18n
 from fairslot.web.deps import DepsDep, get_deps
 from fairslot.web.pages.common import Viewer, check_csrf, page_router, redirect, render
 
@@ -74,7 +75,9 @@ def job_page(job_id: str, request: Request, who: Viewer) -> Response:
 @router.get("/investigations/{job_id}/{name}")
 def output(job_id: str, name: str, request: Request, who: Viewer) -> Response:
     account = who.logged_in(Role.INVESTIGATOR)
-    path = _jobs(request).get(account, job_id).output(name)
+    # The report in the language the investigator reads the pages in.
+    lang = "en" if i18n.of_request(request).code == "en" else "zh-CN"
+    path = _jobs(request).get(account, job_id).output(name, lang)
     if name == "report.html":
         return FileResponse(path, media_type="text/html", headers=_REPORT_HEADERS)
     return FileResponse(path, media_type="text/csv", filename=name,

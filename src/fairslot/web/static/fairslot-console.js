@@ -14,12 +14,37 @@
     });
   }
   var rpsTimes = [], rpsValues = [], KEEP = 300;
+  // Times on the charts in the hospital's zone (data-zone) and the page's language: the
+  // browser's own zone and uPlot's US formats would show another clock than the page.
+  var zone = holder.getAttribute("data-zone") || undefined;
+  var lang = document.documentElement.lang || undefined;
+  function formatter(options) {
+    try {
+      return new Intl.DateTimeFormat(lang, Object.assign({timeZone: zone}, options));
+    } catch (e) {
+      return new Intl.DateTimeFormat(lang, options);
+    }
+  }
+  var clock = formatter({hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
+  var day = formatter({month: "short", day: "numeric"});
+  var moment = formatter({month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+                          second: "2-digit", hourCycle: "h23"});
+  function axisTimes(u, splits) {
+    return splits.map(function (t, i) {
+      var when = new Date(t * 1000);
+      return clock.format(when) + (i === 0 ? "\n" + day.format(when) : "");
+    });
+  }
+  function legendTime(u, t) {
+    return t === null || t === undefined ? "--" : moment.format(new Date(t * 1000));
+  }
 
   function text(id, value) {
     var el = document.getElementById(id);
     if (el) { el.textContent = String(value); }
   }
-  function list(id, items) {
+  // (``lang``: the items' language when they are codes, as the refusal reasons are)
+  function list(id, items, lang) {
     var el = document.getElementById(id);
     if (!el) { return; }
     el.textContent = "";
@@ -27,6 +52,7 @@
     items.forEach(function (item) {
       var li = document.createElement("li");
       li.textContent = item;
+      if (lang && item !== say("none", {})) { li.setAttribute("lang", lang); }
       el.appendChild(li);
     });
   }
@@ -61,7 +87,10 @@
     if (!el || !window.uPlot) { return null; }
     return new window.uPlot({
       width: Math.max(260, el.clientWidth || 320), height: 140, legend: {show: true},
-      series: series,
+      series: series, axes: [{values: axisTimes}, {}],
+      tzDate: function (t) {
+        return zone ? window.uPlot.tzDate(new Date(t * 1000), zone) : new Date(t * 1000);
+      },
       scales: {x: {time: true, range: timeRange(least)}, y: {range: rateRange}},
       // The span shown, on the chart's element (read by the browser test).
       hooks: {setScale: [function (u, key) {
@@ -87,10 +116,11 @@
     text("fig-rps", f.requests_per_second);
     text("fig-booked", f.bookings_per_minute[f.bookings_per_minute.length - 1]);
     text("fig-cancelled", f.cancellations_per_minute[f.cancellations_per_minute.length - 1]);
-    list("fig-refusals", Object.keys(f.refusals).map(function (k) { return k + " " + f.refusals[k]; }));
+    list("fig-refusals", Object.keys(f.refusals).map(function (k) { return k + " " + f.refusals[k]; }),
+         "en");
     list("fig-entries", f.entries.map(function (r) {
-      return say("entry", {round: r.round, department: r.department, entries: r.entries,
-                           closes: r.closes_at});
+      return say("entry", {round: r.round, department: r.department_name || r.department,
+                           entries: r.entries, closes: r.closes || r.closes_at});
     }));
     list("fig-top", f.top_ips.map(function (x) { return "IP " + x[0] + " " + x[1]; })
       .concat(f.top_accounts.map(function (x) { return say("account", {n: x[0]}) + " " + x[1]; })));
@@ -105,10 +135,11 @@
     // (its first few samples, seconds apart on a five-minute axis, are drawn as points)
     // (made with the page's first point)
     rpsTimes.push(Date.parse(first.at) / 1000); rpsValues.push(first.requests_per_second);
-    rpsChart = chart("chart-rps", [{label: say("time", {})}, {label: "req/s", stroke: "#2563eb", points: {
+    rpsChart = chart("chart-rps", [{label: say("time", {}), value: legendTime},
+                                   {label: say("rate", {}), stroke: "#2563eb", points: {
       size: 6, show: function (u, i, first, last) { return last - first < 15; }}}],
                      [rpsTimes, rpsValues], 300);
-    bookChart = chart("chart-bookings", [{label: say("time", {})}, {label: say("booked", {}), stroke: "#16a34a"},
+    bookChart = chart("chart-bookings", [{label: say("time", {}), value: legendTime}, {label: say("booked", {}), stroke: "#16a34a"},
                                          {label: say("cancelled", {}), stroke: "#dc2626"}],
                       minutes(first), 1800);
     draw(first);

@@ -70,6 +70,13 @@
     Array.prototype.forEach.call(forms, function (form) {
       form.addEventListener("submit", function (event) {
         if (form.hasAttribute("data-fairslot-autosubmit")) { return; }
+        // data-fairslot-confirm-when names a checkbox: ask only when it is ticked now and
+        // was not when the page came (disabling a staff account, not saving its role).
+        var when = form.getAttribute("data-fairslot-confirm-when");
+        if (when) {
+          var box = form.elements.namedItem(when);
+          if (!box || !box.checked || box.defaultChecked) { return; }
+        }
         if (!window.confirm(form.getAttribute("data-fairslot-confirm"))) {
           event.preventDefault();
         }
