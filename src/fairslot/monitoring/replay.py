@@ -55,8 +55,13 @@ __all__ = [
     "replay",
 ]
 
+# Every ``channel`` value of the records contract (docs/records.md, "Channels"): staff
+# channels and the platform's own (draw, waitlist) are the platform's, not a person's.
 _CHANNELS = {"app": Channel.APP, "web": Channel.WEB, "wechat": Channel.APP,
-             "window": Channel.DESK, "phone": Channel.CALL_CENTRE, "other": Channel.WEB}
+             "window": Channel.DESK, "desk": Channel.DESK, "staff": Channel.DESK,
+             "referral": Channel.DESK, "phone": Channel.CALL_CENTRE,
+             "call_centre": Channel.CALL_CENTRE, "kiosk": Channel.KIOSK,
+             "draw": Channel.DRAW, "waitlist": Channel.WAITLIST, "other": Channel.WEB}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 SCREEN_SECONDS = 600.0
 """A page view older than this before a booking is not the booking's screen."""

@@ -36,7 +36,13 @@ class Fanout(Scenario):
     logged in with their own account. So with ``per_account`` set (IP and device), the
     patients must also outnumber the distinct accounts behind them by that factor: a ring
     books many identities from a few accounts, shared addresses carry an account or two per
-    patient."""
+    patient.
+
+    A staff channel (desk, kiosk, call centre) acts for many patients by its nature, so the
+    per-account, per-device and per-address versions leave its actions out; the payer version
+    counts them: who pays is judged whatever the channel (a desk's cash is each patient's
+    own), so a wallet paying a kiosk clerk's release-time bookings for dozens of buyers is a
+    fan-out like any other."""
 
     def __init__(self, entity_type: str, patients: int, seconds: int,
                  platform: Platform, per_account: float | None = None) -> None:
@@ -69,7 +75,9 @@ class Fanout(Scenario):
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         key = self._key(event)
-        if key is None or event.patient is None or self.platform.owns(event):
+        if key is None or event.patient is None:
+            return False
+        if self.entity_type != "payer" and self.platform.owns(event):
             return False
         ops.append((ADD, self.window, key, event.patient, event.ts, self.patients))
         if self.per_account:
