@@ -198,12 +198,16 @@ def test_a_threshold_crossed_with_a_late_event_is_still_seen() -> None:
     {"patient": "buyer", "account": "x", "channel": "waitlist"},    # the waitlist's offer
     {"patient": "buyer", "account": "x", "ts": 45.0},               # long after
     {"patient": "buyer", "account": "x", "session": "s2"},          # another session
+    {"patient": "brother", "account": "holder"},    # the family passes its slot within
+    {"patient": "buyer", "account": "x", "cancel_channel": "desk"},  # a stranger refreshing
 ])
 def test_what_follows_a_cancellation_innocently_is_not_laundering(second: dict[str, Any]
                                                                    ) -> None:
     ts = second.pop("ts", 3.0)
+    cancel_channel = second.pop("cancel_channel", "app")
     events = [
-        ev("booking.cancelled", 0, session="s1", account="holder", patient="fake"),
+        ev("booking.cancelled", 0, session="s1", account="holder", patient="fake",
+           channel=cancel_channel),
         ev("booking.created", ts, **{"session": "s1", **second}),
     ]
     assert fired(run(events), "launder") == set()
