@@ -7,9 +7,9 @@ The agents, each with its own account(s), device and (through ``X-Forwarded-For`
 the server believes only from its ``FAIRSLOT_TRUSTED_PROXIES``) address:
 
 - ``genuine``: a person entering a draw round at a person's pace;
-- ``t4-launder``: books a slot for one patient, cancels it and books the freed slot for
-  another patient (the buyer) seconds later; after the ``launder`` alert its decisions
-  (proof of work, hold for review) meet the ring's next booking, which is held for review
+- ``t4-launder``: books a slot for one patient, cancels it, and the ring's spare account
+  (same address) books the freed slot for another patient (the buyer) seconds later; after
+  the ``launder`` alert its hold for review meets the ring's next booking, which is held
   and cannot be paid;
 - ``t5-spread``: one identity entering the draw rounds of four departments;
 - ``t6-hub``: four accounts, twelve patients, one payment account paying for all of them;
@@ -421,14 +421,17 @@ def _genuine(run: _Run, target: _Target, people: list[Identity]) -> None:
 
 
 def _launder(run: _Run, target: _Target, people: list[Identity]) -> None:
+    # The buyer goes on a spare account of the ring (one account passing its slot to
+    # another of its own patients is what families do, and no alert on its own).
     agent = _Agent(run, "t4-launder", "198.18.4.10", random.Random(4))
-    if not agent.sign_up():
+    spare = _Agent(run, "t4-spare", "198.18.4.10", random.Random(5))
+    if not agent.sign_up() or not spare.sign_up():
         return
-    holder, buyer, next_one = (agent.add(p) for p in people[:3])
+    holder, next_one, buyer = agent.add(people[0]), agent.add(people[2]), spare.add(people[1])
     if holder is None or buyer is None or next_one is None:
         return
-    run.owned["T4"].update({f"account:{agent.account_id}", f"patient:{holder}",
-                            f"patient:{buyer}"})
+    run.owned["T4"].update({f"account:{agent.account_id}", f"account:{spare.account_id}",
+                            f"patient:{holder}", f"patient:{buyer}"})
     sid = target.open_session
     token = agent.screen(sid)
     time.sleep(_MIN_AGE)
@@ -441,9 +444,9 @@ def _launder(run: _Run, target: _Target, people: list[Identity]) -> None:
     time.sleep(_MIN_AGE)
     agent.post("cancel", f"/bookings/{held.json()['id']}/cancel",
                {pay_screen["token_header"]: pay_screen["cancel_token"]}, {})
-    token = agent.screen(sid)
+    token = spare.screen(sid)
     time.sleep(_MIN_AGE)
-    if agent.book(sid, buyer, token, step="rebook_for_buyer").status_code == 201:
+    if spare.book(sid, buyer, token, step="rebook_for_buyer").status_code == 201:
         run.event("T4")
     # The ring's next booking, once the operator has seen the alert (its decisions reach
     # every worker's guard within a second of being made).
