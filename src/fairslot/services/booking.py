@@ -150,7 +150,7 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
                                 "session_id": sid, **ctx.event_fields()}
     # Draw sessions give out only slots nobody on the waitlist wanted, once re-opened.
     leftovers_only = session.release_policy is ReleasePolicy.DRAW
-    slot: tuple[int, int] | None
+    slot: tuple[int, int, dt.datetime | None] | None
     if uow.postgres:
         # The slot claimed, the booking and its event written in one statement.
         slot = uow.bookings.hold_free_slot(
@@ -158,7 +158,7 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
             event={**event, "kind": "booking.created", "at": now, "detail": detail})
     else:
         claimed = uow.schedule.claim_free_slot(sid, now, leftovers_only=leftovers_only)
-        slot = None if claimed is None else (claimed.id, claimed.number)
+        slot = None if claimed is None else (claimed.id, claimed.number, claimed.freed_at)
         if slot is not None:
             booking.slot_id = slot[0]
             uow.bookings.insert(booking)
@@ -172,6 +172,9 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
         raise SlotUnavailable("no free slot left in this session")
     detail = {"channel": detail["channel"], "slot": slot[0],
               **{k: v for k, v in detail.items() if k != "channel"}}
+    if slot[2] is not None:
+        # The slot had re-opened (a cancellation, a lapsed hold): when, read in the claim.
+        detail["freed_at"] = slot[2].astimezone(dt.UTC).isoformat()
     if uow.postgres:
         uow.events.note("booking.created", now, booking_id=booking.id, detail=detail, **event)
     else:

@@ -53,10 +53,12 @@ def latest_close(deps: Deps, session: Session, wanted: dt.datetime) -> dt.dateti
 
 def release_now(uow: UnitOfWork, session: Session, slot_ids: Sequence[int],
                 now: dt.datetime) -> None:
-    """Open slots to booking now (an fcfs session's free slots have no ``open_from``)."""
+    """Open slots to booking now (an fcfs session's free slots have no ``open_from``); each
+    is stamped as re-opened now (``slots.freed_at``)."""
     for slot_id in slot_ids:
         uow.schedule.release_slot(
-            slot_id, open_from=None if session.release_policy is ReleasePolicy.FCFS else now)
+            slot_id, now,
+            open_from=None if session.release_policy is ReleasePolicy.FCFS else now)
 
 
 def open_short_round(uow: UnitOfWork, deps: Deps, session: Session, slot_ids: Sequence[int],
@@ -132,7 +134,7 @@ def on_slot_freed(uow: UnitOfWork, deps: Deps, booking: Booking, session: Sessio
     if offered is not None:
         uow.rounds.update_entry(offered.id, outcome=EntryOutcome.PASSED.value)
     if now >= session.starts_at:
-        uow.schedule.release_slot(booking.slot_id)  # too late for anyone: kept free
+        uow.schedule.release_slot(booking.slot_id, now)  # too late for anyone: kept free
         return
     if deps.settings.waitlist_enabled and offer(uow, deps, booking.slot_id, session):
         return

@@ -86,6 +86,13 @@ slots = sa.Table(
     # release); a draw session's leftover from this moment; the session's start for a slot
     # held back for a short round's draw (docs/release.md, "No speed race anywhere").
     sa.Column("open_from", UTCDateTime, nullable=True),
+    # When the slot last returned to the public pool after it was first given out (a
+    # booking cancelled, a hold or an offer lapsing) or, for a draw session's leftover, when
+    # it opened to booking; unset for a slot free since its session's release. Kept when the
+    # slot is taken, so the claim reads it back: a booking's event carries it, and the
+    # monitor measures a snipe from it (docs/monitoring.md, ``release_snipe``). A slot
+    # handed straight to the waitlist never passes through the pool and is not re-stamped.
+    sa.Column("freed_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("session_id", "number"),
 )
 

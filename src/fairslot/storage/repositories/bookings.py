@@ -65,14 +65,15 @@ class BookingRepository:
         booking.id = int(self.db.execute(_INSERT_BOOKING, row).scalar_one())
 
     def hold_free_slot(self, booking: Booking, *, leftovers_only: bool,
-                       event: dict[str, Any]) -> tuple[int, int] | None:
+                       event: dict[str, Any]) -> tuple[int, int, dt.datetime | None] | None:
         """PostgreSQL only: claim the session's lowest-numbered free slot (as
         ``ScheduleRepository.claim_free_slot``), insert ``booking`` on it and append its
         event, in one statement (three before: the booking path's round trips and
         per-statement costs were most of its database time). ``event`` holds the event
         row's columns except ``booking_id``; the slot's id is added to its ``detail`` as
-        ``slot``. Sets ``booking.slot_id`` and ``booking.id`` and returns the slot's (id,
-        number), or None (nothing written) when no slot is free."""
+        ``slot``, and when the slot had re-opened (``slots.freed_at``) that moment as
+        ``freed_at``. Sets ``booking.slot_id`` and ``booking.id`` and returns the slot's (id,
+        number, freed_at), or None (nothing written) when no slot is free."""
         params = {f"b_{f}": getattr(booking, f) for f in _BOOKING_FIELDS if f != "slot_id"}
         params.update({f"e_{k}": event.get(k) for k in _HOLD_EVENT_FIELDS})
         params["session"] = booking.session_id
@@ -82,7 +83,7 @@ class BookingRepository:
             return None
         booking.slot_id = int(row[0])
         booking.id = int(row[2])
-        return int(row[0]), int(row[1])
+        return int(row[0]), int(row[1]), row[3]
 
     def get(self, booking_id: int) -> Booking | None:
         return self.db.get(Booking, booking_id)
@@ -273,17 +274,24 @@ def _hold_statement(leftovers_only: bool) -> sa.Select[Any]:
         sa.select(*[claimed.c.id if f == "slot_id" else
                     sa.bindparam(f"b_{f}", type_=b.c[f].type) for f in _BOOKING_FIELDS]),
     ).returning(b.c.id, b.c.slot_id).cte("booked")
+    # The re-opening as the services write times in a detail (ISO 8601, UTC), only if any.
+    freed = sa.case(
+        (claimed.c.freed_at.is_(None), sa.cast(sa.literal("{}"), JSONB)),
+        else_=sa.func.jsonb_build_object("freed_at", sa.func.to_char(
+            sa.func.timezone("UTC", claimed.c.freed_at),
+            'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))
     detail = sa.cast(
         sa.cast(sa.bindparam("e_detail", type_=sa.JSON), JSONB).op("||")(
-            sa.func.jsonb_build_object("slot", booked.c.slot_id)),
+            sa.func.jsonb_build_object("slot", booked.c.slot_id)).op("||")(freed),
         e.c.detail.type)
     columns = [f for f in _HOLD_EVENT_FIELDS if f != "detail"]
     logged = sa.insert(e).from_select(
         [*columns, "booking_id", "detail"],
         sa.select(*[sa.bindparam(f"e_{f}", type_=e.c[f].type) for f in columns],
-                  booked.c.id, detail),
+                  booked.c.id, detail)
+        .select_from(booked.join(claimed, claimed.c.id == booked.c.slot_id)),
     ).cte("logged")
-    return (sa.select(claimed.c.id, claimed.c.number, booked.c.id)
+    return (sa.select(claimed.c.id, claimed.c.number, booked.c.id, claimed.c.freed_at)
             .select_from(claimed.join(booked, booked.c.slot_id == claimed.c.id))
             .add_cte(logged))
 _SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(Session))

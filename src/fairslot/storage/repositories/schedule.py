@@ -23,6 +23,8 @@ _TAKEN = [s.value for s in SLOT_TAKEN_STATUSES]
 class ClaimedSlot:
     id: int
     number: int
+    freed_at: dt.datetime | None = None
+    """When the slot last re-opened to the public (``slots.freed_at``), if it ever did."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -162,7 +164,7 @@ class ScheduleRepository:
         and the re-check of ``taken`` under the lock keeps two of them off one slot."""
         row = self.db.execute(claim_statement(leftovers_only),
                               {"session": session_id, "now": now}).first()
-        return None if row is None else ClaimedSlot(int(row[0]), int(row[1]))
+        return None if row is None else ClaimedSlot(int(row[0]), int(row[1]), row[2])
 
     def add_slots(self, session_id: int, starts: Sequence[dt.datetime]) -> None:
         """Numbered slots 1..n, in one round trip."""
@@ -229,9 +231,14 @@ class ScheduleRepository:
             .values(taken=True, open_from=None).returning(t.slots.c.number)).scalar_one()
         return ClaimedSlot(int(slot_id), int(number))
 
-    def release_slot(self, slot_id: int, *, open_from: dt.datetime | None = None) -> None:
+    def release_slot(self, slot_id: int, freed_at: dt.datetime, *,
+                     open_from: dt.datetime | None = None) -> None:
+        """Return a slot to the public pool at ``freed_at`` (bookable from ``open_from``, or
+        at once when unset). Its ``freed_at`` is what a booking that takes it next reports as
+        its re-opening; slots held back for a round (``reserve_slots``) or handed to the
+        waitlist never come through here until they open to everyone."""
         self.db.execute(sa.update(t.slots).where(t.slots.c.id == slot_id)
-                        .values(taken=False, open_from=open_from))
+                        .values(taken=False, open_from=open_from, freed_at=freed_at))
 
     def slot(self, slot_id: int) -> Slot | None:
         return self.db.get(Slot, slot_id)
@@ -259,5 +266,8 @@ def claim_statement(leftovers_only: bool) -> sa.Update:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
+    # ``freed_at`` is kept on the taken slot and read back here, in the claim itself: the
+    # booking's event says when the slot last re-opened without another statement.
     return (sa.update(t.slots).where(t.slots.c.id == candidate, t.slots.c.taken.is_(False))
-            .values(taken=True, open_from=None).returning(t.slots.c.id, t.slots.c.number))
+            .values(taken=True, open_from=None)
+            .returning(t.slots.c.id, t.slots.c.number, t.slots.c.freed_at))
