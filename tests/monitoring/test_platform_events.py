@@ -5,25 +5,33 @@ replaying them changes nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 import pytest
 import redis
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from fairslot.bootstrap import Platform
 from fairslot.clock import FixedClock
 from fairslot.domain.errors import InvalidInput, NotFound
 from fairslot.monitoring.assemble import make_monitor
 from fairslot.monitoring.decisions import MemoryDecisionBook
+from fairslot.monitoring.engine import Engine
 from fairslot.monitoring.events import MonitorEvent
 from fairslot.monitoring.publish import PlatformPublisher
+from fairslot.monitoring.scenarios import Entity, Finding, build_scenarios
 from fairslot.monitoring.store import MemoryStore
 from fairslot.monitoring.stream import InProcessStream, RedisStreamConsumer, RedisStreamPublisher
+from fairslot.monitoring.windows import MemoryWindows
 from fairslot.services import accounts, booking
 from fairslot.services.context import RequestContext
+from fairslot.storage import tables as t
 from fairslot.web.app import create_app
 from tests.conftest import World, api_book, api_pay
+from tests.integration.test_release import _close_and_draw, _draw_world, _enter_all
 from tests.monitoring.conftest import settings
 
 CTX = RequestContext(ip="198.51.100.7", device_id="dev-1")
@@ -237,3 +245,88 @@ def test_a_servers_booking_screen_and_its_screen_to_action_time_are_published(
              if e.kind == "access" and e.account == str(account.id)]
     assert f"/api/v1/sessions/{session_id}/booking-screen" in paths
     assert "/api/v1/bookings" in paths
+
+
+def _snipes(events: list[MonitorEvent]) -> list[Finding]:
+    engine = Engine(build_scenarios(settings()), MemoryWindows())
+    return [f for f in engine.run(sorted(events, key=lambda e: e.ts))
+            if f.scenario == "release_snipe"]
+
+
+def test_a_slot_taken_moments_after_a_cancellation_is_a_snipe_from_its_reopening(
+        world: World) -> None:
+    """A poller catching freed slots: released a day before, each slot taken 0.3 s after
+    another account cancelled it. Measured from the release it is a day late; the booking's
+    event says when the slot re-opened, and the snipe is measured from that."""
+    stream = InProcessStream()
+    world.platform.on_commit.append(PlatformPublisher(stream))
+    run = world.platform.run
+    clock = world.platform.clock
+    assert isinstance(clock, FixedClock)
+    poller, poller_patients, _ = world.patient_account("poller", patients=2)
+    cancelled_at = []
+    for n, session_id in enumerate(world.session_ids[:2]):
+        holder, (holder_patient,), _ = world.patient_account(f"holder{n}")
+        held = run(booking.book, holder, holder_patient, session_id, CTX)
+        clock.advance(600)
+        run(booking.cancel, holder, held.booking.id or 0, CTX)
+        cancelled_at.append(clock.now())
+        with world.platform.uow() as uow:
+            freed = uow.db.execute(sa.select(t.slots.c.freed_at, t.slots.c.taken).where(
+                t.slots.c.id == held.booking.slot_id)).one()
+        assert freed == (clock.now(), False)  # back in the pool, stamped
+        clock.advance(0.3)
+        taken = run(booking.book, poller, poller_patients[n], session_id,
+                    RequestContext(ip="198.51.100.99", device_id="poll-1"))
+        assert taken.booking.slot_id == held.booking.slot_id  # the freed slot itself
+        clock.advance(3600)
+    events = _drain(stream)
+    created = [e for e in events if e.kind == "booking.created"]
+    holders, caught = created[0::2], created[1::2]
+    assert all("freed_ts" not in e.detail for e in holders)  # free since the release
+    assert [e.detail["freed_ts"] for e in caught] == [at.timestamp() for at in cancelled_at]
+    assert all(e.ts - (e.release_ts or 0) > 3600 for e in caught)  # long after release
+    # The stored event row carries it too (the records export reads it from there).
+    with world.platform.uow() as uow:
+        stored = uow.db.execute(sa.select(t.events.c.detail).where(
+            t.events.c.kind == "booking.created").order_by(t.events.c.id)).scalars().all()
+    assert [dt.datetime.fromisoformat(d["freed_at"]) for d in stored[1::2]] == cancelled_at
+    snipes = _snipes(events)
+    assert {f.entity for f in snipes} == {Entity("account", str(poller.id)),
+                                          Entity("device", "poll-1")}
+    last = snipes[-1]
+    assert last.figures["from"] == "reopened"
+    assert last.figures["last_s"] == pytest.approx(0.3, abs=0.001)
+
+
+def test_a_slot_handed_to_the_waitlist_is_no_reopening(platform: Platform,
+                                                      clock: FixedClock) -> None:
+    """A cancelled draw slot goes to the waitlist's head as an offer: it never re-opens to
+    the public, so it is not stamped, no booking is published for it, and a fast payment of
+    the offer is no snipe."""
+    dw = _draw_world(platform, clock, people=6, capacity=1)
+    _enter_all(dw)
+    _close_and_draw(dw)
+    stream = InProcessStream()
+    platform.on_commit.append(PlatformPublisher(stream))
+    with platform.uow() as uow:
+        winner = uow.bookings.of_session(dw.sessions[0])[0]
+        owner = uow.accounts.get(winner.account_id)
+    assert owner is not None
+    clock.advance(600)
+    platform.run(booking.cancel, owner, winner.id or 0, CTX)
+    clock.advance(0.3)
+    with platform.uow() as uow:
+        offered = uow.bookings.active_for(
+            next(b.patient_id for b in uow.bookings.of_session(dw.sessions[0])
+                 if b.channel.value == "waitlist"), dw.sessions[0])
+        freed = uow.db.execute(sa.select(t.slots.c.freed_at, t.slots.c.taken).where(
+            t.slots.c.id == winner.slot_id)).one()
+        taker = uow.accounts.get(offered.account_id) if offered else None
+    assert offered is not None and offered.slot_id == winner.slot_id and taker is not None
+    assert freed == (None, True)
+    platform.run(booking.pay, taker, offered.id or 0, "alipay:quick@example.com", CTX)
+    events = _drain(stream)
+    assert "waitlist.offered" in {e.kind for e in events}
+    assert not [e for e in events if e.kind == "booking.created"]
+    assert _snipes(events) == []

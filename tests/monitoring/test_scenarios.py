@@ -140,6 +140,40 @@ def test_taking_slots_within_two_seconds_of_release_twice_is_flagged() -> None:
     assert fired(findings, "release_snipe") == {Entity("device", "broker-phone")}
 
 
+def test_taking_a_reopened_slot_within_two_seconds_is_measured_from_its_reopening() -> None:
+    # Released hours before; each slot taken 0.3 s after another account's booking of it
+    # was cancelled (a poller), against a patient who happened on a freed slot a minute on.
+    release = T0 - 6 * 3600
+    poller = [ev("booking.created", n * 3600 + 0.3, account="poller", device="p-dev",
+                 release_ts=release, detail={"freed_ts": T0 + n * 3600})
+              for n in range(2)]
+    patient = [ev("booking.created", n * 3600 + 60, account="mum", device="m-dev",
+                  release_ts=release, detail={"freed_ts": T0 + n * 3600})
+               for n in range(3)]
+    # A freeing before the release (a slot never re-opened after it) does not move the mark.
+    stale = [ev("booking.created", n * 3600 + 900, account="late", device="l-dev",
+                release_ts=T0 + n * 3600 + 899, detail={"freed_ts": T0 - 86_400})
+             for n in range(2)]
+    findings = run(poller + patient + stale)
+    snipes = [f for f in findings if f.scenario == "release_snipe"]
+    assert {f.entity for f in snipes} == {Entity("account", "poller"), Entity("device", "p-dev"),
+                                          Entity("account", "late"), Entity("device", "l-dev")}
+    reopened = [f for f in snipes if f.entity == Entity("account", "poller")]
+    assert reopened[-1].figures["from"] == "reopened"
+    assert reopened[-1].figures["last_s"] == pytest.approx(0.3)
+    assert "re-opened" in reopened[-1].summary
+    late = [f for f in snipes if f.entity == Entity("account", "late")]
+    assert late[-1].figures["from"] == "release"
+
+
+def test_without_a_reopening_the_same_bookings_are_no_snipe() -> None:
+    # The poller's bookings as a platform publishing only the release shows them.
+    release = T0 - 6 * 3600
+    poller = [ev("booking.created", n * 3600 + 0.3, account="poller", device="p-dev",
+                 release_ts=release) for n in range(2)]
+    assert fired(run(poller), "release_snipe") == set()
+
+
 def test_booking_screens_collected_before_release_for_several_targets_are_flagged() -> None:
     release = T0 + 60
     bot = [ev("screen.booking", 48 + n, account="bot", session=f"s{n}", patient="p1",

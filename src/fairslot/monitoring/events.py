@@ -71,8 +71,11 @@ KINDS: Mapping[str, str] = {
     "entry.created": "a draw entry: session = first choice, release_ts = the window's opening",
     "entry.changed": "a draw entry's choices changed",
     "entry.withdrawn": "a draw entry withdrawn",
-    "booking.created": "a booking held: release_ts = when its slot opened; detail "
-                       "screen_age_s (seconds since its booking screen, if one was issued)",
+    "booking.created": "a booking held: release_ts = when its session's slots were "
+                       "released; detail screen_age_s (seconds since its booking screen, "
+                       "if one was issued), freed_ts (when the slot it took last re-opened "
+                       "to the public: a booking cancelled, a hold or an offer lapsing; "
+                       "absent for a slot free since its release)",
     "booking.paid": "a booking paid: payer = blind index; detail screen_age_s (seconds "
                     "since its payment screen, if one was issued), since_offer_s for a "
                     "waitlist offer (seconds from the offer to the payment)",
@@ -120,7 +123,8 @@ class MonitorEvent:
     """Blind index of the account's mobile number."""
     channel: str = Channel.WEB.value
     release_ts: float | None = None
-    """When the session (or the re-opened slot, or the draw window) opened, if it matters."""
+    """When the session (or the draw window) opened, if it matters. When the slot a booking
+    took re-opened later (a cancellation, a lapsed hold) is its detail's ``freed_ts``."""
     detail: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property

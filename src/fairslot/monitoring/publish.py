@@ -9,9 +9,10 @@ the stream, without blocking and without ever raising into the request that comm
 A row's fields are the log's columns (``account_id``, ``patient_id``, ``session_id``,
 ``booking_id``, ``ip``, ``device_id``) and its ``detail``; the services put in ``detail``
 the few things the scenarios need and the columns lack: the department and doctor of a
-booking or entry, when its slots were released, the payer's blind index, the channel, the
-seconds since the booking screen or the waitlist offer. Rows the monitor has no scenario
-for (an operator's change of a policy, a beacon) are left out.
+booking or entry, when its slots were released (and, for a booking, when the slot it took
+last re-opened: ``freed_at``, published as ``freed_ts``), the payer's blind index, the
+channel, the seconds since the booking screen or the waitlist offer. Rows the monitor has
+no scenario for (an operator's change of a policy, a beacon) are left out.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def to_monitor_event(kind: str, at: dt.datetime, fields: Mapping[str, Any], even
         return None
     detail = dict(fields.get("detail") or {})
     lifted = {key: detail.pop(key, None) for key in _LIFTED}
+    if "freed_at" in detail:
+        # Seconds since the epoch, as every time the scenarios compute with.
+        freed = _timestamp(detail.pop("freed_at"))
+        if freed is not None:
+            detail["freed_ts"] = freed
     channel = _CHANNELS.get(str(lifted["channel"] or "web"), Channel.WEB.value)
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)

@@ -138,11 +138,11 @@ def events_from_records(records: Records, pseudonyms: Pseudonyms) -> list[Monito
     validity: dict[str, tuple[bool, bool | None]] = {}
     columns = ("booking_id", "created_at", "account_id", "patient_id_number", "patient_name",
                "department", "doctor_id", "session_start", "released_at", "channel", "ip",
-               "device_id", "cancelled_at")
+               "device_id", "cancelled_at", "slot_freed_at")
     frame = records.bookings.select(
         *[c if c in records.bookings.columns else pl.lit(None).alias(c) for c in columns])
     for (booking, created, account, id_number, name, department, doctor, start, released,
-         channel, ip, device, cancelled) in frame.iter_rows():
+         channel, ip, device, cancelled, freed) in frame.iter_rows():
         patient = pseudonyms.patient(id_number)
         session = f"{doctor}@{start.isoformat()}"
         chan = _CHANNELS.get((channel or "").strip().lower(), Channel.WEB).value
@@ -160,11 +160,14 @@ def events_from_records(records: Records, pseudonyms: Pseudonyms) -> list[Monito
                 patient=patient, ip=ip, device=device, channel=chan, detail=detail))
         fields = (account, patient, session, doctor, department, ip, device, chan)
         booked[booking] = fields
+        timing = screen_age(account, at)
+        if freed is not None:
+            # The optional ``slot_freed_at``: the slot had re-opened (docs/records.md).
+            timing["freed_ts"] = float(freed.timestamp())
         events.append(MonitorEvent(
             f"b:{booking}", "booking.created", at, account=account, patient=patient,
             session=session, doctor=doctor, department=department, booking=booking, ip=ip,
-            device=device, channel=chan, release_ts=_ts(released),
-            detail=screen_age(account, at)))
+            device=device, channel=chan, release_ts=_ts(released), detail=timing))
         if cancelled is not None:
             events.append(MonitorEvent(
                 f"c:{booking}", "booking.cancelled", float(cancelled.timestamp()),

@@ -37,8 +37,12 @@ class _Repeated(Scenario):
     def member(self, event: MonitorEvent) -> str:
         return event.id
 
-    def describe(self, figure: float) -> str:
+    def describe(self, figure: float, event: MonitorEvent) -> str:
         raise NotImplementedError
+
+    def evidence(self, event: MonitorEvent) -> dict[str, Any]:
+        """Extra figures of the qualifying event for the finding's evidence."""
+        return {}
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         if self.platform.owns(event) or self.qualifies(event) is None:
@@ -70,9 +74,10 @@ class _Repeated(Scenario):
             out.append(Finding(
                 self.name, graded(count, self.times, high=2.5), Entity(name, key),
                 f"{name} {key}: {count} times in {span(self.window.seconds)}, "
-                f"the last {self.describe(figure)}",
+                f"the last {self.describe(figure, event)}",
                 {"times": count, "last_s": round(figure, 3), "threshold": self.times,
-                 "window_s": self.window.seconds}, event, related=related))
+                 "window_s": self.window.seconds, **self.evidence(event)}, event,
+                related=related))
 
 
 class FastAction(_Repeated):
@@ -100,12 +105,16 @@ class FastAction(_Repeated):
         age = float(age)
         return age if age < self.person_seconds else None
 
-    def describe(self, figure: float) -> str:
+    def describe(self, figure: float, event: MonitorEvent) -> str:
         return f"{figure:.2f} s after its screen"
 
 
 class ReleaseSnipe(_Repeated):
-    """Taking a slot within ``snipe_seconds`` of its release (or of its re-opening)."""
+    """Taking a slot within ``snipe_seconds`` of its release or of its re-opening: measured
+    from the later of the session's release (``release_ts``) and the moment the slot taken
+    last returned to the public pool (``freed_ts``: another booking cancelled, a hold or an
+    offer lapsing). A slot the waitlist hands on never re-opens to the public and its offer
+    is the platform's own booking, so the waitlist is no snipe."""
 
     name = "release_snipe"
     tactics = ("T1", "T2", "T9")
@@ -121,13 +130,31 @@ class ReleaseSnipe(_Repeated):
         return {"after_release_s": self.snipe_seconds, "times": self.times,
                 "window_s": self.window.seconds}
 
+    @staticmethod
+    def opened(event: MonitorEvent) -> tuple[float, bool] | None:
+        """When the slot taken last opened to the public, and whether that was a
+        re-opening rather than the session's release."""
+        freed = event.detail.get("freed_ts")
+        if freed is not None and (event.release_ts is None
+                                  or float(freed) > event.release_ts):
+            return float(freed), True
+        return None if event.release_ts is None else (event.release_ts, False)
+
     def qualifies(self, event: MonitorEvent) -> float | None:
-        if event.release_ts is None:
+        opened = self.opened(event)
+        if opened is None:
             return None
-        after = event.ts - event.release_ts
+        after = event.ts - opened[0]
         return after if 0 <= after < self.snipe_seconds else None
 
-    def describe(self, figure: float) -> str:
+    def evidence(self, event: MonitorEvent) -> dict[str, Any]:
+        opened = self.opened(event)
+        return {"from": "reopened" if opened is not None and opened[1] else "release"}
+
+    def describe(self, figure: float, event: MonitorEvent) -> str:
+        opened = self.opened(event)
+        if opened is not None and opened[1]:
+            return f"{figure:.2f} s after its slot re-opened"
         return f"{figure:.2f} s after release"
 
 
@@ -160,7 +187,7 @@ class EarlyTokens(_Repeated):
         before = event.release_ts - event.ts
         return before if before >= self.early_seconds else None
 
-    def describe(self, figure: float) -> str:
+    def describe(self, figure: float, event: MonitorEvent) -> str:
         return f"{figure:.1f} s before release"
 
 
@@ -190,5 +217,5 @@ class WaitlistFastAccept(_Repeated):
         since = float(since)
         return since if since < self.read_seconds else None
 
-    def describe(self, figure: float) -> str:
+    def describe(self, figure: float, event: MonitorEvent) -> str:
         return f"{figure:.1f} s after the offer"
