@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import pathlib
 
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from fairslot.services.booking import book, pay
+from fairslot.clock import FixedClock
+from fairslot.investigation.records import read_records
+from fairslot.monitoring.replay import Pseudonyms, events_from_records
+from fairslot.services.booking import book, cancel, pay
 from fairslot.services.context import RequestContext
 from fairslot.services.export import (
     ACCESS_COLUMNS,
@@ -64,3 +68,33 @@ def test_clear_export_to_parquet_keeps_the_real_values(world: World,
     frame = pl.read_parquet(tmp_path / "bookings.parquet")
     assert frame["patient_id_number"].to_list() == [view.patient.id_number]
     assert frame["status"].to_list() == ["booked"]
+
+
+def test_a_booking_of_a_reopened_slot_exports_when_it_reopened(world: World,
+                                                             tmp_path: pathlib.Path) -> None:
+    """``slot_freed_at`` (optional, docs/records.md): empty for a slot free since its
+    release, the cancellation's moment for a slot taken after one; the monitor's replay of
+    the export measures from it."""
+    clock = world.platform.clock
+    assert isinstance(clock, FixedClock)
+    run = world.platform.run
+    holder, (held_for,), _ = world.patient_account("holder")
+    poller, (caught_for,), _ = world.patient_account("poller")
+    ctx = RequestContext(ip="198.51.100.7", device_id="dev-1")
+    held = run(book, holder, held_for, world.session_ids[0], ctx)
+    clock.advance(120)
+    run(cancel, holder, held.booking.id or 0, ctx)
+    freed = clock.now()
+    clock.advance(0.25)
+    caught = run(book, poller, caught_for, world.session_ids[0], ctx)
+    assert caught.booking.slot_id == held.booking.slot_id
+    run(export_records, tmp_path, since=None, until=None)
+    rows = {r["booking_id"]: r for r in _read(tmp_path / "bookings.csv")}
+    assert rows[str(held.booking.id)]["slot_freed_at"] == ""
+    at = dt.datetime.fromisoformat(rows[str(caught.booking.id)]["slot_freed_at"])
+    assert at == freed and at.utcoffset() == dt.timedelta(hours=8)
+    events = events_from_records(read_records(tmp_path, zone=world.platform.settings.zone),
+                                 Pseudonyms(b"k" * 32))
+    created = {e.booking: e for e in events if e.kind == "booking.created"}
+    assert "freed_ts" not in created[str(held.booking.id)].detail
+    assert created[str(caught.booking.id)].detail["freed_ts"] == freed.timestamp()

@@ -29,8 +29,9 @@ def test_dirty_rows_are_counted_with_their_reason_not_dropped_silently(
     ]
     folder = write_records(rows)
     with (folder / "bookings.csv").open("a", encoding="utf-8") as handle:
+        # Every column of the header (the last, slot_freed_at, empty), then one more.
         handle.write("b5,2025-03-01T10:00:00+08:00,acc1,x,resident_id,y,z,h,d,d1,s,r,c,i,dv,st,"
-                     "c,1,EXTRA\n")
+                     "c,1,,EXTRA\n")
     records = read_records(folder)
     reasons = _reasons(records)
     assert records.rows_read["bookings"] == 6

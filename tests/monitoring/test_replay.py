@@ -115,3 +115,22 @@ def test_replaying_duplicated_rows_changes_no_alert(synthetic: pathlib.Path) -> 
                        a.last_seen, [s["id"] for s in a.samples]) for a in alerts)
 
     assert view(twice.alerts) == view(once.alerts)
+
+
+def test_a_records_slot_freed_at_reaches_the_booking_event(tmp_path: pathlib.Path) -> None:
+    # The optional column: b2 took a slot 0.4 s after it re-opened, days after the release.
+    bookings = """booking_id,created_at,account_id,patient_id_number,department,doctor_id,\
+session_start,released_at,channel,status,slot_freed_at
+b1,2025-03-01T07:30:25+08:00,a1,110101199003071233,心内科,d1,2025-03-16T08:00:00+08:00,\
+2025-03-01T07:30:00+08:00,app,paid,
+b2,2025-03-04T10:00:00.400+08:00,a2,110101199003071233,心内科,d1,2025-03-16T08:00:00+08:00,\
+2025-03-01T07:30:00+08:00,app,paid,2025-03-04T10:00:00+08:00
+"""
+    (tmp_path / "bookings.csv").write_text(bookings, encoding="utf-8")
+    (tmp_path / "payments.csv").write_text("payment_id,booking_id,paid_at,payer_account,"
+                                           "amount\n", encoding="utf-8")
+    events = events_from_records(read_records(tmp_path, zone=ZONE), Pseudonyms(b"k" * 32))
+    by_id = {e.id: e for e in events}
+    assert "freed_ts" not in by_id["b:b1"].detail
+    b2 = by_id["b:b2"]
+    assert b2.ts - b2.detail["freed_ts"] == pytest.approx(0.4)

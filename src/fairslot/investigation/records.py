@@ -55,6 +55,9 @@ BOOKING_COLUMNS: tuple[tuple[str, bool, str], ...] = (
     ("status", True, "str"),
     ("cancelled_at", False, "time"),
     ("fee", False, "num"),
+    # fairslot's optional extension (docs/records.md, "Re-opened slots"): when the slot a
+    # booking took had last returned to the public pool, if it had.
+    ("slot_freed_at", False, "time"),
 )
 PAYMENT_COLUMNS: tuple[tuple[str, bool, str], ...] = (
     ("payment_id", True, "str"),

@@ -38,6 +38,17 @@ def _iso(value: dt.datetime | None, zone: Any) -> str | None:
     return None if value is None else value.astimezone(zone).isoformat(timespec="milliseconds")
 
 
+def _freed_at(detail: Any) -> dt.datetime | None:
+    """When the slot a booking took had last re-opened, from its ``booking.created`` event
+    (``freed_at``, written by the claim since migration 0017; absent before and for a slot
+    free since its release)."""
+    value = detail.get("freed_at") if isinstance(detail, dict) else None
+    try:
+        return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _rows(uow: UnitOfWork, query: sa.Select[Any], batch: int = 5000) -> Iterator[Any]:
     result = uow.db.connection().execution_options(stream_results=True).execute(query)
     while chunk := result.fetchmany(batch):
@@ -65,7 +76,8 @@ def export_records(uow: UnitOfWork, deps: Deps, out: pathlib.Path, *,
         return conditions
 
     b, s, d, p, dep = t.bookings, t.sessions, t.doctors, t.patients, t.departments
-    created = sa.select(t.events.c.booking_id, t.events.c.ip, t.events.c.device_id).where(
+    created = sa.select(t.events.c.booking_id, t.events.c.ip, t.events.c.device_id,
+                        t.events.c.detail).where(
         t.events.c.kind == "booking.created").subquery()
     hospital_code = sa.select(t.hospitals.c.code).where(
         t.hospitals.c.id == dep.c.hospital_id).scalar_subquery()
@@ -73,7 +85,7 @@ def export_records(uow: UnitOfWork, deps: Deps, out: pathlib.Path, *,
         sa.select(b.c.id, b.c.created_at, b.c.account_id, p.c.id_number, p.c.name, p.c.phone,
                   hospital_code.label("hospital"), dep.c.code, s.c.doctor_id, s.c.starts_at,
                   s.c.release_at, b.c.channel, created.c.ip, created.c.device_id, b.c.status,
-                  b.c.cancelled_at, b.c.fee_cents)
+                  b.c.cancelled_at, b.c.fee_cents, created.c.detail)
         .join(s, s.c.id == b.c.session_id).join(d, d.c.id == s.c.doctor_id)
         .join(dep, dep.c.id == d.c.department_id).join(p, p.c.id == b.c.patient_id)
         .outerjoin(created, created.c.booking_id == b.c.id)
@@ -91,6 +103,7 @@ def export_records(uow: UnitOfWork, deps: Deps, out: pathlib.Path, *,
         "ip": r.ip, "device_id": r.device_id,
         "status": BOOKING_STATUS.get(r.status.value, r.status.value),
         "cancelled_at": _iso(r.cancelled_at, zone), "fee": f"{r.fee_cents / 100:.2f}",
+        "slot_freed_at": _iso(_freed_at(r.detail), zone),
     } for r in _rows(uow, bookings_q)]
 
     pay = t.payments
@@ -161,7 +174,8 @@ def _payer(protect: Any, payer: str) -> str:
 BOOKING_COLUMNS = ["booking_id", "created_at", "account_id", "patient_id_number",
                    "patient_id_type", "patient_name", "patient_phone", "hospital_id",
                    "department", "doctor_id", "session_start",
-                   "released_at", "channel", "ip", "device_id", "status", "cancelled_at", "fee"]
+                   "released_at", "channel", "ip", "device_id", "status", "cancelled_at", "fee",
+                   "slot_freed_at"]
 PAYMENT_COLUMNS = ["payment_id", "booking_id", "paid_at", "payer_account", "amount",
                    "refunded_at"]
 ACCESS_COLUMNS = ["ts", "ip", "account_id", "device_id", "method", "path", "status",
