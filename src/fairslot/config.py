@@ -370,6 +370,12 @@ class Settings(BaseSettings):
     monitor_launder_seconds: float = Field(30.0, gt=0)
     monitor_spread_departments: int = Field(4, ge=2)
     monitor_spread_seconds: int = Field(14 * 86400, ge=60)
+    monitor_spread_fast_departments: int = Field(3, ge=2)
+    """Departments within ``monitor_spread_seconds`` that name an identity when, in
+    ``monitor_spread_fast_bookings`` of them, a booking for it was taken less than
+    ``monitor_snipe_seconds`` after its slot opened (``identity_spread``; at
+    ``monitor_spread_departments`` or more it is off)."""
+    monitor_spread_fast_bookings: int = Field(2, ge=1)
     monitor_bad_identities: int = Field(3, ge=1)
     monitor_bad_identity_seconds: int = Field(30 * 86400, ge=60)
     monitor_bad_identity_burst: int = Field(20, ge=2)
@@ -392,6 +398,12 @@ class Settings(BaseSettings):
     monitor_lockstep_similarity: float = Field(0.2, gt=0, le=1)
     monitor_lockstep_max_bucket: int = Field(50, ge=2)
     monitor_lockstep_window_seconds: int = Field(90 * 86400, ge=3600)
+    monitor_lockstep_group: int = Field(3, ge=0)
+    """``lockstep`` judged as a group: an account in the same bucket as this many other
+    accounts, each of which it already shared a bucket with on another release, is named
+    with them (0: off)."""
+    monitor_lockstep_group_sessions: int = Field(2, ge=2)
+    """Releases an account must share with each member of such a group."""
     monitor_surge_seconds: int = Field(600, ge=60)
     monitor_surge_min: int = Field(30, ge=2)
     monitor_surge_factor: float = Field(5.0, gt=1)

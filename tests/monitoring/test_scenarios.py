@@ -255,6 +255,39 @@ def test_one_identity_booked_in_four_departments_within_two_weeks_is_flagged() -
     assert fired(run(spread + chronic), "identity_spread") == {Entity("patient", "fake")}
 
 
+
+def _booked(patient: str, day: int, department: str, after: float) -> MonitorEvent:
+    """A booking for ``patient`` taken ``after`` seconds after its slot opened on ``day``."""
+    return ev("booking.created", day * 86_400 + after, patient=patient, department=department,
+              account=f"acc-{patient}", release_ts=T0 + day * 86_400)
+
+
+def test_three_departments_each_taken_the_instant_the_slot_opened_are_flagged() -> None:
+    held = [_booked("held", day, f"d{day}", 0.4 + day / 10) for day in range(3)]
+    findings = run(held)
+    assert fired(findings, "identity_spread") == {Entity("patient", "held")}
+    spread = next(f for f in findings if f.scenario == "identity_spread")
+    assert spread.figures["rule"] == "departments_and_speed"
+    assert spread.figures["fast_departments"] == 3
+
+
+@pytest.mark.parametrize("afters", [
+    (40.0, 95.0, 300.0),  # three conditions, booked at a person's pace
+    (1.2, 95.0, 300.0),   # one of them caught the instant it opened, as luck has it
+])
+def test_a_patient_seeing_three_departments_at_a_persons_pace_is_not_flagged(
+        afters: tuple[float, ...]) -> None:
+    frail = [_booked("frail", day, f"d{day}", after) for day, after in enumerate(afters)]
+    # Two departments, both taken the instant they opened: still not three.
+    quick = [_booked("quick", day, f"d{day % 2}", 0.5) for day in range(4)]
+    assert fired(run(frail + quick), "identity_spread") == set()
+
+
+def test_speed_adds_nothing_when_turned_off() -> None:
+    held = [_booked("held", day, f"d{day}", 0.4) for day in range(3)]
+    assert fired(run(held, monitor_spread_fast_departments=4), "identity_spread") == set()
+
+
 def _release(session: str, day: int, accounts: dict[str, float]) -> list[MonitorEvent]:
     release = T0 + day * 86_400
     return [ev("booking.created", day * 86_400 + after, account=account, session=session,
@@ -277,6 +310,31 @@ def test_accounts_booking_together_release_after_release_are_in_lockstep() -> No
 def test_two_shared_releases_are_not_yet_lockstep() -> None:
     crew = {"c1": 3.1, "c2": 3.6}
     events = [e for day in range(2) for e in _release(f"s{day}", day, crew)]
+    assert fired(run(events), "lockstep") == set()
+
+
+
+def test_a_crowd_whose_members_share_only_two_releases_each_is_named_as_a_group() -> None:
+    # A session of a few slots lets a different part of the crowd in each day: no two
+    # accounts are together on three releases, but each meets the same faces twice.
+    days = [["c1", "c2", "c3", "c4"], ["c5", "c6", "c7", "c8"], ["c1", "c2", "c3", "c4"],
+            ["c5", "c6", "c7", "c8"]]
+    events = [e for day, crowd in enumerate(days)
+              for e in _release(f"s{day}", day, {a: 1.0 + n / 2 for n, a in enumerate(crowd)})]
+    findings = run(events)
+    named = {e for f in findings if f.scenario == "lockstep" for e in (f.entity, *f.related)}
+    assert named == {Entity("account", f"c{n}") for n in range(1, 9)}
+    # Judged as a group, not pair by pair.
+    assert all("group" in f.figures and "partners" not in f.figures
+               for f in findings if f.scenario == "lockstep")
+    assert fired(run(events, monitor_lockstep_group=0), "lockstep") == set()
+
+
+def test_a_few_relatives_booking_together_twice_are_not_a_group() -> None:
+    # Three accounts of one family (and a stranger once): each meets two others twice.
+    family = {"f1": 1.5, "f2": 2.0, "f3": 3.5}
+    events = [e for day in range(2) for e in _release(f"s{day}", day, family)]
+    events += _release("s1", 1, {"stranger": 2.2})
     assert fired(run(events), "lockstep") == set()
 
 

@@ -110,45 +110,92 @@ class Launder(Scenario):
 class IdentitySpread(Scenario):
     """One patient booked or entered in ``departments`` or more departments within
     ``seconds``: nobody has a headache and a foot ache at once. A fake identity held by a
-    farm is booked wherever a slot sells."""
+    farm is booked wherever a slot sells.
+
+    A patient with several conditions does see three departments in a fortnight (a
+    referral, a scan, a follow-up), so three are not enough on their own. They are with a
+    second sign of their own: ``fast_departments`` departments when, in at least
+    ``fast_bookings`` of them, a booking for the patient was taken less than
+    ``fast_seconds`` after its slot opened (``release_snipe``'s figure: beyond a person
+    using the app). A person with three conditions books at a person's pace; an identity
+    whose slots in different departments were each taken by a machine the instant they
+    opened is held by someone who books for a living."""
 
     name = "identity_spread"
     tactics = ("T5",)
     kinds = frozenset({"booking.created", "entry.created"})
     title = "one identity across unrelated departments"
 
-    def __init__(self, departments: int, seconds: int, platform: Platform) -> None:
+    def __init__(self, departments: int, seconds: int, platform: Platform, *,
+                 fast_departments: int | None = None, fast_bookings: int = 2,
+                 fast_seconds: float = 2.0) -> None:
         self.departments = departments
+        self.fast_departments = min(departments, fast_departments or departments)
+        self.fast_bookings = fast_bookings
+        self.fast_seconds = fast_seconds
         self.platform = platform
         self.window = Window(self.name, seconds)
+        self.fast = Window(f"{self.name}_fast", seconds)
 
     def windows(self) -> Sequence[Window]:
-        return (self.window,)
+        return (self.window, self.fast)
 
     def thresholds(self) -> dict[str, Any]:
-        return {"departments": self.departments, "window_s": self.window.seconds}
+        return {"departments": self.departments, "window_s": self.window.seconds,
+                "fast_departments": self.fast_departments,
+                "fast_bookings": self.fast_bookings, "fast_s": self.fast_seconds}
+
+    def _fast(self, event: MonitorEvent) -> bool:
+        if event.release_ts is None:
+            return False
+        return 0 <= event.ts - event.release_ts < self.fast_seconds
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         if event.patient is None or event.department is None or self.platform.owns(event):
             return False
         ops.append((ADD, self.window, event.patient, event.department, event.ts,
-                    self.departments))
+                    self.fast_departments))
+        # The departments where a booking was taken at a machine's speed: added when this
+        # one was, else only read.
+        if self._fast(event):
+            ops.append((ADD, self.fast, event.patient, event.department, event.ts,
+                        self.fast_bookings))
+        else:
+            ops.append((RECENT, self.fast, event.patient, "", event.ts, 0))
         return True
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
         count, departments = counted(results[start])
-        if count < self.departments:
+        if count < self.fast_departments:
+            return
+        fast_result = results[start + 1]
+        if isinstance(fast_result, list):
+            fast = len({member for member, _ in fast_result})
+        else:
+            fast, _ = counted(fast_result)
+        alone = count >= self.departments
+        if not alone and fast < self.fast_bookings:
             return
         assert event.patient is not None
         related = (Entity("account", event.account),) if event.account else ()
+        if alone:
+            summary = (f"patient {event.patient} booked in {count} departments within "
+                       f"{span(self.window.seconds)} (threshold {self.departments})")
+        else:
+            summary = (f"patient {event.patient} booked in {count} departments within "
+                       f"{span(self.window.seconds)}, in {fast} of them less than "
+                       f"{self.fast_seconds:g} s after the slot opened (threshold "
+                       f"{self.fast_departments} departments, {self.fast_bookings} taken "
+                       f"that fast)")
         out.append(Finding(
             self.name, "high" if count >= self.departments + 2 else "medium",
-            Entity("patient", event.patient),
-            f"patient {event.patient} booked in {count} departments within "
-            f"{span(self.window.seconds)} (threshold {self.departments})",
+            Entity("patient", event.patient), summary,
             {"departments": count, "window_s": self.window.seconds,
-             "threshold": self.departments}, event, related=related, members=departments))
+             "threshold": self.departments, "fast_departments": fast,
+             "fast_threshold": self.fast_bookings, "fast_s": self.fast_seconds,
+             "rule": "departments" if alone else "departments_and_speed"},
+            event, related=related, members=departments))
 
 
 class Lockstep(Scenario):
@@ -157,7 +204,16 @@ class Lockstep(Scenario):
     of ``bucket_seconds`` after the release; two accounts that share buckets on ``sessions``
     or more releases, with a Jaccard similarity of at least ``similarity`` over the releases
     each took part in, move together. A bucket crowded beyond ``max_bucket`` accounts is
-    skipped: a moment everybody shares says nothing about who is together."""
+    skipped: a moment everybody shares says nothing about who is together.
+
+    A crowd is also judged as a group: a session of a few slots lets only some of its
+    members in each time, so two of them may share only two releases, yet the account is
+    there with the same faces again and again. An account in the same bucket as at least
+    ``group`` other accounts, each of which it already shared a bucket with on another
+    release (``group_sessions`` shared releases in all), is named with them. Two or three
+    relatives or friends with accounts of their own may book together (a family needs
+    one account for up to five patients); ``group`` + 1 accounts landing in the same few
+    seconds of two releases together is a crowd."""
 
     name = "lockstep"
     tactics = ("T8",)
@@ -166,8 +222,10 @@ class Lockstep(Scenario):
 
     def __init__(self, bucket_seconds: float, release_seconds: float, sessions: int,
                  similarity: float, max_bucket: int, seconds: int,
-                 platform: Platform) -> None:
+                 platform: Platform, *, group: int = 0, group_sessions: int = 2) -> None:
         self.bucket_seconds = bucket_seconds
+        self.group = group
+        self.group_sessions = group_sessions
         self.release_seconds = release_seconds
         self.sessions = sessions
         self.similarity = similarity
@@ -183,7 +241,8 @@ class Lockstep(Scenario):
     def thresholds(self) -> dict[str, Any]:
         return {"bucket_s": self.bucket_seconds, "release_s": self.release_seconds,
                 "sessions": self.sessions, "similarity": self.similarity,
-                "max_bucket": self.max_bucket, "window_s": self.own.seconds}
+                "max_bucket": self.max_bucket, "window_s": self.own.seconds,
+                "group": self.group, "group_sessions": self.group_sessions}
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         if (event.account is None or event.session is None or event.release_ts is None
@@ -201,26 +260,44 @@ class Lockstep(Scenario):
               out: list[Finding]) -> None:
         own, matches = results[start]
         partners: list[tuple[str, int, float]] = []
+        crowd: list[tuple[str, int]] = []
         for other, shared, theirs in matches:
+            if self.group and shared >= self.group_sessions:
+                crowd.append((other, shared))
             if shared < self.sessions:
                 continue
             union = own + theirs - shared
             similarity = shared / union if union > 0 else 0.0
             if similarity >= self.similarity:
                 partners.append((other, shared, similarity))
-        if not partners:
-            return
         assert event.account is not None
-        partners.sort(key=lambda p: (-p[1], p[0]))
-        best = partners[0]
-        out.append(Finding(
-            self.name, "high" if len(partners) >= 2 else "medium",
-            Entity("account", event.account),
-            f"account {event.account} acted within the same {self.bucket_seconds:.0f} s "
-            f"after release as {len(partners)} other account(s) on up to {best[1]} "
-            f"releases (similarity {best[2]:.2f})",
-            {"partners": len(partners), "shared_releases": best[1],
-             "similarity": round(best[2], 3), "own_releases": own,
-             "threshold_releases": self.sessions}, event,
-            related=tuple(Entity("account", p[0]) for p in partners[:20]),
-            members=tuple(p[0] for p in partners[:20])))
+        bucket = f"{self.bucket_seconds:.0f} s"
+        if partners:
+            partners.sort(key=lambda p: (-p[1], p[0]))
+            best = partners[0]
+            out.append(Finding(
+                self.name, "high" if len(partners) >= 2 else "medium",
+                Entity("account", event.account),
+                f"account {event.account} acted within the same {bucket} after release as "
+                f"{len(partners)} other account(s) on up to {best[1]} releases (similarity "
+                f"{best[2]:.2f})",
+                {"partners": len(partners), "shared_releases": best[1],
+                 "similarity": round(best[2], 3), "own_releases": own,
+                 "threshold_releases": self.sessions}, event,
+                related=tuple(Entity("account", p[0]) for p in partners[:20]),
+                members=tuple(p[0] for p in partners[:20])))
+        if self.group and len(crowd) >= self.group:
+            crowd.sort(key=lambda p: (-p[1], p[0]))
+            out.append(Finding(
+                self.name, "high" if len(crowd) >= 2 * self.group else "medium",
+                Entity("account", event.account),
+                f"account {event.account} acted within the same {bucket} after release of "
+                f"session {event.session} as {len(crowd)} other accounts, each of which it "
+                f"had acted with in the same {bucket} of another release ({own} releases "
+                f"of its own)",
+                # Keys of their own: an alert folds both rules' figures together.
+                {"group": len(crowd), "group_threshold": self.group,
+                 "group_threshold_releases": self.group_sessions,
+                 "own_releases": own, "session": event.session}, event,
+                related=tuple(Entity("account", p[0]) for p in crowd[:20]),
+                members=tuple(p[0] for p in crowd[:20])))
