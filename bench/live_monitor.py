@@ -1,4 +1,4 @@
-"""The monitor on a running server: the live tactic agents (T4, T5, T6, T8, T9) against
+"""The monitor on a running server: the live tactic agents (T1 to T9) against
 ``fairslot serve --workers N`` on PostgreSQL and Redis with one ``fairslot monitor run``,
 and per tactic the seconds from its first event to the first alert naming it (read by an
 operator through the API). docs/monitoring.md, "Live run".

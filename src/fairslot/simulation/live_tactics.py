@@ -1,12 +1,22 @@
-"""Live mode for the monitor: the ring tactics T4, T5, T6, T8 and T9 (and a genuine patient
-entering a draw round) over HTTP against a running fairslot, with an operator reading the
-alerts through the API, so the monitor can be watched catching each tactic on a real
-server (docs/monitoring.md, "Live run").
+"""Live mode for the monitor: the ring tactics T1 to T9 (and genuine people: a patient
+entering a draw round, six patients at the hospital's lobby kiosk, a family booking three
+generations) over HTTP against a running fairslot, with an operator reading the alerts
+through the API, so the monitor can be watched catching each tactic on a real server
+(docs/monitoring.md, "Live run").
 
 The agents, each with its own account(s), device and (through ``X-Forwarded-For``, which
 the server believes only from its ``FAIRSLOT_TRUSTED_PROXIES``) address:
 
-- ``genuine``: a person entering a draw round at a person's pace;
+- ``genuine``: a person entering a draw round at a person's pace; ``kiosk``: six patients
+  booking one after another at a kiosk on the hospital's own network (one device, one
+  address, 1.6 s from screen to booking); ``family``: one account booking and paying for a
+  grandmother, her daughter and her grandson at a person's pace;
+- ``t1-api-bot``: an API client polling its session 20 times a second up to the release,
+  then taking two slots for its preloaded patients within two seconds of it;
+- ``t2-clicker``: an auto-clicker refreshing the doctor's page every 0.3 s and clicking
+  "confirm" every 0.4 s until the guard takes the screen's token, for two patients;
+- ``t3-farm``: an account on a virtual number entering made-up patients (names that are
+  numbers, ID numbers with a wrong check digit);
 - ``t4-launder``: books a slot for one patient, cancels it, and the ring's spare account
   (same address) books the freed slot for another patient (the buyer) seconds later; after
   the ``launder`` alert its hold for review meets the ring's next booking, which is held
@@ -15,21 +25,28 @@ the server believes only from its ``FAIRSLOT_TRUSTED_PROXIES``) address:
 - ``t6-hub``: four accounts, twelve patients, one payment account paying for all of them;
 - ``t8-crew``: two accounts booking the same three sessions in the same seconds after each
   one's release;
+- ``t7-proxy``: two accounts booking eight ID numbers, every request leaving from the next
+  exit of a twelve-network proxy pool;
 - ``t9-broker``: a broker's phone (one device) registering two accounts and putting four
   of its clients' patients on each.
 
 At most ``MAX_REQUESTS`` requests and ``MAX_SECONDS`` seconds; loopback targets only.
 
 For each tactic the run records the moment the tactic became visible in what the agent did
-(its *first event*: the rebooking, the fourth department's entry, the tenth patient's
-payment, the crew's third shared release, the seventh patient on the broker's device)
-and the moment the operator, polling ``GET /api/v1/monitor/alerts`` every 0.2 s, first
-sees an alert of a scenario answering the tactic that names one of the agent's accounts or
-patients (for the payer hub and the broker's device, whose blind index and device id the
-client cannot know, the first alert of the scenario counts). Both on the client's clock.
+(its *first event*: the bot's 120th request in a minute, the clicker's second booking
+confirmed within 2.5 s of its screen, the farm's third made-up patient refused, the
+rebooking, the fourth department's entry, the tenth patient's payment, the proxy ring's
+request from its tenth network, the crew's third shared release, the seventh patient on
+the broker's device) and the moment the operator, polling ``GET /api/v1/monitor/alerts``
+every 0.2 s, first sees an alert of a scenario answering the tactic that names one of the
+agent's accounts, patients, addresses or devices (a device is the id in the signed
+``fs_device`` cookie the server minted; for the payer hub, whose blind index the client
+cannot know, the first ``payer_fanout`` alert counts). Both on the client's clock.
 
 ``prepare_tactics`` makes what the agents need on the server's database before it serves
-(``fairslot simulate --prepare-live``): an open first-come session, three sessions released
+(``fairslot simulate --prepare-live``): two open first-come sessions (the T4 ring's and
+everyone else's), one session released every ``SNIPE_EVERY_S`` seconds from 20 s after the
+preparation for ten minutes (T1 and T2), three sessions released
 seconds after the preparation (``lockstep`` counts actions within 10 minutes of a release,
 so run the agents within ten minutes of preparing), four departments whose draw rounds are
 open, the agents' residents in the identity registry, and an operator account."""
@@ -69,20 +86,28 @@ from fairslot.services import accounts, catalog
 from fairslot.simulation.live import LIVE_HOSPITAL, LiveRunRefused, check_target
 
 __all__ = ["TACTICS", "TacticReport", "prepare_tactics", "run_tactics", "serve_stack",
-           "tactic_identities"]
+           "solve_pow", "tactic_identities"]
 
-MAX_REQUESTS = 1500
+MAX_REQUESTS = 3000
 MAX_SECONDS = 150.0
+SNIPE_EVERY_S = 15.0
+"""The T1 and T2 sessions' releases are this far apart."""
 ALERT_WAIT_S = 20.0
 """How long the operator keeps looking for a tactic's alert after its first event."""
 _POLL_S = 0.2
 _MIN_AGE = 1.6  # a little over the guard's minimum action-token age (1.5 s)
-_IDENTITIES = 40
+_IDENTITIES = 56
 _PAYER = "alipay:hub-live@pay.example"
 TACTICS: dict[str, tuple[str, ...]] = {
+    "T1": ("release_snipe", "fast_action", "rate_account", "rate_device", "early_tokens",
+           "guard_refusals"),
+    "T2": ("fast_action", "release_snipe", "rate_account", "rate_device"),
+    "T3": ("bad_identities", "bad_identity_burst", "fanout_phone", "surge_registrations",
+           "surge_links"),
     "T4": ("launder",),
     "T5": ("identity_spread",),
     "T6": ("payer_fanout",),
+    "T7": ("ip_rotation", "fanout_ip", "rate_ip_prefix", "guard_refusals"),
     "T8": ("lockstep",),
     "T9": ("fanout_device", "fanout_account"),
 }
@@ -94,8 +119,8 @@ def tactic_identities(seed: int) -> list[Identity]:
     return make_residents(random.Random(f"live-tactics:{seed}"), _IDENTITIES)
 
 
-def prepare_tactics(platform: Platform, seed: int, *, crew_release_in_s: float = 5.0
-                    ) -> tuple[str, str]:
+def prepare_tactics(platform: Platform, seed: int, *, crew_release_in_s: float = 5.0,
+                    snipe_from_s: float = 20.0) -> tuple[str, str]:
     """On a migrated database the server will serve: the tactic agents' sessions, rounds
     and residents, and an operator account. Returns the operator's username and password
     (a fresh one each time). Run it again for a fresh set (departments ``TAC<n>…``)."""
@@ -125,14 +150,28 @@ def prepare_tactics(platform: Platform, seed: int, *, crew_release_in_s: float =
                      release_time=release.time().replace(tzinfo=None, microsecond=0),
                      release_policy=policy)
 
-    # Released a day ago, first come first served: T4 launders and T6 pays here.
+    # Released a day ago, first come first served: T4 launders here.
     sessions(department("OPEN"), "Dr Open", now - dt.timedelta(days=1), 40,
+             ReleasePolicy.FCFS)
+    # Another open clinic: everyone but the T4 ring books here. (``launder``
+    # pairs any cancellation with the next booking of the same session by another account
+    # within 30 s, free slots or not: a family booking Dr Open's half-empty session in the
+    # seconds after the T4 ring's cancellation is named in the ring's alert.)
+    sessions(department("GEN"), "Dr General", now - dt.timedelta(days=1), 40,
              ReleasePolicy.FCFS)
     # Three sessions released together a few seconds from now: the T8 crew's releases.
     crew = department("CREW")
     release = now + dt.timedelta(seconds=crew_release_in_s + 1)
     for k in range(3):
         sessions(crew, f"Dr Crew {k + 1}", release, 4, ReleasePolicy.FCFS)
+    # One session released every SNIPE_EVERY_S seconds for ten minutes from
+    # ``snipe_from_s`` on: the T1 bot and the T2 clicker each take the first release far
+    # enough ahead of them to wait for it, as they do for a real one.
+    snipe = department("SNIPE")
+    first = now.replace(microsecond=0) + dt.timedelta(seconds=snipe_from_s)
+    for k in range(int(600 // SNIPE_EVERY_S)):
+        sessions(snipe, f"Dr Snipe {k + 1}", first + dt.timedelta(seconds=k * SNIPE_EVERY_S),
+                 4, ReleasePolicy.FCFS)
     # Four departments with a hot doctor each, released by draw in two hours: their
     # request windows are open now (T5 and the genuine entrant).
     for k in range(4):
@@ -182,7 +221,10 @@ class TacticReport:
                 f"{'-' if alert is None else f'{alert[0]:.2f}':>15}  "
                 f"{'-' if delay is None else f'{delay:.2f}':>18}  "
                 f"{'no alert' if alert is None else f'{alert[1]}, {alert[2]}'}")
-        lines.append(f"alerts naming the genuine patient: {len(self.genuine_alerts)}")
+        lines.append(f"alerts naming genuine people (entrant, kiosk, family): "
+                     f"{len(self.genuine_alerts)}"
+                     + (f" ({', '.join(self.genuine_alerts[:6])})" if self.genuine_alerts
+                        else ""))
         lines.append("after the launder alert, the ring's next booking: "
                      + (", ".join(self.hold) or "not tried"))
         for agent, steps in self.steps.items():
@@ -250,13 +292,29 @@ class _Agent:
         self.auth: dict[str, str] = {}
         self.account_id: int | None = None
         self.solved = 0
+        self.credentials: tuple[str, str] | None = None
+        self.pool: list[str] = []
+        """A proxy pool's exit addresses: each request leaves from the next one."""
+        self.used: list[str] = []
+        self.answered: list[float] = []
+        """When each of its requests was answered (one client: one device)."""
+
+    def device(self) -> str | None:
+        """The device the server minted for this client (its signed cookie names it)."""
+        value = self.client.cookies.get("fs_device")
+        return f"device:{value.split('.')[0]}" if value else None
 
     def send(self, step: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if not self.run.take():
             raise _OutOfBudget
-        answer = self.client.request(method, path, headers={**self.auth,
-                                                             **kwargs.pop("headers", {})},
-                                     **kwargs)
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        if self.pool:
+            headers["X-Forwarded-For"] = self.pool[len(self.used) % len(self.pool)]
+            self.used.append(headers["X-Forwarded-For"])
+        answer = self.client.request(method, path, headers=headers, **kwargs)
+        self.answered.append(time.monotonic())
+        if self.pool and len(set(self.used)) == 10 and self.used[-1] not in self.used[:-1]:
+            self.run.event("T7")  # the request from the pool's tenth network answered
         code = ""
         if answer.status_code >= 400:
             try:
@@ -281,10 +339,11 @@ class _Agent:
             time.sleep(min(float(token.headers.get("Retry-After", "5")), 10.0))
         return False
 
-    def sign_up(self) -> bool:
+    def sign_up(self, phone_prefix: str = "+86138") -> bool:
         name = f"simt{self.name.replace('-', '')}{self.rng.randrange(10**8):08d}"
         password = f"pw-{self.rng.randrange(10**12)}-{self.rng.randrange(10**12)}"
-        phone = f"+86138{self.rng.randrange(10**8):08d}"
+        self.credentials = (name, password)
+        phone = f"{phone_prefix}{self.rng.randrange(10**8):08d}"
         made = self.send("register", "POST", "/auth/register",
                          json={"username": name, "password": password, "phone": phone})
         if made.status_code != 201 or not self.log_in(name, password):
@@ -321,7 +380,7 @@ class _Agent:
                 break
             self.solved += 1
             answer = self.send(step, "POST", path, json=body, headers={
-                **headers, POW_HEADER: _solve(answer.json()["challenge"])})
+                **headers, POW_HEADER: solve_pow(answer.json()["challenge"])})
         return answer
 
     def book(self, session_id: int, patient_id: int, token: dict[str, str],
@@ -350,7 +409,7 @@ class _Agent:
                          {"patient_id": patient_id, "choices": choices})
 
 
-def _solve(challenge: dict[str, Any]) -> str:
+def solve_pow(challenge: dict[str, Any]) -> str:
     """The ALTCHA proof of work the guard asks for, solved by search (a bot's CPU)."""
     target, top = challenge["challenge"], int(challenge["maxNumber"])
     base = hashlib.sha256(challenge["salt"].encode())
@@ -369,10 +428,18 @@ def _solve(challenge: dict[str, Any]) -> str:
 @dataclasses.dataclass
 class _Target:
     open_session: int
+    general_session: int
     crew_sessions: list[tuple[int, float]]
     """(session, release as a Unix time)."""
     rounds: list[tuple[int, list[int]]]
     """(round, its sessions) of the four draw departments."""
+    snipes: list[tuple[int, int, float]] = dataclasses.field(default_factory=list)
+    """(session, its doctor, release as a Unix time) of the T1 and T2 releases."""
+
+    def next_snipe(self, ahead_s: float) -> tuple[int, int, float] | None:
+        """The first of the T1 and T2 releases at least ``ahead_s`` seconds from now."""
+        now = time.time()
+        return next((s for s in self.snipes if s[2] - now >= ahead_s), None)
 
 
 def _discover(client: httpx.Client) -> _Target:
@@ -404,7 +471,11 @@ def _discover(client: httpx.Client) -> _Target:
     rounds = [(int(r["id"]), [int(s["id"]) for s in sessions_of(
         f"{prefix}DRAW{draw_deps[r['department_id']]}")])
         for r in get("/rounds") if r["department_id"] in draw_deps and r["kind"] == "release"]
-    return _Target(int(open_session), sorted(crew), rounds)
+    snipes = sorted(((int(s["id"]), int(s["doctor_id"]),
+                      dt.datetime.fromisoformat(s["release_at"]).timestamp())
+                     for s in sessions_of(f"{prefix}SNIPE")), key=lambda s: s[2])
+    return _Target(int(open_session), int(sessions_of(f"{prefix}GEN")[0]["id"]), sorted(crew),
+                   rounds, snipes)
 
 
 # -- the agents ----------------------------------------------------------------------------
@@ -495,9 +566,9 @@ def _hub(run: _Run, target: _Target, people: list[Identity]) -> None:
         patients = [p for p in (agent.add(i) for i in mine) if p is not None] if ok else []
         run.owned["T6"].add(f"account:{agent.account_id}")
         barrier.wait(timeout=60)
-        tokens = [agent.screen(target.open_session) for _ in patients]
+        tokens = [agent.screen(target.general_session) for _ in patients]
         time.sleep(_MIN_AGE)
-        booked = [agent.book(target.open_session, p, tok)
+        booked = [agent.book(target.general_session, p, tok)
                   for p, tok in zip(patients, tokens, strict=True)]
         ids = [int(b.json()["id"]) for b in booked if b.status_code == 201]
         screens = [agent.payment_screen(b) for b in ids]
@@ -560,6 +631,8 @@ def _broker(run: _Run, target: _Target, people: list[Identity]) -> None:
         if not agent.sign_up():
             return
         run.owned["T9"].add(f"account:{agent.account_id}")
+        if (device := agent.device()) is not None:
+            run.owned["T9"].add(device)
         for identity in people[4 * k:4 * k + 4]:
             if agent.add(identity) is not None:
                 linked += 1
@@ -567,36 +640,235 @@ def _broker(run: _Run, target: _Target, people: list[Identity]) -> None:
                     run.event("T9")
 
 
+def _api_bot(run: _Run, target: _Target, people: list[Identity]) -> None:
+    """T1: a reverse-engineered client on the API alone, its two patients preloaded. It
+    polls the session 20 times a second until the release, opens a booking screen for each
+    patient the instant the session opens and confirms both as soon as the guard takes the
+    tokens. Its first event is whichever comes first: the answer to its 120th request
+    within a minute, or to the second booking taken within seconds of the release."""
+    agent = _Agent(run, "t1-api-bot", "198.18.21.10", random.Random(21))
+    if not agent.sign_up():
+        return
+    patients = [p for p in (agent.add(i) for i in people[:2]) if p is not None]
+    run.owned["T1"].update({f"account:{agent.account_id}", *(f"patient:{p}" for p in patients)})
+    snipe = target.next_snipe(8.0)
+    if snipe is None or len(patients) < 2:
+        return
+    sid, _, release = snipe
+    time.sleep(max(0.0, release - 7.0 - time.time()))
+    if (device := agent.device()) is not None:
+        run.owned["T1"].add(device)
+    while time.time() < release:
+        agent.send("poll", "GET", f"/sessions/{sid}")
+        done = agent.answered
+        if len(done) >= 120 and done[-1] - done[-120] < 60.0:
+            run.event("T1")  # its 120th request within a minute
+        time.sleep(0.03)
+    tokens: list[dict[str, str]] = []
+    while len(tokens) < 2 and time.time() < release + 1.0:
+        token = agent.screen(sid)
+        if token:
+            tokens.append(token)
+        else:
+            time.sleep(0.02)
+    time.sleep(1.52)  # the guard's minimum token age
+    taken = sum(agent.book(sid, p, tok, step="snipe").status_code == 201
+                for p, tok in zip(patients, tokens, strict=False))
+    if taken == 2:
+        run.event("T1")
+
+
+def _clicker(run: _Run, target: _Target, people: list[Identity]) -> None:
+    """T2: an auto-clicker driving the patient's own pages: it refreshes the doctor's
+    sessions every 0.3 s until the release, then clicks "book" and keeps clicking
+    "confirm" every 0.4 s (the guard turns the clicks down until the screen's token is
+    1.5 s old), for one patient and then the next. Its first event: the second booking
+    confirmed sooner after its screen than a person reads it."""
+    agent = _Agent(run, "t2-clicker", "198.18.22.10", random.Random(22))
+    if not agent.sign_up():
+        return
+    patients = [p for p in (agent.add(i) for i in people[:2]) if p is not None]
+    run.owned["T2"].update({f"account:{agent.account_id}", *(f"patient:{p}" for p in patients)})
+    snipe = target.next_snipe(6.0)
+    if snipe is None or len(patients) < 2:
+        return
+    sid, doctor, release = snipe
+    time.sleep(max(0.0, release - 4.0 - time.time()))
+    if (device := agent.device()) is not None:
+        run.owned["T2"].add(device)
+    while time.time() < release:
+        agent.send("refresh", "GET", f"/doctors/{doctor}/sessions")
+        time.sleep(0.3)
+    fast = 0
+    for patient in patients:
+        token: dict[str, str] = {}
+        for _ in range(10):
+            if token := agent.screen(sid):
+                break
+            time.sleep(0.3)
+        shown = time.monotonic()
+        for _ in range(8):
+            time.sleep(0.4)
+            answer = agent.send("confirm", "POST", "/bookings", headers=token,
+                                json={"session_id": sid, "patient_id": patient})
+            if answer.status_code == 201:
+                if time.monotonic() - shown < 2.5:
+                    fast += 1
+                    if fast == 2:
+                        run.event("T2")
+                break
+            if answer.status_code != 403 or answer.json().get("code") != "token_too_early":
+                break
+
+
+# Made-up patients as a virtual-number farm enters them: names that are numbers, ID
+# numbers with a wrong check digit.
+_FARMED = (("110101199003071111", "561"), ("110101199003072222", "789"),
+           ("110101199003073333", "412"))
+
+
+def _farm(run: _Run, target: _Target, people: list[Identity]) -> None:
+    """T3: an account registered on a virtual number (a 170 number) puts made-up patients
+    on it; its first event is the third one turned down."""
+    agent = _Agent(run, "t3-farm", "198.18.23.10", random.Random(23))
+    if not agent.sign_up(phone_prefix="+86170"):
+        return
+    run.owned["T3"].add(f"account:{agent.account_id}")
+    if (device := agent.device()) is not None:
+        run.owned["T3"].add(device)
+    refused = 0
+    for number, name in _FARMED:
+        answer = agent.send("add_made_up", "POST", "/me/patients",
+                            json={"id_number": number, "name": name})
+        if answer.status_code == 422:
+            refused += 1
+            if refused == 3:
+                run.event("T3")
+
+
+def _proxy_ring(run: _Run, target: _Target, people: list[Identity]) -> None:
+    """T7: one operation booking eight ID numbers on two accounts, every request leaving
+    from the next exit of a proxy pool (twelve /24s), so that no one address fans out. Its
+    first event is the request from the tenth network of one account."""
+    barrier = threading.Barrier(2)
+
+    def one(k: int, mine: list[Identity]) -> None:
+        agent = _Agent(run, f"t7-proxy-{k}", "198.18.27.10", random.Random(70 + k))
+        agent.pool = [f"198.19.{100 + 12 * k + n}.{7 + n}" for n in range(12)]
+        run.owned["T7"].update(f"ip:{a}" for a in agent.pool)
+        ok = agent.sign_up()
+        run.owned["T7"].add(f"account:{agent.account_id}")
+        patients = [p for p in (agent.add(i) for i in mine) if p is not None] if ok else []
+        run.owned["T7"].update(f"patient:{p}" for p in patients)
+        if (device := agent.device()) is not None:
+            run.owned["T7"].add(device)
+        barrier.wait(timeout=60)
+        for patient in patients:
+            token = agent.screen(target.general_session)
+            time.sleep(_MIN_AGE)
+            agent.book(target.general_session, patient, token)
+
+    threads = [run.thread(one, k, people[4 * k:4 * k + 4]) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+PLATFORM_NETWORKS = ["10.20.0.0/16"]
+"""The live hospital's own network (its kiosks and desks), as a hospital declares it in
+``FAIRSLOT_MONITOR_PLATFORM_NETWORKS``."""
+_KIOSK = "10.20.8.21"
+"""A self-service kiosk in the hospital's lobby, on the hospital's own network (the stack's
+``FAIRSLOT_MONITOR_PLATFORM_NETWORKS``)."""
+
+
+def _kiosk(run: _Run, target: _Target, people: list[Identity]) -> None:
+    """Genuine: six patients, each with an account made on their own phone, book at the
+    lobby kiosk one after another, as fast as the kiosk lets them (the card reader fills the
+    screen; they pay later on their phones): one device and one address for six patients,
+    each booking 1.6 s after its screen. Without the hospital's network declared, the
+    kiosk's device is ``fast_action``'s: a kiosk is fast by design."""
+    signed: list[tuple[tuple[str, str], Identity]] = []
+    for n, identity in enumerate(people):
+        phone = _Agent(run, f"kiosk-patient-{n}", f"198.18.{120 + n}.10",
+                       random.Random(120 + n))
+        if phone.sign_up() and phone.credentials is not None:
+            signed.append((phone.credentials, identity))
+            run.genuine.add(f"account:{phone.account_id}")
+        phone.client.close()
+    kiosk = _Agent(run, "kiosk", _KIOSK, random.Random(12))
+    run.genuine.update({f"ip:{_KIOSK}", "ip_prefix:10.20.8.0/24"})
+    for (username, password), identity in signed:
+        if not kiosk.log_in(username, password):
+            continue
+        if (device := kiosk.device()) is not None:
+            run.genuine.add(device)
+        patient = kiosk.add(identity)
+        if patient is None:
+            continue
+        run.genuine.add(f"patient:{patient}")
+        token = kiosk.screen(target.general_session)
+        time.sleep(_MIN_AGE)
+        kiosk.book(target.general_session, patient, token, step="kiosk_book")
+        kiosk.auth = {}
+        time.sleep(1.0)  # the next patient steps up
+
+
+def _family(run: _Run, target: _Target, people: list[Identity]) -> None:
+    """Genuine: a daughter books her mother, herself and her son into the same morning from
+    home, reading each screen, and pays for all three with her own card."""
+    agent = _Agent(run, "family", "198.18.11.10", random.Random(11))
+    if not agent.sign_up():
+        return
+    run.genuine.add(f"account:{agent.account_id}")
+    for identity in people:
+        patient = agent.add(identity)
+        if patient is None:
+            continue
+        run.genuine.add(f"patient:{patient}")
+        time.sleep(2.0)
+        token = agent.screen(target.general_session)
+        time.sleep(4.0)  # reads the session, the fee and the patient
+        booked = agent.book(target.general_session, patient, token, step="family_book")
+        if booked.status_code == 201:
+            screen = agent.payment_screen(int(booked.json()["id"]))
+            time.sleep(5.0)
+            agent.pay(int(booked.json()["id"]), screen, "alipay:family-card@pay.example")
+
+
 def _operator(run: _Run, username: str, password: str, stop: threading.Event) -> None:
     agent = _Agent(run, "operator", "198.18.200.10", random.Random(200))
     if not agent.log_in(username, password):
         raise LiveRunRefused("the operator account could not log in")
-    seen: set[int] = set()
+    # Every alert read, with when it was first read: the agents learn some of their own
+    # entities (a device, a patient) while the run goes on, so each poll looks again.
+    seen: dict[int, tuple[float, dict[str, Any]]] = {}
     while not stop.is_set():
         answer = agent.send("alerts", "GET", "/monitor/alerts",
                             params={"status": "all", "limit": 1000})
         if answer.status_code == 200:
             now = run.at()
             for alert in answer.json():
-                if alert["id"] in seen:
-                    continue
-                seen.add(alert["id"])
+                seen.setdefault(alert["id"], (now, alert))
+            for first_read, alert in list(seen.values()):
                 named = {alert["entity"], *alert.get("related", [])}
-                if named & run.genuine:
-                    run.report.genuine_alerts.append(f"{alert['scenario']} {alert['entity']}")
                 for tactic, scenarios in TACTICS.items():
                     if alert["scenario"] not in scenarios:
                         continue
-                    # A payer and a device are blind indexes the client cannot know:
-                    # their scenario's alert is taken as naming the hub and the broker.
-                    if tactic not in ("T6", "T9") and not named & run.owned[tactic]:
+                    # A payer is a blind index the client cannot know: the scenario's
+                    # alert is taken as naming the hub.
+                    if tactic != "T6" and not named & run.owned[tactic]:
                         continue
                     with run.lock:
                         run.report.first_alert.setdefault(
-                            tactic, (now, alert["scenario"], alert["entity"]))
+                            tactic, (first_read, alert["scenario"], alert["entity"]))
                     if tactic == "T4":
                         run.alert_seen.set()
         stop.wait(_POLL_S)
+    run.report.genuine_alerts = sorted(
+        f"{alert['scenario']} {alert['entity']}" for _, alert in seen.values()
+        if {alert["entity"], *alert.get("related", [])} & run.genuine)
 
 
 def run_tactics(target: str, *, operator: str, password: str, seed: int = 1
@@ -618,7 +890,9 @@ def run_tactics(target: str, *, operator: str, password: str, seed: int = 1
         watcher.start()
         plays: list[tuple[Callable[[_Run, _Target, list[Identity]], None], list[Identity]]] = [
             (_genuine, people[0:1]), (_launder, people[1:4]), (_spread, people[4:5]),
-            (_hub, people[5:17]), (_crew, people[17:19]), (_broker, people[19:27])]
+            (_hub, people[5:17]), (_crew, people[17:19]), (_broker, people[19:27]),
+            (_api_bot, people[27:29]), (_clicker, people[29:31]), (_farm, []),
+            (_proxy_ring, people[31:39]), (_kiosk, people[39:45]), (_family, people[45:48])]
         agents = [run.thread(fn, run, found, who) for fn, who in plays]
         for thread in agents:
             thread.start()
@@ -647,7 +921,8 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def serve_stack(database_url: str, redis_url: str, *, workers: int, secret: str,
-                seed: int = 1, log_dir: pathlib.Path | None = None
+                seed: int = 1, log_dir: pathlib.Path | None = None,
+                platform_networks: list[str] | None = None
                 ) -> Iterator[tuple[str, str, str]]:
     """A throw-away production-shaped stack for a live run: the database migrated and
     prepared (``prepare_tactics``), ``fairslot serve --workers N`` and one ``fairslot
@@ -656,7 +931,9 @@ def serve_stack(database_url: str, redis_url: str, *, workers: int, secret: str,
     The server believes ``X-Forwarded-For`` from loopback (the agents' own addresses) and
     runs without quotas and with the guard's limit on one payer raised from 10 to 100 an
     hour (both stop T5 and T6 before the monitor's thresholds; the run watches the monitor,
-    as the simulator's fcfs policy does)."""
+    as the simulator's fcfs policy does). The hospital's own network is declared as a
+    hospital declares its kiosks' and desks' (``platform_networks``, by default
+    ``PLATFORM_NETWORKS``; ``[]`` to see what the monitor makes of the kiosk without it)."""
     from fairslot.bootstrap import bootstrap
     from fairslot.config import Settings
     from fairslot.storage.migrate import upgrade
@@ -670,6 +947,8 @@ def serve_stack(database_url: str, redis_url: str, *, workers: int, secret: str,
            "FAIRSLOT_MONITOR_STREAM_KEY": f"fairslot:{tag}:events",
            "FAIRSLOT_MONITOR_REDIS_PREFIX": f"fairslot:{tag}:monitor:",
            "FAIRSLOT_GUARD_REDIS_PREFIX": f"fairslot:{tag}:guard:",
+           "FAIRSLOT_MONITOR_PLATFORM_NETWORKS": json.dumps(
+               PLATFORM_NETWORKS if platform_networks is None else platform_networks),
            "FAIRSLOT_MONITOR_BLOCK_MS": "100", "FAIRSLOT_LOG_LEVEL": "WARNING",
            "FAIRSLOT_PASSWORD_HASH_TIME_COST": "1", "FAIRSLOT_PASSWORD_HASH_MEMORY_KIB": "64"}
     platform = bootstrap(Settings(database_url=database_url, secret_key=secret))
