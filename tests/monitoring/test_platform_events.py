@@ -284,6 +284,10 @@ def test_a_slot_taken_moments_after_a_cancellation_is_a_snipe_from_its_reopening
     created = [e for e in events if e.kind == "booking.created"]
     holders, caught = created[0::2], created[1::2]
     assert all("freed_ts" not in e.detail for e in holders)  # free since the release
+    # A cancellation names the slot it let go, the one the next booking took (``launder``
+    # pairs only a booking of that very slot with it).
+    cancels = [e for e in events if e.kind == "booking.cancelled"]
+    assert [e.detail["slot"] for e in cancels] == [e.detail["slot"] for e in caught]
     assert [e.detail["freed_ts"] for e in caught] == [at.timestamp() for at in cancelled_at]
     assert all(e.ts - (e.release_ts or 0) > 3600 for e in caught)  # long after release
     # The stored event row carries it too (the records export reads it from there).

@@ -247,6 +247,26 @@ def test_what_follows_a_cancellation_innocently_is_not_laundering(second: dict[s
     assert fired(run(events), "launder") == set()
 
 
+@pytest.mark.parametrize(("cancelled", "booked", "laundered"), [
+    ({"slot": 7}, {"slot": 7, "freed_ts": T0}, True),     # the platform: the very slot
+    ({"slot": 7}, {"slot": 3}, False),                    # a slot free since its release
+    ({"slot": 7}, {"slot": 3, "freed_ts": T0 - 600}, False),  # one freed ten minutes ago
+    ({}, {"freed_ts": T0 + 0.004}, True),                 # records: re-opened at the cancel
+    ({}, {"freed_ts": T0 - 600}, False),                  # records: re-opened by another
+])
+def test_the_booking_must_take_the_slot_the_cancellation_let_go(
+        cancelled: dict[str, Any], booked: dict[str, Any], laundered: bool) -> None:
+    """A family booking a half-empty session seconds after a stranger cancelled in it
+    takes a slot that was free anyway: nothing was handed on."""
+    events = [
+        ev("booking.cancelled", 0, session="s1", account="holder", patient="fake",
+           detail=cancelled),
+        ev("booking.created", 3.0, session="s1", account="x", patient="buyer", detail=booked),
+    ]
+    expected = {Entity("account", "holder")} if laundered else set()
+    assert fired(run(events), "launder") == expected
+
+
 def test_one_identity_booked_in_four_departments_within_two_weeks_is_flagged() -> None:
     spread = [ev("booking.created", n * 86_400, patient="fake", department=f"d{n}",
                  account="a1") for n in range(4)]

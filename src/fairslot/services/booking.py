@@ -345,7 +345,7 @@ def cancel(uow: UnitOfWork, deps: Deps, account: Account, booking_id: int,
                       patient_id=booking.patient_id, session_id=booking.session_id,
                       booking_id=booking.id,
                       detail={"refunded": was_paid, "late": booking.late_cancel,
-                              "channel": ctx.channel.value},
+                              "channel": ctx.channel.value, "slot": booking.slot_id},
                       **ctx.event_fields())
     waitlist.on_slot_freed(uow, deps, booking, session)
     view = _view(uow, booking)

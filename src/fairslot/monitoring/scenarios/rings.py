@@ -35,6 +35,13 @@ class Launder(Scenario):
     and her brother who can). A ring that launders inside its own accounts acts for many
     patients and meets ``fanout_account``.
 
+    The booking must have taken the slot that was let go: when both events name their slot
+    (the platform's own do), the two slots are the same; when the booking only says when
+    its slot re-opened (``freed_ts``, as records exported with ``slot_freed_at`` do), that
+    is the cancellation's moment. A booking of a session that still had free slots, seconds
+    after someone else cancelled in it, is no pair: nothing was handed on. Records that say
+    neither are paired by session, as before.
+
     Either half may reach the monitor first (a redelivered cancellation comes after the
     booking it enabled), so a booking looks back for cancellations and a cancellation looks
     ahead for bookings."""
@@ -56,9 +63,27 @@ class Launder(Scenario):
     def thresholds(self) -> dict[str, Any]:
         return {"cancel_to_booking_s": self.seconds}
 
+    # A re-opening stamped this close to a cancellation is that cancellation's: both are
+    # written by the one transaction, with the one clock.
+    SAME_MOMENT_S = 1.0
+
     @staticmethod
     def _cancel(event: MonitorEvent) -> str:
-        return f"{event.account or ''}|{event.patient or ''}|{event.booking or ''}"
+        slot = event.detail.get("slot")
+        return (f"{event.account or ''}|{event.patient or ''}|{event.booking or ''}|"
+                f"{'' if slot is None else slot}")
+
+    @classmethod
+    def _handed_on(cls, cancelled_at: float, slot: str, booking: MonitorEvent) -> bool:
+        """Whether ``booking`` took the slot this cancellation let go, as far as the events
+        can say."""
+        taken = booking.detail.get("slot")
+        if slot and taken is not None:
+            return slot == str(taken)
+        freed = booking.detail.get("freed_ts")
+        if freed is not None:
+            return abs(float(freed) - cancelled_at) <= cls.SAME_MOMENT_S
+        return "slot" not in booking.detail
 
     def plan(self, event: MonitorEvent, ops: list[Op]) -> bool:
         if event.session is None:
@@ -89,8 +114,10 @@ class Launder(Scenario):
         # The closest pair in time: one finding per booking, however many cancellations.
         pairs.sort(key=lambda p: (p[2].ts - p[0], p[2].id))
         for cancelled_at, cancel, booking in pairs:
-            holder, held, cancelled_booking = cancel.split("|")
+            holder, held, cancelled_booking, slot = cancel.split("|")
             if not holder or held == (booking.patient or "") or holder == booking.account:
+                continue
+            if not self._handed_on(cancelled_at, slot, booking):
                 continue
             gap = booking.ts - cancelled_at
             related = [Entity("account", booking.account)] if booking.account and \
