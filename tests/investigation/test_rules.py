@@ -333,3 +333,27 @@ def test_a_customers_lent_account_is_not_a_front_for_the_bookings_made_in_it(
     assert set(fronts.get_column("entity_id").to_list()) == {"tout"}
     assert set(ties.select("account_id", "booker", "device_id").iter_rows()) == {
         ("tout", None, "bot-phone")}
+
+
+def test_racing_releases_by_hand_for_different_one_off_people_is_a_clue_of_ones_own(
+        write_records: WriteRecords) -> None:
+    """A crowd's member grabs at three releases, 4-9 s after each, for three people it never
+    books again: a weak clue of its own (enough to be judged on its ties, never to flag). A
+    household racing for the same two parents again and again has none; a bot's sub-second
+    bookings (``fast_after_release``'s) and ordinary-hour bookings do not count."""
+    def race(prefix: str, account: str, ids: list[int], seconds: str) -> list[dict[str, object]]:
+        return [booking(f"{prefix}{n}", account_id=account, patient_id_number=VALID_IDS[i],
+                        created_at=f"2025-03-{n + 1:02d}T07:30:{seconds}+08:00",
+                        released_at=f"2025-03-{n + 1:02d}T07:30:00+08:00")
+                for n, i in enumerate(ids)]
+    crowd = race("c", "crowd", [0, 1, 2], "06")
+    family = race("f", "family", [3, 4, 3, 4, 3], "05")
+    bot = race("b", "bot", [5, 6, 7], "00.300")
+    calm = [booking(f"o{n}", account_id="calm", patient_id_number=VALID_IDS[8 + n],
+                    created_at=f"2025-03-{n + 1:02d}T14:00:00+08:00") for n in range(3)]
+    findings = _findings(write_records(crowd + family + bot + calm))
+    assert 0.25 <= _codes(findings, "crowd")["release_strangers"] < 0.3
+    for honest in ("family", "bot", "calm"):
+        assert "release_strangers" not in _codes(findings, honest)
+    scores = investigate(read_records(write_records(crowd + family + calm))).scores
+    assert not scores.filter(pl.col("entity_id") == "crowd").get_column("flagged").item()

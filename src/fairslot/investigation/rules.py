@@ -43,6 +43,7 @@ __all__ = [
     "nonsense_names",
     "on_site",
     "payer_fanout",
+    "release_strangers",
     "repeated_no_shows",
     "run_rules",
     "shared_device",
@@ -905,6 +906,44 @@ def fronts_for_software(bookings: pl.DataFrame, payments: pl.DataFrame, findings
     )), ties
 
 
+RACE_SECONDS = 60
+"""A booking this soon after its slot's release was made in the race for it
+(``release_strangers``)."""
+RACED_STRANGERS = 3
+"""People an account raced for once each that make a clue (``release_strangers``)."""
+
+
+def release_strangers(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """Accounts that raced releases by hand (booked ``fast_seconds`` to ``RACE_SECONDS``
+    after them) for 3+ different people,
+    each of whom the account booked only that once in the period read: a family crowd's
+    member grabbing for a buyer at each release it joins. A household races for the same
+    few people again and again (a parent's follow-ups, a child's check-ups); a person booked
+    once in a year and never again is somebody else's patient. A weak clue (0.25, 0.3 at
+    5+): enough to count as evidence of one's own, never to flag."""
+    times = bookings.group_by("account_id", "patient").agg(pl.len().alias("times"))
+    raced = (
+        bookings.filter(pl.col("released_at").is_not_null())
+        .with_columns(((pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds()
+                       / 1000.0).alias("after"))
+        # By hand: what software books (under ``fast_seconds``) is ``fast_after_release``'s,
+        # and a broker's software booking inside a customer's lent account is not the
+        # customer's race.
+        .filter((pl.col("after") >= t.fast_seconds) & (pl.col("after") <= RACE_SECONDS))
+        .join(times.filter(pl.col("times") == 1), on=["account_id", "patient"])
+        .group_by("account_id").agg(pl.col("patient").n_unique().alias("strangers"))
+        .filter(pl.col("strangers") >= RACED_STRANGERS)
+    )
+    return _findings(raced.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("release_strangers").alias("code"),
+        _graded(pl.col("strangers"), ((RACED_STRANGERS, 0.25), (5, 0.3))).alias("strength"),
+        pl.format("raced {} release(s) by hand within {} s, each for a different person it "
+                  "booked only that once", pl.col("strangers"), pl.lit(RACE_SECONDS))
+        .alias("detail"),
+    ))
+
+
 def hub_paid_accounts(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
                       days: float) -> list[str]:
     """Accounts with a booking paid by a fan-out payer that pays for several accounts."""
@@ -1159,6 +1198,7 @@ def run_rules(
         laundering,
         repeated_no_shows(bookings, t),
         account_many_patients(bookings, t),
+        release_strangers(bookings, t),
         click_rate(access, t, minutes=access_minutes),
     ])
     return findings, pairs

@@ -126,7 +126,7 @@ accounts), not about who else used it: they count in full even when no flagged a
 used it. A customer whose login a broker used is not flagged; the broker's device is."""
 INSTITUTION_EXEMPT = frozenset({
     "many_patients", "invalid_id_number", "nonsense_name", "identity_spread", "launder_pair",
-    "repeated_no_show", "paid_by_hub", "hub_resale", "anomaly"})
+    "repeated_no_show", "paid_by_hub", "hub_resale", "anomaly", "release_strangers"})
 """Account findings that describe an institution's ordinary business (hundreds of
 patients, the typos of a busy desk, walk-ins who change their mind), dropped for accounts
 recognised as institutional; their patients and payers are still judged on their own."""
