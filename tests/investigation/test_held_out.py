@@ -43,19 +43,12 @@ def test_account_precision_and_recall_and_look_alikes_meet_the_targets(
 
 
 def test_rings_are_recovered(held_out: Run, request: pytest.FixtureRequest) -> None:
-    """Seed 11 recovers 9 of 9 (measured); seeds 12 and 21 fall one ring short (see
-    docs/investigation.md)."""
+    """Seeds 11 and 21 recover 9 of 9 and 17 of 17 (measured 2026-11-28); seed 12 falls one
+    ring short (see docs/investigation.md)."""
     if "seed12" in request.node.name:
         request.applymarker(pytest.mark.xfail(strict=True, reason=(
             "seed 12 recovers 8 of 9 rings (measured 2026-11-28); the miss was not "
             "inspected, the seed being held out")))
-    if "seed21" in request.node.name:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "at scale 0.5 (seed 21) 16 of 17 rings are recovered (measured 2026-11-28). "
-            "Before touts fronting for software were judged on that, 15: a family crowd "
-            "with 8 of its 17 accounts flagged, and a broker booking in its buyers' "
-            "accounts whose touts had no evidence of their own; which one is still missed "
-            "was not inspected, the seed being held out")))
     _result, _labels, quality = held_out
     assert quality.true_rings >= 9
     assert quality.ring_recovery >= 0.95, (quality.rings_recovered, quality.true_rings)
