@@ -6,7 +6,12 @@ from __future__ import annotations
 import polars as pl
 
 from fairslot.investigation.records import read_records
-from fairslot.investigation.rules import Thresholds, run_rules, valid_id_number
+from fairslot.investigation.rules import (
+    Thresholds,
+    fronts_for_software,
+    run_rules,
+    valid_id_number,
+)
 from fairslot.investigation.scoring import investigate
 
 from .conftest import VALID_IDS, WriteRecords, booking
@@ -257,3 +262,98 @@ def test_a_desk_whose_visitors_come_minutes_after_a_release_is_an_institution(
     institutions = institutional_accounts(records.bookings, Thresholds())
     # A fifth of the kiosk's bookings fall 4 minutes after a release: nobody raced.
     assert institutions.get_column("account_id").to_list() == ["kiosk"]
+
+
+def _software_rows(prefix: str, phone: str, ids: range, *, account: str | None = None,
+                   device: str = "bot-phone") -> list[dict[str, object]]:
+    """Bookings made 0.3 s after release (software) for the patients ``VALID_IDS[ids]``,
+    each giving ``phone``; by ``account``, or each in its own customer's account."""
+    return [booking(f"{prefix}{i}", account_id=account or f"{prefix}-customer{i}",
+                    patient_id_number=VALID_IDS[i], patient_phone=phone, device_id=device,
+                    created_at=f"2025-03-{i + 1:02d}T07:30:00.300+08:00",
+                    released_at=f"2025-03-{i + 1:02d}T07:30:00+08:00")
+            for i in ids]
+
+
+def _payments(rows: list[dict[str, object]], payer: str) -> list[dict[str, object]]:
+    return [{"payment_id": f"p{row['booking_id']}", "booking_id": row["booking_id"],
+             "paid_at": "2025-03-20T10:05:00+08:00", "amount": "50", "payer_account": payer}
+            for row in rows]
+
+
+def test_a_tout_whose_phone_and_wallet_stand_behind_a_bots_bookings_is_a_front(
+        write_records: WriteRecords) -> None:
+    """A tout books a client or two by hand with its own phone and wallet; the same phone
+    and wallet are on the bookings a bot account makes for five strangers. A buyer whose
+    phone and wallet are on the bot's bookings for two relatives is not a front: that is a
+    family buying once."""
+    fronted = _software_rows("t", "13900000001", range(5), account="bot")
+    tout = [booking("own-t", account_id="tout", patient_id_number=VALID_IDS[10],
+                    patient_phone="13900000001", device_id="tout-phone",
+                    created_at="2025-04-02T15:00:00+08:00")]
+    bought = _software_rows("f", "13700000002", range(6, 8), account="bot")
+    buyer = [booking("own-b", account_id="buyer", patient_id_number=VALID_IDS[11],
+                     patient_phone="13700000002", device_id="buyer-phone",
+                     created_at="2025-04-03T15:00:00+08:00")]
+    payments = (_payments(fronted + tout, "wechat:tout")
+                + _payments(bought + buyer, "wechat:buyer"))
+    records = read_records(write_records(fronted + tout + bought + buyer, payments))
+    findings, _pairs = run_rules(records.bookings, records.payments, None, Thresholds())
+    fronts, ties = fronts_for_software(records.bookings, records.payments, findings,
+                                       Thresholds())
+    assert _codes(fronts, "tout")["fronts_for_software"] >= 0.6
+    assert "fronts_for_software" not in _codes(fronts, "buyer")
+    assert "fronts_for_software" not in _codes(fronts, "bot")
+    assert set(ties.select("account_id", "booker").iter_rows()) == {("tout", "bot")}
+    result = investigate(records)
+    scores = result.scores.filter(pl.col("entity_type") == "account")
+    ring = dict(scores.select("entity_id", "ring_id").iter_rows())
+    flagged = set(scores.filter(pl.col("flagged")).get_column("entity_id").to_list())
+    assert {"tout", "bot"} <= flagged and "buyer" not in flagged
+    assert ring["tout"] is not None and ring["tout"] == ring["bot"]
+
+
+def test_a_customers_lent_account_is_not_a_front_for_the_bookings_made_in_it(
+        write_records: WriteRecords) -> None:
+    """A broker's grabbing device books five customers in their own accounts, giving the
+    tout's phone. The tout, whose own booking carries that phone, fronts for the device;
+    the customers, whose accounts hold the broker's bookings with the tout's phone, do
+    not: a number on bookings made by software in one's account is not one's own."""
+    grabbed = _software_rows("g", "13900000003", range(5))
+    tout = [booking("own-t", account_id="tout", patient_id_number=VALID_IDS[10],
+                    patient_phone="13900000003", device_id="tout-phone",
+                    created_at="2025-04-02T15:00:00+08:00")]
+    own = [booking(f"own-c{i}", account_id=f"g-customer{i}", patient_id_number=VALID_IDS[i],
+                   patient_phone=f"1360000000{i}", device_id=f"customer-phone{i}",
+                   created_at="2025-05-02T15:00:00+08:00") for i in range(5)]
+    records = read_records(write_records(grabbed + tout + own))
+    findings, _pairs = run_rules(records.bookings, records.payments, None, Thresholds())
+    fronts, ties = fronts_for_software(records.bookings, records.payments, findings,
+                                       Thresholds())
+    assert set(fronts.get_column("entity_id").to_list()) == {"tout"}
+    assert set(ties.select("account_id", "booker", "device_id").iter_rows()) == {
+        ("tout", None, "bot-phone")}
+
+
+def test_racing_releases_by_hand_for_different_one_off_people_is_a_clue_of_ones_own(
+        write_records: WriteRecords) -> None:
+    """A crowd's member grabs at three releases, 4-9 s after each, for three people it never
+    books again: a weak clue of its own (enough to be judged on its ties, never to flag). A
+    household racing for the same two parents again and again has none; a bot's sub-second
+    bookings (``fast_after_release``'s) and ordinary-hour bookings do not count."""
+    def race(prefix: str, account: str, ids: list[int], seconds: str) -> list[dict[str, object]]:
+        return [booking(f"{prefix}{n}", account_id=account, patient_id_number=VALID_IDS[i],
+                        created_at=f"2025-03-{n + 1:02d}T07:30:{seconds}+08:00",
+                        released_at=f"2025-03-{n + 1:02d}T07:30:00+08:00")
+                for n, i in enumerate(ids)]
+    crowd = race("c", "crowd", [0, 1, 2], "06")
+    family = race("f", "family", [3, 4, 3, 4, 3], "05")
+    bot = race("b", "bot", [5, 6, 7], "00.300")
+    calm = [booking(f"o{n}", account_id="calm", patient_id_number=VALID_IDS[8 + n],
+                    created_at=f"2025-03-{n + 1:02d}T14:00:00+08:00") for n in range(3)]
+    findings = _findings(write_records(crowd + family + bot + calm))
+    assert 0.25 <= _codes(findings, "crowd")["release_strangers"] < 0.3
+    for honest in ("family", "bot", "calm"):
+        assert "release_strangers" not in _codes(findings, honest)
+    scores = investigate(read_records(write_records(crowd + family + calm))).scores
+    assert not scores.filter(pl.col("entity_id") == "crowd").get_column("flagged").item()

@@ -64,6 +64,13 @@ ZH_TEMPLATES: tuple[tuple[str, str], ...] = (
      "放号后 {1} 秒内为 {2} 个不同账户抢到 {0} 个号"),
     ("{} release-time booking(s) made on a device that grabbed for {} accounts",
      "{0} 次放号时的挂号来自一台为 {1} 个账户抢号的设备"),
+    ("its own phone or payer is on bookings that software in {} other account(s) made "
+     "within {} s of release for {} patients it never booked",
+     "它自己的手机号或付款账户出现在另外 {0} 个账户的软件于放号后 {1} 秒内"
+     "为 {2} 名它从未挂过号的就诊人挂的号上"),
+    ("raced {} release(s) by hand within {} s, each for a different person it booked only "
+     "that once",
+     "放号后 {1} 秒内手动抢了 {0} 次号，每次为一位它只挂过这一次号的不同的人"),
     ("given as the phone of {} patients by {} account(s)",
      "被 {1} 个账户填作 {0} 名就诊人的手机号"),
     ("{} booking(s) within {} s of release (median {} s)",

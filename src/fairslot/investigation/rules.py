@@ -31,6 +31,7 @@ __all__ = [
     "click_rate",
     "fanout_payers",
     "fast_after_release",
+    "fronts_for_software",
     "grab_device",
     "hub_paid_accounts",
     "identity_spread",
@@ -42,6 +43,7 @@ __all__ = [
     "nonsense_names",
     "on_site",
     "payer_fanout",
+    "release_strangers",
     "repeated_no_shows",
     "run_rules",
     "shared_device",
@@ -823,6 +825,125 @@ def fast_after_release(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     ))
 
 
+SOFTWARE_ACCOUNT = 0.6
+"""``fast_after_release`` or ``click_rate`` strength at which an account books by software
+(the ``developer`` role's line)."""
+FRONTED_PATIENTS = 3
+"""Patients booked by others' software under an account's own phone or payer that make it a
+front for that software (``fronts_for_software``)."""
+
+
+def fronts_for_software(bookings: pl.DataFrame, payments: pl.DataFrame, findings: pl.DataFrame,
+                        t: Thresholds) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Accounts whose own phone or payer stands behind bookings that other accounts'
+    software made for patients the account never booked itself: a tout who finds the buyers,
+    gives its own number as their contact and collects (or pays) the fee, while the broker's
+    software books them. A booking is the software's when it came under ``fast_seconds``
+    after the release, from an account booking by software (``fast_after_release`` or
+    ``click_rate`` at ``SOFTWARE_ACCOUNT``) or on a grabbing device (``grab_device``). The
+    phone or payer is the account's own when it is on one of the account's bookings not made
+    by software (a customer whose own account the broker logged into has the broker's
+    bookings in it, with the tout's number: those do not make the number the customer's).
+    A buyer pays for, or gives the number of, their own family's one or two bookings; a
+    tout does it for strangers, release after release.
+
+    Returns the findings and the fronts' ties (account, booker, device): the software's
+    account when it books by software, else the grabbing device it booked on (the booker
+    is then a customer's lent account, no part of the ring)."""
+    software = findings.filter(
+        (pl.col("entity_type") == "account") & (pl.col("strength") >= SOFTWARE_ACCOUNT)
+        & pl.col("code").is_in(["fast_after_release", "click_rate"])
+    ).get_column("entity_id").unique().to_list()
+    grabbing = findings.filter(
+        (pl.col("entity_type") == "device") & (pl.col("code") == "grab_device")
+        & (pl.col("strength") > 0)).get_column("entity_id").unique().to_list()
+    no_ties = pl.DataFrame(schema={"account_id": pl.String, "booker": pl.String,
+                                   "device_id": pl.String})
+    if not software and not grabbing:
+        return _empty(), no_ties
+    paid = bookings.join(payments.select("booking_id", "payer_account").unique("booking_id"),
+                         on="booking_id", how="left")
+    after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+    machine = (pl.col("released_at").is_not_null() & (after >= 0) & (after < t.fast_seconds)
+               & (pl.col("account_id").is_in(software)
+                  | pl.col("device_id").is_in(grabbing).fill_null(False)))
+    by_software = paid.filter(machine)
+    if by_software.is_empty():
+        return _empty(), no_ties
+    by_hand = paid.filter(~machine.fill_null(False))
+    fronted = []
+    for column in ("patient_phone", "payer_account"):
+        own = by_hand.select("account_id", pl.col(column).alias("ident")).drop_nulls().unique()
+        used = by_software.select(pl.col("account_id").alias("booker"), "patient", "device_id",
+                                  pl.col(column).alias("ident")).drop_nulls(["ident"])
+        fronted.append(own.join(used, on="ident").filter(pl.col("account_id")
+                                                         != pl.col("booker")))
+    booked = bookings.select("account_id", "patient").unique()
+    fronts = pl.concat(fronted).join(booked, on=["account_id", "patient"], how="anti")
+    per_account = (
+        fronts.group_by("account_id")
+        .agg(pl.col("patient").n_unique().alias("patients"),
+             pl.col("booker").n_unique().alias("bookers"))
+        .filter(pl.col("patients") >= FRONTED_PATIENTS)
+    )
+    ties = (
+        fronts.join(per_account.select("account_id"), on="account_id")
+        .select("account_id",
+                pl.when(pl.col("booker").is_in(software)).then(pl.col("booker")).alias("booker"),
+                pl.when(pl.col("booker").is_in(software)).then(None)
+                .otherwise(pl.col("device_id")).alias("device_id"))
+        .unique()
+    )
+    return _findings(per_account.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("fronts_for_software").alias("code"),
+        _graded(pl.col("patients"), ((FRONTED_PATIENTS, 0.45), (5, 0.6), (10, 0.75)))
+        .alias("strength"),
+        pl.format("its own phone or payer is on bookings that software in {} other "
+                  "account(s) made within {} s of release for {} patients it never booked",
+                  pl.col("bookers"), pl.lit(t.fast_seconds), pl.col("patients"))
+        .alias("detail"),
+    )), ties
+
+
+RACE_SECONDS = 60
+"""A booking this soon after its slot's release was made in the race for it
+(``release_strangers``)."""
+RACED_STRANGERS = 3
+"""People an account raced for once each that make a clue (``release_strangers``)."""
+
+
+def release_strangers(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
+    """Accounts that raced releases by hand (booked ``fast_seconds`` to ``RACE_SECONDS``
+    after them) for 3+ different people,
+    each of whom the account booked only that once in the period read: a family crowd's
+    member grabbing for a buyer at each release it joins. A household races for the same
+    few people again and again (a parent's follow-ups, a child's check-ups); a person booked
+    once in a year and never again is somebody else's patient. A weak clue (0.25, 0.3 at
+    5+): enough to count as evidence of one's own, never to flag."""
+    times = bookings.group_by("account_id", "patient").agg(pl.len().alias("times"))
+    raced = (
+        bookings.filter(pl.col("released_at").is_not_null())
+        .with_columns(((pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds()
+                       / 1000.0).alias("after"))
+        # By hand: what software books (under ``fast_seconds``) is ``fast_after_release``'s,
+        # and a broker's software booking inside a customer's lent account is not the
+        # customer's race.
+        .filter((pl.col("after") >= t.fast_seconds) & (pl.col("after") <= RACE_SECONDS))
+        .join(times.filter(pl.col("times") == 1), on=["account_id", "patient"])
+        .group_by("account_id").agg(pl.col("patient").n_unique().alias("strangers"))
+        .filter(pl.col("strangers") >= RACED_STRANGERS)
+    )
+    return _findings(raced.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("release_strangers").alias("code"),
+        _graded(pl.col("strangers"), ((RACED_STRANGERS, 0.25), (5, 0.3))).alias("strength"),
+        pl.format("raced {} release(s) by hand within {} s, each for a different person it "
+                  "booked only that once", pl.col("strangers"), pl.lit(RACE_SECONDS))
+        .alias("detail"),
+    ))
+
+
 def hub_paid_accounts(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
                       days: float) -> list[str]:
     """Accounts with a booking paid by a fan-out payer that pays for several accounts."""
@@ -1077,6 +1198,7 @@ def run_rules(
         laundering,
         repeated_no_shows(bookings, t),
         account_many_patients(bookings, t),
+        release_strangers(bookings, t),
         click_rate(access, t, minutes=access_minutes),
     ])
     return findings, pairs

@@ -38,6 +38,7 @@ from fairslot.investigation.records import Records
 from fairslot.investigation.rules import (
     FINDING_SCHEMA,
     Thresholds,
+    fronts_for_software,
     institutional_accounts,
     run_rules,
     staff_release_caught,
@@ -125,7 +126,7 @@ accounts), not about who else used it: they count in full even when no flagged a
 used it. A customer whose login a broker used is not flagged; the broker's device is."""
 INSTITUTION_EXEMPT = frozenset({
     "many_patients", "invalid_id_number", "nonsense_name", "identity_spread", "launder_pair",
-    "repeated_no_show", "paid_by_hub", "hub_resale", "anomaly"})
+    "repeated_no_show", "paid_by_hub", "hub_resale", "anomaly", "release_strangers"})
 """Account findings that describe an institution's ordinary business (hundreds of
 patients, the typos of a busy desk, walk-ins who change their mind), dropped for accounts
 recognised as institutional; their patients and payers are still judged on their own."""
@@ -197,6 +198,9 @@ def investigate(
     bookings, payments = without_platform_timing(records.bookings), records.payments
     findings, pairs = run_rules(bookings, payments, records.access, t,
                                 access_minutes=records.access_minutes)
+    # Touts: their own phone or payer behind other accounts' software bookings.
+    fronting, fronted = fronts_for_software(bookings, payments, findings, t)
+    findings = pl.concat([findings, fronting])
     # A desk's release-time holds caught by one wallet's accounts: findings, and ties
     # between the desk and its catchers for the link graph.
     caught, insider_ties = staff_release_caught(bookings, payments, t)
@@ -248,6 +252,13 @@ def investigate(
             pl.lit(1.0).alias("weight"), pl.lit("launder").alias("via")))
     if not insider_ties.is_empty():
         extra.append(insider_ties)
+    software_ties = fronted.filter(pl.col("booker").is_not_null())
+    if not software_ties.is_empty():
+        # A front and the software it fronts for are one trade: a tie as strong as a linked
+        # laundering pair.
+        extra.append(software_ties.select(
+            pl.col("account_id").alias("a"), pl.col("booker").alias("b"),
+            pl.lit(1.0).alias("weight"), pl.lit("fronts").alias("via")).unique())
     if not ls_pairs.is_empty():
         extra.append(ls_pairs.select("a", "b", pl.col("similarity").alias("weight"),
                                      pl.lit("lockstep").alias("via")))
@@ -256,7 +267,16 @@ def investigate(
     # Accounts with evidence of their own: only these may join a ring.
     evidenced = set(scored.filter(pl.col("own") >= OWN_EVIDENCE).get_column("entity_id")
                     .to_list())
-    grab = _grab_device_pairs(findings, identifiers, evidenced)
+    # A front for a grabbing device counts among the device's regular users: the broker's
+    # own accounts, not the customers' logins it booked into.
+    device_fronts = fronted.filter(pl.col("device_id").is_not_null()).select(
+        "account_id", pl.lit("device").alias("entity_type"),
+        pl.col("device_id").alias("entity_id")).unique()
+    grab = _grab_device_pairs(findings, pl.concat([
+        identifiers, device_fronts.with_columns(
+            pl.lit(GRAB_REGULAR, dtype=identifiers.schema["bookings"]).alias("bookings"))
+        .select(identifiers.columns)]) if not device_fronts.is_empty() else identifiers,
+        evidenced)
     if not grab.is_empty():
         extra.append(grab)
     held_patients = set(findings.filter(
