@@ -39,6 +39,8 @@ from fairslot.investigation.rules import (
     FINDING_SCHEMA,
     Thresholds,
     institutional_accounts,
+    ordinary_addresses,
+    repeated_launder_ties,
     run_rules,
     staff_release_caught,
     without_platform_timing,
@@ -237,6 +239,11 @@ def investigate(
 
     findings = pl.concat([findings, hub_resale(findings)])
     identifiers = account_identifiers(bookings, payments)
+    # The link graph and the ring joins read identifiers without the addresses that tie
+    # nobody (crowd exits, carrier pools); the entities' own scores still see them all.
+    ordinary = ordinary_addresses(bookings)
+    tying = identifiers.filter(~((pl.col("entity_type") == "ip")
+                                 & pl.col("entity_id").is_in(sorted(ordinary))))
     extra = []
     if not pairs.is_empty():
         # A pair whose sides share an account, device or IP is deliberate. An unlinked one
@@ -248,6 +255,9 @@ def investigate(
             pl.lit(1.0).alias("weight"), pl.lit("launder").alias("via")))
     if not insider_ties.is_empty():
         extra.append(insider_ties)
+    repeated = repeated_launder_ties(pairs)
+    if not repeated.is_empty():
+        extra.append(repeated)
     if not ls_pairs.is_empty():
         extra.append(ls_pairs.select("a", "b", pl.col("similarity").alias("weight"),
                                      pl.lit("lockstep").alias("via")))
@@ -256,13 +266,13 @@ def investigate(
     # Accounts with evidence of their own: only these may join a ring.
     evidenced = set(scored.filter(pl.col("own") >= OWN_EVIDENCE).get_column("entity_id")
                     .to_list())
-    grab = _grab_device_pairs(findings, identifiers, evidenced)
+    grab = _grab_device_pairs(findings, tying, evidenced)
     if not grab.is_empty():
         extra.append(grab)
     held_patients = set(findings.filter(
         (pl.col("entity_type") == "patient") & pl.col("code").is_in(sorted(HELD_CODES))
         & (pl.col("strength") > 0)).get_column("entity_id").to_list())
-    links = account_links(identifiers, pl.concat(extra) if extra else None,
+    links = account_links(tying, pl.concat(extra) if extra else None,
                           held_patients=held_patients)
 
     # Rings: communities around the flagged accounts, among accounts with evidence.
@@ -302,10 +312,10 @@ def investigate(
         if not ties.is_empty():
             # One shared identifier can be a coincidence (two people mistyping an ID number
             # the same way); joining a ring takes at least two.
-            core_ids = identifiers.filter(pl.col("account_id").is_in(core_set)).select(
+            core_ids = tying.filter(pl.col("account_id").is_in(core_set)).select(
                 "entity_type", "entity_id").unique()
             shared = (
-                identifiers.filter(pl.col("account_id").is_in(ties.get_column("outsider")
+                tying.filter(pl.col("account_id").is_in(ties.get_column("outsider")
                                                               .to_list()))
                 .join(core_ids, on=["entity_type", "entity_id"])
                 .group_by("account_id").agg(pl.len().alias("shared"))
