@@ -398,6 +398,10 @@ def typo_patients(bookings: pl.DataFrame, invalid: pl.DataFrame | None = None
     return pl.DataFrame(rows, schema=empty.schema, orient="row") if rows else empty
 
 
+STAFF_SLIP = 0.2
+"""Strength of an invalid number that only staff ever typed, for a patient who came."""
+
+
 def invalid_id_numbers(bookings: pl.DataFrame) -> pl.DataFrame:
     """Patients whose ID number fails the checksum, birth date or region check, and the
     accounts that booked them. One invalid number on an account is a typo more often than
@@ -406,10 +410,25 @@ def invalid_id_numbers(bookings: pl.DataFrame) -> pl.DataFrame:
     invalid = invalid_patients(bookings)
     if invalid.is_empty():
         return _empty()
+    # A number only ever typed by staff (a window, a call centre) for a person who came to
+    # the visit is the clerk's slip, not the patient's fake: the person stood at the
+    # counter with an ID card and was seen. It stays a weak clue, whoever the clerk is.
+    staff = channel_of(bookings).is_in(sorted(STAFF_CHANNELS)).fill_null(False)
+    typed_by_staff = (
+        bookings.join(invalid, on="patient")
+        .group_by("patient").agg(staff.all().alias("staff_only"),
+                                 (pl.col("status") == "checked_in").any().alias("came"))
+        .filter(pl.col("staff_only") & pl.col("came")).get_column("patient").to_list())
     patients = invalid.with_columns(
         pl.lit("patient").alias("entity_type"), pl.col("patient").alias("entity_id"),
-        pl.lit("invalid_id_number").alias("code"), pl.lit(0.6).alias("strength"),
-        pl.lit("ID number fails the checksum, birth date or region check").alias("detail"),
+        pl.lit("invalid_id_number").alias("code"),
+        pl.when(pl.col("patient").is_in(typed_by_staff)).then(pl.lit(STAFF_SLIP))
+        .otherwise(pl.lit(0.6)).alias("strength"),
+        pl.when(pl.col("patient").is_in(typed_by_staff))
+        .then(pl.lit("ID number fails the checksum, birth date or region check; only ever "
+                     "typed by staff, for a patient who came to the visit"))
+        .otherwise(pl.lit("ID number fails the checksum, birth date or region check"))
+        .alias("detail"),
     )
     typos = typo_patients(bookings, invalid).select("account_id", "patient",
                                                     pl.lit(True).alias("typo"))
@@ -1125,6 +1144,11 @@ def on_site(bookings: pl.DataFrame, zone: str) -> pl.Expr:
     return window | same_day.fill_null(False)
 
 
+HUMAN_PACE = 0.45
+"""The most ``many_patients`` says of an account that books soon after releases but at a
+person's pace, not in the first seconds: under the flag line alone."""
+
+
 def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     """Accounts booking ahead for more distinct patients than a household (the platform's
     per-account limit); the strength grows with how far beyond it. A number mistyped once
@@ -1140,18 +1164,24 @@ def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame
         .with_columns(pl.coalesce("person", "patient").alias("person"))
         .group_by("account_id").agg(
             pl.col("person").n_unique().alias("patients"),
-            ((after >= 0) & (after <= 600)).fill_null(False).mean().alias("race_share"))
+            ((after >= 0) & (after <= 600)).fill_null(False).mean().alias("race_share"),
+            ((after >= 0) & (after <= t.grab_seconds)).fill_null(False).mean()
+            .alias("grab_share"))
     )
     flagged = per_account.filter(pl.col("patients") > t.family_size)
     # A carer or a community helper books for a dozen neighbours whenever it suits them; a
     # scalper books for strangers in the release race. Without the race the count stays a
-    # weak clue.
+    # weak clue. A helper who books soon after a release at a person's pace (tens of seconds
+    # to minutes: it knows when slots open, as any regular does) is not racing anybody: the
+    # count alone stays under the flag line (``HUMAN_PACE``) unless the account's releases
+    # are grabbed, a fifth or more of its bookings within ``grab_seconds``.
     graded = _graded(pl.col("patients"), ((t.family_size + 1, 0.1), (t.family_size + 3, 0.3),
                                           (2 * t.family_size, 0.5), (3 * t.family_size, 0.7)))
     return _findings(flagged.with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
         pl.lit("many_patients").alias("code"),
-        pl.when(pl.col("race_share") >= 0.2).then(graded)
+        pl.when(pl.col("grab_share") >= 0.2).then(graded)
+        .when(pl.col("race_share") >= 0.2).then(pl.min_horizontal(graded, pl.lit(HUMAN_PACE)))
         .otherwise(pl.min_horizontal(graded, pl.lit(0.25))).alias("strength"),
         pl.format("booked for {} distinct patients (a household is at most {})",
                   pl.col("patients"), pl.lit(t.family_size)).alias("detail"),

@@ -113,7 +113,7 @@ def noisy_or(findings: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-ASSOCIATION = frozenset({"ring_link", "paid_by_hub"})
+ASSOCIATION = frozenset({"ring_link", "paid_by_hub", "dense_block"})
 """Findings that say whom an account is tied to, not what it did: being paid by a fan-out
 payer, being tied to a ring's members. They rank and group an account that has evidence of
 its own, and never make a suspect by themselves."""
