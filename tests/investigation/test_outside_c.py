@@ -100,9 +100,10 @@ def _many(write_records: WriteRecords, seconds: str) -> float:
 
 def test_booking_for_many_patients_at_a_persons_pace_stays_under_the_flag_line(
         write_records: WriteRecords) -> None:
-    """A carer booking thirteen elders a minute or two after releases is not racing; the
-    same count grabbed within seconds of release is a scalper's."""
-    assert _many(write_records, "31:30") < 0.5
+    """A carer booking thirteen elders a minute or two after releases is not racing: a weak
+    clue (under 0.3, counted once with the other weak clues). The same count grabbed
+    within seconds of release is a scalper's."""
+    assert _many(write_records, "31:30") < 0.3
     assert _many(write_records, "30:04") >= 0.5
 
 

@@ -1144,9 +1144,10 @@ def on_site(bookings: pl.DataFrame, zone: str) -> pl.Expr:
     return window | same_day.fill_null(False)
 
 
-HUMAN_PACE = 0.45
-"""The most ``many_patients`` says of an account that books soon after releases but at a
-person's pace, not in the first seconds: under the flag line alone."""
+HUMAN_PACE = 0.25
+"""The most ``many_patients`` says of an account that does not grab releases (books at
+ordinary hours, or soon after releases at a person's pace): a weak clue, which with
+another weak clue (an elder's busy week, the anomaly prompt) still counts once."""
 
 
 def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
@@ -1164,25 +1165,25 @@ def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame
         .with_columns(pl.coalesce("person", "patient").alias("person"))
         .group_by("account_id").agg(
             pl.col("person").n_unique().alias("patients"),
-            ((after >= 0) & (after <= 600)).fill_null(False).mean().alias("race_share"),
             ((after >= 0) & (after <= t.grab_seconds)).fill_null(False).mean()
             .alias("grab_share"))
     )
     flagged = per_account.filter(pl.col("patients") > t.family_size)
     # A carer or a community helper books for a dozen neighbours whenever it suits them; a
     # scalper books for strangers in the release race. Without the race the count stays a
-    # weak clue. A helper who books soon after a release at a person's pace (tens of seconds
-    # to minutes: it knows when slots open, as any regular does) is not racing anybody: the
-    # count alone stays under the flag line (``HUMAN_PACE``) unless the account's releases
-    # are grabbed, a fifth or more of its bookings within ``grab_seconds``.
+    # weak clue (``HUMAN_PACE``). A helper who books soon after a release at a person's
+    # pace (tens of seconds to minutes: it knows when slots open, as any regular does) is
+    # not racing anybody either: the race is a fifth or more of the account's bookings
+    # grabbed within ``grab_seconds`` of release. (Until 28 November 2026 it was the first
+    # 10 minutes, and an outside generator's carers, booking 12-14 elders 10-300 s after
+    # release, were suspects on the count alone.)
     graded = _graded(pl.col("patients"), ((t.family_size + 1, 0.1), (t.family_size + 3, 0.3),
                                           (2 * t.family_size, 0.5), (3 * t.family_size, 0.7)))
     return _findings(flagged.with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
         pl.lit("many_patients").alias("code"),
         pl.when(pl.col("grab_share") >= 0.2).then(graded)
-        .when(pl.col("race_share") >= 0.2).then(pl.min_horizontal(graded, pl.lit(HUMAN_PACE)))
-        .otherwise(pl.min_horizontal(graded, pl.lit(0.25))).alias("strength"),
+        .otherwise(pl.min_horizontal(graded, pl.lit(HUMAN_PACE))).alias("strength"),
         pl.format("booked for {} distinct patients (a household is at most {})",
                   pl.col("patients"), pl.lit(t.family_size)).alias("detail"),
     ))
