@@ -151,7 +151,10 @@ def ordinary_addresses(bookings: pl.DataFrame) -> set[str]:
                              ("device", "device_id"))
     ]).drop_nulls().unique()
     accounts = set(pairs.get_column("a").to_list()) | set(pairs.get_column("b").to_list())
-    other = other.filter(pl.col("account_id").is_in(sorted(accounts)))
+    # A value shared by a crowd (a kiosk's device, a hospital's switchboard number) ties a
+    # crowd of strangers, as in the link graph; leaving it out also keeps the pairs few.
+    other = other.filter(pl.col("account_id").is_in(sorted(accounts))).filter(
+        pl.len().over("kind", "value") <= SHARED_ADDRESS)
     tied = (other.join(other.select("kind", "value", pl.col("account_id").alias("b")),
                        on=["kind", "value"])
             .filter(pl.col("account_id") < pl.col("b"))
