@@ -89,6 +89,18 @@ def test_a_holder_feeding_one_broker_again_and_again_is_tied_to_it() -> None:
     assert ties.get_column("via").to_list() == ["launder_repeat"]
 
 
+def test_one_phone_feeding_another_again_and_again_ties_their_accounts() -> None:
+    """A farm's phones: the accounts on phone A cancel, the accounts on phone B rebook,
+    each account pair only once or twice but the two phones every week."""
+    rows = [{"holder_account": f"a{i % 3}", "rebook_account": f"b{i % 4}", "linked": False,
+             "d1": "phoneA", "d2": "phoneB"} for i in range(REPEATED_PAIRS)]
+    rows += [{"holder_account": "x", "rebook_account": "y", "linked": False,
+              "d1": "phoneX", "d2": "phoneY"} for _ in range(REPEATED_PAIRS - 2)]
+    ties = repeated_launder_ties(pl.DataFrame(rows))
+    assert set(ties.select("a", "b").rows()) == {
+        (f"a{i % 3}", f"b{i % 4}") for i in range(REPEATED_PAIRS)}
+
+
 def _many(write_records: WriteRecords, seconds: str) -> float:
     rows = [booking(f"c{i}", account_id="helper", patient_id_number=f"G{26864100 + i}",
                     patient_name="Li Hua", session_start=f"2025-03-{10 + i}T08:00:00+08:00",

@@ -970,15 +970,30 @@ def repeated_launder_ties(pairs: pl.DataFrame) -> pl.DataFrame:
     next, so the same two accounts meeting again and again over a year is a handover. Only
     a grouping tie: the pairs are already each side's evidence (``launder_pair``). Two
     accounts with a linked pair between them (a shared account, device or IP) are tied by
-    that pair already and get no second tie here."""
+    that pair already and get no second tie here.
+    The same holds between two devices (one hand cancelling, another rebooking, each
+    logged into several accounts, as a farm of phones does): the accounts of each such
+    pair are tied the same way.
+    """
     schema = {"a": pl.String, "b": pl.String, "weight": pl.Float64, "via": pl.String}
     if pairs.is_empty():
         return pl.DataFrame(schema=schema)
+    apart = pairs.filter(pl.col("holder_account") != pl.col("rebook_account"))
+    chosen = []
+    for sides in (["holder_account", "rebook_account"], ["d1", "d2"]):
+        if not set(sides) <= set(apart.columns):
+            continue
+        repeated = (apart.filter(pl.col(sides[0]).is_not_null() & pl.col(sides[1]).is_not_null()
+                                 & (pl.col(sides[0]) != pl.col(sides[1])))
+                    .group_by(sides).agg(pl.len().alias("n"),
+                                         pl.col("linked").any().alias("any_linked"))
+                    .filter((pl.col("n") >= REPEATED_PAIRS) & ~pl.col("any_linked")))
+        chosen.append(apart.join(repeated.select(sides), on=sides)
+                      .select("holder_account", "rebook_account"))
+    if not chosen:
+        return pl.DataFrame(schema=schema)
     return (
-        pairs.filter(pl.col("holder_account") != pl.col("rebook_account"))
-        .group_by("holder_account", "rebook_account").agg(
-            pl.len().alias("n"), pl.col("linked").any().alias("linked"))
-        .filter((pl.col("n") >= REPEATED_PAIRS) & ~pl.col("linked"))
+        pl.concat(chosen).unique().sort("holder_account", "rebook_account")
         .select(pl.col("holder_account").alias("a"), pl.col("rebook_account").alias("b"),
                 pl.lit(1.0).alias("weight"), pl.lit("launder_repeat").alias("via"))
     )
