@@ -115,8 +115,10 @@ def noisy_or(findings: pl.DataFrame) -> pl.DataFrame:
 
 ASSOCIATION = frozenset({"ring_link", "paid_by_hub", "dense_block"})
 """Findings that say whom an account is tied to, not what it did: being paid by a fan-out
-payer, being tied to a ring's members. They rank and group an account that has evidence of
-its own, and never make a suspect by themselves."""
+payer, being tied to a ring's members, booking at the same release moments as a dense
+block of others (a fast typist on a carrier's network is beside a crowd, not part of it).
+They rank and group an account that has evidence of its own, and never make a suspect by
+themselves."""
 OWN_EVIDENCE = 0.25
 """The noisy-OR of an account's own findings (everything but ``ASSOCIATION``) it needs
 before association counts at all: a clue of its own at least as strong as booking for
