@@ -10,7 +10,7 @@ import pytest
 
 from fairslot.investigation.evaluate import Quality, evaluate, read_labels
 from fairslot.investigation.records import read_records
-from fairslot.investigation.scoring import Investigation, investigate
+from fairslot.investigation.scoring import ASSOCIATION, Investigation, investigate
 from tests.investigation import thirdgen
 
 pytestmark = pytest.mark.slow
@@ -55,14 +55,14 @@ def test_rings_are_recovered(held_out: Run, request: pytest.FixtureRequest) -> N
 
 
 def test_no_ring_member_is_there_by_association_alone(held_out: Run) -> None:
-    """Every account in a ring has a finding of its own, not only ``ring_link`` or
-    ``paid_by_hub``."""
+    """Every account in a ring has a finding of its own, not only association
+    (``ring_link``, ``paid_by_hub``, ``dense_block``)."""
     result, _labels, _quality = held_out
     members = result.scores.filter((pl.col("entity_type") == "account")
                                    & pl.col("ring_id").is_not_null())
     own = result.findings.filter(
         (pl.col("entity_type") == "account") & (pl.col("strength") > 0)
-        & ~pl.col("code").is_in(["ring_link", "paid_by_hub"])).get_column("entity_id")
+        & ~pl.col("code").is_in(sorted(ASSOCIATION))).get_column("entity_id")
     assert set(members.get_column("entity_id").to_list()) <= set(own.to_list())
 
 

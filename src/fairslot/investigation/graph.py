@@ -109,9 +109,12 @@ def account_links(
             pl.col("weight").cast(pl.Float64), pl.col("via").cast(pl.String),
         ).filter(pl.col("a") != pl.col("b"))
         pairs = pl.concat([pairs, ordered])
-    return pairs.group_by("a", "b").agg(
+    # Sorted, and summed in a fixed order: Leiden's result depends on the order of the
+    # edges it is given, and group_by keeps none, so the same records gave different
+    # rings from one run to the next.
+    return pairs.sort("a", "b", "via", "weight").group_by("a", "b", maintain_order=True).agg(
         pl.col("weight").sum(), pl.col("via").unique().sort().str.join(",")
-    )
+    ).sort("a", "b")
 
 
 RESOLUTION = 2.0
@@ -126,7 +129,8 @@ def communities(links: pl.DataFrame, accounts: list[str], *, seed: int = 0,
     returns account -> community number. Accounts with no link each get their own
     community; a connected group of at most ``SMALL_COMPONENT`` accounts is kept whole."""
     index = {account: i for i, account in enumerate(accounts)}
-    inside = links.filter(pl.col("a").is_in(accounts) & pl.col("b").is_in(accounts))
+    inside = links.filter(pl.col("a").is_in(accounts) & pl.col("b").is_in(accounts)).sort(
+        "a", "b")
     edges = [(index[a], index[b]) for a, b in inside.select("a", "b").iter_rows()]
     graph = ig.Graph(n=len(accounts), edges=edges)
     if not edges:

@@ -22,6 +22,11 @@ ZH_TEMPLATES: tuple[tuple[str, str], ...] = (
     ("its {} patients are judged one by one", "其 {0} 名就诊人逐一单独判断"),
     ("ID number fails the checksum, birth date or region check",
      "身份证号未通过校验位、出生日期或地区码检查"),
+    ("only ever typed by staff, for a patient who came to the visit",
+     "只由工作人员录入过，且就诊人到场就诊"),
+    ("every one of its {} bookings within {} s of release, {} of them paid by a fan-out "
+     "payer that pays for other accounts",
+     "全部 {0} 次挂号都在放号后 {1} 秒内完成，其中 {2} 次由也为其他账户付款的付款账户支付"),
     ("booked for {} invalid ID number(s) in {} booking(s)",
      "为 {0} 个无效身份证号挂号 {1} 次"),
     ("booked for {} invalid ID number(s) in {} booking(s), besides {} slip(s) for patients "

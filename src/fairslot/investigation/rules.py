@@ -21,6 +21,7 @@ from fairslot.config import get_settings
 from fairslot.domain.identity import is_valid_id_number, known_region
 
 __all__ = [
+    "CARRIER_POOL_ADDRESSES",
     "FINDING_SCHEMA",
     "PLATFORM_CHANNELS",
     "SHARED_ADDRESS",
@@ -35,6 +36,7 @@ __all__ = [
     "grab_device",
     "hub_paid_accounts",
     "identity_spread",
+    "instant_hub_paid",
     "institutional_accounts",
     "invalid_id_numbers",
     "invalid_patients",
@@ -42,8 +44,10 @@ __all__ = [
     "launder_pairs",
     "nonsense_names",
     "on_site",
+    "ordinary_addresses",
     "payer_fanout",
     "release_strangers",
+    "repeated_launder_ties",
     "repeated_no_shows",
     "run_rules",
     "shared_device",
@@ -106,6 +110,75 @@ class Thresholds:
 SHARED_ADDRESS = 50
 """An IP used by more accounts than this is a crowd's exit (a carrier NAT, a campus or a
 hospital Wi-Fi): it links nobody, neither in the link graph nor in a laundering pair."""
+
+CARRIER_POOL_ADDRESSES = 20
+"""Addresses of one /16 prefix, each shared over the year by accounts tied by nothing else
+(no patient, payer, phone or device in common), that make the prefix a mobile carrier's
+rotating exit pool (``ordinary_addresses``)."""
+
+
+def _prefix16(ip: pl.Expr) -> pl.Expr:
+    """The first two octets of an IPv4 address (null for anything else)."""
+    return ip.str.extract(r"^(\d{1,3}\.\d{1,3})\.\d{1,3}\.\d{1,3}$")
+
+
+def ordinary_addresses(bookings: pl.DataFrame) -> set[str]:
+    """IPs that tie nobody: a crowd's exit used by more than ``SHARED_ADDRESS`` accounts
+    over the year, and every address of a mobile carrier's rotating pool. A carrier hands
+    each phone a different exit address from its pool for each session, so over a year
+    each address is shared by a handful of strangers, few at a time: under the crowd
+    cutoff, yet no more a tie than the carrier itself. A /16 prefix is such a pool when
+    ``CARRIER_POOL_ADDRESSES`` or more of its addresses were each shared by accounts that
+    have no patient, phone or device in common, and those strangers number more than
+    ``SHARED_ADDRESS``. Home broadband prefixes share an address between a household's
+    accounts (tied by their patients and phones), a ring's proxies between a ring's
+    accounts (a few dozen at most): neither reaches both counts."""
+    used = bookings.filter(pl.col("ip").is_not_null()).select(
+        "account_id", "ip").unique()
+    if used.is_empty():
+        return set()
+    users = used.group_by("ip").agg(pl.len().alias("users"))
+    crowded = set(users.filter(pl.col("users") > SHARED_ADDRESS).get_column("ip").to_list())
+    shared = used.join(users.filter((pl.col("users") >= 2)
+                                    & (pl.col("users") <= SHARED_ADDRESS)), on="ip")
+    if shared.is_empty():
+        return crowded
+    pairs = (shared.join(shared.select("ip", pl.col("account_id").alias("b")), on="ip")
+             .filter(pl.col("account_id") < pl.col("b"))
+             .select(pl.col("account_id").alias("a"), "b", "ip"))
+    other = pl.concat([
+        bookings.select("account_id", pl.lit(kind).alias("kind"),
+                        pl.col(column).alias("value"))
+        for kind, column in (("patient", "patient"), ("phone", "patient_phone"),
+                             ("device", "device_id"))
+    ]).drop_nulls().unique()
+    accounts = set(pairs.get_column("a").to_list()) | set(pairs.get_column("b").to_list())
+    # A value shared by a crowd (a kiosk's device, a hospital's switchboard number) ties a
+    # crowd of strangers, as in the link graph; leaving it out also keeps the pairs few.
+    other = other.filter(pl.col("account_id").is_in(sorted(accounts))).filter(
+        pl.len().over("kind", "value") <= SHARED_ADDRESS)
+    tied = (other.join(other.select("kind", "value", pl.col("account_id").alias("b")),
+                       on=["kind", "value"])
+            .filter(pl.col("account_id") < pl.col("b"))
+            .select(pl.col("account_id").alias("a"), "b").unique()
+            .with_columns(pl.lit(True).alias("tied")))
+    strangers = (pairs.join(tied, on=["a", "b"], how="left")
+                 .filter(pl.col("tied").is_null())
+                 .with_columns(_prefix16(pl.col("ip")).alias("prefix"))
+                 .filter(pl.col("prefix").is_not_null()))
+    pools = (
+        pl.concat([strangers.select("prefix", "ip", pl.col("a").alias("account_id")),
+                   strangers.select("prefix", "ip", pl.col("b").alias("account_id"))])
+        .group_by("prefix").agg(pl.col("ip").n_unique().alias("addresses"),
+                                pl.col("account_id").n_unique().alias("strangers"))
+        .filter((pl.col("addresses") >= CARRIER_POOL_ADDRESSES)
+                & (pl.col("strangers") > SHARED_ADDRESS))
+        .get_column("prefix").to_list())
+    if not pools:
+        return crowded
+    pooled = used.select("ip").unique().filter(_prefix16(pl.col("ip")).is_in(pools))
+    return crowded | set(pooled.get_column("ip").to_list())
+
 
 PLATFORM_CHANNELS = frozenset({"draw", "waitlist"})
 """Bookings the platform itself writes for a person (a draw's winner, the next on a
@@ -330,6 +403,10 @@ def typo_patients(bookings: pl.DataFrame, invalid: pl.DataFrame | None = None
     return pl.DataFrame(rows, schema=empty.schema, orient="row") if rows else empty
 
 
+STAFF_SLIP = 0.2
+"""Strength of an invalid number that only staff ever typed, for a patient who came."""
+
+
 def invalid_id_numbers(bookings: pl.DataFrame) -> pl.DataFrame:
     """Patients whose ID number fails the checksum, birth date or region check, and the
     accounts that booked them. One invalid number on an account is a typo more often than
@@ -338,10 +415,25 @@ def invalid_id_numbers(bookings: pl.DataFrame) -> pl.DataFrame:
     invalid = invalid_patients(bookings)
     if invalid.is_empty():
         return _empty()
+    # A number only ever typed by staff (a window, a call centre) for a person who came to
+    # the visit is the clerk's slip, not the patient's fake: the person stood at the
+    # counter with an ID card and was seen. It stays a weak clue, whoever the clerk is.
+    staff = channel_of(bookings).is_in(sorted(STAFF_CHANNELS)).fill_null(False)
+    typed_by_staff = (
+        bookings.join(invalid, on="patient")
+        .group_by("patient").agg(staff.all().alias("staff_only"),
+                                 (pl.col("status") == "checked_in").any().alias("came"))
+        .filter(pl.col("staff_only") & pl.col("came")).get_column("patient").to_list())
     patients = invalid.with_columns(
         pl.lit("patient").alias("entity_type"), pl.col("patient").alias("entity_id"),
-        pl.lit("invalid_id_number").alias("code"), pl.lit(0.6).alias("strength"),
-        pl.lit("ID number fails the checksum, birth date or region check").alias("detail"),
+        pl.lit("invalid_id_number").alias("code"),
+        pl.when(pl.col("patient").is_in(typed_by_staff)).then(pl.lit(STAFF_SLIP))
+        .otherwise(pl.lit(0.6)).alias("strength"),
+        pl.when(pl.col("patient").is_in(typed_by_staff))
+        .then(pl.lit("ID number fails the checksum, birth date or region check; only ever "
+                     "typed by staff, for a patient who came to the visit"))
+        .otherwise(pl.lit("ID number fails the checksum, birth date or region check"))
+        .alias("detail"),
     )
     typos = typo_patients(bookings, invalid).select("account_id", "patient",
                                                     pl.lit(True).alias("typo"))
@@ -944,6 +1036,90 @@ def release_strangers(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     ))
 
 
+INSTANT_HUB = 0.5
+"""Strength of ``instant_hub_paid``: with the fast bookings it is made of
+(``fast_after_release``), over the flag line."""
+
+
+def instant_hub_paid(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
+                     days: float) -> pl.DataFrame:
+    """Accounts every one of whose release-raced bookings (two or more, and no other
+    bookings) came within ``fast_seconds`` of the release, two or more of them paid by a
+    fan-out payer that pays for several accounts. A thin account a ring opens to book a
+    couple of times is too quiet for the count-based rules: two machine-fast bookings are
+    luck now and then, and a shared wallet pays for families too. Both at once, on every
+    booking the account ever made, is software booking for a wallet that pays for
+    strangers: the account's own speed, tied to the wallet by its own payments."""
+    hubs = fanout_payers(bookings, payments, t, days).filter(pl.col("accounts") >= 2)
+    if hubs.is_empty():
+        return _empty()
+    after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+    paid = payments.join(hubs.select("payer_account"), on="payer_account").select(
+        "booking_id", pl.lit(True).alias("hub")).unique("booking_id")
+    per_account = (
+        bookings.join(paid, on="booking_id", how="left")
+        .group_by("account_id").agg(
+            pl.len().alias("n"),
+            ((after >= 0) & (after < t.fast_seconds)).fill_null(False).sum().alias("fast"),
+            (pl.col("hub").fill_null(False)
+             & ((after >= 0) & (after < t.fast_seconds)).fill_null(False)).sum()
+            .alias("fast_hub"))
+        .filter((pl.col("n") >= 2) & (pl.col("fast") == pl.col("n"))
+                & (pl.col("fast_hub") >= 2))
+    )
+    return _findings(per_account.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("instant_hub_paid").alias("code"), pl.lit(INSTANT_HUB).alias("strength"),
+        pl.format("every one of its {} bookings within {} s of release, {} of them paid by "
+                  "a fan-out payer that pays for other accounts", pl.col("n"),
+                  pl.lit(t.fast_seconds), pl.col("fast_hub")).alias("detail"),
+    ))
+
+
+REPEATED_PAIRS = 5
+"""Cancel-then-rebook pairs between the same two accounts that tie them
+(``repeated_launder_ties``). Where two rings race for the same experts, one's bots catch
+the other's cancellations now and then: the third generator's racing rings meet the same
+rival account up to three times a year; a holder handing its slots to its broker does so
+every week."""
+
+
+def repeated_launder_ties(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Ties (a, b, weight, via) between a holder and the account that rebooked its freed
+    slots, when one fed the other ``REPEATED_PAIRS`` or more times. One freed slot caught
+    by a stranger is the refresh race; which stranger wins changes from one race to the
+    next, so the same two accounts meeting again and again over a year is a handover. Only
+    a grouping tie: the pairs are already each side's evidence (``launder_pair``). Two
+    accounts with a linked pair between them (a shared account, device or IP) are tied by
+    that pair already and get no second tie here.
+    The same holds between two devices (one hand cancelling, another rebooking, each
+    logged into several accounts, as a farm of phones does): the accounts of each such
+    pair are tied the same way.
+    """
+    schema = {"a": pl.String, "b": pl.String, "weight": pl.Float64, "via": pl.String}
+    if pairs.is_empty():
+        return pl.DataFrame(schema=schema)
+    apart = pairs.filter(pl.col("holder_account") != pl.col("rebook_account"))
+    chosen = []
+    for sides in (["holder_account", "rebook_account"], ["d1", "d2"]):
+        if not set(sides) <= set(apart.columns):
+            continue
+        repeated = (apart.filter(pl.col(sides[0]).is_not_null() & pl.col(sides[1]).is_not_null()
+                                 & (pl.col(sides[0]) != pl.col(sides[1])))
+                    .group_by(sides).agg(pl.len().alias("n"),
+                                         pl.col("linked").any().alias("any_linked"))
+                    .filter((pl.col("n") >= REPEATED_PAIRS) & ~pl.col("any_linked")))
+        chosen.append(apart.join(repeated.select(sides), on=sides)
+                      .select("holder_account", "rebook_account"))
+    if not chosen:
+        return pl.DataFrame(schema=schema)
+    return (
+        pl.concat(chosen).unique().sort("holder_account", "rebook_account")
+        .select(pl.col("holder_account").alias("a"), pl.col("rebook_account").alias("b"),
+                pl.lit(1.0).alias("weight"), pl.lit("launder_repeat").alias("via"))
+    )
+
+
 def hub_paid_accounts(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds,
                       days: float) -> list[str]:
     """Accounts with a booking paid by a fan-out payer that pays for several accounts."""
@@ -985,9 +1161,7 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
         pl.col("booking_id").alias("rebooking"))
     # An address shared by crowds (a carrier's NAT, a hospital's Wi-Fi) ties nobody: two
     # strangers behind one carrier exit are not one hand.
-    crowded = (bookings.filter(pl.col("ip").is_not_null()).group_by("ip")
-               .agg(pl.col("account_id").n_unique().alias("users"))
-               .filter(pl.col("users") > SHARED_ADDRESS).get_column("ip").to_list())
+    crowded = sorted(ordinary_addresses(bookings))
     pairs = (
         cancelled.join(booked, on=["doctor_id", "session_start"])
         .with_columns(((pl.col("created_at") - pl.col("cancelled_at")).dt.total_milliseconds()
@@ -1109,6 +1283,12 @@ def on_site(bookings: pl.DataFrame, zone: str) -> pl.Expr:
     return window | same_day.fill_null(False)
 
 
+HUMAN_PACE = 0.25
+"""The most ``many_patients`` says of an account that does not grab releases (books at
+ordinary hours, or soon after releases at a person's pace): a weak clue, which with
+another weak clue (an elder's busy week, the anomaly prompt) still counts once."""
+
+
 def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     """Accounts booking ahead for more distinct patients than a household (the platform's
     per-account limit); the strength grows with how far beyond it. A number mistyped once
@@ -1124,19 +1304,25 @@ def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame
         .with_columns(pl.coalesce("person", "patient").alias("person"))
         .group_by("account_id").agg(
             pl.col("person").n_unique().alias("patients"),
-            ((after >= 0) & (after <= 600)).fill_null(False).mean().alias("race_share"))
+            ((after >= 0) & (after <= t.grab_seconds)).fill_null(False).mean()
+            .alias("grab_share"))
     )
     flagged = per_account.filter(pl.col("patients") > t.family_size)
     # A carer or a community helper books for a dozen neighbours whenever it suits them; a
     # scalper books for strangers in the release race. Without the race the count stays a
-    # weak clue.
+    # weak clue (``HUMAN_PACE``). A helper who books soon after a release at a person's
+    # pace (tens of seconds to minutes: it knows when slots open, as any regular does) is
+    # not racing anybody either: the race is a fifth or more of the account's bookings
+    # grabbed within ``grab_seconds`` of release. (Until 28 November 2026 it was the first
+    # 10 minutes, and an outside generator's carers, booking 12-14 elders 10-300 s after
+    # release, were suspects on the count alone.)
     graded = _graded(pl.col("patients"), ((t.family_size + 1, 0.1), (t.family_size + 3, 0.3),
                                           (2 * t.family_size, 0.5), (3 * t.family_size, 0.7)))
     return _findings(flagged.with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
         pl.lit("many_patients").alias("code"),
-        pl.when(pl.col("race_share") >= 0.2).then(graded)
-        .otherwise(pl.min_horizontal(graded, pl.lit(0.25))).alias("strength"),
+        pl.when(pl.col("grab_share") >= 0.2).then(graded)
+        .otherwise(pl.min_horizontal(graded, pl.lit(HUMAN_PACE))).alias("strength"),
         pl.format("booked for {} distinct patients (a household is at most {})",
                   pl.col("patients"), pl.lit(t.family_size)).alias("detail"),
     ))
@@ -1195,6 +1381,7 @@ def run_rules(
         grab_device(bookings, t),
         shared_phone(bookings, t),
         fast_after_release(bookings, t),
+        instant_hub_paid(bookings, payments, t, days),
         laundering,
         repeated_no_shows(bookings, t),
         account_many_patients(bookings, t),

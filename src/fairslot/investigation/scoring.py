@@ -40,6 +40,8 @@ from fairslot.investigation.rules import (
     Thresholds,
     fronts_for_software,
     institutional_accounts,
+    ordinary_addresses,
+    repeated_launder_ties,
     run_rules,
     staff_release_caught,
     without_platform_timing,
@@ -112,10 +114,12 @@ def noisy_or(findings: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-ASSOCIATION = frozenset({"ring_link", "paid_by_hub"})
+ASSOCIATION = frozenset({"ring_link", "paid_by_hub", "dense_block"})
 """Findings that say whom an account is tied to, not what it did: being paid by a fan-out
-payer, being tied to a ring's members. They rank and group an account that has evidence of
-its own, and never make a suspect by themselves."""
+payer, being tied to a ring's members, booking at the same release moments as a dense
+block of others (a fast typist on a carrier's network is beside a crowd, not part of it).
+They rank and group an account that has evidence of its own, and never make a suspect by
+themselves."""
 OWN_EVIDENCE = 0.25
 """The noisy-OR of an account's own findings (everything but ``ASSOCIATION``) it needs
 before association counts at all: a clue of its own at least as strong as booking for
@@ -241,6 +245,11 @@ def investigate(
 
     findings = pl.concat([findings, hub_resale(findings)])
     identifiers = account_identifiers(bookings, payments)
+    # The link graph and the ring joins read identifiers without the addresses that tie
+    # nobody (crowd exits, carrier pools); the entities' own scores still see them all.
+    ordinary = ordinary_addresses(bookings)
+    tying = identifiers.filter(~((pl.col("entity_type") == "ip")
+                                 & pl.col("entity_id").is_in(sorted(ordinary))))
     extra = []
     if not pairs.is_empty():
         # A pair whose sides share an account, device or IP is deliberate. An unlinked one
@@ -259,6 +268,9 @@ def investigate(
         extra.append(software_ties.select(
             pl.col("account_id").alias("a"), pl.col("booker").alias("b"),
             pl.lit(1.0).alias("weight"), pl.lit("fronts").alias("via")).unique())
+    repeated = repeated_launder_ties(pairs)
+    if not repeated.is_empty():
+        extra.append(repeated)
     if not ls_pairs.is_empty():
         extra.append(ls_pairs.select("a", "b", pl.col("similarity").alias("weight"),
                                      pl.lit("lockstep").alias("via")))
@@ -273,16 +285,16 @@ def investigate(
         "account_id", pl.lit("device").alias("entity_type"),
         pl.col("device_id").alias("entity_id")).unique()
     grab = _grab_device_pairs(findings, pl.concat([
-        identifiers, device_fronts.with_columns(
-            pl.lit(GRAB_REGULAR, dtype=identifiers.schema["bookings"]).alias("bookings"))
-        .select(identifiers.columns)]) if not device_fronts.is_empty() else identifiers,
+        tying, device_fronts.with_columns(
+            pl.lit(GRAB_REGULAR, dtype=tying.schema["bookings"]).alias("bookings"))
+        .select(tying.columns)]) if not device_fronts.is_empty() else tying,
         evidenced)
     if not grab.is_empty():
         extra.append(grab)
     held_patients = set(findings.filter(
         (pl.col("entity_type") == "patient") & pl.col("code").is_in(sorted(HELD_CODES))
         & (pl.col("strength") > 0)).get_column("entity_id").to_list())
-    links = account_links(identifiers, pl.concat(extra) if extra else None,
+    links = account_links(tying, pl.concat(extra) if extra else None,
                           held_patients=held_patients)
 
     # Rings: communities around the flagged accounts, among accounts with evidence.
@@ -322,10 +334,10 @@ def investigate(
         if not ties.is_empty():
             # One shared identifier can be a coincidence (two people mistyping an ID number
             # the same way); joining a ring takes at least two.
-            core_ids = identifiers.filter(pl.col("account_id").is_in(core_set)).select(
+            core_ids = tying.filter(pl.col("account_id").is_in(core_set)).select(
                 "entity_type", "entity_id").unique()
             shared = (
-                identifiers.filter(pl.col("account_id").is_in(ties.get_column("outsider")
+                tying.filter(pl.col("account_id").is_in(ties.get_column("outsider")
                                                               .to_list()))
                 .join(core_ids, on=["entity_type", "entity_id"])
                 .group_by("account_id").agg(pl.len().alias("shared"))
