@@ -539,9 +539,9 @@ def test_a_blocked_patient_is_told_until_when_and_whom_to_ask(
         assert page.status_code == 403 and "retry-after" in page.headers
         until = (clock.now() + dt.timedelta(hours=2)).astimezone(SHANGHAI)
         assert "<h1>访问已暂停</h1>" in page.text and "重试" not in page.text
-        assert f"暂停至 {until:%Y-%m-%d %H:%M}" in alert(page.text)
+        assert f"持续至 {until:%Y-%m-%d %H:%M}" in alert(page.text)
         assert "挂号窗口" in alert(page.text)
         client.cookies.set("fs_lang", "en")
         page = client.get(f"/sessions/{world.session_ids[0]}/confirm?patient_id={patient_id}")
         assert "<h1>Access suspended</h1>" in page.text
-        assert f"Suspended until {until:%Y-%m-%d %H:%M}" in alert(page.text)
+        assert f"This lasts until {until:%Y-%m-%d %H:%M}" in alert(page.text)

@@ -215,7 +215,7 @@ ERROR_TEXTS = {
 # the reason on the page, in the hospital's time.
 RETRY_SOON = N_("You can try again in %(seconds)s seconds (at %(time)s).")
 RETRY_LATER = N_("You can try again after %(time)s.")
-BLOCKED_UNTIL = N_("Suspended until %(time)s. If you think this is a mistake, please call or "
+BLOCKED_UNTIL = N_("This lasts until %(time)s. If you think it is a mistake, please call or "
                    "visit the hospital's registration desk.")
 RETRY_CODES = frozenset({"rate_limited", "login_backoff", "overloaded", "guard_unavailable",
                          "booking_in_progress", "blocked"})
