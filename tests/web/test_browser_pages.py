@@ -146,7 +146,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         # fast_action alert would ask it for proofs of work (tested in tests/monitoring).
         "FAIRSLOT_MONITOR_PERSON_ACTION_SECONDS": "0.1",
         "FAIRSLOT_INVESTIGATIONS_DIR": str(tmp_path / "investigations"),
-        "FAIRSLOT_DEV_OUTBOX_PAGE": "true"}
+        "FAIRSLOT_DEV_OUTBOX_PAGE": "true",
+        # The refusal pages' visitor comes "through a proxy" from an address of its own,
+        # which a decision blocks (nobody else sends X-Forwarded-For).
+        "FAIRSLOT_TRUSTED_PROXIES": '["127.0.0.1/32"]'}
     with serve(tmp_path, SEED, settings) as (url, printed):
         seeded = json.loads(printed.strip().splitlines()[-1])
         yield {"url": url, "tmp": tmp_path, "env": server_env(tmp_path, settings), **seeded}
@@ -574,3 +577,81 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(
         finally:
             context.close()
     assert problems == {}
+
+
+_ALERTS = textwrap.dedent("""
+    import datetime as dt, sys
+    from fairslot.config import get_settings
+    from fairslot.monitoring.sql_store import SqlMonitorStore
+    from fairslot.storage.database import make_engine
+    from fairslot.monitoring.alerts import Sighting
+    from fairslot.monitoring.scenarios import Entity
+
+    now = dt.datetime.now(dt.UTC)
+    seen = now.timestamp()
+    SqlMonitorStore(make_engine(get_settings().database_url)).record([
+        Sighting("guard_refusals", Entity("ip", "198.51.100.7"), "high",
+                 "ip 198.51.100.7 refused 40 times by the guard in 300 s (last: rate_limited)",
+                 {"refusals": 40, "window_s": 300.0, "threshold": 20,
+                  "reason": "rate_limited", "group": "browsing"}, [], [], [], seen, seen),
+        Sighting("payer_fanout", Entity("payer", "alipay:h:9f3a"), "medium",
+                 "payer alipay:h:9f3a acted for 9 distinct patients in 7 days (threshold 5)",
+                 {"patients": 9, "window_s": 604800.0, "threshold": 5, "accounts": 3},
+                 [], [], [], seen, seen)], now)
+""")
+
+
+def test_a_blocked_visitor_and_the_consoles_alerts_read_in_each_language(
+        server: dict[str, Any], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    url = server["url"]
+    done = subprocess.run([sys.executable, "-c", _ALERTS], env=server["env"],
+                          cwd=server["tmp"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    operator = _context(browser, 375, None, url)
+    try:
+        page = operator.new_page()
+        _log_in(page, url, "browser.operator")
+        token = page.request.post(url + "/api/v1/auth/login", data={
+            "username": "browser.operator", "password": PASSWORD}).json()["token"]
+        made = page.request.post(url + "/api/v1/monitor/decisions", headers={
+            "authorization": f"Bearer {token}"}, data={
+            "action": "block", "entity": "ip:198.51.100.7", "lifetime": "2h",
+            "reason": "refusal page test"})
+        assert made.status == 201, made.text()
+        decision = made.json()["id"]
+        page.goto(url + "/operator/console")
+        alerts = page.locator("table.sessions").first
+        expect(alerts).to_contain_text("IP 地址 198.51.100.7 在 5 分钟内被防护拒绝 40 次")
+        expect(alerts).to_contain_text("来自 3 个账户")
+        _no_sideways_scroll(page)
+        assert _axe(page) == []
+        for lang, words in (("zh_CN", ("访问已暂停", "挂号窗口")),
+                            ("en", ("Access suspended", "registration desk"))):
+            visitor = _context(browser, 375, lang, url)
+            try:
+                visitor.set_extra_http_headers({"X-Forwarded-For": "198.51.100.7"})
+                blocked = visitor.new_page()
+                response = blocked.goto(url + "/departments/1")
+                assert response is not None and response.status == 403
+                assert response.headers.get("retry-after")
+                expect(blocked.locator("h1")).to_have_text(words[0])
+                expect(blocked.get_by_role("alert")).to_contain_text(words[1])
+                _no_sideways_scroll(blocked)
+                assert _axe(blocked) == []
+                if os.environ.get("FAIRSLOT_SHOTS"):
+                    blocked.screenshot(path=os.path.join(os.environ["FAIRSLOT_SHOTS"],
+                                                         f"blocked-{lang}.png"))
+            finally:
+                visitor.close()
+        if os.environ.get("FAIRSLOT_SHOTS"):
+            page.goto(url + "/operator/console")
+            page.locator("table.sessions").first.screenshot(
+                path=os.path.join(os.environ["FAIRSLOT_SHOTS"], "console-alerts-zh.png"))
+        lifted = page.request.post(url + f"/api/v1/monitor/decisions/{decision}/lift",
+                                   headers={"authorization": f"Bearer {token}"},
+                                   data={"reason": "done"})
+        assert lifted.ok, lifted.text()
+    finally:
+        operator.close()

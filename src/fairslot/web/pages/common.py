@@ -104,6 +104,9 @@ ERROR_HEADLINES = {
     502: N_("Payment not completed"),
     503: N_("Busy, please retry"),
 }
+CODE_HEADLINES = {"blocked": N_("Access suspended"), "rate_limited": N_("Please wait a moment"),
+                  "overloaded": N_("Busy, please retry"),
+                  "guard_unavailable": N_("Busy, please retry")}
 # Messages after a redirect are chosen by a fixed code, so nothing a link carries is shown.
 DONE_MESSAGES = {
     "registered": N_("Welcome: your account is ready"),
@@ -185,6 +188,8 @@ ERROR_TEXTS = {
     "login_backoff": N_("Too many failed log-ins; please wait a moment and try again."),
     "blocked": N_("Access from here is suspended for now."),
     "overloaded": N_("The service is busy; please try again in a few seconds."),
+    "guard_unavailable": N_("Booking is paused for a moment while the server recovers; "
+                            "please try again shortly."),
     "challenge_required": N_("Checking this device…"),
     "booking_in_progress": N_("Another booking of yours is in progress; please wait."),
     "token_missing": N_("This action must be started from its page; please go back and "
@@ -206,6 +211,32 @@ ERROR_TEXTS = {
 }
 
 
+# When to come back, after a refusal that says how long it lasts (``Retry-After``): added to
+# the reason on the page, in the hospital's time.
+RETRY_SOON = N_("You can try again in %(seconds)s seconds (at %(time)s).")
+RETRY_LATER = N_("You can try again after %(time)s.")
+BLOCKED_UNTIL = N_("This lasts until %(time)s. If you think it is a mistake, please call or "
+                   "visit the hospital's registration desk.")
+RETRY_CODES = frozenset({"rate_limited", "login_backoff", "overloaded", "guard_unavailable",
+                         "booking_in_progress", "blocked"})
+
+
+def _retry_words(lang: i18n.Language, error: FairslotError, zone: dt.tzinfo | None,
+                 now: dt.datetime | None) -> Markup | None:
+    seconds = getattr(error, "retry_after", None)
+    if error.code not in RETRY_CODES or not isinstance(seconds, int) or now is None \
+            or zone is None:
+        return None
+    at = (now + dt.timedelta(seconds=seconds)).astimezone(zone)
+    if error.code == "blocked":
+        return i18n.translate(lang, BLOCKED_UNTIL, time=at.strftime("%Y-%m-%d %H:%M"))
+    if seconds < 120:
+        return i18n.translate(lang, RETRY_SOON, seconds=seconds, time=at.strftime("%H:%M:%S"))
+    shown = at.strftime("%H:%M") if at.date() == now.astimezone(zone).date() \
+        else at.strftime("%Y-%m-%d %H:%M")
+    return i18n.translate(lang, RETRY_LATER, time=shown)
+
+
 def _shown(value: Any, zone: dt.tzinfo | None) -> str:
     """An error's value as a page shows it: a moment (an ISO timestamp, as the errors carry
     them) in the hospital's time zone to the minute, anything else as it is."""
@@ -221,10 +252,21 @@ def _shown(value: Any, zone: dt.tzinfo | None) -> str:
 
 
 def explain(lang: i18n.Language, error: FairslotError | str,
-            zone: dt.tzinfo | None = None) -> Markup:
+            zone: dt.tzinfo | None = None, now: dt.datetime | None = None) -> Markup:
     """An error (or a notice) in the visitor's language: the catalogue's words for its own
     text, else the page's words for its code, else its own text marked as English. Moments
-    in the error's values are shown in ``zone`` (the hospital's)."""
+    in the error's values are shown in ``zone`` (the hospital's). Given ``now``, a refusal
+    that lasts a while (a limit, a block) also says when to come back."""
+    words = _explain(lang, error, zone)
+    retry = _retry_words(lang, error, zone, now) if isinstance(error, FairslotError) else None
+    if retry is None:
+        return words
+    # Chinese runs its sentences on without a space.
+    return (Markup("%s%s") if lang.code.startswith("zh") else Markup("%s %s")) % (words, retry)
+
+
+def _explain(lang: i18n.Language, error: FairslotError | str,
+             zone: dt.tzinfo | None) -> Markup:
     text = error if isinstance(error, str) else error.detail
     coded = isinstance(error, FairslotError) and error.code in ERROR_TEXTS
     # The English catalogue knows every English text, but a service's own words carry its
@@ -346,9 +388,18 @@ def page_router() -> APIRouter:
 
 def error_page(request: Request, status: int, detail: str | FairslotError,
                code: str) -> Response:
-    return render(request, "error.html", status=status,
-                  headline=ERROR_HEADLINES.get(status, N_("Something went wrong")),
-                  detail=detail, code=code)
+    headline = CODE_HEADLINES.get(code) or ERROR_HEADLINES.get(status,
+                                                               N_("Something went wrong"))
+    # A page that was only refused for now can be asked for again (a GET: a form's POST is
+    # sent again from its own page).
+    again = code in RETRY_CODES and code != "blocked" and request.method == "GET"
+    response = render(request, "error.html", status=status, headline=headline,
+                      detail=detail, code=code, again=again)
+    # A refusal's Retry-After (a limit, a block, load shedding) holds for the page too.
+    for name, value in (getattr(detail, "headers", None) or {}).items():
+        if name.lower() in ("retry-after", "cache-control"):
+            response.headers[name] = value
+    return response
 
 
 def _wants_page(request: Request) -> bool:
@@ -506,9 +557,10 @@ def render(request: Request, name: str, *, status: int = 200, **values: Any) -> 
     # visitor's language when the catalogue has them, otherwise as they are, marked English.
     platform = getattr(request.app.state, "platform", None)
     zone = platform.deps.settings.zone if platform is not None else None
+    now = platform.deps.clock.now() if platform is not None else None
     for key in ("error", "notice", "detail"):
         if values.get(key):
-            values[key] = explain(lang, values[key], zone)
+            values[key] = explain(lang, values[key], zone, now)
     response = templates.TemplateResponse(request, name, values, status_code=status)
     new = getattr(request.state, "new_csrf", None)
     if new:
