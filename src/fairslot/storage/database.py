@@ -12,7 +12,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from fairslot.storage import pg_begin
 from fairslot.storage.errors import USE_CASE, install_translation
 from fairslot.storage.orm import map_domain
 
@@ -67,18 +66,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     engine = sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
-    _begin_with_first_statement(engine)
     _ping_when_idle(engine)
     return engine
-
-
-def _begin_with_first_statement(engine: Engine) -> None:
-    """Connections that send a transaction's ``BEGIN`` with its first statement, in one
-    round trip instead of two (``storage.pg_begin``)."""
-
-    @event.listens_for(engine, "do_connect")
-    def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
-        return pg_begin.connect(*cargs, **cparams)
 
 
 PING_AFTER_IDLE_SECONDS = 5.0
