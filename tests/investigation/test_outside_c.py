@@ -5,6 +5,7 @@ and a clerk's typos, each on a hand-made record set, with its honest look-alike.
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from fairslot.investigation.graph import account_links
 from fairslot.investigation.records import read_records
@@ -129,6 +130,30 @@ def test_being_in_a_dense_block_is_association_not_evidence() -> None:
     ], schema={"entity_type": pl.String, "entity_id": pl.String, "code": pl.String,
                "strength": pl.Float64, "detail": pl.String}, orient="row")
     assert account_scores(findings).get_column("score").to_list() == [0.0]
+
+
+def test_one_weak_clue_lets_ties_count_but_not_a_dense_block() -> None:
+    """A fast typist racing releases for a parent, a child and itself has one weak clue of
+    its own (``release_strangers``); beside a crowd at those releases on a carrier's network
+    it stays under the flag line. The same clue with a tie through an identifier or money
+    (``ring_link``) counts, as a crowd member's does; a second clue of its own lets the dense
+    block count too."""
+    schema = {"entity_type": pl.String, "entity_id": pl.String, "code": pl.String,
+              "strength": pl.Float64, "detail": pl.String}
+    findings = pl.DataFrame([
+        ("account", "typist", "release_strangers", 0.25, "raced 3 releases"),
+        ("account", "typist", "dense_block", 0.4, "in a dense block"),
+        ("account", "member", "release_strangers", 0.25, "raced 3 releases"),
+        ("account", "member", "ring_link", 0.55, "tied to 2 ring members"),
+        ("account", "crowd", "release_strangers", 0.3, "raced 5 releases"),
+        ("account", "crowd", "many_patients", 0.25, "booked for 7 patients"),
+        ("account", "crowd", "dense_block", 0.4, "in a dense block"),
+    ], schema=schema, orient="row")
+    scores = dict(account_scores(findings, calibrated=False)
+                  .select("entity_id", "score").iter_rows())
+    assert scores["typist"] == pytest.approx(0.25)
+    assert scores["member"] == pytest.approx(1 - 0.75 * 0.45)
+    assert scores["crowd"] == pytest.approx(1 - 0.7 * 0.75 * 0.6)
 
 
 def test_a_clerks_typo_for_a_patient_who_came_is_a_weak_clue(

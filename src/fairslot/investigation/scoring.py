@@ -124,6 +124,15 @@ OWN_EVIDENCE = 0.25
 """The noisy-OR of an account's own findings (everything but ``ASSOCIATION``) it needs
 before association counts at all: a clue of its own at least as strong as booking for
 more patients than a household, or for two invalid identities."""
+BESIDE = frozenset({"dense_block"})
+"""Association by time alone: booking at the same release moments as a dense block of
+others. On a carrier's network a genuine fast typist is beside a crowd at every release it
+races, and races for a parent, a child and itself, which is one weak clue of its own
+(``release_strangers``). So this association counts only above ``BESIDE_EVIDENCE``; ties
+through identifiers and money (``ring_link``, ``paid_by_hub``) count from
+``OWN_EVIDENCE``."""
+BESIDE_EVIDENCE = 0.35
+"""Own evidence an account needs before ``BESIDE`` counts: more than one weak clue."""
 CONDUCT = frozenset({"grab_device"})
 """Findings about an identifier's own conduct (a device booking at release moments for many
 accounts), not about who else used it: they count in full even when no flagged account
@@ -143,12 +152,17 @@ def account_scores(findings: pl.DataFrame, *, calibrated: bool = True) -> pl.Dat
     accounts = findings.filter(pl.col("entity_type") == "account")
     own = noisy_or(accounts.filter(~pl.col("code").is_in(sorted(ASSOCIATION)))).select(
         "entity_id", pl.col("score").alias("own"))
+    tied = noisy_or(accounts.filter(~pl.col("code").is_in(sorted(BESIDE)))).select(
+        "entity_id", pl.col("score").alias("tied"))
     full = noisy_or(accounts)
-    return full.join(own, on="entity_id", how="left").with_columns(
-        pl.col("own").fill_null(0.0)).with_columns(
-        pl.when(pl.col("own") >= OWN_EVIDENCE).then(pl.col("score"))
-        .otherwise(pl.col("own")).alias("score")).with_columns(
-        calibrate(pl.col("score")) if calibrated else pl.col("score"))
+    return (full.join(own, on="entity_id", how="left").join(tied, on="entity_id", how="left")
+            .with_columns(pl.col("own").fill_null(0.0), pl.col("tied").fill_null(0.0))
+            .with_columns(
+                pl.when(pl.col("own") >= BESIDE_EVIDENCE).then(pl.col("score"))
+                .when(pl.col("own") >= OWN_EVIDENCE).then(pl.col("tied"))
+                .otherwise(pl.col("own")).alias("score"))
+            .drop("tied")
+            .with_columns(calibrate(pl.col("score")) if calibrated else pl.col("score")))
 
 
 HUB_RESALE = 0.35
