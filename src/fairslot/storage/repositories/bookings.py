@@ -89,8 +89,12 @@ class BookingRepository:
         return self.db.get(Booking, booking_id)
 
     def get_for_update(self, booking_id: int) -> Booking | None:
+        # populate_existing: a booking this transaction read before it took its locks is
+        # re-read now, or the row's lock would guard a stale copy (a payment committed in
+        # between was then cancelled as a held booking, unrefunded).
         return self.db.scalars(
             sa.select(Booking).where(t.bookings.c.id == booking_id).with_for_update()
+            .execution_options(populate_existing=True)
         ).first()
 
     def target(self, account_id: int, patient_id: int, session_id: int,
