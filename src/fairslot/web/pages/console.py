@@ -25,7 +25,7 @@ from fairslot.monitoring.live import ServerMonitoring
 from fairslot.services import audit, catalog, console, review
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
-from fairslot.web import i18n
+from fairslot.web import alert_summaries, i18n
 from fairslot.web.deps import DepsDep, UowDep, context, get_platform
 from fairslot.web.i18n import N_
 from fairslot.web.pages.common import (
@@ -132,6 +132,15 @@ def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> R
     queue = review.queue(uow, deps, account) if reviewer else []
     guard: Guard = request.app.state.guard
     levels = anyio.from_thread.run(guard.levels)
+    lang = i18n.of_request(request)
+    # A monitor's decision names the alert it answers: its reason is shown from that alert,
+    # in the page's language (the stored English reason stays for the API and the audit).
+    raised_by = {a.id: a for a in alerts}
+    for d in decisions:
+        if hand is not None and d.alert_id is not None and d.alert_id not in raised_by:
+            found = hand.store.alert(d.alert_id)
+            if found is not None:
+                raised_by[found.id] = found
     return render(request, "console.html", account=account, figures=figures,
                   entries=shown["entries"], figures_json=json.dumps(shown, ensure_ascii=False),
                   alerts=alerts, decisions=decisions, queue=queue, reviewer=reviewer,
@@ -141,7 +150,9 @@ def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> R
                   status_labels=STATUS_LABELS, action_labels=ACTION_LABELS,
                   level_labels=LEVEL_LABELS, scenario_titles=SCENARIO_TITLES,
                   entity_labels=ENTITY_LABELS, timezone=deps.settings.timezone,
-                  zone=deps.settings.zone, console_words=_script_words(request))
+                  zone=deps.settings.zone, console_words=_script_words(request),
+                  alert_summary=lambda alert: alert_summaries.summary(lang, alert),
+                  raised_by=raised_by)
 
 
 def _script_words(request: Request) -> str:
