@@ -9,6 +9,7 @@ import functools
 import hashlib
 import hmac
 import inspect
+import math
 import pathlib
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
@@ -206,6 +207,67 @@ ERROR_TEXTS = {
 }
 
 
+# The guard's refusals as a patient reads them: what happened, what to do and when to try
+# again (``%(when)s``, from the refusal's ``Retry-After``), with a headline of their own.
+REFUSAL_HEADLINES = {
+    "rate_limited": N_("Too many requests"),
+    "login_backoff": N_("Too many failed log-ins"),
+    "booking_in_progress": N_("A booking is still being processed"),
+    "blocked": N_("Access suspended"),
+    "overloaded": N_("The service is busy"),
+    "challenge_required": N_("Checking this device"),
+    "token_missing": N_("Please start again from the page"),
+    "token_invalid": N_("This page has expired"),
+    "token_replayed": N_("This page was already used"),
+    "token_expired": N_("This page has expired"),
+    "token_too_early": N_("Please check and confirm again"),
+}
+REFUSAL_TEXTS = {
+    "rate_limited": N_("Too many requests came from this connection or account in a short "
+                       "time, so this one was not carried out. Please try again %(when)s."),
+    "login_backoff": N_("There were too many failed log-ins for this account. Please check "
+                        "the user name and password and try again %(when)s."),
+    "booking_in_progress": N_("Your previous booking or payment is still being processed. "
+                              "Look at My account first: it may have gone through. If not, "
+                              "try again %(when)s."),
+    "blocked": N_("Access from this connection, device or account is suspended for now, so "
+                  "nothing was done. You can try again %(when)s. If you think this is a "
+                  "mistake, please contact the hospital's help desk with the error code "
+                  "below."),
+    "overloaded": N_("Many people are using the service right now, so this request was not "
+                     "carried out. Please try again %(when)s."),
+}
+# When to try again, from the seconds to wait.
+WHEN_SECONDS = N_("in %(n)s seconds")
+WHEN_MINUTES = N_("in about %(n)s minutes")
+WHEN_LATER = N_("after %(time)s (%(zone)s)")
+
+
+def refusal_wait(exc: FairslotError) -> int | None:
+    """The seconds a guard refusal asks to wait (its ``Retry-After``), if it says."""
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if isinstance(headers, dict) else None
+    if value is None:
+        value = getattr(exc, "retry_after", None)
+    try:
+        return max(1, int(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def when_words(lang: i18n.Language, seconds: int, now: dt.datetime | None,
+               zone: dt.tzinfo | None, zone_id: str | None) -> Markup:
+    """``in 40 seconds``, ``in about 5 minutes`` or ``after 11-29 10:00 (Beijing time)``."""
+    if seconds <= 90:
+        return i18n.translate(lang, WHEN_SECONDS, n=seconds)
+    if seconds <= 90 * 60 or now is None or zone is None:
+        return i18n.translate(lang, WHEN_MINUTES, n=math.ceil(seconds / 60))
+    until = (now + dt.timedelta(seconds=seconds)).astimezone(zone)
+    label = ZONE_LABELS.get(zone_id or "")
+    return i18n.translate(lang, WHEN_LATER, time=until.strftime("%m-%d %H:%M"),
+                          zone=i18n.translate(lang, label) if label else zone_id or "")
+
+
 def _shown(value: Any, zone: dt.tzinfo | None) -> str:
     """An error's value as a page shows it: a moment (an ISO timestamp, as the errors carry
     them) in the hospital's time zone to the minute, anything else as it is."""
@@ -221,10 +283,17 @@ def _shown(value: Any, zone: dt.tzinfo | None) -> str:
 
 
 def explain(lang: i18n.Language, error: FairslotError | str,
-            zone: dt.tzinfo | None = None) -> Markup:
+            zone: dt.tzinfo | None = None, now: dt.datetime | None = None,
+            zone_id: str | None = None) -> Markup:
     """An error (or a notice) in the visitor's language: the catalogue's words for its own
     text, else the page's words for its code, else its own text marked as English. Moments
-    in the error's values are shown in ``zone`` (the hospital's)."""
+    in the error's values are shown in ``zone`` (the hospital's). A guard refusal that says
+    how long to wait is worded with what to do and when (``REFUSAL_TEXTS``)."""
+    if isinstance(error, FairslotError) and error.code in REFUSAL_TEXTS:
+        wait = refusal_wait(error)
+        if wait is not None:
+            return i18n.translate(lang, REFUSAL_TEXTS[error.code],
+                                  when=when_words(lang, wait, now, zone, zone_id))
     text = error if isinstance(error, str) else error.detail
     coded = isinstance(error, FairslotError) and error.code in ERROR_TEXTS
     # The English catalogue knows every English text, but a service's own words carry its
@@ -346,9 +415,20 @@ def page_router() -> APIRouter:
 
 def error_page(request: Request, status: int, detail: str | FairslotError,
                code: str) -> Response:
-    return render(request, "error.html", status=status,
-                  headline=ERROR_HEADLINES.get(status, N_("Something went wrong")),
-                  detail=detail, code=code)
+    headline = REFUSAL_HEADLINES.get(code) or ERROR_HEADLINES.get(
+        status, N_("Something went wrong"))
+    # A refused page view can simply be asked for again (a refused form is sent again from
+    # its own page, with a fresh token). Never ``//host``: the link stays on this site.
+    again = "/" + request.url.path.lstrip("/\\") + (
+        f"?{request.url.query}" if request.url.query else "") \
+        if code in REFUSAL_HEADLINES and request.method == "GET" else None
+    response = render(request, "error.html", status=status, headline=headline,
+                      detail=detail, code=code, again=again)
+    for name in ("Retry-After", "Cache-Control"):
+        value = (getattr(detail, "headers", None) or {}).get(name)
+        if value:
+            response.headers[name] = value
+    return response
 
 
 def _wants_page(request: Request) -> bool:
@@ -506,9 +586,11 @@ def render(request: Request, name: str, *, status: int = 200, **values: Any) -> 
     # visitor's language when the catalogue has them, otherwise as they are, marked English.
     platform = getattr(request.app.state, "platform", None)
     zone = platform.deps.settings.zone if platform is not None else None
+    zone_id = platform.deps.settings.timezone if platform is not None else None
+    now = platform.deps.clock.now() if platform is not None else None
     for key in ("error", "notice", "detail"):
         if values.get(key):
-            values[key] = explain(lang, values[key], zone)
+            values[key] = explain(lang, values[key], zone, now, zone_id)
     response = templates.TemplateResponse(request, name, values, status_code=status)
     new = getattr(request.state, "new_csrf", None)
     if new:
