@@ -19,12 +19,13 @@ from fairslot.domain.booking import BookingStatus
 from fairslot.domain.credit import Suspended
 from fairslot.domain.errors import InvalidInput
 from fairslot.domain.schedule import Period
+from fairslot.guard.errors import ActionTokenRefused, Blocked, Overloaded
 from fairslot.monitoring.alerts import Sighting
 from fairslot.monitoring.scenarios import Entity
 from fairslot.monitoring.scenarios.catalogue import SCENARIO_NAMES
 from fairslot.services import booking, catalog, rules
 from fairslot.services.context import RequestContext
-from fairslot.web import i18n
+from fairslot.web import alert_summaries, i18n
 from fairslot.web.app import create_app
 from fairslot.web.pages import console as console_page
 from fairslot.web.pages.common import explain
@@ -328,10 +329,13 @@ def test_the_console_speaks_the_pages_language_and_the_hospitals_time(
         client.cookies.set("fs_lang", "en")
         text = client.get("/operator/console").text
         assert "Actions faster than a person" in text and "Beijing time" in text
+        # Figures without what the scenario's words need: the stored summary, marked English.
+        assert '<span lang="en">account: 2 times in 30 days</span>' in text
 
 
 def test_every_scenario_has_a_title_and_rounds_show_department_names(world: World) -> None:
     assert set(SCENARIO_NAMES) <= set(console_page.SCENARIO_TITLES)
+    assert set(SCENARIO_NAMES) <= set(alert_summaries.SUMMARIES)
     platform = world.platform
     with platform.uow() as uow:
         shown = console_page._for_page(uow, platform.deps, {"entries": [
@@ -384,3 +388,41 @@ def test_the_registration_slip_says_how_it_was_paid(client: TestClient, world: W
     assert paid_with("insurance:YB12345678") == "Medical-insurance card"
     assert paid_with("corp-7788") == "Another account"
     assert paid_with(None) is None
+
+
+def test_a_refused_page_view_says_what_happened_and_when_to_retry(world: World) -> None:
+    """The guard's refusal of a page is a page in the visitor's language that says when to
+    try again (from its Retry-After, which the page keeps), never its code or JSON alone."""
+    tight = {"browsing": {"ip": "3/minute", "prefix": "3/minute", "device": "3/minute"}}
+    platform = dataclasses.replace(world.platform, settings=world.platform.settings.model_copy(
+        update={"guard_limits": tight}))
+    with TestClient(create_app(platform), headers=HTML) as client:
+        for _ in range(10):
+            page = client.get(f"/departments/{world.department_id}")
+            if page.status_code != 200:
+                break
+        assert page.status_code == 429, page.text
+        assert page.headers["content-type"].startswith("text/html")
+        wait = int(page.headers["Retry-After"])
+        text = page.text
+        assert "<h1>操作太频繁</h1>" in text and '<html lang="zh-CN">' in text
+        assert f"本次请求没有执行。请在 {wait} 秒后再试。" in text
+        assert f'href="/departments/{world.department_id}">重试</a>' in text
+        assert "Too many requests" not in text and "problem+json" not in text
+        client.cookies.set("fs_lang", "en")
+        text = client.get(f"/departments/{world.department_id}").text
+        assert "Please try again in " in text and ">Try again</a>" in text
+
+
+def test_guard_refusals_on_forms_and_long_blocks_are_worded() -> None:
+    zh, en = i18n.LANGUAGES["zh_CN"], i18n.LANGUAGES["en"]
+    now = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.UTC)
+    blocked = Blocked("blocked", retry_after=3 * 3600)
+    assert "您可以在北京时间 11-28 13:00 以后再试" in str(
+        explain(zh, blocked, SHANGHAI, now, "Asia/Shanghai"))
+    assert "try again after 11-28 13:00 (Beijing time)" in str(
+        explain(en, blocked, SHANGHAI, now, "Asia/Shanghai"))
+    assert "请在约 5 分钟后再试" in str(explain(zh, Overloaded("busy", retry_after=290)))
+    replayed = ActionTokenRefused("This page was already used; please reload it to try "
+                                  "again.", code="token_replayed")
+    assert "该表单已经提交过一次" in str(explain(zh, replayed))

@@ -215,12 +215,10 @@ REFUSAL_HEADLINES = {
     "booking_in_progress": N_("A booking is still being processed"),
     "blocked": N_("Access suspended"),
     "overloaded": N_("The service is busy"),
-    "challenge_required": N_("Checking this device"),
     "token_missing": N_("Please start again from the page"),
     "token_invalid": N_("This page has expired"),
-    "token_replayed": N_("This page was already used"),
+    "token_replayed": N_("Already sent"),
     "token_expired": N_("This page has expired"),
-    "token_too_early": N_("Please check and confirm again"),
 }
 REFUSAL_TEXTS = {
     "rate_limited": N_("Too many requests came from this connection or account in a short "
@@ -236,6 +234,13 @@ REFUSAL_TEXTS = {
                   "below."),
     "overloaded": N_("Many people are using the service right now, so this request was not "
                      "carried out. Please try again %(when)s."),
+    # An action token is refused on a form's page, which comes back with a fresh one.
+    "token_replayed": N_("This form was already sent once. Look at My account first: what "
+                         "it asked for may already be done. If not, confirm again below."),
+    "token_expired": N_("This page was open too long and has expired, so nothing was done. "
+                        "Please check the details and confirm again below."),
+    "token_invalid": N_("This form does not belong to this page or has expired, so nothing "
+                        "was done. Please check the details and confirm again below."),
 }
 # When to try again, from the seconds to wait.
 WHEN_SECONDS = N_("in %(n)s seconds")
@@ -290,9 +295,12 @@ def explain(lang: i18n.Language, error: FairslotError | str,
     in the error's values are shown in ``zone`` (the hospital's). A guard refusal that says
     how long to wait is worded with what to do and when (``REFUSAL_TEXTS``)."""
     if isinstance(error, FairslotError) and error.code in REFUSAL_TEXTS:
+        refusal = REFUSAL_TEXTS[error.code]
         wait = refusal_wait(error)
+        if "%(when)s" not in refusal:
+            return i18n.translate(lang, refusal)
         if wait is not None:
-            return i18n.translate(lang, REFUSAL_TEXTS[error.code],
+            return i18n.translate(lang, refusal,
                                   when=when_words(lang, wait, now, zone, zone_id))
     text = error if isinstance(error, str) else error.detail
     coded = isinstance(error, FairslotError) and error.code in ERROR_TEXTS
@@ -584,6 +592,9 @@ def render(request: Request, name: str, *, status: int = 200, **values: Any) -> 
         values["error"] = None
     # Errors and notices are English texts from the services and the pages: shown in the
     # visitor's language when the catalogue has them, otherwise as they are, marked English.
+    # A guard refusal shown on a form is headed by what happened, not "Please check:".
+    refused_by = getattr(values["error"], "code", None)
+    values["error_headline"] = REFUSAL_HEADLINES.get(refused_by or "")
     platform = getattr(request.app.state, "platform", None)
     zone = platform.deps.settings.zone if platform is not None else None
     zone_id = platform.deps.settings.timezone if platform is not None else None
