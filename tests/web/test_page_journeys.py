@@ -426,3 +426,25 @@ def test_guard_refusals_on_forms_and_long_blocks_are_worded() -> None:
     replayed = ActionTokenRefused("This page was already used; please reload it to try "
                                   "again.", code="token_replayed")
     assert "该表单已经提交过一次" in str(explain(zh, replayed))
+
+
+@SQLITE_ONLY
+def test_a_booking_held_for_review_is_not_announced_as_to_pay(world: World) -> None:
+    platform = dataclasses.replace(world.platform, settings=world.platform.settings.model_copy(
+        update={"monitor_mode": "embedded"}))
+    account, (patient_id,), _ = world.patient_account("held.patient")
+    with TestClient(create_app(platform), headers=HTML) as client:
+        monitoring = client.app.state.monitoring  # type: ignore[attr-defined]
+        monitoring.monitor.decide("hold_bookings", Entity("account", str(account.id)),
+                                  dt.timedelta(days=1), "li", "ring")
+        log_in(client, "held.patient")
+        session_id = world.session_ids[0]
+        confirm = client.get(f"/sessions/{session_id}/confirm",
+                             params={"patient_id": patient_id}).text
+        after_min_age(world)
+        r = client.post(f"/sessions/{session_id}/book",
+                        data=fields(confirm, f"/sessions/{session_id}/book"),
+                        follow_redirects=False)
+        assert r.status_code == 303 and "done=booked_review" in r.headers["location"]
+        me = client.get(r.headers["location"]).text
+        assert "预约已提交。医院正在审核这个预约" in me and "请在支付期限前支付" not in me

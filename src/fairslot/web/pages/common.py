@@ -110,6 +110,8 @@ DONE_MESSAGES = {
     "registered": N_("Welcome: your account is ready"),
     "patient_added": N_("Patient added"),
     "booked": N_("Booked: please pay before the deadline"),
+    "booked_review": N_("Booked. The hospital is reviewing this booking; you can pay once it "
+                        "is confirmed."),
     "paid": N_("Paid"),
     "appealed": N_("Appeal sent to the hospital that listed the entry"),
     "cancelled": N_("Booking cancelled"),
