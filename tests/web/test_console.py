@@ -59,6 +59,20 @@ def test_the_console_shows_live_figures_alerts_decisions_and_acts_on_them(
         assert "<h1>实时监控" in text and '<html lang="zh-CN">' in text
         assert "bad_identities" in text and f'账户 <span class="mono">{farm.id}</span>' in text
         assert "/static/vendor/uplot/uPlot.iife.min.js" in text
+        # The alert's summary is worded in Chinese from the scenario and its figures; the
+        # API keeps the stored English summary.
+        (alert,) = [a for a in monitoring.monitor.store.alerts()
+                    if a.scenario == "bad_identities" and a.entity.type == "account"]
+        n = alert.figures["identities"]
+        assert f"账户 {farm.id} 在 " in text and f"内提交了 {n} 个无效身份（最近一次：" in text
+        alerts_table = text.split('id="alerts"', 1)[1].split('id="decisions"', 1)[0]
+        assert alert.summary not in html.unescape(alerts_table)
+        # The monitor's decision on that alert gives its reason in Chinese too.
+        assert f"告警 {alert.id}（" in text and "— 自动监控" in text
+        assert alert.summary not in html.unescape(text)
+        api = client.get(f"/api/v1/monitor/alerts/{alert.id}", headers={
+            "Authorization": f"Bearer {world.token(Role.INVESTIGATOR)}"})
+        assert api.status_code == 200 and api.json()["summary"] == alert.summary
         assert "预约待审核" in text  # the decision in force, in the page's language
         figures = json.loads(html.unescape(
             text.split('data-figures="', 1)[1].split('"', 1)[0]))

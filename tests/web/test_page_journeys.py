@@ -19,17 +19,18 @@ from fairslot.domain.booking import BookingStatus
 from fairslot.domain.credit import Suspended
 from fairslot.domain.errors import InvalidInput
 from fairslot.domain.schedule import Period
+from fairslot.guard.errors import ActionTokenRefused, Blocked, Overloaded
 from fairslot.monitoring.alerts import Sighting
 from fairslot.monitoring.scenarios import Entity
 from fairslot.monitoring.scenarios.catalogue import SCENARIO_NAMES
 from fairslot.services import booking, catalog, rules
 from fairslot.services.context import RequestContext
-from fairslot.web import i18n
+from fairslot.web import alert_summaries, i18n
 from fairslot.web.app import create_app
 from fairslot.web.pages import console as console_page
 from fairslot.web.pages.common import explain
 from fairslot.web.pages.desk import paid_with
-from tests.conftest import PASSWORD, World
+from tests.conftest import World
 from tests.web.test_pages import HTML, SQLITE_ONLY, after_min_age, alert, fields, log_in, platform
 from tests.web.test_patient_pages import _open_round
 
@@ -328,10 +329,13 @@ def test_the_console_speaks_the_pages_language_and_the_hospitals_time(
         client.cookies.set("fs_lang", "en")
         text = client.get("/operator/console").text
         assert "Actions faster than a person" in text and "Beijing time" in text
+        # Figures without what the scenario's words need: the stored summary, marked English.
+        assert '<span lang="en">account: 2 times in 30 days</span>' in text
 
 
 def test_every_scenario_has_a_title_and_rounds_show_department_names(world: World) -> None:
     assert set(SCENARIO_NAMES) <= set(console_page.SCENARIO_TITLES)
+    assert set(SCENARIO_NAMES) <= set(alert_summaries.SUMMARIES)
     platform = world.platform
     with platform.uow() as uow:
         shown = console_page._for_page(uow, platform.deps, {"entries": [
@@ -386,162 +390,61 @@ def test_the_registration_slip_says_how_it_was_paid(client: TestClient, world: W
     assert paid_with(None) is None
 
 
-# What each scenario puts in its alert's figures (as the scenarios in fairslot.monitoring
-# write them), for the page's wording of the summary.
-SCENARIO_FIGURES: dict[str, tuple[Entity, dict[str, object]]] = {
-    "rate_ip_prefix": (Entity("ip_prefix", "203.0.113.0/24"),
-                       {"requests": 412, "window_s": 60, "threshold": 300}),
-    "rate_account": (Entity("account", "12"), {"requests": 90, "window_s": 60, "threshold": 60}),
-    "rate_device": (Entity("device", "d1"), {"requests": 90, "window_s": 60, "threshold": 60}),
-    "guard_refusals": (Entity("ip", "203.0.113.9"),
-                       {"refusals": 40, "window_s": 300.0, "threshold": 20,
-                        "reason": "rate_limited", "group": "booking"}),
-    "fanout_ip": (Entity("ip", "203.0.113.9"),
-                  {"patients": 9, "window_s": 86400.0, "threshold": 5}),
-    "fanout_device": (Entity("device", "d1"),
-                      {"patients": 9, "window_s": 86400.0, "threshold": 5}),
-    "fanout_account": (Entity("account", "12"),
-                       {"patients": 9, "window_s": 86400.0, "threshold": 5}),
-    "fanout_phone": (Entity("phone", "p1"),
-                     {"patients": 9, "window_s": 86400.0, "threshold": 5, "accounts": 3}),
-    "payer_fanout": (Entity("payer", "alipay:9f3a"),
-                     {"patients": 9, "window_s": 604800.0, "threshold": 5, "accounts": 3}),
-    "fast_action": (Entity("account", "12"),
-                    {"times": 4, "last_s": 0.412, "threshold": 3, "window_s": 2592000.0}),
-    "release_snipe": (Entity("account", "12"),
-                      {"times": 4, "last_s": 0.2, "threshold": 3, "window_s": 2592000.0}),
-    "early_tokens": (Entity("account", "12"),
-                     {"times": 4, "last_s": 30.5, "threshold": 3, "window_s": 2592000.0}),
-    "waitlist_fast_accept": (Entity("account", "12"),
-                             {"times": 4, "last_s": 0.3, "threshold": 3,
-                              "window_s": 2592000.0}),
-    "launder": (Entity("account", "14"), {"gap_s": 1.532, "threshold_s": 10.0,
-                                          "cancelled_booking": 7, "session": 31}),
-    "identity_spread": (Entity("patient", "5"),
-                        {"departments": 4, "window_s": 604800.0, "threshold": 3}),
-    "lockstep": (Entity("account", "16"),
-                 {"partners": 3, "shared_releases": 5, "similarity": 0.833,
-                  "own_releases": 6, "threshold_releases": 4}),
-    "bad_identities": (Entity("device", "d1"),
-                       {"identities": 6, "window_s": 86400.0, "threshold": 3,
-                        "last_reason": "checksum"}),
-    "bad_identity_burst": (Entity("account", "18"),
-                           {"accounts": 25, "window_s": 900.0, "expected": 1.5,
-                            "threshold": 10, "factor": 5.0}),
-    "ip_rotation": (Entity("account", "12"),
-                    {"prefixes": 8, "window_s": 3600.0, "threshold": 5}),
-    "surge_registrations": (Entity("route_group", "registration"),
-                            {"registrations": 60, "window_s": 600.0, "expected": 3.25,
-                             "threshold": 20, "factor": 5.0, "active_hours": 12}),
-    "surge_links": (Entity("route_group", "registration"),
-                    {"links": 60, "window_s": 600.0, "expected": 3.25, "threshold": 20,
-                     "factor": 5.0, "active_hours": 12}),
-    "blacklisted": (Entity("account", "12"),
-                    {"listed_for": "scalping", "kind": "booking.created"}),
-}
+def test_a_refused_page_view_says_what_happened_and_when_to_retry(world: World) -> None:
+    """The guard's refusal of a page is a page in the visitor's language that says when to
+    try again (from its Retry-After, which the page keeps), never its code or JSON alone."""
+    tight = {"browsing": {"ip": "3/minute", "prefix": "3/minute", "device": "3/minute"}}
+    platform = dataclasses.replace(world.platform, settings=world.platform.settings.model_copy(
+        update={"guard_limits": tight}))
+    with TestClient(create_app(platform), headers=HTML) as client:
+        for _ in range(10):
+            page = client.get(f"/departments/{world.department_id}")
+            if page.status_code != 200:
+                break
+        assert page.status_code == 429, page.text
+        assert page.headers["content-type"].startswith("text/html")
+        wait = int(page.headers["Retry-After"])
+        text = page.text
+        assert "<h1>操作太频繁</h1>" in text and '<html lang="zh-CN">' in text
+        assert f"本次请求没有执行。请在 {wait} 秒后再试。" in text
+        assert f'href="/departments/{world.department_id}">重试</a>' in text
+        assert "Too many requests" not in text and "problem+json" not in text
+        client.cookies.set("fs_lang", "en")
+        text = client.get(f"/departments/{world.department_id}").text
+        assert "Please try again in " in text and ">Try again</a>" in text
 
 
-def test_every_alert_summary_is_worded_in_both_languages() -> None:
+def test_guard_refusals_on_forms_and_long_blocks_are_worded() -> None:
     zh, en = i18n.LANGUAGES["zh_CN"], i18n.LANGUAGES["en"]
-    assert set(SCENARIO_NAMES) == set(console_page.SUMMARY_TEXTS) == set(SCENARIO_FIGURES)
-    for scenario, (entity, figures) in SCENARIO_FIGURES.items():
-        shown = SimpleAlert(scenario, entity, figures, "the monitor's English")
-        for lang in (zh, en):
-            text = str(console_page.alert_summary(lang, shown))
-            assert "monitor's English" not in text and "%(" not in text, (scenario, text)
-        assert re.search(r"[\u4e00-\u9fff]", str(console_page.alert_summary(zh, shown)))
-    fast = SimpleAlert("fast_action", *SCENARIO_FIGURES["fast_action"], "x")
-    assert str(console_page.alert_summary(zh, fast)) == (
-        "账户 12：30 天内 4 次，最近一次在页面打开后 0.41 秒")
-    assert str(console_page.alert_summary(en, fast)) == (
-        "Account 12: 4 times in 30 days, the last 0.41 s after its screen")
-    payer = SimpleAlert("payer_fanout", *SCENARIO_FIGURES["payer_fanout"], "x")
-    assert str(console_page.alert_summary(en, payer)).endswith(", from 3 accounts")
-    # A scenario the page does not know, or figures it cannot word: the monitor's English,
-    # marked as English.
-    for odd in (SimpleAlert("new_scenario", Entity("account", "1"), {}, "seen <b>"),
-                SimpleAlert("fast_action", Entity("account", "1"), {"times": 2}, "seen <b>")):
-        assert str(console_page.alert_summary(zh, odd)) == '<span lang="en">seen &lt;b&gt;</span>'
-
-
-@dataclasses.dataclass
-class SimpleAlert:
-    scenario: str
-    entity: Entity
-    figures: dict[str, object]
-    summary: str
+    now = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.UTC)
+    blocked = Blocked("blocked", retry_after=3 * 3600)
+    assert "您可以在北京时间 11-28 13:00 以后再试" in str(
+        explain(zh, blocked, SHANGHAI, now, "Asia/Shanghai"))
+    assert "try again after 11-28 13:00 (Beijing time)" in str(
+        explain(en, blocked, SHANGHAI, now, "Asia/Shanghai"))
+    assert "请在约 5 分钟后再试" in str(explain(zh, Overloaded("busy", retry_after=290)))
+    replayed = ActionTokenRefused("This page was already used; please reload it to try "
+                                  "again.", code="token_replayed")
+    assert "该表单已经提交过一次" in str(explain(zh, replayed))
 
 
 @SQLITE_ONLY
-def test_the_consoles_alert_summary_is_in_the_pages_language_and_the_api_stays_english(
-        world: World, clock: FixedClock) -> None:
+def test_a_booking_held_for_review_is_not_announced_as_to_pay(world: World) -> None:
     platform = dataclasses.replace(world.platform, settings=world.platform.settings.model_copy(
         update={"monitor_mode": "embedded"}))
+    account, (patient_id,), _ = world.patient_account("held.patient")
     with TestClient(create_app(platform), headers=HTML) as client:
         monitoring = client.app.state.monitoring  # type: ignore[attr-defined]
-        monitoring.embedded.stop()
-        seen = clock.now().timestamp()
-        entity, figures = SCENARIO_FIGURES["guard_refusals"]
-        english = "ip 203.0.113.9 refused 40 times by the guard in 300 s (last: rate_limited)"
-        monitoring.hand.store.record([Sighting("guard_refusals", entity, "high", english,
-                                               figures, [], [], [], seen, seen)], clock.now())
-        log_in(client, "staff-operator")
-        text = client.get("/operator/console").text
-        assert "IP 地址 203.0.113.9 在 5 分钟内被防护拒绝 40 次" in text and english not in text
-        client.cookies.set("fs_lang", "en")
-        text = client.get("/operator/console").text
-        assert "IP address 203.0.113.9 refused 40 times by the guard in 5 min" in text
-        # The API's JSON keeps the monitor's own summary.
-        token = client.post("/api/v1/auth/login", json={
-            "username": "staff-operator", "password": PASSWORD}).json()["token"]
-        (shown,) = client.get("/api/v1/monitor/alerts",
-                              headers={"authorization": f"Bearer {token}",
-                                       "accept": "application/json"}).json()
-        assert shown["summary"] == english and shown["figures"]["refusals"] == 40
-
-
-@SQLITE_ONLY
-def test_a_refused_page_says_why_and_when_to_come_back_in_the_visitors_language(
-        world: World, clock: FixedClock) -> None:
-    platform = dataclasses.replace(world.platform, settings=world.platform.settings.model_copy(
-        update={"guard_limits": {"browsing": {"ip": "3/minute"}}}))
-    with TestClient(create_app(platform), headers=HTML) as client:
-        statuses = [client.get("/").status_code for _ in range(4)]
-        assert statuses[:3] == [200, 200, 200]
-        refused = client.get("/")
-        assert refused.status_code == 429 and refused.headers["content-type"].startswith(
-            "text/html")
-        wait = int(refused.headers["retry-after"])
-        assert 0 < wait <= 60
-        at = (clock.now() + dt.timedelta(seconds=wait)).astimezone(SHANGHAI)
-        words = alert(refused.text)
-        assert words.startswith("操作太频繁") and f"{wait} 秒后（{at:%H:%M:%S}）再试" in words
-        assert 'href="/">返回首页' in refused.text and '<a class="button" href="/">重试' \
-            in refused.text
-        client.cookies.set("fs_lang", "en")
-        words = alert(client.get("/").text)
-        assert "You can try again in" in words and "seconds (at" in words
-
-
-@SQLITE_ONLY
-def test_a_blocked_patient_is_told_until_when_and_whom_to_ask(
-        world: World, clock: FixedClock) -> None:
-    platform = dataclasses.replace(world.platform, settings=world.platform.settings.model_copy(
-        update={"monitor_mode": "embedded"}))
-    account, (patient_id,), _ = world.patient_account("blocked.patient")
-    with TestClient(create_app(platform), headers=HTML) as client:
-        monitoring = client.app.state.monitoring  # type: ignore[attr-defined]
-        monitoring.embedded.stop()
-        monitoring.hand.decide("block", Entity("account", str(account.id)),
-                               dt.timedelta(hours=2), "li", "ring member")
-        log_in(client, "blocked.patient")
-        page = client.get(f"/sessions/{world.session_ids[0]}/confirm?patient_id={patient_id}")
-        assert page.status_code == 403 and "retry-after" in page.headers
-        until = (clock.now() + dt.timedelta(hours=2)).astimezone(SHANGHAI)
-        assert "<h1>访问已暂停</h1>" in page.text and "重试" not in page.text
-        assert f"持续至 {until:%Y-%m-%d %H:%M}" in alert(page.text)
-        assert "挂号窗口" in alert(page.text)
-        client.cookies.set("fs_lang", "en")
-        page = client.get(f"/sessions/{world.session_ids[0]}/confirm?patient_id={patient_id}")
-        assert "<h1>Access suspended</h1>" in page.text
-        assert f"This lasts until {until:%Y-%m-%d %H:%M}" in alert(page.text)
+        monitoring.monitor.decide("hold_bookings", Entity("account", str(account.id)),
+                                  dt.timedelta(days=1), "li", "ring")
+        log_in(client, "held.patient")
+        session_id = world.session_ids[0]
+        confirm = client.get(f"/sessions/{session_id}/confirm",
+                             params={"patient_id": patient_id}).text
+        after_min_age(world)
+        r = client.post(f"/sessions/{session_id}/book",
+                        data=fields(confirm, f"/sessions/{session_id}/book"),
+                        follow_redirects=False)
+        assert r.status_code == 303 and "done=booked_review" in r.headers["location"]
+        me = client.get(r.headers["location"]).text
+        assert "预约已提交。医院正在审核这个预约" in me and "请在支付期限前支付" not in me

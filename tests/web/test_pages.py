@@ -134,7 +134,7 @@ def test_a_patient_logs_in_adds_family_books_through_the_confirmation_pays_and_c
 
     # The same confirmation cannot book twice: its action token is spent.
     again = client.post(f"/sessions/{session_id}/book", data=data, follow_redirects=False)
-    assert again.status_code == 403 and "已使用过" in alert(again.text)
+    assert again.status_code == 403 and "已经提交过一次" in alert(again.text)
 
     after_min_age(world)
     pay = f"/bookings/{mine.booking.id}/pay"
@@ -181,7 +181,7 @@ def test_a_forged_post_without_the_form_tokens_is_refused(client: TestClient,
     r = client.post(f"/sessions/{session_id}/book",
                     data=fields(page, f"/sessions/{session_id}/book") | {"patient_id": other},
                     follow_redirects=False)
-    assert r.status_code == 403 and "与此操作不符" in alert(r.text)
+    assert r.status_code == 403 and "与当前页面不符" in alert(r.text)
     assert world.platform.run(catalog.session_view, session_id).free == 10
 
     # Logging out is a form post too.

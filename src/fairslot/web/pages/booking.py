@@ -102,4 +102,6 @@ def book(session_id: PageId, request: Request, who: Viewer, uow: UowDep, deps: D
                              status=exc.status, error=exc, retry=retry)
     finally:
         guard_release(request, passed)
-    return redirect(f"/me?done=booked#booking-{view.booking.id}")
+    # A booking held for review cannot be paid yet: the message says so, not "please pay".
+    done = "booked_review" if view.booking.under_review else "booked"
+    return redirect(f"/me?done={done}#booking-{view.booking.id}")

@@ -9,6 +9,7 @@ import functools
 import hashlib
 import hmac
 import inspect
+import math
 import pathlib
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
@@ -104,14 +105,13 @@ ERROR_HEADLINES = {
     502: N_("Payment not completed"),
     503: N_("Busy, please retry"),
 }
-CODE_HEADLINES = {"blocked": N_("Access suspended"), "rate_limited": N_("Please wait a moment"),
-                  "overloaded": N_("Busy, please retry"),
-                  "guard_unavailable": N_("Busy, please retry")}
 # Messages after a redirect are chosen by a fixed code, so nothing a link carries is shown.
 DONE_MESSAGES = {
     "registered": N_("Welcome: your account is ready"),
     "patient_added": N_("Patient added"),
     "booked": N_("Booked: please pay before the deadline"),
+    "booked_review": N_("Booked. The hospital is reviewing this booking; you can pay once it "
+                        "is confirmed."),
     "paid": N_("Paid"),
     "appealed": N_("Appeal sent to the hospital that listed the entry"),
     "cancelled": N_("Booking cancelled"),
@@ -188,8 +188,6 @@ ERROR_TEXTS = {
     "login_backoff": N_("Too many failed log-ins; please wait a moment and try again."),
     "blocked": N_("Access from here is suspended for now."),
     "overloaded": N_("The service is busy; please try again in a few seconds."),
-    "guard_unavailable": N_("Booking is paused for a moment while the server recovers; "
-                            "please try again shortly."),
     "challenge_required": N_("Checking this device…"),
     "booking_in_progress": N_("Another booking of yours is in progress; please wait."),
     "token_missing": N_("This action must be started from its page; please go back and "
@@ -211,30 +209,70 @@ ERROR_TEXTS = {
 }
 
 
-# When to come back, after a refusal that says how long it lasts (``Retry-After``): added to
-# the reason on the page, in the hospital's time.
-RETRY_SOON = N_("You can try again in %(seconds)s seconds (at %(time)s).")
-RETRY_LATER = N_("You can try again after %(time)s.")
-BLOCKED_UNTIL = N_("This lasts until %(time)s. If you think it is a mistake, please call or "
-                   "visit the hospital's registration desk.")
-RETRY_CODES = frozenset({"rate_limited", "login_backoff", "overloaded", "guard_unavailable",
-                         "booking_in_progress", "blocked"})
+# The guard's refusals as a patient reads them: what happened, what to do and when to try
+# again (``%(when)s``, from the refusal's ``Retry-After``), with a headline of their own.
+REFUSAL_HEADLINES = {
+    "rate_limited": N_("Too many requests"),
+    "login_backoff": N_("Too many failed log-ins"),
+    "booking_in_progress": N_("A booking is still being processed"),
+    "blocked": N_("Access suspended"),
+    "overloaded": N_("The service is busy"),
+    "token_missing": N_("Please start again from the page"),
+    "token_invalid": N_("This page has expired"),
+    "token_replayed": N_("Already sent"),
+    "token_expired": N_("This page has expired"),
+}
+REFUSAL_TEXTS = {
+    "rate_limited": N_("Too many requests came from this connection or account in a short "
+                       "time, so this one was not carried out. Please try again %(when)s."),
+    "login_backoff": N_("There were too many failed log-ins for this account. Please check "
+                        "the user name and password and try again %(when)s."),
+    "booking_in_progress": N_("Your previous booking or payment is still being processed. "
+                              "Look at My account first: it may have gone through. If not, "
+                              "try again %(when)s."),
+    "blocked": N_("Access from this connection, device or account is suspended for now, so "
+                  "nothing was done. You can try again %(when)s. If you think this is a "
+                  "mistake, please contact the hospital's help desk with the error code "
+                  "below."),
+    "overloaded": N_("Many people are using the service right now, so this request was not "
+                     "carried out. Please try again %(when)s."),
+    # An action token is refused on a form's page, which comes back with a fresh one.
+    "token_replayed": N_("This form was already sent once. Look at My account first: what "
+                         "it asked for may already be done. If not, confirm again below."),
+    "token_expired": N_("This page was open too long and has expired, so nothing was done. "
+                        "Please check the details and confirm again below."),
+    "token_invalid": N_("This form does not belong to this page or has expired, so nothing "
+                        "was done. Please check the details and confirm again below."),
+}
+# When to try again, from the seconds to wait.
+WHEN_SECONDS = N_("in %(n)s seconds")
+WHEN_MINUTES = N_("in about %(n)s minutes")
+WHEN_LATER = N_("after %(time)s (%(zone)s)")
 
 
-def _retry_words(lang: i18n.Language, error: FairslotError, zone: dt.tzinfo | None,
-                 now: dt.datetime | None) -> Markup | None:
-    seconds = getattr(error, "retry_after", None)
-    if error.code not in RETRY_CODES or not isinstance(seconds, int) or now is None \
-            or zone is None:
+def refusal_wait(exc: FairslotError) -> int | None:
+    """The seconds a guard refusal asks to wait (its ``Retry-After``), if it says."""
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if isinstance(headers, dict) else None
+    if value is None:
+        value = getattr(exc, "retry_after", None)
+    try:
+        return max(1, int(value)) if value is not None else None
+    except (TypeError, ValueError):
         return None
-    at = (now + dt.timedelta(seconds=seconds)).astimezone(zone)
-    if error.code == "blocked":
-        return i18n.translate(lang, BLOCKED_UNTIL, time=at.strftime("%Y-%m-%d %H:%M"))
-    if seconds < 120:
-        return i18n.translate(lang, RETRY_SOON, seconds=seconds, time=at.strftime("%H:%M:%S"))
-    shown = at.strftime("%H:%M") if at.date() == now.astimezone(zone).date() \
-        else at.strftime("%Y-%m-%d %H:%M")
-    return i18n.translate(lang, RETRY_LATER, time=shown)
+
+
+def when_words(lang: i18n.Language, seconds: int, now: dt.datetime | None,
+               zone: dt.tzinfo | None, zone_id: str | None) -> Markup:
+    """``in 40 seconds``, ``in about 5 minutes`` or ``after 11-29 10:00 (Beijing time)``."""
+    if seconds <= 90:
+        return i18n.translate(lang, WHEN_SECONDS, n=seconds)
+    if seconds <= 90 * 60 or now is None or zone is None:
+        return i18n.translate(lang, WHEN_MINUTES, n=math.ceil(seconds / 60))
+    until = (now + dt.timedelta(seconds=seconds)).astimezone(zone)
+    label = ZONE_LABELS.get(zone_id or "")
+    return i18n.translate(lang, WHEN_LATER, time=until.strftime("%m-%d %H:%M"),
+                          zone=i18n.translate(lang, label) if label else zone_id or "")
 
 
 def _shown(value: Any, zone: dt.tzinfo | None) -> str:
@@ -252,21 +290,20 @@ def _shown(value: Any, zone: dt.tzinfo | None) -> str:
 
 
 def explain(lang: i18n.Language, error: FairslotError | str,
-            zone: dt.tzinfo | None = None, now: dt.datetime | None = None) -> Markup:
+            zone: dt.tzinfo | None = None, now: dt.datetime | None = None,
+            zone_id: str | None = None) -> Markup:
     """An error (or a notice) in the visitor's language: the catalogue's words for its own
     text, else the page's words for its code, else its own text marked as English. Moments
-    in the error's values are shown in ``zone`` (the hospital's). Given ``now``, a refusal
-    that lasts a while (a limit, a block) also says when to come back."""
-    words = _explain(lang, error, zone)
-    retry = _retry_words(lang, error, zone, now) if isinstance(error, FairslotError) else None
-    if retry is None:
-        return words
-    # Chinese runs its sentences on without a space.
-    return (Markup("%s%s") if lang.code.startswith("zh") else Markup("%s %s")) % (words, retry)
-
-
-def _explain(lang: i18n.Language, error: FairslotError | str,
-             zone: dt.tzinfo | None) -> Markup:
+    in the error's values are shown in ``zone`` (the hospital's). A guard refusal that says
+    how long to wait is worded with what to do and when (``REFUSAL_TEXTS``)."""
+    if isinstance(error, FairslotError) and error.code in REFUSAL_TEXTS:
+        refusal = REFUSAL_TEXTS[error.code]
+        wait = refusal_wait(error)
+        if "%(when)s" not in refusal:
+            return i18n.translate(lang, refusal)
+        if wait is not None:
+            return i18n.translate(lang, refusal,
+                                  when=when_words(lang, wait, now, zone, zone_id))
     text = error if isinstance(error, str) else error.detail
     coded = isinstance(error, FairslotError) and error.code in ERROR_TEXTS
     # The English catalogue knows every English text, but a service's own words carry its
@@ -388,16 +425,18 @@ def page_router() -> APIRouter:
 
 def error_page(request: Request, status: int, detail: str | FairslotError,
                code: str) -> Response:
-    headline = CODE_HEADLINES.get(code) or ERROR_HEADLINES.get(status,
-                                                               N_("Something went wrong"))
-    # A page that was only refused for now can be asked for again (a GET: a form's POST is
-    # sent again from its own page).
-    again = code in RETRY_CODES and code != "blocked" and request.method == "GET"
+    headline = REFUSAL_HEADLINES.get(code) or ERROR_HEADLINES.get(
+        status, N_("Something went wrong"))
+    # A refused page view can simply be asked for again (a refused form is sent again from
+    # its own page, with a fresh token). Never ``//host``: the link stays on this site.
+    again = "/" + request.url.path.lstrip("/\\") + (
+        f"?{request.url.query}" if request.url.query else "") \
+        if code in REFUSAL_HEADLINES and request.method == "GET" else None
     response = render(request, "error.html", status=status, headline=headline,
                       detail=detail, code=code, again=again)
-    # A refusal's Retry-After (a limit, a block, load shedding) holds for the page too.
-    for name, value in (getattr(detail, "headers", None) or {}).items():
-        if name.lower() in ("retry-after", "cache-control"):
+    for name in ("Retry-After", "Cache-Control"):
+        value = (getattr(detail, "headers", None) or {}).get(name)
+        if value:
             response.headers[name] = value
     return response
 
@@ -555,12 +594,16 @@ def render(request: Request, name: str, *, status: int = 200, **values: Any) -> 
         values["error"] = None
     # Errors and notices are English texts from the services and the pages: shown in the
     # visitor's language when the catalogue has them, otherwise as they are, marked English.
+    # A guard refusal shown on a form is headed by what happened, not "Please check:".
+    refused_by = getattr(values["error"], "code", None)
+    values["error_headline"] = REFUSAL_HEADLINES.get(refused_by or "")
     platform = getattr(request.app.state, "platform", None)
     zone = platform.deps.settings.zone if platform is not None else None
+    zone_id = platform.deps.settings.timezone if platform is not None else None
     now = platform.deps.clock.now() if platform is not None else None
     for key in ("error", "notice", "detail"):
         if values.get(key):
-            values[key] = explain(lang, values[key], zone, now)
+            values[key] = explain(lang, values[key], zone, now, zone_id)
     response = templates.TemplateResponse(request, name, values, status_code=status)
     new = getattr(request.state, "new_csrf", None)
     if new:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -17,7 +16,6 @@ import anyio
 from fastapi import Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
-from markupsafe import Markup
 
 from fairslot.domain.accounts import Role
 from fairslot.domain.errors import InvalidInput
@@ -27,11 +25,10 @@ from fairslot.monitoring.live import ServerMonitoring
 from fairslot.services import audit, catalog, console, review
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
-from fairslot.web import i18n
+from fairslot.web import alert_summaries, i18n
 from fairslot.web.deps import DepsDep, UowDep, context, get_platform
 from fairslot.web.i18n import N_
 from fairslot.web.pages.common import (
-    GROUP_LABELS,
     PageId,
     Viewer,
     check_csrf,
@@ -87,110 +84,6 @@ ENTITY_LABELS = {"account": N_("Account"), "patient": N_("Patient"), "payer": N_
                  "ip_prefix": N_("Network"), "session": N_("Session"),
                  "route_group": N_("Route group"), "platform": N_("Platform"),
                  "guard_key": N_("Guard key")}
-# Each scenario's alert summary as the page words it, from the alert's figures (the monitor
-# stores its summary in English for the API, the CLI and the logs; the page says the same in
-# the visitor's language). ``%(entity)s`` is the alert's entity named by its type's word,
-# ``%(window)s`` its window as ``SPANS`` word it; the other names are the figures'.
-SUMMARY_TEXTS = {
-    "rate_ip_prefix": N_("%(requests)s requests in one minute from %(entity)s (threshold "
-                         "%(threshold)s)"),
-    "rate_account": N_("%(requests)s requests in one minute from %(entity)s (threshold "
-                       "%(threshold)s)"),
-    "rate_device": N_("%(requests)s requests in one minute from %(entity)s (threshold "
-                      "%(threshold)s)"),
-    "guard_refusals": N_("%(entity)s refused %(refusals)s times by the guard in %(window)s "
-                         "(last: %(reason)s)"),
-    "fanout_ip": N_("%(entity)s acted for %(patients)s distinct patients in %(window)s "
-                    "(threshold %(threshold)s)"),
-    "fanout_device": N_("%(entity)s acted for %(patients)s distinct patients in %(window)s "
-                        "(threshold %(threshold)s)"),
-    "fanout_account": N_("%(entity)s acted for %(patients)s distinct patients in %(window)s "
-                         "(threshold %(threshold)s)"),
-    "fanout_phone": N_("%(entity)s acted for %(patients)s distinct patients in %(window)s "
-                       "(threshold %(threshold)s)"),
-    "payer_fanout": N_("%(entity)s paid for %(patients)s distinct patients in %(window)s "
-                       "(threshold %(threshold)s)"),
-    "fast_action": N_("%(entity)s: %(times)s times in %(window)s, the last %(last_s)s s "
-                      "after its screen"),
-    "release_snipe": N_("%(entity)s: %(times)s times in %(window)s, the last %(last_s)s s "
-                        "after release"),
-    "early_tokens": N_("%(entity)s: %(times)s times in %(window)s, the last %(last_s)s s "
-                       "before release"),
-    "waitlist_fast_accept": N_("%(entity)s: %(times)s times in %(window)s, the last "
-                               "%(last_s)s s after the offer"),
-    "launder": N_("Session %(session)s: cancelled by %(entity)s and booked %(gap_s)s s later "
-                  "for another patient"),
-    "identity_spread": N_("%(entity)s booked in %(departments)s departments within "
-                          "%(window)s (threshold %(threshold)s)"),
-    "lockstep": N_("%(entity)s acted in the same seconds after release as %(partners)s "
-                   "other accounts on up to %(shared_releases)s releases (similarity "
-                   "%(similarity)s)"),
-    "bad_identities": N_("%(entity)s tried %(identities)s bad identities in %(window)s "
-                         "(threshold %(threshold)s)"),
-    "bad_identity_burst": N_("%(accounts)s accounts tried bad identities in %(window)s "
-                             "against %(expected)s expected from the last day"),
-    "ip_rotation": N_("%(entity)s came from %(prefixes)s networks in %(window)s (threshold "
-                      "%(threshold)s)"),
-    "surge_registrations": N_("%(registrations)s new accounts in %(window)s against "
-                              "%(expected)s expected from the last day's active hours"),
-    "surge_links": N_("%(links)s new identity links in %(window)s against %(expected)s "
-                      "expected from the last day's active hours"),
-    "blacklisted": N_("Blacklisted %(entity)s active: %(kind)s (%(listed_for)s)"),
-}
-# An account, device, address or phone fanning out reads the same; with ``accounts`` (a
-# payer's or a phone's count spread over accounts) it says so.
-SUMMARY_FROM_ACCOUNTS = N_("%(summary)s, from %(accounts)s accounts")
-SPANS = ((120, 1, N_("%(n)s s")), (7200, 60, N_("%(n)s min")),
-         (2 * 86_400, 3600, N_("%(n)s h")), (float("inf"), 86_400, N_("%(n)s days")))
-
-
-def _span(lang: i18n.Language, seconds: float) -> str:
-    for below, unit, text in SPANS:
-        if seconds < below:
-            return str(i18n.translate(lang, text, n=f"{seconds / unit:.0f}"))
-    raise AssertionError(seconds)
-
-
-def _figure(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
-    return str(value)
-
-
-def alert_summary(lang: i18n.Language, alert: Any) -> Markup:
-    """An alert's summary in ``lang``, worded from its scenario and figures; the monitor's
-    own English summary (marked ``lang="en"``) for a scenario or figures the page does not
-    know."""
-    text = SUMMARY_TEXTS.get(alert.scenario)
-    figures = dict(alert.figures or {})
-    if text is not None:
-        entity = alert.entity
-        label = ENTITY_LABELS.get(entity.type)
-        name = entity.id
-        if entity.type == "route_group" and entity.id in GROUP_LABELS:
-            name = str(i18n.translate(lang, GROUP_LABELS[entity.id]))
-        values = {k: _figure(v) for k, v in figures.items()}
-        word = str(i18n.translate(lang, label)) if label else entity.type
-        if lang.code == "en" and not word[:2].isupper():
-            word = word[:1].lower() + word[1:]  # "account 12" mid-sentence; "IP address" stays
-        values["entity"] = f"{word} {name}"
-        if "window_s" in figures:
-            values["window"] = _span(lang, float(figures["window_s"]))
-        if "reason" in figures and not figures["reason"]:
-            values["reason"] = "-"
-        try:
-            shown = i18n.translate(lang, text, **values)
-        except (KeyError, ValueError, TypeError):
-            shown = None
-        if shown is not None:
-            if "accounts" in figures and "%(accounts)s" not in text:
-                shown = i18n.translate(lang, SUMMARY_FROM_ACCOUNTS, summary=shown,
-                                       accounts=values["accounts"])
-            # Already markup: upper-casing its first character escapes or unescapes nothing.
-            return Markup(shown[:1].upper()) + shown[1:]  # noqa: S704
-    return Markup('<span lang="en">%s</span>') % str(alert.summary)
-
-
 # The words the console's script puts into the live lists, in the visitor's language.
 SCRIPT_WORDS = {"none": N_("None"), "booked": N_("booked"), "cancelled": N_("cancelled"),
                 "live": N_("live"), "reconnecting": N_("reconnecting"), "time": N_("Time"),
@@ -239,6 +132,15 @@ def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> R
     queue = review.queue(uow, deps, account) if reviewer else []
     guard: Guard = request.app.state.guard
     levels = anyio.from_thread.run(guard.levels)
+    lang = i18n.of_request(request)
+    # A monitor's decision names the alert it answers: its reason is shown from that alert,
+    # in the page's language (the stored English reason stays for the API and the audit).
+    raised_by = {a.id: a for a in alerts}
+    for d in decisions:
+        if hand is not None and d.alert_id is not None and d.alert_id not in raised_by:
+            found = hand.store.alert(d.alert_id)
+            if found is not None:
+                raised_by[found.id] = found
     return render(request, "console.html", account=account, figures=figures,
                   entries=shown["entries"], figures_json=json.dumps(shown, ensure_ascii=False),
                   alerts=alerts, decisions=decisions, queue=queue, reviewer=reviewer,
@@ -247,9 +149,10 @@ def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> R
                   mode=_monitoring(request).mode, severity_labels=SEVERITY_LABELS,
                   status_labels=STATUS_LABELS, action_labels=ACTION_LABELS,
                   level_labels=LEVEL_LABELS, scenario_titles=SCENARIO_TITLES,
-                  entity_labels=ENTITY_LABELS, alert_summary=functools.partial(
-                      alert_summary, i18n.of_request(request)), timezone=deps.settings.timezone,
-                  zone=deps.settings.zone, console_words=_script_words(request))
+                  entity_labels=ENTITY_LABELS, timezone=deps.settings.timezone,
+                  zone=deps.settings.zone, console_words=_script_words(request),
+                  alert_summary=lambda alert: alert_summaries.summary(lang, alert),
+                  raised_by=raised_by)
 
 
 def _script_words(request: Request) -> str:
