@@ -113,20 +113,74 @@ class Server(str):
     pid: int
     database_url: str
 
-    def cpu(self) -> tuple[float, float]:
-        """CPU seconds so far of the server's processes, and of the PostgreSQL backends
-        connected to its database (the requests' own queries run there)."""
-        pids: list[int] = []
-        if self.database_url:
-            name = self.database_url.rsplit("/", 1)[1]
-            admin = sa.create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"))
-            with admin.connect() as conn:
-                pids += [int(p) for p in conn.execute(sa.text(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = :name"),
-                    {"name": name}).scalars()]
+    def backends(self, conn: sa.Connection | None = None) -> dict[int, float]:
+        """CPU seconds so far of each PostgreSQL backend connected to the server's
+        database, by process id (asked on ``conn``, an administrative connection, if
+        given)."""
+        if not self.database_url:
+            return {}
+        if conn is None:
+            admin = sa.create_engine(
+                PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"),
+                poolclass=sa.pool.NullPool)
+            with admin.connect() as own:
+                found = self.backends(own)
             admin.dispose()
-        return (sum(cpu_seconds(p) for p in _descendants(self.pid)),
-                sum(cpu_seconds(p) for p in pids))
+            return found
+        name = self.database_url.rsplit("/", 1)[1]
+        pids = [int(p) for p in conn.execute(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = :name"),
+            {"name": name}).scalars()]
+        conn.rollback()
+        return {p: cpu_seconds(p) for p in pids}
+
+    def server_cpu(self) -> float:
+        """CPU seconds so far of the server's processes."""
+        return sum(cpu_seconds(p) for p in _descendants(self.pid))
+
+
+class BackendWatch:
+    """The database backends' CPU over a phase. A backend may connect or quit while the
+    phase runs (a pool opening or recycling a connection): summing the backends connected
+    at the start and at the end, as this bench once did, misses the ones that came and went
+    and subtracts the ones that quit, which gave impossible figures (negative, or near zero
+    for four statements). So every backend is sampled every ``every`` seconds while the
+    phase runs: its CPU counts from its first sample (0 for one that connected during the
+    phase) to its last. What a backend spends after its last sample and before it quits is
+    missed (at most ``every`` seconds of its life)."""
+
+    def __init__(self, base: Server, every: float = 0.1) -> None:
+        import threading
+        self.base, self.every = base, every
+        self._admin = sa.create_engine(
+            PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"),
+            poolclass=sa.pool.NullPool)
+        self._conn = self._admin.connect() if base.database_url else None
+        self.first = base.backends(self._conn)
+        self.last = dict(self.first)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        for pid, cpu in self.base.backends(self._conn).items():
+            self.first.setdefault(pid, 0.0)
+            self.last[pid] = max(cpu, self.last.get(pid, 0.0))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                self._sample()
+
+    def stop(self) -> float:
+        """The backends' CPU seconds over the phase."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        if self._conn is not None:
+            self._conn.close()
+        self._admin.dispose()
+        return sum(self.last[p] - self.first[p] for p in self.last)
 
 
 @contextlib.contextmanager
@@ -251,11 +305,13 @@ class Measured:
 
 def measure(base: Server, total: int, concurrency: int, request: Request) -> Measured:
     """``load``, and the CPU time the server and its database spent per request."""
-    server_before, database_before = base.cpu()
+    watch = BackendWatch(base)
+    server_before = base.server_cpu()
     rps, statuses = load(base, total, concurrency, request)
-    server_after, database_after = base.cpu()
+    server_after = base.server_cpu()
+    database = watch.stop()
     return Measured(rps, statuses, (server_after - server_before) / total * 1000,
-                    (database_after - database_before) / total * 1000)
+                    database / total * 1000)
 
 
 def report(health: Measured, action: Measured, name: str) -> None:
