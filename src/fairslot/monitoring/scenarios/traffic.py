@@ -16,7 +16,6 @@ from fairslot.monitoring.scenarios.base import (
     Scenario,
     counted,
     graded,
-    keyed_plan,
     keyed_results,
     span,
 )
@@ -248,6 +247,8 @@ class IpRotation(Scenario):
         self.tiers = [(self.window, prefixes)]
         if slow_prefixes:
             self.tiers.append((Window(f"{self.name}_slow", slow_seconds), slow_prefixes))
+        # Each tier samples at its own threshold, so a count under the lowest one is quiet.
+        self.quiet_below = min(limit for _, limit in self.tiers)
 
     def windows(self) -> Sequence[Window]:
         return tuple(window for window, _ in self.tiers)
@@ -266,10 +267,14 @@ class IpRotation(Scenario):
         prefix = ip_prefix(ip)
         if prefix is None:
             return False
-        planned = False
+        # keyed_plan's keys, built once for every tier.
+        keys = [f"{name}:{key}" for name in self.keys
+                if (key := getattr(event, name)) is not None]
+        ts = event.ts
         for window, limit in self.tiers:
-            planned = keyed_plan(event, self.keys, window, prefix, limit, ops)
-        return planned
+            for key in keys:
+                ops.append((ADD, window, key, prefix, ts, limit))
+        return bool(keys)
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
