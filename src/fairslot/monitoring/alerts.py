@@ -79,11 +79,17 @@ def _fold_figures(into: dict[str, Any], figures: dict[str, Any], newer: bool) ->
 
 
 def _add_unique(into: list[Any], values: Iterable[Any], cap: int) -> None:
+    """Append the ``values`` not in ``into`` yet, up to ``cap`` in all (values are hashable:
+    entities and member ids; a set answers "already there?" where the list took a scan)."""
+    if len(into) >= cap:
+        return
+    have = set(into)
     for value in values:
-        if len(into) >= cap:
-            return
-        if value not in into:
+        if value not in have:
             into.append(value)
+            if len(into) >= cap:
+                return
+            have.add(value)
 
 
 def _keep_samples(samples: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
