@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -105,7 +106,23 @@ def _keep_samples(samples: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _plain(value: Any) -> Any:
     """As the database will give it back (JSON), so that merging what was stored with the
-    same evidence again finds nothing new."""
+    same evidence again finds nothing new. Dicts with text keys, lists, tuples, text, finite
+    numbers, booleans and None are rebuilt directly (tuples become lists, as JSON has it);
+    anything else takes the JSON round trip."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else _json_round_trip(value)
+    if kind is dict:
+        if all(type(key) is str for key in value):
+            return {key: _plain(item) for key, item in value.items()}
+    elif kind is list or kind is tuple:
+        return [_plain(item) for item in value]
+    return _json_round_trip(value)
+
+
+def _json_round_trip(value: Any) -> Any:
     return json.loads(json.dumps(value, ensure_ascii=False, default=str))
 
 
