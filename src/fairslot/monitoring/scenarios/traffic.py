@@ -4,6 +4,7 @@ release)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -218,6 +219,13 @@ class Surge(Scenario):
             event))
 
 
+@functools.lru_cache(maxsize=65_536)
+def _prefix_entity(prefix: str) -> Entity:
+    # Entities are immutable: a rotating account's alert names the same prefixes again and
+    # again, one object each will do.
+    return Entity("ip_prefix", prefix)
+
+
 class IpRotation(Scenario):
     """One account or device whose requests come from many networks: a rotating residential
     proxy pool (T7) changes the address request by request, so no address or prefix fans
@@ -289,7 +297,7 @@ class IpRotation(Scenario):
                 fired.add(name)
                 related = tuple(Entity(other, getattr(event, other)) for other in self.keys
                                 if other != name and getattr(event, other) is not None)
-                related += tuple(Entity("ip_prefix", p) for p in members)
+                related += tuple(map(_prefix_entity, members))
                 out.append(Finding(
                     self.name, graded(count, limit, high=3.0), Entity(name, key),
                     f"{name} {key} came from {count} networks in {span(window.seconds)} "
