@@ -374,9 +374,10 @@ class MemoryWindows:
     def sweep(self) -> int:
         """Forget keys whose newest member left its window; returns how many went.
 
-        A window none of whose keys can have left it is not walked: every key it kept at the
-        last sweep was newer than that sweep's floor, a key's newest time never decreases,
-        and a key added since is no older than the earliest operation since."""
+        A window none of whose keys can have left it is not walked. Its floor is a bound on
+        its keys' newest times: the oldest newest time it kept when last walked, lowered by
+        the earliest operation of every sweep since (a key's newest time never decreases,
+        and a key added later is no older than the operation that added it)."""
         gone = 0
         inf = float("inf")
         earliest = self._earliest
