@@ -64,11 +64,17 @@ def settings(**overrides: Any) -> Settings:
     return Settings(**{"secret_key": SECRET, "database_url": "sqlite://", **overrides})
 
 
-def release_morning(n: int, seed: int = 7) -> list[MonitorEvent]:
-    """A seeded stream over one hour, time-ordered."""
+def release_morning(n: int, seed: int = 7, *, scattered: bool = False) -> list[MonitorEvent]:
+    """A seeded stream over one hour, time-ordered. A genuine account's requests come from its
+    home network, one in five from its carrier's; the ring accounts share five prefixes.
+    With ``scattered`` every genuine request comes from any of the 400 prefixes, as this
+    bench had it before 28 November: since ``ip_rotation`` counts an account's networks
+    over a week, that makes nearly every genuine account a proxy rotator, an alert flood
+    (the same draws from the generator either way, so the rest of the stream is the same)."""
     rng = random.Random(seed)
     accounts = [f"a{i}" for i in range(20_000)]
     prefixes = [f"{100 + i // 250}.{i % 250}.{rng.randrange(250)}" for i in range(400)]
+    position = {prefix: i for i, prefix in enumerate(prefixes)}
     sessions = [f"s{i}" for i in range(300)]
     departments = [f"d{i}" for i in range(16)]
     releases = {s: START + 1800 + 600 * (i % 3) for i, s in enumerate(sessions)}
@@ -83,7 +89,12 @@ def release_morning(n: int, seed: int = 7) -> list[MonitorEvent]:
         account = f"ring{rng.randrange(12)}" if ring else rng.choice(accounts)
         patient = f"p{rng.randrange(60_000)}"
         session = rng.choice(sessions)
-        ip = f"{rng.choice(prefixes[:5] if ring else prefixes)}.{rng.randrange(1, 255)}"
+        drawn = rng.choice(prefixes[:5] if ring else prefixes)
+        if not (ring or scattered):
+            # The account's home network, or (one draw in five) its carrier's.
+            home = int(account[1:])
+            drawn = prefixes[home % 400 if position[drawn] % 5 else (home * 7 + 3) % 400]
+        ip = f"{drawn}.{rng.randrange(1, 255)}"
         detail: dict[str, Any] = {}
         if kind == "access":
             detail = {"method": "GET", "path": "/doctors", "status": 200}

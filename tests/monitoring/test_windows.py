@@ -95,6 +95,20 @@ def test_sweeping_forgets_keys_whose_members_all_expired() -> None:
     assert store.keys(MINUTE) == 1
 
 
+def test_a_window_the_sweep_skipped_is_still_swept_once_its_keys_can_expire() -> None:
+    # The sweep skips a window none of whose keys can have left it yet; the bound it keeps
+    # for that window must survive the skip.
+    store = MemoryWindows()
+    long = Window("long", 600)
+    add(store, long, "k", "m", 0.0)
+    add(store, MINUTE, "x", "m", 100.0)
+    assert store.sweep() == 0
+    add(store, MINUTE, "x", "m2", 700.0)
+    assert store.sweep() == 1
+    assert store.keys(long) == 0
+    assert store.keys(MINUTE) == 1
+
+
 def _random_ops(rng: random.Random, windows: list[Window], n: int) -> list[Op]:
     ops: list[Op] = []
     ts = 1_772_436_600.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -79,11 +80,17 @@ def _fold_figures(into: dict[str, Any], figures: dict[str, Any], newer: bool) ->
 
 
 def _add_unique(into: list[Any], values: Iterable[Any], cap: int) -> None:
+    """Append the ``values`` not in ``into`` yet, up to ``cap`` in all (values are hashable:
+    entities and member ids; a set answers "already there?" where the list took a scan)."""
+    if len(into) >= cap:
+        return
+    have = set(into)
     for value in values:
-        if len(into) >= cap:
-            return
-        if value not in into:
+        if value not in have:
             into.append(value)
+            if len(into) >= cap:
+                return
+            have.add(value)
 
 
 def _keep_samples(samples: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,7 +106,23 @@ def _keep_samples(samples: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _plain(value: Any) -> Any:
     """As the database will give it back (JSON), so that merging what was stored with the
-    same evidence again finds nothing new."""
+    same evidence again finds nothing new. Dicts with text keys, lists, tuples, text, finite
+    numbers, booleans and None are rebuilt directly (tuples become lists, as JSON has it);
+    anything else takes the JSON round trip."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else _json_round_trip(value)
+    if kind is dict:
+        if all(type(key) is str for key in value):
+            return {key: _plain(item) for key, item in value.items()}
+    elif kind is list or kind is tuple:
+        return [_plain(item) for item in value]
+    return _json_round_trip(value)
+
+
+def _json_round_trip(value: Any) -> Any:
     return json.loads(json.dumps(value, ensure_ascii=False, default=str))
 
 

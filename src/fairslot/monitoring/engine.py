@@ -63,9 +63,14 @@ class Engine:
         results: list[Any] = self.store.run(ops) if ops else []
         findings: list[Finding] = []
         for judge, event, start, end, quiet_below in plans:
-            # Most events leave every count under its threshold: skip the call then.
-            if quiet_below and end > start and max(results[start:end]) < quiet_below:
-                continue
+            # Most events leave every count under its threshold: skip the call then. A
+            # sampled result (a tuple: its count reached the sampling point) is never quiet.
+            if quiet_below and end > start:
+                try:
+                    if max(results[start:end]) < quiet_below:
+                        continue
+                except TypeError:
+                    pass
             judge(event, results, start, findings)
         self.events += len(events)
         return findings

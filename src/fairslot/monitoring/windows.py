@@ -110,6 +110,10 @@ class MemoryWindows:
         self._seconds: dict[str, float] = {}
         self._ops = 0
         self._latest = float("-inf")
+        # For the sweep: the earliest time of any operation since the last one, and per
+        # window the oldest newest-time of a key it left (keys' newest times only grow).
+        self._earliest = float("inf")
+        self._floor: dict[str, float] = {}
 
     def keys(self, window: Window) -> int:
         """How many keys the window holds (for tests and the bench)."""
@@ -242,11 +246,14 @@ class MemoryWindows:
         add = self._add
         state = self._state
         latest = self._latest
+        earliest = self._earliest
         for op in ops:
             code = op[0]
             ts = op[4]
             if ts > latest:
                 latest = ts
+            if ts < earliest:
+                earliest = ts
             if code == ADD:
                 window = op[1]
                 table = state.get(window.name)
@@ -259,39 +266,49 @@ class MemoryWindows:
                         sample_at = op[5]
                         append((1, [op[3]]) if sample_at and sample_at <= 1 else 1)
                         continue
+                    member = op[3]
                     if isinstance(entry, tuple):
-                        if ts >= entry[1] + window.seconds:
-                            # Its lone member has left the window: start again from this one.
-                            table[key] = (op[3], ts)
+                        if ts >= entry[1] + window.seconds or (
+                                ts >= entry[1] and member == entry[0]):
+                            # Its lone member has left the window, or is seen again: the
+                            # key holds this one member at this time.
+                            if ts != entry[1] or member != entry[0]:
+                                table[key] = (member, ts)
                             sample_at = op[5]
-                            append((1, [op[3]]) if sample_at and sample_at <= 1 else 1)
+                            append((1, [member]) if sample_at and sample_at <= 1 else 1)
                             continue
                         entry = table[key] = _Members(entry[0], entry[1])
                     seen = entry.seen
-                    member = op[3]
-                    if (not entry.disordered and ts >= entry.newest
-                            and member not in seen and len(seen) < window.cap):
-                        # A new member in time order (the next most common): append, then
-                        # expire from the front.
-                        seen[member] = ts
-                        order = entry.order
-                        order.append((ts, member))
-                        entry.newest = ts
-                        entry.changed = True
-                        horizon = ts - window.seconds
-                        if order[0][0] <= horizon:
-                            popleft = order.popleft
-                            while order[0][0] <= horizon:
-                                old, gone = popleft()
-                                if seen.get(gone) == old:
-                                    del seen[gone]
-                        count = len(seen)
-                        sample_at = op[5]
-                        if sample_at and count >= sample_at:
-                            append((count, self._newest(entry, window.seconds, ts)))
+                    if not entry.disordered and ts >= entry.newest:
+                        # In time order (the next most common): a new member, or one seen
+                        # again; append its sighting, then expire from the front.
+                        last = seen.get(member)
+                        if last is None:
+                            fresh = len(seen) < window.cap
                         else:
-                            append(count)
-                        continue
+                            fresh = True
+                            entry.changed = ts > last
+                        if fresh:
+                            order = entry.order
+                            if last is None or ts > last:
+                                seen[member] = ts
+                                order.append((ts, member))
+                                entry.newest = ts
+                                entry.changed = True
+                            horizon = ts - window.seconds
+                            if order[0][0] <= horizon:
+                                popleft = order.popleft
+                                while order[0][0] <= horizon:
+                                    old, gone = popleft()
+                                    if seen.get(gone) == old:
+                                        del seen[gone]
+                            count = len(seen)
+                            sample_at = op[5]
+                            if sample_at and count >= sample_at:
+                                append((count, self._newest(entry, window.seconds, ts)))
+                            else:
+                                append(count)
+                            continue
                 entry = add(window, op[2], op[3], ts)
                 if not entry.disordered and ts >= entry.newest:
                     count = len(entry.seen)
@@ -318,6 +335,7 @@ class MemoryWindows:
             else:
                 raise ValueError(f"unknown window operation {code!r}")
         self._latest = latest
+        self._earliest = earliest
         self._ops += len(ops)
         if self._ops >= self.SWEEP_EVERY:
             self._ops = 0
@@ -354,15 +372,34 @@ class MemoryWindows:
         return own, matches
 
     def sweep(self) -> int:
-        """Forget keys whose newest member left its window; returns how many went."""
+        """Forget keys whose newest member left its window; returns how many went.
+
+        A window none of whose keys can have left it is not walked. Its floor is a bound on
+        its keys' newest times: the oldest newest time it kept when last walked, lowered by
+        the earliest operation of every sweep since (a key's newest time never decreases,
+        and a key added later is no older than the operation that added it)."""
         gone = 0
+        inf = float("inf")
+        earliest = self._earliest
         for name, table in self._state.items():
             horizon = self._latest - self._seconds[name]
-            stale = [key for key, entry in table.items()
-                     if (entry[1] if isinstance(entry, tuple) else entry.newest) <= horizon]
+            bound = min(self._floor.get(name, inf), earliest)
+            if horizon < bound:
+                self._floor[name] = bound
+                continue
+            stale = []
+            floor = inf
+            for key, entry in table.items():
+                newest = entry[1] if isinstance(entry, tuple) else entry.newest
+                if newest <= horizon:
+                    stale.append(key)
+                elif newest < floor:
+                    floor = newest
             for key in stale:
                 del table[key]
+            self._floor[name] = floor
             gone += len(stale)
+        self._earliest = inf
         return gone
 
 

@@ -117,9 +117,10 @@ class Scenario:
     kinds: frozenset[str] = frozenset()
     title: str = ""
     quiet_below: int = 0
-    """When every result of an event's operations is a count below this, the scenario has
-    nothing to say and ``judge`` is not called (0: always called). Only for scenarios whose
-    operations all return plain counts."""
+    """When every result of an event's operations is a plain count below this, the scenario
+    has nothing to say and ``judge`` is not called (0: always called). A sampled result
+    (``(count, members)``) always reaches ``judge``; other results (lists, pairs) must not
+    occur in a scenario that sets this."""
 
     def scenario_names(self) -> tuple[str, ...]:
         return self.names or (self.name,)

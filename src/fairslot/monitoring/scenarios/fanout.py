@@ -53,6 +53,7 @@ class Fanout(Scenario):
         self.tactics = _TACTICS[entity_type]
         self.kinds = frozenset({"booking.paid"}) if entity_type == "payer" else _ACTIONS
         self.patients = patients
+        self.quiet_below = patients
         self.platform = platform
         self.window = Window(self.name, seconds)
         self.per_account = per_account

@@ -49,6 +49,7 @@ class BadIdentities(Scenario):
 
     def __init__(self, identities: int, seconds: int, platform: Platform) -> None:
         self.identities = identities
+        self.quiet_below = identities
         self.platform = platform
         self.window = Window(self.name, seconds)
 

@@ -4,6 +4,7 @@ release)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,6 @@ from fairslot.monitoring.scenarios.base import (
     Scenario,
     counted,
     graded,
-    keyed_plan,
     keyed_results,
     span,
 )
@@ -219,6 +219,13 @@ class Surge(Scenario):
             event))
 
 
+@functools.lru_cache(maxsize=65_536)
+def _prefix_entity(prefix: str) -> Entity:
+    # Entities are immutable: a rotating account's alert names the same prefixes again and
+    # again, one object each will do.
+    return Entity("ip_prefix", prefix)
+
+
 class IpRotation(Scenario):
     """One account or device whose requests come from many networks: a rotating residential
     proxy pool (T7) changes the address request by request, so no address or prefix fans
@@ -248,6 +255,8 @@ class IpRotation(Scenario):
         self.tiers = [(self.window, prefixes)]
         if slow_prefixes:
             self.tiers.append((Window(f"{self.name}_slow", slow_seconds), slow_prefixes))
+        # Each tier samples at its own threshold, so a count under the lowest one is quiet.
+        self.quiet_below = min(limit for _, limit in self.tiers)
 
     def windows(self) -> Sequence[Window]:
         return tuple(window for window, _ in self.tiers)
@@ -266,10 +275,14 @@ class IpRotation(Scenario):
         prefix = ip_prefix(ip)
         if prefix is None:
             return False
-        planned = False
+        # keyed_plan's keys, built once for every tier.
+        keys = [f"{name}:{key}" for name in self.keys
+                if (key := getattr(event, name)) is not None]
+        ts = event.ts
         for window, limit in self.tiers:
-            planned = keyed_plan(event, self.keys, window, prefix, limit, ops)
-        return planned
+            for key in keys:
+                ops.append((ADD, window, key, prefix, ts, limit))
+        return bool(keys)
 
     def judge(self, event: MonitorEvent, results: Sequence[Any], start: int,
               out: list[Finding]) -> None:
@@ -284,7 +297,7 @@ class IpRotation(Scenario):
                 fired.add(name)
                 related = tuple(Entity(other, getattr(event, other)) for other in self.keys
                                 if other != name and getattr(event, other) is not None)
-                related += tuple(Entity("ip_prefix", p) for p in members)
+                related += tuple(map(_prefix_entity, members))
                 out.append(Finding(
                     self.name, graded(count, limit, high=3.0), Entity(name, key),
                     f"{name} {key} came from {count} networks in {span(window.seconds)} "
