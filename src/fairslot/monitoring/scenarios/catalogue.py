@@ -54,8 +54,10 @@ def build_scenarios(settings: Settings, blacklist: Blacklist | None = None,
         ("ip_prefix", s.monitor_rate_prefix_per_minute),
         ("account", s.monitor_rate_account_per_minute),
         ("device", s.monitor_rate_device_per_minute)) if f"rate_{kind}" not in off}
-    scenarios: list[Scenario] = [
-        RequestRates(rates, own),
+    # With every rate turned off there is no rate scenario to build (an empty one would
+    # name itself "rate", which is no scenario).
+    scenarios: list[Scenario] = [RequestRates(rates, own)] if rates else []
+    scenarios += [
         GuardRefusals(s.monitor_guard_refusals, s.monitor_guard_refusal_seconds),
         IpRotation(s.monitor_rotation_prefixes, s.monitor_rotation_seconds, own,
                    slow_prefixes=s.monitor_rotation_slow_prefixes,
