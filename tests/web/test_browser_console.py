@@ -265,7 +265,8 @@ def test_the_operator_sees_a_launder_alert_and_the_rings_next_booking_held_for_r
             decisions = page.locator("#decisions + table")
             expect(decisions).to_contain_text(f"账户 {holder}")
             expect(decisions).to_contain_text(f"账户 {spare}")
-            expect(decisions).to_contain_text("launder")
+            # The monitor's reason, in the page's language.
+            expect(decisions).to_contain_text("一退一抢")
 
             # The ring's next booking, a moment later (the guard rereads the decisions
             # within a second): proof of work asked and solved, then held for review, and
