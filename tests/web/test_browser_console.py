@@ -18,6 +18,7 @@ import re
 import textwrap
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -113,6 +114,18 @@ def launder_ring(seeded: tuple[str, str]) -> tuple[str, list[int]]:
     return url, [int(x) for x in line.split()[1:]]
 
 
+
+def _console(browser: Any, url: str) -> Any:
+    """The duty investigator's console, logged in, in Chinese."""
+    page = browser.new_page(locale="zh-CN")
+    page.goto(url + "/login")
+    page.get_by_label("用户名").fill("duty.investigator")
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_load_state()
+    page.goto(url + "/operator/console")
+    return page
+
 def test_an_alert_appears_live_and_its_hold_stops_the_rings_booking(
         server: tuple[str, int]) -> None:
     if not os.path.exists(CHROMIUM):
@@ -129,13 +142,7 @@ def test_an_alert_appears_live_and_its_hold_stops_the_rings_booking(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(locale="zh-CN")
-            page.goto(url + "/login")
-            page.get_by_label("用户名").fill("duty.investigator")
-            page.get_by_label("密码").fill(PASSWORD)
-            page.get_by_role("button", name="登录").click()
-            page.wait_for_load_state()
-            page.goto(url + "/operator/console")
+            page = _console(browser, url)
             expect(page.locator("#fig-open-alerts")).to_have_text("0")
 
             # The ring's account makes up patients; the open page shows the alert within
@@ -230,13 +237,7 @@ def test_the_operator_sees_a_launder_alert_and_the_rings_next_booking_held_for_r
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(locale="zh-CN")
-            page.goto(url + "/login")
-            page.get_by_label("用户名").fill("duty.investigator")
-            page.get_by_label("密码").fill(PASSWORD)
-            page.get_by_role("button", name="登录").click()
-            page.wait_for_load_state()
-            page.goto(url + "/operator/console")
+            page = _console(browser, url)
             alerts = page.locator("table.sessions").first
             expect(alerts).not_to_contain_text("launder")
 

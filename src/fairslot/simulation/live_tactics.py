@@ -640,24 +640,39 @@ def _broker(run: _Run, target: _Target, people: list[Identity]) -> None:
                     run.event("T9")
 
 
+def _ready_to_snipe(run: _Run, target: _Target, people: list[Identity], tactic: str,
+                    name: str, address: str, *, seed: int, notice: float, early: float,
+                    ) -> tuple[_Agent, list[int], tuple[int, int, float]] | None:
+    """A speed agent's preparation: its account and two patients (owned by ``tactic``), the
+    next session releasing at least ``notice`` seconds from now, a wait until ``early``
+    seconds before its release, and the device the server minted for it. None when any
+    step failed."""
+    agent = _Agent(run, name, address, random.Random(seed))
+    if not agent.sign_up():
+        return None
+    patients = [p for p in (agent.add(i) for i in people[:2]) if p is not None]
+    run.owned[tactic].update({f"account:{agent.account_id}",
+                              *(f"patient:{p}" for p in patients)})
+    snipe = target.next_snipe(notice)
+    if snipe is None or len(patients) < 2:
+        return None
+    time.sleep(max(0.0, snipe[2] - early - time.time()))
+    if (device := agent.device()) is not None:
+        run.owned[tactic].add(device)
+    return agent, patients, snipe
+
+
 def _api_bot(run: _Run, target: _Target, people: list[Identity]) -> None:
     """T1: a reverse-engineered client on the API alone, its two patients preloaded. It
     polls the session 20 times a second until the release, opens a booking screen for each
     patient the instant the session opens and confirms both as soon as the guard takes the
     tokens. Its first event is whichever comes first: the answer to its 120th request
     within a minute, or to the second booking taken within seconds of the release."""
-    agent = _Agent(run, "t1-api-bot", "198.18.21.10", random.Random(21))
-    if not agent.sign_up():
+    ready = _ready_to_snipe(run, target, people, "T1", "t1-api-bot", "198.18.21.10",
+                            seed=21, notice=8.0, early=7.0)
+    if ready is None:
         return
-    patients = [p for p in (agent.add(i) for i in people[:2]) if p is not None]
-    run.owned["T1"].update({f"account:{agent.account_id}", *(f"patient:{p}" for p in patients)})
-    snipe = target.next_snipe(8.0)
-    if snipe is None or len(patients) < 2:
-        return
-    sid, _, release = snipe
-    time.sleep(max(0.0, release - 7.0 - time.time()))
-    if (device := agent.device()) is not None:
-        run.owned["T1"].add(device)
+    agent, patients, (sid, _, release) = ready
     while time.time() < release:
         agent.send("poll", "GET", f"/sessions/{sid}")
         done = agent.answered
@@ -684,18 +699,11 @@ def _clicker(run: _Run, target: _Target, people: list[Identity]) -> None:
     "confirm" every 0.4 s (the guard turns the clicks down until the screen's token is
     1.5 s old), for one patient and then the next. Its first event: the second booking
     confirmed sooner after its screen than a person reads it."""
-    agent = _Agent(run, "t2-clicker", "198.18.22.10", random.Random(22))
-    if not agent.sign_up():
+    ready = _ready_to_snipe(run, target, people, "T2", "t2-clicker", "198.18.22.10",
+                            seed=22, notice=6.0, early=4.0)
+    if ready is None:
         return
-    patients = [p for p in (agent.add(i) for i in people[:2]) if p is not None]
-    run.owned["T2"].update({f"account:{agent.account_id}", *(f"patient:{p}" for p in patients)})
-    snipe = target.next_snipe(6.0)
-    if snipe is None or len(patients) < 2:
-        return
-    sid, doctor, release = snipe
-    time.sleep(max(0.0, release - 4.0 - time.time()))
-    if (device := agent.device()) is not None:
-        run.owned["T2"].add(device)
+    agent, patients, (sid, doctor, release) = ready
     while time.time() < release:
         agent.send("refresh", "GET", f"/doctors/{doctor}/sessions")
         time.sleep(0.3)
