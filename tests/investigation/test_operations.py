@@ -102,13 +102,13 @@ def test_phones_grabbing_at_the_same_release_moments_are_one_farm(
 
 def test_slow_bookings_and_unflagged_accounts_tie_nothing(
         write_records: WriteRecords) -> None:
-    """The same phones booking two seconds after release, or for unflagged accounts, are
+    """The same phones booking half a minute after release, or for unflagged accounts, are
     not an operation: the tie reads flagged accounts' release-instant bookings only."""
     rows: list[dict[str, object]] = []
     for p in range(2):
         for i in range(2):
             for m in range(10):
-                created, released = _at(m, "02.000")
+                created, released = _at(m, "30.000")
                 rows.append(booking(f"b{p}{i}{m}", account_id=f"f{p}a{i}",
                                     device_id=f"phone{p}", created_at=created,
                                     released_at=released))

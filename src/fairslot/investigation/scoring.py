@@ -665,9 +665,9 @@ def release_operations(findings: pl.DataFrame, bookings: pl.DataFrame,
                        payments: pl.DataFrame, flagged: set[str],
                        t: Thresholds) -> list[set[str]]:
     """Operations: wallets (``payer_fanout``) or grabbing devices (``grab_device``), each
-    with evidence of its own, tied by their flagged accounts' release-instant bookings
-    (within ``fast_seconds`` of release). Two of one kind are one operation's when those
-    bookings fall on the same release moments, ``OPERATION_RELEASES`` or more of them and
+    with evidence of its own, tied by their flagged accounts' release-time bookings (within
+    ``fast_seconds`` of release for a wallet, ``grab_seconds`` for a device). Two of one
+    kind are one operation's when those bookings fall on the same release moments, ``OPERATION_RELEASES`` or more of them and
     ``OPERATION_LIFT`` times chance; two wallets also when they both paid for
     ``OPERATION_ACCOUNTS`` or more of the same flagged accounts. Returns, per operation of
     two or more such identifiers, the flagged accounts whose release-instant bookings they
@@ -679,17 +679,22 @@ def release_operations(findings: pl.DataFrame, bookings: pl.DataFrame,
     if not any(len(h) >= 2 for h in hands.values()) or not flagged:
         return []
     after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
-    fast = bookings.filter(pl.col("released_at").is_not_null()
-                           & pl.col("account_id").is_in(sorted(flagged))
-                           & (after >= 0) & (after < t.fast_seconds)).select(
-        "booking_id", "account_id", "device_id", "released_at")
+    timed = bookings.filter(pl.col("released_at").is_not_null()
+                            & pl.col("account_id").is_in(sorted(flagged))).with_columns(
+        after.alias("after")).filter(pl.col("after") >= 0)
+    # Each kind of hand at its own rule's speed: a wallet's accounts' instant bookings
+    # (``fast_seconds``, as ``instant_hub_paid``), a device's grabs (``grab_seconds``).
+    fast = timed.filter(pl.col("after") < t.fast_seconds)
+    grabs = timed.filter(pl.col("after") <= t.grab_seconds)
     used = pl.concat([
         fast.join(payments.select("booking_id", "payer_account"), on="booking_id").select(
             pl.lit("payer").alias("kind"), pl.col("payer_account").alias("entity"),
             "account_id", "released_at"),
-        fast.select(pl.lit("device").alias("kind"), pl.col("device_id").alias("entity"),
-                    "account_id", "released_at"),
+        grabs.select(pl.lit("device").alias("kind"), pl.col("device_id").alias("entity"),
+                     "account_id", "released_at"),
     ]).drop_nulls()
+    total = {"payer": max(fast.get_column("released_at").n_unique(), 1),
+             "device": max(grabs.get_column("released_at").n_unique(), 1)}
     moments: dict[tuple[str, str], set[object]] = {}
     accounts: dict[tuple[str, str], set[str]] = {}
     for kind, entity, account, released in used.iter_rows():
@@ -698,7 +703,6 @@ def release_operations(findings: pl.DataFrame, bookings: pl.DataFrame,
         moments.setdefault((kind, entity), set()).add(released)
         accounts.setdefault((kind, entity), set()).add(account)
     keys = sorted(k for k in moments if len(accounts[k]) >= 2)
-    total = max(fast.get_column("released_at").n_unique(), 1)
     parent = {k: k for k in keys}
 
     def root(k: tuple[str, str]) -> tuple[str, str]:
@@ -712,7 +716,7 @@ def release_operations(findings: pl.DataFrame, bookings: pl.DataFrame,
             if one[0] != other[0]:
                 continue
             common = len(moments[one] & moments[other])
-            chance = len(moments[one]) * len(moments[other]) / total
+            chance = len(moments[one]) * len(moments[other]) / total[one[0]]
             timing = common >= OPERATION_RELEASES and common >= OPERATION_LIFT * chance
             money = one[0] == "payer" and len(
                 accounts[one] & accounts[other]) >= OPERATION_ACCOUNTS
