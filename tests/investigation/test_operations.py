@@ -19,11 +19,11 @@ def _at(moment: int, seconds: str = "00.300") -> tuple[str, str]:
     return f"{clock}:{seconds}+08:00", f"{clock}:00+08:00"
 
 
-def _grabs(account: str, moments: range, *, device: str, payer: str
+def _grabs(account: str, moments: range, *, device: str, payer: str, seconds: str = "00.300"
            ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     rows, payments = [], []
     for m in moments:
-        created, released = _at(m)
+        created, released = _at(m, seconds)
         row = booking(f"{account}-{m}", account_id=account, device_id=device,
                       created_at=created, released_at=released)
         rows.append(row)
@@ -38,11 +38,12 @@ def _hands(kind: str, code: str, entities: list[str]) -> pl.DataFrame:
 
 
 def _records(write_records: WriteRecords,
-             plan: list[tuple[str, range, str, str]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+             plan: list[tuple[str, range, str, str]], seconds: str = "00.300"
+             ) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows: list[dict[str, object]] = []
     payments: list[dict[str, object]] = []
     for account, moments, device, payer in plan:
-        r, p = _grabs(account, moments, device=device, payer=payer)
+        r, p = _grabs(account, moments, device=device, payer=payer, seconds=seconds)
         rows += r
         payments += p
     records = read_records(write_records(rows, payments))
@@ -84,15 +85,16 @@ def test_wallets_paying_for_the_same_accounts_are_one_operation(
 
 def test_phones_grabbing_at_the_same_release_moments_are_one_farm(
         write_records: WriteRecords) -> None:
-    """Four grabbing phones, three accounts each, all at the same ten release moments: one
-    farm. Two other grabbing devices overlapping at chance rate stay apart, and so do
-    accounts on a phone without ``grab_device`` (fast typists) at the farm's moments."""
+    """Four grabbing phones, three accounts each, all at the same ten release moments, three
+    seconds after release (a grab, if not an instant one): one farm. Two other grabbing
+    devices overlapping at chance rate stay apart, and so do accounts on a phone without
+    ``grab_device`` (fast typists) at the farm's moments."""
     plan = [(f"f{p}a{i}", range(10), f"phone{p}", f"own-f{p}{i}")
             for p in range(4) for i in range(3)]
     plan += [(f"q1a{i}", range(10, 30), "q1", f"own-q1{i}") for i in range(2)]
     plan += [(f"q2a{i}", range(20, 40), "q2", f"own-q2{i}") for i in range(2)]
     plan += [(f"typist{i}", range(10), "typing", f"own-t{i}") for i in range(2)]
-    bookings, payments = _records(write_records, plan)
+    bookings, payments = _records(write_records, plan, seconds="03.000")
     findings = _hands("device", "grab_device", ["phone0", "phone1", "phone2", "phone3",
                                                 "q1", "q2"])
     flagged = {account for account, *_ in plan}

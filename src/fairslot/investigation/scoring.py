@@ -667,11 +667,11 @@ def release_operations(findings: pl.DataFrame, bookings: pl.DataFrame,
     """Operations: wallets (``payer_fanout``) or grabbing devices (``grab_device``), each
     with evidence of its own, tied by their flagged accounts' release-time bookings (within
     ``fast_seconds`` of release for a wallet, ``grab_seconds`` for a device). Two of one
-    kind are one operation's when those bookings fall on the same release moments, ``OPERATION_RELEASES`` or more of them and
-    ``OPERATION_LIFT`` times chance; two wallets also when they both paid for
-    ``OPERATION_ACCOUNTS`` or more of the same flagged accounts. Returns, per operation of
-    two or more such identifiers, the flagged accounts whose release-instant bookings they
-    carried. IPs are never hands (a carrier's pool ties nobody), and accounts are only ever
+    kind are one operation's when those bookings fall on the same release moments,
+    ``OPERATION_RELEASES`` or more of them and ``OPERATION_LIFT`` times chance; two wallets
+    also when they both paid for ``OPERATION_ACCOUNTS`` or more of the same flagged
+    accounts. Returns, per operation of two or more such identifiers, the flagged accounts
+    whose release-time bookings they carried. IPs are never hands (a carrier's pool ties nobody), and accounts are only ever
     grouped here, never flagged: every one returned is flagged already."""
     hands = {kind: set(findings.filter(
         (pl.col("entity_type") == kind) & (pl.col("code") == code) & (pl.col("strength") > 0))
