@@ -671,8 +671,8 @@ def release_operations(findings: pl.DataFrame, bookings: pl.DataFrame,
     ``OPERATION_RELEASES`` or more of them and ``OPERATION_LIFT`` times chance; two wallets
     also when they both paid for ``OPERATION_ACCOUNTS`` or more of the same flagged
     accounts. Returns, per operation of two or more such identifiers, the flagged accounts
-    whose release-time bookings they carried. IPs are never hands (a carrier's pool ties nobody), and accounts are only ever
-    grouped here, never flagged: every one returned is flagged already."""
+    whose release-time bookings they carried. IPs are never hands (a carrier's pool ties
+    nobody), and accounts are only grouped here, never flagged: each one is already."""
     hands = {kind: set(findings.filter(
         (pl.col("entity_type") == kind) & (pl.col("code") == code) & (pl.col("strength") > 0))
         .get_column("entity_id").to_list()) for kind, code in OPERATION_CODES.items()}
