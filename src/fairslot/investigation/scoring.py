@@ -389,6 +389,10 @@ def investigate(
                     "account", outsider, "ring_link", 0.55,
                     f"in a dense block with {len(inside & core_set)} flagged ring members and "
                     f"sharing an identifier with {count} of them"))
+    # One operation's hands (wallets or grabbing devices that take the same release
+    # moments, release after release) make one ring of the rings their accounts form.
+    for accounts in release_operations(findings, bookings, payments, flagged, t):
+        merge_rings(ring_of, flagged, accounts)
     if joined:
         findings = pl.concat([findings, pl.DataFrame(joined, schema=FINDING_SCHEMA,
                                                      orient="row")])
@@ -636,3 +640,110 @@ def _ring_table(
               "buyers": pl.Int64,
               "accounts_list": pl.String}
     return pl.DataFrame(rows, schema=schema)
+
+
+OPERATION_RELEASES = 8
+"""Release moments two wallets or two grabbing devices must both take (with flagged
+accounts' bookings within ``fast_seconds``) before their timing makes them one operation's
+hands."""
+OPERATION_LIFT = 3.0
+"""...and how many times more often than chance they must take the same moments (common
+moments over ``|A| |B| / N``, N the release moments any flagged account took instantly).
+Rings racing for the same experts share moments too: on the third generator's tuning years
+two different rings' wallets reach 2.7 on eight or more common moments (5.2 on five), one
+ring's wallets 3 to 5."""
+OPERATION_ACCOUNTS = 2
+"""Flagged accounts whose release-instant bookings two wallets both paid for that make them
+one operation's (as ``GRAB_SHARED`` does for devices): never two rings' on the tuning
+years."""
+OPERATION_CODES = {"payer": "payer_fanout", "device": "grab_device"}
+"""The identifiers that can be an operation's hands, each by its own conduct: a wallet that
+pays for more patients than a household, a device that grabs for many accounts."""
+
+
+def release_operations(findings: pl.DataFrame, bookings: pl.DataFrame,
+                       payments: pl.DataFrame, flagged: set[str],
+                       t: Thresholds) -> list[set[str]]:
+    """Operations: wallets (``payer_fanout``) or grabbing devices (``grab_device``), each
+    with evidence of its own, tied by their flagged accounts' release-time bookings (within
+    ``fast_seconds`` of release for a wallet, ``grab_seconds`` for a device). Two of one
+    kind are one operation's when those bookings fall on the same release moments,
+    ``OPERATION_RELEASES`` or more of them and ``OPERATION_LIFT`` times chance; two wallets
+    also when they both paid for ``OPERATION_ACCOUNTS`` or more of the same flagged
+    accounts. Returns, per operation of two or more such identifiers, the flagged accounts
+    whose release-time bookings they carried. IPs are never hands (a carrier's pool ties
+    nobody), and accounts are only grouped here, never flagged: each one is already."""
+    hands = {kind: set(findings.filter(
+        (pl.col("entity_type") == kind) & (pl.col("code") == code) & (pl.col("strength") > 0))
+        .get_column("entity_id").to_list()) for kind, code in OPERATION_CODES.items()}
+    if not any(len(h) >= 2 for h in hands.values()) or not flagged:
+        return []
+    after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+    timed = bookings.filter(pl.col("released_at").is_not_null()
+                            & pl.col("account_id").is_in(sorted(flagged))).with_columns(
+        after.alias("after")).filter(pl.col("after") >= 0)
+    # Each kind of hand at its own rule's speed: a wallet's accounts' instant bookings
+    # (``fast_seconds``, as ``instant_hub_paid``), a device's grabs (``grab_seconds``).
+    fast = timed.filter(pl.col("after") < t.fast_seconds)
+    grabs = timed.filter(pl.col("after") <= t.grab_seconds)
+    used = pl.concat([
+        fast.join(payments.select("booking_id", "payer_account"), on="booking_id").select(
+            pl.lit("payer").alias("kind"), pl.col("payer_account").alias("entity"),
+            "account_id", "released_at"),
+        grabs.select(pl.lit("device").alias("kind"), pl.col("device_id").alias("entity"),
+                     "account_id", "released_at"),
+    ]).drop_nulls()
+    total = {"payer": max(fast.get_column("released_at").n_unique(), 1),
+             "device": max(grabs.get_column("released_at").n_unique(), 1)}
+    moments: dict[tuple[str, str], set[object]] = {}
+    accounts: dict[tuple[str, str], set[str]] = {}
+    for kind, entity, account, released in used.iter_rows():
+        if entity not in hands[kind]:
+            continue
+        moments.setdefault((kind, entity), set()).add(released)
+        accounts.setdefault((kind, entity), set()).add(account)
+    keys = sorted(k for k in moments if len(accounts[k]) >= 2)
+    parent = {k: k for k in keys}
+
+    def root(k: tuple[str, str]) -> tuple[str, str]:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for i, one in enumerate(keys):
+        for other in keys[i + 1:]:
+            if one[0] != other[0]:
+                continue
+            common = len(moments[one] & moments[other])
+            chance = len(moments[one]) * len(moments[other]) / total[one[0]]
+            timing = common >= OPERATION_RELEASES and common >= OPERATION_LIFT * chance
+            money = one[0] == "payer" and len(
+                accounts[one] & accounts[other]) >= OPERATION_ACCOUNTS
+            if timing or money:
+                parent[root(other)] = root(one)
+    operations: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for k in keys:
+        operations.setdefault(root(k), []).append(k)
+    return [set().union(*(accounts[k] for k in members))
+            for members in operations.values() if len(members) >= 2]
+
+
+def merge_rings(ring_of: dict[str, int], flagged: set[str], accounts: set[str]) -> None:
+    """Merge, in place, the rings that are mostly one operation's ``accounts``: those with
+    two or more of them among their flagged members, making at least half of those. A ring
+    that merely has one member the operation also served is left alone, and nobody joins a
+    ring here who was not in one (every member has evidence of its own already)."""
+    members: dict[int, list[str]] = {}
+    for account, number in ring_of.items():
+        if account in flagged:
+            members.setdefault(number, []).append(account)
+    theirs = sorted(n for n, m in members.items()
+                    if sum(1 for a in m if a in accounts) >= 2
+                    and 2 * sum(1 for a in m if a in accounts) >= len(m))
+    if len(theirs) < 2:
+        return
+    keep = theirs[0]
+    for account, number in list(ring_of.items()):
+        if number in theirs:
+            ring_of[account] = keep
