@@ -115,9 +115,9 @@ def launder_ring(seeded: tuple[str, str]) -> tuple[str, list[int]]:
 
 
 
-def _console(browser: Any, url: str) -> Any:
+def _console(browser: Any, url: str, **page_options: Any) -> Any:
     """The duty investigator's console, logged in, in Chinese."""
-    page = browser.new_page(locale="zh-CN")
+    page = browser.new_page(locale="zh-CN", **page_options)
     page.goto(url + "/login")
     page.get_by_label("用户名").fill("duty.investigator")
     page.get_by_label("密码").fill(PASSWORD)
@@ -318,13 +318,7 @@ def test_the_rate_charts_span_a_sensible_window_from_their_first_point(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(locale="zh-CN", viewport={"width": 1100, "height": 900})
-            page.goto(url + "/login")
-            page.get_by_label("用户名").fill("duty.investigator")
-            page.get_by_label("密码").fill(PASSWORD)
-            page.get_by_role("button", name="登录").click()
-            page.wait_for_load_state()
-            page.goto(url + "/operator/console")
+            page = _console(browser, url, viewport={"width": 1100, "height": 900})
             for chart in ("#chart-rps", "#chart-bookings"):
                 expect(page.locator(chart + " canvas")).to_have_count(1)
                 expect(page.locator(chart)).to_have_attribute("data-x-max", re.compile(r"^\d"))

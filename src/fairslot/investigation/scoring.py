@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import polars as pl
 
@@ -454,21 +456,11 @@ def _grab_device_pairs(findings: pl.DataFrame, identifiers: pl.DataFrame,
     accounts_of: dict[str, set[str]] = {}
     for device, account in used.select("entity_id", "account_id").iter_rows():
         accounts_of.setdefault(device, set()).add(account)
-    broker = {device: device for device in devices}
-
-    def root(device: str) -> str:
-        while broker[device] != device:
-            broker[device] = broker[broker[device]]
-            device = broker[device]
-        return device
-
-    for i, one in enumerate(devices):
-        for other in devices[i + 1:]:
-            if len(accounts_of.get(one, set()) & accounts_of.get(other, set())) >= GRAB_SHARED:
-                broker[root(other)] = root(one)
+    broker = _tied_groups(devices, lambda one, other: len(
+        accounts_of.get(one, set()) & accounts_of.get(other, set())) >= GRAB_SHARED)
     users = used.filter(pl.col("account_id").is_in(sorted(evidenced))
                         & (pl.col("bookings") >= GRAB_REGULAR)).select(
-        pl.col("entity_id").replace_strict({d: root(d) for d in devices}).alias("broker"),
+        pl.col("entity_id").replace_strict(broker).alias("broker"),
         "account_id").unique()
     users = users.with_columns(pl.len().over("broker").alias("k")).filter(pl.col("k") >= 2)
     return (
@@ -478,6 +470,27 @@ def _grab_device_pairs(findings: pl.DataFrame, identifiers: pl.DataFrame,
                 (1.0 / (pl.col("k") - 1)).cast(pl.Float64).alias("weight"),
                 pl.lit("grab_device").alias("via"))
     )
+
+
+T = TypeVar("T")
+
+
+def _tied_groups(items: Sequence[T], tied: Callable[[T, T], bool]) -> dict[T, T]:
+    """Each item's group, named by one of its items: two items are in one group when
+    ``tied`` holds between them, directly or through others (every pair is asked once)."""
+    parent = {item: item for item in items}
+
+    def root(item: T) -> T:
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = parent[item]
+        return item
+
+    for i, one in enumerate(items):
+        for other in items[i + 1:]:
+            if tied(one, other):
+                parent[root(other)] = root(one)
+    return {item: root(item) for item in items}
 
 
 def _findings_frame(frame: pl.DataFrame) -> pl.DataFrame:
@@ -703,28 +716,20 @@ def release_operations(findings: pl.DataFrame, bookings: pl.DataFrame,
         moments.setdefault((kind, entity), set()).add(released)
         accounts.setdefault((kind, entity), set()).add(account)
     keys = sorted(k for k in moments if len(accounts[k]) >= 2)
-    parent = {k: k for k in keys}
 
-    def root(k: tuple[str, str]) -> tuple[str, str]:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
+    def one_operation(one: tuple[str, str], other: tuple[str, str]) -> bool:
+        if one[0] != other[0]:
+            return False
+        common = len(moments[one] & moments[other])
+        chance = len(moments[one]) * len(moments[other]) / total[one[0]]
+        timing = common >= OPERATION_RELEASES and common >= OPERATION_LIFT * chance
+        return timing or (one[0] == "payer" and len(
+            accounts[one] & accounts[other]) >= OPERATION_ACCOUNTS)
 
-    for i, one in enumerate(keys):
-        for other in keys[i + 1:]:
-            if one[0] != other[0]:
-                continue
-            common = len(moments[one] & moments[other])
-            chance = len(moments[one]) * len(moments[other]) / total[one[0]]
-            timing = common >= OPERATION_RELEASES and common >= OPERATION_LIFT * chance
-            money = one[0] == "payer" and len(
-                accounts[one] & accounts[other]) >= OPERATION_ACCOUNTS
-            if timing or money:
-                parent[root(other)] = root(one)
+    group = _tied_groups(keys, one_operation)
     operations: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for k in keys:
-        operations.setdefault(root(k), []).append(k)
+        operations.setdefault(group[k], []).append(k)
     return [set().union(*(accounts[k] for k in members))
             for members in operations.values() if len(members) >= 2]
 
