@@ -8,7 +8,7 @@ import re
 from fairslot.investigation import report
 from fairslot.investigation.records import read_records
 from fairslot.investigation.report import RunInfo, render_report, write_outputs
-from fairslot.investigation.scoring import investigate
+from fairslot.investigation.scoring import Investigation, investigate
 
 from .conftest import VALID_IDS, WriteRecords, booking
 
@@ -76,14 +76,19 @@ def test_suspects_csv_has_the_contract_columns_highest_risk_first(
         rings.columns)
 
 
-def test_the_report_speaks_chinese_by_default_and_english_on_request(
-        write_records: WriteRecords) -> None:
+def _both_reports(write_records: WriteRecords) -> tuple[Investigation, str, str]:
+    """A ring's records investigated, and the report in Chinese and in English."""
     folder = write_records(_ring_rows())
     records = read_records(folder)
     result = investigate(records)
     run = RunInfo(str(folder), dt.datetime(2025, 5, 1, tzinfo=dt.UTC), 1.0, "Asia/Shanghai")
-    chinese = render_report(result, records, run)
-    english = render_report(result, records, run, lang="en")
+    return (result, render_report(result, records, run),
+            render_report(result, records, run, lang="en"))
+
+
+def test_the_report_speaks_chinese_by_default_and_english_on_request(
+        write_records: WriteRecords) -> None:
+    _result, chinese, english = _both_reports(write_records)
     assert '<html lang="zh-CN">' in chinese and "<h2>团伙</h2>" in chinese
     assert "<h2>Rings</h2>" not in chinese
     assert '<html lang="en">' in english and "<h2>Rings</h2>" in english
@@ -104,12 +109,7 @@ def test_every_text_of_the_report_has_a_chinese_translation() -> None:
 
 def test_the_chinese_report_explains_each_reason_in_chinese(
         write_records: WriteRecords) -> None:
-    folder = write_records(_ring_rows())
-    records = read_records(folder)
-    result = investigate(records)
-    run = RunInfo(str(folder), dt.datetime(2025, 5, 1, tzinfo=dt.UTC), 1.0, "Asia/Shanghai")
-    chinese = render_report(result, records, run)
-    english = render_report(result, records, run, lang="en")
+    _result, chinese, english = _both_reports(write_records)
     assert "cancel-then-rebook pair(s)" in english and "booking(s) within" in english
     assert "cancel-then-rebook pair(s)" not in chinese and "booking(s) within" not in chinese
     assert "launder_pair: 有 " in chinese and "秒内退号后重挂" in chinese
@@ -152,12 +152,7 @@ def test_every_explanation_a_rule_writes_has_a_chinese_form() -> None:
 
 def test_the_chinese_report_names_entity_types_and_roles_in_chinese(
         write_records: WriteRecords) -> None:
-    folder = write_records(_ring_rows())
-    records = read_records(folder)
-    result = investigate(records)
-    run = RunInfo(str(folder), dt.datetime(2025, 5, 1, tzinfo=dt.UTC), 1.0, "Asia/Shanghai")
-    chinese = render_report(result, records, run)
-    english = render_report(result, records, run, lang="en")
+    result, chinese, english = _both_reports(write_records)
     roles = set(result.suspects.get_column("role").to_list())
     assert roles  # the ring's members have roles
     cells = set(re.findall(r'<td class="role">([^<]*)</td>', chinese))
