@@ -11,7 +11,8 @@ __all__ = ["GenuinePatients"]
 
 class GenuinePatients(Actions):
     """A genuine patient: one account, one address, one device; arrives, thinks, books
-    (first come, first served) or enters the draw, and pays."""
+    (first come, first served) or enters the draw, and pays. A kiosk user (``kiosk_users``)
+    does it at one of the lobby's kiosks, whose card reader fills the booking screen in."""
 
     def genuine_fcfs(self, person: Person) -> Process:
         rng = person.agent.rng
@@ -20,8 +21,11 @@ class GenuinePatients(Actions):
         yield 20.0
         for _ in range(int(self.sc.knob("genuine", "retries", 3)) + 1):
             for sid in person.wants:
+                think = rng.uniform(8, 25)
+                if person.patient_id in self.kiosk_users:
+                    think = 1.6  # the kiosk's card reader fills the screen in
                 outcome = yield from self._book(person, sid, skip_screens=False,
-                                                think=rng.uniform(8, 25), rate=1e6)
+                                                think=think, rate=1e6)
                 if outcome == "ok":
                     yield from self._pay(person, self._payer(person), rng.uniform(40, 120))
                     return

@@ -88,9 +88,14 @@ class History:
             for identity in residents:
                 sim.platform.verifier.register(uow, identity)
             uow.commit()
-        made = sim._accounts(sim.platform, "fam", count, lambda i: make_phone(rng))
+        joined = sim.registration_times(count, "fam")
+        made = sim._accounts(sim.platform, "fam", count, lambda i: make_phone(rng),
+                             created=joined)
         it = iter(residents)
+        building = sim.clock.now()
         for i, (account, size) in enumerate(zip(made, sizes, strict=True)):
+            if joined:
+                sim.clock.set(joined[i])
             agent = Agent(GENUINE, account, [f"10.200.{i // 256 % 256}.{i % 256}"],
                           f"dev-fam-{i}", random.Random(rng.random()))
             wants = sim._wants(rng)
@@ -102,6 +107,7 @@ class History:
                 sim.people.pop(person.patient_id, None)
             if people:
                 self.families.append(_Family(agent, people, f"wechat:family{i}"))
+        sim.clock.set(building)
 
     # -- one past release -----------------------------------------------------------------
 

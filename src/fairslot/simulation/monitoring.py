@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,8 +58,9 @@ class _LabelledSimulation(Simulation):
         self.prefix_of: dict[str, str] = {}
 
     def _accounts(self, platform: Platform, prefix: str, count: int,
-                  phones: Callable[[int], str]) -> list[Account]:
-        made = super()._accounts(platform, prefix, count, phones)
+                  phones: Callable[[int], str],
+                  created: Sequence[dt.datetime] | None = None) -> list[Account]:
+        made = super()._accounts(platform, prefix, count, phones, created)
         for account in made:
             self.prefix_of[str(account.id)] = prefix
         return made
@@ -85,6 +87,11 @@ class SimulationReplay:
     genuine_patients: int
     genuine_alerts: list[Alert]
     events_per_second: float
+    genuine_patterns: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Genuine patients served through each of the platform's patterns that look least like
+    one person at home: ``desk`` (anything done for them at the window: an entry, a booking,
+    a check-in), ``kiosk`` (booked or entered on a lobby kiosk's device), ``family`` (booked
+    or entered by a family's account, for one of its members)."""
 
     @property
     def genuine_per_10k(self) -> float:
@@ -223,4 +230,25 @@ def replay_simulation(scenario: Scenario, policy: str, seed: int,
                                       len(did & named[tactic]))
     genuine_alerts = [a for a in result.alerts if a.entity in genuine]
     return SimulationReplay(policy, len(events), result.alerts, tactics, patients,
-                            genuine_alerts, result.events_per_second)
+                            genuine_alerts, result.events_per_second,
+                            _patterns(sim, events))
+
+
+def _patterns(sim: _LabelledSimulation, events: Sequence[MonitorEvent]) -> dict[str, int]:
+    """Genuine patients served at the desk, booked at a kiosk, booked by a family."""
+    families = {a for a, p in sim.prefix_of.items() if p == "fam"}
+    desk = str(sim.staff.id)
+    seen: dict[str, set[str]] = {"desk": set(), "kiosk": set(), "family": set()}
+    for e in events:
+        if e.patient is None:
+            continue
+        if e.account == desk:  # the registration desk's account: entries, bookings,
+            seen["desk"].add(e.patient)  # check-ins at the window
+            continue
+        if e.kind not in ("booking.created", "entry.created"):
+            continue
+        if e.device is not None and e.device.startswith("kiosk-"):
+            seen["kiosk"].add(e.patient)
+        elif e.account in families:
+            seen["family"].add(e.patient)
+    return {name: len(patients) for name, patients in seen.items()}

@@ -13,7 +13,7 @@ import hashlib
 import heapq
 import pathlib
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -42,7 +42,8 @@ from fairslot.simulation.scenario import Scenario
 from fairslot.storage.orm import map_domain
 from fairslot.storage.uow import CommitHook, UnitOfWork
 
-__all__ = ["ACTIVE", "BOOK", "PAY", "Agent", "PermissiveVerifier", "Person", "Process", "World"]
+__all__ = ["ACTIVE", "BOOK", "KIOSK_NETWORK", "PAY", "Agent", "PermissiveVerifier", "Person",
+           "Process", "World"]
 
 T = TypeVar("T")
 Process = Generator[float, None, None]
@@ -50,6 +51,11 @@ Process = Generator[float, None, None]
 # Simulated accounts never log in with a password; they all share one placeholder.
 _PASSWORD_HASH = "$argon2id$v=19$m=8,t=1,p=1$c2ltdWxhdGVk$c2ltdWxhdGVkIGFjY291bnQ"  # noqa: S105
 BOOK, PAY = "book", "pay"
+KIOSK_NETWORK = "198.51.100.0/24"
+"""The network of the hospital's lobby kiosks (198.51.100.40, .41). A monitor replaying the
+simulator's traffic declares it as the hospital's own (``FAIRSLOT_MONITOR_PLATFORM_NETWORKS``),
+as a hospital declares its kiosks'. (The desk's requests carry the window's channel.)"""
+KIOSKS = 2
 ACTIVE = ("held", "paid", "checked_in", "no_show")
 
 
@@ -242,18 +248,38 @@ class World:
                                   if (s := uow.schedule.session(sid)) is not None}
 
     def _accounts(self, platform: Platform, prefix: str, count: int,
-                  phones: Callable[[int], str]) -> list[Account]:
+                  phones: Callable[[int], str],
+                  created: Sequence[dt.datetime] | None = None) -> list[Account]:
+        """``count`` accounts, made now or, with ``created``, each at its own moment."""
         now = platform.clock.now()
         made = [Account(username=f"{prefix}{i:05d}", role=Role.PATIENT,
-                        password_hash=_PASSWORD_HASH, phone=phones(i), created_at=now,
+                        password_hash=_PASSWORD_HASH, phone=phones(i),
+                        created_at=created[i] if created else now,
                         # the simulated SIM cards receive their codes
-                        phone_verified_at=now)
+                        phone_verified_at=created[i] if created else now)
                 for i in range(count)]
         with platform.uow() as uow:
             for account in made:
                 uow.accounts.add(account)
             uow.commit()
         return made
+
+    def registration_times(self, count: int, stream: str) -> list[dt.datetime] | None:
+        """When each of ``count`` genuine accounts registered and linked its patients, in
+        order: spread at random over the ``genuine.registered_days`` days that end 30 days
+        before the run's release (before anything ``[history]`` plays, at most 17 days
+        before it), as the patients of a platform in service joined it over weeks. ``None``
+        when the knob is 0: every account is made the moment the world is built, so its
+        links all land in one instant, which no platform in service sees and which the
+        monitor's link surge reads as a farm. The moments come from a generator of their
+        own (``stream``), so the run's other draws do not shift."""
+        days = float(self.sc.knob("genuine", "registered_days", 0))
+        if days <= 0 or count <= 0:
+            return None
+        rng = random.Random(f"{self.seed}:{self.sc.name}:registration:{stream}")
+        end = self.release_at - dt.timedelta(days=30)
+        return sorted(end - dt.timedelta(seconds=rng.uniform(0.0, days * 86_400.0))
+                      for _ in range(count))
 
     def _add(self, agent: Agent, identity: Identity | tuple[str, str], category: str,
              wants: list[int], *, attends: bool = True) -> Person | None:
@@ -312,22 +338,39 @@ class World:
         # Genuine patients: one account, one home address and one device each.
         elderly_share = float(sc.knob("genuine", "elderly_share", 0.1))
         no_show = float(sc.knob("genuine", "no_show", 0.03))
-        gen_accounts = self._accounts(platform, "pt", n_gen, lambda i: make_phone(rng))
+        joined = self.registration_times(n_gen, "pt")
+        gen_accounts = self._accounts(platform, "pt", n_gen, lambda i: make_phone(rng),
+                                      created=joined)
         self.genuine: list[Person] = []
         self.elderly: list[tuple[Identity, list[int]]] = []
+        building = self.clock.now()
+        # ``genuine.kiosk_share`` of them book at the self-service kiosks in the hospital's
+        # lobby instead (with their own accounts, on the kiosks' devices and the hospital's
+        # network; chosen by a generator of their own, so the run's other draws do not shift).
+        kiosk_share = float(sc.knob("genuine", "kiosk_share", 0.0))
+        kiosk_rng = random.Random(f"{self.seed}:{sc.name}:kiosk")
+        self.kiosk_users: set[int] = set()
         for i, account in enumerate(gen_accounts):
             identity = next(it)
             wants = self._wants(rng)
             if rng.random() < elderly_share:
                 self.elderly.append((identity, wants))
                 continue
+            if joined:
+                self.clock.set(joined[i])
             agent = Agent(GENUINE, account, [f"10.{i // 65536 % 256}.{i // 256 % 256}."
                                              f"{i % 256}"], f"dev-pt-{i}", random.Random(
                                                  rng.random()))
+            if kiosk_share and kiosk_rng.random() < kiosk_share:
+                kiosk = kiosk_rng.randrange(KIOSKS)
+                agent.ips, agent.device = [f"198.51.100.{40 + kiosk}"], f"kiosk-{kiosk}"
             person = self._add(agent, identity, GENUINE, wants,
                                attends=rng.random() >= no_show)
             if person is not None:
                 self.genuine.append(person)
+                if agent.device and agent.device.startswith("kiosk-"):
+                    self.kiosk_users.add(person.patient_id)
+        self.clock.set(building)
         # Scalpers' people: T9 clients (real patients who paid a broker), ring identities
         # (members, accomplices: T4/T5 holders), T8 crowds, and T3 farm identities.
         proxies = [f"100.{64 + i // 256 % 64}.{i % 256}.{(i * 7) % 250 + 1}"
