@@ -88,10 +88,11 @@ class SimulationReplay:
     genuine_alerts: list[Alert]
     events_per_second: float
     genuine_patterns: dict[str, int] = dataclasses.field(default_factory=dict)
-    """Genuine patients served through each of the platform's patterns that look least like
-    one person at home: ``desk`` (anything done for them at the window: an entry, a booking,
-    a check-in), ``kiosk`` (booked or entered on a lobby kiosk's device), ``family`` (booked
-    or entered by a family's account, for one of its members)."""
+    """Patients served through each of the platform's patterns that look least like one
+    person at home: ``desk`` (anything done for them at the window: an entry, a booking, a
+    check-in), ``kiosk`` (booked or entered on a lobby kiosk's device), ``family`` (booked
+    or entered by a family's account, for one of its members). All genuine in a run
+    without attackers; with them, the desk's count has the patients of theirs it served."""
 
     @property
     def genuine_per_10k(self) -> float:
@@ -235,7 +236,7 @@ def replay_simulation(scenario: Scenario, policy: str, seed: int,
 
 
 def _patterns(sim: _LabelledSimulation, events: Sequence[MonitorEvent]) -> dict[str, int]:
-    """Genuine patients served at the desk, booked at a kiosk, booked by a family."""
+    """Patients served at the desk, booked at a kiosk, booked by a family."""
     families = {a for a, p in sim.prefix_of.items() if p == "fam"}
     desk = str(sim.staff.id)
     seen: dict[str, set[str]] = {"desk": set(), "kiosk": set(), "family": set()}
