@@ -619,6 +619,15 @@ class ConsortiumStore:
             while chunk := result.fetchmany(batch):
                 yield from (tuple(r) for r in chunk)
 
+    def latest_entries(self, members: Sequence[str], limit: int = 50) -> list[Entry]:
+        """The entries of these members changed most recently (withdrawn ones included),
+        newest first: what the officer's page shows of the feeds received."""
+        e = t.consortium_entries
+        query = sa.select(e).where(e.c.member.in_(list(members))).order_by(
+            e.c.updated_at.desc(), e.c.member, e.c.entry_no.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_entry(r) for r in conn.execute(query)]
+
     def changes_after(self, member: str, version: int) -> list[Entry]:
         c = t.consortium_changes
         with self.engine.connect() as conn:
