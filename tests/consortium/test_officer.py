@@ -237,3 +237,24 @@ def test_the_cli_acts_through_the_services_as_the_machines_user(
     assert [e["action"] for e in events] == ["published", "withdrawn"]
     assert all(a.startswith("cli:") for a in actors) and len(actors) == 2
     assert "13800138000" not in repr(events)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_demo_gives_the_officer_something_to_see(platform: Platform) -> None:
+    from fairslot.services.demo import DEMO_USERS, seed_demo
+
+    passwords = {name: "demo-password-1" for name in DEMO_USERS}
+    seed_demo(platform.units, platform.deps, passwords, families=3)
+    c = platform.consortium
+    assert c is not None
+    own = c.store.own_entries()
+    assert [o.entry.withdrawn for o in own] == [False, False, True]
+    assert [a.status for a in c.store.appeals()] == ["received"]
+    assert [r.status for r in c.store.reviews()] == ["pending"]
+    with platform.uow() as uow:
+        investigator = uow.accounts.by_username("demo-investigator")
+    assert investigator is not None
+    view = platform.run(shared_list.officer_view, investigator)
+    assert [m.outcome for m in view.matches] == ["hold"]
+    assert not seed_demo(platform.units, platform.deps, passwords).created
