@@ -127,6 +127,9 @@ def test_the_officer_page_publishes_withdraws_decides_and_shows_matches(
     assert ("Refused" if en else "不予预约") in page
     assert mask_id_number(patient.id_number) in page and patient.id_number not in page
     assert "A's own evidence" not in page
+    feeds = page[page.index('id="feeds"'):]
+    assert ("Latest entries received" if en else "最近收到的条目") in feeds
+    assert "hosp-a/1 v1" in feeds
 
     r = submit(client, "/consortium", "/consortium/entries", kind="ring_member",
                role="payer", subject="phone", identifier="138 0013 8000", patient=str(other),

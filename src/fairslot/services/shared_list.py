@@ -518,7 +518,7 @@ class OfficerView:
     own: list[OwnEntry]
     members: list[MemberStatus]
     received: list[Entry]
-    """Other members' entries changed most recently (newest first, at most 50)."""
+    """The entries other members published last (newest change first, at most 50)."""
     appeals: list[Appeal]
     matches: list[Matched]
     reviews: dict[str, Review]
