@@ -123,6 +123,19 @@ SEED = textwrap.dedent("""
         with platform.uow() as uow:
             rid = uow.rounds.round_of_session(late.id)
             lucky[lang] = [doc.id, rid, uow.rounds.get(rid).closes_at.isoformat()]
+    # The shared list, for the officer's page: this hospital's key, an epoch key and one
+    # entry published by the investigator through the officer's service.
+    from fairslot.consortium import EntryKind, RingRole, SubjectType
+    from fairslot.consortium.pseudonyms import EpochKey
+    from fairslot.services import shared_list
+    platform.consortium.create_key("brw", "Browser Hospital", actor="seed")
+    platform.consortium.store.add_epoch(EpochKey.new(1), platform.clock.now(), "seed")
+    platform.consortium.refresh()
+    with platform.uow() as uow:
+        officer = uow.accounts.by_username("browser.investigator")
+    platform.run(shared_list.publish, officer, kind=EntryKind.RING_MEMBER,
+                 role=RingRole.PAYMENT_HUB, severity=3, days=180, source="case 2026-60",
+                 identifiers=[(SubjectType.DEVICE, "browser-device-1")])
     print(json.dumps({{"booking": held.booking.id, "desk": desk, "lucky": lucky,
                       "relatives": [[people[1].id_number, people[1].name, "13912345678"],
                                     [people[4].id_number, people[4].name, "13912345679"]]}}))
@@ -215,9 +228,9 @@ PAGES = {
     "browser.registration": ["/desk", "/desk?doctor=1", "/desk/receipt/{booking}"],
     "browser.operator": ["/operator", "/operator?date=bogus", "/operator/policies",
                          "/operator/proposals", "/operator/guard", "/operator/console",
-                         "/operator/identity-claims"],
+                         "/operator/identity-claims", "/consortium"],
     "browser.admin": ["/admin/users"],
-    "browser.investigator": ["/investigations"],
+    "browser.investigator": ["/investigations", "/consortium"],
 }
 # The pages docs/pages.md shows, saved (in Chinese, at desktop width) by the axe run when
 # FAIRSLOT_SCREENSHOTS names a folder.
@@ -231,7 +244,8 @@ SCREENSHOTS = {(None, "/"): "home", ("browser.patient", "/me"): "me",
                ("browser.operator", "/operator/guard"): "guard",
                ("browser.operator", "/operator/console"): "console",
                ("browser.admin", "/admin/users"): "users",
-               ("browser.investigator", "/investigations"): "investigations"}
+               ("browser.investigator", "/investigations"): "investigations",
+               ("browser.investigator", "/consortium"): "consortium"}
 
 
 @pytest.mark.parametrize(("lang", "width"), [("zh_CN", 375), ("en", 1280)])

@@ -64,6 +64,16 @@ def _consortium() -> Iterator[Any]:
         platform.engine.dispose()
 
 
+def _run(c: Any, platform: Any, use_case: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one of the shared list's services (``fairslot.services.shared_list``, the same
+    ones the officer's page calls) as this machine's user, on this consortium."""
+    from fairslot.services.shared_list import Shell
+
+    deps = dataclasses.replace(platform.deps, shared_list=c)
+    with platform.uow() as uow:
+        return use_case(uow, deps, Shell(_actor().removeprefix("cli:")), *args, **kwargs)
+
+
 def _when(text: str | None, option: str) -> dt.datetime | None:
     from fairslot.cli.common import load_settings
 
@@ -259,7 +269,8 @@ def publish_entry(
     start: Annotated[str | None, typer.Option(help="from (ISO date); default now")] = None,
 ) -> None:
     """Publish one entry per identifier given."""
-    from fairslot.consortium import EntryKind, NewEntry, RingRole, SubjectType
+    from fairslot.consortium import EntryKind, RingRole, SubjectType
+    from fairslot.services import shared_list
 
     try:
         entry_kind = EntryKind(kind)
@@ -270,18 +281,14 @@ def publish_entry(
         raise CliError("--role goes with --kind ring_member only")
     given = [(SubjectType.IDENTITY, _value(identity)), (SubjectType.PHONE, _value(phone)),
              (SubjectType.PAYER, _value(payer)), (SubjectType.DEVICE, _value(device))]
+    if patient is None and not any(v for _, v in given):
+        raise CliError("name at least one of --identity, --phone, --payer, --device, "
+                       "--patient")
     with _consortium() as (c, platform):
-        if patient is not None:
-            given.append((SubjectType.IDENTITY, _patient_id_number(platform, patient)))
-        values = [(s, _payer_key(platform, v) if s is SubjectType.PAYER else v)
-                  for s, v in given if v]
-        if not values:
-            raise CliError("name at least one of --identity, --phone, --payer, --device, "
-                           "--patient")
-        starts = _when(start, "--start") or c.clock.now()
-        items = [NewEntry(entry_kind, ring_role, severity, starts,
-                          starts + dt.timedelta(days=days), s, v, source) for s, v in values]
-        published = c.publish(items, _actor())
+        published = _run(c, platform, shared_list.publish, kind=entry_kind, role=ring_role,
+                         severity=severity, days=days, source=source,
+                         identifiers=[(s, v) for s, v in given if v], patient_id=patient,
+                         starts_at=_when(start, "--start"))
     for e in published:
         typer.echo(f"published {e.ref} ({e.kind.value}, {e.subject_type.value}) until "
                    f"{e.expires_at:%Y-%m-%d}")
@@ -296,14 +303,6 @@ def _payer_key(platform: Any, value: str) -> str:
         return payer_key(platform.payments, value)
     except InvalidInput as exc:
         raise CliError(f"--payer: {exc}") from None
-
-
-def _patient_id_number(platform: Any, patient_id: int) -> str:
-    with platform.uow() as uow:
-        patient = uow.patients.get(patient_id)
-    if patient is None:
-        raise CliError(f"no patient {patient_id} here")
-    return str(patient.id_number)
 
 
 @publish_app.command("ring")
@@ -324,29 +323,24 @@ def publish_ring(
 ) -> None:
     """Publish a confirmed ring's identifiers (ID numbers, phones, payers, devices) from
     `fairslot investigate` output, clear or pseudonymised; only pseudonyms leave."""
-    from fairslot.consortium import SubjectType
-    from fairslot.consortium.rings import read_ring, summary
+    from fairslot.consortium.rings import summary
+    from fairslot.services import shared_list
 
     with _consortium() as (c, platform):
-        now = c.clock.now()
-        found = read_ring(folder, ring, engine=platform.engine, keyring=platform.keyring,
-                          starts_at=now, expires_at=now + dt.timedelta(days=days),
-                          include_customers=include_customers)
-        if found.unresolved and not skip_unresolved:
-            raise CliError(f"{found.unresolved} h: values are not pseudonyms of this "
-                           "hospital's records (another hospital's export, or another master "
-                           "secret); nothing published (--skip-unresolved publishes the rest)")
-        if not found.entries:
-            raise CliError("nothing to publish from ring(s) " + ", ".join(ring))
-        found = dataclasses.replace(found, entries=[
-            dataclasses.replace(e, identifier=_payer_key(platform, e.identifier))
-            if e.subject_type is SubjectType.PAYER else e for e in found.entries])
-        left = "; ".join(f"{n} {why}" for why, n in sorted(found.skipped.items()))
-        if dry_run:
-            typer.echo(f"would publish {summary(found.entries)}" + (f"; left out {left}"
-                                                                     if left else ""))
-            return
-        published = c.publish(found.entries, _actor())
+        try:
+            found = _run(c, platform, shared_list.publish_ring, folder, ring, days=days,
+                         include_customers=include_customers,
+                         skip_unresolved=skip_unresolved, dry_run=dry_run)
+        except InvalidInput as exc:
+            if exc.code != "consortium_unresolved":
+                raise
+            raise CliError(f"{exc.detail} (--skip-unresolved publishes the rest)") from None
+    left = "; ".join(f"{n} {why}" for why, n in sorted(found.skipped.items()))
+    if dry_run:
+        typer.echo(f"would publish {summary(found.entries)}" + (f"; left out {left}"
+                                                                 if left else ""))
+        return
+    published = found.published
     typer.echo(f"published {len(published)} entries ({summary(found.entries)}) as "
                f"{published[0].issuer}/{published[0].entry_no}..{published[-1].entry_no}"
                + (f"; left out {left}" if left else "")
@@ -361,8 +355,10 @@ def withdraw(
 ) -> None:
     """Withdraw one of this hospital's entries; the withdrawal reaches every member with its
     next sync."""
-    with _consortium() as (c, _):
-        entry = c.withdraw(entry_no, reason, _actor())
+    from fairslot.services import shared_list
+
+    with _consortium() as (c, platform):
+        entry = _run(c, platform, shared_list.withdraw, entry_no, reason)
     typer.echo(f"withdrew {entry.ref}")
 
 
@@ -401,13 +397,13 @@ def inspect(
 ) -> None:
     """What this hospital holds: its key, members and staleness, entry counts; or, given
     identifiers, the entries in force that name them and this hospital's action."""
+    from fairslot.services import shared_list
+
     with _consortium() as (c, platform):
         lookup = {"identity": _value(identity), "phone": _value(phone),
                   "payer": _value(payer), "device": _value(device)}
-        if lookup["payer"]:
-            lookup["payer"] = _payer_key(platform, lookup["payer"])
         if any(lookup.values()):
-            matches = c.check(**lookup)
+            matches = _run(c, platform, shared_list.lookup, **lookup)
             if not matches:
                 typer.echo("no entry in force names these identifiers")
             for m in matches:
@@ -479,8 +475,10 @@ def appeal_send(
 @appeal_app.command("list")
 def appeal_list() -> None:
     """Appeals sent from here and received here (messages of received ones included)."""
-    with _consortium() as (c, _):
-        appeals = c.store.appeals()
+    from fairslot.services import shared_list
+
+    with _consortium() as (c, platform):
+        appeals = _run(c, platform, shared_list.appeals)
     if not appeals:
         typer.echo("no appeals")
     for a in appeals:
@@ -501,8 +499,11 @@ def appeal_decide(
                                            "or keep it")] = False,
 ) -> None:
     """Decide an appeal received about one of this hospital's entries."""
-    with _consortium() as (c, _):
-        appeal = c.decide_appeal(ref, withdraw=withdraw, note=note, actor=_actor())
+    from fairslot.services import shared_list
+
+    with _consortium() as (c, platform):
+        appeal = _run(c, platform, shared_list.decide_appeal, ref, withdraw=withdraw,
+                      note=note)
     typer.echo(f"appeal {appeal.ref}: {appeal.status}")
 
 
@@ -511,8 +512,10 @@ def review_list(
     all_: Annotated[bool, typer.Option("--all", help="decided ones too")] = False,
 ) -> None:
     """Other hospitals' entries this hospital's policy held for review (pending first)."""
-    with _consortium() as (c, _):
-        reviews = c.store.reviews(status=None if all_ else "pending")
+    from fairslot.services import shared_list
+
+    with _consortium() as (c, platform):
+        reviews = _run(c, platform, shared_list.reviews, status=None if all_ else "pending")
     if not reviews:
         typer.echo("no reviews" if all_ else "no pending reviews")
     for r in reviews:
@@ -533,8 +536,10 @@ def review_decide(
 ) -> None:
     """Decide an entry held for review: cleared, it stops applying at this hospital;
     refused, it is refused here from now on whatever the policy."""
-    with _consortium() as (c, _):
-        review = c.decide_review(ref, clear=clear, note=note, actor=_actor())
+    from fairslot.services import shared_list
+
+    with _consortium() as (c, platform):
+        review = _run(c, platform, shared_list.decide_review, ref, clear=clear, note=note)
     typer.echo(f"{review.ref}: {review.status}")
 
 

@@ -20,7 +20,7 @@ ROLE_NOTES = {
     "patient": "books, enters draws, pays (/me)",
     "registration": "the registration desk (/desk)",
     "operator": "sessions, release policies, guard levels (/operator)",
-    "investigator": "investigations (/investigations)",
+    "investigator": "investigations (/investigations), the shared list (/consortium)",
     "admin": "everything, and staff accounts (/admin/users)",
 }
 

@@ -137,7 +137,52 @@ def seed_demo(units: Units, deps: Deps, passwords: dict[str, str], *,
     # with it is under every quota and in good standing.
     report.bookings = _history(past, clock, households[1:], staff["demo-desk"], rng, start,
                                now)
+    _shared_list(_Runner(units, deps), deps, staff["demo-investigator"], households[-1])
     return report
+
+
+def _shared_list(run: _Runner, deps: Deps, officer: Account,
+                 family: tuple[Account, list[int]]) -> None:
+    """Something for the blacklist officer's page (/consortium): this hospital's own key
+    and an epoch key of its own (a demo has no partner hospitals), three entries published
+    by demo-investigator through the officer's services (one withdrawn), a request of the
+    last demo family held by one of them, and an appeal as a partner hospital would forward
+    it, left for the officer to decide."""
+    from fairslot.consortium.model import EntryKind, RingRole, SubjectType
+    from fairslot.consortium.pseudonyms import EpochKey
+    from fairslot.consortium.service import Consortium
+    from fairslot.consortium.store import Appeal
+    from fairslot.services import shared_list
+
+    c = deps.shared_list
+    if not isinstance(c, Consortium) or c.member_code() is not None:
+        return
+    c.create_key("demo", "fairslot Demo Hospital", actor="demo")
+    c.store.add_epoch(EpochKey.new(1), deps.clock.now(), "demo")
+    c.refresh()
+    account, patients = family
+    held = run(shared_list.publish, officer, kind=EntryKind.RING_MEMBER,
+               role=RingRole.HELD_IDENTITY, severity=3, days=365, patient_id=patients[0],
+               source="demo case 2026-07: one payer behind 23 bookings for 9 identities")
+    run(shared_list.publish, officer, kind=EntryKind.RING_MEMBER, role=RingRole.PAYMENT_HUB,
+        severity=3, days=365, identifiers=[(SubjectType.DEVICE, "demo-device-7f3a")],
+        source="demo case 2026-07: the device that paid for the ring")
+    [gone] = run(shared_list.publish, officer, kind=EntryKind.NO_SHOW_SUSPENSION, role=None,
+                 severity=2, days=90, identifiers=[(SubjectType.DEVICE, "demo-device-0c91")],
+                 source="demo: three missed visits in March")
+    run(shared_list.withdraw, officer, gone.entry_no, "demo: the visits were rescheduled")
+    with run.units() as uow:
+        person = uow.patients.get(patients[0])
+    with contextlib.suppress(FairslotError):  # held for review: the desk sees it too
+        run(shared_list.consult, shared_list.Point.BOOKING,
+            identity=person.id_number if person else None, patient_id=patients[0],
+            account_id=account.id)
+    now = deps.clock.now()
+    c.store.add_appeal(Appeal(
+        "00000000-0000-4000-8000-00000000d3e0", "in", "demo-partner", "demo", held[0].entry_no,
+        held[0].pseudonym, "这不是我：我的身份证一月份丢失，已报警。Not me: my ID card was lost "
+        "in January and I reported it to the police.", None, "received", now, now, None,
+        None, None), now, "member:demo-partner")
 
 
 def _ip(rng: random.Random) -> str:

@@ -19,6 +19,7 @@ from fairslot.web.pages import (
     browse,
     catalogue,
     console,
+    consortium,
     desk,
     dev,
     identity,
@@ -38,7 +39,7 @@ def install_pages(app: FastAPI) -> None:
     """Add the pages and ``/static`` to ``app``. Call after the problem+json handlers are
     installed."""
     for module in (browse, account, booking, rounds, desk, operator, catalogue, proposals, dev,
-                   identity, console, investigations):
+                   identity, console, investigations, consortium):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_errors(app)

@@ -126,6 +126,13 @@ DONE_MESSAGES = {
     "claim_approved": N_("Claim approved: the identity is the person's own account's now"),
     "claim_rejected": N_("Claim rejected: nothing changed hands"),
     "review_decided": N_("Decision recorded"),
+    "shared_published": N_("Published on the shared list: the other hospitals apply it "
+                           "from their next sync"),
+    "shared_ring_published": N_("The ring's identifiers are published on the shared list"),
+    "shared_withdrawn": N_("Entry withdrawn: the other hospitals stop applying it at their "
+                           "next sync"),
+    "appeal_decided": N_("Appeal decided; the hospital that forwarded it learns the outcome "
+                         "through the feed"),
     "hospital_added": N_("Hospital added"),
     "department_added": N_("Department added"),
     "doctor_added": N_("Doctor added"),
@@ -166,6 +173,32 @@ ERROR_TEXTS = {
                           "can tell you more, and you can appeal from your account page."),
     "consortium_refused": N_("Refused: an entry another hospital put on the shared list "
                              "names this request; you can appeal from your account page."),
+    "consortium_off": N_("This hospital is not in a consortium of hospitals sharing a list."),
+    "consortium_no_key": N_("This hospital has no consortium key yet: the operator runs "
+                            "`fairslot consortium keys` first."),
+    "consortium_no_epoch": N_("This hospital holds no consortium epoch key yet: the operator "
+                              "adds it with `fairslot consortium epoch add`."),
+    "consortium_no_evidence": N_("Summarise the evidence the entry rests on (1 to 300 "
+                                 "characters; it stays at this hospital)."),
+    "consortium_bad_days": N_("An entry lasts 1 to 3650 days."),
+    "consortium_bad_severity": N_("The severity is 1, 2 or 3."),
+    "consortium_bad_role": N_("A role goes with a ring member's entry only."),
+    "consortium_bad_choice": N_("Please choose from the list."),
+    "consortium_bad_number": N_("Please give a whole number."),
+    "consortium_no_identifier": N_("Name an identifier or one of this hospital's patients."),
+    "consortium_no_reason": N_("Please give the reasons."),
+    "consortium_no_job": N_("Choose a finished investigation."),
+    "consortium_no_ring": N_("Name the rings the investigator confirmed (e.g. R3)."),
+    "consortium_empty_ring": N_("Nothing to publish from these rings."),
+    "consortium_unresolved": N_("%(count)s identifiers of the investigation are not this "
+                                "hospital's pseudonyms; nothing was published."),
+    "consortium_no_suspects": N_("This investigation has no suspects list."),
+    "consortium_no_entry": N_("There is no such entry."),
+    "consortium_already_withdrawn": N_("This entry was already withdrawn."),
+    "consortium_no_appeal": N_("There is no such appeal."),
+    "consortium_appeal_decided": N_("This appeal was already decided."),
+    "patient_not_found": N_("There is no such patient."),
+    "forbidden_role": N_("This needs another staff role."),
     "slot_unavailable": N_("No free slot is left in this session."),
     "session_started": N_("This session has started."),
     "under_review": N_("The hospital is reviewing this booking; it can be paid once it is "
