@@ -1188,6 +1188,9 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     # accounts on one device or home IP), the accounts are household-sized, and the new
     # patient is the household's too: booked by it before, or sharing the held patient's
     # phone (one family phone for three generations). A ring's holder rebooks for strangers.
+    # Household-sized here is up to ``SWAP_FAMILY`` households: three generations of six or
+    # seven on one account and one phone are a family, and its swap is still proved by
+    # the new patient being its own.
     known = bookings.group_by("account_id", "patient").agg(
         pl.col("created_at").min().alias("first_booked"))
     size = bookings.group_by("account_id").agg(pl.col("patient").n_unique().alias("n"))
@@ -1207,8 +1210,8 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
         .join(phones.rename({"patient": "buyer", "phones": "buyer_phones"}), on="buyer",
               how="left")
         .with_columns(
-            (pl.col("linked") & (pl.col("n") <= t.family_size)
-             & (pl.col("holder_n") <= t.family_size)
+            (pl.col("linked") & (pl.col("n") <= SWAP_FAMILY * t.family_size)
+             & (pl.col("holder_n") <= SWAP_FAMILY * t.family_size)
              & ((pl.col("first_booked") < pl.col("cancelled_at"))
                 | (pl.col("first_by_holder") < pl.col("cancelled_at"))
                 | (pl.col("held_phones").list.set_intersection(pl.col("buyer_phones"))
@@ -1257,6 +1260,10 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     )
     return _findings(accounts), pairs
 
+
+SWAP_FAMILY = 2
+"""How many households' worth of patients an account may hold and still swap one of its own
+members for another (``launder_pairs``): an extended family of three generations."""
 
 SELF_SWAPS = 3
 """Cancel-then-rebook pairs made entirely inside one household-sized account, with no ring
