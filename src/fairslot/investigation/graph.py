@@ -22,6 +22,7 @@ __all__ = [
     "account_identifiers",
     "account_links",
     "communities",
+    "merge_shattered",
     "ring_subgraph",
 ]
 
@@ -127,7 +128,9 @@ def communities(links: pl.DataFrame, accounts: list[str], *, seed: int = 0,
                 core: set[str] | None = None) -> dict[str, int]:
     """Leiden communities (modularity at ``RESOLUTION``, weighted) over the given accounts;
     returns account -> community number. Accounts with no link each get their own
-    community; a connected group of at most ``SMALL_COMPONENT`` accounts is kept whole."""
+    community; a connected group of at most ``SMALL_COMPONENT`` accounts is kept whole, and
+    communities tied to each other as strongly as within are merged back
+    (``merge_shattered``)."""
     index = {account: i for i, account in enumerate(accounts)}
     inside = links.filter(pl.col("a").is_in(accounts) & pl.col("b").is_in(accounts)).sort(
         "a", "b")
