@@ -1188,9 +1188,16 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     # accounts on one device or home IP), the accounts are household-sized, and the new
     # patient is the household's too: booked by it before, or sharing the held patient's
     # phone (one family phone for three generations). A ring's holder rebooks for strangers.
-    # Household-sized here is up to ``SWAP_FAMILY`` households: three generations of six or
-    # seven on one account and one phone are a family, and its swap is still proved by
-    # the new patient being its own.
+    # Household-sized here is up to ``SWAP_FAMILY`` households when both people are real
+    # (a valid number, a person's name): three generations of six or seven on one account
+    # and one phone are a family, and its swap is still proved by the new patient being its
+    # own. Nobody's grandmother is called "561".
+    involved = bookings.filter(pl.col("patient").is_in(
+        pairs.select(pl.concat_list("held", "buyer").explode()).to_series().unique()
+        .to_list()))
+    fake = sorted(set(invalid_patients(involved).get_column("patient").to_list())
+                  | set(nonsense_names(involved).filter(pl.col("entity_type") == "patient")
+                        .get_column("entity_id").to_list()))
     known = bookings.group_by("account_id", "patient").agg(
         pl.col("created_at").min().alias("first_booked"))
     size = bookings.group_by("account_id").agg(pl.col("patient").n_unique().alias("n"))
@@ -1210,8 +1217,11 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
         .join(phones.rename({"patient": "buyer", "phones": "buyer_phones"}), on="buyer",
               how="left")
         .with_columns(
-            (pl.col("linked") & (pl.col("n") <= SWAP_FAMILY * t.family_size)
-             & (pl.col("holder_n") <= SWAP_FAMILY * t.family_size)
+            (pl.col("linked")
+             & (((pl.col("n") <= t.family_size) & (pl.col("holder_n") <= t.family_size))
+                | ((pl.col("n") <= SWAP_FAMILY * t.family_size)
+                   & (pl.col("holder_n") <= SWAP_FAMILY * t.family_size)
+                   & ~pl.col("held").is_in(fake) & ~pl.col("buyer").is_in(fake)))
              & ((pl.col("first_booked") < pl.col("cancelled_at"))
                 | (pl.col("first_by_holder") < pl.col("cancelled_at"))
                 | (pl.col("held_phones").list.set_intersection(pl.col("buyer_phones"))
