@@ -231,6 +231,7 @@ def institutional_accounts(bookings: pl.DataFrame, t: Thresholds,
     or more) is catching freed slots for buyers: that is no institution, whatever its
     hours. ``pairs`` are ``launder_pairs``' pairs."""
     after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+    platform = channel_of(bookings).is_in(sorted(PLATFORM_CHANNELS)).fill_null(False)
     per_account = bookings.group_by("account_id").agg(
         pl.len().alias("bookings"),
         pl.col("patient").n_unique().alias("patients"),
@@ -239,8 +240,12 @@ def institutional_accounts(bookings: pl.DataFrame, t: Thresholds,
         # Racing a release is booking in its first minute, when hot slots go (within
         # seconds) and a ring's bots and hands book; a kiosk's or a desk's visitor who
         # arrives a few minutes after a release is not racing anybody.
-        ((after >= 0) & (after <= INSTITUTION_RACE_SECONDS)).fill_null(False).mean()
-        .alias("race_share"),
+        ((after >= 0) & (after <= INSTITUTION_RACE_SECONDS)).fill_null(False)
+        .filter(~platform).mean().alias("race_share"),
+        # What the platform booked (a draw's win, a waitlist's catch) is no clerk's work
+        # at ordinary hours: its release time is cleared, yet it was no less a release.
+        # An account winning draws for a stream of strangers books at no ordinary hour.
+        pl.col("patient").filter(~platform).n_unique().alias("own_patients"),
     )
     if pairs is not None and not pairs.is_empty():
         caught = (pairs.filter((pl.col("holder_account") != pl.col("rebook_account"))
@@ -252,7 +257,8 @@ def institutional_accounts(bookings: pl.DataFrame, t: Thresholds,
               & (pl.col("caught").fill_null(0) >= 0.1 * pl.col("bookings")))).drop("caught")
     return per_account.filter(
         ((pl.col("staff_share") >= 0.5) & (pl.col("patients") > t.family_size))
-        | ((pl.col("patients") >= 3 * t.family_size) & (pl.col("race_share") < 0.1))
+        | ((pl.col("own_patients") >= 3 * t.family_size)
+           & (pl.col("race_share").fill_null(1.0) < 0.1))
     ).with_columns(
         pl.when(pl.col("staff_share") >= 0.5)
         .then(pl.format("{}% of its bookings through a staff channel",
@@ -1182,6 +1188,16 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     # accounts on one device or home IP), the accounts are household-sized, and the new
     # patient is the household's too: booked by it before, or sharing the held patient's
     # phone (one family phone for three generations). A ring's holder rebooks for strangers.
+    # Household-sized here is up to ``SWAP_FAMILY`` households when both people are real
+    # (a valid number, a person's name): three generations of six or seven on one account
+    # and one phone are a family, and its swap is still proved by the new patient being its
+    # own. Nobody's grandmother is called "561".
+    involved = bookings.filter(pl.col("patient").is_in(
+        pairs.select(pl.concat_list("held", "buyer").explode()).to_series().unique()
+        .to_list()))
+    fake = sorted(set(invalid_patients(involved).get_column("patient").to_list())
+                  | set(nonsense_names(involved).filter(pl.col("entity_type") == "patient")
+                        .get_column("entity_id").to_list()))
     known = bookings.group_by("account_id", "patient").agg(
         pl.col("created_at").min().alias("first_booked"))
     size = bookings.group_by("account_id").agg(pl.col("patient").n_unique().alias("n"))
@@ -1201,8 +1217,11 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
         .join(phones.rename({"patient": "buyer", "phones": "buyer_phones"}), on="buyer",
               how="left")
         .with_columns(
-            (pl.col("linked") & (pl.col("n") <= t.family_size)
-             & (pl.col("holder_n") <= t.family_size)
+            (pl.col("linked")
+             & (((pl.col("n") <= t.family_size) & (pl.col("holder_n") <= t.family_size))
+                | ((pl.col("n") <= SWAP_FAMILY * t.family_size)
+                   & (pl.col("holder_n") <= SWAP_FAMILY * t.family_size)
+                   & ~pl.col("held").is_in(fake) & ~pl.col("buyer").is_in(fake)))
              & ((pl.col("first_booked") < pl.col("cancelled_at"))
                 | (pl.col("first_by_holder") < pl.col("cancelled_at"))
                 | (pl.col("held_phones").list.set_intersection(pl.col("buyer_phones"))
@@ -1252,6 +1271,10 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     return _findings(accounts), pairs
 
 
+SWAP_FAMILY = 2
+"""How many households' worth of patients an account may hold and still swap one of its own
+members for another (``launder_pairs``): an extended family of three generations."""
+
 SELF_SWAPS = 3
 """Cancel-then-rebook pairs made entirely inside one household-sized account, with no ring
 wallet paying it, that stay a weak clue (``launder_pair`` 0.2): a family handing its own
@@ -1298,14 +1321,23 @@ def account_many_patients(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame
     after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
     # A slip of the hand is the same person typed twice: counted once.
     typos = typo_patients(bookings)
+    ahead = (bookings.filter(~on_site(bookings, t.zone))
+             .join(typos, on=["account_id", "patient"], how="left")
+             .with_columns(pl.coalesce("person", "patient").alias("person")))
+    # Whom the account raced for: a person it booked once, or one who never came to any of
+    # its bookings (a held identity), is somebody else's customer; a neighbour it books
+    # again and again and who comes to see the doctor is its own charge. A community
+    # helper races a hot expert's release for an elder it looks after all year round.
+    status = (pl.col("status") == "checked_in") if "status" in bookings.columns \
+        else pl.lit(False)
+    regulars = ahead.group_by("account_id", "person").agg(
+        ((pl.len() >= 2) & status.any()).alias("regular"))
     per_account = (
-        bookings.filter(~on_site(bookings, t.zone))
-        .join(typos, on=["account_id", "patient"], how="left")
-        .with_columns(pl.coalesce("person", "patient").alias("person"))
+        ahead.join(regulars, on=["account_id", "person"], how="left")
         .group_by("account_id").agg(
             pl.col("person").n_unique().alias("patients"),
-            ((after >= 0) & (after <= t.grab_seconds)).fill_null(False).mean()
-            .alias("grab_share"))
+            ((after >= 0) & (after <= t.grab_seconds) & ~pl.col("regular"))
+            .fill_null(False).mean().alias("grab_share"))
     )
     flagged = per_account.filter(pl.col("patients") > t.family_size)
     # A carer or a community helper books for a dozen neighbours whenever it suits them; a

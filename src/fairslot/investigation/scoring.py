@@ -307,6 +307,9 @@ def investigate(
         evidenced)
     if not grab.is_empty():
         extra.append(grab)
+    hubs = _wide_hub_pairs(findings, tying, evidenced)
+    if not hubs.is_empty():
+        extra.append(hubs)
     held_patients = set(findings.filter(
         (pl.col("entity_type") == "patient") & pl.col("code").is_in(sorted(HELD_CODES))
         & (pl.col("strength") > 0)).get_column("entity_id").to_list())
@@ -469,6 +472,39 @@ def _grab_device_pairs(findings: pl.DataFrame, identifiers: pl.DataFrame,
         .select(pl.col("account_id").alias("a"), "b",
                 (1.0 / (pl.col("k") - 1)).cast(pl.Float64).alias("weight"),
                 pl.lit("grab_device").alias("via"))
+    )
+
+
+MAX_SHARING = 50
+"""Identifiers shared by more accounts than this are left out of the link graph
+(``graph.account_links``)."""
+
+
+def _wide_hub_pairs(findings: pl.DataFrame, identifiers: pl.DataFrame,
+                    evidenced: set[str]) -> pl.DataFrame:
+    """Links through a fan-out payer (``payer_fanout``) that paid for more accounts than
+    the link graph's crowd cutoff (``MAX_SHARING``): one unit of evidence split among the
+    accounts with evidence of their own it paid for. A crowd's exit address shared by
+    hundreds ties nobody, but a wallet is one person's money: a draw farm's hubs paying
+    for sixty accounts' wins are as much a tie as a hub paying for thirty, which the
+    ordinary link keeps."""
+    hubs = sorted(set(findings.filter(
+        (pl.col("entity_type") == "payer") & (pl.col("code") == "payer_fanout")
+        & (pl.col("strength") > 0)).get_column("entity_id").to_list()))
+    paid = identifiers.filter((pl.col("entity_type") == "payer")
+                              & pl.col("entity_id").is_in(hubs))
+    wide = paid.group_by("entity_id").agg(pl.col("account_id").n_unique().alias("d")).filter(
+        pl.col("d") > MAX_SHARING).get_column("entity_id")
+    users = paid.filter(pl.col("entity_id").is_in(wide.to_list())
+                        & pl.col("account_id").is_in(sorted(evidenced))).select(
+        "entity_id", "account_id").unique()
+    users = users.with_columns(pl.len().over("entity_id").alias("k")).filter(pl.col("k") >= 2)
+    return (
+        users.join(users.select("entity_id", pl.col("account_id").alias("b")), on="entity_id")
+        .filter(pl.col("account_id") < pl.col("b"))
+        .select(pl.col("account_id").alias("a"), "b",
+                (1.0 / (pl.col("k") - 1)).cast(pl.Float64).alias("weight"),
+                pl.lit("payer").alias("via"))
     )
 
 
