@@ -374,10 +374,16 @@ _FAST_TARGET_COLUMNS = (*(f"p_{f}" for f in _PATIENT_FIELDS if f != "id"), "p_id
                         "department_id")
 _FAST_READ = (
     "SELECT " + ", ".join(_FAST_TARGET_COLUMNS)
-    + " FROM fairslot_booking_target(%s::bigint[], %s, %s, %s);"
-    " SELECT kind, key, at FROM fairslot_quota_facts(%s, %s, %s, %s, %s, %s, %s)")
-_FAST_HOLD = ("SELECT slot_id, slot_number, booking_id, freed_at FROM fairslot_hold_booking("
-              "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+    + " FROM fairslot_booking_target(%s::bigint[], %s::integer, %s::integer, %s::integer);"
+    " SELECT kind, key, at FROM fairslot_quota_facts(%s::integer, %s::timestamptz,"
+    " %s::timestamptz, %s::timestamptz, %s::integer, %s::integer, %s::varchar)")
+# Each parameter cast to the function's type: the call resolves to the one function
+# whatever a literal looks like (a NULL, a small number).
+_FAST_HOLD = (
+    "SELECT slot_id, slot_number, booking_id, freed_at FROM fairslot_hold_booking("
+    "%s::integer, %s::timestamptz, %s::boolean, %s::integer, %s::integer, %s::integer,"
+    " %s::timestamptz, %s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::varchar,"
+    " %s::jsonb)")
 
 
 def _decoded(column: sa.Column[Any], value: Any, dialect: sa.Dialect) -> Any:

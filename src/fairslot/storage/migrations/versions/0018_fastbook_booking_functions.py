@@ -1,7 +1,8 @@
 """PostgreSQL functions for the booking's hot path: its look-up under the quota locks, its
 quota facts and its hold (slot claim, booking, event), each one call whose plans the server
 keeps, so that a booking sends its statements in two messages (``BookingRepository.
-fast_read`` and ``fast_hold``). SQLite has no such functions and keeps the statements.
+read_for_booking`` and ``hold_and_commit``). SQLite has no such functions and keeps the
+statements.
 
 ``fairslot_quota_facts`` answers what ``QuotaRepository.facts`` reads (the same rows);
 ``tests/integration/test_fast_booking.py`` checks the two agree.
