@@ -3,9 +3,13 @@ transaction with nothing lost when they fail."""
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import threading
 from collections.abc import Iterator
+from typing import IO
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -49,8 +53,53 @@ def meter(world: World) -> Iterator[_Meter]:
     yield _Meter(world.platform.engine)
 
 
-def test_a_booking_is_at_most_six_statements_on_one_connection(world: World,
-                                                               meter: _Meter) -> None:
+class _Trips:
+    """PostgreSQL: the messages the request's pooled connection exchanged with the server
+    (libpq's protocol trace, from checkout to check-in); a round trip ends with the
+    server's ``ReadyForQuery``. The booking's fast path sends two of its statements, or a
+    statement and the commit, in one message, past SQLAlchemy's statement events."""
+
+    def __init__(self, engine: sa.Engine, trace: IO[str]) -> None:
+        self.on = False
+        self.trace = trace
+        sa.event.listen(engine.pool, "checkout", self._checkout)
+        sa.event.listen(engine.pool, "checkin", self._checkin)
+
+    def _checkout(self, dbapi_connection: object, *args: object) -> None:
+        if self.on and threading.current_thread().name != "fairslot-access-log":
+            pgconn = dbapi_connection.pgconn  # type: ignore[attr-defined]
+            pgconn.trace(self.trace.fileno())
+            pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def _checkin(self, dbapi_connection: object, *args: object) -> None:
+        with contextlib.suppress(AttributeError):
+            dbapi_connection.pgconn.untrace()  # type: ignore[attr-defined]
+
+    def queries(self) -> list[str]:
+        """The texts of the simple-protocol queries sent (SQLAlchemy's statements go as
+        ``Parse``/``Bind`` messages instead)."""
+        self.trace.flush()
+        self.trace.seek(0)
+        return [line.split("\t", 3)[3].strip().strip('"')
+                for line in self.trace.read().splitlines()
+                if line.startswith("F\t") and line.split("\t")[2] == "Query"]
+
+    def round_trips(self) -> int:
+        self.trace.seek(0)
+        return sum("\tReadyForQuery\t" in line for line in self.trace.read().splitlines())
+
+
+@pytest.fixture
+def trips(world: World) -> Iterator[_Trips | None]:
+    if world.platform.dialect != "postgresql":
+        yield None
+        return
+    with tempfile.TemporaryFile("w+") as trace:
+        yield _Trips(world.platform.engine, trace)
+
+
+def test_a_booking_is_three_round_trips_on_postgresql_and_six_statements_on_sqlite(
+        world: World, meter: _Meter, trips: _Trips | None) -> None:
     _, (pid,), token = world.patient_account("measured")
     clock = world.platform.clock
     assert isinstance(clock, FixedClock)
@@ -60,16 +109,30 @@ def test_a_booking_is_at_most_six_statements_on_one_connection(world: World,
                             headers=headers).json()
         clock.advance(3)
         meter.on = True
+        if trips is not None:
+            trips.on = True
         answer = client.post("/api/v1/bookings",
                              json={"session_id": world.session_ids[0], "patient_id": pid},
                              headers={**headers, screen["token_header"]: screen["action_token"]})
         meter.on = False
+        if trips is not None:
+            trips.on = False
     assert answer.status_code == 201, answer.text
-    work = [s for s in meter.statements if not s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
-    # PostgreSQL: the account, the locked look-up, the quota facts, and the slot, booking
-    # and event in one statement; SQLite writes the last three one by one.
-    assert len(work) <= (4 if world.platform.dialect == "postgresql" else 6), work
     assert meter.checkouts == 1
+    if trips is None:
+        # SQLite: the account, the look-up, the quota facts, the slot, the booking and its
+        # event, one statement each.
+        work = [s for s in meter.statements if not s.startswith(("BEGIN", "COMMIT",
+                                                                 "ROLLBACK"))]
+        assert len(work) <= 6, work
+        return
+    # PostgreSQL: the account (in autocommit, no BEGIN of its own); BEGIN with the locked
+    # look-up and the quota facts; the hold (slot, booking, event) with the COMMIT.
+    queries = trips.queries()
+    assert trips.round_trips() == 3, queries
+    assert len(queries) == 2, queries
+    assert queries[0].startswith("BEGIN; SELECT") and "fairslot_quota_facts(" in queries[0]
+    assert "fairslot_hold_booking(" in queries[1] and queries[1].endswith("; COMMIT")
 
 
 def test_a_refund_goes_through_the_provider_and_a_failed_one_is_retried(world: World) -> None:

@@ -1,10 +1,13 @@
 """Booking use cases: book, pay, cancel, list; staff check-in and on-site booking; and the
 jobs that expire unpaid holds and record no-shows.
 
-A booking is one transaction of at most six statements on one pooled connection (see
-``book``): the patient, session and quota locks in one query, every quota fact in one
-query, the slot claimed with its number returned, the booking and its event written. The
-payment provider is called between two short transactions, never inside one."""
+A booking is one transaction on one pooled connection (see ``book``): the patient,
+session and quota locks in one query, every quota fact in one query, the slot claimed with
+its number returned, the booking and its event written. On PostgreSQL the first two go to
+the server in one message (with the ``BEGIN``) and the hold in a second (with the
+``COMMIT``), as calls of migration 0018's functions; the rules stay here, in Python, for
+both databases. The payment provider is called between two short transactions, never
+inside one."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from fairslot.services import accounts, identities, outbox, review, rules, share
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps, Units
 from fairslot.services.payments import identify_payer, normalize_payer
+from fairslot.storage.repositories import QuotaFacts
+from fairslot.storage.repositories.quotas import facts_of
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = [
@@ -118,13 +123,17 @@ def payment_actions(deps: Deps, view: BookingView) -> tuple[bool, bool]:
 
 def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
           session: Session, department_id: int, ctx: RequestContext,
-          at_desk: bool = False, payer: str | None = None) -> tuple[BookingView, bool]:
+          at_desk: bool = False, payer: str | None = None,
+          facts: QuotaFacts | None = None) -> tuple[BookingView, bool]:
     """Check the shared list and the quotas (the caller holds the locks), claim a slot and
-    hold it. Also says whether the shared list lowered the quotas."""
+    hold it. Also says whether the shared list lowered the quotas. ``facts``: read by the
+    caller under the locks (PostgreSQL's fast path, which also commits with the hold)."""
     now = deps.clock.now()
     sid = session.id or 0
     pid = patient.id or 0
-    facts = rules.facts_for(uow, deps, pid, None if at_desk else account, session_id=sid)
+    fast = facts is not None
+    if facts is None:
+        facts = rules.facts_for(uow, deps, pid, None if at_desk else account, session_id=sid)
     if facts.in_session:
         raise Conflict("this patient already has a booking in this session",
                        code="already_booked")
@@ -151,7 +160,15 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
     # Draw sessions give out only slots nobody on the waitlist wanted, once re-opened.
     leftovers_only = session.release_policy is ReleasePolicy.DRAW
     slot: tuple[int, int, dt.datetime | None] | None
-    if uow.postgres:
+    if fast:
+        # One function call: the slot claimed, the booking and its event written; and the
+        # transaction committed in the same message when it wrote nothing before (the
+        # shared list's event) and has nothing to write after (a review's notice).
+        uow.flush()
+        slot = uow.bookings.hold_and_commit(
+            booking, leftovers_only=leftovers_only, event={**event, "detail": detail},
+            commit=not (ctx.held_for_review or uow.events.appended))
+    elif uow.postgres:
         # The slot claimed, the booking and its event written in one statement.
         slot = uow.bookings.hold_free_slot(
             booking, leftovers_only=leftovers_only,
@@ -191,13 +208,23 @@ def book(uow: UnitOfWork, deps: Deps, account: Account, patient_id: int, session
     account's and phone's locks so that parallel bookings cannot pass a quota together."""
     accounts.require_verified_phone(account)
     names = rules.lock_names(patient_id, account)
-    target = uow.bookings.target(account.id or 0, patient_id, session_id,
-                                 uow.lock_keys(*names))
+    facts = None
+    if uow.postgres:
+        # The locks, the look-up and the quota facts in one message; the hold and the
+        # commit in a second (see ``BookingRepository.read_for_booking``).
+        target, rows = uow.bookings.read_for_booking(
+            uow.lock_keys(*names), account.id or 0, patient_id, session_id,
+            rules.facts_query(uow, deps, account, session_id=session_id))
+        facts = facts_of(rows)
+    else:
+        target = uow.bookings.target(account.id or 0, patient_id, session_id,
+                                     uow.lock_keys(*names))
     if target is None:
         raise _why_not_bookable(uow, account, patient_id, session_id)
     _check_bookable(target.session, deps.clock.now())
     view, _ = _hold(uow, deps, account=account, patient=target.patient,
-                    session=target.session, department_id=target.department_id, ctx=ctx)
+                    session=target.session, department_id=target.department_id, ctx=ctx,
+                    facts=facts)
     uow.commit()
     return view
 

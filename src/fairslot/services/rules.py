@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 from fairslot.domain import credit, quotas
 from fairslot.domain.accounts import Account
@@ -22,6 +23,7 @@ __all__ = [
     "check_payer",
     "credit_policy",
     "facts_for",
+    "facts_query",
     "lock_names",
     "quota_policy",
     "standing",
@@ -70,14 +72,20 @@ def facts_for(uow: UnitOfWork, deps: Deps, patient_id: int, account: Account | N
               session_id: int | None = None) -> QuotaFacts:
     """Everything the quotas and credit need about this patient and account, in one query.
     ``account`` is None for the desk, which serves everyone."""
+    return uow.quotas.facts(patient_id, **facts_query(uow, deps, account,
+                                                      session_id=session_id))
+
+
+def facts_query(uow: UnitOfWork, deps: Deps, account: Account | None, *,
+                session_id: int | None = None) -> dict[str, Any]:
+    """``QuotaRepository.facts``'s keywords (but the patient) for ``facts_for``."""
     now = deps.clock.now()
     policy = credit_policy(deps)
     phone = account.phone if account is not None else None
-    return uow.quotas.facts(
-        patient_id, now=now, served_since=now - quota_policy(deps).served_window,
-        offences_since=now - policy.window - policy.window, session_id=session_id,
-        account_id=account.id if account is not None else None,
-        phone_index=uow.keyring.blind_index("phone", phone) if phone else None)
+    return {"now": now, "served_since": now - quota_policy(deps).served_window,
+            "offences_since": now - policy.window - policy.window, "session_id": session_id,
+            "account_id": account.id if account is not None else None,
+            "phone_index": uow.keyring.blind_index("phone", phone) if phone else None}
 
 
 def check_credit(deps: Deps, facts: QuotaFacts) -> None:

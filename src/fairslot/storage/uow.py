@@ -91,6 +91,16 @@ class UnitOfWork:
     def postgres(self) -> bool:
         return self.dialect == "postgresql"
 
+    def autocommit(self) -> None:
+        """PostgreSQL: run this unit of work's statements in autocommit until a use case
+        opens a transaction itself, which the booking's fast path does in the message of
+        its first locked statement (``BookingRepository.read_for_booking``): psycopg
+        would otherwise send ``BEGIN`` alone, a round trip of its own, before the log-in
+        token's look-up. Call it before the first statement, for a use case that writes
+        only through such a path; nothing on SQLite."""
+        if self.postgres:
+            self.db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
     def lock(self, *names: tuple[str, str | int]) -> None:
         """Hold these named locks (e.g. ``("patient", 42)``) until the transaction ends, so
         that a rule read after this point cannot change under the transaction before it

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import psycopg
+import psycopg.types.json
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session as DbSession
@@ -17,6 +20,7 @@ from fairslot.domain.accounts import Patient, Role
 from fairslot.domain.booking import SLOT_TAKEN_STATUSES, Booking, BookingStatus, Channel
 from fairslot.domain.schedule import Department, Doctor, Session
 from fairslot.storage import tables as t
+from fairslot.storage.errors import translate
 from fairslot.storage.repositories.schedule import claim_statement
 
 __all__ = ["BookingRepository", "BookingTarget", "Payment"]
@@ -84,6 +88,71 @@ class BookingRepository:
         booking.slot_id = int(row[0])
         booking.id = int(row[2])
         return int(row[0]), int(row[1]), row[3]
+
+    # --- PostgreSQL's fast path: two messages per booking (migration 0018's functions)
+
+    def read_for_booking(self, lock_keys: list[int], account_id: int, patient_id: int,
+                         session_id: int, facts: dict[str, Any]
+                         ) -> tuple[BookingTarget | None, list[tuple[str, str | None,
+                                                                    dt.datetime | None]]]:
+        """PostgreSQL only: what ``target`` and then ``QuotaRepository.facts`` read (with
+        ``facts`` as that method's keywords), in one message to the server: the quota
+        locks, the look-up and the facts, each statement a function call whose plans the
+        server keeps. Opens the transaction first when the connection is in autocommit
+        (``UnitOfWork.autocommit``): the locks are held until ``hold_and_commit`` or the
+        unit of work ends it. Returns the target (None: nothing found) and the fact rows."""
+        raw = self._raw()
+        # Outside autocommit psycopg sends its own BEGIN first, as for any statement.
+        begin = "BEGIN; " if raw.autocommit and raw.info.transaction_status == _IDLE else ""
+        params = (lock_keys, account_id, patient_id, session_id, patient_id, facts["now"],
+                  facts["served_since"], facts["offences_since"], facts.get("session_id"),
+                  facts.get("account_id"), facts.get("phone_index"))
+        with _raw_errors(), psycopg.ClientCursor(raw) as cur:
+            cur.execute(begin + _FAST_READ, params)
+            if begin:
+                cur.nextset()
+            row = cur.fetchone()
+            cur.nextset()
+            facts_rows = [(kind, key, None if at is None else at.astimezone(dt.UTC))
+                          for kind, key, at in cur.fetchall()]
+        if row is None:
+            return None, facts_rows
+        dialect = self.db.get_bind().dialect
+        values = dict(zip(_FAST_TARGET_COLUMNS, row, strict=True))
+        patient = Patient(**{f: _decoded(t.patients.c[f], values[f"p_{f}"], dialect)
+                             for f in _PATIENT_FIELDS})
+        session = Session(**{f: _decoded(t.sessions.c[f], values[f"s_{f}"], dialect)
+                             for f in _SESSION_FIELDS})
+        return BookingTarget(patient, session, int(values["department_id"])), facts_rows
+
+    def hold_and_commit(self, booking: Booking, *, leftovers_only: bool,
+                        event: dict[str, Any], commit: bool
+                        ) -> tuple[int, int, dt.datetime | None] | None:
+        """PostgreSQL only: ``hold_free_slot`` as one function call, and with ``commit`` the
+        transaction's ``COMMIT`` in the same message: only for a transaction that wrote
+        nothing else (when no slot is free, the hold writes nothing and the commit ends a
+        transaction of reads and locks). ``event`` as for ``hold_free_slot`` (its kind is
+        booking.created)."""
+        assert booking.payer_account is None and booking.paid_at is None
+        raw = self._raw()
+        params = (booking.session_id, booking.created_at, leftovers_only, booking.patient_id,
+                  booking.account_id, booking.fee_cents, booking.pay_by,
+                  booking.channel.value, booking.status.value, booking.review,
+                  event.get("ip"), event.get("device_id"),
+                  psycopg.types.json.Jsonb(event.get("detail") or {}))
+        with _raw_errors(), psycopg.ClientCursor(raw) as cur:
+            cur.execute(_FAST_HOLD + ("; COMMIT" if commit else ""), params)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        booking.slot_id = int(row[0])
+        booking.id = int(row[2])
+        return int(row[0]), int(row[1]), row[3]
+
+    def _raw(self) -> psycopg.Connection[Any]:
+        raw = self.db.connection().connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        return raw
 
     def get(self, booking_id: int) -> Booking | None:
         return self.db.get(Booking, booking_id)
@@ -299,6 +368,41 @@ def _hold_statement(leftovers_only: bool) -> sa.Select[Any]:
             .select_from(claimed.join(booked, booked.c.slot_id == claimed.c.id))
             .add_cte(logged))
 _SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(Session))
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+_FAST_TARGET_COLUMNS = (*(f"p_{f}" for f in _PATIENT_FIELDS if f != "id"), "p_id",
+                        *(f"s_{f}" for f in _SESSION_FIELDS if f != "id"), "s_id",
+                        "department_id")
+_FAST_READ = (
+    "SELECT " + ", ".join(_FAST_TARGET_COLUMNS)
+    + " FROM fairslot_booking_target(%s::bigint[], %s::integer, %s::integer, %s::integer);"
+    " SELECT kind, key, at FROM fairslot_quota_facts(%s::integer, %s::timestamptz,"
+    " %s::timestamptz, %s::timestamptz, %s::integer, %s::integer, %s::varchar)")
+# Each parameter cast to the function's type: the call resolves to the one function
+# whatever a literal looks like (a NULL, a small number).
+_FAST_HOLD = (
+    "SELECT slot_id, slot_number, booking_id, freed_at FROM fairslot_hold_booking("
+    "%s::integer, %s::timestamptz, %s::boolean, %s::integer, %s::integer, %s::integer,"
+    " %s::timestamptz, %s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::varchar,"
+    " %s::jsonb)")
+
+
+def _decoded(column: sa.Column[Any], value: Any, dialect: sa.Dialect) -> Any:
+    kind = column.type
+    if isinstance(kind, sa.types.TypeDecorator):
+        return kind.process_result_value(value, dialect)
+    return value
+
+
+@contextlib.contextmanager
+def _raw_errors() -> Iterator[None]:
+    """psycopg's errors as the unit of work's statements raise them: the platform's where
+    ``storage.errors.translate`` has one (a refused row, a lost deadlock, the database
+    gone), SQLAlchemy's otherwise."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        wrapped = sa.exc.DBAPIError.instance(None, None, exc, psycopg.Error)
+        raise (translate(wrapped) or wrapped) from exc
 
 
 @functools.cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from fairslot.domain.booking import ACTIVE_STATUSES, SLOT_TAKEN_STATUSES, VISIT_
 from fairslot.domain.rounds import RoundStatus
 from fairslot.storage.types import UTCDateTime
 
-__all__ = ["QuotaFacts", "QuotaRepository"]
+__all__ = ["QuotaFacts", "QuotaRepository", "facts_of"]
 
 
 @dataclasses.dataclass
@@ -129,28 +130,34 @@ class QuotaRepository:
             params["account"] = account_id
         if phone_index is not None:
             params["phone"] = phone_index
-        facts = QuotaFacts()
-        for kind, key, when in self.db.execute(statement, params).all():
-            if kind == "active":
-                facts.active += 1
-            elif kind == "visit":
+        return facts_of(self.db.execute(statement, params).all())
+
+
+def facts_of(rows: Iterable[Any]) -> QuotaFacts:
+    """The facts from the rows (kind, key, time) of ``QuotaRepository.facts``'s statement,
+    or of PostgreSQL's ``fairslot_quota_facts``, which answers the same rows."""
+    facts = QuotaFacts()
+    for kind, key, when in rows:
+        if kind == "active":
+            facts.active += 1
+        elif kind == "visit":
+            facts.visits.append((str(key), when))
+        elif kind == "entry":
+            facts.active += 1
+            if when is not None:
                 facts.visits.append((str(key), when))
-            elif kind == "entry":
-                facts.active += 1
-                if when is not None:
-                    facts.visits.append((str(key), when))
-            elif kind == "in_session":
-                facts.in_session = True
-            elif kind == "account":
-                facts.served_by_account.append((str(key), when))
-            elif kind == "phone":
-                facts.served_by_phone.append((str(key), when))
-            elif kind == "no_show":
-                facts.no_shows.append(when)
-            elif kind == "late":
-                facts.late_cancellations.append(when)
-            elif kind == "lapsed":
-                facts.lapsed_holds.append(when)
-            elif kind == "account_lapsed":
-                facts.account_lapsed_holds.append(when)
-        return facts
+        elif kind == "in_session":
+            facts.in_session = True
+        elif kind == "account":
+            facts.served_by_account.append((str(key), when))
+        elif kind == "phone":
+            facts.served_by_phone.append((str(key), when))
+        elif kind == "no_show":
+            facts.no_shows.append(when)
+        elif kind == "late":
+            facts.late_cancellations.append(when)
+        elif kind == "lapsed":
+            facts.lapsed_holds.append(when)
+        elif kind == "account_lapsed":
+            facts.account_lapsed_holds.append(when)
+    return facts

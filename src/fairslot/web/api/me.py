@@ -211,6 +211,9 @@ async def book(body: BookingIn, use: BookingUse) -> BookingOut:
     await use.check(patient_id=str(body.patient_id), target=str(body.session_id))
 
     def use_case() -> booking.BookingView:
+        # The log-in token's look-up without a BEGIN of its own: the booking opens its
+        # transaction with its first locked statement (PostgreSQL).
+        use.uow.autocommit()
         return booking.book(use.uow, use.deps, use.account(Role.PATIENT), body.patient_id,
                             body.session_id, use.context())
 
