@@ -1201,15 +1201,24 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
         .join(phones.rename({"patient": "buyer", "phones": "buyer_phones"}), on="buyer",
               how="left")
         .with_columns(
-            (pl.col("linked") & (pl.col("n") <= t.family_size)
-             & (pl.col("holder_n") <= t.family_size)
-             & ((pl.col("first_booked") < pl.col("cancelled_at"))
-                | (pl.col("first_by_holder") < pl.col("cancelled_at"))
-                | (pl.col("held_phones").list.set_intersection(pl.col("buyer_phones"))
-                   .list.len() > 0))).fill_null(False).alias("household"))
+            (pl.col("first_booked") < pl.col("cancelled_at")).fill_null(False)
+            .alias("known_buyer"),
+            (pl.col("held_phones").list.set_intersection(pl.col("buyer_phones")).list.len()
+             > 0).fill_null(False).alias("one_phone"))
+        .with_columns(
+            ((pl.col("linked") & (pl.col("n") <= t.family_size)
+              & (pl.col("holder_n") <= t.family_size)
+              & (pl.col("known_buyer")
+                 | (pl.col("first_by_holder") < pl.col("cancelled_at")).fill_null(False)
+                 | pl.col("one_phone")))
+             # A larger family's account (three generations and the relatives it books
+             # for) swapping inside itself: the new patient is one it booked before, on
+             # the held patient's phone. A ring's holder rebooks for a buyer new to it.
+             | ((pl.col("holder_account") == pl.col("rebook_account"))
+                & pl.col("known_buyer") & pl.col("one_phone"))).alias("household"))
         .filter(~pl.col("household"))
         .drop("first_booked", "first_by_holder", "n", "holder_n", "held_phones",
-              "buyer_phones", "household")
+              "buyer_phones", "known_buyer", "one_phone", "household")
     )
     if pairs.is_empty():
         return _empty(), pairs
