@@ -1187,6 +1187,11 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     size = bookings.group_by("account_id").agg(pl.col("patient").n_unique().alias("n"))
     phones = bookings.filter(pl.col("patient_phone").is_not_null()).group_by("patient").agg(
         pl.col("patient_phone").unique().alias("phones"))
+    # Patients an account brought to a clinic: a family's own people. A ring's holding
+    # identities hold and are cancelled or left unused.
+    came = bookings.filter(pl.col("status") == "checked_in").select(
+        pl.col("account_id").alias("holder_account"), pl.col("patient").alias("held"),
+        pl.lit(True).alias("held_came")).unique()
     pairs = (
         pairs.join(known.rename({"account_id": "rebook_account", "patient": "buyer"}),
                    on=["rebook_account", "buyer"], how="left")
@@ -1200,6 +1205,7 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
               how="left")
         .join(phones.rename({"patient": "buyer", "phones": "buyer_phones"}), on="buyer",
               how="left")
+        .join(came, on=["holder_account", "held"], how="left")
         .with_columns(
             (pl.col("first_booked") < pl.col("cancelled_at")).fill_null(False)
             .alias("known_buyer"),
@@ -1215,10 +1221,12 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
              # for) swapping inside itself: the new patient is one it booked before, on
              # the held patient's phone. A ring's holder rebooks for a buyer new to it.
              | ((pl.col("holder_account") == pl.col("rebook_account"))
-                & pl.col("known_buyer") & pl.col("one_phone"))).alias("household"))
+                & pl.col("one_phone")
+                & (pl.col("known_buyer") | pl.col("held_came").fill_null(False))))
+            .alias("household"))
         .filter(~pl.col("household"))
         .drop("first_booked", "first_by_holder", "n", "holder_n", "held_phones",
-              "buyer_phones", "known_buyer", "one_phone", "household")
+              "buyer_phones", "held_came", "known_buyer", "one_phone", "household")
     )
     if pairs.is_empty():
         return _empty(), pairs
