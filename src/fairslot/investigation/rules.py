@@ -1226,21 +1226,32 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
             .alias("household"))
         .filter(~pl.col("household"))
         .drop("first_booked", "first_by_holder", "n", "holder_n", "held_phones",
-              "buyer_phones", "held_came", "known_buyer", "one_phone", "household")
+              "buyer_phones", "known_buyer", "one_phone", "household")
     )
     if pairs.is_empty():
-        return _empty(), pairs
+        return _empty(), pairs.drop("held_came")
     # Each pair counts once per account: a household that cancels the mother and books the
     # father on the same account made one swap, not two.
-    numbered = pairs.with_row_index("pair").with_columns(
-        (pl.col("holder_account") == pl.col("rebook_account")).alias("own"))
+    # A hold grabbed at the release instant (within ``grab_seconds``) under an identity the
+    # account never brought to a clinic: the shape of a slot held for sale, not a family's.
+    grabbed = bookings.select(
+        pl.col("booking_id").alias("held_booking"),
+        ((pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+         < t.grab_seconds).fill_null(False).alias("grabbed"))
+    numbered = pairs.join(grabbed, on="held_booking", how="left").with_row_index(
+        "pair").with_columns(
+        (pl.col("holder_account") == pl.col("rebook_account")).alias("own"),
+        (pl.col("grabbed").fill_null(False) & ~pl.col("held_came").fill_null(False))
+        .alias("for_sale"))
     sides = pl.concat([
-        numbered.select("pair", pl.col("holder_account").alias("account_id"), "linked", "own"),
-        numbered.select("pair", pl.col("rebook_account").alias("account_id"), "linked", "own"),
+        numbered.select("pair", pl.col("holder_account").alias("account_id"), "linked", "own",
+                        "for_sale"),
+        numbered.select("pair", pl.col("rebook_account").alias("account_id"), "linked", "own",
+                        "for_sale"),
     ]).unique(subset=["pair", "account_id"])
     per_account = sides.group_by("account_id").agg(
         pl.len().alias("n"), pl.col("linked").sum().alias("linked"),
-        pl.col("own").sum().alias("own"))
+        pl.col("own").sum().alias("own"), pl.col("for_sale").all().alias("for_sale"))
     # An unlinked pair is a freed slot caught by a stranger who keeps refreshing: luck for
     # the catcher, bad luck for the canceller, a habit only when it keeps happening. A
     # linked pair (both sides on one account, device or IP) is deliberate.
@@ -1257,8 +1268,9 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
         # A few swaps made entirely inside one household-sized account (each pair's both
         # sides on it) that no ring wallet pays: the family's own slot handed to a relative
         # who could go instead. Two inside one account make no suspect; a habit does.
+        # Unless every hold was grabbed at a release for an identity that never came.
         pl.when((pl.col("n") <= SELF_SWAPS) & (pl.col("own") == pl.col("n"))
-                & (pl.col("people") <= t.family_size)
+                & (pl.col("people") <= t.family_size) & ~pl.col("for_sale")
                 & ~pl.col("account_id").is_in(hub_paid or [])).then(pl.lit(0.2))
         .otherwise(_graded(pl.col("weight"), ((2, 0.6), (4, 0.8), (8, 0.9))))
         .alias("strength"),
@@ -1266,7 +1278,7 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
                   "device or IP)", pl.col("n"), pl.lit(t.launder_seconds),
                   pl.col("linked")).alias("detail"),
     )
-    return _findings(accounts), pairs
+    return _findings(accounts), pairs.drop("held_came")
 
 
 SELF_SWAPS = 3
