@@ -1139,7 +1139,8 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     luck, so an account needs two such pairs (four unless they are linked: both sides share
     an account, device or IP), or one between two accounts run by one hand; a single pair
     within one household-sized account none of whose bookings a shared fan-out payer paid
-    (``hub_paid``) is a weak clue only. Bookings the platform wrote (waitlist, draw)
+    (``hub_paid``) is a weak clue only, unless each hold was grabbed at a release for an
+    identity the account never brought to a clinic. Bookings the platform wrote (waitlist, draw)
     are never the receiving half.
 
     Returns (findings, pairs); ``pairs`` has holder_account, rebook_account, buyer, linked."""
@@ -1218,8 +1219,10 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
                  | (pl.col("first_by_holder") < pl.col("cancelled_at")).fill_null(False)
                  | pl.col("one_phone")))
              # A larger family's account (three generations and the relatives it books
-             # for) swapping inside itself: the new patient is one it booked before, on
-             # the held patient's phone. A ring's holder rebooks for a buyer new to it.
+             # for) swapping inside itself: the new patient is on the held patient's phone
+             # and is one it booked before, or takes the place of someone it brought to a
+             # clinic. A ring's holder rebooks for a buyer new to it, in place of a holding
+             # identity that never comes.
              | ((pl.col("holder_account") == pl.col("rebook_account"))
                 & pl.col("one_phone")
                 & (pl.col("known_buyer") | pl.col("held_came").fill_null(False))))
