@@ -9,7 +9,7 @@ import polars as pl
 
 from fairslot.investigation.records import read_records
 from fairslot.investigation.rules import FINDING_SCHEMA, Thresholds
-from fairslot.investigation.scoring import merge_rings, release_operations
+from fairslot.investigation.scoring import merge_rings, release_operations, wallet_operations
 
 from .conftest import WriteRecords, booking
 
@@ -130,3 +130,26 @@ def test_merge_rings_joins_only_rings_that_are_mostly_the_operation() -> None:
     # One member of ring 3 and two of five of ring 4 are the operation's: they stay apart.
     assert ring_of["f"] == ring_of["g"] == 3
     assert ring_of["h"] == ring_of["l"] == 4
+
+
+def test_rings_mostly_paid_by_one_fan_out_wallet_are_one_ring(
+        write_records: WriteRecords) -> None:
+    """A farm's hub wallet pays for every account, whatever device it books from, at any
+    speed: the two rings its devices made are one. A ring of which it paid one member only
+    stays apart, and a wallet without fan-out of its own ties nobody."""
+    plan = [(f"f{i}", range(3), f"dev{i % 2}", "hub") for i in range(6)]
+    plan += [("o0", range(3), "odev", "hub"), ("o1", range(3), "odev", "own1"),
+             ("o2", range(3), "odev", "own2")]
+    plan += [("h0", range(3), "hdev0", "home"), ("h1", range(3), "hdev1", "home")]
+    bookings, payments = _records(write_records, plan, seconds="04.000")
+    flagged = {a for a, _m, _d, _p in plan}
+    operations = wallet_operations(_hands("payer", "payer_fanout", ["hub"]), bookings,
+                                   payments, flagged)
+    assert operations == [{f"f{i}" for i in range(6)} | {"o0"}]
+    ring_of = {f"f{i}": i % 2 for i in range(6)} | {"o0": 2, "o1": 2, "o2": 2,
+                                                    "h0": 3, "h1": 4}
+    for accounts in operations:
+        merge_rings(ring_of, flagged, accounts)
+    assert len({ring_of[f"f{i}"] for i in range(6)}) == 1
+    assert ring_of["o1"] == 2 and ring_of["f0"] != 2
+    assert ring_of["h0"] != ring_of["h1"]

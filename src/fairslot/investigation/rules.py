@@ -1145,7 +1145,8 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     luck, so an account needs two such pairs (four unless they are linked: both sides share
     an account, device or IP), or one between two accounts run by one hand; a single pair
     within one household-sized account none of whose bookings a shared fan-out payer paid
-    (``hub_paid``) is a weak clue only. Bookings the platform wrote (waitlist, draw)
+    (``hub_paid``) is a weak clue only, unless each hold was grabbed at a release for an
+    identity the account never brought to a clinic. Bookings the platform wrote (waitlist, draw)
     are never the receiving half.
 
     Returns (findings, pairs); ``pairs`` has holder_account, rebook_account, buyer, linked."""
@@ -1203,6 +1204,11 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     size = bookings.group_by("account_id").agg(pl.col("patient").n_unique().alias("n"))
     phones = bookings.filter(pl.col("patient_phone").is_not_null()).group_by("patient").agg(
         pl.col("patient_phone").unique().alias("phones"))
+    # Patients an account brought to a clinic: a family's own people. A ring's holding
+    # identities hold and are cancelled or left unused.
+    came = bookings.filter(pl.col("status") == "checked_in").select(
+        pl.col("account_id").alias("holder_account"), pl.col("patient").alias("held"),
+        pl.lit(True).alias("held_came")).unique()
     pairs = (
         pairs.join(known.rename({"account_id": "rebook_account", "patient": "buyer"}),
                    on=["rebook_account", "buyer"], how="left")
@@ -1216,33 +1222,58 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
               how="left")
         .join(phones.rename({"patient": "buyer", "phones": "buyer_phones"}), on="buyer",
               how="left")
+        .join(came, on=["holder_account", "held"], how="left")
         .with_columns(
-            (pl.col("linked")
-             & (((pl.col("n") <= t.family_size) & (pl.col("holder_n") <= t.family_size))
-                | ((pl.col("n") <= SWAP_FAMILY * t.family_size)
-                   & (pl.col("holder_n") <= SWAP_FAMILY * t.family_size)
-                   & ~pl.col("held").is_in(fake) & ~pl.col("buyer").is_in(fake)))
-             & ((pl.col("first_booked") < pl.col("cancelled_at"))
-                | (pl.col("first_by_holder") < pl.col("cancelled_at"))
-                | (pl.col("held_phones").list.set_intersection(pl.col("buyer_phones"))
-                   .list.len() > 0))).fill_null(False).alias("household"))
+            (pl.col("first_booked") < pl.col("cancelled_at")).fill_null(False)
+            .alias("known_buyer"),
+            (pl.col("held_phones").list.set_intersection(pl.col("buyer_phones")).list.len()
+             > 0).fill_null(False).alias("one_phone"))
+        .with_columns(
+            ((pl.col("linked")
+              & (((pl.col("n") <= t.family_size) & (pl.col("holder_n") <= t.family_size))
+                 | ((pl.col("n") <= SWAP_FAMILY * t.family_size)
+                    & (pl.col("holder_n") <= SWAP_FAMILY * t.family_size)
+                    & ~pl.col("held").is_in(fake) & ~pl.col("buyer").is_in(fake)))
+              & (pl.col("known_buyer")
+                 | (pl.col("first_by_holder") < pl.col("cancelled_at")).fill_null(False)
+                 | pl.col("one_phone")))
+             # A larger family's account (three generations and the relatives it books
+             # for) swapping inside itself: the new patient is on the held patient's phone
+             # and is one it booked before, or takes the place of someone it brought to a
+             # clinic. A ring's holder rebooks for a buyer new to it, in place of a holding
+             # identity that never comes.
+             | ((pl.col("holder_account") == pl.col("rebook_account"))
+                & pl.col("one_phone")
+                & (pl.col("known_buyer") | pl.col("held_came").fill_null(False))))
+            .fill_null(False).alias("household"))
         .filter(~pl.col("household"))
         .drop("first_booked", "first_by_holder", "n", "holder_n", "held_phones",
-              "buyer_phones", "household")
+              "buyer_phones", "known_buyer", "one_phone", "household")
     )
     if pairs.is_empty():
-        return _empty(), pairs
+        return _empty(), pairs.drop("held_came")
     # Each pair counts once per account: a household that cancels the mother and books the
     # father on the same account made one swap, not two.
-    numbered = pairs.with_row_index("pair").with_columns(
-        (pl.col("holder_account") == pl.col("rebook_account")).alias("own"))
+    # A hold grabbed at the release instant (within ``grab_seconds``) under an identity the
+    # account never brought to a clinic: the shape of a slot held for sale, not a family's.
+    grabbed = bookings.select(
+        pl.col("booking_id").alias("held_booking"),
+        ((pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+         < t.grab_seconds).fill_null(False).alias("grabbed"))
+    numbered = pairs.join(grabbed, on="held_booking", how="left").with_row_index(
+        "pair").with_columns(
+        (pl.col("holder_account") == pl.col("rebook_account")).alias("own"),
+        (pl.col("grabbed").fill_null(False) & ~pl.col("held_came").fill_null(False))
+        .alias("for_sale"))
     sides = pl.concat([
-        numbered.select("pair", pl.col("holder_account").alias("account_id"), "linked", "own"),
-        numbered.select("pair", pl.col("rebook_account").alias("account_id"), "linked", "own"),
+        numbered.select("pair", pl.col("holder_account").alias("account_id"), "linked", "own",
+                        "for_sale"),
+        numbered.select("pair", pl.col("rebook_account").alias("account_id"), "linked", "own",
+                        "for_sale"),
     ]).unique(subset=["pair", "account_id"])
     per_account = sides.group_by("account_id").agg(
         pl.len().alias("n"), pl.col("linked").sum().alias("linked"),
-        pl.col("own").sum().alias("own"))
+        pl.col("own").sum().alias("own"), pl.col("for_sale").all().alias("for_sale"))
     # An unlinked pair is a freed slot caught by a stranger who keeps refreshing: luck for
     # the catcher, bad luck for the canceller, a habit only when it keeps happening. A
     # linked pair (both sides on one account, device or IP) is deliberate.
@@ -1259,8 +1290,9 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
         # A few swaps made entirely inside one household-sized account (each pair's both
         # sides on it) that no ring wallet pays: the family's own slot handed to a relative
         # who could go instead. Two inside one account make no suspect; a habit does.
+        # Unless every hold was grabbed at a release for an identity that never came.
         pl.when((pl.col("n") <= SELF_SWAPS) & (pl.col("own") == pl.col("n"))
-                & (pl.col("people") <= t.family_size)
+                & (pl.col("people") <= t.family_size) & ~pl.col("for_sale")
                 & ~pl.col("account_id").is_in(hub_paid or [])).then(pl.lit(0.2))
         .otherwise(_graded(pl.col("weight"), ((2, 0.6), (4, 0.8), (8, 0.9))))
         .alias("strength"),
@@ -1268,7 +1300,7 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
                   "device or IP)", pl.col("n"), pl.lit(t.launder_seconds),
                   pl.col("linked")).alias("detail"),
     )
-    return _findings(accounts), pairs
+    return _findings(accounts), pairs.drop("held_came")
 
 
 SWAP_FAMILY = 2

@@ -398,6 +398,9 @@ def investigate(
     # moments, release after release) make one ring of the rings their accounts form.
     for accounts in release_operations(findings, bookings, payments, flagged, t):
         merge_rings(ring_of, flagged, accounts)
+    # One wallet paying for most of two rings' members is one operation's till.
+    for accounts in wallet_operations(findings, bookings, payments, flagged):
+        merge_rings(ring_of, flagged, accounts)
     if joined:
         findings = pl.concat([findings, pl.DataFrame(joined, schema=FINDING_SCHEMA,
                                                      orient="row")])
@@ -768,6 +771,30 @@ def release_operations(findings: pl.DataFrame, bookings: pl.DataFrame,
         operations.setdefault(group[k], []).append(k)
     return [set().union(*(accounts[k] for k in members))
             for members in operations.values() if len(members) >= 2]
+
+
+def wallet_operations(findings: pl.DataFrame, bookings: pl.DataFrame,
+                      payments: pl.DataFrame, flagged: set[str]) -> list[set[str]]:
+    """Per wallet flagged on its own conduct (``payer_fanout``), the flagged accounts it
+    paid for: one till's accounts, whatever their timing (a farm's hub pays for every
+    account it runs, whichever devices and addresses they came from). ``merge_rings`` only
+    merges rings that are mostly one wallet's, so a wallet that paid for a member or two of
+    a ring leaves it alone."""
+    wallets = sorted(set(findings.filter(
+        (pl.col("entity_type") == "payer") & (pl.col("code") == "payer_fanout")
+        & (pl.col("strength") > 0)).get_column("entity_id").to_list()))
+    if not wallets or not flagged:
+        return []
+    paid = (payments.filter(pl.col("payer_account").is_in(wallets))
+            .select("booking_id", "payer_account")
+            .join(bookings.filter(pl.col("account_id").is_in(sorted(flagged)))
+                  .select("booking_id", "account_id"), on="booking_id")
+            .select("payer_account", "account_id").unique()
+            .sort("payer_account", "account_id"))
+    accounts: dict[str, set[str]] = {}
+    for wallet, account in paid.iter_rows():
+        accounts.setdefault(wallet, set()).add(account)
+    return [accounts[w] for w in sorted(accounts) if len(accounts[w]) >= 2]
 
 
 def merge_rings(ring_of: dict[str, int], flagged: set[str], accounts: set[str]) -> None:
