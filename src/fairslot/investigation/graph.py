@@ -172,10 +172,17 @@ def merge_shattered(inside: pl.DataFrame, index: dict[str, int],
     proxies and its wallets came out as pairs and single accounts beside the rest, and
     most of it in no ring. Two rings sharing a few buyers are tied far below half of
     either's own weight and stay apart."""
+    return merge_tied(inside, index, membership)
+
+
+def merge_tied(links: pl.DataFrame, index: dict[str, int], groups: list[int]) -> list[int]:
+    """``groups`` (one number per account of ``index``) merged, most tied first, while the
+    link weight between two groups is at least ``MERGE_SHARE`` of the weaker one's own
+    internal weight (a group with none goes with the one it is most tied to)."""
     own: dict[int, float] = {}
     between: dict[tuple[int, int], float] = {}
-    for a, b, weight in inside.select("a", "b", "weight").iter_rows():
-        ga, gb = membership[index[a]], membership[index[b]]
+    for a, b, weight in links.select("a", "b", "weight").iter_rows():
+        ga, gb = groups[index[a]], groups[index[b]]
         if ga == gb:
             own[ga] = own.get(ga, 0.0) + weight
         else:
@@ -204,7 +211,7 @@ def merge_shattered(inside: pl.DataFrame, index: dict[str, int],
         while number in renamed:
             number = renamed[number]
         return number
-    return [final(number) for number in membership]
+    return [final(number) for number in groups]
 
 
 STRONG_TIE = 1.0
@@ -244,32 +251,7 @@ def split_weak_ties(links: pl.DataFrame, community: dict[str, int],
         for n, component in enumerate(graph.connected_components()):
             for i in component:
                 group[i] = n
-        own: dict[int, float] = {}
-        between: dict[tuple[int, int], float] = {}
-        for a, b, weight in inside.select("a", "b", "weight").iter_rows():
-            ga, gb = group[index[a]], group[index[b]]
-            if ga == gb:
-                own[ga] = own.get(ga, 0.0) + weight
-            else:
-                key = (min(ga, gb), max(ga, gb))
-                between[key] = between.get(key, 0.0) + weight
-        while True:
-            best: tuple[float, float, tuple[int, int]] | None = None
-            for key, weight in between.items():
-                weaker = min(own.get(key[0], 0.0), own.get(key[1], 0.0))
-                ratio = weight / weaker if weaker > 0 else math.inf
-                if ratio >= MERGE_SHARE and (best is None or (ratio, weight) > best[:2]):
-                    best = (ratio, weight, key)
-            if best is None:
-                break
-            keep, gone = best[2]
-            own[keep] = own.get(keep, 0.0) + own.pop(gone, 0.0) + between.pop(best[2])
-            for key in [k for k in between if gone in k]:
-                other = key[0] if key[1] == gone else key[1]
-                weight = between.pop(key)
-                merged = (min(keep, other), max(keep, other))
-                between[merged] = between.get(merged, 0.0) + weight
-            group = [keep if g == gone else g for g in group]
+        group = merge_tied(inside, index, group)
         parts: dict[int, list[str]] = {}
         for account, i in index.items():
             parts.setdefault(group[i], []).append(account)

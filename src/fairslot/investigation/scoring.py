@@ -468,13 +468,19 @@ def _grab_device_pairs(findings: pl.DataFrame, identifiers: pl.DataFrame,
                         & (pl.col("bookings") >= GRAB_REGULAR)).select(
         pl.col("entity_id").replace_strict(broker).alias("broker"),
         "account_id").unique()
-    users = users.with_columns(pl.len().over("broker").alias("k")).filter(pl.col("k") >= 2)
+    return _shared_pairs(users, "broker", "grab_device")
+
+
+def _shared_pairs(users: pl.DataFrame, key: str, via: str) -> pl.DataFrame:
+    """Links between the accounts that share one ``key`` (two or more of them): one unit
+    of evidence split among them, each pair ``1 / (k - 1)``."""
+    users = users.with_columns(pl.len().over(key).alias("k")).filter(pl.col("k") >= 2)
     return (
-        users.join(users.select("broker", pl.col("account_id").alias("b")), on="broker")
+        users.join(users.select(key, pl.col("account_id").alias("b")), on=key)
         .filter(pl.col("account_id") < pl.col("b"))
         .select(pl.col("account_id").alias("a"), "b",
                 (1.0 / (pl.col("k") - 1)).cast(pl.Float64).alias("weight"),
-                pl.lit("grab_device").alias("via"))
+                pl.lit(via).alias("via"))
     )
 
 
@@ -501,14 +507,7 @@ def _wide_hub_pairs(findings: pl.DataFrame, identifiers: pl.DataFrame,
     users = paid.filter(pl.col("entity_id").is_in(wide.to_list())
                         & pl.col("account_id").is_in(sorted(evidenced))).select(
         "entity_id", "account_id").unique()
-    users = users.with_columns(pl.len().over("entity_id").alias("k")).filter(pl.col("k") >= 2)
-    return (
-        users.join(users.select("entity_id", pl.col("account_id").alias("b")), on="entity_id")
-        .filter(pl.col("account_id") < pl.col("b"))
-        .select(pl.col("account_id").alias("a"), "b",
-                (1.0 / (pl.col("k") - 1)).cast(pl.Float64).alias("weight"),
-                pl.lit("payer").alias("via"))
-    )
+    return _shared_pairs(users, "entity_id", "payer")
 
 
 T = TypeVar("T")
