@@ -58,8 +58,10 @@ def test_a_killed_monitor_loses_nothing_and_no_alert_is_doubled(
                  id=f"pay-{p}-{n}") for n in range(PATIENTS) for p in range(PAYERS)]
     RedisStreamPublisher(redis_client, key, maxlen=100_000)._xadd(events)
     logs = {name: tmp_path / f"{name}.log" for name in ("doomed", "survivor")}
+    # The survivor starts once the doomed monitor is frozen: started together on a loaded
+    # machine, the survivor could drain the whole stream before the other had imported.
     doomed = _start("doomed", env, logs["doomed"])
-    survivor = _start("survivor", env, logs["survivor"])
+    survivor: subprocess.Popen[bytes] | None = None
     try:
         # Freeze the doomed monitor while it holds an unacknowledged batch, then kill it.
         deadline = time.monotonic() + 60
@@ -73,6 +75,7 @@ def test_a_killed_monitor_loses_nothing_and_no_alert_is_doubled(
                 doomed.send_signal(signal.SIGCONT)
             assert time.monotonic() < deadline, "the doomed monitor never held a batch"
             time.sleep(0.01)
+        survivor = _start("survivor", env, logs["survivor"])
         doomed.kill()
         doomed.wait(10)
         # The survivor finishes the stream, the doomed monitor's batch included.
@@ -86,7 +89,7 @@ def test_a_killed_monitor_loses_nothing_and_no_alert_is_doubled(
             time.sleep(0.2)
     finally:
         for process in (doomed, survivor):
-            if process.poll() is None:
+            if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(30)
         engine.dispose()
