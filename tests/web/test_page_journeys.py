@@ -448,3 +448,19 @@ def test_a_booking_held_for_review_is_not_announced_as_to_pay(world: World) -> N
         assert r.status_code == 303 and "done=booked_review" in r.headers["location"]
         me = client.get(r.headers["location"]).text
         assert "预约已提交。医院正在审核这个预约" in me and "请在支付期限前支付" not in me
+
+
+def test_an_id_beyond_the_columns_range_is_refused_in_words(client: TestClient,
+                                                             world: World) -> None:
+    """An id of 2**31 typed into a form (PostgreSQL's integer columns end at 2**31 - 1):
+    a refusal on the page, not a server error, and nothing added."""
+    log_in(client, "staff-operator")
+    page = client.get("/operator/catalogue")
+    before = sum(len(ds) for _, ds in world.platform.run(catalog.hospitals))
+    r = client.post("/operator/catalogue/departments",
+                    data=fields(page.text, "/operator/catalogue/departments")
+                    | {"hospital_id": str(2**31), "code": "BIG", "name": "大号"},
+                    follow_redirects=False)
+    assert r.status_code in (404, 422), r.text
+    assert alert(r.text)
+    assert sum(len(ds) for _, ds in world.platform.run(catalog.hospitals)) == before

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
-from fairslot.domain.errors import Conflict, FairslotError
+from fairslot.domain.errors import Conflict, FairslotError, InvalidInput
 
 __all__ = ["USE_CASE", "Busy", "DatabaseUnavailable", "install_translation", "is_unavailable",
            "translate", "translated"]
@@ -111,6 +111,11 @@ def translate(exc: BaseException) -> FairslotError | None:
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
         if sqlstate in ("40P01", "40001") or "database is locked" in str(exc.orig):
             return Busy("the system is busy; please try again")
+    if (isinstance(exc, sa.exc.DataError)
+            and (getattr(exc.orig, "sqlstate", None) or "") == "22003"):
+        # A number beyond its column's range (an id of 2**31 typed into a form): the
+        # request's own input, refused like any other bad value.
+        return InvalidInput("a number is out of range", code="number_out_of_range")
     if is_unavailable(exc):
         return DatabaseUnavailable("the database is unavailable for a moment; nothing was "
                                    "changed, please try again")
@@ -139,7 +144,7 @@ def translated() -> Iterator[None]:
     deadlock or a serialization failure a ``Busy`` (the transaction is to be retried)."""
     try:
         yield
-    except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+    except (sa.exc.IntegrityError, sa.exc.OperationalError, sa.exc.DataError) as exc:
         found = translate(exc)
         if found is None:
             raise

@@ -148,6 +148,7 @@ DONE_MESSAGES = {
 # What a page says for an error whose own (English) text the catalogue does not have, by
 # its code; placeholders are filled from the error's extra values.
 ERROR_TEXTS = {
+    "number_out_of_range": N_("A number you typed is out of range: check it and try again."),
     "quota_active_bookings": N_("This patient already holds %(used)s of %(limit)s active "
                                 "bookings: cancel or attend one first."),
     "quota_departments_per_week": N_("This patient has visits with %(used)s departments this "
