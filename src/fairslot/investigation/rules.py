@@ -493,6 +493,11 @@ def nonsense_names(bookings: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([_findings(patients), _findings(accounts)])
 
 
+CAME_TO_CLINIC = 2
+"""Bookings a person checked in to that make them a patient, not a held identity
+(``identity_spread``)."""
+
+
 def identity_spread(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     """One identity booked with many departments or doctors within a week: "nobody has a
     headache and a foot ache at once". Windows are fixed 7-day buckets and the same buckets
@@ -519,6 +524,15 @@ def identity_spread(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
         .filter((pl.col("departments") >= t.spread_departments)
                 | (pl.col("doctors") >= t.spread_doctors))
     )
+    if "status" in bookings.columns:
+        # A person who came to see a doctor on two or more bookings is a patient, and a
+        # patient may well see three departments in a bad week (an elder whose helpers at
+        # one community centre book her rounds): the spread is illness, not a held name. A
+        # ring's held identities never come; a buyer comes once.
+        came = bookings.group_by("patient").agg(
+            ((pl.col("status") == "checked_in").sum() >= CAME_TO_CLINIC).alias("came"))
+        spread = spread.join(came.filter(pl.col("came")).select("patient"), on="patient",
+                             how="anti")
     if spread.is_empty():
         return _empty()
     patients = spread.with_columns(
