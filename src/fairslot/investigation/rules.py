@@ -1223,6 +1223,10 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     came = bookings.filter(pl.col("status") == "checked_in").select(
         pl.col("account_id").alias("holder_account"), pl.col("patient").alias("held"),
         pl.lit(True).alias("held_came")).unique()
+    patients = sorted(set(bookings.filter(pl.col("status") == "checked_in")
+                          .group_by("patient").len()
+                          .filter(pl.col("len") >= CAME_TO_CLINIC).get_column("patient")
+                          .to_list()))
     pairs = (
         pairs.join(known.rename({"account_id": "rebook_account", "patient": "buyer"}),
                    on=["rebook_account", "buyer"], how="left")
@@ -1258,7 +1262,16 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
              # identity that never comes.
              | ((pl.col("holder_account") == pl.col("rebook_account"))
                 & pl.col("one_phone")
-                & (pl.col("known_buyer") | pl.col("held_came").fill_null(False))))
+                & (pl.col("known_buyer") | pl.col("held_came").fill_null(False)))
+             # A carer's or community helper's account handing a slot from one of its
+             # charges to another: the held person came to a clinic (on its bookings, or
+             # on two or more of anybody's: a centre's elders are booked by each of its
+             # helpers) and so does the new one (or it booked her before), both real
+             # people. A holder's identity never comes, and a buyer comes once.
+             | ((pl.col("holder_account") == pl.col("rebook_account"))
+                & (pl.col("held_came").fill_null(False) | pl.col("held").is_in(patients))
+                & (pl.col("known_buyer") | pl.col("buyer").is_in(patients))
+                & ~pl.col("held").is_in(fake) & ~pl.col("buyer").is_in(fake)))
             .fill_null(False).alias("household"))
         .filter(~pl.col("household"))
         .drop("first_booked", "first_by_holder", "n", "holder_n", "held_phones",
