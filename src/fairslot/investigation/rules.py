@@ -1241,6 +1241,11 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
         .join(phones.rename({"patient": "buyer", "phones": "buyer_phones"}), on="buyer",
               how="left")
         .join(came, on=["holder_account", "held"], how="left")
+        .join(bookings.select(
+            pl.col("booking_id").alias("held_booking"),
+            ((pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+             < t.grab_seconds).fill_null(False).alias("held_grabbed")),
+            on="held_booking", how="left")
         .with_columns(
             (pl.col("first_booked") < pl.col("cancelled_at")).fill_null(False)
             .alias("known_buyer"),
@@ -1267,15 +1272,18 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
              # charges to another: the held person came to a clinic (on its bookings, or
              # on two or more of anybody's: a centre's elders are booked by each of its
              # helpers) and so does the new one (or it booked her before), both real
-             # people. A holder's identity never comes, and a buyer comes once.
+             # people, and the slot was booked at a person's pace, not grabbed at its
+             # release: a hold for sale is grabbed, and a ring's buyer may be a chronic
+             # patient who comes often.
              | ((pl.col("holder_account") == pl.col("rebook_account"))
                 & (pl.col("held_came").fill_null(False) | pl.col("held").is_in(patients))
                 & (pl.col("known_buyer") | pl.col("buyer").is_in(patients))
+                & ~pl.col("held_grabbed").fill_null(False)
                 & ~pl.col("held").is_in(fake) & ~pl.col("buyer").is_in(fake)))
             .fill_null(False).alias("household"))
         .filter(~pl.col("household"))
         .drop("first_booked", "first_by_holder", "n", "holder_n", "held_phones",
-              "buyer_phones", "known_buyer", "one_phone", "household")
+              "buyer_phones", "known_buyer", "one_phone", "household", "held_grabbed")
     )
     if pairs.is_empty():
         return _empty(), pairs.drop("held_came")
