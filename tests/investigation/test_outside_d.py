@@ -10,12 +10,13 @@ import polars as pl
 from fairslot.investigation.graph import communities
 from fairslot.investigation.records import read_records
 from fairslot.investigation.rules import (
+    FINDING_SCHEMA,
     Thresholds,
     institutional_accounts,
     run_rules,
     without_platform_timing,
 )
-from fairslot.investigation.scoring import investigate
+from fairslot.investigation.scoring import crowd_operations, desk_operations, investigate
 
 from .conftest import WriteRecords, booking
 
@@ -154,3 +155,96 @@ def test_an_extended_familys_swap_between_its_own_members_is_no_hold(
     is no laundering pair; handing it to a stranger is one."""
     assert "launder_pair" not in _family(write_records, relative=True)
     assert _family(write_records, relative=False)["launder_pair"] >= 0.6
+
+
+# Eighth round: generator D again (a centre's helpers, a desk alone, a hand-grabbing crowd).
+
+
+def _centre(write_records: WriteRecords, patient: bool) -> dict[str, float]:
+    """A community centre's helper books twenty elders (each with a phone of her own); the
+    elders also come to clinics on a second helper's bookings. The helper cancels one
+    elder's slot and books the same session for another elder 40 s later (somebody the
+    clinics have seen twice), or for a stranger nobody ever saw."""
+    rows = []
+    for i in range(20):
+        for visit in range(2):
+            rows.append(booking(
+                f"e{i}-{visit}", account_id="helper" if visit == 0 else "helper2",
+                patient_id_number=f"G{26864100 + i}", patient_name="Li Hua",
+                patient_phone=f"139{10000000 + i}",
+                session_start=f"2025-0{3 + visit}-{10 + i % 15}T08:00:00+08:00",
+                created_at=f"2025-0{2 + visit}-{10 + i % 15}T10:00:00+08:00"))
+    rows.append(booking("held", account_id="helper", patient_id_number="G26864100",
+                        patient_name="Li Hua", patient_phone="13910000000",
+                        session_start="2025-06-20T08:00:00+08:00",
+                        created_at="2025-06-10T10:00:00+08:00",
+                        released_at="2025-06-05T07:30:00+08:00",
+                        status="cancelled", cancelled_at="2025-06-18T09:00:00+08:00"))
+    rows.append(booking("swap", account_id="helper",
+                        patient_id_number="G26864105" if patient else "G29999999",
+                        patient_name="Li Hua",
+                        patient_phone="13910000005" if patient else "13912345678",
+                        session_start="2025-06-20T08:00:00+08:00",
+                        created_at="2025-06-18T09:00:40+08:00",
+                        released_at="2025-06-05T07:30:00+08:00"))
+    records = read_records(write_records(rows))
+    findings, _pairs = run_rules(records.bookings, records.payments, None, Thresholds())
+    return _codes(findings, "helper")
+
+
+def test_a_helpers_slot_handed_from_one_patient_to_another_is_no_hold(
+        write_records: WriteRecords) -> None:
+    """Handing an elder's slot to another elder the clinics know is no laundering pair, on
+    an account of twenty people; handing it to a stranger is one."""
+    assert "launder_pair" not in _centre(write_records, patient=True)
+    assert _centre(write_records, patient=False)["launder_pair"] >= 0.6
+
+
+def _account_findings(rows: list[tuple[str, str, float]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [("account", a, code, s, "") for a, code, s in rows],
+        schema=FINDING_SCHEMA, orient="row")
+
+
+def test_a_desk_selling_releases_is_a_ring_of_its_own() -> None:
+    """A desk whose release-time bookings one wallet paid for, put by the link graph into
+    a ring with two helpers whose elders walked in at it, is taken out into a ring of its
+    own; with accounts that caught its freed holds it keeps them."""
+    findings = _account_findings([("desk", "staff_release_wallet", 0.9)])
+    ring_of = {"desk": 1, "helper": 1, "helper2": 1}
+    flagged = {"desk", "helper", "helper2"}
+    empty = pl.DataFrame(schema={"a": pl.String, "b": pl.String, "weight": pl.Float64,
+                                 "via": pl.String})
+    rings = desk_operations(findings, empty, ring_of, flagged)
+    assert rings == {ring_of["desk"]} and ring_of["desk"] != 1
+    assert ring_of["helper"] == ring_of["helper2"] == 1
+    ties = pl.DataFrame({"a": ["desk"], "b": ["catcher"], "weight": [1.0],
+                         "via": ["insider"]})
+    ring_of = {"desk": 1, "catcher": 1}
+    assert desk_operations(findings, ties, ring_of, {"desk", "catcher"}) == {1}
+    assert ring_of == {"desk": 1, "catcher": 1}
+
+
+def test_racers_of_the_same_doctors_from_one_place_are_one_crowd(
+        write_records: WriteRecords) -> None:
+    """Four flagged racers, each booking strangers 4 s after release from its own home
+    and now and then from the hospital's Wi-Fi, on the same two doctors: one crowd. A
+    fifth on the same Wi-Fi racing other doctors, and a sixth racing the same doctors from
+    home only, are not in it."""
+    rows = []
+    plan = {"g1": ("D1", "D2"), "g2": ("D1", "D2"), "g3": ("D2", "D1"), "g4": ("D1", "D2"),
+            "other": ("D7", "D8"), "home": ("D1", "D2")}
+    for n, (account, doctors) in enumerate(plan.items()):
+        for i in range(8):
+            rows.append(booking(
+                f"{account}-{i}", account_id=account, doctor_id=doctors[i % 2],
+                patient_id_number=f"G{26800000 + 100 * n + i}", patient_name="Li Hua",
+                ip="10.9.9.9" if i == 0 and account != "home" else f"60.1.{n}.1",
+                session_start=f"2025-03-{10 + i}T08:00:00+08:00",
+                created_at=f"2025-02-{10 + i}T07:30:04+08:00",
+                released_at=f"2025-02-{10 + i}T07:30:00+08:00"))
+    records = read_records(write_records(rows))
+    findings = _account_findings([(a, "release_strangers", 0.3) for a in plan])
+    crowds = crowd_operations(findings, without_platform_timing(records.bookings), {},
+                              set(plan), Thresholds())
+    assert crowds == [{"g1", "g2", "g3", "g4"}]

@@ -70,17 +70,26 @@ def test_nonsense_names_are_flagged_and_minority_and_latin_names_are_not(
 
 def test_one_identity_across_many_departments_in_a_week_is_flagged(
         write_records: WriteRecords) -> None:
+    # Booked, paid for, and never seen at a clinic (the week's visits are still ahead).
     spread = [booking(f"s{i}", account_id="spread", department=dept, doctor_id=f"d{i}",
-                      created_at=f"2025-03-0{i + 2}T10:00:00+08:00")
+                      created_at=f"2025-03-0{i + 2}T10:00:00+08:00", status="paid")
               for i, dept in enumerate(("心内科", "骨科", "眼科"))]
     # The same three departments spread over three months is a patient's ordinary year.
     slow = [booking(f"t{i}", account_id="slow", patient_id_number=VALID_IDS[5],
                     department=dept, doctor_id=f"d{i}", created_at=f"2025-0{i + 3}-01T10:00:00")
             for i, dept in enumerate(("心内科", "骨科", "眼科"))]
-    findings = _findings(write_records(spread + slow))
+    # The same week for a person who came to the clinics: an elder's bad week, booked by
+    # her community centre's helpers, is illness, not a held name.
+    seen = [booking(f"c{i}", account_id=f"helper{i % 2}", patient_id_number=VALID_IDS[6],
+                    department=dept, doctor_id=f"d{i}",
+                    created_at=f"2025-03-0{i + 2}T10:00:00+08:00")
+            for i, dept in enumerate(("心内科", "骨科", "眼科"))]
+    findings = _findings(write_records(spread + slow + seen))
     assert "identity_spread" in _codes(findings, VALID_IDS[0])
     assert "identity_spread" in _codes(findings, "spread")
     assert "identity_spread" not in _codes(findings, VALID_IDS[5])
+    assert "identity_spread" not in _codes(findings, VALID_IDS[6])
+    assert "identity_spread" not in _codes(findings, "helper0")
 
 
 def test_a_payer_paying_for_more_patients_than_a_household_is_a_hub(

@@ -493,6 +493,11 @@ def nonsense_names(bookings: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([_findings(patients), _findings(accounts)])
 
 
+CAME_TO_CLINIC = 2
+"""Bookings a person checked in to that make them a patient, not a held identity
+(``identity_spread``)."""
+
+
 def identity_spread(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     """One identity booked with many departments or doctors within a week: "nobody has a
     headache and a foot ache at once". Windows are fixed 7-day buckets and the same buckets
@@ -519,6 +524,15 @@ def identity_spread(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
         .filter((pl.col("departments") >= t.spread_departments)
                 | (pl.col("doctors") >= t.spread_doctors))
     )
+    if "status" in bookings.columns:
+        # A person who came to see a doctor on two or more bookings is a patient, and a
+        # patient may well see three departments in a bad week (an elder whose helpers at
+        # one community centre book her rounds): the spread is illness, not a held name. A
+        # ring's held identities never come; a buyer comes once.
+        came = bookings.group_by("patient").agg(
+            ((pl.col("status") == "checked_in").sum() >= CAME_TO_CLINIC).alias("came"))
+        spread = spread.join(came.filter(pl.col("came")).select("patient"), on="patient",
+                             how="anti")
     if spread.is_empty():
         return _empty()
     patients = spread.with_columns(
@@ -1209,6 +1223,10 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     came = bookings.filter(pl.col("status") == "checked_in").select(
         pl.col("account_id").alias("holder_account"), pl.col("patient").alias("held"),
         pl.lit(True).alias("held_came")).unique()
+    patients = sorted(set(bookings.filter(pl.col("status") == "checked_in")
+                          .group_by("patient").len()
+                          .filter(pl.col("len") >= CAME_TO_CLINIC).get_column("patient")
+                          .to_list()))
     pairs = (
         pairs.join(known.rename({"account_id": "rebook_account", "patient": "buyer"}),
                    on=["rebook_account", "buyer"], how="left")
@@ -1223,6 +1241,11 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
         .join(phones.rename({"patient": "buyer", "phones": "buyer_phones"}), on="buyer",
               how="left")
         .join(came, on=["holder_account", "held"], how="left")
+        .join(bookings.select(
+            pl.col("booking_id").alias("held_booking"),
+            ((pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+             < t.grab_seconds).fill_null(False).alias("held_grabbed")),
+            on="held_booking", how="left")
         .with_columns(
             (pl.col("first_booked") < pl.col("cancelled_at")).fill_null(False)
             .alias("known_buyer"),
@@ -1244,11 +1267,23 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
              # identity that never comes.
              | ((pl.col("holder_account") == pl.col("rebook_account"))
                 & pl.col("one_phone")
-                & (pl.col("known_buyer") | pl.col("held_came").fill_null(False))))
+                & (pl.col("known_buyer") | pl.col("held_came").fill_null(False)))
+             # A carer's or community helper's account handing a slot from one of its
+             # charges to another: the held person came to a clinic (on its bookings, or
+             # on two or more of anybody's: a centre's elders are booked by each of its
+             # helpers) and so does the new one (or it booked her before), both real
+             # people, and the slot was booked at a person's pace, not grabbed at its
+             # release: a hold for sale is grabbed, and a ring's buyer may be a chronic
+             # patient who comes often.
+             | ((pl.col("holder_account") == pl.col("rebook_account"))
+                & (pl.col("held_came").fill_null(False) | pl.col("held").is_in(patients))
+                & (pl.col("known_buyer") | pl.col("buyer").is_in(patients))
+                & ~pl.col("held_grabbed").fill_null(False)
+                & ~pl.col("held").is_in(fake) & ~pl.col("buyer").is_in(fake)))
             .fill_null(False).alias("household"))
         .filter(~pl.col("household"))
         .drop("first_booked", "first_by_holder", "n", "holder_n", "held_phones",
-              "buyer_phones", "known_buyer", "one_phone", "household")
+              "buyer_phones", "known_buyer", "one_phone", "household", "held_grabbed")
     )
     if pairs.is_empty():
         return _empty(), pairs.drop("held_came")

@@ -39,6 +39,7 @@ from fairslot.investigation.lockstep import LockstepGroup, lockstep_groups, lock
 from fairslot.investigation.records import Records
 from fairslot.investigation.rules import (
     FINDING_SCHEMA,
+    RACE_SECONDS,
     Thresholds,
     fronts_for_software,
     institutional_accounts,
@@ -401,6 +402,14 @@ def investigate(
     # One wallet paying for most of two rings' members is one operation's till.
     for accounts in wallet_operations(findings, bookings, payments, flagged):
         merge_rings(ring_of, flagged, accounts)
+    desk_rings = desk_operations(findings, insider_ties, ring_of, flagged)
+    # A crowd grabbing by hand for one tout: flagged racers left out of every ring, who
+    # race the same few doctors' releases from the same place.
+    fresh = max(ring_of.values(), default=0) + 1
+    for accounts in crowd_operations(findings, bookings, ring_of, flagged, t):
+        for account in accounts:
+            ring_of[account] = fresh
+        fresh += 1
     if joined:
         findings = pl.concat([findings, pl.DataFrame(joined, schema=FINDING_SCHEMA,
                                                      orient="row")])
@@ -415,7 +424,7 @@ def investigate(
         if account in flagged:
             ring_members.setdefault(number, []).append(account)
     ordered = sorted(
-        (n for n, m in ring_members.items() if len(m) >= 2),
+        (n for n, m in ring_members.items() if len(m) >= 2 or n in desk_rings),
         key=lambda n: (-sum(score_of[a] for a in ring_members[n]) / len(ring_members[n]),
                        min(ring_members[n])))
     ring_name = {n: f"ring-{i + 1:02d}" for i, n in enumerate(ordered)}
@@ -794,6 +803,97 @@ def wallet_operations(findings: pl.DataFrame, bookings: pl.DataFrame,
     for wallet, account in paid.iter_rows():
         accounts.setdefault(wallet, set()).add(account)
     return [accounts[w] for w in sorted(accounts) if len(accounts[w]) >= 2]
+
+
+CROWD_TARGETS = 0.5
+"""Cosine similarity of two racers' release-race bookings over doctors that makes them race
+the same targets (``crowd_operations``)."""
+CROWD_SIZE = 3
+"""Racers a crowd needs before place and targets make it one (``crowd_operations``)."""
+
+
+def crowd_operations(findings: pl.DataFrame, bookings: pl.DataFrame, ring_of: dict[str, int],
+                     flagged: set[str], t: Thresholds) -> list[set[str]]:
+    """A family crowd grabbing by hand for one tout: each member has its own phone, wallet,
+    device and home address, races releases for strangers (``release_strangers``, its own
+    evidence) and is flagged for it, but no identifier the link graph counts ties two of
+    them, and they meet at only a few of each other's release moments. What they share is
+    the tout's order book and the hall: the same few doctors' releases, raced from the same
+    address (the hospital's Wi-Fi, which ties nobody by itself). Two flagged racers in no
+    ring are one crowd's when they booked from one IP (any, ordinary ones too) and their
+    raced bookings fall on the same doctors (cosine ``CROWD_TARGETS`` or more over the
+    doctors); groups of ``CROWD_SIZE`` or more are returned. A crowd's members are grouped
+    here, never flagged: each one is already, on its own conduct."""
+    racers = sorted(set(findings.filter(
+        (pl.col("entity_type") == "account") & (pl.col("code") == "release_strangers")
+        & (pl.col("strength") > 0)).get_column("entity_id").to_list())
+        & (flagged - set(ring_of)))
+    if len(racers) < CROWD_SIZE:
+        return []
+    mine = bookings.filter(pl.col("account_id").is_in(racers))
+    after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+    raced = mine.filter(pl.col("released_at").is_not_null()).with_columns(
+        after.alias("after")).filter((pl.col("after") >= 0) & (pl.col("after") <= RACE_SECONDS))
+    targets: dict[str, dict[str, int]] = {}
+    for account, doctor, n in raced.group_by("account_id", "doctor_id").len().iter_rows():
+        targets.setdefault(account, {})[doctor] = n
+    places: dict[str, set[str]] = {}
+    for account, ip in mine.select("account_id", "ip").drop_nulls().unique().iter_rows():
+        places.setdefault(account, set()).add(ip)
+
+    def cosine(one: dict[str, int], other: dict[str, int]) -> float:
+        dot = sum(n * other.get(d, 0) for d, n in one.items())
+        norm = math.sqrt(sum(n * n for n in one.values()) * sum(n * n for n in other.values()))
+        return dot / norm if norm else 0.0
+
+    def one_crowd(one: str, other: str) -> bool:
+        return bool(places.get(one, set()) & places.get(other, set())) and cosine(
+            targets.get(one, {}), targets.get(other, {})) >= CROWD_TARGETS
+
+    group = _tied_groups(racers, one_crowd)
+    crowds: dict[str, set[str]] = {}
+    for account in racers:
+        crowds.setdefault(group[account], set()).add(account)
+    return [c for _, c in sorted(crowds.items()) if len(c) >= CROWD_SIZE]
+
+
+DESK_WALLET = 0.8
+"""Strength of ``staff_release_wallet`` (a wallet paying for twice a household's worth of
+one staff channel's release-time bookings) that makes a desk a ring of its own."""
+
+
+def desk_operations(findings: pl.DataFrame, insider_ties: pl.DataFrame,
+                    ring_of: dict[str, int], flagged: set[str]) -> set[int]:
+    """A staff channel booking releases for one wallet's buyers is an insider's trade, and
+    the police need it as one: the desk login with the wallets that paid for it (they are
+    the ring's by ``linked``) and the accounts that caught its freed holds (``insider``
+    ties), nobody else. A desk serves hundreds of walk-ins, so a shared patient, phone or
+    wallet with some other flagged account (a helper whose elders walked in, a broker's
+    customer) ties it to no ring; it is taken out of such a ring into one of its own,
+    which may hold the desk alone: its own evidence is a wallet's, not one account's.
+    Changes ``ring_of`` in place; returns the desks' ring numbers."""
+    desks = sorted(set(findings.filter(
+        (pl.col("entity_type") == "account") & (pl.col("code") == "staff_release_wallet")
+        & (pl.col("strength") >= DESK_WALLET)).get_column("entity_id").to_list()) & flagged)
+    numbers: set[int] = set()
+    if not desks:
+        return numbers
+    catchers: dict[str, set[str]] = {}
+    for a, b in insider_ties.select("a", "b").iter_rows():
+        catchers.setdefault(a, set()).add(b)
+    fresh = max(ring_of.values(), default=0) + 1
+    for desk in desks:
+        own = {c for c in catchers.get(desk, set()) if c in flagged}
+        number = ring_of.get(desk)
+        if number is not None and own and all(
+                ring_of.get(c) == number for c in own):
+            numbers.add(number)  # already the desk and its catchers' ring
+            continue
+        for member in sorted(own | {desk}):
+            ring_of[member] = fresh
+        numbers.add(fresh)
+        fresh += 1
+    return numbers
 
 
 def merge_rings(ring_of: dict[str, int], flagged: set[str], accounts: set[str]) -> None:
