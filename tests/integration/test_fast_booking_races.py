@@ -1,0 +1,180 @@
+"""PostgreSQL's fast booking path as ``POST /bookings`` runs it (the unit of work in
+autocommit, ``BEGIN`` sent with the first locked statement): parallel bookings stop at each
+quota; a use case that fails between the two messages leaves nothing written, no
+transaction open and no advisory lock held, and gives its connection back to the pool out
+of autocommit; hostile strings in the event's fields are stored as data."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from fairslot.domain.errors import FairslotError
+from fairslot.domain.residents import make_phone
+from fairslot.services import booking, shared_list
+from fairslot.services.context import RequestContext
+from fairslot.storage.repositories.bookings import BookingRepository
+from tests.conftest import World
+from tests.integration.test_quotas_parallel import _race
+
+CTX = RequestContext(ip="203.0.113.80", device_id="dev-race")
+
+
+@pytest.fixture
+def pg_world(world: World) -> World:
+    if world.platform.dialect != "postgresql":
+        pytest.skip("the fast path exists on PostgreSQL only")
+    return world
+
+
+def _book(platform: Any, account: Any, pid: int, session_id: int,
+          ctx: RequestContext = CTX) -> Any:
+    with platform.uow() as uow:
+        uow.autocommit()
+        return booking.book(uow, platform.deps, account, pid, session_id, ctx)
+
+
+def _assert_clean(platform: Any) -> None:
+    """No backend of this database in a transaction, no advisory lock held, and every
+    pooled connection idle and out of autocommit."""
+    with platform.engine.connect() as conn:
+        me = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        states = conn.execute(sa.text(
+            "SELECT state FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> :me AND backend_type = 'client backend'"), {"me": me}).scalars().all()
+        advisory = conn.execute(sa.text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar_one()
+    assert all(s == "idle" for s in states), states
+    assert advisory == 0
+    pool = platform.engine.pool
+    raws = [platform.engine.raw_connection() for _ in range(pool.checkedin())]
+    try:
+        for raw in raws:
+            driver = raw.driver_connection
+            assert driver.autocommit is False
+            assert driver.info.transaction_status.name == "IDLE"
+    finally:
+        for raw in raws:
+            raw.close()
+
+
+def _count(platform: Any, table: str) -> int:
+    with platform.engine.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_parallel_fast_bookings_of_one_patient_stop_at_the_active_quota(
+        pg_world: World) -> None:
+    world = pg_world
+    platform = world.platform
+    more = [s for s in world.session_ids]
+    account, (pid,), _ = world.patient_account("race-patient")
+    outcomes = _race([(lambda s=s: _book(platform, account, pid, s)) for s in more * 2])
+    # One booking per session at most, and four active at most.
+    assert outcomes["ok"] == min(4, len(set(more)))
+    assert sum(outcomes.values()) == 2 * len(more)
+    assert set(outcomes) <= {"ok", "already_booked", "quota_active_bookings"}
+    _assert_clean(platform)
+
+
+def test_parallel_fast_bookings_of_one_patient_in_one_session_give_one(
+        pg_world: World) -> None:
+    platform = pg_world.platform
+    account, (pid,), _ = pg_world.patient_account("race-session")
+    outcomes = _race([(lambda: _book(platform, account, pid, pg_world.session_ids[0]))
+                      for _ in range(6)])
+    assert outcomes == Counter({"ok": 1, "already_booked": 5})
+    assert _count(platform, "bookings") == 1
+    _assert_clean(platform)
+
+
+def test_parallel_fast_bookings_from_two_accounts_on_one_phone_stop_at_the_phone_quota(
+        pg_world: World) -> None:
+    platform = pg_world.platform
+    phone = make_phone(random.Random("race-phone"))
+    calls = []
+    for name in ("race-phone-a", "race-phone-b"):
+        account, pids, _ = pg_world.patient_account(name, patients=4, phone=phone)
+        calls += [(lambda a=account, p=p: _book(platform, a, p, pg_world.session_ids[0]))
+                  for p in pids]
+    outcomes = _race(calls)
+    assert outcomes == Counter({"ok": 5, "quota_phone_patients": 3})
+    assert _count(platform, "bookings") == 5
+    _assert_clean(platform)
+
+
+class _Boom(Exception):
+    pass
+
+
+def test_an_exception_between_the_two_messages_leaves_nothing_open_or_written(
+        pg_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    platform = pg_world.platform
+    account, (pid,), _ = pg_world.patient_account("race-boom")
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise _Boom
+
+    with monkeypatch.context() as patch:
+        patch.setattr(shared_list, "consult", boom)
+        for _ in range(3):
+            with pytest.raises(_Boom):
+                _book(platform, account, pid, pg_world.session_ids[0])
+    _assert_clean(platform)
+    # A failing second message: its error ends the transaction, nothing half-written.
+    real = BookingRepository.hold_and_commit
+
+    def failing(self: Any, booking_: Any, **kwargs: Any) -> Any:
+        booking_.account_id = -1  # no such account: the booking's insert is refused
+        return real(self, booking_, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BookingRepository, "hold_and_commit", failing)
+        with pytest.raises(Exception):  # noqa: B017 - whatever the storage layer raises
+            _book(platform, account, pid, pg_world.session_ids[0])
+    assert _count(platform, "bookings") == 0
+    with platform.engine.connect() as conn:
+        assert conn.execute(sa.text(
+            "SELECT count(*) FROM slots WHERE taken")).scalar_one() == 0
+        assert conn.execute(sa.text(
+            "SELECT count(*) FROM events WHERE kind = 'booking.created'")).scalar_one() == 0
+    _assert_clean(platform)
+    # And the pool's connections still serve an ordinary unit of work atomically.
+    assert _book(platform, account, pid, pg_world.session_ids[0]).slot_number == 1
+    _assert_clean(platform)
+
+
+def test_a_refused_fast_booking_leaves_nothing_open(pg_world: World) -> None:
+    platform = pg_world.platform
+    account, (pid,), _ = pg_world.patient_account("race-refused")
+    _book(platform, account, pid, pg_world.session_ids[0])
+    for _ in range(3):
+        with pytest.raises(FairslotError) as refused:
+            _book(platform, account, pid, pg_world.session_ids[0])
+        assert refused.value.code == "already_booked"
+    _assert_clean(platform)
+
+
+HOSTILE = ("x'); DROP TABLE bookings; --", "'; COMMIT; DELETE FROM events; --",
+           "\\'; SELECT pg_sleep(5); --", "$fn$ $$ %s %(x)s {0} \u0000".replace("\u0000", ""),
+           "\u5f20\u4e09'\"\\\n\t")
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_hostile_strings_in_the_event_fields_are_stored_as_data(
+        pg_world: World, hostile: str) -> None:
+    platform = pg_world.platform
+    account, (pid,), _ = pg_world.patient_account("race-hostile")
+    ctx = RequestContext(ip=hostile[:45], device_id=hostile, held_for_review=())
+    view = _book(platform, account, pid, pg_world.session_ids[0], ctx)
+    with platform.engine.connect() as conn:
+        row = conn.execute(sa.text(
+            "SELECT ip, device_id FROM events WHERE booking_id = :id"),
+            {"id": view.booking.id}).one()
+    assert row == (hostile[:45], hostile)
+    assert _count(platform, "bookings") == 1
+    _assert_clean(platform)
