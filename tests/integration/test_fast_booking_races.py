@@ -47,9 +47,12 @@ def _assert_clean(platform: Any) -> None:
             "SELECT state FROM pg_stat_activity WHERE datname = current_database()"
             " AND pid <> :me AND backend_type = 'client backend'"), {"me": me}).scalars().all()
         advisory = conn.execute(sa.text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar_one()
+            "SELECT l.pid, l.objid, l.granted, a.state, a.query FROM pg_locks l"
+            " LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())")).all()
     assert all(s == "idle" for s in states), states
-    assert advisory == 0
+    assert advisory == [], advisory
     pool = platform.engine.pool
     raws = [platform.engine.raw_connection() for _ in range(pool.checkedin())]
     try:
@@ -177,4 +180,50 @@ def test_hostile_strings_in_the_event_fields_are_stored_as_data(
             {"id": view.booking.id}).one()
     assert row == (hostile[:45], hostile)
     assert _count(platform, "bookings") == 1
+    _assert_clean(platform)
+
+
+def test_a_booking_cancelled_on_the_server_while_it_waits_for_a_lock_leaves_nothing_open(
+        pg_world: World) -> None:
+    """A statement cancelled mid-message (as a server-side cancel or a timeout ends it):
+    the first message's BEGIN had opened a transaction, which the unit of work rolls
+    back."""
+    import threading
+    import time
+
+    from fairslot.storage.locks import lock_keys
+    from fairslot.services import rules
+
+    platform = pg_world.platform
+    account, (pid,), _ = pg_world.patient_account("race-cancel")
+    [key] = lock_keys(rules.lock_names(pid, None))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _book(platform, account, pid, pg_world.session_ids[0])
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            errors.append(exc)
+
+    with platform.engine.connect() as holder:
+        holder.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        thread = threading.Thread(target=run)
+        thread.start()
+        waiting: list[int] = []
+        for _ in range(100):
+            waiting = holder.execute(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()")).scalars().all()
+            if waiting:
+                break
+            time.sleep(0.05)
+        assert len(waiting) == 1
+        holder.execute(sa.text("SELECT pg_cancel_backend(:p)"), {"p": waiting[0]})
+        thread.join(30)
+        holder.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        holder.commit()
+    assert len(errors) == 1 and not isinstance(errors[0], AssertionError), errors
+    assert _count(platform, "bookings") == 0
+    _assert_clean(platform)
+    assert _book(platform, account, pid, pg_world.session_ids[0]).slot_number == 1
     _assert_clean(platform)
