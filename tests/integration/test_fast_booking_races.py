@@ -191,8 +191,8 @@ def test_a_booking_cancelled_on_the_server_while_it_waits_for_a_lock_leaves_noth
     import threading
     import time
 
-    from fairslot.storage.locks import lock_keys
     from fairslot.services import rules
+    from fairslot.storage.locks import lock_keys
 
     platform = pg_world.platform
     account, (pid,), _ = pg_world.patient_account("race-cancel")
@@ -202,7 +202,7 @@ def test_a_booking_cancelled_on_the_server_while_it_waits_for_a_lock_leaves_noth
     def run() -> None:
         try:
             _book(platform, account, pid, pg_world.session_ids[0])
-        except BaseException as exc:  # noqa: BLE001 - the test reads it
+        except BaseException as exc:
             errors.append(exc)
 
     with platform.engine.connect() as holder:
@@ -226,4 +226,17 @@ def test_a_booking_cancelled_on_the_server_while_it_waits_for_a_lock_leaves_noth
     assert _count(platform, "bookings") == 0
     _assert_clean(platform)
     assert _book(platform, account, pid, pg_world.session_ids[0]).slot_number == 1
+    _assert_clean(platform)
+
+
+def test_a_nul_in_an_event_field_is_refused_before_anything_is_written(
+        pg_world: World) -> None:
+    """PostgreSQL's text holds no NUL: the second message is refused while the client
+    composes it, after the first opened the transaction; nothing stays open or written."""
+    platform = pg_world.platform
+    account, (pid,), _ = pg_world.patient_account("race-nul")
+    ctx = RequestContext(ip="203.0.113.81", device_id="dev\x00'; DELETE FROM events; --")
+    with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
+        _book(platform, account, pid, pg_world.session_ids[0], ctx)
+    assert _count(platform, "bookings") == 0
     _assert_clean(platform)
