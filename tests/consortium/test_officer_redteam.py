@@ -88,3 +88,22 @@ def test_a_malformed_number_is_a_clear_refusal_that_writes_nothing(
         assert 400 <= r.status_code < 500, (action, data, r.status_code)
         assert "13800138000" not in r.text
     assert _written(pair, hb.platform) == (0, 0)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(("subject", "value"), [
+    ("identity", "abc"), ("identity", "110101199003074478"), ("identity", "\x00"),
+    ("device", "dev\x00ice"), ("phone", "138\x000013\x008000")])
+def test_an_identifier_that_can_never_match_is_refused_and_nothing_is_published(
+        pair: Pair, hb: World, subject: str, value: str) -> None:
+    """An ID number that is no valid resident ID (every patient's is one) or a value with a
+    control character would be published as an entry that never names anyone."""
+    client = TestClient(create_app(hb.platform), headers=HTML, raise_server_exceptions=False)
+    client.cookies.set("fs_session", hb.token(Role.INVESTIGATOR))
+    token = fields(client.get("/consortium").text, "/consortium/entries")["csrf"]
+    r = client.post("/consortium/entries", data={
+        **FORMS["/consortium/entries"], "subject": subject, "identifier": value,
+        "csrf": token}, follow_redirects=False)
+    assert r.status_code == 422, r.status_code
+    assert _written(pair, hb.platform) == (0, 0)
+    assert value not in r.text
