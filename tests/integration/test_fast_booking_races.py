@@ -263,3 +263,34 @@ def test_a_nul_in_an_event_field_is_refused_before_anything_is_written(
         _book(platform, account, pid, pg_world.session_ids[0], ctx)
     assert _count(platform, "bookings") == 0
     _assert_clean(platform)
+
+
+def test_through_the_api_a_booking_and_its_refusals_leave_every_connection_clean(
+        pg_world: World) -> None:
+    """``POST /bookings`` itself: booked, refused in the same session, refused for a full
+    session; each answer a problem with its code, and the pool clean after each."""
+    from fastapi.testclient import TestClient
+
+    from fairslot.web.app import create_app
+    from tests.conftest import api_book
+
+    platform = pg_world.platform
+    client = TestClient(create_app(platform))
+    clock = platform.clock
+    _, (pid,), token = pg_world.patient_account("api-race")
+    sid = pg_world.session_ids[0]
+    assert api_book(client, token, sid, pid, clock).status_code == 201
+    _assert_clean(platform)
+    r = api_book(client, token, sid, pid, clock)
+    assert r.status_code == 409 and r.json()["code"] == "already_booked"
+    _assert_clean(platform)
+    for n in range(2):
+        other, ids, _ = pg_world.patient_account(f"api-filler{n}", patients=5)
+        for other_pid in ids:
+            if n or other_pid != ids[0]:  # the session holds ten: api-race has one
+                _book(platform, other, other_pid, sid)
+    _, (late,), late_token = pg_world.patient_account("api-late")
+    r = api_book(client, late_token, sid, late, clock)
+    assert r.status_code == 409 and r.json()["code"] == "slot_unavailable"
+    assert r.headers["content-type"].startswith("application/problem+json")
+    _assert_clean(platform)
