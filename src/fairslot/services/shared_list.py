@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import pathlib
+import unicodedata
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +33,7 @@ from fairslot.consortium.store import Appeal, NewEntry, OwnEntry, Review
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.credit import Suspended
 from fairslot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from fairslot.domain.identity import normalize_id_number
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
@@ -370,6 +372,19 @@ def _shared_payer(deps: Deps, subject: SubjectType, value: str) -> str:
     return payer_key(deps.payments, value)
 
 
+def _identifier(subject: SubjectType, value: str) -> str:
+    """A typed identifier that can name someone: no control character, and an ID number a
+    valid resident ID (every patient's is one; any other would never match). Never echoed
+    in the refusal."""
+    text = value.strip()
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise InvalidInput(f"the {subject.value} holds a control character",
+                           code="consortium_bad_identifier")
+    if subject is SubjectType.IDENTITY:
+        return normalize_id_number(text)
+    return text
+
+
 def publish(uow: UnitOfWork, deps: Deps, by: Officer, *, kind: EntryKind,
             role: RingRole | None, severity: int, days: int, source: str,
             identifiers: Sequence[tuple[SubjectType, str]] = (),
@@ -384,7 +399,7 @@ def publish(uow: UnitOfWork, deps: Deps, by: Officer, *, kind: EntryKind,
         raise InvalidInput("a role goes with a ring member's entry only",
                            code="consortium_bad_role")
     lifetime, evidence = _lifetime(days), _evidence(source)
-    values = [(s, v.strip()) for s, v in identifiers if v and v.strip()]
+    values = [(s, _identifier(s, v)) for s, v in identifiers if v and v.strip()]
     if patient_id is not None:
         patient = uow.patients.get(patient_id)
         if patient is None:

@@ -187,6 +187,8 @@ ERROR_TEXTS = {
     "consortium_bad_choice": N_("Please choose from the list."),
     "consortium_bad_number": N_("Please give a whole number."),
     "consortium_no_identifier": N_("Name an identifier or one of this hospital's patients."),
+    "consortium_bad_identifier": N_("The identifier holds a control character; please type "
+                                    "it again."),
     "consortium_no_reason": N_("Please give the reasons."),
     "consortium_no_job": N_("Choose a finished investigation."),
     "consortium_no_ring": N_("Name the rings the investigator confirmed (e.g. R3)."),

@@ -122,9 +122,12 @@ def _choice(enum: Any, value: str, what: str) -> Any:
 
 
 def _int(value: str, what: str) -> int:
-    if not value.strip().isdigit():
+    # ASCII digits only ("²".isdigit() holds but int() refuses it) and within the
+    # database's integer (PostgreSQL refuses a larger patient number with an error).
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**31:
         raise InvalidInput(f"{what} is a whole number", code="consortium_bad_number")
-    return int(value)
+    return int(text)
 
 
 @router.post("/consortium/entries")
