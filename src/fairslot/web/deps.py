@@ -259,7 +259,9 @@ class GuardedScope:
     ``guarded_use``'s dependency gives, without FastAPI's dependency machinery (a generator
     dependency costs its exit stack, a shielded cancel scope and a second solving pass per
     request). On leaving: the guard's hold (``exclusive``) is given back, then the unit of
-    work ends."""
+    work ends. Unlike FastAPI's dependency exit, the release is not shielded from
+    cancellation; uvicorn cancels a request only when it shuts down, and a hold whose
+    release was cut short lapses after ``guard_exclusive_seconds``."""
 
     __slots__ = ("_exclusive", "_gate", "_group", "_need_token", "_request", "_uow")
 
