@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -119,10 +119,10 @@ class BookingRepository:
             return None, facts_rows
         dialect = self.db.get_bind().dialect
         values = dict(zip(_FAST_TARGET_COLUMNS, row, strict=True))
-        patient = Patient(**{f: _decoded(t.patients.c[f], values[f"p_{f}"], dialect)
-                             for f in _PATIENT_FIELDS})
-        session = Session(**{f: _decoded(t.sessions.c[f], values[f"s_{f}"], dialect)
-                             for f in _SESSION_FIELDS})
+        patient = Patient(**{f: values[k] if decode is None else decode(values[k], dialect)
+                             for f, k, decode in _PATIENT_DECODERS})
+        session = Session(**{f: values[k] if decode is None else decode(values[k], dialect)
+                             for f, k, decode in _SESSION_DECODERS})
         return BookingTarget(patient, session, int(values["department_id"])), facts_rows
 
     def hold_and_commit(self, booking: Booking, *, leftovers_only: bool,
@@ -386,11 +386,21 @@ _FAST_HOLD = (
     " %s::jsonb)")
 
 
-def _decoded(column: sa.Column[Any], value: Any, dialect: sa.Dialect) -> Any:
-    kind = column.type
-    if isinstance(kind, sa.types.TypeDecorator):
-        return kind.process_result_value(value, dialect)
-    return value
+def _decoders(table: sa.Table, fields: tuple[str, ...], prefix: str
+              ) -> tuple[tuple[str, str, Callable[[Any, sa.Dialect], Any] | None], ...]:
+    """For each field: its name, its column's label in the fast look-up's row and the
+    column type's result processing (None: the value as the driver gives it), found once
+    rather than per booking."""
+    found = []
+    for f in fields:
+        kind = table.c[f].type
+        decode = kind.process_result_value if isinstance(kind, sa.types.TypeDecorator) else None
+        found.append((f, prefix + f, decode))
+    return tuple(found)
+
+
+_PATIENT_DECODERS = _decoders(t.patients, _PATIENT_FIELDS, "p_")
+_SESSION_DECODERS = _decoders(t.sessions, _SESSION_FIELDS, "s_")
 
 
 @contextlib.contextmanager

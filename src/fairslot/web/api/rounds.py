@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from fairslot.domain.accounts import Role
@@ -15,11 +15,10 @@ from fairslot.services import notifications, release
 from fairslot.web.deps import (
     CallerDep,
     DepsDep,
-    GuardedUse,
+    GuardedScope,
     UowDep,
     action_token,
     context,
-    guarded_use,
     screen,
 )
 from fairslot.web.problems import PROBLEM_RESPONSES
@@ -186,32 +185,32 @@ def entry_screen(round_id: IdPath, request: Request, caller: CallerDep, uow: Uow
                        action_token=action_token(request, account, ENTER_ACTION, round_id))
 
 
-EntryUse = Annotated[GuardedUse, Depends(guarded_use(RouteGroup.ENTERING,
-                                                    need_token=ENTER_ACTION))]
-
-
 @router.post("/rounds/{round_id}/entries", status_code=201, tags=["rounds"])
-async def enter(round_id: IdPath, body: EntryIn, use: EntryUse,
+async def enter(round_id: IdPath, body: EntryIn, request: Request,
                 idempotency_key: Annotated[str | None, Header(
                     max_length=80, pattern=r"^[A-Za-z0-9_.:\-]+$")] = None) -> EntryOut:
     """Enter the round (or change your entry) with up to three sessions, best first, with
     the entry screen's action token. A retry with the same ``Idempotency-Key`` returns the
     entry the first request made (and needs no new token), so a lost answer is harmless."""
-    done = None
-    if idempotency_key:
-        key = idempotency_key
-        done = await use.run(lambda: release.entry_by_key(use.uow, use.deps, use.claimed, key))
-    await use.check(patient_id=str(body.patient_id), target=str(round_id),
-                    spend_token=done is None)
-    if done is not None:
-        return EntryOut.of(done)
+    # The request's scope opened here rather than as a dependency (a hot path at a
+    # round's peak; see ``GuardedScope``).
+    async with GuardedScope(request, RouteGroup.ENTERING, need_token=ENTER_ACTION) as use:
+        done = None
+        if idempotency_key:
+            key = idempotency_key
+            done = await use.run(
+                lambda: release.entry_by_key(use.uow, use.deps, use.claimed, key))
+        await use.check(patient_id=str(body.patient_id), target=str(round_id),
+                        spend_token=done is None)
+        if done is None:
 
-    def use_case() -> release.EntryView:
-        return release.enter(use.uow, use.deps, use.account(Role.PATIENT), round_id,
-                             body.patient_id, body.choices, use.context(),
-                             idempotency_key=idempotency_key)
+            def use_case() -> release.EntryView:
+                return release.enter(use.uow, use.deps, use.account(Role.PATIENT), round_id,
+                                     body.patient_id, body.choices, use.context(),
+                                     idempotency_key=idempotency_key)
 
-    return EntryOut.of(await use.run(use_case))
+            done = await use.run(use_case)
+    return EntryOut.of(done)
 
 
 @router.delete("/entries/{entry_id}", tags=["rounds"])
