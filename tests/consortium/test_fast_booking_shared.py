@@ -19,11 +19,12 @@ from tests.consortium.test_enforcement import listed
 from tests.integration.test_fast_booking_races import _assert_clean, _book, _count
 from tests.integration.test_quotas_parallel import _race
 
+pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+"""The fast path exists on PostgreSQL only."""
+
 
 @pytest.fixture
 def hb(pair: Pair, platform: Platform) -> World:
-    if platform.dialect != "postgresql":
-        pytest.skip("the fast path exists on PostgreSQL only")
     return build_world(dataclasses.replace(platform, consortium=pair.b))
 
 

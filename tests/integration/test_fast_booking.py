@@ -22,6 +22,9 @@ from fairslot.storage.repositories.quotas import facts_of
 from tests.conftest import PASSWORD
 from tests.integration.test_release import _draw_world
 
+POSTGRES_ONLY = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+"""The functions and the fast path exist on PostgreSQL only."""
+
 CTX = RequestContext(ip="203.0.113.70", device_id="dev-fast")
 
 
@@ -29,10 +32,9 @@ def _sorted(facts: Any) -> dict[str, Any]:
     return {k: sorted(v) if isinstance(v, list) else v for k, v in vars(facts).items()}
 
 
+@POSTGRES_ONLY
 def test_the_functions_read_the_same_quota_facts_as_the_statements(platform: Any,
                                                                    clock: FixedClock) -> None:
-    if platform.dialect != "postgresql":
-        pytest.skip("the functions exist on PostgreSQL only")
     dw = _draw_world(platform, clock, people=4)
     world = dw.world
     phone = make_phone(random.Random(3))
@@ -78,10 +80,9 @@ def test_the_functions_read_the_same_quota_facts_as_the_statements(platform: Any
     assert seen == set(vars(expected)), set(vars(expected)) - seen
 
 
+@POSTGRES_ONLY
 def test_a_booking_made_on_the_fast_path_holds_its_slot_event_and_quota(
         platform: Any, clock: FixedClock) -> None:
-    if platform.dialect != "postgresql":
-        pytest.skip("the functions exist on PostgreSQL only")
     dw = _draw_world(platform, clock, people=1)
     world = dw.world
     family, (pid,), _ = world.patient_account("fast-one")

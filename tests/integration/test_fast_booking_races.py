@@ -24,14 +24,10 @@ from fairslot.storage.repositories.bookings import BookingRepository
 from tests.conftest import World, build_world, make_settings
 from tests.integration.test_quotas_parallel import _race
 
+pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+"""The fast path exists on PostgreSQL only."""
+
 CTX = RequestContext(ip="203.0.113.80", device_id="dev-race")
-
-
-@pytest.fixture
-def pg_world(world: World) -> World:
-    if world.platform.dialect != "postgresql":
-        pytest.skip("the fast path exists on PostgreSQL only")
-    return world
 
 
 def _book(platform: Any, account: Any, pid: int, session_id: int,
@@ -74,8 +70,8 @@ def _count(platform: Any, table: str) -> int:
 
 
 def test_parallel_fast_bookings_of_one_patient_stop_at_the_active_quota(
-        pg_world: World) -> None:
-    world = pg_world
+        world: World) -> None:
+    world = world
     platform = world.platform
     today = platform.clock.now().astimezone(platform.settings.zone).date()
     more = platform.run(catalog.schedule_sessions, world.doctor_id,
@@ -90,10 +86,10 @@ def test_parallel_fast_bookings_of_one_patient_stop_at_the_active_quota(
 
 
 def test_parallel_fast_bookings_of_one_patient_in_one_session_give_one(
-        pg_world: World) -> None:
-    platform = pg_world.platform
-    account, (pid,), _ = pg_world.patient_account("race-session")
-    outcomes = _race([(lambda: _book(platform, account, pid, pg_world.session_ids[0]))
+        world: World) -> None:
+    platform = world.platform
+    account, (pid,), _ = world.patient_account("race-session")
+    outcomes = _race([(lambda: _book(platform, account, pid, world.session_ids[0]))
                       for _ in range(6)])
     assert outcomes == Counter({"ok": 1, "already_booked": 5})
     assert _count(platform, "bookings") == 1
@@ -101,13 +97,13 @@ def test_parallel_fast_bookings_of_one_patient_in_one_session_give_one(
 
 
 def test_parallel_fast_bookings_from_two_accounts_on_one_phone_stop_at_the_phone_quota(
-        pg_world: World) -> None:
-    platform = pg_world.platform
+        world: World) -> None:
+    platform = world.platform
     phone = make_phone(random.Random("race-phone"))
     calls = []
     for name in ("race-phone-a", "race-phone-b"):
-        account, pids, _ = pg_world.patient_account(name, patients=4, phone=phone)
-        calls += [(lambda a=account, p=p: _book(platform, a, p, pg_world.session_ids[0]))
+        account, pids, _ = world.patient_account(name, patients=4, phone=phone)
+        calls += [(lambda a=account, p=p: _book(platform, a, p, world.session_ids[0]))
                   for p in pids]
     outcomes = _race(calls)
     assert outcomes == Counter({"ok": 5, "quota_phone_patients": 3})
@@ -119,8 +115,6 @@ def test_parallel_fast_bookings_of_one_account_stop_at_the_account_quota(
         engine: sa.Engine, clock: Any) -> None:
     """The account's patients-served quota, lowered to two so that one account's five
     patients can pass it: four of them booked at once give two bookings."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("the fast path exists on PostgreSQL only")
     platform = bootstrap(make_settings(database_url=str(engine.url),
                                        quota_patients_per_account=2),
                          clock=clock, engine=engine)
@@ -138,9 +132,9 @@ class _Boom(Exception):
 
 
 def test_an_exception_between_the_two_messages_leaves_nothing_open_or_written(
-        pg_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    platform = pg_world.platform
-    account, (pid,), _ = pg_world.patient_account("race-boom")
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    platform = world.platform
+    account, (pid,), _ = world.patient_account("race-boom")
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise _Boom
@@ -149,7 +143,7 @@ def test_an_exception_between_the_two_messages_leaves_nothing_open_or_written(
         patch.setattr(shared_list, "consult", boom)
         for _ in range(3):
             with pytest.raises(_Boom):
-                _book(platform, account, pid, pg_world.session_ids[0])
+                _book(platform, account, pid, world.session_ids[0])
     _assert_clean(platform)
     # A failing second message: its error ends the transaction, nothing half-written.
     real = BookingRepository.hold_and_commit
@@ -161,7 +155,7 @@ def test_an_exception_between_the_two_messages_leaves_nothing_open_or_written(
     with monkeypatch.context() as patch:
         patch.setattr(BookingRepository, "hold_and_commit", failing)
         with pytest.raises(Exception):  # noqa: B017 - whatever the storage layer raises
-            _book(platform, account, pid, pg_world.session_ids[0])
+            _book(platform, account, pid, world.session_ids[0])
     assert _count(platform, "bookings") == 0
     with platform.engine.connect() as conn:
         assert conn.execute(sa.text(
@@ -170,17 +164,17 @@ def test_an_exception_between_the_two_messages_leaves_nothing_open_or_written(
             "SELECT count(*) FROM events WHERE kind = 'booking.created'")).scalar_one() == 0
     _assert_clean(platform)
     # And the pool's connections still serve an ordinary unit of work atomically.
-    assert _book(platform, account, pid, pg_world.session_ids[0]).slot_number == 1
+    assert _book(platform, account, pid, world.session_ids[0]).slot_number == 1
     _assert_clean(platform)
 
 
-def test_a_refused_fast_booking_leaves_nothing_open(pg_world: World) -> None:
-    platform = pg_world.platform
-    account, (pid,), _ = pg_world.patient_account("race-refused")
-    _book(platform, account, pid, pg_world.session_ids[0])
+def test_a_refused_fast_booking_leaves_nothing_open(world: World) -> None:
+    platform = world.platform
+    account, (pid,), _ = world.patient_account("race-refused")
+    _book(platform, account, pid, world.session_ids[0])
     for _ in range(3):
         with pytest.raises(FairslotError) as refused:
-            _book(platform, account, pid, pg_world.session_ids[0])
+            _book(platform, account, pid, world.session_ids[0])
         assert refused.value.code == "already_booked"
     _assert_clean(platform)
 
@@ -192,11 +186,11 @@ HOSTILE = ("x'); DROP TABLE bookings; --", "'; COMMIT; DELETE FROM events; --",
 
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_hostile_strings_in_the_event_fields_are_stored_as_data(
-        pg_world: World, hostile: str) -> None:
-    platform = pg_world.platform
-    account, (pid,), _ = pg_world.patient_account("race-hostile")
+        world: World, hostile: str) -> None:
+    platform = world.platform
+    account, (pid,), _ = world.patient_account("race-hostile")
     ctx = RequestContext(ip=hostile[:45], device_id=hostile, held_for_review=())
-    view = _book(platform, account, pid, pg_world.session_ids[0], ctx)
+    view = _book(platform, account, pid, world.session_ids[0], ctx)
     with platform.engine.connect() as conn:
         row = conn.execute(sa.text(
             "SELECT ip, device_id FROM events WHERE booking_id = :id"),
@@ -207,7 +201,7 @@ def test_hostile_strings_in_the_event_fields_are_stored_as_data(
 
 
 def test_a_booking_cancelled_on_the_server_while_it_waits_for_a_lock_leaves_nothing_open(
-        pg_world: World) -> None:
+        world: World) -> None:
     """A statement cancelled mid-message (as a server-side cancel or a timeout ends it):
     the first message's BEGIN had opened a transaction, which the unit of work rolls
     back."""
@@ -217,14 +211,14 @@ def test_a_booking_cancelled_on_the_server_while_it_waits_for_a_lock_leaves_noth
     from fairslot.services import rules
     from fairslot.storage.locks import lock_keys
 
-    platform = pg_world.platform
-    account, (pid,), _ = pg_world.patient_account("race-cancel")
+    platform = world.platform
+    account, (pid,), _ = world.patient_account("race-cancel")
     [key] = lock_keys(rules.lock_names(pid, None))
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            _book(platform, account, pid, pg_world.session_ids[0])
+            _book(platform, account, pid, world.session_ids[0])
         except BaseException as exc:
             errors.append(exc)
 
@@ -248,25 +242,25 @@ def test_a_booking_cancelled_on_the_server_while_it_waits_for_a_lock_leaves_noth
     assert len(errors) == 1 and not isinstance(errors[0], AssertionError), errors
     assert _count(platform, "bookings") == 0
     _assert_clean(platform)
-    assert _book(platform, account, pid, pg_world.session_ids[0]).slot_number == 1
+    assert _book(platform, account, pid, world.session_ids[0]).slot_number == 1
     _assert_clean(platform)
 
 
 def test_a_nul_in_an_event_field_is_refused_before_anything_is_written(
-        pg_world: World) -> None:
+        world: World) -> None:
     """PostgreSQL's text holds no NUL: the second message is refused while the client
     composes it, after the first opened the transaction; nothing stays open or written."""
-    platform = pg_world.platform
-    account, (pid,), _ = pg_world.patient_account("race-nul")
+    platform = world.platform
+    account, (pid,), _ = world.patient_account("race-nul")
     ctx = RequestContext(ip="203.0.113.81", device_id="dev\x00'; DELETE FROM events; --")
     with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
-        _book(platform, account, pid, pg_world.session_ids[0], ctx)
+        _book(platform, account, pid, world.session_ids[0], ctx)
     assert _count(platform, "bookings") == 0
     _assert_clean(platform)
 
 
 def test_through_the_api_a_booking_and_its_refusals_leave_every_connection_clean(
-        pg_world: World) -> None:
+        world: World) -> None:
     """``POST /bookings`` itself: booked, refused in the same session, refused for a full
     session; each answer a problem with its code, and the pool clean after each."""
     from fastapi.testclient import TestClient
@@ -274,22 +268,22 @@ def test_through_the_api_a_booking_and_its_refusals_leave_every_connection_clean
     from fairslot.web.app import create_app
     from tests.conftest import api_book
 
-    platform = pg_world.platform
+    platform = world.platform
     client = TestClient(create_app(platform))
     clock = platform.clock
-    _, (pid,), token = pg_world.patient_account("api-race")
-    sid = pg_world.session_ids[0]
+    _, (pid,), token = world.patient_account("api-race")
+    sid = world.session_ids[0]
     assert api_book(client, token, sid, pid, clock).status_code == 201
     _assert_clean(platform)
     r = api_book(client, token, sid, pid, clock)
     assert r.status_code == 409 and r.json()["code"] == "already_booked"
     _assert_clean(platform)
     for n in range(2):
-        other, ids, _ = pg_world.patient_account(f"api-filler{n}", patients=5)
+        other, ids, _ = world.patient_account(f"api-filler{n}", patients=5)
         for other_pid in ids:
             if n or other_pid != ids[0]:  # the session holds ten: api-race has one
                 _book(platform, other, other_pid, sid)
-    _, (late,), late_token = pg_world.patient_account("api-late")
+    _, (late,), late_token = world.patient_account("api-late")
     r = api_book(client, late_token, sid, late, clock)
     assert r.status_code == 409 and r.json()["code"] == "slot_unavailable"
     assert r.headers["content-type"].startswith("application/problem+json")
