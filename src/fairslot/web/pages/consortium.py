@@ -35,7 +35,7 @@ from fairslot.web.pages.common import (
     render,
 )
 from fairslot.web.pages.desk import REVIEW_POINTS
-from fairslot.web.pages.investigations import _jobs
+from fairslot.web.pages.investigations import investigation_jobs
 
 __all__ = ["router"]
 
@@ -82,7 +82,7 @@ def _page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
         patient = uow.patients.get(m.patient_id) if m.patient_id is not None else None
         matches.append({"m": m, "patient": patient, "at": local(deps, m.at),
                         "reviews": [view.reviews[e] for e in m.entries if e in view.reviews]})
-    jobs = [j for j in _jobs(request).all(account) if j.stage == "done"] \
+    jobs = [j for j in investigation_jobs(request).all(account) if j.stage == "done"] \
         if view.may_publish else []
     return render(request, "consortium.html", status=status, error=error, notice=notice,
                   view=view, now=now, matches=matches, jobs=jobs, form=form or {},
@@ -177,7 +177,7 @@ def publish_ring(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
     check_csrf(request, csrf)
     form = {"job": job, "rings": rings, "ring_days": days}
     try:
-        found = _jobs(request).get(account, job) if job else None
+        found = investigation_jobs(request).get(account, job) if job else None
         if found is None or found.stage != "done":
             raise InvalidInput("choose a finished investigation", code="consortium_no_job")
         shared_list.publish_ring(uow, deps, account, found.folder / "out",

@@ -32,7 +32,8 @@ _REPORT_HEADERS = {
 }
 
 
-def _jobs(request: Request) -> Jobs:
+def investigation_jobs(request: Request) -> Jobs:
+    """The investigation jobs of this application (made on first use)."""
     with _create:
         jobs: Jobs | None = getattr(request.app.state, "investigations", None)
         if jobs is None:
@@ -45,7 +46,7 @@ def _jobs(request: Request) -> Jobs:
 @router.get("/investigations")
 def investigations(request: Request, who: Viewer) -> Response:
     account = who.logged_in(Role.INVESTIGATOR)
-    return render(request, "investigations.html", jobs=_jobs(request).all(account))
+    return render(request, "investigations.html", jobs=investigation_jobs(request).all(account))
 
 
 @router.post("/investigations")
@@ -54,7 +55,7 @@ def start(request: Request, who: Viewer, deps: DepsDep,
           export: Annotated[UploadFile | None, File()] = None) -> Response:
     account = who.logged_in(Role.INVESTIGATOR)
     check_csrf(request, csrf)
-    jobs = _jobs(request)
+    jobs = investigation_jobs(request)
     try:
         if export is None or not export.filename:
             raise FairslotError("choose the export's .zip file", code="export_missing")
@@ -68,7 +69,7 @@ def start(request: Request, who: Viewer, deps: DepsDep,
 @router.get("/investigations/{job_id}")
 def job_page(job_id: str, request: Request, who: Viewer) -> Response:
     account = who.logged_in(Role.INVESTIGATOR)
-    job = _jobs(request).get(account, job_id)
+    job = investigation_jobs(request).get(account, job_id)
     return render(request, "investigation.html", job=job)
 
 
@@ -77,7 +78,7 @@ def output(job_id: str, name: str, request: Request, who: Viewer) -> Response:
     account = who.logged_in(Role.INVESTIGATOR)
     # The report in the language the investigator reads the pages in.
     lang = "en" if i18n.of_request(request).code == "en" else "zh-CN"
-    path = _jobs(request).get(account, job_id).output(name, lang)
+    path = investigation_jobs(request).get(account, job_id).output(name, lang)
     if name == "report.html":
         return FileResponse(path, media_type="text/html", headers=_REPORT_HEADERS)
     return FileResponse(path, media_type="text/csv", filename=name,
