@@ -155,3 +155,89 @@ def test_entries_count_as_active_bookings_so_a_draw_win_never_exceeds_the_quota(
         assert exc.code == "quota_active_bookings" and exc.extra["used"] == 4
     else:
         raise AssertionError("a fifth active booking was made beside a pending entry")
+
+
+def _move(platform: Any, account: Any, phone: str) -> Any:
+    """Move the account to ``phone`` as a person does: ask, then type back the code."""
+    platform.run(accounts.change_phone, account, phone)
+    return platform.run(accounts.verify_phone, account,
+                        last_code(platform, phone, account_id=account.id), CTX)
+
+
+def _mover_and_stayer(world: World, patients: int) -> tuple[Any, list[int], Any, list[int]]:
+    """Account A, which verified phone P1 by a code and moved on to P2 (within the quota
+    window), and account B, still on P1; each with ``patients`` patients."""
+    platform = world.platform
+    rng = random.Random("moved-phone")
+    p1, p2 = make_phone(rng), make_phone(rng)
+    a, a_pids, _ = world.patient_account("mover", patients=patients)
+    _move(platform, a, p1)
+    b, b_pids, _ = world.patient_account("stayer", patients=patients, phone=p1)
+    a = _move(platform, a, p2)
+    assert a.phone == p2
+    return a, a_pids, b, b_pids
+
+
+def test_an_account_that_moved_off_a_phone_is_held_to_that_phones_quota(
+        world: World) -> None:
+    """Its bookings still count toward the phone it left (the window has not passed), so
+    once that phone's quota is reached it may serve no new patient, whatever its new
+    phone has room for."""
+    platform = world.platform
+    a, a_pids, b, b_pids = _mover_and_stayer(world, patients=3)
+    session = world.session_ids[0]
+    for pid in b_pids:
+        platform.run(booking.book, b, pid, session, CTX)
+    for pid in a_pids[:2]:
+        platform.run(booking.book, a, pid, session, CTX)
+    # P1 has served five patients (B's three, A's two): its quota.
+    try:
+        platform.run(booking.book, a, a_pids[2], session, CTX)
+    except FairslotError as exc:
+        assert exc.code == "quota_phone_patients" and exc.extra["used"] == 5
+    else:
+        raise AssertionError("a sixth patient was served within the old phone's quota")
+    # A patient it served already is no new one: booking them again passes.
+    platform.run(booking.book, a, a_pids[0], world.session_ids[1], CTX)
+
+
+def test_parallel_bookings_from_a_moved_account_and_one_still_on_the_phone_stop_at_its_quota(
+        world: World) -> None:
+    platform = world.platform
+    a, a_pids, b, b_pids = _mover_and_stayer(world, patients=5)
+    calls = [(lambda a=a, p=p: platform.run(booking.book, a, p, world.session_ids[0], CTX))
+             for p in a_pids]
+    calls += [(lambda p=p: platform.run(booking.book, b, p, world.session_ids[0], CTX))
+              for p in b_pids]
+    outcomes = _race(calls)
+    assert outcomes == Counter({"ok": 5, "quota_phone_patients": 5})
+
+
+def test_parallel_draw_entries_from_a_moved_account_and_one_still_on_the_phone_stop_at_its_quota(
+        platform: Any, clock: Any) -> None:
+    dw = _draw_world(platform, clock, people=0)
+    a, a_pids, b, b_pids = _mover_and_stayer(dw.world, patients=5)
+    entrants = [(a, p) for p in a_pids] + [(b, p) for p in b_pids]
+    outcomes = _race([
+        (lambda a=a, p=p: platform.run(release.enter, a, dw.round_id, p, [dw.sessions[0]],
+                                       CTX)) for a, p in entrants])
+    assert outcomes == Counter({"ok": 5, "quota_phone_patients": 5})
+
+
+def test_parallel_moves_onto_one_phone_stop_at_the_accounts_per_phone_limit(
+        world: World) -> None:
+    """Two accounts moving onto a phone that backs one account already (the limit is two)
+    and typing their codes back at once: one of them gets it."""
+    platform = world.platform
+    phone = make_phone(random.Random("crowded-phone"))
+    world.patient_account("resident", patients=0, phone=phone)
+    movers = [world.patient_account(f"newcomer-{n}", patients=0)[0] for n in range(2)]
+    for account in movers:
+        platform.run(accounts.change_phone, account, phone)
+    outcomes = _race([
+        (lambda a=a: platform.run(accounts.verify_phone, a,
+                                  last_code(platform, phone, account_id=a.id), CTX))
+        for a in movers])
+    assert outcomes == Counter({"ok": 1, "quota_accounts_per_phone": 1})
+    with platform.uow() as uow:
+        assert uow.accounts.count_with_phone(phone, verified_only=True) == 2
