@@ -205,7 +205,8 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
 def book(uow: UnitOfWork, deps: Deps, account: Account, patient_id: int, session_id: int,
          ctx: RequestContext) -> BookingView:
     """Book a slot of the session for one of the account's patients, under the patient's,
-    account's and phone's locks so that parallel bookings cannot pass a quota together."""
+    account's and phones' locks (its current phone and those it verified within the quota
+    window) so that parallel bookings cannot pass a quota together."""
     accounts.require_verified_phone(account)
     names = rules.lock_names(uow, patient_id, account)
     facts: QuotaFacts | None = None
@@ -220,9 +221,11 @@ def book(uow: UnitOfWork, deps: Deps, account: Account, patient_id: int, session
             if not rules.unlocked_phones(uow, names, facts):
                 break
             # The account moved off a phone within the window: its bookings count there
-            # too, so this one must hold that phone's lock. Again, every lock in order (a
-            # round trip more, for such an account only).
+            # too, so this one must hold that phone's lock. Again, every lock in order (the
+            # ROLLBACK and the first message again: two round trips more, for such an
+            # account only; the BEGIN goes with the message, as in autocommit it did).
             uow.rollback()
+            uow.autocommit()
             names = rules.lock_names(uow, patient_id, account, facts.phones)
     else:
         target = uow.bookings.target(account.id or 0, patient_id, session_id,
