@@ -2,9 +2,9 @@
 account, phones or payer concerned (``UnitOfWork.lock``) before the facts are read, so two
 parallel requests can never both pass a quota only one of them may pass. An account's
 bookings count toward every phone it verified within the quota window, so a booking or an
-entry holds the lock of each and checks the quota of each (``unlocked_phones``). The rules are the
-pure ones of ``fairslot.domain.quotas`` and ``fairslot.domain.credit``; each refusal names
-its rule."""
+entry holds the lock of each and checks the quota of each (``unlocked_phones``). The rules
+are the pure ones of ``fairslot.domain.quotas`` and ``fairslot.domain.credit``; each
+refusal names its rule."""
 
 from __future__ import annotations
 
