@@ -12,12 +12,16 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from fastapi.testclient import TestClient
+
+from fairslot.clock import FixedClock
 from fairslot.domain.errors import FairslotError
 from fairslot.domain.residents import make_phone
 from fairslot.domain.schedule import Period
 from fairslot.services import accounts, booking, catalog, release
 from fairslot.services.context import RequestContext
-from tests.conftest import PASSWORD, World
+from fairslot.web.app import create_app
+from tests.conftest import PASSWORD, World, api_book
 from tests.identity.helpers import last_code, link_with_consent
 from tests.integration.test_release import _draw_world
 
@@ -190,13 +194,17 @@ def test_an_account_that_moved_off_a_phone_is_held_to_that_phones_quota(
         platform.run(booking.book, b, pid, session, CTX)
     for pid in a_pids[:2]:
         platform.run(booking.book, a, pid, session, CTX)
-    # P1 has served five patients (B's three, A's two): its quota.
-    try:
-        platform.run(booking.book, a, a_pids[2], session, CTX)
-    except FairslotError as exc:
-        assert exc.code == "quota_phone_patients" and exc.extra["used"] == 5
-    else:
-        raise AssertionError("a sixth patient was served within the old phone's quota")
+    # P1 has served five patients (B's three, A's two): its quota. A's new number has
+    # served two (A's own), yet A may not serve a third: P1 would serve six.
+    clock = platform.clock
+    assert isinstance(clock, FixedClock)
+    client = TestClient(create_app(platform))
+    token = platform.run(accounts.issue_token, a.id or 0)
+    refused = api_book(client, token, session, a_pids[2], clock)
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "quota_phone_patients"
+    assert refused.json()["used"] == 5
     # A patient it served already is no new one: booking them again passes.
     platform.run(booking.book, a, a_pids[0], world.session_ids[1], CTX)
 
