@@ -195,3 +195,34 @@ def test_a_charge_left_pending_by_a_crash_is_completed_by_the_scheduler(world: W
     with platform.uow() as uow:
         payment = uow.bookings.payment_of(view.booking.id or 0)
         assert payment is not None and payment.provider_ref is not None
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_booking_by_an_account_that_moved_phones_starts_again_once_holding_every_lock(
+        world: World, trips: _Trips | None) -> None:
+    """Its quota facts name the phone it moved off, whose lock the first message did not
+    take: it rolls back and sends the first message again with every lock (two round trips
+    more than an account on one phone, for such an account only)."""
+    from tests.integration.test_quotas_parallel import _mover_and_stayer
+
+    assert trips is not None
+    mover, (pid,), _, _ = _mover_and_stayer(world, patients=1)
+    trips.on = True
+    with world.platform.uow() as uow:
+        uow.autocommit()
+        booking.book(uow, world.platform.deps, mover, pid, world.session_ids[0], CTX)
+    trips.on = False
+    queries = trips.queries()
+    assert trips.round_trips() == 4, queries
+    assert len(queries) == 4, queries
+    first, rollback, again, hold = queries
+    assert first.startswith("BEGIN; SELECT") and again.startswith("BEGIN; SELECT")
+    assert rollback == "ROLLBACK"
+    assert "fairslot_hold_booking(" in hold and hold.endswith("; COMMIT")
+
+    def locks(query: str) -> int:
+        keys = query.split("fairslot_booking_target(", 1)[1].split("::bigint[]", 1)[0]
+        return keys.count(",") + 1
+
+    # The patient, the account and its phone; then the phone it moved off as well.
+    assert (locks(first), locks(again)) == (3, 4), (first, again)

@@ -20,6 +20,7 @@ from fairslot.services import accounts, booking, release, rules
 from fairslot.services.context import RequestContext
 from fairslot.storage.repositories.quotas import facts_of
 from tests.conftest import PASSWORD
+from tests.integration.test_quotas_parallel import _move
 from tests.integration.test_release import _draw_world
 
 POSTGRES_ONLY = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -51,6 +52,11 @@ def test_the_functions_read_the_same_quota_facts_as_the_statements(platform: Any
             platform.run(booking.book, family, pids[2], world.session_ids[1], CTX),
             platform.run(booking.book, other, other_pid, world.session_ids[0], CTX)]
     platform.run(release.enter, family, dw.round_id, pids[0], dw.sessions, CTX)
+    # The family moves to a second phone and on to a third, within the quota window: its
+    # facts name both, each with the patients it served.
+    rng = random.Random(4)
+    for number in (make_phone(rng), make_phone(rng)):
+        family = _move(platform, family, number)
     # Past states, written as the jobs and the desk would leave them.
     ids = [v.booking.id for v in made]
     now = clock.now()
@@ -64,6 +70,7 @@ def test_the_functions_read_the_same_quota_facts_as_the_statements(platform: Any
                 f"{k} = :{k}" for k in values) + " WHERE id = :id"), {**values, "id": booking_id})
     clock.advance(60)
     seen: set[str] = set()
+    phones = 0
     for pid in (*pids, other_pid):
         for session_id in (world.session_ids[0], None):
             for account in (family, other, None):
@@ -76,8 +83,10 @@ def test_the_functions_read_the_same_quota_facts_as_the_statements(platform: Any
                         world.session_ids[0], query)
                     assert _sorted(facts_of(rows)) == _sorted(expected), (pid, account)
                     seen |= {k for k, v in vars(expected).items() if v}
+                    phones = max(phones, len(expected.phones))
     # Every kind of fact was there to compare.
     assert seen == set(vars(expected)), set(vars(expected)) - seen
+    assert phones == 2
 
 
 @POSTGRES_ONLY

@@ -22,7 +22,7 @@ from fairslot.services import booking, catalog, shared_list
 from fairslot.services.context import RequestContext
 from fairslot.storage.repositories.bookings import BookingRepository
 from tests.conftest import World, build_world, make_settings
-from tests.integration.test_quotas_parallel import _race
+from tests.integration.test_quotas_parallel import _mover_and_stayer, _race
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 """The fast path exists on PostgreSQL only."""
@@ -107,6 +107,22 @@ def test_parallel_fast_bookings_from_two_accounts_on_one_phone_stop_at_the_phone
                   for p in pids]
     outcomes = _race(calls)
     assert outcomes == Counter({"ok": 5, "quota_phone_patients": 3})
+    assert _count(platform, "bookings") == 5
+    _assert_clean(platform)
+
+
+def test_parallel_fast_bookings_from_a_moved_account_and_one_on_its_old_phone_stop_at_its_quota(
+        world: World) -> None:
+    """Account A verified phone P1 and moved to P2; B is still on P1. A's bookings count
+    toward P1 too, so each takes P1's lock (starting again, all locks in order, once its
+    facts name P1): their bookings at once stop at P1's quota, and the start again leaves
+    nothing open."""
+    platform = world.platform
+    a, a_pids, b, b_pids = _mover_and_stayer(world, patients=5)
+    calls = [(lambda a=a, p=p: _book(platform, a, p, world.session_ids[0])) for p in a_pids]
+    calls += [(lambda p=p: _book(platform, b, p, world.session_ids[0])) for p in b_pids]
+    outcomes = _race(calls)
+    assert outcomes == Counter({"ok": 5, "quota_phone_patients": 5})
     assert _count(platform, "bookings") == 5
     _assert_clean(platform)
 
@@ -213,7 +229,8 @@ def test_a_booking_cancelled_on_the_server_while_it_waits_for_a_lock_leaves_noth
 
     platform = world.platform
     account, (pid,), _ = world.patient_account("race-cancel")
-    [key] = lock_keys(rules.lock_names(pid, None))
+    with platform.uow() as uow:
+        [key] = lock_keys(rules.lock_names(uow, pid, None))
     errors: list[BaseException] = []
 
     def run() -> None:

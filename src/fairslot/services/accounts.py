@@ -29,7 +29,7 @@ from fairslot.domain.errors import (
 )
 from fairslot.domain.identity import Identity, mask_name, mask_phone, normalize_phone
 from fairslot.domain.messages import language_of
-from fairslot.services import messaging, outbox, realname, shared_list, verification
+from fairslot.services import messaging, outbox, realname, rules, shared_list, verification
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.storage.uow import UnitOfWork
@@ -118,7 +118,7 @@ def register(uow: UnitOfWork, deps: Deps, username: str, password: str, phone: s
     check_password_strength(deps, password, name, phone_e164)
     now = deps.clock.now()
     password_hash = deps.hasher.hash(password)  # slow on purpose: before any lock is held
-    uow.lock(("phone", phone_e164))
+    uow.lock(rules.phone_lock(uow, phone_e164))
     if uow.accounts.by_username(name) is not None:
         raise Conflict("that username is taken", code="username_taken")
     # Only verified accounts count: nobody can use up a stranger's number by typing it
@@ -188,7 +188,7 @@ def change_phone(uow: UnitOfWork, deps: Deps, account: Account,
     phone_e164 = normalize_phone(phone)
     if phone_e164 == account.phone and account.phone_verified_at is not None:
         raise Conflict("this phone number is verified already", code="phone_verified")
-    uow.lock(("phone", phone_e164))
+    uow.lock(rules.phone_lock(uow, phone_e164))
     _check_phone_room(uow, deps, phone_e164)
     expires = verification.send_code(uow, deps, account, verification.PHONE, phone_e164)
     uow.commit()
@@ -215,7 +215,11 @@ def verify_phone(uow: UnitOfWork, deps: Deps, account: Account, code: str,
     account's, verified."""
     used = verification.check_code(uow, deps, account, verification.PHONE, code)
     now = deps.clock.now()
-    uow.lock(("phone", used.phone))
+    # The phone's lock (the accounts it backs) and the account's: the account's bookings
+    # and entries count toward every phone it verified within the quota window, so a
+    # booking reads that list under the account's lock and a verification may not change
+    # it under a booking.
+    uow.lock(rules.phone_lock(uow, used.phone), ("account", account.id or 0))
     stored = uow.accounts.get(account.id or 0)
     if stored is None:
         raise NotFound("no such account", code="account_not_found")

@@ -205,17 +205,28 @@ def _hold(uow: UnitOfWork, deps: Deps, *, account: Account, patient: Patient,
 def book(uow: UnitOfWork, deps: Deps, account: Account, patient_id: int, session_id: int,
          ctx: RequestContext) -> BookingView:
     """Book a slot of the session for one of the account's patients, under the patient's,
-    account's and phone's locks so that parallel bookings cannot pass a quota together."""
+    account's and phones' locks (its current phone and those it verified within the quota
+    window) so that parallel bookings cannot pass a quota together."""
     accounts.require_verified_phone(account)
-    names = rules.lock_names(patient_id, account)
-    facts = None
+    names = rules.lock_names(uow, patient_id, account)
+    facts: QuotaFacts | None = None
     if uow.postgres:
         # The locks, the look-up and the quota facts in one message; the hold and the
         # commit in a second (see ``BookingRepository.read_for_booking``).
-        target, rows = uow.bookings.read_for_booking(
-            uow.lock_keys(*names), account.id or 0, patient_id, session_id,
-            rules.facts_query(uow, deps, account, session_id=session_id))
-        facts = facts_of(rows)
+        while True:
+            query = rules.facts_query(uow, deps, account, session_id=session_id)
+            target, rows = uow.bookings.read_for_booking(
+                uow.lock_keys(*names), account.id or 0, patient_id, session_id, query)
+            facts = facts_of(rows)
+            if not rules.unlocked_phones(uow, names, facts):
+                break
+            # The account moved off a phone within the window: its bookings count there
+            # too, so this one must hold that phone's lock. Again, every lock in order (the
+            # ROLLBACK and the first message again: two round trips more, for such an
+            # account only; the BEGIN goes with the message, as in autocommit it did).
+            uow.rollback()
+            uow.autocommit()
+            names = rules.lock_names(uow, patient_id, account, facts.phones)
     else:
         target = uow.bookings.target(account.id or 0, patient_id, session_id,
                                      uow.lock_keys(*names))

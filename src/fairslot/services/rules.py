@@ -1,13 +1,16 @@
 """Quota and credit checks, atomic: the caller's unit of work holds the locks of the patient,
-account, phone or payer concerned (``UnitOfWork.lock``) before the facts are read, so two
-parallel requests can never both pass a quota only one of them may pass. The rules are the
-pure ones of ``fairslot.domain.quotas`` and ``fairslot.domain.credit``; each refusal names
-its rule."""
+account, phones or payer concerned (``UnitOfWork.lock``) before the facts are read, so two
+parallel requests can never both pass a quota only one of them may pass. An account's
+bookings count toward every phone it verified within the quota window, so a booking or an
+entry holds the lock of each and checks the quota of each (``unlocked_phones``). The rules
+are the pure ones of ``fairslot.domain.quotas`` and ``fairslot.domain.credit``; each
+refusal names its rule."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from fairslot.domain import credit, quotas
@@ -25,9 +28,11 @@ __all__ = [
     "facts_for",
     "facts_query",
     "lock_names",
+    "phone_lock",
     "quota_policy",
     "standing",
     "suspended_at",
+    "unlocked_phones",
 ]
 
 
@@ -57,15 +62,41 @@ def credit_policy(deps: Deps) -> credit.CreditPolicy:
         lapsed_holds_per_offence=s.credit_lapsed_holds_per_offence)
 
 
-def lock_names(patient_id: int, account: Account | None) -> list[tuple[str, str | int]]:
+def phone_lock(uow: UnitOfWork, phone: str) -> tuple[str, str]:
+    """The lock of a phone number's quotas (the accounts it backs, the patients its
+    accounts serve), named by its blind index: the quota facts name the phones an account
+    verified that way, and a booking must take the lock of each of them."""
+    return ("phone", uow.keyring.blind_index("phone", phone))
+
+
+def lock_names(uow: UnitOfWork, patient_id: int, account: Account | None,
+               phones: Iterable[str] = ()) -> list[tuple[str, str | int]]:
     """The locks a booking or an entry for ``patient_id`` by ``account`` needs: the patient
-    (active bookings, departments, credit), the account and its phone (patients served)."""
+    (active bookings, departments, credit), the account, and the phone it is on
+    (patients served). ``phones``: the blind indexes of the other phones whose quotas its
+    bookings count toward (those it verified within the window, ``QuotaFacts.phones``);
+    a first attempt does not know them and checks with ``unlocked_phones``."""
     names: list[tuple[str, str | int]] = [("patient", patient_id)]
     if account is not None:
         names.append(("account", account.id or 0))
         if account.phone:
-            names.append(("phone", account.phone))
+            names.append(phone_lock(uow, account.phone))
+        names += [("phone", index) for index in phones]
     return names
+
+
+def unlocked_phones(uow: UnitOfWork, names: list[tuple[str, str | int]],
+                    facts: QuotaFacts) -> list[str]:
+    """The phones whose quotas the facts say this booking or entry counts toward but whose
+    locks ``names`` lack (the account moved off them within the window). Empty on SQLite,
+    where the transaction is the one writer. Otherwise the caller must roll back and start
+    again holding them all (``lock_names`` with these phones): taking them now, after the
+    others, would break the order that keeps two lockers from waiting for each other in a
+    circle."""
+    if not uow.postgres:
+        return []
+    held = {value for kind, value in names if kind == "phone"}
+    return sorted({p for p in facts.phones if p not in held})
 
 
 def facts_for(uow: UnitOfWork, deps: Deps, patient_id: int, account: Account | None, *,
@@ -146,8 +177,12 @@ def check_may_book(deps: Deps, facts: QuotaFacts, patient_id: int, department_id
     if served:
         quotas.check_patients_served("account", facts.served_by_account, str(patient_id), now,
                                      policy)
-        quotas.check_patients_served("phone", facts.served_by_phone, str(patient_id), now,
-                                     policy)
+        # Each phone whose quota the account's bookings count toward, the ones it moved
+        # off within the window as well as its current one.
+        for phone in sorted(set(facts.phones)):
+            quotas.check_patients_served(
+                "phone", [(p, at) for of, p, at in facts.served_by_phone if of == phone],
+                str(patient_id), now, policy)
 
 
 def check_payer(uow: UnitOfWork, deps: Deps, payer: str, patient_id: int, *,

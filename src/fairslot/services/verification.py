@@ -20,7 +20,7 @@ import math
 from fairslot.domain.accounts import Account
 from fairslot.domain.errors import InvalidInput, TooManyRequests
 from fairslot.domain.identity import mask_phone
-from fairslot.services import messaging
+from fairslot.services import messaging, rules
 from fairslot.services.deps import Deps
 from fairslot.storage.repositories import VerificationCode
 from fairslot.storage.uow import UnitOfWork
@@ -87,7 +87,7 @@ def send_code(uow: UnitOfWork, deps: Deps, account: Account, purpose: str, phone
     s = deps.settings
     now = deps.clock.now()
     day = now - dt.timedelta(days=1)
-    uow.lock(("codes", account.id or 0), ("phone", phone))
+    uow.lock(("codes", account.id or 0), rules.phone_lock(uow, phone))
     _check_rate(deps, list(uow.codes.sent_since(since=day, account_id=account.id)),
                 s.codes_per_account_per_hour, "for this account")
     if purpose == PHONE:

@@ -53,11 +53,27 @@ def enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient_
         again = uow.rounds.entry_by_key(account.id or 0, idempotency_key)
         if again is not None:
             return _with_receipt(uow, again)
-    if not uow.patients.is_managed_by(patient_id, account.id or 0,
-                                      uow.lock_keys(*rules.lock_names(patient_id, account))):
-        raise NotFound("no such patient on this account", code="patient_not_found")
-    return _enter(uow, deps, account, round_id, patient_id, ranked, ctx,
-                  idempotency_key=idempotency_key)
+    names = rules.lock_names(uow, patient_id, account)
+    while True:
+        if not uow.patients.is_managed_by(patient_id, account.id or 0,
+                                          uow.lock_keys(*names)):
+            raise NotFound("no such patient on this account", code="patient_not_found")
+        try:
+            return _enter(uow, deps, account, round_id, patient_id, ranked, ctx,
+                          idempotency_key=idempotency_key, locked=names)
+        except _Relock as again:
+            # The account moved off a phone within the window: its entries count there
+            # too. Again, holding every lock it needs, taken in order.
+            uow.rollback()
+            names = rules.lock_names(uow, patient_id, account, again.phones)
+
+
+class _Relock(Exception):
+    """The quota facts name phones whose locks the entry lacks."""
+
+    def __init__(self, phones: list[str]) -> None:
+        super().__init__()
+        self.phones = phones
 
 
 def enter_at_desk(uow: UnitOfWork, deps: Deps, staff: Account, round_id: int, id_number: str,
@@ -83,7 +99,10 @@ def _ranked(choices: Sequence[int]) -> list[int]:
 
 def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient_id: int,
            ranked: list[int], ctx: RequestContext, *, idempotency_key: str | None = None,
-           at_desk: bool = False) -> EntryView:
+           at_desk: bool = False, locked: list[tuple[str, str | int]] | None = None
+           ) -> EntryView:
+    """``locked``: the locks the caller holds (``rules.lock_names``); ``_Relock`` when the
+    quota facts name a phone it lacks."""
     now = deps.clock.now()
     # The round, its sessions among the choices, the first choice's start and the patient's
     # entry so far, in one statement (the patient's identity too, if the shared list needs
@@ -107,6 +126,8 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
                                      account_id=None if at_desk else account.id)
         facts = rules.facts_for(uow, deps, patient_id, None if at_desk else account,
                                 session_id=ranked[0] if target.kind.short else None)
+        if locked is not None and rules.unlocked_phones(uow, locked, facts):
+            raise _Relock(facts.phones)
         if facts.in_session:  # a short round gives out slots of a session already open
             raise Conflict("this patient already has a booking in this session",
                            code="already_booked")

@@ -31,7 +31,12 @@ class QuotaFacts:
     visits: list[tuple[str, dt.datetime]] = dataclasses.field(default_factory=list)
     """(department, visit time) of the patient's visits and of their undrawn entries."""
     served_by_account: list[tuple[str, dt.datetime]] = dataclasses.field(default_factory=list)
-    served_by_phone: list[tuple[str, dt.datetime]] = dataclasses.field(default_factory=list)
+    phones: list[str] = dataclasses.field(default_factory=list)
+    """The phones (blind indexes) whose quotas the account's bookings count toward: the
+    one it is on now and those it verified within the window."""
+    served_by_phone: list[tuple[str, str, dt.datetime]] = dataclasses.field(
+        default_factory=list)
+    """(phone, patient, time): the patients served by each of ``phones``' accounts."""
     no_shows: list[dt.datetime] = dataclasses.field(default_factory=list)
     late_cancellations: list[dt.datetime] = dataclasses.field(default_factory=list)
     lapsed_holds: list[dt.datetime] = dataclasses.field(default_factory=list)
@@ -85,27 +90,39 @@ SELECT 'account', CAST(e.patient_id AS VARCHAR), e.created_at FROM entries e
 UNION ALL
 SELECT 'account_lapsed', NULL, b.closed_at FROM bookings b
  WHERE b.account_id = :account AND b.status = 'expired' AND b.closed_at >= :offences_since"""
-# The phone's accounts: those on it now, and those that verified it within the window and
-# moved on (moving an account to another number does not take its history off this one).
-_PHONE_ACCOUNTS = """(SELECT id FROM accounts WHERE phone_index = :phone
-   UNION SELECT account_id FROM verification_codes
-          WHERE phone_index = :phone AND purpose = 'phone' AND used_at >= :served_since)"""
-_PHONE = f"""
+# The phones whose quotas the account's bookings and entries count toward: the one it is on
+# now, and those it verified within the window and moved off (moving to another number does
+# not take its history off the old one); and each phone's accounts, by the same rule (those
+# on it now, and those that verified it within the window). A phone's served patients come
+# keyed "<phone index>/<patient>".
+_PHONES = """WITH phones (idx) AS (
+    SELECT CAST(:phone AS VARCHAR)
+    UNION SELECT phone_index FROM verification_codes
+           WHERE account_id = :account AND purpose = 'phone' AND used_at >= :served_since),
+phone_accounts (idx, account_id) AS (
+    SELECT p.idx, a.id FROM phones p JOIN accounts a ON a.phone_index = p.idx
+    UNION SELECT p.idx, v.account_id FROM phones p
+            JOIN verification_codes v ON v.phone_index = p.idx
+           WHERE v.purpose = 'phone' AND v.used_at >= :served_since)
+"""
+_PHONE = """
 UNION ALL
-SELECT 'phone', CAST(b.patient_id AS VARCHAR), b.created_at FROM bookings b
- WHERE b.account_id IN {_PHONE_ACCOUNTS}
-   AND b.created_at >= :served_since
+SELECT 'phone_of_account', idx, NULL FROM phones
 UNION ALL
-SELECT 'phone', CAST(e.patient_id AS VARCHAR), e.created_at FROM entries e
- WHERE e.account_id IN {_PHONE_ACCOUNTS}
-   AND e.created_at >= :served_since"""
+SELECT 'phone', pa.idx || '/' || CAST(b.patient_id AS VARCHAR), b.created_at
+  FROM phone_accounts pa JOIN bookings b ON b.account_id = pa.account_id
+ WHERE b.created_at >= :served_since
+UNION ALL
+SELECT 'phone', pa.idx || '/' || CAST(e.patient_id AS VARCHAR), e.created_at
+  FROM phone_accounts pa JOIN entries e ON e.account_id = pa.account_id
+ WHERE e.created_at >= :served_since"""
 _TIMES = ("now", "served_since", "offences_since")
 
 
 @functools.cache
 def _statement(session: bool, account: bool, phone: bool) -> sa.TextualSelect:
-    text = _ALWAYS + (_IN_SESSION if session else "") + (_ACCOUNT if account else "") \
-        + (_PHONE if phone else "")
+    text = (_PHONES if phone else "") + _ALWAYS + (_IN_SESSION if session else "") \
+        + (_ACCOUNT if account else "") + (_PHONE if phone else "")
     used = [name for name in _TIMES if f":{name}" in text]
     return sa.text(text).bindparams(*(sa.bindparam(n, type_=UTCDateTime) for n in used)) \
         .columns(kind=sa.String, key=sa.String, at=UTCDateTime)
@@ -126,7 +143,8 @@ class QuotaRepository:
             params["session"] = session_id
         if account_id is not None or phone_index is not None:
             params["served_since"] = served_since
-        if account_id is not None:
+        if account_id is not None or phone_index is not None:
+            # A phone's facts need the account: the phones it verified count too.
             params["account"] = account_id
         if phone_index is not None:
             params["phone"] = phone_index
@@ -151,7 +169,10 @@ def facts_of(rows: Iterable[Any]) -> QuotaFacts:
         elif kind == "account":
             facts.served_by_account.append((str(key), when))
         elif kind == "phone":
-            facts.served_by_phone.append((str(key), when))
+            phone, _, patient = str(key).rpartition("/")
+            facts.served_by_phone.append((phone, patient, when))
+        elif kind == "phone_of_account":
+            facts.phones.append(str(key))
         elif kind == "no_show":
             facts.no_shows.append(when)
         elif kind == "late":
