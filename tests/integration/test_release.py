@@ -154,6 +154,25 @@ def test_entering_after_the_window_closes_is_refused(dw: DrawWorld) -> None:
     assert late.value.code == "window_closed"
 
 
+def test_entering_an_unknown_round_another_accounts_patient_or_a_foreign_session_is_refused(
+        dw: DrawWorld) -> None:
+    (account, pid), (_, other_pid) = dw.patients[:2]
+    refusals = []
+    for round_id, patient_id, choices in (
+            (dw.round_id + 1000, pid, [dw.sessions[0]]),
+            (dw.round_id, other_pid, [dw.sessions[0]]),
+            (dw.round_id, pid, [dw.sessions[0], dw.sessions[1] + 1000])):
+        with pytest.raises(FairslotError) as refused:
+            dw.platform.run(release.enter, account, round_id, patient_id, choices, CTX)
+        refusals.append(refused.value.code)
+    assert refusals == ["round_not_found", "patient_not_found", "invalid_choices"]
+    with dw.platform.uow() as uow:
+        assert uow.rounds.live_entries(dw.round_id) == []
+    # Nothing was left locked: the patient enters at once.
+    view = dw.platform.run(release.enter, account, dw.round_id, pid, dw.sessions, CTX)
+    assert view.entry.choices == tuple(dw.sessions) and view.receipt is not None
+
+
 def _waitlist(dw: DrawWorld) -> list[tuple[int, int, list[int]]]:
     with dw.platform.uow() as uow:
         rows = uow.rounds.all_entries(dw.round_id)
