@@ -12,6 +12,7 @@ import json
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -314,11 +315,31 @@ def measure(base: Server, total: int, concurrency: int, request: Request) -> Mea
                     database / total * 1000)
 
 
+def combined(parts: list[Measured]) -> Measured:
+    """Several phases of the same request taken as one: requests per second over their
+    total time, CPU per request over all their requests."""
+    times = [sum(p.statuses.values()) / p.rps for p in parts]
+    counts = [sum(p.statuses.values()) for p in parts]
+    total = sum(counts)
+    statuses: dict[int, int] = {}
+    for part in parts:
+        for status, n in part.statuses.items():
+            statuses[status] = statuses.get(status, 0) + n
+    return Measured(total / sum(times), statuses,
+                    sum(p.server_ms * n for p, n in zip(parts, counts, strict=True)) / total,
+                    sum(p.database_ms * n for p, n in zip(parts, counts, strict=True)) / total)
+
+
+def ratios(health: Measured, action: Measured) -> tuple[float, float]:
+    """``action`` against ``/healthz``: by throughput, and by CPU per request."""
+    return action.rps / health.rps, health.cpu_ms / action.cpu_ms
+
+
 def report(health: Measured, action: Measured, name: str) -> None:
     """The two ratios of ``action`` to ``/healthz``: throughput, and CPU per request (the
     one a busy machine disturbs less)."""
-    print(f"ratio {name}/healthz = {action.rps / health.rps:.3f} (throughput), "
-          f"{health.cpu_ms / action.cpu_ms:.3f} (CPU per request)")
+    by_rps, by_cpu = ratios(health, action)
+    print(f"ratio {name}/healthz = {by_rps:.3f} (throughput), {by_cpu:.3f} (CPU per request)")
 
 
 def arguments(description: str | None) -> argparse.Namespace:
@@ -327,6 +348,8 @@ def arguments(description: str | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--pairs", type=int, default=4,
+                        help="alternate /healthz and the action this many times")
     parser.add_argument("--redis-url", default=os.environ.get(
         "FAIRSLOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
     return parser.parse_args()
@@ -345,15 +368,22 @@ def production_env(url: str, redis_url: str, *groups: str) -> dict[str, str]:
 def screen_then_act(base: Server, args: argparse.Namespace, screen_path: Callable[[int], str],
                     act: Callable[[int], tuple[str, str, bytes]], tokens: list[str],
                     labels: tuple[str, str, str]) -> None:
-    """Measure ``/healthz``, then every patient's screen (which issues the action token),
-    then, after the tokens' minimum age, every patient's action with its token; print the
-    figures and the ratios. ``act(n)`` gives the action's method, path and JSON body."""
+    """Measure ``/healthz``, every patient's screen (which issues the action token) and,
+    after the tokens' minimum age, every patient's action with its token, in ``args.pairs``
+    pairs: each pair's patients see their screens, then ``/healthz`` is measured while their
+    tokens age, then they act. So each action phase has a ``/healthz`` phase of its own
+    measured seconds before it on the same server, and a neighbour's burst on this shared
+    machine skews one pair rather than the whole run. Prints the figures of all phases
+    together and the ratios from them (as before the pairs), then each pair's ratios and
+    their medians. ``act(n)`` gives the action's method, path and JSON body."""
     action_tokens: list[dict[str, str]] = [{}] * len(tokens)
+    offset = 0
 
     async def health_request(conn: Connection, n: int) -> tuple[int, bytes]:
         return await conn.request("GET", "/healthz")
 
     async def screen(conn: Connection, n: int) -> tuple[int, bytes]:
+        n += offset
         status, body = await conn.request("GET", screen_path(n),
                                           headers={"Authorization": f"Bearer {tokens[n]}"})
         if status == 200:
@@ -362,21 +392,41 @@ def screen_then_act(base: Server, args: argparse.Namespace, screen_path: Callabl
         return status, body
 
     async def action_request(conn: Connection, n: int) -> tuple[int, bytes]:
+        n += offset
         method, path, body = act(n)
         return await conn.request(method, path, body,
                                   {"Authorization": f"Bearer {tokens[n]}", **action_tokens[n]})
 
     load(base, 300, args.concurrency, health_request)  # warm-up
-    health = measure(base, args.requests, args.concurrency, health_request)
-    screens = measure(base, args.requests, args.concurrency, screen)
-    time.sleep(2)  # the action tokens' minimum age: a patient reads the screen first
-    action = measure(base, args.requests, args.concurrency, action_request)
+    pairs = max(1, min(args.pairs, args.requests // 100))
+    size = args.requests // pairs
+    # /healthz is cheap: at least 1,000 a phase, so that its CPU is many clock ticks.
+    health_size = max(size, 1000)
+    healths, screens, actions = [], [], []
+    for _ in range(pairs):
+        screens.append(measure(base, size, args.concurrency, screen))
+        shown = time.monotonic()
+        healths.append(measure(base, health_size, args.concurrency, health_request))
+        # The action tokens' minimum age: a patient reads the screen first.
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - shown)))
+        actions.append(measure(base, size, args.concurrency, action_request))
+        offset += size
+    health, screened, action = combined(healths), combined(screens), combined(actions)
     print(f"server: {args.workers} uvicorn workers, PostgreSQL; client: {args.concurrency} "
-          f"concurrent connections, {args.requests} requests each; CPU: the server's "
-          f"processes and the database's backends")
+          f"concurrent connections, {pairs * size} requests of each action in {pairs} pairs "
+          f"of phases ({health_size} /healthz a pair); CPU: the server's processes and the "
+          f"database's backends")
     print(health.line("GET /healthz"))
-    print(screens.line(labels[0]))
+    print(screened.line(labels[0]))
     print(action.line(labels[1]))
     for status, body in examples.items():
         print(f"  e.g. {status}: {body}")
     report(health, action, labels[2])
+    by_pair = [ratios(h, a) for h, a in zip(healths, actions, strict=True)]
+    for n, ((by_rps, by_cpu), h, a) in enumerate(zip(by_pair, healths, actions,
+                                                     strict=True), 1):
+        print(f"  pair {n}: /healthz {h.server_ms:.2f} ms, {labels[2]} {a.server_ms:.2f} + "
+              f"{a.database_ms:.2f} ms; ratio {by_rps:.3f} (throughput), {by_cpu:.3f} (CPU)")
+    print(f"median of {pairs} pairs: ratio {labels[2]}/healthz = "
+          f"{statistics.median(r for r, _ in by_pair):.3f} (throughput), "
+          f"{statistics.median(c for _, c in by_pair):.3f} (CPU per request)")

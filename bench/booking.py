@@ -1,9 +1,11 @@
 """Booking throughput against /healthz on the same server: PostgreSQL, 4 uvicorn workers,
 Redis for the request guard.
 
-Prints requests per second of each, measured in one run, and their ratio. Every booking is
-a real one (a distinct patient, a free slot, a committed row), so the ratio says what the
-booking path costs over the bare framework on this machine."""
+Prints requests per second of each, measured in one run, and their ratio, overall and for
+each pair of phases (``/healthz`` measured just before each group of bookings; ``--pairs``)
+with the pairs' median. Every booking is a real one (a distinct patient, a free slot, a
+committed row), so the ratio says what the booking path costs over the bare framework on
+this machine."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ PostgreSQL, 4 uvicorn workers, Redis for the request guard.
 Under the draw policy a hot release is no longer a race for slots but a burst of entries into
 one open round: every patient opens the entry screen (which issues the single-use action
 token), waits the token's minimum age, then enters with up to three sessions, best first.
-Prints requests per second of each, measured in one run, and the ratio entries / healthz.
+Prints requests per second of each, measured in one run, and the ratio entries / healthz,
+overall and for each pair of phases (``--pairs``) with the pairs' median.
 Every entry is a real one: a distinct patient, a committed row counted against the quotas."""
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from fairslot.bootstrap import Platform
 from fairslot.clock import FixedClock
 from fairslot.domain.booking import BookingStatus
-from fairslot.services import booking, outbox
+from fairslot.services import accounts, booking, outbox
 from fairslot.services.context import RequestContext
 from fairslot.services.payments import PaymentFailed, TestPaymentProvider, identify_payer
 from fairslot.web.app import create_app
@@ -133,6 +134,43 @@ def test_a_booking_is_three_round_trips_on_postgresql_and_six_statements_on_sqli
     assert len(queries) == 2, queries
     assert queries[0].startswith("BEGIN; SELECT") and "fairslot_quota_facts(" in queries[0]
     assert "fairslot_hold_booking(" in queries[1] and queries[1].endswith("; COMMIT")
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_an_entry_through_the_api_is_three_round_trips_on_postgresql(
+        platform: Platform, clock: FixedClock) -> None:
+    from tests.integration.test_release import _draw_world
+
+    # Round trips are PostgreSQL's (on SQLite, test_release.py counts the statements).
+    dw = _draw_world(platform, clock, people=2)
+    with tempfile.TemporaryFile("w+") as trace, TestClient(create_app(platform)) as client:
+        trips = _Trips(platform.engine, trace)
+        answers = []
+        for n, (account, pid) in enumerate(dw.patients):
+            token = platform.run(accounts.issue_token, account.id or 0)
+            headers = {"Authorization": f"Bearer {token}"}
+            screen = client.get(f"/api/v1/rounds/{dw.round_id}/entry-screen",
+                                headers=headers).json()
+            clock.advance(3)
+            trips.on = n == 1  # the first entry reads the round's opening, once per process
+            answers.append(client.post(
+                f"/api/v1/rounds/{dw.round_id}/entries",
+                json={"patient_id": pid, "choices": dw.sessions},
+                headers={**headers, screen["token_header"]: screen["action_token"]}))
+            trips.on = False
+        assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+        # The account (in autocommit, no BEGIN of its own); BEGIN with the locked look-up
+        # and the quota facts; the entry, its event and its receipt with the COMMIT.
+        queries = trips.queries()
+        assert trips.round_trips() == 3, queries
+        assert len(queries) == 2, queries
+        assert queries[0].startswith("BEGIN; SELECT") and "fairslot_entry_target(" in queries[0]
+        assert "fairslot_add_entry(" in queries[1] and queries[1].endswith("; COMMIT")
+    with platform.uow() as uow:
+        entries = uow.rounds.live_entries(dw.round_id)
+        assert sorted(e.patient_id for e in entries) == sorted(p for _, p in dw.patients)
+        receipts = uow.draw.latest_receipts([e.id for e in entries])
+        assert {e.id: receipts[e.id]["ref"] for e in entries} == {e.id: e.ref for e in entries}
 
 
 def test_a_refund_goes_through_the_provider_and_a_failed_one_is_retried(world: World) -> None:

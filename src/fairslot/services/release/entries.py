@@ -20,7 +20,10 @@ from fairslot.services import accounts, identities, rules, shared_list
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps
 from fairslot.services.release.rounds import inclusion_proof
+from fairslot.storage.repositories import QuotaFacts
 from fairslot.storage.repositories.draw import receipt_values
+from fairslot.storage.repositories.quotas import facts_of
+from fairslot.storage.repositories.rounds import EntryTarget
 from fairslot.storage.uow import UnitOfWork
 
 __all__ = ["EntryView", "enter", "enter_at_desk", "entry_by_key", "entry_proof",
@@ -55,16 +58,31 @@ def enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient_
             return _with_receipt(uow, again)
     names = rules.lock_names(uow, patient_id, account)
     while True:
-        if not uow.patients.is_managed_by(patient_id, account.id or 0,
-                                          uow.lock_keys(*names)):
+        keys = uow.lock_keys(*names)
+        read = None
+        if uow.postgres:
+            # The locks with the ownership check, the round's look-up and the quota facts
+            # in one message; a new entry's write and the commit in a second (see
+            # ``RoundRepository.read_for_entry``). The facts name the first choice's
+            # session, which only a short round's check uses.
+            managed, target, rows = uow.rounds.read_for_entry(
+                keys, account.id or 0, patient_id, round_id, ranked,
+                identity=deps.shared_list is not None,
+                facts=rules.facts_query(uow, deps, account, session_id=ranked[0]))
+            read = target, rows
+        else:
+            managed = uow.patients.is_managed_by(patient_id, account.id or 0, keys)
+        if not managed:
             raise NotFound("no such patient on this account", code="patient_not_found")
         try:
             return _enter(uow, deps, account, round_id, patient_id, ranked, ctx,
-                          idempotency_key=idempotency_key, locked=names)
+                          idempotency_key=idempotency_key, read=read, locked=names)
         except _Relock as again:
             # The account moved off a phone within the window: its entries count there
-            # too. Again, holding every lock it needs, taken in order.
+            # too. Again, holding every lock it needs, taken in order (the BEGIN goes with
+            # the first message again, as in autocommit it did).
             uow.rollback()
+            uow.autocommit()
             names = rules.lock_names(uow, patient_id, account, again.phones)
 
 
@@ -99,16 +117,24 @@ def _ranked(choices: Sequence[int]) -> list[int]:
 
 def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient_id: int,
            ranked: list[int], ctx: RequestContext, *, idempotency_key: str | None = None,
-           at_desk: bool = False, locked: list[tuple[str, str | int]] | None = None
-           ) -> EntryView:
-    """``locked``: the locks the caller holds (``rules.lock_names``); ``_Relock`` when the
-    quota facts name a phone it lacks."""
+           at_desk: bool = False,
+           read: tuple[EntryTarget | None, list[Any]] | None = None,
+           locked: list[tuple[str, str | int]] | None = None) -> EntryView:
+    """``read``: the target and the quota facts' rows (with the first choice's session),
+    read by the caller under the locks (PostgreSQL's fast path, which also commits with a
+    new entry's write). ``locked``: the locks the caller holds (``rules.lock_names``);
+    ``_Relock`` when the quota facts name a phone it lacks."""
     now = deps.clock.now()
-    # The round, its sessions among the choices, the first choice's start and the patient's
-    # entry so far, in one statement (the patient's identity too, if the shared list needs
-    # it); the caller holds the patient's lock, so the entry read is the latest.
-    target = uow.rounds.entry_target(round_id, patient_id, ranked,
-                                     identity=deps.shared_list is not None)
+    facts: QuotaFacts | None = None
+    if read is not None:
+        target = read[0]
+    else:
+        # The round, its sessions among the choices, the first choice's start and the
+        # patient's entry so far, in one statement (the patient's identity too, if the
+        # shared list needs it); the caller holds the patient's lock, so the entry read is
+        # the latest.
+        target = uow.rounds.entry_target(round_id, patient_id, ranked,
+                                         identity=deps.shared_list is not None)
     if target is None:
         raise NotFound("no such round", code="round_not_found")
     if not target.is_open_at(now):
@@ -117,6 +143,10 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
         raise InvalidInput("every choice must be a session of this round",
                            code="invalid_choices")
     assert target.first_starts_at is not None
+    if read is not None:
+        # Whether the patient already holds the first choice's session counts only in a
+        # short round, which gives out slots of a session already open.
+        facts = facts_of(r for r in read[1] if target.kind.short or r[0] != "in_session")
     existing = target.existing
     if existing is None or existing.withdrawn:
         shared = shared_list.consult(uow, deps, shared_list.Point.DRAW_ENTRY, ctx,
@@ -124,8 +154,9 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
                                      phone=None if at_desk else account.phone,
                                      patient_id=patient_id,
                                      account_id=None if at_desk else account.id)
-        facts = rules.facts_for(uow, deps, patient_id, None if at_desk else account,
-                                session_id=ranked[0] if target.kind.short else None)
+        if facts is None:
+            facts = rules.facts_for(uow, deps, patient_id, None if at_desk else account,
+                                    session_id=ranked[0] if target.kind.short else None)
         if locked is not None and rules.unlocked_phones(uow, locked, facts):
             raise _Relock(facts.phones)
         if facts.in_session:  # a short round gives out slots of a session already open
@@ -137,8 +168,8 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
     else:
         # A change: the quotas were counted when it entered, but a suspension since refuses
         # a change as it refuses entering (the entry would be left out at the close anyway).
-        rules.check_credit(deps, rules.facts_for(uow, deps, patient_id,
-                                                 None if at_desk else account))
+        rules.check_credit(deps, facts if facts is not None else rules.facts_for(
+            uow, deps, patient_id, None if at_desk else account))
     event = {"account_id": account.id, "patient_id": patient_id, "session_id": ranked[0],
              "detail": {"round": round_id, "choices": ranked, "channel": ctx.channel.value,
                         "department": target.department_id,
@@ -159,9 +190,17 @@ def _enter(uow: UnitOfWork, deps: Deps, account: Account, round_id: int, patient
                                   ref=ref, seq=1, kind="entry",
                                   choices=[str(c) for c in ranked], at=now)
             uow.flush()
-            row = uow.rounds.add_new_entry(values, uow.events.along("entry.created", now,
-                                                                    **event),
-                                           receipt_values(signed))
+            if read is not None:
+                # The commit in the same message, when the transaction wrote nothing before
+                # (the shared list's event).
+                commit = not uow.events.appended
+                row = uow.rounds.add_entry_and_commit(
+                    values, uow.events.along("entry.created", now, **event),
+                    receipt_values(signed), commit=commit)
+            else:
+                row = uow.rounds.add_new_entry(values, uow.events.along("entry.created", now,
+                                                                        **event),
+                                               receipt_values(signed))
             uow.commit()
             deps.views.forget(("choices", round_id))
             return EntryView(row, receipt=signed)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -20,7 +19,7 @@ from fairslot.domain.accounts import Patient, Role
 from fairslot.domain.booking import SLOT_TAKEN_STATUSES, Booking, BookingStatus, Channel
 from fairslot.domain.schedule import Department, Doctor, Session
 from fairslot.storage import tables as t
-from fairslot.storage.errors import translate
+from fairslot.storage.repositories import raw
 from fairslot.storage.repositories.schedule import claim_statement
 
 __all__ = ["BookingRepository", "BookingTarget", "Payment"]
@@ -101,13 +100,12 @@ class BookingRepository:
         server keeps. Opens the transaction first when the connection is in autocommit
         (``UnitOfWork.autocommit``): the locks are held until ``hold_and_commit`` or the
         unit of work ends it. Returns the target (None: nothing found) and the fact rows."""
-        raw = self._raw()
-        # Outside autocommit psycopg sends its own BEGIN first, as for any statement.
-        begin = "BEGIN; " if raw.autocommit and raw.info.transaction_status == _IDLE else ""
+        conn = raw.connection(self.db)
+        begin = raw.begin_if_idle(conn)
         params = (lock_keys, account_id, patient_id, session_id, patient_id, facts["now"],
                   facts["served_since"], facts["offences_since"], facts.get("session_id"),
                   facts.get("account_id"), facts.get("phone_index"))
-        with _raw_errors(), psycopg.ClientCursor(raw) as cur:
+        with raw.errors(), psycopg.ClientCursor(conn) as cur:
             cur.execute(begin + _FAST_READ, params)
             if begin:
                 cur.nextset()
@@ -134,13 +132,13 @@ class BookingRepository:
         transaction of reads and locks). ``event`` as for ``hold_free_slot`` (its kind is
         booking.created)."""
         assert booking.payer_account is None and booking.paid_at is None
-        raw = self._raw()
+        conn = raw.connection(self.db)
         params = (booking.session_id, booking.created_at, leftovers_only, booking.patient_id,
                   booking.account_id, booking.fee_cents, booking.pay_by,
                   booking.channel.value, booking.status.value, booking.review,
                   event.get("ip"), event.get("device_id"),
                   psycopg.types.json.Jsonb(event.get("detail") or {}))
-        with _raw_errors(), psycopg.ClientCursor(raw) as cur:
+        with raw.errors(), psycopg.ClientCursor(conn) as cur:
             cur.execute(_FAST_HOLD + ("; COMMIT" if commit else ""), params)
             row = cur.fetchone()
         if row is None:
@@ -148,11 +146,6 @@ class BookingRepository:
         booking.slot_id = int(row[0])
         booking.id = int(row[2])
         return int(row[0]), int(row[1]), row[3]
-
-    def _raw(self) -> psycopg.Connection[Any]:
-        raw = self.db.connection().connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
-        return raw
 
     def get(self, booking_id: int) -> Booking | None:
         return self.db.get(Booking, booking_id)
@@ -368,7 +361,6 @@ def _hold_statement(leftovers_only: bool) -> sa.Select[Any]:
             .select_from(claimed.join(booked, booked.c.slot_id == claimed.c.id))
             .add_cte(logged))
 _SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(Session))
-_IDLE = psycopg.pq.TransactionStatus.IDLE
 _FAST_TARGET_COLUMNS = (*(f"p_{f}" for f in _PATIENT_FIELDS if f != "id"), "p_id",
                         *(f"s_{f}" for f in _SESSION_FIELDS if f != "id"), "s_id",
                         "department_id")
@@ -386,33 +378,8 @@ _FAST_HOLD = (
     " %s::jsonb)")
 
 
-def _decoders(table: sa.Table, fields: tuple[str, ...], prefix: str
-              ) -> tuple[tuple[str, str, Callable[[Any, sa.Dialect], Any] | None], ...]:
-    """For each field: its name, its column's label in the fast look-up's row and the
-    column type's result processing (None: the value as the driver gives it), found once
-    rather than per booking."""
-    found = []
-    for f in fields:
-        kind = table.c[f].type
-        decode = kind.process_result_value if isinstance(kind, sa.types.TypeDecorator) else None
-        found.append((f, prefix + f, decode))
-    return tuple(found)
-
-
-_PATIENT_DECODERS = _decoders(t.patients, _PATIENT_FIELDS, "p_")
-_SESSION_DECODERS = _decoders(t.sessions, _SESSION_FIELDS, "s_")
-
-
-@contextlib.contextmanager
-def _raw_errors() -> Iterator[None]:
-    """psycopg's errors as the unit of work's statements raise them: the platform's where
-    ``storage.errors.translate`` has one (a refused row, a lost deadlock, the database
-    gone), SQLAlchemy's otherwise."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        wrapped = sa.exc.DBAPIError.instance(None, None, exc, psycopg.Error)
-        raise (translate(wrapped) or wrapped) from exc
+_PATIENT_DECODERS = raw.decoders(t.patients, _PATIENT_FIELDS, "p_")
+_SESSION_DECODERS = raw.decoders(t.sessions, _SESSION_FIELDS, "s_")
 
 
 @functools.cache

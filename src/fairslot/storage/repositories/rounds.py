@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import types
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
+import psycopg.types.json
 import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
 
 from fairslot.domain.draw.entries import MAX_CHOICES
 from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundKind, RoundStatus
 from fairslot.storage import tables as t
+from fairslot.storage.repositories import raw
 
 __all__ = ["EntryTarget", "RoundRepository"]
 
@@ -129,6 +133,37 @@ def _new_entry_statement() -> sa.Select[Any]:
 
 
 _NEW_ENTRY = _new_entry_statement()
+
+# PostgreSQL's fast path (migration 0020's functions), sent through psycopg's client-side
+# binding so that a message can carry several statements. Each parameter is cast to the
+# function's type: the call resolves to the one function whatever a literal looks like.
+_FAST_ENTRY_COLUMNS = (
+    "managed", "r_id", "r_department_id", "r_opens_at", "r_closes_at", "r_status", "r_kind",
+    "choices_in_round", "first_starts_at", *(f"entry_{c.name}" for c in t.entries.columns),
+    "id_number")
+_ENTRY_FIELDS = tuple(c.name for c in t.entries.columns)
+_FAST_ENTRY_READ = (
+    "SELECT " + ", ".join(_FAST_ENTRY_COLUMNS)
+    + " FROM fairslot_entry_target(%s::bigint[], %s::integer, %s::integer, %s::integer,"
+    " %s::integer, %s::integer, %s::integer, %s::boolean);"
+    " SELECT kind, key, at FROM fairslot_quota_facts(%s::integer, %s::timestamptz,"
+    " %s::timestamptz, %s::timestamptz, %s::integer, %s::integer, %s::varchar)")
+_FAST_ADD_ENTRY = (
+    "SELECT fairslot_add_entry(%s::integer, %s::varchar, %s::integer, %s::integer, %s::json,"
+    " %s::timestamptz, %s::varchar, %s::integer, %s::varchar, %s::varchar, %s::json,"
+    " %s::varchar, %s::timestamptz, %s::text)")
+# The function takes exactly this many choices.
+assert MAX_CHOICES == 3
+_, _, _DECODE_ID_NUMBER = raw.decoders(t.patients, ("id_number",), "")[0]
+
+
+def _utc(value: Any) -> Any:
+    return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) else value
+
+
+def _padded(choices: Sequence[int]) -> list[int]:
+    # Fewer choices than the most: the first again, which counts its session once.
+    return [choices[n] if n < len(choices) else choices[0] for n in range(MAX_CHOICES)]
 
 
 class RoundRepository:
@@ -276,9 +311,7 @@ class RoundRepository:
         patient's lock first, so the entry read is current."""
         row = self.db.execute(_ENTRY_TARGET[identity], {
             "round_id": round_id, "patient_id": patient_id, "first": choices[0],
-            # Fewer choices than the most: the first again, which counts its session once.
-            **{f"choice{n}": choices[n] if n < len(choices) else choices[0]
-               for n in range(MAX_CHOICES)}}).first()
+            **{f"choice{n}": c for n, c in enumerate(_padded(choices))}}).first()
         if row is None:
             return None
         return EntryTarget(round_id=row.id, department_id=row.department_id,
@@ -287,6 +320,78 @@ class RoundRepository:
                            choices_in_round=int(row.choices_in_round),
                            first_starts_at=row.first_starts_at, existing=_entry_of_row(row),
                            id_number=row.id_number)
+
+    # --- PostgreSQL's fast path: two messages per new entry (migration 0020's functions)
+
+    def read_for_entry(self, lock_keys: list[int], account_id: int, patient_id: int,
+                       round_id: int, choices: Sequence[int], *, identity: bool,
+                       facts: dict[str, Any]
+                       ) -> tuple[bool, EntryTarget | None,
+                                  list[tuple[str, str | None, dt.datetime | None]]]:
+        """PostgreSQL only: what ``PatientRepository.is_managed_by`` (taking ``lock_keys``),
+        then ``entry_target`` and then ``QuotaRepository.facts`` (with ``facts`` as that
+        method's keywords) read, in one message to the server. Opens the transaction first
+        when the connection is in autocommit (``UnitOfWork.autocommit``): the locks are held
+        until ``add_entry_and_commit`` or the unit of work ends it. Returns whether the
+        account manages the patient, the target (None: no such round, or not managed) and
+        the fact rows."""
+        conn = raw.connection(self.db)
+        begin = raw.begin_if_idle(conn)
+        params = (lock_keys, account_id, patient_id, round_id, *_padded(choices), identity,
+                  patient_id, facts["now"], facts["served_since"], facts["offences_since"],
+                  facts.get("session_id"), facts.get("account_id"), facts.get("phone_index"))
+        with raw.errors(), psycopg.ClientCursor(conn) as cur:
+            cur.execute(begin + _FAST_ENTRY_READ, params)
+            if begin:
+                cur.nextset()
+            row = cur.fetchone()
+            cur.nextset()
+            facts_rows = [(kind, key, _utc(at)) for kind, key, at in cur.fetchall()]
+        if row is None:
+            return True, None, facts_rows
+        if not row[0]:
+            return False, None, facts_rows
+        v = dict(zip(_FAST_ENTRY_COLUMNS, map(_utc, row), strict=True))
+        existing = None
+        if v["entry_id"] is not None:
+            existing = _entry(types.SimpleNamespace(**{
+                c: v[f"entry_{c}"] for c in _ENTRY_FIELDS}))
+        id_number = v["id_number"]
+        return True, EntryTarget(
+            round_id=v["r_id"], department_id=v["r_department_id"], opens_at=v["r_opens_at"],
+            closes_at=v["r_closes_at"], status=RoundStatus(v["r_status"]),
+            kind=RoundKind(v["r_kind"]), choices_in_round=int(v["choices_in_round"]),
+            first_starts_at=v["first_starts_at"], existing=existing,
+            id_number=id_number if id_number is None or _DECODE_ID_NUMBER is None
+            else _DECODE_ID_NUMBER(id_number, self.db.get_bind().dialect)), facts_rows
+
+    def add_entry_and_commit(self, entry: dict[str, Any], event: dict[str, Any],
+                             receipt: dict[str, Any], *, commit: bool) -> Entry:
+        """PostgreSQL only: what ``add_new_entry`` writes, as one function call, and with
+        ``commit`` the transaction's ``COMMIT`` in the same message (only for a transaction
+        that wrote nothing else). ``entry`` as the entry's columns (new: not withdrawn,
+        updated when created), ``event`` as ``EventRepository.along`` gives it (its kind
+        entry.created), ``receipt`` as ``receipt_values`` (the entry's first); the entry as
+        written."""
+        assert entry["withdrawn"] is False and entry["updated_at"] == entry["created_at"]
+        assert receipt["seq"] == 1 and receipt["ref"] == entry["ref"]
+        assert event["kind"] == "entry.created" and event["at"] == entry["created_at"]
+        conn = raw.connection(self.db)
+        params = (entry["round_id"], entry["ref"], entry["patient_id"], entry["account_id"],
+                  psycopg.types.json.Json(list(entry["choices"])), entry["created_at"],
+                  entry["idempotency_key"], event["session_id"], event["ip"],
+                  event["device_id"], psycopg.types.json.Json(event["detail"]),
+                  receipt["kind"], receipt["at"], receipt["body"])
+        with raw.errors(), psycopg.ClientCursor(conn) as cur:
+            cur.execute(_FAST_ADD_ENTRY + ("; COMMIT" if commit else ""), params)
+            found = cur.fetchone()
+        assert found is not None
+        return Entry(id=int(found[0]), round_id=entry["round_id"], ref=entry["ref"],
+                     patient_id=entry["patient_id"], account_id=entry["account_id"],
+                     choices=tuple(int(c) for c in entry["choices"]),
+                     created_at=entry["created_at"], updated_at=entry["updated_at"],
+                     withdrawn=False, idempotency_key=entry["idempotency_key"], outcome=None,
+                     position=None, won_session_id=None, won_rank=None, booking_id=None)
 
     def entry_of(self, round_id: int, patient_id: int) -> Entry | None:
         row = self.db.execute(sa.select(t.entries).where(

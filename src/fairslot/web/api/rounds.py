@@ -198,13 +198,22 @@ async def enter(round_id: IdPath, body: EntryIn, request: Request,
         done = None
         if idempotency_key:
             key = idempotency_key
-            done = await use.run(
-                lambda: release.entry_by_key(use.uow, use.deps, use.claimed, key))
+
+            def again() -> release.EntryView | None:
+                # Reads before the entry's transaction, in autocommit (as below).
+                use.uow.autocommit()
+                return release.entry_by_key(use.uow, use.deps, use.claimed, key)
+
+            done = await use.run(again)
         await use.check(patient_id=str(body.patient_id), target=str(round_id),
                         spend_token=done is None)
         if done is None:
 
             def use_case() -> release.EntryView:
+                if not idempotency_key:
+                    # The log-in token's look-up without a BEGIN of its own: the entry opens
+                    # its transaction with its first locked statement (PostgreSQL).
+                    use.uow.autocommit()
                 return release.enter(use.uow, use.deps, use.account(Role.PATIENT), round_id,
                                      body.patient_id, body.choices, use.context(),
                                      idempotency_key=idempotency_key)
