@@ -356,13 +356,13 @@ def investigate(
             # the same way); joining a ring takes at least two.
             core_ids = tying.filter(pl.col("account_id").is_in(core_set)).select(
                 "entity_type", "entity_id").unique()
-            shared = (
+            shared = _one_person_once(
                 tying.filter(pl.col("account_id").is_in(ties.get_column("outsider")
                                                               .to_list()))
-                .join(core_ids, on=["entity_type", "entity_id"])
-                .group_by("account_id").agg(pl.len().alias("shared"))
-                .filter(pl.col("shared") >= 2)
-            )
+                .join(core_ids, on=["entity_type", "entity_id"]),
+                bookings, payments, core_set,
+            ).group_by("account_id").agg(pl.len().alias("shared")).filter(
+                pl.col("shared") >= 2)
             ties = ties.filter(pl.col("outsider").is_in(shared.get_column("account_id")
                                                         .to_list()))
         for outsider, weight, count in ties.iter_rows():
@@ -438,6 +438,40 @@ def investigate(
                         score_of)
     return Investigation(scores, rings, findings, identifiers, links, blocks, groups,
                          pairs.height, t, flag_at)
+
+
+def _one_person_once(shared: pl.DataFrame, bookings: pl.DataFrame, payments: pl.DataFrame,
+                     core: set[str]) -> pl.DataFrame:
+    """The identifiers (account_id, entity_type, entity_id) outsiders share with a ring's
+    core, a person counted once: a phone or payer that the core's bookings carry only for
+    patients the outsider shares with it is one of those people's own contact or wallet,
+    given with them when the ring booked them. A customer's own account (or the carer who
+    books that customer) shares the customer, their phone and perhaps their wallet with
+    the brokers who sold them slots: one person, not three ties."""
+    patients = shared.filter(pl.col("entity_type") == "patient").select(
+        "account_id", pl.col("entity_id").alias("patient"))
+    if patients.is_empty():
+        return shared
+    core_bookings = bookings.filter(pl.col("account_id").is_in(sorted(core))).select(
+        "booking_id", "patient", "patient_phone")
+    carried = pl.concat([
+        core_bookings.select("patient", pl.lit("phone").alias("entity_type"),
+                             pl.col("patient_phone").alias("entity_id")),
+        core_bookings.join(payments.select("booking_id", "payer_account"), on="booking_id")
+        .select("patient", pl.lit("payer").alias("entity_type"),
+                pl.col("payer_account").alias("entity_id")),
+    ]).drop_nulls().unique()
+    # For each outsider and shared phone or payer: does the core carry it for anybody the
+    # outsider does not share with it?
+    details = shared.filter(pl.col("entity_type").is_in(["phone", "payer"]))
+    others = (
+        details.join(carried, on=["entity_type", "entity_id"])
+        .join(patients, on=["account_id", "patient"], how="anti")
+        .select("account_id", "entity_type", "entity_id").unique()
+    )
+    folded = details.join(others, on=["account_id", "entity_type", "entity_id"], how="anti")
+    return shared.join(folded.select("account_id", "entity_type", "entity_id"),
+                       on=["account_id", "entity_type", "entity_id"], how="anti")
 
 
 HELD_CODES = frozenset({"invalid_id_number", "nonsense_name", "identity_spread"})
@@ -560,8 +594,10 @@ def _all_scores(
         else set()
     held_codes = {"invalid_id_number", "nonsense_name", "identity_spread"}
     holder_by_identity = set(
-        findings.filter((pl.col("entity_type") == "account") & pl.col("code").is_in(held_codes)
-                        & (pl.col("strength") >= 0.6)).get_column("entity_id").to_list())
+        findings.filter((pl.col("entity_type") == "account")
+                        & ((pl.col("code").is_in(held_codes) & (pl.col("strength") >= 0.6))
+                           | (pl.col("code") == "unused_holds")))
+        .get_column("entity_id").to_list())
     def strong(*codes: str, at: float = 0.5) -> set[str]:
         return set(findings.filter((pl.col("entity_type") == "account")
                                    & pl.col("code").is_in(list(codes))
@@ -570,7 +606,8 @@ def _all_scores(
 
     # Roles, each from the member's own evidence (the first that applies):
     # developer: software books for it (machine-fast bookings, machine click rates);
-    # holder: holds slots (cancelled sides of laundering, invalid or spread identities);
+    # holder: holds slots (cancelled sides of laundering, invalid or spread identities,
+    # release grabs let go unpaid);
     # broker: buyer-facing, puts buyers into freed slots;
     # reseller: books for many strangers in the release race, or is paid by a shared hub;
     # booker: any other member.
