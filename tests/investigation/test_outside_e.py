@@ -62,12 +62,12 @@ def _household(account: str, races: int) -> list[dict[str, Any]]:
                   phone="13800000000") for i in range(races)]
 
 
-def test_a_broker_racing_releases_for_twenty_different_people_is_flagged(
+def test_a_broker_racing_releases_for_thirty_different_people_is_flagged(
         write_records: WriteRecords) -> None:
-    """Twenty-four people, each raced for once by hand and each paying for themselves: a
+    """Thirty people, each raced for once by hand and each paying for themselves: a
     buyer-facing broker's trade, flagged on its own bookings. A household racing the same
-    three people's releases twenty-four times is not; nor is a helper racing for twelve."""
-    rows = _broker("broker", 24) + _household("family", 24) + _broker("helper", 12, first=100)
+    three people's releases thirty times is not; nor is a helper racing for twelve."""
+    rows = _broker("broker", 30) + _household("family", 30) + _broker("helper", 12, first=100)
     records = read_records(write_records(rows, _paid(rows)))
     findings, _pairs = run_rules(records.bookings, records.payments, None, Thresholds())
     assert _codes(findings, "broker")["release_strangers"] >= 0.4
@@ -80,14 +80,14 @@ def test_a_broker_racing_releases_for_twenty_different_people_is_flagged(
 
 
 def _customer_case(write_records: WriteRecords, *, shares_device: bool) -> Investigation:
-    """Two brokers who both sold slots to the same 22 people, one of whom (``P``) also has
+    """Two brokers who both sold slots to the same 30 people, one of whom (``P``) also has
     an account of her own, where she booked herself three times (with her own phone) and a
     relative once under a mistyped number (her own clue, 0.25). With ``shares_device`` she
     also booked once on the first broker's device."""
     customer, phone = "G99990001", "13700000001"
     rows = []
     for broker in ("broker1", "broker2"):
-        rows += _broker(broker, 22)
+        rows += _broker(broker, 30)
         rows.append(_race(f"{broker}-p", broker, 60, patient=customer, phone=phone))
     own = [booking(f"own-{i}", account_id="customer", patient_id_number=customer,
                    patient_name="Li Hua", patient_phone=phone, device_id="dev-home",

@@ -1024,11 +1024,12 @@ RACE_SECONDS = 60
 (``release_strangers``)."""
 RACED_STRANGERS = 3
 """People an account raced for once each that make a clue (``release_strangers``)."""
-RACED_TRADE = 20
+RACED_TRADE = 25
 """People an account raced for once each that make a trade (``release_strangers`` at
 ``RACED_TRADE_STRENGTH``): a broker selling its hands at the release, one customer per race.
-A household races for the same few people; twenty different people, each raced for once
-and never booked again, are twenty customers."""
+A household races for the same few people; twenty-five different people, each raced for once
+and never booked again, are twenty-five customers: half a year of weekly races, more than
+a community helper races for elders it books only once."""
 RACED_TRADE_STRENGTH = 0.4
 """Strength of ``release_strangers`` at ``RACED_TRADE`` people: under the flag line alone,
 over it with the patient count the same bookings make (``many_patients``, 0.25 at a
@@ -1042,7 +1043,7 @@ def release_strangers(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     member grabbing for a buyer at each release it joins. A household races for the same
     few people again and again (a parent's follow-ups, a child's check-ups); a person booked
     once in a year and never again is somebody else's patient. A weak clue (0.25, 0.3 at
-    5+): enough to count as evidence of one's own, never to flag; at ``RACED_TRADE`` (20)
+    5+): enough to count as evidence of one's own, never to flag; at ``RACED_TRADE`` (25)
     people a trade (0.4), which with the patient count those bookings make is over the flag
     line: a buyer-facing broker booking genuine patients by hand, each paying for
     themselves, has nothing else of its own to show."""
