@@ -1,7 +1,8 @@
 """The fifth outside generator's first-sight misses (issue 12): buyer-facing brokers who race
 releases by hand for genuine patients paying for themselves, customers' own accounts tied
-to a ring through the one person it sold them, and slot-holding accounts whose bookings are
-mostly grabs let go unpaid. Each on a hand-made record set, with its look-alike."""
+to a ring through the one person it sold them, slot-holding accounts whose bookings are
+mostly grabs let go unpaid, and an insider desk's broker left alone when the desk was taken
+into a ring of its own. Each on a hand-made record set, with its look-alike."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 import polars as pl
 
 from fairslot.investigation.records import read_records
-from fairslot.investigation.rules import Thresholds, run_rules
-from fairslot.investigation.scoring import Investigation, investigate
+from fairslot.investigation.rules import FINDING_SCHEMA, Thresholds, run_rules
+from fairslot.investigation.scoring import Investigation, desk_operations, investigate
 
 from .conftest import WriteRecords, booking
 
@@ -156,3 +157,30 @@ def test_dropped_grabs_that_were_paid_are_no_holds(write_records: WriteRecords) 
     records = read_records(write_records(rows, _paid(rows)))
     findings, _pairs = run_rules(records.bookings, records.payments, None, Thresholds())
     assert "unused_holds" not in _codes(findings, "payer")
+
+
+def test_the_desks_wallet_keeps_its_broker_with_the_desk() -> None:
+    """A registration desk selling releases to a wallet, and a broker whose own bookings the
+    same wallet paid, were one community; the desk is taken into a ring of its own and the
+    broker goes with it. A helper in that community whose bookings its own wallet paid, and
+    a broker of another ring the wallet paid twice, stay where they were."""
+    findings = pl.DataFrame(
+        [("account", "desk", "staff_release_wallet", 0.9, ""),
+         ("payer", "wx:till", "staff_release_wallet", 0.9, "")],
+        schema=FINDING_SCHEMA, orient="row")
+    who = {"d": "desk", "b": "broker", "h": "helper", "o": "other"}
+    paid_by = {"d": "wx:till", "b": "wx:till", "h": "wx:helper", "o": "wx:till"}
+    counts = {"d": 5, "b": 3, "h": 4, "o": 2}
+    ids = [f"{k}{i}" for k, n in counts.items() for i in range(n)]
+    bookings = pl.DataFrame({"booking_id": ids, "account_id": [who[i[0]] for i in ids]})
+    payments = pl.DataFrame({"booking_id": ids, "payer_account": [paid_by[i[0]] for i in ids]})
+    ring_of = {"desk": 1, "broker": 1, "helper": 1, "helper2": 1, "other": 2, "other2": 2}
+    flagged = set(ring_of)
+    empty = pl.DataFrame(schema={"a": pl.String, "b": pl.String, "weight": pl.Float64,
+                                 "via": pl.String})
+    rings = desk_operations(findings, empty, ring_of, flagged, bookings=bookings,
+                            payments=payments)
+    assert rings == {ring_of["desk"]} and ring_of["desk"] not in (1, 2)
+    assert ring_of["broker"] == ring_of["desk"]
+    assert ring_of["helper"] == ring_of["helper2"] == 1
+    assert ring_of["other"] == 2
