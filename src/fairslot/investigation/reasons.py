@@ -83,6 +83,8 @@ ZH_TEMPLATES: tuple[tuple[str, str], ...] = (
     ("in {} cancel-then-rebook pair(s) within {} s ({} with a shared account, device or IP)",
      "有 {0} 对 {1} 秒内退号后重挂（占坑洗号），其中 {2} 对共用账户、设备或 IP"),
     ("{} no-shows in {} bookings", "{1} 次挂号中爽约 {0} 次"),
+    ("{} of its {} bookings were grabbed within {} s of release and cancelled unpaid",
+     "{1} 次挂号中有 {0} 次在放号后 {2} 秒内抢到，未付款即退号"),
     ("booked for {} distinct patients (a household is at most {})",
      "为 {0} 名不同就诊人挂号（一户至多 {1} 人）"),
     ("booked for {} distinct patients (a household is at most {}), and {} of its bookings "

@@ -56,6 +56,7 @@ __all__ = [
     "staff_release_for_hub",
     "staff_release_wallet",
     "typo_patients",
+    "unused_holds",
     "valid_id_number",
     "without_platform_timing",
 ]
@@ -1023,6 +1024,16 @@ RACE_SECONDS = 60
 (``release_strangers``)."""
 RACED_STRANGERS = 3
 """People an account raced for once each that make a clue (``release_strangers``)."""
+RACED_TRADE = 25
+"""People an account raced for once each that make a trade (``release_strangers`` at
+``RACED_TRADE_STRENGTH``): a broker selling its hands at the release, one customer per race.
+A household races for the same few people; twenty-five different people, each raced for once
+and never booked again, are twenty-five customers: half a year of weekly races, more than
+a community helper races for elders it books only once."""
+RACED_TRADE_STRENGTH = 0.4
+"""Strength of ``release_strangers`` at ``RACED_TRADE`` people: under the flag line alone,
+over it with the patient count the same bookings make (``many_patients``, 0.25 at a
+person's pace)."""
 
 
 def release_strangers(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
@@ -1032,7 +1043,10 @@ def release_strangers(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     member grabbing for a buyer at each release it joins. A household races for the same
     few people again and again (a parent's follow-ups, a child's check-ups); a person booked
     once in a year and never again is somebody else's patient. A weak clue (0.25, 0.3 at
-    5+): enough to count as evidence of one's own, never to flag."""
+    5+): enough to count as evidence of one's own, never to flag; at ``RACED_TRADE`` (25)
+    people a trade (0.4), which with the patient count those bookings make is over the flag
+    line: a buyer-facing broker booking genuine patients by hand, each paying for
+    themselves, has nothing else of its own to show."""
     times = bookings.group_by("account_id", "patient").agg(pl.len().alias("times"))
     raced = (
         bookings.filter(pl.col("released_at").is_not_null())
@@ -1049,7 +1063,8 @@ def release_strangers(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     return _findings(raced.with_columns(
         pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
         pl.lit("release_strangers").alias("code"),
-        _graded(pl.col("strangers"), ((RACED_STRANGERS, 0.25), (5, 0.3))).alias("strength"),
+        _graded(pl.col("strangers"), ((RACED_STRANGERS, 0.25), (5, 0.3),
+                                       (RACED_TRADE, RACED_TRADE_STRENGTH))).alias("strength"),
         pl.format("raced {} release(s) by hand within {} s, each for a different person it "
                   "booked only that once", pl.col("strangers"), pl.lit(RACE_SECONDS))
         .alias("detail"),
@@ -1348,6 +1363,44 @@ wallet paying it, that stay a weak clue (``launder_pair`` 0.2): a family handing
 slot to a relative a few times a year."""
 
 
+UNUSED_HOLDS = 3
+"""Release-time grabs cancelled unpaid that make ``unused_holds`` (with at least half the
+account's bookings)."""
+
+
+def unused_holds(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresholds
+                 ) -> pl.DataFrame:
+    """Accounts that grabbed slots at their release (within ``grab_seconds``) and let them
+    go unpaid, ``UNUSED_HOLDS`` times or more, making up at least half of everything they
+    booked: holding slots for a buyer who did not come, or to be cancelled and caught. A
+    patient who races a release pays for the slot and comes, or cancels it now and then
+    among many bookings it used (a fast typist's two or three dropped grabs in a busy
+    year); one whose bookings are mostly dropped grabs was never booking for itself. The
+    platform's own bookings (draw, waitlist) and staff channels carry no release time here
+    and never count."""
+    paid = payments.select("booking_id").unique()
+    holds = (
+        bookings.with_columns(
+            ((pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0)
+            .alias("after"))
+        .join(paid.with_columns(pl.lit(True).alias("paid")), on="booking_id", how="left")
+        .with_columns(
+            (pl.col("after").is_between(0.0, t.grab_seconds)
+             & (pl.col("status") == "cancelled") & pl.col("paid").is_null())
+            .fill_null(False).alias("hold"))
+        .group_by("account_id").agg(pl.col("hold").sum().alias("holds"), pl.len().alias("n"))
+        .filter((pl.col("holds") >= UNUSED_HOLDS) & (2 * pl.col("holds") >= pl.col("n")))
+    )
+    return _findings(holds.with_columns(
+        pl.lit("account").alias("entity_type"), pl.col("account_id").alias("entity_id"),
+        pl.lit("unused_holds").alias("code"),
+        _graded(pl.col("holds"), ((UNUSED_HOLDS, 0.5), (5, 0.65), (8, 0.8))).alias("strength"),
+        pl.format("{} of its {} bookings were grabbed within {} s of release and cancelled "
+                  "unpaid", pl.col("holds"), pl.col("n"), pl.lit(t.grab_seconds))
+        .alias("detail"),
+    ))
+
+
 def repeated_no_shows(bookings: pl.DataFrame, t: Thresholds) -> pl.DataFrame:
     """Accounts whose bookings mostly end in no-shows: unsold holds and wasted capacity."""
     per_account = bookings.group_by("account_id").agg(
@@ -1483,6 +1536,7 @@ def run_rules(
         instant_hub_paid(bookings, payments, t, days),
         laundering,
         repeated_no_shows(bookings, t),
+        unused_holds(bookings, payments, t),
         account_many_patients(bookings, t),
         release_strangers(bookings, t),
         click_rate(access, t, minutes=access_minutes),

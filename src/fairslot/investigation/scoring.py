@@ -356,13 +356,13 @@ def investigate(
             # the same way); joining a ring takes at least two.
             core_ids = tying.filter(pl.col("account_id").is_in(core_set)).select(
                 "entity_type", "entity_id").unique()
-            shared = (
+            shared = _one_person_once(
                 tying.filter(pl.col("account_id").is_in(ties.get_column("outsider")
                                                               .to_list()))
-                .join(core_ids, on=["entity_type", "entity_id"])
-                .group_by("account_id").agg(pl.len().alias("shared"))
-                .filter(pl.col("shared") >= 2)
-            )
+                .join(core_ids, on=["entity_type", "entity_id"]),
+                bookings, payments, core_set,
+            ).group_by("account_id").agg(pl.len().alias("shared")).filter(
+                pl.col("shared") >= 2)
             ties = ties.filter(pl.col("outsider").is_in(shared.get_column("account_id")
                                                         .to_list()))
         for outsider, weight, count in ties.iter_rows():
@@ -402,7 +402,8 @@ def investigate(
     # One wallet paying for most of two rings' members is one operation's till.
     for accounts in wallet_operations(findings, bookings, payments, flagged):
         merge_rings(ring_of, flagged, accounts)
-    desk_rings = desk_operations(findings, insider_ties, ring_of, flagged)
+    desk_rings = desk_operations(findings, insider_ties, ring_of, flagged,
+                                 bookings=bookings, payments=payments)
     # A crowd grabbing by hand for one tout: flagged racers left out of every ring, who
     # race the same few doctors' releases from the same place.
     fresh = max(ring_of.values(), default=0) + 1
@@ -438,6 +439,40 @@ def investigate(
                         score_of)
     return Investigation(scores, rings, findings, identifiers, links, blocks, groups,
                          pairs.height, t, flag_at)
+
+
+def _one_person_once(shared: pl.DataFrame, bookings: pl.DataFrame, payments: pl.DataFrame,
+                     core: set[str]) -> pl.DataFrame:
+    """The identifiers (account_id, entity_type, entity_id) outsiders share with a ring's
+    core, a person counted once: a phone or payer that the core's bookings carry only for
+    patients the outsider shares with it is one of those people's own contact or wallet,
+    given with them when the ring booked them. A customer's own account (or the carer who
+    books that customer) shares the customer, their phone and perhaps their wallet with
+    the brokers who sold them slots: one person, not three ties."""
+    patients = shared.filter(pl.col("entity_type") == "patient").select(
+        "account_id", pl.col("entity_id").alias("patient"))
+    if patients.is_empty():
+        return shared
+    core_bookings = bookings.filter(pl.col("account_id").is_in(sorted(core))).select(
+        "booking_id", "patient", "patient_phone")
+    carried = pl.concat([
+        core_bookings.select("patient", pl.lit("phone").alias("entity_type"),
+                             pl.col("patient_phone").alias("entity_id")),
+        core_bookings.join(payments.select("booking_id", "payer_account"), on="booking_id")
+        .select("patient", pl.lit("payer").alias("entity_type"),
+                pl.col("payer_account").alias("entity_id")),
+    ]).drop_nulls().unique()
+    # For each outsider and shared phone or payer: does the core carry it for anybody the
+    # outsider does not share with it?
+    details = shared.filter(pl.col("entity_type").is_in(["phone", "payer"]))
+    others = (
+        details.join(carried, on=["entity_type", "entity_id"])
+        .join(patients, on=["account_id", "patient"], how="anti")
+        .select("account_id", "entity_type", "entity_id").unique()
+    )
+    folded = details.join(others, on=["account_id", "entity_type", "entity_id"], how="anti")
+    return shared.join(folded.select("account_id", "entity_type", "entity_id"),
+                       on=["account_id", "entity_type", "entity_id"], how="anti")
 
 
 HELD_CODES = frozenset({"invalid_id_number", "nonsense_name", "identity_spread"})
@@ -560,8 +595,10 @@ def _all_scores(
         else set()
     held_codes = {"invalid_id_number", "nonsense_name", "identity_spread"}
     holder_by_identity = set(
-        findings.filter((pl.col("entity_type") == "account") & pl.col("code").is_in(held_codes)
-                        & (pl.col("strength") >= 0.6)).get_column("entity_id").to_list())
+        findings.filter((pl.col("entity_type") == "account")
+                        & ((pl.col("code").is_in(held_codes) & (pl.col("strength") >= 0.6))
+                           | (pl.col("code") == "unused_holds")))
+        .get_column("entity_id").to_list())
     def strong(*codes: str, at: float = 0.5) -> set[str]:
         return set(findings.filter((pl.col("entity_type") == "account")
                                    & pl.col("code").is_in(list(codes))
@@ -570,7 +607,8 @@ def _all_scores(
 
     # Roles, each from the member's own evidence (the first that applies):
     # developer: software books for it (machine-fast bookings, machine click rates);
-    # holder: holds slots (cancelled sides of laundering, invalid or spread identities);
+    # holder: holds slots (cancelled sides of laundering, invalid or spread identities,
+    # release grabs let go unpaid);
     # broker: buyer-facing, puts buyers into freed slots;
     # reseller: books for many strangers in the release race, or is paid by a shared hub;
     # booker: any other member.
@@ -862,8 +900,15 @@ DESK_WALLET = 0.8
 one staff channel's release-time bookings) that makes a desk a ring of its own."""
 
 
+DESK_HANDS = 3
+"""Bookings of its own paid by a desk's selling wallet that put a flagged account left in
+no ring into the desk's ring (``desk_operations``)."""
+
+
 def desk_operations(findings: pl.DataFrame, insider_ties: pl.DataFrame,
-                    ring_of: dict[str, int], flagged: set[str]) -> set[int]:
+                    ring_of: dict[str, int], flagged: set[str], *,
+                    bookings: pl.DataFrame | None = None,
+                    payments: pl.DataFrame | None = None) -> set[int]:
     """A staff channel booking releases for one wallet's buyers is an insider's trade, and
     the police need it as one: the desk login with the wallets that paid for it (they are
     the ring's by ``linked``) and the accounts that caught its freed holds (``insider``
@@ -871,6 +916,11 @@ def desk_operations(findings: pl.DataFrame, insider_ties: pl.DataFrame,
     wallet with some other flagged account (a helper whose elders walked in, a broker's
     customer) ties it to no ring; it is taken out of such a ring into one of its own,
     which may hold the desk alone: its own evidence is a wallet's, not one account's.
+    Given the bookings and payments, a flagged account in no ring, or in the ring the desk
+    was taken out of, with ``DESK_HANDS`` or more of its own bookings paid by the wallet
+    the desk sells to (a payer with ``staff_release_wallet`` that paid the desk's bookings)
+    goes with the desk: the wallet's other hands, a broker reselling beside the desk,
+    flagged on its own conduct (the tie only groups it).
     Changes ``ring_of`` in place; returns the desks' ring numbers."""
     desks = sorted(set(findings.filter(
         (pl.col("entity_type") == "account") & (pl.col("code") == "staff_release_wallet")
@@ -882,9 +932,11 @@ def desk_operations(findings: pl.DataFrame, insider_ties: pl.DataFrame,
     for a, b in insider_ties.select("a", "b").iter_rows():
         catchers.setdefault(a, set()).add(b)
     fresh = max(ring_of.values(), default=0) + 1
+    former: dict[str, int | None] = {}
     for desk in desks:
         own = {c for c in catchers.get(desk, set()) if c in flagged}
         number = ring_of.get(desk)
+        former[desk] = number
         if number is not None and own and all(
                 ring_of.get(c) == number for c in own):
             numbers.add(number)  # already the desk and its catchers' ring
@@ -893,6 +945,29 @@ def desk_operations(findings: pl.DataFrame, insider_ties: pl.DataFrame,
             ring_of[member] = fresh
         numbers.add(fresh)
         fresh += 1
+    if bookings is None or payments is None:
+        return numbers
+    wallets = findings.filter((pl.col("entity_type") == "payer")
+                              & (pl.col("code") == "staff_release_wallet")).select(
+        pl.col("entity_id").alias("payer_account")).unique()
+    if wallets.is_empty():
+        return numbers
+    paid = (payments.select("booking_id", "payer_account").unique("booking_id")
+            .join(wallets, on="payer_account")
+            .join(bookings.select("booking_id", "account_id"), on="booking_id"))
+    desk_wallets = paid.filter(pl.col("account_id").is_in(desks)).select(
+        "account_id", "payer_account").unique()
+    hands = (paid.filter(pl.col("account_id").is_in(sorted(flagged - set(desks))))
+             .group_by("account_id", "payer_account").agg(pl.len().alias("n"))
+             .filter(pl.col("n") >= DESK_HANDS))
+    for desk, wallet in desk_wallets.sort("account_id", "payer_account").iter_rows():
+        for hand in sorted(hands.filter(pl.col("payer_account") == wallet)
+                           .get_column("account_id").to_list()):
+            # In no ring, or in the one the desk was taken out of: the wallet's hands go
+            # with the desk. A hand in some other ring stays there.
+            if ring_of.get(hand) is None or (former[desk] is not None
+                                             and ring_of.get(hand) == former[desk]):
+                ring_of[hand] = ring_of[desk]
     return numbers
 
 
