@@ -250,19 +250,18 @@ def _drop_exact_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return pl.concat([frame.filter(~repeated), distinct]), suspects.height - distinct.height
 
 
-def _read_raw(path: Path, table: str) -> tuple[pl.DataFrame | pl.LazyFrame, int]:
+def _read_raw(path: Path, table: str) -> tuple[pl.DataFrame, int]:
     """The file's contract columns as written (CSV: all text) and the number of rows with more
-    fields than the header (already dropped). A Parquet file is returned unread (a scan), so
-    that its raw columns are never held beside the clean ones."""
+    fields than the header (already dropped)."""
     wanted = {name for name, _req, _kind in _TABLES[table]}
     if path.suffix in (".parquet", ".pq"):
         try:
             names = pl.read_parquet_schema(path)
+            # Only the contract's columns are read; unknown columns are ignored anyway.
+            raw = pl.read_parquet(path, columns=[n for n in names if n.strip() in wanted])
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise RecordsError(f"cannot read {path.name}: {exc}") from exc
-        # Only the contract's columns are read; unknown columns are ignored anyway.
-        kept = [n for n in names if n.strip() in wanted]
-        return pl.scan_parquet(path).select(kept).rename({n: n.strip() for n in kept}), 0
+        return raw.rename({name: name.strip() for name in raw.columns}), 0
     return _read_csv_strings(path)
 
 
@@ -286,8 +285,7 @@ def read_table(
 
 
 def _clean_table(
-    holder: list[pl.DataFrame | pl.LazyFrame], long_rows: int, table: str, file_name: str,
-    zone: zoneinfo.ZoneInfo,
+    holder: list[pl.DataFrame], long_rows: int, table: str, file_name: str, zone: zoneinfo.ZoneInfo,
 ) -> tuple[pl.DataFrame, int, list[SkipCount]]:
     """The raw frame (as read; taken out of ``holder``) cleaned to the contract's schema.
     Every reason is listed, with zero rows when it did not occur, always in the same order
@@ -295,24 +293,24 @@ def _clean_table(
     raw = holder.pop()
     spec = _TABLES[table]
     skipped: list[SkipCount] = []
+    total = raw.height + long_rows
     skipped.append(SkipCount(table, "more fields than the header (columns may be shifted)",
                              long_rows))
-    schema = raw.collect_schema() if isinstance(raw, pl.LazyFrame) else raw.schema
-    missing = [name for name, required, _ in spec if required and name not in schema]
+    missing = [name for name, required, _ in spec if required and name not in raw.columns]
     if missing:
         raise RecordsError(f"{file_name} lacks required column(s): {', '.join(missing)}")
 
     # One pass builds every clean column and, for typed columns, whether the file had text.
     expressions: list[pl.Expr] = []
     for name, _required, kind in spec:
-        if name not in schema:
+        if name not in raw.columns:
             dtype: pl.DataType = (
                 pl.Datetime("us", "UTC") if kind == "time"
                 else pl.Float64() if kind == "num" else pl.String()
             )
             expressions.append(pl.lit(None, dtype=dtype).alias(name))
             continue
-        source = schema[name]
+        source = raw.schema[name]
         if kind == "time":
             typed = _typed_time(name, source, zone)
             if typed is None:
@@ -328,16 +326,8 @@ def _clean_table(
             # Typed Parquet values need no text check (formatting them would be costly).
             had = _text(name) if source == pl.String else pl.col(name)
             expressions.append(had.is_not_null().alias(f"__had_{name}"))
-    if isinstance(raw, pl.LazyFrame):
-        # Read and cleaned in one streaming pass: the raw columns are never all in memory.
-        try:
-            frame = raw.select(expressions).collect(engine="streaming")
-        except (OSError, pl.exceptions.PolarsError) as exc:
-            raise RecordsError(f"cannot read {file_name}: {exc}") from exc
-    else:
-        frame = raw.lazy().select(expressions).collect()
+    frame = raw.lazy().select(expressions).collect()
     del raw
-    total = frame.height + long_rows
 
     drop = pl.lit(False)
     masks: list[tuple[pl.Expr, str, bool]] = []
@@ -413,22 +403,6 @@ def _minutes(access: pl.DataFrame, min_clicks: int) -> pl.DataFrame:
 
 
 _PART = "__part__"
-# Rows in one part of the access file read out of core at most, about (a hospital's 10,000,000
-# make 16 parts, smaller than this; larger files get more parts rather than larger ones).
-_PART_ROWS = 2_000_000
-# Bytes of CSV per access row, to estimate a CSV file's rows from its size (a real export's
-# rows run 90-200 bytes: the estimate leans towards more, smaller parts).
-_CSV_ROW_BYTES = 100
-
-
-def _estimated_rows(path: Path, csv_file: bool) -> int:
-    """The access file's rows: from the Parquet footer, or estimated from a CSV's size."""
-    if csv_file:
-        return path.stat().st_size // _CSV_ROW_BYTES
-    try:
-        return int(pl.scan_parquet(path).select(pl.len()).collect().item())
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise RecordsError(f"cannot read {path.name}: {exc}") from exc
 
 
 def count_access_minutes(
@@ -438,7 +412,7 @@ def count_access_minutes(
     zone: zoneinfo.ZoneInfo | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-    parts: int | None = None,
+    parts: int = 16,
     workdir: Path | None = None,
 ) -> tuple[pl.DataFrame, int, int, int, list[SkipCount]]:
     """The access file out of core: its requests per account and minute (only minutes with at
@@ -448,9 +422,8 @@ def count_access_minutes(
     in a temporary folder (under ``workdir``); each part is then cleaned exactly as
     ``read_table`` cleans the whole file. A minute's requests, and any exact duplicate of a
     row, fall in the same part, so the counts, duplicates and skip counts are the ones the
-    whole file gives. Memory is about one part's rows: by default 16 parts, more for a file
-    of more than 16 times ``_PART_ROWS`` rows (so that a part stays about that size however
-    large the file); the temporary folder holds about the file's size again.
+    whole file gives. Memory is about one part's rows (a 16th of the file by default); the
+    temporary folder holds about the file's size again.
 
     Returns (minutes, rows in the file, rows kept, rows outside the window, skip counts)."""
     zone = zone or get_settings().zone
@@ -473,8 +446,6 @@ def count_access_minutes(
     ts = _typed_time("ts", schema["ts"], zone)
     if ts is None:
         ts = _parse_time_text(_text("ts"), zone)
-    if parts is None:
-        parts = max(16, -(-_estimated_rows(path, csv_file) // _PART_ROWS))
     part = (ts.dt.truncate("1m").hash(seed=17) % parts).fill_null(0).alias(_PART)
 
     totals: dict[tuple[str, bool], int] = {}
@@ -495,11 +466,9 @@ def count_access_minutes(
             return (_minutes(inside, min_clicks), total, inside.height,
                     frame.height - inside.height, skipped)
         for folder in sorted(Path(temporary).iterdir()):
-            files = sorted(folder.glob("*.parquet"))
-            raw: pl.DataFrame | pl.LazyFrame = pl.scan_parquet(files, hive_partitioning=False)
+            raw = pl.read_parquet(sorted(folder.glob("*.parquet")), hive_partitioning=False)
             long_rows = 0
             if csv_file:
-                raw = pl.read_parquet(files, hive_partitioning=False)
                 long_rows = int(raw.get_column(_EXTRA).is_not_null().sum())
                 raw = raw.filter(pl.col(_EXTRA).is_null()).drop(_EXTRA)
             holder = [raw]
