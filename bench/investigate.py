@@ -1,14 +1,17 @@
 """Benchmark of ``fairslot investigate`` at hospital scale (or a province's, ``--province``).
 
 Generates 1,000,000 bookings, 1,000,000 payments and 10,000,000 access rows with vectorised
-numpy/polars (a genuine population plus a few dozen bot rings), writes them as Parquet to a
+numpy/polars (a genuine population plus 40 planted bot rings of 10 accounts, each ring with
+its own customers' identities, devices and three wallets), writes them as Parquet to a
 temporary folder (the access rows in chunks of 10,000,000, so that a province's 100,000,000
 are never in memory at once), then runs the whole investigation (read, rules, graph, dense
 blocks, lockstep, anomaly scores, rings, report) in a child process. The access rows are read
 out of core (``read_records(access_min_clicks=...)``: split by minute into Parquet parts on
 disk, only per-account minute counts kept) unless ``--in-memory``. Prints the generation
 time (not part of the investigation), the investigation's wall and CPU time and peak resident
-memory (the child process; Polars' threads are in it), from ``resource.getrusage``.
+memory (the child process; Polars' threads are in it), from ``resource.getrusage``, and how
+the planted rings came out: each one's best match among the rings found (Jaccard similarity
+over accounts; recovered at 0.5 or more) and the sizes of the rings found.
 
     python bench/investigate.py [--bookings N] [--access N] [--province] [--in-memory]
                                 [--keep DIR] [--records DIR]
@@ -33,6 +36,7 @@ __all__ = ["generate", "main"]
 _YEAR_START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC).timestamp()
 _DAY = 86400.0
 _ACCESS_CHUNK = 10_000_000
+RINGS, RING_SIZE = 40, 10  # the planted rings: accounts a{first} .. a{first + 399}, by ring
 _WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 
 
@@ -60,14 +64,18 @@ def generate(folder: Path, *, bookings: int, access: int, seed: int = 1) -> None
     rng = np.random.default_rng(seed)
     n_accounts = bookings // 3
     n_doctors = 600
-    ring_accounts = 400  # 40 rings of 10
+    ring_accounts = RINGS * RING_SIZE
     account = rng.zipf(1.8, bookings) % n_accounts
     ring_rows = bookings // 100
     account[:ring_rows] = n_accounts + rng.integers(0, ring_accounts, ring_rows)
     patient_slot = account * 3 + rng.integers(0, 2, bookings)
-    # Ring accounts book for many patients.
-    patient_slot[:ring_rows] = (n_accounts + ring_accounts) * 3 + rng.integers(0, 20000,
-                                                                             ring_rows)
+    # Ring accounts book for many patients, each ring for its own customers (as a real
+    # province's rings do: two rings do not sell to one pool of people). A ring's pool grows
+    # with its bookings, twice as many people as it books for (20,000 in all at 1M).
+    ring = (account[:ring_rows] - n_accounts) // RING_SIZE
+    pool = max(20, 2 * ring_rows // RINGS)
+    patient_slot[:ring_rows] = ((n_accounts + ring_accounts) * 3 + ring * pool
+                                + rng.integers(0, pool, ring_rows))
     n_patients = int(patient_slot.max()) + 1
     ids = _id_numbers(rng, n_patients, 0.002)
     names = pl.Series(["王伟", "李娜", "张敏", "刘洋", "陈静", "杨磊", "黄丽", "赵强", "561"])
@@ -85,7 +93,7 @@ def generate(folder: Path, *, bookings: int, access: int, seed: int = 1) -> None
         rng.choice(5, bookings, p=[0.8, 0.08, 0.04, 0.05, 0.03])]
     cancelled = np.where(status == "cancelled", created + rng.uniform(60, 5 * _DAY, bookings),
                          np.nan)
-    raw_ips = pl.Series(rng.integers(0, 2**32, 200_000))
+    raw_ips = pl.Series(rng.integers(0, 2**32, max(200_000, bookings // 5)))
     ip_pool = ((raw_ips // 2**24).cast(pl.String) + "." + (raw_ips // 2**16 % 256).cast(pl.String)
                + "." + (raw_ips // 256 % 256).cast(pl.String) + "."
                + (raw_ips % 256).cast(pl.String))
@@ -117,7 +125,7 @@ def generate(folder: Path, *, bookings: int, access: int, seed: int = 1) -> None
         "fee": pl.Series(np.full(bookings, 50.0)),
     })
     frame.write_parquet(folder / "bookings.parquet")
-    payer = np.where(account >= n_accounts, (account - n_accounts) // 10 * 3
+    payer = np.where(account >= n_accounts, (account - n_accounts) // RING_SIZE * 3
                      + rng.integers(0, 3, bookings) + 10**8, account // 2)
     pl.DataFrame({
         "payment_id": "p" + booking_ids,
@@ -167,12 +175,38 @@ def _child(folder: Path, out: Path, in_memory: bool) -> None:
     floor = None if in_memory else Thresholds().clicks_per_minute
     records = read_records(folder, zone=zone, access_min_clicks=floor, workdir=out.parent)
     read = time.perf_counter() - start
+    read_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     result = investigate(records)
     detect = time.perf_counter() - start - read
     write_outputs(out, result, records, RunInfo(str(folder), began,
                                                 time.perf_counter() - start, zone.key))
-    print(f"  read {read:.1f} s, detect {detect:.1f} s, total {time.perf_counter() - start:.1f}"
-          f" s; {result.suspects.height} suspects, {result.rings.height} rings")
+    print(f"  read {read:.1f} s (peak {read_peak:.2f} GB so far), detect {detect:.1f} s, "
+          f"total {time.perf_counter() - start:.1f} s; {result.suspects.height} suspects, "
+          f"{result.rings.height} rings")
+    first = records.bookings.height // 3
+    _recovery(result.rings, first)
+
+
+def _recovery(rings: pl.DataFrame, first: int) -> None:
+    """Print how the planted rings came out: each planted ring's best match among the rings
+    found (Jaccard similarity over accounts), recovered at 0.5 or more, and the sizes."""
+    found = [set(str(listed).split(";")) for listed in rings.get_column("accounts_list")]
+    planted = [{f"a{first + ring * RING_SIZE + k}" for k in range(RING_SIZE)}
+               for ring in range(RINGS)]
+    every = set().union(*planted)
+    best = [max((len(p & f) / len(p | f) for f in found), default=0.0) for p in planted]
+    recovered = sum(b >= 0.5 for b in best)
+    holding = [f for f in found if f & every]
+    mixed = sum(1 for f in holding if sum(1 for p in planted if f & p) > 1)
+    sizes = sorted(len(f) for f in found)
+    print(f"  rings: {len(found)} found, {RINGS} planted; {recovered} of {RINGS} recovered "
+          f"(Jaccard >= 0.5 over accounts), best Jaccard min {min(best):.2f} median "
+          f"{float(np.median(best)):.2f}; {len(holding)} found rings hold planted accounts, "
+          f"{mixed} of them from more than one planted ring; "
+          f"{len(found) - len(holding)} hold none")
+    if sizes:
+        print(f"  found ring sizes (accounts): min {sizes[0]}, median "
+              f"{sizes[len(sizes) // 2]}, max {sizes[-1]}")
 
 
 def main() -> None:
