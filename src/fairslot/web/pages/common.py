@@ -554,6 +554,12 @@ class Visitor:
         if account is None:
             raise Unauthenticated("log in first")
         if roles and account.role not in roles and account.role is not Role.ADMIN:
+            if roles == (Role.PATIENT,):
+                # A staff account on a patient's page (a doctor's Book button, say): the
+                # desk books for a patient at the registration desk instead.
+                raise Forbidden(N_("This page is for patients' own accounts. Staff book "
+                                   "for a patient at the registration desk."),
+                                code="forbidden_role")
             raise Forbidden(N_("This page is for staff with another role."),
                             code="forbidden_role")
         return account
