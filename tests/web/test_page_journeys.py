@@ -23,7 +23,7 @@ from fairslot.guard.errors import ActionTokenRefused, Blocked, Overloaded
 from fairslot.monitoring.alerts import Sighting
 from fairslot.monitoring.scenarios import Entity
 from fairslot.monitoring.scenarios.catalogue import SCENARIO_NAMES
-from fairslot.services import booking, catalog, rules
+from fairslot.services import booking, catalog, release, rules
 from fairslot.services.context import RequestContext
 from fairslot.web import alert_summaries, i18n
 from fairslot.web.app import create_app
@@ -372,6 +372,25 @@ def test_draw_choices_are_short_and_the_sessions_listed_in_full(
     listed = re.search(r'<ul class="draw-options">(.*?)</ul>', page, re.S)
     assert listed is not None and session.date.isoformat() in listed.group(1)
     assert "2 个号，已登记 0 人" in listed.group(1)
+
+
+@SQLITE_ONLY
+def test_counts_of_entries_and_choices_agree_in_number_in_english(
+        client: TestClient, world: World, clock: FixedClock) -> None:
+    _, session_id, round_id = _open_round(world, clock)
+    account, (patient_id,), _ = world.patient_account("one.choice")
+    world.platform.run(release.enter, account, round_id, patient_id, [session_id],
+                       RequestContext(ip="198.51.100.9"))
+    log_in(client, "one.choice")
+    client.cookies.set("fs_lang", "en")
+    enter = client.get(f"/rounds/{round_id}/enter").text
+    assert "2 slots, 1 entry so far" in enter and "1 entries" not in enter
+    for url in (f"/rounds/{round_id}", "/me"):
+        page = client.get(url).text
+        assert "1 choice" in page and "1 choices" not in page, url
+    client.cookies.set("fs_lang", "zh_CN")
+    assert "2 个号，已登记 1 人" in client.get(f"/rounds/{round_id}/enter").text
+    assert "1 个志愿" in client.get("/me").text
 
 
 @SQLITE_ONLY
