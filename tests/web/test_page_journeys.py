@@ -359,6 +359,24 @@ def test_disabling_a_staff_account_asks_first(client: TestClient, world: World) 
 
 
 @SQLITE_ONLY
+def test_a_staff_row_keeps_its_role_and_state_in_their_own_columns(
+        client: TestClient, world: World) -> None:
+    # One form per row, its role and Disabled fields in the Role and State cells (joined to
+    # it by form="..."): each row's fields name that row's form, and the row has 4 cells
+    # like the header (a cell spanning three put the box under the wrong heading).
+    log_in(client, "staff-admin")
+    page = client.get("/admin/users").text
+    desk = world.staff[Role.REGISTRATION].id
+    row = re.search(r'<tr>\s*<td><strong>staff-registration</strong></td>(.*?)</tr>', page, re.S)
+    assert row is not None
+    cells = re.findall(r"<td[ >]", row.group(1))
+    assert len(cells) == 3 and "colspan" not in row.group(1)
+    assert f'id="user-{desk}"' in row.group(1)
+    assert re.search(rf'<select id="role-{desk}" name="role" form="user-{desk}">', row.group(1))
+    assert re.search(rf'name="disabled" value="yes" form="user-{desk}"', row.group(1))
+
+
+@SQLITE_ONLY
 def test_draw_choices_are_short_and_the_sessions_listed_in_full(
         client: TestClient, world: World, clock: FixedClock) -> None:
     _, session_id, round_id = _open_round(world, clock)
