@@ -211,7 +211,9 @@ ERROR_TEXTS = {
     "payment_failed": N_("The payment did not go through; please try again."),
     "code_wrong": N_("Wrong code (%(tries_left)s tries left)."),
     "codes_rate_limited": N_("Too many codes were sent; please try again later."),
-    "weak_password": N_("The password is too short."),
+    # Both a short password and a guessable one (a common word, the user's own phone).
+    "weak_password": N_("This password is too short or too easy to guess; please choose a "
+                        "longer one, for example a few unrelated words."),
     "identity_checks_limited": N_("Too many failed real-name checks; please try again "
                                   "later or bring the ID card to the registration desk."),
     "invalid_choices": N_("Choose different sessions, each once, best first."),
