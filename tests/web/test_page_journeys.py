@@ -23,7 +23,7 @@ from fairslot.guard.errors import ActionTokenRefused, Blocked, Overloaded
 from fairslot.monitoring.alerts import Sighting
 from fairslot.monitoring.scenarios import Entity
 from fairslot.monitoring.scenarios.catalogue import SCENARIO_NAMES
-from fairslot.services import booking, catalog, rules
+from fairslot.services import booking, catalog, release, rules
 from fairslot.services.context import RequestContext
 from fairslot.web import alert_summaries, i18n
 from fairslot.web.app import create_app
@@ -359,6 +359,24 @@ def test_disabling_a_staff_account_asks_first(client: TestClient, world: World) 
 
 
 @SQLITE_ONLY
+def test_a_staff_row_keeps_its_role_and_state_in_their_own_columns(
+        client: TestClient, world: World) -> None:
+    # One form per row, its role and Disabled fields in the Role and State cells (joined to
+    # it by form="..."): each row's fields name that row's form, and the row has 4 cells
+    # like the header (a cell spanning three put the box under the wrong heading).
+    log_in(client, "staff-admin")
+    page = client.get("/admin/users").text
+    desk = world.staff[Role.REGISTRATION].id
+    row = re.search(r'<tr>\s*<td><strong>staff-registration</strong></td>(.*?)</tr>', page, re.S)
+    assert row is not None
+    cells = re.findall(r"<td[ >]", row.group(1))
+    assert len(cells) == 3 and "colspan" not in row.group(1)
+    assert f'id="user-{desk}"' in row.group(1)
+    assert re.search(rf'<select id="role-{desk}" name="role" form="user-{desk}">', row.group(1))
+    assert re.search(rf'name="disabled" value="yes" form="user-{desk}"', row.group(1))
+
+
+@SQLITE_ONLY
 def test_draw_choices_are_short_and_the_sessions_listed_in_full(
         client: TestClient, world: World, clock: FixedClock) -> None:
     _, session_id, round_id = _open_round(world, clock)
@@ -372,6 +390,25 @@ def test_draw_choices_are_short_and_the_sessions_listed_in_full(
     listed = re.search(r'<ul class="draw-options">(.*?)</ul>', page, re.S)
     assert listed is not None and session.date.isoformat() in listed.group(1)
     assert "2 个号，已登记 0 人" in listed.group(1)
+
+
+@SQLITE_ONLY
+def test_counts_of_entries_and_choices_agree_in_number_in_english(
+        client: TestClient, world: World, clock: FixedClock) -> None:
+    _, session_id, round_id = _open_round(world, clock)
+    account, (patient_id,), _ = world.patient_account("one.choice")
+    world.platform.run(release.enter, account, round_id, patient_id, [session_id],
+                       RequestContext(ip="198.51.100.9"))
+    log_in(client, "one.choice")
+    client.cookies.set("fs_lang", "en")
+    enter = client.get(f"/rounds/{round_id}/enter").text
+    assert "2 slots, 1 entry so far" in enter and "1 entries" not in enter
+    for url in (f"/rounds/{round_id}", "/me"):
+        page = client.get(url).text
+        assert "1 choice" in page and "1 choices" not in page, url
+    client.cookies.set("fs_lang", "zh_CN")
+    assert "2 个号，已登记 1 人" in client.get(f"/rounds/{round_id}/enter").text
+    assert "1 个志愿" in client.get("/me").text
 
 
 @SQLITE_ONLY

@@ -319,6 +319,18 @@ def test_a_visitor_registers_through_the_form_and_lands_on_their_account(
 
 
 @SQLITE_ONLY
+@pytest.mark.parametrize("password", ["short", "password123"])
+def test_a_refused_password_is_not_always_called_too_short(
+        client: TestClient, world: World, password: str) -> None:
+    # One code for both refusals: a long but guessable password must not be told, in
+    # Chinese, that it is too short.
+    r = submit(client, "/register", "/register", username="weak.pw", password=password,
+               phone="13912345679")
+    assert r.status_code == 422
+    assert "密码太短或太容易被猜到" in alert(r.text)
+
+
+@SQLITE_ONLY
 def test_log_in_returns_only_to_pages_of_this_site(client: TestClient, world: World) -> None:
     world.patient_account("zhou.yu")
     r = submit(client, "/login?next=//evil.example/steal", "/login", username="zhou.yu",

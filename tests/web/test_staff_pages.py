@@ -149,3 +149,34 @@ def test_an_investigator_runs_an_investigation_from_an_uploaded_export(
     _, _, token = world.patient_account("ma.li")
     client.cookies.set("fs_session", token)
     assert client.get("/investigations").status_code == 403
+
+
+@SQLITE_ONLY
+def test_the_guard_page_says_the_shared_state_in_the_visitors_language(
+        client: TestClient, world: World) -> None:
+    _as(client, world, Role.OPERATOR)
+    page = client.get("/operator/guard").text
+    # Chinese by default: the storage line is worded, not the raw /readyz fields.
+    assert "共享状态（Redis）" in page
+    assert "per-process limits" not in page and "redis: " not in page
+    client.cookies.set("fs_lang", "en")
+    assert "Shared state (Redis)" in client.get("/operator/guard").text
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("role", [Role.REGISTRATION, Role.OPERATOR, Role.INVESTIGATOR])
+def test_staff_on_a_patients_booking_page_are_told_it_is_for_patients(
+        client: TestClient, world: World, role: Role) -> None:
+    # A doctor's page shows staff no Book buttons; a staff account that follows one anyway
+    # (a link, a bookmark) is told the page is for patients and where the desk books.
+    book = f'href="/sessions/{world.session_ids[0]}/book"'
+    client.cookies.set("fs_session", world.patient_account(f"sees.book.{role.value}")[2])
+    assert book in client.get(f"/doctors/{world.doctor_id}").text
+    _as(client, world, role)
+    assert book not in client.get(f"/doctors/{world.doctor_id}").text
+    r = client.get(f"/sessions/{world.session_ids[0]}/book")
+    assert r.status_code == 403
+    assert "此页面仅供患者本人账户使用" in r.text and "挂号台" in r.text
+    assert "其他员工权限" not in r.text
+    _as(client, world, Role.ADMIN)
+    assert client.get(f"/sessions/{world.session_ids[0]}/book").status_code == 200

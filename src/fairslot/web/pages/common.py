@@ -211,7 +211,9 @@ ERROR_TEXTS = {
     "payment_failed": N_("The payment did not go through; please try again."),
     "code_wrong": N_("Wrong code (%(tries_left)s tries left)."),
     "codes_rate_limited": N_("Too many codes were sent; please try again later."),
-    "weak_password": N_("The password is too short."),
+    # Both a short password and a guessable one (a common word, the user's own phone).
+    "weak_password": N_("This password is too short or too easy to guess; please choose a "
+                        "longer one, for example a few unrelated words."),
     "identity_checks_limited": N_("Too many failed real-name checks; please try again "
                                   "later or bring the ID card to the registration desk."),
     "invalid_choices": N_("Choose different sessions, each once, best first."),
@@ -554,6 +556,12 @@ class Visitor:
         if account is None:
             raise Unauthenticated("log in first")
         if roles and account.role not in roles and account.role is not Role.ADMIN:
+            if roles == (Role.PATIENT,):
+                # A staff account on a patient's page (a doctor's Book button, say): the
+                # desk books for a patient at the registration desk instead.
+                raise Forbidden(N_("This page is for patients' own accounts. Staff book "
+                                   "for a patient at the registration desk."),
+                                code="forbidden_role")
             raise Forbidden(N_("This page is for staff with another role."),
                             code="forbidden_role")
         return account
