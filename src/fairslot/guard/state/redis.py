@@ -17,6 +17,7 @@ import redis.exceptions
 
 from fairslot.clock import Clock
 from fairslot.guard.state.batch import ScriptBatch
+from fairslot.guard.state.lean import LeanScripts
 from fairslot.guard.state.scripts import Script, script
 from fairslot.guard.state.types import Admission, LoginRecord, WindowHit
 from fairslot.guard.windows import Hit
@@ -38,6 +39,8 @@ class RedisState:
             timeout=0.5,
         )
         self.client: redis.asyncio.Redis[bytes] = redis.asyncio.Redis(connection_pool=pool)
+        # The scripts every guarded request runs go over plain connections (``lean``).
+        self._lean = LeanScripts.for_url(pool, timeout=0.5, connect_timeout=0.25)
         self._admit = ScriptBatch(self.run_script, script("admit"), clock)
         self._release = ScriptBatch(self.run_script, script("release"), clock)
         self._suffixes: dict[int, tuple[str, str]] = {}
@@ -49,6 +52,15 @@ class RedisState:
 
     async def run_script(self, lua: Script, keys: list[str], args: list[str]) -> Any:
         """Run a script by its digest, loading it first if Redis does not know it yet."""
+        lean = self._lean
+        if lean is not None:
+            try:
+                return await lean.evalsha(lua.sha, keys, args)
+            except redis.exceptions.NoScriptError:
+                await self.client.script_load(lua.source)  # type: ignore[no-untyped-call]
+                return await lean.evalsha(lua.sha, keys, args)
+            except LookupError:
+                pass  # every lean connection busy: redis-py's pool below
         try:
             return await self.client.evalsha(lua.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
         except redis.exceptions.NoScriptError:
@@ -59,6 +71,8 @@ class RedisState:
         await self.client.ping()
 
     async def close(self) -> None:
+        if self._lean is not None:
+            self._lean.close()
         await self.client.aclose()  # type: ignore[attr-defined]
 
     # -- limits, device sets, slots -------------------------------------------------------
