@@ -121,3 +121,33 @@ def test_a_call_cancelled_mid_reply_does_not_leave_its_connection_for_the_next(
             await state.close()
 
     asyncio.run(run())
+
+
+def test_connections_redis_closed_while_idle_are_replaced_not_reported_as_an_outage(
+        redis_url: str, prefix: str, clock: FixedClock) -> None:
+    """After a Redis restart or its idle timeout, every idle connection is dead; the next
+    calls must not fail (the guard would take Redis for down and refuse bookings)."""
+    lua = _script("return 'ok'")
+    admin = redis.Redis.from_url(redis_url)
+
+    async def run() -> None:
+        state = RedisState(redis_url, prefix, clock)
+        assert state._lean is not None
+        try:
+            # Three connections open at once, then idle.
+            await asyncio.gather(*(state.run_script(lua, [prefix + "k"], [])
+                                   for _ in range(3)))
+            idle = list(state._lean._idle)
+            assert len(idle) >= 2
+            for conn in idle:  # Redis drops each of them
+                host, port = conn.writer.get_extra_info("sockname")[:2]
+                admin.client_kill_filter(_type=None, addr=f"{host}:{port}")
+            for _ in range(len(idle) + 1):
+                assert await state.run_script(lua, [prefix + "k"], []) == b"ok"
+        finally:
+            await state.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        admin.close()

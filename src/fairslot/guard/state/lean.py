@@ -131,23 +131,24 @@ class LeanScripts:
         """The script's reply; ``redis.exceptions.NoScriptError`` if Redis lacks it, and
         ``ResponseError`` for any other error reply. Raises ``LookupError`` when every
         connection is busy."""
-        if self._idle:
-            conn = self._idle.pop()
-        elif self._open < self._size:
-            self._open += 1
+        payload = _encode(["EVALSHA", sha, str(len(keys)), *keys, *args])
+        while True:
+            reused = bool(self._idle)
+            conn = await self._take()
             try:
-                conn = await self._connect()
+                reply = await self._send(conn, payload)
+            except redis.exceptions.ConnectionError:
+                self._open -= 1
+                if reused:
+                    # Redis closed it while it was idle (a restart, its idle timeout): the
+                    # command never ran, so once more, on a fresh connection if none other
+                    # is idle. A call on a new connection that fails is Redis failing.
+                    continue
+                raise
             except BaseException:
                 self._open -= 1
                 raise
-        else:
-            raise LookupError("no idle connection")
-        try:
-            reply = await self._send(conn, _encode(["EVALSHA", sha, str(len(keys)), *keys,
-                                                    *args]))
-        except BaseException:
-            self._open -= 1
-            raise
+            break
         self._idle.append(conn)
         if isinstance(reply, hiredis.ReplyError):
             message = str(reply)
@@ -155,6 +156,20 @@ class LeanScripts:
                 raise redis.exceptions.NoScriptError(message)
             raise redis.exceptions.ResponseError(message)
         return reply
+
+    async def _take(self) -> _Conn:
+        """An idle connection, or a new one while fewer than ``size`` are open;
+        ``LookupError`` when every one is busy."""
+        if self._idle:
+            return self._idle.pop()
+        if self._open >= self._size:
+            raise LookupError("no idle connection")
+        self._open += 1
+        try:
+            return await self._connect()
+        except BaseException:
+            self._open -= 1
+            raise
 
     def close(self) -> None:
         for conn in self._idle:
