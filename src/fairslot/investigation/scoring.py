@@ -876,10 +876,12 @@ def crowd_operations(findings: pl.DataFrame, bookings: pl.DataFrame, ring_of: di
     Wi-Fi, a home's router, which tie nobody by themselves). Two flagged racers are one
     crowd's when they booked from one IP (any, ordinary ones too) and their raced bookings
     fall on the same doctors (cosine ``CROWD_TARGETS`` or more over the doctors); groups of
-    ``CROWD_SIZE`` or more are returned. A racer already in a ring counts only when no
-    strong tie (``STRONG_TIE``, given ``links``) holds it to another flagged member of that
-    ring, or when every flagged member of its ring is in the crowd (the caller merges such
-    rings). A crowd's members are grouped here, never flagged: each one is already, on its
+    ``CROWD_SIZE`` or more are returned. A racer already in a ring counts only when its
+    links to that ring's other flagged members weigh less than a strong tie
+    (``STRONG_TIE`` in all, given ``links``: one shared customer, a carrier's address), or
+    when every flagged member of its ring is in the crowd and that ring's internal link
+    weight is under a strong tie per member (the caller merges such rings; a pair passing
+    holds to each other on shared phones is a team of its own). A crowd's members are grouped here, never flagged: each one is already, on its
     own conduct."""
     after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
     by_hand = bookings.filter(pl.col("released_at").is_not_null()).with_columns(
@@ -924,16 +926,25 @@ def crowd_operations(findings: pl.DataFrame, bookings: pl.DataFrame, ring_of: di
     for account, number in ring_of.items():
         if account in flagged:
             members.setdefault(number, set()).add(account)
-    held: set[str] = set()
+    # What holds a racer in its ring: its link weight to the ring's other flagged members,
+    # all together (a farm's member is tied weakly to many).
+    tie: dict[str, float] = {}
+    inside: dict[int, float] = {}
     if links is not None:
-        for a, b in links.filter(pl.col("weight") >= STRONG_TIE).select("a", "b").iter_rows():
+        for a, b, weight in links.select("a", "b", "weight").iter_rows():
             if a in flagged and b in flagged and a in ring_of and ring_of.get(b) == ring_of[a]:
-                held.update((a, b))
+                tie[a] = tie.get(a, 0.0) + weight
+                tie[b] = tie.get(b, 0.0) + weight
+                inside[ring_of[a]] = inside.get(ring_of[a], 0.0) + weight
+    held = {a for a, weight in tie.items() if weight >= STRONG_TIE}
     result = []
     for _, crowd in sorted(crowds.items()):
+        # A ring of racers goes with the crowd whole when its members are tied by less
+        # than a strong tie apiece; a team bound by its own holds and phones stays apart.
         free = {a for a in crowd
                 if a not in ring_of or (links is not None and a not in held)
-                or members[ring_of[a]] <= crowd}
+                or (members[ring_of[a]] <= crowd and links is not None
+                    and inside.get(ring_of[a], 0.0) < STRONG_TIE * len(members[ring_of[a]]))}
         if len(free) >= CROWD_SIZE:
             result.append(free)
     return result
