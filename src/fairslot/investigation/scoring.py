@@ -881,8 +881,8 @@ def crowd_operations(findings: pl.DataFrame, bookings: pl.DataFrame, ring_of: di
     (``STRONG_TIE`` in all, given ``links``: one shared customer, a carrier's address), or
     when every flagged member of its ring is in the crowd and that ring's internal link
     weight is under a strong tie per member (the caller merges such rings; a pair passing
-    holds to each other on shared phones is a team of its own). A crowd's members are grouped here, never flagged: each one is already, on its
-    own conduct."""
+    holds to each other on shared phones is a team of its own). A crowd's members are
+    grouped here, never flagged: each one is already, on its own conduct."""
     after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
     by_hand = bookings.filter(pl.col("released_at").is_not_null()).with_columns(
         after.alias("after")).filter((pl.col("after") >= t.fast_seconds)
