@@ -34,7 +34,12 @@ import polars as pl
 from fairslot.investigation.anomaly import account_features, anomaly_findings
 from fairslot.investigation.calibration import THRESHOLD, calibrate
 from fairslot.investigation.density import DenseBlock, dense_blocks
-from fairslot.investigation.graph import account_identifiers, account_links, communities
+from fairslot.investigation.graph import (
+    STRONG_TIE,
+    account_identifiers,
+    account_links,
+    communities,
+)
 from fairslot.investigation.lockstep import LockstepGroup, lockstep_groups, lockstep_pairs
 from fairslot.investigation.records import Records
 from fairslot.investigation.rules import (
@@ -407,7 +412,15 @@ def investigate(
     # A crowd grabbing by hand for one tout: flagged racers left out of every ring, who
     # race the same few doctors' releases from the same place.
     fresh = max(ring_of.values(), default=0) + 1
-    for accounts in crowd_operations(findings, bookings, ring_of, flagged, t):
+    for accounts in crowd_operations(findings, bookings, ring_of, flagged, t, pairs=pairs,
+                                     links=links):
+        # A ring whose flagged members are all the crowd's goes with it whole.
+        theirs = {ring_of[a] for a in accounts if a in ring_of}
+        theirs = {n for n in theirs
+                  if all(a in accounts for a, m in ring_of.items() if m == n and a in flagged)}
+        for account, number in list(ring_of.items()):
+            if number in theirs:
+                ring_of[account] = fresh
         for account in accounts:
             ring_of[account] = fresh
         fresh += 1
@@ -851,27 +864,44 @@ CROWD_SIZE = 3
 
 
 def crowd_operations(findings: pl.DataFrame, bookings: pl.DataFrame, ring_of: dict[str, int],
-                     flagged: set[str], t: Thresholds) -> list[set[str]]:
+                     flagged: set[str], t: Thresholds, *, pairs: pl.DataFrame | None = None,
+                     links: pl.DataFrame | None = None) -> list[set[str]]:
     """A family crowd grabbing by hand for one tout: each member has its own phone, wallet,
     device and home address, races releases for strangers (``release_strangers``, its own
-    evidence) and is flagged for it, but no identifier the link graph counts ties two of
-    them, and they meet at only a few of each other's release moments. What they share is
-    the tout's order book and the hall: the same few doctors' releases, raced from the same
-    address (the hospital's Wi-Fi, which ties nobody by itself). Two flagged racers in no
-    ring are one crowd's when they booked from one IP (any, ordinary ones too) and their
-    raced bookings fall on the same doctors (cosine ``CROWD_TARGETS`` or more over the
-    doctors); groups of ``CROWD_SIZE`` or more are returned. A crowd's members are grouped
-    here, never flagged: each one is already, on its own conduct."""
-    racers = sorted(set(findings.filter(
-        (pl.col("entity_type") == "account") & (pl.col("code") == "release_strangers")
-        & (pl.col("strength") > 0)).get_column("entity_id").to_list())
-        & (flagged - set(ring_of)))
+    evidence) or holds a slot it raced by hand and hands it to a buyer (``launder_pair``
+    on a hold booked ``fast_seconds`` to ``RACE_SECONDS`` after its release), and is flagged
+    for it, but no identifier the link graph counts ties two of them, and they meet at only
+    a few of each other's release moments. What they share is the tout's order book and the
+    hall: the same few doctors' releases, raced from the same address (the hospital's
+    Wi-Fi, a home's router, which tie nobody by themselves). Two flagged racers are one
+    crowd's when they booked from one IP (any, ordinary ones too) and their raced bookings
+    fall on the same doctors (cosine ``CROWD_TARGETS`` or more over the doctors); groups of
+    ``CROWD_SIZE`` or more are returned. A racer already in a ring counts only when its
+    links to that ring's other flagged members weigh less than a strong tie
+    (``STRONG_TIE`` in all, given ``links``: one shared customer, a carrier's address), or
+    when every flagged member of its ring is in the crowd and that ring's internal link
+    weight is under a strong tie per member (the caller merges such rings; a pair passing
+    holds to each other on shared phones is a team of its own). A crowd's members are
+    grouped here, never flagged: each one is already, on its own conduct."""
+    after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
+    by_hand = bookings.filter(pl.col("released_at").is_not_null()).with_columns(
+        after.alias("after")).filter((pl.col("after") >= t.fast_seconds)
+                                     & (pl.col("after") <= RACE_SECONDS))
+    codes = findings.filter((pl.col("entity_type") == "account") & (pl.col("strength") > 0))
+    strangers = set(codes.filter(pl.col("code") == "release_strangers")
+                    .get_column("entity_id").to_list())
+    holders: set[str] = set()
+    if pairs is not None and not pairs.is_empty():
+        launder = set(codes.filter(pl.col("code") == "launder_pair")
+                      .get_column("entity_id").to_list())
+        raced_holds = pairs.join(by_hand.select(pl.col("booking_id").alias("held_booking")),
+                                 on="held_booking")
+        holders = set(raced_holds.get_column("holder_account").to_list()) & launder
+    racers = sorted((strangers | holders) & flagged)
     if len(racers) < CROWD_SIZE:
         return []
     mine = bookings.filter(pl.col("account_id").is_in(racers))
-    after = (pl.col("created_at") - pl.col("released_at")).dt.total_milliseconds() / 1000.0
-    raced = mine.filter(pl.col("released_at").is_not_null()).with_columns(
-        after.alias("after")).filter((pl.col("after") >= 0) & (pl.col("after") <= RACE_SECONDS))
+    raced = by_hand.filter(pl.col("account_id").is_in(racers))
     targets: dict[str, dict[str, int]] = {}
     for account, doctor, n in raced.group_by("account_id", "doctor_id").len().iter_rows():
         targets.setdefault(account, {})[doctor] = n
@@ -892,7 +922,32 @@ def crowd_operations(findings: pl.DataFrame, bookings: pl.DataFrame, ring_of: di
     crowds: dict[str, set[str]] = {}
     for account in racers:
         crowds.setdefault(group[account], set()).add(account)
-    return [c for _, c in sorted(crowds.items()) if len(c) >= CROWD_SIZE]
+    members: dict[int, set[str]] = {}
+    for account, number in ring_of.items():
+        if account in flagged:
+            members.setdefault(number, set()).add(account)
+    # What holds a racer in its ring: its link weight to the ring's other flagged members,
+    # all together (a farm's member is tied weakly to many).
+    tie: dict[str, float] = {}
+    inside: dict[int, float] = {}
+    if links is not None:
+        for a, b, weight in links.select("a", "b", "weight").iter_rows():
+            if a in flagged and b in flagged and a in ring_of and ring_of.get(b) == ring_of[a]:
+                tie[a] = tie.get(a, 0.0) + weight
+                tie[b] = tie.get(b, 0.0) + weight
+                inside[ring_of[a]] = inside.get(ring_of[a], 0.0) + weight
+    held = {a for a, weight in tie.items() if weight >= STRONG_TIE}
+    result = []
+    for _, crowd in sorted(crowds.items()):
+        # A ring of racers goes with the crowd whole when its members are tied by less
+        # than a strong tie apiece; a team bound by its own holds and phones stays apart.
+        free = {a for a in crowd
+                if a not in ring_of or (links is not None and a not in held)
+                or (members[ring_of[a]] <= crowd and links is not None
+                    and inside.get(ring_of[a], 0.0) < STRONG_TIE * len(members[ring_of[a]]))}
+        if len(free) >= CROWD_SIZE:
+            result.append(free)
+    return result
 
 
 DESK_WALLET = 0.8
