@@ -180,7 +180,7 @@ def _child(folder: Path, out: Path, in_memory: bool) -> None:
     detect = time.perf_counter() - start - read
     write_outputs(out, result, records, RunInfo(str(folder), began,
                                                 time.perf_counter() - start, zone.key))
-    print(f"  read {read:.1f} s (peak {read_peak:.2f} GB so far), detect {detect:.1f} s, "
+    print(f"  read {read:.1f} s (peak {read_peak:.2f} GiB so far), detect {detect:.1f} s, "
           f"total {time.perf_counter() - start:.1f} s; {result.suspects.height} suspects, "
           f"{result.rings.height} rings")
     first = records.bookings.height // 3
@@ -252,7 +252,7 @@ def main() -> None:
         print(f"investigation (child process, with interpreter start) {investigation:.1f} s, "
               f"CPU {usage.ru_utime + usage.ru_stime:.1f} s "
               f"(user {usage.ru_utime:.1f} + system {usage.ru_stime:.1f})")
-        print(f"peak memory: generation {own:.2f} GB, investigation {children:.2f} GB"
+        print(f"peak memory: generation {own:.2f} GiB, investigation {children:.2f} GiB"
               f" ({'in memory' if args.in_memory else 'access rows out of core'})")
 
 
