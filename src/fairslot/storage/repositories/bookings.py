@@ -100,19 +100,10 @@ class BookingRepository:
         server keeps. Opens the transaction first when the connection is in autocommit
         (``UnitOfWork.autocommit``): the locks are held until ``hold_and_commit`` or the
         unit of work ends it. Returns the target (None: nothing found) and the fact rows."""
-        conn = raw.connection(self.db)
-        begin = raw.begin_if_idle(conn)
         params = (lock_keys, account_id, patient_id, session_id, patient_id, facts["now"],
                   facts["served_since"], facts["offences_since"], facts.get("session_id"),
                   facts.get("account_id"), facts.get("phone_index"))
-        with raw.errors(), psycopg.ClientCursor(conn) as cur:
-            cur.execute(begin + _FAST_READ, params)
-            if begin:
-                cur.nextset()
-            row = cur.fetchone()
-            cur.nextset()
-            facts_rows = [(kind, key, None if at is None else at.astimezone(dt.UTC))
-                          for kind, key, at in cur.fetchall()]
+        row, facts_rows = raw.read_with_facts(self.db, _FAST_READ, params)
         if row is None:
             return None, facts_rows
         dialect = self.db.get_bind().dialect

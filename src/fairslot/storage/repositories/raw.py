@@ -4,7 +4,8 @@ one message on the unit of work's own psycopg connection, past SQLAlchemy: what 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -13,11 +14,13 @@ from sqlalchemy.orm import Session as DbSession
 
 from fairslot.storage.errors import translate
 
-__all__ = ["IDLE", "Decoders", "begin_if_idle", "connection", "decoders", "errors"]
+__all__ = ["IDLE", "Decoders", "FactRow", "begin_if_idle", "connection", "decoders", "errors",
+           "read_with_facts"]
 
 IDLE = psycopg.pq.TransactionStatus.IDLE
 
 Decoders = tuple[tuple[str, str, Callable[[Any, sa.Dialect], Any] | None], ...]
+FactRow = tuple[str, str | None, dt.datetime | None]
 
 
 def connection(db: DbSession) -> psycopg.Connection[Any]:
@@ -58,3 +61,21 @@ def errors() -> Iterator[None]:
     except psycopg.Error as exc:
         wrapped = sa.exc.DBAPIError.instance(None, None, exc, psycopg.Error)
         raise (translate(wrapped) or wrapped) from exc
+
+
+def read_with_facts(db: DbSession, statement: str, params: Sequence[Any]
+                    ) -> tuple[tuple[Any, ...] | None, list[FactRow]]:
+    """Send ``statement`` (a look-up under the quota locks, then the quota facts' select)
+    as one message, opening the transaction in it when the connection is in autocommit:
+    the look-up's first row (None: no row) and the facts' rows, their times in UTC."""
+    conn = connection(db)
+    begin = begin_if_idle(conn)
+    with errors(), psycopg.ClientCursor(conn) as cur:
+        cur.execute(begin + statement, params)
+        if begin:
+            cur.nextset()
+        row = cur.fetchone()
+        cur.nextset()
+        facts = [(kind, key, None if at is None else at.astimezone(dt.UTC))
+                 for kind, key, at in cur.fetchall()]
+    return row, facts

@@ -335,18 +335,10 @@ class RoundRepository:
         until ``add_entry_and_commit`` or the unit of work ends it. Returns whether the
         account manages the patient, the target (None: no such round, or not managed) and
         the fact rows."""
-        conn = raw.connection(self.db)
-        begin = raw.begin_if_idle(conn)
         params = (lock_keys, account_id, patient_id, round_id, *_padded(choices), identity,
                   patient_id, facts["now"], facts["served_since"], facts["offences_since"],
                   facts.get("session_id"), facts.get("account_id"), facts.get("phone_index"))
-        with raw.errors(), psycopg.ClientCursor(conn) as cur:
-            cur.execute(begin + _FAST_ENTRY_READ, params)
-            if begin:
-                cur.nextset()
-            row = cur.fetchone()
-            cur.nextset()
-            facts_rows = [(kind, key, _utc(at)) for kind, key, at in cur.fetchall()]
+        row, facts_rows = raw.read_with_facts(self.db, _FAST_ENTRY_READ, params)
         if row is None:
             return True, None, facts_rows
         if not row[0]:
