@@ -32,6 +32,9 @@ from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
 # One server for the module, also under xdist.
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser-console")]
 
+TOKEN_MIN_AGE = 0.3
+TOKEN_WAIT = TOKEN_MIN_AGE + 0.1
+
 # Made-up identities as a farm tries them: invalid check digits, a new name each time.
 FARMED = (("110101199003071111", "张三"), ("110101199003072222", "李四"),
           ("110101199003073333", "王五"))
@@ -92,7 +95,10 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     # One seeded server for the module (the chart test only reads the console): a server
     # start and its seed cost seconds on a loaded machine.
     tmp_path = tmp_path_factory.mktemp("browser-console")
+    # A short minimum age for action tokens: the test waits it out on the wall clock (the
+    # server runs in real time), and the age's own rule is tested in tests/guard.
     settings = {"FAIRSLOT_MONITOR_MODE": "embedded",
+                "FAIRSLOT_GUARD_TOKEN_MIN_AGE_SECONDS": str(TOKEN_MIN_AGE),
                 "FAIRSLOT_MONITOR_RESPONSES": json.dumps({"bad_identities": ["hold_bookings 1h"]})}
     with serve(tmp_path, SEED, settings) as (url, printed):
         yield url, printed
@@ -159,7 +165,7 @@ def test_an_alert_appears_live_and_its_hold_stops_the_rings_booking(
             time.sleep(1.5)
             screen = ring.get("/api/v1/sessions/1/booking-screen")
             assert screen.status_code == 200, screen.text
-            time.sleep(2.0)  # an action token is good after its minimum age
+            time.sleep(TOKEN_WAIT)  # an action token is good after its minimum age
             booked = ring.post("/api/v1/bookings",
                                json={"session_id": 1, "patient_id": patient_id},
                                headers={screen.json()["token_header"]:
@@ -169,7 +175,7 @@ def test_an_alert_appears_live_and_its_hold_stops_the_rings_booking(
             booking_id = booked.json()["id"]
             pay = ring.get(f"/api/v1/bookings/{booking_id}/payment-screen")
             if pay.status_code == 200 and pay.json()["action_token"]:
-                time.sleep(2.0)
+                time.sleep(TOKEN_WAIT)
                 paid = ring.post(f"/api/v1/bookings/{booking_id}/pay",
                                  json={"payer_account": "alipay:hub@pay.example"},
                                  headers={pay.json()["token_header"]:
@@ -208,7 +214,7 @@ def _post_solving(client: httpx.Client, path: str, body: dict[str, object],
 def _book(client: httpx.Client, session_id: int, patient_id: int) -> httpx.Response:
     screen = client.get(f"/api/v1/sessions/{session_id}/booking-screen")
     assert screen.status_code == 200, screen.text
-    time.sleep(1.7)  # an action token is good after its minimum age
+    time.sleep(TOKEN_WAIT)  # an action token is good after its minimum age
     return _post_solving(client, "/api/v1/bookings",
                          {"session_id": session_id, "patient_id": patient_id},
                          {screen.json()["token_header"]: screen.json()["action_token"]})
@@ -248,7 +254,7 @@ def test_the_operator_sees_a_launder_alert_and_the_rings_next_booking_held_for_r
             assert held.json()["review"] is None, held.text
             pay = ring["ring.holder"].get(f"/api/v1/bookings/{held.json()['id']}/payment-screen")
             assert pay.status_code == 200 and pay.json()["cancel_token"], pay.text
-            time.sleep(1.7)
+            time.sleep(TOKEN_WAIT)
             cancelled = _post_solving(ring["ring.holder"],
                                       f"/api/v1/bookings/{held.json()['id']}/cancel", {},
                                       {pay.json()["token_header"]: pay.json()["cancel_token"]})
@@ -279,7 +285,7 @@ def test_the_operator_sees_a_launder_alert_and_the_rings_next_booking_held_for_r
             booking_id = after.json()["id"]
             pay = ring["ring.holder"].get(f"/api/v1/bookings/{booking_id}/payment-screen")
             if pay.status_code == 200 and pay.json()["action_token"]:
-                time.sleep(1.7)
+                time.sleep(TOKEN_WAIT)
                 paid = _post_solving(ring["ring.holder"], f"/api/v1/bookings/{booking_id}/pay",
                                      {"payer_account": "alipay:launder@pay.example"},
                                      {pay.json()["token_header"]: pay.json()["action_token"]})
