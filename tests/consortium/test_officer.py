@@ -145,6 +145,11 @@ def test_the_officer_page_publishes_withdraws_decides_and_shows_matches(
     assert "hosp-b/1" in page and "hosp-b/2" in page and EVIDENCE in page
     assert listed.id_number not in page and "13800138000" not in page
     assert len(pair.b.check(identity=listed.id_number)) == 1
+    # The audit log names each event in the page's language, its key kept in a code tag.
+    audit = page[page.index('id="audit"'):]
+    assert ("Entry published" if en else "已发布条目") in audit
+    assert '<code class="code-tag" lang="en">entry.published</code>' in audit
+    assert audit.count("entry.published") == audit.count(">entry.published</code>")
 
     ref = _receive_appeal(pair, 2, hb, other, "Not me: police report 2026-0311.")
     page = client.get("/consortium").text

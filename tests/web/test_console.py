@@ -120,3 +120,32 @@ def test_the_console_shows_live_figures_alerts_decisions_and_acts_on_them(
         # The charting library is the app's own.
         lib = client.get("/static/vendor/uplot/uPlot.iife.min.js")
         assert lib.status_code == 200 and "uPlot" in lib.text
+
+
+def test_the_console_names_refusals_and_the_monitor_mode_in_the_visitors_language(
+        world: World) -> None:
+    """Refusal reasons and the monitor's mode are read as words; their codes stay beside
+    them in a code tag (the docs explain each by its code)."""
+    client = _client(world)
+    clock = world.platform.clock
+    with client:
+        with world.platform.uow() as uow:
+            for reason in ("rate_limited", "quota_active_bookings", "made_up_reason"):
+                uow.events.append("guard.deny", clock.now(), detail={"reason": reason})
+            uow.commit()
+        client.cookies.set("fs_session", world.token(Role.OPERATOR))
+        for lang, limited, quota, mode in (
+                ("zh_CN", "超出频率限制", "有效预约过多", "嵌入本服务器"),
+                ("en", "Over a rate limit", "Too many active bookings",
+                 "embedded in this server")):
+            client.cookies.set("fs_lang", lang)
+            text = client.get("/operator/console").text
+            refusals = text.split('id="fig-refusals"', 1)[1].split("</ul>", 1)[0]
+            assert limited in refusals and quota in refusals
+            assert '<code class="code-tag" lang="en">rate_limited</code>' in refusals
+            assert refusals.count("quota_active_bookings") == 1  # only in its code tag
+            assert "made_up_reason" in refusals  # an unknown code is shown as it is
+            heading = text.split("<h1>", 1)[1].split("</h1>", 1)[0]
+            assert mode in heading and '<code class="code-tag" lang="en">embedded</code>' in heading
+            words = json.loads(html.unescape(text.split('data-words="', 1)[1].split('"', 1)[0]))
+            assert words["reason:rate_limited"] == limited

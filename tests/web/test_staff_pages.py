@@ -129,10 +129,15 @@ def test_an_investigator_runs_an_investigation_from_an_uploaded_export(
     assert report.status_code == 200 and "sandbox" in report.headers["content-security-policy"]
     # In the language the investigator reads the pages in.
     assert '<html lang="zh-CN">' in report.text
+    # Served by the site, the report leads back to it (the file itself stands alone).
+    job_path = r.headers["location"]
+    assert f'<a href="{job_path}">返回调查</a>' in report.text
+    assert '<a href="/investigations">' in report.text and '<a href="/">' in report.text
     client.cookies.set("fs_lang", "en")
     english = client.get(r.headers["location"] + "/report.html")
     assert english.status_code == 200 and '<html lang="en">' in english.text
     assert "sandbox" in english.headers["content-security-policy"]
+    assert f'<a href="{job_path}">Back to the investigation</a>' in english.text
     client.cookies.delete("fs_lang")
     assert client.get(r.headers["location"] + "/suspects.csv").text.startswith("entity_type")
     assert client.get(r.headers["location"] + "/../../etc/passwd").status_code == 404

@@ -84,6 +84,30 @@ ENTITY_LABELS = {"account": N_("Account"), "patient": N_("Patient"), "payer": N_
                  "ip_prefix": N_("Network"), "session": N_("Session"),
                  "route_group": N_("Route group"), "platform": N_("Platform"),
                  "guard_key": N_("Guard key")}
+# Why the guard refused a request (the ``reason`` of its ``guard.deny`` events), and the
+# booking rules' refusals, as the operator reads them; the code stays beside the label.
+REFUSAL_LABELS = {
+    "rate_limited": N_("Over a rate limit"),
+    "busy": N_("Another request of the same account in progress"),
+    "overloaded": N_("Server overloaded, request shed"),
+    "shared_state_down": N_("Shared counters (Redis) unavailable"),
+    "blocked": N_("Blocked by a decision in force"),
+    "login_backoff": N_("Too many failed logins"),
+    "challenge_required": N_("Proof of work required"),
+    "token_missing": N_("Action started outside its page"),
+    "token_invalid": N_("Invalid or mismatched page token"),
+    "token_replayed": N_("Page token used twice"),
+    "token_too_early": N_("Confirmed faster than a person"),
+    "token_expired": N_("Page token expired"),
+    "quota_active_bookings": N_("Too many active bookings"),
+    "quota_departments_per_week": N_("Too many departments this week"),
+    "quota_entries_per_round": N_("Too many entries in the round"),
+    "refused": N_("Refused (no reason given)"),
+}
+# How this server runs the monitor (settings ``monitor_mode``, resolved).
+MODE_LABELS = {"embedded": N_("embedded in this server"),
+               "stream": N_("separate monitor via Redis stream"),
+               "off": N_("off"), "auto": N_("automatic")}
 # The words the console's script puts into the live lists, in the visitor's language.
 SCRIPT_WORDS = {"none": N_("None"), "booked": N_("booked"), "cancelled": N_("cancelled"),
                 "live": N_("live"), "reconnecting": N_("reconnecting"), "time": N_("Time"),
@@ -146,7 +170,8 @@ def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> R
                   alerts=alerts, decisions=decisions, queue=queue, reviewer=reviewer,
                   levels={g.value: lv.value for g, lv in levels.items()},
                   level_choices=[lv.value for lv in GuardLevel],
-                  mode=_monitoring(request).mode, severity_labels=SEVERITY_LABELS,
+                  mode=_monitoring(request).mode, mode_labels=MODE_LABELS,
+                  refusal_labels=REFUSAL_LABELS, severity_labels=SEVERITY_LABELS,
                   status_labels=STATUS_LABELS, action_labels=ACTION_LABELS,
                   level_labels=LEVEL_LABELS, scenario_titles=SCENARIO_TITLES,
                   entity_labels=ENTITY_LABELS, timezone=deps.settings.timezone,
@@ -156,9 +181,12 @@ def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> R
 
 
 def _script_words(request: Request) -> str:
+    """The script's words, and each refusal reason's label under ``reason:<code>``."""
     catalogue = i18n.translations(i18n.of_request(request).code)
-    return json.dumps({key: catalogue.gettext(text) for key, text in SCRIPT_WORDS.items()},
-                      ensure_ascii=False)
+    words = {key: catalogue.gettext(text) for key, text in SCRIPT_WORDS.items()}
+    words.update({f"reason:{code}": catalogue.gettext(text)
+                  for code, text in REFUSAL_LABELS.items()})
+    return json.dumps(words, ensure_ascii=False)
 
 
 @router.get("/operator/console/stream")

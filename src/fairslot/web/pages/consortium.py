@@ -56,6 +56,21 @@ APPEAL_NAMES = {"pending": N_("Waiting to reach the hospital"), "delivered": N_(
                 "withdrawn": N_("Entry withdrawn"), "upheld": N_("Entry upheld")}
 REVIEW_NAMES = {"pending": N_("Waiting for the desk"), "cleared": N_("Cleared here"),
                 "refused": N_("Refused here")}
+# The audit log's events (the store's ``action`` keys) as the page names them; the key
+# stays beside the label, as the API and the exported log spell it.
+AUDIT_NAMES = {"key.created": N_("Signing key created"),
+               "epoch.added": N_("Pseudonym epoch added"),
+               "epoch.retired": N_("Pseudonym epoch retired"),
+               "member.added": N_("Member hospital added"),
+               "member.removed": N_("Member hospital removed"),
+               "policy.set": N_("Outcome policy set"),
+               "entry.added": N_("Entry added"),
+               "entry.published": N_("Entry published"),
+               "entry.withdrawn": N_("Entry withdrawn"),
+               "feed.rekeyed": N_("Feed re-keyed"),
+               "feed.applied": N_("Member's feed applied"),
+               "feed.refused": N_("Member's feed refused"),
+               "appeal.updated": N_("Appeal updated")}
 
 
 def _state(entry: Any, now: dt.datetime) -> str:
@@ -101,7 +116,8 @@ def _page(request: Request, uow: UnitOfWork, deps: Deps, account: Account, *,
                   local=lambda when: local(deps, when),
                   kinds=KIND_NAMES, roles=ROLE_NAMES, subjects=SUBJECT_NAMES,
                   outcomes=OUTCOME_NAMES, points=REVIEW_POINTS, appeal_names=APPEAL_NAMES,
-                  review_names=REVIEW_NAMES, state_names=STATE_NAMES)
+                  review_names=REVIEW_NAMES, state_names=STATE_NAMES,
+                  audit_names=AUDIT_NAMES)
 
 
 def _officer(who: Viewer) -> Account:

@@ -8,13 +8,15 @@ import threading
 from typing import Annotated
 
 from fastapi import File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from markupsafe import Markup
 
 from fairslot.domain.accounts import Role
 from fairslot.domain.errors import FairslotError
 from fairslot.services.investigations import Jobs
 from fairslot.web import i18n
 from fairslot.web.deps import DepsDep, get_deps
+from fairslot.web.i18n import N_
 from fairslot.web.pages.common import Viewer, check_csrf, page_router, redirect, render
 
 __all__ = ["router"]
@@ -80,6 +82,25 @@ def output(job_id: str, name: str, request: Request, who: Viewer) -> Response:
     lang = "en" if i18n.of_request(request).code == "en" else "zh-CN"
     path = investigation_jobs(request).get(account, job_id).output(name, lang)
     if name == "report.html":
-        return FileResponse(path, media_type="text/html", headers=_REPORT_HEADERS)
+        return HTMLResponse(_with_navigation(path.read_text(encoding="utf-8"), job_id,
+                                             i18n.of_request(request)),
+                            headers=_REPORT_HEADERS)
     return FileResponse(path, media_type="text/csv", filename=name,
                         headers={"Cache-Control": "no-store"})
+
+
+def _with_navigation(report: str, job_id: str, lang: i18n.Language) -> str:
+    """The report with the site's way back at its top: the file itself stands alone (it is
+    also read offline), so the links are added only where the site serves it. Plain links
+    and inline styles, as the report's sandbox allows."""
+    links = [(f"/investigations/{job_id}", i18n.translate(lang, N_("Back to the investigation"))),
+             ("/investigations", i18n.translate(lang, N_("Investigations"))),
+             ("/", i18n.translate(lang, N_("Home")))]
+    nav = Markup('<nav aria-label="%s" style="display:flex;flex-wrap:wrap;gap:.4em 1.2em;'
+                 'padding:.5em 0;margin-bottom:.5em;border-bottom:1px solid #ccc">%s</nav>') % (
+        i18n.translate(lang, N_("Main")),
+        Markup("").join(Markup('<a href="%s">%s</a>') % (href, text) for href, text in links))
+    head, found, rest = report.partition("<body>")
+    if not found:
+        return str(nav) + report
+    return head + found + "\n" + str(nav) + rest

@@ -56,6 +56,27 @@
       el.appendChild(li);
     });
   }
+  // Each refusal reason as its label in the page's language, its code beside it (the code
+  // names the reason in docs/guard.md), then its count.
+  function refusals(counts) {
+    var el = document.getElementById("fig-refusals");
+    if (!el) { return; }
+    var codes = Object.keys(counts);
+    if (!codes.length) { list("fig-refusals", []); return; }
+    el.textContent = "";
+    codes.forEach(function (code) {
+      var li = document.createElement("li"), tag = document.createElement("code");
+      var strong = document.createElement("strong");
+      var label = words["reason:" + code];
+      li.appendChild(document.createTextNode((label || code) + " "));
+      tag.className = "code-tag"; tag.setAttribute("lang", "en"); tag.textContent = code;
+      li.appendChild(tag);
+      strong.textContent = String(counts[code]);
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(strong);
+      el.appendChild(li);
+    });
+  }
   // The time axis ends at the newest point and spans the data, but never less than
   // ``least`` seconds: with one point (the page just opened) uPlot's own range is a year
   // around it, with two a second apart it is one second.
@@ -116,8 +137,7 @@
     text("fig-rps", f.requests_per_second);
     text("fig-booked", f.bookings_per_minute[f.bookings_per_minute.length - 1]);
     text("fig-cancelled", f.cancellations_per_minute[f.cancellations_per_minute.length - 1]);
-    list("fig-refusals", Object.keys(f.refusals).map(function (k) { return k + " " + f.refusals[k]; }),
-         "en");
+    refusals(f.refusals);
     list("fig-entries", f.entries.map(function (r) {
       return say("entry", {round: r.round, department: r.department_name || r.department,
                            entries: r.entries, closes: r.closes || r.closes_at});
