@@ -154,6 +154,9 @@ def test_the_officer_page_publishes_withdraws_decides_and_shows_matches(
     ref = _receive_appeal(pair, 2, hb, other, "Not me: police report 2026-0311.")
     page = client.get("/consortium").text
     assert "police report" in page
+    audit = page[page.index('id="audit"'):]
+    assert ("Appeal received" if en else "收到申诉") in audit
+    assert '<code class="code-tag" lang="en">appeal.in.received</code>' in audit
     r = submit(client, "/consortium", "/consortium/appeals", ref=ref, decision="withdraw",
                note="identity theft confirmed")
     assert r.status_code == 303, alert(r.text)

@@ -70,7 +70,13 @@ AUDIT_NAMES = {"key.created": N_("Signing key created"),
                "feed.rekeyed": N_("Feed re-keyed"),
                "feed.applied": N_("Member's feed applied"),
                "feed.refused": N_("Member's feed refused"),
-               "appeal.updated": N_("Appeal updated")}
+               "appeal.updated": N_("Appeal updated"),
+               "appeal.out.pending": N_("Appeal sent"),
+               "appeal.in.received": N_("Appeal received"),
+               "review.opened": N_("Held for the desk's review"),
+               "review.pending": N_("Match waiting for the desk"),
+               "review.cleared": N_("Match cleared here"),
+               "review.refused": N_("Match refused here")}
 
 
 def _state(entry: Any, now: dt.datetime) -> str:
