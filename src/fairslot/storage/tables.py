@@ -94,10 +94,6 @@ slots = sa.Table(
     # handed straight to the waitlist never passes through the pool and is not re-stamped.
     sa.Column("freed_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("session_id", "number"),
-    # The session's free slots in order: a claim takes the first without walking past the
-    # taken ones (a claim says ``taken = false`` for PostgreSQL to use it).
-    sa.Index("ix_slots_free", "session_id", "number", sqlite_where=sa.text("taken = 0"),
-             postgresql_where=sa.text("taken = false")),
 )
 
 accounts = sa.Table(

@@ -222,7 +222,7 @@ class ScheduleRepository:
                   else t.slots.c.open_from == reserved_until)
         slot_id = self.db.scalar(
             sa.select(t.slots.c.id).where(t.slots.c.session_id == session_id,
-                                          t.slots.c.taken == sa.false(), opened)
+                                          t.slots.c.taken.is_(False), opened)
             .order_by(t.slots.c.number).limit(1).with_for_update())
         if slot_id is None:
             return None
@@ -259,8 +259,8 @@ def claim_statement(leftovers_only: bool) -> sa.Update:
               sa.or_(t.slots.c.open_from.is_(None), t.slots.c.open_from <= now))
     candidate = (
         sa.select(t.slots.c.id)
-        .where(t.slots.c.session_id == sa.bindparam("session"),
-               t.slots.c.taken == sa.false(), opened)
+        .where(t.slots.c.session_id == sa.bindparam("session"), t.slots.c.taken.is_(False),
+               opened)
         .order_by(t.slots.c.number)
         .limit(1)
         .with_for_update(skip_locked=True)
