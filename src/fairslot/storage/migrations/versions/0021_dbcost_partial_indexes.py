@@ -20,6 +20,8 @@ Create Date: 2026-11-28 17:30:00
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -53,7 +55,7 @@ def _outcome_index(where: str | None) -> None:
                     ["round_id", "outcome", "position"], **_where(where))
 
 
-def _where(where: str | None) -> dict[str, sa.TextClause]:
+def _where(where: str | None) -> dict[str, Any]:
     """The partial index's condition for both dialects, or none."""
     if where is None:
         return {}
