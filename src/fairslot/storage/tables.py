@@ -184,7 +184,10 @@ bookings = sa.Table(
     sa.Column("late_cancel", sa.Boolean, nullable=False, default=False),
     # Held for review by a monitoring decision (fairslot.monitoring): pending, approved,
     # rejected or lapsed; NULL for every other booking.
-    sa.Column("review", sa.String(16), nullable=True, index=True),
+    sa.Column("review", sa.String(16), nullable=True),
+    # Only the bookings a review concerns: the review queue is the index's one reader.
+    sa.Index("ix_bookings_review", "review", sqlite_where=sa.text("review IS NOT NULL"),
+             postgresql_where=sa.text("review IS NOT NULL")),
     sa.Index("uq_bookings_active_slot", "slot_id", unique=True,
              sqlite_where=sa.text(_SLOT_TAKEN), postgresql_where=sa.text(_SLOT_TAKEN)),
     sa.Index("uq_bookings_active_patient_session", "patient_id", "session_id", unique=True,
@@ -277,7 +280,11 @@ entries = sa.Table(
     sa.Column("booking_id", sa.ForeignKey("bookings.id"), nullable=True),
     sa.UniqueConstraint("round_id", "patient_id"),
     sa.UniqueConstraint("account_id", "idempotency_key"),
-    sa.Index("ix_entries_round_outcome_position", "round_id", "outcome", "position"),
+    # The drawn entries only (the waitlist's readers ask for an outcome): an entry made in
+    # the window, which has none yet, adds nothing to it.
+    sa.Index("ix_entries_round_outcome_position", "round_id", "outcome", "position",
+             sqlite_where=sa.text("outcome IS NOT NULL"),
+             postgresql_where=sa.text("outcome IS NOT NULL")),
 )
 
 notifications = sa.Table(
