@@ -73,6 +73,10 @@ def test_the_same_payer_typed_differently_is_one_payer() -> None:
     assert pseudonyms.payer("alipay:GangPay01") == pseudonyms.payer(" alipay:gangpay01")
 
 
+# The two tests reading this year share one xdist group, so it is written once.
+SYNTHETIC_YEAR = pytest.mark.xdist_group("monitor-synthetic-year")
+
+
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     out = tmp_path_factory.mktemp("synth")
@@ -81,6 +85,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 
 @pytest.mark.slow
+@SYNTHETIC_YEAR
 def test_a_labelled_year_raises_the_alert_of_every_tactic_its_rings_use(
         synthetic: pathlib.Path) -> None:
     pseudonyms = Pseudonyms()
@@ -102,6 +107,7 @@ def test_a_labelled_year_raises_the_alert_of_every_tactic_its_rings_use(
 
 
 @pytest.mark.slow
+@SYNTHETIC_YEAR
 def test_replaying_duplicated_rows_changes_no_alert(synthetic: pathlib.Path) -> None:
     pseudonyms = Pseudonyms(b"k" * 32)
     events = events_from_records(read_records(synthetic, zone=ZONE), pseudonyms)
