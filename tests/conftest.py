@@ -277,3 +277,12 @@ def wait_until_serving(base: str, process: subprocess.Popen[Any], *, seconds: fl
             detail = log.read_text() if log is not None and log.exists() else ""
             pytest.fail(f"the server at {base} did not start in {seconds:.0f} s\n{detail}")
         time.sleep(0.1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the tests marked slow come first. ``--dist loadgroup`` hands out work in
+    collection order (largest groups first): a slow test collected late would otherwise start
+    when the other worker has nothing left, and the run waits for it alone. The order is
+    stable, so a module's tests keep theirs (and a module-scoped fixture is built once)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -22,8 +22,12 @@ Run = tuple[Investigation, pl.DataFrame, Quality]
 # was looked at while changing the detector (seeds 1-10, 12, 13, 14 and 31-34 were; seed
 # 12 was held out until the tenth round spent it on tuning, see test_tenth_round.py), only
 # measured. Seed 15 was first run on the tenth round's finished code.
-@pytest.fixture(scope="module", params=[(11, 0.2), (15, 0.2), (21, 0.5)],
-                ids=["seed11", "seed15", "seed21-0.5"])
+# Each year is its own xdist group: its five tests run on one worker, which generates and
+# investigates it once (ungrouped, both workers would each build every year).
+@pytest.fixture(scope="module", params=[
+    pytest.param((11, 0.2), id="seed11", marks=pytest.mark.xdist_group("held-out-11")),
+    pytest.param((15, 0.2), id="seed15", marks=pytest.mark.xdist_group("held-out-15")),
+    pytest.param((21, 0.5), id="seed21-0.5", marks=pytest.mark.xdist_group("held-out-21"))])
 def held_out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
     folder = tmp_path_factory.mktemp("held-out")
     seed, scale = request.param

@@ -23,7 +23,11 @@ def _run(folder: Path) -> Run:
     return result, labels, evaluate(result.scores, labels)
 
 
-@pytest.fixture(scope="module", params=[(10, 0.3), (13, 0.3)], ids=["seed10", "seed13"])
+# Each year is its own xdist group, so that one worker generates and investigates it once
+# for all the tests reading it (ungrouped, both workers would build both years).
+@pytest.fixture(scope="module", params=[
+    pytest.param((10, 0.3), id="seed10", marks=pytest.mark.xdist_group("other-year-10")),
+    pytest.param((13, 0.3), id="seed13", marks=pytest.mark.xdist_group("other-year-13"))])
 def full_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
     seed, scale = request.param
     return _run(write_other_year(tmp_path_factory.mktemp("other"), seed=seed, scale=scale))

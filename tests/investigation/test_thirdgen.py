@@ -13,7 +13,8 @@ from stdnum.cn import ric
 
 from tests.investigation import thirdgen
 
-pytestmark = pytest.mark.slow
+# One group: the year below is generated once, on one worker, for every test reading it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("thirdgen-year")]
 
 SCALE = 0.2
 

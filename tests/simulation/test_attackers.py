@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import functools
 
+import pytest
+
 from fairslot.simulation.engine import RunResult, Simulation
 from fairslot.simulation.scenario import apply_overrides, load_scenario, parse_overrides
+
+# The two runs are cached in the worker's process: one xdist group keeps their readers on
+# one worker, so that each is simulated once.
+pytestmark = pytest.mark.xdist_group("simulation-attackers")
 
 _ATTACK = ("phonefarm.accounts=2", "variants.identities=6", "squat.victims=3", "clerk.gang=4")
 

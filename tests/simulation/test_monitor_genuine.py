@@ -17,7 +17,8 @@ from fairslot.simulation.scenario import apply_overrides, load_scenario, parse_o
 from fairslot.simulation.world import KIOSK_NETWORK
 from tests.conftest import make_settings
 
-pytestmark = pytest.mark.xdist_group("monitor-genuine")
+# About 60 s of CPU on its own: slow, so that it is handed out first.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("monitor-genuine")]
 
 GENUINE_ONLY = [
     # No attacker of any kind (issue 18's four included).

@@ -10,6 +10,10 @@ from fairslot.domain.errors import InvalidInput
 from fairslot.simulation.engine import RunResult, Simulation
 from fairslot.simulation.scenario import apply_overrides, load_scenario, parse_overrides
 
+# The runs below are cached in the worker's process and read by several tests: one xdist
+# group keeps the tests on one worker, so that each run is simulated once, not on both.
+pytestmark = pytest.mark.xdist_group("simulation-tiny")
+
 _cache: dict[tuple[str, str, int], RunResult] = {}
 
 
