@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import resource
 import subprocess
 import sys
@@ -240,9 +241,14 @@ def main() -> None:
             print(f"generated {args.bookings:,} bookings, {args.bookings:,} payments, "
                   f"{args.access:,} access rows in {generation:.1f} s (not counted below)")
         start = time.perf_counter()
+        # The child imports Polars before fairslot's investigation package, which would set
+        # the allocator's options: they are given here, as the package would set them.
+        from fairslot.investigation import ALLOCATOR_CONF, ALLOCATOR_VARIABLE
+        environment = {ALLOCATOR_VARIABLE: ALLOCATOR_CONF, **os.environ}
         subprocess.run([sys.executable, __file__, "--child", str(folder),
                         str(Path(temporary) / "out"),
-                        *(["--in-memory"] if args.in_memory else [])], check=True)
+                        *(["--in-memory"] if args.in_memory else [])], check=True,
+                       env=environment)
         investigation = time.perf_counter() - start
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -1166,6 +1166,33 @@ def hub_paid_accounts(bookings: pl.DataFrame, payments: pl.DataFrame, t: Thresho
                   .to_list())
 
 
+def _rebooked_within(cancelled: pl.DataFrame, booked: pl.DataFrame, seconds: float
+                     ) -> pl.DataFrame:
+    """Every cancelled booking beside every booking of its session made 0 to ``seconds``
+    after the cancellation, with ``gap`` (seconds): the join of the two on doctor and
+    session, kept to that window, in the join's own order.
+
+    The join pairs each cancellation with its whole session (tens of bookings each, tens of
+    millions of rows for a province's year), almost all of them outside the window: it is
+    made on the row numbers and the two times only, and the remaining columns are gathered
+    for the rows kept. Joined whole, its string columns were the peak of a province's
+    detection."""
+    keys = ["doctor_id", "session_start"]
+    gap = ((pl.col("created_at") - pl.col("cancelled_at")).dt.total_milliseconds()
+           / 1000.0).alias("gap")
+    near = (
+        cancelled.select(*keys, "cancelled_at").with_row_index("_c")
+        .join(booked.select(*keys, "created_at").with_row_index("_b"), on=keys)
+        .with_columns(gap)
+        .filter((pl.col("gap") >= 0) & (pl.col("gap") <= seconds))
+    )
+    return pl.concat([
+        cancelled[near.get_column("_c")],
+        booked.drop(keys)[near.get_column("_b")],
+        near.select("gap"),
+    ], how="horizontal")
+
+
 def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | None = None
                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cancel-then-rebook (占坑洗号): a booking for a session is cancelled and, within
@@ -1199,11 +1226,8 @@ def launder_pairs(bookings: pl.DataFrame, t: Thresholds, hub_paid: list[str] | N
     # strangers behind one carrier exit are not one hand.
     crowded = sorted(ordinary_addresses(bookings))
     pairs = (
-        cancelled.join(booked, on=["doctor_id", "session_start"])
-        .with_columns(((pl.col("created_at") - pl.col("cancelled_at")).dt.total_milliseconds()
-                       / 1000.0).alias("gap"))
-        .filter((pl.col("gap") >= 0) & (pl.col("gap") <= t.launder_seconds)
-                & (pl.col("held") != pl.col("buyer")))
+        _rebooked_within(cancelled, booked, t.launder_seconds)
+        .filter(pl.col("held") != pl.col("buyer"))
         .with_columns(
             ((pl.col("holder_account") == pl.col("rebook_account"))
              | (pl.col("d1") == pl.col("d2")).fill_null(False)
