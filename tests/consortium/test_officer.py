@@ -171,6 +171,10 @@ def test_the_officer_page_publishes_withdraws_decides_and_shows_matches(
                reason="the phone was reassigned")
     assert r.status_code == 303, alert(r.text)
     assert [o.entry.withdrawn for o in pair.b.store.own_entries()] == [True, True]
+    audit = client.get("/consortium").text.split('id="audit"', 1)[1]
+    # A shared-list entry, not a draw entry (登记): the audit log says which.
+    assert ("List entry withdrawn" if en else "条目已撤回") in audit
+    assert "已撤回登记" not in audit
     actions = [r["action"] for r in pair.b.store.audit_log(20)]
     assert actions.count("entry.withdrawn") == 2 and "entry.published" in actions
     assert _officer_events(hb.platform) == 3  # published, appeal decided, withdrawn

@@ -53,7 +53,7 @@ OUTCOME_NAMES = {"refuse": N_("Refused"), "hold": N_("Held for review"),
                  "lower_quota": N_("Lower quotas"), "ignore": N_("Let through")}
 APPEAL_NAMES = {"pending": N_("Waiting to reach the hospital"), "delivered": N_("Delivered"),
                 "refused": N_("Refused by the issuer"), "received": N_("To decide"),
-                "withdrawn": N_("Entry withdrawn"), "upheld": N_("Entry upheld")}
+                "withdrawn": N_("List entry withdrawn"), "upheld": N_("Entry upheld")}
 REVIEW_NAMES = {"pending": N_("Waiting for the desk"), "cleared": N_("Cleared here"),
                 "refused": N_("Refused here")}
 # The audit log's events (the store's ``action`` keys) as the page names them; the key
@@ -66,7 +66,7 @@ AUDIT_NAMES = {"key.created": N_("Signing key created"),
                "policy.set": N_("Outcome policy set"),
                "entry.added": N_("Entry added"),
                "entry.published": N_("Entry published"),
-               "entry.withdrawn": N_("Entry withdrawn"),
+               "entry.withdrawn": N_("List entry withdrawn"),
                "feed.rekeyed": N_("Feed re-keyed"),
                "feed.applied": N_("Member's feed applied"),
                "feed.refused": N_("Member's feed refused"),
