@@ -43,8 +43,7 @@
     var el = document.getElementById(id);
     if (el) { el.textContent = String(value); }
   }
-  // (``lang``: the items' language when they are codes, as the refusal reasons are)
-  function list(id, items, lang) {
+  function list(id, items) {
     var el = document.getElementById(id);
     if (!el) { return; }
     el.textContent = "";
@@ -52,7 +51,6 @@
     items.forEach(function (item) {
       var li = document.createElement("li");
       li.textContent = item;
-      if (lang && item !== say("none", {})) { li.setAttribute("lang", lang); }
       el.appendChild(li);
     });
   }
