@@ -28,6 +28,8 @@ from fairslot.domain.residents import make_residents
 from fairslot.storage.database import make_engine
 from fairslot.storage.migrate import upgrade
 
+FLOOR_APP = "_floor_app:app"
+"""fairslot's application with the benchmarks' floor route (``_floor_app``)."""
 PG_ADMIN = os.environ.get("FAIRSLOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET = "bench-secret-0123456789abcdef-" + "b" * 24
 
@@ -42,6 +44,9 @@ def fresh_database(name: str) -> str:
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     engine = make_engine(url)
     upgrade(engine)
+    with engine.begin() as conn:  # for the floor route (``_floor_app``)
+        conn.execute(sa.text("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, "
+                             "written_at timestamptz NOT NULL)"))
     engine.dispose()
     return url
 
@@ -191,7 +196,8 @@ def server(env: dict[str, str], *, workers: int = 4,
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", str(workers),
          "--log-level", "warning", "--no-access-log"],
-        env={**os.environ, **env})
+        env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(
+            p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)})
     base = Server(f"http://127.0.0.1:{port}")
     base.pid = proc.pid
     base.database_url = env.get("FAIRSLOT_DATABASE_URL", "")
@@ -375,12 +381,20 @@ def screen_then_act(base: Server, args: argparse.Namespace, screen_path: Callabl
     measured seconds before it on the same server, and a neighbour's burst on this shared
     machine skews one pair rather than the whole run. Prints the figures of all phases
     together and the ratios from them (as before the pairs), then each pair's ratios and
-    their medians. ``act(n)`` gives the action's method, path and JSON body."""
+    their medians. ``act(n)`` gives the action's method, path and JSON body.
+
+    Each pair also measures the floor (``_floor_app``: a durable one-row write through the
+    same stack, no guard or rules) after ``/healthz``, if the server serves it
+    (``server(..., app=FLOOR_APP)``): what an action costs beyond it is the action's own
+    work (the guard's checks, the log-in, locks, quotas, rules, events)."""
     action_tokens: list[dict[str, str]] = [{}] * len(tokens)
     offset = 0
 
     async def health_request(conn: Connection, n: int) -> tuple[int, bytes]:
         return await conn.request("GET", "/healthz")
+
+    async def floor_request(conn: Connection, n: int) -> tuple[int, bytes]:
+        return await conn.request("POST", "/bench/floor")
 
     async def screen(conn: Connection, n: int) -> tuple[int, bytes]:
         n += offset
@@ -402,11 +416,14 @@ def screen_then_act(base: Server, args: argparse.Namespace, screen_path: Callabl
     size = args.requests // pairs
     # /healthz is cheap: at least 1,000 a phase, so that its CPU is many clock ticks.
     health_size = max(size, 1000)
-    healths, screens, actions = [], [], []
+    healths, screens, actions, floors = [], [], [], []
+    with_floor = load(base, 1, 1, floor_request)[1] == {201: 1}
     for _ in range(pairs):
         screens.append(measure(base, size, args.concurrency, screen))
         shown = time.monotonic()
         healths.append(measure(base, health_size, args.concurrency, health_request))
+        if with_floor:
+            floors.append(measure(base, health_size, args.concurrency, floor_request))
         # The action tokens' minimum age: a patient reads the screen first.
         time.sleep(max(0.0, 2.0 - (time.monotonic() - shown)))
         actions.append(measure(base, size, args.concurrency, action_request))
@@ -422,11 +439,21 @@ def screen_then_act(base: Server, args: argparse.Namespace, screen_path: Callabl
     for status, body in examples.items():
         print(f"  e.g. {status}: {body}")
     report(health, action, labels[2])
+    if floors:
+        floor = combined(floors)
+        print(floor.line("POST durable write"))
+        print(f"floor: a durable one-row write through the same stack against /healthz = "
+              f"{ratios(health, floor)[1]:.3f} (CPU per request); {labels[2]} beyond it: "
+              f"server {action.server_ms - floor.server_ms:+.2f} ms, database "
+              f"{action.database_ms - floor.database_ms:+.2f} ms")
     by_pair = [ratios(h, a) for h, a in zip(healths, actions, strict=True)]
     for n, ((by_rps, by_cpu), h, a) in enumerate(zip(by_pair, healths, actions,
                                                      strict=True), 1):
-        print(f"  pair {n}: /healthz {h.server_ms:.2f} ms, {labels[2]} {a.server_ms:.2f} + "
-              f"{a.database_ms:.2f} ms; ratio {by_rps:.3f} (throughput), {by_cpu:.3f} (CPU)")
+        floor_ms = (f", durable write {floors[n - 1].server_ms:.2f} + "
+                    f"{floors[n - 1].database_ms:.2f} ms" if floors else "")
+        print(f"  pair {n}: /healthz {h.server_ms:.2f} ms{floor_ms}, {labels[2]} "
+              f"{a.server_ms:.2f} + {a.database_ms:.2f} ms; ratio {by_rps:.3f} (throughput), "
+              f"{by_cpu:.3f} (CPU)")
     print(f"median of {pairs} pairs: ratio {labels[2]}/healthz = "
           f"{statistics.median(r for r, _ in by_pair):.3f} (throughput), "
           f"{statistics.median(c for _, c in by_pair):.3f} (CPU per request)")

@@ -15,6 +15,7 @@ import json
 from pydantic import SecretStr
 
 from _server import (
+    FLOOR_APP,
     SECRET,
     add_patients,
     arguments,
@@ -55,7 +56,7 @@ def main() -> None:
     url = fresh_database("fairslot_bench_booking")
     tokens, bodies = prepare(url, args.requests)
     with server(production_env(url, args.redis_url, "booking", "screens"),
-                workers=args.workers) as base:
+                workers=args.workers, app=FLOOR_APP) as base:
         screen_then_act(
             base, args,
             lambda n: f"/api/v1/sessions/{bodies[n]['session_id']}/booking-screen",

@@ -16,6 +16,7 @@ import json
 from pydantic import SecretStr
 
 from _server import (
+    FLOOR_APP,
     SECRET,
     add_patients,
     arguments,
@@ -70,7 +71,7 @@ def main() -> None:
     url = fresh_database("fairslot_bench_entering")
     round_id, tokens, bodies = prepare(url, args.requests)
     with server(production_env(url, args.redis_url, "entering", "screens"),
-                workers=args.workers) as base:
+                workers=args.workers, app=FLOOR_APP) as base:
         screen_then_act(
             base, args, lambda n: f"/api/v1/rounds/{round_id}/entry-screen",
             lambda n: ("POST", f"/api/v1/rounds/{round_id}/entries",
