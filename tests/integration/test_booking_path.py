@@ -136,6 +136,35 @@ def test_a_booking_is_three_round_trips_on_postgresql_and_six_statements_on_sqli
     assert "fairslot_hold_booking(" in queries[1] and queries[1].endswith("; COMMIT")
 
 
+def test_a_booking_screen_is_one_checkout_and_three_reads(world: World,
+                                                         meter: _Meter) -> None:
+    """The screen a patient opens before booking (at a release, every patient opens it):
+    the account, the session at a glance (doctor, free slots, open round) and the account's
+    patients, on one pooled connection, after the guard's screens check."""
+    _, (pid,), token = world.patient_account("screened")
+    with TestClient(create_app(world.platform)) as client:
+        meter.on = True
+        answer = client.get(f"/api/v1/sessions/{world.session_ids[0]}/booking-screen",
+                            headers={"Authorization": f"Bearer {token}"})
+        meter.on = False
+        missing = client.get("/api/v1/sessions/999999/booking-screen",
+                             headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["session"]["id"] == world.session_ids[0] and body["session"]["free"] > 0
+    assert [p["id"] for p in body["patients"]] == [pid] and body["action_token"]
+    assert meter.checkouts == 1
+    reads = [s for s in meter.statements if not s.startswith(("BEGIN", "COMMIT",
+                                                              "ROLLBACK"))]
+    # On PostgreSQL the account is read on the pooled connection's own cursor, past
+    # SQLAlchemy's statement events.
+    accounts_read = [] if world.platform.dialect == "postgresql" else reads[:1]
+    assert len(reads) == len(accounts_read) + 2, reads
+    assert "sessions.id" in reads[-2] and "patients.id" in reads[-1], reads
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "session_not_found"
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_an_entry_through_the_api_is_three_round_trips_on_postgresql(
         platform: Platform, clock: FixedClock) -> None:

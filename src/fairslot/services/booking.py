@@ -19,7 +19,16 @@ from fairslot.domain.booking import Booking, BookingStatus, Channel
 from fairslot.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fairslot.domain.identity import Identity
 from fairslot.domain.schedule import Department, Doctor, ReleasePolicy, Session, SessionStatus
-from fairslot.services import accounts, identities, outbox, review, rules, shared_list, waitlist
+from fairslot.services import (
+    accounts,
+    catalog,
+    identities,
+    outbox,
+    review,
+    rules,
+    shared_list,
+    waitlist,
+)
 from fairslot.services.context import RequestContext
 from fairslot.services.deps import Deps, Units
 from fairslot.services.payments import identify_payer, normalize_payer
@@ -32,6 +41,7 @@ __all__ = [
     "SlotUnavailable",
     "book",
     "book_on_site",
+    "bookable_view",
     "cancel",
     "check_bookable_now",
     "check_in",
@@ -110,6 +120,14 @@ def check_bookable_now(uow: UnitOfWork, deps: Deps, session_id: int) -> Session:
         raise NotFound("no such session", code="session_not_found")
     _check_bookable(session, deps.clock.now())
     return session
+
+
+def bookable_view(uow: UnitOfWork, deps: Deps, session_id: int) -> catalog.SessionView:
+    """``check_bookable_now`` and ``catalog.session_view`` in one read: the booking
+    screen's session, which issues its action token only when ``book`` would take it."""
+    view = catalog.session_view(uow, deps, session_id)
+    _check_bookable(view.session, deps.clock.now())
+    return view
 
 
 def payment_actions(deps: Deps, view: BookingView) -> tuple[bool, bool]:

@@ -146,16 +146,12 @@ def doctor_page(uow: UnitOfWork, deps: Deps, doctor_id: int, days: int) -> Docto
 
 def session_view(uow: UnitOfWork, deps: Deps, session_id: int) -> SessionView:
     now = deps.clock.now()
-    session = uow.schedule.session(session_id)
-    if session is None:
+    found = uow.schedule.session_at_a_glance(session_id, now)
+    if found is None:
         raise NotFound("no such session", code="session_not_found")
-    found_doctor = uow.schedule.doctor(session.doctor_id)
-    assert found_doctor is not None
-    free = uow.schedule.free_counts([session_id], now)[session_id]
+    session, doctor, free, round_id = found
     released = session.is_released(now)
-    rounds = uow.rounds.open_rounds_of_sessions([session_id], now)
-    return SessionView(session, found_doctor, free if released else 0, released,
-                       rounds.get(session_id))
+    return SessionView(session, doctor, free if released else 0, released, round_id)
 
 
 def day_sessions(uow: UnitOfWork, deps: Deps, date: dt.date) -> list[DaySession]:

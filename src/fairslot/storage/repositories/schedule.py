@@ -11,12 +11,21 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
 
 from fairslot.domain.booking import SLOT_TAKEN_STATUSES
+from fairslot.domain.rounds import RoundStatus
 from fairslot.domain.schedule import Department, Doctor, Hospital, Session, Slot
 from fairslot.storage import tables as t
 
 __all__ = ["ClaimedSlot", "ScheduleRepository", "SessionCounts"]
 
 _TAKEN = [s.value for s in SLOT_TAKEN_STATUSES]
+
+
+def _open_to_booking(now: dt.datetime | sa.BindParameter[dt.datetime]
+                     ) -> sa.ColumnElement[bool]:
+    """A slot a booking made ``now`` may take, if free: a first-come session's from its
+    release, a draw session's only once re-opened as a leftover (``open_from``)."""
+    return sa.or_(t.slots.c.open_from <= now,
+                  sa.and_(t.slots.c.open_from.is_(None), t.sessions.c.release_policy == "fcfs"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -143,18 +152,27 @@ class ScheduleRepository:
         if not session_ids:
             return {}
         s = t.sessions
-        opened = sa.or_(
-            t.slots.c.open_from <= now,
-            sa.and_(t.slots.c.open_from.is_(None), s.c.release_policy == "fcfs"))
         rows = self.db.execute(
             sa.select(t.slots.c.session_id, sa.func.count())
             .join(s, s.c.id == t.slots.c.session_id)
-            .where(t.slots.c.session_id.in_(session_ids), t.slots.c.taken.is_(False), opened)
+            .where(t.slots.c.session_id.in_(session_ids), t.slots.c.taken.is_(False),
+                   _open_to_booking(now))
             .group_by(t.slots.c.session_id)
         ).all()
         counts = {sid: 0 for sid in session_ids}
         counts.update({int(sid): int(n) for sid, n in rows})
         return counts
+
+    def session_at_a_glance(self, session_id: int, now: dt.datetime
+                            ) -> tuple[Session, Doctor, int, int | None] | None:
+        """The session, its doctor, its free slots now (as ``free_counts``) and the round
+        taking entries for it now (as ``RoundRepository.open_rounds_of_sessions``), in one
+        statement; None when there is no such session."""
+        row = self.db.execute(_at_a_glance_statement(),
+                              {"session": session_id, "now": now}).first()
+        if row is None:
+            return None
+        return row[0], row[1], int(row[2]), None if row[3] is None else int(row[3])
 
     def claim_free_slot(self, session_id: int, now: dt.datetime, *,
                         leftovers_only: bool = False) -> ClaimedSlot | None:
@@ -249,6 +267,25 @@ class ScheduleRepository:
         return {int(i): int(n) for i, n in self.db.execute(
             sa.select(t.slots.c.id, t.slots.c.number)
             .where(t.slots.c.id.in_(set(slot_ids)))).all()}
+
+
+@functools.cache
+def _at_a_glance_statement() -> sa.Select[Session, Doctor, int, int | None]:
+    """``ScheduleRepository.session_at_a_glance``'s statement, built once (its parameters
+    bound at each call): the screen before every booking runs it."""
+    s, slots, rs, r = t.sessions, t.slots, t.round_sessions, t.release_rounds
+    now = sa.bindparam("now", type_=s.c.release_at.type)
+    free = (sa.select(sa.func.count()).select_from(slots)
+            .where(slots.c.session_id == s.c.id, slots.c.taken.is_(False),
+                   _open_to_booking(now))
+            .scalar_subquery())
+    taking_entries = (sa.select(r.c.id).join(rs, rs.c.round_id == r.c.id)
+                      .where(rs.c.session_id == s.c.id, r.c.status == RoundStatus.OPEN.value,
+                             r.c.opens_at <= now, r.c.closes_at > now)
+                      .order_by(r.c.id).limit(1).scalar_subquery())
+    return (sa.select(Session, Doctor, free, taking_entries)
+            .join(Doctor, t.doctors.c.id == s.c.doctor_id)
+            .where(s.c.id == sa.bindparam("session")))
 
 
 @functools.cache

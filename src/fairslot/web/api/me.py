@@ -12,7 +12,7 @@ from fairslot.domain.identity import mask_phone
 from fairslot.guard.fastapi import guarded
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import POW_HEADER, TOKEN_HEADER
-from fairslot.services import accounts, booking, catalog, shared_list
+from fairslot.services import accounts, booking, shared_list
 from fairslot.web.deps import (
     CallerDep,
     DepsDep,
@@ -183,21 +183,28 @@ def my_bookings(caller: CallerDep, uow: UowDep, deps: DepsDep) -> list[BookingOu
 
 
 @router.get("/sessions/{session_id}/booking-screen", tags=["bookings"])
-def booking_screen(session_id: IdPath, caller: CallerDep, request: Request,
-                   uow: UowDep, deps: DepsDep) -> BookingScreen:
+async def booking_screen(session_id: IdPath, request: Request) -> BookingScreen:
     """The confirmation screen before booking: the session, the patients who may be booked,
     and the single-use action token that ``POST /bookings`` needs (usable once, not sooner
     than the guard's minimum age, for this account and this session only)."""
-    account = caller.account(Role.PATIENT)
-    booking.check_bookable_now(uow, deps, session_id)
-    view = catalog.session_view(uow, deps, session_id)
-    screen(request, account)
-    booking_screen_shown(request, account, view.session)
-    return BookingScreen(
-        session=SessionOut.of(view),
-        patients=[PatientOut.of(p) for p in accounts.list_patients(uow, deps, account)],
-        action_token=action_token(request, account, BOOK_ACTION, session_id),
-        token_header=TOKEN_HEADER)
+    # The guard's screens limits first, on the log-in token's claimed account, before any
+    # database work (every view counts, a refused one too); then the screen's reads in one
+    # thread hop: the account, the session at a glance, the account's patients.
+    async with GuardedScope(request, RouteGroup.SCREENS) as use:
+        await use.check()
+
+        def use_case() -> BookingScreen:
+            account = use.account(Role.PATIENT)
+            view = booking.bookable_view(use.uow, use.deps, session_id)
+            booking_screen_shown(request, account, view.session)
+            return BookingScreen(
+                session=SessionOut.of(view),
+                patients=[PatientOut.of(p)
+                          for p in accounts.list_patients(use.uow, use.deps, account)],
+                action_token=action_token(request, account, BOOK_ACTION, session_id),
+                token_header=TOKEN_HEADER)
+
+        return await use.run(use_case)
 
 
 @router.post("/bookings", status_code=201, tags=["bookings"])

@@ -19,7 +19,6 @@ from fairslot.web.deps import (
     UowDep,
     action_token,
     context,
-    screen,
 )
 from fairslot.web.problems import PROBLEM_RESPONSES
 from fairslot.web.routing import ReleasingRoute
@@ -175,14 +174,22 @@ def draw_checkpoint(uow: UowDep, deps: DepsDep,
 
 
 @router.get("/rounds/{round_id}/entry-screen", tags=["rounds"])
-def entry_screen(round_id: IdPath, request: Request, caller: CallerDep, uow: UowDep,
-                 deps: DepsDep) -> EntryScreen:
-    account = caller.account(Role.PATIENT)
-    release.check_enterable_now(uow, deps, round_id)
-    view = release.round_view(uow, deps, round_id)
-    screen(request, account)
-    return EntryScreen(round=RoundOut.of(view), token_header=TOKEN_HEADER,
-                       action_token=action_token(request, account, ENTER_ACTION, round_id))
+async def entry_screen(round_id: IdPath, request: Request) -> EntryScreen:
+    """The screen before entering: the round and the single-use action token that
+    ``POST /rounds/{id}/entries`` needs (issued only while the window is open)."""
+    # As the booking screen: the guard's screens limits first, then one thread hop.
+    async with GuardedScope(request, RouteGroup.SCREENS) as use:
+        await use.check()
+
+        def use_case() -> EntryScreen:
+            account = use.account(Role.PATIENT)
+            release.check_enterable_now(use.uow, use.deps, round_id)
+            view = release.round_view(use.uow, use.deps, round_id)
+            return EntryScreen(round=RoundOut.of(view), token_header=TOKEN_HEADER,
+                               action_token=action_token(request, account, ENTER_ACTION,
+                                                         round_id))
+
+        return await use.run(use_case)
 
 
 @router.post("/rounds/{round_id}/entries", status_code=201, tags=["rounds"])
