@@ -140,7 +140,7 @@ def test_a_booking_screen_is_one_checkout_and_three_reads(world: World,
                                                          meter: _Meter) -> None:
     """The screen a patient opens before booking (at a release, every patient opens it):
     the account, the session at a glance (doctor, free slots, open round) and the account's
-    patients, on one pooled connection, after the guard's screens check."""
+    patients, on one pooled connection; then the guard's screens check and the token."""
     _, (pid,), token = world.patient_account("screened")
     with TestClient(create_app(world.platform)) as client:
         meter.on = True

@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 from fairslot.clock import FixedClock
 from fairslot.domain.accounts import Role
 from fairslot.domain.residents import make_residents
+from fairslot.domain.schedule import Period
+from fairslot.services import catalog
 from fairslot.web.app import create_app
 from tests.conftest import PASSWORD, World, api_book, api_cancel, api_pay
 from tests.identity.helpers import last_code
@@ -195,6 +197,27 @@ def test_repeated_log_in_failures_ask_for_a_proof_of_work(client: TestClient,
     # Three free failures, then every attempt must carry a solved challenge first.
     assert codes[:3] == ["bad_credentials"] * 3
     assert codes[3:] == ["challenge_required"] * 2
+
+
+def test_screens_refused_before_the_release_spend_none_of_the_screens_limit(
+        client: TestClient, world: World) -> None:
+    """A patient who opens a booking screen again and again before its release hears "not
+    released yet" each time and still gets a screen, with its token, when it opens: the
+    screens limit (ten a minute for an account or a device) counts the screens that issue
+    a token, not the refused ones."""
+    platform = world.platform
+    today = platform.clock.now().astimezone(platform.settings.zone).date()
+    later, = platform.run(catalog.schedule_sessions, world.doctor_id,
+                          [today + dt.timedelta(days=5)], [Period.AFTERNOON], 5, 5000,
+                          release_days_before=1)
+    _, _, token = world.patient_account("early.bird")
+    early = [client.get(f"/api/v1/sessions/{later.id}/booking-screen", headers=auth(token))
+             for _ in range(12)]
+    assert {(r.status_code, r.json()["code"]) for r in early} == {(409, "not_released")}
+    released = client.get(f"/api/v1/sessions/{world.session_ids[0]}/booking-screen",
+                          headers=auth(token))
+    assert released.status_code == 200, released.text
+    assert released.json()["action_token"]
 
 
 def test_a_booking_without_the_screens_token_is_refused(client: TestClient,

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from fairslot.domain.accounts import Role
+from fairslot.domain.accounts import Account, Patient, Role
 from fairslot.domain.errors import Conflict
 from fairslot.domain.identity import mask_phone
 from fairslot.guard.fastapi import guarded
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import POW_HEADER, TOKEN_HEADER
-from fairslot.services import accounts, booking, shared_list
+from fairslot.services import accounts, booking, catalog, shared_list
 from fairslot.web.deps import (
     CallerDep,
     DepsDep,
@@ -187,24 +188,24 @@ async def booking_screen(session_id: IdPath, request: Request) -> BookingScreen:
     """The confirmation screen before booking: the session, the patients who may be booked,
     and the single-use action token that ``POST /bookings`` needs (usable once, not sooner
     than the guard's minimum age, for this account and this session only)."""
-    # The guard's screens limits first, on the log-in token's claimed account, before any
-    # database work (every view counts, a refused one too); then the screen's reads in one
-    # thread hop: the account, the session at a glance, the account's patients.
+    # The screen's reads in one thread hop (the account, the session at a glance, the
+    # account's patients), then the guard's screens limits on the event loop: a screen
+    # that issues no token (the session not bookable now) counts nothing.
     async with GuardedScope(request, RouteGroup.SCREENS) as use:
-        await use.check()
 
-        def use_case() -> BookingScreen:
+        def read() -> tuple[Account, catalog.SessionView, Sequence[Patient]]:
             account = use.account(Role.PATIENT)
             view = booking.bookable_view(use.uow, use.deps, session_id)
-            booking_screen_shown(request, account, view.session)
-            return BookingScreen(
-                session=SessionOut.of(view),
-                patients=[PatientOut.of(p)
-                          for p in accounts.list_patients(use.uow, use.deps, account)],
-                action_token=action_token(request, account, BOOK_ACTION, session_id),
-                token_header=TOKEN_HEADER)
+            return account, view, accounts.list_patients(use.uow, use.deps, account)
 
-        return await use.run(use_case)
+        account, view, patients = await use.run(read)
+        await use.check()
+        booking_screen_shown(request, account, view.session)
+        return BookingScreen(session=SessionOut.of(view),
+                             patients=[PatientOut.of(p) for p in patients],
+                             action_token=action_token(request, account, BOOK_ACTION,
+                                                       session_id),
+                             token_header=TOKEN_HEADER)
 
 
 @router.post("/bookings", status_code=201, tags=["bookings"])

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from fairslot.domain.accounts import Role
+from fairslot.domain.accounts import Account, Role
 from fairslot.guard.policy import RouteGroup
 from fairslot.guard.service import TOKEN_HEADER
 from fairslot.services import notifications, release
@@ -177,19 +177,20 @@ def draw_checkpoint(uow: UowDep, deps: DepsDep,
 async def entry_screen(round_id: IdPath, request: Request) -> EntryScreen:
     """The screen before entering: the round and the single-use action token that
     ``POST /rounds/{id}/entries`` needs (issued only while the window is open)."""
-    # As the booking screen: the guard's screens limits first, then one thread hop.
+    # As the booking screen: the reads in one thread hop, then the guard's screens limits
+    # (a screen that issues no token counts nothing).
     async with GuardedScope(request, RouteGroup.SCREENS) as use:
-        await use.check()
 
-        def use_case() -> EntryScreen:
+        def read() -> tuple[Account, release.RoundView]:
             account = use.account(Role.PATIENT)
             release.check_enterable_now(use.uow, use.deps, round_id)
-            view = release.round_view(use.uow, use.deps, round_id)
-            return EntryScreen(round=RoundOut.of(view), token_header=TOKEN_HEADER,
-                               action_token=action_token(request, account, ENTER_ACTION,
-                                                         round_id))
+            return account, release.round_view(use.uow, use.deps, round_id)
 
-        return await use.run(use_case)
+        account, view = await use.run(read)
+        await use.check()
+        return EntryScreen(round=RoundOut.of(view), token_header=TOKEN_HEADER,
+                           action_token=action_token(request, account, ENTER_ACTION,
+                                                     round_id))
 
 
 @router.post("/rounds/{round_id}/entries", status_code=201, tags=["rounds"])
