@@ -4,6 +4,8 @@ transaction with nothing lost when they fail."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime as dt
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -17,7 +19,9 @@ from fastapi.testclient import TestClient
 from fairslot.bootstrap import Platform
 from fairslot.clock import FixedClock
 from fairslot.domain.booking import BookingStatus
-from fairslot.services import accounts, booking, outbox
+from fairslot.domain.errors import Conflict
+from fairslot.domain.schedule import Period
+from fairslot.services import accounts, booking, catalog, outbox
 from fairslot.services.context import RequestContext
 from fairslot.services.payments import PaymentFailed, TestPaymentProvider, identify_payer
 from fairslot.web.app import create_app
@@ -163,6 +167,38 @@ def test_a_booking_screen_is_one_checkout_and_three_reads(world: World,
     assert "sessions.id" in reads[-2] and "patients.id" in reads[-1], reads
     assert missing.status_code == 404
     assert missing.json()["code"] == "session_not_found"
+
+
+class _ReleaseInstant:
+    """A clock at ``release_at`` minus a microsecond for its first reading and at
+    ``release_at`` for every later one: a screen opened at the release instant."""
+
+    def __init__(self, release_at: dt.datetime) -> None:
+        self.readings = [release_at - dt.timedelta(microseconds=1)]
+        self.release_at = release_at
+
+    def now(self) -> dt.datetime:
+        return self.readings.pop(0) if self.readings else self.release_at
+
+    def monotonic(self) -> float:
+        return self.now().timestamp()
+
+
+def test_a_screen_at_the_release_instant_never_issues_a_token_for_an_unreleased_view(
+        world: World) -> None:
+    """The session is checked and shown as of one reading of the clock: either the screen
+    is refused as not released, or it shows the session released (never a token beside
+    "not released, no free slots")."""
+    platform = world.platform
+    today = platform.clock.now().astimezone(platform.settings.zone).date()
+    later, = platform.run(catalog.schedule_sessions, world.doctor_id,
+                          [today + dt.timedelta(days=5)], [Period.AFTERNOON], 5, 5000,
+                          release_days_before=1)
+    deps = dataclasses.replace(platform.deps,
+                               clock=_ReleaseInstant(later.release_at))
+    with platform.uow() as uow, pytest.raises(Conflict) as refused:
+        booking.bookable_view(uow, deps, later.id or 0)
+    assert refused.value.code == "not_released"
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)

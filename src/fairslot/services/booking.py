@@ -125,8 +125,11 @@ def check_bookable_now(uow: UnitOfWork, deps: Deps, session_id: int) -> Session:
 def bookable_view(uow: UnitOfWork, deps: Deps, session_id: int) -> catalog.SessionView:
     """``check_bookable_now`` and ``catalog.session_view`` in one read: the booking
     screen's session, which issues its action token only when ``book`` would take it."""
-    view = catalog.session_view(uow, deps, session_id)
-    _check_bookable(view.session, deps.clock.now())
+    # One reading of the clock for both: read twice, a screen opened at the release
+    # instant could pass the check and still show the session as not yet released.
+    now = deps.clock.now()
+    view = catalog.session_view(uow, deps, session_id, now)
+    _check_bookable(view.session, now)
     return view
 
 

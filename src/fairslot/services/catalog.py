@@ -144,8 +144,11 @@ def doctor_page(uow: UnitOfWork, deps: Deps, doctor_id: int, days: int) -> Docto
     return DoctorPage(found, dep, hosp, views)
 
 
-def session_view(uow: UnitOfWork, deps: Deps, session_id: int) -> SessionView:
-    now = deps.clock.now()
+def session_view(uow: UnitOfWork, deps: Deps, session_id: int,
+                 now: dt.datetime | None = None) -> SessionView:
+    """The session as of ``now`` (the clock's time if not given)."""
+    if now is None:
+        now = deps.clock.now()
     found = uow.schedule.session_at_a_glance(session_id, now)
     if found is None:
         raise NotFound("no such session", code="session_not_found")
