@@ -258,7 +258,10 @@ class RoundRepository:
             sa.select(rs.c.session_id, r.c.id).join(r, r.c.id == rs.c.round_id)
             .where(rs.c.session_id.in_(set(session_ids)),
                    r.c.status == RoundStatus.OPEN.value,
-                   r.c.opens_at <= now, r.c.closes_at > now)).all()
+                   r.c.opens_at <= now, r.c.closes_at > now)
+            .order_by(r.c.id.desc())).all()
+        # Should a session be in two open rounds, the lowest round id, as
+        # ``ScheduleRepository.session_at_a_glance`` answers.
         return {int(sid): int(rid) for sid, rid in rows}
 
     def unrounded_draw_sessions(self, opening_before: dt.datetime, now: dt.datetime
