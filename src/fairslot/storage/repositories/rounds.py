@@ -18,7 +18,7 @@ from fairslot.domain.rounds import Entry, EntryOutcome, Round, RoundKind, RoundS
 from fairslot.storage import tables as t
 from fairslot.storage.repositories import raw
 
-__all__ = ["EntryTarget", "RoundRepository"]
+__all__ = ["EntryTarget", "RoundRepository", "taking_entries"]
 
 
 def _round(row: Any) -> Round:
@@ -166,6 +166,14 @@ def _padded(choices: Sequence[int]) -> list[int]:
     return [choices[n] if n < len(choices) else choices[0] for n in range(MAX_CHOICES)]
 
 
+def taking_entries(now: dt.datetime | sa.BindParameter[dt.datetime]
+                   ) -> sa.ColumnElement[bool]:
+    """A round (``release_rounds``) taking entries ``now``: open, its window around now."""
+    r = t.release_rounds
+    return sa.and_(r.c.status == RoundStatus.OPEN.value, r.c.opens_at <= now,
+                   r.c.closes_at > now)
+
+
 class RoundRepository:
     def __init__(self, db: DbSession) -> None:
         self.db = db
@@ -256,9 +264,7 @@ class RoundRepository:
         rs, r = t.round_sessions, t.release_rounds
         rows = self.db.execute(
             sa.select(rs.c.session_id, r.c.id).join(r, r.c.id == rs.c.round_id)
-            .where(rs.c.session_id.in_(set(session_ids)),
-                   r.c.status == RoundStatus.OPEN.value,
-                   r.c.opens_at <= now, r.c.closes_at > now)
+            .where(rs.c.session_id.in_(set(session_ids)), taking_entries(now))
             .order_by(r.c.id.desc())).all()
         # Should a session be in two open rounds, the lowest round id, as
         # ``ScheduleRepository.session_at_a_glance`` answers.

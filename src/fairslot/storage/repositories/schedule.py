@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
 
 from fairslot.domain.booking import SLOT_TAKEN_STATUSES
-from fairslot.domain.rounds import RoundStatus
 from fairslot.domain.schedule import Department, Doctor, Hospital, Session, Slot
 from fairslot.storage import tables as t
+from fairslot.storage.repositories.rounds import taking_entries
 
 __all__ = ["ClaimedSlot", "ScheduleRepository", "SessionCounts"]
 
@@ -279,11 +279,10 @@ def _at_a_glance_statement() -> sa.Select[Session, Doctor, int, int | None]:
             .where(slots.c.session_id == s.c.id, slots.c.taken.is_(False),
                    _open_to_booking(now))
             .scalar_subquery())
-    taking_entries = (sa.select(r.c.id).join(rs, rs.c.round_id == r.c.id)
-                      .where(rs.c.session_id == s.c.id, r.c.status == RoundStatus.OPEN.value,
-                             r.c.opens_at <= now, r.c.closes_at > now)
+    open_round = (sa.select(r.c.id).join(rs, rs.c.round_id == r.c.id)
+                      .where(rs.c.session_id == s.c.id, taking_entries(now))
                       .order_by(r.c.id).limit(1).scalar_subquery())
-    return (sa.select(Session, Doctor, free, taking_entries)
+    return (sa.select(Session, Doctor, free, open_round)
             .join(Doctor, t.doctors.c.id == s.c.doctor_id)
             .where(s.c.id == sa.bindparam("session")))
 
