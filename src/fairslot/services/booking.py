@@ -111,14 +111,15 @@ def _check_bookable(session: Session, now: dt.datetime) -> None:
         raise Conflict("this session's slots are not released yet", code="not_released")
 
 
-def check_bookable_now(uow: UnitOfWork, deps: Deps, session_id: int) -> Session:
+def check_bookable_now(uow: UnitOfWork, deps: Deps, session_id: int,
+                       now: dt.datetime | None = None) -> Session:
     """The session, when ``book`` would take it this moment (released, not started, not
     cancelled): a booking screen issues its action token only then, so tokens cannot be
     collected before a release."""
     session = uow.schedule.session(session_id)
     if session is None:
         raise NotFound("no such session", code="session_not_found")
-    _check_bookable(session, deps.clock.now())
+    _check_bookable(session, deps.clock.now() if now is None else now)
     return session
 
 

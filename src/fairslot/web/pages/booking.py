@@ -49,7 +49,9 @@ def choose_patient(session_id: PageId, request: Request, who: Viewer, uow: UowDe
 def _confirm_page(request: Request, uow: UnitOfWork, deps: Deps, account: Account,
                   session_id: int, patient_id: int, *, status: int = 200,
                   error: FairslotError | str | None = None, retry: Retry | None = None) -> Response:
-    view = catalog.session_view(uow, deps, session_id)
+    # One reading of the clock for the page's view and its check (see booking.bookable_view).
+    now = deps.clock.now()
+    view = catalog.session_view(uow, deps, session_id, now)
     patient = next((p for p in accounts.list_patients(uow, deps, account)
                     if p.id == patient_id), None)
     if patient is None:
@@ -57,7 +59,7 @@ def _confirm_page(request: Request, uow: UnitOfWork, deps: Deps, account: Accoun
                        code="patient_not_found")
     target = f"{session_id}/{patient_id}"
     if retry is None:
-        booking.check_bookable_now(uow, deps, session_id)
+        booking.check_bookable_now(uow, deps, session_id, now)
         screen(request, account)
         booking_screen_shown(request, account, view.session, patient_id)
     token = retry.token if retry else action_token(request, account, "book", target)
