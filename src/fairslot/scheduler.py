@@ -112,10 +112,7 @@ class ConsortiumLoop:
                 conn.commit()
 
     def _loop(self) -> None:
-        try:
-            _ = self._consortium.index_size  # load the list before the first request needs it
-        except Exception:
-            log.exception("loading the consortium's list failed")
+        # The list itself is read at the server's start (``web.app``), before any request.
         while not self._stop.wait(self._interval):
             try:
                 self.tick()

@@ -82,12 +82,17 @@ class Consortium:
     @property
     def _state(self) -> _State:
         state = self._loaded
-        if state is None:
-            with self._lock:
-                if self._loaded is None:
-                    self._loaded = self._build()
-                state = self._loaded
-        return state
+        return self.load() if state is None else state
+
+    def load(self) -> _State:
+        """The list in memory, read from the database if it is not yet. A server reads it
+        at its start: read on a request's first look-up instead, it would take a second
+        connection while the request holds its own, and with every pooled connection held
+        by such requests (``FAIRSLOT_DATABASE_POOL_OVERFLOW=0``) none of them could go on."""
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._build()
+            return self._loaded
 
     # -- the look-up ---------------------------------------------------------------------------
 

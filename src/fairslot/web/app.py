@@ -55,6 +55,13 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         scheduler = Scheduler(platform) if platform.settings.scheduler else None
         if scheduler:
             scheduler.start()
+        if platform.consortium is not None:
+            # Before the first request: read on a request's first look-up, the list would
+            # take a second connection while the request holds its own.
+            try:
+                await run_in_threadpool(platform.consortium.load)
+            except Exception:  # served anyway; the first look-up reads it
+                log.exception("loading the consortium's list failed")
         shared = ConsortiumLoop(platform) if platform.consortium is not None else None
         if shared:
             shared.start()
