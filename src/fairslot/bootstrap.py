@@ -107,7 +107,10 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None,
               engine: Engine | None = None, random: Randomness | None = None) -> Platform:
     settings = settings or get_settings()
     keyring = Keyring(settings.secret_bytes())
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url,
+                                   pool_size=settings.database_pool_size,
+                                   max_overflow=settings.database_pool_overflow,
+                                   pool_timeout=settings.database_pool_timeout)
     bind_keyring(engine, keyring)
     clock = clock or SystemClock()
     consortium = None

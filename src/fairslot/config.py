@@ -26,6 +26,16 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/fairslot.db"
     redis_url: str | None = None
     """Redis for shared rate-limit and short-lived guard state; unset means in-process."""
+    database_pool_size: int = Field(10, ge=1, le=200)
+    """PostgreSQL connections each server process keeps open (each worker has its own
+    pool). Size it to the database's cores, not to the load: workers x (pool + overflow)
+    connections busy at once is what the database runs (docs/configuration.md)."""
+    database_pool_overflow: int = Field(10, ge=0, le=200)
+    """Connections a process may open beyond its pool at a busy moment, closed again once
+    given back. 0: a request beyond the pool waits for a pooled connection instead."""
+    database_pool_timeout: float = Field(30.0, gt=0, le=300)
+    """Seconds a request waits for a connection when pool and overflow are all in use,
+    before it fails."""
 
     # The master secret. PII encryption, blind indexes, tokens and cookies use keys derived
     # from it (HKDF with a distinct label each), so one secret is all an operator keeps.

@@ -47,7 +47,13 @@ def _private_database_file(path: pathlib.Path) -> None:
         os.close(fd)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None,
+                pool_timeout: float = 30.0) -> Engine:
+    """An engine for ``url``. PostgreSQL: a pool of ``pool_size`` connections, and at busy
+    moments up to ``max_overflow`` more (``pool_size`` more if not given), closed again
+    once given back; with 0, a request beyond the pool waits for a pooled connection, up
+    to ``pool_timeout`` seconds (``Settings.database_pool_size``). SQLite keeps its own
+    pool."""
     map_domain()
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -65,7 +71,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
+    engine = sa.create_engine(parsed, pool_size=pool_size, pool_timeout=pool_timeout,
+                              max_overflow=pool_size if max_overflow is None else max_overflow)
     _ping_when_idle(engine)
     return engine
 
