@@ -358,13 +358,23 @@ def arguments(description: str | None) -> argparse.Namespace:
                         help="alternate /healthz and the action this many times")
     parser.add_argument("--redis-url", default=os.environ.get(
         "FAIRSLOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--pool-size", type=int, default=2,
+                        help="each worker's PostgreSQL connections (FAIRSLOT_DATABASE_POOL_SIZE;"
+                             " 2 x 4 workers: sized to this 2-core machine, docs/performance.md)")
+    parser.add_argument("--pool-overflow", type=int, default=0,
+                        help="connections a worker may open beyond them (the settings' "
+                             "default: 10, with a pool of 10)")
     return parser.parse_args()
 
 
-def production_env(url: str, redis_url: str, *groups: str) -> dict[str, str]:
-    """The server's settings in production shape (PostgreSQL, the guard on Redis), with the
-    per-IP and per-device limits of ``groups`` lifted (``lifted_limits``)."""
+def production_env(args: argparse.Namespace, url: str, *groups: str) -> dict[str, str]:
+    """The server's settings in production shape (PostgreSQL, the guard on Redis, each
+    worker's connections as ``args`` size them), with the per-IP and per-device limits of
+    ``groups`` lifted (``lifted_limits``)."""
+    redis_url = args.redis_url
     return {"FAIRSLOT_DATABASE_URL": url, "FAIRSLOT_SECRET_KEY": SECRET,
+            "FAIRSLOT_DATABASE_POOL_SIZE": str(args.pool_size),
+            "FAIRSLOT_DATABASE_POOL_OVERFLOW": str(args.pool_overflow),
             "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_REDIS_URL": redis_url,
             "FAIRSLOT_GUARD_REDIS_PREFIX": f"fairslot-bench:{os.getpid()}:",
             "FAIRSLOT_GUARD_LEDGER_PATH": "",
@@ -429,7 +439,8 @@ def screen_then_act(base: Server, args: argparse.Namespace, screen_path: Callabl
         actions.append(measure(base, size, args.concurrency, action_request))
         offset += size
     health, screened, action = combined(healths), combined(screens), combined(actions)
-    print(f"server: {args.workers} uvicorn workers, PostgreSQL; client: {args.concurrency} "
+    print(f"server: {args.workers} uvicorn workers, PostgreSQL ({args.pool_size} connections a "
+          f"worker, {args.pool_overflow} more at a busy moment); client: {args.concurrency} "
           f"concurrent connections, {pairs * size} requests of each action in {pairs} pairs "
           f"of phases ({health_size} /healthz a pair); CPU: the server's processes and the "
           f"database's backends")

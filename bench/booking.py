@@ -55,7 +55,7 @@ def main() -> None:
     args = arguments(__doc__)
     url = fresh_database("fairslot_bench_booking")
     tokens, bodies = prepare(url, args.requests)
-    with server(production_env(url, args.redis_url, "booking", "screens"),
+    with server(production_env(args, url, "booking", "screens"),
                 workers=args.workers, app=FLOOR_APP) as base:
         screen_then_act(
             base, args,

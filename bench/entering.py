@@ -70,7 +70,7 @@ def main() -> None:
     args = arguments(__doc__)
     url = fresh_database("fairslot_bench_entering")
     round_id, tokens, bodies = prepare(url, args.requests)
-    with server(production_env(url, args.redis_url, "entering", "screens"),
+    with server(production_env(args, url, "entering", "screens"),
                 workers=args.workers, app=FLOOR_APP) as base:
         screen_then_act(
             base, args, lambda n: f"/api/v1/rounds/{round_id}/entry-screen",
