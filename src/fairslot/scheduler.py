@@ -5,9 +5,11 @@ job is idempotent, so a crash mid-way is repaired by the next run."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
 
@@ -22,18 +24,43 @@ _LOCK_KEY = 0x66A1_5107  # "fairslot" scheduler's advisory lock id
 _SYNC_LOCK_KEY = 0x66A1_5108  # one worker at a time pulls the consortium's feeds
 
 
+_LOCK_ENGINES: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = weakref.WeakKeyDictionary()
+
+
+def _lock_engine(platform: Platform) -> sa.Engine:
+    """Where the background loops hold their advisory locks: a connection of their own for
+    each hold, outside the requests' pool. Held on a pooled connection, the lock took one
+    while the work under it took another, so with a pool of one and no overflow
+    (``FAIRSLOT_DATABASE_POOL_SIZE``) the work waited for the lock's own connection, and the
+    worker's requests with it."""
+    engine = _LOCK_ENGINES.get(platform.engine)
+    if engine is None:
+        engine = sa.create_engine(platform.engine.url, poolclass=sa.pool.NullPool)
+        _LOCK_ENGINES[platform.engine] = engine
+    return engine
+
+
+@contextlib.contextmanager
+def _advisory_lock(platform: Platform, key: int) -> Iterator[bool]:
+    """Hold PostgreSQL's session advisory lock ``key`` (on ``_lock_engine``'s connection)
+    while the block runs, if no other worker holds it: yields whether this one does."""
+    with _lock_engine(platform).connect() as conn:
+        if not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+
+
 def run_due_jobs(platform: Platform) -> dict[str, int] | None:
     """Run every job once; None when another worker holds the scheduler lock."""
     if platform.dialect != "postgresql":
         return {name: platform.run_job(job) for name, job in JOBS}
-    with platform.engine.connect() as conn:
-        if not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_KEY}):
-            return None
-        try:
-            return {name: platform.run_job(job) for name, job in JOBS}
-        finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
-            conn.commit()
+    with _advisory_lock(platform, _LOCK_KEY) as held:
+        return {name: platform.run_job(job) for name, job in JOBS} if held else None
 
 
 class Scheduler:
@@ -100,19 +127,14 @@ class ConsortiumLoop:
         if self._platform.dialect != "postgresql":
             fn()
             return True
-        with self._platform.engine.connect() as conn:
-            if not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"),
-                               {"k": _SYNC_LOCK_KEY}):
-                return False
-            try:
+        with _advisory_lock(self._platform, _SYNC_LOCK_KEY) as held:
+            if held:
                 fn()
-                return True
-            finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _SYNC_LOCK_KEY})
-                conn.commit()
+            return held
 
     def _loop(self) -> None:
-        # The list itself is read at the server's start (``web.app``), before any request.
+        # The list itself is read at the server's start (``web.app``), before any request;
+        # if that failed, the first tick's refresh reads it.
         while not self._stop.wait(self._interval):
             try:
                 self.tick()

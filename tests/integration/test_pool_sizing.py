@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from fairslot.bootstrap import bootstrap
+from fairslot.bootstrap import Platform, bootstrap
+from fairslot.scheduler import JOBS, run_due_jobs
 from fairslot.web.app import create_app
 from tests.conftest import make_settings
 
@@ -65,6 +66,8 @@ def test_a_server_reads_the_shared_list_at_its_start_not_on_a_second_connection(
         pg_url: str) -> None:
     # One connection a process, no overflow: a request holding it must find the shared
     # list in memory (read then, on a second connection, it would wait out the time-out).
+    # Fails if the server does not read it at its start (the consortium loop no longer
+    # reads it in the background).
     platform = bootstrap(make_settings(database_url=pg_url, consortium_enabled=True,
                                        database_pool_size=1, database_pool_overflow=0,
                                        database_pool_timeout=1))
@@ -73,5 +76,38 @@ def test_a_server_reads_the_shared_list_at_its_start_not_on_a_second_connection(
         with TestClient(create_app(platform)), platform.uow() as uow:
             uow.db.connection()  # the request's one connection, held
             assert platform.consortium.check(identity="110101199003077777") == []
+    finally:
+        platform.engine.dispose()
+
+
+def _small_platform(pg_url: str, **overrides: object) -> Platform:
+    return bootstrap(make_settings(database_url=pg_url, database_pool_size=1,
+                                   database_pool_overflow=0, database_pool_timeout=1,
+                                   **overrides))
+
+
+def test_the_scheduler_runs_its_jobs_with_one_connection_a_process(pg_url: str) -> None:
+    # Its lock is held on a connection of its own: held on the pooled one, the jobs under
+    # it waited for that very connection.
+    platform = _small_platform(pg_url)
+    try:
+        done = run_due_jobs(platform)
+        assert done is not None and set(done) == {name for name, _ in JOBS}
+        assert platform.engine.pool.checkedout() == 0
+    finally:
+        platform.engine.dispose()
+
+
+def test_a_list_not_read_at_the_start_is_read_by_the_next_refresh(pg_url: str) -> None:
+    # A server whose read at its start failed serves on; the consortium loop's refresh
+    # reads the list, after which a request's look-up needs no connection.
+    platform = _small_platform(pg_url, consortium_enabled=True)
+    consortium = platform.consortium
+    assert consortium is not None
+    try:
+        consortium.refresh()
+        with platform.uow() as uow:
+            uow.db.connection()  # the request's one connection, held
+            assert consortium.check(identity="110101199003077777") == []
     finally:
         platform.engine.dispose()

@@ -12,6 +12,10 @@ from fairslot.cli.main import CliError
 __all__ = ["register"]
 
 
+WORKER_START_SECONDS = 600
+"""How long a restarting worker may take to start (a large shared list takes minutes)."""
+
+
 def serve(
     demo: bool = typer.Option(False, "--demo", help="migrate and seed the demo hospital on the "
                               "embedded SQLite database first"),
@@ -45,9 +49,12 @@ def serve(
                f"http://{host}:{port}/api/v1/docs)")
     from fairslot.logs import uvicorn_log_config
 
+    # A worker reads the shared list at its start before it serves (web.app): a restart
+    # (SIGHUP) waits for that rather than uvicorn's 5 s before giving a worker up.
     uvicorn.run("fairslot.web.asgi:app", host=host, port=port, workers=workers,
                 log_level=settings.log_level.lower(), proxy_headers=False, access_log=False,
-                log_config=uvicorn_log_config(settings.log_level, settings.log_format))
+                log_config=uvicorn_log_config(settings.log_level, settings.log_format),
+                timeout_worker_healthcheck=WORKER_START_SECONDS)
 
 
 def _metrics_dir() -> None:

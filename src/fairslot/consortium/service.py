@@ -140,9 +140,11 @@ class Consortium:
 
     def refresh(self) -> None:
         """Apply what the database holds beyond this process's index: new feed versions,
-        policies; rebuild when a member or an epoch came or went."""
+        policies; rebuild when a member or an epoch came or went; read the whole list if
+        this process has not yet."""
         if self._loaded is None:
-            return  # built from the database on first use anyway
+            self.load()  # not read yet (a server's read at its start failed): read it now
+            return
         with self._lock:
             state = self._loaded
             members, keys = self._active()

@@ -60,7 +60,7 @@ def create_app(platform: Platform | None = None) -> FastAPI:
             # take a second connection while the request holds its own.
             try:
                 await run_in_threadpool(platform.consortium.load)
-            except Exception:  # served anyway; the first look-up reads it
+            except Exception:  # served anyway; the consortium loop's first tick reads it
                 log.exception("loading the consortium's list failed")
         shared = ConsortiumLoop(platform) if platform.consortium is not None else None
         if shared:
