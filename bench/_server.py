@@ -371,11 +371,10 @@ def production_env(args: argparse.Namespace, url: str, *groups: str) -> dict[str
     """The server's settings in production shape (PostgreSQL, the guard on Redis, each
     worker's connections as ``args`` size them), with the per-IP and per-device limits of
     ``groups`` lifted (``lifted_limits``)."""
-    redis_url = args.redis_url
     return {"FAIRSLOT_DATABASE_URL": url, "FAIRSLOT_SECRET_KEY": SECRET,
             "FAIRSLOT_DATABASE_POOL_SIZE": str(args.pool_size),
             "FAIRSLOT_DATABASE_POOL_OVERFLOW": str(args.pool_overflow),
-            "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_REDIS_URL": redis_url,
+            "FAIRSLOT_SCHEDULER": "false", "FAIRSLOT_REDIS_URL": args.redis_url,
             "FAIRSLOT_GUARD_REDIS_PREFIX": f"fairslot-bench:{os.getpid()}:",
             "FAIRSLOT_GUARD_LEDGER_PATH": "",
             "FAIRSLOT_GUARD_LIMITS": lifted_limits(*groups)}
