@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ import sqlalchemy as sa
 from fairslot.bootstrap import Platform
 from fairslot.logsafe import describe
 from fairslot.services.jobs import JOBS
+from fairslot.storage.database import side_engine
 
 __all__ = ["JOBS", "ConsortiumLoop", "Scheduler", "run_due_jobs"]
 
@@ -24,27 +24,13 @@ _LOCK_KEY = 0x66A1_5107  # "fairslot" scheduler's advisory lock id
 _SYNC_LOCK_KEY = 0x66A1_5108  # one worker at a time pulls the consortium's feeds
 
 
-_LOCK_ENGINES: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = weakref.WeakKeyDictionary()
-
-
-def _lock_engine(platform: Platform) -> sa.Engine:
-    """Where the background loops hold their advisory locks: a connection of their own for
-    each hold, outside the requests' pool. Held on a pooled connection, the lock took one
-    while the work under it took another, so with a pool of one and no overflow
-    (``FAIRSLOT_DATABASE_POOL_SIZE``) the work waited for the lock's own connection, and the
-    worker's requests with it."""
-    engine = _LOCK_ENGINES.get(platform.engine)
-    if engine is None:
-        engine = sa.create_engine(platform.engine.url, poolclass=sa.pool.NullPool)
-        _LOCK_ENGINES[platform.engine] = engine
-    return engine
-
-
 @contextlib.contextmanager
 def _advisory_lock(platform: Platform, key: int) -> Iterator[bool]:
-    """Hold PostgreSQL's session advisory lock ``key`` (on ``_lock_engine``'s connection)
-    while the block runs, if no other worker holds it: yields whether this one does."""
-    with _lock_engine(platform).connect() as conn:
+    """Hold PostgreSQL's session advisory lock ``key`` while the block runs, if no other
+    worker holds it: yields whether this one does. The lock is held on a connection of its
+    own, outside the requests' pool (``side_engine``): on a pooled one, the work under it
+    waited for a second pooled connection, with a pool of one for ever."""
+    with side_engine(platform.engine).connect() as conn:
         if not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
             yield False
             return

@@ -111,3 +111,21 @@ def test_a_list_not_read_at_the_start_is_read_by_the_next_refresh(pg_url: str) -
             assert consortium.check(identity="110101199003077777") == []
     finally:
         platform.engine.dispose()
+
+
+def test_outside_a_server_the_first_look_up_reads_the_list_beside_the_pool(
+        pg_url: str) -> None:
+    # The simulator, scripts and tests use the platform without a server's start: the
+    # list is read at the first look-up, inside a use case that holds the process's one
+    # connection. Read from the pool, it waited out the time-out (TimeoutError).
+    platform = _small_platform(pg_url, consortium_enabled=True)
+    consortium = platform.consortium
+    assert consortium is not None
+    try:
+        with platform.uow() as uow:
+            uow.db.connection()  # the use case's one connection, held
+            assert consortium.check(identity="110101199003077777") == []
+            assert platform.engine.pool.checkedout() == 1
+        assert consortium.index_size == 0
+    finally:
+        platform.engine.dispose()

@@ -33,6 +33,7 @@ from fairslot.consortium.pseudonyms import EpochKey, normalise, pseudonym, pseud
 from fairslot.consortium.signing import MemberKey, parse_public_key
 from fairslot.consortium.store import Appeal, ConsortiumStore, MemberRow, NewEntry, Review
 from fairslot.domain.errors import Conflict, FairslotError, InvalidInput, NotFound
+from fairslot.storage.database import side_engine
 
 __all__ = ["MAX_APPEAL_CHARS", "Consortium", "MemberStatus", "SyncResult"]
 
@@ -72,6 +73,9 @@ class Consortium:
     def __init__(self, engine: Engine, clock: Clock, *, http: httpx.Client | None = None,
                  stale_after: dt.timedelta = dt.timedelta(hours=1)) -> None:
         self.store = ConsortiumStore(engine)
+        # The list is read into memory beside the pool: a request's first look-up may read
+        # it while the request holds a pooled connection (``side_engine``).
+        self._reader = ConsortiumStore(side_engine(engine))
         self.clock = clock
         self.stale_after = stale_after
         self._http = http
@@ -86,9 +90,9 @@ class Consortium:
 
     def load(self) -> _State:
         """The list in memory, read from the database if it is not yet. A server reads it
-        at its start: read on a request's first look-up instead, it would take a second
-        connection while the request holds its own, and with every pooled connection held
-        by such requests (``FAIRSLOT_DATABASE_POOL_OVERFLOW=0``) none of them could go on."""
+        at its start, so that no request waits for it; anything else reads it at its first
+        look-up, on a connection outside the pool (the look-up's caller holds a pooled one,
+        and with every pooled connection held that way none could be had)."""
         with self._lock:
             if self._loaded is None:
                 self._loaded = self._build()
@@ -125,18 +129,18 @@ class Consortium:
     # -- keeping the index in step with the database ----------------------------------------
 
     def _active(self) -> tuple[frozenset[str], tuple[EpochKey, ...]]:
-        me = self.store.self_row()
-        members = {m.code for m in self.store.members() if not m.hub}
+        me = self._reader.self_row()
+        members = {m.code for m in self._reader.members() if not m.hub}
         if me is not None:
             members.add(me.member)
-        return frozenset(members), tuple(self.store.epochs())
+        return frozenset(members), tuple(self._reader.epochs())
 
     def _build(self) -> _State:
         members, keys = self._active()
-        versions = self.store.feed_versions()  # before the entries: a change in between
+        versions = self._reader.feed_versions()  # before the entries: a change in between
         epochs = frozenset(k.epoch for k in keys)  # is applied twice, which is harmless
-        index = Index.from_records(self.store.entry_records(sorted(members), sorted(epochs)))
-        return _State(index, keys, self.store.policy(), versions, members, epochs)
+        index = Index.from_records(self._reader.entry_records(sorted(members), sorted(epochs)))
+        return _State(index, keys, self._reader.policy(), versions, members, epochs)
 
     def refresh(self) -> None:
         """Apply what the database holds beyond this process's index: new feed versions,
@@ -152,16 +156,17 @@ class Consortium:
             if members != state.members or epochs != state.epochs:
                 self._loaded = self._build()
                 return
-            versions = self.store.feed_versions()
+            versions = self._reader.feed_versions()
             changes: list[Entry] = []
             for member in sorted(members):
                 if versions.get(member, 0) > state.versions.get(member, 0):
-                    for entry in self.store.changes_after(member, state.versions.get(member, 0)):
+                    for entry in self._reader.changes_after(member,
+                                                            state.versions.get(member, 0)):
                         if entry.epoch not in epochs and not entry.withdrawn:
                             entry = _as_withdrawn(entry)
                         changes.append(entry)
             index = state.index.apply(changes) if changes else state.index
-            self._loaded = _State(index, keys, self.store.policy(), versions, members, epochs)
+            self._loaded = _State(index, keys, self._reader.policy(), versions, members, epochs)
 
     # -- this hospital's own entries --------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import time
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,9 +14,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from fairslot.storage.errors import USE_CASE, install_translation
+from fairslot.storage.keys import share_keyring
 from fairslot.storage.orm import map_domain
 
-__all__ = ["make_engine", "make_session_factory", "ping"]
+__all__ = ["make_engine", "make_session_factory", "ping", "side_engine"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -75,6 +77,27 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = Non
                               max_overflow=pool_size if max_overflow is None else max_overflow)
     _ping_when_idle(engine)
     return engine
+
+
+_SIDE_ENGINES: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def side_engine(engine: Engine) -> Engine:
+    """Connections beside ``engine``'s pool, opened for one use and closed after it, for
+    work that may run while its caller holds a pooled connection: the background loops'
+    advisory locks and the shared blacklist's reads into memory. Taken from the pool, such
+    work waited for a connection its own caller held whenever every pooled connection was
+    held that way (``FAIRSLOT_DATABASE_POOL_OVERFLOW=0``), up to the pool's time-out.
+    PostgreSQL only; SQLite's engine is returned as it is (its pool opens another
+    connection to the file when all are taken)."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    side = _SIDE_ENGINES.get(engine)
+    if side is None:
+        side = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+        _SIDE_ENGINES[engine] = side
+    share_keyring(engine, side)  # the same database: the same keys for its columns
+    return side
 
 
 PING_AFTER_IDLE_SECONDS = 5.0

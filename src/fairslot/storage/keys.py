@@ -13,7 +13,7 @@ from sqlalchemy.engine import Dialect, Engine
 
 from fairslot.crypto import Keyring
 
-__all__ = ["bind_keyring", "keyring_of"]
+__all__ = ["bind_keyring", "keyring_of", "share_keyring"]
 
 _ATTRIBUTE = "fairslot_keyring"
 
@@ -21,6 +21,13 @@ _ATTRIBUTE = "fairslot_keyring"
 def bind_keyring(engine: Engine, keyring: Keyring) -> None:
     """Make ``keyring`` the one this engine's PII columns and blind indexes use."""
     setattr(engine.dialect, _ATTRIBUTE, keyring)
+
+
+def share_keyring(engine: Engine, other: Engine) -> None:
+    """Give ``other``, an engine on the same database, ``engine``'s keyring, if it has one."""
+    keyring = getattr(engine.dialect, _ATTRIBUTE, None)
+    if isinstance(keyring, Keyring):
+        bind_keyring(other, keyring)
 
 
 def keyring_of(dialect: Dialect | Any) -> Keyring:
