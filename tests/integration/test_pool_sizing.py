@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from fairslot.bootstrap import Platform, bootstrap
+from fairslot.domain.accounts import Role
 from fairslot.scheduler import JOBS, run_due_jobs
 from fairslot.web.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import build_world, make_settings
 
 
 def _backend(conn: sa.Connection) -> int:
@@ -127,5 +128,42 @@ def test_outside_a_server_the_first_look_up_reads_the_list_beside_the_pool(
             assert consortium.check(identity="110101199003077777") == []
             assert platform.engine.pool.checkedout() == 1
         assert consortium.index_size == 0
+    finally:
+        platform.engine.dispose()
+
+
+def test_with_one_connection_a_process_every_route_beside_the_unit_of_work_answers(
+        pg_url: str) -> None:
+    # Each of these routes holds its request's connection (authentication) and then works
+    # through a store outside the unit of work (the monitor's, the shared list's), or, for
+    # the console's live stream, through units of work of its own. From the one pool, each
+    # waited out the time-out (found by running the suite with one connection a process).
+    engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        tables = conn.execute(sa.text(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables"
+            " WHERE schemaname = 'public' AND tablename <> 'alembic_version'")).scalar_one()
+        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    platform = _small_platform(pg_url, consortium_enabled=True, monitor_mode="embedded")
+    try:
+        world = build_world(platform)
+        _, _, patient = world.patient_account("one.connection")
+        client = TestClient(create_app(platform))
+        with client:
+            for role, path in ((Role.INVESTIGATOR, "/api/v1/monitor/alerts"),
+                               (Role.INVESTIGATOR, "/api/v1/monitor/decisions"),
+                               (Role.REGISTRATION, "/api/v1/staff/consortium/reviews"),
+                               (Role.PATIENT, "/api/v1/me/shared-list")):
+                token = patient if role is Role.PATIENT else world.token(role)
+                r = client.get(path, headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 200 and r.json() == [], (path, r.text)
+            client.cookies.set("fs_session", world.token(Role.OPERATOR))
+            with client.stream("GET", "/operator/console/stream?ticks=2") as stream:
+                events = "".join(stream.iter_text()).count("event: figures")
+            assert events == 2
+            client.cookies.set("fs_session", patient)
+            assert client.get("/me").status_code == 200
+        assert platform.engine.pool.checkedout() == 0
     finally:
         platform.engine.dispose()

@@ -72,10 +72,9 @@ class _State:
 class Consortium:
     def __init__(self, engine: Engine, clock: Clock, *, http: httpx.Client | None = None,
                  stale_after: dt.timedelta = dt.timedelta(hours=1)) -> None:
-        self.store = ConsortiumStore(engine)
-        # The list is read into memory beside the pool: a request's first look-up may read
-        # it while the request holds a pooled connection (``side_engine``).
-        self._reader = ConsortiumStore(side_engine(engine))
+        # Beside the requests' pool: a request holding one of its connections calls in here
+        # (a look-up's first read of the list, the desk's reviews, a patient's appeal).
+        self.store = ConsortiumStore(side_engine(engine))
         self.clock = clock
         self.stale_after = stale_after
         self._http = http
@@ -91,8 +90,7 @@ class Consortium:
     def load(self) -> _State:
         """The list in memory, read from the database if it is not yet. A server reads it
         at its start, so that no request waits for it; anything else reads it at its first
-        look-up, on a connection outside the pool (the look-up's caller holds a pooled one,
-        and with every pooled connection held that way none could be had)."""
+        look-up (on the side engine's connection, while the caller holds a pooled one)."""
         with self._lock:
             if self._loaded is None:
                 self._loaded = self._build()
@@ -129,18 +127,18 @@ class Consortium:
     # -- keeping the index in step with the database ----------------------------------------
 
     def _active(self) -> tuple[frozenset[str], tuple[EpochKey, ...]]:
-        me = self._reader.self_row()
-        members = {m.code for m in self._reader.members() if not m.hub}
+        me = self.store.self_row()
+        members = {m.code for m in self.store.members() if not m.hub}
         if me is not None:
             members.add(me.member)
-        return frozenset(members), tuple(self._reader.epochs())
+        return frozenset(members), tuple(self.store.epochs())
 
     def _build(self) -> _State:
         members, keys = self._active()
-        versions = self._reader.feed_versions()  # before the entries: a change in between
+        versions = self.store.feed_versions()  # before the entries: a change in between
         epochs = frozenset(k.epoch for k in keys)  # is applied twice, which is harmless
-        index = Index.from_records(self._reader.entry_records(sorted(members), sorted(epochs)))
-        return _State(index, keys, self._reader.policy(), versions, members, epochs)
+        index = Index.from_records(self.store.entry_records(sorted(members), sorted(epochs)))
+        return _State(index, keys, self.store.policy(), versions, members, epochs)
 
     def refresh(self) -> None:
         """Apply what the database holds beyond this process's index: new feed versions,
@@ -156,17 +154,17 @@ class Consortium:
             if members != state.members or epochs != state.epochs:
                 self._loaded = self._build()
                 return
-            versions = self._reader.feed_versions()
+            versions = self.store.feed_versions()
             changes: list[Entry] = []
             for member in sorted(members):
                 if versions.get(member, 0) > state.versions.get(member, 0):
-                    for entry in self._reader.changes_after(member,
+                    for entry in self.store.changes_after(member,
                                                             state.versions.get(member, 0)):
                         if entry.epoch not in epochs and not entry.withdrawn:
                             entry = _as_withdrawn(entry)
                         changes.append(entry)
             index = state.index.apply(changes) if changes else state.index
-            self._loaded = _State(index, keys, self._reader.policy(), versions, members, epochs)
+            self._loaded = _State(index, keys, self.store.policy(), versions, members, epochs)
 
     # -- this hospital's own entries --------------------------------------------------------
 

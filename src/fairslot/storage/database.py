@@ -80,24 +80,36 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = Non
 
 
 _SIDE_ENGINES: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+SIDE_POOL = (1, 9)
+"""The side engine's pool: one connection kept, up to nine more while busy (closed again)."""
 
 
 def side_engine(engine: Engine) -> Engine:
-    """Connections beside ``engine``'s pool, opened for one use and closed after it, for
-    work that may run while its caller holds a pooled connection: the background loops'
-    advisory locks and the shared blacklist's reads into memory. Taken from the pool, such
-    work waited for a connection its own caller held whenever every pooled connection was
-    held that way (``FAIRSLOT_DATABASE_POOL_OVERFLOW=0``), up to the pool's time-out.
-    PostgreSQL only; SQLite's engine is returned as it is (its pool opens another
-    connection to the file when all are taken)."""
+    """An engine on ``engine``'s database with a small pool of its own, for work done
+    outside a request's unit of work that may run while the request holds one of
+    ``engine``'s connections: the monitor's and the shared blacklist's stores, the list's
+    reads into memory, the background loops' advisory locks. Taken from the requests'
+    pool, such work waited for a connection its own caller held whenever every pooled
+    connection was held that way (``FAIRSLOT_DATABASE_POOL_OVERFLOW=0``), up to the pool's
+    time-out. Disposed with ``engine``. PostgreSQL only; SQLite's engine is returned as it
+    is (its pool opens another connection to the file when all are taken)."""
     if engine.dialect.name != "postgresql":
         return engine
     side = _SIDE_ENGINES.get(engine)
     if side is None:
-        side = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+        size, overflow = SIDE_POOL
+        side = sa.create_engine(engine.url, pool_size=size, max_overflow=overflow)
+        _ping_when_idle(side)
+        event.listen(engine, "engine_disposed", _dispose_side)
         _SIDE_ENGINES[engine] = side
     share_keyring(engine, side)  # the same database: the same keys for its columns
     return side
+
+
+def _dispose_side(engine: Engine) -> None:
+    side = _SIDE_ENGINES.get(engine)
+    if side is not None:
+        side.dispose()
 
 
 PING_AFTER_IDLE_SECONDS = 5.0

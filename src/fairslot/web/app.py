@@ -19,6 +19,7 @@ from fairslot.guard.service import Guard
 from fairslot.monitoring.live import server_monitoring
 from fairslot.monitoring.publish import PlatformPublisher
 from fairslot.scheduler import ConsortiumLoop, Scheduler
+from fairslot.storage.database import side_engine
 from fairslot.web import metrics
 from fairslot.web.access_log import AccessLog, AccessLogMiddleware, GuardEventLog
 from fairslot.web.api import consortium, dev, identity, me, monitor, public, rounds, staff
@@ -38,8 +39,10 @@ def create_app(platform: Platform | None = None) -> FastAPI:
                   sink=GuardEventLog(access_log))
     # The platform's committed events (and the access and guard log) go to the monitor:
     # a thread of this server in embedded mode, the Redis stream in production.
+    # Its store is beside the requests' pool: the console's and the API's routes read and
+    # change alerts while their request holds one of the pool's connections.
     monitoring = server_monitoring(platform.settings, clock=platform.clock,
-                                   db=platform.engine, book=guard.decisions)
+                                   db=side_engine(platform.engine), book=guard.decisions)
     platform.on_commit[:] = [hook for hook in platform.on_commit
                              if not isinstance(hook, PlatformPublisher)
                              and hook is not metrics.count_events]

@@ -17,7 +17,7 @@ from fastapi import Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
-from fairslot.domain.accounts import Role
+from fairslot.domain.accounts import Account, Role
 from fairslot.domain.errors import InvalidInput
 from fairslot.guard.policy import GuardLevel, RouteGroup
 from fairslot.guard.service import Guard
@@ -197,7 +197,14 @@ async def console_stream(
     tests and scripts), each with the console's figures and the counts of open alerts and
     decisions in force. Each read uses a unit of work of its own, so an open stream holds
     no database connection while it waits."""
-    account = await run_in_threadpool(who.logged_in, *WATCHERS)
+    def authenticate() -> Account:
+        found = who.logged_in(*WATCHERS)
+        # The request's unit of work gives its connection back: held for the stream's
+        # life, every open console would keep one of the pool's connections.
+        who.uow.release()
+        return found
+
+    account = await run_in_threadpool(authenticate)
     platform = get_platform(request)
 
     def read() -> dict[str, Any]:
