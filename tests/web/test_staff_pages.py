@@ -4,6 +4,7 @@ export with its progress and report."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import pathlib
 import zipfile
@@ -133,11 +134,17 @@ def test_an_investigator_runs_an_investigation_from_an_uploaded_export(
     job_path = r.headers["location"]
     assert f'<a href="{job_path}">返回调查</a>' in report.text
     assert '<a href="/investigations">' in report.text and '<a href="/">' in report.text
+    # When the records were read, in the hospital's time and so named (the clock is UTC).
+    platform = world.platform
+    read_at = platform.clock.now().astimezone(platform.settings.zone).strftime("%Y-%m-%d %H:%M")
+    assert platform.clock.now().utcoffset() == dt.timedelta(0)
+    assert f"读取于 {read_at}（北京时间）" in report.text
     client.cookies.set("fs_lang", "en")
     english = client.get(r.headers["location"] + "/report.html")
     assert english.status_code == 200 and '<html lang="en">' in english.text
     assert "sandbox" in english.headers["content-security-policy"]
     assert f'<a href="{job_path}">Back to the investigation</a>' in english.text
+    assert f"read {read_at} (Beijing time)" in english.text
     client.cookies.delete("fs_lang")
     assert client.get(r.headers["location"] + "/suspects.csv").text.startswith("entity_type")
     assert client.get(r.headers["location"] + "/../../etc/passwd").status_code == 404

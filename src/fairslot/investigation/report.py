@@ -32,6 +32,10 @@ _COLOURS = {"account": "#c0392b", "patient": "#2471a3", "payer": "#d68910",
             "phone": "#7d3c98", "device": "#117864", "ip": "#566573"}
 
 
+# The zone ids a reader knows as Beijing time (the pages say so too, docs/pages.md).
+_BEIJING = frozenset({"Asia/Shanghai", "Asia/Chongqing", "PRC"})
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunInfo:
     """How the run was made, for the report's last section."""
@@ -93,7 +97,7 @@ h2{border-bottom:2px solid #444;padding-bottom:3px;margin-top:2em}
 </style></head><body>
 <h1>{{ t("fairslot investigation report") }}</h1>
 <p>{{ t("Records from {folder}, read {when} ({zone}); the run took {seconds} s.",
-       folder=run.folder, when=run.started.strftime("%Y-%m-%d %H:%M"), zone=run.zone,
+       folder=run.folder, when=run.started.strftime("%Y-%m-%d %H:%M"), zone=t(zone_label),
        seconds="%.1f"|format(run.seconds)) }}</p>
 
 <h2>{{ t("Summary") }}</h2>
@@ -209,6 +213,7 @@ _ZH = {
     "Records from {folder}, read {when} ({zone}); the run took {seconds} s.":
         "记录来自 {folder}，读取于 {when}（{zone}）；本次运行用时 {seconds} 秒。",
     "Summary": "概要",
+    "Beijing time": "北京时间",
     "entity type": "实体类型",
     "seen": "出现",
     "flagged": "标记",
@@ -336,6 +341,7 @@ def render_report(
 ) -> str:
     """The report as HTML text, in ``lang`` (``LANGUAGES``; Chinese by default)."""
     t = translator(lang)
+    zone_label = "Beijing time" if run.zone in _BEIJING else run.zone
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = environment.from_string(_TEMPLATE)
     scores = investigation.scores
@@ -368,7 +374,7 @@ def render_report(
     thresholds.append(("payer_patients", investigation.thresholds.payer_patients))
     thresholds.append(("flag_at", investigation.flag_at))
     return template.render(
-        t=t, kinds=_words(_KINDS_ZH, lang), roles=_words(_ROLES_ZH, lang),
+        t=t, zone_label=zone_label, kinds=_words(_KINDS_ZH, lang), roles=_words(_ROLES_ZH, lang),
         role_counts=_role_counts(lang), lang=lang, run=run, summary=summary, rings=rings,
         launder_pairs=investigation.launder_pairs,
         lockstep=len(investigation.lockstep), blocks=len(investigation.blocks),

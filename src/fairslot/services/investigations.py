@@ -142,7 +142,7 @@ class Jobs:
         from fairslot.investigation.scoring import investigate
 
         zone = self.deps.settings.zone
-        began = self.deps.clock.now()
+        began = self.deps.clock.now().astimezone(zone)  # the report says when, in the zone
         try:
             job.stage = "unpacking"
             records_folder = _unpack(archive, job.folder / "in")
