@@ -180,3 +180,26 @@ def test_every_role_and_entity_type_the_scoring_writes_has_a_chinese_word() -> N
         re.findall(r'then\(pl\.lit\("([a-z_]+)"\)\)\.otherwise\(pl\.col\("entity_type"\)\)',
                    Path(graph.__file__ or "").read_text(encoding="utf-8")))
     assert "buyer" in kinds and kinds <= set(report._KINDS_ZH)
+
+
+def test_the_report_masks_id_numbers_and_the_csv_keeps_them(
+        write_records: WriteRecords) -> None:
+    # An export with clear values (--pii clear, or another system's): the report is read
+    # in a browser, so it shows them masked as every page does; suspects.csv keeps them for
+    # the follow-up.
+    folder = write_records(_ring_rows())
+    records = read_records(folder)
+    result = investigate(records)
+    patients = result.suspects.filter(result.suspects["entity_type"] == "patient")[
+        "entity_id"].to_list()
+    assert patients
+    run = RunInfo(str(folder), dt.datetime(2025, 5, 1, tzinfo=dt.UTC), 1.0, "Asia/Shanghai")
+    paths = write_outputs(folder / "out", result, records, run)
+    html = paths["report.html"].read_text(encoding="utf-8")
+    csv = paths["suspects.csv"].read_text(encoding="utf-8")
+    for number in patients:
+        assert number not in html and number in csv
+        assert f"{number[:4]}{'*' * (len(number) - 8)}{number[-4:]}" in html
+    assert report.masked("h:0123456789abcdef01234567", "patient") == "h:0123456789abcdef01234567"
+    assert report.masked("13812345678", "phone") == "138****5678"
+    assert report.masked("acct-42", "account") == "acct-42"

@@ -20,6 +20,7 @@ import jinja2
 import polars as pl
 
 from fairslot.csvsafe import neutralise, private_file
+from fairslot.domain.identity import mask_id_number, mask_phone
 from fairslot.investigation.evaluate import Quality
 from fairslot.investigation.graph import ring_subgraph
 from fairslot.investigation.reasons import translate_reasons
@@ -34,6 +35,17 @@ _COLOURS = {"account": "#c0392b", "patient": "#2471a3", "payer": "#d68910",
 
 # The zone ids a reader knows as Beijing time (the pages say so too, docs/pages.md).
 _BEIJING = frozenset({"Asia/Shanghai", "Asia/Chongqing", "PRC"})
+
+
+def masked(value: object, kind: str) -> str:
+    """An entity as the report shows it: ID numbers, phones and payer accounts masked as on
+    every page (docs/pages.md), whoever reads the report; a pseudonym (``h:``, the
+    platform's default export) as it is. suspects.csv and rings.csv keep what the records
+    hold, for the follow-up."""
+    text = str(value)
+    if kind not in ("patient", "phone", "payer") or text.startswith("h:"):
+        return text
+    return mask_phone(text) if kind == "phone" else mask_id_number(text)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -148,7 +160,7 @@ h2{border-bottom:2px solid #444;padding-bottom:3px;margin-top:2em}
        "buyer(s) whose slots were laundered.", accounts=ring.accounts, patients=ring.patients,
        payers=ring.payers, phones=ring.phones, devices=ring.devices, ips=ring.ips,
        bookings=ring.bookings, buyers=ring.buyers) }}</p>
-<p>{{ t("Payment hubs") }}: {{ ring.hubs|replace(";", "; ") or t("none told") }}<br>
+<p>{{ t("Payment hubs") }}: {{ ring.hubs|masked_all("payer") or t("none told") }}<br>
 {{ t("Holder accounts") }}: {{ ring.holders|replace(";", "; ") or t("none told") }}<br>
 {{ t("Account roles") }}: {{ role_counts(ring.roles) or t("none told") }}</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="{{ ring.drawing.width }}"
@@ -156,7 +168,8 @@ h2{border-bottom:2px solid #444;padding-bottom:3px;margin-top:2em}
  role="img" aria-label="{{ t('link graph of {ring}', ring=ring.ring_id) }}">
 {% for x1, y1, x2, y2 in ring.drawing.edges %}<line x1="{{ x1 }}" y1="{{ y1 }}" x2="{{ x2 }}"
  y2="{{ y2 }}" stroke="#999" stroke-width="1"/>{% endfor %}
-{% for n in ring.drawing.nodes %}<g><title>{{ kinds(n.kind) }}: {{ n.entity }}</title><circle
+{% for n in ring.drawing.nodes %}<g><title>{{ kinds(n.kind) }}: {{ n.entity|masked(n.kind) }}
+</title><circle
  cx="{{ n.x }}" cy="{{ n.y }}" r="{{ n.r }}" fill="{{ n.colour }}"/>{% if n.kind == "account" %}
 <text x="{{ n.x + 8 }}" y="{{ n.y - 6 }}" font-size="9">{{ n.label }}</text>{% endif %}</g>
 {% endfor %}</svg>
@@ -166,7 +179,8 @@ h2{border-bottom:2px solid #444;padding-bottom:3px;margin-top:2em}
 <table><tr><th>{{ t("member") }}</th><th>{{ t("role") }}</th><th>{{ t("score") }}</th>
 <th>{{ t("evidence") }}</th></tr>
 {% for m in ring.members %}
-<tr><td>{{ kinds(m.entity_type) }}: {{ m.entity_id }}</td><td class="role">{{ roles(m.role) }}</td>
+<tr><td>{{ kinds(m.entity_type) }}: {{ m.entity_id|masked(m.entity_type) }}</td>
+<td class="role">{{ roles(m.role) }}</td>
 <td class="num">{{ "%.3f"|format(m.score) }}</td><td class="reasons">{{ m.reasons }}</td></tr>
 {% endfor %}</table>
 {% endfor %}
@@ -178,7 +192,7 @@ h2{border-bottom:2px solid #444;padding-bottom:3px;margin-top:2em}
 <table><tr><th>{{ t("type") }}</th><th>{{ t("entity") }}</th><th>{{ t("score") }}</th>
 <th>{{ t("ring") }}</th><th>{{ t("role") }}</th><th>{{ t("evidence") }}</th></tr>
 {% for s in suspects %}
-<tr><td>{{ kinds(s.entity_type) }}</td><td>{{ s.entity_id }}</td>
+<tr><td>{{ kinds(s.entity_type) }}</td><td>{{ s.entity_id|masked(s.entity_type) }}</td>
 <td class="num">{{ "%.3f"|format(s.score) }}</td><td>{{ s.ring_id or "" }}</td>
 <td class="role">{{ roles(s.role) }}</td><td class="reasons">{{ s.reasons }}</td></tr>
 {% endfor %}</table>
@@ -343,6 +357,9 @@ def render_report(
     t = translator(lang)
     zone_label = "Beijing time" if run.zone in _BEIJING else run.zone
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    environment.filters["masked"] = masked
+    environment.filters["masked_all"] = lambda joined, kind: "; ".join(
+        masked(one, kind) for one in (joined or "").split(";") if one)
     template = environment.from_string(_TEMPLATE)
     scores = investigation.scores
     summary = [
