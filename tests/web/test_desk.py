@@ -268,3 +268,39 @@ def test_the_desk_pages_find_check_in_by_qr_code_book_with_cash_and_print_a_rece
     _, _, token = world.patient_account("tao.ran")
     pages.cookies.set("fs_session", token)
     assert pages.get(f"/desk/receipt/{booking_id}").status_code == 403
+
+
+def test_a_refused_desk_form_comes_back_as_the_clerk_left_it_save_the_id_number(
+        pages: TestClient, world: World) -> None:
+    platform = world.platform
+    account, (pid,), _ = world.patient_account("qin.yu")
+    held = platform.run(booking.book, account, pid, world.session_ids[0], CTX)
+    number = held.booking.id or 0
+    found = submit(pages, "/desk", "/desk/find", query=str(number))
+    # Cancelling and refunding asks first (the page's script reads this attribute).
+    assert f'data-fairslot-confirm="取消预约 {number}' in found.text
+    # The patient's own online booking: the desk alone may not cancel it. The page comes
+    # back with the booking found again, its cancel form open, the name and the reason as
+    # typed, and the ID number typed nowhere on it.
+    r = pages.post("/desk/cancel", data={
+        "csrf": _csrf(found.text), "booking_id": str(number),
+        "id_number": world.residents[0].id_number, "name": "王某某", "reason": "患者来电"})
+    assert r.status_code in (403, 409, 422), r.text
+    assert f">{number}<" in r.text and "<details open>" in r.text
+    assert 'value="王某某"' in r.text and 'value="患者来电"' in r.text
+    assert world.residents[0].id_number not in r.text
+    # A refused check-in keeps the name, not the ID number.
+    patient = held.patient
+    r = submit(pages, "/desk", "/desk/check-in", booking_id=str(number),
+               id_number=patient.id_number, name="李四")
+    assert r.status_code >= 400
+    assert 'id="c-name" name="name" required maxlength="60" value="李四"' in r.text
+    assert patient.id_number not in r.text
+
+
+def _csrf(page: str) -> str:
+    import re
+
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)

@@ -32,6 +32,7 @@ from fairslot.web.pages.common import (
     PageId,
     Viewer,
     check_csrf,
+    done_message,
     page_router,
     redirect,
     refused,
@@ -144,7 +145,8 @@ def _for_page(uow: UnitOfWork, deps: Deps, figures: dict[str, Any]) -> dict[str,
 
 
 @router.get("/operator/console")
-def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> Response:
+def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
+                 done: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     account = who.logged_in(*WATCHERS)
     figures = console.figures(uow, deps, account)
     shown = _for_page(uow, deps, figures.as_dict())
@@ -177,7 +179,7 @@ def console_page(request: Request, who: Viewer, uow: UowDep, deps: DepsDep) -> R
                   entity_labels=ENTITY_LABELS, timezone=deps.settings.timezone,
                   zone=deps.settings.zone, console_words=_script_words(request),
                   alert_summary=lambda alert: alert_summaries.summary(lang, alert),
-                  raised_by=raised_by)
+                  raised_by=raised_by, notice=done_message(done))
 
 
 def _script_words(request: Request) -> str:
@@ -243,7 +245,7 @@ def set_level(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
     guard: Guard = request.app.state.guard
     anyio.from_thread.run(guard.set_level, chosen_group, chosen_level)
     audit.guard_level_changed(uow, deps, account, chosen_group.value, chosen_level.value)
-    return redirect("/operator/console#levels")
+    return redirect("/operator/console?done=level_saved#levels")
 
 
 def _actor(request: Request, who: Viewer) -> tuple[Any, str]:

@@ -131,18 +131,27 @@ def desk_home(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
 
 def _desk_action(request: Request, uow: UnitOfWork, deps: Deps, who: Visitor,
                  csrf: str, form: dict[str, str], done: str,
-                 action: Callable[[Account], int]) -> Response:
+                 action: Callable[[Account], int], *, show_again: str = "") -> Response:
     """A desk form's post: the clerk's role and the form's CSRF token checked, ``action``
     run (it returns the booking it concerned), then back to the desk page with that
-    booking, or with the error and the fields to fill in again (never the ID number)."""
+    booking, or with the error and the fields to fill in again (never the ID number); a
+    form posted from a found booking (``show_again``, its number) finds it again, so the
+    clerk does not search twice."""
     account = who.logged_in(Role.REGISTRATION)
     check_csrf(request, csrf)
     try:
         booking_id = action(account)
     except FairslotError as exc:
         refused(uow)
+        found = None
+        if show_again:
+            try:
+                found = desk.find(uow, deps, account, booking_id=_positive_int(
+                    show_again, "give a booking number"), ctx=context(request))
+            except FairslotError:
+                refused(uow)
         return _desk_page(request, uow, deps, account, status=exc.status, error=exc,
-                          form=form)
+                          form=form, found=found)
     return redirect(f"/desk?done={done}&booking={booking_id}")
 
 
@@ -207,7 +216,8 @@ def desk_check_in(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                              name, evidence, context(request)).booking.id or 0
 
     return _desk_action(request, uow, deps, who, csrf,
-                        {"booking_id": booking_id, "typed_reason": typed_reason},
+                        {"booking_id": booking_id, "typed_reason": typed_reason,
+                         "name": name, "identity_form": "c"},
                         "checked_in", act)
 
 
@@ -297,8 +307,10 @@ def desk_cancel(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                            id_number=id_number, name=name, approval=approval,
                            reason=reason, ctx=context(request)).booking.id or 0
 
-    return _desk_action(request, uow, deps, who, csrf, {"reason": reason},
-                        "desk_cancelled", act)
+    return _desk_action(request, uow, deps, who, csrf,
+                        {"reason": reason, "cancel_booking": booking_id, "name": name,
+                         "identity_form": f"x-{booking_id}"},
+                        "desk_cancelled", act, show_again=booking_id)
 
 
 @router.post("/desk/identity-claim")
