@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fairslot.bootstrap import Platform
 from fairslot.logsafe import describe
 from fairslot.services.jobs import JOBS
-from fairslot.storage.database import side_engine
+from fairslot.storage.database import lock_engine
 
 __all__ = ["JOBS", "ConsortiumLoop", "Scheduler", "run_due_jobs"]
 
@@ -28,9 +28,9 @@ _SYNC_LOCK_KEY = 0x66A1_5108  # one worker at a time pulls the consortium's feed
 def _advisory_lock(platform: Platform, key: int) -> Iterator[bool]:
     """Hold PostgreSQL's session advisory lock ``key`` while the block runs, if no other
     worker holds it: yields whether this one does. The lock is held on a connection of its
-    own, outside the requests' pool (``side_engine``): on a pooled one, the work under it
+    own, outside the requests' pool (``lock_engine``): on a pooled one, the work under it
     waited for a second pooled connection, with a pool of one for ever."""
-    with side_engine(platform.engine).connect() as conn:
+    with lock_engine(platform.engine).connect() as conn:
         if not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
             yield False
             return

@@ -10,8 +10,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from fairslot.bootstrap import Platform, bootstrap
+from fairslot.crypto import Keyring
 from fairslot.domain.accounts import Role
 from fairslot.scheduler import JOBS, run_due_jobs
+from fairslot.storage.database import lock_engine, make_engine, side_engine
+from fairslot.storage.keys import bind_keyring, keyring_of
 from fairslot.web.app import create_app
 from tests.conftest import build_world, make_settings
 
@@ -167,3 +170,36 @@ def test_with_one_connection_a_process_every_route_beside_the_unit_of_work_answe
         assert platform.engine.pool.checkedout() == 0
     finally:
         platform.engine.dispose()
+
+
+def test_the_side_engine_uses_the_keyring_bound_at_any_time(pg_url: str) -> None:
+    # The consortium's store keeps its side engine for good, and its tables hold encrypted
+    # columns: a keyring bound (or bound again) after the side engine was made must reach it.
+    engine = make_engine(pg_url)
+    try:
+        side = side_engine(engine)
+        assert side is not engine and side_engine(side) is side
+        first, second = Keyring(b"a" * 40), Keyring(b"b" * 40)
+        bind_keyring(engine, first)
+        assert keyring_of(side.dialect) is first
+        bind_keyring(engine, second)
+        assert keyring_of(side.dialect) is second
+        # The side pool waits as long as the requests' pool does.
+        assert side.pool.timeout() == engine.pool.timeout()  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+def test_a_lock_hold_ends_with_its_connection_even_if_the_unlock_failed(pg_url: str) -> None:
+    # Held on a pooled connection, a lock whose unlock failed went back to the pool with it
+    # and kept every other worker out; the loops' holds are on connections of their own.
+    engine = make_engine(pg_url)
+    try:
+        holder = lock_engine(engine).connect()
+        assert holder.scalar(sa.text("SELECT pg_try_advisory_lock(4242)"))
+        holder.close()  # no pg_advisory_unlock: what an unlock that raised leaves
+        with engine.connect() as other:
+            assert other.scalar(sa.text("SELECT pg_try_advisory_lock(4242)")) is True
+            other.execute(sa.text("SELECT pg_advisory_unlock(4242)"))
+    finally:
+        engine.dispose()

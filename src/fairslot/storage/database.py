@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,10 +16,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from fairslot.storage.errors import USE_CASE, install_translation
-from fairslot.storage.keys import share_keyring
+from fairslot.storage.keys import follow_keyring
 from fairslot.storage.orm import map_domain
 
-__all__ = ["make_engine", "make_session_factory", "ping", "side_engine"]
+__all__ = ["lock_engine", "make_engine", "make_session_factory", "ping", "side_engine"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -80,36 +82,61 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = Non
 
 
 _SIDE_ENGINES: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+_LOCK_ENGINES: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+_MADE: weakref.WeakSet[Engine] = weakref.WeakSet()  # side and lock engines themselves
+_MAKING = threading.Lock()
 SIDE_POOL = (1, 9)
 """The side engine's pool: one connection kept, up to nine more while busy (closed again)."""
+
+
+def _beside(engine: Engine, made: weakref.WeakKeyDictionary[Engine, Engine],
+            **options: Any) -> Engine:
+    """``made``'s engine for ``engine``'s database, made once, disposed with ``engine``,
+    with its keyring now and after any rebinding. PostgreSQL only: SQLite's engine, or an
+    engine made here, is returned as it is."""
+    if engine.dialect.name != "postgresql" or engine in _MADE:
+        return engine
+    with _MAKING:
+        found = made.get(engine)
+        if found is None:
+            found = sa.create_engine(engine.url, **options)
+            follow_keyring(engine, found)  # the same database: the same keys
+            event.listen(engine, "engine_disposed", _disposer(found))
+            _MADE.add(found)
+            made[engine] = found
+    return found
+
+
+def _disposer(other: Engine) -> Callable[[Engine], None]:
+    def dispose(_: Engine) -> None:
+        other.dispose()
+    return dispose
 
 
 def side_engine(engine: Engine) -> Engine:
     """An engine on ``engine``'s database with a small pool of its own, for work done
     outside a request's unit of work that may run while the request holds one of
-    ``engine``'s connections: the monitor's and the shared blacklist's stores, the list's
-    reads into memory, the background loops' advisory locks. Taken from the requests'
-    pool, such work waited for a connection its own caller held whenever every pooled
-    connection was held that way (``FAIRSLOT_DATABASE_POOL_OVERFLOW=0``), up to the pool's
-    time-out. Disposed with ``engine``. PostgreSQL only; SQLite's engine is returned as it
-    is (its pool opens another connection to the file when all are taken)."""
-    if engine.dialect.name != "postgresql":
-        return engine
-    side = _SIDE_ENGINES.get(engine)
-    if side is None:
-        size, overflow = SIDE_POOL
-        side = sa.create_engine(engine.url, pool_size=size, max_overflow=overflow)
+    ``engine``'s connections: the monitor's and the shared blacklist's stores and the
+    list's reads into memory. Taken from the requests' pool, such work waited for a
+    connection its own caller held whenever every pooled connection was held that way
+    (``FAIRSLOT_DATABASE_POOL_OVERFLOW=0``), up to the pool's time-out, which the side
+    pool shares. SQLite's engine is returned as it is (its pool opens another connection
+    to the file when all are taken)."""
+    size, overflow = SIDE_POOL
+    timeout = getattr(engine.pool, "timeout", lambda: 30.0)()
+    side = _beside(engine, _SIDE_ENGINES, pool_size=size, max_overflow=overflow,
+                   pool_timeout=timeout)
+    if side is not engine:
         _ping_when_idle(side)
-        event.listen(engine, "engine_disposed", _dispose_side)
-        _SIDE_ENGINES[engine] = side
-    share_keyring(engine, side)  # the same database: the same keys for its columns
     return side
 
 
-def _dispose_side(engine: Engine) -> None:
-    side = _SIDE_ENGINES.get(engine)
-    if side is not None:
-        side.dispose()
+def lock_engine(engine: Engine) -> Engine:
+    """Where the background loops hold PostgreSQL's session advisory locks: a connection
+    opened for each hold and closed after it, outside both pools. Closing it is what
+    surely ends the hold; a pooled connection given back with its lock still held (an
+    unlock that failed) would keep every other worker out until this one restarts."""
+    return _beside(engine, _LOCK_ENGINES, poolclass=sa.pool.NullPool)
 
 
 PING_AFTER_IDLE_SECONDS = 5.0

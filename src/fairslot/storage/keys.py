@@ -7,27 +7,38 @@ the dialect object of that one engine (each ``create_engine`` makes its own)."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from sqlalchemy.engine import Dialect, Engine
 
 from fairslot.crypto import Keyring
 
-__all__ = ["bind_keyring", "keyring_of", "share_keyring"]
+__all__ = ["bind_keyring", "follow_keyring", "keyring_of"]
 
 _ATTRIBUTE = "fairslot_keyring"
+_FOLLOWERS = "fairslot_keyring_followers"
 
 
 def bind_keyring(engine: Engine, keyring: Keyring) -> None:
-    """Make ``keyring`` the one this engine's PII columns and blind indexes use."""
+    """Make ``keyring`` the one this engine's PII columns and blind indexes use (and the
+    engines that follow it: ``follow_keyring``)."""
     setattr(engine.dialect, _ATTRIBUTE, keyring)
+    for other in getattr(engine.dialect, _FOLLOWERS, ()):
+        setattr(other.dialect, _ATTRIBUTE, keyring)
 
 
-def share_keyring(engine: Engine, other: Engine) -> None:
-    """Give ``other``, an engine on the same database, ``engine``'s keyring, if it has one."""
+def follow_keyring(engine: Engine, other: Engine) -> None:
+    """Let ``other``, an engine on the same database, use ``engine``'s keyring: the one
+    bound now, and any bound to ``engine`` later."""
+    followers = getattr(engine.dialect, _FOLLOWERS, None)
+    if followers is None:
+        followers = weakref.WeakSet()
+        setattr(engine.dialect, _FOLLOWERS, followers)
+    followers.add(other)
     keyring = getattr(engine.dialect, _ATTRIBUTE, None)
     if isinstance(keyring, Keyring):
-        bind_keyring(other, keyring)
+        setattr(other.dialect, _ATTRIBUTE, keyring)
 
 
 def keyring_of(dialect: Dialect | Any) -> Keyring:
