@@ -66,14 +66,18 @@ def test_an_officer_publishes_a_patient_and_withdraws_the_entry(tmp_path: pathli
             form.get_by_label("团伙中的角色").select_option("held_identity")
             form.get_by_label("或本院患者（编号）").fill(patient_id)
             form.get_by_label("证据摘要（仅留本院）").fill("案件 2026-51：同一付款人 17 笔预约")
+            asked: list[str] = []
+            page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
             form.get_by_role("button", name="发布").click()
             expect(page.get_by_role("status")).to_contain_text("已发布到共享名单")
+            assert asked and "联盟内所有医院" in asked[-1], asked
             row = page.locator("#entry-1")
             expect(row).to_contain_text("hosp-b/1")
             expect(row).to_contain_text("生效中")
             row.get_by_label("原因").fill("身份被盗用")
             row.get_by_role("button", name="撤回").click()
             expect(page.get_by_role("status")).to_contain_text("条目已撤回")
+            assert len(asked) == 2 and "撤回条目 1" in asked[-1], asked
             expect(page.locator("#entry-1")).to_contain_text("已撤回")
         finally:
             browser.close()

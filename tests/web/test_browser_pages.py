@@ -507,11 +507,15 @@ def test_an_operator_changes_a_doctors_release_policy(
         now = policy.input_value()
         wanted = "draw" if now != "draw" else "fcfs"
         policy.select_option(wanted)
+        asked: list[str] = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
         policy.locator("xpath=ancestor::form").get_by_role(
             "button", name=t("保存", "Save")).click()
         expect(page.get_by_role("status")).to_contain_text(
             t("放号方式已保存", "Release policy saved"))
         expect(page.get_by_label(re.compile("吴敏"))).to_have_value(wanted)
+        # The browser asked first, naming the doctor, in the page's language.
+        assert asked and "吴敏" in asked[0] and t("放号方式", "release policy") in asked[0], asked
         _no_sideways_scroll(page)
 
 

@@ -56,6 +56,12 @@ def test_errors_show_moments_in_the_hospitals_time_and_codes_in_words() -> None:
     assert str(explain(en, suspended, SHANGHAI)) == (
         "Booking and entering draws are suspended until 2026-12-28 14:10 (missed visits or "
         "late cancellations).")
+    # Where the page knows the zone's name, it says it: 北京时间, not the zone's id.
+    assert str(explain(zh, suspended, SHANGHAI, zone_id="Asia/Shanghai")) == (
+        "因爽约或临近取消，预约和抽签登记暂停至 北京时间 2026-12-28 14:10。")
+    assert str(explain(en, suspended, SHANGHAI, zone_id="Asia/Shanghai")) == (
+        "Booking and entering draws are suspended until 2026-12-28 14:10 Beijing time "
+        "(missed visits or late cancellations).")
     wrong = InvalidInput("wrong code (4 tries left)", code="code_wrong", tries_left=4)
     assert str(explain(zh, wrong)) == "验证码错误（还可尝试 4 次）。"
     review = InvalidInput("this booking is being reviewed; it can be paid once it is "
@@ -103,7 +109,7 @@ def test_a_late_cancellation_needs_the_box_ticked(client: TestClient, world: Wor
     book = f"/sessions/{other}/book"
     again = client.post(book, data=fields(page.text, book), follow_redirects=False)
     said = alert(again.text)
-    assert re.search(r"暂停至 \d{4}-\d\d-\d\d \d\d:\d\d。", said), said
+    assert re.search(r"暂停至 北京时间 \d{4}-\d\d-\d\d \d\d:\d\d。", said), said
     assert "T" not in said and "+00:00" not in said
 
 

@@ -286,6 +286,8 @@ REFUSAL_TEXTS = {
 WHEN_SECONDS = N_("in %(n)s seconds")
 WHEN_MINUTES = N_("in about %(n)s minutes")
 WHEN_LATER = N_("after %(time)s (%(zone)s)")
+MOMENT = N_("%(time)s %(zone)s")
+"""A moment in an error's words, with the zone's name (``ZONE_LABELS``)."""
 
 
 def refusal_wait(exc: FairslotError) -> int | None:
@@ -313,9 +315,11 @@ def when_words(lang: i18n.Language, seconds: int, now: dt.datetime | None,
                           zone=i18n.translate(lang, label) if label else zone_id or "")
 
 
-def _shown(value: Any, zone: dt.tzinfo | None) -> str:
+def _shown(value: Any, zone: dt.tzinfo | None,
+           named: Callable[[str], str] = str) -> str:
     """An error's value as a page shows it: a moment (an ISO timestamp, as the errors carry
-    them) in the hospital's time zone to the minute, anything else as it is."""
+    them) in the hospital's time zone to the minute, with the zone's name (``named``),
+    anything else as it is."""
     when = value if isinstance(value, dt.datetime) else None
     if when is None and isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
         try:
@@ -324,7 +328,7 @@ def _shown(value: Any, zone: dt.tzinfo | None) -> str:
             when = None
     if when is None or when.tzinfo is None:
         return str(value)
-    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M") if zone else str(value)
+    return named(when.astimezone(zone).strftime("%Y-%m-%d %H:%M")) if zone else str(value)
 
 
 def explain(lang: i18n.Language, error: FairslotError | str,
@@ -351,7 +355,14 @@ def explain(lang: i18n.Language, error: FairslotError | str,
     if i18n.known(lang, text) and not timed:
         return i18n.translate(lang, text)
     if isinstance(error, FairslotError) and coded:
-        values = {k: _shown(v, zone) for k, v in error.extra.items()}
+        label = ZONE_LABELS.get(zone_id or "")
+
+        def named(time: str) -> str:
+            if not label:
+                return time
+            return i18n.translate(lang, MOMENT, time=time, zone=i18n.translate(lang, label))
+
+        values = {k: _shown(v, zone, named) for k, v in error.extra.items()}
         if isinstance(error, TooManyRequests):
             values.setdefault("retry_after", str(error.retry_after))
         try:
