@@ -264,6 +264,9 @@ def test_the_desk_pages_find_check_in_by_qr_code_book_with_cash_and_print_a_rece
     slip = pages.get(f"/desk/receipt/{booking_id}").text
     assert "挂号条" in slip and "心内科" in slip and "李明" in slip and "<svg" in slip
     assert walk_in.id_number not in slip and mask_id_number(walk_in.id_number) in slip
+    # Its own booking the desk cancels with a reason: the form asks for nothing else.
+    own = submit(pages, "/desk", "/desk/find", query=str(booking_id)).text
+    assert "填写原因即可" in own and 'name="approver"' not in own
     # A patient cannot open the desk's receipt page.
     _, _, token = world.patient_account("tao.ran")
     pages.cookies.set("fs_session", token)
@@ -288,6 +291,7 @@ def test_a_refused_desk_form_comes_back_as_the_clerk_left_it_save_the_id_number(
     assert r.status_code in (403, 409, 422), r.text
     assert f">{number}<" in r.text and "<details open>" in r.text
     assert 'value="王某某"' in r.text and 'value="患者来电"' in r.text
+    assert "非挂号台办理的预约" in r.text and "填写原因即可" not in r.text
     assert world.residents[0].id_number not in r.text
     # A refused check-in keeps the name, not the ID number.
     patient = held.patient
