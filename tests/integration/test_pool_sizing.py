@@ -179,6 +179,9 @@ def test_the_side_engine_uses_the_keyring_bound_at_any_time(pg_url: str) -> None
     try:
         side = side_engine(engine)
         assert side is not engine and side_engine(side) is side
+        # Made once: asked again, the same engine, its pool's hooks not added again.
+        hooks = len(side.pool.dispatch.checkout)
+        assert side_engine(engine) is side and len(side.pool.dispatch.checkout) == hooks == 1
         first, second = Keyring(b"a" * 40), Keyring(b"b" * 40)
         bind_keyring(engine, first)
         assert keyring_of(side.dialect) is first

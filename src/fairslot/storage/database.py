@@ -90,16 +90,24 @@ SIDE_POOL = (1, 9)
 
 
 def _beside(engine: Engine, made: weakref.WeakKeyDictionary[Engine, Engine],
-            **options: Any) -> Engine:
-    """``made``'s engine for ``engine``'s database, made once, disposed with ``engine``,
-    with its keyring now and after any rebinding. PostgreSQL only: SQLite's engine, or an
-    engine made here, is returned as it is."""
+            pooled: bool) -> Engine:
+    """``made``'s engine for ``engine``'s database, made once (``pooled``: the side pool,
+    sharing ``engine``'s time-out and pinged when idle; else a connection a use), disposed
+    with ``engine``, with its keyring now and after any rebinding. PostgreSQL only:
+    SQLite's engine, or an engine made here, is returned as it is."""
     if engine.dialect.name != "postgresql" or engine in _MADE:
         return engine
     with _MAKING:
         found = made.get(engine)
         if found is None:
-            found = sa.create_engine(engine.url, **options)
+            if pooled:
+                size, overflow = SIDE_POOL
+                found = sa.create_engine(
+                    engine.url, pool_size=size, max_overflow=overflow,
+                    pool_timeout=getattr(engine.pool, "timeout", lambda: 30.0)())
+                _ping_when_idle(found)
+            else:
+                found = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
             follow_keyring(engine, found)  # the same database: the same keys
             event.listen(engine, "engine_disposed", _disposer(found))
             _MADE.add(found)
@@ -122,13 +130,7 @@ def side_engine(engine: Engine) -> Engine:
     (``FAIRSLOT_DATABASE_POOL_OVERFLOW=0``), up to the pool's time-out, which the side
     pool shares. SQLite's engine is returned as it is (its pool opens another connection
     to the file when all are taken)."""
-    size, overflow = SIDE_POOL
-    timeout = getattr(engine.pool, "timeout", lambda: 30.0)()
-    side = _beside(engine, _SIDE_ENGINES, pool_size=size, max_overflow=overflow,
-                   pool_timeout=timeout)
-    if side is not engine:
-        _ping_when_idle(side)
-    return side
+    return _beside(engine, _SIDE_ENGINES, pooled=True)
 
 
 def lock_engine(engine: Engine) -> Engine:
@@ -136,7 +138,7 @@ def lock_engine(engine: Engine) -> Engine:
     opened for each hold and closed after it, outside both pools. Closing it is what
     surely ends the hold; a pooled connection given back with its lock still held (an
     unlock that failed) would keep every other worker out until this one restarts."""
-    return _beside(engine, _LOCK_ENGINES, poolclass=sa.pool.NullPool)
+    return _beside(engine, _LOCK_ENGINES, pooled=False)
 
 
 PING_AFTER_IDLE_SECONDS = 5.0
