@@ -308,8 +308,7 @@ def desk_cancel(request: Request, who: Viewer, uow: UowDep, deps: DepsDep,
                            reason=reason, ctx=context(request)).booking.id or 0
 
     return _desk_action(request, uow, deps, who, csrf,
-                        {"reason": reason, "cancel_booking": booking_id, "name": name,
-                         "identity_form": f"x-{booking_id}"},
+                        {"reason": reason, "cancel_booking": booking_id, "name": name},
                         "desk_cancelled", act, show_again=booking_id)
 
 
