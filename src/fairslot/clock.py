@@ -57,3 +57,15 @@ class FixedClock:
 
     def advance(self, seconds: float) -> None:
         self._now += dt.timedelta(seconds=seconds)
+
+
+def N_(text: str) -> str:
+    """Marks a text for the pages' catalogue (``scripts/i18n.sh`` extracts ``N_`` calls)."""
+    return text
+
+
+ZONE_NAMES = {"Asia/Shanghai": N_("Beijing time"), "Asia/Chongqing": N_("Beijing time"),
+              "PRC": N_("Beijing time"), "Asia/Hong_Kong": N_("Hong Kong time"),
+              "Asia/Macau": N_("Macau time"), "Asia/Taipei": N_("Taipei time")}
+"""Time zones a reader knows by another name than its IANA id (others are shown as they
+are): the pages and the investigation report say these, in English or translated."""

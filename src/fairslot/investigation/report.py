@@ -19,6 +19,7 @@ import igraph as ig
 import jinja2
 import polars as pl
 
+from fairslot.clock import ZONE_NAMES
 from fairslot.csvsafe import neutralise, private_file
 from fairslot.domain.identity import mask_id_number, mask_phone
 from fairslot.investigation.evaluate import Quality
@@ -31,10 +32,6 @@ __all__ = ["LANGUAGES", "RunInfo", "render_report", "translator", "write_outputs
 
 _COLOURS = {"account": "#c0392b", "patient": "#2471a3", "payer": "#d68910",
             "phone": "#7d3c98", "device": "#117864", "ip": "#566573"}
-
-
-# The zone ids a reader knows as Beijing time (the pages say so too, docs/pages.md).
-_BEIJING = frozenset({"Asia/Shanghai", "Asia/Chongqing", "PRC"})
 
 
 def masked(value: object, kind: str) -> str:
@@ -228,6 +225,9 @@ _ZH = {
         "记录来自 {folder}，读取于 {when}（{zone}）；本次运行用时 {seconds} 秒。",
     "Summary": "概要",
     "Beijing time": "北京时间",
+    "Hong Kong time": "香港时间",
+    "Macau time": "澳门时间",
+    "Taipei time": "台北时间",
     "entity type": "实体类型",
     "seen": "出现",
     "flagged": "标记",
@@ -355,7 +355,7 @@ def render_report(
 ) -> str:
     """The report as HTML text, in ``lang`` (``LANGUAGES``; Chinese by default)."""
     t = translator(lang)
-    zone_label = "Beijing time" if run.zone in _BEIJING else run.zone
+    zone_label = ZONE_NAMES.get(run.zone, run.zone)
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     environment.filters["masked"] = masked
     environment.filters["masked_all"] = lambda joined, kind: "; ".join(

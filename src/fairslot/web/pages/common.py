@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fairslot.clock import ZONE_NAMES
 from fairslot.domain.accounts import Account, Role
 from fairslot.domain.booking import BookingStatus
 from fairslot.domain.errors import FairslotError, Forbidden, TooManyRequests, Unauthenticated
@@ -287,7 +288,7 @@ WHEN_SECONDS = N_("in %(n)s seconds")
 WHEN_MINUTES = N_("in about %(n)s minutes")
 WHEN_LATER = N_("after %(time)s (%(zone)s)")
 MOMENT = N_("%(time)s %(zone)s")
-"""A moment in an error's words, with the zone's name (``ZONE_LABELS``)."""
+"""A moment in an error's words, with the zone's name (``ZONE_NAMES``)."""
 
 
 def refusal_wait(exc: FairslotError) -> int | None:
@@ -310,7 +311,7 @@ def when_words(lang: i18n.Language, seconds: int, now: dt.datetime | None,
     if seconds <= 90 * 60 or now is None or zone is None:
         return i18n.translate(lang, WHEN_MINUTES, n=math.ceil(seconds / 60))
     until = (now + dt.timedelta(seconds=seconds)).astimezone(zone)
-    label = ZONE_LABELS.get(zone_id or "")
+    label = ZONE_NAMES.get(zone_id or "")
     return i18n.translate(lang, WHEN_LATER, time=until.strftime("%m-%d %H:%M"),
                           zone=i18n.translate(lang, label) if label else zone_id or "")
 
@@ -355,7 +356,7 @@ def explain(lang: i18n.Language, error: FairslotError | str,
     if i18n.known(lang, text) and not timed:
         return i18n.translate(lang, text)
     if isinstance(error, FairslotError) and coded:
-        label = ZONE_LABELS.get(zone_id or "")
+        label = ZONE_NAMES.get(zone_id or "")
 
         def named(time: str) -> str:
             if not label:
@@ -406,10 +407,6 @@ def _weekday(context: Any, value: dt.date) -> str:
     return str(context["gettext"](WEEKDAYS[value.weekday()]))
 
 
-# Time zones a patient knows by another name than its IANA id (others are shown as they are).
-ZONE_LABELS = {"Asia/Shanghai": N_("Beijing time"), "Asia/Chongqing": N_("Beijing time"),
-               "PRC": N_("Beijing time"), "Asia/Hong_Kong": N_("Hong Kong time"),
-               "Asia/Macau": N_("Macau time"), "Asia/Taipei": N_("Taipei time")}
 
 # The guard's route groups, as the guard pages name them.
 GROUP_LABELS = {"browsing": N_("Browsing"), "search": N_("Search"), "login": N_("Log-in"),
@@ -418,7 +415,7 @@ GROUP_LABELS = {"browsing": N_("Browsing"), "search": N_("Search"), "login": N_(
                 "booking": N_("Booking and cancelling"), "payment": N_("Paying")}
 
 _env.filters.update(yuan=_yuan, period=_label(PERIOD_LABELS), weekday=_weekday,
-                    zone_name=_label(ZONE_LABELS), group_name=_label(GROUP_LABELS),
+                    zone_name=_label(ZONE_NAMES), group_name=_label(GROUP_LABELS),
                     mask_name=mask_name, mask_id=mask_id_number, mask_phone=mask_phone,
                     status=_label(STATUS_LABELS))
 
